@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+// Placeholder until this command group is built; it registers nothing yet.
+export function registerServe(_program: Command): void {}
