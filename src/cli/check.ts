@@ -1,4 +1,97 @@
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
+import { loadPolicy } from '../rules/loader.js';
+import { RulesLoadError } from '../rules/problems.js';
+import type { Policy } from '../policy/engine.js';
+import type { Decision } from '../policy/types.js';
+import { CliError, EXIT_USAGE } from './errors.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerCheck(_program: Command): void {}
+interface CheckOptions {
+  profile?: string;
+  client?: string;
+  rules: string;
+  json?: boolean;
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('decide URLs without serving; prints each decision and why ("-" reads one URL a line from stdin)')
+    .option('--profile <id>', 'profile to decide for')
+    .option('--client <ip>', 'decide for this client address (profile from policy.yaml clients)')
+    .option('--rules <dir>', 'rules folder', './rules')
+    .option('--json', 'one JSON object a line')
+    .argument('<url...>', 'URLs to decide, or - for stdin')
+    .action(async (urls: string[], options: CheckOptions) => {
+      const policy = await loadForCli(options.rules);
+      const profile = resolveProfile(policy, options);
+      let unreadable = 0;
+      const decideOne = (raw: string): void => {
+        const text = raw.trim();
+        if (text === '') return;
+        const target = parseTarget(text);
+        if (target === null) {
+          unreadable++;
+          process.stderr.write(`lachan: not a URL: ${text}\n`);
+          return;
+        }
+        const decision = policy.decide(profile, target.host, target.pathAndQuery);
+        process.stdout.write(options.json ? `${JSON.stringify(decision)}\n` : `${describe(text, decision)}\n`);
+      };
+      for (const url of urls) {
+        if (url === '-') {
+          for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) decideOne(line);
+        } else {
+          decideOne(url);
+        }
+      }
+      if (unreadable > 0) process.exitCode = EXIT_USAGE;
+    });
+}
+
+/** Loads rules for a command; a broken rules folder is a usage error with every FILE:LINE. */
+export async function loadForCli(rulesDir: string): Promise<Policy> {
+  try {
+    return await loadPolicy(rulesDir);
+  } catch (error) {
+    if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}" for the full list)`, EXIT_USAGE);
+    throw error;
+  }
+}
+
+function resolveProfile(policy: Policy, options: CheckOptions): string {
+  if (options.profile !== undefined) {
+    if (policy.profile(options.profile) === undefined) {
+      throw new CliError(`unknown profile "${options.profile}" (profiles: ${policy.profileIds().join(', ')})`);
+    }
+    return options.profile;
+  }
+  if (options.client !== undefined) return policy.profileForAddress(options.client);
+  throw new CliError('say whose decision: --profile ID or --client IP');
+}
+
+/**
+ * Parses a URL as a browser would, so that what is decided is what would be
+ * fetched: userinfo dropped, IPv4 in any notation normalised, IDN to punycode.
+ * A bare `example.com/path` is taken as http.
+ */
+export function parseTarget(text: string): { host: string; pathAndQuery: string } | null {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  if (url.hostname === '') return null;
+  return { host: url.hostname, pathAndQuery: `${url.pathname}${url.search}` };
+}
+
+function describe(url: string, decision: Decision): string {
+  const verdict = decision.action === 'block' ? 'BLOCK' : 'allow';
+  if (decision.reason === 'default') return `${verdict}  ${url}  [${decision.profile}] no rule matched (default)`;
+  const category = decision.category === null ? '' : ` ${decision.category}:`;
+  const where = decision.source === null ? 'built-in' : decision.source;
+  return `${verdict}  ${url}  [${decision.profile}]${category} ${decision.reason} rule "${decision.rule}" (${where})`;
+}

@@ -1,4 +1,28 @@
 import type { Command } from 'commander';
+import { loadRules } from '../rules/loader.js';
+import { formatProblem } from '../rules/problems.js';
+import { EXIT_CHECK_FAILED } from './errors.js';
+import { registerImport } from './rules-import.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerRules(_program: Command): void {}
+export function registerRules(program: Command): void {
+  const rules = program.command('rules').description('check and import filter rules');
+
+  rules
+    .command('lint')
+    .description('report every problem in the rules folder as FILE:LINE: message; exit 1 on any error')
+    .option('--rules <dir>', 'rules folder', './rules')
+    .action(async (options: { rules: string }) => {
+      const result = await loadRules(options.rules, { checkAll: true, cacheSize: 0 });
+      for (const problem of result.problems) process.stdout.write(`${formatProblem(problem)}\n`);
+      const errors = result.problems.filter((p) => p.severity === 'error').length;
+      const warnings = result.problems.length - errors;
+      const { domains, urls, keywords, categories } = result.stats;
+      process.stderr.write(
+        `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +
+          `${categories} categories, ${domains} domain, ${urls} URL and ${keywords} keyword rules\n`,
+      );
+      if (errors > 0) process.exitCode = EXIT_CHECK_FAILED;
+    });
+
+  registerImport(rules);
+}

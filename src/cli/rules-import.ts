@@ -1,0 +1,99 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { forEachRuleLine } from '../rules/lines.js';
+import { canonicalRuleHost } from '../policy/hostname.js';
+import { ImportError, importListSource, LIST_FORMATS, SKIP_REASON_TEXT, type ImportResult, type ListFormat } from '../rules/importers.js';
+import { CliError } from './errors.js';
+import { Progress } from './progress.js';
+
+interface ImportOptions {
+  format: string;
+  category: string;
+  rules: string;
+  json?: boolean;
+}
+
+const CATEGORY_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+export function registerImport(rules: Command): void {
+  rules
+    .command('import')
+    .description('bring an outside list (hosts file, plain domains, adblock, UT1 folder) into a category')
+    .requiredOption('--format <format>', `one of ${LIST_FORMATS.join(', ')}`)
+    .requiredOption('--category <name>', 'category folder to add the rules to (created if absent)')
+    .option('--rules <dir>', 'rules folder', './rules')
+    .option('--json', 'print the import report as JSON')
+    .argument('<src>', 'list file, or UT1 category folder for --format ut1')
+    .action(async (src: string, options: ImportOptions) => {
+      if (!(LIST_FORMATS as readonly string[]).includes(options.format)) {
+        throw new CliError(`unknown --format "${options.format}" (use ${LIST_FORMATS.join(', ')})`);
+      }
+      if (!CATEGORY_NAME.test(options.category)) {
+        throw new CliError(`category name "${options.category}" must be lower-case letters, digits, "-" or "_"`);
+      }
+      const progress = await Progress.forFile(src, `importing ${path.basename(src)}`);
+      let result: ImportResult;
+      try {
+        result = await importListSource(options.format as ListFormat, src, (bytes) => progress.update(bytes));
+      } catch (error) {
+        if (error instanceof ImportError) throw new CliError(error.message);
+        throw error;
+      } finally {
+        progress.done();
+      }
+      const folder = path.join(options.rules, 'categories', options.category);
+      await mkdir(folder, { recursive: true });
+      const header = `# imported from ${path.basename(src)} (--format ${options.format}) on ${new Date().toISOString().slice(0, 10)}`;
+      const addedDomains = await mergeInto(path.join(folder, 'domains'), result.domains, header, (rule) => canonicalRuleHost(rule) ?? rule);
+      const addedUrls = await mergeInto(path.join(folder, 'urls'), result.urls, header, (rule) => rule);
+      report(result, options, folder, addedDomains, addedUrls);
+    });
+}
+
+/**
+ * Appends the entries not already in the file, keeping what is there (curated lines
+ * and earlier imports). The file is replaced by rename so a running proxy that
+ * reloads on change never reads half a list.
+ */
+async function mergeInto(file: string, entries: readonly string[], header: string, key: (rule: string) => string): Promise<number> {
+  if (entries.length === 0) return 0;
+  let existing = '';
+  try {
+    existing = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const present = new Set<string>();
+  forEachRuleLine(existing, (rule) => present.add(key(rule)));
+  const fresh = entries.filter((entry) => !present.has(entry));
+  if (fresh.length === 0) return 0;
+  const prefix = existing === '' || existing.endsWith('\n') ? existing : `${existing}\n`;
+  const temporary = `${file}.import-${process.pid}`;
+  await writeFile(temporary, `${prefix}${header}\n${fresh.join('\n')}\n`);
+  await rename(temporary, file);
+  return fresh.length;
+}
+
+function report(result: ImportResult, options: ImportOptions, folder: string, addedDomains: number, addedUrls: number): void {
+  const { stats } = result;
+  const skipped = [...stats.skipped.entries()].map(([reason, { count, examples }]) => ({ reason, count, explanation: SKIP_REASON_TEXT[reason], examples }));
+  if (options.json) {
+    process.stdout.write(
+      `${JSON.stringify({ category: options.category, folder, lines: stats.lines, domains: stats.domains, urls: stats.urls, addedDomains, addedUrls, duplicates: stats.duplicates, skipped, skippedFiles: stats.skippedFiles })}\n`,
+    );
+    return;
+  }
+  const out: string[] = [];
+  out.push(`${folder}: +${addedDomains} domains, +${addedUrls} URL rules (${stats.domains} domains and ${stats.urls} URL rules read; the rest were already there)`);
+  if (stats.duplicates > 0) out.push(`  ${stats.duplicates} duplicate lines in the source, written once`);
+  for (const { reason, count, explanation, examples } of skipped) {
+    const example = examples[0] ? ` — e.g. ${examples[0].file}:${examples[0].line}: ${examples[0].text}` : '';
+    out.push(`  skipped ${count} (${reason}: ${explanation})${example}`);
+  }
+  for (const file of stats.skippedFiles) out.push(`  skipped file ${file.file} (${file.lines} rules: ${SKIP_REASON_TEXT[file.reason]})`);
+  if (result.ut1Usage === 'white') out.push(`  note: this UT1 list is a white list: add "${options.category}" to a profile's allow_categories, not block_categories`);
+  out.push(`check with: lachan rules lint --rules ${options.rules}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+

@@ -1,0 +1,222 @@
+import { LRUCache } from 'lru-cache';
+import { ClientMap, type ClientRule } from './clients.js';
+import type { DomainSet } from './domains.js';
+import type { UrlSet } from './urls.js';
+import type { KeywordSet } from './keywords.js';
+import { isIpLiteral } from './hostname.js';
+import {
+  CATEGORY_ALLOWS,
+  CATEGORY_BLOCKS,
+  CATEGORY_IGNORED,
+  type Action,
+  type Decision,
+  type Reason,
+} from './types.js';
+
+/** The category name under which a profile's own lists (block_domains, allow_domains, block_keywords) decide. */
+export const CUSTOM_CATEGORY = 'custom';
+
+export type SafeSearchSetting = boolean | Readonly<Record<string, string | boolean>>;
+
+/** A profile as the engine needs it, already validated by the rules loader. */
+export interface ProfileSpec {
+  readonly id: string;
+  /** Display name, Vietnamese (`Tiểu học`). */
+  readonly name: string;
+  /**
+   * What this profile does with each category id (CATEGORY_* values), including the
+   * pseudo-categories that hold profile-specific lists.
+   */
+  readonly actions: Uint8Array;
+  readonly blockIpLiterals: boolean;
+  readonly defaultAction: Action;
+  readonly safeSearch: SafeSearchSetting;
+  /** Whether HTTPS of this profile may be intercepted (when a CA exists). */
+  readonly inspect: boolean;
+}
+
+export type ProfileInfo = Omit<ProfileSpec, 'actions'>;
+
+export interface ProxyAuthSettings {
+  /** Absolute path of the users file, or null when proxy authentication is off. */
+  readonly usersFile: string | null;
+  /** user name → profile id */
+  readonly profiles: ReadonlyMap<string, string>;
+}
+
+/** Everything the rules loader compiles; the engine only reads it. */
+export interface CompiledRules {
+  /** Category names indexed by category id. Pseudo-categories of profiles are named CUSTOM_CATEGORY. */
+  readonly categoryNames: readonly string[];
+  /** Display names of rule files (`rules/categories/gambling/domains`) indexed by file id. */
+  readonly fileNames: readonly string[];
+  readonly domains: DomainSet;
+  readonly urls: UrlSet;
+  readonly keywords: KeywordSet;
+  readonly profiles: readonly ProfileSpec[];
+  readonly defaultProfile: string;
+  readonly clients: readonly ClientRule[];
+  readonly connectPorts: readonly number[];
+  /** Actions vector under which only the no-inspect list is active. */
+  readonly noInspectActions: Uint8Array;
+  readonly proxyAuth: ProxyAuthSettings;
+  /** Where the rules came from and when, for logs and `/metrics`. */
+  readonly loadedFrom: string;
+}
+
+export interface PolicyOptions {
+  /** Decision cache entries; 0 disables the cache (benchmarks of the uncached path). */
+  readonly cacheSize?: number;
+}
+
+const DEFAULT_CACHE_SIZE = 100_000;
+const ROOT_PATH = '/';
+
+/**
+ * The decision engine: pure and synchronous. Built once per rules load; a reload
+ * builds a new Policy (and so a new, empty decision cache) and swaps it in whole.
+ */
+export class Policy {
+  readonly defaultProfile: string;
+  readonly connectPorts: ReadonlySet<number>;
+  readonly proxyAuth: ProxyAuthSettings;
+  readonly rules: CompiledRules;
+
+  private readonly profilesById = new Map<string, ProfileSpec>();
+  private readonly profileIndex = new Map<string, number>();
+  private readonly clientMap: ClientMap;
+  private readonly cache: LRUCache<string, Decision> | null;
+  private readonly defaultDecisions = new Map<string, Decision>();
+  private hits = 0;
+  private misses = 0;
+
+  constructor(rules: CompiledRules, options: PolicyOptions = {}) {
+    this.rules = rules;
+    this.defaultProfile = rules.defaultProfile;
+    this.connectPorts = new Set(rules.connectPorts);
+    this.proxyAuth = rules.proxyAuth;
+    rules.profiles.forEach((profile, index) => {
+      this.profilesById.set(profile.id, profile);
+      this.profileIndex.set(profile.id, index);
+      this.defaultDecisions.set(profile.id, builtIn(profile.defaultAction, profile.id, 'default'));
+    });
+    if (!this.profilesById.has(rules.defaultProfile)) {
+      throw new Error(`default profile "${rules.defaultProfile}" is not defined`);
+    }
+    this.clientMap = new ClientMap(rules.clients, rules.defaultProfile);
+    const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
+    this.cache = cacheSize > 0 ? new LRUCache<string, Decision>({ max: cacheSize }) : null;
+  }
+
+  profileIds(): string[] {
+    return [...this.profilesById.keys()];
+  }
+
+  profile(id: string): ProfileInfo | undefined {
+    return this.profilesById.get(id);
+  }
+
+  profileForAddress(address: string): string {
+    return this.clientMap.profileFor(address);
+  }
+
+  /** True when `host` (canonical) is on the no-inspect list: always tunnelled, never intercepted. */
+  isNoInspect(host: string): boolean {
+    return this.rules.domains.lookup(host, this.rules.noInspectActions) !== null;
+  }
+
+  cacheStats(): { hits: number; misses: number; size: number } {
+    return { hits: this.hits, misses: this.misses, size: this.cache?.size ?? 0 };
+  }
+
+  /**
+   * Decides a request. `host` must be in the form WHATWG `new URL(...).hostname`
+   * gives (lower case, punycode, IPv4 normalised, IPv6 in brackets) so that every
+   * spelling of one destination shares one decision; `pathAndQuery` is the raw
+   * request path with its query.
+   */
+  decide(profileId: string, host: string, pathAndQuery: string): Decision {
+    const index = this.profileIndex.get(profileId);
+    if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
+    if (this.cache === null) return this.evaluate(this.rules.profiles[index]!, host, pathAndQuery);
+    // The key names profile, host and path, so a cached answer is never reused for
+    // another profile or URL; NUL cannot appear in a canonical host or a request path.
+    const key = `${index}\0${host}\0${pathAndQuery}`;
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      this.hits++;
+      return cached;
+    }
+    this.misses++;
+    const decision = this.evaluate(this.rules.profiles[index]!, host, pathAndQuery);
+    this.cache.set(key, decision);
+    return decision;
+  }
+
+  /** Decides a CONNECT: the port first, then the host as a request for `/`. */
+  decideConnect(profileId: string, host: string, port: number): Decision {
+    if (!this.connectPorts.has(port)) {
+      if (!this.profilesById.has(profileId)) throw new Error(`unknown profile "${profileId}"`);
+      return { action: 'block', profile: profileId, category: null, reason: 'port', rule: String(port), source: null };
+    }
+    return this.decide(profileId, host, ROOT_PATH);
+  }
+
+  private evaluate(profile: ProfileSpec, host: string, pathAndQuery: string): Decision {
+    const { actions } = profile;
+    const rules = this.rules;
+
+    // A URL rule is more specific than any domain rule of its host.
+    const urlMatch = rules.urls.lookup(host, pathAndQuery, actions);
+    if (urlMatch !== null) {
+      const entry = urlMatch.entry;
+      return this.fromRule(profile, rules.urls.categoryOf(entry), 'url', rules.urls.ruleText(entry), rules.urls.fileOf(entry), rules.urls.lineOf(entry));
+    }
+
+    const domainMatch = rules.domains.lookup(host, actions);
+    if (domainMatch !== null) {
+      const entry = domainMatch.entry;
+      return this.fromRule(profile, rules.domains.categoryOf(entry), 'domain', host.slice(domainMatch.suffixStart), rules.domains.fileOf(entry), rules.domains.lineOf(entry));
+    }
+
+    if (profile.blockIpLiterals && isIpLiteral(host)) {
+      return { action: 'block', profile: profile.id, category: null, reason: 'ip-literal', rule: host, source: null };
+    }
+
+    const keyword = rules.keywords.matchUrl(host, pathAndQuery, actions);
+    if (keyword >= 0) {
+      return this.fromRule(profile, rules.keywords.categoryOf(keyword), 'keyword', rules.keywords.phraseOf(keyword), rules.keywords.fileOf(keyword), rules.keywords.lineOf(keyword));
+    }
+
+    return this.defaultDecisions.get(profile.id)!;
+  }
+
+  /** Decides page text (content scanning); only keyword rules apply. */
+  decideText(profileId: string, text: string): Decision | null {
+    const profile = this.profilesById.get(profileId);
+    if (profile === undefined) throw new Error(`unknown profile "${profileId}"`);
+    const keyword = this.rules.keywords.matchText(text, profile.actions);
+    if (keyword < 0) return null;
+    const k = this.rules.keywords;
+    return this.fromRule(profile, k.categoryOf(keyword), 'keyword', k.phraseOf(keyword), k.fileOf(keyword), k.lineOf(keyword));
+  }
+
+  private fromRule(profile: ProfileSpec, categoryId: number, reason: Reason, rule: string, fileId: number, line: number): Decision {
+    const categoryAction = profile.actions[categoryId];
+    return {
+      action: categoryAction === CATEGORY_ALLOWS ? 'allow' : 'block',
+      profile: profile.id,
+      category: this.rules.categoryNames[categoryId] ?? null,
+      reason,
+      rule,
+      source: `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
+    };
+  }
+}
+
+function builtIn(action: Action, profile: string, reason: Reason): Decision {
+  return Object.freeze({ action, profile, category: null, reason, rule: null, source: null });
+}
+
+// Re-exported so callers building action vectors need only this module.
+export { CATEGORY_ALLOWS, CATEGORY_BLOCKS, CATEGORY_IGNORED };

@@ -1,0 +1,260 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DomainSetBuilder } from '../policy/domains.js';
+import { UrlSetBuilder } from '../policy/urls.js';
+import { KeywordSetBuilder } from '../policy/keywords.js';
+import { canonicalRuleHost } from '../policy/hostname.js';
+import { CUSTOM_CATEGORY, Policy, type CompiledRules, type PolicyOptions, type ProfileSpec } from '../policy/engine.js';
+import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../policy/types.js';
+import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
+import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
+import { forEachRuleLine } from './lines.js';
+
+/** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
+export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
+export type CategoryFileKind = (typeof CATEGORY_FILES)[number];
+
+export const NO_INSPECT_CATEGORY = 'no-inspect';
+
+export interface LoadOptions extends PolicyOptions {
+  /**
+   * Lint mode: read every category, referenced or not, and look for duplicate rules
+   * (which costs memory a gateway should not spend on every reload).
+   */
+  readonly checkAll?: boolean;
+}
+
+export interface LoadResult {
+  readonly policy: Policy | null;
+  readonly problems: readonly RuleProblem[];
+  readonly stats: { readonly domains: number; readonly urls: number; readonly keywords: number; readonly categories: number };
+}
+
+/** Loads the rules folder into a Policy, or throws RulesLoadError listing every problem. */
+export async function loadPolicy(rulesDir: string, options: LoadOptions = {}): Promise<Policy> {
+  const result = await loadRules(rulesDir, options);
+  if (result.policy === null) throw new RulesLoadError(result.problems);
+  return result.policy;
+}
+
+/** Shows rule files relative to the working directory, as IT staff typed the path. */
+export function displayPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative === '' || relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
+}
+
+/** Loads and reports; the policy is null when any error was found. */
+export async function loadRules(rulesDir: string, options: LoadOptions = {}): Promise<LoadResult> {
+  const problems = new ProblemList();
+  const policyPath = path.join(rulesDir, 'policy.yaml');
+  const policyName = displayPath(policyPath);
+  const empty = { domains: 0, urls: 0, keywords: 0, categories: 0 };
+
+  let policyText: string;
+  try {
+    policyText = await readFile(policyPath, 'utf8');
+  } catch (error) {
+    problems.error(policyName, 0, `cannot read policy file: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    return { policy: null, problems: problems.items, stats: empty };
+  }
+  const config = parsePolicyFile(policyText, policyName, problems);
+  if (config === null) return { policy: null, problems: problems.items, stats: empty };
+
+  const available = await listCategories(path.join(rulesDir, 'categories'));
+  const referenced = referencedCategories(config, available, policyName, problems);
+
+  const fileNames: string[] = [policyName];
+  const categoryNames: string[] = [];
+  const domains = new DomainSetBuilder();
+  const urls = new UrlSetBuilder();
+  const keywords = new KeywordSetBuilder();
+  const categoryIds = new Map<string, number>();
+
+  const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
+  for (const name of toLoad) {
+    const id = categoryNames.length;
+    categoryNames.push(name);
+    categoryIds.set(name, id);
+    const folder = available.get(name)!;
+    for (const kind of CATEGORY_FILES) {
+      const file = path.join(folder, kind);
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        problems.error(displayPath(file), 0, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+        continue;
+      }
+      const fileId = fileNames.length;
+      fileNames.push(displayPath(file));
+      addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
+    }
+  }
+
+  // A profile's own lists are category rules of that profile (SPEC §3): two
+  // pseudo-categories each, active for that profile only.
+  const customIds = new Map<string, { allow: number; block: number }>();
+  for (const profile of config.profiles) {
+    const allow = categoryNames.push(CUSTOM_CATEGORY) - 1;
+    const block = categoryNames.push(CUSTOM_CATEGORY) - 1;
+    customIds.set(profile.id, { allow, block });
+    for (const entry of profile.allowDomains) addCustomDomain(domains, entry.value, allow, entry.line, policyName, problems);
+    for (const entry of profile.blockDomains) addCustomDomain(domains, entry.value, block, entry.line, policyName, problems);
+    for (const entry of profile.blockKeywords) {
+      const error = keywords.add(entry.value, block, 0, entry.line);
+      if (error !== null) problems.error(policyName, entry.line, `keyword "${entry.value}": ${error}`);
+    }
+  }
+
+  const noInspectId = categoryNames.push(NO_INSPECT_CATEGORY) - 1;
+  const noInspectPath = path.join(rulesDir, 'no_inspect');
+  try {
+    const text = await readFile(noInspectPath, 'utf8');
+    const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
+    addRuleFile('domains', text, fileNames[fileId]!, fileId, noInspectId, { domains, urls, keywords }, problems, options.checkAll === true);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.error(displayPath(noInspectPath), 0, `cannot read: ${(error as Error).message}`);
+  }
+
+  const total = categoryNames.length;
+  const profiles: ProfileSpec[] = config.profiles.map((profile) => {
+    const actions = new Uint8Array(total);
+    for (const { value } of profile.blockCategories) {
+      const id = categoryIds.get(value);
+      if (id !== undefined) actions[id] = CATEGORY_BLOCKS;
+    }
+    for (const { value } of profile.allowCategories) {
+      const id = categoryIds.get(value);
+      if (id !== undefined) actions[id] = CATEGORY_ALLOWS;
+    }
+    const custom = customIds.get(profile.id)!;
+    actions[custom.allow] = CATEGORY_ALLOWS;
+    actions[custom.block] = CATEGORY_BLOCKS;
+    return {
+      id: profile.id,
+      name: profile.name,
+      actions,
+      blockIpLiterals: profile.blockIpLiterals,
+      defaultAction: profile.defaultAction,
+      safeSearch: profile.safeSearch,
+      inspect: profile.inspect,
+    };
+  });
+  const noInspectActions = new Uint8Array(total);
+  noInspectActions[noInspectId] = CATEGORY_BLOCKS;
+
+  const usersFile = config.proxyAuth.usersFile === null ? null : path.resolve(rulesDir, config.proxyAuth.usersFile);
+  if (usersFile !== null) {
+    try {
+      await stat(usersFile);
+    } catch {
+      problems.error(policyName, 1, `proxy_auth.users_file "${config.proxyAuth.usersFile}" does not exist`);
+    }
+  }
+
+  const builtDomains = domains.build();
+  const builtUrls = urls.build();
+  const builtKeywords = keywords.build();
+  const stats = { domains: builtDomains.size, urls: builtUrls.size, keywords: builtKeywords.size, categories: toLoad.length };
+  if (problems.errorCount > 0) return { policy: null, problems: problems.items, stats };
+
+  const compiled: CompiledRules = {
+    categoryNames,
+    fileNames,
+    domains: builtDomains,
+    urls: builtUrls,
+    keywords: builtKeywords,
+    profiles,
+    defaultProfile: config.defaultProfile.value,
+    clients: config.clients,
+    connectPorts: config.connectPorts,
+    noInspectActions,
+    proxyAuth: { usersFile, profiles: new Map(config.proxyAuth.profiles.map((p) => p.value)) },
+    loadedFrom: rulesDir,
+  };
+  return { policy: new Policy(compiled, options), problems: problems.items, stats };
+}
+
+async function listCategories(categoriesDir: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  let entries;
+  try {
+    entries = await readdir(categoriesDir, { withFileTypes: true });
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    if (entry.isDirectory() && !entry.name.startsWith('.')) found.set(entry.name, path.join(categoriesDir, entry.name));
+  }
+  return found;
+}
+
+function referencedCategories(config: PolicyConfig, available: ReadonlyMap<string, string>, policyName: string, problems: ProblemList): Set<string> {
+  const referenced = new Set<string>();
+  for (const profile of config.profiles) {
+    for (const { value, line } of [...profile.blockCategories, ...profile.allowCategories]) {
+      if (available.has(value)) referenced.add(value);
+      else problems.error(policyName, line, `unknown category "${value}" in profile ${profile.id} (no folder categories/${value})`);
+    }
+  }
+  return referenced;
+}
+
+interface Builders {
+  readonly domains: DomainSetBuilder;
+  readonly urls: UrlSetBuilder;
+  readonly keywords: KeywordSetBuilder;
+}
+
+function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fileId: number, categoryId: number, builders: Builders, problems: ProblemList, findDuplicates: boolean): void {
+  const seen = findDuplicates ? new Map<string, number>() : null;
+  forEachRuleLine(text, (rule, line) => {
+    let key: string;
+    switch (kind) {
+      case 'domains': {
+        const host = canonicalRuleHost(rule);
+        if (host === null) {
+          problems.error(fileName, line, `bad domain "${truncate(rule)}"`);
+          return;
+        }
+        builders.domains.add(host, categoryId, fileId, line);
+        key = host;
+        break;
+      }
+      case 'urls': {
+        const error = builders.urls.add(rule, categoryId, fileId, line);
+        if (error !== null) {
+          problems.error(fileName, line, `bad URL rule "${truncate(rule)}": ${error}`);
+          return;
+        }
+        key = rule;
+        break;
+      }
+      case 'keywords': {
+        const error = builders.keywords.add(rule, categoryId, fileId, line);
+        if (error !== null) {
+          problems.error(fileName, line, `keyword "${truncate(rule)}": ${error}`);
+          return;
+        }
+        key = rule.normalize('NFC').toLowerCase();
+        break;
+      }
+    }
+    if (seen !== null) {
+      const first = seen.get(key);
+      if (first !== undefined) problems.warning(fileName, line, `duplicate rule "${truncate(rule)}" (first on line ${first})`);
+      else seen.set(key, line);
+    }
+  });
+}
+
+function addCustomDomain(domains: DomainSetBuilder, value: string, categoryId: number, line: number, policyName: string, problems: ProblemList): void {
+  const host = canonicalRuleHost(value);
+  if (host === null) problems.error(policyName, line, `bad domain "${truncate(value)}"`);
+  else domains.add(host, categoryId, 0, line);
+}
+
+function truncate(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+}

@@ -1,0 +1,29 @@
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** Files of a rules folder: `policy.yaml`, `categories/<name>/domains`, … */
+export type RulesFiles = Readonly<Record<string, string>>;
+
+/** Writes a throw-away rules folder and returns its path. */
+export function makeRulesDir(files: RulesFiles): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lachan-rules-'));
+  writeRulesFiles(dir, files);
+  return dir;
+}
+
+export function writeRulesFiles(dir: string, files: RulesFiles): void {
+  for (const [name, content] of Object.entries(files)) {
+    const file = path.join(dir, name);
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+export const CLI = path.join(REPO_ROOT, 'dist/src/cli/main.js');
+export const SHARED_DATA = path.resolve(REPO_ROOT, '../shared/data');
