@@ -1,4 +1,92 @@
+import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
+import {
+  CertificateAuthority,
+  DEFAULT_CERTS_DIR,
+  DEFAULT_SCHOOL_NAME,
+  TlsError,
+  initCa,
+  loadCa,
+  readCaCertificate,
+  type CertificateAuthorityOptions,
+} from '../tls/index.js';
+import { CliError, EXIT_USAGE } from './errors.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerCa(_program: Command): void {}
+interface InitOptions {
+  certs: string;
+  name: string;
+  force?: boolean;
+}
+
+interface ExportOptions {
+  certs: string;
+  der?: boolean;
+  out?: string;
+}
+
+export function registerCa(program: Command): void {
+  const ca = program.command('ca').description("the school's interception CA (certificate and key under ./certs)");
+
+  ca.command('init')
+    .description('create the CA: ca.crt (installed on devices) and ca.key (mode 0600, stays on the gateway)')
+    .option('--certs <dir>', 'folder of the CA', `./${DEFAULT_CERTS_DIR}`)
+    .option('--name <school>', 'school name shown on devices, e.g. "THCS Trạm Tấu"', DEFAULT_SCHOOL_NAME)
+    .option('--force', 'replace an existing CA (every device must then install the new one)')
+    .action(async (options: InitOptions) => {
+      const { paths, certificate } = await cliErrors(() => initCa(options.certs, { schoolName: options.name, force: options.force === true }));
+      process.stdout.write(
+        [
+          `Đã tạo CA của trường:`,
+          `  chứng chỉ (cài lên thiết bị): ${paths.cert}`,
+          `  khoá riêng (chỉ ở máy chủ, quyền 0600, không sao chép): ${paths.key}`,
+          `  tên: ${commonName(certificate)}`,
+          `  hiệu lực đến: ${new Date(certificate.validTo).toISOString().slice(0, 10)}`,
+          `  SHA-256: ${certificate.fingerprint256}`,
+          `Bước tiếp theo: lachan ca export --certs ${options.certs} --out lachan-ca.crt, rồi cài lên thiết bị (xem certs/README.md).`,
+          '',
+        ].join('\n'),
+      );
+    });
+
+  ca.command('export')
+    .description('write the CA certificate devices install (PEM, or DER with --der) to stdout or --out; never the key')
+    .option('--certs <dir>', 'folder of the CA', `./${DEFAULT_CERTS_DIR}`)
+    .option('--der', 'binary DER (.cer/.crt for Windows, Android, ChromeOS) instead of PEM')
+    .option('--out <file>', 'write to this file instead of stdout')
+    .action(async (options: ExportOptions) => {
+      const certificate = await cliErrors(() => readCaCertificate(options.certs));
+      const bytes = options.der ? certificate.raw : Buffer.from(certificate.toString(), 'utf8');
+      if (options.out === undefined) {
+        await new Promise<void>((resolve, reject) => process.stdout.write(bytes, (error) => (error ? reject(error) : resolve())));
+        return;
+      }
+      try {
+        await fs.writeFile(options.out, bytes, { mode: 0o644 });
+      } catch (error) {
+        throw new CliError(`cannot write ${options.out}: ${(error as Error).message}`, EXIT_USAGE);
+      }
+      process.stderr.write(`Đã ghi chứng chỉ CA (${options.der ? 'DER' : 'PEM'}) vào ${options.out}; SHA-256: ${certificate.fingerprint256}\n`);
+    });
+}
+
+/**
+ * The CA for `serve --certs DIR`: null when the folder holds none, a CliError (exit 2,
+ * one line) when it holds an unusable one, so the proxy never starts half-configured.
+ */
+export async function loadCaForCli(dir: string, options: CertificateAuthorityOptions = {}): Promise<CertificateAuthority | null> {
+  return cliErrors(() => loadCa(dir, options));
+}
+
+async function cliErrors<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof TlsError) throw new CliError(error.message, EXIT_USAGE);
+    throw error;
+  }
+}
+
+function commonName(certificate: { subject: string }): string {
+  const line = certificate.subject.split('\n').find((entry) => entry.startsWith('CN='));
+  return line === undefined ? certificate.subject : line.slice(3);
+}

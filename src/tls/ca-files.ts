@@ -1,0 +1,137 @@
+import { constants, promises as fs } from 'node:fs';
+import { randomBytes, X509Certificate } from 'node:crypto';
+import path from 'node:path';
+import { CertificateAuthority, type CertificateAuthorityOptions } from './authority.js';
+import { createCaMaterial, type CaMaterial } from './ca-material.js';
+import { TlsError } from './errors.js';
+
+/** File names under the certs folder (SPEC §2: `lachan ca init [--certs DIR]`). */
+export const CA_CERT_FILE = 'ca.crt';
+export const CA_KEY_FILE = 'ca.key';
+export const DEFAULT_CERTS_DIR = 'certs';
+
+export interface CaPaths {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export function caPaths(dir: string): CaPaths {
+  return { cert: path.join(dir, CA_CERT_FILE), key: path.join(dir, CA_KEY_FILE) };
+}
+
+export interface InitCaOptions {
+  readonly schoolName: string;
+  /** Replace an existing CA (devices that trust the old one will warn until they get the new one). */
+  readonly force?: boolean;
+}
+
+/**
+ * Creates `ca.crt` and `ca.key` under `dir`. The key file is created with mode 0600 by
+ * open(2) itself, so it is never readable by others, not even for an instant; both files
+ * are written beside their final names and renamed into place, so a crash leaves either
+ * the old CA or the new one, never half of each.
+ */
+export async function initCa(dir: string, options: InitCaOptions): Promise<{ paths: CaPaths; certificate: X509Certificate }> {
+  const paths = caPaths(dir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  if (!options.force) {
+    for (const file of [paths.cert, paths.key]) {
+      if (await exists(file)) {
+        throw new TlsError('LACHAN_CA_EXISTS', `${file} already exists; a new CA makes every device distrust the old one (use --force to replace it)`);
+      }
+    }
+  }
+  const material: CaMaterial = await createCaMaterial({ schoolName: options.schoolName });
+  const suffix = `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const keyTemp = paths.key + suffix;
+  const certTemp = paths.cert + suffix;
+  try {
+    await writeNew(keyTemp, material.keyPem, 0o600);
+    await writeNew(certTemp, material.certPem, 0o644);
+    await fs.rename(keyTemp, paths.key);
+    await fs.rename(certTemp, paths.cert);
+  } finally {
+    await fs.rm(keyTemp, { force: true });
+    await fs.rm(certTemp, { force: true });
+  }
+  return { paths, certificate: new X509Certificate(material.certPem) };
+}
+
+/** The CA certificate of `dir` as PEM; what devices install. Never touches the key. */
+export async function readCaCertificate(dir: string): Promise<X509Certificate> {
+  const { cert } = caPaths(dir);
+  let pem: string;
+  try {
+    pem = await fs.readFile(cert, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new TlsError('LACHAN_CA_MISSING', `no CA in ${dir} (${cert} does not exist; create one with "lachan ca init --certs ${dir}")`);
+    }
+    throw new TlsError('LACHAN_CA_UNREADABLE', `cannot read ${cert}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    return new X509Certificate(pem);
+  } catch (error) {
+    throw new TlsError('LACHAN_CA_INVALID', `${cert} is not a certificate: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * Loads the CA of `dir` for `serve --certs DIR`. Returns null when the folder holds no
+ * CA at all (the proxy then refuses blocked CONNECTs with a plain 403). Throws a
+ * TlsError when the CA is there but unusable: only one of the two files, a key that
+ * group or others may read, a key that does not match the certificate, an expired CA.
+ */
+export async function loadCa(dir: string, options: CertificateAuthorityOptions = {}): Promise<CertificateAuthority | null> {
+  const paths = caPaths(dir);
+  const [hasCert, hasKey] = await Promise.all([exists(paths.cert), exists(paths.key)]);
+  if (!hasCert && !hasKey) return null;
+  if (!hasCert || !hasKey) {
+    const missing = hasCert ? paths.key : paths.cert;
+    throw new TlsError('LACHAN_CA_INCOMPLETE', `incomplete CA in ${dir}: ${missing} is missing (restore it, or create a new CA with "lachan ca init --force")`);
+  }
+  let keyPem: string;
+  let certPem: string;
+  try {
+    const handle = await fs.open(paths.key, constants.O_RDONLY);
+    try {
+      // Mode of the file actually opened, not of whatever the path names a moment later.
+      const { mode } = await handle.stat();
+      if ((mode & 0o077) !== 0) {
+        throw new TlsError(
+          'LACHAN_CA_KEY_PERMISSIONS',
+          `${paths.key} is readable by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); anyone with it can impersonate every website to the school's devices. Run "chmod 600 ${paths.key}"`,
+        );
+      }
+      keyPem = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+    certPem = await fs.readFile(paths.cert, 'utf8');
+  } catch (error) {
+    if (error instanceof TlsError) throw error;
+    throw new TlsError('LACHAN_CA_UNREADABLE', `cannot read the CA in ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+  return CertificateAuthority.fromPem(certPem, keyPem, options);
+}
+
+async function writeNew(file: string, content: string, mode: number): Promise<void> {
+  // 'wx': fail rather than follow a file (or symlink) someone placed at the temp name.
+  const handle = await fs.open(file, 'wx', mode);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.lstat(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
