@@ -35,7 +35,7 @@ clients:
 
 const FILES = {
   'policy.yaml': POLICY,
-  'categories/gambling/domains': '# casinos\nbet.example\nxn--c-bc-jua4a.example\n1.2.3.4\n',
+  'categories/gambling/domains': '# casinos\nbet.example\nxn--cbc-tgzzn.example\nĐánhBạc.Example\n1.2.3.4\n',
   'categories/gambling/keywords': 'cờ bạc\n*nhacai*\n',
   'categories/adult/domains': 'adult.example\n',
   'categories/adult/urls': 'wiki.example/adult\n',
@@ -83,7 +83,9 @@ describe('decisions by profile (SPEC §3)', () => {
     // percent-encoded ASCII in the host is decoded before deciding
     ['tieu-hoc', 'http://%62et.example/', 'block', 'domain', 'gambling', 'bet.example'],
     // IDN: rule written in punycode, request in Unicode
-    ['tieu-hoc', 'http://cờbạc.example/', 'block', 'domain', 'gambling', 'xn--c-bc-jua4a.example'],
+    ['tieu-hoc', 'http://cờbạc.example/', 'block', 'domain', 'gambling', 'xn--cbc-tgzzn.example'],
+    // …and written in Unicode (any case), requested in punycode
+    ['tieu-hoc', 'http://www.xn--nhbc-4na10a004p.example/', 'block', 'domain', 'gambling', 'xn--nhbc-4na10a004p.example'],
     // IPv4 entry in a domains file matches that address, in any notation
     ['tieu-hoc', 'http://1.2.3.4/', 'block', 'domain', 'gambling', '1.2.3.4'],
     ['tieu-hoc', 'http://0x01020304/', 'block', 'domain', 'gambling', '1.2.3.4'],

@@ -138,6 +138,8 @@ export class Policy {
   decide(profileId: string, host: string, pathAndQuery: string): Decision {
     const index = this.profileIndex.get(profileId);
     if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
+    // `example.com.` is the same name as `example.com` (SPEC §3).
+    if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
     if (this.cache === null) return this.evaluate(this.rules.profiles[index]!, host, pathAndQuery);
     // The key names profile, host and path, so a cached answer is never reused for
     // another profile or URL; NUL cannot appear in a canonical host or a request path.
