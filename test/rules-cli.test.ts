@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, REPO_ROOT, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { readFileSync } from 'node:fs';
+import { CLI, REPO_ROOT, SHARED_DATA, makeRulesDir, removeDir } from './support/rules-dir.js';
 
 function lachan(args: string[], input?: string) {
   const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, input, encoding: 'utf8' });
@@ -116,5 +117,33 @@ describe('lachan check', () => {
     expect(result.code).toBe(2);
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/not a URL: ftp:\/\/x\//);
+  });
+});
+
+describe('lachan rules import', () => {
+  it('merges a real hosts list into a category, keeps what was there, and the result lints and decides', () => {
+    const dir = rulesDir({ 'policy.yaml': GOOD_POLICY, 'categories/gambling/domains': '# curated\nbet.example\n' });
+    const src = `${SHARED_DATA}/hostsvn/extensions/gambling/hosts`;
+    const first = lachan(['rules', 'import', '--format', 'hosts', '--category', 'gambling', '--rules', dir, '--json', src]);
+    expect(first.code).toBe(0);
+    const report = JSON.parse(first.stdout);
+    expect(report.addedDomains).toBeGreaterThan(1000);
+    const text = readFileSync(`${dir}/categories/gambling/domains`, 'utf8');
+    expect(text.startsWith('# curated\nbet.example\n# imported from hosts ')).toBe(true);
+    // a second import of the same list adds nothing
+    const again = JSON.parse(lachan(['rules', 'import', '--format', 'hosts', '--category', 'gambling', '--rules', dir, '--json', src]).stdout);
+    expect(again.addedDomains).toBe(0);
+    expect(lachan(['rules', 'lint', '--rules', dir]).code).toBe(0);
+    const someHost = text.split('\n')[3]!;
+    const decision = JSON.parse(lachan(['check', '--profile', 'tieu-hoc', '--rules', dir, '--json', `http://${someHost}/`]).stdout);
+    expect(decision).toMatchObject({ action: 'block', category: 'gambling', rule: someHost });
+  });
+
+  it('refuses an unknown format or a missing source with exit 2', () => {
+    const dir = rulesDir({ 'policy.yaml': GOOD_POLICY });
+    expect(lachan(['rules', 'import', '--format', 'csv', '--category', 'x', '--rules', dir, '/nonexistent']).code).toBe(2);
+    const missing = lachan(['rules', 'import', '--format', 'hosts', '--category', 'x', '--rules', dir, '/nonexistent/list']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { forEachRuleLine } from '../rules/lines.js';
 import { canonicalRuleHost } from '../policy/hostname.js';
-import { ImportError, importListSource, LIST_FORMATS, SKIP_REASON_TEXT, type ImportResult, type ListFormat } from '../rules/importers.js';
+import { describeImport, ImportError, importListSource, LIST_FORMATS, SKIP_REASON_TEXT, type ImportResult, type ListFormat } from '../rules/importers.js';
 import { CliError } from './errors.js';
 import { Progress } from './progress.js';
 
@@ -35,7 +35,7 @@ export function registerImport(rules: Command): void {
       const progress = await Progress.forFile(src, `importing ${path.basename(src)}`);
       let result: ImportResult;
       try {
-        result = await importListSource(options.format as ListFormat, src, (bytes) => progress.update(bytes));
+        result = await importListSource(options.format as ListFormat, src, (bytes: number) => progress.update(bytes));
       } catch (error) {
         if (error instanceof ImportError) throw new CliError(error.message);
         throw error;
@@ -84,16 +84,10 @@ function report(result: ImportResult, options: ImportOptions, folder: string, ad
     );
     return;
   }
-  const out: string[] = [];
-  out.push(`${folder}: +${addedDomains} domains, +${addedUrls} URL rules (${stats.domains} domains and ${stats.urls} URL rules read; the rest were already there)`);
-  if (stats.duplicates > 0) out.push(`  ${stats.duplicates} duplicate lines in the source, written once`);
-  for (const { reason, count, explanation, examples } of skipped) {
-    const example = examples[0] ? ` — e.g. ${examples[0].file}:${examples[0].line}: ${examples[0].text}` : '';
-    out.push(`  skipped ${count} (${reason}: ${explanation})${example}`);
-  }
-  for (const file of stats.skippedFiles) out.push(`  skipped file ${file.file} (${file.lines} rules: ${SKIP_REASON_TEXT[file.reason]})`);
-  if (result.ut1Usage === 'white') out.push(`  note: this UT1 list is a white list: add "${options.category}" to a profile's allow_categories, not block_categories`);
-  out.push(`check with: lachan rules lint --rules ${options.rules}`);
+  const out = describeImport(result);
+  out.push(`${folder}: thêm ${addedDomains} tên miền, ${addedUrls} quy tắc URL mới (phần còn lại đã có sẵn).`);
+  if (result.ut1Usage === 'white') out.push(`Thêm "${options.category}" vào allow_categories của hồ sơ, không phải block_categories.`);
+  out.push(`Kiểm tra: lachan rules lint --rules ${options.rules}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

@@ -4,6 +4,7 @@ import type { DomainSet } from './domains.js';
 import type { UrlSet } from './urls.js';
 import type { KeywordSet } from './keywords.js';
 import { isIpLiteral } from './hostname.js';
+import type { SafeSearchSettings } from './safesearch.js';
 import {
   CATEGORY_ALLOWS,
   CATEGORY_BLOCKS,
@@ -15,8 +16,6 @@ import {
 
 /** The category name under which a profile's own lists (block_domains, allow_domains, block_keywords) decide. */
 export const CUSTOM_CATEGORY = 'custom';
-
-export type SafeSearchSetting = boolean | Readonly<Record<string, string | boolean>>;
 
 /** A profile as the engine needs it, already validated by the rules loader. */
 export interface ProfileSpec {
@@ -30,7 +29,7 @@ export interface ProfileSpec {
   readonly actions: Uint8Array;
   readonly blockIpLiterals: boolean;
   readonly defaultAction: Action;
-  readonly safeSearch: SafeSearchSetting;
+  readonly safeSearch: SafeSearchSettings;
   /** Whether HTTPS of this profile may be intercepted (when a CA exists). */
   readonly inspect: boolean;
 }

@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
 import { parseCidr } from '../policy/clients.js';
 import type { Action, } from '../policy/types.js';
-import type { SafeSearchSetting } from '../policy/engine.js';
+import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
 
 /** A value from policy.yaml with the line it was written on. */
@@ -20,7 +20,7 @@ export interface ProfileConfig {
   readonly allowDomains: readonly Located<string>[];
   readonly blockKeywords: readonly Located<string>[];
   readonly blockIpLiterals: boolean;
-  readonly safeSearch: SafeSearchSetting;
+  readonly safeSearch: SafeSearchSettings;
   readonly inspect: boolean;
   readonly defaultAction: Action;
 }
@@ -190,7 +190,13 @@ class PolicyReader {
     return values;
   }
 
-  private readSafeSearch(pair: Pair | undefined): SafeSearchSetting {
+  private readSafeSearch(pair: Pair | undefined): SafeSearchSettings {
+    const compiled = compileSafeSearch(this.readSafeSearchConfig(pair));
+    for (const problem of compiled.problems) this.error(pair?.value as Node | undefined, problem);
+    return compiled.settings;
+  }
+
+  private readSafeSearchConfig(pair: Pair | undefined): SafeSearchConfig {
     if (!pair) return false;
     if (isScalar(pair.value) && typeof pair.value.value === 'boolean') return pair.value.value;
     if (isMap(pair.value)) {
