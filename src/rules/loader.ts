@@ -185,7 +185,11 @@ async function listCategories(categoriesDir: string): Promise<Map<string, string
     return found;
   }
   for (const entry of entries) {
-    if (entry.isDirectory() && !entry.name.startsWith('.')) found.set(entry.name, path.join(categoriesDir, entry.name));
+    if (entry.name.startsWith('.')) continue;
+    const folder = path.join(categoriesDir, entry.name);
+    // A category may be a link to a shared copy of the UT1 lists.
+    const isFolder = entry.isDirectory() || (entry.isSymbolicLink() && (await stat(folder).catch(() => null))?.isDirectory() === true);
+    if (isFolder) found.set(entry.name, folder);
   }
   return found;
 }
