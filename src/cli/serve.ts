@@ -1,4 +1,261 @@
+import cluster, { type Worker } from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { pino, type Logger } from 'pino';
+import { loadPolicy } from '../rules/loader.js';
+import { RulesLoadError, formatProblem } from '../rules/problems.js';
+import { watchRules } from '../rules/watch.js';
+import { openEventLog, type GatewayEventLog } from '../events/log.js';
+import { startShipper, type Shipper } from '../events/shipper.js';
+import { ProxyServer } from '../proxy/server.js';
+import { Resolver } from '../proxy/resolver.js';
+import { startAdminServer } from '../proxy/admin.js';
+import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
+import { CliError } from './errors.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerServe(_program: Command): void {}
+interface ServeOptions {
+  port: string;
+  host: string;
+  rules: string;
+  data: string;
+  hostsFile?: string;
+  central?: string;
+  school?: string;
+  tokenFile?: string;
+  workers?: string;
+  adminPort: string;
+  accessLog?: boolean;
+  logLevel: string;
+}
+
+/** Messages between the primary and proxy workers. */
+type ToWorker = { type: 'reload' } | { type: 'metrics'; id: number } | { type: 'shutdown' };
+type ToPrimary = { type: 'metrics'; id: number; snapshot: MetricsSnapshot; eventStats: EventStatsLite | null } | { type: 'listening'; port: number };
+type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
+
+const SHUTDOWN_GRACE_MS = 3_000;
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the filtering proxy')
+    .option('--port <port>', 'proxy port', '3128')
+    .option('--host <address>', 'address to listen on', '0.0.0.0')
+    .option('--rules <dir>', 'rules folder', './rules')
+    .option('--data <dir>', 'data folder (event database, keys)', './var')
+    .option('--hosts-file <file>', 'names mapped to addresses before DNS, /etc/hosts format')
+    .option('--central <url>', 'district collector to ship blocked-access events to')
+    .option('--school <id>', 'this school\'s id at the collector')
+    .option('--token-file <file>', 'file holding this school\'s collector token')
+    .option('--workers <n>', 'proxy processes (default: one per CPU)')
+    .option('--admin-port <port>', 'loopback port for /healthz and /metrics', '3129')
+    .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (options: ServeOptions) => {
+      const port = parsePort(options.port, '--port');
+      const adminPort = parsePort(options.adminPort, '--admin-port');
+      const workers = options.workers === undefined ? availableParallelism() : Number(options.workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers must be a whole number from 1 to 64, not "${options.workers}"`);
+      const shipping = options.central !== undefined || options.school !== undefined || options.tokenFile !== undefined;
+      if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
+        throw new CliError('--central, --school and --token-file go together');
+      }
+      const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+      if (workers === 1) await runSingle(options, port, adminPort, logger);
+      else await runPrimary(options, port, adminPort, workers, logger);
+    });
+}
+
+function parsePort(text: string, option: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option} must be a port number (0–65535), not "${text}"`);
+  return port;
+}
+
+async function loadOrExplain(rulesDir: string): Promise<Awaited<ReturnType<typeof loadPolicy>>> {
+  try {
+    return await loadPolicy(rulesDir);
+  } catch (error) {
+    if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}")`);
+    throw error;
+  }
+}
+
+/** Builds the proxy of one process: policy, resolver, event log, server. */
+async function startProxy(options: ServeOptions, port: number, logger: Logger): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; reload: () => Promise<void> }> {
+  const policy = await loadOrExplain(options.rules);
+  let resolver: Resolver;
+  try {
+    resolver = new Resolver(options.hostsFile ?? null);
+  } catch (error) {
+    throw new CliError(`cannot read --hosts-file: ${(error as Error).message}`);
+  }
+  const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
+  let boundPort = port;
+  const proxy = new ProxyServer({
+    policy,
+    resolver,
+    eventLog,
+    logger,
+    accessLog: options.accessLog === true,
+    advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
+  });
+  boundPort = await proxy.listen(port, options.host);
+  const reload = async (): Promise<void> => {
+    const started = Date.now();
+    try {
+      const next = await loadPolicy(options.rules);
+      proxy.setPolicy(next);
+      proxy.metrics.reloads++;
+      logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules) }, 'rules reloaded');
+    } catch (error) {
+      proxy.metrics.reloadFailures++;
+      const problems = error instanceof RulesLoadError ? error.problems.filter((p) => p.severity === 'error').map(formatProblem) : [(error as Error).message];
+      logger.error({ problems }, 'rules reload refused; the rules already loaded keep serving');
+    }
+  };
+  return { proxy, eventLog, port: boundPort, reload };
+}
+
+function startShipping(options: ServeOptions, logger: Logger, eventLog?: GatewayEventLog): Shipper | null {
+  if (options.central === undefined) return null;
+  return startShipper({ eventLog, dataDir: options.data, centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, logger });
+}
+
+async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
+  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger);
+  const shipper = startShipping(options, logger, eventLog);
+  const admin = await startAdminServer(adminPort, {
+    healthy: () => true,
+    metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), eventMetrics([eventLog.stats()])),
+  });
+  const watcher = watchRules(options.rules, () => void reload());
+  process.on('SIGHUP', () => void reload());
+  logger.info({ port: boundPort, adminPort: admin.port, workers: 1, rules: path.resolve(options.rules) }, 'listening');
+  onShutdown(logger, async () => {
+    watcher.close();
+    admin.server.close();
+    await proxy.close(SHUTDOWN_GRACE_MS);
+    await shipper?.stop();
+    await eventLog.close();
+  });
+}
+
+function eventMetrics(stats: readonly EventStatsLite[]): string[] {
+  const pending = stats.reduce((sum, s) => sum + s.pending, 0);
+  const dropped = stats.reduce((sum, s) => sum + s.dropped, 0);
+  const over = stats.some((s) => s.overLimit) ? 1 : 0;
+  return [
+    '# TYPE lachan_events_pending gauge', `lachan_events_pending ${pending}`,
+    '# TYPE lachan_events_dropped_total counter', `lachan_events_dropped_total ${dropped}`,
+    '# HELP lachan_event_store_over_limit 1 when the local event store nears its disk bound.', '# TYPE lachan_event_store_over_limit gauge', `lachan_event_store_over_limit ${over}`,
+  ];
+}
+
+function onShutdown(logger: Logger, close: () => Promise<void>): void {
+  let closing = false;
+  const stop = (signal: string): void => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'draining');
+    const force = setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS + 2_000);
+    force.unref();
+    close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        logger.error({ err: error.message }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+async function runPrimary(options: ServeOptions, port: number, adminPort: number, workers: number, logger: Logger): Promise<void> {
+  if (cluster.isWorker) return runWorker(options, port, logger);
+  // Fail early, in the primary, on rules the workers would refuse.
+  await loadOrExplain(options.rules);
+  const live = new Set<Worker>();
+  let stopping = false;
+  let announced = false;
+  const fork = (): void => {
+    const worker = cluster.fork();
+    live.add(worker);
+    worker.on('message', (message: ToPrimary) => {
+      if (message.type === 'listening' && !announced) {
+        announced = true;
+        logger.info({ port: message.port, adminPort: adminBound, workers, rules: path.resolve(options.rules) }, 'listening');
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      live.delete(worker);
+      if (!stopping) {
+        logger.error({ code, signal }, 'proxy worker died; starting another');
+        fork();
+      }
+    });
+  };
+  let adminBound = adminPort;
+  const admin = await startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: () => gatherMetrics(live) });
+  adminBound = admin.port;
+  for (let i = 0; i < workers; i++) fork();
+  const shipper = startShipping(options, logger);
+  const broadcast = (message: ToWorker): void => {
+    for (const worker of live) worker.send(message);
+  };
+  const watcher = watchRules(options.rules, () => broadcast({ type: 'reload' }));
+  process.on('SIGHUP', () => broadcast({ type: 'reload' }));
+  onShutdown(logger, async () => {
+    stopping = true;
+    watcher.close();
+    admin.server.close();
+    const exited = [...live].map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
+    broadcast({ type: 'shutdown' });
+    await Promise.all(exited);
+    await shipper?.stop();
+  });
+}
+
+let metricsRequest = 0;
+
+async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
+  const id = ++metricsRequest;
+  const replies = await Promise.all(
+    [...workers].map(
+      (worker) =>
+        new Promise<{ snapshot: MetricsSnapshot; eventStats: EventStatsLite | null } | null>((resolve) => {
+          const timer = setTimeout(() => resolve(null), 1_000);
+          const onMessage = (message: ToPrimary): void => {
+            if (message.type === 'metrics' && message.id === id) {
+              clearTimeout(timer);
+              worker.off('message', onMessage);
+              resolve(message);
+            }
+          };
+          worker.on('message', onMessage);
+          worker.send({ type: 'metrics', id } satisfies ToWorker);
+        }),
+    ),
+  );
+  const present = replies.filter((r) => r !== null);
+  return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))));
+}
+
+async function runWorker(options: ServeOptions, port: number, logger: Logger): Promise<void> {
+  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger);
+  process.on('message', (message: ToWorker) => {
+    if (message.type === 'reload') void reload();
+    else if (message.type === 'metrics') {
+      const stats = eventLog.stats();
+      process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped } } satisfies ToPrimary);
+    } else if (message.type === 'shutdown') {
+      void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).then(() => process.exit(0));
+    }
+  });
+  // SIGTERM reaches the whole process group; the primary coordinates.
+  process.on('SIGTERM', () => undefined);
+  process.on('SIGHUP', () => undefined);
+  process.send?.({ type: 'listening', port: boundPort } satisfies ToPrimary);
+}

@@ -1,0 +1,129 @@
+/**
+ * The pages the proxy itself serves, in Vietnamese: the block page (SPEC §4) and the
+ * error pages. Plain HTML with inline CSS, readable on a phone, nothing fetched from
+ * elsewhere (the network that shows them may be the one failing).
+ */
+
+export const REVIEW_PATH = '/__lachan__/review';
+
+const CATEGORY_NAMES: Readonly<Record<string, string>> = {
+  adult: 'Nội dung người lớn',
+  gambling: 'Cờ bạc, cá độ',
+  drugs: 'Ma túy, chất cấm',
+  drogue: 'Ma túy, chất cấm',
+  violence: 'Bạo lực',
+  agressif: 'Bạo lực',
+  'self-harm': 'Tự gây hại',
+  dating: 'Hẹn hò',
+  games: 'Trò chơi trực tuyến',
+  'social-networks': 'Mạng xã hội',
+  social_networks: 'Mạng xã hội',
+  vpn: 'VPN / vượt tường lửa',
+  redirector: 'Vượt tường lửa',
+  strict_redirector: 'Vượt tường lửa',
+  doh: 'DNS mã hóa (DoH)',
+  malware: 'Phần mềm độc hại',
+  phishing: 'Lừa đảo',
+  chat: 'Trò chuyện trực tuyến',
+  mixed_adult: 'Nội dung người lớn',
+  lingerie: 'Nội dung người lớn',
+  warez: 'Phần mềm lậu',
+  hacking: 'Tấn công mạng',
+  sect: 'Tà giáo',
+  shortener: 'Rút gọn liên kết',
+  custom: 'Danh sách riêng của trường',
+};
+
+/** The category as a Vietnamese reader knows it; unknown names are shown as they are. */
+export function categoryLabel(category: string | null): string {
+  if (category === null) return 'Quy định chung';
+  return CATEGORY_NAMES[category] ?? category;
+}
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const STYLE = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
+main{max-width:36rem;margin:0 auto;padding:1.5rem 1rem}
+h1{font-size:1.5rem;margin:.2rem 0 1rem}
+.card{background:#fff;border-radius:.6rem;padding:1rem 1.2rem;margin:0 0 1rem;box-shadow:0 1px 3px #0002}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}dt{color:#5a6877}dd{margin:0;word-break:break-all}
+.help{border-left:.4rem solid #0a7d4f}.help strong{font-size:1.25rem}
+a.tel{display:inline-block;margin:.2rem .4rem .2rem 0;padding:.5rem .8rem;border-radius:.4rem;background:#0a7d4f;color:#fff;text-decoration:none;font-weight:600}
+textarea{width:100%;box-sizing:border-box;min-height:4rem}button{padding:.5rem 1rem;font-size:1rem}
+small{color:#5a6877}`;
+
+function page(status: number, title: string, body: string): string {
+  return `<!DOCTYPE html>
+<html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
+<body><main>${body}<p><small>Lá chắn — bộ lọc nội dung của trường · mã ${status}</small></p></main></body></html>`;
+}
+
+const HOTLINES = `<p>Nếu em đang gặp chuyện buồn, bị bắt nạt hay cần người lắng nghe, hãy gọi miễn phí:</p>
+<p><a class="tel" href="tel:111">111 — Tổng đài quốc gia bảo vệ trẻ em</a>
+<a class="tel" href="tel:18001776">1800 1776 — Đường dây hỗ trợ Yên Bái</a></p>
+<p><small>Cả hai số đều miễn phí, hoạt động cả ngày lẫn đêm.</small></p>`;
+
+export interface BlockPageInput {
+  readonly host: string;
+  readonly category: string | null;
+  readonly profileName: string;
+  readonly profileId: string;
+  readonly reference: string;
+}
+
+/** The block page of SPEC §4. Self-harm puts help first: the child may be at risk. */
+export function blockPage(input: BlockPageInput): string {
+  const host = escapeHtml(input.host);
+  const category = escapeHtml(categoryLabel(input.category));
+  const selfHarm = input.category === 'self-harm';
+  const help = `<section class="card help">${selfHarm ? '<p><strong>Em không một mình. Có người sẵn sàng lắng nghe em.</strong></p>' : ''}${HOTLINES}</section>`;
+  const details = `<section class="card"><dl>
+<dt>Trang web</dt><dd>${host}</dd>
+<dt>Lý do</dt><dd>${category}</dd>
+<dt>Nhóm truy cập</dt><dd>${escapeHtml(input.profileName)}</dd>
+<dt>Mã tham chiếu</dt><dd>${escapeHtml(input.reference)}</dd>
+</dl></section>`;
+  const review = `<section class="card"><form method="post" action="${REVIEW_PATH}">
+<p>Nếu em nghĩ trang này cần cho việc học, hãy đề nghị thầy cô xem lại:</p>
+<input type="hidden" name="ref" value="${escapeHtml(input.reference)}">
+<input type="hidden" name="host" value="${host}">
+<input type="hidden" name="category" value="${escapeHtml(input.category ?? '')}">
+<input type="hidden" name="profile" value="${escapeHtml(input.profileId)}">
+<p><label>Ghi chú (không bắt buộc)<br><textarea name="note" maxlength="500"></textarea></label></p>
+<button type="submit">Đề nghị xem lại</button></form></section>`;
+  const title = selfHarm ? 'Em có thể cần được giúp đỡ' : 'Trang này đã bị chặn';
+  const intro = selfHarm
+    ? '<h1>Em có thể cần được giúp đỡ</h1>'
+    : `<h1>Trang này đã bị chặn</h1><p>Mạng của trường không cho phép mở <b>${host}</b> vì nội dung không phù hợp với lứa tuổi học sinh.</p>`;
+  return page(403, title, selfHarm ? `${intro}${help}${details}${review}` : `${intro}${details}${review}${help}`);
+}
+
+export function reviewThanksPage(): string {
+  return page(200, 'Đã gửi đề nghị', '<h1>Đã gửi đề nghị xem lại</h1><section class="card"><p>Thầy cô phụ trách sẽ xem xét. Cảm ơn em.</p></section>');
+}
+
+export type ErrorKind = 'bad-request' | 'headers-too-large' | 'port' | 'forbidden-destination' | 'dns' | 'connect' | 'timeout' | 'upstream-certificate';
+
+const ERRORS: Readonly<Record<ErrorKind, { status: number; title: string; text: string }>> = {
+  'bad-request': { status: 400, title: 'Yêu cầu không hợp lệ', text: 'Trình duyệt đã gửi một yêu cầu mà bộ lọc không hiểu được.' },
+  'headers-too-large': { status: 431, title: 'Yêu cầu quá lớn', text: 'Phần đầu của yêu cầu quá lớn. Hãy thử xóa cookie của trang rồi tải lại.' },
+  port: { status: 403, title: 'Cổng kết nối không được phép', text: 'Mạng của trường chỉ cho phép kết nối bảo mật qua các cổng thông thường.' },
+  'forbidden-destination': { status: 403, title: 'Địa chỉ không được phép', text: 'Không thể truy cập địa chỉ nội bộ của máy chủ lọc qua mạng học sinh.' },
+  dns: { status: 502, title: 'Không tìm thấy trang web', text: 'Không tìm thấy tên miền này. Hãy kiểm tra lại địa chỉ.' },
+  connect: { status: 502, title: 'Không kết nối được', text: 'Không kết nối được tới trang web. Trang có thể đang gặp sự cố; hãy thử lại sau.' },
+  timeout: { status: 504, title: 'Trang web không phản hồi', text: 'Trang web không trả lời kịp. Đường truyền có thể đang chậm; hãy thử lại sau ít phút.' },
+  'upstream-certificate': { status: 502, title: 'Chứng chỉ bảo mật không hợp lệ', text: 'Trang web dùng chứng chỉ bảo mật không đáng tin cậy, nên bộ lọc không mở trang để bảo vệ em.' },
+};
+
+export function errorStatus(kind: ErrorKind): number {
+  return ERRORS[kind].status;
+}
+
+export function errorPage(kind: ErrorKind, host: string | null): string {
+  const { status, title, text } = ERRORS[kind];
+  const where = host === null ? '' : `<p><small>Trang: ${escapeHtml(host)}</small></p>`;
+  return page(status, title, `<h1>${title}</h1><section class="card"><p>${text}</p>${where}</section>`);
+}

@@ -1,0 +1,126 @@
+import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import ipaddr from 'ipaddr.js';
+
+/** Why a destination may not be dialled; mapped to pages by the proxy. */
+export type ResolveErrorCode = 'LACHAN_DNS_FAILED' | 'LACHAN_FORBIDDEN_DESTINATION';
+
+export class ResolveError extends Error {
+  constructor(readonly code: ResolveErrorCode, message: string) {
+    super(message);
+    this.name = 'ResolveError';
+  }
+}
+
+export interface Destination {
+  readonly address: string;
+  readonly family: 4 | 6;
+  /** True when the name came from --hosts-file: the school meant it, local or not. */
+  readonly fromHostsFile: boolean;
+}
+
+/** Parses /etc/hosts format: `ADDRESS NAME [ALIAS…]`, `#` comments. Later lines do not override earlier ones, as in glibc. */
+export function parseHostsFile(text: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    const [address, ...names] = line.split(/\s+/);
+    if (address === undefined || isIP(address) === 0) continue;
+    for (const name of names) {
+      const key = name.toLowerCase().replace(/\.$/, '');
+      if (!map.has(key)) map.set(key, address);
+    }
+  }
+  return map;
+}
+
+const DNS_CACHE_MS = 60_000;
+const DNS_NEGATIVE_CACHE_MS = 5_000;
+const DNS_CACHE_LIMIT = 10_000;
+
+interface CachedAnswer {
+  readonly expires: number;
+  readonly destination: Destination | null;
+  readonly error: string | null;
+}
+
+/**
+ * Resolves request hosts to the one address the proxy dials, so that the address
+ * checked is the address connected to (no DNS rebinding between check and connect).
+ * Loopback, link-local, unspecified and the gateway's own addresses are refused
+ * unless the hosts file names them on purpose (SPEC §4, as squid's to_localhost).
+ */
+export class Resolver {
+  private readonly hosts: ReadonlyMap<string, string>;
+  private readonly cache = new Map<string, CachedAnswer>();
+  private readonly ownAddresses: ReadonlySet<string>;
+
+  constructor(hostsFile: string | null) {
+    this.hosts = hostsFile === null ? new Map() : parseHostsFile(readFileSync(hostsFile, 'utf8'));
+    this.ownAddresses = collectOwnAddresses();
+  }
+
+  /** `host` as URL.hostname writes it (IPv6 in brackets). */
+  async resolve(host: string): Promise<Destination> {
+    const bare = host.startsWith('[') ? host.slice(1, -1) : host.endsWith('.') ? host.slice(0, -1) : host;
+    const mapped = this.hosts.get(bare);
+    if (mapped !== undefined) return { address: mapped, family: isIP(mapped) === 6 ? 6 : 4, fromHostsFile: true };
+
+    const literal = isIP(bare);
+    if (literal !== 0) return this.vet({ address: bare, family: literal === 6 ? 6 : 4, fromHostsFile: false }, host);
+
+    const now = Date.now();
+    const cached = this.cache.get(bare);
+    if (cached !== undefined && cached.expires > now) {
+      if (cached.destination === null) throw new ResolveError('LACHAN_DNS_FAILED', cached.error ?? `cannot resolve ${host}`);
+      return this.vet(cached.destination, host);
+    }
+    let destination: Destination;
+    try {
+      const answer = await lookup(bare, { verbatim: false });
+      destination = { address: answer.address, family: answer.family === 6 ? 6 : 4, fromHostsFile: false };
+    } catch (error) {
+      const message = `cannot resolve ${host}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`;
+      this.remember(bare, { expires: now + DNS_NEGATIVE_CACHE_MS, destination: null, error: message });
+      throw new ResolveError('LACHAN_DNS_FAILED', message);
+    }
+    this.remember(bare, { expires: now + DNS_CACHE_MS, destination, error: null });
+    return this.vet(destination, host);
+  }
+
+  private remember(name: string, answer: CachedAnswer): void {
+    if (this.cache.size >= DNS_CACHE_LIMIT) this.cache.clear();
+    this.cache.set(name, answer);
+  }
+
+  private vet(destination: Destination, host: string): Destination {
+    if (isForbiddenAddress(destination.address) || this.ownAddresses.has(destination.address)) {
+      throw new ResolveError('LACHAN_FORBIDDEN_DESTINATION', `${host} resolves to ${destination.address}, which is the gateway or a local address`);
+    }
+    return destination;
+  }
+}
+
+const FORBIDDEN_RANGES = new Set(['loopback', 'linkLocal', 'unspecified']);
+
+/** Loopback, link-local (169.254/16, fe80::/10) and unspecified addresses, in v4, v6 and v4-mapped form. */
+export function isForbiddenAddress(address: string): boolean {
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.process(address);
+  } catch {
+    return true;
+  }
+  return FORBIDDEN_RANGES.has(parsed.range());
+}
+
+function collectOwnAddresses(): Set<string> {
+  const own = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) {
+    for (const entry of list ?? []) own.add(entry.address.replace(/%.*$/, ''));
+  }
+  return own;
+}

@@ -1,0 +1,456 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Agent, buildConnector, errors as undiciErrors } from 'undici';
+import type { Logger } from 'pino';
+import type { Policy } from '../policy/engine.js';
+import type { Decision } from '../policy/types.js';
+import { safeSearchEndpoint, rewriteForSafeSearch } from '../policy/safesearch.js';
+import type { GatewayEventLog } from '../events/log.js';
+import { ProxyAuthenticator } from './auth.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { ProxyMetrics } from './metrics.js';
+import { blockPage, errorPage, errorStatus, reviewThanksPage, REVIEW_PATH, type ErrorKind } from './pages.js';
+import { pacFile } from './pac.js';
+import { ResolveError, type Resolver } from './resolver.js';
+
+export interface ProxyLimits {
+  /** Largest request head accepted (431 beyond). */
+  readonly maxHeaderBytes: number;
+  /** Time a client has to send its request head: slow clients cannot pin sockets. */
+  readonly headersTimeoutMs: number;
+  /** Idle client keep-alive connections are closed after this. */
+  readonly clientIdleMs: number;
+  /** Tunnels and upgraded connections with no traffic either way are closed after this. */
+  readonly tunnelIdleMs: number;
+  readonly upstreamConnectTimeoutMs: number;
+  /** Time the origin has to answer with headers (504 beyond). */
+  readonly upstreamHeadersTimeoutMs: number;
+  readonly upstreamBodyIdleMs: number;
+  readonly upstreamConnectionsPerOrigin: number;
+  readonly maxConnections: number;
+}
+
+export const DEFAULT_LIMITS: ProxyLimits = {
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 15_000,
+  clientIdleMs: 30_000,
+  tunnelIdleMs: 10 * 60_000,
+  upstreamConnectTimeoutMs: 10_000,
+  upstreamHeadersTimeoutMs: 30_000,
+  upstreamBodyIdleMs: 60_000,
+  upstreamConnectionsPerOrigin: 64,
+  maxConnections: 8192,
+};
+
+export interface ProxyOptions {
+  readonly policy: Policy;
+  readonly resolver: Resolver;
+  readonly eventLog: GatewayEventLog | null;
+  readonly logger: Logger;
+  readonly limits?: Partial<ProxyLimits>;
+  readonly accessLog?: boolean;
+  /** Host and port devices should use, for the PAC file. */
+  readonly advertisedProxy: () => string;
+}
+
+const HTML = 'text/html; charset=utf-8';
+const MAX_REVIEW_BODY = 4096;
+
+/**
+ * The forward proxy: absolute-form HTTP forwarded over pooled keep-alive upstream
+ * connections (undici), CONNECT tunnels spliced both ways, WebSocket upgrades
+ * spliced after the decision. Every request is decided on the host of its target,
+ * which is also where it goes.
+ */
+export class ProxyServer {
+  readonly server: Server;
+  readonly metrics = new ProxyMetrics();
+  private policyNow: Policy;
+  private authenticator: ProxyAuthenticator | null;
+  private readonly agent: Agent;
+  private readonly limits: ProxyLimits;
+  private readonly sockets = new Set<Socket | Duplex>();
+
+  constructor(private readonly options: ProxyOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.policyNow = options.policy;
+    this.authenticator = makeAuthenticator(options.policy);
+    const resolver = options.resolver;
+    const connector = buildConnector({ timeout: this.limits.upstreamConnectTimeoutMs });
+    this.agent = new Agent({
+      // Resolve and vet in one place, then dial the vetted address: no second lookup.
+      connect: (connectOptions, callback) => {
+        resolver.resolve(connectOptions.hostname).then(
+          (destination) => connector({ ...connectOptions, hostname: destination.address, servername: connectOptions.servername ?? bareHost(connectOptions.hostname) }, callback),
+          (error: Error) => callback(error, null),
+        );
+      },
+      connections: this.limits.upstreamConnectionsPerOrigin,
+      headersTimeout: this.limits.upstreamHeadersTimeoutMs,
+      bodyTimeout: this.limits.upstreamBodyIdleMs,
+      keepAliveTimeout: 4_000,
+    });
+    this.server = createServer(
+      { maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true },
+      (req, res) => void this.onRequest(req, res),
+    );
+    this.server.maxConnections = this.limits.maxConnections;
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
+    this.server.on('connection', (socket: Socket) => {
+      this.metrics.openConnections++;
+      this.sockets.add(socket);
+      socket.once('close', () => {
+        this.metrics.openConnections--;
+        this.sockets.delete(socket);
+      });
+    });
+  }
+
+  get policy(): Policy {
+    return this.policyNow;
+  }
+
+  /** Swaps in a freshly loaded policy; requests in flight finish under the old one. */
+  setPolicy(policy: Policy): void {
+    this.authenticator = makeAuthenticator(policy);
+    this.policyNow = policy;
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const address = this.server.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : port);
+      });
+    });
+  }
+
+  /** Stops accepting, lets requests in flight finish, then closes what is left. */
+  async close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, graceMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    await this.agent.close().catch(() => undefined);
+  }
+
+  private profileFor(req: IncomingMessage): string | 'auth-failed' {
+    const policy = this.policyNow;
+    if (this.authenticator !== null) {
+      const result = this.authenticator.check(req.headers['proxy-authorization']);
+      if (result === 'invalid') return 'auth-failed';
+      if (result !== 'absent') {
+        const profile = policy.proxyAuth.profiles.get(result.user);
+        if (profile !== undefined) return profile;
+      }
+    }
+    return policy.profileForAddress(req.socket.remoteAddress ?? '');
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const target = req.url ?? '';
+    if (target.charCodeAt(0) === 0x2f /* / */) return this.onOriginForm(req, res);
+    const started = process.hrtime.bigint();
+    this.metrics.requests++;
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      return this.sendError(res, 'bad-request', null);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return this.sendError(res, 'bad-request', null);
+    const profile = this.profileFor(req);
+    if (profile === 'auth-failed') return this.sendAuthRequired(res);
+    if (url.pathname === REVIEW_PATH && req.method === 'POST') return this.onReview(req, res, profile);
+
+    const policy = this.policyNow;
+    const pathAndQuery = `${url.pathname}${url.search}`;
+    const decision = policy.decide(profile, url.hostname, pathAndQuery);
+    if (decision.action === 'block') return this.sendBlock(req, res, decision, url.hostname, url.pathname);
+
+    let path = pathAndQuery;
+    const headers = upstreamRequestHeaders(req.headers, url.host);
+    const safe = policy.profile(profile)?.safeSearch;
+    if (safe !== undefined) {
+      const rewrite = rewriteForSafeSearch(url.hostname, pathAndQuery, safe);
+      if (rewrite !== null) {
+        path = rewrite.pathAndQuery;
+        for (const [name, value] of rewrite.headers) headers[name.toLowerCase()] = value;
+      }
+    }
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    try {
+      const upstream = await this.agent.request({
+        origin: url.origin,
+        path,
+        method: req.method as 'GET',
+        headers,
+        body: hasBody ? req : null,
+      });
+      this.metrics.observeLatency(Number(process.hrtime.bigint() - started) / 1e9);
+      res.writeHead(upstream.statusCode, clientResponseHeaders(upstream.headers));
+      await pipeline(upstream.body, res);
+    } catch (error) {
+      this.failUpstream(res, error, url.hostname);
+    }
+    if (this.options.accessLog) this.options.logger.info({ method: req.method, host: url.hostname, status: res.statusCode, profile }, 'request');
+  }
+
+  /** Requests to the proxy itself: auto-configuration only. Nothing else of the gateway is reachable here. */
+  private onOriginForm(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '').split('?', 1)[0];
+    if ((path === '/proxy.pac' || path === '/wpad.dat') && (req.method === 'GET' || req.method === 'HEAD')) {
+      const body = pacFile(this.options.advertisedProxy());
+      res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    this.sendError(res, 'bad-request', null);
+  }
+
+  private async onReview(req: IncomingMessage, res: ServerResponse, profile: string): Promise<void> {
+    let body = '';
+    try {
+      for await (const chunk of req) {
+        body += String(chunk);
+        if (body.length > MAX_REVIEW_BODY) return this.sendError(res, 'bad-request', null);
+      }
+    } catch {
+      return;
+    }
+    const form = new URLSearchParams(body);
+    const host = form.get('host') ?? '';
+    if (host === '' || this.options.eventLog === null) return this.sendError(res, 'bad-request', null);
+    this.options.eventLog.recordReviewRequest({
+      eventRef: form.get('ref') ?? '',
+      host,
+      category: form.get('category') || null,
+      profile: form.get('profile') || profile,
+      note: (form.get('note') ?? '').slice(0, 500),
+      clientAddress: req.socket.remoteAddress ?? '',
+    });
+    const page = reviewThanksPage();
+    res.writeHead(200, { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });
+    res.end(page);
+  }
+
+  private recordBlock(decision: Decision, host: string, path: string, method: string, clientAddress: string): string {
+    this.metrics.block(decision.category, decision.profile);
+    if (this.options.eventLog === null) return '-';
+    return this.options.eventLog.record({
+      time: Date.now(), profile: decision.profile, category: decision.category, reason: decision.reason,
+      rule: decision.rule, source: decision.source, host, path, method, clientAddress,
+    });
+  }
+
+  private blockPageFor(decision: Decision, host: string, reference: string): string {
+    const profile = this.policyNow.profile(decision.profile);
+    return blockPage({ host, category: decision.category, profileId: decision.profile, profileName: profile?.name ?? decision.profile, reference });
+  }
+
+  private sendBlock(req: IncomingMessage, res: ServerResponse, decision: Decision, host: string, path: string): void {
+    const reference = this.recordBlock(decision, host, path, req.method ?? 'GET', req.socket.remoteAddress ?? '');
+    const page = this.blockPageFor(decision, host, reference);
+    res.writeHead(403, {
+      'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store',
+      'x-lachan-block': decision.category ?? decision.reason, via: '1.1 lachan',
+    });
+    res.end(page);
+    // The client's request body, if any, is not wanted.
+    req.resume();
+  }
+
+  private sendError(res: ServerResponse, kind: ErrorKind, host: string | null, extra: Record<string, string> = {}): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const page = errorPage(kind, host);
+    res.writeHead(errorStatus(kind), { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store', ...extra });
+    res.end(page);
+  }
+
+  private sendAuthRequired(res: ServerResponse): void {
+    const page = errorPage('bad-request', null).replace('Yêu cầu không hợp lệ', 'Cần đăng nhập');
+    res.writeHead(407, { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'proxy-authenticate': 'Basic realm="lachan", charset="UTF-8"' });
+    res.end(page);
+  }
+
+  private failUpstream(res: ServerResponse, error: unknown, host: string): void {
+    const kind = classifyUpstreamError(error);
+    this.metrics.upstreamError(kind);
+    if (kind !== 'forbidden-destination') this.options.logger.debug({ host, err: (error as Error).message }, 'upstream failure');
+    this.sendError(res, kind, host);
+  }
+
+  private async onConnect(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+    this.metrics.connects++;
+    client.on('error', () => client.destroy());
+    const authority = req.url ?? '';
+    const parsed = parseAuthority(authority);
+    if (parsed === null) return rawReply(client, 400, errorPage('bad-request', null));
+    const profile = this.profileFor(req);
+    if (profile === 'auth-failed') return rawReply(client, 407, errorPage('bad-request', null), { 'Proxy-Authenticate': 'Basic realm="lachan", charset="UTF-8"' });
+    const policy = this.policyNow;
+    const decision = policy.decideConnect(profile, parsed.host, parsed.port);
+    if (decision.action === 'block') {
+      const reference = this.recordBlock(decision, parsed.host, '/', 'CONNECT', req.socket.remoteAddress ?? '');
+      if (decision.reason === 'port') return rawReply(client, 403, errorPage('port', parsed.host), { 'X-Lachan-Block': 'port' });
+      return rawReply(client, 403, this.blockPageFor(decision, parsed.host, reference), { 'X-Lachan-Block': decision.category ?? decision.reason });
+    }
+    // Safe search without interception: dial the engine's safe endpoint; the client's TLS stays intact.
+    const safe = policy.profile(profile)?.safeSearch;
+    const dialHost = (safe !== undefined ? safeSearchEndpoint(parsed.host, safe) : null) ?? parsed.host;
+    let address: string;
+    try {
+      address = (await this.options.resolver.resolve(dialHost)).address;
+    } catch (error) {
+      const kind = classifyUpstreamError(error);
+      this.metrics.upstreamError(kind);
+      return rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
+    }
+    const upstream = netConnect({ host: address, port: parsed.port, noDelay: true });
+    this.sockets.add(upstream);
+    upstream.setTimeout(this.limits.upstreamConnectTimeoutMs, () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+    upstream.once('connect', () => {
+      upstream.setTimeout(this.limits.tunnelIdleMs, () => upstream.destroy());
+      client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      splice(client, upstream);
+    });
+    upstream.once('error', (error) => {
+      if (upstream.connecting || !client.writable) {
+        const kind = classifyUpstreamError(error);
+        this.metrics.upstreamError(kind);
+        if (upstream.connecting || (upstream.bytesRead === 0 && upstream.bytesWritten === 0)) rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
+      }
+      client.destroy();
+    });
+    upstream.once('close', () => {
+      this.sockets.delete(upstream);
+      client.destroy();
+    });
+  }
+
+  /** WebSocket and other upgrades: decided like any request, then spliced raw. */
+  private async onUpgrade(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+    client.on('error', () => client.destroy());
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '');
+    } catch {
+      return rawReply(client, 400, errorPage('bad-request', null));
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'ws:') return rawReply(client, 400, errorPage('bad-request', null));
+    const profile = this.profileFor(req);
+    if (profile === 'auth-failed') return rawReply(client, 407, errorPage('bad-request', null));
+    const decision = this.policyNow.decide(profile, url.hostname, `${url.pathname}${url.search}`);
+    if (decision.action === 'block') {
+      const reference = this.recordBlock(decision, url.hostname, url.pathname, req.method ?? 'GET', req.socket.remoteAddress ?? '');
+      return rawReply(client, 403, this.blockPageFor(decision, url.hostname, reference), { 'X-Lachan-Block': decision.category ?? decision.reason });
+    }
+    let address: string;
+    try {
+      address = (await this.options.resolver.resolve(url.hostname)).address;
+    } catch (error) {
+      const kind = classifyUpstreamError(error);
+      return rawReply(client, errorStatus(kind), errorPage(kind, url.hostname));
+    }
+    const upstream = netConnect({ host: address, port: Number(url.port || 80) });
+    const headers = upstreamRequestHeaders(req.headers, url.host);
+    // Upgrade is hop-by-hop, but it is exactly what is being forwarded here.
+    headers.connection = 'Upgrade';
+    if (req.headers.upgrade !== undefined) headers.upgrade = req.headers.upgrade;
+    upstream.once('connect', () => {
+      let head_ = `${req.method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
+      for (const [name, value] of Object.entries(headers)) for (const v of Array.isArray(value) ? value : [value]) head_ += `${name}: ${v}\r\n`;
+      upstream.write(`${head_}\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.setTimeout(this.limits.tunnelIdleMs, () => upstream.destroy());
+      splice(client, upstream);
+    });
+    upstream.once('error', () => {
+      if (upstream.bytesRead === 0) rawReply(client, 502, errorPage('connect', url.hostname));
+      client.destroy();
+    });
+    upstream.once('close', () => client.destroy());
+  }
+
+  private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    const kind: ErrorKind = error.code === 'HPE_HEADER_OVERFLOW' ? 'headers-too-large' : 'bad-request';
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    rawReply(socket, errorStatus(kind), errorPage(kind, null));
+  }
+}
+
+function makeAuthenticator(policy: Policy): ProxyAuthenticator | null {
+  return policy.proxyAuth.usersFile === null ? null : new ProxyAuthenticator(policy.proxyAuth.usersFile);
+}
+
+function bareHost(host: string): string {
+  return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+
+/** `host:port` of a CONNECT, canonicalised as a URL host is; null when malformed. */
+export function parseAuthority(authority: string): { host: string; port: number } | null {
+  if (!/^[^\s/?#@]+:\d{1,5}$/.test(authority)) return null;
+  let url: URL;
+  try {
+    url = new URL(`http://${authority}`);
+  } catch {
+    return null;
+  }
+  const port = Number(authority.slice(authority.lastIndexOf(':') + 1));
+  if (url.hostname === '' || port < 1 || port > 65535) return null;
+  return { host: url.hostname.endsWith('.') ? url.hostname.slice(0, -1) : url.hostname, port };
+}
+
+/** Bytes both ways, with back-pressure (pipe pauses the faster side), torn down together. */
+function splice(client: Duplex, upstream: Socket): void {
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.once('close', () => upstream.destroy());
+}
+
+/** A complete HTTP/1.1 response written on a raw socket (CONNECT, upgrade, parse errors), then closed. */
+function rawReply(socket: Duplex, status: number, html: string, extra: Record<string, string> = {}): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = Buffer.from(html);
+  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: ${HTML}\r\nContent-Length: ${body.length}\r\nCache-Control: no-store\r\nConnection: close\r\nVia: 1.1 lachan\r\n`;
+  for (const [name, value] of Object.entries(extra)) head += `${name}: ${value}\r\n`;
+  socket.end(Buffer.concat([Buffer.from(`${head}\r\n`), body]));
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 504: 'Gateway Timeout',
+};
+
+export function classifyUpstreamError(error: unknown): ErrorKind {
+  if (error instanceof ResolveError) return error.code === 'LACHAN_FORBIDDEN_DESTINATION' ? 'forbidden-destination' : 'dns';
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') return 'timeout';
+  if (code === 'LACHAN_FORBIDDEN_DESTINATION') return 'forbidden-destination';
+  if (code === 'LACHAN_DNS_FAILED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
+  if (code === 'CERT_HAS_EXPIRED' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'upstream-certificate';
+  return 'connect';
+}
