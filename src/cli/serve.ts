@@ -27,6 +27,7 @@ interface ServeOptions {
   adminPort: string;
   accessLog?: boolean;
   logLevel: string;
+  upstreamTimeout: string;
 }
 
 /** Messages between the primary and proxy workers. */
@@ -52,6 +53,7 @@ export function registerServe(program: Command): void {
     .option('--admin-port <port>', 'loopback port for /healthz and /metrics', '3129')
     .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--upstream-timeout <seconds>', 'time an origin has to answer before the 504 page', '30')
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
@@ -61,6 +63,8 @@ export function registerServe(program: Command): void {
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
         throw new CliError('--central, --school and --token-file go together');
       }
+      const upstreamTimeout = Number(options.upstreamTimeout);
+      if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
       else await runPrimary(options, port, adminPort, workers, logger);
@@ -99,6 +103,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
     eventLog,
     logger,
     accessLog: options.accessLog === true,
+    limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000 },
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
   });
   boundPort = await proxy.listen(port, options.host);
