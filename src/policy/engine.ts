@@ -68,7 +68,10 @@ export interface PolicyOptions {
   readonly cacheSize?: number;
 }
 
-const DEFAULT_CACHE_SIZE = 100_000;
+/** Hosts remembered per profile. */
+const DEFAULT_CACHE_SIZE = 20_000;
+/** Paths remembered per host; a host with more distinct paths starts afresh. */
+const PATHS_PER_HOST = 64;
 const ROOT_PATH = '/';
 
 /**
@@ -84,7 +87,12 @@ export class Policy {
   private readonly profilesById = new Map<string, ProfileSpec>();
   private readonly profileIndex = new Map<string, number>();
   private readonly clientMap: ClientMap;
-  private readonly cache: LRUCache<string, Decision> | null;
+  /**
+   * Per profile, host → (path → decision). Two levels instead of one concatenated
+   * key: no string is built per request, and each lookup hashes strings the request
+   * already has.
+   */
+  private readonly caches: LRUCache<string, Map<string, Decision>>[] | null;
   private readonly defaultDecisions = new Map<string, Decision>();
   private hits = 0;
   private misses = 0;
@@ -104,7 +112,7 @@ export class Policy {
     }
     this.clientMap = new ClientMap(rules.clients, rules.defaultProfile);
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
-    this.cache = cacheSize > 0 ? new LRUCache<string, Decision>({ max: cacheSize }) : null;
+    this.caches = cacheSize > 0 ? rules.profiles.map(() => new LRUCache<string, Map<string, Decision>>({ max: cacheSize })) : null;
   }
 
   profileIds(): string[] {
@@ -125,7 +133,9 @@ export class Policy {
   }
 
   cacheStats(): { hits: number; misses: number; size: number } {
-    return { hits: this.hits, misses: this.misses, size: this.cache?.size ?? 0 };
+    let size = 0;
+    for (const cache of this.caches ?? []) size += cache.size;
+    return { hits: this.hits, misses: this.misses, size };
   }
 
   /**
@@ -139,18 +149,26 @@ export class Policy {
     if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
     // `example.com.` is the same name as `example.com` (SPEC §3).
     if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
-    if (this.cache === null) return this.evaluate(this.rules.profiles[index]!, host, pathAndQuery);
-    // The key names profile, host and path, so a cached answer is never reused for
-    // another profile or URL; NUL cannot appear in a canonical host or a request path.
-    const key = `${index}\0${host}\0${pathAndQuery}`;
-    const cached = this.cache.get(key);
-    if (cached !== undefined) {
-      this.hits++;
-      return cached;
+    const profile = this.rules.profiles[index]!;
+    if (this.caches === null) return this.evaluate(profile, host, pathAndQuery);
+    // Keyed by profile, host and path, so a cached answer is never reused for
+    // another profile or URL.
+    const cache = this.caches[index]!;
+    let byPath = cache.get(host);
+    if (byPath !== undefined) {
+      const cached = byPath.get(pathAndQuery);
+      if (cached !== undefined) {
+        this.hits++;
+        return cached;
+      }
+    } else {
+      byPath = new Map();
+      cache.set(host, byPath);
     }
     this.misses++;
-    const decision = this.evaluate(this.rules.profiles[index]!, host, pathAndQuery);
-    this.cache.set(key, decision);
+    const decision = this.evaluate(profile, host, pathAndQuery);
+    if (byPath.size >= PATHS_PER_HOST) byPath.clear();
+    byPath.set(pathAndQuery, decision);
     return decision;
   }
 
