@@ -1,4 +1,206 @@
 import type { Command } from 'commander';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { parseSince, SINCE_HELP } from '../events/since.js';
+import { loadOrCreateAdminToken } from '../central/admin-token.js';
+import { createCollectorServer } from '../central/server.js';
+import { CENTRAL_DB_FILE, openSqliteStore } from '../central/sqlite-store.js';
+import { StoreError, type CentralEvent } from '../central/store.js';
+import { CliError } from './errors.js';
+import { quietOnClosedPipe } from './logs.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerCentral(_program: Command): void {}
+const DEFAULT_DATA = './var/central';
+const DAY_MS = 86_400_000;
+
+function positiveInt(name: string, min = 1) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new CliError(`${name}: "${value}" is not an integer ≥ ${min}`);
+    return n;
+  };
+}
+
+/** Opens the collector database; only `serve` and `school add` may create it. */
+function openStore(dataDir: string, create = false) {
+  if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
+    throw new CliError(`no collector database in ${dataDir} (${CENTRAL_DB_FILE} not found; is --data the collector's data folder?)`);
+  }
+  try {
+    return openSqliteStore({ dataDir });
+  } catch (error) {
+    throw new CliError(`cannot open the collector database in ${dataDir}: ${(error as Error).message}`);
+  }
+}
+
+interface ServeOptions {
+  port: number;
+  host: string;
+  data: string;
+  retentionDays: number;
+  rateLimit: number;
+}
+
+export function registerCentral(program: Command): void {
+  const central = program.command('central').description('the district collector: receives events from schools');
+
+  central
+    .command('serve')
+    .description('run the collector (ingest API, dashboard API)')
+    .option('--port <port>', 'port to listen on (0: any free port)', positiveInt('--port', 0), 8080)
+    .option('--host <address>', 'address to listen on (put a TLS reverse proxy in front for the internet)', '127.0.0.1')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--retention-days <days>', 'days raw events are kept (daily roll-ups stay)', positiveInt('--retention-days'), 400)
+    .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
+    .action(async (options: ServeOptions) => {
+      if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
+      const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
+      mkdirSync(options.data, { recursive: true, mode: 0o750 });
+      const store = openStore(options.data, true);
+      const adminToken = loadOrCreateAdminToken(options.data);
+      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit });
+
+      const retentionMs = options.retentionDays * DAY_MS;
+      const expire = () => {
+        store
+          .expire(Date.now() - retentionMs)
+          .then((removed) => removed > 0 && logger.info({ removed, retentionDays: options.retentionDays }, 'expired raw events'))
+          .catch((error: unknown) => logger.error({ err: error }, 'expiry failed'));
+      };
+      expire();
+      const retentionTimer = setInterval(expire, 6 * 3_600_000);
+      retentionTimer.unref();
+
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`cannot listen on ${options.host}:${options.port}: ${error.code ?? error.message}`)));
+        server.listen(options.port, options.host, resolve);
+      });
+      const address = server.address() as AddressInfo;
+      logger.info({ host: address.address, port: address.port, data: options.data, adminTokenFile: `${options.data}/admin-token` }, 'listening');
+
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'stopping');
+        clearInterval(retentionTimer);
+        server.close(() => void store.close().then(() => process.exit(0)));
+        server.closeIdleConnections();
+        setTimeout(() => process.exit(0), 5_000).unref();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+
+  const school = central.command('school').description('schools allowed to send events');
+
+  school
+    .command('add')
+    .description('register a school; prints its id and token once')
+    .requiredOption('--name <name>', 'the school\'s name, e.g. "TH Trạm Tấu"')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--json', 'print {"id":…,"token":…}')
+    .action(async (options: { name: string; data: string; json?: boolean }) => {
+      const store = openStore(options.data, true);
+      try {
+        const created = await store.addSchool(options.name);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ id: created.id, token: created.token })}\n`);
+        } else {
+          process.stdout.write(
+            `school: ${created.id}\ntoken:  ${created.token}\n` +
+              'The token is shown only this once: put it in the gateway\'s token file (lachan serve --token-file).\n',
+          );
+        }
+      } catch (error) {
+        if (error instanceof StoreError) throw new CliError(error.message);
+        throw error;
+      } finally {
+        await store.close();
+      }
+    });
+
+  school
+    .command('list')
+    .description('registered schools')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--json', 'one JSON object a line')
+    .action(async (options: { data: string; json?: boolean }) => {
+      const store = openStore(options.data);
+      try {
+        const schools = await store.listSchools();
+        for (const s of schools) {
+          if (options.json) {
+            process.stdout.write(`${JSON.stringify({ id: s.id, name: s.name, createdAt: new Date(s.createdAt).toISOString(), revoked: s.revokedAt !== null })}\n`);
+          } else {
+            process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'active ' : 'revoked'}  ${s.name}\n`);
+          }
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+  school
+    .command('revoke')
+    .description('stop accepting a school\'s token')
+    .argument('<id>', 'school id')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .action(async (id: string, options: { data: string }) => {
+      const store = openStore(options.data);
+      try {
+        if (!(await store.revokeSchool(id))) throw new CliError(`no school with id ${id}`);
+        process.stderr.write(`school ${id}: token revoked\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  central
+    .command('events')
+    .description('events stored at the collector, oldest first')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--school <id>', 'only this school')
+    .option('--since <when>', SINCE_HELP)
+    .option('--category <name>', 'only this category')
+    .option('--profile <id>', 'only this profile')
+    .option('--host <host>', 'only this host')
+    .option('--limit <n>', 'at most the newest N events', positiveInt('--limit'), 100_000)
+    .option('--json', 'one JSON object a line')
+    .action(async (options: { data: string; school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean }) => {
+      let from: number | undefined;
+      if (options.since !== undefined) {
+        const parsed = parseSince(options.since);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" is not ${SINCE_HELP}`);
+        from = parsed;
+      }
+      quietOnClosedPipe();
+      const store = openStore(options.data);
+      const events: CentralEvent[] = [];
+      try {
+        let cursor: string | undefined;
+        do {
+          const page = await store.queryEvents(
+            { school: options.school, category: options.category, profile: options.profile, host: options.host, from },
+            { cursor, limit: Math.min(5_000, options.limit - events.length) },
+          );
+          events.push(...page.events);
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined && events.length < options.limit);
+      } finally {
+        await store.close();
+      }
+      events.reverse();
+      if (options.json) {
+        for (const e of events) {
+          process.stdout.write(
+            `${JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), school: e.school, profile: e.profile, category: e.category, reason: e.reason, rule: e.rule, source: e.source, host: e.host, path: e.path, method: e.method, client: e.client, receivedAt: new Date(e.receivedAt).toISOString() })}\n`,
+          );
+        }
+        return;
+      }
+      if (events.length === 0) return void process.stdout.write('no events\n');
+      for (const e of events) {
+        process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}\n`);
+      }
+      process.stdout.write(`${events.length} event${events.length === 1 ? '' : 's'}\n`);
+    });
+}

@@ -1,4 +1,123 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { EVENTS_DB_FILE, readEventLog, readReviewRequests, type ReviewRequest, type StoredEvent } from '../events/log.js';
+import { parseSince, SINCE_HELP } from '../events/since.js';
+import { CliError } from './errors.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerLogs(_program: Command): void {}
+interface LogsOptions {
+  data: string;
+  since?: string;
+  category?: string;
+  profile?: string;
+  json?: boolean;
+  reviews?: boolean;
+}
+
+export function registerLogs(program: Command): void {
+  program
+    .command('logs')
+    .description('blocked-access events recorded by this gateway')
+    .option('--data <dir>', 'data folder of the gateway', './var')
+    .option('--since <when>', SINCE_HELP)
+    .option('--category <name>', 'only this category')
+    .option('--profile <id>', 'only this profile')
+    .option('--json', 'one JSON object a line')
+    .option('--reviews', 'the review requests students sent from the block page instead')
+    .action((options: LogsOptions) => {
+      let since: number | undefined;
+      if (options.since !== undefined) {
+        const parsed = parseSince(options.since);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" is not ${SINCE_HELP}`);
+        since = parsed;
+      }
+      if (!existsSync(path.join(options.data, EVENTS_DB_FILE))) {
+        throw new CliError(`no event log in ${options.data} (${EVENTS_DB_FILE} not found; is --data the gateway's data folder?)`);
+      }
+      quietOnClosedPipe();
+      if (options.reviews) return printReviews(options.data, since, options.json === true);
+      let events: StoredEvent[];
+      try {
+        events = readEventLog(options.data, { since, category: options.category, profile: options.profile });
+      } catch (error) {
+        throw new CliError(`cannot read the event log in ${options.data}: ${(error as Error).message}`);
+      }
+      if (options.json) {
+        const out = events.map((event) => JSON.stringify(jsonEvent(event))).join('\n');
+        if (out.length > 0) process.stdout.write(`${out}\n`);
+        return;
+      }
+      process.stdout.write(formatTable(events));
+    });
+}
+
+function printReviews(dataDir: string, since: number | undefined, json: boolean): void {
+  let reviews: ReviewRequest[];
+  try {
+    reviews = readReviewRequests(dataDir, since);
+  } catch (error) {
+    throw new CliError(`cannot read the review requests in ${dataDir}: ${(error as Error).message}`);
+  }
+  if (json) {
+    for (const r of reviews) process.stdout.write(`${JSON.stringify({ ...r, time: new Date(r.time).toISOString() })}\n`);
+    return;
+  }
+  if (reviews.length === 0) return void process.stdout.write('no review requests\n');
+  for (const r of reviews) {
+    process.stdout.write(`${localTime(r.time)}  ${r.eventRef}  ${r.profile}  ${r.category ?? '-'}  ${r.host}  ${r.client}\n    ${r.note.replace(/\s+/g, ' ')}\n`);
+  }
+  process.stdout.write(`${reviews.length} review request${reviews.length === 1 ? '' : 's'}\n`);
+}
+
+function jsonEvent(event: StoredEvent): object {
+  return {
+    id: event.id,
+    time: new Date(event.time).toISOString(),
+    school: event.school,
+    profile: event.profile,
+    category: event.category,
+    reason: event.reason,
+    rule: event.rule,
+    source: event.source,
+    host: event.host,
+    path: event.path,
+    method: event.method,
+    client: event.client,
+    shipped: event.shippedAt !== null,
+  };
+}
+
+function localTime(ms: number): string {
+  const d = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+const PATH_WIDTH = 40;
+
+/** A plain table sized to its content; paths are cut so one event stays one line. */
+export function formatTable(events: readonly StoredEvent[]): string {
+  if (events.length === 0) return 'no blocked-access events\n';
+  const header = ['TIME', 'PROFILE', 'CATEGORY', 'REASON', 'CLIENT', 'METHOD', 'HOST', 'PATH'];
+  const rows = events.map((e) => [
+    localTime(e.time),
+    e.profile,
+    e.category ?? '-',
+    e.reason,
+    e.client,
+    e.method,
+    e.host,
+    e.path.length > PATH_WIDTH ? `${e.path.slice(0, PATH_WIDTH - 1)}…` : e.path,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return `${[line(header), ...rows.map(line)].join('\n')}\n${events.length} event${events.length === 1 ? '' : 's'}\n`;
+}
+
+/** `lachan logs | head` closes the pipe early: that is the reader's choice, not an error. */
+export function quietOnClosedPipe(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}

@@ -1,0 +1,75 @@
+import type { IncomingMessage } from 'node:http';
+import { gunzip } from 'node:zlib';
+
+export class BodyError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export interface BodyLimits {
+  /** Bytes on the wire (compressed or not). */
+  readonly maxBytes: number;
+  /** Bytes after gunzip: a small gzip body can inflate to gigabytes. */
+  readonly maxInflatedBytes: number;
+}
+
+/** Reads a request body within the limits, gunzipping it when it says so. */
+export async function readBody(request: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+  const declared = request.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limits.maxBytes) {
+    throw new BodyError(413, `body larger than ${limits.maxBytes} bytes`);
+  }
+  const raw = await collect(request, limits.maxBytes);
+  const encoding = (request.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding === 'identity' || encoding === '') return raw;
+  if (encoding !== 'gzip') throw new BodyError(415, `content-encoding ${encoding} not supported (gzip or none)`);
+  return new Promise((resolve, reject) => {
+    gunzip(raw, { maxOutputLength: limits.maxInflatedBytes }, (error, inflated) => {
+      if (error === null) return resolve(inflated);
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        return reject(new BodyError(413, `body inflates past ${limits.maxInflatedBytes} bytes`));
+      }
+      reject(new BodyError(400, 'body is not valid gzip'));
+    });
+  });
+}
+
+/**
+ * Collects the body, refusing it as soon as it passes `maxBytes`. The request is paused
+ * rather than destroyed then, so the caller can still answer 413 before closing.
+ */
+function collect(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cleanup();
+        request.pause();
+        reject(new BodyError(413, `body larger than ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(new BodyError(400, `body unreadable: ${error.message}`));
+    };
+    const cleanup = () => {
+      request.off('data', onData);
+      request.off('end', onEnd);
+      request.off('error', onError);
+    };
+    request.on('data', onData);
+    request.on('end', onEnd);
+    request.on('error', onError);
+  });
+}

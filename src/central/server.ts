@@ -1,0 +1,212 @@
+/**
+ * The collector's HTTP API (node:http; put a TLS reverse proxy in front of it on the
+ * internet).
+ *
+ *   POST /api/v1/events      a school's batch. `Authorization: Bearer <school token>`;
+ *                            body `{"school":ID,"events":[WireEvent…]}` as JSON, optionally
+ *                            `Content-Encoding: gzip`. 200 `{"acked":[ids],"stored":n,
+ *                            "duplicates":m}` acknowledges every id stored now or held
+ *                            already; 400 malformed (the message names the field), 401 bad
+ *                            token, 403 token of another school, 413 body over 2 MiB or
+ *                            inflating past 16 MiB, 415 other encodings, 429 too many
+ *                            requests (with Retry-After).
+ *   GET  /api/v1/events      dashboard: events newest first. Bearer <data>/admin-token.
+ *                            Query: school, profile, category, host, from, to (ms or ISO),
+ *                            limit (1–1000, default 100), cursor (from nextCursor).
+ *   GET  /api/v1/stats       dashboard: byCategoryDay, bySchool, topHosts, total. Bearer
+ *                            admin token. Query: school, profile, category, from, to
+ *                            (YYYY-MM-DD, Vietnam days; default the last 30), top (hosts).
+ *   GET  /healthz            200 {"ok":true}, no token.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { BatchError, validateBatch, type WireAck } from '../events/wire.js';
+import { BodyError, readBody } from './body.js';
+import { dayNumber, dayToIso, isoToDay } from './days.js';
+import { RateLimiter } from './rate-limit.js';
+import { StoreError, type CentralStore, type EventFilter } from './store.js';
+import { bearerToken, hashToken, sameHash } from './tokens.js';
+
+/** What the collector needs of a logger (pino fits). */
+export interface CollectorLogger {
+  debug(object: object, message?: string): void;
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+export interface CollectorOptions {
+  readonly store: CentralStore;
+  /** Bearer token for the dashboard API (GET /api/v1/events, /api/v1/stats). */
+  readonly adminToken: string;
+  readonly logger: CollectorLogger;
+  /** Ingest requests a second per school (default 20, bursts of twice that). */
+  readonly rateLimit?: number;
+  /** Failed authentications a minute per address before 429 (default 30). */
+  readonly authFailuresPerMinute?: number;
+  readonly maxBodyBytes?: number;
+  readonly maxInflatedBytes?: number;
+}
+
+export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_MAX_INFLATED_BYTES = 16 * 1024 * 1024;
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  response.end(text);
+}
+
+export function createCollectorServer(options: CollectorOptions): Server {
+  const { store, logger } = options;
+  const adminHash = hashToken(options.adminToken);
+  const perSchool = new RateLimiter(options.rateLimit ?? 20);
+  const authFailures = new RateLimiter((options.authFailuresPerMinute ?? 30) / 60, options.authFailuresPerMinute ?? 30);
+  const limits = {
+    maxBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    maxInflatedBytes: options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BYTES,
+  };
+
+  function refuseAuth(request: IncomingMessage): never {
+    const address = request.socket.remoteAddress ?? 'unknown';
+    const wait = authFailures.take(address);
+    if (wait > 0) throw new HttpError(429, 'too_many_requests', 'too many failed authentications', { 'retry-after': String(wait) });
+    throw new HttpError(401, 'unauthorized', 'missing or invalid bearer token', { 'www-authenticate': 'Bearer' });
+  }
+
+  function requireAdmin(request: IncomingMessage): void {
+    const token = bearerToken(request.headers.authorization);
+    if (token === null || !sameHash(hashToken(token), adminHash)) refuseAuth(request);
+  }
+
+  async function ingest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const token = bearerToken(request.headers.authorization);
+    const school = token === null ? null : await store.authenticate(token);
+    if (school === null) refuseAuth(request);
+    const wait = perSchool.take(school.id);
+    if (wait > 0) throw new HttpError(429, 'too_many_requests', 'slow down', { 'retry-after': String(wait) });
+    const body = await readBody(request, limits);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new HttpError(400, 'bad_batch', 'body is not JSON');
+    }
+    const now = Date.now();
+    const batch = validateBatch(parsed, now);
+    if (batch.school !== school.id) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${school.id}, not ${batch.school}`);
+    const result = await store.ingest(school.id, batch.events, now);
+    logger.debug({ school: school.id, received: batch.events.length, stored: result.stored, duplicates: result.duplicates }, 'ingest');
+    const ack: WireAck = { acked: result.acked, stored: result.stored, duplicates: result.duplicates };
+    sendJson(response, 200, ack);
+  }
+
+  async function listEvents(url: URL, response: ServerResponse): Promise<void> {
+    const q = url.searchParams;
+    const filter: EventFilter = {
+      school: q.get('school') ?? undefined,
+      profile: q.get('profile') ?? undefined,
+      category: q.get('category') ?? undefined,
+      host: q.get('host') ?? undefined,
+      from: timeParam(q, 'from'),
+      to: timeParam(q, 'to'),
+    };
+    const limit = intParam(q, 'limit', 100, 1, 1000);
+    const page = await store.queryEvents(filter, { cursor: q.get('cursor') ?? undefined, limit });
+    sendJson(response, 200, page);
+  }
+
+  async function stats(url: URL, response: ServerResponse): Promise<void> {
+    const q = url.searchParams;
+    const today = dayNumber(Date.now());
+    const toDay = q.get('to') ?? dayToIso(today);
+    const fromDay = q.get('from') ?? dayToIso((isoToDay(toDay) ?? today) - 29);
+    const result = await store.stats({
+      school: q.get('school') ?? undefined,
+      profile: q.get('profile') ?? undefined,
+      category: q.get('category') ?? undefined,
+      fromDay,
+      toDay,
+      topHosts: intParam(q, 'top', 20, 1, 1000),
+    });
+    sendJson(response, 200, result);
+  }
+
+  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://collector.invalid');
+    const method = request.method ?? 'GET';
+    if (url.pathname === '/api/v1/events') {
+      if (method === 'POST') return ingest(request, response);
+      if (method === 'GET') {
+        requireAdmin(request);
+        return listEvents(url, response);
+      }
+      throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
+    }
+    if (url.pathname === '/api/v1/stats') {
+      if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+      requireAdmin(request);
+      return stats(url, response);
+    }
+    if (url.pathname === '/healthz') return sendJson(response, 200, { ok: true });
+    throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
+  }
+
+  const server = createServer((request, response) => {
+    route(request, response).catch((error: unknown) => {
+      const failure = describeFailure(error);
+      if (failure.status === 500) logger.error({ err: error, url: request.url }, 'request failed');
+      let headers = failure.headers;
+      // A body left unread (refused before or while reading) is not drained: close instead.
+      const unread = !request.complete;
+      if (unread) headers = { ...headers, connection: 'close' };
+      if (response.headersSent) return void response.destroy();
+      sendJson(response, failure.status, { error: failure.code, message: failure.message }, headers);
+      if (unread) response.on('finish', () => request.socket.destroySoon());
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 60_000;
+  return server;
+}
+
+function describeFailure(error: unknown): { status: number; code: string; message: string; headers: Record<string, string> } {
+  if (error instanceof HttpError) return error;
+  if (error instanceof BodyError) return { status: error.status, code: error.status === 413 ? 'too_large' : 'bad_body', message: error.message, headers: {} };
+  if (error instanceof BatchError) return { status: 400, code: 'bad_batch', message: error.message, headers: {} };
+  if (error instanceof StoreError) return { status: 400, code: 'bad_request', message: error.message, headers: {} };
+  return { status: 500, code: 'internal', message: 'internal error', headers: {} };
+}
+
+function timeParam(q: URLSearchParams, name: string): number | undefined {
+  const value = q.get(name);
+  if (value === null) return undefined;
+  const time = /^\d{1,16}$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(time)) throw new HttpError(400, 'bad_request', `${name}: milliseconds or an ISO date`);
+  return time;
+}
+
+function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const value = q.get(name);
+  if (value === null) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, 'bad_request', `${name}: an integer from ${min} to ${max}`);
+  return n;
+}

@@ -1,0 +1,262 @@
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { Pool } from 'undici';
+import { openEventLog, type GatewayEventLog } from './log.js';
+import type { WireAck, WireBatch, WireEvent } from './wire.js';
+
+const gzip = promisify(gzipCallback);
+
+export interface ShipperLogger {
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+const SILENT: ShipperLogger = { info() {}, warn() {}, error() {} };
+
+export interface ShipperOptions {
+  /** The proxy's open event log. Without it the shipper opens `dataDir` itself and closes it on stop. */
+  readonly eventLog?: GatewayEventLog;
+  readonly dataDir?: string;
+  /** The collector's base URL, e.g. `https://thongke.sogd.example/lachan` (POSTs to `<url>/api/v1/events`). */
+  readonly centralUrl: string;
+  readonly schoolId: string;
+  /** A file holding the school's token (from `lachan central school add`); re-read after a 401. */
+  readonly tokenFile: string;
+  readonly logger?: ShipperLogger;
+  /** Events per request (default 500). */
+  readonly batchSize?: number;
+  /** Catch-up pace after time offline (default 2,000 events/s), so shipping never starves the proxy. */
+  readonly maxEventsPerSecond?: number;
+  /** How often to look for new events when everything is shipped (default 5 s). */
+  readonly idleIntervalMs?: number;
+  readonly minBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  readonly requestTimeoutMs?: number;
+}
+
+export interface ShipperStats {
+  /** Events acknowledged by the collector since start. */
+  readonly shipped: number;
+  readonly batches: number;
+  readonly failures: number;
+  /** Failed attempts in a row; 0 while the collector is reachable. */
+  readonly consecutiveFailures: number;
+  readonly lastSuccessAt: number | null;
+  readonly lastError: string | null;
+}
+
+export interface Shipper {
+  readonly stats: () => ShipperStats;
+  /** Look for events now instead of at the next idle tick. */
+  readonly wake: () => void;
+  /** Stops after the request in flight (if any) and closes what the shipper opened. */
+  readonly stop: () => Promise<void>;
+}
+
+export class ShipError extends Error {
+  readonly code: string;
+  /** From Retry-After, when the collector gave one. */
+  readonly retryAfterMs: number | null;
+  readonly status: number | null;
+  constructor(code: string, message: string, status: number | null = null, retryAfterMs: number | null = null) {
+    super(message);
+    this.code = code;
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** Retry-After in seconds or as an HTTP date → milliseconds, or null. */
+export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | null {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return null;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
+  const date = Date.parse(text);
+  return Number.isFinite(date) ? Math.max(0, date - now) : null;
+}
+
+function readToken(file: string): string {
+  let token: string;
+  try {
+    token = readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    throw new ShipError('LACHAN_TOKEN_FILE', `cannot read the school token file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  if (token.length === 0) throw new ShipError('LACHAN_TOKEN_FILE', `the school token file ${file} is empty`);
+  return token;
+}
+
+/**
+ * Starts shipping the gateway's unshipped events to the collector, in id order, in
+ * batches, until `stop()`. An event is marked shipped only when the collector's
+ * acknowledgement names it; the collector stores each id once, so a batch resent after
+ * a crash or a lost reply is harmless. Throws at once if the URL or token file is unusable.
+ */
+export function startShipper(options: ShipperOptions): Shipper {
+  const url = new URL(options.centralUrl);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ShipError('LACHAN_CENTRAL_URL', `--central must be an http(s) URL, not ${options.centralUrl}`);
+  }
+  const endpoint = `${url.pathname.replace(/\/+$/, '')}/api/v1/events`;
+  let token = readToken(options.tokenFile);
+  const ownsLog = options.eventLog === undefined;
+  if (ownsLog && options.dataDir === undefined) throw new ShipError('LACHAN_SHIPPER_OPTIONS', 'startShipper needs eventLog or dataDir');
+  const log = options.eventLog ?? openEventLog({ dataDir: options.dataDir!, school: options.schoolId });
+  const logger = options.logger ?? SILENT;
+  const maxBatch = options.batchSize ?? 500;
+  const maxRate = options.maxEventsPerSecond ?? 2_000;
+  const idleMs = options.idleIntervalMs ?? 5_000;
+  const minBackoff = options.minBackoffMs ?? 1_000;
+  const maxBackoff = options.maxBackoffMs ?? 300_000;
+  const timeout = options.requestTimeoutMs ?? 30_000;
+  const pool = new Pool(url.origin, {
+    connections: 1,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    headersTimeout: timeout,
+    bodyTimeout: timeout,
+    connect: { timeout: 10_000 },
+  });
+
+  const abort = new AbortController();
+  let batchSize = maxBatch;
+  let stopped = false;
+  let wakeUp: (() => void) | null = null;
+  let sleepTimer: NodeJS.Timeout | null = null;
+  let shipped = 0;
+  let batches = 0;
+  let failures = 0;
+  let consecutiveFailures = 0;
+  let lastSuccessAt: number | null = null;
+  let lastError: string | null = null;
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (stopped) return resolve();
+      wakeUp = resolve;
+      sleepTimer = setTimeout(resolve, ms);
+      sleepTimer.unref();
+    }).finally(() => {
+      if (sleepTimer !== null) clearTimeout(sleepTimer);
+      sleepTimer = null;
+      wakeUp = null;
+    });
+
+  async function send(events: readonly WireEvent[]): Promise<WireAck> {
+    const batch: WireBatch = { school: options.schoolId, events };
+    const body = await gzip(JSON.stringify(batch));
+    let response;
+    try {
+      response = await pool.request({
+        path: endpoint,
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+        },
+        body,
+        signal: abort.signal,
+      });
+    } catch (error) {
+      throw new ShipError('LACHAN_CENTRAL_UNREACHABLE', `collector unreachable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    const text = await response.body.text();
+    const status = response.statusCode;
+    if (status === 200) {
+      let ack: unknown;
+      try {
+        ack = JSON.parse(text);
+      } catch {
+        throw new ShipError('LACHAN_BAD_ACK', 'collector reply is not JSON', status);
+      }
+      const acked = (ack as { acked?: unknown }).acked;
+      if (!Array.isArray(acked)) throw new ShipError('LACHAN_BAD_ACK', 'collector reply has no acked list', status);
+      return ack as WireAck;
+    }
+    const detail = text.slice(0, 300);
+    throw new ShipError(`HTTP_${status}`, `collector answered ${status}: ${detail}`, status, parseRetryAfter(response.headers['retry-after']));
+  }
+
+  function backoffMs(error: ShipError): number {
+    const ceiling = Math.min(maxBackoff, minBackoff * 2 ** Math.min(consecutiveFailures - 1, 30));
+    // Full jitter: gateways that lost the collector together do not return in lockstep.
+    const jittered = Math.min(maxBackoff, minBackoff / 2 + Math.random() * ceiling);
+    if (error.status === 401 || error.status === 403 || error.status === 400) return maxBackoff;
+    return error.retryAfterMs !== null ? Math.max(error.retryAfterMs, jittered / 4) : jittered;
+  }
+
+  async function run(): Promise<void> {
+    while (!stopped) {
+      let events: WireEvent[];
+      try {
+        events = log.unshipped(batchSize);
+      } catch (error) {
+        logger.error({ err: error }, 'cannot read unshipped events');
+        await sleep(maxBackoff);
+        continue;
+      }
+      if (events.length === 0) {
+        await sleep(idleMs);
+        continue;
+      }
+      const started = Date.now();
+      try {
+        const ack = await send(events);
+        const sent = new Set(events.map((e) => e.id));
+        const acked = ack.acked.filter((id): id is string => typeof id === 'string' && sent.has(id));
+        log.markShipped(acked);
+        shipped += acked.length;
+        batches++;
+        if (consecutiveFailures > 0) logger.info({ after: consecutiveFailures }, 'collector reachable again');
+        consecutiveFailures = 0;
+        lastSuccessAt = Date.now();
+        lastError = null;
+        batchSize = Math.min(maxBatch, batchSize * 2);
+        if (acked.length < events.length) logger.warn({ sent: events.length, acked: acked.length }, 'collector acknowledged part of a batch');
+        // Pace the catch-up after days offline: at most maxRate events a second.
+        const pause = (events.length / maxRate) * 1000 - (Date.now() - started);
+        if (pause > 0) await sleep(pause);
+      } catch (error) {
+        const shipError = error instanceof ShipError ? error : new ShipError('LACHAN_SHIP_FAILED', (error as Error).message);
+        failures++;
+        consecutiveFailures++;
+        lastError = shipError.message;
+        if (shipError.status === 413 && batchSize > 1) {
+          batchSize = Math.max(1, Math.floor(batchSize / 2));
+          logger.warn({ batchSize }, 'collector refused the batch size; sending smaller batches');
+          continue;
+        }
+        if (shipError.status === 401) {
+          try {
+            token = readToken(options.tokenFile);
+          } catch (readError) {
+            lastError = (readError as Error).message;
+          }
+        }
+        const delay = backoffMs(shipError);
+        const log4xx = shipError.status !== null && shipError.status >= 400 && shipError.status < 500 && shipError.status !== 429;
+        (log4xx ? logger.error : logger.warn).call(logger, { err: shipError.message, status: shipError.status, retryInMs: Math.round(delay), batch: events.length }, 'shipping failed');
+        await sleep(delay);
+      }
+    }
+  }
+
+  const done = run().catch((error: unknown) => logger.error({ err: error }, 'shipper stopped on an unexpected error'));
+
+  return {
+    stats: () => ({ shipped, batches, failures, consecutiveFailures, lastSuccessAt, lastError }),
+    wake: () => wakeUp?.(),
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      abort.abort();
+      wakeUp?.();
+      await done;
+      await pool.close();
+      if (ownsLog) await log.close();
+    },
+  };
+}
