@@ -1,8 +1,7 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '../src/events/ids.js';
@@ -14,39 +13,9 @@ function lachan(args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-interface Collector {
-  readonly port: number;
-  readonly child: ChildProcess;
-  readonly url: string;
-}
+import { startCollector, stopCollector, type Collector } from './support/collector.js';
 
-/** Starts `lachan central serve --port 0` and reads the bound port from its "listening" log line. */
-export async function startCollector(dataDir: string, extra: string[] = [], port = 0): Promise<Collector> {
-  const child = spawn(process.execPath, [CLI, 'central', 'serve', '--port', String(port), '--data', dataDir, ...extra], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const bound = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`collector exited with ${code} before listening`)));
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'listening' && typeof entry.port === 'number') resolve(entry.port);
-      } catch {
-        // not a log line
-      }
-    });
-  });
-  return { port: bound, child, url: `http://127.0.0.1:${bound}` };
-}
-
-export async function stopCollector(collector: Collector): Promise<void> {
-  if (collector.child.exitCode !== null) return;
-  const exited = new Promise((resolve) => collector.child.once('exit', resolve));
-  collector.child.kill('SIGTERM');
-  await exited;
-}
+export { startCollector, stopCollector };
 
 function addSchool(dataDir: string, name: string): { id: string; token: string } {
   const result = lachan(['central', 'school', 'add', '--name', name, '--data', dataDir, '--json']);

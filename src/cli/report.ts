@@ -1,4 +1,34 @@
+import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { openSqliteStore, CENTRAL_DB_FILE } from '../central/sqlite-store.js';
+import { buildYearlyReport, renderYearlyReport } from '../report/yearly.js';
+import { CliError } from './errors.js';
 
-// Placeholder until this command group is built; it registers nothing yet.
-export function registerReport(_program: Command): void {}
+export function registerReport(program: Command): void {
+  program
+    .command('report')
+    .description('the yearly report of blocked access for Phòng VH-TT (due before 15/11), from the collector\'s data')
+    .requiredOption('--year <yyyy>', 'calendar year to report')
+    .option('--out <file>', 'write the report (Markdown) here instead of stdout')
+    .option('--data <dir>', 'collector data folder', './var/central')
+    .action(async (options: { year: string; out?: string; data: string }) => {
+      const year = Number(options.year);
+      if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year must be a year such as 2026, not "${options.year}"`);
+      if (!existsSync(path.join(options.data, CENTRAL_DB_FILE))) {
+        throw new CliError(`no collector database in ${options.data} (run "lachan central serve --data ${options.data}" first, or pass --data)`);
+      }
+      const store = openSqliteStore({ dataDir: options.data });
+      try {
+        const text = renderYearlyReport(await buildYearlyReport(store, year));
+        if (options.out === undefined) process.stdout.write(text);
+        else {
+          await writeFile(options.out, text);
+          process.stderr.write(`wrote ${options.out}\n`);
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}

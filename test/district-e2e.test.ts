@@ -1,0 +1,86 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
+import { startCollector, stopCollector, type Collector } from './support/collector.js';
+import { CLI, REPO_ROOT } from './support/rules-dir.js';
+
+function lachan(args: string[]) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const POLICY = `version: 1
+default_profile: tieu-hoc
+profiles:
+  tieu-hoc:
+    name: "Tiểu học"
+    block_categories: [gambling, adult]
+`;
+
+let centralData: string;
+let collector: Collector;
+let origin: { server: Server; port: number };
+let gateway: RunningProxy;
+let school: { id: string; token: string };
+
+beforeAll(async () => {
+  const work = mkdtempSync(path.join(tmpdir(), 'lachan-district-'));
+  centralData = path.join(work, 'central');
+  collector = await startCollector(centralData);
+  school = JSON.parse(lachan(['central', 'school', 'add', '--name', 'TH Trạm Tấu', '--data', centralData, '--json']).stdout);
+  const tokenFile = path.join(work, 'token');
+  writeFileSync(tokenFile, `${school.token}\n`, { mode: 0o600 });
+  origin = await startOrigin();
+  gateway = await startProxy({
+    rules: { 'policy.yaml': POLICY, 'categories/gambling/domains': 'bet.test\n', 'categories/adult/domains': 'adult.test\n' },
+    hosts: '127.0.0.1 bet.test adult.test\n',
+    args: ['--central', collector.url, '--school', school.id, '--token-file', tokenFile],
+  });
+});
+
+afterAll(async () => {
+  await gateway?.stop();
+  await stopCollector(collector);
+  origin?.server.close();
+});
+
+async function collectorEvents(): Promise<Record<string, unknown>[]> {
+  const out = lachan(['central', 'events', '--data', centralData, '--json']).stdout.trim();
+  return out === '' ? [] : out.split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('a school gateway shipping to the district collector', () => {
+  it('delivers each block made through the proxy to the collector once, without queries or addresses', async () => {
+    for (let i = 0; i < 3; i++) expect((await curl(gateway.port, `http://bet.test:${origin.port}/page${i}?hoc_sinh=lan`)).status).toBe(403);
+    expect((await curl(gateway.port, `http://adult.test:${origin.port}/`)).status).toBe(403);
+    let events: Record<string, unknown>[] = [];
+    for (let attempt = 0; attempt < 60 && events.length < 4; attempt++) {
+      await new Promise((r) => setTimeout(r, 250));
+      events = await collectorEvents();
+    }
+    expect(events).toHaveLength(4);
+    expect(new Set(events.map((e) => e.id)).size).toBe(4);
+    expect(events.filter((e) => e.category === 'gambling').map((e) => e.path).sort()).toEqual(['/page0', '/page1', '/page2']);
+    const text = JSON.stringify(events);
+    expect(text).not.toContain('hoc_sinh');
+    expect(text).not.toContain('127.0.0.1');
+  });
+
+  it('writes the yearly report for Phòng VH-TT from what the collector holds', async () => {
+    const year = new Date().getUTCFullYear();
+    const out = path.join(centralData, 'bao-cao.md');
+    const result = lachan(['report', '--year', String(year), '--data', centralData, '--out', out]);
+    expect(result.code).toBe(0);
+    const report = readFileSync(out, 'utf8');
+    expect(report).toContain(`Báo cáo năm ${year}`);
+    expect(report).toContain('Tổng số lượt truy cập bị chặn: 4');
+    expect(report).toMatch(/\| Cờ bạc, cá độ \(gambling\) \| 3 \| 75\.0 \|/);
+    expect(report).toMatch(/\| Tiểu học \| 4 \| 100\.0 \|/);
+    expect(report).toContain('TH Trạm Tấu');
+    expect(lachan(['report', '--year', 'năm nay', '--data', centralData]).code).toBe(2);
+  });
+});
