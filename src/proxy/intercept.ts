@@ -1,0 +1,61 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { createInterceptingTlsSocket, type CertificateAuthority } from '../tls/index.js';
+
+/** Where an intercepted connection was going, kept on its TLS socket. */
+const TARGET = Symbol('lachan.interceptTarget');
+
+interface InterceptedSocket extends TLSSocket {
+  [TARGET]?: { authority: string; clientAddress: string };
+}
+
+/**
+ * Terminates TLS of an intercepted CONNECT with a certificate from the school CA and
+ * hands every request inside it to the same handler as plain HTTP, rewritten to
+ * absolute form (`https://host/path`): one request model, one policy path, one
+ * place that forwards (and verifies the origin's certificate).
+ */
+export class Interceptor {
+  private readonly inner: Server;
+
+  constructor(
+    private readonly ca: CertificateAuthority,
+    handle: (req: IncomingMessage, res: ServerResponse, clientAddress: string) => void,
+    limits: { maxHeaderBytes: number; headersTimeoutMs: number; clientIdleMs: number },
+  ) {
+    this.inner = createServer({ maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.clientIdleMs, requestTimeout: 0 }, (req, res) => {
+      const target = (req.socket as InterceptedSocket)[TARGET];
+      if (target === undefined || !(req.url ?? '').startsWith('/')) {
+        res.writeHead(400).end();
+        return;
+      }
+      req.url = `https://${target.authority}${req.url}`;
+      handle(req, res, target.clientAddress);
+    });
+    this.inner.on('clientError', (_error, socket: Duplex) => socket.destroy());
+    // WebSockets inside intercepted TLS are not relayed yet: refuse cleanly.
+    this.inner.on('upgrade', (_req, socket: Duplex) => socket.end('HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
+  }
+
+  /** Answers the CONNECT, then serves the client's TLS session here. */
+  async intercept(client: Duplex, host: string, port: number, head: Buffer, clientAddress: string): Promise<void> {
+    client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
+    let secure: InterceptedSocket;
+    try {
+      secure = await createInterceptingTlsSocket(client, host.startsWith('[') ? host.slice(1, -1) : host, this.ca, { head, alpn: ['http/1.1'] });
+    } catch {
+      client.destroy();
+      return;
+    }
+    secure[TARGET] = { authority: port === 443 ? host : `${host}:${port}`, clientAddress };
+    // A client that does not trust the school CA aborts the handshake: nothing to do.
+    secure.on('error', () => secure.destroy());
+    this.inner.emit('connection', secure);
+  }
+
+  close(): void {
+    this.inner.close();
+    this.inner.closeAllConnections();
+  }
+}
