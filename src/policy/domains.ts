@@ -37,6 +37,8 @@ export interface DomainMatch {
 }
 
 const INITIAL_CAPACITY = 1 << 12;
+const MAX_HOST = 253;
+const MAX_LABEL = 63;
 
 /**
  * One entry is four 32-bit words in one typed array, so that the records a probe
@@ -69,6 +71,41 @@ export class DomainSetBuilder {
     records[at + LANE_B] = mix(b ^ a);
     records[at + LINE] = line;
     records[at + ORIGIN] = ((categoryId & 0xffff) << 16) | (fileId & 0xffff);
+  }
+
+  /**
+   * Adds `text.slice(start, end)` when it is already canonical (lower-case ASCII
+   * letters, digits, `-`, `_`, dots between labels), validating and hashing in one
+   * pass without creating a string: real lists are millions of such lines. Returns
+   * false, adding nothing, for anything else; the caller then canonicalises the slice.
+   */
+  addCanonicalSpan(text: string, start: number, end: number, categoryId: number, fileId: number, line: number): boolean {
+    if (end - start > MAX_HOST || end <= start) return false;
+    let a = SEED_A;
+    let b = SEED_B;
+    let labelLength = 0;
+    for (let i = end - 1; i >= start; i--) {
+      const c = text.charCodeAt(i);
+      if (c === 0x2e) {
+        if (labelLength === 0) return false;
+        labelLength = 0;
+      } else if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f) {
+        if (++labelLength > MAX_LABEL) return false;
+      } else {
+        return false;
+      }
+      a = Math.imul(a ^ c, PRIME_A);
+      b = Math.imul(b ^ c, PRIME_B);
+    }
+    if (labelLength === 0) return false;
+    if ((this.count + 1) * WORDS > this.records.length) this.grow();
+    const at = this.count++ * WORDS;
+    const records = this.records;
+    records[at + LANE_A] = mix(a);
+    records[at + LANE_B] = mix(b ^ a);
+    records[at + LINE] = line;
+    records[at + ORIGIN] = ((categoryId & 0xffff) << 16) | (fileId & 0xffff);
+    return true;
   }
 
   get size(): number {

@@ -16,3 +16,25 @@ export function forEachRuleLine(text: string, visit: (rule: string, line: number
     start = end + 1;
   }
 }
+
+/**
+ * Like forEachRuleLine, but hands over the trimmed span of each rule line instead
+ * of a string, so the domain loader can read millions of lines without creating one.
+ */
+export function forEachRuleSpan(text: string, visit: (start: number, end: number, line: number) => void): void {
+  let start = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  let line = 0;
+  const length = text.length;
+  while (start <= length) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = length;
+    line++;
+    let from = start;
+    let to = end;
+    while (from < to && text.charCodeAt(from) <= 0x20) from++;
+    while (to > from && text.charCodeAt(to - 1) <= 0x20) to--;
+    if (from < to && text.charCodeAt(from) !== 0x23 /* # */) visit(from, to, line);
+    if (end === length) break;
+    start = end + 1;
+  }
+}

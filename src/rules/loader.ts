@@ -8,7 +8,7 @@ import { CUSTOM_CATEGORY, Policy, type CompiledRules, type PolicyOptions, type P
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../policy/types.js';
 import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
-import { forEachRuleLine } from './lines.js';
+import { forEachRuleLine, forEachRuleSpan } from './lines.js';
 
 /** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -213,6 +213,17 @@ interface Builders {
 
 function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fileId: number, categoryId: number, builders: Builders, problems: ProblemList, findDuplicates: boolean): void {
   const seen = findDuplicates ? new Map<string, number>() : null;
+  if (kind === 'domains' && seen === null) {
+    // The serving path: most lines are canonical already and are hashed in place.
+    forEachRuleSpan(text, (start, end, line) => {
+      if (builders.domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) return;
+      const rule = text.slice(start, end);
+      const host = canonicalRuleHost(rule);
+      if (host === null) problems.error(fileName, line, `bad domain "${truncate(rule)}"`);
+      else builders.domains.add(host, categoryId, fileId, line);
+    });
+    return;
+  }
   forEachRuleLine(text, (rule, line) => {
     let key: string;
     switch (kind) {
