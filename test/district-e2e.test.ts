@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,12 +5,7 @@ import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { CLI, REPO_ROOT } from './support/rules-dir.js';
-
-function lachan(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+import { lachan } from './support/rules-dir.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc

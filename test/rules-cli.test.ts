@@ -1,12 +1,6 @@
-import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { CLI, REPO_ROOT, SHARED_DATA, makeRulesDir, removeDir } from './support/rules-dir.js';
-
-function lachan(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, input, encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+import { SHARED_DATA, lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
 
 const GOOD_POLICY = `version: 1
 default_profile: tieu-hoc

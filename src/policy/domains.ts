@@ -1,3 +1,4 @@
+import { isIpLiteral } from './hostname.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from './types.js';
 
 /**
@@ -57,7 +58,6 @@ export class DomainSetBuilder {
 
   /** Adds a host already in canonical form (see canonicalRuleHost). */
   add(canonicalHost: string, categoryId: number, fileId: number, line: number): void {
-    if ((this.count + 1) * WORDS > this.records.length) this.grow();
     let a = SEED_A;
     let b = SEED_B;
     for (let i = canonicalHost.length - 1; i >= 0; i--) {
@@ -65,6 +65,11 @@ export class DomainSetBuilder {
       a = Math.imul(a ^ c, PRIME_A);
       b = Math.imul(b ^ c, PRIME_B);
     }
+    this.push(a, b, categoryId, fileId, line);
+  }
+
+  private push(a: number, b: number, categoryId: number, fileId: number, line: number): void {
+    if ((this.count + 1) * WORDS > this.records.length) this.grow();
     const at = this.count++ * WORDS;
     const records = this.records;
     records[at + LANE_A] = mix(a);
@@ -98,13 +103,7 @@ export class DomainSetBuilder {
       b = Math.imul(b ^ c, PRIME_B);
     }
     if (labelLength === 0) return false;
-    if ((this.count + 1) * WORDS > this.records.length) this.grow();
-    const at = this.count++ * WORDS;
-    const records = this.records;
-    records[at + LANE_A] = mix(a);
-    records[at + LANE_B] = mix(b ^ a);
-    records[at + LINE] = line;
-    records[at + ORIGIN] = ((categoryId & 0xffff) << 16) | (fileId & 0xffff);
+    this.push(a, b, categoryId, fileId, line);
     return true;
   }
 
@@ -179,7 +178,7 @@ export class DomainSet {
    */
   lookup(host: string, actions: Uint8Array): DomainMatch | null {
     if (this.records.length === 0) return null;
-    const wholeOnly = isIpv4Shape(host) || host.charCodeAt(0) === 0x5b;
+    const wholeOnly = isIpLiteral(host);
     let a = SEED_A;
     let b = SEED_B;
     let bestEntry = -1;
@@ -218,17 +217,4 @@ export class DomainSet {
     }
     return blocking;
   }
-}
-
-/** Four dot-separated decimal parts, as URL.hostname writes every IPv4 address. */
-function isIpv4Shape(host: string): boolean {
-  const last = host.charCodeAt(host.length - 1);
-  if (last < 0x30 || last > 0x39) return false;
-  let dots = 0;
-  for (let i = 0; i < host.length; i++) {
-    const c = host.charCodeAt(i);
-    if (c === 0x2e) dots++;
-    else if (c < 0x30 || c > 0x39) return false;
-  }
-  return dots === 3;
 }
