@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
@@ -11,6 +12,8 @@ import { startShipper, type Shipper } from '../events/shipper.js';
 import { ProxyServer } from '../proxy/server.js';
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
+import { loadCa, type CertificateAuthority } from '../tls/index.js';
+import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError } from './errors.js';
 
@@ -20,6 +23,7 @@ interface ServeOptions {
   rules: string;
   data: string;
   hostsFile?: string;
+  certs: string;
   central?: string;
   school?: string;
   tokenFile?: string;
@@ -28,6 +32,7 @@ interface ServeOptions {
   accessLog?: boolean;
   logLevel: string;
   upstreamTimeout: string;
+  headerTimeout: string;
 }
 
 /** Messages between the primary and proxy workers. */
@@ -38,6 +43,7 @@ type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
 const SHUTDOWN_GRACE_MS = 3_000;
 
 export function registerServe(program: Command): void {
+  registerUsers(program);
   program
     .command('serve')
     .description('run the filtering proxy')
@@ -45,12 +51,14 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--rules <dir>', 'rules folder', './rules')
     .option('--data <dir>', 'data folder (event database, keys)', './var')
+    .option('--certs <dir>', 'school CA for HTTPS interception (lachan ca init); without one, blocked HTTPS gets a plain 403', './certs')
     .option('--hosts-file <file>', 'names mapped to addresses before DNS, /etc/hosts format')
     .option('--central <url>', 'district collector to ship blocked-access events to')
     .option('--school <id>', 'this school\'s id at the collector')
     .option('--token-file <file>', 'file holding this school\'s collector token')
     .option('--workers <n>', 'proxy processes (default: one per CPU)')
     .option('--admin-port <port>', 'loopback port for /healthz and /metrics', '3129')
+    .option('--header-timeout <ms>', 'time a client has to send its request headers (slow clients cannot pin connections)', '15000')
     .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--upstream-timeout <seconds>', 'time an origin has to answer before the 504 page', '30')
@@ -65,10 +73,67 @@ export function registerServe(program: Command): void {
       }
       const upstreamTimeout = Number(options.upstreamTimeout);
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
+      const headerTimeout = Number(options.headerTimeout);
+      if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout must be a number of milliseconds (100 or more), not "${options.headerTimeout}"`);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
       else await runPrimary(options, port, adminPort, workers, logger);
     });
+}
+
+/**
+ * `lachan users add NAME`: lab accounts for proxy authentication. The password is read
+ * from stdin (first line), so it never appears in the shell history or `ps`.
+ */
+function registerUsers(program: Command): void {
+  const users = program.command('users').description('accounts for proxy authentication in shared computer labs');
+  users
+    .command('add')
+    .description('add a user or change its password (password read from stdin)')
+    .argument('<name>', 'user name (letters, digits, . _ -)')
+    .option('--rules <dir>', 'rules folder whose policy.yaml names the users file', './rules')
+    .option('--users-file <file>', 'users file (default: proxy_auth.users_file of policy.yaml, else RULES/users)')
+    .action(async (name: string, options: { rules: string; usersFile?: string }) => {
+      if (!isValidUserName(name)) throw new CliError(`user name "${name}" may only hold letters, digits, ".", "_" and "-" (at most 64)`);
+      const file = options.usersFile ?? (await usersFileOf(options.rules));
+      const password = (await readStdin()).split(/\r?\n/, 1)[0] ?? '';
+      if (password.length < 6) throw new CliError('give the password on stdin (one line, at least 6 characters), e.g. `read -rs P; echo "$P" | lachan users add NAME`');
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+      }
+      const next = upsertUser(text, name, hashPassword(password));
+      const temporary = `${file}.${process.pid}.tmp`;
+      try {
+        writeFileSync(temporary, next, { mode: 0o600 });
+        renameSync(temporary, file);
+      } catch (error) {
+        throw new CliError(`cannot write ${file}: ${(error as Error).message}`);
+      }
+      process.stdout.write(`${name} saved in ${file}\n`);
+    });
+}
+
+async function usersFileOf(rulesDir: string): Promise<string> {
+  try {
+    const policy = await loadPolicy(rulesDir);
+    if (policy.proxyAuth.usersFile !== null) return policy.proxyAuth.usersFile;
+  } catch {
+    // A rules folder that does not load yet still has a conventional place for users.
+  }
+  return path.join(rulesDir, 'users');
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('Mật khẩu (một dòng, Enter để kết thúc): ');
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.includes('\n')) break;
+  }
+  return text;
 }
 
 function parsePort(text: string, option: string): number {
@@ -95,6 +160,13 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
   } catch (error) {
     throw new CliError(`cannot read --hosts-file: ${(error as Error).message}`);
   }
+  let ca: CertificateAuthority | null;
+  try {
+    ca = await loadCa(options.certs);
+  } catch (error) {
+    throw new CliError(`cannot use the CA in ${options.certs}: ${(error as Error).message}`);
+  }
+  if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
   let boundPort = port;
   const proxy = new ProxyServer({
@@ -102,8 +174,9 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
     resolver,
     eventLog,
     logger,
+    ca,
     accessLog: options.accessLog === true,
-    limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000 },
+    limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout) },
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
   });
   boundPort = await proxy.listen(port, options.host);

@@ -71,3 +71,22 @@ export class ProxyAuthenticator {
     return { user };
   }
 }
+
+const USER_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function isValidUserName(name: string): boolean {
+  return USER_NAME.test(name);
+}
+
+/**
+ * The users file with `name` set to `storedHash`: an existing line for that name is
+ * replaced in place, otherwise the line is appended; comments and order are kept.
+ */
+export function upsertUser(text: string, name: string, storedHash: string): string {
+  const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
+  const entry = `${name}:${storedHash}`;
+  const index = lines.findIndex((line) => line.trim().startsWith(`${name}:`));
+  if (index === -1) lines.push(entry);
+  else lines[index] = entry;
+  return `${lines.join('\n')}\n`;
+}

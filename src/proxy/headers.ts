@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy's own credentials. */
 const HOP_BY_HOP = new Set([
@@ -37,15 +37,32 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, authority:
   return out;
 }
 
-/** Response headers for the client: hop-by-hop fields dropped, `Via` added. */
-export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): OutgoingHttpHeaders {
-  const listed = connectionTokens(upstream.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const name in upstream) {
-    if (HOP_BY_HOP.has(name) || listed?.has(name)) continue;
-    const value = upstream[name];
-    if (value !== undefined) out[name] = value;
+/**
+ * Response headers for the client from undici's raw `[name, value, …]` buffers, as the
+ * flat array `writeHead` takes: hop-by-hop fields (and those `Connection` lists) dropped,
+ * `Via` added. Works on the raw form so the hot path builds no header object.
+ */
+export function clientResponseRawHeaders(raw: readonly Buffer[]): string[] {
+  const flat: string[] = [];
+  let listed: Set<string> | null = null;
+  let via: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (lower === 'connection') {
+      listed = connectionTokens(raw[i + 1]!.toString('latin1'));
+      continue;
+    }
+    if (HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'via') {
+      via = via === null ? raw[i + 1]!.toString('latin1') : `${via}, ${raw[i + 1]!.toString('latin1')}`;
+      continue;
+    }
+    flat.push(name, raw[i + 1]!.toString('latin1'));
   }
-  out.via = upstream.via === undefined ? VIA : `${String(upstream.via)}, ${VIA}`;
-  return out;
+  if (listed !== null) {
+    for (let i = flat.length - 2; i >= 0; i -= 2) if (listed.has(flat[i]!.toLowerCase())) flat.splice(i, 2);
+  }
+  flat.push('via', via === null ? VIA : `${via}, ${VIA}`);
+  return flat;
 }

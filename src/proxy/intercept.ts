@@ -6,8 +6,15 @@ import { createInterceptingTlsSocket, type CertificateAuthority } from '../tls/i
 /** Where an intercepted connection was going, kept on its TLS socket. */
 const TARGET = Symbol('lachan.interceptTarget');
 
+/** Who is behind an intercepted tunnel: decided once at CONNECT (address or lab login). */
+export interface TunnelClient {
+  readonly clientAddress: string;
+  /** The profile the CONNECT was decided under; requests inside have no Proxy-Authorization. */
+  readonly profile: string;
+}
+
 interface InterceptedSocket extends TLSSocket {
-  [TARGET]?: { authority: string; clientAddress: string };
+  [TARGET]?: { authority: string; client: TunnelClient };
 }
 
 /**
@@ -21,7 +28,7 @@ export class Interceptor {
 
   constructor(
     private readonly ca: CertificateAuthority,
-    handle: (req: IncomingMessage, res: ServerResponse, clientAddress: string) => void,
+    handle: (req: IncomingMessage, res: ServerResponse, client: TunnelClient) => void,
     limits: { maxHeaderBytes: number; headersTimeoutMs: number; clientIdleMs: number },
   ) {
     this.inner = createServer({ maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.clientIdleMs, requestTimeout: 0 }, (req, res) => {
@@ -31,7 +38,7 @@ export class Interceptor {
         return;
       }
       req.url = `https://${target.authority}${req.url}`;
-      handle(req, res, target.clientAddress);
+      handle(req, res, target.client);
     });
     this.inner.on('clientError', (_error, socket: Duplex) => socket.destroy());
     // WebSockets inside intercepted TLS are not relayed yet: refuse cleanly.
@@ -39,7 +46,7 @@ export class Interceptor {
   }
 
   /** Answers the CONNECT, then serves the client's TLS session here. */
-  async intercept(client: Duplex, host: string, port: number, head: Buffer, clientAddress: string): Promise<void> {
+  async intercept(client: Duplex, host: string, port: number, head: Buffer, tunnelClient: TunnelClient): Promise<void> {
     client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
     let secure: InterceptedSocket;
     try {
@@ -48,7 +55,7 @@ export class Interceptor {
       client.destroy();
       return;
     }
-    secure[TARGET] = { authority: port === 443 ? host : `${host}:${port}`, clientAddress };
+    secure[TARGET] = { authority: port === 443 ? host : `${host}:${port}`, client: tunnelClient };
     // A client that does not trust the school CA aborts the handshake: nothing to do.
     secure.on('error', () => secure.destroy());
     this.inner.emit('connection', secure);

@@ -74,8 +74,34 @@ export interface BlockPageInput {
   readonly reference: string;
 }
 
-/** The block page of SPEC §4. Self-harm puts help first: the child may be at risk. */
+const HOST_SLOT = '\u0000H\u0000';
+const REFERENCE_SLOT = '\u0000R\u0000';
+const SLOT = /\u0000([HR])\u0000/;
+const TEMPLATE_LIMIT = 1024;
+/** Pieces of a rendered page; odd indexes are slots ('H' host, 'R' reference). */
+const templates = new Map<string, readonly string[]>();
+
+/**
+ * The block page of SPEC §4, from a template rendered once per (category, profile)
+ * and filled with the host and the event reference by concatenation.
+ */
 export function blockPage(input: BlockPageInput): string {
+  const key = `${input.category ?? ''}\u0000${input.profileId}\u0000${input.profileName}`;
+  let pieces = templates.get(key);
+  if (pieces === undefined) {
+    pieces = renderBlockPage({ ...input, host: HOST_SLOT, reference: REFERENCE_SLOT }).split(SLOT);
+    if (templates.size >= TEMPLATE_LIMIT) templates.clear();
+    templates.set(key, pieces);
+  }
+  const host = escapeHtml(input.host);
+  const reference = escapeHtml(input.reference);
+  let html = pieces[0]!;
+  for (let i = 1; i < pieces.length; i += 2) html += (pieces[i] === 'H' ? host : reference) + pieces[i + 1]!;
+  return html;
+}
+
+/** Self-harm puts help first: the child may be at risk. */
+function renderBlockPage(input: BlockPageInput): string {
   const host = escapeHtml(input.host);
   const category = escapeHtml(categoryLabel(input.category));
   const selfHarm = input.category === 'self-harm';
@@ -105,10 +131,11 @@ export function reviewThanksPage(): string {
   return page(200, 'Đã gửi đề nghị', '<h1>Đã gửi đề nghị xem lại</h1><section class="card"><p>Thầy cô phụ trách sẽ xem xét. Cảm ơn em.</p></section>');
 }
 
-export type ErrorKind = 'bad-request' | 'headers-too-large' | 'port' | 'forbidden-destination' | 'dns' | 'connect' | 'timeout' | 'upstream-certificate';
+export type ErrorKind = 'bad-request' | 'auth-required' | 'headers-too-large' | 'port' | 'forbidden-destination' | 'dns' | 'connect' | 'timeout' | 'upstream-certificate';
 
 const ERRORS: Readonly<Record<ErrorKind, { status: number; title: string; text: string }>> = {
   'bad-request': { status: 400, title: 'Yêu cầu không hợp lệ', text: 'Trình duyệt đã gửi một yêu cầu mà bộ lọc không hiểu được.' },
+  'auth-required': { status: 407, title: 'Cần đăng nhập', text: 'Máy tính này dùng chung: hãy đăng nhập bằng tài khoản phòng máy mà thầy cô đã cấp cho em.' },
   'headers-too-large': { status: 431, title: 'Yêu cầu quá lớn', text: 'Phần đầu của yêu cầu quá lớn. Hãy thử xóa cookie của trang rồi tải lại.' },
   port: { status: 403, title: 'Cổng kết nối không được phép', text: 'Mạng của trường chỉ cho phép kết nối bảo mật qua các cổng thông thường.' },
   'forbidden-destination': { status: 403, title: 'Địa chỉ không được phép', text: 'Không thể truy cập địa chỉ nội bộ của máy chủ lọc qua mạng học sinh.' },

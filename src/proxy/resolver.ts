@@ -56,6 +56,7 @@ interface CachedAnswer {
 export class Resolver {
   private readonly hosts: ReadonlyMap<string, string>;
   private readonly cache = new Map<string, CachedAnswer>();
+  private readonly inFlight = new Map<string, Promise<Destination>>();
   private readonly ownAddresses: ReadonlySet<string>;
 
   constructor(hostsFile: string | null) {
@@ -78,6 +79,16 @@ export class Resolver {
       if (cached.destination === null) throw new ResolveError('LACHAN_DNS_FAILED', cached.error ?? `cannot resolve ${host}`);
       return this.vet(cached.destination, host);
     }
+    // Concurrent first requests for a name share one lookup (libuv has few resolver threads).
+    let pending = this.inFlight.get(bare);
+    if (pending === undefined) {
+      pending = this.lookupAndRemember(bare, host, now).finally(() => this.inFlight.delete(bare));
+      this.inFlight.set(bare, pending);
+    }
+    return this.vet(await pending, host);
+  }
+
+  private async lookupAndRemember(bare: string, host: string, now: number): Promise<Destination> {
     let destination: Destination;
     try {
       const answer = await lookup(bare, { verbatim: false });
@@ -88,7 +99,7 @@ export class Resolver {
       throw new ResolveError('LACHAN_DNS_FAILED', message);
     }
     this.remember(bare, { expires: now + DNS_CACHE_MS, destination, error: null });
-    return this.vet(destination, host);
+    return destination;
   }
 
   private remember(name: string, answer: CachedAnswer): void {

@@ -1,19 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Agent, buildConnector, errors as undiciErrors } from 'undici';
+import { Agent, buildConnector, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { safeSearchEndpoint, rewriteForSafeSearch } from '../policy/safesearch.js';
 import type { GatewayEventLog } from '../events/log.js';
 import { ProxyAuthenticator } from './auth.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { upstreamRequestHeaders } from './headers.js';
+import { ForwardHandler } from './forward.js';
 import { ProxyMetrics } from './metrics.js';
 import { blockPage, errorPage, errorStatus, reviewThanksPage, REVIEW_PATH, type ErrorKind } from './pages.js';
 import { pacFile } from './pac.js';
 import { ResolveError, type Resolver } from './resolver.js';
+import { Interceptor, type TunnelClient } from './intercept.js';
+import type { CertificateAuthority } from '../tls/index.js';
 
 export interface ProxyLimits {
   /** Largest request head accepted (431 beyond). */
@@ -51,11 +53,14 @@ export interface ProxyOptions {
   readonly logger: Logger;
   readonly limits?: Partial<ProxyLimits>;
   readonly accessLog?: boolean;
+  /** The school CA: blocked CONNECTs get the block page over TLS, inspected profiles are intercepted. */
+  readonly ca?: CertificateAuthority | null;
   /** Host and port devices should use, for the PAC file. */
   readonly advertisedProxy: () => string;
 }
 
 const HTML = 'text/html; charset=utf-8';
+const ORIGIN_FORM_REVIEW_PATH = '/lachan/review';
 const MAX_REVIEW_BODY = 4096;
 
 /**
@@ -72,6 +77,7 @@ export class ProxyServer {
   private readonly agent: Agent;
   private readonly limits: ProxyLimits;
   private readonly sockets = new Set<Socket | Duplex>();
+  private readonly interceptor: Interceptor | null;
 
   constructor(private readonly options: ProxyOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -93,10 +99,15 @@ export class ProxyServer {
       keepAliveTimeout: 4_000,
     });
     this.server = createServer(
-      { maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true },
-      (req, res) => void this.onRequest(req, res),
+      {
+        maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true,
+        // Node checks header deadlines on this tick (default 30 s): a slow client would otherwise get up to twice headersTimeout.
+        connectionsCheckingInterval: 2_000,
+      },
+      (req, res) => this.onRequest(req, res),
     );
     this.server.maxConnections = this.limits.maxConnections;
+    this.interceptor = options.ca == null ? null : new Interceptor(options.ca, (req, res, client) => this.onRequest(req, res, client), this.limits);
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
@@ -141,6 +152,7 @@ export class ProxyServer {
     timer.unref();
     await closed;
     clearTimeout(timer);
+    this.interceptor?.close();
     await this.agent.close().catch(() => undefined);
   }
 
@@ -157,7 +169,8 @@ export class ProxyServer {
     return policy.profileForAddress(req.socket.remoteAddress ?? '');
   }
 
-  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** `tunnel` is set for requests inside an intercepted CONNECT: who sent them was settled there. */
+  private onRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelClient): void {
     const target = req.url ?? '';
     if (target.charCodeAt(0) === 0x2f /* / */) return this.onOriginForm(req, res);
     const started = process.hrtime.bigint();
@@ -169,14 +182,15 @@ export class ProxyServer {
       return this.sendError(res, 'bad-request', null);
     }
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return this.sendError(res, 'bad-request', null);
-    const profile = this.profileFor(req);
+    const profile = tunnel?.profile ?? this.profileFor(req);
     if (profile === 'auth-failed') return this.sendAuthRequired(res);
-    if (url.pathname === REVIEW_PATH && req.method === 'POST') return this.onReview(req, res, profile);
+    const clientAddress = tunnel?.clientAddress ?? req.socket.remoteAddress ?? '';
+    if (url.pathname === REVIEW_PATH && req.method === 'POST') return void this.onReview(req, res, profile, clientAddress);
 
     const policy = this.policyNow;
     const pathAndQuery = `${url.pathname}${url.search}`;
     const decision = policy.decide(profile, url.hostname, pathAndQuery);
-    if (decision.action === 'block') return this.sendBlock(req, res, decision, url.hostname, url.pathname);
+    if (decision.action === 'block') return this.sendBlock(req, res, decision, url.hostname, url.pathname, clientAddress);
 
     let path = pathAndQuery;
     const headers = upstreamRequestHeaders(req.headers, url.host);
@@ -189,21 +203,20 @@ export class ProxyServer {
       }
     }
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    try {
-      const upstream = await this.agent.request({
-        origin: url.origin,
-        path,
-        method: req.method as 'GET',
-        headers,
-        body: hasBody ? req : null,
-      });
-      this.metrics.observeLatency(Number(process.hrtime.bigint() - started) / 1e9);
-      res.writeHead(upstream.statusCode, clientResponseHeaders(upstream.headers));
-      await pipeline(upstream.body, res);
-    } catch (error) {
-      this.failUpstream(res, error, url.hostname);
-    }
-    if (this.options.accessLog) this.options.logger.info({ method: req.method, host: url.hostname, status: res.statusCode, profile }, 'request');
+    const host = url.hostname;
+    const handler = new ForwardHandler(res, {
+      onResponseStart: () => this.metrics.observeLatency(Number(process.hrtime.bigint() - started) / 1e9),
+      onUpstreamError: (error, headersSent) => {
+        if (headersSent) {
+          this.metrics.upstreamError(classifyUpstreamError(error));
+          res.destroy();
+        } else this.failUpstream(res, error, host);
+      },
+      onFinished: (status) => {
+        if (this.options.accessLog) this.options.logger.info({ method: req.method, host, status, profile }, 'request');
+      },
+    });
+    this.agent.dispatch({ origin: url.origin, path, method: req.method as 'GET', headers, body: hasBody ? req : null }, handler as unknown as Dispatcher.DispatchHandler);
   }
 
   /** Requests to the proxy itself: auto-configuration only. Nothing else of the gateway is reachable here. */
@@ -215,10 +228,17 @@ export class ProxyServer {
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
+    // A review request posted to the proxy itself (e.g. from a block page saved or
+    // opened outside the proxied session); the block page's own form posts in absolute form.
+    if ((path === ORIGIN_FORM_REVIEW_PATH || path === REVIEW_PATH) && req.method === 'POST') {
+      const address = req.socket.remoteAddress ?? '';
+      void this.onReview(req, res, this.policyNow.profileForAddress(address), address);
+      return;
+    }
     this.sendError(res, 'bad-request', null);
   }
 
-  private async onReview(req: IncomingMessage, res: ServerResponse, profile: string): Promise<void> {
+  private async onReview(req: IncomingMessage, res: ServerResponse, profile: string, clientAddress: string): Promise<void> {
     let body = '';
     try {
       for await (const chunk of req) {
@@ -237,7 +257,7 @@ export class ProxyServer {
       category: form.get('category') || null,
       profile: form.get('profile') || profile,
       note: (form.get('note') ?? '').slice(0, 500),
-      clientAddress: req.socket.remoteAddress ?? '',
+      clientAddress,
     });
     const page = reviewThanksPage();
     res.writeHead(200, { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });
@@ -258,8 +278,8 @@ export class ProxyServer {
     return blockPage({ host, category: decision.category, profileId: decision.profile, profileName: profile?.name ?? decision.profile, reference });
   }
 
-  private sendBlock(req: IncomingMessage, res: ServerResponse, decision: Decision, host: string, path: string): void {
-    const reference = this.recordBlock(decision, host, path, req.method ?? 'GET', req.socket.remoteAddress ?? '');
+  private sendBlock(req: IncomingMessage, res: ServerResponse, decision: Decision, host: string, path: string, clientAddress: string): void {
+    const reference = this.recordBlock(decision, host, path, req.method ?? 'GET', clientAddress);
     const page = this.blockPageFor(decision, host, reference);
     res.writeHead(403, {
       'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store',
@@ -281,7 +301,7 @@ export class ProxyServer {
   }
 
   private sendAuthRequired(res: ServerResponse): void {
-    const page = errorPage('bad-request', null).replace('Yêu cầu không hợp lệ', 'Cần đăng nhập');
+    const page = errorPage('auth-required', null);
     res.writeHead(407, { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'proxy-authenticate': 'Basic realm="lachan", charset="UTF-8"' });
     res.end(page);
   }
@@ -300,9 +320,18 @@ export class ProxyServer {
     const parsed = parseAuthority(authority);
     if (parsed === null) return rawReply(client, 400, errorPage('bad-request', null));
     const profile = this.profileFor(req);
-    if (profile === 'auth-failed') return rawReply(client, 407, errorPage('bad-request', null), { 'Proxy-Authenticate': 'Basic realm="lachan", charset="UTF-8"' });
+    if (profile === 'auth-failed') return rawReply(client, 407, errorPage('auth-required', null), { 'Proxy-Authenticate': 'Basic realm="lachan", charset="UTF-8"' });
     const policy = this.policyNow;
     const decision = policy.decideConnect(profile, parsed.host, parsed.port);
+    const interceptor = this.interceptor;
+    if (interceptor !== null && decision.reason !== 'port' && !policy.isNoInspect(parsed.host)) {
+      // With the school CA, a blocked site gets the readable block page (decided and
+      // recorded per request inside), and inspected profiles have their HTTPS decided
+      // URL by URL.
+      if (decision.action === 'block' || policy.profile(profile)?.inspect === true) {
+        return interceptor.intercept(client, parsed.host, parsed.port, head, { clientAddress: req.socket.remoteAddress ?? '', profile });
+      }
+    }
     if (decision.action === 'block') {
       const reference = this.recordBlock(decision, parsed.host, '/', 'CONNECT', req.socket.remoteAddress ?? '');
       if (decision.reason === 'port') return rawReply(client, 403, errorPage('port', parsed.host), { 'X-Lachan-Block': 'port' });
@@ -322,23 +351,27 @@ export class ProxyServer {
     const upstream = netConnect({ host: address, port: parsed.port, noDelay: true });
     this.sockets.add(upstream);
     upstream.setTimeout(this.limits.upstreamConnectTimeoutMs, () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+    // Until the tunnel is up, a failure is answered with a page; after, both sides just close.
+    let established = false;
+    client.once('close', () => {
+      if (!established) upstream.destroy();
+    });
     upstream.once('connect', () => {
+      established = true;
       upstream.setTimeout(this.limits.tunnelIdleMs, () => upstream.destroy());
       client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
       if (head.length > 0) upstream.write(head);
       splice(client, upstream);
     });
     upstream.once('error', (error) => {
-      if (upstream.connecting || !client.writable) {
-        const kind = classifyUpstreamError(error);
-        this.metrics.upstreamError(kind);
-        if (upstream.connecting || (upstream.bytesRead === 0 && upstream.bytesWritten === 0)) rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
-      }
-      client.destroy();
+      if (established) return;
+      const kind = classifyUpstreamError(error);
+      this.metrics.upstreamError(kind);
+      rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
     });
     upstream.once('close', () => {
       this.sockets.delete(upstream);
-      client.destroy();
+      if (established) client.destroy();
     });
   }
 
@@ -353,7 +386,7 @@ export class ProxyServer {
     }
     if (url.protocol !== 'http:' && url.protocol !== 'ws:') return rawReply(client, 400, errorPage('bad-request', null));
     const profile = this.profileFor(req);
-    if (profile === 'auth-failed') return rawReply(client, 407, errorPage('bad-request', null));
+    if (profile === 'auth-failed') return rawReply(client, 407, errorPage('auth-required', null), { 'Proxy-Authenticate': 'Basic realm="lachan", charset="UTF-8"' });
     const decision = this.policyNow.decide(profile, url.hostname, `${url.pathname}${url.search}`);
     if (decision.action === 'block') {
       const reference = this.recordBlock(decision, url.hostname, url.pathname, req.method ?? 'GET', req.socket.remoteAddress ?? '');
@@ -371,7 +404,14 @@ export class ProxyServer {
     // Upgrade is hop-by-hop, but it is exactly what is being forwarded here.
     headers.connection = 'Upgrade';
     if (req.headers.upgrade !== undefined) headers.upgrade = req.headers.upgrade;
+    this.sockets.add(upstream);
+    let established = false;
+    client.once('close', () => {
+      if (!established) upstream.destroy();
+    });
+    upstream.setTimeout(this.limits.upstreamConnectTimeoutMs, () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
     upstream.once('connect', () => {
+      established = true;
       let head_ = `${req.method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
       for (const [name, value] of Object.entries(headers)) for (const v of Array.isArray(value) ? value : [value]) head_ += `${name}: ${v}\r\n`;
       upstream.write(`${head_}\r\n`);
@@ -379,11 +419,16 @@ export class ProxyServer {
       upstream.setTimeout(this.limits.tunnelIdleMs, () => upstream.destroy());
       splice(client, upstream);
     });
-    upstream.once('error', () => {
-      if (upstream.bytesRead === 0) rawReply(client, 502, errorPage('connect', url.hostname));
-      client.destroy();
+    upstream.once('error', (error) => {
+      if (established) return;
+      const kind = classifyUpstreamError(error);
+      this.metrics.upstreamError(kind);
+      rawReply(client, errorStatus(kind), errorPage(kind, url.hostname));
     });
-    upstream.once('close', () => client.destroy());
+    upstream.once('close', () => {
+      this.sockets.delete(upstream);
+      if (established) client.destroy();
+    });
   }
 
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {

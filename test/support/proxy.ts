@@ -21,14 +21,17 @@ export interface RunningProxy {
 }
 
 /** Starts the real `lachan serve` on ephemeral ports; resolves once it logs "listening". */
-export async function startProxy(options: { rules: RulesFiles; hosts?: string; args?: string[]; rulesDir?: string }): Promise<RunningProxy> {
+export async function startProxy(options: { rules: RulesFiles; hosts?: string; args?: string[]; rulesDir?: string; env?: NodeJS.ProcessEnv }): Promise<RunningProxy> {
   const rulesDir = options.rulesDir ?? makeRulesDir(options.rules);
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-proxy-'));
   const dataDir = path.join(work, 'var');
   const hostsFile = path.join(work, 'hosts');
   writeFileSync(hostsFile, options.hosts ?? '');
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile, '--log-level', 'debug', ...(options.args ?? [])], {
+  // An empty certs folder unless the test brings a CA: ./certs of the repository never leaks in.
+  const certsArgs = (options.args ?? []).includes('--certs') ? [] : ['--certs', path.join(work, 'no-ca')];
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile, '--log-level', 'debug', ...certsArgs, ...(options.args ?? [])], {
     cwd: REPO_ROOT,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,0 +1,371 @@
+/**
+ * bench:proxy: lachan's forwarding cost against the origin alone, two bare Node
+ * forward proxies (bench/bare/: http-proxy, and undici `request` with a streamed body) and Debian's squid.
+ *
+ *   npm run bench:proxy [-- --duration 10 --warmup 2 --reps 3 --connections 50
+ *                           --domains 5000000 --sizes 1024,102400 --no-wrk --out FILE]
+ *
+ * Every proxy runs pinned to CPU 0 (`taskset -c 0`); the origin and the load generator
+ * (autocannon, and wrk where installed) share CPU 1. lachan runs `--workers 1` with a
+ * generated category of `--domains` names loaded (the requested host is not in it, so
+ * every request is decided and forwarded) and its event log open. Runs are
+ * interleaved (rep → size → target) and the table shows medians over repetitions.
+ *
+ * Targets (SPEC issue): lachan ≥ 1.2× squid at 1 KB, ≥ 2× squid at 100 KB,
+ * ≥ 0.9× the faster bare Node proxy at each size, p99 ≤ 1.3× that bare proxy's.
+ *
+ * A full run (defaults) takes about 12 minutes: 5 targets × 2 sizes × 2 tools × 3 reps × 10 s.
+ * To check that it works: `node dist/bench/proxy.js --duration 1 --warmup 1 --reps 1 --domains 20000`.
+ * lachan's memory line compares its RSS with the rules loaded against the same process
+ * with an empty rules folder: the cost of the compiled rules for each worker.
+ *
+ * The same file is also the origin (`--role origin`) and the load generator
+ * (`--role load JSON`), so both can be pinned as separate processes.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createServer as createNetServer, connect } from 'node:net';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { markdownTable, median } from './lib/stats.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const DIST = path.resolve(path.dirname(SELF), '..');
+const CLI = path.join(DIST, 'src/cli/main.js');
+const BENCH_HOST = 'origin.bench';
+
+interface LoadSpec {
+  readonly port: number;
+  readonly path: string;
+  readonly connections: number;
+  readonly duration: number;
+}
+
+interface Sample {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+}
+
+// ---- roles -----------------------------------------------------------------
+
+function runOrigin(): void {
+  const bodies = new Map<string, Buffer>();
+  const server = createServer((req, res) => {
+    const size = Number((req.url ?? '/0').slice(1));
+    let body = bodies.get(req.url ?? '');
+    if (body === undefined) {
+      body = Buffer.alloc(Number.isInteger(size) && size >= 0 && size <= 10_000_000 ? size : 0, 'x');
+      bodies.set(req.url ?? '', body);
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })));
+}
+
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+
+async function runLoad(spec: LoadSpec): Promise<void> {
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${spec.port}`,
+    connections: spec.connections,
+    duration: spec.duration,
+    requests: [{ method: 'GET', path: spec.path }],
+  });
+  const sample: Sample = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx };
+  console.log(JSON.stringify(sample));
+}
+
+// ---- driver ----------------------------------------------------------------
+
+function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index === -1 ? fallback : (process.argv[index + 1] ?? fallback);
+}
+
+function positive(name: string, fallback: number): number {
+  const value = Number(option(name, String(fallback)));
+  if (!(value > 0)) throw new Error(`--${name} takes a positive number`);
+  return value;
+}
+
+/** Spawns a pinned process and resolves with the first JSON line it prints. */
+async function startPinned(cpu: number, command: string, args: readonly string[], predicate: (line: Record<string, unknown>) => boolean = () => true): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited with ${code}`)));
+    lines.on('line', (text) => {
+      try {
+        const parsed = JSON.parse(text) as Record<string, unknown>;
+        if (predicate(parsed)) resolve(parsed);
+      } catch {
+        // not a JSON line
+      }
+    });
+  });
+  return { child, line };
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function writeDomains(file: string, count: number): Promise<void> {
+  const out = createWriteStream(file);
+  let chunk = '';
+  for (let i = 0; i < count; i++) {
+    // Distinct, realistic-looking names spread over a few TLDs.
+    chunk += `s${(i * 2654435761 >>> 0).toString(36)}${i.toString(36)}.${TLDS[i % TLDS.length]}\n`;
+    if (chunk.length > 1 << 20) {
+      if (!out.write(chunk)) await once(out, 'drain');
+      chunk = '';
+    }
+  }
+  out.end(chunk);
+  await once(out, 'finish');
+}
+const TLDS = ['com', 'net', 'org', 'vn', 'com.vn', 'info', 'xyz', 'top'];
+
+function squidConfig(dir: string, port: number): string {
+  return `http_port 127.0.0.1:${port}
+workers 1
+cache deny all
+cache_mem 8 MB
+http_access allow localhost
+http_access deny all
+access_log none
+cache_store_log none
+cache_log ${path.join(dir, 'cache.log')}
+pid_filename ${path.join(dir, 'squid.pid')}
+coredump_dir ${dir}
+shutdown_lifetime 0 seconds
+forwarded_for delete
+`;
+}
+
+function rssKiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match === null ? 0 : Number(match[1]);
+}
+
+function runWrk(spec: LoadSpec, script: string): Promise<Sample | null> {
+  return new Promise((resolve) => {
+    execFile('taskset', ['-c', '1', 'wrk', '-t1', `-c${spec.connections}`, `-d${spec.duration}s`, '--latency', '-s', script, `http://127.0.0.1:${spec.port}/`], { env: { ...process.env, BENCH_PATH: spec.path } }, (error, stdout) => {
+      if (error !== null) return resolve(null);
+      const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+      const unit = (value: string, suffix: string): number => Number(value) * (suffix === 'us' ? 0.001 : suffix === 's' ? 1000 : 1);
+      const p50 = /\s50%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+      const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+      const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
+      const socketErrors = /Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)/.exec(stdout);
+      if (rps === null || p50 === null || p99 === null) return resolve(null);
+      const errors = Number(non2xx?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((s, v) => s + Number(v), 0));
+      resolve({ rps: Number(rps[1]), p50: unit(p50[1]!, p50[2]!), p99: unit(p99[1]!, p99[2]!), errors });
+    });
+  });
+}
+
+async function runAutocannon(spec: LoadSpec): Promise<Sample> {
+  const { child, line } = await startPinned(1, process.execPath, [SELF, '--role', 'load', JSON.stringify(spec)]);
+  await once(child, 'exit');
+  return line as unknown as Sample;
+}
+
+interface Target {
+  readonly name: string;
+  readonly port: number;
+  /** The request target this proxy (or the origin itself) is sent. */
+  readonly path: (size: number) => string;
+  readonly pid: number;
+}
+
+async function main(): Promise<void> {
+  const duration = positive('duration', 10);
+  const warmup = positive('warmup', 2);
+  const reps = positive('reps', 3);
+  const connections = positive('connections', 50);
+  const domains = positive('domains', 5_000_000);
+  const sizes = option('sizes', '1024,102400').split(',').map(Number);
+  const useWrk = !process.argv.includes('--no-wrk') && existsSync('/usr/bin/wrk');
+  const haveSquid = existsSync('/usr/sbin/squid') && !process.argv.includes('--no-squid');
+  const out = option('out', '');
+
+  const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-proxy-'));
+  const children: ChildProcess[] = [];
+  const cleanup = (): void => {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  };
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    const origin = await startPinned(1, process.execPath, [SELF, '--role', 'origin']);
+    children.push(origin.child);
+    const originPort = origin.line.port as number;
+    const direct = (size: number): string => `http://127.0.0.1:${originPort}/${size}`;
+
+    // lachan's rules: one profile blocking a generated category the benchmark host is not in.
+    const rulesDir = path.join(work, 'rules');
+    mkdirSync(path.join(rulesDir, 'categories/bench'), { recursive: true });
+    writeFileSync(path.join(rulesDir, 'policy.yaml'), 'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [bench]\n    block_ip_literals: true\n');
+    process.stderr.write(`generating ${domains} domains… `);
+    await writeDomains(path.join(rulesDir, 'categories/bench/domains'), domains);
+    process.stderr.write('done\n');
+    const hostsFile = path.join(work, 'hosts');
+    writeFileSync(hostsFile, `127.0.0.1 ${BENCH_HOST}\n`);
+
+    const started = Date.now();
+    const lachan = await startPinned(0, process.execPath, [CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+    children.push(lachan.child);
+    const lachanStartMs = Date.now() - started;
+    const lachanRss = rssKiB(lachan.child.pid!);
+
+    // The same process with no rules: the difference is what the compiled rules cost a worker.
+    const emptyRules = path.join(work, 'empty-rules');
+    mkdirSync(emptyRules);
+    writeFileSync(path.join(emptyRules, 'policy.yaml'), 'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: []\n');
+    const empty = await startPinned(0, process.execPath, [CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', emptyRules, '--data', path.join(work, 'var-empty'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+    const emptyRss = rssKiB(empty.child.pid!);
+    empty.child.kill('SIGTERM');
+
+    const bareUndici = await startPinned(0, process.execPath, [path.join(DIST, 'bench/bare/undici-proxy.js')]);
+    children.push(bareUndici.child);
+    const bareHttpProxy = await startPinned(0, process.execPath, [path.join(DIST, 'bench/bare/http-proxy.js')]);
+    children.push(bareHttpProxy.child);
+
+    const targets: Target[] = [
+      { name: 'origin (direct)', port: originPort, path: (size) => `/${size}`, pid: origin.child.pid! },
+      { name: 'bare http-proxy', port: bareHttpProxy.line.port as number, path: direct, pid: bareHttpProxy.child.pid! },
+      { name: 'bare undici', port: bareUndici.line.port as number, path: direct, pid: bareUndici.child.pid! },
+    ];
+    if (haveSquid) {
+      const squidDir = path.join(work, 'squid');
+      mkdirSync(squidDir);
+      chmodSync(squidDir, 0o777); // squid drops root for its own user and must write its log here
+      const squidPort = await freePort();
+      writeFileSync(path.join(squidDir, 'squid.conf'), squidConfig(squidDir, squidPort));
+      const squid = spawn('taskset', ['-c', '0', '/usr/sbin/squid', '-N', '-f', path.join(squidDir, 'squid.conf')], { stdio: 'ignore' });
+      children.push(squid);
+      await waitForPort(squidPort, 20_000);
+      targets.push({ name: 'squid', port: squidPort, path: direct, pid: squid.pid! });
+    }
+    targets.push({ name: 'lachan', port: lachan.line.port as number, path: (size) => `http://${BENCH_HOST}:${originPort}/${size}`, pid: lachan.child.pid! });
+
+    const wrkScript = path.join(work, 'path.lua');
+    writeFileSync(wrkScript, 'wrk.path = os.getenv("BENCH_PATH")\n');
+
+    // Each proxy's first requests (JIT, pools) are not measured.
+    for (const target of targets) for (const size of sizes) await runAutocannon({ port: target.port, path: target.path(size), connections, duration: warmup });
+
+    const tools = useWrk ? (['autocannon', 'wrk'] as const) : (['autocannon'] as const);
+    const samples = new Map<string, Sample[]>();
+    for (let rep = 0; rep < reps; rep++) {
+      for (const size of sizes) {
+        for (const target of targets) {
+          for (const tool of tools) {
+            const spec = { port: target.port, path: target.path(size), connections, duration };
+            const sample = tool === 'wrk' ? await runWrk(spec, wrkScript) : await runAutocannon(spec);
+            if (sample === null) continue;
+            const key = `${tool}\u0000${size}\u0000${target.name}`;
+            samples.set(key, [...(samples.get(key) ?? []), sample]);
+            process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s p99 ${sample.p99} ms${sample.errors > 0 ? ` (${sample.errors} errors)` : ''}\n`);
+          }
+        }
+      }
+    }
+
+    const report: string[] = [
+      `# bench:proxy — ${new Date().toISOString()}`,
+      '',
+      `${duration} s × ${reps} interleaved repetitions (medians), ${connections} connections, proxies on CPU 0, origin and load generator on CPU 1.`,
+      `lachan: --workers 1, ${domains.toLocaleString('en')} domains loaded in ${(lachanStartMs / 1000).toFixed(1)} s; RSS ${(lachanRss / 1024).toFixed(0)} MiB vs ${(emptyRss / 1024).toFixed(0)} MiB with no rules (compiled rules ≈ ${((lachanRss - emptyRss) / 1024).toFixed(0)} MiB per worker).`,
+      '',
+    ];
+    const json: Record<string, unknown>[] = [];
+    for (const tool of tools) {
+      const rows: string[][] = [];
+      const summary = (size: number, name: string): Sample | null => {
+        const list = samples.get(`${tool}\u0000${size}\u0000${name}`);
+        if (list === undefined || list.length === 0) return null;
+        return { rps: median(list.map((s) => s.rps)), p50: median(list.map((s) => s.p50)), p99: median(list.map((s) => s.p99)), errors: list.reduce((sum, s) => sum + s.errors, 0) };
+      };
+      const checks: string[] = [];
+      for (const size of sizes) {
+        for (const target of targets) {
+          const s = summary(size, target.name);
+          if (s === null) continue;
+          rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), String(s.errors)]);
+          json.push({ tool, size, target: target.name, ...s });
+        }
+        const lachan = summary(size, 'lachan');
+        const squid = summary(size, 'squid');
+        const bare = [summary(size, 'bare undici'), summary(size, 'bare http-proxy')].filter((s): s is Sample => s !== null).sort((a, b) => b.rps - a.rps)[0];
+        if (lachan === null) continue;
+        const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+        if (squid !== null) {
+          const goal = size <= 1024 ? 1.2 : 2;
+          const ratio = lachan.rps / squid.rps;
+          checks.push(`${label}: lachan / squid = ${ratio.toFixed(2)}× (target ≥ ${goal}×) ${ratio >= goal ? 'met' : 'NOT met'}`);
+        }
+        if (bare !== undefined) {
+          const ratio = lachan.rps / bare.rps;
+          const p99 = lachan.p99 / bare.p99;
+          checks.push(`${label}: lachan / fastest bare = ${ratio.toFixed(2)}× (target ≥ 0.9×) ${ratio >= 0.9 ? 'met' : 'NOT met'}; p99 ratio ${p99.toFixed(2)} (target ≤ 1.3) ${p99 <= 1.3 ? 'met' : 'NOT met'}`);
+        }
+      }
+      report.push(`## ${tool}`, '', markdownTable(['target', 'response', 'req/s', 'p50 ms', 'p99 ms', 'errors'], rows), '', ...checks.map((c) => `- ${c}`), '');
+    }
+    report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`);
+    const text = report.join('\n');
+    console.log(text);
+    console.log(JSON.stringify({ bench: 'proxy', domains, lachanRssKiB: lachanRss, emptyRssKiB: emptyRss, results: json }));
+    if (out !== '') writeFileSync(out, `${text}\n`);
+  } finally {
+    cleanup();
+  }
+}
+
+const role = option('role', '');
+if (role === 'origin') runOrigin();
+else if (role === 'load') await runLoad(JSON.parse(process.argv[process.argv.indexOf('--role') + 2] ?? '{}') as LoadSpec);
+else await main();

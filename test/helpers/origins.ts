@@ -1,0 +1,115 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { CertificateAuthority, createCaMaterial } from '../../src/tls/index.js';
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface Origin {
+  readonly port: number;
+  /** The listening server (add 'upgrade' handlers and the like). */
+  readonly server: Server | NetServer;
+  /** Requests the origin saw (method, url, headers), in order. */
+  readonly seen: { method: string; url: string; headers: IncomingMessage['headers'] }[];
+  close(): Promise<void>;
+}
+
+/** Answers with a JSON echo of what arrived: the test sees what the proxy forwarded. */
+export const echoHandler: Handler = (req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+    res.writeHead(200, { 'content-type': 'application/json', 'x-origin': 'yes', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+};
+
+function track(server: Server | NetServer): () => Promise<void> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  return () =>
+    new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+}
+
+function listen(server: Server | NetServer, host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : 0);
+    });
+  });
+}
+
+function recording(handler: Handler, seen: Origin['seen']): Handler {
+  return (req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    handler(req, res);
+  };
+}
+
+/** A plain HTTP origin on 127.0.0.1 (or `host`). */
+export async function startHttpOrigin(handler: Handler = echoHandler, host = '127.0.0.1'): Promise<Origin> {
+  const seen: Origin['seen'] = [];
+  const server = createHttpServer(recording(handler, seen));
+  const close = track(server);
+  const port = await listen(server, host);
+  return { port, server, seen, close };
+}
+
+let authority: Promise<{ ca: CertificateAuthority; certPem: string }> | null = null;
+
+/** A CA made once per test process; origins' certificates chain to it (pass `caPem` to curl --cacert). */
+export function originAuthority(): Promise<{ ca: CertificateAuthority; certPem: string }> {
+  authority ??= createCaMaterial({ schoolName: 'Test origins' }).then(async (material) => ({
+    ca: await CertificateAuthority.fromPem(material.certPem, material.keyPem),
+    certPem: material.certPem,
+  }));
+  return authority;
+}
+
+/** An HTTPS origin with a certificate for `name`, issued by originAuthority(). */
+export async function startHttpsOrigin(name: string, handler: Handler = echoHandler): Promise<Origin & { caPem: string }> {
+  const { ca, certPem } = await originAuthority();
+  const leaf = await ca.issue(name);
+  const seen: Origin['seen'] = [];
+  const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, recording(handler, seen));
+  const close = track(server);
+  const port = await listen(server);
+  return { port, server, seen, close, caPem: certPem };
+}
+
+/** A port where nothing listens (bound, then released). */
+export async function refusedPort(): Promise<number> {
+  const server = createNetServer();
+  const port = await listen(server);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Accepts and resets every connection as soon as it sends anything. */
+export async function startResettingOrigin(): Promise<Origin> {
+  const server = createNetServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.resetAndDestroy());
+  });
+  const close = track(server);
+  return { port: await listen(server), server, seen: [], close };
+}
+
+/** Accepts connections and never answers (the proxy's upstream timeout must end it). */
+export async function startHangingOrigin(): Promise<Origin> {
+  const server = createNetServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.resume();
+  });
+  const close = track(server);
+  return { port: await listen(server), server, seen: [], close };
+}

@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { readReviewRequests } from '../src/events/log.js';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl, rawExchange, rawStatus } from './helpers/curl.js';
+import { startLachan, policyYaml, type RunningLachan } from './helpers/lachan.js';
+import { refusedPort, startHttpOrigin, type Origin } from './helpers/origins.js';
+
+const BIG = Buffer.alloc(8 * 1024 * 1024, 'abcdefghij');
+const BIG_SHA = createHash('sha256').update(BIG).digest('hex');
+
+let origin: Origin;
+let proxy: RunningLachan;
+
+beforeAll(async () => {
+  origin = await startHttpOrigin((req, res) => {
+    if (req.url === '/big') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length });
+      res.end(BIG);
+    } else if (req.url === '/hop') {
+      res.writeHead(200, { connection: 'x-private, keep-alive', 'x-private': 'secret', 'keep-alive': 'timeout=5', 'x-kept': 'yes' });
+      res.end('hop');
+    } else if (req.url === '/upload') {
+      const hash = createHash('sha256');
+      let length = 0;
+      req.on('data', (c: Buffer) => {
+        hash.update(c);
+        length += c.length;
+      });
+      req.on('end', () => res.end(JSON.stringify({ length, sha: hash.digest('hex'), te: req.headers['transfer-encoding'] ?? null })));
+    } else if (req.url === '/chunked') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('một ');
+      setTimeout(() => res.end('hai'), 50);
+    } else {
+      res.end('ok');
+    }
+  });
+  // Upgrades (WebSocket): the origin answers 101 and then echoes bytes back in upper case.
+  origin.server.on('upgrade', (req: { headers: Record<string, string | undefined> }, socket: import('node:net').Socket) => {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\nX-Seen-Host: ${req.headers.host}\r\n\r\n`);
+    socket.on('data', (c: Buffer) => socket.write(c.toString().toUpperCase()));
+  });
+  proxy = await startLachan({
+    rules: {
+      'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh', blockCategories: ['games'] } } }),
+      'categories/games/domains': 'game.test\n',
+    },
+    hosts: '127.0.0.1 origin.test game.test\n',
+  });
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await origin?.close();
+});
+
+describe('forwarding', () => {
+  it('streams a large response intact to a slow reader (back-pressure, no loss)', async () => {
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: proxy.port, path: `http://origin.test:${origin.port}/big` }, (res) => {
+        const chunks: Buffer[] = [];
+        // Read slowly at first so the proxy must pause the origin.
+        res.pause();
+        setTimeout(() => res.resume(), 300);
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(body.length).toBe(BIG.length);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(BIG_SHA);
+  });
+
+  it('forwards request bodies, fixed length and chunked', async () => {
+    const payload = Buffer.alloc(300_000, 'x');
+    const sha = createHash('sha256').update(payload).digest('hex');
+    const fixed = await curl(proxy.port, `http://origin.test:${origin.port}/upload`, { args: ['--data-binary', `@-`, '-H', 'content-type: application/octet-stream'], stdin: payload });
+    expect(JSON.parse(fixed.body)).toMatchObject({ length: payload.length, sha });
+    const chunked = await curl(proxy.port, `http://origin.test:${origin.port}/upload`, { args: ['--data-binary', '@-', '-H', 'transfer-encoding: chunked'], stdin: payload });
+    expect(JSON.parse(chunked.body)).toMatchObject({ length: payload.length, sha, te: 'chunked' });
+  });
+
+  it('drops hop-by-hop response headers, including those Connection lists, and adds Via', async () => {
+    const result = await curl(proxy.port, `http://origin.test:${origin.port}/hop`);
+    expect(result.status).toBe(200);
+    expect(result.headers['x-kept']).toBe('yes');
+    expect(result.headers['x-private']).toBeUndefined();
+    expect(result.headers['keep-alive'] ?? '').not.toBe('timeout=5');
+    expect(result.headers.via).toBe('1.1 lachan');
+  });
+
+  it('relays a chunked response as it comes', async () => {
+    const result = await curl(proxy.port, `http://origin.test:${origin.port}/chunked`);
+    expect(result.body).toBe('một hai');
+  });
+
+  it('reuses one client connection for several requests (keep-alive)', async () => {
+    const url = `http://origin.test:${origin.port}/`;
+    const result = await curl(proxy.port, url, { args: ['-v', url, url] });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/Re-using existing connection|Reusing existing connection/);
+  });
+
+  it('survives a client that disconnects mid-response, and keeps serving', async () => {
+    await new Promise<void>((resolve) => {
+      const socket = connect(proxy.port, '127.0.0.1', () => socket.write(`GET http://origin.test:${origin.port}/big HTTP/1.1\r\nHost: origin.test\r\n\r\n`));
+      socket.once('data', () => {
+        socket.destroy();
+        resolve();
+      });
+    });
+    expect((await curl(proxy.port, `http://origin.test:${origin.port}/`)).body).toBe('ok');
+  });
+
+  it('answers a blocked request on a kept-alive connection and keeps the connection usable', async () => {
+    const blocked = `GET http://game.test:${origin.port}/ HTTP/1.1\r\nHost: game.test\r\n\r\n`;
+    const allowed = `GET http://origin.test:${origin.port}/ HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n`;
+    const { text } = await rawExchange(proxy.port, blocked + allowed);
+    expect(rawStatus(text)).toBe(403);
+    expect(text).toMatch(/HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/);
+  });
+
+  it('splices an allowed upgrade both ways and refuses a blocked one', async () => {
+    const echoed = await new Promise<string>((resolve, reject) => {
+      const socket = connect(proxy.port, '127.0.0.1', () =>
+        socket.write(`GET http://origin.test:${origin.port}/ws HTTP/1.1\r\nHost: evil.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`),
+      );
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString();
+        if (text.includes('\r\n\r\n') && !text.includes('XIN CHÀO')) socket.write('xin chào');
+        if (text.includes('XIN CHÀO')) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+    });
+    expect(echoed).toMatch(/^HTTP\/1\.1 101 /);
+    expect(echoed).toContain(`X-Seen-Host: origin.test:${origin.port}`);
+    const blocked = await rawExchange(proxy.port, `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(rawStatus(blocked.text)).toBe(403);
+    expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
+  });
+
+  it('answers an upgrade to an origin that refuses the connection with 502', async () => {
+    const port = await refusedPort();
+    const { text, closed } = await rawExchange(proxy.port, `GET http://origin.test:${port}/ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(closed).toBe(true);
+    expect(rawStatus(text)).toBe(502);
+  });
+
+  it('records a review request posted to the proxy itself (origin form) and refuses other origin-form paths', async () => {
+    const body = 'ref=AB12&host=game.test&category=games&profile=hs&note=c%E1%BA%A7n+cho+b%C3%A0i+t%E1%BA%ADp';
+    const posted = await curl(null, `http://127.0.0.1:${proxy.port}/lachan/review`, { args: ['--data', body] });
+    expect(posted.status).toBe(200);
+    expect(posted.body).toContain('Đã gửi đề nghị');
+    let reviews = readReviewRequests(proxy.dataDir);
+    for (let i = 0; i < 20 && reviews.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      reviews = readReviewRequests(proxy.dataDir);
+    }
+    expect(reviews.at(-1)).toMatchObject({ host: 'game.test', category: 'games', note: 'cần cho bài tập' });
+    expect((await curl(null, `http://127.0.0.1:${proxy.port}/admin`)).status).toBe(400);
+    expect((await curl(null, `http://127.0.0.1:${proxy.port}/lachan/review`)).status).toBe(400);
+  });
+});

@@ -1,0 +1,114 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCaMaterial, CertificateAuthority } from '../src/tls/index.js';
+import { curl, startHttpsOrigin, startProxy, type RunningProxy } from './support/proxy.js';
+import { lachan } from './support/rules-dir.js';
+import { createServer as createHttpsServer } from 'node:https';
+
+const work = mkdtempSync(path.join(tmpdir(), 'lachan-https-'));
+const certsDir = path.join(work, 'certs');
+const schoolCa = path.join(certsDir, 'ca.crt');
+const originCaFile = path.join(work, 'origin-ca.pem');
+
+let secure: { server: Server; port: number; caPem: string };
+let safe: { server: Server; port: number; caPem: string };
+let bank: { server: Server; port: number; caPem: string };
+let untrusted: { server: Server; port: number };
+let inspecting: RunningProxy;
+
+const policy = (port: number, inspect: boolean): string => `version: 1
+default_profile: hoc-sinh
+profiles:
+  hoc-sinh:
+    name: "Học sinh"
+    block_categories: [gambling]
+    block_keywords: [cờ bạc]
+    inspect: ${inspect}
+    safe_search: { google: true }
+connect_ports: [443, ${port}]
+`;
+
+beforeAll(async () => {
+  expect(lachan(['ca', 'init', '--certs', certsDir, '--name', 'THCS Thử nghiệm']).code).toBe(0);
+  // Origins with certificates from a CA the proxy trusts (NODE_EXTRA_CA_CERTS) — and one it does not.
+  secure = await startHttpsOrigin('secure.test');
+  safe = await startHttpsOrigin('www.google.com', (req, res) => res.end(`safe endpoint ${req.url}`));
+  bank = await startHttpsOrigin('bank.test', (_req, res) => res.end('ngân hàng'));
+  writeFileSync(originCaFile, secure.caPem);
+  const stranger = await createCaMaterial({ schoolName: 'Not trusted' });
+  const strangerLeaf = await (await CertificateAuthority.fromPem(stranger.certPem, stranger.keyPem)).issue('bad-cert.test');
+  untrusted = await new Promise((resolve) => {
+    const server = createHttpsServer({ cert: strangerLeaf.certPem, key: strangerLeaf.keyPem }, (_req, res) => res.end('should not be seen'));
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }));
+  });
+  inspecting = await startProxy({
+    rules: {
+      'policy.yaml': policy(secure.port, true).replace(`[443, ${secure.port}]`, `[443, ${secure.port}, ${untrusted.port}, ${bank.port}]`),
+      'categories/gambling/domains': 'bet.test\n',
+      no_inspect: 'bank.test\n',
+    },
+    hosts: '127.0.0.1 secure.test bet.test bank.test bad-cert.test\n',
+    args: ['--certs', certsDir],
+    env: { NODE_EXTRA_CA_CERTS: originCaFile },
+  });
+});
+
+afterAll(async () => {
+  await inspecting?.stop();
+  for (const s of [secure, safe, bank, untrusted]) s?.server.close();
+});
+
+describe('HTTPS with the school CA', () => {
+  it('shows the block page over TLS, with a certificate for exactly that host chaining to the school CA', async () => {
+    const result = await curl(inspecting.port, `https://bet.test:${secure.port}/ca-do`, ['--cacert', schoolCa]);
+    expect(result.code).toBe(0); // curl verified the chain and the name
+    expect(result.status).toBe(403);
+    expect(result.headers['x-lachan-block']).toBe('gambling');
+    expect(result.body).toContain('Trang này đã bị chặn');
+  });
+
+  it('loads an allowed inspected site, and a keyword in its query blocks', async () => {
+    const allowed = await curl(inspecting.port, `https://secure.test:${secure.port}/bai-hoc?lop=5`, ['--cacert', schoolCa]);
+    expect(allowed.code).toBe(0);
+    expect(allowed.status).toBe(200);
+    expect(JSON.parse(allowed.body).url).toBe('/bai-hoc?lop=5');
+    const blocked = await curl(inspecting.port, `https://secure.test:${secure.port}/search?q=co+bac`, ['--cacert', schoolCa]);
+    expect(blocked.status).toBe(403);
+    expect(blocked.headers['x-lachan-block']).toBe('custom');
+  });
+
+  it('tunnels a no_inspect host untouched: the client sees the origin certificate', async () => {
+    const own = await curl(inspecting.port, `https://bank.test:${bank.port}/`, ['--cacert', originCaFile]);
+    expect(own.code).toBe(0);
+    expect(own.body).toBe('ngân hàng');
+    // The school CA did not sign what the client saw.
+    expect((await curl(inspecting.port, `https://bank.test:${bank.port}/`, ['--cacert', schoolCa])).code).not.toBe(0);
+  });
+
+  it('refuses an origin whose certificate does not verify, with the Vietnamese error page', async () => {
+    const result = await curl(inspecting.port, `https://bad-cert.test:${untrusted.port}/`, ['--cacert', schoolCa]);
+    expect(result.status).toBe(502);
+    expect(result.body).toContain('Chứng chỉ bảo mật không hợp lệ');
+    expect(result.body).not.toContain('should not be seen');
+  });
+});
+
+describe('safe search without interception', () => {
+  it('dials the engine\'s safe endpoint for a CONNECT to Google; the client TLS stays intact', async () => {
+    const proxy = await startProxy({
+      rules: { 'policy.yaml': policy(safe.port, false), 'categories/gambling/domains': 'bet.test\n' },
+      // www.google.com itself points nowhere useful; only the safe endpoint answers.
+      hosts: `127.0.0.1 forcesafesearch.google.com\n127.0.0.2 www.google.com\n`,
+    });
+    try {
+      const result = await curl(proxy.port, `https://www.google.com:${safe.port}/search?q=x`, ['--cacert', originCaFile]);
+      expect(result.code).toBe(0);
+      expect(result.body).toBe('safe endpoint /search?q=x');
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
