@@ -10,6 +10,7 @@ import { watchRules } from '../rules/watch.js';
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
 import { ProxyServer } from '../proxy/server.js';
+import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
 import { loadCa, type CertificateAuthority } from '../tls/index.js';
@@ -24,6 +25,8 @@ interface ServeOptions {
   data: string;
   hostsFile?: string;
   certs: string;
+  transparentHttp?: string;
+  transparentHttps?: string;
   central?: string;
   school?: string;
   tokenFile?: string;
@@ -51,6 +54,8 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--rules <dir>', 'rules folder', './rules')
     .option('--data <dir>', 'data folder (event database, keys)', './var')
+    .option('--transparent-http <port>', 'also take port-80 traffic redirected by the gateway (requests in origin form, host from Host)')
+    .option('--transparent-https <port>', 'also take port-443 traffic redirected by the gateway (decided on the TLS SNI)')
     .option('--certs <dir>', 'school CA for HTTPS interception (lachan ca init); without one, blocked HTTPS gets a plain 403', './certs')
     .option('--hosts-file <file>', 'names mapped to addresses before DNS, /etc/hosts format')
     .option('--central <url>', 'district collector to ship blocked-access events to')
@@ -152,7 +157,7 @@ async function loadOrExplain(rulesDir: string): Promise<Awaited<ReturnType<typeo
 }
 
 /** Builds the proxy of one process: policy, resolver, event log, server. */
-async function startProxy(options: ServeOptions, port: number, logger: Logger): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; reload: () => Promise<void> }> {
+async function startProxy(options: ServeOptions, port: number, logger: Logger): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void> }> {
   const policy = await loadOrExplain(options.rules);
   let resolver: Resolver;
   try {
@@ -180,6 +185,13 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
   });
   boundPort = await proxy.listen(port, options.host);
+  const transparent: Record<string, number> = {};
+  if (options.transparentHttp !== undefined) {
+    transparent.transparentHttpPort = (await startTransparentHttp(proxy, parsePort(options.transparentHttp, '--transparent-http'), options.host)).port;
+  }
+  if (options.transparentHttps !== undefined) {
+    transparent.transparentHttpsPort = (await startTransparentHttps(proxy, parsePort(options.transparentHttps, '--transparent-https'), options.host)).port;
+  }
   const reload = async (): Promise<void> => {
     const started = Date.now();
     try {
@@ -193,7 +205,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
       logger.error({ problems }, 'rules reload refused; the rules already loaded keep serving');
     }
   };
-  return { proxy, eventLog, port: boundPort, reload };
+  return { proxy, eventLog, port: boundPort, transparent, reload };
 }
 
 function startShipping(options: ServeOptions, logger: Logger, eventLog?: GatewayEventLog): Shipper | null {
@@ -202,7 +214,7 @@ function startShipping(options: ServeOptions, logger: Logger, eventLog?: Gateway
 }
 
 async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
-  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger);
+  const { proxy, eventLog, port: boundPort, transparent, reload } = await startProxy(options, port, logger);
   const shipper = startShipping(options, logger, eventLog);
   const admin = await startAdminServer(adminPort, {
     healthy: () => true,
@@ -210,7 +222,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   });
   const watcher = watchRules(options.rules, () => void reload());
   process.on('SIGHUP', () => void reload());
-  logger.info({ port: boundPort, adminPort: admin.port, workers: 1, rules: path.resolve(options.rules) }, 'listening');
+  logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   onShutdown(logger, async () => {
     watcher.close();
     admin.server.close();

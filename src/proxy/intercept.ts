@@ -45,9 +45,12 @@ export class Interceptor {
     this.inner.on('upgrade', (_req, socket: Duplex) => socket.end('HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
   }
 
-  /** Answers the CONNECT, then serves the client's TLS session here. */
-  async intercept(client: Duplex, host: string, port: number, head: Buffer, tunnelClient: TunnelClient): Promise<void> {
-    client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
+  /**
+   * Answers the CONNECT (`announce`; a transparent connection has no CONNECT to
+   * answer), then serves the client's TLS session here.
+   */
+  async intercept(client: Duplex, host: string, port: number, head: Buffer, tunnelClient: TunnelClient, announce = true): Promise<void> {
+    if (announce) client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
     let secure: InterceptedSocket;
     try {
       secure = await createInterceptingTlsSocket(client, host.startsWith('[') ? host.slice(1, -1) : host, this.ca, { head, alpn: ['http/1.1'] });

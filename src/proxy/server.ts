@@ -321,6 +321,29 @@ export class ProxyServer {
     if (parsed === null) return rawReply(client, 400, errorPage('bad-request', null));
     const profile = this.profileFor(req);
     if (profile === 'auth-failed') return rawReply(client, 407, errorPage('auth-required', null), { 'Proxy-Authenticate': 'Basic realm="lachan", charset="UTF-8"' });
+    return this.openTunnel(client, parsed.host, parsed.port, head, { clientAddress: req.socket.remoteAddress ?? '', profile }, true);
+  }
+
+  /**
+   * Transparent HTTP: a request redirected here in origin form. `Host` is all there
+   * is to go by; it decides and is where the request goes, like an absolute target.
+   */
+  handleTransparentRequest(req: IncomingMessage, res: ServerResponse): void {
+    const authority = req.headers.host;
+    if (authority === undefined || !(req.url ?? '').startsWith('/')) return this.sendError(res, 'bad-request', null);
+    req.url = `http://${authority}${req.url}`;
+    this.onRequest(req, res);
+  }
+
+  /**
+   * A tunnel to `host:port`: from a CONNECT (`announce`: answer it with 200) or from
+   * transparent HTTPS, whose ClientHello named the host (nothing to answer). Decided
+   * on host and port, then intercepted, refused or spliced to the address the proxy
+   * resolves itself.
+   */
+  async openTunnel(client: Duplex, host: string, port: number, head: Buffer, who: TunnelClient, announce: boolean): Promise<void> {
+    const parsed = { host, port };
+    const profile = who.profile;
     const policy = this.policyNow;
     const decision = policy.decideConnect(profile, parsed.host, parsed.port);
     const interceptor = this.interceptor;
@@ -329,11 +352,13 @@ export class ProxyServer {
       // recorded per request inside), and inspected profiles have their HTTPS decided
       // URL by URL.
       if (decision.action === 'block' || policy.profile(profile)?.inspect === true) {
-        return interceptor.intercept(client, parsed.host, parsed.port, head, { clientAddress: req.socket.remoteAddress ?? '', profile });
+        return interceptor.intercept(client, parsed.host, parsed.port, head, who, announce);
       }
     }
     if (decision.action === 'block') {
-      const reference = this.recordBlock(decision, parsed.host, '/', 'CONNECT', req.socket.remoteAddress ?? '');
+      const reference = this.recordBlock(decision, parsed.host, '/', 'CONNECT', who.clientAddress);
+      // Without a CONNECT to answer there is no way to show a page: close.
+      if (!announce) return void client.destroy();
       if (decision.reason === 'port') return rawReply(client, 403, errorPage('port', parsed.host), { 'X-Lachan-Block': 'port' });
       return rawReply(client, 403, this.blockPageFor(decision, parsed.host, reference), { 'X-Lachan-Block': decision.category ?? decision.reason });
     }
@@ -346,6 +371,7 @@ export class ProxyServer {
     } catch (error) {
       const kind = classifyUpstreamError(error);
       this.metrics.upstreamError(kind);
+      if (!announce) return void client.destroy();
       return rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
     }
     const upstream = netConnect({ host: address, port: parsed.port, noDelay: true });
@@ -359,7 +385,7 @@ export class ProxyServer {
     upstream.once('connect', () => {
       established = true;
       upstream.setTimeout(this.limits.tunnelIdleMs, () => upstream.destroy());
-      client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
+      if (announce) client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
       if (head.length > 0) upstream.write(head);
       splice(client, upstream);
     });
@@ -367,7 +393,8 @@ export class ProxyServer {
       if (established) return;
       const kind = classifyUpstreamError(error);
       this.metrics.upstreamError(kind);
-      rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
+      if (announce) rawReply(client, errorStatus(kind), errorPage(kind, parsed.host));
+      else client.destroy();
     });
     upstream.once('close', () => {
       this.sockets.delete(upstream);
