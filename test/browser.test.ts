@@ -2,9 +2,12 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { chromium, type Browser } from 'playwright-core';
 import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { REPO_ROOT } from './support/rules-dir.js';
+import { REPO_ROOT, lachan } from './support/rules-dir.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
@@ -72,5 +75,48 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
     await page.click('button[type=submit]');
     await expect(page.locator('h1').textContent()).resolves.toBe('Đã gửi đề nghị xem lại');
     await page.close();
+  });
+
+  it('shows the block page for a blocked HTTPS site, over TLS from the school CA', async () => {
+    const certs = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-browser-ca-')), 'certs');
+    expect(lachan(['ca', 'init', '--certs', certs, '--name', 'TH Thử nghiệm']).code).toBe(0);
+    const intercepting = await startProxy({
+      rules: {
+        'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n',
+        'categories/gambling/domains': 'nhacai.test\n',
+      },
+      hosts: '127.0.0.1 nhacai.test\n',
+      args: ['--certs', certs],
+    });
+    // Trust the school CA in this fresh browser profile only, by its public key hash.
+    const spki = new X509Certificate(readFileSync(path.join(certs, 'ca.crt'))).publicKey.export({ type: 'spki', format: 'der' });
+    const spkiHash = createHash('sha256').update(spki).digest('base64');
+    // Chromium honours the SPKI list only with a profile folder of its own.
+    const trusting = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'lachan-chromium-')), {
+      executablePath: CHROMIUM,
+      viewport: { width: 390, height: 844 },
+      args: [
+        `--proxy-server=127.0.0.1:${intercepting.port}`,
+        `--ignore-certificate-errors-spki-list=${spkiHash}`,
+        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ],
+    });
+    try {
+      const page = await trusting.newPage();
+      const response = await page.goto('https://nhacai.test/ca-do-bong-da');
+      expect(response?.status()).toBe(403);
+      expect(page.url()).toBe('https://nhacai.test/ca-do-bong-da');
+      const text = await page.locator('body').innerText();
+      expect(text).toContain('Trang này đã bị chặn');
+      expect(text).toContain('nhacai.test');
+      expect(text).toContain('111');
+      const security = await response?.securityDetails();
+      expect(security?.subjectName).toBe('nhacai.test');
+      await page.screenshot({ path: path.join(ARTIFACTS, 'browser-blocked-https.png'), fullPage: true });
+    } finally {
+      await trusting.close();
+      await intercepting.stop();
+    }
   });
 });

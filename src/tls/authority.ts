@@ -189,7 +189,9 @@ export class CertificateAuthority {
 
   private async issueContext(subject: CertificateSubject): Promise<SecureContext> {
     const leaf = await this.issueLeaf(subject);
-    const context = createSecureContext({ cert: leaf.certPem, key: this.leafKeyPem });
+    // The chain includes the school CA: clients that pin it by public key (Chromium's
+    // SPKI allow-list, managed devices) can only match a key they are shown.
+    const context = createSecureContext({ cert: `${leaf.certPem}${this.certPem}`, key: this.leafKeyPem });
     const ttl = Math.max(1, Math.floor(leaf.notAfter.getTime() - EXPIRY_MARGIN_MS - Date.now()));
     this.contexts.set(subject.name, context, { ttl });
     return context;
