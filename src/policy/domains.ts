@@ -1,4 +1,4 @@
-import { isIpLiteral } from './hostname.js';
+import { isIpLiteral, needsNumericCanonicalisation } from './hostname.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from './types.js';
 
 /**
@@ -89,10 +89,12 @@ export class DomainSetBuilder {
     let a = SEED_A;
     let b = SEED_B;
     let labelLength = 0;
+    let topLabelStart = start;
     for (let i = end - 1; i >= start; i--) {
       const c = text.charCodeAt(i);
       if (c === 0x2e) {
         if (labelLength === 0) return false;
+        if (topLabelStart === start) topLabelStart = i + 1;
         labelLength = 0;
       } else if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f) {
         if (++labelLength > MAX_LABEL) return false;
@@ -103,6 +105,10 @@ export class DomainSetBuilder {
       b = Math.imul(b ^ c, PRIME_B);
     }
     if (labelLength === 0) return false;
+    // `2130706433` or `0x7f.1` would be an address written another way: the slow path.
+    const last = text.charCodeAt(end - 1);
+    const numericTop = (last >= 0x30 && last <= 0x39) || (text.charCodeAt(topLabelStart) === 0x30 && text.charCodeAt(topLabelStart + 1) === 0x78);
+    if (numericTop && needsNumericCanonicalisation(text, start, end)) return false;
     this.push(a, b, categoryId, fileId, line);
     return true;
   }
@@ -188,7 +194,8 @@ export class DomainSet {
   /**
    * The deciding rule for `host` (canonical) under `actions`: the most specific
    * dot-suffix with an active entry wins, and at that level an allow beats a block.
-   * An IP literal matches only an entry for the whole address.
+   * An IP literal matches only an entry for the whole address. One trailing dot on
+   * the host is ignored.
    */
   lookup(host: string, actions: Uint8Array): DomainMatch | null {
     if (this.records.length === 0) return null;
@@ -197,7 +204,9 @@ export class DomainSet {
     let b = SEED_B;
     let bestEntry = -1;
     let bestStart = 0;
-    for (let i = host.length - 1; i >= 0; i--) {
+    // `http://example.com./` parses to the hostname `example.com.`: the same name.
+    const end = host.length > 1 && host.charCodeAt(host.length - 1) === 0x2e ? host.length - 1 : host.length;
+    for (let i = end - 1; i >= 0; i--) {
       const c = host.charCodeAt(i);
       if (c === 0x2e && !wholeOnly) {
         // Suffixes come least specific first: a later hit is more specific and replaces.

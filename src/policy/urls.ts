@@ -1,4 +1,5 @@
-import { canonicalRuleHost } from './hostname.js';
+import { DomainSetBuilder, type DomainSet } from './domains.js';
+import { canonicalRuleHost, isIpLiteral } from './hostname.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from './types.js';
 
 /**
@@ -73,9 +74,16 @@ export class UrlSetBuilder {
   }
 }
 
+const ANY_RULE_HOST = Uint8Array.of(CATEGORY_BLOCKS);
+
 export class UrlSet {
   private readonly byHost = new Map<string, number[]>();
   private readonly entries: readonly UrlEntry[];
+  /**
+   * Fingerprints of every rule host: most requests have no URL rule anywhere up their
+   * host, and this answers so in one allocation-free walk of the host, in cache.
+   */
+  private readonly ruleHosts: DomainSet;
 
   constructor(entries: readonly UrlEntry[]) {
     this.entries = entries;
@@ -86,6 +94,9 @@ export class UrlSet {
     });
     // Longest path first; at equal length the order of the files, stable.
     for (const list of this.byHost.values()) list.sort((x, y) => entries[y]!.path.length - entries[x]!.path.length || x - y);
+    const hosts = new DomainSetBuilder();
+    for (const host of this.byHost.keys()) hosts.add(host, 0, 0, 0);
+    this.ruleHosts = hosts.build();
   }
 
   get size(): number {
@@ -111,8 +122,12 @@ export class UrlSet {
 
   /** Most specific host first, then the longest path; allow beats block at equal specificity. */
   lookup(host: string, pathAndQuery: string, actions: Uint8Array): UrlMatch | null {
-    if (this.byHost.size === 0) return null;
+    if (this.ruleHosts.lookup(host, ANY_RULE_HOST) === null) return null;
     const path = normalisePercent(pathAndQuery);
+    // `http://example.com./` parses to the hostname `example.com.`: the same name.
+    if (host.length > 1 && host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
+    // An address has no parent domains: `2.3.4` is not a suffix of 1.2.3.4 worth asking.
+    const wholeOnly = isIpLiteral(host);
     let start = 0;
     while (start < host.length) {
       const list = this.byHost.get(start === 0 ? host : host.slice(start));
@@ -120,7 +135,7 @@ export class UrlSet {
         const entry = this.bestFor(list, path, actions);
         if (entry >= 0) return { entry };
       }
-      const dot = host.indexOf('.', start);
+      const dot = wholeOnly ? -1 : host.indexOf('.', start);
       if (dot === -1) break;
       start = dot + 1;
     }
