@@ -10,7 +10,8 @@
  * 4. Reference: the same certificate signed by node-forge in pure JS, which is what
  *    issuance would cost without node:crypto.
  * 5. TLS handshake on loopback with an issued certificate, EC vs RSA leaf key.
- * 6. Throughput tunnelled vs inspected: pending (needs the proxy's interception).
+ * 6. Throughput of a 1 KB HTTPS page through a bare CONNECT tunnel, lachan tunnelling
+ *    and lachan intercepting (`--throughput-seconds 5 --throughput-reps 3`; 0 skips).
  *
  * Prints a table, then one JSON line (`{"bench":"tls",…}`) for CI to keep.
  */
@@ -19,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext, createServer, connect } from 'node:tls';
 import forge from 'node-forge';
 import { CertificateAuthority, createCaMaterial, type LeafKeyType } from '../src/tls/index.js';
+import { measureTunnelThroughput } from './lib/tunnel-throughput.js';
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -31,6 +33,8 @@ function argument(name: string, fallback: number): number {
 const HOSTS = argument('hosts', 200);
 const CACHED_LOOKUPS = argument('cached', 100_000);
 const HANDSHAKES = argument('handshakes', 100);
+const THROUGHPUT_SECONDS = process.argv.includes('--throughput-seconds') ? Number(process.argv[process.argv.indexOf('--throughput-seconds') + 1]) : 5;
+const THROUGHPUT_REPS = argument('throughput-reps', 3);
 const FORGE_SIGNATURES = Math.min(20, HOSTS);
 
 interface Summary {
@@ -184,10 +188,14 @@ async function main(): Promise<void> {
   process.stdout.write(`${line(['', 'median', 'p95', 'target'])}\n`);
   for (const row of rows) process.stdout.write(`${line(row)}\n`);
 
-  // Throughput tunnelled vs inspected: measured once src/proxy intercepts CONNECT
-  // (same origin, same client; bytes/s and requests/s through a plain tunnel and
-  // through createInterceptingTlsSocket). Until then it is reported as pending.
-  process.stdout.write('throughput tunnelled vs inspected: pending (needs proxy interception)\n');
+  const throughput = THROUGHPUT_SECONDS > 0 ? await measureTunnelThroughput(THROUGHPUT_SECONDS, THROUGHPUT_REPS, 10) : null;
+  if (throughput !== null) {
+    const ratio = (value: number): string => `${round(value / throughput.bareTunnel, 2)}× bare tunnel`;
+    process.stdout.write(`\nHTTPS 1 KB page, 10 keep-alive connections, median of ${THROUGHPUT_REPS} × ${THROUGHPUT_SECONDS} s\n`);
+    process.stdout.write(`${line(['bare CONNECT tunnel', `${round(throughput.bareTunnel, 0)} req/s`, '', ''])}\n`);
+    process.stdout.write(`${line(['lachan, tunnelled', `${round(throughput.lachanTunnelled, 0)} req/s`, ratio(throughput.lachanTunnelled), ''])}\n`);
+    process.stdout.write(`${line(['lachan, inspected (school CA)', `${round(throughput.lachanInspected, 0)} req/s`, ratio(throughput.lachanInspected), ''])}\n`);
+  }
 
   const json = {
     bench: 'tls',
@@ -201,7 +209,7 @@ async function main(): Promise<void> {
     burstHostsPerSecond: round((HOSTS / burstMs) * 1000, 0),
     forgeSignMs: { median: round(forgeSign.median), p95: round(forgeSign.p95) },
     handshakeMs: { ec: round(ecHandshake.median), rsa: round(rsaHandshake.median) },
-    throughput: null,
+    throughput,
     targetsMet: first.median <= 10 && cachedPromise <= 0.1,
   };
   process.stdout.write(`${JSON.stringify(json)}\n`);
