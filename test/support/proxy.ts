@@ -1,4 +1,5 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { curl as curlThrough, type CurlResult } from '../helpers/curl.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -118,40 +119,9 @@ function listen(server: Server): Promise<{ server: Server; port: number }> {
   });
 }
 
-export interface CurlResult {
-  readonly code: number;
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
+export type { CurlResult } from '../helpers/curl.js';
 
-/** Runs the real curl through the proxy. */
+/** Runs the real curl through the proxy; `extra` are more curl arguments. */
 export function curl(proxyPort: number, url: string, extra: string[] = []): Promise<CurlResult> {
-  const args = ['-s', '-S', '-i', '--max-time', '20', '-x', `http://127.0.0.1:${proxyPort}`, ...extra, url];
-  return new Promise((resolve) => {
-    execFile('curl', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
-      resolve({ code: error === null ? 0 : Number((error as { code?: number }).code ?? 1), ...parseResponse(stdout) });
-    });
-  });
-}
-
-/** The last response in curl -i output (a CONNECT's 200 comes first). */
-function parseResponse(raw: string): { status: number; headers: Record<string, string>; body: string } {
-  let rest = raw;
-  let status = 0;
-  let headers: Record<string, string> = {};
-  for (;;) {
-    const match = /^HTTP\/[\d.]+ (\d{3})[^\r\n]*\r?\n/.exec(rest);
-    if (match === null) break;
-    const end = rest.indexOf('\r\n\r\n');
-    const headText = end === -1 ? rest : rest.slice(0, end);
-    status = Number(match[1]);
-    headers = {};
-    for (const line of headText.split('\r\n').slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon > 0) headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
-    }
-    rest = end === -1 ? '' : rest.slice(end + 4);
-  }
-  return { status, headers, body: rest };
+  return curlThrough(proxyPort, url, { args: extra });
 }
