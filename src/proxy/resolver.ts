@@ -1,4 +1,4 @@
-import { lookup } from 'node:dns/promises';
+import { lookup, Resolver as DnsResolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
@@ -38,6 +38,9 @@ export function parseHostsFile(text: string): Map<string, string> {
 }
 
 const DNS_CACHE_MS = 60_000;
+/** TTLs are honoured within these bounds: a zero TTL would mean a query per request. */
+const DNS_MIN_TTL_MS = 5_000;
+const DNS_MAX_TTL_MS = 60 * 60_000;
 const DNS_NEGATIVE_CACHE_MS = 5_000;
 const DNS_CACHE_LIMIT = 10_000;
 
@@ -58,6 +61,8 @@ export class Resolver {
   private readonly cache = new Map<string, CachedAnswer>();
   private readonly inFlight = new Map<string, Promise<Destination>>();
   private readonly ownAddresses: ReadonlySet<string>;
+  /** Short timeouts: a gateway on a slow link falls back to the system resolver rather than hang. */
+  private readonly dns = new DnsResolver({ timeout: 1500, tries: 2 });
 
   constructor(hostsFile: string | null) {
     this.hosts = hostsFile === null ? new Map() : parseHostsFile(readFileSync(hostsFile, 'utf8'));
@@ -89,17 +94,38 @@ export class Resolver {
   }
 
   private async lookupAndRemember(bare: string, host: string, now: number): Promise<Destination> {
-    let destination: Destination;
+    let answer: { destination: Destination; ttlMs: number };
     try {
-      const answer = await lookup(bare, { verbatim: false });
-      destination = { address: answer.address, family: answer.family === 6 ? 6 : 4, fromHostsFile: false };
+      answer = await this.query(bare);
     } catch (error) {
       const message = `cannot resolve ${host}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`;
       this.remember(bare, { expires: now + DNS_NEGATIVE_CACHE_MS, destination: null, error: message });
       throw new ResolveError('LACHAN_DNS_FAILED', message);
     }
-    this.remember(bare, { expires: now + DNS_CACHE_MS, destination, error: null });
-    return destination;
+    this.remember(bare, { expires: now + answer.ttlMs, destination: answer.destination, error: null });
+    return answer.destination;
+  }
+
+  /**
+   * Asks DNS directly, so the answer comes with its TTL (A first, then AAAA); names
+   * DNS does not know (the system's /etc/hosts, mDNS) go through getaddrinfo, cached
+   * for a minute.
+   */
+  private async query(name: string): Promise<{ destination: Destination; ttlMs: number }> {
+    for (const family of [4, 6] as const) {
+      try {
+        const records = family === 4 ? await this.dns.resolve4(name, { ttl: true }) : await this.dns.resolve6(name, { ttl: true });
+        const first = records[0];
+        if (first !== undefined) {
+          const ttlMs = Math.min(DNS_MAX_TTL_MS, Math.max(DNS_MIN_TTL_MS, first.ttl * 1000));
+          return { destination: { address: first.address, family, fromHostsFile: false }, ttlMs };
+        }
+      } catch {
+        // no such record, or no answer: try the next family, then the system resolver
+      }
+    }
+    const system = await lookup(name, { verbatim: false });
+    return { destination: { address: system.address, family: system.family === 6 ? 6 : 4, fromHostsFile: false }, ttlMs: DNS_CACHE_MS };
   }
 
   private remember(name: string, answer: CachedAnswer): void {
