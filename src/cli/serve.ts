@@ -26,6 +26,7 @@ interface ServeOptions {
   hostsFile?: string;
   certs: string;
   transparentHttp?: string;
+  dnsServer?: string[];
   transparentHttps?: string;
   central?: string;
   school?: string;
@@ -54,6 +55,7 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--rules <dir>', 'rules folder', './rules')
     .option('--data <dir>', 'data folder (event database, keys)', './var')
+    .option('--dns-server <address>', 'DNS server to ask (repeatable; default: the system\'s)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--transparent-http <port>', 'also take port-80 traffic redirected by the gateway (requests in origin form, host from Host)')
     .option('--transparent-https <port>', 'also take port-443 traffic redirected by the gateway (decided on the TLS SNI)')
     .option('--certs <dir>', 'school CA for HTTPS interception (lachan ca init); without one, blocked HTTPS gets a plain 403', './certs')
@@ -161,7 +163,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
   const policy = await loadOrExplain(options.rules);
   let resolver: Resolver;
   try {
-    resolver = new Resolver(options.hostsFile ?? null);
+    resolver = new Resolver(options.hostsFile ?? null, options.dnsServer ?? []);
   } catch (error) {
     throw new CliError(`cannot read --hosts-file: ${(error as Error).message}`);
   }

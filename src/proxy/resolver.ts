@@ -64,8 +64,10 @@ export class Resolver {
   /** Short timeouts: a gateway on a slow link falls back to the system resolver rather than hang. */
   private readonly dns = new DnsResolver({ timeout: 1500, tries: 2 });
 
-  constructor(hostsFile: string | null) {
+  /** `dnsServers`: `ADDRESS` or `ADDRESS:PORT` to ask instead of the system's (the school's own resolver). */
+  constructor(hostsFile: string | null, dnsServers: readonly string[] = []) {
     this.hosts = hostsFile === null ? new Map() : parseHostsFile(readFileSync(hostsFile, 'utf8'));
+    if (dnsServers.length > 0) this.dns.setServers([...dnsServers]);
     this.ownAddresses = collectOwnAddresses();
   }
 
