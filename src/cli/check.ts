@@ -2,6 +2,8 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { loadPolicy } from '../rules/loader.js';
 import { RulesLoadError } from '../rules/problems.js';
+import type { PolicyOverlay } from '../rules/overlay.js';
+import { readStoredOverlay } from '../rules/overlay-poller.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -10,6 +12,7 @@ interface CheckOptions {
   profile?: string;
   client?: string;
   rules: string;
+  data: string;
   json?: boolean;
 }
 
@@ -20,10 +23,11 @@ export function registerCheck(program: Command): void {
     .option('--profile <id>', 'profile to decide for')
     .option('--client <ip>', 'decide for this client address (profile from policy.yaml clients)')
     .option('--rules <dir>', 'rules folder', './rules')
+    .option('--data <dir>', 'gateway data folder: the district policy overlay in force there applies too', './var')
     .option('--json', 'one JSON object a line')
     .argument('<url...>', 'URLs to decide, or - for stdin')
     .action(async (urls: string[], options: CheckOptions) => {
-      const policy = await loadForCli(options.rules);
+      const policy = await loadForCli(options.rules, readStoredOverlay(options.data));
       const profile = resolveProfile(policy, options);
       let unreadable = 0;
       const decideOne = (raw: string): void => {
@@ -50,9 +54,9 @@ export function registerCheck(program: Command): void {
 }
 
 /** Loads rules for a command; a broken rules folder is a usage error with every FILE:LINE. */
-export async function loadForCli(rulesDir: string): Promise<Policy> {
+export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null = null): Promise<Policy> {
   try {
-    return await loadPolicy(rulesDir);
+    return await loadPolicy(rulesDir, { overlay });
   } catch (error) {
     if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}" for the full list)`, EXIT_USAGE);
     throw error;

@@ -7,6 +7,8 @@ import { pino, type Logger } from 'pino';
 import { loadPolicy } from '../rules/loader.js';
 import { RulesLoadError, formatProblem } from '../rules/problems.js';
 import { watchRules } from '../rules/watch.js';
+import type { PolicyOverlay } from '../rules/overlay.js';
+import { readStoredOverlay, startOverlayPoller } from '../rules/overlay-poller.js';
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
 import { ProxyServer } from '../proxy/server.js';
@@ -27,6 +29,8 @@ interface ServeOptions {
   certs: string;
   transparentHttp?: string;
   dnsServer?: string[];
+  centralKey?: string;
+  policyInterval: string;
   transparentHttps?: string;
   central?: string;
   school?: string;
@@ -55,6 +59,8 @@ export function registerServe(program: Command): void {
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .option('--rules <dir>', 'rules folder', './rules')
     .option('--data <dir>', 'data folder (event database, keys)', './var')
+    .option('--central-key <file>', 'the collector\'s Ed25519 public key (PEM), pinned at enrolment: district policy is applied only when it verifies')
+    .option('--policy-interval <seconds>', 'how often to ask the collector for the district policy', '60')
     .option('--dns-server <address>', 'DNS server to ask (repeatable; default: the system\'s)', (value: string, previous: string[] = []) => [...previous, value])
     .option('--transparent-http <port>', 'also take port-80 traffic redirected by the gateway (requests in origin form, host from Host)')
     .option('--transparent-https <port>', 'also take port-443 traffic redirected by the gateway (decided on the TLS SNI)')
@@ -149,9 +155,15 @@ function parsePort(text: string, option: string): number {
   return port;
 }
 
-async function loadOrExplain(rulesDir: string): Promise<Awaited<ReturnType<typeof loadPolicy>>> {
+/** The district overlay in force: the last one that verified, kept in the data folder. */
+function overlayOf(options: ServeOptions): PolicyOverlay | null {
+  return options.centralKey === undefined ? null : readStoredOverlay(options.data);
+}
+
+async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<typeof loadPolicy>>> {
+  const rulesDir = options.rules;
   try {
-    return await loadPolicy(rulesDir);
+    return await loadPolicy(rulesDir, { overlay: overlayOf(options) });
   } catch (error) {
     if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}")`);
     throw error;
@@ -160,7 +172,7 @@ async function loadOrExplain(rulesDir: string): Promise<Awaited<ReturnType<typeo
 
 /** Builds the proxy of one process: policy, resolver, event log, server. */
 async function startProxy(options: ServeOptions, port: number, logger: Logger): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void> }> {
-  const policy = await loadOrExplain(options.rules);
+  const policy = await loadOrExplain(options);
   let resolver: Resolver;
   try {
     resolver = new Resolver(options.hostsFile ?? null, options.dnsServer ?? []);
@@ -197,7 +209,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
   const reload = async (): Promise<void> => {
     const started = Date.now();
     try {
-      const next = await loadPolicy(options.rules);
+      const next = await loadPolicy(options.rules, { overlay: overlayOf(options) });
       proxy.setPolicy(next);
       proxy.metrics.reloads++;
       logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules) }, 'rules reloaded');
@@ -208,6 +220,20 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
     }
   };
   return { proxy, eventLog, port: boundPort, transparent, reload };
+}
+
+function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () => void): { stop(): void } | null {
+  if (options.central === undefined || options.centralKey === undefined) {
+    if (options.central !== undefined) logger.warn({}, 'no --central-key: the district policy overlay is not fetched');
+    return null;
+  }
+  const seconds = Number(options.policyInterval);
+  if (!(seconds > 0)) throw new CliError(`--policy-interval must be a number of seconds, not "${options.policyInterval}"`);
+  try {
+    return startOverlayPoller({ centralUrl: options.central, tokenFile: options.tokenFile!, keyFile: options.centralKey, dataDir: options.data, intervalMs: seconds * 1000, onOverlay: reload, logger });
+  } catch (error) {
+    throw new CliError(`cannot use --central-key ${options.centralKey}: ${(error as Error).message}`);
+  }
 }
 
 function startShipping(options: ServeOptions, logger: Logger, eventLog?: GatewayEventLog): Shipper | null {
@@ -224,8 +250,10 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   });
   const watcher = watchRules(options.rules, () => void reload());
   process.on('SIGHUP', () => void reload());
+  const overlayPoller = startPolicyPolling(options, logger, () => void reload());
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   onShutdown(logger, async () => {
+    overlayPoller?.stop();
     watcher.close();
     admin.server.close();
     await proxy.close(SHUTDOWN_GRACE_MS);
@@ -268,7 +296,7 @@ function onShutdown(logger: Logger, close: () => Promise<void>): void {
 async function runPrimary(options: ServeOptions, port: number, adminPort: number, workers: number, logger: Logger): Promise<void> {
   if (cluster.isWorker) return runWorker(options, port, logger);
   // Fail early, in the primary, on rules the workers would refuse.
-  await loadOrExplain(options.rules);
+  await loadOrExplain(options);
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
@@ -299,8 +327,10 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   };
   const watcher = watchRules(options.rules, () => broadcast({ type: 'reload' }));
   process.on('SIGHUP', () => broadcast({ type: 'reload' }));
+  const overlayPoller = startPolicyPolling(options, logger, () => broadcast({ type: 'reload' }));
   onShutdown(logger, async () => {
     stopping = true;
+    overlayPoller?.stop();
     watcher.close();
     admin.server.close();
     const exited = [...live].map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));

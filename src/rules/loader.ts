@@ -9,12 +9,15 @@ import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../policy/types.js';
 import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
+import { overlaySourceName, type PolicyOverlay } from './overlay.js';
 
 /** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
 export type CategoryFileKind = (typeof CATEGORY_FILES)[number];
 
 export const NO_INSPECT_CATEGORY = 'no-inspect';
+/** Category of the rules that come from the district's overlay. */
+export const DISTRICT_CATEGORY = 'district';
 
 export interface LoadOptions extends PolicyOptions {
   /**
@@ -22,6 +25,8 @@ export interface LoadOptions extends PolicyOptions {
    * (which costs memory a gateway should not spend on every reload).
    */
   readonly checkAll?: boolean;
+  /** The district's signed overlay, already verified, applied on top of the local rules. */
+  readonly overlay?: PolicyOverlay | null;
 }
 
 export interface LoadResult {
@@ -95,6 +100,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   // A profile's own lists are category rules of that profile (SPEC §3): two
   // pseudo-categories each, active for that profile only.
   const customIds = new Map<string, { allow: number; block: number }>();
+  const districtIds = new Map<string, { allow: number; block: number }>();
   for (const profile of config.profiles) {
     const allow = categoryNames.push(CUSTOM_CATEGORY) - 1;
     const block = categoryNames.push(CUSTOM_CATEGORY) - 1;
@@ -104,6 +110,30 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     for (const entry of profile.blockKeywords) {
       const error = keywords.add(entry.value, block, 0, entry.line);
       if (error !== null) problems.error(policyName, entry.line, `keyword "${entry.value}": ${error}`);
+    }
+  }
+
+  // The district overlay: lists per profile, as rules of a category named "district"
+  // so that decisions and `lachan check` say where they came from.
+  const overlay = options.overlay ?? null;
+  if (overlay !== null) {
+    const overlayFile = fileNames.push(overlaySourceName(overlay)) - 1;
+    for (const [profileId, lists] of Object.entries(overlay.profiles)) {
+      if (!customIds.has(profileId)) {
+        problems.warning(fileNames[overlayFile]!, 0, `profile "${profileId}" of the district overlay is not defined here (ignored)`);
+        continue;
+      }
+      const allow = categoryNames.push(DISTRICT_CATEGORY) - 1;
+      const block = categoryNames.push(DISTRICT_CATEGORY) - 1;
+      districtIds.set(profileId, { allow, block });
+      let line = 0;
+      for (const domain of lists.allow_domains ?? []) addOverlayDomain(domains, domain, allow, overlayFile, ++line, fileNames[overlayFile]!, problems);
+      for (const domain of lists.block_domains ?? []) addOverlayDomain(domains, domain, block, overlayFile, ++line, fileNames[overlayFile]!, problems);
+      for (const phrase of lists.block_keywords ?? []) {
+        line++;
+        const error = keywords.add(phrase, block, overlayFile, line);
+        if (error !== null) problems.warning(fileNames[overlayFile]!, line, `keyword "${phrase}" skipped: ${error}`);
+      }
     }
   }
 
@@ -131,6 +161,11 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     const custom = customIds.get(profile.id)!;
     actions[custom.allow] = CATEGORY_ALLOWS;
     actions[custom.block] = CATEGORY_BLOCKS;
+    const district = districtIds.get(profile.id);
+    if (district !== undefined) {
+      actions[district.allow] = CATEGORY_ALLOWS;
+      actions[district.block] = CATEGORY_BLOCKS;
+    }
     return {
       id: profile.id,
       name: profile.name,
@@ -268,6 +303,13 @@ function addCustomDomain(domains: DomainSetBuilder, value: string, categoryId: n
   const host = canonicalRuleHost(value);
   if (host === null) problems.error(policyName, line, `bad domain "${truncate(value)}"`);
   else domains.add(host, categoryId, 0, line);
+}
+
+/** A bad entry in the district's overlay is skipped with a warning: one typo at the district must not stop every school's reload. */
+function addOverlayDomain(domains: DomainSetBuilder, value: string, categoryId: number, fileId: number, line: number, fileName: string, problems: ProblemList): void {
+  const host = canonicalRuleHost(value);
+  if (host === null) problems.warning(fileName, line, `bad domain "${truncate(value)}" skipped`);
+  else domains.add(host, categoryId, fileId, line);
 }
 
 function truncate(text: string): string {
