@@ -7,6 +7,11 @@ import { createCaMaterial, CertificateAuthority } from '../src/tls/index.js';
 import { curl, startHttpsOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { lachan } from './support/rules-dir.js';
 import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
 
 const work = mkdtempSync(path.join(tmpdir(), 'lachan-https-'));
 const certsDir = path.join(work, 'certs');
@@ -37,6 +42,11 @@ beforeAll(async () => {
   secure = await startHttpsOrigin('secure.test');
   safe = await startHttpsOrigin('www.google.com', (req, res) => res.end(`safe endpoint ${req.url}`));
   bank = await startHttpsOrigin('bank.test', (_req, res) => res.end('ngân hàng'));
+  // A secure WebSocket endpoint on the inspected origin: 101, then echo.
+  secure.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`);
+    socket.pipe(socket);
+  });
   writeFileSync(originCaFile, secure.caPem);
   const stranger = await createCaMaterial({ schoolName: 'Not trusted' });
   const strangerLeaf = await (await CertificateAuthority.fromPem(stranger.certPem, stranger.keyPem)).issue('bad-cert.test');
@@ -93,6 +103,39 @@ describe('HTTPS with the school CA', () => {
     expect(result.status).toBe(502);
     expect(result.body).toContain('Chứng chỉ bảo mật không hợp lệ');
     expect(result.body).not.toContain('should not be seen');
+  });
+});
+
+describe('secure WebSockets inside an inspected connection', () => {
+  /** CONNECT, TLS trusting the school CA, then an upgrade request; resolves with what came back. */
+  function wss(path: string, send: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const raw = netConnect(inspecting.port, '127.0.0.1', () => raw.write(`CONNECT secure.test:${secure.port} HTTP/1.1\r\nHost: secure.test:${secure.port}\r\n\r\n`));
+      raw.once('data', (reply) => {
+        if (!reply.toString().startsWith('HTTP/1.1 200')) return reject(new Error(reply.toString()));
+        const tls = tlsConnect({ socket: raw, servername: 'secure.test', ca: [readFileSync(schoolCa, 'utf8')] }, () => {
+          tls.write(`GET ${path} HTTP/1.1\r\nHost: secure.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+        });
+        let received = '';
+        tls.on('data', (chunk) => {
+          received += chunk.toString();
+          if (received.includes('\r\n\r\n') && received.startsWith('HTTP/1.1 101') && !received.includes(send)) tls.write(send);
+          if (received.includes(send) || (received.includes('\r\n\r\n') && !received.startsWith('HTTP/1.1 101'))) {
+            tls.destroy();
+            resolve(received);
+          }
+        });
+        tls.on('error', reject);
+      });
+    });
+  }
+
+  it('relays an allowed one both ways and blocks one whose URL carries a keyword', async () => {
+    const echoed = await wss('/chat', 'xin chào');
+    expect(echoed).toMatch(/^HTTP\/1\.1 101 /);
+    expect(echoed).toContain('xin chào');
+    const blocked = await wss('/chat?room=co-bac', 'x');
+    expect(blocked).toMatch(/^HTTP\/1\.1 403 /);
   });
 });
 

@@ -30,6 +30,7 @@ export class Interceptor {
     private readonly ca: CertificateAuthority,
     handle: (req: IncomingMessage, res: ServerResponse, client: TunnelClient) => void,
     limits: { maxHeaderBytes: number; headersTimeoutMs: number; clientIdleMs: number },
+    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, client: TunnelClient) => void,
   ) {
     this.inner = createServer({ maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.clientIdleMs, requestTimeout: 0 }, (req, res) => {
       const target = (req.socket as InterceptedSocket)[TARGET];
@@ -41,8 +42,16 @@ export class Interceptor {
       handle(req, res, target.client);
     });
     this.inner.on('clientError', (_error, socket: Duplex) => socket.destroy());
-    // WebSockets inside intercepted TLS are not relayed yet: refuse cleanly.
-    this.inner.on('upgrade', (_req, socket: Duplex) => socket.end('HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
+    // Secure WebSockets inside the tunnel are decided and relayed like any request.
+    this.inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const target = (req.socket as InterceptedSocket)[TARGET];
+      if (target === undefined || !(req.url ?? '').startsWith('/')) {
+        socket.destroy();
+        return;
+      }
+      req.url = `https://${target.authority}${req.url}`;
+      handleUpgrade(req, socket, head, target.client);
+    });
   }
 
   /**

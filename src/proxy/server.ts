@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { Duplex } from 'node:stream';
 import { Agent, buildConnector, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
@@ -107,7 +108,12 @@ export class ProxyServer {
       (req, res) => this.onRequest(req, res),
     );
     this.server.maxConnections = this.limits.maxConnections;
-    this.interceptor = options.ca == null ? null : new Interceptor(options.ca, (req, res, client) => this.onRequest(req, res, client), this.limits);
+    this.interceptor = options.ca == null ? null : new Interceptor(
+            options.ca,
+            (req, res, client) => this.onRequest(req, res, client),
+            this.limits,
+            (req, socket, head, client) => void this.onUpgrade(req, socket, head, client),
+          );
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
@@ -403,7 +409,8 @@ export class ProxyServer {
   }
 
   /** WebSocket and other upgrades: decided like any request, then spliced raw. */
-  private async onUpgrade(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+  /** `tunnel` is set for a secure WebSocket inside an intercepted CONNECT. */
+  private async onUpgrade(req: IncomingMessage, client: Duplex, head: Buffer, tunnel?: TunnelClient): Promise<void> {
     client.on('error', () => client.destroy());
     let url: URL;
     try {
@@ -411,12 +418,13 @@ export class ProxyServer {
     } catch {
       return rawReply(client, 400, errorPage('bad-request', null));
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'ws:') return rawReply(client, 400, errorPage('bad-request', null));
-    const profile = this.profileFor(req);
+    const secure = url.protocol === 'https:' || url.protocol === 'wss:';
+    if (!secure && url.protocol !== 'http:' && url.protocol !== 'ws:') return rawReply(client, 400, errorPage('bad-request', null));
+    const profile = tunnel?.profile ?? this.profileFor(req);
     if (profile === 'auth-failed') return rawReply(client, 407, errorPage('auth-required', null), { 'Proxy-Authenticate': 'Basic realm="lachan", charset="UTF-8"' });
     const decision = this.policyNow.decide(profile, url.hostname, `${url.pathname}${url.search}`);
     if (decision.action === 'block') {
-      const reference = this.recordBlock(decision, url.hostname, url.pathname, req.method ?? 'GET', req.socket.remoteAddress ?? '');
+      const reference = this.recordBlock(decision, url.hostname, url.pathname, req.method ?? 'GET', tunnel?.clientAddress ?? req.socket.remoteAddress ?? '');
       return rawReply(client, 403, this.blockPageFor(decision, url.hostname, reference), { 'X-Lachan-Block': decision.category ?? decision.reason });
     }
     let address: string;
@@ -426,7 +434,10 @@ export class ProxyServer {
       const kind = classifyUpstreamError(error);
       return rawReply(client, errorStatus(kind), errorPage(kind, url.hostname));
     }
-    const upstream = netConnect({ host: address, port: Number(url.port || 80) });
+    // A secure WebSocket goes on over TLS verified against the system store, as intercepted requests do.
+    const upstream = secure
+      ? tlsConnect({ host: address, port: Number(url.port || 443), servername: bareHost(url.hostname), ALPNProtocols: ['http/1.1'] })
+      : netConnect({ host: address, port: Number(url.port || 80) });
     const headers = upstreamRequestHeaders(req.headers, url.host);
     // Upgrade is hop-by-hop, but it is exactly what is being forwarded here.
     headers.connection = 'Upgrade';
@@ -437,7 +448,7 @@ export class ProxyServer {
       if (!established) upstream.destroy();
     });
     upstream.setTimeout(this.limits.upstreamConnectTimeoutMs, () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
-    upstream.once('connect', () => {
+    upstream.once(secure ? 'secureConnect' : 'connect', () => {
       established = true;
       let head_ = `${req.method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
       for (const [name, value] of Object.entries(headers)) for (const v of Array.isArray(value) ? value : [value]) head_ += `${name}: ${v}\r\n`;
