@@ -16,11 +16,20 @@
  *   GET  /api/v1/stats       dashboard: byCategoryDay, bySchool, topHosts, total. Bearer
  *                            admin token. Query: school, profile, category, from, to
  *                            (YYYY-MM-DD, Vietnam days; default the last 30), top (hosts).
+ *   GET  /api/v1/events.csv  the same filters as /api/v1/events, every match as CSV (UTF-8 with BOM).
  *   GET  /healthz            200 {"ok":true}, no token.
+ *
+ * Reads accept the admin bearer token or a dashboard session cookie (dashboard/routes.ts:
+ * /login, /logout, the pages, /api/v1/dashboard/*, /api/v1/users, /api/v1/audit). A
+ * school-it user's reads are limited to its school here, in the query; asking for
+ * another school is 403.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BatchError, validateBatch, type WireAck } from '../events/wire.js';
 import { BodyError, readBody } from './body.js';
+import type { Principal } from './accounts.js';
+import type { Dashboard } from './dashboard/routes.js';
+import { HttpError, sendJson } from './http.js';
 import { dayNumber, dayToIso, isoToDay } from './days.js';
 import { RateLimiter } from './rate-limit.js';
 import { StoreError, type CentralStore, type EventFilter } from './store.js';
@@ -45,33 +54,16 @@ export interface CollectorOptions {
   readonly authFailuresPerMinute?: number;
   readonly maxBodyBytes?: number;
   readonly maxInflatedBytes?: number;
+  /** Login, sessions and the dashboard pages; without it only the bearer token reads. */
+  readonly dashboard?: Dashboard;
 }
+
+/** The admin bearer token acts as an admin with no school limit. */
+const ADMIN_TOKEN_PRINCIPAL: Principal = { name: 'admin-token', role: 'admin', school: null };
+const CSV_MAX_ROWS = 200_000;
 
 export const DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024;
 export const DEFAULT_MAX_INFLATED_BYTES = 16 * 1024 * 1024;
-
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Record<string, string>;
-  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
-}
-
-function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  response.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    ...headers,
-  });
-  response.end(text);
-}
 
 export function createCollectorServer(options: CollectorOptions): Server {
   const { store, logger } = options;
@@ -90,9 +82,37 @@ export function createCollectorServer(options: CollectorOptions): Server {
     throw new HttpError(401, 'unauthorized', 'missing or invalid bearer token', { 'www-authenticate': 'Bearer' });
   }
 
-  function requireAdmin(request: IncomingMessage): void {
+  /** The admin bearer token, or a dashboard session; 401 otherwise. */
+  function reader(request: IncomingMessage): Principal {
     const token = bearerToken(request.headers.authorization);
-    if (token === null || !sameHash(hashToken(token), adminHash)) refuseAuth(request);
+    if (token !== null) {
+      if (sameHash(hashToken(token), adminHash)) return ADMIN_TOKEN_PRINCIPAL;
+      refuseAuth(request);
+    }
+    const principal = options.dashboard?.principal(request) ?? null;
+    if (principal === null) refuseAuth(request);
+    return principal;
+  }
+
+  /**
+   * The school a query is limited to: a school-it user's own, whatever the query asks
+   * (another school is refused outright, so a crafted link fails loudly).
+   */
+  function scopedSchool(who: Principal, requested: string | null): string | undefined {
+    if (who.school === null) return requested ?? undefined;
+    if (requested !== null && requested !== who.school) throw new HttpError(403, 'forbidden', 'school: outside your school');
+    return who.school;
+  }
+
+  function eventFilter(who: Principal, q: URLSearchParams): EventFilter {
+    return {
+      school: scopedSchool(who, q.get('school')),
+      profile: q.get('profile') || undefined,
+      category: q.get('category') || undefined,
+      host: q.get('host') || undefined,
+      from: timeParam(q, 'from'),
+      to: timeParam(q, 'to'),
+    };
   }
 
   async function ingest(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -117,30 +137,47 @@ export function createCollectorServer(options: CollectorOptions): Server {
     sendJson(response, 200, ack);
   }
 
-  async function listEvents(url: URL, response: ServerResponse): Promise<void> {
+  async function listEvents(who: Principal, url: URL, response: ServerResponse): Promise<void> {
     const q = url.searchParams;
-    const filter: EventFilter = {
-      school: q.get('school') ?? undefined,
-      profile: q.get('profile') ?? undefined,
-      category: q.get('category') ?? undefined,
-      host: q.get('host') ?? undefined,
-      from: timeParam(q, 'from'),
-      to: timeParam(q, 'to'),
-    };
+    const filter = eventFilter(who, q);
     const limit = intParam(q, 'limit', 100, 1, 1000);
     const page = await store.queryEvents(filter, { cursor: q.get('cursor') ?? undefined, limit });
     sendJson(response, 200, page);
   }
 
-  async function stats(url: URL, response: ServerResponse): Promise<void> {
+  /** The filtered events as CSV, with a BOM so Excel reads the UTF-8 (Vietnamese) right. */
+  async function exportCsv(who: Principal, url: URL, response: ServerResponse): Promise<void> {
+    const filter = eventFilter(who, url.searchParams);
+    response.writeHead(200, {
+      'content-type': 'text/csv; charset=utf-8',
+      'content-disposition': 'attachment; filename="lachan-events.csv"',
+      'cache-control': 'no-store',
+    });
+    response.write('\uFEFFtime,school,profile,category,reason,rule,source,host,path,method,client\r\n');
+    let cursor: string | undefined;
+    let rows = 0;
+    do {
+      const page = await store.queryEvents(filter, { cursor, limit: 2_000 });
+      let chunk = '';
+      for (const e of page.events) {
+        chunk += `${[new Date(e.time).toISOString(), e.school, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client].map(csvField).join(',')}\r\n`;
+      }
+      rows += page.events.length;
+      if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor !== undefined && rows < CSV_MAX_ROWS);
+    response.end();
+  }
+
+  async function stats(who: Principal, url: URL, response: ServerResponse): Promise<void> {
     const q = url.searchParams;
     const today = dayNumber(Date.now());
     const toDay = q.get('to') ?? dayToIso(today);
     const fromDay = q.get('from') ?? dayToIso((isoToDay(toDay) ?? today) - 29);
     const result = await store.stats({
-      school: q.get('school') ?? undefined,
-      profile: q.get('profile') ?? undefined,
-      category: q.get('category') ?? undefined,
+      school: scopedSchool(who, q.get('school')),
+      profile: q.get('profile') || undefined,
+      category: q.get('category') || undefined,
       fromDay,
       toDay,
       topHosts: intParam(q, 'top', 20, 1, 1000),
@@ -153,18 +190,19 @@ export function createCollectorServer(options: CollectorOptions): Server {
     const method = request.method ?? 'GET';
     if (url.pathname === '/api/v1/events') {
       if (method === 'POST') return ingest(request, response);
-      if (method === 'GET') {
-        requireAdmin(request);
-        return listEvents(url, response);
-      }
+      if (method === 'GET') return listEvents(reader(request), url, response);
       throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
     }
     if (url.pathname === '/api/v1/stats') {
       if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
-      requireAdmin(request);
-      return stats(url, response);
+      return stats(reader(request), url, response);
+    }
+    if (url.pathname === '/api/v1/events.csv') {
+      if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+      return exportCsv(reader(request), url, response);
     }
     if (url.pathname === '/healthz') return sendJson(response, 200, { ok: true });
+    if (options.dashboard !== undefined && (await options.dashboard.handle(request, response, url, reader))) return;
     throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
   }
 
@@ -209,4 +247,11 @@ function intParam(q: URLSearchParams, name: string, fallback: number, min: numbe
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new HttpError(400, 'bad_request', `${name}: an integer from ${min} to ${max}`);
   return n;
+}
+
+function csvField(value: string | null): string {
+  if (value === null) return '';
+  // A leading = + - @ would run as a formula in a spreadsheet.
+  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
 }

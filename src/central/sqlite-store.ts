@@ -139,6 +139,38 @@ const MIGRATIONS: readonly string[] = [
    ${ROLLUP_INDEXES.join('\n')}
    CREATE TABLE rollup_state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL);
    INSERT INTO rollup_state (id, last_seq) VALUES (1, 0);`,
+  // Dashboard accounts (see accounts.ts) and the last time each school's gateway called.
+  `CREATE TABLE users (
+     name TEXT PRIMARY KEY,
+     role TEXT NOT NULL CHECK (role IN ('admin', 'school-it', 'viewer')),
+     school TEXT,
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE sessions (
+     id_hash BLOB PRIMARY KEY,
+     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+     csrf TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX sessions_expiry ON sessions(expires_at);
+   CREATE TABLE login_failures (
+     name TEXT PRIMARY KEY,
+     failures INTEGER NOT NULL,
+     first_at INTEGER NOT NULL,
+     locked_until INTEGER
+   );
+   CREATE TABLE audit_log (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     target TEXT NOT NULL,
+     before TEXT,
+     after TEXT
+   );
+   CREATE TABLE school_contact (school TEXT PRIMARY KEY, last_at INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
 
 const EVENT_COLUMNS = 'seq, id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
@@ -246,7 +278,12 @@ export class SqliteCentralStore implements CentralStore {
     const insertEvent = db.prepare(
       'INSERT OR IGNORE INTO events (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
+    // One row a school, so the dashboard can tell a silent gateway from a quiet school.
+    const touchSchool = db.prepare(
+      'INSERT INTO school_contact (school, last_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET last_at = max(last_at, excluded.last_at)',
+    );
     const ingestOne = (school: string, events: readonly WireEvent[], receivedAt: number): number => {
+      touchSchool.run(school, receivedAt);
       let stored = 0;
       for (const e of events) {
         stored += insertEvent.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, receivedAt).changes;
@@ -528,7 +565,7 @@ export class SqliteCentralStore implements CentralStore {
     if (this.#db.open) this.#db.close();
   }
 
-  /** For the bench: the connection, to generate synthetic data in bulk. */
+  /** The connection: for the bench (synthetic data in bulk) and the dashboard accounts (accounts.ts). */
   get database(): Database.Database {
     return this.#db;
   }

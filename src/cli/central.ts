@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { userInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { parseSince, SINCE_HELP } from '../events/since.js';
 import { loadOrCreateAdminToken } from '../central/admin-token.js';
+import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
+import { createDashboard } from '../central/dashboard/routes.js';
+import { DashboardQueries } from '../central/dashboard/queries.js';
 import { createCollectorServer } from '../central/server.js';
 import { CENTRAL_DB_FILE, openSqliteStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
@@ -59,7 +63,8 @@ export function registerCentral(program: Command): void {
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = openStore(options.data, true);
       const adminToken = loadOrCreateAdminToken(options.data);
-      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit });
+      const dashboard = createDashboard({ store, accounts: new AccountStore(store.database), queries: new DashboardQueries(store.database) });
+      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard });
 
       const retentionMs = options.retentionDays * DAY_MS;
       const expire = () => {
@@ -102,6 +107,7 @@ export function registerCentral(program: Command): void {
       const store = openStore(options.data, true);
       try {
         const created = await store.addSchool(options.name);
+        new AccountStore(store.database).audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
         if (options.json) {
           process.stdout.write(`${JSON.stringify({ id: created.id, token: created.token })}\n`);
         } else {
@@ -148,7 +154,50 @@ export function registerCentral(program: Command): void {
       const store = openStore(options.data);
       try {
         if (!(await store.revokeSchool(id))) throw new CliError(`no school with id ${id}`);
+        new AccountStore(store.database).audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
         process.stderr.write(`school ${id}: token revoked\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
+  const user = central.command('user').description('dashboard accounts');
+
+  user
+    .command('add')
+    .description('add a dashboard user; the password is read from stdin (or asked for on a terminal)')
+    .argument('<name>', 'login name')
+    .requiredOption('--role <role>', ROLES.join('|'))
+    .option('--school <id>', 'the school a school-it user sees (required for that role)')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .action(async (name: string, options: { role: string; school?: string; data: string }) => {
+      if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" is not one of ${ROLES.join(', ')}`);
+      const role: Role = options.role;
+      const password = await readPassword();
+      const store = openStore(options.data);
+      try {
+        await new AccountStore(store.database).addUser(cliActor(), name, role, options.school ?? null, password);
+        process.stderr.write(`user ${name} added (${role}${options.school ? `, school ${options.school}` : ''})\n`);
+      } catch (error) {
+        if (error instanceof StoreError) throw new CliError(error.message);
+        throw error;
+      } finally {
+        await store.close();
+      }
+    });
+
+  user
+    .command('list')
+    .description('dashboard users')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--json', 'one JSON object a line')
+    .action(async (options: { data: string; json?: boolean }) => {
+      const store = openStore(options.data);
+      try {
+        for (const u of new AccountStore(store.database).users()) {
+          if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString() })}\n`);
+          else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}\n`);
+        }
       } finally {
         await store.close();
       }
@@ -203,4 +252,53 @@ export function registerCentral(program: Command): void {
       }
       process.stdout.write(`${events.length} event${events.length === 1 ? '' : 's'}\n`);
     });
+}
+
+/** Who made a change from the command line, for the audit log. */
+function cliActor(): string {
+  let login = 'unknown';
+  try {
+    login = userInfo().username;
+  } catch {
+    // no passwd entry (containers)
+  }
+  return `cli:${login}`;
+}
+
+/** A password from stdin (first line), or typed without echo on a terminal. */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+    if (line.length === 0) throw new CliError('no password on stdin');
+    return line;
+  }
+  const ask = (prompt: string) =>
+    new Promise<string>((resolve) => {
+      process.stderr.write(prompt);
+      const stdin = process.stdin;
+      stdin.setRawMode(true);
+      stdin.resume();
+      let typed = '';
+      const onData = (data: Buffer) => {
+        for (const ch of data.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') {
+            stdin.setRawMode(false);
+            stdin.pause();
+            stdin.off('data', onData);
+            process.stderr.write('\n');
+            return resolve(typed);
+          }
+          if (ch === '\u0003') process.exit(130);
+          if (ch === '\u007f') typed = typed.slice(0, -1);
+          else typed += ch;
+        }
+      };
+      stdin.on('data', onData);
+    });
+  const first = await ask('Mật khẩu: ');
+  const second = await ask('Nhập lại mật khẩu: ');
+  if (first !== second) throw new CliError('the passwords differ');
+  return first;
 }

@@ -1,0 +1,254 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { AccountStore, isRole, type Principal, type Session } from '../accounts.js';
+import { readBody } from '../body.js';
+import { HttpError, sendJson } from '../http.js';
+import { DUMMY_HASH, verifyPassword } from '../passwords.js';
+import type { CentralStore } from '../store.js';
+import { StoreError } from '../store.js';
+import { APP_CSS, APP_JS } from './assets.js';
+import { auditPage, errorPage, loginPage, logsPage, overviewPage, usersPage } from './pages.js';
+import { DashboardQueries } from './queries.js';
+
+/** What the collector server asks of the dashboard. */
+export interface Dashboard {
+  /** The user of the request's session cookie, or null. */
+  principal(request: IncomingMessage): Principal | null;
+  /** Serves the request if it is the dashboard's; `reader` authenticates API reads (bearer or session). */
+  handle(request: IncomingMessage, response: ServerResponse, url: URL, reader: (request: IncomingMessage) => Principal): Promise<boolean>;
+}
+
+export const SESSION_COOKIE = 'lachan_session';
+const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
+const FORM_LIMITS = { maxBytes: 16 * 1024, maxInflatedBytes: 16 * 1024 };
+
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'cache-control': 'no-store',
+  // Everything is served from here: no CDN, no inline script, no framing.
+  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+};
+
+function cookies(request: IncomingMessage): Map<string, string> {
+  const jar = new Map<string, string>();
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) jar.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  return jar;
+}
+
+/** Over TLS (directly, or through a reverse proxy that says so) cookies carry Secure. */
+function overTls(request: IncomingMessage): boolean {
+  return (request.socket as TLSSocket).encrypted === true || request.headers['x-forwarded-proto'] === 'https';
+}
+
+function cookie(request: IncomingMessage, name: string, value: string, maxAgeSeconds: number, path = '/'): string {
+  return `${name}=${value}; Path=${path}; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict${overTls(request) ? '; Secure' : ''}`;
+}
+
+function sameSecret(a: string | undefined | null, b: string): boolean {
+  if (typeof a !== 'string') return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function sendHtml(response: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}): void {
+  response.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
+  response.end(html);
+}
+
+function redirect(response: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
+  response.writeHead(303, { location, 'cache-control': 'no-store', 'content-length': 0, ...headers });
+  response.end();
+}
+
+export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries }): Dashboard {
+  const { store, accounts, queries } = options;
+
+  function session(request: IncomingMessage): { id: string; session: Session } | null {
+    const id = cookies(request).get(SESSION_COOKIE);
+    if (id === undefined || !/^[A-Za-z0-9_-]{43}$/.test(id)) return null;
+    const found = accounts.session(id);
+    return found === null ? null : { id, session: found };
+  }
+
+  async function form(request: IncomingMessage): Promise<URLSearchParams> {
+    return new URLSearchParams((await readBody(request, FORM_LIMITS)).toString('utf8'));
+  }
+
+  async function login(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const fields = await form(request);
+    // Double submit: the hidden field must repeat the cookie set with the form.
+    const expected = cookies(request).get(LOGIN_CSRF_COOKIE);
+    if (expected === undefined || !sameSecret(fields.get('csrf'), expected)) {
+      return sendHtml(response, 403, errorPage(403, 'Phiên đăng nhập không hợp lệ. Hãy tải lại trang đăng nhập.'));
+    }
+    const name = (fields.get('name') ?? '').trim();
+    const password = fields.get('password') ?? '';
+    const retry = (status: number, message: string) => sendHtml(response, status, loginPage(expected, message, name));
+    const locked = accounts.lockedFor(name);
+    if (locked > 0) return retry(429, `Tài khoản tạm khóa do đăng nhập sai nhiều lần. Thử lại sau ${Math.ceil(locked / 60_000)} phút.`);
+    const user = accounts.user(name);
+    const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
+    if (!ok || user === null) {
+      const nowLocked = accounts.loginFailed(name);
+      return retry(nowLocked ? 429 : 401, nowLocked ? 'Tài khoản tạm khóa 15 phút do đăng nhập sai nhiều lần.' : 'Sai tên đăng nhập hoặc mật khẩu.');
+    }
+    accounts.loginSucceeded(name);
+    const created = accounts.createSession(user.name);
+    redirect(response, '/', {
+      'set-cookie': [
+        cookie(request, SESSION_COOKIE, created.id, Math.floor((created.expiresAt - Date.now()) / 1000)),
+        cookie(request, LOGIN_CSRF_COOKIE, '', 0),
+      ],
+    });
+  }
+
+  /** A state-changing request from a session must carry its CSRF token (header or form field). */
+  function checkCsrf(current: Session, token: string | null | undefined): void {
+    if (!sameSecret(token, current.csrf)) throw new HttpError(403, 'csrf', 'missing or wrong CSRF token');
+  }
+
+  function requireAdmin(who: Principal): void {
+    if (who.role !== 'admin') throw new HttpError(403, 'forbidden', 'admins only');
+  }
+
+  async function addUser(request: IncomingMessage, response: ServerResponse, reader: (r: IncomingMessage) => Principal): Promise<void> {
+    const who = reader(request);
+    // Cookie-borne requests need the CSRF token; a bearer token cannot be forged cross-site.
+    if (request.headers.authorization === undefined) {
+      const current = session(request);
+      if (current === null) throw new HttpError(401, 'unauthorized', 'log in first');
+      checkCsrf(current.session, request.headers['x-csrf-token'] as string | undefined);
+    }
+    requireAdmin(who);
+    const body = JSON.parse((await readBody(request, FORM_LIMITS)).toString('utf8') || '{}') as Record<string, unknown>;
+    const { name, role, school, password } = body;
+    if (typeof name !== 'string' || typeof role !== 'string' || !isRole(role) || typeof password !== 'string' || (school !== undefined && school !== null && typeof school !== 'string')) {
+      throw new HttpError(400, 'bad_request', 'name, role (admin|school-it|viewer), password and optionally school');
+    }
+    try {
+      await accounts.addUser(who.name, name, role, (school as string | null | undefined) ?? null, password);
+    } catch (error) {
+      if (error instanceof StoreError) throw new HttpError(400, 'bad_request', error.message);
+      throw error;
+    }
+    sendJson(response, 201, { name, role, school: school ?? null });
+  }
+
+  async function topHosts(who: Principal, url: URL, response: ServerResponse): Promise<void> {
+    const q = url.searchParams;
+    const requested = q.get('school');
+    if (who.school !== null && requested !== null && requested !== who.school) throw new HttpError(403, 'forbidden', 'school: outside your school');
+    const school = who.school ?? requested ?? null;
+    const days = Math.min(366, Math.max(1, Number(q.get('days') ?? 30) || 30));
+    const today = new Date(Date.now() + 7 * 3_600_000);
+    const iso = (d: Date) => d.toISOString().slice(0, 10);
+    const stats = await store.stats({
+      school: school ?? undefined,
+      fromDay: iso(new Date(today.getTime() - (days - 1) * 86_400_000)),
+      toDay: iso(today),
+      topHosts: 200,
+    });
+    const perCategory = Number(q.get('per') ?? 5) || 5;
+    const byCategory = new Map<string, { host: string; count: number; rule: string | null; source: string | null }[]>();
+    for (const h of stats.topHosts) {
+      const key = h.category ?? '';
+      const list = byCategory.get(key) ?? [];
+      if (list.length >= perCategory) continue;
+      list.push({ host: h.host, count: h.count, ...queries.hostRule(h.host, h.category, school) });
+      byCategory.set(key, list);
+    }
+    sendJson(response, 200, {
+      fromDay: stats.fromDay,
+      toDay: stats.toDay,
+      categories: [...byCategory].map(([category, hosts]) => ({ category: category === '' ? null : category, hosts })),
+    });
+  }
+
+  return {
+    principal(request) {
+      return session(request)?.session.user ?? null;
+    },
+
+    async handle(request, response, url, reader) {
+      const method = request.method ?? 'GET';
+      const path = url.pathname;
+      if (method === 'GET' && path === '/assets/app.js') {
+        response.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+        response.end(APP_JS);
+        return true;
+      }
+      if (method === 'GET' && path === '/assets/app.css') {
+        response.writeHead(200, { 'content-type': 'text/css; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+        response.end(APP_CSS);
+        return true;
+      }
+      if (path === '/login') {
+        if (method === 'POST') {
+          await login(request, response);
+          return true;
+        }
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
+        if (session(request) !== null) { redirect(response, '/'); return true; }
+        const csrf = randomBytes(24).toString('base64url');
+        sendHtml(response, 200, loginPage(csrf, null), { 'set-cookie': cookie(request, LOGIN_CSRF_COOKIE, csrf, 3600, '/login') });
+        return true;
+      }
+      if (path === '/logout') {
+        if (method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'POST', { allow: 'POST' });
+        const current = session(request);
+        if (current === null) { redirect(response, '/login'); return true; }
+        checkCsrf(current.session, (await form(request)).get('csrf'));
+        accounts.endSession(current.id);
+        redirect(response, '/login', { 'set-cookie': cookie(request, SESSION_COOKIE, '', 0) });
+        return true;
+      }
+      if (path === '/' || path === '/logs' || path === '/users' || path === '/audit') {
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+        const current = session(request);
+        if (current === null) { redirect(response, '/login'); return true; }
+        const { user, csrf } = current.session;
+        if (path === '/') sendHtml(response, 200, overviewPage(user, csrf));
+        else if (path === '/logs') sendHtml(response, 200, logsPage(user, csrf));
+        else if (user.role !== 'admin') sendHtml(response, 403, errorPage(403, 'Trang này chỉ dành cho quản trị viên.'));
+        else if (path === '/users') sendHtml(response, 200, usersPage(user, csrf, accounts.users()));
+        else sendHtml(response, 200, auditPage(user, csrf, accounts.auditLog()));
+        return true;
+      }
+      if (path === '/api/v1/dashboard/schools') {
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+        const who = reader(request);
+        { sendJson(response, 200, { schools: queries.schools(who.school) }); return true; }
+      }
+      if (path === '/api/v1/dashboard/top-hosts') {
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+        await topHosts(reader(request), url, response);
+        return true;
+      }
+      if (path === '/api/v1/users') {
+        if (method === 'POST') {
+          await addUser(request, response, reader);
+          return true;
+        }
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
+        const who = reader(request);
+        requireAdmin(who);
+        { sendJson(response, 200, { users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt })) }); return true; }
+      }
+      if (path === '/api/v1/audit') {
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+        const who = reader(request);
+        requireAdmin(who);
+        { sendJson(response, 200, { entries: accounts.auditLog() }); return true; }
+      }
+      return false;
+    },
+  };
+}
