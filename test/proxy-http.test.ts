@@ -207,3 +207,11 @@ describe('events', () => {
     expect(readFileSync(path.join(proxy.dataDir, 'events.db')).length).toBeGreaterThan(0);
   });
 });
+
+describe('one spelling of a host', () => {
+  it('blocks a trailing-dot host and records it without the dot', async () => {
+    const result = await curl(proxy.port, `http://bet.test.:${origin.port}/dot`);
+    expect(result.status).toBe(403);
+    expect(result.body).toContain('<dd>bet.test</dd>');
+  });
+});

@@ -195,21 +195,22 @@ export class ProxyServer {
 
     const policy = this.policyNow;
     const pathAndQuery = `${url.pathname}${url.search}`;
-    const decision = policy.decide(profile, url.hostname, pathAndQuery);
-    if (decision.action === 'block') return this.sendBlock(req, res, decision, url.hostname, url.pathname, clientAddress);
+    // `example.com.` names `example.com`: events and pages carry one spelling.
+    const host = url.hostname.endsWith('.') ? url.hostname.slice(0, -1) : url.hostname;
+    const decision = policy.decide(profile, host, pathAndQuery);
+    if (decision.action === 'block') return this.sendBlock(req, res, decision, host, url.pathname, clientAddress);
 
     let path = pathAndQuery;
     const headers = upstreamRequestHeaders(req.headers, url.host);
     const safe = policy.profile(profile)?.safeSearch;
     if (safe !== undefined) {
-      const rewrite = rewriteForSafeSearch(url.hostname, pathAndQuery, safe);
+      const rewrite = rewriteForSafeSearch(host, pathAndQuery, safe);
       if (rewrite !== null) {
         path = rewrite.pathAndQuery;
         for (const [name, value] of rewrite.headers) headers[name.toLowerCase()] = value;
       }
     }
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const host = url.hostname;
     const handler = new ForwardHandler(res, {
       onResponseStart: () => this.metrics.observeLatency(Number(process.hrtime.bigint() - started) / 1e9),
       onUpstreamError: (error, headersSent) => {
