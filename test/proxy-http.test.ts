@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { get as httpGet } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
@@ -120,7 +121,18 @@ describe('plain HTTP through the proxy', () => {
   it('serves the PAC file and nothing else of the gateway in origin form', async () => {
     const pac = await fetch(`http://127.0.0.1:${proxy.port}/proxy.pac`);
     expect(pac.status).toBe(200);
-    expect(await pac.text()).toContain('FindProxyForURL');
+    const script = await pac.text();
+    expect(script).toContain('FindProxyForURL');
+    // Devices are told the address they reached the proxy at (on a gateway: its LAN address).
+    const viaLan = await new Promise<string>((resolve) => {
+      httpGet({ host: '127.0.0.1', port: proxy.port, path: '/wpad.dat', headers: { host: '10.10.0.1:3128' } }, (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve(text));
+      });
+    });
+    expect(viaLan).toContain('PROXY 10.10.0.1:3128');
+    expect(script).not.toContain('10.10.0.1');
     const other = await fetch(`http://127.0.0.1:${proxy.port}/etc/passwd`);
     expect(other.status).toBe(400);
   });

@@ -230,7 +230,9 @@ export class ProxyServer {
   private onOriginForm(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '').split('?', 1)[0];
     if ((path === '/proxy.pac' || path === '/wpad.dat') && (req.method === 'GET' || req.method === 'HEAD')) {
-      const body = pacFile(this.options.advertisedProxy());
+      // The device fetched this file from the proxy itself: the address it used is the one to name.
+      const asked = req.headers.host;
+      const body = pacFile(asked !== undefined && /^[A-Za-z0-9.:[\]-]+$/.test(asked) ? asked : this.options.advertisedProxy());
       res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300' });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
