@@ -1,19 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newEventId } from '../src/events/ids.js';
-import type { WireEvent } from '../src/events/wire.js';
-import { CLI, REPO_ROOT } from './support/rules-dir.js';
-
-function lachan(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+import { lachan } from './support/rules-dir.js';
 
 import { startCollector, stopCollector, type Collector } from './support/collector.js';
+import { wireEvent } from './support/dashboard.js';
 
 export { startCollector, stopCollector };
 
@@ -31,24 +24,6 @@ function storedEvents(dataDir: string, school?: string): Record<string, unknown>
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-function wireEvent(overrides: Partial<WireEvent> = {}): WireEvent {
-  const time = Date.now();
-  return {
-    id: newEventId(time),
-    time,
-    profile: 'tieu-hoc',
-    category: 'gambling',
-    reason: 'domain',
-    rule: 'nhacai.example',
-    source: 'rules/categories/gambling/domains:3',
-    host: 'www.nhacai.example',
-    path: '/dang-ky',
-    method: 'GET',
-    client: '0123456789abcdef',
-    ...overrides,
-  };
 }
 
 async function post(url: string, token: string, body: unknown, options: { gzip?: boolean; raw?: Buffer } = {}) {

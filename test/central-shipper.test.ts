@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventLog } from '../src/events/log.js';
 import { startShipper } from '../src/events/shipper.js';
 import type { BlockEventInput } from '../src/events/types.js';
-import { CLI, REPO_ROOT } from './support/rules-dir.js';
+import { CLI, REPO_ROOT, lachan } from './support/rules-dir.js';
 
 const SHIPPER_MODULE = path.join(REPO_ROOT, 'dist/src/events/shipper.js');
 
@@ -26,11 +26,6 @@ afterAll(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
 });
-
-function lachan(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 async function startCollector(dataDir: string, port = 0): Promise<{ port: number; child: ChildProcess }> {
   const child = spawn(process.execPath, [CLI, 'central', 'serve', '--port', String(port), '--data', dataDir, '--rate-limit', '1000'], {

@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventLog, readEventLog, type GatewayEventLog } from '../src/events/log.js';
 import { parseSince } from '../src/events/since.js';
 import type { BlockEventInput } from '../src/events/types.js';
-import { CLI, REPO_ROOT } from './support/rules-dir.js';
+import { lachan } from './support/rules-dir.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -16,11 +15,6 @@ function tempDir(): string {
   return dir;
 }
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-
-function lachan(args: string[]) {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
 
 function block(overrides: Partial<BlockEventInput> = {}): BlockEventInput {
   return {

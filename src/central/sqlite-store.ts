@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { tuneConnection } from '../events/log.js';
 import { migrate } from '../events/schema.js';
-import type { WireEvent } from '../events/wire.js';
+import { wireFieldsOf, type WireEvent } from '../events/wire.js';
 import { dayStart, dayToIso, firstDayOfMonth, isoToDay, monthOfDay } from './days.js';
 import {
   StoreError,
@@ -224,21 +224,7 @@ function toSchool(row: SchoolRow): School {
 }
 
 function toEvent(row: EventRow): CentralEvent {
-  return {
-    id: row.id,
-    school: row.school,
-    time: row.time,
-    profile: row.profile,
-    category: row.category,
-    reason: row.reason,
-    rule: row.rule,
-    source: row.source,
-    host: row.host,
-    path: row.path,
-    method: row.method,
-    client: row.client,
-    receivedAt: row.received_at,
-  };
+  return { ...wireFieldsOf(row), school: row.school, receivedAt: row.received_at };
 }
 
 function encodeCursor(row: EventRow): string {

@@ -10,7 +10,7 @@ import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
 import { DashboardQueries } from '../central/dashboard/queries.js';
 import { createCollectorServer } from '../central/server.js';
-import { CENTRAL_DB_FILE, openSqliteStore } from '../central/sqlite-store.js';
+import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
 import { CliError } from './errors.js';
 import { quietOnClosedPipe } from './logs.js';
@@ -24,6 +24,22 @@ function positiveInt(name: string, min = 1) {
     if (!Number.isInteger(n) || n < min) throw new CliError(`${name}: "${value}" is not an integer ≥ ${min}`);
     return n;
   };
+}
+
+/**
+ * Runs one command against the collector database and closes it; a store error (a
+ * name taken, an unknown school) becomes one line on stderr.
+ */
+export async function withStore<T>(dataDir: string, run: (store: SqliteCentralStore) => Promise<T>, create = false): Promise<T> {
+  const store = openStore(dataDir, create);
+  try {
+    return await run(store);
+  } catch (error) {
+    if (error instanceof StoreError) throw new CliError(error.message);
+    throw error;
+  } finally {
+    await store.close();
+  }
 }
 
 /** Opens the collector database; only `serve` and `school add` may create it. */
@@ -104,8 +120,7 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .option('--json', 'print {"id":…,"token":…}')
     .action(async (options: { name: string; data: string; json?: boolean }) => {
-      const store = openStore(options.data, true);
-      try {
+      await withStore(options.data, async (store) => {
         const created = await store.addSchool(options.name);
         new AccountStore(store.database).audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
         if (options.json) {
@@ -116,12 +131,7 @@ export function registerCentral(program: Command): void {
               'The token is shown only this once: put it in the gateway\'s token file (lachan serve --token-file).\n',
           );
         }
-      } catch (error) {
-        if (error instanceof StoreError) throw new CliError(error.message);
-        throw error;
-      } finally {
-        await store.close();
-      }
+      }, true);
     });
 
   school
@@ -130,8 +140,7 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .option('--json', 'one JSON object a line')
     .action(async (options: { data: string; json?: boolean }) => {
-      const store = openStore(options.data);
-      try {
+      await withStore(options.data, async (store) => {
         const schools = await store.listSchools();
         for (const s of schools) {
           if (options.json) {
@@ -140,9 +149,7 @@ export function registerCentral(program: Command): void {
             process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'active ' : 'revoked'}  ${s.name}\n`);
           }
         }
-      } finally {
-        await store.close();
-      }
+      });
     });
 
   school
@@ -151,14 +158,11 @@ export function registerCentral(program: Command): void {
     .argument('<id>', 'school id')
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .action(async (id: string, options: { data: string }) => {
-      const store = openStore(options.data);
-      try {
+      await withStore(options.data, async (store) => {
         if (!(await store.revokeSchool(id))) throw new CliError(`no school with id ${id}`);
         new AccountStore(store.database).audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
         process.stderr.write(`school ${id}: token revoked\n`);
-      } finally {
-        await store.close();
-      }
+      });
     });
 
   const user = central.command('user').description('dashboard accounts');
@@ -174,16 +178,10 @@ export function registerCentral(program: Command): void {
       if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" is not one of ${ROLES.join(', ')}`);
       const role: Role = options.role;
       const password = await readPassword();
-      const store = openStore(options.data);
-      try {
+      await withStore(options.data, async (store) => {
         await new AccountStore(store.database).addUser(cliActor(), name, role, options.school ?? null, password);
         process.stderr.write(`user ${name} added (${role}${options.school ? `, school ${options.school}` : ''})\n`);
-      } catch (error) {
-        if (error instanceof StoreError) throw new CliError(error.message);
-        throw error;
-      } finally {
-        await store.close();
-      }
+      });
     });
 
   user
@@ -192,15 +190,12 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .option('--json', 'one JSON object a line')
     .action(async (options: { data: string; json?: boolean }) => {
-      const store = openStore(options.data);
-      try {
+      await withStore(options.data, async (store) => {
         for (const u of new AccountStore(store.database).users()) {
           if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString() })}\n`);
           else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}\n`);
         }
-      } finally {
-        await store.close();
-      }
+      });
     });
 
   central
@@ -222,9 +217,8 @@ export function registerCentral(program: Command): void {
         from = parsed;
       }
       quietOnClosedPipe();
-      const store = openStore(options.data);
       const events: CentralEvent[] = [];
-      try {
+      await withStore(options.data, async (store) => {
         let cursor: string | undefined;
         do {
           const page = await store.queryEvents(
@@ -234,9 +228,7 @@ export function registerCentral(program: Command): void {
           events.push(...page.events);
           cursor = page.nextCursor ?? undefined;
         } while (cursor !== undefined && events.length < options.limit);
-      } finally {
-        await store.close();
-      }
+      });
       events.reverse();
       if (options.json) {
         for (const e of events) {

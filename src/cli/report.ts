@@ -1,10 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { openSqliteStore, CENTRAL_DB_FILE } from '../central/sqlite-store.js';
 import { buildYearlyReport, renderYearlyReport } from '../report/yearly.js';
 import { CliError } from './errors.js';
+import { withStore } from './central.js';
 
 export function registerReport(program: Command): void {
   program
@@ -16,19 +14,11 @@ export function registerReport(program: Command): void {
     .action(async (options: { year: string; out?: string; data: string }) => {
       const year = Number(options.year);
       if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year must be a year such as 2026, not "${options.year}"`);
-      if (!existsSync(path.join(options.data, CENTRAL_DB_FILE))) {
-        throw new CliError(`no collector database in ${options.data} (run "lachan central serve --data ${options.data}" first, or pass --data)`);
-      }
-      const store = openSqliteStore({ dataDir: options.data });
-      try {
-        const text = renderYearlyReport(await buildYearlyReport(store, year));
-        if (options.out === undefined) process.stdout.write(text);
-        else {
-          await writeFile(options.out, text);
-          process.stderr.write(`wrote ${options.out}\n`);
-        }
-      } finally {
-        await store.close();
+      const text = await withStore(options.data, async (store) => renderYearlyReport(await buildYearlyReport(store, year)));
+      if (options.out === undefined) process.stdout.write(text);
+      else {
+        await writeFile(options.out, text);
+        process.stderr.write(`wrote ${options.out}\n`);
       }
     });
 }

@@ -5,7 +5,7 @@ import { newEventId, referenceTail, shortReference } from './ids.js';
 import { ClientPseudonymizer, loadOrCreateClientKey } from './pseudonym.js';
 import { migrate } from './schema.js';
 import type { BlockEventInput, EventLog } from './types.js';
-import { LIMITS, clip, stripQuery, type WireEvent } from './wire.js';
+import { LIMITS, clip, stripQuery, wireFieldsOf, type WireEvent } from './wire.js';
 
 export const EVENTS_DB_FILE = 'events.db';
 
@@ -194,21 +194,7 @@ function nullableClip(value: string | null, limit: number): string | null {
 }
 
 function toStored(row: DbRow): StoredEvent {
-  return {
-    id: row.id,
-    time: row.time,
-    school: row.school,
-    profile: row.profile,
-    category: row.category,
-    reason: row.reason,
-    rule: row.rule,
-    source: row.source,
-    host: row.host,
-    path: row.path,
-    method: row.method,
-    client: row.client,
-    shippedAt: row.shipped_at,
-  };
+  return { ...wireFieldsOf(row), school: row.school, shippedAt: row.shipped_at };
 }
 
 class SqliteEventLog implements GatewayEventLog {
@@ -393,7 +379,7 @@ class SqliteEventLog implements GatewayEventLog {
 
   unshipped(limit: number): WireEvent[] {
     this.flush();
-    return (this.#statements.unshipped.all(limit) as DbRow[]).map(toWire);
+    return (this.#statements.unshipped.all(limit) as DbRow[]).map(wireFieldsOf);
   }
 
   markShipped(ids: readonly string[], at: number = Date.now()): number {
@@ -483,21 +469,6 @@ class SqliteEventLog implements GatewayEventLog {
   }
 }
 
-function toWire(row: DbRow): WireEvent {
-  return {
-    id: row.id,
-    time: row.time,
-    profile: row.profile,
-    category: row.category,
-    reason: row.reason,
-    rule: row.rule,
-    source: row.source,
-    host: row.host,
-    path: row.path,
-    method: row.method,
-    client: row.client,
-  };
-}
 
 function queryEvents(db: Database.Database, query: EventQuery): StoredEvent[] {
   const where: string[] = [];

@@ -21,6 +21,27 @@ export interface WireEvent {
   readonly client: string;
 }
 
+/**
+ * The wire fields of a stored event: the gateway's log and the collector name these
+ * columns alike, so a row of either carries them. Copies only these, dropping the
+ * store's own columns.
+ */
+export function wireFieldsOf(row: WireEvent): WireEvent {
+  return {
+    id: row.id,
+    time: row.time,
+    profile: row.profile,
+    category: row.category,
+    reason: row.reason,
+    rule: row.rule,
+    source: row.source,
+    host: row.host,
+    path: row.path,
+    method: row.method,
+    client: row.client,
+  };
+}
+
 /** `{ "school": ID, "events": [...] }`, JSON, optionally gzip-encoded. */
 export interface WireBatch {
   readonly school: string;
