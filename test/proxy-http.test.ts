@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl, startHttpsOrigin, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
+import { lachan } from './support/rules-dir.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc
@@ -141,6 +142,10 @@ describe('plain HTTP through the proxy', () => {
     const result = await curl(proxy.port, `http://bet.test:${origin.port}/__lachan__/review`, ['--data', 'ref=ABCD&host=bet.test&category=gambling&profile=tieu-hoc&note=c%E1%BA%A7n+cho+b%C3%A0i+h%E1%BB%8Dc']);
     expect(result.status).toBe(200);
     expect(result.body).toContain('Đã gửi đề nghị');
+    // Staff find it in the local database, with a pseudonym instead of the address.
+    const reviews = lachan(['logs', '--data', proxy.dataDir, '--reviews', '--json']).stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(reviews).toEqual(expect.arrayContaining([expect.objectContaining({ host: 'bet.test', category: 'gambling', note: 'cần cho bài học' })]));
+    expect(JSON.stringify(reviews)).not.toContain('127.0.0.1');
   });
 });
 

@@ -7,8 +7,6 @@ import { isIpLiteral } from './hostname.js';
 import type { SafeSearchSettings } from './safesearch.js';
 import {
   CATEGORY_ALLOWS,
-  CATEGORY_BLOCKS,
-  CATEGORY_IGNORED,
   type Action,
   type Decision,
   type Reason,
@@ -59,8 +57,6 @@ export interface CompiledRules {
   /** Actions vector under which only the no-inspect list is active. */
   readonly noInspectActions: Uint8Array;
   readonly proxyAuth: ProxyAuthSettings;
-  /** Where the rules came from and when, for logs and `/metrics`. */
-  readonly loadedFrom: string;
 }
 
 export interface PolicyOptions {
@@ -237,5 +233,3 @@ function builtIn(action: Action, profile: string, reason: Reason): Decision {
   return Object.freeze({ action, profile, category: null, reason, rule: null, source: null });
 }
 
-// Re-exported so callers building action vectors need only this module.
-export { CATEGORY_ALLOWS, CATEGORY_BLOCKS, CATEGORY_IGNORED };

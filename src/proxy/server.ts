@@ -61,6 +61,8 @@ export interface ProxyOptions {
 }
 
 const HTML = 'text/html; charset=utf-8';
+/** A Host header safe to write into the PAC script: a name or address and a port. */
+const HOST_HEADER = /^[A-Za-z0-9.:[\]-]+$/;
 const ORIGIN_FORM_REVIEW_PATH = '/lachan/review';
 const MAX_REVIEW_BODY = 4096;
 
@@ -232,7 +234,7 @@ export class ProxyServer {
     if ((path === '/proxy.pac' || path === '/wpad.dat') && (req.method === 'GET' || req.method === 'HEAD')) {
       // The device fetched this file from the proxy itself: the address it used is the one to name.
       const asked = req.headers.host;
-      const body = pacFile(asked !== undefined && /^[A-Za-z0-9.:[\]-]+$/.test(asked) ? asked : this.options.advertisedProxy());
+      const body = pacFile(asked !== undefined && HOST_HEADER.test(asked) ? asked : this.options.advertisedProxy());
       res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300' });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;

@@ -206,7 +206,6 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     connectPorts: config.connectPorts,
     noInspectActions,
     proxyAuth: { usersFile, profiles: new Map(config.proxyAuth.profiles.map((p) => p.value)) },
-    loadedFrom: rulesDir,
   };
   return { policy: new Policy(compiled, options), problems: problems.items, stats };
 }
