@@ -13,8 +13,8 @@ let admin: LoggedIn;
 let schoolIt: LoggedIn;
 let viewer: LoggedIn;
 
-const PAGES = ['/', '/logs', '/users', '/audit'];
-const APIS = ['/api/v1/events', '/api/v1/stats', '/api/v1/events.csv', '/api/v1/dashboard/schools', '/api/v1/dashboard/top-hosts', '/api/v1/users', '/api/v1/audit'];
+const PAGES = ['/', '/logs', '/reviews', '/policy', '/users', '/audit'];
+const APIS = ['/api/v1/events', '/api/v1/stats', '/api/v1/events.csv', '/api/v1/dashboard/schools', '/api/v1/dashboard/top-hosts', '/api/v1/users', '/api/v1/audit', '/api/v1/reviews', '/api/v1/district-policy'];
 
 async function get(pathname: string, who?: LoggedIn) {
   return fetch(`${collector.url}${pathname}`, { redirect: 'manual', headers: who ? { cookie: who.cookie } : {} });

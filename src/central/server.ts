@@ -17,6 +17,12 @@
  *                            admin token. Query: school, profile, category, from, to
  *                            (YYYY-MM-DD, Vietnam days; default the last 30), top (hosts).
  *   GET  /api/v1/events.csv  the same filters as /api/v1/events, every match as CSV (UTF-8 with BOM).
+ *   GET  /api/v1/policy      a school's gateway fetches the district policy overlay for its
+ *                            school: `Authorization: Bearer <school token>`; 200 with the
+ *                            overlay JSON (src/rules/overlay.ts), `X-Lachan-Signature` (Ed25519
+ *                            over the exact body, base64) and an ETag; 304 on If-None-Match.
+ *   POST /api/v1/reviews     a school's review and report requests (src/events/review-wire.ts),
+ *                            same authentication, encoding and statuses as events.
  *   GET  /healthz            200 {"ok":true}, no token.
  *
  * Reads accept the admin bearer token or a dashboard session cookie (dashboard/routes.ts:
@@ -25,14 +31,16 @@
  * another school is 403.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { validateReviewBatch, type WireReviewAck } from '../events/review-wire.js';
 import { BatchError, validateBatch, type WireAck } from '../events/wire.js';
+import type { District } from './district.js';
 import { BodyError, readBody } from './body.js';
 import type { Principal } from './accounts.js';
 import type { Dashboard } from './dashboard/routes.js';
 import { HttpError, sendJson } from './http.js';
 import { dayNumber, dayToIso, isoToDay } from './days.js';
-import { RateLimiter } from './rate-limit.js';
-import { StoreError, type CentralStore, type EventFilter } from './store.js';
+import { RateLimiter } from '../util/rate-limit.js';
+import { StoreError, type CentralStore, type EventFilter, type School } from './store.js';
 import { bearerToken, hashToken, sameHash } from './tokens.js';
 
 /** What the collector needs of a logger (pino fits). */
@@ -56,6 +64,8 @@ export interface CollectorOptions {
   readonly maxInflatedBytes?: number;
   /** Login, sessions and the dashboard pages; without it only the bearer token reads. */
   readonly dashboard?: Dashboard;
+  /** The district policy overlay and review queue; without it /api/v1/policy and /api/v1/reviews are 404. */
+  readonly district?: District;
 }
 
 /** The admin bearer token acts as an admin with no school limit. */
@@ -115,19 +125,33 @@ export function createCollectorServer(options: CollectorOptions): Server {
     };
   }
 
-  async function ingest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  /** The school whose bearer token the request carries, within its request rate; 401 or 429 otherwise. */
+  async function schoolOf(request: IncomingMessage): Promise<School> {
     const token = bearerToken(request.headers.authorization);
     const school = token === null ? null : await store.authenticate(token);
     if (school === null) refuseAuth(request);
     const wait = perSchool.take(school.id);
     if (wait > 0) throw new HttpError(429, 'too_many_requests', 'slow down', { 'retry-after': String(wait) });
+    return school;
+  }
+
+  async function jsonBody(request: IncomingMessage): Promise<unknown> {
     const body = await readBody(request, limits);
-    let parsed: unknown;
     try {
-      parsed = JSON.parse(body.toString('utf8'));
+      return JSON.parse(body.toString('utf8'));
     } catch {
       throw new HttpError(400, 'bad_batch', 'body is not JSON');
     }
+  }
+
+  function districtOrMissing(url: URL): District {
+    if (options.district === undefined) throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
+    return options.district;
+  }
+
+  async function ingest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const school = await schoolOf(request);
+    const parsed = await jsonBody(request);
     const now = Date.now();
     const batch = validateBatch(parsed, now);
     if (batch.school !== school.id) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${school.id}, not ${batch.school}`);
@@ -135,6 +159,29 @@ export function createCollectorServer(options: CollectorOptions): Server {
     logger.debug({ school: school.id, received: batch.events.length, stored: result.stored, duplicates: result.duplicates }, 'ingest');
     const ack: WireAck = { acked: result.acked, stored: result.stored, duplicates: result.duplicates };
     sendJson(response, 200, ack);
+  }
+
+  async function ingestReviews(district: District, request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const school = await schoolOf(request);
+    const batch = validateReviewBatch(await jsonBody(request));
+    if (batch.school !== school.id) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${school.id}, not ${batch.school}`);
+    const result = district.reviews.ingest(school.id, batch.requests, Date.now());
+    if (result.stored > 0) logger.info({ school: school.id, stored: result.stored }, 'review requests received');
+    const ack: WireReviewAck = { acked: result.acked };
+    sendJson(response, 200, ack);
+  }
+
+  /** The school's overlay, signed; 304 when the gateway holds this version already. */
+  async function policy(district: District, request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const school = await schoolOf(request);
+    const signed = district.policy.signedOverlayFor(school.id, district.signer);
+    const headers = { etag: signed.etag, 'cache-control': 'no-cache', 'x-lachan-policy-version': String(signed.version) };
+    if (request.headers['if-none-match'] === signed.etag) {
+      response.writeHead(304, headers);
+      return void response.end();
+    }
+    response.writeHead(200, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': signed.body.length, 'x-lachan-signature': signed.signature });
+    response.end(signed.body);
   }
 
   async function listEvents(who: Principal, url: URL, response: ServerResponse): Promise<void> {
@@ -201,6 +248,11 @@ export function createCollectorServer(options: CollectorOptions): Server {
       if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
       return exportCsv(reader(request), url, response);
     }
+    if (url.pathname === '/api/v1/policy') {
+      if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+      return policy(districtOrMissing(url), request, response);
+    }
+    if (url.pathname === '/api/v1/reviews' && method === 'POST') return ingestReviews(districtOrMissing(url), request, response);
     if (url.pathname === '/healthz') return sendJson(response, 200, { ok: true });
     if (options.dashboard !== undefined && (await options.dashboard.handle(request, response, url, reader))) return;
     throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);

@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { tuneConnection } from '../events/log.js';
 import { migrate } from '../events/schema.js';
+import { DISTRICT_MIGRATIONS } from './district-schema.js';
 import { wireFieldsOf, type WireEvent } from '../events/wire.js';
 import { dayStart, dayToIso, firstDayOfMonth, isoToDay, monthOfDay } from './days.js';
 import {
@@ -171,6 +172,7 @@ const MIGRATIONS: readonly string[] = [
      after TEXT
    );
    CREATE TABLE school_contact (school TEXT PRIMARY KEY, last_at INTEGER NOT NULL) WITHOUT ROWID;`,
+  ...DISTRICT_MIGRATIONS,
 ];
 
 const EVENT_COLUMNS = 'seq, id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';

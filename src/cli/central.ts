@@ -10,6 +10,8 @@ import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
 import { DashboardQueries } from '../central/dashboard/queries.js';
 import { createCollectorServer } from '../central/server.js';
+import { openDistrict } from '../central/district.js';
+import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
 import { CliError } from './errors.js';
@@ -39,6 +41,16 @@ export async function withStore<T>(dataDir: string, run: (store: SqliteCentralSt
     throw error;
   } finally {
     await store.close();
+  }
+}
+
+/** A signing key that others can read, or that is not an Ed25519 key, stops the command with the reason. */
+function explainKeyErrors<T extends PolicySigner | { signer: PolicySigner }>(open: () => T): T {
+  try {
+    return open();
+  } catch (error) {
+    if (error instanceof SigningKeyError) throw new CliError(error.message);
+    throw error;
   }
 }
 
@@ -79,8 +91,10 @@ export function registerCentral(program: Command): void {
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = openStore(options.data, true);
       const adminToken = loadOrCreateAdminToken(options.data);
-      const dashboard = createDashboard({ store, accounts: new AccountStore(store.database), queries: new DashboardQueries(store.database) });
-      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard });
+      const accounts = new AccountStore(store.database);
+      const district = explainKeyErrors(() => openDistrict(store.database, options.data, (...entry) => accounts.audit(...entry)));
+      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district });
+      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district });
 
       const retentionMs = options.retentionDays * DAY_MS;
       const expire = () => {
@@ -98,7 +112,10 @@ export function registerCentral(program: Command): void {
         server.listen(options.port, options.host, resolve);
       });
       const address = server.address() as AddressInfo;
-      logger.info({ host: address.address, port: address.port, data: options.data, adminTokenFile: `${options.data}/admin-token` }, 'listening');
+      logger.info(
+        { host: address.address, port: address.port, data: options.data, adminTokenFile: `${options.data}/admin-token`, policyKey: district.signer.fingerprint },
+        'listening',
+      );
 
       const stop = (signal: string) => {
         logger.info({ signal }, 'stopping');
@@ -123,12 +140,14 @@ export function registerCentral(program: Command): void {
       await withStore(options.data, async (store) => {
         const created = await store.addSchool(options.name);
         new AccountStore(store.database).audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
+        const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
         if (options.json) {
-          process.stdout.write(`${JSON.stringify({ id: created.id, token: created.token })}\n`);
+          process.stdout.write(`${JSON.stringify({ id: created.id, token: created.token, policyKey: signer.publicKeyPem, policyKeyFingerprint: signer.fingerprint })}\n`);
         } else {
           process.stdout.write(
             `school: ${created.id}\ntoken:  ${created.token}\n` +
-              'The token is shown only this once: put it in the gateway\'s token file (lachan serve --token-file).\n',
+              'The token is shown only this once: put it in the gateway\'s token file (lachan serve --token-file).\n' +
+              `Collector policy key (save on the gateway as its --central-key file; fingerprint ${signer.fingerprint}):\n${signer.publicKeyPem}`,
           );
         }
       }, true);
@@ -163,6 +182,17 @@ export function registerCentral(program: Command): void {
         new AccountStore(store.database).audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
         process.stderr.write(`school ${id}: token revoked\n`);
       });
+    });
+
+  central
+    .command('key')
+    .description('the collector\'s public policy-signing key (PEM), for gateways\' --central-key')
+    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .action((options: { data: string }) => {
+      if (!existsSync(options.data)) throw new CliError(`no collector data folder ${options.data}`);
+      const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
+      process.stdout.write(signer.publicKeyPem);
+      process.stderr.write(`fingerprint ${signer.fingerprint} (also in ${path.join(options.data, SIGNING_PUBLIC_KEY_FILE)})\n`);
     });
 
   const user = central.command('user').description('dashboard accounts');

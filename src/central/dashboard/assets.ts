@@ -1,3 +1,4 @@
+import { CATEGORY_NAMES } from '../../util/labels.js';
 /**
  * The dashboard's stylesheet and script, served from the collector itself (no CDN, no
  * build step beyond tsc). The script is plain ES2020 for the browser; it builds the
@@ -33,17 +34,20 @@ button{cursor:pointer}
 .error{color:#a4161a;font-weight:600}
 .silent{color:#a4161a}
 code{font-size:.85em}
+.notice{background:#e7f6ef;border-left:4px solid #0b5d4b;padding:.6em 1em;margin-bottom:1em}
+.actions{display:flex;flex-direction:column;gap:.4em;min-width:16em}
+.actions form{display:flex;flex-wrap:wrap;gap:.3em;align-items:center;margin:0}
+.tabs{display:flex;gap:1em;margin-bottom:.8em}
+.tabs a[aria-current=page]{font-weight:700}
+.kind-report{color:#a4161a;font-weight:600}
+.muted{color:#5a6772}
 @media (max-width:700px){.grid{grid-template-columns:1fr}}
 `;
 
 export const APP_JS = `
 'use strict';
 (function () {
-  var CATEGORY_NAMES = {
-    adult: 'Nội dung người lớn', gambling: 'Cờ bạc, cá độ', drugs: 'Ma túy, chất cấm', violence: 'Bạo lực',
-    'self-harm': 'Tự gây hại', dating: 'Hẹn hò', games: 'Trò chơi trực tuyến', 'social-networks': 'Mạng xã hội',
-    vpn: 'VPN / vượt tường lửa', malware: 'Phần mềm độc hại', phishing: 'Lừa đảo', chat: 'Trò chuyện trực tuyến'
-  };
+  var CATEGORY_NAMES = ${JSON.stringify(CATEGORY_NAMES)};
   var COLORS = ['#d62828', '#f77f00', '#2a9d8f', '#264653', '#8338ec', '#3a86ff', '#e76f51', '#6a994e', '#bc4749', '#577590'];
   var SVG = 'http://www.w3.org/2000/svg';
 

@@ -43,9 +43,9 @@ ${message === null ? '' : `<p class="error" role="alert">${escapeHtml(message)}<
   );
 }
 
-export type PageName = 'overview' | 'logs' | 'users' | 'audit';
+export type PageName = 'overview' | 'logs' | 'reviews' | 'policy' | 'users' | 'audit';
 
-function shell(page: PageName, title: string, user: Principal, csrf: string, main: string): string {
+export function shell(page: PageName, title: string, user: Principal, csrf: string, main: string): string {
   const link = (target: PageName, href: string, label: string) =>
     `<a href="${href}"${target === page ? ' aria-current="page"' : ''}>${label}</a>`;
   return document(
@@ -53,7 +53,7 @@ function shell(page: PageName, title: string, user: Principal, csrf: string, mai
     `<body data-page="${page}">
 <header>
 <strong>Lá chắn</strong>
-<nav>${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${user.role === 'admin' ? link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}</nav>
+<nav>${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${link('reviews', '/reviews', 'Đề nghị & báo cáo')}${link('policy', '/policy', 'Chính sách quận/huyện')}${user.role === 'admin' ? link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}</nav>
 <span class="who">${escapeHtml(user.name)} · ${ROLE_NAMES[user.role] ?? user.role}${user.school === null ? '' : ` · trường ${escapeHtml(user.school)}`}</span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit">Đăng xuất</button></form>
 </header>
@@ -146,6 +146,6 @@ ${rows || '<tr><td colspan="6">Chưa có thay đổi nào.</td></tr>'}
   );
 }
 
-export function errorPage(status: number, message: string): string {
-  return document('Lỗi', `<body class="login"><main class="card"><h1>${status}</h1><p>${escapeHtml(message)}</p><p><a href="/">Về trang tổng quan</a></p></main></body>`);
+export function errorPage(status: number, message: string, back = '/'): string {
+  return document('Lỗi', `<body class="login"><main class="card"><h1>${status}</h1><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(back)}">Quay lại</a></p></main></body>`);
 }

@@ -1,6 +1,5 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import { AccountStore, isRole, type Principal, type Session } from '../accounts.js';
 import { readBody } from '../body.js';
 import { HttpError, sendJson } from '../http.js';
@@ -10,6 +9,9 @@ import { StoreError } from '../store.js';
 import { APP_CSS, APP_JS } from './assets.js';
 import { auditPage, errorPage, loginPage, logsPage, overviewPage, usersPage } from './pages.js';
 import { DashboardQueries } from './queries.js';
+import type { District } from '../district.js';
+import { createDistrictRoutes } from './district-routes.js';
+import { cookie, cookies, FORM_LIMITS, redirect, sameSecret, sendHtml } from './respond.js';
 
 /** What the collector server asks of the dashboard. */
 export interface Dashboard {
@@ -21,55 +23,10 @@ export interface Dashboard {
 
 export const SESSION_COOKIE = 'lachan_session';
 const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
-const FORM_LIMITS = { maxBytes: 16 * 1024, maxInflatedBytes: 16 * 1024 };
-
-const PAGE_HEADERS = {
-  'content-type': 'text/html; charset=utf-8',
-  'cache-control': 'no-store',
-  // Everything is served from here: no CDN, no inline script, no framing.
-  'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'x-frame-options': 'DENY',
-};
-
-function cookies(request: IncomingMessage): Map<string, string> {
-  const jar = new Map<string, string>();
-  for (const part of (request.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0) jar.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-  }
-  return jar;
-}
-
-/** Over TLS (directly, or through a reverse proxy that says so) cookies carry Secure. */
-function overTls(request: IncomingMessage): boolean {
-  return (request.socket as TLSSocket).encrypted === true || request.headers['x-forwarded-proto'] === 'https';
-}
-
-function cookie(request: IncomingMessage, name: string, value: string, maxAgeSeconds: number, path = '/'): string {
-  return `${name}=${value}; Path=${path}; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Strict${overTls(request) ? '; Secure' : ''}`;
-}
-
-function sameSecret(a: string | undefined | null, b: string): boolean {
-  if (typeof a !== 'string') return false;
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-function sendHtml(response: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}): void {
-  response.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
-  response.end(html);
-}
-
-function redirect(response: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
-  response.writeHead(303, { location, 'cache-control': 'no-store', 'content-length': 0, ...headers });
-  response.end();
-}
-
-export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries }): Dashboard {
+export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District }): Dashboard {
   const { store, accounts, queries } = options;
+  const districtRoutes =
+    options.district === undefined ? null : createDistrictRoutes({ district: options.district, store, session: (request) => session(request)?.session ?? null });
 
   function session(request: IncomingMessage): { id: string; session: Session } | null {
     const id = cookies(request).get(SESSION_COOKIE);
@@ -248,6 +205,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         requireAdmin(who);
         { sendJson(response, 200, { entries: accounts.auditLog() }); return true; }
       }
+      if (districtRoutes !== null) return districtRoutes(request, response, url, reader);
       return false;
     },
   };
