@@ -1,4 +1,5 @@
 import type { CentralStore, Stats } from '../central/store.js';
+import { CATEGORY_NAMES } from '../util/labels.js';
 
 /**
  * The yearly report the directive asks of every office, due to Phòng VH-TT before
@@ -53,14 +54,8 @@ export async function buildYearlyReport(store: CentralStore, year: number): Prom
   };
 }
 
-const CATEGORY_LABELS: Readonly<Record<string, string>> = {
-  adult: 'Nội dung người lớn', gambling: 'Cờ bạc, cá độ', drugs: 'Ma túy, chất cấm', violence: 'Bạo lực',
-  'self-harm': 'Tự gây hại', dating: 'Hẹn hò', games: 'Trò chơi trực tuyến', 'social-networks': 'Mạng xã hội',
-  vpn: 'VPN / vượt tường lửa', doh: 'DNS mã hóa (DoH)', custom: 'Danh sách riêng của trường',
-};
-
 function categoryLabel(category: string | null): string {
-  return category === null ? 'Quy định chung (địa chỉ IP, cổng)' : `${CATEGORY_LABELS[category] ?? category} (${category})`;
+  return category === null ? 'Quy định chung (địa chỉ IP, cổng)' : `${CATEGORY_NAMES[category] ?? category} (${category})`;
 }
 
 function table(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
