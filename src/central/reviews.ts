@@ -114,6 +114,7 @@ export class ReviewQueue {
       allSchool: db.prepare<[string, number], Row>(`${SELECT} WHERE r.school = ? ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
       openCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM review_requests WHERE status = 'open'"),
       openCountSchool: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM review_requests WHERE status = 'open' AND school = ?"),
+      expire: db.prepare("DELETE FROM review_requests WHERE status <> 'open' AND decided_at < ?"),
       decide: db.prepare("UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE seq = ? AND status = 'open'"),
       profiles: db.prepare<[], { profile: string }>('SELECT DISTINCT profile FROM review_requests UNION SELECT DISTINCT profile FROM policy_rules WHERE profile IS NOT NULL'),
       categories: db.prepare<[], { category: string }>(
@@ -131,6 +132,11 @@ export class ReviewQueue {
       }
       return { acked: requests.map((r) => r.id), stored };
     })();
+  }
+
+  /** Deletes decided requests older than `before` (the rules they made stay); an open one waits however old. */
+  expire(before: number): number {
+    return this.#q.expire.run(before).changes;
   }
 
   get(seq: number): ReviewRequestRow | null {

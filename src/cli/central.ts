@@ -83,7 +83,7 @@ export function registerCentral(program: Command): void {
     .option('--port <port>', 'port to listen on (0: any free port)', positiveInt('--port', 0), 8080)
     .option('--host <address>', 'address to listen on (put a TLS reverse proxy in front for the internet)', '127.0.0.1')
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--retention-days <days>', 'days raw events are kept (daily roll-ups stay)', positiveInt('--retention-days'), 400)
+    .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
     .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
@@ -100,7 +100,10 @@ export function registerCentral(program: Command): void {
       const expire = () => {
         store
           .expire(Date.now() - retentionMs)
-          .then((removed) => removed > 0 && logger.info({ removed, retentionDays: options.retentionDays }, 'expired raw events'))
+          .then((removed) => {
+            const requests = district.reviews.expire(Date.now() - retentionMs);
+            if (removed > 0 || requests > 0) logger.info({ removed, requests, retentionDays: options.retentionDays }, 'expired raw events and decided requests');
+          })
           .catch((error: unknown) => logger.error({ err: error }, 'expiry failed'));
       };
       expire();
