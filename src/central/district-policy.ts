@@ -219,7 +219,9 @@ export class DistrictPolicy {
         (row.kind === 'keyword' ? lists.block_keywords : lists.block_domains).push(row.value);
       }
     }
-    const overlay = { version: this.version(), profiles, categories };
+    // The school is inside the signed bytes: an overlay made for one school (with its own
+    // allow rules) cannot be replayed to another.
+    const overlay = { version: this.version(), school, profiles, categories };
     return overlay;
   }
 
