@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy, loadRules } from '../src/rules/loader.js';
 import { parseTarget } from '../src/cli/check.js';
-import type { Policy } from '../src/policy/engine.js';
+import { Policy } from '../src/policy/engine.js';
+import { DecisionCache } from '../src/policy/decision-cache.js';
+import type { Decision } from '../src/policy/types.js';
 import { makeRulesDir, removeDir } from './support/rules-dir.js';
 
 const POLICY = `version: 1
@@ -40,6 +42,8 @@ const FILES = {
   'categories/adult/domains': 'adult.example\n',
   'categories/adult/urls': 'wiki.example/adult\n',
   'categories/edu/domains': 'school.bet.example\n',
+  // a URL rule under a blocked domain: the path decides there, so the cache must not answer per host
+  'categories/edu/urls': 'bet.example/hoc-tap\n',
   'categories/unused/domains': 'unused.example\n',
 };
 
@@ -132,6 +136,43 @@ describe('decisions by profile (SPEC §3)', () => {
     expect(policy.cacheStats().hits).toBeGreaterThan(0);
   });
 
+  it('answers per path where the path can decide, per host only where it cannot', () => {
+    // Cached first: the domain decision for the host, then a URL rule under it.
+    expect(decideUrl('tieu-hoc', 'http://bet.example/')).toMatchObject({ action: 'block', reason: 'domain' });
+    expect(decideUrl('tieu-hoc', 'http://bet.example/hoc-tap/bai-1')).toMatchObject({ action: 'allow', reason: 'url', rule: 'bet.example/hoc-tap' });
+    expect(decideUrl('tieu-hoc', 'http://www.bet.example/hoc-tap')).toMatchObject({ action: 'allow', reason: 'url' });
+    expect(decideUrl('tieu-hoc', 'http://bet.example/other')).toMatchObject({ action: 'block', reason: 'domain' });
+    // Keywords read the path: an allowed page of a host does not allow its other pages.
+    expect(decideUrl('tieu-hoc', 'http://news.example/')).toMatchObject({ action: 'allow', reason: 'default' });
+    expect(decideUrl('tieu-hoc', 'http://news.example/tin/co-bac-online')).toMatchObject({ action: 'block', reason: 'keyword' });
+    expect(decideUrl('tieu-hoc', 'http://news.example/')).toMatchObject({ action: 'allow', reason: 'default' });
+    // A blocked address stays blocked for every path, and other profiles keep their own answer.
+    expect(decideUrl('tieu-hoc', 'http://93.184.216.34/a')).toMatchObject({ action: 'block', reason: 'ip-literal' });
+    expect(decideUrl('tieu-hoc', 'http://93.184.216.34/b')).toMatchObject({ action: 'block', reason: 'ip-literal' });
+    expect(decideUrl('giao-vien', 'http://93.184.216.34/b')).toMatchObject({ action: 'allow', reason: 'default' });
+  });
+
+  it('gives with a tiny, always-evicting cache exactly the uncached decisions', () => {
+    // 8 entries for hundreds of URLs: every set collides and evicts all the time.
+    const tiny = new Policy(policy.rules, { cacheSize: 8 });
+    const uncached = new Policy(policy.rules, { cacheSize: 0 });
+    const hosts = ['bet.example', 'www.bet.example', 'school.bet.example', 'wiki.example', 'news.example', 'olm.vn', '93.184.216.34', 'adult.example', 'vn88nhacai.example'];
+    const paths = ['/', '/hoc-tap', '/hoc-tap/x', '/adult', '/adult/page', '/adulthood', '/tin/co-bac-online', '/?q=bai+kiem+tra+bi+cam', '/a', '/b'];
+    const urls: [string, string, string][] = [];
+    for (const profile of ['tieu-hoc', 'thpt', 'giao-vien']) for (const host of hosts) for (const path of paths) urls.push([profile, host, path]);
+    for (let n = 0; n < 200; n++) urls.push(['tieu-hoc', `h${n}.example`, `/p${n % 7}`]);
+    // Three passes in different orders, so entries are found, evicted and found again.
+    for (const order of [1, 7, 13]) {
+      for (let i = 0; i < urls.length; i++) {
+        const [profile, host, path] = urls[(i * order) % urls.length]!;
+        expect(tiny.decide(profile, host, path)).toEqual(uncached.decide(profile, host, path));
+      }
+    }
+    const stats = tiny.cacheStats();
+    expect(stats.hits).toBeGreaterThan(0);
+    expect(stats.size).toBeLessThanOrEqual(8);
+  });
+
   it('does not load categories no profile uses', async () => {
     const result = await loadRules(dir);
     expect(result.stats.categories).toBe(3);
@@ -149,5 +190,73 @@ describe('client mapping', () => {
     ['not-an-address', 'tieu-hoc'],
   ])('%s → %s', (address, profile) => {
     expect(policy.profileForAddress(address)).toBe(profile);
+  });
+});
+
+describe('decision cache', () => {
+  const decision = (n: number): Decision => ({ action: n % 2 === 0 ? 'block' : 'allow', profile: `p${n}`, category: null, reason: 'default', rule: `r${n}`, source: null });
+
+  it('never answers for another key, whatever collides, and stays within its capacity', () => {
+    const cache = new DecisionCache(8);
+    expect(cache.capacity).toBe(8);
+    const keys: [number, string, string][] = [];
+    for (let n = 0; n < 300; n++) keys.push([n % 3, `host${n % 40}.example`, `/path/${n % 11}`]);
+    // Same host and path under different profiles, same host under different paths, and
+    // host-level entries next to path-level ones of the same host.
+    keys.push([0, 'same.example', '/'], [1, 'same.example', '/'], [0, 'same.example', '/x']);
+    const wanted = new Map<string, Decision>();
+    keys.forEach(([profile, host, path], n) => {
+      const key = `${profile} ${host} ${path}`;
+      if (wanted.has(key)) return;
+      if (cache.get(profile, host, path) === undefined) cache.remember(host, path, decision(n), false);
+      wanted.set(key, decision(n));
+    });
+    let hits = 0;
+    for (const [profile, host, path] of keys) {
+      const own = wanted.get(`${profile} ${host} ${path}`)!;
+      const got = cache.get(profile, host, path);
+      if (got === undefined) cache.remember(host, path, own, false);
+      else hits++;
+      if (got !== undefined) expect(got).toEqual(own);
+      // Just stored: found again, and it is this key's decision, not a set neighbour's.
+      expect(cache.get(profile, host, path)).toEqual(own);
+    }
+    // Repeated keys (the same profile, host and path) met again while still cached.
+    for (let round = 0; round < 3; round++) {
+      for (const [profile, host, path] of keys.slice(0, 4)) {
+        const got = cache.get(profile, host, path);
+        if (got !== undefined) {
+          hits++;
+          expect(got).toEqual(wanted.get(`${profile} ${host} ${path}`));
+        } else cache.remember(host, path, wanted.get(`${profile} ${host} ${path}`)!, false);
+      }
+    }
+    expect(hits).toBeGreaterThan(0);
+    expect(cache.stats().size).toBeLessThanOrEqual(8);
+  });
+
+  it('keeps host entries for their profile and apart from path entries', () => {
+    const cache = new DecisionCache(64);
+    expect(cache.get(0, 'bet.example', '/a')).toBeUndefined();
+    cache.remember('bet.example', '/a', decision(0), true);
+    expect(cache.get(0, 'bet.example', '/other')).toEqual(decision(0));
+    expect(cache.get(1, 'bet.example', '/a')).toBeUndefined();
+    cache.remember('bet.example', '/a', decision(1), false);
+    expect(cache.get(1, 'bet.example', '/a')).toEqual(decision(1));
+    expect(cache.get(1, 'bet.example', '/b')).toBeUndefined();
+    expect(cache.get(0, 'bet.example', '/b')).toEqual(decision(0));
+  });
+
+  it('holds a working set of its capacity without evicting most of it', () => {
+    const cache = new DecisionCache(4096);
+    for (let n = 0; n < 2048; n++) {
+      cache.get(0, `site${n}.example`, '/');
+      cache.remember(`site${n}.example`, '/', decision(n), false);
+    }
+    let found = 0;
+    for (let n = 0; n < 2048; n++) if (cache.get(0, `site${n}.example`, '/') !== undefined) found++;
+    // Set-associative: a few sets overflow, most entries stay.
+    expect(found).toBeGreaterThan(2048 * 0.95);
+    expect(cache.stats().size).toBeLessThanOrEqual(cache.capacity);
   });
 });

@@ -1,12 +1,13 @@
-import { LRUCache } from 'lru-cache';
 import { ClientMap, type ClientRule } from './clients.js';
-import type { DomainSet } from './domains.js';
+import { DomainSetBuilder, type DomainSet } from './domains.js';
+import { DecisionCache } from './decision-cache.js';
 import type { UrlSet } from './urls.js';
 import type { KeywordSet } from './keywords.js';
 import { isIpLiteral } from './hostname.js';
 import type { SafeSearchSettings } from './safesearch.js';
 import {
   CATEGORY_ALLOWS,
+  CATEGORY_BLOCKS,
   type Action,
   type Decision,
   type Reason,
@@ -64,11 +65,13 @@ export interface PolicyOptions {
   readonly cacheSize?: number;
 }
 
-/** Hosts remembered per profile. */
-const DEFAULT_CACHE_SIZE = 20_000;
-/** Paths remembered per host; a host with more distinct paths starts afresh. */
-const PATHS_PER_HOST = 64;
+/** Entries (a host, or a host and path) remembered across all profiles: 8 MiB of table. */
+const DEFAULT_CACHE_SIZE = 65_536;
+/** Profile indexes fit the cache's 8-bit profile field. */
+const MAX_CACHED_PROFILES = 254;
 const ROOT_PATH = '/';
+/** An actions vector under which the one category of urlRuleHosts is active. */
+const ANY_ACTIVE = Uint8Array.of(CATEGORY_BLOCKS);
 
 /**
  * The decision engine: pure and synchronous. Built once per rules load; a reload
@@ -84,14 +87,17 @@ export class Policy {
   private readonly profileIndex = new Map<string, number>();
   private readonly clientMap: ClientMap;
   /**
-   * Per profile, host → (path → decision). Two levels instead of one concatenated
-   * key: no string is built per request, and each lookup hashes strings the request
-   * already has.
+   * Keyed by profile index, host and path (or host alone when the decision cannot
+   * depend on the path), so a cached answer is never reused for another profile or
+   * URL. See decision-cache.ts for why it is not an lru-cache.
    */
-  private readonly caches: LRUCache<string, Map<string, Decision>>[] | null;
+  private readonly cache: DecisionCache | null;
+  /**
+   * Every host that has URL rules: under such a host (or a subdomain) the path can
+   * decide, so decisions there are cached per path.
+   */
+  private readonly urlRuleHosts: DomainSet;
   private readonly defaultDecisions = new Map<string, Decision>();
-  private hits = 0;
-  private misses = 0;
 
   constructor(rules: CompiledRules, options: PolicyOptions = {}) {
     this.rules = rules;
@@ -108,7 +114,15 @@ export class Policy {
     }
     this.clientMap = new ClientMap(rules.clients, rules.defaultProfile);
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
-    this.caches = cacheSize > 0 ? rules.profiles.map(() => new LRUCache<string, Map<string, Decision>>({ max: cacheSize })) : null;
+    this.cache = cacheSize > 0 && rules.profiles.length <= MAX_CACHED_PROFILES ? new DecisionCache(cacheSize) : null;
+    // UrlSet keeps its own host index private; the rule text is `host` + a path starting with `/`.
+    const hosts = new DomainSetBuilder();
+    for (let entry = 0; entry < rules.urls.size; entry++) {
+      const text = rules.urls.ruleText(entry);
+      const slash = text.indexOf('/');
+      hosts.add(slash === -1 ? text : text.slice(0, slash), 0, 0, 0);
+    }
+    this.urlRuleHosts = hosts.build();
   }
 
   profileIds(): string[] {
@@ -129,9 +143,7 @@ export class Policy {
   }
 
   cacheStats(): { hits: number; misses: number; size: number } {
-    let size = 0;
-    for (const cache of this.caches ?? []) size += cache.size;
-    return { hits: this.hits, misses: this.misses, size };
+    return this.cache === null ? { hits: 0, misses: 0, size: 0 } : this.cache.stats();
   }
 
   /**
@@ -146,25 +158,15 @@ export class Policy {
     // `example.com.` is the same name as `example.com` (SPEC §3).
     if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
     const profile = this.rules.profiles[index]!;
-    if (this.caches === null) return this.evaluate(profile, host, pathAndQuery);
-    // Keyed by profile, host and path, so a cached answer is never reused for
-    // another profile or URL.
-    const cache = this.caches[index]!;
-    let byPath = cache.get(host);
-    if (byPath !== undefined) {
-      const cached = byPath.get(pathAndQuery);
-      if (cached !== undefined) {
-        this.hits++;
-        return cached;
-      }
-    } else {
-      byPath = new Map();
-      cache.set(host, byPath);
-    }
-    this.misses++;
+    const cache = this.cache;
+    if (cache === null) return this.evaluate(profile, host, pathAndQuery);
+    const cached = cache.get(index, host, pathAndQuery);
+    if (cached !== undefined) return cached;
     const decision = this.evaluate(profile, host, pathAndQuery);
-    if (byPath.size >= PATHS_PER_HOST) byPath.clear();
-    byPath.set(pathAndQuery, decision);
+    // A domain or address decision holds for every path unless a URL rule could
+    // match under this host (URL rules come first; keywords only after both).
+    const wholeHost = (decision.reason === 'domain' || decision.reason === 'ip-literal') && this.urlRuleHosts.lookup(host, ANY_ACTIVE) === null;
+    cache.remember(host, pathAndQuery, decision, wholeHost);
     return decision;
   }
 
