@@ -23,7 +23,7 @@ export function registerLogs(program: Command): void {
     .option('--category <name>', 'only this category')
     .option('--profile <id>', 'only this profile')
     .option('--json', 'one JSON object a line')
-    .option('--reviews', 'the review requests students sent from the block page instead')
+    .option('--reviews', 'the review requests (from the block page) and reports of unblocked pages instead')
     .action((options: LogsOptions) => {
       let since: number | undefined;
       if (options.since !== undefined) {
@@ -64,9 +64,10 @@ function printReviews(dataDir: string, since: number | undefined, json: boolean)
   }
   if (reviews.length === 0) return void process.stdout.write('no review requests\n');
   for (const r of reviews) {
-    process.stdout.write(`${localTime(r.time)}  ${r.eventRef}  ${r.profile}  ${r.category ?? '-'}  ${r.host}  ${r.client}\n    ${r.note.replace(/\s+/g, ' ')}\n`);
+    const sent = r.shippedAt === null ? 'not sent' : `sent ${localTime(r.shippedAt)}`;
+    process.stdout.write(`${localTime(r.time)}  ${r.kind}  ${r.eventRef || '-'}  ${r.profile}  ${r.category ?? '-'}  ${r.host}${r.path}  ${r.client}  (${sent})\n    ${r.note.replace(/\s+/g, ' ')}\n`);
   }
-  process.stdout.write(`${reviews.length} review request${reviews.length === 1 ? '' : 's'}\n`);
+  process.stdout.write(`${reviews.length} request${reviews.length === 1 ? '' : 's'}\n`);
 }
 
 function jsonEvent(event: StoredEvent): object {

@@ -45,7 +45,11 @@ interface ServeOptions {
 
 /** Messages between the primary and proxy workers. */
 type ToWorker = { type: 'reload' } | { type: 'metrics'; id: number } | { type: 'shutdown' };
-type ToPrimary = { type: 'metrics'; id: number; snapshot: MetricsSnapshot; eventStats: EventStatsLite | null } | { type: 'listening'; port: number };
+type ToPrimary =
+  | { type: 'metrics'; id: number; snapshot: MetricsSnapshot; eventStats: EventStatsLite | null }
+  | { type: 'listening'; port: number }
+  /** A review request or report was stored: the primary's shipper sends it now. */
+  | { type: 'student-request' };
 type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
 
 const SHUTDOWN_GRACE_MS = 3_000;
@@ -171,7 +175,7 @@ async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<
 }
 
 /** Builds the proxy of one process: policy, resolver, event log, server. */
-async function startProxy(options: ServeOptions, port: number, logger: Logger): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void> }> {
+async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void> }> {
   const policy = await loadOrExplain(options);
   let resolver: Resolver;
   try {
@@ -197,6 +201,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger): 
     accessLog: options.accessLog === true,
     limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout) },
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
+    onStudentRequest,
   });
   boundPort = await proxy.listen(port, options.host);
   const transparent: Record<string, number> = {};
@@ -230,7 +235,7 @@ function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () =>
   const seconds = Number(options.policyInterval);
   if (!(seconds > 0)) throw new CliError(`--policy-interval must be a number of seconds, not "${options.policyInterval}"`);
   try {
-    return startOverlayPoller({ centralUrl: options.central, tokenFile: options.tokenFile!, keyFile: options.centralKey, dataDir: options.data, intervalMs: seconds * 1000, onOverlay: reload, logger });
+    return startOverlayPoller({ centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, keyFile: options.centralKey, dataDir: options.data, intervalMs: seconds * 1000, onOverlay: reload, logger });
   } catch (error) {
     throw new CliError(`cannot use --central-key ${options.centralKey}: ${(error as Error).message}`);
   }
@@ -242,8 +247,9 @@ function startShipping(options: ServeOptions, logger: Logger, eventLog?: Gateway
 }
 
 async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
-  const { proxy, eventLog, port: boundPort, transparent, reload } = await startProxy(options, port, logger);
-  const shipper = startShipping(options, logger, eventLog);
+  let shipper: Shipper | null = null;
+  const { proxy, eventLog, port: boundPort, transparent, reload } = await startProxy(options, port, logger, () => shipper?.wake());
+  shipper = startShipping(options, logger, eventLog);
   const admin = await startAdminServer(adminPort, {
     healthy: () => true,
     metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), eventMetrics([eventLog.stats()])),
@@ -307,7 +313,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
       if (message.type === 'listening' && !announced) {
         announced = true;
         logger.info({ port: message.port, adminPort: adminBound, workers, rules: path.resolve(options.rules) }, 'listening');
-      }
+      } else if (message.type === 'student-request') shipper?.wake();
     });
     worker.on('exit', (code, signal) => {
       live.delete(worker);
@@ -366,7 +372,7 @@ async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
 }
 
 async function runWorker(options: ServeOptions, port: number, logger: Logger): Promise<void> {
-  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger);
+  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary));
   process.on('message', (message: ToWorker) => {
     if (message.type === 'reload') void reload();
     else if (message.type === 'metrics') {

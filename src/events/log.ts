@@ -6,6 +6,7 @@ import { ClientPseudonymizer, loadOrCreateClientKey } from './pseudonym.js';
 import { migrate } from './schema.js';
 import type { BlockEventInput, EventLog } from './types.js';
 import { LIMITS, clip, stripQuery, wireFieldsOf, type WireEvent } from './wire.js';
+import { REVIEW_LIMITS, type ReviewKind, type WireReviewRequest } from './review-wire.js';
 
 export const EVENTS_DB_FILE = 'events.db';
 
@@ -51,9 +52,13 @@ export interface EventQuery {
 }
 
 export interface ReviewRequestInput {
-  /** The reference from the block page (short or full id). */
+  /** `review`: "unblock this" from the block page; `report`: "this page should be blocked". */
+  readonly kind?: ReviewKind;
+  /** The reference from the block page (short or full id); empty for reports. */
   readonly eventRef: string;
   readonly host: string;
+  /** The page, without its query (default `/`); for reviews the blocked event's path wins when the reference is found. */
+  readonly path?: string;
   readonly category: string | null;
   readonly profile: string;
   readonly note: string;
@@ -88,6 +93,10 @@ export interface GatewayEventLog extends EventLog {
    * null when the store refused the write (logged; the proxy must not fail for it).
    */
   recordReviewRequest(input: ReviewRequestInput): number | null;
+  /** The oldest review requests and reports not yet acknowledged by the collector. */
+  unshippedReviews(limit: number): WireReviewRequest[];
+  /** Marks these review request ids (the `uid`s sent) acknowledged; returns how many changed. */
+  markReviewsShipped(ids: readonly string[], at?: number): number;
   /** Writes what `record()` buffered, now. */
   flush(): void;
   query(query?: EventQuery): StoredEvent[];
@@ -131,6 +140,16 @@ const MIGRATIONS: readonly string[] = [
      status TEXT NOT NULL DEFAULT 'open'
    );
    CREATE INDEX reviews_time ON reviews(time);`,
+  // Review requests and reports travel to the district (issue 6): a stable id the
+  // collector keys on, the kind, the page, and whether the collector acknowledged it.
+  // Rows written before this step get an id derived from their row number.
+  `ALTER TABLE reviews ADD COLUMN uid TEXT;
+   ALTER TABLE reviews ADD COLUMN kind TEXT NOT NULL DEFAULT 'review';
+   ALTER TABLE reviews ADD COLUMN path TEXT NOT NULL DEFAULT '/';
+   ALTER TABLE reviews ADD COLUMN shipped_at INTEGER;
+   UPDATE reviews SET uid = 'R' || printf('%020d', id) WHERE uid IS NULL;
+   CREATE UNIQUE INDEX reviews_uid ON reviews(uid);
+   CREATE INDEX reviews_pending ON reviews(id) WHERE shipped_at IS NULL;`,
 ];
 
 const DAY_MS = 86_400_000;
@@ -140,7 +159,6 @@ const RETENTION_INTERVAL_MS = 3_600_000;
 const MAX_UNFLUSHED = 50_000;
 const EXPIRE_CHUNK = 5_000;
 const METHOD_RE = /^[A-Z][A-Z-]{0,15}$/;
-const NOTE_LIMIT = 2_000;
 
 type Row = [string, number, string | null, string, string | null, string, string | null, string | null, string, string, string, string];
 
@@ -187,6 +205,45 @@ function cleanHost(host: string): string {
 function cleanMethod(method: string): string {
   const upper = method.trim().toUpperCase();
   return METHOD_RE.test(upper) ? upper : 'OTHER';
+}
+
+/** A page path as stored for a review request: no query, no fragment, bounded. */
+function cleanPath(value: string | undefined): string {
+  const path = stripQuery(value ?? '/').split('#', 1)[0]!;
+  return clip(path.startsWith('/') ? path : `/${path}`, LIMITS.path);
+}
+
+interface ReviewRow {
+  id: number;
+  uid: string;
+  kind: string;
+  time: number;
+  event_ref: string;
+  event_id: string | null;
+  host: string;
+  path: string;
+  category: string | null;
+  profile: string;
+  note: string;
+  client: string;
+  status: string;
+  shipped_at: number | null;
+}
+
+function toWireReview(row: ReviewRow): WireReviewRequest {
+  return {
+    id: row.uid,
+    kind: row.kind === 'report' ? 'report' : 'review',
+    time: row.time,
+    host: row.host,
+    path: row.path,
+    category: row.category,
+    profile: row.profile,
+    event: row.event_id,
+    reference: row.event_ref === '' ? null : row.event_ref,
+    note: clip(row.note, REVIEW_LIMITS.note),
+    client: row.client,
+  };
 }
 
 function nullableClip(value: string | null, limit: number): string | null {
@@ -248,6 +305,7 @@ class SqliteEventLog implements GatewayEventLog {
       for (const row of rows) insert.run(row);
     });
     const markOne = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL');
+    const markReview = db.prepare('UPDATE reviews SET shipped_at = ? WHERE uid = ? AND shipped_at IS NULL');
     this.#statements = {
       markMany: db.transaction((ids: readonly string[], at: number) => {
         let changed = 0;
@@ -270,8 +328,17 @@ class SqliteEventLog implements GatewayEventLog {
       ),
       findByTail: db.prepare('SELECT id FROM events WHERE id >= ? AND substr(id, 19) = ? ORDER BY id DESC LIMIT 1').pluck(),
       insertReview: db.prepare(
-        'INSERT INTO reviews (time, event_ref, event_id, host, category, profile, note, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO reviews (uid, kind, time, event_ref, event_id, host, path, category, profile, note, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
+      eventById: db.prepare<[string], { host: string; path: string; category: string | null; profile: string }>('SELECT host, path, category, profile FROM events WHERE id = ?'),
+      unshippedReviews: db.prepare<[number], ReviewRow>('SELECT * FROM reviews WHERE shipped_at IS NULL ORDER BY id LIMIT ?'),
+      markReviews: db.transaction((ids: readonly string[], at: number) => {
+        let changed = 0;
+        for (const id of ids) changed += markReview.run(at, id).changes;
+        return changed;
+      }),
+      expireReviews: db.prepare('DELETE FROM reviews WHERE time < ? AND shipped_at IS NOT NULL'),
+      expireReviewsAll: db.prepare('DELETE FROM reviews WHERE time < ?'),
       pageCount: db.prepare('PRAGMA page_count').pluck(),
       freePages: db.prepare('PRAGMA freelist_count').pluck(),
       pageSize: db.prepare('PRAGMA page_size').pluck(),
@@ -311,18 +378,26 @@ class SqliteEventLog implements GatewayEventLog {
   recordReviewRequest(input: ReviewRequestInput): number | null {
     try {
       this.flush();
-      const tail = referenceTail(input.eventRef);
+      const now = Date.now();
+      const kind: ReviewKind = input.kind ?? 'review';
+      const reference = kind === 'review' ? clip(input.eventRef.trim(), REVIEW_LIMITS.reference) : '';
+      const tail = reference === '' ? null : referenceTail(reference);
       // The event was recorded at most a few days ago; bounding the search keeps it off the whole table.
-      const since = newEventId(Date.now() - 7 * DAY_MS).slice(0, 10);
+      const since = newEventId(now - 7 * DAY_MS).slice(0, 10);
       const eventId = tail === null ? null : ((this.#statements.findByTail.get(since, tail) as string | undefined) ?? null);
+      // What the block page posts back is the client's word; the recorded event is ours.
+      const event = eventId === null ? undefined : this.#statements.eventById.get(eventId);
       const info = this.#statements.insertReview.run(
-        Date.now(),
-        clip(input.eventRef.trim(), 64),
+        newEventId(now),
+        kind,
+        now,
+        reference,
         eventId,
-        cleanHost(input.host),
-        nullableClip(input.category, LIMITS.label),
-        clip(input.profile, LIMITS.label) || 'unknown',
-        clip(input.note.trim(), NOTE_LIMIT),
+        cleanHost(event?.host ?? input.host),
+        event?.path ?? cleanPath(input.path),
+        event !== undefined ? event.category : nullableClip(input.category, LIMITS.label),
+        clip(event?.profile ?? input.profile, LIMITS.label) || 'unknown',
+        clip(input.note.trim(), REVIEW_LIMITS.note),
         this.#pseudonyms.pseudonym(input.clientAddress),
       );
       return Number(info.lastInsertRowid);
@@ -330,6 +405,14 @@ class SqliteEventLog implements GatewayEventLog {
       this.#logger.error({ err: error }, 'cannot store a review request');
       return null;
     }
+  }
+
+  unshippedReviews(limit: number): WireReviewRequest[] {
+    return this.#statements.unshippedReviews.all(limit).map(toWireReview);
+  }
+
+  markReviewsShipped(ids: readonly string[], at: number = Date.now()): number {
+    return ids.length === 0 ? 0 : this.#statements.markReviews(ids, at);
   }
 
   flush(): void {
@@ -406,6 +489,8 @@ class SqliteEventLog implements GatewayEventLog {
       if (changes === 0) break;
     }
     this.#stored = Math.max(0, this.#stored - removed);
+    // Review requests follow the same rule: kept until the district has them, then for the retention period.
+    (this.#shipping ? this.#statements.expireReviews : this.#statements.expireReviewsAll).run(now - this.#retentionMs);
     return removed;
   }
 
@@ -512,19 +597,23 @@ export function readEventLog(dataDir: string, query: EventQuery = {}): StoredEve
   }
 }
 
-/** A student's request, from the block page, to review a block. */
+/** A request from the block page to review a block, or a report of a page that was not blocked. */
 export interface ReviewRequest {
   readonly id: number;
+  readonly kind: ReviewKind;
   readonly time: number;
   readonly eventRef: string;
   /** The event the reference named, when it was found. */
   readonly eventId: string | null;
   readonly host: string;
+  readonly path: string;
   readonly category: string | null;
   readonly profile: string;
   readonly note: string;
   readonly client: string;
   readonly status: string;
+  /** When the district collector acknowledged it (null: not yet, or this gateway does not ship). */
+  readonly shippedAt: number | null;
 }
 
 /** Reads review requests from `<dataDir>/events.db` (oldest first) without creating anything. */
@@ -532,22 +621,22 @@ export function readReviewRequests(dataDir: string, since?: number): ReviewReque
   const db = new Database(path.join(dataDir, EVENTS_DB_FILE), { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
-    const rows = db
-      .prepare<[number], { id: number; time: number; event_ref: string; event_id: string | null; host: string; category: string | null; profile: string; note: string; client: string; status: string }>(
-        'SELECT * FROM reviews WHERE time >= ? ORDER BY time, id',
-      )
-      .all(since ?? 0);
+    // A file the proxy has not migrated yet lacks the newer columns: they read as their defaults.
+    const rows = db.prepare<[number], Partial<ReviewRow> & Omit<ReviewRow, 'uid' | 'kind' | 'path' | 'shipped_at'>>('SELECT * FROM reviews WHERE time >= ? ORDER BY time, id').all(since ?? 0);
     return rows.map((r) => ({
       id: r.id,
+      kind: r.kind === 'report' ? 'report' : 'review',
       time: r.time,
       eventRef: r.event_ref,
       eventId: r.event_id,
       host: r.host,
+      path: r.path ?? '/',
       category: r.category,
       profile: r.profile,
       note: r.note,
       client: r.client,
       status: r.status,
+      shippedAt: r.shipped_at ?? null,
     }));
   } finally {
     db.close();

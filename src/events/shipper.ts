@@ -4,6 +4,7 @@ import { gzip as gzipCallback } from 'node:zlib';
 import { Pool } from 'undici';
 import { openEventLog, type GatewayEventLog } from './log.js';
 import type { WireAck, WireBatch, WireEvent } from './wire.js';
+import type { WireReviewBatch, WireReviewRequest } from './review-wire.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -39,6 +40,8 @@ export interface ShipperOptions {
 export interface ShipperStats {
   /** Events acknowledged by the collector since start. */
   readonly shipped: number;
+  /** Review requests and reports acknowledged since start. */
+  readonly reviewsShipped: number;
   readonly batches: number;
   readonly failures: number;
   /** Failed attempts in a row; 0 while the collector is reachable. */
@@ -77,6 +80,10 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isFinite(date) ? Math.max(0, date - now) : null;
 }
 
+/** Review requests per POST (the collector takes up to 200). */
+const REVIEW_BATCH = 100;
+const REVIEWS_RETRY_MS = 3_600_000;
+
 function readToken(file: string): string {
   let token: string;
   try {
@@ -99,7 +106,9 @@ export function startShipper(options: ShipperOptions): Shipper {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ShipError('LACHAN_CENTRAL_URL', `--central must be an http(s) URL, not ${options.centralUrl}`);
   }
-  const endpoint = `${url.pathname.replace(/\/+$/, '')}/api/v1/events`;
+  const base = url.pathname.replace(/\/+$/, '');
+  const endpoint = `${base}/api/v1/events`;
+  const reviewsEndpoint = `${base}/api/v1/reviews`;
   let token = readToken(options.tokenFile);
   const ownsLog = options.eventLog === undefined;
   if (ownsLog && options.dataDir === undefined) throw new ShipError('LACHAN_SHIPPER_OPTIONS', 'startShipper needs eventLog or dataDir');
@@ -126,6 +135,9 @@ export function startShipper(options: ShipperOptions): Shipper {
   let wakeUp: (() => void) | null = null;
   let sleepTimer: NodeJS.Timeout | null = null;
   let shipped = 0;
+  let reviewsShipped = 0;
+  /** A collector older than the review queue answers 404 there: ask again later, and keep shipping events meanwhile. */
+  let reviewsPausedUntil = 0;
   let batches = 0;
   let failures = 0;
   let consecutiveFailures = 0;
@@ -144,13 +156,13 @@ export function startShipper(options: ShipperOptions): Shipper {
       wakeUp = null;
     });
 
-  async function send(events: readonly WireEvent[]): Promise<WireAck> {
-    const batch: WireBatch = { school: options.schoolId, events };
+  /** POSTs one gzip JSON batch; resolves to the acknowledged ids, or throws ShipError. */
+  async function post(path: string, batch: WireBatch | WireReviewBatch): Promise<WireAck> {
     const body = await gzip(JSON.stringify(batch));
     let response;
     try {
       response = await pool.request({
-        path: endpoint,
+        path,
         method: 'POST',
         headers: {
           authorization: `Bearer ${token}`,
@@ -180,6 +192,34 @@ export function startShipper(options: ShipperOptions): Shipper {
     throw new ShipError(`HTTP_${status}`, `collector answered ${status}: ${detail}`, status, parseRetryAfter(response.headers['retry-after']));
   }
 
+  /** Ids of `sent` the acknowledgement names (a collector cannot mark what was not sent). */
+  function ackedOf(ack: WireAck, sent: readonly { id: string }[]): string[] {
+    const ids = new Set(sent.map((item) => item.id));
+    return ack.acked.filter((id): id is string => typeof id === 'string' && ids.has(id));
+  }
+
+  /**
+   * Review requests go before events: there are few, and a child waits for an answer.
+   */
+  async function shipReviews(requests: readonly WireReviewRequest[]): Promise<void> {
+    let ack: WireAck;
+    try {
+      ack = await post(reviewsEndpoint, { school: options.schoolId, requests });
+    } catch (error) {
+      // 404: a collector older than the review queue. 400: it refused a request here
+      // (logged for IT staff). Neither may hold back the events behind it.
+      if (error instanceof ShipError && (error.status === 404 || error.status === 400)) {
+        reviewsPausedUntil = Date.now() + REVIEWS_RETRY_MS;
+        logger.warn({ status: error.status, err: error.message }, 'review requests not accepted by the collector; they wait here and are offered again in an hour');
+        return;
+      }
+      throw error;
+    }
+    const acked = ackedOf(ack, requests);
+    log.markReviewsShipped(acked);
+    reviewsShipped += acked.length;
+  }
+
   function backoffMs(error: ShipError): number {
     const ceiling = Math.min(maxBackoff, minBackoff * 2 ** Math.min(consecutiveFailures - 1, 30));
     // Full jitter: gateways that lost the collector together do not return in lockstep.
@@ -191,22 +231,23 @@ export function startShipper(options: ShipperOptions): Shipper {
   async function run(): Promise<void> {
     while (!stopped) {
       let events: WireEvent[];
+      let reviews: WireReviewRequest[];
       try {
+        reviews = Date.now() >= reviewsPausedUntil ? log.unshippedReviews(REVIEW_BATCH) : [];
         events = log.unshipped(batchSize);
       } catch (error) {
         logger.error({ err: error }, 'cannot read unshipped events');
         await sleep(maxBackoff);
         continue;
       }
-      if (events.length === 0) {
+      if (events.length === 0 && reviews.length === 0) {
         await sleep(idleMs);
         continue;
       }
       const started = Date.now();
       try {
-        const ack = await send(events);
-        const sent = new Set(events.map((e) => e.id));
-        const acked = ack.acked.filter((id): id is string => typeof id === 'string' && sent.has(id));
+        if (reviews.length > 0) await shipReviews(reviews);
+        const acked = events.length === 0 ? [] : ackedOf(await post(endpoint, { school: options.schoolId, events }), events);
         log.markShipped(acked);
         shipped += acked.length;
         batches++;
@@ -247,7 +288,7 @@ export function startShipper(options: ShipperOptions): Shipper {
   const done = run().catch((error: unknown) => logger.error({ err: error }, 'shipper stopped on an unexpected error'));
 
   return {
-    stats: () => ({ shipped, batches, failures, consecutiveFailures, lastSuccessAt, lastError }),
+    stats: () => ({ shipped, reviewsShipped, batches, failures, consecutiveFailures, lastSuccessAt, lastError }),
     wake: () => wakeUp?.(),
     stop: async () => {
       if (stopped) return;

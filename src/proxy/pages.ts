@@ -4,41 +4,13 @@
  * elsewhere (the network that shows them may be the one failing).
  */
 
+import { categoryLabel, SHIPPED_CATEGORIES } from '../util/labels.js';
+
+export { categoryLabel };
+
+/** Paths the proxy answers itself on any host, so that a block page's form reaches it. */
 export const REVIEW_PATH = '/__lachan__/review';
-
-const CATEGORY_NAMES: Readonly<Record<string, string>> = {
-  adult: 'Nội dung người lớn',
-  gambling: 'Cờ bạc, cá độ',
-  drugs: 'Ma túy, chất cấm',
-  drogue: 'Ma túy, chất cấm',
-  violence: 'Bạo lực',
-  agressif: 'Bạo lực',
-  'self-harm': 'Tự gây hại',
-  dating: 'Hẹn hò',
-  games: 'Trò chơi trực tuyến',
-  'social-networks': 'Mạng xã hội',
-  social_networks: 'Mạng xã hội',
-  vpn: 'VPN / vượt tường lửa',
-  redirector: 'Vượt tường lửa',
-  strict_redirector: 'Vượt tường lửa',
-  doh: 'DNS mã hóa (DoH)',
-  malware: 'Phần mềm độc hại',
-  phishing: 'Lừa đảo',
-  chat: 'Trò chuyện trực tuyến',
-  mixed_adult: 'Nội dung người lớn',
-  lingerie: 'Nội dung người lớn',
-  warez: 'Phần mềm lậu',
-  hacking: 'Tấn công mạng',
-  sect: 'Tà giáo',
-  shortener: 'Rút gọn liên kết',
-  custom: 'Danh sách riêng của trường',
-};
-
-/** The category as a Vietnamese reader knows it; unknown names are shown as they are. */
-export function categoryLabel(category: string | null): string {
-  if (category === null) return 'Quy định chung';
-  return CATEGORY_NAMES[category] ?? category;
-}
+export const REPORT_PATH = '/__lachan__/report';
 
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -51,7 +23,8 @@ h1{font-size:1.5rem;margin:.2rem 0 1rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:0}dt{color:#5a6877}dd{margin:0;word-break:break-all}
 .help{border-left:.4rem solid #0a7d4f}.help strong{font-size:1.25rem}
 a.tel{display:inline-block;margin:.2rem .4rem .2rem 0;padding:.5rem .8rem;border-radius:.4rem;background:#0a7d4f;color:#fff;text-decoration:none;font-weight:600}
-textarea{width:100%;box-sizing:border-box;min-height:4rem}button{padding:.5rem 1rem;font-size:1rem}
+textarea,input[type=url],select{width:100%;box-sizing:border-box;font-size:1rem;padding:.3rem}textarea{min-height:4rem}button{padding:.5rem 1rem;font-size:1rem}
+.error{border-left:.4rem solid #b3261e}
 small{color:#5a6877}`;
 
 function page(status: number, title: string, body: string): string {
@@ -119,7 +92,8 @@ function renderBlockPage(input: BlockPageInput): string {
 <input type="hidden" name="category" value="${escapeHtml(input.category ?? '')}">
 <input type="hidden" name="profile" value="${escapeHtml(input.profileId)}">
 <p><label>Ghi chú (không bắt buộc)<br><textarea name="note" maxlength="500"></textarea></label></p>
-<button type="submit">Đề nghị xem lại</button></form></section>`;
+<button type="submit">Đề nghị xem lại</button></form>
+<p><small><a href="${REPORT_PATH}">Báo cáo một trang có hại khác chưa bị chặn</a></small></p></section>`;
   const title = selfHarm ? 'Em có thể cần được giúp đỡ' : 'Trang này đã bị chặn';
   const intro = selfHarm
     ? '<h1>Em có thể cần được giúp đỡ</h1>'
@@ -128,13 +102,53 @@ function renderBlockPage(input: BlockPageInput): string {
 }
 
 export function reviewThanksPage(): string {
-  return page(200, 'Đã gửi đề nghị', '<h1>Đã gửi đề nghị xem lại</h1><section class="card"><p>Thầy cô phụ trách sẽ xem xét. Cảm ơn em.</p></section>');
+  return page(200, 'Đã gửi đề nghị', `<h1>Đã gửi đề nghị xem lại</h1><section class="card"><p>Thầy cô phụ trách sẽ xem xét. Cảm ơn em.</p>
+<p><small><a href="${REPORT_PATH}">Báo cáo một trang có hại chưa bị chặn</a></small></p></section>`);
 }
 
-export type ErrorKind = 'bad-request' | 'auth-required' | 'headers-too-large' | 'port' | 'forbidden-destination' | 'dns' | 'connect' | 'timeout' | 'upstream-certificate';
+export interface ReportFormInput {
+  /** What the person typed, shown again after an error. */
+  readonly url?: string;
+  readonly category?: string;
+  readonly note?: string;
+  /** Why the last submission was refused, in Vietnamese. */
+  readonly error?: string;
+  /** Where the form posts: REPORT_PATH on a proxied host, the origin-form path on the proxy itself. */
+  readonly action?: string;
+}
+
+/**
+ * "Report a harmful page that was not blocked" (issue 6): the URL, an optional
+ * category and note. It goes to the district's review queue, where an administrator
+ * can block the host in a category.
+ */
+export function reportPage(input: ReportFormInput = {}): string {
+  const chosen = input.category ?? '';
+  const options = ['<option value="">Không rõ / khác</option>']
+    .concat(SHIPPED_CATEGORIES.map((id) => `<option value="${escapeHtml(id)}"${id === chosen ? ' selected' : ''}>${escapeHtml(categoryLabel(id))}</option>`))
+    .join('');
+  const error = input.error === undefined ? '' : `<section class="card error" role="alert"><p>${escapeHtml(input.error)}</p></section>`;
+  const body = `<h1>Báo cáo trang có hại</h1>
+<p>Em thấy một trang web có nội dung không phù hợp mà mạng của trường chưa chặn? Hãy gửi địa chỉ trang để thầy cô và Phòng Giáo dục xem xét.</p>
+${error}<section class="card"><form method="post" action="${escapeHtml(input.action ?? REPORT_PATH)}">
+<p><label>Địa chỉ trang web<br><input type="url" name="url" required maxlength="2000" placeholder="https://…" value="${escapeHtml(input.url ?? '')}"></label></p>
+<p><label>Loại nội dung<br><select name="category">${options}</select></label></p>
+<p><label>Ghi chú (không bắt buộc)<br><textarea name="note" maxlength="500">${escapeHtml(input.note ?? '')}</textarea></label></p>
+<p><small>Không ghi họ tên, số điện thoại hay thông tin cá nhân của em hoặc của người khác.</small></p>
+<button type="submit">Gửi báo cáo</button></form></section>
+<section class="card help">${HOTLINES}</section>`;
+  return page(input.error === undefined ? 200 : 400, 'Báo cáo trang có hại', body);
+}
+
+export function reportThanksPage(): string {
+  return page(200, 'Đã gửi báo cáo', '<h1>Đã gửi báo cáo</h1><section class="card"><p>Cảm ơn em. Thầy cô và Phòng Giáo dục sẽ xem xét trang này.</p></section>');
+}
+
+export type ErrorKind = 'bad-request' | 'too-many-requests' | 'auth-required' | 'headers-too-large' | 'port' | 'forbidden-destination' | 'dns' | 'connect' | 'timeout' | 'upstream-certificate';
 
 const ERRORS: Readonly<Record<ErrorKind, { status: number; title: string; text: string }>> = {
   'bad-request': { status: 400, title: 'Yêu cầu không hợp lệ', text: 'Trình duyệt đã gửi một yêu cầu mà bộ lọc không hiểu được.' },
+  'too-many-requests': { status: 429, title: 'Gửi quá nhiều lần', text: 'Em đã gửi nhiều đề nghị trong thời gian ngắn. Hãy đợi vài phút rồi thử lại.' },
   'auth-required': { status: 407, title: 'Cần đăng nhập', text: 'Máy tính này dùng chung: hãy đăng nhập bằng tài khoản phòng máy mà thầy cô đã cấp cho em.' },
   'headers-too-large': { status: 431, title: 'Yêu cầu quá lớn', text: 'Phần đầu của yêu cầu quá lớn. Hãy thử xóa cookie của trang rồi tải lại.' },
   port: { status: 403, title: 'Cổng kết nối không được phép', text: 'Mạng của trường chỉ cho phép kết nối bảo mật qua các cổng thông thường.' },

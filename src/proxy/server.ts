@@ -12,7 +12,8 @@ import { ProxyAuthenticator } from './auth.js';
 import { upstreamRequestHeaders } from './headers.js';
 import { ForwardHandler } from './forward.js';
 import { ProxyMetrics } from './metrics.js';
-import { blockPage, errorPage, errorStatus, reviewThanksPage, REVIEW_PATH, type ErrorKind } from './pages.js';
+import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
+import { StudentRequests, studentRequestKind } from './student-requests.js';
 import { pacFile } from './pac.js';
 import { ResolveError, type Resolver } from './resolver.js';
 import { Interceptor, type TunnelClient } from './intercept.js';
@@ -58,13 +59,13 @@ export interface ProxyOptions {
   readonly ca?: CertificateAuthority | null;
   /** Host and port devices should use, for the PAC file. */
   readonly advertisedProxy: () => string;
+  /** Called when a review request or report was stored (the shipper sends it now rather than at its next tick). */
+  readonly onStudentRequest?: () => void;
 }
 
 const HTML = 'text/html; charset=utf-8';
 /** A Host header safe to write into the PAC script: a name or address and a port. */
 const HOST_HEADER = /^[A-Za-z0-9.:[\]-]+$/;
-const ORIGIN_FORM_REVIEW_PATH = '/lachan/review';
-const MAX_REVIEW_BODY = 4096;
 
 /**
  * The forward proxy: absolute-form HTTP forwarded over pooled keep-alive upstream
@@ -81,8 +82,10 @@ export class ProxyServer {
   private readonly limits: ProxyLimits;
   private readonly sockets = new Set<Socket | Duplex>();
   private readonly interceptor: Interceptor | null;
+  private readonly studentRequests: StudentRequests;
 
   constructor(private readonly options: ProxyOptions) {
+    this.studentRequests = new StudentRequests({ eventLog: options.eventLog, onRecorded: options.onStudentRequest });
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.policyNow = options.policy;
     this.authenticator = makeAuthenticator(options.policy);
@@ -193,7 +196,15 @@ export class ProxyServer {
     const profile = tunnel?.profile ?? this.profileFor(req);
     if (profile === 'auth-failed') return this.sendAuthRequired(res);
     const clientAddress = tunnel?.clientAddress ?? req.socket.remoteAddress ?? '';
-    if (url.pathname === REVIEW_PATH && req.method === 'POST') return void this.onReview(req, res, profile, clientAddress);
+    // The gateway's own forms, on whatever site the block page was shown for: never
+    // forwarded. A browser set to use the proxy for every address sends even the
+    // gateway's own report page (http://GATEWAY:3128/lachan/report) in absolute form.
+    const formKind = url.pathname.startsWith('/__lachan__/')
+      ? studentRequestKind(url.pathname, false)
+      : url.pathname.startsWith('/lachan/') && addressedToProxy(url, req.socket.localAddress, req.socket.localPort)
+        ? studentRequestKind(url.pathname, true)
+        : null;
+    if (formKind !== null) return void this.studentRequests.serve(req, res, formKind, profile, clientAddress, url.pathname);
 
     const policy = this.policyNow;
     const pathAndQuery = `${url.pathname}${url.search}`;
@@ -239,40 +250,15 @@ export class ProxyServer {
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
-    // A review request posted to the proxy itself (e.g. from a block page saved or
-    // opened outside the proxied session); the block page's own form posts in absolute form.
-    if ((path === ORIGIN_FORM_REVIEW_PATH || path === REVIEW_PATH) && req.method === 'POST') {
+    // The review and report forms, posted to (or opened on) the proxy itself: a block
+    // page saved or opened outside the proxied session, or a device pointed at the gateway.
+    const formKind = studentRequestKind(path, true);
+    if (formKind !== null) {
       const address = req.socket.remoteAddress ?? '';
-      void this.onReview(req, res, this.policyNow.profileForAddress(address), address);
+      void this.studentRequests.serve(req, res, formKind, this.policyNow.profileForAddress(address), address, path);
       return;
     }
     this.sendError(res, 'bad-request', null);
-  }
-
-  private async onReview(req: IncomingMessage, res: ServerResponse, profile: string, clientAddress: string): Promise<void> {
-    let body = '';
-    try {
-      for await (const chunk of req) {
-        body += String(chunk);
-        if (body.length > MAX_REVIEW_BODY) return this.sendError(res, 'bad-request', null);
-      }
-    } catch {
-      return;
-    }
-    const form = new URLSearchParams(body);
-    const host = form.get('host') ?? '';
-    if (host === '' || this.options.eventLog === null) return this.sendError(res, 'bad-request', null);
-    this.options.eventLog.recordReviewRequest({
-      eventRef: form.get('ref') ?? '',
-      host,
-      category: form.get('category') || null,
-      profile: form.get('profile') || profile,
-      note: (form.get('note') ?? '').slice(0, 500),
-      clientAddress,
-    });
-    const page = reviewThanksPage();
-    res.writeHead(200, { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });
-    res.end(page);
   }
 
   private recordBlock(decision: Decision, host: string, path: string, method: string, clientAddress: string): string {
@@ -541,4 +527,12 @@ export function classifyUpstreamError(error: unknown): ErrorKind {
   if (code === 'LACHAN_DNS_FAILED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
   if (code === 'CERT_HAS_EXPIRED' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'upstream-certificate';
   return 'connect';
+}
+
+/** Whether an absolute-form target names this proxy's own listening address and port. */
+function addressedToProxy(url: URL, localAddress: string | undefined, localPort: number | undefined): boolean {
+  if (localAddress === undefined || String(localPort) !== (url.port || (url.protocol === 'https:' ? '443' : '80'))) return false;
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const local = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
+  return host === local || host === localAddress;
 }
