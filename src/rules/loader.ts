@@ -135,6 +135,25 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
         if (error !== null) problems.warning(fileNames[overlayFile]!, line, `keyword "${phrase}" skipped: ${error}`);
       }
     }
+    // Additions to a category join that category's own rules, so they block wherever a
+    // profile here blocks the category (and nowhere else). Lines keep counting after
+    // the profiles', so each rule has its own source line.
+    let line = Object.values(overlay.profiles).reduce((sum, l) => sum + (l.allow_domains?.length ?? 0) + (l.block_domains?.length ?? 0) + (l.block_keywords?.length ?? 0), 0);
+    for (const [category, lists] of Object.entries(overlay.categories ?? {})) {
+      const id = categoryIds.get(category);
+      if (id === undefined) {
+        // Not loaded: either no profile here blocks it (nothing to add to) or this school has no such category.
+        if (!available.has(category)) problems.warning(fileNames[overlayFile]!, 0, `category "${category}" of the district overlay is not defined here (ignored)`);
+        line += (lists.block_domains?.length ?? 0) + (lists.block_keywords?.length ?? 0);
+        continue;
+      }
+      for (const domain of lists.block_domains ?? []) addOverlayDomain(domains, domain, id, overlayFile, ++line, fileNames[overlayFile]!, problems);
+      for (const phrase of lists.block_keywords ?? []) {
+        line++;
+        const error = keywords.add(phrase, id, overlayFile, line);
+        if (error !== null) problems.warning(fileNames[overlayFile]!, line, `keyword "${phrase}" skipped: ${error}`);
+      }
+    }
   }
 
   const noInspectId = categoryNames.push(NO_INSPECT_CATEGORY) - 1;

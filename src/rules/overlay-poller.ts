@@ -23,6 +23,8 @@ export interface OverlayPollerLogger {
 
 export interface OverlayPollerOptions {
   readonly centralUrl: string;
+  /** This gateway's school: an overlay signed for another school is refused. */
+  readonly schoolId: string;
   readonly tokenFile: string;
   /** The collector's Ed25519 public key (PEM), pinned at enrolment. */
   readonly keyFile: string;
@@ -62,6 +64,15 @@ export function startOverlayPoller(options: OverlayPollerOptions): { stop(): voi
       overlay = verifyOverlay(body, Array.isArray(signature) ? signature[0] : signature, key);
     } catch (error) {
       options.logger.warn({ err: (error as Error).message }, 'district policy refused; the last good overlay stays');
+      return;
+    }
+    if (overlay.school !== undefined && overlay.school !== options.schoolId) {
+      options.logger.warn({ school: overlay.school }, 'district policy refused: it was signed for another school; the last good overlay stays');
+      return;
+    }
+    // An older version, even correctly signed, is a replay that could undo a block the district added.
+    if (overlay.version < version) {
+      options.logger.warn({ version: overlay.version, held: version }, `district policy refused: version ${overlay.version} is older than the one in force (delete ${OVERLAY_FILE} in the data folder if the collector was rebuilt)`);
       return;
     }
     const tag = response.headers.etag;

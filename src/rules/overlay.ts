@@ -14,10 +14,22 @@ export interface ProfileOverlay {
   readonly block_keywords?: readonly string[];
 }
 
+/** Rules the district adds to a category (e.g. a reported page blocked as `gambling`): they apply wherever a profile blocks that category. */
+export interface CategoryOverlay {
+  readonly block_domains?: readonly string[];
+  readonly block_keywords?: readonly string[];
+}
+
 export interface PolicyOverlay {
   /** Increases with every change at the collector. */
   readonly version: number;
+  /**
+   * The school the collector signed this for. Inside the signed bytes, so that one
+   * school's overlay (which may allow more) cannot be replayed to another.
+   */
+  readonly school?: string;
   readonly profiles: Readonly<Record<string, ProfileOverlay>>;
+  readonly categories?: Readonly<Record<string, CategoryOverlay>>;
 }
 
 export class OverlayError extends Error {
@@ -42,6 +54,17 @@ export function verifyOverlay(body: Buffer, signatureBase64: string | undefined,
 }
 
 const LISTS = ['allow_domains', 'block_domains', 'block_keywords'] as const;
+const CATEGORY_LISTS = ['block_domains', 'block_keywords'] as const;
+
+function checkLists(owner: string, lists: unknown, names: readonly string[]): void {
+  if (typeof lists !== 'object' || lists === null || Array.isArray(lists)) throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay ${owner} is not an object`);
+  for (const name of names) {
+    const list = (lists as Record<string, unknown>)[name];
+    if (list !== undefined && (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string'))) {
+      throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay ${owner}.${name} must be a list of text`);
+    }
+  }
+}
 
 export function parseOverlay(text: string): PolicyOverlay {
   let value: unknown;
@@ -50,18 +73,17 @@ export function parseOverlay(text: string): PolicyOverlay {
   } catch {
     throw new OverlayError('LACHAN_OVERLAY_INVALID', 'policy overlay is not JSON');
   }
-  const overlay = value as { version?: unknown; profiles?: unknown };
+  const overlay = value as { version?: unknown; school?: unknown; profiles?: unknown; categories?: unknown };
   if (typeof overlay !== 'object' || overlay === null || !Number.isInteger(overlay.version) || typeof overlay.profiles !== 'object' || overlay.profiles === null) {
     throw new OverlayError('LACHAN_OVERLAY_INVALID', 'policy overlay needs an integer "version" and a "profiles" object');
   }
-  for (const [profile, lists] of Object.entries(overlay.profiles as Record<string, unknown>)) {
-    if (typeof lists !== 'object' || lists === null) throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay profile "${profile}" is not an object`);
-    for (const name of LISTS) {
-      const list = (lists as Record<string, unknown>)[name];
-      if (list !== undefined && (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string'))) {
-        throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay ${profile}.${name} must be a list of text`);
-      }
+  if (overlay.school !== undefined && typeof overlay.school !== 'string') throw new OverlayError('LACHAN_OVERLAY_INVALID', 'overlay "school" must be text');
+  for (const [profile, lists] of Object.entries(overlay.profiles as Record<string, unknown>)) checkLists(`profile "${profile}"`, lists, LISTS);
+  if (overlay.categories !== undefined) {
+    if (typeof overlay.categories !== 'object' || overlay.categories === null || Array.isArray(overlay.categories)) {
+      throw new OverlayError('LACHAN_OVERLAY_INVALID', 'overlay "categories" must be an object');
     }
+    for (const [category, lists] of Object.entries(overlay.categories as Record<string, unknown>)) checkLists(`category "${category}"`, lists, CATEGORY_LISTS);
   }
   return value as PolicyOverlay;
 }
