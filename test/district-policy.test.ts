@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { lachan } from './support/rules-dir.js';
 
-// The collector's side of policy distribution is not built yet: this server stands in
-// for its GET /api/v1/policy (signed with the collector key) and acknowledges events.
+// A stand-in for the collector's GET /api/v1/policy, so that the test can publish what
+// the real one never would: tampered, unsigned, foreign-signed, another school's, older.
+// (test/district-review-browser.test.ts runs the real collector end to end.)
 const collectorKeys = generateKeyPairSync('ed25519');
 const strangerKeys = generateKeyPairSync('ed25519');
 let served: { body: Buffer; signature: string | null; etag: string } = { body: Buffer.from('{}'), signature: null, etag: '"0"' };
@@ -47,8 +48,11 @@ beforeAll(async () => {
   origin = await startOrigin();
   publish({ version: 1, profiles: {} });
   gateway = await startProxy({
-    rules: { 'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: []\n' },
-    hosts: '127.0.0.1 lo-de.test game.test\n',
+    rules: {
+      'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n',
+      'categories/gambling/domains': 'nhacai.test\n',
+    },
+    hosts: '127.0.0.1 lo-de.test game.test xoso.test\n',
     args: [
       '--central', `http://127.0.0.1:${(collector.address() as { port: number }).port}`, '--school', 'th-tram-tau',
       '--token-file', path.join(work, 'token'), '--central-key', path.join(work, 'collector.pub'), '--policy-interval', '0.3',
@@ -101,6 +105,29 @@ describe('district policy overlay on a gateway', () => {
     publish({ version: 5, profiles: {} }, strangerKeys.privateKey);
     await new Promise((r) => setTimeout(r, 1000));
     expect(gateway.logs.filter((l) => l.msg === 'district policy refused; the last good overlay stays').length).toBeGreaterThanOrEqual(2);
+    expect(await statusOf('lo-de.test')).toBe(403);
+  });
+
+  it('adds district rules to a local category, and refuses an overlay signed for another school or older than the one in force', async () => {
+    expect(await statusOf('xoso.test')).toBe(200);
+    publish({
+      version: 6, school: 'th-tram-tau',
+      profiles: { 'tieu-hoc': { block_domains: ['lo-de.test'] } },
+      // A reported page the district blocked as gambling; a category this school does not have is skipped.
+      categories: { gambling: { block_domains: ['xoso.test'] }, 'khong-co-o-truong': { block_domains: ['khac.test'] } },
+    });
+    await eventually(async () => (await statusOf('xoso.test')) === 403);
+    expect((await curl(gateway.port, `http://xoso.test:${origin.port}/`)).headers['x-lachan-block']).toBe('gambling');
+    const check = JSON.parse(lachan(['check', '--profile', 'tieu-hoc', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--json', 'http://xoso.test/']).stdout);
+    expect(check).toMatchObject({ action: 'block', category: 'gambling', source: 'district-overlay:v6:2' });
+
+    // Correctly signed, but for another school (which may allow more): refused.
+    publish({ version: 7, school: 'th-ban-mu', profiles: {}, categories: {} });
+    await gateway.waitForLog((l) => String(l.msg).includes('signed for another school'));
+    // An old overlay replayed (it did not block xoso.test yet): refused.
+    publish({ version: 2, school: 'th-tram-tau', profiles: {} });
+    await gateway.waitForLog((l) => String(l.msg).includes('older than the one in force'));
+    expect(await statusOf('xoso.test')).toBe(403);
     expect(await statusOf('lo-de.test')).toBe(403);
   });
 });
