@@ -29,6 +29,9 @@ beforeAll(async () => {
         length += c.length;
       });
       req.on('end', () => res.end(JSON.stringify({ length, sha: hash.digest('hex'), te: req.headers['transfer-encoding'] ?? null })));
+    } else if (req.url === '/echo-headers') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ raw: req.rawHeaders }));
     } else if (req.url === '/chunked') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('một ');
@@ -91,6 +94,36 @@ describe('forwarding', () => {
     expect(result.headers['x-private']).toBeUndefined();
     expect(result.headers['keep-alive'] ?? '').not.toBe('timeout=5');
     expect(result.headers.via).toBe('1.1 lachan');
+  });
+
+  it('drops hop-by-hop request headers and those Connection lists, keeps repeated fields, and chains Via', async () => {
+    const result = await curl(proxy.port, `http://origin.test:${origin.port}/echo-headers`, {
+      args: ['-H', 'Connection: X-Lab-Secret', '-H', 'X-Lab-Secret: 42', '-H', 'Via: 1.0 may-chu-truong', '-H', 'X-Forwarded-For: 10.1.2.3', '-H', 'X-Repeat: a', '-H', 'X-Repeat: b', '-H', 'Keep-Alive: timeout=9'],
+    });
+    const raw = (JSON.parse(result.body) as { raw: string[] }).raw;
+    const fields = new Map<string, string[]>();
+    for (let i = 0; i < raw.length; i += 2) fields.set(raw[i]!.toLowerCase(), [...(fields.get(raw[i]!.toLowerCase()) ?? []), raw[i + 1]!]);
+    expect(fields.has('x-lab-secret')).toBe(false);
+    expect(fields.has('x-forwarded-for')).toBe(false);
+    expect(fields.get('keep-alive')).not.toEqual(['timeout=9']);
+    expect(fields.get('x-repeat')).toEqual(['a', 'b']);
+    expect(fields.get('via')).toEqual(['1.0 may-chu-truong, 1.1 lachan']);
+    expect(fields.get('host')).toEqual([`origin.test:${origin.port}`]);
+  });
+
+  it('sets YouTube-Restrict for a profile with YouTube safe search, replacing what the client sent', async () => {
+    const strict = await startLachan({
+      rules: { 'policy.yaml': 'version: 1\ndefault_profile: th\nprofiles:\n  th:\n    name: "Tiểu học"\n    safe_search: { youtube: strict }\n' },
+      hosts: '127.0.0.1 www.youtube.com\n',
+    });
+    try {
+      const result = await curl(strict.port, `http://www.youtube.com:${origin.port}/echo-headers`, { args: ['-H', 'YouTube-Restrict: None'] });
+      const raw = (JSON.parse(result.body) as { raw: string[] }).raw;
+      const values = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'youtube-restrict');
+      expect(values).toEqual(['Strict']);
+    } finally {
+      await strict.stop();
+    }
   });
 
   it('relays a chunked response as it comes', async () => {

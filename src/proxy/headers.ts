@@ -38,6 +38,54 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, authority:
 }
 
 /**
+ * The same rules as `upstreamRequestHeaders`, on the raw `[name, value, …]` list Node
+ * keeps (`req.rawHeaders`), giving the flat array undici takes: the forwarding path
+ * never makes Node build its parsed header object. Repeated fields stay repeated.
+ */
+export function upstreamRequestRawHeaders(raw: readonly string[], authority: string): string[] {
+  let connection: string | null = null;
+  let via: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'connection') connection = connection === null ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
+    else if (name === 'via') via = via === null ? raw[i + 1]! : `${via}, ${raw[i + 1]!}`;
+  }
+  const listed = connection === null ? null : connectionTokens(connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || lower === 'host' || lower === 'via' || lower === 'x-forwarded-for' || listed?.has(lower)) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  out.push('host', authority, 'via', via === null ? VIA : `${via}, ${VIA}`);
+  return out;
+}
+
+/** Replaces every field called `name` (any case) in a flat raw header list with one value. */
+export function setRawHeader(flat: string[], name: string, value: string): void {
+  const lower = name.toLowerCase();
+  for (let i = flat.length - 2; i >= 0; i -= 2) if (flat[i]!.toLowerCase() === lower) flat.splice(i, 2);
+  flat.push(name, value);
+}
+
+/** Whether a request announces a body (RFC 9112 §6.3): a non-zero Content-Length or any Transfer-Encoding. */
+export function rawRequestHasBody(raw: readonly string[]): boolean {
+  let length: string | null = null;
+  let chunked = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Cheap first-letter filter: most fields start with neither c nor t.
+    const first = name.charCodeAt(0) | 0x20;
+    if (first !== 0x63 && first !== 0x74) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') length = raw[i + 1]!.trim();
+    else if (lower === 'transfer-encoding') chunked = true;
+  }
+  return length !== null ? length !== '0' : chunked;
+}
+
+/**
  * Response headers for the client from undici's raw `[name, value, …]` buffers, as the
  * flat array `writeHead` takes: hop-by-hop fields (and those `Connection` lists) dropped,
  * `Via` added. Works on the raw form so the hot path builds no header object.

@@ -9,7 +9,7 @@ import type { Decision } from '../policy/types.js';
 import { safeSearchEndpoint, rewriteForSafeSearch } from '../policy/safesearch.js';
 import type { GatewayEventLog } from '../events/log.js';
 import { ProxyAuthenticator } from './auth.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
 import { ForwardHandler } from './forward.js';
 import { ProxyMetrics } from './metrics.js';
 import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
@@ -214,16 +214,16 @@ export class ProxyServer {
     if (decision.action === 'block') return this.sendBlock(req, res, decision, host, url.pathname, clientAddress);
 
     let path = pathAndQuery;
-    const headers = upstreamRequestHeaders(req.headers, url.host);
+    const headers = upstreamRequestRawHeaders(req.rawHeaders, url.host);
     const safe = policy.profile(profile)?.safeSearch;
     if (safe !== undefined) {
       const rewrite = rewriteForSafeSearch(host, pathAndQuery, safe);
       if (rewrite !== null) {
         path = rewrite.pathAndQuery;
-        for (const [name, value] of rewrite.headers) headers[name.toLowerCase()] = value;
+        for (const [name, value] of rewrite.headers) setRawHeader(headers, name, value);
       }
     }
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const hasBody = rawRequestHasBody(req.rawHeaders);
     const handler = new ForwardHandler(res, {
       onResponseStart: () => this.metrics.observeLatency(Number(process.hrtime.bigint() - started) / 1e9),
       onUpstreamError: (error, headersSent) => {
