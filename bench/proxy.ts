@@ -3,7 +3,7 @@
  * forward proxies (bench/bare/: http-proxy, and undici `dispatch`) and Debian's squid.
  *
  *   npm run bench:proxy [-- --duration 10 --warmup 2 --reps 3 --connections 50
- *                           --domains 5000000 --sizes 1024,102400 --no-wrk --out FILE]
+ *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-scaling --out FILE]
  *
  * Every proxy runs pinned to CPU 0 (`taskset -c 0`); the origin and the load generator
  * (autocannon, and wrk where installed) share CPU 1. lachan runs `--workers 1` with a
@@ -16,6 +16,7 @@
  *
  * A full run (defaults) takes about 12 minutes: 5 targets × 2 sizes × 2 tools × 3 reps × 10 s.
  * To check that it works: `node dist/bench/proxy.js --duration 1 --warmup 1 --reps 1 --domains 20000`.
+ * Then (unless --no-scaling) lachan --workers 2 on both cores against --workers 1 on CPU 0.
  * lachan's memory line compares its RSS with the rules loaded against the same process
  * with an empty rules folder: the cost of the compiled rules for each worker.
  *
@@ -110,7 +111,7 @@ function positive(name: string, fallback: number): number {
 }
 
 /** Spawns a pinned process and resolves with the first JSON line it prints. */
-async function startPinned(cpu: number, command: string, args: readonly string[], predicate: (line: Record<string, unknown>) => boolean = () => true): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+async function startPinned(cpu: number | string, command: string, args: readonly string[], predicate: (line: Record<string, unknown>) => boolean = () => true): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
   const child = spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -322,6 +323,7 @@ async function main(): Promise<void> {
       `# bench:proxy — ${new Date().toISOString()}`,
       '',
       `${duration} s × ${reps} interleaved repetitions (medians), ${connections} connections, proxies on CPU 0, origin and load generator on CPU 1.`,
+      `Command: node dist/bench/proxy.js ${process.argv.slice(2).join(' ')}`.trimEnd(),
       `lachan: --workers 1, ${domains.toLocaleString('en')} domains loaded in ${(lachanStartMs / 1000).toFixed(1)} s; RSS ${(lachanRss / 1024).toFixed(0)} MiB vs ${(emptyRss / 1024).toFixed(0)} MiB with no rules (compiled rules ≈ ${((lachanRss - emptyRss) / 1024).toFixed(0)} MiB per worker).`,
       '',
     ];
@@ -359,7 +361,39 @@ async function main(): Promise<void> {
       }
       report.push(`## ${tool}`, '', markdownTable(['target', 'response', 'req/s', 'p50 ms', 'p99 ms', 'errors'], rows), '', ...checks.map((c) => `- ${c}`), '');
     }
-    report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`);
+    report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`, '');
+
+    // Scaling: the same lachan with --workers 2 on both cores (sharing CPU 1 with the
+    // origin and the load generator, as a 2-core gateway would share it with its other
+    // work), against --workers 1 on CPU 0, interleaved.
+    if (!process.argv.includes('--no-scaling')) {
+      const two = await startPinned('0,1', process.execPath, [CLI, 'serve', '--workers', '2', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var-2'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+      children.push(two.child);
+      const twoPort = two.line.port as number;
+      const tool = useWrk ? 'wrk' : 'autocannon';
+      const measure = (port: number, size: number, seconds: number): Promise<Sample | null> => {
+        const spec = { port, path: `http://${BENCH_HOST}:${originPort}/${size}`, connections, duration: seconds };
+        return tool === 'wrk' ? runWrk(spec, wrkScript) : runAutocannon(spec);
+      };
+      for (const size of sizes) await measure(twoPort, size, warmup);
+      const scalingRows: string[][] = [];
+      for (const size of sizes) {
+        const one: number[] = [];
+        const both: number[] = [];
+        for (let rep = 0; rep < reps; rep++) {
+          const a = await measure(lachan.line.port as number, size, duration);
+          const b = await measure(twoPort, size, duration);
+          if (a !== null) one.push(a.rps);
+          if (b !== null) both.push(b.rps);
+          process.stderr.write(`scaling rep ${rep + 1}/${reps} ${size} B: workers 1 ${a?.rps.toFixed(0)} req/s, workers 2 ${b?.rps.toFixed(0)} req/s\n`);
+        }
+        if (one.length === 0 || both.length === 0) continue;
+        const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+        scalingRows.push([label, median(one).toFixed(0), median(both).toFixed(0), `${(median(both) / median(one)).toFixed(2)}×`]);
+        json.push({ tool, size, target: 'lachan --workers 2', rps: median(both) });
+      }
+      report.push(`## scaling (${tool}): lachan --workers 1 on CPU 0 vs --workers 2 on CPUs 0–1`, '', markdownTable(['response', 'workers 1 req/s', 'workers 2 req/s', 'ratio'], scalingRows), '');
+    }
     const text = report.join('\n');
     console.log(text);
     console.log(JSON.stringify({ bench: 'proxy', domains, lachanRssKiB: lachanRss, emptyRssKiB: emptyRss, results: json }));
