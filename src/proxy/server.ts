@@ -184,7 +184,8 @@ export class ProxyServer {
   private onRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelClient): void {
     const target = req.url ?? '';
     if (target.charCodeAt(0) === 0x2f /* / */) return this.onOriginForm(req, res);
-    const started = process.hrtime.bigint();
+    // A double, not a BigInt: nothing allocated per request for the latency histogram.
+    const started = performance.now();
     this.metrics.requests++;
     let url: URL;
     try {
@@ -225,7 +226,7 @@ export class ProxyServer {
     }
     const hasBody = rawRequestHasBody(req.rawHeaders);
     const handler = new ForwardHandler(res, {
-      onResponseStart: () => this.metrics.observeLatency(Number(process.hrtime.bigint() - started) / 1e9),
+      onResponseStart: () => this.metrics.observeLatency((performance.now() - started) / 1000),
       onUpstreamError: (error, headersSent) => {
         if (headersSent) {
           this.metrics.upstreamError(classifyUpstreamError(error));
