@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl } from './helpers/curl.js';
+import { refusedPort } from './helpers/origins.js';
 import { startCollector, stopCollector, type Collector } from './support/collector.js';
 import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { lachan, makeRulesDir } from './support/rules-dir.js';
@@ -48,14 +48,6 @@ interface LocalRequest {
   shippedAt: number | null;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 function queued(): QueuedRow[] {
   const db = new Database(path.join(centralData, 'central.db'), { readonly: true });
   try {
@@ -96,7 +88,7 @@ beforeAll(async () => {
   schoolId = school.id;
   writeFileSync(tokenFile, `${school.token}\n`, { mode: 0o600 });
   rulesDir = makeRulesDir(RULES);
-  collectorPort = await freePort();
+  collectorPort = await refusedPort();
   origin = await startOrigin();
   // The collector is not up yet: the district link is down when the child asks.
   gateway = await startGateway();
