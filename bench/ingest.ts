@@ -9,13 +9,17 @@
  *    hosts with a skewed (cubic) popularity, each host in one category.
  * 2. Starts `lachan central serve` on that database and measures ingest: `--batches`
  *    batches of 500 events (gzip JSON, prepared beforehand) from 20 schools over
- *    `--connections` keep-alive connections. Target ≥ 20,000 events/s. The roll-up pass
- *    runs inside the collector meanwhile (every second), as in production.
+ *    `--connections` keep-alive connections. Target ≥ 20,000 events/s. Meanwhile the
+ *    collector moves events from its inbox into the store and counts them into the
+ *    roll-ups, as in production (src/central/event-writer.ts); the queries below wait
+ *    until every acknowledged event is counted.
  * 3. Measures the dashboard API over HTTP: statistics (year, month, one school,
  *    one category) and event pages (filtered, and the next page by cursor), each
  *    repeated; reports median and worst. Target: aggregates ≤ 300 ms.
  *
  * Prints a table, then one JSON line (`{"bench":"ingest",…}`) for CI to keep.
+ * `BENCH_COLLECTOR_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"` profiles the collector
+ * (its main thread and the writer thread each write a profile).
  */
 import Database from 'better-sqlite3';
 import { spawn } from 'node:child_process';
@@ -128,7 +132,8 @@ function generate(): { seconds: number; bytes: number } {
 }
 
 async function startCollector(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [CLI, 'central', 'serve', '--port', '0', '--data', dataDir, '--rate-limit', '1000000'], {
+  const nodeArgs = (process.env.BENCH_COLLECTOR_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'central', 'serve', '--port', '0', '--data', dataDir, '--rate-limit', '1000000'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });

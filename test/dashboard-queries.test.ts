@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { dayNumber, dayToIso } from '../src/central/days.js';
 import { DashboardQueries } from '../src/central/dashboard/queries.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
 import { wireEvent } from './support/dashboard.js';
@@ -32,6 +33,9 @@ describe('schools the dashboard calls silent', () => {
     const t = Date.now();
     await store.ingest(a.id, [wireEvent({ time: t - 1000, host: 'x.example', rule: 'old.example', source: 'f:1' }), wireEvent({ time: t, host: 'x.example', rule: 'x.example', source: 'f:2' })], t);
     await store.ingest(b.id, [wireEvent({ time: t - 500, host: 'x.example', rule: 'b-rule', source: 'g:9' })], t);
+    // As the dashboard's page does: statistics first, which bring in every acknowledged event.
+    const today = dayToIso(dayNumber(t));
+    await store.stats({ fromDay: today, toDay: today });
     const queries = new DashboardQueries(store.database);
     expect(queries.hostRule('x.example', 'gambling', null)).toEqual({ rule: 'x.example', source: 'f:2' });
     expect(queries.hostRule('x.example', 'gambling', b.id)).toEqual({ rule: 'b-rule', source: 'g:9' });

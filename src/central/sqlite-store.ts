@@ -20,42 +20,33 @@ import {
   type StatsFilter,
 } from './store.js';
 import { hashToken, newSchoolId, newSchoolToken, sameHash, schoolIdOfToken } from './tokens.js';
+import {
+  EVENT_FIELDS,
+  INBOX_DRAIN_EVENTS,
+  INBOX_MIGRATION,
+  prepareEventWriter,
+  prepareInboxCount,
+  ROLLUP_CHUNK,
+  ROLLUP_INTERVAL_MS,
+  ROLLUPS,
+  tuneWriter,
+  type EventWriter,
+  type RollupKey,
+} from './event-writer.js';
+import { WriterThread } from './writer-thread.js';
 
 export const CENTRAL_DB_FILE = 'central.db';
+// Group commit on the store's own connection (without the writer thread).
 const GROUP_COMMIT_MS = 10;
 const GROUP_COMMIT_EVENTS = 4_000;
-
 /**
- * Roll-up tables, each keyed by the columns it groups on, with a count, so statistics
- * come from small tables (and survive the expiry of raw events) instead of scans. They
- * are not written on the ingest path: a roll-up pass folds in the events past a
- * watermark (events.seq, which only grows) with one GROUP BY per table, every second
- * and before any statistics query, in one transaction with the new watermark, so a
- * crash can neither lose nor double-count. A null category is stored as '' because
- * NULLs never collide in a primary key.
+ * A query first moves the inbox into `events` (so it sees every acknowledged event)
+ * when it holds at most this many (~0.1 s of work); a larger inbox, under a burst of
+ * ingest, is left to the writer, which drains it within INBOX_DRAIN_MS anyway.
  */
-export interface Rollup {
-  readonly table: string;
-  readonly keys: readonly RollupKey[];
-}
-export type RollupKey = 'day' | 'month' | 'school' | 'profile' | 'category' | 'host';
+const QUERY_DRAIN_MAX = 5_000;
 
-export const ROLLUPS: readonly Rollup[] = [
-  // byCategoryDay, all schools.
-  { table: 'r_category_day', keys: ['day', 'profile', 'category'] },
-  // byCategoryDay for one school; bySchool with a profile or category filter up to
-  // MONTHLY_AFTER_DAYS days (through the indexes below).
-  { table: 'r_school_category_day', keys: ['school', 'day', 'profile', 'category'] },
-  // bySchool with filters over longer ranges, in whole months.
-  { table: 'r_school_category_month', keys: ['month', 'school', 'profile', 'category'] },
-  // bySchool without filters, exact.
-  { table: 'r_day_school', keys: ['day', 'school'] },
-  // topHosts, all schools: by day for short ranges, by month for long ones.
-  { table: 'r_host_day', keys: ['day', 'host', 'category'] },
-  { table: 'r_host_month', keys: ['month', 'host', 'category'] },
-  // topHosts for one school over long ranges (short ones read the school's raw events).
-  { table: 'r_school_host_month', keys: ['school', 'month', 'host', 'category'] },
-];
+export { KEY_SQL, ROLLUPS, type Rollup, type RollupKey } from './event-writer.js';
 
 /** Lets a category or profile filter over a few weeks of all schools seek instead of scan. */
 const ROLLUP_INDEXES = [
@@ -69,24 +60,6 @@ const ROLLUP_INDEXES = [
  * ~13 rows per host or school instead of ~365.
  */
 export const MONTHLY_AFTER_DAYS = 31;
-
-/** Each roll-up key computed from an events row (days and months in Vietnam time, see days.ts). */
-const VN_TIME = '(time + 25200000)';
-export const KEY_SQL: Readonly<Record<RollupKey, string>> = {
-  day: `(${VN_TIME} / 86400000)`,
-  month: `(CAST(strftime('%Y', ${VN_TIME} / 1000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', ${VN_TIME} / 1000, 'unixepoch') AS INTEGER) - 1)`,
-  school: 'school',
-  profile: 'profile',
-  category: "coalesce(category, '')",
-  host: 'host',
-};
-
-/**
- * Events folded into the roll-ups per transaction (~30 ms of work): passes yield between
- * chunks, so a backlog never holds the event loop or the writer for long.
- */
-const ROLLUP_CHUNK = 10_000;
-const ROLLUP_INTERVAL_MS = 1_000;
 
 const KEY_TYPES: Readonly<Record<RollupKey, string>> = {
   day: 'INTEGER NOT NULL',
@@ -119,18 +92,7 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE events (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      id TEXT NOT NULL UNIQUE,
-     school TEXT NOT NULL,
-     time INTEGER NOT NULL,
-     profile TEXT NOT NULL,
-     category TEXT,
-     reason TEXT NOT NULL,
-     rule TEXT,
-     source TEXT,
-     host TEXT NOT NULL,
-     path TEXT NOT NULL,
-     method TEXT NOT NULL,
-     client TEXT NOT NULL,
-     received_at INTEGER NOT NULL
+     ${EVENT_FIELDS}
    );
    ${EVENT_INDEXES.join('\n')}
    ${ROLLUPS.map(
@@ -173,6 +135,8 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE TABLE school_contact (school TEXT PRIMARY KEY, last_at INTEGER NOT NULL) WITHOUT ROWID;`,
   ...DISTRICT_MIGRATIONS,
+  // Events are acknowledged from the inbox and moved on in bulk (event-writer.ts).
+  INBOX_MIGRATION,
 ];
 
 const EVENT_COLUMNS = 'seq, id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
@@ -215,6 +179,11 @@ export interface SqliteStoreOptions {
   readonly dataDir: string;
   /** Page cache per connection in MiB (default 256; the hot index pages of a year of a district). */
   readonly cacheMiB?: number;
+  /**
+   * Events are written on a thread of their own, started by the first ingest (default
+   * true; only where the compiled ingest-worker.js exists, else on this connection).
+   */
+  readonly writerThread?: boolean;
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteCentralStore {
@@ -243,10 +212,10 @@ export class SqliteCentralStore implements CentralStore {
   readonly file: string;
   readonly #db: Database.Database;
   readonly #statements;
-  readonly #ingestTx: (batches: readonly PendingIngest[]) => void;
-  readonly #rollUpChunk: () => boolean;
+  readonly #writer: EventWriter;
+  readonly #inboxCount: (max: number) => number;
   readonly #rollupTimer: NodeJS.Timeout;
-  readonly #backlog: () => number;
+  readonly #thread: WriterThread | null;
   #rollingUp = false;
   #closed = false;
   #pending: PendingIngest[] = [];
@@ -260,54 +229,18 @@ export class SqliteCentralStore implements CentralStore {
     const db = new Database(this.file);
     this.#db = db;
     tuneConnection(db);
-    db.pragma(`cache_size = -${(options.cacheMiB ?? 256) * 1024}`);
+    const cacheMiB = options.cacheMiB ?? 256;
+    tuneWriter(db, cacheMiB);
     migrate(db, MIGRATIONS, this.file);
 
-    const insertEvent = db.prepare(
-      'INSERT OR IGNORE INTO events (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    // One row a school, so the dashboard can tell a silent gateway from a quiet school.
-    const touchSchool = db.prepare(
-      'INSERT INTO school_contact (school, last_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET last_at = max(last_at, excluded.last_at)',
-    );
-    const ingestOne = (school: string, events: readonly WireEvent[], receivedAt: number): number => {
-      touchSchool.run(school, receivedAt);
-      let stored = 0;
-      for (const e of events) {
-        stored += insertEvent.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, receivedAt).changes;
-      }
-      return stored;
-    };
-    this.#ingestTx = db.transaction((batches: readonly PendingIngest[]) => {
-      for (const batch of batches) batch.stored = ingestOne(batch.school, batch.events, batch.receivedAt);
-    });
-
-    const rollupSql = ROLLUPS.map((r) => {
-      const keys = r.keys.map((k) => KEY_SQL[k]).join(', ');
-      // "WHERE true" lets SQLite parse ON CONFLICT after a SELECT.
-      return db.prepare(
-        `INSERT INTO ${r.table} (${r.keys.join(', ')}, n) SELECT ${keys}, count(*) FROM events WHERE seq > ? AND seq <= ? AND true GROUP BY ${keys} ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-      );
-    });
-    const lastSeq = db.prepare('SELECT last_seq FROM rollup_state WHERE id = 1').pluck();
-    const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
-    const setLastSeq = db.prepare('UPDATE rollup_state SET last_seq = ? WHERE id = 1');
-    this.#backlog = () => (maxSeq.get() as number) - (lastSeq.get() as number);
-    const rollUpChunk = db.transaction((): boolean => {
-      const from = lastSeq.get() as number;
-      const newest = maxSeq.get() as number;
-      if (newest <= from) return false;
-      const to = Math.min(newest, from + ROLLUP_CHUNK);
-      for (const statement of rollupSql) statement.run(from, to);
-      setLastSeq.run(to);
-      return to < newest;
-    });
-    this.#rollUpChunk = () => rollUpChunk.immediate();
-    this.#rollupTimer = setInterval(() => this.#backgroundRollUp(), ROLLUP_INTERVAL_MS);
+    this.#writer = prepareEventWriter(db);
+    this.#inboxCount = prepareInboxCount(db);
+    // Built, the collector writes events on a thread of their own (see ingest-worker.ts).
+    this.#thread = (options.writerThread ?? true) && WriterThread.available() ? new WriterThread(this.file, cacheMiB) : null;
+    this.#rollupTimer = setInterval(() => this.#background(), ROLLUP_INTERVAL_MS);
     this.#rollupTimer.unref();
 
     this.#statements = {
-      lastSeq,
       insertSchool: db.prepare('INSERT INTO schools (id, name, token_hash, created_at) VALUES (?, ?, ?, ?)'),
       listSchools: db.prepare<[], SchoolRow>('SELECT * FROM schools ORDER BY created_at, id'),
       school: db.prepare<[string], SchoolRow>('SELECT * FROM schools WHERE id = ?'),
@@ -354,6 +287,7 @@ export class SqliteCentralStore implements CentralStore {
    * and schools share pages, so one commit for several batches writes far less.
    */
   ingest(school: string, events: readonly WireEvent[], receivedAt: number): Promise<IngestResult> {
+    if (this.#thread !== null) return this.#ingestOnThread(this.#thread, school, events, receivedAt);
     return new Promise((resolve, reject) => {
       this.#pending.push({ school, events, receivedAt, stored: 0, resolve, reject });
       this.#pendingEvents += events.length;
@@ -370,12 +304,19 @@ export class SqliteCentralStore implements CentralStore {
     });
   }
 
+  /** The writer thread groups batches that arrive while it commits. */
+  async #ingestOnThread(thread: WriterThread, school: string, events: readonly WireEvent[], receivedAt: number): Promise<IngestResult> {
+    const stored = await thread.write({ school, events, receivedAt });
+    return { acked: events.map((e) => e.id), stored, duplicates: events.length - stored };
+  }
+
   #writePending(): void {
     const batches = this.#pending;
     this.#pending = [];
     this.#pendingEvents = 0;
     try {
-      this.#ingestTx(batches);
+      const stored = this.#writer.write(batches);
+      batches.forEach((batch, i) => (batch.stored = stored[i]!));
     } catch (error) {
       for (const batch of batches) batch.reject(error);
       return;
@@ -383,9 +324,42 @@ export class SqliteCentralStore implements CentralStore {
     for (const batch of batches) {
       batch.resolve({ acked: batch.events.map((e) => e.id), stored: batch.stored, duplicates: batch.events.length - batch.stored });
     }
+    if (this.#writer.inboxed() >= INBOX_DRAIN_EVENTS) this.#drainQuietly();
+  }
+
+  /** A failed drain leaves the events in the inbox for the next one. */
+  #drainQuietly(): void {
+    try {
+      this.#writer.drain();
+    } catch {
+      // Busy or failing now: the next tick tries again.
+    }
+  }
+
+  /** Events acknowledged but not yet in `events` (up to `max` counted). */
+  #inboxSize(max: number): number {
+    const thread = this.#thread;
+    return thread !== null && thread.started ? thread.inboxSize() : this.#inboxCount(max);
+  }
+
+  /**
+   * Before a query: a small inbox moved into `events` (on the writer thread when it
+   * runs, else here) and a small roll-up backlog folded in, so the answer is exact; a
+   * large one (a burst of ingest) is left to the background rather than charged to
+   * this query.
+   */
+  async #settle(): Promise<void> {
+    const waiting = this.#inboxSize(QUERY_DRAIN_MAX + 1);
+    if (waiting > 0 && waiting <= QUERY_DRAIN_MAX) {
+      const thread = this.#thread;
+      if (thread !== null && thread.started) await thread.drain();
+      else this.#writer.drain();
+    }
+    if (this.#writer.backlog() <= ROLLUP_CHUNK) this.rollUp();
   }
 
   async queryEvents(filter: EventFilter, page: PageRequest): Promise<EventPage> {
+    await this.#settle();
     const where: string[] = [];
     const params: (string | number)[] = [];
     const add = (clause: string, value: string | number | undefined) => {
@@ -416,10 +390,8 @@ export class SqliteCentralStore implements CentralStore {
     const from = isoToDay(filter.fromDay);
     const to = isoToDay(filter.toDay);
     if (from === null || to === null || from > to) throw new StoreError('LACHAN_BAD_RANGE', 'from/to: YYYY-MM-DD, from not after to');
-    // A small backlog is folded in now so the answer is exact; a large one (a burst of
-    // ingest) is left to the background pass rather than charged to this query.
-    if (this.#backlog() <= ROLLUP_CHUNK) this.rollUp();
-    const pendingRollup = this.#backlog();
+    await this.#settle();
+    const pendingRollup = this.#writer.backlog() + this.#inboxSize(Number.MAX_SAFE_INTEGER);
     const cat = (c: string) => (c === '' ? null : c);
 
     // Per category and day.
@@ -511,14 +483,21 @@ export class SqliteCentralStore implements CentralStore {
     return { sql: clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '', params };
   }
 
-  /** One chunk now, the next on a later turn of the event loop, until caught up. */
-  #backgroundRollUp(): void {
+  /**
+   * Every second: without the writer thread, the inbox moved on (the thread does that
+   * itself); then, one chunk now and the next on a later turn of the event loop, the
+   * events past the roll-up watermark (a bulk load, or a store from before the inbox).
+   */
+  #background(): void {
     if (this.#rollingUp || this.#closed) return;
+    if (this.#thread === null && this.#writer.inboxed() > 0) this.#drainQuietly();
+    // Read without the write lock: waiting for the writer thread's lock would stall this thread.
+    if (this.#writer.backlog() === 0) return;
     this.#rollingUp = true;
     const next = () => {
       let more = false;
       try {
-        more = !this.#closed && this.#rollUpChunk();
+        more = !this.#closed && this.#writer.rollUpChunk();
       } catch {
         // Busy or failing now: the next tick tries again.
       }
@@ -528,14 +507,16 @@ export class SqliteCentralStore implements CentralStore {
     next();
   }
 
-  /** Folds every event not yet counted into the roll-ups. */
+  /** Folds every event not yet counted into the roll-ups (on this connection). */
   rollUp(): void {
-    while (this.#rollUpChunk()) {
+    if (this.#writer.backlog() === 0) return;
+    while (this.#writer.rollUpChunk()) {
       // next chunk
     }
   }
 
   async expire(before: number): Promise<number> {
+    await this.#settle();
     this.rollUp();
     let removed = 0;
     for (;;) {
@@ -550,6 +531,8 @@ export class SqliteCentralStore implements CentralStore {
     clearInterval(this.#rollupTimer);
     this.#closed = true;
     if (this.#pending.length > 0) this.#writePending();
+    if (this.#writer.inboxed() > 0) this.#drainQuietly();
+    await this.#thread?.close();
     if (this.#db.open) this.#db.close();
   }
 

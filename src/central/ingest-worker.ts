@@ -1,0 +1,138 @@
+/**
+ * The collector's writer thread: stores event batches in the inbox and drains the inbox
+ * into `events` (event-writer.ts) on its own connection, so SQLite's writes run on one
+ * core while HTTP, gunzip, JSON and validation run on the main thread; and its helper
+ * thread, which copies the WAL back into the database. Started by writer-thread.ts;
+ * speaks only the messages below.
+ */
+import Database from 'better-sqlite3';
+import { parentPort, workerData } from 'node:worker_threads';
+import { tuneConnection } from '../events/log.js';
+import { INBOX_DRAIN_EVENTS, INBOX_DRAIN_MS, prepareEventWriter, tuneWriter, WAL_AUTOCHECKPOINT_PAGES, type WriteBatch } from './event-writer.js';
+
+export interface WriterConfig {
+  readonly kind: 'lachan-ingest-writer';
+  /** The writer, or the helper that copies its WAL back into the database. */
+  readonly role: 'writer' | 'helper';
+  readonly file: string;
+  readonly cacheMiB: number;
+  /** One Int32: the events in the inbox, for the main thread to read without asking. */
+  readonly inboxSize: SharedArrayBuffer;
+}
+
+const CHECKPOINT_MS = 200;
+
+export type WriterRequest =
+  | { readonly type: 'write'; readonly id: number; readonly batch: WriteBatch }
+  /** Replies with the number of events moved. */
+  | { readonly type: 'drain'; readonly id: number }
+  | { readonly type: 'close'; readonly id: number };
+
+export type WriterReply = { readonly id: number; readonly stored: number } | { readonly id: number; readonly error: string };
+
+// Only as the thread writer-thread.ts starts (never on import into another thread).
+const config = workerData as Partial<WriterConfig> | null;
+if (parentPort !== null && config?.kind === 'lachan-ingest-writer') {
+  if (config.role === 'helper') help(config as WriterConfig);
+  else run(parentPort, config as WriterConfig);
+}
+
+/**
+ * Copies the writer's WAL back into the database every CHECKPOINT_MS on a connection
+ * that only reads, so the writer's commits never do it (nor wait for its fsync): a
+ * PASSIVE checkpoint runs alongside the writer, and once the WAL is wholly copied the
+ * writer restarts it from the beginning. Ends when terminated.
+ */
+function help(config: WriterConfig): void {
+  const db = new Database(config.file);
+  tuneConnection(db);
+  db.pragma('cache_size = -16384');
+  db.pragma('wal_autocheckpoint = 0');
+  setInterval(() => {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // Busy now (another checkpoint): the next tick tries again.
+    }
+  }, CHECKPOINT_MS);
+}
+
+function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
+  const db = new Database(config.file);
+  tuneConnection(db);
+  tuneWriter(db, config.cacheMiB);
+  // The helper thread copies the WAL; this limit only bounds it should that fall behind.
+  db.pragma(`wal_autocheckpoint = ${4 * WAL_AUTOCHECKPOINT_PAGES}`);
+  const writer = prepareEventWriter(db);
+  const inboxSize = new Int32Array(config.inboxSize);
+  let pending: { id: number; batch: WriteBatch }[] = [];
+  let scheduled = false;
+
+  /** Moves the inbox on; a failure leaves it for the next drain (nothing is lost). */
+  const drain = (): number => {
+    const moved = writer.drain();
+    Atomics.store(inboxSize, 0, writer.inboxed());
+    return moved;
+  };
+
+  /**
+   * Every batch that arrived while the last transaction ran goes into the next one
+   * (group commit): fewer, larger commits write less.
+   */
+  const writePending = () => {
+    scheduled = false;
+    const taken = pending;
+    pending = [];
+    if (taken.length === 0) return;
+    let replies: WriterReply[];
+    try {
+      const stored = writer.write(taken.map((p) => p.batch));
+      replies = taken.map((p, i) => ({ id: p.id, stored: stored[i]! }));
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      replies = taken.map((p) => ({ id: p.id, error: message }));
+    }
+    Atomics.store(inboxSize, 0, writer.inboxed());
+    for (const reply of replies) port.postMessage(reply);
+    if (writer.inboxed() >= INBOX_DRAIN_EVENTS) drainQuietly();
+  };
+
+  const drainQuietly = () => {
+    try {
+      drain();
+    } catch {
+      // Busy or failing now: the inbox keeps the events, the next drain moves them.
+    }
+  };
+  // Also what a previous run left in the inbox.
+  setInterval(drainQuietly, INBOX_DRAIN_MS);
+  drainQuietly();
+
+  port.on('message', (request: WriterRequest) => {
+    if (request.type === 'write') {
+      pending.push({ id: request.id, batch: request.batch });
+      // After the messages already queued, so they share the transaction.
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(writePending);
+      }
+      return;
+    }
+    writePending();
+    if (request.type === 'drain') {
+      let reply: WriterReply;
+      try {
+        reply = { id: request.id, stored: drain() };
+      } catch (error) {
+        reply = { id: request.id, error: error instanceof Error ? error.message : String(error) };
+      }
+      port.postMessage(reply);
+      return;
+    }
+    // close: leaves nothing in the inbox for the next start to recount.
+    drainQuietly();
+    db.close();
+    port.postMessage({ id: request.id, stored: 0 } satisfies WriterReply);
+    port.close();
+  });
+}

@@ -1,0 +1,143 @@
+import Database from 'better-sqlite3';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as fromSources from '../src/central/sqlite-store.js';
+import type { WireEvent } from '../src/events/wire.js';
+import { wireEvent } from './support/dashboard.js';
+
+/**
+ * The collector's store on real SQLite files, both ways it writes: on its own connection
+ * (the TypeScript sources) and on the writer thread (the compiled build, as `lachan
+ * central serve` runs). Events are acknowledged from the inbox and moved into `events`
+ * later with their roll-up counts: whatever the path, every statistic must equal a
+ * recount from the raw events.
+ */
+const built = path.resolve(import.meta.dirname, '../dist/src/central/sqlite-store.js');
+const fromBuild = existsSync(built) ? ((await import(built)) as typeof fromSources) : null;
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lachan-central-store-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** Every roll-up table as rows, and the same counted afresh from `events` by SQL. */
+function rollupsAndRecount(module: typeof fromSources, file: string): { stored: unknown[]; recounted: unknown[] } {
+  const db = new Database(file, { readonly: true });
+  try {
+    const stored: unknown[] = [];
+    const recounted: unknown[] = [];
+    for (const r of module.ROLLUPS) {
+      const order = r.keys.join(', ');
+      stored.push({ table: r.table, rows: db.prepare(`SELECT ${order}, n FROM ${r.table} ORDER BY ${order}`).all() });
+      const keys = r.keys.map((k) => `${module.KEY_SQL[k]} AS ${k}`).join(', ');
+      recounted.push({ table: r.table, rows: db.prepare(`SELECT ${keys}, count(*) AS n FROM events GROUP BY ${order} ORDER BY ${order}`).all() });
+    }
+    return { stored, recounted };
+  } finally {
+    db.close();
+  }
+}
+
+// 2026-10-31 16:59:59.999 UTC is 23:59:59.999 on 31 October in Vietnam; a millisecond
+// later it is 1 November there: another day and another month for the roll-ups.
+const BEFORE_MIDNIGHT_VN = Date.UTC(2026, 9, 31, 16, 59, 59, 999);
+
+function varied(count: number, seed: number): WireEvent[] {
+  return Array.from({ length: count }, (_, i) =>
+    wireEvent({
+      time: BEFORE_MIDNIGHT_VN + ((i * 7 + seed) % 3 === 0 ? 1 : -((i * 7919 + seed) % 86_400_000)),
+      host: `h${(i * 31 + seed) % 17}.example.vn`,
+      profile: ['mam-non', 'tieu-hoc', 'thcs', 'khong-ro'][(i + seed) % 4]!,
+      category: i % 5 === 0 ? null : ['gambling', 'adult', 'moi-la'][i % 3]!,
+    }),
+  );
+}
+
+const modes: [string, typeof fromSources | null][] = [
+  ['on its own connection', fromSources],
+  ['on the writer thread', fromBuild],
+];
+
+describe.each(modes)('collector store, writing %s', (_mode, module) => {
+  it.skipIf(module === null)('stores each event once, and its statistics equal a recount of the raw events', async () => {
+    const dir = dataDir();
+    const store = module!.openSqliteStore({ dataDir: dir });
+    try {
+      const a = await store.addSchool('TH Trạm Tấu');
+      const b = await store.addSchool('THCS Bản Mù');
+      const first = varied(300, 1);
+      const second = varied(200, 2);
+      expect(await store.ingest(a.id, first, Date.now())).toMatchObject({ stored: 300, duplicates: 0 });
+      expect(await store.ingest(b.id, second, Date.now())).toMatchObject({ stored: 200, duplicates: 0 });
+      // Resent while still in the inbox: acknowledged, not stored again.
+      const again = await store.ingest(a.id, first.slice(0, 50), Date.now());
+      expect(again).toEqual({ acked: first.slice(0, 50).map((e) => e.id), stored: 0, duplicates: 50 });
+
+      // The dashboard's query brings the inbox in.
+      const stats = await store.stats({ fromDay: '2026-10-30', toDay: '2026-11-01' });
+      expect(stats.pendingRollup).toBe(0);
+      expect(stats.total).toBe(500);
+      // Resent after the move into `events`: still not stored again.
+      expect(await store.ingest(b.id, [...second.slice(0, 20), ...varied(10, 3)], Date.now())).toMatchObject({ stored: 10, duplicates: 20 });
+      const page = await store.queryEvents({}, { limit: 10_000 });
+      expect(page.events).toHaveLength(510);
+      expect(new Set(page.events.map((e) => e.id)).size).toBe(510);
+    } finally {
+      await store.close();
+    }
+    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
+    expect(stored).toEqual(recounted);
+  });
+
+  it.skipIf(module === null)('counts in SQL what it cannot pack: more distinct profiles in one drain than the packed key holds', async () => {
+    const dir = dataDir();
+    const store = module!.openSqliteStore({ dataDir: dir });
+    try {
+      const a = await store.addSchool('TH Phình Hồ');
+      const events = Array.from({ length: 150 }, (_, i) => wireEvent({ profile: `ho-so-${i}`, host: `h${i % 9}.example.vn` }));
+      expect(await store.ingest(a.id, events, Date.now())).toMatchObject({ stored: 150 });
+      const today = new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 10);
+      expect((await store.stats({ fromDay: today, toDay: today })).total).toBe(150);
+    } finally {
+      await store.close();
+    }
+    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
+    expect(stored).toEqual(recounted);
+  });
+
+  it.skipIf(module === null)('after a crash, events acknowledged into the inbox are moved and counted once at the next start', async () => {
+    const dir = dataDir();
+    const store = module!.openSqliteStore({ dataDir: dir });
+    const a = await store.addSchool('TH Xà Hồ');
+    expect(await store.ingest(a.id, varied(40, 4), Date.now())).toMatchObject({ stored: 40 });
+    await store.close();
+    // What a run that died after acknowledging leaves: rows in the inbox only.
+    const leftovers = varied(25, 5);
+    const db = new Database(path.join(dir, 'central.db'));
+    const insert = db.prepare(
+      'INSERT INTO events_inbox (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const e of leftovers) insert.run(e.id, a.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, Date.now());
+    db.close();
+
+    const reopened = module!.openSqliteStore({ dataDir: dir });
+    try {
+      // Resending one of them is still a duplicate.
+      expect(await reopened.ingest(a.id, [leftovers[0]!, ...varied(5, 6)], Date.now())).toMatchObject({ stored: 5, duplicates: 1 });
+      const stats = await reopened.stats({ fromDay: '2026-10-30', toDay: '2026-11-01' });
+      expect(stats.total).toBe(70);
+      expect(stats.pendingRollup).toBe(0);
+    } finally {
+      await reopened.close();
+    }
+    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
+    expect(stored).toEqual(recounted);
+  });
+});
