@@ -1,9 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { clientResponseRawHeaders } from './headers.js';
 
-/** Bytes a client response may hold in memory before the origin is paused. */
-const CLIENT_BUFFER_WINDOW = 128 * 1024;
-
 export interface ForwardEvents {
   /** Response headers arrived (for the latency histogram). */
   onResponseStart(): void;
@@ -52,12 +49,7 @@ export class ForwardHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    this.res.write(chunk);
-    // Pause the origin only past a window of a few socket reads: pausing whenever the
-    // client socket holds more than its 16 KiB high-water mark costs a pause/resume
-    // cycle per chunk on large responses. 'drain' still fires, since write() returned
-    // false too whenever the buffer is this full.
-    return this.res.writableLength < CLIENT_BUFFER_WINDOW;
+    return this.res.write(chunk);
   }
 
   onComplete(): void {
