@@ -104,8 +104,10 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
       // Busy or failing now: the inbox keeps the events, the next drain moves them.
     }
   };
-  // Also what a previous run left in the inbox.
-  setInterval(drainQuietly, INBOX_DRAIN_MS);
+  setInterval(() => {
+    if (writer.inboxed() > 0) drainQuietly();
+  }, INBOX_DRAIN_MS);
+  // What a previous run left in the inbox.
   drainQuietly();
 
   port.on('message', (request: WriterRequest) => {
