@@ -326,7 +326,9 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
   };
 
   const lastSeq = db.prepare('SELECT last_seq FROM rollup_state WHERE id = 1').pluck();
-  const maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck();
+  // The highest seq ever given (AUTOINCREMENT keeps it), not max(seq): retention may
+  // delete the newest row (an old event sent late), which must not pull it below the watermark.
+  const maxSeq = db.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)").pluck();
   const setLastSeq = db.prepare('UPDATE rollup_state SET last_seq = ? WHERE id = 1');
 
   const rollupSql = ROLLUPS.map((r) => {

@@ -102,8 +102,10 @@ export class WriterThread {
       if ('error' in reply) waiting.reject(new Error(`writer thread: ${reply.error}`));
       else waiting.resolve(reply.stored);
     });
+    // 'error' then 'exit' for one crash: by the second, a new thread may hold the waiting batches.
     const fail = (error: Error) => {
-      if (this.#worker === worker) this.#worker = null;
+      if (this.#worker !== worker) return;
+      this.#worker = null;
       for (const waiting of this.#waiting.values()) waiting.reject(error);
       this.#waiting.clear();
     };
