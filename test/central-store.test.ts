@@ -135,6 +135,28 @@ describe.each(modes)('collector store, writing %s', (_mode, module) => {
     }
   });
 
+  it.skipIf(module === null)('counts an event once when a bulk load put it in the store while it waited in the inbox', async () => {
+    const dir = dataDir();
+    const store = module!.openSqliteStore({ dataDir: dir });
+    try {
+      const a = await store.addSchool('TH Pá Lau');
+      const events = varied(12, 7);
+      expect(await store.ingest(a.id, events, Date.now())).toMatchObject({ stored: 12 });
+      const raw = new Database(path.join(dir, 'central.db'));
+      const e = events[0]!;
+      raw
+        .prepare('INSERT INTO events (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(e.id, a.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, Date.now());
+      raw.close();
+      store.rollUp();
+      expect((await store.stats({ fromDay: '2026-10-30', toDay: '2026-11-01' })).total).toBe(12);
+    } finally {
+      await store.close();
+    }
+    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
+    expect(stored).toEqual(recounted);
+  });
+
   it.skipIf(module === null)('after a crash, events acknowledged into the inbox are moved and counted once at the next start', async () => {
     const dir = dataDir();
     const store = module!.openSqliteStore({ dataDir: dir });

@@ -371,7 +371,11 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
     // Past the watermark, `events` holds uncounted events: leave the counting of these
     // to the roll-up pass too, which must find them all past the watermark.
     const caughtUp = (lastSeq.get() as number) === (maxSeq.get() as number);
-    if (caughtUp) {
+    const moved = move.run().changes;
+    // Counted here only if every inbox row entered `events` (one already there, which
+    // only a bulk load through the raw connection could do, is ignored by the move);
+    // otherwise the roll-up pass counts exactly the rows that entered.
+    if (caughtUp && moved === waiting) {
       if (!counts.overflowed && drainsSeen === (drains.get() as number) && waiting === counts.events) {
         addCounted.forEach((statement, r) => {
           for (const row of counts.rows(r)) statement.run(row);
@@ -379,10 +383,9 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
       } else {
         for (const statement of recountInbox) statement.run();
       }
+      setLastSeq.run(maxSeq.get() as number);
     }
-    move.run();
     empty.run();
-    if (caughtUp) setLastSeq.run(maxSeq.get() as number);
     countDrain.run();
     return { moved: waiting, drains: drains.get() as number };
   });
