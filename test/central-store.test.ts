@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { dayNumber, dayToIso } from '../src/central/days.js';
 import * as fromSources from '../src/central/sqlite-store.js';
 import type { WireEvent } from '../src/events/wire.js';
 import { wireEvent } from './support/dashboard.js';
@@ -27,22 +28,52 @@ function dataDir(): string {
   return dir;
 }
 
-/** Every roll-up table as rows, and the same counted afresh from `events` by SQL. */
-function rollupsAndRecount(module: typeof fromSources, file: string): { stored: unknown[]; recounted: unknown[] } {
-  const db = new Database(file, { readonly: true });
+type Store = ReturnType<typeof fromSources.openSqliteStore>;
+
+/** Runs `body` on a store in a fresh folder, closes the store, and returns the folder. */
+async function onFreshStore(module: typeof fromSources, body: (store: Store, dir: string) => Promise<void>): Promise<string> {
+  const dir = dataDir();
+  const store = module.openSqliteStore({ dataDir: dir });
   try {
-    const stored: unknown[] = [];
-    const recounted: unknown[] = [];
+    await body(store, dir);
+  } finally {
+    await store.close();
+  }
+  return dir;
+}
+
+/** Every roll-up table must hold what a GROUP BY over the raw events counts afresh. */
+function expectRollupsEqualRecount(module: typeof fromSources, dir: string): void {
+  const db = new Database(path.join(dir, 'central.db'), { readonly: true });
+  try {
     for (const r of module.ROLLUPS) {
       const order = r.keys.join(', ');
-      stored.push({ table: r.table, rows: db.prepare(`SELECT ${order}, n FROM ${r.table} ORDER BY ${order}`).all() });
       const keys = r.keys.map((k) => `${module.KEY_SQL[k]} AS ${k}`).join(', ');
-      recounted.push({ table: r.table, rows: db.prepare(`SELECT ${keys}, count(*) AS n FROM events GROUP BY ${order} ORDER BY ${order}`).all() });
+      const stored = db.prepare(`SELECT ${order}, n FROM ${r.table} ORDER BY ${order}`).all();
+      const recounted = db.prepare(`SELECT ${keys}, count(*) AS n FROM events GROUP BY ${order} ORDER BY ${order}`).all();
+      expect({ table: r.table, rows: stored }).toEqual({ table: r.table, rows: recounted });
     }
-    return { stored, recounted };
   } finally {
     db.close();
   }
+}
+
+/** Writes an event row straight into `table`, as a bulk load or a crashed run would leave it. */
+function storeRaw(file: string, table: 'events' | 'events_inbox', school: string, events: readonly WireEvent[]): void {
+  const db = new Database(file);
+  try {
+    const insert = db.prepare(
+      `INSERT INTO ${table} (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const e of events) insert.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, Date.now());
+  } finally {
+    db.close();
+  }
+}
+
+/** The Vietnam-time day of `time`, as the statistics API takes it. */
+function dayOf(time: number): string {
+  return dayToIso(dayNumber(time));
 }
 
 // 2026-10-31 16:59:59.999 UTC is 23:59:59.999 on 31 October in Vietnam; a millisecond
@@ -67,9 +98,7 @@ const modes: [string, typeof fromSources | null][] = [
 
 describe.each(modes)('collector store, writing %s', (_mode, module) => {
   it.skipIf(module === null)('stores each event once, and its statistics equal a recount of the raw events', async () => {
-    const dir = dataDir();
-    const store = module!.openSqliteStore({ dataDir: dir });
-    try {
+    const dir = await onFreshStore(module!, async (store) => {
       const a = await store.addSchool('TH Trạm Tấu');
       const b = await store.addSchool('THCS Bản Mù');
       const first = varied(300, 1);
@@ -89,36 +118,26 @@ describe.each(modes)('collector store, writing %s', (_mode, module) => {
       const page = await store.queryEvents({}, { limit: 10_000 });
       expect(page.events).toHaveLength(510);
       expect(new Set(page.events.map((e) => e.id)).size).toBe(510);
-    } finally {
-      await store.close();
-    }
-    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
-    expect(stored).toEqual(recounted);
+    });
+    expectRollupsEqualRecount(module!, dir);
   });
 
   it.skipIf(module === null)('counts in SQL what it cannot pack: more distinct profiles in one drain than the packed key holds', async () => {
-    const dir = dataDir();
-    const store = module!.openSqliteStore({ dataDir: dir });
-    try {
+    const dir = await onFreshStore(module!, async (store) => {
       const a = await store.addSchool('TH Phình Hồ');
       const events = Array.from({ length: 150 }, (_, i) => wireEvent({ profile: `ho-so-${i}`, host: `h${i % 9}.example.vn` }));
       expect(await store.ingest(a.id, events, Date.now())).toMatchObject({ stored: 150 });
-      const today = new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 10);
+      const today = dayOf(Date.now());
       expect((await store.stats({ fromDay: today, toDay: today })).total).toBe(150);
-    } finally {
-      await store.close();
-    }
-    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
-    expect(stored).toEqual(recounted);
+    });
+    expectRollupsEqualRecount(module!, dir);
   });
 
   it.skipIf(module === null)('keeps counting after retention removes the newest-stored event (an old one sent late)', async () => {
-    const dir = dataDir();
-    const store = module!.openSqliteStore({ dataDir: dir });
-    try {
+    await onFreshStore(module!, async (store) => {
       const a = await store.addSchool('TH Bản Công');
       const now = Date.now();
-      const today = new Date(now + 7 * 3_600_000).toISOString().slice(0, 10);
+      const today = dayOf(now);
       expect(await store.ingest(a.id, [wireEvent({ time: now }), wireEvent({ time: now })], now)).toMatchObject({ stored: 2 });
       await store.stats({ fromDay: today, toDay: today });
       // A gateway back after a long time offline sends an event from 500 days ago: stored last, expired first.
@@ -130,59 +149,41 @@ describe.each(modes)('collector store, writing %s', (_mode, module) => {
       const stats = await store.stats({ fromDay: today, toDay: today });
       expect(stats.pendingRollup).toBe(0);
       expect(stats.total).toBe(5);
-    } finally {
-      await store.close();
-    }
+    });
   });
 
   it.skipIf(module === null)('counts an event once when a bulk load put it in the store while it waited in the inbox', async () => {
-    const dir = dataDir();
-    const store = module!.openSqliteStore({ dataDir: dir });
-    try {
+    const dir = await onFreshStore(module!, async (store, folder) => {
       const a = await store.addSchool('TH Pá Lau');
       const events = varied(12, 7);
       expect(await store.ingest(a.id, events, Date.now())).toMatchObject({ stored: 12 });
-      const raw = new Database(path.join(dir, 'central.db'));
-      const e = events[0]!;
-      raw
-        .prepare('INSERT INTO events (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(e.id, a.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, Date.now());
-      raw.close();
+      storeRaw(path.join(folder, 'central.db'), 'events', a.id, events.slice(0, 1));
       store.rollUp();
       expect((await store.stats({ fromDay: '2026-10-30', toDay: '2026-11-01' })).total).toBe(12);
-    } finally {
-      await store.close();
-    }
-    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
-    expect(stored).toEqual(recounted);
+    });
+    expectRollupsEqualRecount(module!, dir);
   });
 
   it.skipIf(module === null)('after a crash, events acknowledged into the inbox are moved and counted once at the next start', async () => {
-    const dir = dataDir();
-    const store = module!.openSqliteStore({ dataDir: dir });
-    const a = await store.addSchool('TH Xà Hồ');
-    expect(await store.ingest(a.id, varied(40, 4), Date.now())).toMatchObject({ stored: 40 });
-    await store.close();
+    let school = '';
+    const dir = await onFreshStore(module!, async (store) => {
+      school = (await store.addSchool('TH Xà Hồ')).id;
+      expect(await store.ingest(school, varied(40, 4), Date.now())).toMatchObject({ stored: 40 });
+    });
     // What a run that died after acknowledging leaves: rows in the inbox only.
     const leftovers = varied(25, 5);
-    const db = new Database(path.join(dir, 'central.db'));
-    const insert = db.prepare(
-      'INSERT INTO events_inbox (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    for (const e of leftovers) insert.run(e.id, a.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, Date.now());
-    db.close();
+    storeRaw(path.join(dir, 'central.db'), 'events_inbox', school, leftovers);
 
     const reopened = module!.openSqliteStore({ dataDir: dir });
     try {
       // Resending one of them is still a duplicate.
-      expect(await reopened.ingest(a.id, [leftovers[0]!, ...varied(5, 6)], Date.now())).toMatchObject({ stored: 5, duplicates: 1 });
+      expect(await reopened.ingest(school, [leftovers[0]!, ...varied(5, 6)], Date.now())).toMatchObject({ stored: 5, duplicates: 1 });
       const stats = await reopened.stats({ fromDay: '2026-10-30', toDay: '2026-11-01' });
       expect(stats.total).toBe(70);
       expect(stats.pendingRollup).toBe(0);
     } finally {
       await reopened.close();
     }
-    const { stored, recounted } = rollupsAndRecount(module!, path.join(dir, 'central.db'));
-    expect(stored).toEqual(recounted);
+    expectRollupsEqualRecount(module!, dir);
   });
 });

@@ -61,7 +61,7 @@ export const ROLLUPS: readonly Rollup[] = [
 
 /**
  * Each roll-up key computed from an events row, in SQL (days and months in Vietnam
- * time; the JavaScript twins are in days.ts and `keyValues` below).
+ * time; the JavaScript twins are in days.ts, used by `InboxCounts.add` below).
  */
 const VN_TIME = '(time + 25200000)';
 export const KEY_SQL: Readonly<Record<RollupKey, string>> = {
@@ -119,7 +119,8 @@ export const INBOX_MIGRATION = `CREATE TABLE events_inbox (
    ) WITHOUT ROWID;
    ALTER TABLE rollup_state ADD COLUMN drains INTEGER NOT NULL DEFAULT 0;`;
 
-const COLUMNS = 'id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
+/** An event's columns as stored, without `events.seq`. */
+export const EVENT_COLUMNS = 'id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
 
 /** One school's batch as the writer stores it. */
 export interface WriteBatch {
@@ -207,6 +208,8 @@ class InboxCounts {
   readonly profiles = new Interned(KEY_BITS.profile);
   readonly categories = new Interned(KEY_BITS.category);
   readonly hosts = new Interned(KEY_BITS.host);
+  /** The string tables by KEY_ORDER slot; null where the value is the number itself. */
+  readonly #interned: readonly (Interned | null)[] = [null, null, this.schools, this.profiles, this.categories, this.hosts];
   events = 0;
   overflowed = false;
   readonly #months = new Map<number, number>();
@@ -248,41 +251,24 @@ class InboxCounts {
 
   /** Table `r`'s counted rows as the upsert takes them: its key values, then the count. */
   *rows(r: number): Generator<(string | number)[]> {
-    const keys = ROLLUPS[r]!.keys;
+    const { slots, radices } = PACKING[r]!;
     for (const [packed, n] of this.tables[r]!) {
-      const row: (string | number)[] = new Array<string | number>(keys.length + 1);
-      row[keys.length] = n;
+      const row: (string | number)[] = new Array<string | number>(slots.length + 1);
+      row[slots.length] = n;
       let rest = packed;
-      for (let i = keys.length - 1; i >= 0; i--) {
-        const k = keys[i]!;
-        const radix = 2 ** KEY_BITS[k];
-        const value = rest % radix;
-        rest = (rest - value) / radix;
-        row[i] = this.#decode(k, value);
+      for (let i = slots.length - 1; i >= 0; i--) {
+        const value = rest % radices[i]!;
+        rest = (rest - value) / radices[i]!;
+        const interned = this.#interned[slots[i]!];
+        row[i] = interned === null ? value : interned.values[value]!;
       }
       yield row;
     }
   }
 
-  #decode(key: RollupKey, value: number): string | number {
-    switch (key) {
-      case 'day':
-      case 'month':
-        return value;
-      case 'school':
-        return this.schools.values[value]!;
-      case 'profile':
-        return this.profiles.values[value]!;
-      case 'category':
-        return this.categories.values[value]!;
-      case 'host':
-        return this.hosts.values[value]!;
-    }
-  }
-
   clear(): void {
     for (const table of this.tables) table.clear();
-    for (const interned of [this.schools, this.profiles, this.categories, this.hosts]) interned.clear();
+    for (const interned of this.#interned) interned?.clear();
     this.events = 0;
     this.overflowed = false;
     // Bounded: days are few.
@@ -293,7 +279,7 @@ class InboxCounts {
 export function prepareEventWriter(db: Database.Database): EventWriter {
   // New to the collector: in neither the inbox (the primary key) nor `events`.
   const insertInbox = db.prepare(
-    `INSERT INTO events_inbox (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?) ON CONFLICT DO NOTHING`,
+    `INSERT INTO events_inbox (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?) ON CONFLICT DO NOTHING`,
   );
   // One row a school, so the dashboard can tell a silent gateway from a quiet school.
   const touchSchool = db.prepare(
@@ -331,13 +317,14 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
   const maxSeq = db.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)").pluck();
   const setLastSeq = db.prepare('UPDATE rollup_state SET last_seq = ? WHERE id = 1');
 
-  const rollupSql = ROLLUPS.map((r) => {
+  /** Adds counts to roll-up `r` from `rows`: a VALUES list, or a SELECT grouped by the keys. */
+  const addTo = (r: Rollup, rows: string) => db.prepare(`INSERT INTO ${r.table} (${r.keys.join(', ')}, n) ${rows} ON CONFLICT DO UPDATE SET n = n + excluded.n`);
+  /** The GROUP BY over `source` (its WHERE ends in "true", which lets SQLite parse ON CONFLICT after a SELECT). */
+  const countedFrom = (r: Rollup, source: string) => {
     const keys = r.keys.map((k) => KEY_SQL[k]).join(', ');
-    // "WHERE true" lets SQLite parse ON CONFLICT after a SELECT.
-    return db.prepare(
-      `INSERT INTO ${r.table} (${r.keys.join(', ')}, n) SELECT ${keys}, count(*) FROM events WHERE seq > ? AND seq <= ? AND true GROUP BY ${keys} ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-    );
-  });
+    return addTo(r, `SELECT ${keys}, count(*) FROM ${source} GROUP BY ${keys}`);
+  };
+  const rollupSql = ROLLUPS.map((r) => countedFrom(r, 'events WHERE seq > ? AND seq <= ? AND true'));
   const rollUpChunkTx = db.transaction((): boolean => {
     const from = lastSeq.get() as number;
     const newest = maxSeq.get() as number;
@@ -351,18 +338,11 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
   const inboxSize = db.prepare('SELECT count(*) FROM events_inbox').pluck();
   const drains = db.prepare('SELECT drains FROM rollup_state WHERE id = 1').pluck();
   const countDrain = db.prepare('UPDATE rollup_state SET drains = drains + 1 WHERE id = 1');
-  const move = db.prepare(`INSERT OR IGNORE INTO events (${COLUMNS}) SELECT ${COLUMNS} FROM events_inbox`);
+  const move = db.prepare(`INSERT OR IGNORE INTO events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM events_inbox`);
   const empty = db.prepare('DELETE FROM events_inbox');
-  const addCounted = ROLLUPS.map((r) =>
-    db.prepare(`INSERT INTO ${r.table} (${r.keys.join(', ')}, n) VALUES (${r.keys.map(() => '?').join(', ')}, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n`),
-  );
+  const addCounted = ROLLUPS.map((r) => addTo(r, `VALUES (${r.keys.map(() => '?').join(', ')}, ?)`));
   // The inbox counted by SQL: for what another connection (or a run that crashed) left there.
-  const recountInbox = ROLLUPS.map((r) => {
-    const keys = r.keys.map((k) => KEY_SQL[k]).join(', ');
-    return db.prepare(
-      `INSERT INTO ${r.table} (${r.keys.join(', ')}, n) SELECT ${keys}, count(*) FROM events_inbox WHERE true GROUP BY ${keys} ON CONFLICT DO UPDATE SET n = n + excluded.n`,
-    );
-  });
+  const recountInbox = ROLLUPS.map((r) => countedFrom(r, 'events_inbox WHERE true'));
   /** The drain count when this writer last drained: if it moved on, someone else drained. */
   let drainsSeen = drains.get() as number;
   const drainTx = db.transaction((): { moved: number; drains: number } => {

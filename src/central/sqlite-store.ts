@@ -21,6 +21,7 @@ import {
 } from './store.js';
 import { hashToken, newSchoolId, newSchoolToken, sameHash, schoolIdOfToken } from './tokens.js';
 import {
+  EVENT_COLUMNS,
   EVENT_FIELDS,
   INBOX_DRAIN_EVENTS,
   INBOX_MIGRATION,
@@ -139,7 +140,7 @@ const MIGRATIONS: readonly string[] = [
   INBOX_MIGRATION,
 ];
 
-const EVENT_COLUMNS = 'seq, id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
+const EVENT_ROW_COLUMNS = `seq, ${EVENT_COLUMNS}`;
 
 interface EventRow {
   seq: number;
@@ -384,7 +385,7 @@ export class SqliteCentralStore implements CentralStore {
       params.push(time, seq);
     }
     const limit = Math.min(Math.max(1, Math.floor(page.limit)), 10_000);
-    const sql = `SELECT ${EVENT_COLUMNS} FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY time DESC, seq DESC LIMIT ${limit + 1}`;
+    const sql = `SELECT ${EVENT_ROW_COLUMNS} FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY time DESC, seq DESC LIMIT ${limit + 1}`;
     const rows = this.#db.prepare<(string | number)[], EventRow>(sql).all(...params);
     const more = rows.length > limit;
     if (more) rows.length = limit;

@@ -77,7 +77,7 @@ export class WriterThread {
     });
   }
 
-  #startHelper(): Worker {
+  #startHelper(): void {
     const helper = new Worker(WORKER_URL, { workerData: { ...this.#config, role: 'helper' } satisfies WriterConfig });
     helper.unref();
     // Without it the writer's own (rarer) checkpoints take over; the next writer start restarts it.
@@ -87,7 +87,6 @@ export class WriterThread {
     helper.on('error', gone);
     helper.on('exit', gone);
     this.#helper = helper;
-    return helper;
   }
 
   #start(): Worker {
