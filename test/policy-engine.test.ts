@@ -247,6 +247,49 @@ describe('decision cache', () => {
     expect(cache.get(0, 'bet.example', '/b')).toEqual(decision(0));
   });
 
+  it('answers host entries and path entries of many hosts side by side, under eviction', () => {
+    // 16 sets: hosts with host entries and hosts with path entries share sets and the
+    // bitmap that says which hosts to look up as hosts first.
+    const cache = new DecisionCache(64);
+    const wholeHost = (host: number): boolean => host % 3 === 0;
+    const wanted = new Map<string, Decision>();
+    let seed = 7;
+    let hits = 0;
+    for (let n = 0; n < 5000; n++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const host = (seed >>> 8) % 60;
+      const profile = (seed >>> 4) % 3;
+      const path = `/p${(seed >>> 16) % 10}`;
+      // A fresh string each time, as each request brings its own.
+      const hostName = `h${host}.example`.slice(0);
+      const key = wholeHost(host) ? `${profile} ${host}` : `${profile} ${host} ${path}`;
+      if (!wanted.has(key)) wanted.set(key, decision(n));
+      const got = cache.get(profile, hostName, path);
+      if (got === undefined) cache.remember(hostName, path, wanted.get(key)!, wholeHost(host));
+      else {
+        hits++;
+        expect(got).toEqual(wanted.get(key));
+      }
+    }
+    expect(hits).toBeGreaterThan(500);
+    expect(cache.stats().size).toBeLessThanOrEqual(64);
+  });
+
+  it('never confuses two hosts whose fingerprints collide', () => {
+    // 6,000 hosts against a 21-bit fingerprint: a few pairs share one (birthday bound),
+    // and only the full comparison of the host keeps their answers apart.
+    const cache = new DecisionCache(1 << 16);
+    const hosts = Array.from({ length: 6000 }, (_, n) => `cdn${n}.example.vn`);
+    hosts.forEach((host, n) => {
+      cache.get(0, host, '/');
+      cache.remember(host, '/', decision(n), n % 2 === 0);
+    });
+    hosts.forEach((host, n) => {
+      const got = cache.get(0, host.slice(0), '/');
+      if (got !== undefined) expect(got).toEqual(decision(n));
+    });
+  });
+
   it('holds a working set of its capacity without evicting most of it', () => {
     const cache = new DecisionCache(4096);
     for (let n = 0; n < 2048; n++) {
