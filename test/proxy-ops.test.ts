@@ -111,6 +111,25 @@ describe('shutdown', () => {
   });
 });
 
+describe('access log', () => {
+  it('logs each forwarded request only with --access-log', async () => {
+    const rules = { 'policy.yaml': policy('x.test'), 'categories/gambling/domains': 'bet.test\n' };
+    const quiet = await startProxy({ rules, hosts: HOSTS });
+    const logged = await startProxy({ rules, hosts: HOSTS, args: ['--access-log'] });
+    try {
+      const url = `http://origin.test:${origin.port}/trang`;
+      expect((await curl(quiet.port, url)).status).toBe(200);
+      expect((await curl(logged.port, url, ['-X', 'PUT', '-d', 'x'])).status).toBe(200);
+      const line = await logged.waitForLog((l) => l.msg === 'request');
+      expect(line).toMatchObject({ method: 'PUT', host: 'origin.test', status: 200, profile: 'tieu-hoc' });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(quiet.logs.filter((l) => l.msg === 'request')).toEqual([]);
+    } finally {
+      await Promise.all([quiet.stop(), logged.stop()]);
+    }
+  });
+});
+
 describe('proxy authentication for computer labs', () => {
   it('maps a lab user to a profile; a wrong password gets 407', async () => {
     const rulesDir = makeRulesDir({

@@ -175,6 +175,8 @@ const DUCKDUCKGO_SEARCH_PATHS: ReadonlySet<string> = new Set(['/', '/html', '/ht
  * Null when nothing needs changing.
  */
 export function rewriteForSafeSearch(host: string, pathAndQuery: string, settings: SafeSearchSettings): SafeSearchRewrite | null {
+  // Most requests: nothing to enforce for this profile, so the host is not even looked at.
+  if (!settings.google && !settings.bing && !settings.duckduckgo && settings.youtube === 'off') return null;
   switch (engineOf(canonicalHost(host))) {
     case 'google':
       return settings.google ? withParameter(pathAndQuery, GOOGLE_SEARCH_PATHS, 'safe', 'active') : null;

@@ -1,12 +1,25 @@
 import type { ServerResponse } from 'node:http';
 import { clientResponseRawHeaders } from './headers.js';
 
+/** What the proxy does around one forwarded request; one object serves every request. */
 export interface ForwardEvents {
-  /** Response headers arrived (for the latency histogram). */
-  onResponseStart(): void;
-  /** The origin failed before or while answering; `headersSent` says whether a page can still be sent. */
-  onUpstreamError(error: Error, headersSent: boolean): void;
-  onFinished(status: number): void;
+  /** Response headers arrived after `startedMs` (performance.now()), for the latency histogram. */
+  onResponseStart(startedMs: number): void;
+  /** The origin failed before or while answering; `res.headersSent` says whether a page can still be sent. */
+  onUpstreamError(error: Error, res: ServerResponse, host: string): void;
+  onFinished(res: ServerResponse, host: string, profile: string): void;
+}
+
+const HANDLER = Symbol('lachan.forwardHandler');
+type HandledResponse = ServerResponse & { [HANDLER]?: ForwardHandler };
+
+// Shared listeners (`this` is the response): no closures per request.
+function onDrain(this: HandledResponse): void {
+  this[HANDLER]?.resume();
+}
+
+function onClientClose(this: HandledResponse): void {
+  this[HANDLER]?.clientGone();
 }
 
 /**
@@ -14,7 +27,8 @@ export interface ForwardEvents {
  * `dispatch` (classic handler shape, which its Client takes): chunks are written as
  * they arrive, with no body stream or pipeline in between, and back-pressure both
  * ways — a full client socket pauses the origin (onData returns false) until 'drain';
- * a client that goes away aborts the upstream request.
+ * a client that goes away aborts the upstream request. The request's context lives
+ * in the handler's fields, so forwarding allocates no closures per request.
  */
 export class ForwardHandler {
   private abortUpstream: ((error?: Error) => void) | null = null;
@@ -24,14 +38,26 @@ export class ForwardHandler {
   constructor(
     private readonly res: ServerResponse,
     private readonly events: ForwardEvents,
+    private readonly host: string,
+    private readonly profile: string,
+    private readonly startedMs: number,
   ) {
-    res.on('drain', () => this.resumeUpstream?.());
-    res.once('close', () => {
-      if (!this.done) {
-        this.done = true;
-        this.abortUpstream?.(new Error('client went away'));
-      }
-    });
+    (res as HandledResponse)[HANDLER] = this;
+    res.on('drain', onDrain);
+    res.once('close', onClientClose);
+  }
+
+  /** The client's socket has room again. */
+  resume(): void {
+    this.resumeUpstream?.();
+  }
+
+  /** The client went away: the upstream request is not wanted any more. */
+  clientGone(): void {
+    if (!this.done) {
+      this.done = true;
+      this.abortUpstream?.(new Error('client went away'));
+    }
   }
 
   onConnect(abort: (error?: Error) => void): void {
@@ -43,7 +69,7 @@ export class ForwardHandler {
     // 1xx informational answers (100 Continue, 103 Early Hints) are not relayed.
     if (statusCode < 200) return true;
     this.resumeUpstream = resume;
-    this.events.onResponseStart();
+    this.events.onResponseStart(this.startedMs);
     this.res.writeHead(statusCode, clientResponseRawHeaders(rawHeaders));
     return true;
   }
@@ -56,12 +82,12 @@ export class ForwardHandler {
     if (this.done) return;
     this.done = true;
     this.res.end();
-    this.events.onFinished(this.res.statusCode);
+    this.events.onFinished(this.res, this.host, this.profile);
   }
 
   onError(error: Error): void {
     if (this.done) return;
     this.done = true;
-    this.events.onUpstreamError(error, this.res.headersSent);
+    this.events.onUpstreamError(error, this.res, this.host);
   }
 }

@@ -8,15 +8,28 @@ const HOP_BY_HOP = new Set([
 
 export const VIA = '1.1 lachan';
 
+/**
+ * The field names a `Connection` header lists beyond `keep-alive` and `close` (which
+ * are hop-by-hop anyway), lower-cased; null when it lists none, as nearly every
+ * request and response does, so the common case allocates nothing.
+ */
 function connectionTokens(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
   const text = Array.isArray(value) ? value.join(',') : value;
+  if (onlyKeepAliveOrClose(text)) return null;
   const tokens = new Set<string>();
   for (const token of text.split(',')) {
     const name = token.trim().toLowerCase();
-    if (name !== '') tokens.add(name);
+    if (name !== '' && name !== 'keep-alive' && name !== 'close') tokens.add(name);
   }
-  return tokens;
+  return tokens.size === 0 ? null : tokens;
+}
+
+function onlyKeepAliveOrClose(text: string): boolean {
+  // Exact spellings first: what browsers, servers and curl send.
+  if (text === 'keep-alive' || text === 'close' || text === 'Keep-Alive' || text === 'Close') return true;
+  const lower = text.trim().toLowerCase();
+  return lower === 'keep-alive' || lower === 'close';
 }
 
 /**
@@ -45,21 +58,23 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, authority:
 export function upstreamRequestRawHeaders(raw: readonly string[], authority: string): string[] {
   let connection: string | null = null;
   let via: string | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'connection') connection = connection === null ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
-    else if (name === 'via') via = via === null ? raw[i + 1]! : `${via}, ${raw[i + 1]!}`;
-  }
-  const listed = connection === null ? null : connectionTokens(connection);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === 'host' || lower === 'via' || lower === 'x-forwarded-for' || listed?.has(lower)) continue;
-    out.push(name, raw[i + 1]!);
+    if (lower === 'connection') connection = connection === null ? raw[i + 1]! : `${connection},${raw[i + 1]!}`;
+    else if (lower === 'via') via = via === null ? raw[i + 1]! : `${via}, ${raw[i + 1]!}`;
+    else if (!HOP_BY_HOP.has(lower) && lower !== 'host' && lower !== 'x-forwarded-for') out.push(name, raw[i + 1]!);
   }
+  const listed = connection === null ? null : connectionTokens(connection);
+  if (listed !== null) dropListed(out, listed);
   out.push('host', authority, 'via', via === null ? VIA : `${via}, ${VIA}`);
   return out;
+}
+
+/** Removes from a flat raw header list every field a `Connection` header named. */
+function dropListed(flat: string[], listed: ReadonlySet<string>): void {
+  for (let i = flat.length - 2; i >= 0; i -= 2) if (listed.has(flat[i]!.toLowerCase())) flat.splice(i, 2);
 }
 
 /** Replaces every field called `name` (any case) in a flat raw header list with one value. */
@@ -108,9 +123,7 @@ export function clientResponseRawHeaders(raw: readonly Buffer[]): string[] {
     }
     flat.push(name, raw[i + 1]!.toString('latin1'));
   }
-  if (listed !== null) {
-    for (let i = flat.length - 2; i >= 0; i -= 2) if (listed.has(flat[i]!.toLowerCase())) flat.splice(i, 2);
-  }
+  if (listed !== null) dropListed(flat, listed);
   flat.push('via', via === null ? VIA : `${via}, ${VIA}`);
   return flat;
 }

@@ -10,7 +10,7 @@ import { safeSearchEndpoint, rewriteForSafeSearch } from '../policy/safesearch.j
 import type { GatewayEventLog } from '../events/log.js';
 import { ProxyAuthenticator } from './auth.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
-import { ForwardHandler } from './forward.js';
+import { ForwardHandler, type ForwardEvents } from './forward.js';
 import { ProxyMetrics } from './metrics.js';
 import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
 import { StudentRequests, studentRequestKind } from './student-requests.js';
@@ -64,6 +64,9 @@ export interface ProxyOptions {
 }
 
 const HTML = 'text/html; charset=utf-8';
+
+/** undici's Request reads `servername` from the dispatch options, though its types omit it. */
+type DispatchWithServerName = Dispatcher.DispatchOptions & { servername?: string };
 /** A Host header safe to write into the PAC script: a name or address and a port. */
 const HOST_HEADER = /^[A-Za-z0-9.:[\]-]+$/;
 
@@ -83,6 +86,19 @@ export class ProxyServer {
   private readonly sockets = new Set<Socket | Duplex>();
   private readonly interceptor: Interceptor | null;
   private readonly studentRequests: StudentRequests;
+  /** One object for every forwarded request (see ForwardHandler). */
+  private readonly forwardEvents: ForwardEvents = {
+    onResponseStart: (startedMs) => this.metrics.observeLatency((performance.now() - startedMs) / 1000),
+    onUpstreamError: (error, res, host) => {
+      if (res.headersSent) {
+        this.metrics.upstreamError(classifyUpstreamError(error));
+        res.destroy();
+      } else this.failUpstream(res, error, host);
+    },
+    onFinished: (res, host, profile) => {
+      if (this.options.accessLog) this.options.logger.info({ method: res.req.method, host, status: res.statusCode, profile }, 'request');
+    },
+  };
 
   constructor(private readonly options: ProxyOptions) {
     this.studentRequests = new StudentRequests({ eventLog: options.eventLog, onRecorded: options.onStudentRequest });
@@ -210,7 +226,8 @@ export class ProxyServer {
     const policy = this.policyNow;
     const pathAndQuery = `${url.pathname}${url.search}`;
     // `example.com.` names `example.com`: events and pages carry one spelling.
-    const host = url.hostname.endsWith('.') ? url.hostname.slice(0, -1) : url.hostname;
+    const hostname = url.hostname;
+    const host = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
     const decision = policy.decide(profile, host, pathAndQuery);
     if (decision.action === 'block') return this.sendBlock(req, res, decision, host, url.pathname, clientAddress);
 
@@ -225,19 +242,13 @@ export class ProxyServer {
       }
     }
     const hasBody = rawRequestHasBody(req.rawHeaders);
-    const handler = new ForwardHandler(res, {
-      onResponseStart: () => this.metrics.observeLatency((performance.now() - started) / 1000),
-      onUpstreamError: (error, headersSent) => {
-        if (headersSent) {
-          this.metrics.upstreamError(classifyUpstreamError(error));
-          res.destroy();
-        } else this.failUpstream(res, error, host);
-      },
-      onFinished: (status) => {
-        if (this.options.accessLog) this.options.logger.info({ method: req.method, host, status, profile }, 'request');
-      },
-    });
-    this.agent.dispatch({ origin: url.origin, path, method: req.method as 'GET', headers, body: hasBody ? req : null }, handler as unknown as Dispatcher.DispatchHandler);
+    const handler = new ForwardHandler(res, this.forwardEvents, host, profile, started);
+    const dispatch: DispatchWithServerName = {
+      origin: url.origin, path, method: req.method as 'GET', headers, body: hasBody ? req : null,
+      // Given here so that undici does not work it out per request (a regular expression for IPv6).
+      servername: serverNameFor(host),
+    };
+    this.agent.dispatch(dispatch, handler as unknown as Dispatcher.DispatchHandler);
   }
 
   /** Requests to the proxy itself: auto-configuration only. Nothing else of the gateway is reachable here. */
@@ -481,6 +492,16 @@ function makeAuthenticator(policy: Policy): ProxyAuthenticator | null {
 
 function bareHost(host: string): string {
   return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+
+/**
+ * The TLS server name for a WHATWG URL host: the name itself, or undefined for an
+ * address (SNI carries names only), which URL parsing has already told apart: an IPv6
+ * host is bracketed and a host ending in a digit can only be an IPv4 address.
+ */
+function serverNameFor(host: string): string | undefined {
+  const last = host.charCodeAt(host.length - 1);
+  return host.charCodeAt(0) === 0x5b || (last >= 0x30 && last <= 0x39) ? undefined : host;
 }
 
 /** `host:port` of a CONNECT, canonicalised as a URL host is; null when malformed. */
