@@ -3,7 +3,7 @@
  * forward proxies (bench/bare/: http-proxy, and undici `dispatch`) and Debian's squid.
  *
  *   npm run bench:proxy [-- --duration 10 --warmup 2 --reps 3 --connections 50
- *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-scaling --out FILE]
+ *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-paired --no-scaling --out FILE]
  *
  * Every proxy runs pinned to CPU 0 (`taskset -c 0`); the origin and the load generator
  * (autocannon, and wrk where installed) share CPU 1. lachan runs `--workers 1` with a
@@ -14,9 +14,13 @@
  * Targets (SPEC issue): lachan ≥ 1.2× squid at 1 KB, ≥ 2× squid at 100 KB,
  * ≥ 0.9× the faster bare Node proxy at each size, p99 ≤ 1.3× that bare proxy's.
  *
- * A full run (defaults) takes about 12 minutes: 5 targets × 2 sizes × 2 tools × 3 reps × 10 s.
+ * A full run (defaults) takes about 15 minutes: 5 targets × 2 sizes × 2 tools × 5 reps × 6 s,
+ * then the paired and scaling phases.
  * To check that it works: `node dist/bench/proxy.js --duration 1 --warmup 1 --reps 1 --domains 20000`.
- * Then (unless --no-scaling) lachan --workers 2 on both cores against --workers 1 on CPU 0.
+ * Then (unless --no-paired) lachan and each rival (bare undici, squid) loaded at the
+ * same time on CPU 0: rate and CPU-per-request ratios that the machine's drift cannot
+ * skew, since both sides live through the same moments. Then (unless --no-scaling)
+ * lachan --workers 2 on both cores against --workers 1 on CPU 0.
  * lachan's memory line compares its RSS with the rules loaded against the same process
  * with an empty rules folder: the cost of the compiled rules for each worker.
  *
@@ -39,9 +43,9 @@
  * The same file is also the origin (`--role origin`) and the load generator
  * (`--role load JSON`), so both can be pinned as separate processes.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -68,6 +72,8 @@ interface Sample {
   readonly p50: number;
   readonly p99: number;
   readonly errors: number;
+  /** CPU time the target's processes spent per request (µs), when measured. */
+  readonly cpuUs?: number;
 }
 
 // ---- roles -----------------------------------------------------------------
@@ -186,6 +192,35 @@ forwarded_for delete
 `;
 }
 
+const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** User + system CPU time, in clock ticks, of `pid` and every live process below it. */
+function treeCpuTicks(pid: number): number {
+  const stats = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command name (which may hold spaces): state ppid … utime(14) stime(15).
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  let total = 0;
+  for (const [candidate, stat] of stats) {
+    for (let at: number | undefined = candidate; at !== undefined && at > 1; at = stats.get(at)?.parent) {
+      if (at === pid) {
+        total += stat.ticks;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
 function rssKiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match === null ? 0 : Number(match[1]);
@@ -223,9 +258,9 @@ interface Target {
 }
 
 async function main(): Promise<void> {
-  const duration = positive('duration', 10);
+  const duration = positive('duration', 6);
   const warmup = positive('warmup', 2);
-  const reps = positive('reps', 3);
+  const reps = positive('reps', 5);
   const connections = positive('connections', 50);
   const domains = positive('domains', 5_000_000);
   const sizes = option('sizes', '1024,102400').split(',').map(Number);
@@ -303,17 +338,31 @@ async function main(): Promise<void> {
     for (const target of targets) for (const size of sizes) await runAutocannon({ port: target.port, path: target.path(size), connections, duration: warmup });
 
     const tools = useWrk ? (['autocannon', 'wrk'] as const) : (['autocannon'] as const);
-    const samples = new Map<string, Sample[]>();
+    /** Runs one load against `target` and adds the CPU time its processes spent per request. */
+    const measure = async (target: Target, spec: LoadSpec, tool: 'autocannon' | 'wrk'): Promise<Sample | null> => {
+      const before = treeCpuTicks(target.pid);
+      const sample = tool === 'wrk' ? await runWrk(spec, wrkScript) : await runAutocannon(spec);
+      if (sample === null || sample.rps <= 0) return sample;
+      const cpuSeconds = (treeCpuTicks(target.pid) - before) / CLOCK_TICKS_PER_SECOND;
+      return { ...sample, cpuUs: (cpuSeconds * 1e6) / (sample.rps * spec.duration) };
+    };
+    // Per (tool, size, target), the sample of each repetition (null where a run failed).
+    const samples = new Map<string, (Sample | null)[]>();
+    const key = (tool: string, size: number, name: string): string => `${tool}\u0000${size}\u0000${name}`;
     for (let rep = 0; rep < reps; rep++) {
+      // Each repetition starts the rotation one target later: no target always runs
+      // right after the same neighbour, or always first after a size change.
+      const order = targets.map((_, i) => targets[(i + rep) % targets.length]!);
       for (const size of sizes) {
-        for (const target of targets) {
+        for (const target of order) {
           for (const tool of tools) {
             const spec = { port: target.port, path: target.path(size), connections, duration };
-            const sample = tool === 'wrk' ? await runWrk(spec, wrkScript) : await runAutocannon(spec);
+            const sample = await measure(target, spec, tool);
+            const list = samples.get(key(tool, size, target.name)) ?? [];
+            list[rep] = sample;
+            samples.set(key(tool, size, target.name), list);
             if (sample === null) continue;
-            const key = `${tool}\u0000${size}\u0000${target.name}`;
-            samples.set(key, [...(samples.get(key) ?? []), sample]);
-            process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s p99 ${sample.p99} ms${sample.errors > 0 ? ` (${sample.errors} errors)` : ''}\n`);
+            process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s p99 ${sample.p99} ms cpu ${sample.cpuUs?.toFixed(0) ?? '?'} µs/req${sample.errors > 0 ? ` (${sample.errors} errors)` : ''}\n`);
           }
         }
       }
@@ -322,46 +371,106 @@ async function main(): Promise<void> {
     const report: string[] = [
       `# bench:proxy — ${new Date().toISOString()}`,
       '',
-      `${duration} s × ${reps} interleaved repetitions (medians), ${connections} connections, proxies on CPU 0, origin and load generator on CPU 1.`,
+      `${duration} s × ${reps} interleaved repetitions (medians; each repetition rotates the order of the targets), ${connections} connections, proxies on CPU 0, origin and load generator on CPU 1.`,
       `Command: node dist/bench/proxy.js ${process.argv.slice(2).join(' ')}`.trimEnd(),
       `lachan: --workers 1, ${domains.toLocaleString('en')} domains loaded in ${(lachanStartMs / 1000).toFixed(1)} s; RSS ${(lachanRss / 1024).toFixed(0)} MiB vs ${(emptyRss / 1024).toFixed(0)} MiB with no rules (compiled rules ≈ ${((lachanRss - emptyRss) / 1024).toFixed(0)} MiB per worker).`,
+      'Ratios are given two ways: the ratio of the two medians, and the median of the ratios of each repetition (the two runs of a repetition are minutes apart at most, so drifts of the machine cancel); the verdict uses the second.',
+      'CPU µs/req: user + system time of the target\'s processes during the run, per request served (what the proxy costs a core, whatever else limited the rate).',
       '',
     ];
     const json: Record<string, unknown>[] = [];
     for (const tool of tools) {
       const rows: string[][] = [];
+      const present = (size: number, name: string): Sample[] => (samples.get(key(tool, size, name)) ?? []).filter((s): s is Sample => s != null);
       const summary = (size: number, name: string): Sample | null => {
-        const list = samples.get(`${tool}\u0000${size}\u0000${name}`);
-        if (list === undefined || list.length === 0) return null;
-        return { rps: median(list.map((s) => s.rps)), p50: median(list.map((s) => s.p50)), p99: median(list.map((s) => s.p99)), errors: list.reduce((sum, s) => sum + s.errors, 0) };
+        const list = present(size, name);
+        if (list.length === 0) return null;
+        const cpu = list.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
+        return { rps: median(list.map((s) => s.rps)), p50: median(list.map((s) => s.p50)), p99: median(list.map((s) => s.p99)), errors: list.reduce((sum, s) => sum + s.errors, 0), cpuUs: cpu.length === 0 ? undefined : median(cpu) };
+      };
+      /** Median over repetitions of lachan's figure divided by `other`'s in the same repetition. */
+      const pairedRatio = (size: number, other: string, pick: (s: Sample) => number): number | null => {
+        const mine = samples.get(key(tool, size, 'lachan')) ?? [];
+        const theirs = samples.get(key(tool, size, other)) ?? [];
+        const ratios: number[] = [];
+        for (let rep = 0; rep < reps; rep++) {
+          const a = mine[rep];
+          const b = theirs[rep];
+          if (a != null && b != null && pick(b) > 0) ratios.push(pick(a) / pick(b));
+        }
+        return ratios.length === 0 ? null : median(ratios);
       };
       const checks: string[] = [];
       for (const size of sizes) {
         for (const target of targets) {
           const s = summary(size, target.name);
           if (s === null) continue;
-          rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), String(s.errors)]);
+          rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), s.cpuUs === undefined ? '–' : s.cpuUs.toFixed(0), String(s.errors)]);
           json.push({ tool, size, target: target.name, ...s });
         }
         const lachan = summary(size, 'lachan');
         const squid = summary(size, 'squid');
-        const bare = [summary(size, 'bare undici'), summary(size, 'bare http-proxy')].filter((s): s is Sample => s !== null).sort((a, b) => b.rps - a.rps)[0];
+        const bareName = [['bare undici', summary(size, 'bare undici')], ['bare http-proxy', summary(size, 'bare http-proxy')]]
+          .filter((entry): entry is [string, Sample] => entry[1] !== null)
+          .sort((a, b) => b[1].rps - a[1].rps)[0]?.[0];
         if (lachan === null) continue;
         const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
         if (squid !== null) {
           const goal = size <= 1024 ? 1.2 : 2;
-          const ratio = lachan.rps / squid.rps;
-          checks.push(`${label}: lachan / squid = ${ratio.toFixed(2)}× (target ≥ ${goal}×) ${ratio >= goal ? 'met' : 'NOT met'}`);
+          const paired = pairedRatio(size, 'squid', (s) => s.rps);
+          const verdict = paired ?? lachan.rps / squid.rps;
+          checks.push(`${label}: lachan / squid = ${verdict.toFixed(2)}× per repetition, ${(lachan.rps / squid.rps).toFixed(2)}× of medians (target ≥ ${goal}×) ${verdict >= goal ? 'met' : 'NOT met'}`);
+          json.push({ tool, size, ratio: 'lachan/squid', paired, ofMedians: lachan.rps / squid.rps });
         }
-        if (bare !== undefined) {
-          const ratio = lachan.rps / bare.rps;
-          const p99 = lachan.p99 / bare.p99;
-          checks.push(`${label}: lachan / fastest bare = ${ratio.toFixed(2)}× (target ≥ 0.9×) ${ratio >= 0.9 ? 'met' : 'NOT met'}; p99 ratio ${p99.toFixed(2)} (target ≤ 1.3) ${p99 <= 1.3 ? 'met' : 'NOT met'}`);
+        if (bareName !== undefined) {
+          const bare = summary(size, bareName)!;
+          const paired = pairedRatio(size, bareName, (s) => s.rps) ?? lachan.rps / bare.rps;
+          const p99 = pairedRatio(size, bareName, (s) => s.p99) ?? lachan.p99 / bare.p99;
+          checks.push(`${label}: lachan / fastest bare (${bareName}) = ${paired.toFixed(2)}× per repetition, ${(lachan.rps / bare.rps).toFixed(2)}× of medians (target ≥ 0.9×) ${paired >= 0.9 ? 'met' : 'NOT met'}; p99 ratio ${p99.toFixed(2)} (target ≤ 1.3) ${p99 <= 1.3 ? 'met' : 'NOT met'}`);
+          json.push({ tool, size, ratio: `lachan/${bareName}`, paired, ofMedians: lachan.rps / bare.rps, p99 });
         }
       }
-      report.push(`## ${tool}`, '', markdownTable(['target', 'response', 'req/s', 'p50 ms', 'p99 ms', 'errors'], rows), '', ...checks.map((c) => `- ${c}`), '');
+      report.push(`## ${tool}`, '', markdownTable(['target', 'response', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'], rows), '', ...checks.map((c) => `- ${c}`), '');
     }
     report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`, '');
+
+    // Paired: lachan and one rival loaded at the same time, both on CPU 0, so the
+    // kernel shares that core between them and whatever the machine does in the
+    // meantime (on a shared VM its speed drifts by 2× within minutes) hits both alike.
+    // The CPU time each spent per request is what each costs a core.
+    if (!process.argv.includes('--no-paired')) {
+      const tool = useWrk ? 'wrk' : 'autocannon';
+      const lachanTarget = targets.find((t) => t.name === 'lachan')!;
+      const rivals = targets.filter((t) => t.name === 'bare undici' || t.name === 'squid');
+      const pairedRows: string[][] = [];
+      for (const size of sizes) {
+        for (const rival of rivals) {
+          const rateRatios: number[] = [];
+          const costRatios: number[] = [];
+          for (let rep = 0; rep < reps; rep++) {
+            const mineBefore = treeCpuTicks(lachanTarget.pid);
+            const theirsBefore = treeCpuTicks(rival.pid);
+            const run = (target: Target): Promise<Sample | null> => {
+              const spec = { port: target.port, path: target.path(size), connections, duration };
+              return tool === 'wrk' ? runWrk(spec, wrkScript) : runAutocannon(spec);
+            };
+            const [mine, theirs] = await Promise.all([run(lachanTarget), run(rival)]);
+            const mineTicks = treeCpuTicks(lachanTarget.pid) - mineBefore;
+            const theirsTicks = treeCpuTicks(rival.pid) - theirsBefore;
+            if (mine === null || theirs === null || mine.rps <= 0 || theirs.rps <= 0 || mineTicks <= 0) continue;
+            rateRatios.push(mine.rps / theirs.rps);
+            // (their CPU per request) / (lachan's): above 1, lachan costs the core less.
+            costRatios.push((theirsTicks / theirs.rps) / (mineTicks / mine.rps));
+            process.stderr.write(`paired rep ${rep + 1}/${reps} ${size} B lachan ${mine.rps.toFixed(0)} req/s vs ${rival.name} ${theirs.rps.toFixed(0)} req/s\n`);
+          }
+          if (rateRatios.length === 0) continue;
+          const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+          pairedRows.push([label, rival.name, `${median(rateRatios).toFixed(2)}×`, `${median(costRatios).toFixed(2)}×`]);
+          json.push({ tool, size, paired: rival.name, rateRatio: median(rateRatios), costRatio: median(costRatios) });
+        }
+      }
+      report.push(`## paired (${tool}): lachan and a rival loaded at once, sharing CPU 0`, '', markdownTable(['response', 'rival', 'lachan / rival req/s', 'rival / lachan CPU per request'], pairedRows), '');
+    }
 
     // Scaling: the same lachan with --workers 2 on both cores (sharing CPU 1 with the
     // origin and the load generator, as a 2-core gateway would share it with its other
