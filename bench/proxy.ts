@@ -342,7 +342,8 @@ async function main(): Promise<void> {
     const measure = async (target: Target, spec: LoadSpec, tool: 'autocannon' | 'wrk'): Promise<Sample | null> => {
       const before = treeCpuTicks(target.pid);
       const sample = tool === 'wrk' ? await runWrk(spec, wrkScript) : await runAutocannon(spec);
-      if (sample === null || sample.rps <= 0) return sample;
+      // A run that got no answer at all failed; a zero would drag the medians down.
+      if (sample === null || sample.rps <= 0) return null;
       const cpuSeconds = (treeCpuTicks(target.pid) - before) / CLOCK_TICKS_PER_SECOND;
       return { ...sample, cpuUs: (cpuSeconds * 1e6) / (sample.rps * spec.duration) };
     };
@@ -361,7 +362,10 @@ async function main(): Promise<void> {
             const list = samples.get(key(tool, size, target.name)) ?? [];
             list[rep] = sample;
             samples.set(key(tool, size, target.name), list);
-            if (sample === null) continue;
+            if (sample === null) {
+              process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: failed (no responses)\n`);
+              continue;
+            }
             process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s p99 ${sample.p99} ms cpu ${sample.cpuUs?.toFixed(0) ?? '?'} µs/req${sample.errors > 0 ? ` (${sample.errors} errors)` : ''}\n`);
           }
         }
@@ -404,7 +408,10 @@ async function main(): Promise<void> {
       for (const size of sizes) {
         for (const target of targets) {
           const s = summary(size, target.name);
-          if (s === null) continue;
+          if (s === null) {
+            rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, 'failed', '–', '–', '–', `${reps} of ${reps} runs`]);
+            continue;
+          }
           rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), s.cpuUs === undefined ? '–' : s.cpuUs.toFixed(0), String(s.errors)]);
           json.push({ tool, size, target: target.name, ...s });
         }
