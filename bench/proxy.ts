@@ -454,6 +454,7 @@ async function main(): Promise<void> {
         for (const rival of rivals) {
           const rateRatios: number[] = [];
           const costRatios: number[] = [];
+          const p99Ratios: number[] = [];
           for (let rep = 0; rep < reps; rep++) {
             const mineBefore = treeCpuTicks(lachanTarget.pid);
             const theirsBefore = treeCpuTicks(rival.pid);
@@ -466,17 +467,19 @@ async function main(): Promise<void> {
             const theirsTicks = treeCpuTicks(rival.pid) - theirsBefore;
             if (mine === null || theirs === null || mine.rps <= 0 || theirs.rps <= 0 || mineTicks <= 0) continue;
             rateRatios.push(mine.rps / theirs.rps);
+            if (theirs.p99 > 0) p99Ratios.push(mine.p99 / theirs.p99);
             // (their CPU per request) / (lachan's): above 1, lachan costs the core less.
             costRatios.push((theirsTicks / theirs.rps) / (mineTicks / mine.rps));
             process.stderr.write(`paired rep ${rep + 1}/${reps} ${size} B lachan ${mine.rps.toFixed(0)} req/s vs ${rival.name} ${theirs.rps.toFixed(0)} req/s\n`);
           }
           if (rateRatios.length === 0) continue;
           const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
-          pairedRows.push([label, rival.name, `${median(rateRatios).toFixed(2)}×`, `${median(costRatios).toFixed(2)}×`]);
-          json.push({ tool, size, paired: rival.name, rateRatio: median(rateRatios), costRatio: median(costRatios) });
+          const p99 = p99Ratios.length === 0 ? null : median(p99Ratios);
+          pairedRows.push([label, rival.name, `${median(rateRatios).toFixed(2)}×`, `${median(costRatios).toFixed(2)}×`, p99 === null ? '–' : p99.toFixed(2)]);
+          json.push({ tool, size, paired: rival.name, rateRatio: median(rateRatios), costRatio: median(costRatios), p99Ratio: p99 });
         }
       }
-      report.push(`## paired (${tool}): lachan and a rival loaded at once, sharing CPU 0`, '', markdownTable(['response', 'rival', 'lachan / rival req/s', 'rival / lachan CPU per request'], pairedRows), '');
+      report.push(`## paired (${tool}): lachan and a rival loaded at once, sharing CPU 0`, '', markdownTable(['response', 'rival', 'lachan / rival req/s', 'rival / lachan CPU per request', 'lachan / rival p99'], pairedRows), '');
     }
 
     // Scaling: the same lachan with --workers 2 on both cores (sharing CPU 1 with the
