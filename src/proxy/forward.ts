@@ -34,6 +34,7 @@ export class ForwardHandler {
   private abortUpstream: ((error?: Error) => void) | null = null;
   private resumeUpstream: (() => void) | null = null;
   private done = false;
+  private listensForDrain = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -43,8 +44,9 @@ export class ForwardHandler {
     private readonly startedMs: number,
   ) {
     (res as HandledResponse)[HANDLER] = this;
-    res.on('drain', onDrain);
-    res.once('close', onClientClose);
+    // 'close' comes once: `on` spares the wrapper `once` allocates. 'drain' is listened
+    // for only once the client's socket has been full (see onData).
+    res.on('close', onClientClose);
   }
 
   /** The client's socket has room again. */
@@ -75,7 +77,12 @@ export class ForwardHandler {
   }
 
   onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
+    if (this.res.write(chunk)) return true;
+    if (!this.listensForDrain) {
+      this.listensForDrain = true;
+      this.res.on('drain', onDrain);
+    }
+    return false;
   }
 
   onComplete(): void {
