@@ -221,6 +221,10 @@ function treeCpuTicks(pid: number): number {
   return total;
 }
 
+function sizeLabel(size: number): string {
+  return size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+}
+
 function rssKiB(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match === null ? 0 : Number(match[1]);
@@ -338,10 +342,11 @@ async function main(): Promise<void> {
     for (const target of targets) for (const size of sizes) await runAutocannon({ port: target.port, path: target.path(size), connections, duration: warmup });
 
     const tools = useWrk ? (['autocannon', 'wrk'] as const) : (['autocannon'] as const);
+    const runTool = (tool: 'autocannon' | 'wrk', spec: LoadSpec): Promise<Sample | null> => (tool === 'wrk' ? runWrk(spec, wrkScript) : runAutocannon(spec));
     /** Runs one load against `target` and adds the CPU time its processes spent per request. */
     const measure = async (target: Target, spec: LoadSpec, tool: 'autocannon' | 'wrk'): Promise<Sample | null> => {
       const before = treeCpuTicks(target.pid);
-      const sample = tool === 'wrk' ? await runWrk(spec, wrkScript) : await runAutocannon(spec);
+      const sample = await runTool(tool, spec);
       // A run that got no answer at all failed; a zero would drag the medians down.
       if (sample === null || sample.rps <= 0) return null;
       const cpuSeconds = (treeCpuTicks(target.pid) - before) / CLOCK_TICKS_PER_SECOND;
@@ -409,10 +414,10 @@ async function main(): Promise<void> {
         for (const target of targets) {
           const s = summary(size, target.name);
           if (s === null) {
-            rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, 'failed', '–', '–', '–', `${reps} of ${reps} runs`]);
+            rows.push([target.name, sizeLabel(size), 'failed', '–', '–', '–', `${reps} of ${reps} runs`]);
             continue;
           }
-          rows.push([target.name, size >= 1024 ? `${size / 1024} KB` : `${size} B`, s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), s.cpuUs === undefined ? '–' : s.cpuUs.toFixed(0), String(s.errors)]);
+          rows.push([target.name, sizeLabel(size), s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), s.cpuUs === undefined ? '–' : s.cpuUs.toFixed(0), String(s.errors)]);
           json.push({ tool, size, target: target.name, ...s });
         }
         const lachan = summary(size, 'lachan');
@@ -421,7 +426,7 @@ async function main(): Promise<void> {
           .filter((entry): entry is [string, Sample] => entry[1] !== null)
           .sort((a, b) => b[1].rps - a[1].rps)[0]?.[0];
         if (lachan === null) continue;
-        const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+        const label = sizeLabel(size);
         if (squid !== null) {
           const goal = size <= 1024 ? 1.2 : 2;
           const paired = pairedRatio(size, 'squid', (s) => s.rps);
@@ -456,24 +461,17 @@ async function main(): Promise<void> {
           const costRatios: number[] = [];
           const p99Ratios: number[] = [];
           for (let rep = 0; rep < reps; rep++) {
-            const mineBefore = treeCpuTicks(lachanTarget.pid);
-            const theirsBefore = treeCpuTicks(rival.pid);
-            const run = (target: Target): Promise<Sample | null> => {
-              const spec = { port: target.port, path: target.path(size), connections, duration };
-              return tool === 'wrk' ? runWrk(spec, wrkScript) : runAutocannon(spec);
-            };
-            const [mine, theirs] = await Promise.all([run(lachanTarget), run(rival)]);
-            const mineTicks = treeCpuTicks(lachanTarget.pid) - mineBefore;
-            const theirsTicks = treeCpuTicks(rival.pid) - theirsBefore;
-            if (mine === null || theirs === null || mine.rps <= 0 || theirs.rps <= 0 || mineTicks <= 0) continue;
+            const spec = (target: Target): LoadSpec => ({ port: target.port, path: target.path(size), connections, duration });
+            const [mine, theirs] = await Promise.all([measure(lachanTarget, spec(lachanTarget), tool), measure(rival, spec(rival), tool)]);
+            if (mine === null || theirs === null || !(mine.cpuUs! > 0)) continue;
             rateRatios.push(mine.rps / theirs.rps);
             if (theirs.p99 > 0) p99Ratios.push(mine.p99 / theirs.p99);
             // (their CPU per request) / (lachan's): above 1, lachan costs the core less.
-            costRatios.push((theirsTicks / theirs.rps) / (mineTicks / mine.rps));
+            costRatios.push(theirs.cpuUs! / mine.cpuUs!);
             process.stderr.write(`paired rep ${rep + 1}/${reps} ${size} B lachan ${mine.rps.toFixed(0)} req/s vs ${rival.name} ${theirs.rps.toFixed(0)} req/s\n`);
           }
           if (rateRatios.length === 0) continue;
-          const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+          const label = sizeLabel(size);
           const p99 = p99Ratios.length === 0 ? null : median(p99Ratios);
           pairedRows.push([label, rival.name, `${median(rateRatios).toFixed(2)}×`, `${median(costRatios).toFixed(2)}×`, p99 === null ? '–' : p99.toFixed(2)]);
           json.push({ tool, size, paired: rival.name, rateRatio: median(rateRatios), costRatio: median(costRatios), p99Ratio: p99 });
@@ -490,24 +488,22 @@ async function main(): Promise<void> {
       children.push(two.child);
       const twoPort = two.line.port as number;
       const tool = useWrk ? 'wrk' : 'autocannon';
-      const measure = (port: number, size: number, seconds: number): Promise<Sample | null> => {
-        const spec = { port, path: `http://${BENCH_HOST}:${originPort}/${size}`, connections, duration: seconds };
-        return tool === 'wrk' ? runWrk(spec, wrkScript) : runAutocannon(spec);
-      };
-      for (const size of sizes) await measure(twoPort, size, warmup);
+      const load = (port: number, size: number, seconds: number): Promise<Sample | null> =>
+        runTool(tool, { port, path: `http://${BENCH_HOST}:${originPort}/${size}`, connections, duration: seconds });
+      for (const size of sizes) await load(twoPort, size, warmup);
       const scalingRows: string[][] = [];
       for (const size of sizes) {
         const one: number[] = [];
         const both: number[] = [];
         for (let rep = 0; rep < reps; rep++) {
-          const a = await measure(lachan.line.port as number, size, duration);
-          const b = await measure(twoPort, size, duration);
+          const a = await load(lachan.line.port as number, size, duration);
+          const b = await load(twoPort, size, duration);
           if (a !== null) one.push(a.rps);
           if (b !== null) both.push(b.rps);
           process.stderr.write(`scaling rep ${rep + 1}/${reps} ${size} B: workers 1 ${a?.rps.toFixed(0)} req/s, workers 2 ${b?.rps.toFixed(0)} req/s\n`);
         }
         if (one.length === 0 || both.length === 0) continue;
-        const label = size >= 1024 ? `${size / 1024} KB` : `${size} B`;
+        const label = sizeLabel(size);
         scalingRows.push([label, median(one).toFixed(0), median(both).toFixed(0), `${(median(both) / median(one)).toFixed(2)}×`]);
         json.push({ tool, size, target: 'lachan --workers 2', rps: median(both) });
       }

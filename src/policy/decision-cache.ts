@@ -135,8 +135,9 @@ export class DecisionCache {
   }
 
   /**
-   * The cached decision for (profile, host, path): a `url` entry for exactly this
-   * path, else a `host` entry for the host; undefined on a miss.
+   * The cached decision for (profile, host, path): the host's `host` entry when the
+   * bitmap says it may have one, else a `url` entry for exactly this path; undefined
+   * on a miss.
    */
   get(profile: number, host: string, path: string): Decision | undefined {
     let hostHash = Math.imul(0x811c9dc5 ^ profile, PRIME);

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { safeSearchEndpoint, rewriteForSafeSearch } from '../policy/safesearch.js';
+import { isIpLiteral } from '../policy/hostname.js';
 import type { GatewayEventLog } from '../events/log.js';
 import { ProxyAuthenticator } from './auth.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
@@ -245,8 +246,9 @@ export class ProxyServer {
     const handler = new ForwardHandler(res, this.forwardEvents, host, profile, started);
     const dispatch: DispatchWithServerName = {
       origin: url.origin, path, method: req.method as 'GET', headers, body: hasBody ? req : null,
-      // Given here so that undici does not work it out per request (a regular expression for IPv6).
-      servername: serverNameFor(host),
+      // Given here so that undici does not work it out per request (a regular expression
+      // for IPv6); SNI carries names only, so an address leaves it to undici.
+      servername: isIpLiteral(host) ? undefined : host,
     };
     this.agent.dispatch(dispatch, handler as unknown as Dispatcher.DispatchHandler);
   }
@@ -492,16 +494,6 @@ function makeAuthenticator(policy: Policy): ProxyAuthenticator | null {
 
 function bareHost(host: string): string {
   return host.startsWith('[') ? host.slice(1, -1) : host;
-}
-
-/**
- * The TLS server name for a WHATWG URL host: the name itself, or undefined for an
- * address (SNI carries names only), which URL parsing has already told apart: an IPv6
- * host is bracketed and a host ending in a digit can only be an IPv4 address.
- */
-function serverNameFor(host: string): string | undefined {
-  const last = host.charCodeAt(host.length - 1);
-  return host.charCodeAt(0) === 0x5b || (last >= 0x30 && last <= 0x39) ? undefined : host;
 }
 
 /** `host:port` of a CONNECT, canonicalised as a URL host is; null when malformed. */
