@@ -8,7 +8,8 @@
  * Every proxy runs pinned to CPU 0 (`taskset -c 0`); the origin and the load generator
  * (autocannon, and wrk where installed) share CPU 1. lachan runs `--workers 1` with a
  * generated category of `--domains` names loaded (the requested host is not in it, so
- * every request is decided and forwarded) and its event log open. Runs are
+ * every request is decided and forwarded) and its event log open, started with the
+ * V8 flags its executable and systemd unit give it (src/cli/v8-flags.ts). Runs are
  * interleaved (rep → size → target) and the table shows medians over repetitions.
  *
  * Targets (SPEC issue): lachan ≥ 1.2× squid at 1 KB, ≥ 2× squid at 100 KB,
@@ -54,6 +55,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
+import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIST = path.resolve(path.dirname(SELF), '..');
@@ -299,7 +301,7 @@ async function main(): Promise<void> {
     writeFileSync(hostsFile, `127.0.0.1 ${BENCH_HOST}\n`);
 
     const started = Date.now();
-    const lachan = await startPinned(0, process.execPath, [CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+    const lachan = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
     children.push(lachan.child);
     const lachanStartMs = Date.now() - started;
     const lachanRss = rssKiB(lachan.child.pid!);
@@ -308,7 +310,7 @@ async function main(): Promise<void> {
     const emptyRules = path.join(work, 'empty-rules');
     mkdirSync(emptyRules);
     writeFileSync(path.join(emptyRules, 'policy.yaml'), 'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: []\n');
-    const empty = await startPinned(0, process.execPath, [CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', emptyRules, '--data', path.join(work, 'var-empty'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+    const empty = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', emptyRules, '--data', path.join(work, 'var-empty'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
     const emptyRss = rssKiB(empty.child.pid!);
     empty.child.kill('SIGTERM');
 
@@ -382,7 +384,7 @@ async function main(): Promise<void> {
       '',
       `${duration} s × ${reps} interleaved repetitions (medians; each repetition rotates the order of the targets), ${connections} connections, proxies on CPU 0, origin and load generator on CPU 1.`,
       `Command: node dist/bench/proxy.js ${process.argv.slice(2).join(' ')}`.trimEnd(),
-      `lachan: --workers 1, ${domains.toLocaleString('en')} domains loaded in ${(lachanStartMs / 1000).toFixed(1)} s; RSS ${(lachanRss / 1024).toFixed(0)} MiB vs ${(emptyRss / 1024).toFixed(0)} MiB with no rules (compiled rules ≈ ${((lachanRss - emptyRss) / 1024).toFixed(0)} MiB per worker).`,
+      `lachan: --workers 1 with its V8 flags (${PROXY_V8_FLAGS.join(' ')}), ${domains.toLocaleString('en')} domains loaded in ${(lachanStartMs / 1000).toFixed(1)} s; RSS ${(lachanRss / 1024).toFixed(0)} MiB vs ${(emptyRss / 1024).toFixed(0)} MiB with no rules (compiled rules ≈ ${((lachanRss - emptyRss) / 1024).toFixed(0)} MiB per worker).`,
       'Ratios are given two ways: the ratio of the two medians, and the median of the ratios of each repetition (the two runs of a repetition are minutes apart at most, so drifts of the machine cancel); the verdict uses the second.',
       'CPU µs/req: user + system time of the target\'s processes during the run, per request served (what the proxy costs a core, whatever else limited the rate).',
       '',
@@ -484,7 +486,7 @@ async function main(): Promise<void> {
     // origin and the load generator, as a 2-core gateway would share it with its other
     // work), against --workers 1 on CPU 0, interleaved.
     if (!process.argv.includes('--no-scaling')) {
-      const two = await startPinned('0,1', process.execPath, [CLI, 'serve', '--workers', '2', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var-2'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+      const two = await startPinned('0,1', process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '2', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var-2'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
       children.push(two.child);
       const twoPort = two.line.port as number;
       const tool = useWrk ? 'wrk' : 'autocannon';

@@ -19,6 +19,7 @@ import { loadCa, type CertificateAuthority } from '../tls/index.js';
 import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError } from './errors.js';
+import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
 
 interface ServeOptions {
   port: string;
@@ -258,6 +259,8 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   process.on('SIGHUP', () => void reload());
   const overlayPoller = startPolicyPolling(options, logger, () => void reload());
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
+  const missing = missingProxyFlags(process.execArgv);
+  if (missing.length > 0) logger.warn({ missing }, 'started without the V8 flags the proxy is tuned with: bursts after idle spells will be slower (start it as `lachan serve`, or see deploy/lachan.service)');
   onShutdown(logger, async () => {
     overlayPoller?.stop();
     watcher.close();
@@ -306,6 +309,8 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
+  // Workers start with the proxy's V8 flags however the primary was started.
+  cluster.setupPrimary({ execArgv: withProxyFlags(process.execArgv) });
   const fork = (): void => {
     const worker = cluster.fork();
     live.add(worker);

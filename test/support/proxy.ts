@@ -22,7 +22,7 @@ export interface RunningProxy {
 }
 
 /** Starts the real `lachan serve` on ephemeral ports; resolves once it logs "listening". */
-export async function startProxy(options: { rules: RulesFiles; hosts?: string; args?: string[]; rulesDir?: string; env?: NodeJS.ProcessEnv }): Promise<RunningProxy> {
+export async function startProxy(options: { rules: RulesFiles; hosts?: string; args?: string[]; rulesDir?: string; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; viaShebang?: boolean }): Promise<RunningProxy> {
   const rulesDir = options.rulesDir ?? makeRulesDir(options.rules);
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-proxy-'));
   const dataDir = path.join(work, 'var');
@@ -30,7 +30,9 @@ export async function startProxy(options: { rules: RulesFiles; hosts?: string; a
   writeFileSync(hostsFile, options.hosts ?? '');
   // An empty certs folder unless the test brings a CA: ./certs of the repository never leaks in.
   const certsArgs = (options.args ?? []).includes('--certs') ? [] : ['--certs', path.join(work, 'no-ca')];
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile, '--log-level', 'debug', ...certsArgs, ...(options.args ?? [])], {
+  const serveArgs = ['serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile, '--log-level', 'debug', ...certsArgs, ...(options.args ?? [])];
+  // viaShebang: run the built file itself, as the `lachan` executable runs (its first line names node and its flags).
+  const child = spawn(options.viaShebang === true ? CLI : process.execPath, options.viaShebang === true ? serveArgs : [...(options.nodeArgs ?? []), CLI, ...serveArgs], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
