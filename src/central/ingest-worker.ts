@@ -28,7 +28,13 @@ export type WriterRequest =
   | { readonly type: 'drain'; readonly id: number }
   | { readonly type: 'close'; readonly id: number };
 
-export type WriterReply = { readonly id: number; readonly stored: number } | { readonly id: number; readonly error: string };
+/** `code`: SQLite's error code (`SQLITE_BUSY`…) when SQLite raised the error. */
+export type WriterReply = { readonly id: number; readonly stored: number } | { readonly id: number; readonly error: string; readonly code?: string };
+
+function failure(id: number, error: unknown): WriterReply {
+  const code = (error as { code?: unknown } | null)?.code;
+  return { id, error: error instanceof Error ? error.message : String(error), ...(typeof code === 'string' ? { code } : {}) };
+}
 
 // Only as the thread writer-thread.ts starts (never on import into another thread).
 const config = workerData as Partial<WriterConfig> | null;
@@ -89,8 +95,7 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
       const stored = writer.write(taken.map((p) => p.batch));
       replies = taken.map((p, i) => ({ id: p.id, stored: stored[i]! }));
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      replies = taken.map((p) => ({ id: p.id, error: message }));
+      replies = taken.map((p) => failure(p.id, error));
     }
     Atomics.store(inboxSize, 0, writer.inboxed());
     for (const reply of replies) port.postMessage(reply);
@@ -124,7 +129,7 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
       try {
         reply = { id: request.id, stored: drain() };
       } catch (error) {
-        reply = { id: request.id, error: error instanceof Error ? error.message : String(error) };
+        reply = failure(request.id, error);
       }
       port.postMessage(reply);
       return;

@@ -37,6 +37,13 @@ import {
 import { WriterThread } from './writer-thread.js';
 
 export const CENTRAL_DB_FILE = 'central.db';
+
+/** Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
 // Group commit on the store's own connection (without the writer thread).
 const GROUP_COMMIT_MS = 10;
 const GROUP_COMMIT_EVENTS = 4_000;
@@ -358,9 +365,11 @@ export class SqliteCentralStore implements CentralStore {
         else this.#writer.drain();
       }
       if (this.#writer.backlog() <= ROLLUP_CHUNK) this.rollUp();
-    } catch {
+    } catch (error) {
       // Busy (another process holds the write lock): answer from what is moved and
-      // counted now; pendingRollup says how much is not.
+      // counted now; pendingRollup says how much is not. Anything else (a full disk, a
+      // damaged file) is the caller's to see, not to be answered around.
+      if (!isBusy(error)) throw error;
     }
   }
 

@@ -6,6 +6,17 @@ import type { WriterConfig, WriterReply, WriterRequest } from './ingest-worker.j
 
 const WORKER_URL = new URL('./ingest-worker.js', import.meta.url);
 
+/** An error the writer thread replied with; `code` is SQLite's (`SQLITE_BUSY`…) when SQLite raised it. */
+export class WriterThreadError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(`writer thread: ${message}`);
+    this.name = 'WriterThreadError';
+  }
+}
+
 /**
  * The main thread's side of the writer thread and its helper (ingest-worker.ts): sends
  * batches, answers each caller when its batch is committed. A failed or crashed thread
@@ -98,7 +109,7 @@ export class WriterThread {
       const waiting = this.#waiting.get(reply.id);
       if (waiting === undefined) return;
       this.#waiting.delete(reply.id);
-      if ('error' in reply) waiting.reject(new Error(`writer thread: ${reply.error}`));
+      if ('error' in reply) waiting.reject(new WriterThreadError(reply.error, reply.code));
       else waiting.resolve(reply.stored);
     });
     // 'error' then 'exit' for one crash: by the second, a new thread may hold the waiting batches.
