@@ -23,8 +23,9 @@ function onClientClose(this: HandledResponse): void {
 }
 
 /**
- * Streams one origin response into the client's ServerResponse through undici's
- * `dispatch` (classic handler shape, which its Client takes): chunks are written as
+ * Streams one origin response into the client's ServerResponse, from the origin
+ * client (origin-client.ts) or undici's `dispatch` (classic handler shape, which both
+ * take): chunks are written as
  * they arrive, with no body stream or pipeline in between, and back-pressure both
  * ways — a full client socket pauses the origin (onData returns false) until 'drain';
  * a client that goes away aborts the upstream request. The request's context lives
@@ -51,7 +52,8 @@ export class ForwardHandler {
 
   /** The client's socket has room again. */
   resume(): void {
-    this.resumeUpstream?.();
+    // Once done, the upstream connection may already be serving another request.
+    if (!this.done) this.resumeUpstream?.();
   }
 
   /** The client went away: the upstream request is not wanted any more. */
@@ -67,7 +69,7 @@ export class ForwardHandler {
     if (this.done) abort(new Error('client went away'));
   }
 
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, rawHeaders: readonly (Buffer | string)[], resume: () => void): boolean {
     // 1xx informational answers (100 Continue, 103 Early Hints) are not relayed.
     if (statusCode < 200) return true;
     this.resumeUpstream = resume;
@@ -89,6 +91,13 @@ export class ForwardHandler {
     if (this.done) return;
     this.done = true;
     this.res.end();
+    this.events.onFinished(this.res, this.host, this.profile);
+  }
+
+  onLastData(chunk: Buffer): void {
+    if (this.done) return;
+    this.done = true;
+    this.res.end(chunk);
     this.events.onFinished(this.res, this.host, this.profile);
   }
 

@@ -72,6 +72,10 @@ export function upstreamRequestRawHeaders(raw: readonly string[], authority: str
   return out;
 }
 
+function latin1(field: Buffer | string): string {
+  return typeof field === 'string' ? field : field.toString('latin1');
+}
+
 /** Removes from a flat raw header list every field a `Connection` header named. */
 function dropListed(flat: string[], listed: ReadonlySet<string>): void {
   for (let i = flat.length - 2; i >= 0; i -= 2) if (listed.has(flat[i]!.toLowerCase())) flat.splice(i, 2);
@@ -101,27 +105,28 @@ export function rawRequestHasBody(raw: readonly string[]): boolean {
 }
 
 /**
- * Response headers for the client from undici's raw `[name, value, …]` buffers, as the
- * flat array `writeHead` takes: hop-by-hop fields (and those `Connection` lists) dropped,
- * `Via` added. Works on the raw form so the hot path builds no header object.
+ * Response headers for the client from the raw `[name, value, …]` list an upstream
+ * client gives (undici: latin1 buffers; the origin client: strings), as the flat array
+ * `writeHead` takes: hop-by-hop fields (and those `Connection` lists) dropped, `Via`
+ * added. Works on the raw form so the hot path builds no header object.
  */
-export function clientResponseRawHeaders(raw: readonly Buffer[]): string[] {
+export function clientResponseRawHeaders(raw: readonly (Buffer | string)[]): string[] {
   const flat: string[] = [];
   let listed: Set<string> | null = null;
   let via: string | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     const lower = name.toLowerCase();
     if (lower === 'connection') {
-      listed = connectionTokens(raw[i + 1]!.toString('latin1'));
+      listed = connectionTokens(latin1(raw[i + 1]!));
       continue;
     }
     if (HOP_BY_HOP.has(lower)) continue;
     if (lower === 'via') {
-      via = via === null ? raw[i + 1]!.toString('latin1') : `${via}, ${raw[i + 1]!.toString('latin1')}`;
+      via = via === null ? latin1(raw[i + 1]!) : `${via}, ${latin1(raw[i + 1]!)}`;
       continue;
     }
-    flat.push(name, raw[i + 1]!.toString('latin1'));
+    flat.push(name, latin1(raw[i + 1]!));
   }
   if (listed !== null) dropListed(flat, listed);
   flat.push('via', via === null ? VIA : `${via}, ${VIA}`);

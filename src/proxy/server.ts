@@ -12,6 +12,7 @@ import type { GatewayEventLog } from '../events/log.js';
 import { ProxyAuthenticator } from './auth.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
 import { ForwardHandler, type ForwardEvents } from './forward.js';
+import { OriginClient, OriginError, requestHead } from './origin-client.js';
 import { ProxyMetrics } from './metrics.js';
 import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
 import { StudentRequests, studentRequestKind } from './student-requests.js';
@@ -65,6 +66,10 @@ export interface ProxyOptions {
 }
 
 const HTML = 'text/html; charset=utf-8';
+/** Idle keep-alive connections to origins are closed after this (origins commonly close theirs after 5 s). */
+const UPSTREAM_IDLE_MS = 4_000;
+/** Largest response head taken from an origin (large cookie and policy headers exist; 16 KiB is Node's request limit). */
+const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 
 /** undici's Request reads `servername` from the dispatch options, though its types omit it. */
 type DispatchWithServerName = Dispatcher.DispatchOptions & { servername?: string };
@@ -83,6 +88,8 @@ export class ProxyServer {
   private policyNow: Policy;
   private authenticator: ProxyAuthenticator | null;
   private readonly agent: Agent;
+  /** Bodiless GET and HEAD to `http:` origins: nearly all plain-HTTP traffic (see origin-client.ts). */
+  private readonly origins: OriginClient;
   private readonly limits: ProxyLimits;
   private readonly sockets = new Set<Socket | Duplex>();
   private readonly interceptor: Interceptor | null;
@@ -119,7 +126,16 @@ export class ProxyServer {
       connections: this.limits.upstreamConnectionsPerOrigin,
       headersTimeout: this.limits.upstreamHeadersTimeoutMs,
       bodyTimeout: this.limits.upstreamBodyIdleMs,
-      keepAliveTimeout: 4_000,
+      keepAliveTimeout: UPSTREAM_IDLE_MS,
+    });
+    this.origins = new OriginClient({
+      resolve: (hostname) => resolver.resolve(hostname).then((destination) => destination.address),
+      connectTimeoutMs: this.limits.upstreamConnectTimeoutMs,
+      headersTimeoutMs: this.limits.upstreamHeadersTimeoutMs,
+      bodyIdleMs: this.limits.upstreamBodyIdleMs,
+      connectionsPerOrigin: this.limits.upstreamConnectionsPerOrigin,
+      idleMs: UPSTREAM_IDLE_MS,
+      maxHeadBytes: MAX_RESPONSE_HEAD_BYTES,
     });
     this.server = createServer(
       {
@@ -181,6 +197,7 @@ export class ProxyServer {
     await closed;
     clearTimeout(timer);
     this.interceptor?.close();
+    this.origins.close();
     await this.agent.close().catch(() => undefined);
   }
 
@@ -244,6 +261,12 @@ export class ProxyServer {
     }
     const hasBody = rawRequestHasBody(req.rawHeaders);
     const handler = new ForwardHandler(res, this.forwardEvents, host, profile, started);
+    const method = req.method;
+    if (!hasBody && (method === 'GET' || method === 'HEAD') && url.protocol === 'http:') {
+      const port = url.port === '' ? 80 : Number(url.port);
+      this.origins.request({ hostname: url.hostname, port, head: requestHead(method, path, headers), isHead: method === 'HEAD' }, handler);
+      return;
+    }
     const dispatch: DispatchWithServerName = {
       origin: url.origin, path, method: req.method as 'GET', headers, body: hasBody ? req : null,
       // Given here so that undici does not work it out per request (a regular expression
@@ -536,6 +559,7 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 export function classifyUpstreamError(error: unknown): ErrorKind {
   if (error instanceof ResolveError) return error.code === 'LACHAN_FORBIDDEN_DESTINATION' ? 'forbidden-destination' : 'dns';
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (error instanceof OriginError) return error.isTimeout ? 'timeout' : 'connect';
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') return 'timeout';
   if (code === 'LACHAN_FORBIDDEN_DESTINATION') return 'forbidden-destination';
   if (code === 'LACHAN_DNS_FAILED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
