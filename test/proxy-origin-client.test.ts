@@ -27,6 +27,20 @@ const scripts: Record<string, Script> = {
     setTimeout(() => socket.write('b\r\nContent-Length: 2\r'), 20);
     setTimeout(() => socket.write('\n\r\nok'), 40);
   },
+  '/head-bytewise': (socket) => {
+    const bytes = Buffer.from('HTTP/1.1 200 OK\r\nX-Bytewise: yes\r\nContent-Length: 4\r\n\r\ndone', 'latin1');
+    bytes.forEach((byte, i) => setTimeout(() => socket.write(Buffer.from([byte])), i * 2));
+  },
+  '/continue-forever': (socket) => {
+    const timer = setInterval(() => socket.write('HTTP/1.1 100 Continue\r\n\r\n'), 200);
+    socket.on('close', () => clearInterval(timer));
+  },
+  '/trickle': (socket) => {
+    const head = 'HTTP/1.1 200 OK\r\nX-Slow: ' + 'z'.repeat(100);
+    let at = 0;
+    const timer = setInterval(() => (at < head.length ? socket.write(head[at++]!) : clearInterval(timer)), 50);
+    socket.on('close', () => clearInterval(timer));
+  },
   '/sized': (socket, { method }) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Method: ${method}\r\n\r\n${method === 'HEAD' ? '' : 'sized'}`),
   '/no-content': (socket) => socket.write('HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n'),
   '/not-modified': (socket) => socket.write('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'),
@@ -42,6 +56,7 @@ const scripts: Record<string, Script> = {
     if (onConnection === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh');
     else socket.destroy();
   },
+  '/gzip-chunked': (socket) => socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'),
   '/cl-and-te': (socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
   '/cl-differ': (socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!'),
   '/folded': (socket) => socket.write('HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 2\r\n\r\nok'),
@@ -84,6 +99,8 @@ beforeAll(async () => {
   proxy = await startLachan({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh', blockCategories: [] } } }) },
     hosts: '127.0.0.1 raw.test\n',
+    // The origin's head deadline (1 s here): the timeout tests wait for it.
+    args: ['--upstream-timeout', '1'],
   });
 });
 
@@ -133,6 +150,13 @@ describe('origin client framing', () => {
     expect(connections - before).toBeLessThanOrEqual(1);
   });
 
+  it('assembles a head sent one byte at a time', async () => {
+    const result = await curl(proxy.port, url('/head-bytewise'));
+    expect(result.status).toBe(200);
+    expect(result.headers['x-bytewise']).toBe('yes');
+    expect(result.body).toBe('done');
+  });
+
   it('passes over 100 and 103 answers to the final response', async () => {
     const result = await curl(proxy.port, url('/informational'));
     expect(result.status).toBe(200);
@@ -157,9 +181,24 @@ describe('origin client framing', () => {
   });
 });
 
+describe('origin client deadlines', () => {
+  it.each([
+    ['/continue-forever', 'a 100 Continue every 200 ms'],
+    ['/trickle', 'a head trickled a byte every 50 ms'],
+  ])('answers %s (%s) with the 504 page once the head deadline passes', async (path) => {
+    const started = Date.now();
+    const result = await curl(proxy.port, url(path));
+    expect(result.status).toBe(504);
+    expect(result.body).toContain('không trả lời kịp');
+    // The deadline is 1 s from the request, checked on each tick of up to a second.
+    expect(Date.now() - started).toBeLessThan(4_000);
+  });
+});
+
 describe('origin client refusals', () => {
   it.each([
     ['/cl-and-te', 'Content-Length with Transfer-Encoding'],
+    ['/gzip-chunked', 'a transfer coding the client would not be told of'],
     ['/cl-differ', 'two different Content-Length values'],
     ['/folded', 'a folded header line'],
     ['/bare-lf', 'a bare LF smuggling a header'],
@@ -188,9 +227,10 @@ describe('parseResponseHead', () => {
     ['HTTP/1.0 200 OK\r\nContent-Length: 3', false, { status: 200, framing: 1, keepAlive: false }],
     ['HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 3', false, { keepAlive: true }],
     ['HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3', false, { keepAlive: false }],
-    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked', false, { framing: 2, keepAlive: true }],
-    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip', false, { framing: 3, keepAlive: false }],
-    ['HTTP/1.1 200 OK\r\nContent-Length: 3, 3', false, { framing: 1, length: 3 }],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked ', false, { framing: 2, keepAlive: true }],
+    ['HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked', false, { framing: 2, keepAlive: false }],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\nX-After: 1', false, { framing: 1, length: 3, fields: ['X-After', '1', 'Content-Length', '3'] }],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 3', false, { fields: ['Content-Length', '3'] }],
     ['HTTP/1.1 200 OK\r\nContent-Length: 3', true, { framing: 0, keepAlive: true }],
     ['HTTP/1.1 204 No Content\r\nContent-Length: 3', false, { framing: 0 }],
     ['HTTP/1.1 200 OK\r\nX-Tab:\tvalue\t ', false, { fields: ['X-Tab', 'value'] }],
@@ -208,6 +248,9 @@ describe('parseResponseHead', () => {
     'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4',
     'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked',
     'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\u00a0',
     'HTTP/1.1 200 OK\r\nX-A : b',
     'HTTP/1.1 200 OK\r\n: b',
     'HTTP/1.1 200 OK\r\nX-A: b\r\n c',

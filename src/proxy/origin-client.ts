@@ -81,6 +81,7 @@ export interface OriginRequest {
 }
 
 const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
 const LF = 0x0a;
 const CR = 0x0d;
 /** A control character other than HTAB, CR and LF, or DEL (CR and LF are checked line by line). */
@@ -90,6 +91,8 @@ const CLOSE_TOKEN = /(?:^|[\s,])close(?:$|[\s,])/i;
 const KEEP_ALIVE_TOKEN = /(?:^|[\s,])keep-alive(?:$|[\s,])/i;
 const DIGITS = /^\d{1,15}$/;
 const HEX_SIZE = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;[^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+/** Origin pools kept before the empty ones are dropped. */
+const MIN_PRUNE_AT = 4096;
 /** Longest chunk-size line or trailer line accepted. */
 const MAX_LINE = 8 * 1024;
 
@@ -112,9 +115,18 @@ const enum Framing {
   UntilClose,
 }
 
+/** One request, from dispatch to its last callback; it may move to a fresh connection once (see OriginConnection.onSocketClose). */
 class Exchange {
   retried = false;
   aborted = false;
+  /** The connection serving it now, or null while it waits for one. */
+  connection: OriginConnection | null = null;
+  /** Handed to the handler once: aborts this exchange wherever it is, and nothing else. */
+  readonly abort = (): void => {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.connection?.abandon(this);
+  };
 
   constructor(
     readonly request: OriginRequest,
@@ -177,12 +189,14 @@ export function parseResponseHead(text: string, isHead: boolean): ResponseHead |
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
         for (const part of value.split(',')) {
-          const item = part.trim();
+          const item = trimOptionalWhitespace(part, 0);
           if (!DIGITS.test(item)) return badResponse('malformed Content-Length');
           const n = Number(item);
           if (length !== -1 && n !== length) return badResponse('Content-Length values differ');
           length = n;
         }
+        // Passed on once, in one spelling (below): `5, 5` or two fields would be read differently by different clients.
+        continue;
       } else if (lower === 'transfer-encoding') {
         transferEncoding = transferEncoding === null ? value : `${transferEncoding}, ${value}`;
       } else if (lower === 'connection') {
@@ -192,6 +206,7 @@ export function parseResponseHead(text: string, isHead: boolean): ResponseHead |
     fields.push(name, value);
   }
   if (transferEncoding !== null && length !== -1) return badResponse('both Content-Length and Transfer-Encoding');
+  if (length !== -1) fields.push('Content-Length', String(length));
   let keepAlive = !http10;
   if (connection !== null) {
     if (CLOSE_TOKEN.test(connection)) keepAlive = false;
@@ -200,11 +215,12 @@ export function parseResponseHead(text: string, isHead: boolean): ResponseHead |
   let framing: Framing;
   if (isHead || status < 200 || status === 204 || status === 304) framing = Framing.None;
   else if (transferEncoding !== null) {
-    const codings = transferEncoding.toLowerCase().split(',').map((coding) => coding.trim());
-    const chunkedAt = codings.indexOf('chunked');
-    if (chunkedAt !== -1 && chunkedAt !== codings.length - 1) return badResponse('chunked is not the final transfer coding');
-    // A response whose final coding is not chunked runs until the connection closes (RFC 9112 §6.3).
-    framing = chunkedAt === -1 ? Framing.UntilClose : Framing.Chunked;
+    // Only chunked is taken off: the client's response is re-framed without Transfer-Encoding,
+    // so any other coding (gzip, chunked; or gzip alone, read until close) would reach it undeclared.
+    if (trimOptionalWhitespace(transferEncoding, 0).toLowerCase() !== 'chunked') return badResponse('a transfer coding other than chunked');
+    framing = Framing.Chunked;
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; do not reuse.
+    if (http10) keepAlive = false;
   } else if (length !== -1) framing = length === 0 ? Framing.None : Framing.Fixed;
   else framing = Framing.UntilClose;
   if (framing === Framing.UntilClose) keepAlive = false;
@@ -219,27 +235,25 @@ class OriginConnection {
   served = 0;
   connected = false;
   private phase = Phase.Idle;
-  private partialHead: Buffer | null = null;
+  /** A response head that has not come whole yet: its pieces, joined once its end is found. */
+  private headPieces: Buffer[] = [];
+  private headBytes = 0;
+  /** The last (up to 3) bytes of the pieces: the blank line ending a head may straddle packets. */
+  private headTail: Buffer = EMPTY;
   private remaining = 0;
   private line = '';
   private keepAlive = false;
   private receivedAny = false;
-  /** When the first bytes of a head that did not come whole arrived (0: none yet); bounds a trickled head. */
-  private headStartedAt = 0;
-  /** Time without bytes, counted in ticks: no clock read per request. */
+  /** When the request went out: the origin has headersTimeoutMs from then to finish its head, 1xx answers or not. */
+  private sentAt = 0;
+  /** Time without bytes (or, paused, without room at the client), counted in ticks of the socket's idle timer. */
   private silentMs = 0;
+  private pausedMs = 0;
+  private trailerBytes = 0;
   private connectStartedAt: number;
   private failure: Error | null = null;
   private readonly resumeSocket = (): void => {
     this.socket.resume();
-  };
-  /** The client went away: the rest of this response is not wanted, and the connection cannot be reused. */
-  private readonly abortExchange = (): void => {
-    const exchange = this.exchange;
-    if (exchange === null) return;
-    exchange.aborted = true;
-    this.exchange = null;
-    this.socket.destroy();
   };
 
   constructor(
@@ -266,14 +280,28 @@ class OriginConnection {
   /** Sends `exchange`'s request on this connection. */
   send(exchange: Exchange): void {
     this.exchange = exchange;
+    exchange.connection = this;
     this.phase = Phase.Head;
-    this.partialHead = null;
+    this.headPieces = [];
+    this.headBytes = 0;
+    this.headTail = EMPTY;
     this.receivedAny = false;
     this.silentMs = 0;
-    this.headStartedAt = 0;
-    exchange.handler.onConnect(this.abortExchange);
-    if (exchange.aborted) return;
+    this.pausedMs = 0;
+    this.trailerBytes = 0;
+    this.sentAt = performance.now();
     this.socket.write(exchange.request.head, 'latin1');
+  }
+
+  /** The client went away: the rest of this response is not wanted, and the connection cannot be reused. */
+  abandon(exchange: Exchange): void {
+    if (this.exchange !== exchange) return;
+    this.exchange = null;
+    this.socket.destroy();
+  }
+
+  get isUsable(): boolean {
+    return !this.socket.destroyed;
   }
 
   /** Closes an idle connection. */
@@ -290,6 +318,7 @@ class OriginConnection {
     }
     this.receivedAny = true;
     this.silentMs = 0;
+    this.pausedMs = 0;
     let offset = 0;
     while (offset < chunk.length && this.exchange === exchange) {
       switch (this.phase) {
@@ -321,57 +350,61 @@ class OriginConnection {
   }
 
   private readHead(exchange: Exchange, chunk: Buffer, offset: number): number {
-    let data = chunk;
-    let from = offset;
-    if (this.partialHead !== null) {
-      data = Buffer.concat([this.partialHead, chunk.subarray(offset)]);
-      from = 0;
-    }
-    // Resume the search a little before the new bytes: the blank line may straddle chunks.
-    const searchFrom = this.partialHead === null ? from : Math.max(0, this.partialHead.length - 3);
-    const end = data.indexOf(CRLF_CRLF, searchFrom);
-    if (end === -1) {
-      if (data.length - from > this.pool.options.maxHeadBytes) {
-        this.fail(exchange, badResponse('response head too large'));
-        return chunk.length;
+    const options = this.pool.options;
+    let head: Buffer | string;
+    let next: number;
+    if (this.headBytes === 0) {
+      const end = chunk.indexOf(CRLF_CRLF, offset);
+      if (end === -1) return this.keepHeadPiece(exchange, offset === 0 ? chunk : chunk.subarray(offset), chunk.length);
+      if (end - offset > options.maxHeadBytes) return this.headTooLarge(exchange, chunk);
+      head = chunk.toString('latin1', offset, end);
+      next = end + 4;
+    } else {
+      // Only the new bytes are searched (and the seam with the old ones): linear however the head is cut up.
+      const rest = offset === 0 ? chunk : chunk.subarray(offset);
+      const seam = Buffer.concat([this.headTail, rest.subarray(0, 3)]);
+      const atSeam = seam.indexOf(CRLF_CRLF);
+      let consumed: number;
+      if (atSeam !== -1) consumed = atSeam + 4 - this.headTail.length;
+      else {
+        const end = rest.indexOf(CRLF_CRLF);
+        if (end === -1) return this.keepHeadPiece(exchange, rest, chunk.length);
+        consumed = end + 4;
       }
-      if (this.headStartedAt === 0) this.headStartedAt = performance.now();
-      else if (performance.now() - this.headStartedAt > this.pool.options.headersTimeoutMs) {
-        this.fail(exchange, new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not finish its response head in time'));
-        return chunk.length;
-      }
-      this.partialHead = from === 0 ? data : data.subarray(from);
+      if (this.headBytes + consumed - 4 > options.maxHeadBytes) return this.headTooLarge(exchange, chunk);
+      this.headPieces.push(rest.subarray(0, consumed));
+      const whole = Buffer.concat(this.headPieces);
+      head = whole.toString('latin1', 0, whole.length - 4);
+      next = offset + consumed;
+      this.headPieces = [];
+      this.headBytes = 0;
+      this.headTail = EMPTY;
+    }
+    const parsed = parseResponseHead(head, exchange.request.isHead);
+    if (parsed instanceof OriginError) {
+      this.fail(exchange, parsed);
       return chunk.length;
     }
-    if (end - from > this.pool.options.maxHeadBytes) {
-      this.fail(exchange, badResponse('response head too large'));
-      return chunk.length;
-    }
-    const consumedOfData = end + 4;
-    // Map the end of the head back into `chunk`.
-    const next = this.partialHead === null ? consumedOfData : consumedOfData - this.partialHead.length + offset;
-    this.partialHead = null;
-    const head = parseResponseHead(data.toString('latin1', from, end), exchange.request.isHead);
-    if (head instanceof OriginError) {
-      this.fail(exchange, head);
-      return chunk.length;
-    }
-    if (head.status < 200) {
+    if (parsed.status < 200) {
       // 101 was not asked for; other 1xx answers (100 Continue, 103 Early Hints) precede the real one.
-      if (head.status === 101) this.fail(exchange, badResponse('101 Switching Protocols without an upgrade'));
+      if (parsed.status === 101) {
+        this.fail(exchange, badResponse('101 Switching Protocols without an upgrade'));
+        return chunk.length;
+      }
+      // A stream of 1xx answers does not extend the deadline.
+      if (this.pastHeadDeadline(exchange)) return chunk.length;
       return next;
     }
-    this.keepAlive = head.keepAlive;
-    const handler = exchange.handler;
-    if (!handler.onHeaders(head.status, head.fields, this.resumeSocket)) this.socket.pause();
+    this.keepAlive = parsed.keepAlive;
+    if (!exchange.handler.onHeaders(parsed.status, parsed.fields, this.resumeSocket) && this.exchange === exchange) this.socket.pause();
     if (this.exchange !== exchange) return chunk.length;
-    switch (head.framing) {
+    switch (parsed.framing) {
       case Framing.None:
         this.complete(exchange, next < chunk.length);
         return chunk.length;
       case Framing.Fixed:
         this.phase = Phase.FixedBody;
-        this.remaining = head.length;
+        this.remaining = parsed.length;
         break;
       case Framing.Chunked:
         this.phase = Phase.ChunkSize;
@@ -382,6 +415,29 @@ class OriginConnection {
         break;
     }
     return next;
+  }
+
+  /** Keeps part of a head that has not ended yet; returns where reading stops (`end`: all of the chunk). */
+  private keepHeadPiece(exchange: Exchange, piece: Buffer, end: number): number {
+    // Nor does a head trickled in: the deadline counts from the request.
+    if (this.pastHeadDeadline(exchange)) return end;
+    this.headBytes += piece.length;
+    if (this.headBytes > this.pool.options.maxHeadBytes) return this.headTooLarge(exchange, piece);
+    this.headPieces.push(piece);
+    this.headTail = piece.length >= 3 ? piece.subarray(piece.length - 3) : Buffer.concat([this.headTail, piece]).subarray(-3);
+    return end;
+  }
+
+  /** Fails the exchange when its head is overdue (checked when bytes come; silence is the idle timer's). */
+  private pastHeadDeadline(exchange: Exchange): boolean {
+    if (performance.now() - this.sentAt <= this.pool.options.headersTimeoutMs) return false;
+    this.fail(exchange, new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not finish its response head in time'));
+    return true;
+  }
+
+  private headTooLarge(exchange: Exchange, chunk: Buffer): number {
+    this.fail(exchange, badResponse('response head too large'));
+    return chunk.length;
   }
 
   private readBody(exchange: Exchange, chunk: Buffer, offset: number): number {
@@ -441,8 +497,9 @@ class OriginConnection {
         this.complete(exchange, lf + 1 < chunk.length);
         return chunk.length;
       }
-      // Trailers are not relayed (the client's response is re-framed); a malformed one is still refused.
-      if (CONTROL.test(text) || !TOKEN.test(text.slice(0, Math.max(0, text.indexOf(':'))))) {
+      // Trailers are not relayed (the client's response is re-framed); malformed or endless ones are still refused.
+      this.trailerBytes += line.length + 1;
+      if (this.trailerBytes > this.pool.options.maxHeadBytes || CONTROL.test(text) || text.indexOf('\r') !== -1 || !TOKEN.test(text.slice(0, Math.max(0, text.indexOf(':'))))) {
         this.fail(exchange, badResponse('malformed trailer'));
         return chunk.length;
       }
@@ -503,6 +560,7 @@ class OriginConnection {
     this.exchange = null;
     this.pool.forget(this);
     if (exchange === null || exchange.aborted) return;
+    exchange.connection = null;
     // A kept-alive connection the origin closed just as the request went out: try once more on a fresh one (GET and HEAD are safe to repeat).
     if (!this.receivedAny && this.served > 0 && !exchange.retried) {
       exchange.retried = true;
@@ -516,23 +574,25 @@ class OriginConnection {
 
   private onSocketTimeout(): void {
     const options = this.pool.options;
+    const tickMs = this.pool.tickMs;
     const exchange = this.exchange;
-    const now = performance.now();
     let error: OriginError | null = null;
     if (!this.connected) {
-      if (now - this.connectStartedAt >= options.connectTimeoutMs) error = new OriginError('LACHAN_UPSTREAM_CONNECT_TIMEOUT', 'connecting to the origin timed out');
+      if (performance.now() - this.connectStartedAt >= options.connectTimeoutMs) error = new OriginError('LACHAN_UPSTREAM_CONNECT_TIMEOUT', 'connecting to the origin timed out');
     } else if (exchange === null) {
-      this.silentMs += this.pool.tickMs;
+      this.silentMs += tickMs;
       if (this.silentMs >= options.idleMs) {
         this.socket.destroy();
         return;
       }
     } else if (this.phase === Phase.Head) {
-      this.silentMs += this.pool.tickMs;
-      if (this.silentMs >= options.headersTimeoutMs || (this.headStartedAt !== 0 && now - this.headStartedAt >= options.headersTimeoutMs)) error = new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not answer in time');
-    } else if (!this.socket.isPaused()) {
-      // A body paused by a full client socket is not the origin's silence.
-      this.silentMs += this.pool.tickMs;
+      if (performance.now() - this.sentAt >= options.headersTimeoutMs) error = new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not answer in time');
+    } else if (this.socket.isPaused()) {
+      // Paused: the client's socket is full. A client that stops reading altogether must not hold the origin connection for ever.
+      this.pausedMs += tickMs;
+      if (this.pausedMs >= 2 * options.bodyIdleMs) error = new OriginError('LACHAN_UPSTREAM_BODY_TIMEOUT', 'the client stopped reading the response');
+    } else {
+      this.silentMs += tickMs;
       if (this.silentMs >= options.bodyIdleMs) error = new OriginError('LACHAN_UPSTREAM_BODY_TIMEOUT', 'origin went silent mid-response');
     }
     if (error !== null) {
@@ -543,8 +603,8 @@ class OriginConnection {
       }
       return;
     }
-    // Node does not re-arm an idle timer that fired.
-    this.socket.setTimeout(this.pool.tickMs);
+    // A fired idle timer stays disarmed until the next read or write: silence must keep being counted.
+    this.socket.setTimeout(tickMs);
   }
 }
 
@@ -563,21 +623,16 @@ class OriginPool {
   ) {}
 
   dispatch(exchange: Exchange): void {
-    const connection = this.idle.pop();
-    if (connection !== undefined) {
-      connection.send(exchange);
+    if (this.closed) {
+      exchange.handler.onError(new OriginError('LACHAN_UPSTREAM_CLOSED', 'the proxy is shutting down'));
       return;
     }
-    if (this.open >= this.options.connectionsPerOrigin) {
-      this.waiting.push(exchange);
-      exchange.handler.onConnect(() => {
-        exchange.aborted = true;
-        const at = this.waiting.indexOf(exchange);
-        if (at !== -1) this.waiting.splice(at, 1);
-      });
-      return;
-    }
-    this.connect(exchange);
+    // A connection destroyed this very tick stays listed until its 'close' event: pass over it.
+    let connection = this.idle.pop();
+    while (connection !== undefined && !connection.isUsable) connection = this.idle.pop();
+    if (connection !== undefined) connection.send(exchange);
+    else if (this.open >= this.options.connectionsPerOrigin) this.waiting.push(exchange);
+    else this.connect(exchange);
   }
 
   private connect(exchange: Exchange): void {
@@ -589,7 +644,14 @@ class OriginPool {
           this.next();
           return;
         }
-        new OriginConnection(this, address, this.port).send(exchange);
+        try {
+          new OriginConnection(this, address, this.port).send(exchange);
+        } catch (error) {
+          // net.connect refusing what the resolver gave: no socket, so no 'close' to count it down.
+          this.open--;
+          exchange.handler.onError(error as Error);
+          this.next();
+        }
       },
       (error: Error) => {
         this.open--;
@@ -605,7 +667,7 @@ class OriginPool {
       connection.close();
       return;
     }
-    const exchange = this.waiting.shift();
+    const exchange = this.takeWaiting();
     if (exchange !== undefined) connection.send(exchange);
     else this.idle.push(connection);
   }
@@ -618,14 +680,24 @@ class OriginPool {
     this.next();
   }
 
+  private takeWaiting(): Exchange | undefined {
+    let exchange = this.waiting.shift();
+    while (exchange !== undefined && exchange.aborted) exchange = this.waiting.shift();
+    return exchange;
+  }
+
   private next(): void {
-    if (this.closed || this.waiting.length === 0 || this.open >= this.options.connectionsPerOrigin) return;
-    this.connect(this.waiting.shift()!);
+    if (this.closed || this.open >= this.options.connectionsPerOrigin) return;
+    const exchange = this.takeWaiting();
+    if (exchange !== undefined) this.connect(exchange);
   }
 
   close(): void {
     this.closed = true;
     for (const connection of this.idle.splice(0)) connection.close();
+    for (const exchange of this.waiting.splice(0)) {
+      if (!exchange.aborted) exchange.handler.onError(new OriginError('LACHAN_UPSTREAM_CLOSED', 'the proxy is shutting down'));
+    }
   }
 
   get isEmpty(): boolean {
@@ -638,6 +710,7 @@ export class OriginClient {
   /** How often a connection checks its deadlines: the finest of them, at most a second. */
   private readonly tickMs: number;
   private closed = false;
+  private pruneAt = MIN_PRUNE_AT;
 
   constructor(readonly options: OriginClientOptions) {
     this.tickMs = Math.max(50, Math.min(1000, options.connectTimeoutMs, options.headersTimeoutMs, options.bodyIdleMs, options.idleMs));
@@ -645,16 +718,24 @@ export class OriginClient {
 
   /** Sends one request; the handler hears of it exactly as from undici's dispatch. */
   request(request: OriginRequest, handler: OriginResponseHandler): void {
+    const exchange = new Exchange(request, handler);
+    handler.onConnect(exchange.abort);
+    if (exchange.aborted) return;
     const key = `${request.hostname}:${request.port}`;
     let pool = this.pools.get(key);
     if (pool === undefined) {
-      // Pools with no connections left are dropped now and then, so that one-off origins do not pile up.
-      if (this.pools.size >= 4096) for (const [name, candidate] of this.pools) if (candidate.isEmpty) this.pools.delete(name);
+      if (this.pools.size >= this.pruneAt) this.prune();
       pool = new OriginPool(this.options, this.tickMs, request.hostname, request.port);
       if (this.closed) pool.close();
       this.pools.set(key, pool);
     }
-    pool.dispatch(new Exchange(request, handler));
+    pool.dispatch(exchange);
+  }
+
+  /** Drops the pools with no connection left, so that one-off origins do not pile up; at most once per doubling. */
+  private prune(): void {
+    for (const [key, pool] of this.pools) if (pool.isEmpty) this.pools.delete(key);
+    this.pruneAt = Math.max(MIN_PRUNE_AT, 2 * this.pools.size);
   }
 
   /** Closes idle connections now and every connection as it finishes. */
