@@ -82,6 +82,7 @@ export interface OriginRequest {
 
 const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
 const EMPTY = Buffer.alloc(0);
+const LF_LF = Buffer.from('\n\n', 'latin1');
 const LF = 0x0a;
 const CR = 0x0d;
 /** A control character other than HTAB, CR and LF, or DEL (CR and LF are checked line by line). */
@@ -355,7 +356,10 @@ class OriginConnection {
     let next: number;
     if (this.headBytes === 0) {
       const end = chunk.indexOf(CRLF_CRLF, offset);
-      if (end === -1) return this.keepHeadPiece(exchange, offset === 0 ? chunk : chunk.subarray(offset), chunk.length);
+      if (end === -1) {
+        if (chunk.indexOf(LF_LF, offset) !== -1) return this.bareLineFeeds(exchange, chunk);
+        return this.keepHeadPiece(exchange, offset === 0 ? chunk : chunk.subarray(offset), chunk.length);
+      }
       if (end - offset > options.maxHeadBytes) return this.headTooLarge(exchange, chunk);
       head = chunk.toString('latin1', offset, end);
       next = end + 4;
@@ -368,7 +372,10 @@ class OriginConnection {
       if (atSeam !== -1) consumed = atSeam + 4 - this.headTail.length;
       else {
         const end = rest.indexOf(CRLF_CRLF);
-        if (end === -1) return this.keepHeadPiece(exchange, rest, chunk.length);
+        if (end === -1) {
+          if (rest.indexOf(LF_LF) !== -1) return this.bareLineFeeds(exchange, chunk);
+          return this.keepHeadPiece(exchange, rest, chunk.length);
+        }
         consumed = end + 4;
       }
       if (this.headBytes + consumed - 4 > options.maxHeadBytes) return this.headTooLarge(exchange, chunk);
@@ -433,6 +440,12 @@ class OriginConnection {
     if (performance.now() - this.sentAt <= this.pool.options.headersTimeoutMs) return false;
     this.fail(exchange, new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not finish its response head in time'));
     return true;
+  }
+
+  /** A head ended by bare LFs: refused now rather than waited on until the deadline. */
+  private bareLineFeeds(exchange: Exchange, chunk: Buffer): number {
+    this.fail(exchange, badResponse('response head with bare LF line endings'));
+    return chunk.length;
   }
 
   private headTooLarge(exchange: Exchange, chunk: Buffer): number {
