@@ -19,8 +19,9 @@ import { connect as netConnect, type Socket } from 'node:net';
  * line that is not `HTTP/1.0` or `HTTP/1.1` and three digits, a field name that is
  * not a token, a control character or a bare CR or LF in the head, a folded line,
  * Content-Length together with Transfer-Encoding, Content-Length values that differ,
- * a malformed chunk: each is an error (a 502 page if nothing was sent yet), and the
- * connection is closed rather than reused.
+ * a transfer coding other than chunked, a malformed chunk, a head over the size
+ * limit, an unasked-for 101: each is an error (a 502 page if nothing was sent yet),
+ * and the connection is closed rather than reused.
  */
 
 /** Callbacks in the shape of undici's classic dispatch handlers, so one handler serves both clients. */
@@ -283,9 +284,7 @@ class OriginConnection {
     this.exchange = exchange;
     exchange.connection = this;
     this.phase = Phase.Head;
-    this.headPieces = [];
-    this.headBytes = 0;
-    this.headTail = EMPTY;
+    // (The head pieces are empty: every head either completed, which empties them, or failed, which closes the connection.)
     this.receivedAny = false;
     this.silentMs = 0;
     this.pausedMs = 0;
