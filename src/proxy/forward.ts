@@ -88,16 +88,18 @@ export class ForwardHandler {
   }
 
   onComplete(): void {
-    if (this.done) return;
-    this.done = true;
-    this.res.end();
-    this.events.onFinished(this.res, this.host, this.profile);
+    this.finish(undefined);
   }
 
+  /** The last bytes and the end at once (origin client): one write to the client. */
   onLastData(chunk: Buffer): void {
+    this.finish(chunk);
+  }
+
+  private finish(last: Buffer | undefined): void {
     if (this.done) return;
     this.done = true;
-    this.res.end(chunk);
+    this.res.end(last);
     this.events.onFinished(this.res, this.host, this.profile);
   }
 

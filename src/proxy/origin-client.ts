@@ -93,6 +93,8 @@ const CLOSE_TOKEN = /(?:^|[\s,])close(?:$|[\s,])/i;
 const KEEP_ALIVE_TOKEN = /(?:^|[\s,])keep-alive(?:$|[\s,])/i;
 const DIGITS = /^\d{1,15}$/;
 const HEX_SIZE = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;[^\x00-\x08\x0a-\x1f\x7f]*)?$/;
+const BARE_LF_HEAD = 'response head with bare LF line endings';
+const HEAD_TOO_LARGE = 'response head too large';
 /** Origin pools kept before the empty ones are dropped. */
 const MIN_PRUNE_AT = 4096;
 /** Longest chunk-size line or trailer line accepted. */
@@ -231,11 +233,11 @@ export function parseResponseHead(text: string, isHead: boolean): ResponseHead |
 
 /** One TCP connection to an origin, serving one exchange at a time. */
 class OriginConnection {
-  readonly socket: Socket;
-  exchange: Exchange | null = null;
+  private readonly socket: Socket;
+  private exchange: Exchange | null = null;
   /** Exchanges completed on this connection: a reused connection may have been closed by the origin meanwhile. */
-  served = 0;
-  connected = false;
+  private served = 0;
+  private connected = false;
   private phase = Phase.Idle;
   /** A response head that has not come whole yet: its pieces, joined once its end is found. */
   private headPieces: Buffer[] = [];
@@ -356,10 +358,11 @@ class OriginConnection {
     if (this.headBytes === 0) {
       const end = chunk.indexOf(CRLF_CRLF, offset);
       if (end === -1) {
-        if (chunk.indexOf(LF_LF, offset) !== -1) return this.bareLineFeeds(exchange, chunk);
+        // A head ended by bare LFs: refused now rather than waited on until the deadline.
+        if (chunk.indexOf(LF_LF, offset) !== -1) return this.refuse(exchange, chunk, BARE_LF_HEAD);
         return this.keepHeadPiece(exchange, offset === 0 ? chunk : chunk.subarray(offset), chunk.length);
       }
-      if (end - offset > options.maxHeadBytes) return this.headTooLarge(exchange, chunk);
+      if (end - offset > options.maxHeadBytes) return this.refuse(exchange, chunk, HEAD_TOO_LARGE);
       head = chunk.toString('latin1', offset, end);
       next = end + 4;
     } else {
@@ -372,12 +375,12 @@ class OriginConnection {
       else {
         const end = rest.indexOf(CRLF_CRLF);
         if (end === -1) {
-          if (rest.indexOf(LF_LF) !== -1) return this.bareLineFeeds(exchange, chunk);
+          if (rest.indexOf(LF_LF) !== -1) return this.refuse(exchange, chunk, BARE_LF_HEAD);
           return this.keepHeadPiece(exchange, rest, chunk.length);
         }
         consumed = end + 4;
       }
-      if (this.headBytes + consumed - 4 > options.maxHeadBytes) return this.headTooLarge(exchange, chunk);
+      if (this.headBytes + consumed - 4 > options.maxHeadBytes) return this.refuse(exchange, chunk, HEAD_TOO_LARGE);
       this.headPieces.push(rest.subarray(0, consumed));
       const whole = Buffer.concat(this.headPieces);
       head = whole.toString('latin1', 0, whole.length - 4);
@@ -387,16 +390,10 @@ class OriginConnection {
       this.headTail = EMPTY;
     }
     const parsed = parseResponseHead(head, exchange.request.isHead);
-    if (parsed instanceof OriginError) {
-      this.fail(exchange, parsed);
-      return chunk.length;
-    }
+    if (parsed instanceof OriginError) return this.refuse(exchange, chunk, parsed);
     if (parsed.status < 200) {
       // 101 was not asked for; other 1xx answers (100 Continue, 103 Early Hints) precede the real one.
-      if (parsed.status === 101) {
-        this.fail(exchange, badResponse('101 Switching Protocols without an upgrade'));
-        return chunk.length;
-      }
+      if (parsed.status === 101) return this.refuse(exchange, chunk, '101 Switching Protocols without an upgrade');
       // A stream of 1xx answers does not extend the deadline.
       if (this.pastHeadDeadline(exchange)) return chunk.length;
       return next;
@@ -428,7 +425,7 @@ class OriginConnection {
     // Nor does a head trickled in: the deadline counts from the request.
     if (this.pastHeadDeadline(exchange)) return end;
     this.headBytes += piece.length;
-    if (this.headBytes > this.pool.options.maxHeadBytes) return this.headTooLarge(exchange, piece);
+    if (this.headBytes > this.pool.options.maxHeadBytes) return this.refuse(exchange, piece, HEAD_TOO_LARGE);
     this.headPieces.push(piece);
     this.headTail = piece.length >= 3 ? piece.subarray(piece.length - 3) : Buffer.concat([this.headTail, piece]).subarray(-3);
     return end;
@@ -441,14 +438,9 @@ class OriginConnection {
     return true;
   }
 
-  /** A head ended by bare LFs: refused now rather than waited on until the deadline. */
-  private bareLineFeeds(exchange: Exchange, chunk: Buffer): number {
-    this.fail(exchange, badResponse('response head with bare LF line endings'));
-    return chunk.length;
-  }
-
-  private headTooLarge(exchange: Exchange, chunk: Buffer): number {
-    this.fail(exchange, badResponse('response head too large'));
+  /** Fails the exchange on a malformed response; returns the end of `chunk`, where reading stops. */
+  private refuse(exchange: Exchange, chunk: Buffer, reason: string | OriginError): number {
+    this.fail(exchange, typeof reason === 'string' ? badResponse(reason) : reason);
     return chunk.length;
   }
 
@@ -473,10 +465,7 @@ class OriginConnection {
   private readChunkDataEnd(exchange: Exchange, chunk: Buffer, offset: number): number {
     while (this.remaining > 0 && offset < chunk.length) {
       const expected = this.remaining === 2 ? CR : LF;
-      if (chunk[offset] !== expected) {
-        this.fail(exchange, badResponse('chunk data not followed by CRLF'));
-        return chunk.length;
-      }
+      if (chunk[offset] !== expected) return this.refuse(exchange, chunk, 'chunk data not followed by CRLF');
       this.remaining--;
       offset++;
     }
@@ -492,17 +481,11 @@ class OriginConnection {
     const lf = chunk.indexOf(LF, offset);
     const end = lf === -1 ? chunk.length : lf;
     this.line += chunk.toString('latin1', offset, end);
-    if (this.line.length > MAX_LINE) {
-      this.fail(exchange, badResponse('chunk-size or trailer line too long'));
-      return chunk.length;
-    }
+    if (this.line.length > MAX_LINE) return this.refuse(exchange, chunk, 'chunk-size or trailer line too long');
     if (lf === -1) return chunk.length;
     const line = this.line;
     this.line = '';
-    if (line.charCodeAt(line.length - 1) !== CR) {
-      this.fail(exchange, badResponse('bare LF in chunked framing'));
-      return chunk.length;
-    }
+    if (line.charCodeAt(line.length - 1) !== CR) return this.refuse(exchange, chunk, 'bare LF in chunked framing');
     const text = line.slice(0, -1);
     if (this.phase === Phase.Trailers) {
       if (text === '') {
@@ -512,16 +495,12 @@ class OriginConnection {
       // Trailers are not relayed (the client's response is re-framed); malformed or endless ones are still refused.
       this.trailerBytes += line.length + 1;
       if (this.trailerBytes > this.pool.options.maxHeadBytes || CONTROL.test(text) || text.indexOf('\r') !== -1 || !TOKEN.test(text.slice(0, Math.max(0, text.indexOf(':'))))) {
-        this.fail(exchange, badResponse('malformed trailer'));
-        return chunk.length;
+        return this.refuse(exchange, chunk, 'malformed trailer');
       }
       return lf + 1;
     }
     const match = HEX_SIZE.exec(text);
-    if (match === null) {
-      this.fail(exchange, badResponse('malformed chunk size'));
-      return chunk.length;
-    }
+    if (match === null) return this.refuse(exchange, chunk, 'malformed chunk size');
     const size = Number.parseInt(match[1]!, 16);
     if (size === 0) this.phase = Phase.Trailers;
     else {
