@@ -290,16 +290,26 @@ describe('decision cache', () => {
     });
   });
 
-  it('holds a working set of its capacity without evicting most of it', () => {
+  it.each([
+    // A quarter full, as the bench's stream leaves it: nothing lost to a full set.
+    [1024, 1024],
+    // Half full: full sets spill next door, so almost nothing is evicted (96 % without).
+    [2048, 2030],
+  ])('holds %i entries in a 4,096-entry cache, at least %i of them', (count, atLeast) => {
     const cache = new DecisionCache(4096);
-    for (let n = 0; n < 2048; n++) {
+    for (let n = 0; n < count; n++) {
       cache.get(0, `site${n}.example`, '/');
       cache.remember(`site${n}.example`, '/', decision(n), false);
     }
     let found = 0;
-    for (let n = 0; n < 2048; n++) if (cache.get(0, `site${n}.example`, '/') !== undefined) found++;
-    // Set-associative: a few sets overflow, most entries stay.
-    expect(found).toBeGreaterThan(2048 * 0.95);
-    expect(cache.stats().size).toBeLessThanOrEqual(cache.capacity);
+    for (let n = 0; n < count; n++) {
+      const got = cache.get(0, `site${n}.example`, '/');
+      if (got !== undefined) {
+        found++;
+        expect(got).toEqual(decision(n));
+      }
+    }
+    expect(found).toBeGreaterThanOrEqual(atLeast);
+    expect(cache.stats().size).toBe(found);
   });
 });

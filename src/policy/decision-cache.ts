@@ -41,6 +41,14 @@ import type { Decision } from './types.js';
  * construction (capacity = sets × 4, fixed at creation), with no list to update
  * and no pointer written on a hit.
  *
+ * Spilling: an entry whose home set is full goes to the neighbouring set (`set ^ 1`)
+ * if that one has an empty way, and the home set is marked so that lookups which
+ * miss there look next door. With random placement some sets fill while the table
+ * is mostly empty: on the bench's stream (68 k keys in 65 k sets) 0.35 % of lookups
+ * missed for that reason alone, and each such miss is a full decision on rule
+ * tables gone cold: about 50 ns of a ~300 ns average cached decision. Spilling
+ * brings the hit ratio there to 99.98 %; a hit in the home set costs nothing more.
+ *
  * Two kinds of entry: `host` entries answer every path of a host whose decision
  * cannot depend on the path (the caller decides when that holds); `url` entries
  * answer one host and path. When more than MAX_DECISIONS distinct decisions are
@@ -106,6 +114,8 @@ export class DecisionCache {
   private readonly setMask: number;
   /** Per set, one bit a way: used since the bits were last reset (bit pseudo-LRU). */
   private readonly recent: Uint8Array;
+  /** Per set, 1 when an entry whose set this is had to be stored in the set's neighbour (`set ^ 1`). */
+  private readonly spilled: Uint8Array;
   /** One bit per set's worth of host fingerprints: set when a `host` entry was stored for such a host. */
   private readonly wholeHosts: Int32Array;
   private decisions = new Map<string, Decision>();
@@ -123,6 +133,7 @@ export class DecisionCache {
     const sets = 2 ** Math.max(1, Math.ceil(Math.log2(Math.max(capacity, WAYS) / WAYS)));
     this.setMask = sets - 1;
     this.recent = new Uint8Array(sets);
+    this.spilled = new Uint8Array(sets);
     this.wholeHosts = new Int32Array(Math.max(1, sets >>> 5));
     // Filled by push: `new Array(n)` of this size would be a slow dictionary-mode array.
     const table: Slot[] = [];
@@ -149,10 +160,10 @@ export class DecisionCache {
     const profileBits = (profile & 0xff) << 1;
     const hostTag = (mix(hostHash) & TAG_HASH_BITS) | profileBits | KIND_HOST;
     const urlTag = (mix(samplePath(hostHash, path)) & TAG_HASH_BITS) | profileBits | KIND_URL;
-    const set = (hostTag >>> 9) & this.setMask;
+    const hostSet = (hostTag >>> 9) & this.setMask;
     let at = -1;
-    if ((this.wholeHosts[set >>> 5]! & (1 << (set & 31))) !== 0) at = this.find(hostTag, host, '');
-    if (at < 0) at = this.find(urlTag, host, path);
+    if ((this.wholeHosts[hostSet >>> 5]! & (1 << (hostSet & 31))) !== 0) at = this.find(hostSet, hostTag, host, '');
+    if (at < 0) at = this.find((urlTag >>> 9) & this.setMask, urlTag, host, path);
     if (at >= 0) {
       this.hits++;
       this.touch((at / (WAYS * SLOTS)) | 0, ((at / SLOTS) | 0) & (WAYS - 1));
@@ -177,15 +188,24 @@ export class DecisionCache {
       shared = decision;
     }
     const tag = wholeHost ? this.hostTag : this.urlTag;
-    const set = (tag >>> 9) & this.setMask;
-    if (wholeHost) this.wholeHosts[set >>> 5]! |= 1 << (set & 31);
+    const home = (tag >>> 9) & this.setMask;
+    if (wholeHost) this.wholeHosts[home >>> 5]! |= 1 << (home & 31);
     const table = this.table;
-    const first = set * WAYS * SLOTS;
-    // An empty way if any, else the first not used recently.
-    const recent = this.recent[set]!;
-    let way = 0;
-    while (way < WAYS - 1 && table[first + way * SLOTS + S_TAG] !== EMPTY && (recent & (1 << way)) !== 0) way++;
-    const at = first + way * SLOTS;
+    // The home set's empty way, else the neighbour's, else the home way not used recently.
+    let set = home;
+    let way = this.emptyWay(home);
+    if (way < 0) {
+      way = this.emptyWay(home ^ 1);
+      if (way >= 0) {
+        set = home ^ 1;
+        this.spilled[home] = 1;
+      } else {
+        const recent = this.recent[home]!;
+        way = 0;
+        while (way < WAYS - 1 && (recent & (1 << way)) !== 0) way++;
+      }
+    }
+    const at = (set * WAYS + way) * SLOTS;
     if (table[at + S_TAG] === EMPTY) this.count++;
     table[at + S_TAG] = tag;
     table[at + S_HOST] = this.sharedHost(host);
@@ -204,6 +224,7 @@ export class DecisionCache {
       table[at + S_DECISION] = null;
     }
     this.recent.fill(0);
+    this.spilled.fill(0);
     this.wholeHosts.fill(0);
     this.decisions = new Map();
     this.hostCopies = new Map();
@@ -229,13 +250,28 @@ export class DecisionCache {
     this.recent[set] = (recent | bit) === ALL_WAYS ? bit : recent | bit;
   }
 
-  /** Index of the record with exactly this tag (profile and kind included), host and path; -1 if none. */
-  private find(tag: number, host: string, path: string): number {
+  /**
+   * Index of the record with exactly this tag (profile and kind included), host and
+   * path, in its home set or, when that set has spilled, in its neighbour; -1 if none.
+   */
+  private find(home: number, tag: number, host: string, path: string): number {
+    const at = this.findIn(home, tag, host, path);
+    return at >= 0 || this.spilled[home] === 0 ? at : this.findIn(home ^ 1, tag, host, path);
+  }
+
+  private findIn(set: number, tag: number, host: string, path: string): number {
     const table = this.table;
-    let at = ((tag >>> 9) & this.setMask) * WAYS * SLOTS;
+    let at = set * WAYS * SLOTS;
     for (let way = 0; way < WAYS; way++, at += SLOTS) {
       if (table[at + S_TAG] === tag && table[at + S_HOST] === host && table[at + S_PATH] === path) return at;
     }
+    return -1;
+  }
+
+  /** The first empty way of `set`, or -1. */
+  private emptyWay(set: number): number {
+    const first = set * WAYS * SLOTS;
+    for (let way = 0; way < WAYS; way++) if (this.table[first + way * SLOTS + S_TAG] === EMPTY) return way;
     return -1;
   }
 }
