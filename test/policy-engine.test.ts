@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy, loadRules } from '../src/rules/loader.js';
 import { parseTarget } from '../src/cli/check.js';
 import { Policy } from '../src/policy/engine.js';
-import { DecisionCache } from '../src/policy/decision-cache.js';
+import { DecisionCache, MAX_CACHED_PROFILES } from '../src/policy/decision-cache.js';
 import type { Decision } from '../src/policy/types.js';
 import { makeRulesDir, removeDir } from './support/rules-dir.js';
 
@@ -273,6 +273,17 @@ describe('decision cache', () => {
     }
     expect(hits).toBeGreaterThan(500);
     expect(cache.stats().size).toBeLessThanOrEqual(64);
+  });
+
+  it('keeps every profile index apart, and refuses one it cannot hold', () => {
+    const cache = new DecisionCache(1024);
+    for (let profile = 0; profile < MAX_CACHED_PROFILES; profile++) {
+      expect(cache.get(profile, 'same.example', '/')).toBeUndefined();
+      cache.remember('same.example', '/', decision(profile), profile % 2 === 0);
+    }
+    for (let profile = 0; profile < MAX_CACHED_PROFILES; profile++) expect(cache.get(profile, 'same.example', '/')).toEqual(decision(profile));
+    expect(() => cache.get(MAX_CACHED_PROFILES, 'same.example', '/')).toThrow(RangeError);
+    expect(() => cache.get(-1, 'same.example', '/')).toThrow(RangeError);
   });
 
   it('never confuses two hosts whose fingerprints collide', () => {

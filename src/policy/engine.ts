@@ -1,6 +1,6 @@
 import { ClientMap, type ClientRule } from './clients.js';
 import { DomainSetBuilder, type DomainSet } from './domains.js';
-import { DecisionCache } from './decision-cache.js';
+import { DecisionCache, MAX_CACHED_PROFILES } from './decision-cache.js';
 import type { UrlSet } from './urls.js';
 import type { KeywordSet } from './keywords.js';
 import { isIpLiteral } from './hostname.js';
@@ -72,8 +72,6 @@ export interface PolicyOptions {
  * time and 262,144 hit 99 %, and each miss costs a full decision (~2 µs).
  */
 const DEFAULT_CACHE_SIZE = 262_144;
-/** Profile indexes fit the cache's 8-bit profile field. */
-const MAX_CACHED_PROFILES = 254;
 const ROOT_PATH = '/';
 /** An actions vector under which the one category of urlRuleHosts is active. */
 const ANY_ACTIVE = Uint8Array.of(CATEGORY_BLOCKS);
