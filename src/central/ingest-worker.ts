@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { tuneConnection } from '../events/log.js';
+import { sqliteErrorCode, tuneConnection } from '../events/log.js';
 import { INBOX_DRAIN_EVENTS, INBOX_DRAIN_MS, prepareEventWriter, tuneWriter, WAL_AUTOCHECKPOINT_PAGES, type WriteBatch } from './event-writer.js';
 
 export interface WriterConfig {
@@ -32,8 +32,8 @@ export type WriterRequest =
 export type WriterReply = { readonly id: number; readonly stored: number } | { readonly id: number; readonly error: string; readonly code?: string };
 
 function failure(id: number, error: unknown): WriterReply {
-  const code = (error as { code?: unknown } | null)?.code;
-  return { id, error: error instanceof Error ? error.message : String(error), ...(typeof code === 'string' ? { code } : {}) };
+  const code = sqliteErrorCode(error);
+  return { id, error: error instanceof Error ? error.message : String(error), ...(code !== undefined ? { code } : {}) };
 }
 
 // Only as the thread writer-thread.ts starts (never on import into another thread).

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { tuneConnection } from '../events/log.js';
+import { sqliteErrorCode, tuneConnection } from '../events/log.js';
 import { migrate } from '../events/schema.js';
 import { DISTRICT_MIGRATIONS } from './district-schema.js';
 import { wireFieldsOf, type WireEvent } from '../events/wire.js';
@@ -40,8 +40,8 @@ export const CENTRAL_DB_FILE = 'central.db';
 
 /** Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
 function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+  const code = sqliteErrorCode(error);
+  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
 // Group commit on the store's own connection (without the writer thread).

@@ -185,6 +185,12 @@ export function tuneConnection(db: Database.Database): void {
   db.pragma('busy_timeout = 5000');
 }
 
+/** SQLite's error code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT_UNIQUE`…) of an error better-sqlite3 raised; undefined for any other error. */
+export function sqliteErrorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
 export function openEventLog(options: EventLogOptions): GatewayEventLog {
   return new SqliteEventLog(options);
 }
