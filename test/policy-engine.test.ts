@@ -208,14 +208,14 @@ describe('decision cache', () => {
     keys.forEach(([profile, host, path], n) => {
       const key = `${profile} ${host} ${path}`;
       if (wanted.has(key)) return;
-      if (cache.get(profile, host, path) === undefined) cache.remember(host, path, decision(n), false);
+      if (cache.get(profile, host, path) === undefined) cache.remember(profile, host, path, decision(n), false);
       wanted.set(key, decision(n));
     });
     let hits = 0;
     for (const [profile, host, path] of keys) {
       const own = wanted.get(`${profile} ${host} ${path}`)!;
       const got = cache.get(profile, host, path);
-      if (got === undefined) cache.remember(host, path, own, false);
+      if (got === undefined) cache.remember(profile, host, path, own, false);
       else hits++;
       if (got !== undefined) expect(got).toEqual(own);
       // Just stored: found again, and it is this key's decision, not a set neighbour's.
@@ -228,7 +228,7 @@ describe('decision cache', () => {
         if (got !== undefined) {
           hits++;
           expect(got).toEqual(wanted.get(`${profile} ${host} ${path}`));
-        } else cache.remember(host, path, wanted.get(`${profile} ${host} ${path}`)!, false);
+        } else cache.remember(profile, host, path, wanted.get(`${profile} ${host} ${path}`)!, false);
       }
     }
     expect(hits).toBeGreaterThan(0);
@@ -238,10 +238,10 @@ describe('decision cache', () => {
   it('keeps host entries for their profile and apart from path entries', () => {
     const cache = new DecisionCache(64);
     expect(cache.get(0, 'bet.example', '/a')).toBeUndefined();
-    cache.remember('bet.example', '/a', decision(0), true);
+    cache.remember(0, 'bet.example', '/a', decision(0), true);
     expect(cache.get(0, 'bet.example', '/other')).toEqual(decision(0));
     expect(cache.get(1, 'bet.example', '/a')).toBeUndefined();
-    cache.remember('bet.example', '/a', decision(1), false);
+    cache.remember(1, 'bet.example', '/a', decision(1), false);
     expect(cache.get(1, 'bet.example', '/a')).toEqual(decision(1));
     expect(cache.get(1, 'bet.example', '/b')).toBeUndefined();
     expect(cache.get(0, 'bet.example', '/b')).toEqual(decision(0));
@@ -265,7 +265,7 @@ describe('decision cache', () => {
       const key = wholeHost(host) ? `${profile} ${host}` : `${profile} ${host} ${path}`;
       if (!wanted.has(key)) wanted.set(key, decision(n));
       const got = cache.get(profile, hostName, path);
-      if (got === undefined) cache.remember(hostName, path, wanted.get(key)!, wholeHost(host));
+      if (got === undefined) cache.remember(profile, hostName, path, wanted.get(key)!, wholeHost(host));
       else {
         hits++;
         expect(got).toEqual(wanted.get(key));
@@ -279,7 +279,7 @@ describe('decision cache', () => {
     const cache = new DecisionCache(1024);
     for (let profile = 0; profile < MAX_CACHED_PROFILES; profile++) {
       expect(cache.get(profile, 'same.example', '/')).toBeUndefined();
-      cache.remember('same.example', '/', decision(profile), profile % 2 === 0);
+      cache.remember(profile, 'same.example', '/', decision(profile), profile % 2 === 0);
     }
     for (let profile = 0; profile < MAX_CACHED_PROFILES; profile++) expect(cache.get(profile, 'same.example', '/')).toEqual(decision(profile));
     expect(() => cache.get(MAX_CACHED_PROFILES, 'same.example', '/')).toThrow(RangeError);
@@ -287,18 +287,68 @@ describe('decision cache', () => {
   });
 
   it('never confuses two hosts whose fingerprints collide', () => {
-    // 6,000 hosts against a 21-bit fingerprint: a few pairs share one (birthday bound),
-    // and only the full comparison of the host keeps their answers apart.
+    // 6,000 hosts in 16,384 sets with 5 more fingerprint bits in the key: a few pairs
+    // share set and bits (birthday bound), and only the full comparison of the host
+    // keeps their answers apart.
     const cache = new DecisionCache(1 << 16);
     const hosts = Array.from({ length: 6000 }, (_, n) => `cdn${n}.example.vn`);
     hosts.forEach((host, n) => {
       cache.get(0, host, '/');
-      cache.remember(host, '/', decision(n), n % 2 === 0);
+      cache.remember(0, host, '/', decision(n), n % 2 === 0);
     });
     hosts.forEach((host, n) => {
       const got = cache.get(0, host.slice(0), '/');
       if (got !== undefined) expect(got).toEqual(decision(n));
     });
+  });
+
+  it('replaces a key remembered twice, and forgets everything on clear', () => {
+    const cache = new DecisionCache(64);
+    cache.remember(2, 'olm.vn', '/a', decision(1), false);
+    cache.remember(2, 'olm.vn', '/a', decision(2), false);
+    expect(cache.stats().size).toBe(1);
+    expect(cache.get(2, 'olm.vn', '/a')).toEqual(decision(2));
+    cache.remember(2, 'bet.example', '/x', decision(3), true);
+    expect(cache.get(2, 'bet.example', '/y')).toEqual(decision(3));
+    cache.clear();
+    expect(cache.stats().size).toBe(0);
+    expect(cache.get(2, 'olm.vn', '/a')).toBeUndefined();
+    expect(cache.get(2, 'bet.example', '/y')).toBeUndefined();
+    cache.remember(2, 'olm.vn', '/a', decision(4), false);
+    expect(cache.get(2, 'olm.vn', '/a')).toEqual(decision(4));
+  });
+
+  it('keeps its entries when distinct decisions run past what a key can number', () => {
+    // Every blocked address has its own decision (its rule): 70,000 of them through a
+    // 64-entry cache. The decisions no entry uses are dropped, the entries stay.
+    const cache = new DecisionCache(64);
+    const distinct = (n: number): Decision => ({ action: 'block', profile: 'p', category: null, reason: 'ip-literal', rule: `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`, source: null });
+    const host = (n: number): string => distinct(n).rule!;
+    const lastEight = (n: number): void => {
+      for (let back = n; back > n - 8; back--) expect(cache.get(0, host(back), '/x')).toEqual(distinct(back));
+    };
+    for (let n = 0; n < 65_536; n++) cache.remember(0, host(n), '/', distinct(n), true);
+    lastEight(65_535);
+    // The 65,537th decision: the cache goes on with what it held.
+    cache.remember(0, host(65_536), '/', distinct(65_536), true);
+    expect(cache.get(0, host(65_536), '/')).toEqual(distinct(65_536));
+    let held = 0;
+    for (let n = 65_528; n < 65_536; n++) if (cache.get(0, host(n), '/x') !== undefined) held++;
+    expect(held).toBeGreaterThanOrEqual(7);
+    for (let n = 65_537; n < 70_000; n++) cache.remember(0, host(n), '/', distinct(n), true);
+    lastEight(69_999);
+    expect(cache.stats().size).toBeLessThanOrEqual(64);
+  });
+
+  it('starts afresh when most of the decisions it numbers are still in use', () => {
+    const cache = new DecisionCache(1 << 17);
+    const distinct = (n: number): Decision => ({ ...decision(n), rule: `rule ${n}` });
+    for (let n = 0; n < 65_536; n++) cache.remember(0, `h${n}.example`, '/', distinct(n), false);
+    expect(cache.stats().size).toBeGreaterThan(60_000);
+    cache.remember(0, 'one-more.example', '/', distinct(65_536), false);
+    expect(cache.stats().size).toBe(1);
+    expect(cache.get(0, 'one-more.example', '/')).toEqual(distinct(65_536));
+    expect(cache.get(0, 'h0.example', '/')).toBeUndefined();
   });
 
   it.each([
@@ -310,7 +360,7 @@ describe('decision cache', () => {
     const cache = new DecisionCache(4096);
     for (let n = 0; n < count; n++) {
       cache.get(0, `site${n}.example`, '/');
-      cache.remember(`site${n}.example`, '/', decision(n), false);
+      cache.remember(0, `site${n}.example`, '/', decision(n), false);
     }
     let found = 0;
     for (let n = 0; n < count; n++) {

@@ -53,11 +53,21 @@ import type { Decision } from './types.js';
  *
  * Two kinds of entry: `host` entries answer every path of a host whose decision
  * cannot depend on the path (the caller decides when that holds); `url` entries
- * answer one host and path. When more than MAX_DECISIONS distinct decisions are
- * held the cache starts afresh, which bounds the interning table.
+ * answer one host and path.
+ *
+ * Decisions are interned (a key holds an index, not a pointer), at most
+ * MAX_DECISIONS at once. Every blocked domain and address has its own decision (its
+ * rule and source), so the table fills over time; when it is full, the decisions no
+ * stored entry uses any more are dropped and the rest renumbered, and only if most
+ * are still in use does the cache start afresh. A client asking for many distinct
+ * addresses can thus cost the cache no more than it could by filling it with URLs.
+ *
+ * The spill marks and the whole-host bitmap stay set until the cache is emptied: at
+ * worst a miss probes one set more, which is little next to the decision it costs.
  */
 
-const WAYS = 4;
+const WAY_BITS = 2;
+const WAYS = 1 << WAY_BITS;
 const ALL_WAYS = (1 << WAYS) - 1;
 const SLOTS = 3;
 const S_KEY = 0;
@@ -65,23 +75,27 @@ const S_HOST = 1;
 const S_PATH = 2;
 /**
  * The key, below 2^30 so that it stays a small integer in the array, not a boxed
- * number: the decision's index (bits 29..14), a bit set in every stored key (13),
- * five fingerprint bits the set index does not use (12..8), the profile (7..1), the
- * kind (0). 0 marks an empty way. A lookup compares the low 14 bits (its tag).
+ * number. From bit 0: the kind (1 bit), the profile (PROFILE_BITS), CHECK_BITS of
+ * the fingerprint that the set index does not use (its top bits), a bit set in
+ * every stored key, then the decision's index (DECISION_BITS). 0 marks an empty
+ * way. A lookup compares everything below the decision (the tag).
  */
-const DECISION_SHIFT = 14;
+const PROFILE_BITS = 7;
+const CHECK_BITS = 5;
+const DECISION_BITS = 16;
+const PROFILE_SHIFT = 1;
+const CHECK_SHIFT = PROFILE_SHIFT + PROFILE_BITS;
+const STORED = 1 << (CHECK_SHIFT + CHECK_BITS);
+const DECISION_SHIFT = CHECK_SHIFT + CHECK_BITS + 1;
 const TAG_MASK = (1 << DECISION_SHIFT) - 1;
-const STORED = 1 << 13;
-const CHECK_SHIFT = 8;
 const EMPTY = 0;
 const KIND_URL = 0;
 const KIND_HOST = 1;
-/** Profiles are indexes below this (seven bits of the key). */
-export const MAX_CACHED_PROFILES = 128;
-/** Distinct decisions held at once (sixteen bits of the key); past it the cache starts afresh. */
-const MAX_DECISIONS = 1 << 16;
-/** Sets are indexed by hash bits below the check bits. */
-const MAX_SETS = 1 << 27;
+/** Profiles are indexes below this. */
+export const MAX_CACHED_PROFILES = 1 << PROFILE_BITS;
+/** Distinct decisions held at once. */
+const MAX_DECISIONS = 1 << DECISION_BITS;
+if (DECISION_SHIFT + DECISION_BITS > 30) throw new Error('decision cache keys would not be small integers');
 /** Characters of the path the fingerprint mixes (besides its length). */
 const PATH_SAMPLES = 4;
 const PRIME = 0x01000193;
@@ -105,7 +119,12 @@ function samplePath(h: number, path: string): number {
 
 /** The tag (key without the decision) of a mixed fingerprint for `profile` and `kind`. */
 function tagOf(mixed: number, profile: number, kind: number): number {
-  return STORED | ((mixed >>> 27) << CHECK_SHIFT) | ((profile & (MAX_CACHED_PROFILES - 1)) << 1) | kind;
+  return STORED | ((mixed >>> (32 - CHECK_BITS)) << CHECK_SHIFT) | (profile << PROFILE_SHIFT) | kind;
+}
+
+/** What makes two decisions the same, for interning. */
+function contentOf(decision: Decision): string {
+  return JSON.stringify([decision.profile, decision.action, decision.reason, decision.category, decision.rule, decision.source]);
 }
 
 /**
@@ -139,7 +158,7 @@ export class DecisionCache {
   /** One flat copy of each cached host, shared by the host's entries; started afresh past `capacity` hosts. */
   private hostCopies = new Map<string, string>();
   private count = 0;
-  /** Tags and sets of the last missed lookup, reused by the `remember` that follows it. */
+  /** Written by `locate` and read right after it: the two tags and home sets of one key. */
   private hostTag = 0;
   private hostSet = 0;
   private urlTag = 0;
@@ -149,7 +168,8 @@ export class DecisionCache {
 
   /** Holds `capacity` entries, rounded up to a power of two. */
   constructor(capacity: number) {
-    const sets = Math.min(MAX_SETS, 2 ** Math.max(1, Math.ceil(Math.log2(Math.max(capacity, WAYS) / WAYS))));
+    // Far fewer sets than 2^(32 - CHECK_BITS), so the set index never uses the check bits.
+    const sets = 2 ** Math.max(1, Math.ceil(Math.log2(Math.max(capacity, WAYS) / WAYS)));
     this.setMask = sets - 1;
     this.recent = new Uint8Array(sets);
     this.spilled = new Uint8Array(sets);
@@ -171,48 +191,39 @@ export class DecisionCache {
   /**
    * The cached decision for (profile, host, path): the host's `host` entry when the
    * bitmap says it may have one, else a `url` entry for exactly this path; undefined
-   * on a miss. `profile` is an index below MAX_CACHED_PROFILES.
+   * on a miss. `profile` is an integer below MAX_CACHED_PROFILES.
    */
   get(profile: number, host: string, path: string): Decision | undefined {
-    if (profile >>> 0 >= MAX_CACHED_PROFILES) throw new RangeError(`profile index ${profile} is not below ${MAX_CACHED_PROFILES}`);
-    let hostHash = Math.imul(0x811c9dc5 ^ profile, PRIME);
-    for (let i = 0; i < host.length; i++) hostHash = Math.imul(hostHash ^ host.charCodeAt(i), PRIME);
-    const hostMixed = mix(hostHash);
-    const urlMixed = mix(samplePath(hostHash, path));
-    const hostSet = hostMixed & this.setMask;
-    const urlSet = urlMixed & this.setMask;
-    const hostTag = tagOf(hostMixed, profile, KIND_HOST);
-    const urlTag = tagOf(urlMixed, profile, KIND_URL);
-    let record = -1;
-    if ((this.wholeHosts[hostSet >>> 5]! & (1 << (hostSet & 31))) !== 0) record = this.find(hostSet, hostTag, host, '');
-    if (record < 0) record = this.find(urlSet, urlTag, host, path);
-    if (record >= 0) {
-      this.hits++;
-      this.touch(record >>> 2, record & (WAYS - 1));
-      return this.decisions[(this.table[record * SLOTS + S_KEY] as number) >>> DECISION_SHIFT];
+    this.locate(profile, host, path);
+    const record = this.lookup(host, path);
+    if (record < 0) {
+      this.misses++;
+      return undefined;
     }
-    this.misses++;
-    this.hostTag = hostTag;
-    this.hostSet = hostSet;
-    this.urlTag = urlTag;
-    this.urlSet = urlSet;
-    return undefined;
+    this.hits++;
+    this.touch(record >>> WAY_BITS, record & (WAYS - 1));
+    return this.decisions[(this.table[record * SLOTS + S_KEY] as number) >>> DECISION_SHIFT];
   }
 
   /**
-   * Stores the decision just computed after a `get` miss with the same arguments.
-   * `wholeHost`: the decision holds for every path of the host.
+   * Stores the decision for (profile, host, path), replacing the one stored for that
+   * key if any. `wholeHost`: the decision holds for every path of the host (for this
+   * profile); the caller must say so for all of a host's decisions or for none.
    */
-  remember(host: string, path: string, decision: Decision, wholeHost: boolean): void {
-    const content = `${decision.profile}\u0000${decision.action}\u0000${decision.reason}\u0000${decision.category}\u0000${decision.rule}\u0000${decision.source}`;
-    let index = this.decisionIndex.get(content);
-    if (index === undefined) {
-      if (this.decisions.length >= MAX_DECISIONS) this.clear();
-      index = this.decisions.length;
-      this.decisions.push(decision);
-      this.decisionIndex.set(content, index);
-    }
+  remember(profile: number, host: string, path: string, decision: Decision, wholeHost: boolean): void {
+    // First: making room for the decision may renumber or empty the table.
+    const index = this.intern(decision);
+    this.locate(profile, host, path);
+    const tag = wholeHost ? this.hostTag : this.urlTag;
     const home = wholeHost ? this.hostSet : this.urlSet;
+    const keyPath = wholeHost ? '' : path;
+    const table = this.table;
+    const stored = this.find(home, tag, host, keyPath);
+    if (stored >= 0) {
+      table[stored * SLOTS + S_KEY] = (index << DECISION_SHIFT) | tag;
+      this.touch(stored >>> WAY_BITS, stored & (WAYS - 1));
+      return;
+    }
     if (wholeHost) this.wholeHosts[home >>> 5]! |= 1 << (home & 31);
     // The home set's empty way, else the neighbour's, else the home way not used recently.
     let set = home;
@@ -228,12 +239,11 @@ export class DecisionCache {
         while (way < WAYS - 1 && (recent & (1 << way)) !== 0) way++;
       }
     }
-    const table = this.table;
     const at = (set * WAYS + way) * SLOTS;
     if (table[at + S_KEY] === EMPTY) this.count++;
-    table[at + S_KEY] = (index << DECISION_SHIFT) | (wholeHost ? this.hostTag : this.urlTag);
+    table[at + S_KEY] = (index << DECISION_SHIFT) | tag;
     table[at + S_HOST] = this.sharedHost(host);
-    table[at + S_PATH] = wholeHost ? '' : ownCopy(path);
+    table[at + S_PATH] = ownCopy(keyPath);
     this.touch(set, way);
   }
 
@@ -252,6 +262,68 @@ export class DecisionCache {
     this.decisionIndex = new Map();
     this.hostCopies = new Map();
     this.count = 0;
+  }
+
+  /** Computes the key's tags and home sets into the scratch fields. */
+  private locate(profile: number, host: string, path: string): void {
+    // One compare refuses negatives, fractions, NaN and indexes too large for the key.
+    if ((profile & (MAX_CACHED_PROFILES - 1)) !== profile) throw new RangeError(`profile index ${profile} is not an integer below ${MAX_CACHED_PROFILES}`);
+    let hostHash = Math.imul(0x811c9dc5 ^ profile, PRIME);
+    for (let i = 0; i < host.length; i++) hostHash = Math.imul(hostHash ^ host.charCodeAt(i), PRIME);
+    const hostMixed = mix(hostHash);
+    const urlMixed = mix(samplePath(hostHash, path));
+    this.hostSet = hostMixed & this.setMask;
+    this.urlSet = urlMixed & this.setMask;
+    this.hostTag = tagOf(hostMixed, profile, KIND_HOST);
+    this.urlTag = tagOf(urlMixed, profile, KIND_URL);
+  }
+
+  /** The record answering the key just located: its `host` entry if the bitmap allows one, else its `url` entry; -1 if none. */
+  private lookup(host: string, path: string): number {
+    const hostSet = this.hostSet;
+    let record = -1;
+    if ((this.wholeHosts[hostSet >>> 5]! & (1 << (hostSet & 31))) !== 0) record = this.find(hostSet, this.hostTag, host, '');
+    return record >= 0 ? record : this.find(this.urlSet, this.urlTag, host, path);
+  }
+
+  /** The index of `decision` (or of an equal one already held), making room when MAX_DECISIONS are held. */
+  private intern(decision: Decision): number {
+    const content = contentOf(decision);
+    let index = this.decisionIndex.get(content);
+    if (index !== undefined) return index;
+    if (this.decisions.length >= MAX_DECISIONS && !this.dropUnusedDecisions()) this.clear();
+    index = this.decisions.length;
+    this.decisions.push(decision);
+    this.decisionIndex.set(content, index);
+    return index;
+  }
+
+  /**
+   * Drops the decisions no stored entry uses and renumbers the others in the keys.
+   * False, and nothing changed, when more than half are still in use: renumbering
+   * would soon be needed again.
+   */
+  private dropUnusedDecisions(): boolean {
+    const table = this.table;
+    const renumbered = new Int32Array(this.decisions.length).fill(-1);
+    const kept: Decision[] = [];
+    for (let at = S_KEY; at < table.length; at += SLOTS) {
+      const key = table[at] as number;
+      if (key === EMPTY) continue;
+      const old = key >>> DECISION_SHIFT;
+      if (renumbered[old] === -1) {
+        renumbered[old] = kept.length;
+        kept.push(this.decisions[old]!);
+      }
+    }
+    if (kept.length > MAX_DECISIONS / 2) return false;
+    for (let at = S_KEY; at < table.length; at += SLOTS) {
+      const key = table[at] as number;
+      if (key !== EMPTY) table[at] = (renumbered[key >>> DECISION_SHIFT]! << DECISION_SHIFT) | (key & TAG_MASK);
+    }
+    this.decisions = kept;
+    this.decisionIndex = new Map(kept.map((decision, index) => [contentOf(decision), index]));
+    return true;
   }
 
   /** The shared flat copy of `host` (made on first use). Entries keep theirs when the map starts afresh. */

@@ -169,7 +169,7 @@ export class Policy {
     // A domain or address decision holds for every path unless a URL rule could
     // match under this host (URL rules come first; keywords only after both).
     const wholeHost = (decision.reason === 'domain' || decision.reason === 'ip-literal') && this.urlRuleHosts.lookup(host, ANY_ACTIVE) === null;
-    cache.remember(host, pathAndQuery, decision, wholeHost);
+    cache.remember(index, host, pathAndQuery, decision, wholeHost);
     return decision;
   }
 
