@@ -88,6 +88,8 @@ const LF = 0x0a;
 const CR = 0x0d;
 /** A control character other than HTAB, CR and LF, or DEL (CR and LF are checked line by line). */
 const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+/** `HTTP/1.0` or `HTTP/1.1`, a space, a code 100–999, then the end or a space before the reason. */
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CLOSE_TOKEN = /(?:^|[\s,])close(?:$|[\s,])/i;
 const KEEP_ALIVE_TOKEN = /(?:^|[\s,])keep-alive(?:$|[\s,])/i;
@@ -168,12 +170,10 @@ export function parseResponseHead(text: string, isHead: boolean): ResponseHead |
   const lines = text.split('\r\n');
   const statusLine = lines[0]!;
   if (statusLine.indexOf('\n') !== -1 || statusLine.indexOf('\r') !== -1) return badResponse('bare CR or LF in the response head');
-  if (!(statusLine.startsWith('HTTP/1.1 ') || statusLine.startsWith('HTTP/1.0 '))) return badResponse('not an HTTP/1.x status line');
-  const status = Number(statusLine.slice(9, 12));
-  if (!(status >= 100 && status <= 999 && (statusLine.length === 12 || statusLine.charCodeAt(12) === 0x20)) || !DIGITS.test(statusLine.slice(9, 12))) {
-    return badResponse('malformed status code');
-  }
-  const http10 = statusLine.charCodeAt(7) === 0x30;
+  const statusMatch = STATUS_LINE.exec(statusLine);
+  if (statusMatch === null) return badResponse('not an HTTP/1.x status line with a three-digit code');
+  const status = Number(statusMatch[2]);
+  const http10 = statusMatch[1] === '0';
   const fields: string[] = [];
   let length = -1;
   let transferEncoding: string | null = null;
@@ -352,43 +352,35 @@ class OriginConnection {
   }
 
   private readHead(exchange: Exchange, chunk: Buffer, offset: number): number {
-    const options = this.pool.options;
-    let head: Buffer | string;
-    let next: number;
-    if (this.headBytes === 0) {
-      const end = chunk.indexOf(CRLF_CRLF, offset);
+    const rest = offset === 0 ? chunk : chunk.subarray(offset);
+    // Bytes of `rest` up to and including the blank line; only the new bytes are searched
+    // (and the seam with the kept ones), so this stays linear however the head is cut up.
+    let consumed = -1;
+    if (this.headBytes > 0) {
+      const atSeam = Buffer.concat([this.headTail, rest.subarray(0, 3)]).indexOf(CRLF_CRLF);
+      if (atSeam !== -1) consumed = atSeam + 4 - this.headTail.length;
+    }
+    if (consumed === -1) {
+      const end = rest.indexOf(CRLF_CRLF);
       if (end === -1) {
         // A head ended by bare LFs: refused now rather than waited on until the deadline.
-        if (chunk.indexOf(LF_LF, offset) !== -1) return this.refuse(exchange, chunk, BARE_LF_HEAD);
-        return this.keepHeadPiece(exchange, offset === 0 ? chunk : chunk.subarray(offset), chunk.length);
+        if (rest.indexOf(LF_LF) !== -1) return this.refuse(exchange, chunk, BARE_LF_HEAD);
+        return this.keepHeadPiece(exchange, rest, chunk.length);
       }
-      if (end - offset > options.maxHeadBytes) return this.refuse(exchange, chunk, HEAD_TOO_LARGE);
-      head = chunk.toString('latin1', offset, end);
-      next = end + 4;
-    } else {
-      // Only the new bytes are searched (and the seam with the old ones): linear however the head is cut up.
-      const rest = offset === 0 ? chunk : chunk.subarray(offset);
-      const seam = Buffer.concat([this.headTail, rest.subarray(0, 3)]);
-      const atSeam = seam.indexOf(CRLF_CRLF);
-      let consumed: number;
-      if (atSeam !== -1) consumed = atSeam + 4 - this.headTail.length;
-      else {
-        const end = rest.indexOf(CRLF_CRLF);
-        if (end === -1) {
-          if (rest.indexOf(LF_LF) !== -1) return this.refuse(exchange, chunk, BARE_LF_HEAD);
-          return this.keepHeadPiece(exchange, rest, chunk.length);
-        }
-        consumed = end + 4;
-      }
-      if (this.headBytes + consumed - 4 > options.maxHeadBytes) return this.refuse(exchange, chunk, HEAD_TOO_LARGE);
+      consumed = end + 4;
+    }
+    if (this.headBytes + consumed - 4 > this.pool.options.maxHeadBytes) return this.refuse(exchange, chunk, HEAD_TOO_LARGE);
+    let head: string;
+    if (this.headBytes === 0) head = rest.toString('latin1', 0, consumed - 4);
+    else {
       this.headPieces.push(rest.subarray(0, consumed));
       const whole = Buffer.concat(this.headPieces);
       head = whole.toString('latin1', 0, whole.length - 4);
-      next = offset + consumed;
       this.headPieces = [];
       this.headBytes = 0;
       this.headTail = EMPTY;
     }
+    const next = offset + consumed;
     const parsed = parseResponseHead(head, exchange.request.isHead);
     if (parsed instanceof OriginError) return this.refuse(exchange, chunk, parsed);
     if (parsed.status < 200) {
@@ -588,10 +580,7 @@ class OriginConnection {
     }
     if (error !== null) {
       if (exchange !== null) this.fail(exchange, error);
-      else {
-        this.failure = error;
-        this.socket.destroy();
-      }
+      else this.socket.destroy();
       return;
     }
     // A fired idle timer stays disarmed until the next read or write: silence must keep being counted.

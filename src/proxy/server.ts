@@ -268,7 +268,7 @@ export class ProxyServer {
       return;
     }
     const dispatch: DispatchWithServerName = {
-      origin: url.origin, path, method: req.method as 'GET', headers, body: hasBody ? req : null,
+      origin: url.origin, path, method: method as 'GET', headers, body: hasBody ? req : null,
       // Given here so that undici does not work it out per request (a regular expression
       // for IPv6); SNI carries names only, so an address leaves it to undici.
       servername: isIpLiteral(host) ? undefined : host,
