@@ -37,6 +37,40 @@ export async function readBody(request: IncomingMessage, limits: BodyLimits): Pr
   });
 }
 
+/** How much of a refused body is read and thrown away at most before the close, in bytes and time. */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 5_000;
+
+/**
+ * Makes the close that follows the answer to a request whose body was refused unread a
+ * lingering one, as nginx's: the answer is sent and the sending side shut, but the rest
+ * of the body is read and thrown away (within bounds) before the socket goes. Closing a
+ * socket with unread bytes makes the kernel reset the connection, and a client still
+ * writing its body would then see a broken pipe instead of the 413 already sent.
+ * Node closes a `connection: close` response through `socket.destroySoon()`, which is the
+ * one place to change.
+ */
+export function lingerOnClose(request: IncomingMessage): void {
+  const socket = request.socket;
+  socket.destroySoon = () => {
+    let discarded = 0;
+    const close = () => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = setTimeout(close, LINGER_MS);
+    timer.unref();
+    socket.on('data', (chunk: Buffer) => {
+      discarded += chunk.length;
+      if (discarded > LINGER_BYTES) close();
+    });
+    socket.once('end', close);
+    socket.once('error', close);
+    socket.end();
+    socket.resume();
+  };
+}
+
 /**
  * Collects the body, refusing it as soon as it passes `maxBytes`. The request is paused
  * rather than destroyed then, so the caller can still answer 413 before closing.

@@ -34,7 +34,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { validateReviewBatch, type WireReviewAck } from '../events/review-wire.js';
 import { BatchError, validateBatch, type WireAck } from '../events/wire.js';
 import type { District } from './district.js';
-import { BodyError, readBody } from './body.js';
+import { BodyError, lingerOnClose, readBody } from './body.js';
 import type { Principal } from './accounts.js';
 import type { Dashboard } from './dashboard/routes.js';
 import { HttpError, sendJson } from './http.js';
@@ -262,13 +262,12 @@ export function createCollectorServer(options: CollectorOptions): Server {
     route(request, response).catch((error: unknown) => {
       const failure = describeFailure(error);
       if (failure.status === 500) logger.error({ err: error, url: request.url }, 'request failed');
-      let headers = failure.headers;
-      // A body left unread (refused before or while reading) is not drained: close instead.
-      const unread = !request.complete;
-      if (unread) headers = { ...headers, connection: 'close' };
       if (response.headersSent) return void response.destroy();
-      sendJson(response, failure.status, { error: failure.code, message: failure.message }, headers);
-      if (unread) response.on('finish', () => request.socket.destroySoon());
+      // A body refused before or while reading is not kept for keep-alive: the connection
+      // closes, after reading what the client is still sending.
+      const unread = !request.complete;
+      if (unread) lingerOnClose(request);
+      sendJson(response, failure.status, { error: failure.code, message: failure.message }, unread ? { ...failure.headers, connection: 'close' } : failure.headers);
     });
   });
   server.keepAliveTimeout = 65_000;
