@@ -112,6 +112,13 @@ describe('the yearly report, as an office downloads and sends it', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
+  it('names the configured office on the dashboard, not a district', async () => {
+    const loginPage = await (await fetch(`${collector.url}/login`)).text();
+    expect(loginPage).toContain('Lá chắn — Sở Giáo dục và Đào tạo tỉnh Lào Cai');
+    const overview = await (await fetch(`${collector.url}/`, { headers: { cookie: admin.cookie } })).text();
+    for (const page of [loginPage, overview]) expect(page).not.toContain('quận/huyện');
+  });
+
   it('offers each format on the overview, to office accounts only', async () => {
     const overview = await (await fetch(`${collector.url}/`, { headers: { cookie: admin.cookie } })).text();
     for (const format of ['pdf', 'docx', 'html']) expect(overview).toMatch(new RegExp(`href="/report\\?year=\\d{4}&amp;format=${format}"`));
