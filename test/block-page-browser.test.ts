@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { describeWithBrowser, launchBehindProxy } from './support/browser.js';
-import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
+import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { REPO_ROOT } from './support/rules-dir.js';
 
 /**
@@ -92,6 +92,16 @@ describeWithBrowser('the pages a child meets (Chromium, desktop and 390 px)', ()
     await proxy?.stop();
     origin?.server.close();
     silent?.close();
+  });
+
+  it('on the wire: a blocked search is a 403 with the category header, and the words searched are not echoed', async () => {
+    const result = await curl(proxy.port, `http://www.google.com:${origin.port}/search?q=${encodeURIComponent('cá độ bóng đá')}`);
+    expect(result.status).toBe(403);
+    expect(result.headers['x-lachan-block']).toBe('gambling');
+    expect(result.body).toContain('<html lang="vi">');
+    expect(result.body).toContain('<h1>Tìm kiếm này đã bị chặn</h1>');
+    expect(result.body).not.toContain('bóng đá');
+    expect(result.body).toContain('tel:111');
   });
 
   for (const viewport of VIEWPORTS) {
