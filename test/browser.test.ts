@@ -1,19 +1,17 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { chromium, type Browser } from 'playwright-core';
+import { CHROMIUM, describeWithBrowser, launchBehindProxy } from './support/browser.js';
 import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { REPO_ROOT, lachan } from './support/rules-dir.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
 
-// .ci/run installs Debian's chromium; a developer machine without it skips, loudly.
-const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;
 
 let origin: { server: Server; port: number };
 let proxy: RunningProxy;
@@ -33,15 +31,7 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
       },
       hosts: '127.0.0.1 hoc.test nhacai.test\n',
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        `--proxy-server=127.0.0.1:${proxy.port}`,
-        '--proxy-bypass-list=<-loopback>',
-        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      ],
-    });
+    browser = await launchBehindProxy(proxy.port);
   }, 60_000);
 
   afterAll(async () => {

@@ -86,7 +86,7 @@ describeWithBrowser('from the block page to the district and back', () => {
     await expect(student.locator('h1').textContent()).resolves.toBe('Trang này đã bị chặn');
     await student.fill('textarea[name=note]', 'Cô giáo giao bài tập trên trang này');
     await student.screenshot({ path: path.join(ARTIFACTS, 'review-loop-1-block-page.png'), fullPage: true });
-    await student.click('button:has-text("Đề nghị xem lại")');
+    await student.click('button:has-text("Nhờ thầy cô xem lại")');
     await expect(student.locator('h1').textContent()).resolves.toBe('Đã gửi đề nghị xem lại');
   });
 

@@ -61,7 +61,7 @@ describe('CONNECT decisions', () => {
   it('answers a refused upstream with 502 and keeps serving', async () => {
     const { text } = await rawExchange(proxy.port, `CONNECT dead.test:${deadPort} HTTP/1.1\r\nHost: dead.test\r\n\r\n`);
     expect(rawStatus(text)).toBe(502);
-    expect(text).toContain('Không kết nối được');
+    expect(text).toContain('Trang web đang tắt');
     expect((await curl(proxy.port, `https://bet.test:${origin.port}/again`, { from: '127.0.0.2', caPem: caFile })).body).toBe('tls ok /again');
   });
 

@@ -82,14 +82,14 @@ describe('plain HTTP through the proxy', () => {
     expect(result.body).toContain('Tiểu học');
     expect(result.body).toContain('111');
     expect(result.body).toContain('1800 1776');
-    expect(result.body).toMatch(/Mã tham chiếu<\/dt><dd>[0-9A-Z]{4,}/);
-    expect(result.body).toContain('Đề nghị xem lại');
+    expect(result.body).toMatch(/Mã số<\/dt><dd>[0-9A-Z]{4,}/);
+    expect(result.body).toContain('Nhờ thầy cô xem lại');
   });
 
   it('puts the hotlines first for self-harm', async () => {
     const result = await curl(proxy.port, `http://harm.test:${origin.port}/`);
     expect(result.status).toBe(403);
-    expect(result.body.indexOf('111')).toBeLessThan(result.body.indexOf('Mã tham chiếu'));
+    expect(result.body.indexOf('111')).toBeLessThan(result.body.indexOf('Mã số'));
   });
 
   it('blocks a keyword in the query, and userinfo does not disguise the host', async () => {
@@ -113,7 +113,8 @@ describe('plain HTTP through the proxy', () => {
   it('answers upstream failures with Vietnamese error pages', async () => {
     const refused = await curl(proxy.port, 'http://origin.test:1/');
     expect(refused.status).toBe(502);
-    expect(refused.body).toContain('Không kết nối được');
+    expect(refused.body).toContain('Trang web đang tắt');
+    expect(refused.body).not.toContain('chậm');
     const dns = await curl(proxy.port, 'http://no-such-name.invalid/');
     expect(dns.status).toBe(502);
     expect(dns.body).toContain('Không tìm thấy');

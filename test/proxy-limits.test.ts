@@ -56,7 +56,7 @@ describe('admin listener', () => {
     for (let i = 0; i < 3; i++) await curl(proxy.port, `http://origin.test:${origin.port}/same`);
     const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
     expect(metrics).toContain('lachan_blocks_total{category="games",profile="p"} 2');
-    expect(metrics).toContain('lachan_upstream_errors_total{kind="connect"} 1');
+    expect(metrics).toContain('lachan_upstream_errors_total{kind="refused"} 1');
     const ratio = Number(/lachan_decision_cache_hit_ratio ([\d.]+)/.exec(metrics)?.[1]);
     expect(ratio).toBeGreaterThan(0);
     expect(metrics).toMatch(/lachan_request_duration_seconds_count [1-9]/);

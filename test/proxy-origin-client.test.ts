@@ -208,7 +208,7 @@ describe('origin client refusals', () => {
   ])('answers %s (%s) with the 502 page, and keeps serving', async (path) => {
     const result = await rawExchange(proxy.port, `GET ${url(path)} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`);
     expect(rawStatus(result.text)).toBe(502);
-    expect(result.text).toContain('Không kết nối được');
+    expect(result.text).toContain('Trang web bị lỗi');
     expect(result.text).not.toContain('injected');
     expect((await curl(proxy.port, url('/sized'))).body).toBe('sized');
   });

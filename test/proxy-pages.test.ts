@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { blockPage, categoryLabel, errorPage, errorStatus } from '../src/proxy/pages.js';
+import { DEFAULT_ORGANISATION } from '../src/rules/organisation.js';
 
 const base = { category: 'gambling', profileId: 'tieu-hoc', profileName: 'Tiểu học' } as const;
 
@@ -38,6 +39,44 @@ describe('block page', () => {
     expect(page).not.toContain('Trang này đã bị chặn');
   });
 
+  it('speaks plainly to a child: no jargon, no status code, a way back', () => {
+    const page = blockPage({ ...base, host: 'bet.test', reference: 'AB12' });
+    for (const jargon of ['Nhóm truy cập', 'Mã tham chiếu', 'mã 403', '403']) expect(page).not.toContain(jargon);
+    expect(page).toContain('Em không làm gì sai cả');
+    expect(page).toContain('history.back()');
+    expect(page).toContain('Đừng ghi họ tên');
+  });
+
+  it('says a blocked search was blocked, not the search engine, and offers another search', () => {
+    const search = blockPage({ ...base, category: 'adult', host: 'www.google.com', reference: 'S1', reason: 'keyword' });
+    expect(search).toContain('<h1>Tìm kiếm này đã bị chặn</h1>');
+    expect(search).not.toContain('Trang này đã bị chặn');
+    expect(search).not.toContain('không mở trang <b>www.google.com</b>');
+    expect(search).toContain('href="//www.google.com/"');
+    // The same engine blocked by its domain is a blocked site.
+    const site = blockPage({ ...base, category: 'adult', host: 'www.google.com', reference: 'S2', reason: 'domain' });
+    expect(site).toContain('<h1>Trang này đã bị chặn</h1>');
+    // A keyword on an ordinary site blocks that page.
+    expect(blockPage({ ...base, host: 'tin.test', reference: 'S3', reason: 'keyword' })).toContain('<h1>Trang này đã bị chặn</h1>');
+  });
+
+  it('takes the school and the provincial hotline from the organisation; 111 stays', () => {
+    const organisation = {
+      ...DEFAULT_ORGANISATION,
+      school: 'Trường Tiểu học Kim Đồng',
+      hotline: { number: '02143840111', display: '0214 3840 111', label: 'Đường dây nóng tỉnh Lào Cai' },
+    };
+    const page = blockPage({ ...base, host: 'bet.test', reference: 'AB12', organisation });
+    expect(page).toContain('tel:02143840111');
+    expect(page).toContain('Đường dây nóng tỉnh Lào Cai');
+    expect(page).not.toContain('18001776');
+    expect(page).not.toContain('Yên Bái');
+    expect(page).toContain('tel:111');
+    expect(page).toContain('Trường Tiểu học Kim Đồng');
+    // The default page, rendered from its own cached template, is unchanged.
+    expect(blockPage({ ...base, host: 'bet.test', reference: 'AB12' })).toContain('Đường dây hỗ trợ Yên Bái');
+  });
+
   it('names categories in Vietnamese, UT1 French names too, and unknown ones as they are', () => {
     expect(categoryLabel('adult')).toBe('Nội dung người lớn');
     expect(categoryLabel('drogue')).toContain('Ma túy');
@@ -50,17 +89,29 @@ describe('block page', () => {
 
 describe('error pages', () => {
   it.each([
-    ['bad-request', 400, 'Yêu cầu không hợp lệ'],
+    ['bad-request', 400, 'yêu cầu lạ'],
     ['headers-too-large', 431, 'quá lớn'],
-    ['port', 403, 'Cổng'],
+    ['port', 403, 'không được phép'],
     ['dns', 502, 'Không tìm thấy'],
-    ['connect', 502, 'Không kết nối được'],
+    ['refused', 502, 'Trang web đang tắt'],
+    ['connect', 502, 'Trang web bị lỗi'],
     ['timeout', 504, 'không trả lời kịp'],
-  ] as const)('%s → %i, in Vietnamese', (kind, status, text) => {
+  ] as const)('%s → %i, in Vietnamese, with a way back and no status code shown', (kind, status, text) => {
     expect(errorStatus(kind)).toBe(status);
     const page = errorPage(kind, 'vi.test');
     expect(page).toContain('<html lang="vi">');
     expect(page).toContain(text);
     expect(page).toContain('vi.test');
+    expect(page).toContain('Quay lại');
+    expect(page).not.toMatch(/mã \d{3}/);
+  });
+
+  it('tells a refused site (down: try later) from a slow one (wait and reload)', () => {
+    const refused = errorPage('refused', 'a.test');
+    const slow = errorPage('timeout', 'a.test');
+    expect(refused).toContain('đang tắt');
+    expect(refused).not.toContain('chậm');
+    expect(slow).toContain('chậm');
+    expect(slow).not.toContain('đang tắt');
   });
 });

@@ -105,13 +105,16 @@ describe('review requests and reports travel from the gateway to the district', 
   it('keeps a review request from the block page while the collector is down, then delivers it once, tied to its block', async () => {
     const blocked = await curl(gateway.port, `http://game.test:${origin.port}/bai-1?lop=4a`);
     expect(blocked.status).toBe(403);
-    const reference = /<dt>Mã tham chiếu<\/dt><dd>([^<]+)<\/dd>/.exec(blocked.body)?.[1];
+    const reference = /<dt>Mã số<\/dt><dd>([^<]+)<\/dd>/.exec(blocked.body)?.[1];
     expect(reference).toBeDefined();
     // The form names a profile; the gateway trusts its own decision instead (this client is tieu-hoc).
     const form = new URLSearchParams({ ref: reference!, host: 'game.test', category: 'games', profile: 'giao-vien', note: 'Trang luyện toán cô giao' }).toString();
     const posted = await curl(gateway.port, `http://game.test:${origin.port}/__lachan__/review`, { args: ['--data', form] });
     expect(posted.status).toBe(200);
     expect(posted.body).toContain('Đã gửi đề nghị xem lại');
+    // The thank-you page gives the reference to quote and says what happens next.
+    expect(posted.body).toContain(`<b>${reference!}</b>`);
+    expect(posted.body).toContain('Điều gì xảy ra tiếp theo?');
     expect(localRequests()).toEqual([expect.objectContaining({ kind: 'review', host: 'game.test', profile: 'tieu-hoc', shippedAt: null })]);
 
     collector = await startCollector(centralData, [], collectorPort);
@@ -128,8 +131,12 @@ describe('review requests and reports travel from the gateway to the district', 
   it('takes a report of a page that was not blocked, and sends it without its query string', async () => {
     const formPage = await curl(gateway.port, `http://hoc.test:${origin.port}/__lachan__/report`);
     expect(formPage.status).toBe(200);
-    expect(formPage.body).toContain('Báo cáo trang có hại');
-    expect(formPage.body).toContain('<option value="gambling">Cờ bạc, cá độ</option>');
+    expect(formPage.body).toContain('Báo một trang xấu');
+    expect(formPage.body).toContain('<option value="gambling">Cờ bạc, cá cược ăn tiền</option>');
+    // Only harms a child recognises on a page: no network jargon.
+    expect(formPage.body).not.toContain('value="vpn"');
+    expect(formPage.body).not.toContain('value="doh"');
+    expect(formPage.body).toContain('Đừng ghi họ tên');
 
     const typo = await curl(gateway.port, `http://hoc.test:${origin.port}/__lachan__/report`, { args: ['--data', 'url=khong+phai+dia+chi&note=abc'] });
     expect(typo.status).toBe(400);

@@ -14,6 +14,7 @@ import { openDistrict } from '../central/district.js';
 import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
+import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
 import { CliError } from './errors.js';
 import { quietOnClosedPipe } from './logs.js';
 
@@ -50,6 +51,16 @@ function explainKeyErrors<T extends PolicySigner | { signer: PolicySigner }>(ope
     return open();
   } catch (error) {
     if (error instanceof SigningKeyError) throw new CliError(error.message);
+    throw error;
+  }
+}
+
+/** The collector's organisation.yaml (defaults when absent); a broken one stops the command with FILE:LINE. */
+export function explainOrganisation(dataDir: string): Organisation {
+  try {
+    return loadOrganisationFile(dataDir);
+  } catch (error) {
+    if (error instanceof OrganisationFileError) throw new CliError(error.message);
     throw error;
   }
 }
@@ -93,7 +104,8 @@ export function registerCentral(program: Command): void {
       const adminToken = loadOrCreateAdminToken(options.data);
       const accounts = new AccountStore(store.database);
       const district = explainKeyErrors(() => openDistrict(store.database, options.data, (...entry) => accounts.audit(...entry)));
-      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district });
+      const organisation = explainOrganisation(options.data);
+      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district, organisation });
       const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district });
 
       const retentionMs = options.retentionDays * DAY_MS;

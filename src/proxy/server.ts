@@ -8,6 +8,7 @@ import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { safeSearchEndpoint, rewriteForSafeSearch } from '../policy/safesearch.js';
 import { isIpLiteral } from '../policy/hostname.js';
+import { organisationOf } from '../rules/loader.js';
 import type { GatewayEventLog } from '../events/log.js';
 import { ProxyAuthenticator } from './auth.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
@@ -109,7 +110,7 @@ export class ProxyServer {
   };
 
   constructor(private readonly options: ProxyOptions) {
-    this.studentRequests = new StudentRequests({ eventLog: options.eventLog, onRecorded: options.onStudentRequest });
+    this.studentRequests = new StudentRequests({ eventLog: options.eventLog, onRecorded: options.onStudentRequest, organisation: () => organisationOf(this.policyNow) });
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.policyNow = options.policy;
     this.authenticator = makeAuthenticator(options.policy);
@@ -309,7 +310,7 @@ export class ProxyServer {
 
   private blockPageFor(decision: Decision, host: string, reference: string): string {
     const profile = this.policyNow.profile(decision.profile);
-    return blockPage({ host, category: decision.category, profileId: decision.profile, profileName: profile?.name ?? decision.profile, reference });
+    return blockPage({ host, category: decision.category, profileId: decision.profile, profileName: profile?.name ?? decision.profile, reference, reason: decision.reason, organisation: organisationOf(this.policyNow) });
   }
 
   private sendBlock(req: IncomingMessage, res: ServerResponse, decision: Decision, host: string, path: string, clientAddress: string): void {
@@ -563,6 +564,7 @@ export function classifyUpstreamError(error: unknown): ErrorKind {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') return 'timeout';
   if (code === 'LACHAN_FORBIDDEN_DESTINATION') return 'forbidden-destination';
   if (code === 'LACHAN_DNS_FAILED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
+  if (code === 'ECONNREFUSED') return 'refused';
   if (code === 'CERT_HAS_EXPIRED' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'upstream-certificate';
   return 'connect';
 }

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayEventLog } from '../events/log.js';
+import { DEFAULT_ORGANISATION, type Organisation } from '../rules/organisation.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { errorPage, errorStatus, reportPage, reportThanksPage, reviewThanksPage, REPORT_PATH, REVIEW_PATH } from './pages.js';
 
 /**
  * The two things a student or teacher can send from the gateway's own pages, with no
- * login (issue 6): "review this block" (the block page's form) and "report this page
+ * login: "review this block" (the block page's form) and "report this page
  * that was not blocked". Both are stored in the local event database, where the
  * shipper picks them up for the district's review queue.
  *
@@ -35,6 +36,8 @@ export interface StudentRequestsOptions {
   /** Called after a request was stored, so the shipper can send it without waiting for its idle tick. */
   readonly onRecorded?: () => void;
   readonly limiter?: RateLimiter;
+  /** The organisation of the rules in force (school, office, hotline), read per page. */
+  readonly organisation?: () => Organisation;
 }
 
 /** Which form a path names, or null; `originForm`: the request was addressed to the proxy itself. */
@@ -48,11 +51,13 @@ export class StudentRequests {
   readonly #eventLog: GatewayEventLog | null;
   readonly #onRecorded: () => void;
   readonly #limiter: RateLimiter;
+  readonly #organisation: () => Organisation;
 
   constructor(options: StudentRequestsOptions) {
     this.#eventLog = options.eventLog;
     this.#onRecorded = options.onRecorded ?? (() => undefined);
     this.#limiter = options.limiter ?? new RateLimiter(REQUESTS_PER_SECOND, REQUESTS_BURST);
+    this.#organisation = options.organisation ?? (() => DEFAULT_ORGANISATION);
   }
 
   /**
@@ -61,9 +66,10 @@ export class StudentRequests {
    * report form posts back (the same path the request used).
    */
   async serve(req: IncomingMessage, res: ServerResponse, kind: StudentRequestKind, profile: string, clientAddress: string, formAction: string): Promise<void> {
+    const organisation = this.#organisation();
     if (kind === 'report' && (req.method === 'GET' || req.method === 'HEAD')) {
       const url = new URLSearchParams((req.url ?? '').split('?')[1] ?? '').get('url') ?? '';
-      return sendHtml(res, 200, reportPage({ url: url.slice(0, MAX_URL_LENGTH), action: formAction }), req.method === 'HEAD');
+      return sendHtml(res, 200, reportPage({ url: url.slice(0, MAX_URL_LENGTH), action: formAction, organisation }), req.method === 'HEAD');
     }
     if (req.method !== 'POST') return sendError(res, 'bad-request');
     const body = await readForm(req);
@@ -83,7 +89,7 @@ export class StudentRequests {
       const page = parseReportedUrl(typed);
       if (page === null) {
         const error = typed === '' ? 'Hãy nhập địa chỉ trang web.' : 'Địa chỉ này không phải một trang web (ví dụ đúng: https://vi-du.vn/trang).';
-        return sendHtml(res, 400, reportPage({ url: typed.slice(0, MAX_URL_LENGTH), category: category ?? '', note, error, action: formAction }), false);
+        return sendHtml(res, 400, reportPage({ url: typed.slice(0, MAX_URL_LENGTH), category: category ?? '', note, error, action: formAction, organisation }), false);
       }
       record = { ...page, category, eventRef: '' };
     }
@@ -94,7 +100,8 @@ export class StudentRequests {
     const stored = this.#eventLog.recordReviewRequest({ kind, ...record, profile, note, clientAddress });
     if (stored === null) return sendError(res, 'bad-request');
     this.#onRecorded();
-    return sendHtml(res, 200, kind === 'review' ? reviewThanksPage() : reportThanksPage(), false);
+    const thanks = kind === 'review' ? reviewThanksPage({ reference: record.eventRef, host: record.host, organisation }) : reportThanksPage(organisation);
+    return sendHtml(res, 200, thanks, false);
   }
 }
 

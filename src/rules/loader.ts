@@ -7,6 +7,7 @@ import { canonicalRuleHost } from '../policy/hostname.js';
 import { CUSTOM_CATEGORY, Policy, type CompiledRules, type PolicyOptions, type ProfileSpec } from '../policy/engine.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../policy/types.js';
 import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
+import { DEFAULT_ORGANISATION, type Organisation } from './organisation.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
 import { overlaySourceName, type PolicyOverlay } from './overlay.js';
@@ -226,7 +227,21 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     noInspectActions,
     proxyAuth: { usersFile, profiles: new Map(config.proxyAuth.profiles.map((p) => p.value)) },
   };
-  return { policy: new Policy(compiled, options), problems: problems.items, stats };
+  const policy = new Policy(compiled, options);
+  ORGANISATIONS.set(policy, config.organisation);
+  return { policy, problems: problems.items, stats };
+}
+
+/**
+ * The organisation section of the policy.yaml a policy was loaded from. Kept beside
+ * the policy rather than in it (the decision engine has no use for names and
+ * hotlines), so a reload swaps both at once; a policy built without a file gets the
+ * defaults.
+ */
+const ORGANISATIONS = new WeakMap<Policy, Organisation>();
+
+export function organisationOf(policy: Policy): Organisation {
+  return ORGANISATIONS.get(policy) ?? DEFAULT_ORGANISATION;
 }
 
 async function listCategories(categoriesDir: string): Promise<Map<string, string>> {

@@ -3,6 +3,7 @@ import { parseCidr } from '../policy/clients.js';
 import type { Action, } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
+import { readOrganisation, type Organisation } from './organisation.js';
 
 /** A value from policy.yaml with the line it was written on. */
 export interface Located<T> {
@@ -31,9 +32,11 @@ export interface PolicyConfig {
   readonly connectPorts: readonly number[];
   readonly clients: readonly { readonly cidr: string; readonly profile: string; readonly line: number }[];
   readonly proxyAuth: { readonly usersFile: string | null; readonly profiles: readonly Located<[string, string]>[] };
+  /** School, managing office, hotline: what the block page names (defaults when the section is absent). */
+  readonly organisation: Organisation;
 }
 
-const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth']);
+const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth', 'organisation']);
 const PROFILE_FIELDS = new Set([
   'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
   'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action',
@@ -112,6 +115,7 @@ class PolicyReader {
       connectPorts: this.readPorts(fields.get('connect_ports')),
       clients: this.readClients(fields.get('clients'), profileIds),
       proxyAuth: this.readProxyAuth(fields.get('proxy_auth'), profileIds),
+      organisation: readOrganisation(fields.get('organisation')?.value as Node | null | undefined, this.lines, this.file, this.problems),
     };
   }
 

@@ -29,7 +29,7 @@ export const CATEGORY_NAMES: Readonly<Record<string, string>> = {
   sect: 'Tà giáo',
   shortener: 'Rút gọn liên kết',
   custom: 'Danh sách riêng của trường',
-  district: 'Danh sách của quận/huyện',
+  district: 'Danh sách chung của cơ quan quản lý',
 };
 
 /** The categories `rules/` ships, in the order the dashboard offers them. */

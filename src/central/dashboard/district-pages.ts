@@ -87,7 +87,7 @@ export function reviewsPage(input: ReviewsPageInput): string {
     'Đề nghị & báo cáo',
     user,
     csrf,
-    `${notice(input.notice)}<p class="hint">Đề nghị mở trang từ trang chặn, và báo cáo trang có hại chưa bị chặn, do học sinh và giáo viên gửi qua cổng lọc của trường. Chấp thuận hoặc chặn sẽ thêm một quy tắc vào chính sách quận/huyện.</p>
+    `${notice(input.notice)}<p class="hint">Đề nghị mở trang từ trang chặn, và báo cáo trang có hại chưa bị chặn, do học sinh và giáo viên gửi qua cổng lọc của trường. Chấp thuận hoặc chặn sẽ thêm một quy tắc vào chính sách chung của các trường.</p>
 <nav class="tabs">${tab('open', `Đang chờ (${input.openCount})`)}${tab('decided', 'Đã xử lý')}${tab('all', 'Tất cả')}</nav>
 <table id="reviews"><thead><tr><th>Thời gian</th><th>Trường</th><th>Loại</th><th>Trang</th><th>Danh mục</th><th>Nhóm</th><th>Ghi chú</th><th>Mã tham chiếu</th><th>Xử lý</th></tr></thead><tbody>
 ${rows || '<tr><td colspan="9">Không có đề nghị nào.</td></tr>'}
@@ -143,7 +143,7 @@ export function policyPage(input: PolicyPageInput): string {
     : '';
   return shell(
     'policy',
-    'Chính sách quận/huyện',
+    'Chính sách chung',
     user,
     csrf,
     `${notice(input.notice)}<section><p>Phiên bản hiện tại: <b id="policy-version">v${input.version}</b>. Cổng lọc của trường hỏi phiên bản mới mỗi phút, kiểm tra chữ ký rồi áp dụng lên trên quy tắc của trường.</p>

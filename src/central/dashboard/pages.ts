@@ -1,4 +1,6 @@
 import type { AuditEntry, Principal } from '../accounts.js';
+import { DEFAULT_ORGANISATION } from '../../rules/organisation.js';
+import { currentReportYear, REPORT_DOWNLOAD_PATH } from '../../report/download.js';
 
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -24,12 +26,13 @@ ${body}
 </html>`;
 }
 
-export function loginPage(csrf: string, message: string | null, name = ''): string {
+/** `office`: the configured managing office, which names the dashboard. */
+export function loginPage(csrf: string, message: string | null, name = '', office = DEFAULT_ORGANISATION.office.name): string {
   return document(
     'Đăng nhập',
     `<body class="login">
 <main class="card">
-<h1>Lá chắn — Bảng điều khiển quận/huyện</h1>
+<h1>Lá chắn — ${escapeHtml(office)}</h1>
 <p>Đăng nhập bằng tài khoản do quản trị viên cấp.</p>
 ${message === null ? '' : `<p class="error" role="alert">${escapeHtml(message)}</p>`}
 <form method="post" action="/login">
@@ -53,7 +56,7 @@ export function shell(page: PageName, title: string, user: Principal, csrf: stri
     `<body data-page="${page}">
 <header>
 <strong>Lá chắn</strong>
-<nav>${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${link('reviews', '/reviews', 'Đề nghị & báo cáo')}${link('policy', '/policy', 'Chính sách quận/huyện')}${user.role === 'admin' ? link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}</nav>
+<nav>${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${link('reviews', '/reviews', 'Đề nghị & báo cáo')}${link('policy', '/policy', 'Chính sách chung')}${user.role === 'admin' ? link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}</nav>
 <span class="who">${escapeHtml(user.name)} · ${ROLE_NAMES[user.role] ?? user.role}${user.school === null ? '' : ` · trường ${escapeHtml(user.school)}`}</span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit">Đăng xuất</button></form>
 </header>
@@ -78,8 +81,14 @@ export function overviewPage(user: Principal, csrf: string): string {
 <div><h2>Số lượt chặn theo trường (30 ngày)</h2><table id="by-school"><thead><tr><th>Trường</th><th>Lượt chặn</th></tr></thead><tbody></tbody></table></div>
 <div><h2>Trường không liên lạc quá 1 ngày</h2><p class="hint">Không có sự kiện và cổng trường không gọi về: có thể cổng đã ngừng hoạt động.</p><ul id="silent"></ul></div>
 </section>
-<section><h2>Trang bị chặn nhiều nhất theo danh mục (30 ngày)</h2><div id="top-hosts"></div></section>`,
+<section><h2>Trang bị chặn nhiều nhất theo danh mục (30 ngày)</h2><div id="top-hosts"></div></section>${user.school === null ? reportLinks(currentReportYear()) : ''}`,
   );
+}
+
+/** Download links of the yearly report (office accounts: it covers every school). */
+function reportLinks(year: number): string {
+  const link = (format: string, label: string) => `<a href="${REPORT_DOWNLOAD_PATH}?year=${year}&amp;format=${format}" download>${label}</a>`;
+  return `<section id="yearly-report"><h2>Báo cáo năm ${year}</h2><p>${link('pdf', 'Tải PDF')} · ${link('docx', 'Tải Word (DOCX)')} · ${link('html', 'Tải HTML')}</p></section>`;
 }
 
 export function logsPage(user: Principal, csrf: string): string {

@@ -11,6 +11,8 @@ import { auditPage, errorPage, loginPage, logsPage, overviewPage, usersPage } fr
 import { DashboardQueries } from './queries.js';
 import type { District } from '../district.js';
 import { createDistrictRoutes } from './district-routes.js';
+import { DEFAULT_ORGANISATION, type Organisation } from '../../rules/organisation.js';
+import { REPORT_DOWNLOAD_PATH, sendYearlyReport } from '../../report/download.js';
 import { cookie, cookies, FORM_LIMITS, redirect, sameSecret, sendHtml } from './respond.js';
 
 /** What the collector server asks of the dashboard. */
@@ -23,8 +25,9 @@ export interface Dashboard {
 
 export const SESSION_COOKIE = 'lachan_session';
 const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
-export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District }): Dashboard {
+export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District; organisation?: Organisation }): Dashboard {
   const { store, accounts, queries } = options;
+  const organisation = options.organisation ?? DEFAULT_ORGANISATION;
   const districtRoutes =
     options.district === undefined ? null : createDistrictRoutes({ district: options.district, store, session: (request) => session(request)?.session ?? null });
 
@@ -48,7 +51,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
     }
     const name = (fields.get('name') ?? '').trim();
     const password = fields.get('password') ?? '';
-    const retry = (status: number, message: string) => sendHtml(response, status, loginPage(expected, message, name));
+    const retry = (status: number, message: string) => sendHtml(response, status, loginPage(expected, message, name, organisation.office.name));
     const locked = accounts.lockedFor(name);
     if (locked > 0) return retry(429, `Tài khoản tạm khóa do đăng nhập sai nhiều lần. Thử lại sau ${Math.ceil(locked / 60_000)} phút.`);
     const user = accounts.user(name);
@@ -155,7 +158,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
         if (session(request) !== null) { redirect(response, '/'); return true; }
         const csrf = randomBytes(24).toString('base64url');
-        sendHtml(response, 200, loginPage(csrf, null), { 'set-cookie': cookie(request, LOGIN_CSRF_COOKIE, csrf, 3600, '/login') });
+        sendHtml(response, 200, loginPage(csrf, null, '', organisation.office.name), { 'set-cookie': cookie(request, LOGIN_CSRF_COOKIE, csrf, 3600, '/login') });
         return true;
       }
       if (path === '/logout') {
@@ -204,6 +207,11 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         const who = reader(request);
         requireAdmin(who);
         { sendJson(response, 200, { entries: accounts.auditLog() }); return true; }
+      }
+      if (path === REPORT_DOWNLOAD_PATH) {
+        if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
+        await sendYearlyReport(response, reader(request), url, store, organisation);
+        return true;
       }
       if (districtRoutes !== null) return districtRoutes(request, response, url, reader);
       return false;

@@ -1,0 +1,20 @@
+import { existsSync } from 'node:fs';
+import { describe } from 'vitest';
+import { chromium, type Browser } from 'playwright-core';
+
+/** Debian's chromium, which .ci/run installs; a developer machine without it skips, loudly. */
+export const CHROMIUM = '/usr/bin/chromium';
+export const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;
+
+/** A student's browser: headless Chromium sending everything, loopback names too, through the proxy. */
+export function launchBehindProxy(proxyPort: number): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      `--proxy-server=127.0.0.1:${proxyPort}`,
+      '--proxy-bypass-list=<-loopback>',
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
