@@ -37,7 +37,7 @@ async function status(rules: string, data: string): Promise<Record<string, unkno
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
 
-describe('lachan lists update against a list host', () => {
+describe('lachan lists update against a list host', { timeout: 90_000 }, () => {
   let origin: ListOrigin;
   let rules: string;
   let data: string;
@@ -141,7 +141,7 @@ describe('lachan lists update against a list host', () => {
   });
 });
 
-describe('a running gateway refreshes its lists itself', () => {
+describe('a running gateway refreshes its lists itself', { timeout: 90_000 }, () => {
   let origin: ListOrigin;
   let site: Origin;
   let proxy: RunningLachan;
