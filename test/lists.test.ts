@@ -130,6 +130,15 @@ describe('lachan lists update against a list host', { timeout: 90_000 }, () => {
     expect(text.stdout).toContain('LACHAN_LIST_UNREACHABLE');
   });
 
+  it('rules lint reports a subscription whose category has no folder', async () => {
+    const lint = await lachanAsync(['rules', 'lint', '--rules', makeRulesDir({
+      'policy.yaml': policyYaml({ defaultProfile: 'p', profiles: { p: { name: 'P' } } }),
+      'lists.yaml': 'lists:\n  - name: x\n    category: co-bac\n    url: https://example.org/x\n    format: domains\n    refresh: 12h\n',
+    })]);
+    expect(lint.code).toBe(1);
+    expect(lint.stdout).toMatch(/lists\.yaml:2: list "x": no folder categories\/co-bac/);
+  });
+
   it('exits 2 with FILE:LINE on a broken lists.yaml', async () => {
     const broken = makeRulesDir({
       'policy.yaml': policyYaml({ defaultProfile: 'p', profiles: { p: { name: 'P' } } }),
@@ -146,11 +155,12 @@ describe('a running gateway refreshes its lists itself', { timeout: 90_000 }, ()
   let site: Origin;
   let proxy: RunningLachan;
 
-  it('picks up a new version without a restart, and /metrics exports list age', async () => {
+  it('picks up a new version without a restart or a dropped request, and /metrics exports list age', async () => {
     origin = await startListOrigin(hostsList(20, 'casino'));
     site = await startHttpOrigin();
     cleanup.push(() => origin.close(), () => site.close());
-    proxy = await startLachan({ rulesDir: rulesFor(origin.url, '1s'), hosts: '127.0.0.1 new-casino.test casino-1.test\n' });
+    // Two workers: the primary downloads, every worker reloads.
+    proxy = await startLachan({ rulesDir: rulesFor(origin.url, '1s'), workers: 2, hosts: '127.0.0.1 new-casino.test casino-1.test school.test\n' });
     cleanup.push(() => proxy.stop());
     await proxy.waitForLog((l) => l.msg === 'list updated' && l.list === 'test-gambling');
     await proxy.waitForLog((l) => l.msg === 'rules reloaded');
@@ -158,12 +168,27 @@ describe('a running gateway refreshes its lists itself', { timeout: 90_000 }, ()
     expect((await curl(proxy.port, `http://new-casino.test:${site.port}/`)).status).toBe(200);
 
     const reloads = proxy.logs.filter((l) => l.msg === 'rules reloaded').length;
+    // Requests keep coming while the new version is downloaded and both workers reload.
+    let reloaded = false;
+    const statuses: number[] = [];
+    const traffic = (async () => {
+      while (!reloaded) {
+        const batch = await Promise.all([1, 2, 3, 4].map(() => curl(proxy.port, `http://school.test:${site.port}/bai-hoc`)));
+        statuses.push(...batch.map((r) => r.status));
+      }
+    })();
     origin.publish(`${hostsList(20, 'casino')}0.0.0.0 new-casino.test\n`);
     await proxy.waitForLog((l) => l.msg === 'list updated' && l.entries === 21);
-    await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === 'rules reloaded').length > reloads);
-    const blocked = await curl(proxy.port, `http://new-casino.test:${site.port}/`);
-    expect(blocked.status).toBe(403);
-    expect(blocked.headers['x-lachan-block']).toBe('gambling');
+    await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === 'rules reloaded').length >= reloads + 2);
+    reloaded = true;
+    await traffic;
+    expect(statuses.length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    for (let i = 0; i < 4; i++) {
+      const blocked = await curl(proxy.port, `http://new-casino.test:${site.port}/`);
+      expect(blocked.status).toBe(403);
+      expect(blocked.headers['x-lachan-block']).toBe('gambling');
+    }
 
     const metrics = await curl(null, `http://127.0.0.1:${proxy.adminPort}/metrics`);
     expect(metrics.body).toMatch(/^lachan_list_age_seconds\{list="test-gambling"\} \d+$/m);

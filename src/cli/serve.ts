@@ -330,13 +330,19 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
+  let workersListening = 0;
+  let listRefresher: { stop(): void } | null = null;
   // Workers start with the proxy's V8 flags however the primary was started.
   cluster.setupPrimary({ execArgv: withProxyFlags(process.execArgv) });
   const fork = (): void => {
     const worker = cluster.fork();
     live.add(worker);
     worker.on('message', (message: ToPrimary) => {
-      if (message.type === 'listening' && !announced) {
+      if (message.type === 'listening') {
+        // Lists are downloaded once, by the primary, and each worker reloads from the data
+        // folder: start once every worker listens, so that no reload is sent before one can hear it.
+        if (++workersListening === workers && !stopping) listRefresher ??= startListRefreshing(options, logger, () => broadcast({ type: 'reload' }));
+        if (announced) return;
         announced = true;
         logger.info({ port: message.port, adminPort: adminBound, workers, rules: path.resolve(options.rules) }, 'listening');
       } else if (message.type === 'student-request') shipper?.wake();
@@ -360,12 +366,10 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   const watcher = watchRules(options.rules, () => broadcast({ type: 'reload' }));
   process.on('SIGHUP', () => broadcast({ type: 'reload' }));
   const overlayPoller = startPolicyPolling(options, logger, () => broadcast({ type: 'reload' }));
-  // Lists are downloaded once, by the primary; each worker reloads from the data folder.
-  const listRefresher = startListRefreshing(options, logger, () => broadcast({ type: 'reload' }));
   onShutdown(logger, async () => {
     stopping = true;
     overlayPoller?.stop();
-    listRefresher.stop();
+    listRefresher?.stop();
     watcher.close();
     admin.server.close();
     const exited = [...live].map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));

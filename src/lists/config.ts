@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { LIST_FORMATS, type ListFormat } from '../rules/importers.js';
-import { ProblemList, RulesLoadError } from '../rules/problems.js';
+import { ProblemList, RulesLoadError, type RuleProblem } from '../rules/problems.js';
 import { displayPath } from '../rules/loader.js';
 
 /** The file in a rules folder (or a collector's data folder) that subscribes categories to outside lists. */
@@ -153,4 +154,27 @@ export async function readListsConfig(file: string): Promise<ListSubscription[]>
   const subscriptions = parseListsFile(text, displayPath(file), problems);
   if (problems.errorCount > 0) throw new RulesLoadError(problems.items);
   return subscriptions;
+}
+
+/**
+ * Every problem of `RULES/lists.yaml` for `lachan rules lint`, including a category
+ * without a folder under categories/ (its entries would join nothing).
+ */
+export async function lintListsFile(rulesDir: string): Promise<RuleProblem[]> {
+  const file = path.join(rulesDir, LISTS_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    return [{ file: displayPath(file), line: 0, severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }];
+  }
+  const problems = new ProblemList();
+  for (const subscription of parseListsFile(text, displayPath(file), problems)) {
+    const folder = await stat(path.join(rulesDir, 'categories', subscription.category)).catch(() => null);
+    if (folder === null || !folder.isDirectory()) {
+      problems.error(displayPath(file), subscription.line, `list "${subscription.name}": no folder categories/${subscription.category} (create it, even empty, and block the category in a profile)`);
+    }
+  }
+  return problems.items;
 }
