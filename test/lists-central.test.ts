@@ -39,7 +39,7 @@ let tokenFile: string;
 let rules: string;
 
 interface Overview {
-  lists: { name: string; version: string | null; entries: number }[];
+  lists: { name: string; version: string | null; entries: number; lastError: { code: string } | null }[];
   schools: Record<string, { list: string; version: string | null; stale: boolean }[]>;
 }
 
@@ -118,6 +118,22 @@ describe('the collector mirrors lists for its schools', { timeout: 180_000 }, ()
     expect(update.result.bytes as number).toBeLessThan(full / 10);
     const check = await lachanAsync(['check', '--profile', 'tieu-hoc', '--rules', rules, '--data', data, '--json', 'http://moi-1-5.nhacai.test/']);
     expect(JSON.parse(check.stdout)).toMatchObject({ action: 'block', category: 'gambling', source: `list:hostsvn-gambling@${next}` });
+  });
+
+  it('refuses a shrunken upstream version once for the district: schools keep the last good one', async () => {
+    const good = (await overview()).lists[0]!.version;
+    origin.publish(listOnDay(1).split('\n').slice(0, 20_000).join('\n'));
+    for (;;) {
+      const list = (await overview()).lists[0]!;
+      if (list.lastError !== null) {
+        expect(list).toMatchObject({ version: good, lastError: { code: 'LACHAN_LIST_SHRUNK' } });
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const update = await gatewayUpdate(data);
+    expect(update.code).toBe(0);
+    expect(update.result).toMatchObject({ outcome: 'current', version: good });
   });
 
   it('brings a gateway a week behind up to date in one request, with the list host gone', async () => {
