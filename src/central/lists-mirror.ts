@@ -102,13 +102,17 @@ export class ListsMirror {
     return this.#refresher.tick();
   }
 
-  async #subscriptions(): Promise<ListSubscription[]> {
-    return readListsConfig(this.#options.listsFile).catch(() => []);
+  /** The district's subscriptions; null while its lists.yaml has errors (the refresher logs them). */
+  async #subscriptions(): Promise<ListSubscription[] | null> {
+    return readListsConfig(this.#options.listsFile).catch(() => null);
   }
 
   /** `GET /api/v1/lists/NAME?since=VERSION` for a school already authenticated. */
   async serve(request: IncomingMessage, response: ServerResponse, name: string, since: string | null, schoolId: string): Promise<void> {
-    const subscription = (await this.#subscriptions()).find((s) => s.name === name);
+    const subscriptions = await this.#subscriptions();
+    // Not a 404: that would send every school to the list's own address over its slow link.
+    if (subscriptions === null) throw new HttpError(503, 'not_ready', 'the district\'s lists.yaml has errors; ask again later', { 'retry-after': '300' });
+    const subscription = subscriptions.find((s) => s.name === name);
     if (subscription === undefined) throw new HttpError(404, 'not_found', `the district does not mirror a list named "${name}"`);
     if (since !== null && !/^[0-9a-f]{12}$/.test(since)) throw new HttpError(400, 'bad_request', 'since: a list version (12 hex digits)');
     this.#report(schoolId, name, since);
@@ -177,7 +181,7 @@ export class ListsMirror {
   async overview(schoolIds: readonly string[], now = Date.now()): Promise<{ lists: MirroredList[]; schools: Map<string, SchoolListStatus[]> }> {
     const lists: MirroredList[] = [];
     const states = new Map<string, ListState>();
-    for (const s of await this.#subscriptions()) {
+    for (const s of (await this.#subscriptions()) ?? []) {
       const state = await readState(this.#options.dataDir, s.name);
       states.set(s.name, state);
       lists.push({ name: s.name, category: s.category, refresh: s.refresh, refreshMs: s.refreshMs, version: state.version, entries: state.entries, updatedAt: state.updatedAt, checkedAt: state.checkedAt, lastError: state.lastError });

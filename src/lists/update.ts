@@ -134,7 +134,8 @@ async function fromCentral(central: CentralListSource, subscription: ListSubscri
   }
   // The version names the content: a delta applied to the wrong base, or a body cut short, does not add up to it.
   if (candidate.version !== version) throw new ListRefusal('LACHAN_LIST_DELTA', `collector's ${kind ?? 'full'} answer for ${subscription.name} gives version ${candidate.version}, not ${version ?? '?'}`);
-  return { kind: kind === 'delta' ? 'delta' : 'full', bytes: answer.wireBytes, candidate };
+  // The list's own validators no longer describe the version held.
+  return { kind: kind === 'delta' ? 'delta' : 'full', bytes: answer.wireBytes, candidate, validators: { etag: null, lastModified: null, url: null } };
 }
 
 /** Updates one list; never throws for what the network or the list does (that is the result). */
