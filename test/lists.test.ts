@@ -1,11 +1,12 @@
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { curl } from './helpers/curl.js';
 import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
 import { refusedPort, startHttpOrigin, type Origin } from './helpers/origins.js';
-import { makeRulesDir } from './support/rules-dir.js';
+import { makeRulesDir, SHARED_DATA } from './support/rules-dir.js';
 import { hostsList, lachanAsync, startListOrigin, type ListOrigin } from './support/list-origin.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
@@ -193,5 +194,31 @@ describe('a running gateway refreshes its lists itself', { timeout: 90_000 }, ()
     const metrics = await curl(null, `http://127.0.0.1:${proxy.adminPort}/metrics`);
     expect(metrics.body).toMatch(/^lachan_list_age_seconds\{list="test-gambling"\} \d+$/m);
     expect(metrics.body).toMatch(/^lachan_list_entries\{list="test-gambling",version="[0-9a-f]{12}"\} 21$/m);
+  });
+});
+
+describe('a UT1 category archive', { timeout: 90_000 }, () => {
+  it('subscribes to NAME.tar.gz as UT1 publishes it: domains and urls join the category', async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'lachan-ut1-'));
+    const archive = path.join(work, 'gambling.tar.gz');
+    execFileSync('tar', ['-czf', archive, '-C', path.join(SHARED_DATA, 'ut1'), 'gambling']);
+    const body = readFileSync(archive);
+    const origin = await startHttpOrigin((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': body.length });
+      res.end(body);
+    });
+    cleanup.push(() => origin.close());
+    const rules = makeRulesDir({
+      'policy.yaml': policyYaml({ defaultProfile: 'tieu-hoc', profiles: { 'tieu-hoc': { name: 'Tiểu học', blockCategories: ['gambling'] } } }),
+      'categories/gambling/domains': '',
+      'lists.yaml': `lists:\n  - name: ut1-gambling\n    category: gambling\n    url: http://127.0.0.1:${origin.port}/blacklists/download/gambling.tar.gz\n    format: ut1\n    refresh: 7d\n`,
+    });
+    const data = dataDir();
+    const update = await lachanAsync(['lists', 'update', '--rules', rules, '--data', data]);
+    expect(update.code, update.stdout + update.stderr).toBe(0);
+    const state = await status(rules, data);
+    expect(state.entries).toBeGreaterThan(32_000);
+    expect(await checkJson(rules, data, 'http://000-online-casino.com/')).toMatchObject({ action: 'block', source: `list:ut1-gambling@${state.version as string}` });
+    expect(await checkJson(rules, data, 'http://top-lasvegas.com/en/roulette')).toMatchObject({ action: 'block', reason: 'url', rule: 'top-lasvegas.com/en' });
   });
 });

@@ -15,6 +15,7 @@ import { gunzipSync } from 'node:zlib';
 import { request } from 'undici';
 import type { ListSubscription } from './config.js';
 import { applyDelta, checkCompiles, checkNotShrunk, entriesOf, ListRefusal, listVersionOf, parseDownload, type ListVersion } from './entries.js';
+import { isGzip, ut1ArchiveText } from './ut1-archive.js';
 import { applyVersion, readState, readVersionText, writeState, type ListError, type ListState } from './store.js';
 
 export type UpdateOutcome = 'updated' | 'current' | 'refused' | 'unreachable';
@@ -101,13 +102,26 @@ async function fromOrigin(subscription: ListSubscription, state: ListState): Pro
   const answer = await fetchBody(subscription.url, headers);
   if (answer.status === 304 && state.version !== null) return { kind: 'unchanged', bytes: answer.wireBytes };
   if (answer.status !== 200) throw new ListRefusal('LACHAN_LIST_HTTP', `${subscription.url} answered HTTP ${answer.status}`);
-  const candidate = parseDownload(subscription.format, answer.body.toString('utf8'));
+  const candidate = parseDownload(subscription.format, textOfDownload(subscription, answer.body));
   return {
     kind: 'full',
     bytes: answer.wireBytes,
     candidate,
     validators: { etag: header(answer.headers, 'etag'), lastModified: header(answer.headers, 'last-modified'), url: subscription.url },
   };
+}
+
+/** A download as list text: a UT1 category archive (`NAME.tar.gz`) gives its `domains` and `urls`. */
+function textOfDownload(subscription: ListSubscription, body: Buffer): string {
+  if (subscription.format !== 'ut1' || !(isGzip(body) || body.subarray(257, 262).toString('latin1') === 'ustar')) return body.toString('utf8');
+  let text: string | null;
+  try {
+    text = ut1ArchiveText(body, MAX_BODY_BYTES);
+  } catch (error) {
+    throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `UT1 archive does not read: ${(error as Error).message}`);
+  }
+  if (text === null) throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', 'UT1 archive holds no domains or urls file');
+  return text;
 }
 
 /** The collector's answer, or null when it does not mirror this list (the gateway then fetches it itself). */
