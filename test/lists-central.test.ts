@@ -92,7 +92,7 @@ afterAll(async () => {
   await origin?.close();
 });
 
-describe('the collector mirrors lists for its schools', { timeout: 180_000 }, () => {
+describe('the collector mirrors lists for its schools', { timeout: 300_000 }, () => {
   const data = gatewayData();
   let full = 0;
 

@@ -38,7 +38,7 @@ async function status(rules: string, data: string): Promise<Record<string, unkno
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
 
-describe('lachan lists update against a list host', { timeout: 90_000 }, () => {
+describe('lachan lists update against a list host', { timeout: 180_000 }, () => {
   let origin: ListOrigin;
   let rules: string;
   let data: string;
@@ -151,7 +151,7 @@ describe('lachan lists update against a list host', { timeout: 90_000 }, () => {
   });
 });
 
-describe('a running gateway refreshes its lists itself', { timeout: 90_000 }, () => {
+describe('a running gateway refreshes its lists itself', { timeout: 180_000 }, () => {
   let origin: ListOrigin;
   let site: Origin;
   let proxy: RunningLachan;
@@ -197,7 +197,7 @@ describe('a running gateway refreshes its lists itself', { timeout: 90_000 }, ()
   });
 });
 
-describe('a UT1 category archive', { timeout: 90_000 }, () => {
+describe('a UT1 category archive', { timeout: 180_000 }, () => {
   it('subscribes to NAME.tar.gz as UT1 publishes it: domains and urls join the category', async () => {
     const work = mkdtempSync(path.join(tmpdir(), 'lachan-ut1-'));
     const archive = path.join(work, 'gambling.tar.gz');

@@ -1,6 +1,7 @@
 import { readListsConfig, type ListSubscription } from './config.js';
 import { readState, readStateSync, type ListState } from './store.js';
-import { dueLists, updateList, type CentralListSource, type ListUpdateResult } from './update.js';
+import { dueLists, type CentralListSource, type ListUpdateResult } from './update.js';
+import { updateListInThread } from './update-thread.js';
 
 export interface RefresherLogger {
   debug(object: object, message?: string): void;
@@ -63,7 +64,7 @@ export function startListRefresher(options: RefresherOptions): { stop(): void; t
     for (const s of subscriptions) states.set(s.name, await readState(options.dataDir, s.name));
     for (const subscription of dueLists(subscriptions, states, Date.now())) {
       if (stopped) break;
-      logUpdate(options.logger, await updateList(subscription, { dataDir: options.dataDir, central: options.central ?? null, keep: options.keep }));
+      logUpdate(options.logger, await updateListInThread(subscription, { dataDir: options.dataDir, central: options.central ?? null, keep: options.keep }));
     }
     let changed = false;
     for (const s of subscriptions) {
