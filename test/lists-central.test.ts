@@ -183,8 +183,8 @@ describe('the collector mirrors lists for its schools', { timeout: 300_000 }, ()
       args: ['--central', collector.url, '--school', school.id, '--token-file', tokenFile],
     });
     try {
-      await proxy.waitForLog((l) => l.msg === 'list updated' && l.via === 'central');
-      await proxy.waitForLog((l) => l.msg === 'rules reloaded');
+      await proxy.waitForLog((l) => l.msg === 'list updated' && l.via === 'central', 60_000);
+      await proxy.waitForLog((l) => l.msg === 'rules reloaded', 60_000);
       const blocked = await curl(proxy.port, `http://moi-8-3.nhacai.test:${site.port}/`);
       expect(blocked.status).toBe(403);
       expect(site.seen).toHaveLength(0);

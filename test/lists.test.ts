@@ -163,8 +163,9 @@ describe('a running gateway refreshes its lists itself', { timeout: 180_000 }, (
     // Two workers: the primary downloads, every worker reloads.
     proxy = await startLachan({ rulesDir: rulesFor(origin.url, '1s'), workers: 2, hosts: '127.0.0.1 new-casino.test casino-1.test school.test\n' });
     cleanup.push(() => proxy.stop());
-    await proxy.waitForLog((l) => l.msg === 'list updated' && l.list === 'test-gambling');
-    await proxy.waitForLog((l) => l.msg === 'rules reloaded');
+    await proxy.waitForLog((l) => l.msg === 'list updated' && l.list === 'test-gambling', 60_000);
+    // Both workers reload.
+    await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === 'rules reloaded').length >= 2, 60_000);
     expect((await curl(proxy.port, `http://casino-1.test:${site.port}/`)).status).toBe(403);
     expect((await curl(proxy.port, `http://new-casino.test:${site.port}/`)).status).toBe(200);
 
@@ -179,8 +180,8 @@ describe('a running gateway refreshes its lists itself', { timeout: 180_000 }, (
       }
     })();
     origin.publish(`${hostsList(20, 'casino')}0.0.0.0 new-casino.test\n`);
-    await proxy.waitForLog((l) => l.msg === 'list updated' && l.entries === 21);
-    await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === 'rules reloaded').length >= reloads + 2);
+    await proxy.waitForLog((l) => l.msg === 'list updated' && l.entries === 21, 60_000);
+    await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === 'rules reloaded').length >= reloads + 2, 60_000);
     reloaded = true;
     await traffic;
     expect(statuses.length).toBeGreaterThan(0);
