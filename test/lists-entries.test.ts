@@ -36,7 +36,7 @@ describe('list versions', () => {
   it('refuses a version with less than half the entries of the last good one', () => {
     const half = listVersionOf(['a.vn', 'b.vn']);
     expect(() => checkNotShrunk(half, { entries: 4 })).not.toThrow();
-    expect(() => checkNotShrunk(half, { entries: 5 })).toThrow(/less than half/);
+    expect(() => checkNotShrunk(half, { entries: 5 })).toThrow(/ít hơn một nửa/);
     expect(() => checkNotShrunk(half, null)).not.toThrow();
   });
 
@@ -47,7 +47,7 @@ describe('list versions', () => {
     expect(delta).toBe('-a.vn\n+d.vn\n+e.vn/x\n');
     expect(applyDelta(base.text, delta)).toEqual(next);
     expect(diffVersions(next.text, next.text)).toBe('');
-    expect(() => applyDelta(listVersionOf(['z.vn']).text, delta)).toThrow(/does not have/);
+    expect(() => applyDelta(listVersionOf(['z.vn']).text, delta)).toThrow(/không có trong phiên bản/);
   });
 });
 

@@ -87,7 +87,7 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
     .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
-    .option('--lists <file>', 'the district\'s subscribed lists, mirrored for the schools (default: DATA/lists.yaml)')
+    .option('--lists <file>', 'danh sách chặn huyện đăng ký, tải một lần cho mọi trường (mặc định: DATA/lists.yaml)')
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });

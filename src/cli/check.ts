@@ -24,7 +24,7 @@ export function registerCheck(program: Command): void {
     .option('--profile <id>', 'profile to decide for')
     .option('--client <ip>', 'decide for this client address (profile from policy.yaml clients)')
     .option('--rules <dir>', 'rules folder', './rules')
-    .option('--data <dir>', 'gateway data folder: the district policy overlay and the downloaded lists in force there apply too', './var')
+    .option('--data <dir>', 'gateway data folder: the district policy overlay in force there applies too', './var')
     .option('--json', 'one JSON object a line')
     .argument('<url...>', 'URLs to decide, or - for stdin')
     .action(async (urls: string[], options: CheckOptions) => {

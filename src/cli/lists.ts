@@ -15,13 +15,13 @@ interface ListsOptions {
 }
 
 export function registerLists(program: Command): void {
-  const lists = program.command('lists').description('outside block lists subscribed in rules/lists.yaml');
+  const lists = program.command('lists').description('danh sách chặn bên ngoài đăng ký trong rules/lists.yaml');
   withFolders(lists.command('update'))
-    .description('refresh every subscribed list now (exit 1 when one was refused or unreachable: its last good version is kept)')
-    .option('--central <url>', 'take the lists from the district collector (as `serve --central` does)')
-    .option('--token-file <file>', 'file holding this school\'s collector token (with --central)')
+    .description('cập nhật ngay mọi danh sách đã đăng ký (mã thoát 1 khi có danh sách bị từ chối hoặc không tải được: vẫn giữ phiên bản tốt gần nhất)')
+    .option('--central <url>', 'lấy danh sách từ máy chủ huyện (như `serve --central`)')
+    .option('--token-file <file>', 'tệp chứa token của trường (cùng --central)')
     .action(async (options: ListsOptions) => {
-      if ((options.central === undefined) !== (options.tokenFile === undefined)) throw new CliError('--central and --token-file go together');
+      if ((options.central === undefined) !== (options.tokenFile === undefined)) throw new CliError('--central và --token-file phải đi cùng nhau');
       const subscriptions = await subscriptionsOf(options.rules);
       if (subscriptions.length === 0) {
         if (!options.json) process.stdout.write(`Không có danh sách nào được đăng ký (${listsFileOf(options.rules)}).\n`);
@@ -37,7 +37,7 @@ export function registerLists(program: Command): void {
       if (failed > 0) process.exitCode = EXIT_CHECK_FAILED;
     });
   withFolders(lists.command('status'))
-    .description("each subscribed list's version, entries, age and last error")
+    .description('phiên bản, số mục, tuổi và lỗi gần nhất của từng danh sách')
     .action(async (options: ListsOptions) => {
       const subscriptions = await subscriptionsOf(options.rules);
       if (subscriptions.length === 0 && !options.json) {
@@ -54,9 +54,9 @@ export function registerLists(program: Command): void {
 
 function withFolders(command: Command): Command {
   return command
-    .option('--rules <dir>', 'rules folder holding lists.yaml', './rules')
-    .option('--data <dir>', 'data folder the lists are downloaded to', './var')
-    .option('--json', 'one JSON object a line');
+    .option('--rules <dir>', 'thư mục quy tắc chứa lists.yaml', './rules')
+    .option('--data <dir>', 'thư mục dữ liệu nơi tải danh sách về', './var')
+    .option('--json', 'mỗi dòng một đối tượng JSON');
 }
 
 async function subscriptionsOf(rulesDir: string): Promise<ListSubscription[]> {

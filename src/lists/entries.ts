@@ -74,9 +74,9 @@ export function parseDownload(format: ListFormat, body: string): ListVersion {
   let malformed = 0;
   for (const reason of ['malformed', 'invalid-host'] as const) malformed += stats.skipped.get(reason)?.count ?? 0;
   const ruleLines = stats.lines - stats.comments;
-  if (entries.length === 0) throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `no ${format} entry in ${ruleLines} lines (wrong format, or not a list)`);
+  if (entries.length === 0) throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `không có mục ${format} nào trong ${ruleLines} dòng (sai định dạng, hoặc không phải danh sách)`);
   if (malformed * 2 > ruleLines) {
-    throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `${malformed} of ${ruleLines} lines are not ${format} entries (wrong format, or not a list)`);
+    throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `${malformed} trên ${ruleLines} dòng không phải mục ${format} (sai định dạng, hoặc không phải danh sách)`);
   }
   return listVersionOf(entries);
 }
@@ -93,9 +93,9 @@ export function checkCompiles(candidate: ListVersion): void {
     line++;
     if (entry.includes('/')) {
       const error = urls.add(entry, 0, 0, line);
-      if (error !== null) throw new ListRefusal('LACHAN_LIST_UNCOMPILABLE', `entry ${line} "${entry}": ${error}`);
+      if (error !== null) throw new ListRefusal('LACHAN_LIST_UNCOMPILABLE', `mục ${line} "${entry}": ${error}`);
     } else if (!domains.addCanonicalSpan(entry, 0, entry.length, 0, 0, line)) {
-      if (canonicalRuleHost(entry) !== entry) throw new ListRefusal('LACHAN_LIST_UNCOMPILABLE', `entry ${line} "${entry}" is not a canonical host name`);
+      if (canonicalRuleHost(entry) !== entry) throw new ListRefusal('LACHAN_LIST_UNCOMPILABLE', `mục ${line} "${entry}" không phải tên miền chuẩn`);
       domains.add(entry, 0, 0, line);
     }
   }
@@ -107,7 +107,7 @@ export function checkCompiles(candidate: ListVersion): void {
 export function checkNotShrunk(candidate: ListVersion, lastGood: { readonly entries: number } | null): void {
   if (lastGood === null) return;
   if (candidate.entries * 2 < lastGood.entries) {
-    throw new ListRefusal('LACHAN_LIST_SHRUNK', `new version has ${candidate.entries} entries, less than half of the ${lastGood.entries} in force`);
+    throw new ListRefusal('LACHAN_LIST_SHRUNK', `phiên bản mới chỉ có ${candidate.entries} mục, ít hơn một nửa ${lastGood.entries} mục đang dùng`);
   }
 }
 
@@ -136,8 +136,8 @@ export function applyDelta(base: string, delta: string): ListVersion {
     const entry = line.slice(1);
     if (line.startsWith('+')) entries.add(entry);
     else if (line.startsWith('-')) {
-      if (!entries.delete(entry)) throw new ListRefusal('LACHAN_LIST_DELTA', `delta removes "${entry}", which the version held does not have`);
-    } else throw new ListRefusal('LACHAN_LIST_DELTA', `delta line "${line.slice(0, 40)}" is neither +entry nor -entry`);
+      if (!entries.delete(entry)) throw new ListRefusal('LACHAN_LIST_DELTA', `phần thay đổi xoá "${entry}", mục không có trong phiên bản đang giữ`);
+    } else throw new ListRefusal('LACHAN_LIST_DELTA', `dòng "${line.slice(0, 40)}" của phần thay đổi không phải +mục hay -mục`);
   }
   return listVersionOf([...entries]);
 }

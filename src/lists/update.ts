@@ -67,7 +67,7 @@ async function fetchBody(url: string | URL, headers: Record<string, string>): Pr
     size += (chunk as Buffer).length;
     if (size > MAX_BODY_BYTES) {
       response.body.destroy();
-      throw new ListRefusal('LACHAN_LIST_HTTP', `answer larger than ${MAX_BODY_BYTES} bytes`);
+      throw new ListRefusal('LACHAN_LIST_HTTP', `câu trả lời lớn hơn ${MAX_BODY_BYTES} byte`);
     }
     chunks.push(chunk as Buffer);
   }
@@ -78,7 +78,7 @@ async function fetchBody(url: string | URL, headers: Record<string, string>): Pr
     try {
       body = gunzipSync(raw, { maxOutputLength: MAX_BODY_BYTES });
     } catch (error) {
-      throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `gzip answer does not inflate: ${(error as Error).message}`);
+      throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `không giải nén được gzip: ${(error as Error).message}`);
     }
   }
   return { status: response.statusCode, headers: response.headers, body, wireBytes: raw.length };
@@ -101,7 +101,7 @@ async function fromOrigin(subscription: ListSubscription, state: ListState): Pro
   }
   const answer = await fetchBody(subscription.url, headers);
   if (answer.status === 304 && state.version !== null) return { kind: 'unchanged', bytes: answer.wireBytes };
-  if (answer.status !== 200) throw new ListRefusal('LACHAN_LIST_HTTP', `${subscription.url} answered HTTP ${answer.status}`);
+  if (answer.status !== 200) throw new ListRefusal('LACHAN_LIST_HTTP', `${subscription.url} trả lời HTTP ${answer.status}`);
   const candidate = parseDownload(subscription.format, textOfDownload(subscription, answer.body));
   return {
     kind: 'full',
@@ -118,9 +118,9 @@ function textOfDownload(subscription: ListSubscription, body: Buffer): string {
   try {
     text = ut1ArchiveText(body, MAX_BODY_BYTES);
   } catch (error) {
-    throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `UT1 archive does not read: ${(error as Error).message}`);
+    throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `không đọc được tệp nén UT1: ${(error as Error).message}`);
   }
-  if (text === null) throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', 'UT1 archive holds no domains or urls file');
+  if (text === null) throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', 'tệp nén UT1 không có tệp domains hay urls');
   return text;
 }
 
@@ -133,7 +133,7 @@ async function fromCentral(central: CentralListSource, subscription: ListSubscri
   const answer = await fetchBody(url, { authorization: `Bearer ${token}` });
   if (answer.status === 404) return null;
   if (answer.status === 304 && state.version !== null) return { kind: 'unchanged', bytes: answer.wireBytes };
-  if (answer.status !== 200) throw new ListRefusal('LACHAN_LIST_HTTP', `collector answered HTTP ${answer.status} for ${subscription.name}`);
+  if (answer.status !== 200) throw new ListRefusal('LACHAN_LIST_HTTP', `máy chủ huyện trả lời HTTP ${answer.status} cho ${subscription.name}`);
   const version = header(answer.headers, 'x-lachan-list-version');
   const kind = header(answer.headers, 'x-lachan-list-kind');
   const text = answer.body.toString('utf8');
@@ -141,13 +141,13 @@ async function fromCentral(central: CentralListSource, subscription: ListSubscri
   if (kind === 'delta') {
     const from = header(answer.headers, 'x-lachan-list-base');
     const held = from === null || from !== state.version ? null : await readVersionText(dataDir, subscription.name, from);
-    if (held === null) throw new ListRefusal('LACHAN_LIST_DELTA', `collector sent a delta from ${from ?? '?'}, which is not the version held`);
+    if (held === null) throw new ListRefusal('LACHAN_LIST_DELTA', `máy chủ huyện gửi phần thay đổi từ ${from ?? '?'}, không phải phiên bản đang giữ`);
     candidate = applyDelta(held, text);
   } else {
     candidate = listVersionOf(entriesOf(text));
   }
   // The version names the content: a delta applied to the wrong base, or a body cut short, does not add up to it.
-  if (candidate.version !== version) throw new ListRefusal('LACHAN_LIST_DELTA', `collector's ${kind ?? 'full'} answer for ${subscription.name} gives version ${candidate.version}, not ${version ?? '?'}`);
+  if (candidate.version !== version) throw new ListRefusal('LACHAN_LIST_DELTA', `dữ liệu máy chủ huyện gửi cho ${subscription.name} cho ra phiên bản ${candidate.version}, không phải ${version ?? '?'}`);
   // The list's own validators no longer describe the version held.
   return { kind: kind === 'delta' ? 'delta' : 'full', bytes: answer.wireBytes, candidate, validators: { etag: null, lastModified: null, url: null } };
 }
@@ -166,7 +166,7 @@ export async function updateList(subscription: ListSubscription, options: Update
     if (central === null) via = 'direct';
     answer = central ?? (await fromOrigin(subscription, state));
   } catch (error) {
-    const refusal = error instanceof ListRefusal ? error : new ListRefusal('LACHAN_LIST_UNREACHABLE', `${via === 'central' ? 'collector' : subscription.url} unreachable: ${(error as Error).message}`);
+    const refusal = error instanceof ListRefusal ? error : new ListRefusal('LACHAN_LIST_UNREACHABLE', `không kết nối được ${via === 'central' ? 'máy chủ huyện' : subscription.url}: ${(error as Error).message}`);
     const failed = await recordFailure(options.dataDir, state, refusal, now());
     return result(refusal.code === 'LACHAN_LIST_UNREACHABLE' ? 'unreachable' : 'refused', failed, 0, 'full');
   }
