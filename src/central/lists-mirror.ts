@@ -68,6 +68,8 @@ export interface SchoolListStatus {
 
 const REPORTS_FILE = 'lists-schools.json';
 const CACHED_ANSWERS = 64;
+/** Bound on the cached answers' bytes: a few versions of the largest public lists. */
+const CACHED_BYTES = 128 * 1024 * 1024;
 const GZIP_FROM_BYTES = 1024;
 
 interface Answer {
@@ -81,12 +83,18 @@ export class ListsMirror {
   readonly #refresher: { stop(): void; tick(): Promise<void> };
   readonly #reports: Map<string, Map<string, SchoolListReport>>;
   readonly #answers = new Map<string, Answer>();
+  #cachedBytes = 0;
   #saving: NodeJS.Timeout | null = null;
 
   constructor(options: ListsMirrorOptions) {
     this.#options = options;
     this.#reports = loadReports(path.join(options.dataDir, REPORTS_FILE));
-    this.#refresher = startListRefresher({ listsFile: options.listsFile, dataDir: options.dataDir, keep: options.keep ?? 30, logger: options.logger, onChange: () => this.#answers.clear() });
+    this.#refresher = startListRefresher({ listsFile: options.listsFile, dataDir: options.dataDir, keep: options.keep ?? 30, logger: options.logger, onChange: () => this.#forgetAnswers() });
+  }
+
+  #forgetAnswers(): void {
+    this.#answers.clear();
+    this.#cachedBytes = 0;
   }
 
   stop(): void {
@@ -134,22 +142,37 @@ export class ListsMirror {
     response.end(body);
   }
 
-  /** The delta from `since` when that version is still kept and the delta is the smaller, else the whole list. */
+  /**
+   * The delta from `since` when that version is still kept and the delta is the smaller,
+   * else the whole list. Answers are cached (many schools ask the same question after
+   * an update): one full answer per version, whatever `since` the schools held.
+   */
   async #answer(name: string, state: ListState, since: string | null): Promise<Answer | null> {
-    const key = `${name}\u0000${since ?? ''}\u0000${state.version}`;
-    const cached = this.#answers.get(key);
+    const version = state.version!;
+    const deltaKey = since !== null && state.history.includes(since) ? `${name}\u0000${since}\u0000${version}` : null;
+    const fullKey = `${name}\u0000\u0000${version}`;
+    const cached = this.#answers.get(deltaKey ?? fullKey);
     if (cached !== undefined) return cached;
-    const current = await readVersionText(this.#options.dataDir, name, state.version!);
+    const current = await readVersionText(this.#options.dataDir, name, version);
     if (current === null) return null;
-    let answer: Answer | null = null;
-    if (since !== null && state.history.includes(since)) {
-      const base = await readVersionText(this.#options.dataDir, name, since);
+    if (deltaKey !== null) {
+      const base = await readVersionText(this.#options.dataDir, name, since!);
       const delta = base === null ? null : diffVersions(base, current);
-      if (delta !== null && Buffer.byteLength(delta) < Buffer.byteLength(current)) answer = pack('delta', delta);
+      if (delta !== null && Buffer.byteLength(delta) < Buffer.byteLength(current)) return this.#remember(deltaKey, pack('delta', delta));
     }
-    answer ??= pack('full', current);
-    if (this.#answers.size >= CACHED_ANSWERS) this.#answers.delete(this.#answers.keys().next().value!);
+    return this.#answers.get(fullKey) ?? this.#remember(fullKey, pack('full', current));
+  }
+
+  #remember(key: string, answer: Answer): Answer {
+    const size = (a: Answer): number => a.body.length + (a.gzip?.length ?? 0);
     this.#answers.set(key, answer);
+    this.#cachedBytes += size(answer);
+    // Oldest first, keeping at least the answer just made.
+    for (const [oldKey, old] of this.#answers) {
+      if (this.#answers.size <= 1 || (this.#answers.size <= CACHED_ANSWERS && this.#cachedBytes <= CACHED_BYTES)) break;
+      this.#answers.delete(oldKey);
+      this.#cachedBytes -= size(old);
+    }
     return answer;
   }
 
