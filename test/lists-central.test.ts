@@ -74,6 +74,7 @@ beforeAll(async () => {
   school = addSchool(centralData, 'TH Trạm Tấu');
   other = addSchool(centralData, 'THCS Bản Công');
   addUser(centralData, 'an.nguyen', 'admin');
+  addUser(centralData, 'it.tramtau', 'school-it', school.id);
   writeFileSync(path.join(centralData, 'lists.yaml'), LISTS_YAML(origin.url, '1s'));
   collector = await startCollector(centralData);
   adminToken = readFileSync(path.join(centralData, 'admin-token'), 'utf8').trim();
@@ -171,6 +172,11 @@ describe('the collector mirrors lists for its schools', { timeout: 300_000 }, ()
     expect(html).toContain('THCS Bản Công');
     expect(html).toMatch(/data-school="[^"]+"><th scope="row">THCS Bản Công<\/th><td class="stale"/);
     expect(html).toMatch(/<th scope="row">TH Trạm Tấu<\/th><td><code>[0-9a-f]{12}<\/code>/);
+    // A school's IT staff see their own school only.
+    const own = await login(collector.url, 'it.tramtau');
+    const ownPage = await (await fetch(`${collector.url}/lists`, { headers: { cookie: own.cookie } })).text();
+    expect(ownPage).toContain('TH Trạm Tấu');
+    expect(ownPage).not.toContain('THCS Bản Công');
     expect((await fetch(`${collector.url}/lists`, { redirect: 'manual' })).status).toBe(303);
     expect((await fetch(`${collector.url}/api/v1/lists/hostsvn-gambling`)).status).toBe(401);
   });
