@@ -42,6 +42,8 @@ import { dayNumber, dayToIso, isoToDay } from './days.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { StoreError, type CentralStore, type EventFilter, type School } from './store.js';
 import { bearerToken, hashToken, sameHash } from './tokens.js';
+import { sendListsOverview, type ListsMirror } from './lists-mirror.js';
+import { listsPage } from './lists-page.js';
 
 /** What the collector needs of a logger (pino fits). */
 export interface CollectorLogger {
@@ -66,6 +68,8 @@ export interface CollectorOptions {
   readonly dashboard?: Dashboard;
   /** The district policy overlay and review queue; without it /api/v1/policy and /api/v1/reviews are 404. */
   readonly district?: District;
+  /** The mirror of subscribed lists (lists-mirror.ts); without it /api/v1/lists/… and /lists are 404. */
+  readonly lists?: ListsMirror;
 }
 
 /** The admin bearer token acts as an admin with no school limit. */
@@ -184,6 +188,24 @@ export function createCollectorServer(options: CollectorOptions): Server {
     response.end(signed.body);
   }
 
+  /** A school's list download, or the overview of every school's list versions (JSON or the dashboard page). */
+  async function lists(mirror: ListsMirror, request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> {
+    const name = /^\/api\/v1\/lists\/([^/]+)$/.exec(url.pathname);
+    if (name !== null) return mirror.serve(request, response, decodeURIComponent(name[1]!), url.searchParams.get('since'), (await schoolOf(request)).id);
+    if (url.pathname === '/lists' && options.dashboard?.principal(request) == null) {
+      response.writeHead(303, { location: '/login' });
+      return void response.end();
+    }
+    const who = reader(request);
+    const schools = (await store.listSchools()).filter((s) => s.revokedAt === null && (who.school === null || s.id === who.school));
+    if (url.pathname === '/api/v1/lists') return sendListsOverview(mirror, response, schools.map((s) => s.id));
+    if (url.pathname !== '/lists') throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
+    const overview = await mirror.overview(schools.map((s) => s.id));
+    const html = listsPage(overview.lists, schools.map((s) => ({ id: s.id, name: s.name, lists: overview.schools.get(s.id) ?? [] })));
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
+    response.end(html);
+  }
+
   async function listEvents(who: Principal, url: URL, response: ServerResponse): Promise<void> {
     const q = url.searchParams;
     const filter = eventFilter(who, q);
@@ -253,6 +275,7 @@ export function createCollectorServer(options: CollectorOptions): Server {
       return policy(districtOrMissing(url), request, response);
     }
     if (url.pathname === '/api/v1/reviews' && method === 'POST') return ingestReviews(districtOrMissing(url), request, response);
+    if (options.lists !== undefined && method === 'GET' && (url.pathname.startsWith('/api/v1/lists') || url.pathname === '/lists')) return lists(options.lists, request, response, url);
     if (url.pathname === '/healthz') return sendJson(response, 200, { ok: true });
     if (options.dashboard !== undefined && (await options.dashboard.handle(request, response, url, reader))) return;
     throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);

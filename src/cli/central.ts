@@ -10,6 +10,7 @@ import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
 import { DashboardQueries } from '../central/dashboard/queries.js';
 import { createCollectorServer } from '../central/server.js';
+import { ListsMirror } from '../central/lists-mirror.js';
 import { openDistrict } from '../central/district.js';
 import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
@@ -83,6 +84,7 @@ interface ServeOptions {
   data: string;
   retentionDays: number;
   rateLimit: number;
+  lists?: string;
 }
 
 export function registerCentral(program: Command): void {
@@ -96,6 +98,7 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
     .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
+    .option('--lists <file>', 'danh sách chặn huyện đăng ký, tải một lần cho mọi trường (mặc định: DATA/lists.yaml)')
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
@@ -106,7 +109,8 @@ export function registerCentral(program: Command): void {
       const district = explainKeyErrors(() => openDistrict(store.database, options.data, (...entry) => accounts.audit(...entry)));
       const organisation = explainOrganisation(options.data);
       const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district, organisation });
-      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district });
+      const lists = new ListsMirror({ dataDir: options.data, listsFile: options.lists ?? path.join(options.data, 'lists.yaml'), logger });
+      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists });
 
       const retentionMs = options.retentionDays * DAY_MS;
       const expire = () => {
@@ -135,6 +139,7 @@ export function registerCentral(program: Command): void {
       const stop = (signal: string) => {
         logger.info({ signal }, 'stopping');
         clearInterval(retentionTimer);
+        lists.stop();
         server.close(() => void store.close().then(() => process.exit(0)));
         server.closeIdleConnections();
         setTimeout(() => process.exit(0), 5_000).unref();

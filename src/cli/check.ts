@@ -4,6 +4,7 @@ import { loadPolicy } from '../rules/loader.js';
 import { RulesLoadError } from '../rules/problems.js';
 import type { PolicyOverlay } from '../rules/overlay.js';
 import { readStoredOverlay } from '../rules/overlay-poller.js';
+import { readAppliedLists } from '../lists/applied.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -27,7 +28,7 @@ export function registerCheck(program: Command): void {
     .option('--json', 'one JSON object a line')
     .argument('<url...>', 'URLs to decide, or - for stdin')
     .action(async (urls: string[], options: CheckOptions) => {
-      const policy = await loadForCli(options.rules, readStoredOverlay(options.data));
+      const policy = await loadForCli(options.rules, readStoredOverlay(options.data), options.data);
       const profile = resolveProfile(policy, options);
       let unreadable = 0;
       const decideOne = (raw: string): void => {
@@ -54,9 +55,10 @@ export function registerCheck(program: Command): void {
 }
 
 /** Loads rules for a command; a broken rules folder is a usage error with every FILE:LINE. */
-export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null = null): Promise<Policy> {
+export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null = null, dataDir: string | null = null): Promise<Policy> {
   try {
-    return await loadPolicy(rulesDir, { overlay });
+    // With a data folder, the downloaded lists in force there decide too, as in `serve`.
+    return await loadPolicy(rulesDir, { overlay, lists: dataDir === null ? [] : await readAppliedLists(rulesDir, dataDir) });
   } catch (error) {
     if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}" for the full list)`, EXIT_USAGE);
     throw error;

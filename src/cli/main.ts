@@ -8,6 +8,7 @@ import { registerCa } from './ca.js';
 import { registerLogs } from './logs.js';
 import { registerCentral } from './central.js';
 import { registerReport } from './report.js';
+import { registerLists } from './lists.js';
 
 const program = new Command();
 program
@@ -24,6 +25,7 @@ registerCa(program);
 registerLogs(program);
 registerCentral(program);
 registerReport(program);
+registerLists(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) {

@@ -3,6 +3,7 @@ import { loadRules } from '../rules/loader.js';
 import { formatProblem } from '../rules/problems.js';
 import { EXIT_CHECK_FAILED } from './errors.js';
 import { registerImport } from './rules-import.js';
+import { lintListsFile } from '../lists/config.js';
 
 export function registerRules(program: Command): void {
   const rules = program.command('rules').description('check and import filter rules');
@@ -13,9 +14,10 @@ export function registerRules(program: Command): void {
     .option('--rules <dir>', 'rules folder', './rules')
     .action(async (options: { rules: string }) => {
       const result = await loadRules(options.rules, { checkAll: true, cacheSize: 0 });
-      for (const problem of result.problems) process.stdout.write(`${formatProblem(problem)}\n`);
-      const errors = result.problems.filter((p) => p.severity === 'error').length;
-      const warnings = result.problems.length - errors;
+      const problems = [...result.problems, ...(await lintListsFile(options.rules))];
+      for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
+      const errors = problems.filter((p) => p.severity === 'error').length;
+      const warnings = problems.length - errors;
       const { domains, urls, keywords, categories } = result.stats;
       process.stderr.write(
         `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +

@@ -4,7 +4,10 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
-import { loadPolicy } from '../rules/loader.js';
+import { loadPolicy, type LoadOptions } from '../rules/loader.js';
+import { readAppliedLists, listsFileOf } from '../lists/applied.js';
+import { readListsConfig } from '../lists/config.js';
+import { listMetricLines, startListRefresher } from '../lists/refresher.js';
 import { RulesLoadError, formatProblem } from '../rules/problems.js';
 import { watchRules } from '../rules/watch.js';
 import type { PolicyOverlay } from '../rules/overlay.js';
@@ -165,10 +168,15 @@ function overlayOf(options: ServeOptions): PolicyOverlay | null {
   return options.centralKey === undefined ? null : readStoredOverlay(options.data);
 }
 
+/** What a load adds to the rules folder: the district overlay and the downloaded lists in force. */
+async function loadInputs(options: ServeOptions): Promise<LoadOptions> {
+  return { overlay: overlayOf(options), lists: await readAppliedLists(options.rules, options.data) };
+}
+
 async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<typeof loadPolicy>>> {
   const rulesDir = options.rules;
   try {
-    return await loadPolicy(rulesDir, { overlay: overlayOf(options) });
+    return await loadPolicy(rulesDir, await loadInputs(options));
   } catch (error) {
     if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}")`);
     throw error;
@@ -215,7 +223,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   const reload = async (): Promise<void> => {
     const started = Date.now();
     try {
-      const next = await loadPolicy(options.rules, { overlay: overlayOf(options) });
+      const next = await loadPolicy(options.rules, await loadInputs(options));
       proxy.setPolicy(next);
       proxy.metrics.reloads++;
       logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules) }, 'rules reloaded');
@@ -242,6 +250,17 @@ function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () =>
   }
 }
 
+/** Keeps the subscribed lists fresh: from the collector when --central is set, else from their own addresses. */
+function startListRefreshing(options: ServeOptions, logger: Logger, reload: () => void): { stop(): void } {
+  const central = options.central === undefined ? null : { url: options.central, tokenFile: options.tokenFile! };
+  return startListRefresher({ listsFile: listsFileOf(options.rules), dataDir: options.data, central, logger, onChange: reload });
+}
+
+async function listMetrics(options: ServeOptions): Promise<string[]> {
+  const subscriptions = await readListsConfig(listsFileOf(options.rules)).catch(() => []);
+  return listMetricLines(subscriptions, options.data);
+}
+
 function startShipping(options: ServeOptions, logger: Logger, eventLog?: GatewayEventLog): Shipper | null {
   if (options.central === undefined) return null;
   return startShipper({ eventLog, dataDir: options.data, centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, logger });
@@ -253,16 +272,18 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   shipper = startShipping(options, logger, eventLog);
   const admin = await startAdminServer(adminPort, {
     healthy: () => true,
-    metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), eventMetrics([eventLog.stats()])),
+    metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), [...eventMetrics([eventLog.stats()]), ...(await listMetrics(options))]),
   });
   const watcher = watchRules(options.rules, () => void reload());
   process.on('SIGHUP', () => void reload());
   const overlayPoller = startPolicyPolling(options, logger, () => void reload());
+  const listRefresher = startListRefreshing(options, logger, () => void reload());
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   const missing = missingProxyFlags(process.execArgv);
   if (missing.length > 0) logger.warn({ missing }, 'started without the V8 flags the proxy is tuned with: bursts after idle spells will be slower (start it as `lachan serve`, or see deploy/lachan.service)');
   onShutdown(logger, async () => {
     overlayPoller?.stop();
+    listRefresher.stop();
     watcher.close();
     admin.server.close();
     await proxy.close(SHUTDOWN_GRACE_MS);
@@ -309,13 +330,19 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
+  let workersListening = 0;
+  let listRefresher: { stop(): void } | null = null;
   // Workers start with the proxy's V8 flags however the primary was started.
   cluster.setupPrimary({ execArgv: withProxyFlags(process.execArgv) });
   const fork = (): void => {
     const worker = cluster.fork();
     live.add(worker);
     worker.on('message', (message: ToPrimary) => {
-      if (message.type === 'listening' && !announced) {
+      if (message.type === 'listening') {
+        // Lists are downloaded once, by the primary, and each worker reloads from the data
+        // folder: start once every worker listens, so that no reload is sent before one can hear it.
+        if (++workersListening === workers && !stopping) listRefresher ??= startListRefreshing(options, logger, () => broadcast({ type: 'reload' }));
+        if (announced) return;
         announced = true;
         logger.info({ port: message.port, adminPort: adminBound, workers, rules: path.resolve(options.rules) }, 'listening');
       } else if (message.type === 'student-request') shipper?.wake();
@@ -329,7 +356,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     });
   };
   let adminBound = adminPort;
-  const admin = await startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: () => gatherMetrics(live) });
+  const admin = await startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: async () => gatherMetrics(live, await listMetrics(options)) });
   adminBound = admin.port;
   for (let i = 0; i < workers; i++) fork();
   const shipper = startShipping(options, logger);
@@ -342,6 +369,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   onShutdown(logger, async () => {
     stopping = true;
     overlayPoller?.stop();
+    listRefresher?.stop();
     watcher.close();
     admin.server.close();
     const exited = [...live].map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
@@ -353,7 +381,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
 
 let metricsRequest = 0;
 
-async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
+async function gatherMetrics(workers: ReadonlySet<Worker>, extra: readonly string[]): Promise<string> {
   const id = ++metricsRequest;
   const replies = await Promise.all(
     [...workers].map(
@@ -373,7 +401,7 @@ async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
     ),
   );
   const present = replies.filter((r) => r !== null);
-  return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))));
+  return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), [...eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))), ...extra]);
 }
 
 async function runWorker(options: ServeOptions, port: number, logger: Logger): Promise<void> {

@@ -229,7 +229,8 @@ export class Policy {
       category: this.rules.categoryNames[categoryId] ?? null,
       reason,
       rule,
-      source: `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
+      // Line 0: a rule that has no line of its own (a subscribed list, named by version).
+      source: line === 0 ? this.rules.fileNames[fileId] ?? '?' : `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
     };
   }
 }

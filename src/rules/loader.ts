@@ -28,6 +28,16 @@ export interface LoadOptions extends PolicyOptions {
   readonly checkAll?: boolean;
   /** The district's signed overlay, already verified, applied on top of the local rules. */
   readonly overlay?: PolicyOverlay | null;
+  /** Downloaded versions of the subscribed lists (src/lists), each joining its category. */
+  readonly lists?: readonly ListRules[];
+}
+
+/** One subscribed list's version in force: sorted entries, a host or `host/path` a line. */
+export interface ListRules {
+  readonly name: string;
+  readonly version: string;
+  readonly category: string;
+  readonly text: string;
 }
 
 export interface LoadResult {
@@ -97,6 +107,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
     }
   }
+
+  for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems);
 
   // A profile's own lists are category rules of that profile (SPEC §3): two
   // pseudo-categories each, active for that profile only.
@@ -329,6 +341,34 @@ function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fil
       if (first !== undefined) problems.warning(fileName, line, `duplicate rule "${truncate(rule)}" (first on line ${first})`);
       else seen.set(key, line);
     }
+  });
+}
+
+/**
+ * A subscribed list joins its category wherever a profile blocks that category. Its
+ * rules carry line 0: a decision names the list and version (`list:NAME@VERSION`),
+ * not a line of a file the school never sees. The entries were validated when the
+ * version was applied, so a bad one is skipped with a warning, never a refused reload.
+ */
+function addListRules(list: ListRules, categoryIds: ReadonlyMap<string, number>, available: ReadonlyMap<string, string>, builders: Builders, fileNames: string[], problems: ProblemList): void {
+  const categoryId = categoryIds.get(list.category);
+  const fileName = `list:${list.name}@${list.version}`;
+  if (categoryId === undefined) {
+    if (!available.has(list.category)) problems.warning(fileName, 0, `category "${list.category}" has no folder categories/${list.category} (list ignored)`);
+    return;
+  }
+  const fileId = fileNames.push(fileName) - 1;
+  const text = list.text;
+  forEachRuleSpan(text, (start, end) => {
+    if (builders.domains.addCanonicalSpan(text, start, end, categoryId, fileId, 0)) return;
+    const entry = text.slice(start, end);
+    if (entry.includes('/')) {
+      if (builders.urls.add(entry, categoryId, fileId, 0) === null) return;
+    } else {
+      const host = canonicalRuleHost(entry);
+      if (host !== null) return builders.domains.add(host, categoryId, fileId, 0);
+    }
+    problems.warning(fileName, 0, `entry "${truncate(entry)}" skipped`);
   });
 }
 
