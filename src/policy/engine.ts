@@ -3,6 +3,7 @@ import { DomainSetBuilder, type DomainSet } from './domains.js';
 import { DecisionCache, MAX_CACHED_PROFILES } from './decision-cache.js';
 import type { UrlSet } from './urls.js';
 import type { KeywordSet } from './keywords.js';
+import type { BrandSet } from './brands.js';
 import { isIpLiteral } from './hostname.js';
 import type { SafeSearchSettings } from './safesearch.js';
 import {
@@ -51,6 +52,10 @@ export interface CompiledRules {
   readonly domains: DomainSet;
   readonly urls: UrlSet;
   readonly keywords: KeywordSet;
+  /** Brand labels (`3bet` for `3bet.<any public suffix>`), written or derived; see brands.ts. */
+  readonly brands?: BrandSet;
+  /** Runs matched inside host labels only (`*nhacai*`), with keyword semantics. */
+  readonly hostSignals?: KeywordSet;
   readonly profiles: readonly ProfileSpec[];
   readonly defaultProfile: string;
   readonly clients: readonly ClientRule[];
@@ -203,9 +208,23 @@ export class Policy {
       return { action: 'block', profile: profile.id, category: null, reason: 'ip-literal', rule: host, source: null };
     }
 
+    // A brand stands for a registrable domain under any suffix: a domain rule, just
+    // less specific than every listed domain (which decided above).
+    const brands = rules.brands;
+    if (brands !== undefined) {
+      const brand = brands.lookup(host, actions);
+      if (brand >= 0) return this.fromBrand(profile, brands, brand);
+    }
+
     const keyword = rules.keywords.matchUrl(host, pathAndQuery, actions);
     if (keyword >= 0) {
       return this.fromRule(profile, rules.keywords.categoryOf(keyword), 'keyword', rules.keywords.phraseOf(keyword), rules.keywords.fileOf(keyword), rules.keywords.lineOf(keyword));
+    }
+
+    const signals = rules.hostSignals;
+    if (signals !== undefined) {
+      const signal = signals.matchUrl(host, ROOT_PATH, actions);
+      if (signal >= 0) return this.fromRule(profile, signals.categoryOf(signal), 'keyword', signals.phraseOf(signal), signals.fileOf(signal), signals.lineOf(signal));
     }
 
     return this.defaultDecisions.get(profile.id)!;
@@ -231,6 +250,14 @@ export class Policy {
       rule,
       source: `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
     };
+  }
+
+  private fromBrand(profile: ProfileSpec, brands: BrandSet, entry: number): Decision {
+    const decision = this.fromRule(profile, brands.categoryOf(entry), 'domain', `${brands.labelOf(entry)}.*`, brands.fileOf(entry), brands.lineOf(entry));
+    const derivedFrom = brands.derivedFromOf(entry);
+    if (derivedFrom === 0) return decision;
+    const file = this.rules.fileNames[brands.fileOf(entry)] ?? '?';
+    return { ...decision, source: `derived from ${derivedFrom} listed domain${derivedFrom === 1 ? '' : 's'} (${file})` };
   }
 }
 

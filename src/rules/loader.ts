@@ -10,6 +10,8 @@ import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
 import { overlaySourceName, type PolicyOverlay } from './overlay.js';
+import { BrandSetBuilder } from '../policy/brands.js';
+import { loadCategoryBrands } from './brands.js';
 
 /** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -74,6 +76,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const urls = new UrlSetBuilder();
   const keywords = new KeywordSetBuilder();
   const categoryIds = new Map<string, number>();
+  const brands = new BrandSetBuilder();
+  const hostSignals = new KeywordSetBuilder();
+  const brandContext = { fileNames, brands, hostSignals, problems, displayPath };
 
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
   for (const name of toLoad) {
@@ -81,6 +86,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     categoryNames.push(name);
     categoryIds.set(name, id);
     const folder = available.get(name)!;
+    const brandDeriver = await loadCategoryBrands(folder, id, brandContext);
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
       let text: string;
@@ -94,7 +100,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       const fileId = fileNames.length;
       fileNames.push(displayPath(file));
       addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
+      if (kind === 'domains') brandDeriver?.addDomainsText(text, fileId);
     }
+    brandDeriver?.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
   }
 
   // A profile's own lists are category rules of that profile (SPEC §3): two
@@ -219,6 +227,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     domains: builtDomains,
     urls: builtUrls,
     keywords: builtKeywords,
+    brands: brands.build(),
+    hostSignals: hostSignals.build(),
     profiles,
     defaultProfile: config.defaultProfile.value,
     clients: config.clients,
