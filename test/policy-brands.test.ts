@@ -99,6 +99,10 @@ describe('brand rules from a category folder', () => {
     expect(decide(policy!, 'lode88.win')).toMatchObject({ action: 'block', rule: 'lode*' });
     expect(decide(policy!, 'flodesk.com')).toMatchObject({ action: 'allow' });
     expect(decide(policy!, 'news.example', '/bai-viet/nhacai-bi-bat')).toMatchObject({ action: 'allow' });
+    // The same through the full fold (percent-encoding, punycode), and never in page text.
+    expect(decide(policy!, 'news.example', '/bai-viet/nhacai%20bi-bat')).toMatchObject({ action: 'allow' });
+    expect(decide(policy!, 'nhacai88.xn--p1ai', '/%C3%A1')).toMatchObject({ action: 'block', rule: '*nhacai*' });
+    expect(policy!.decideText('tieu-hoc', 'Trang nhacai88 bị bắt')).toBeNull();
   });
 
   it('refuses broken lines with FILE:LINE', async () => {

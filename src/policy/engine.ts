@@ -54,8 +54,6 @@ export interface CompiledRules {
   readonly keywords: KeywordSet;
   /** Brand labels (`3bet` for `3bet.<any public suffix>`), written or derived; see brands.ts. */
   readonly brands?: BrandSet;
-  /** Runs matched inside host labels only (`*nhacai*`), with keyword semantics. */
-  readonly hostSignals?: KeywordSet;
   readonly profiles: readonly ProfileSpec[];
   readonly defaultProfile: string;
   readonly clients: readonly ClientRule[];
@@ -219,12 +217,6 @@ export class Policy {
     const keyword = rules.keywords.matchUrl(host, pathAndQuery, actions);
     if (keyword >= 0) {
       return this.fromRule(profile, rules.keywords.categoryOf(keyword), 'keyword', rules.keywords.phraseOf(keyword), rules.keywords.fileOf(keyword), rules.keywords.lineOf(keyword));
-    }
-
-    const signals = rules.hostSignals;
-    if (signals !== undefined) {
-      const signal = signals.matchUrl(host, ROOT_PATH, actions);
-      if (signal >= 0) return this.fromRule(profile, signals.categoryOf(signal), 'keyword', signals.phraseOf(signal), signals.fileOf(signal), signals.lineOf(signal));
     }
 
     return this.defaultDecisions.get(profile.id)!;

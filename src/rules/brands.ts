@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse as parseHost } from 'tldts';
 import { BrandSetBuilder } from '../policy/brands.js';
 import { canonicalRuleHost } from '../policy/hostname.js';
-import { KeywordSetBuilder } from '../policy/keywords.js';
+import type { KeywordSetBuilder } from '../policy/keywords.js';
 import { foldPhrase, SEPARATOR } from '../policy/text.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
 import type { ProblemList } from './problems.js';
@@ -20,7 +20,7 @@ import type { ProblemList } from './problems.js';
  *                 keywords are; never in paths or page text, where they would be words.
  *
  * A label becomes a derived brand when the category lists it, as the registrable
- * label, under at least MIN_SUFFIXES different public suffixes; or under one suffix
+ * label, under at least two different public suffixes; or under one suffix
  * when the label itself carries a gambling-style mark: letters mixed with digits
  * (`789club`, `go88`), or a run of the brand vocabulary or of the host signals.
  * Labels shorter than MIN_DERIVED_LENGTH or without a letter are never derived: `sun`,
@@ -30,13 +30,13 @@ import type { ProblemList } from './problems.js';
 export const BRANDS_FILE = 'brands';
 export const HOST_SIGNALS_FILE = 'host-signals';
 
-/** Chosen by measurement (bench/brands.ts, bench/RESULTS.md). */
-export const MIN_SUFFIXES = 2;
+/** A label listed under two public suffixes is a brand (measured: bench/brands.ts, bench/RESULTS.md). */
 export const MIN_DERIVED_LENGTH = 4;
 const MIN_HAND_LENGTH = 3;
 const MIN_RUN_LENGTH = 3;
 const MIN_SIGNAL_LENGTH = 4;
 
+const MIXED_FILES = -1;
 const PSL_OPTIONS = { allowPrivateDomains: true, extractHostname: false, validateHostname: false, mixedInputs: false } as const;
 
 /** Letters and digits of a folded phrase, separators dropped: `Soi kèo` → `soikeo`. */
@@ -51,19 +51,20 @@ function isAsciiRun(run: string): boolean {
   return /^[a-z0-9]+$/.test(run);
 }
 
-interface LabelTally {
-  /** Distinct public suffixes the label was listed under (kept until MIN_SUFFIXES). */
-  suffixes: string[];
-  /** Registrable domains listed with this label. */
-  domains: number;
-  fileId: number;
-  mixedFiles: boolean;
-}
-
 /** Collects a category's listed domains and derives its brands from them. */
 export class BrandDeriver {
-  private readonly labels = new Map<string, LabelTally>();
-  private readonly registrable = new Set<string>();
+  /**
+   * Per distinct registrable label, in parallel arrays (a list holds ~100,000 labels;
+   * an object each doubled the time spent collecting garbage): the first public suffix
+   * it was listed under, whether a second one was seen, how many listed hosts carry it,
+   * and the file they came from (MIXED_FILES when several).
+   */
+  private readonly indexOf = new Map<string, number>();
+  private readonly labels: string[] = [];
+  private readonly firstSuffix: string[] = [];
+  private secondSuffix = new Uint8Array(1024);
+  private listed = new Uint32Array(1024);
+  private fileIds = new Int32Array(1024);
 
   constructor(
     private readonly categoryId: number,
@@ -84,17 +85,20 @@ export class BrandDeriver {
     const parsed = parseHost(host, PSL_OPTIONS);
     const label = parsed.domainWithoutSuffix;
     const suffix = parsed.publicSuffix;
-    if (parsed.isIp === true || label === null || label === '' || suffix === null || parsed.domain === null) return;
-    if (this.registrable.has(parsed.domain)) return;
-    this.registrable.add(parsed.domain);
-    let tally = this.labels.get(label);
-    if (tally === undefined) {
-      tally = { suffixes: [], domains: 0, fileId, mixedFiles: false };
-      this.labels.set(label, tally);
+    if (parsed.isIp === true || label === null || label === '' || suffix === null) return;
+    let index = this.indexOf.get(label);
+    if (index === undefined) {
+      index = this.labels.length;
+      if (index === this.listed.length) this.grow();
+      this.indexOf.set(label, index);
+      this.labels.push(label);
+      this.firstSuffix.push(suffix);
+      this.fileIds[index] = fileId;
+    } else {
+      if (this.fileIds[index] !== fileId) this.fileIds[index] = MIXED_FILES;
+      if (this.secondSuffix[index] === 0 && this.firstSuffix[index] !== suffix) this.secondSuffix[index] = 1;
     }
-    tally.domains++;
-    if (tally.fileId !== fileId) tally.mixedFiles = true;
-    if (tally.suffixes.length < MIN_SUFFIXES && !tally.suffixes.includes(suffix)) tally.suffixes.push(suffix);
+    this.listed[index]!++;
   }
 
   /**
@@ -103,29 +107,46 @@ export class BrandDeriver {
    */
   derive(brands: BrandSetBuilder, mixedFileId: number): number {
     let derived = 0;
-    for (const [label, tally] of this.labels) {
-      if (!this.isBrand(label, tally)) continue;
+    for (let index = 0; index < this.labels.length; index++) {
+      const label = this.labels[index]!;
+      if (!this.isBrand(label, this.secondSuffix[index] === 1)) continue;
       if (brands.has(label, this.categoryId)) continue;
-      brands.add(label, this.categoryId, tally.mixedFiles ? mixedFileId : tally.fileId, 0, tally.domains);
+      const fileId = this.fileIds[index]!;
+      brands.add(label, this.categoryId, fileId === MIXED_FILES ? mixedFileId : fileId, 0, this.listed[index]!);
       derived++;
     }
-    this.labels.clear();
-    this.registrable.clear();
+    this.indexOf.clear();
+    this.labels.length = 0;
+    this.firstSuffix.length = 0;
     return derived;
   }
 
-  private isBrand(label: string, tally: LabelTally): boolean {
+  private isBrand(label: string, severalSuffixes: boolean): boolean {
     if (label.length < MIN_DERIVED_LENGTH || !/[a-z]/.test(label) || this.excluded.has(label)) return false;
-    if (tally.suffixes.length >= MIN_SUFFIXES) return true;
+    if (severalSuffixes) return true;
     if (/[0-9]/.test(label)) return true;
     return this.vocabulary.some((run) => label.includes(run));
+  }
+
+  private grow(): void {
+    const size = this.listed.length * 2;
+    const secondSuffix = new Uint8Array(size);
+    secondSuffix.set(this.secondSuffix);
+    this.secondSuffix = secondSuffix;
+    const listed = new Uint32Array(size);
+    listed.set(this.listed);
+    this.listed = listed;
+    const fileIds = new Int32Array(size);
+    fileIds.set(this.fileIds);
+    this.fileIds = fileIds;
   }
 }
 
 export interface BrandContext {
   readonly fileNames: string[];
   readonly brands: BrandSetBuilder;
-  readonly hostSignals: KeywordSetBuilder;
+  /** Host signals join the keyword automaton, marked host-only. */
+  readonly keywords: KeywordSetBuilder;
   readonly problems: ProblemList;
   readonly displayPath: (file: string) => string;
 }
@@ -149,7 +170,7 @@ export async function loadCategoryBrands(folder: string, categoryId: number, con
         context.problems.error(fileName, line, `host signal "${rule}": write letters and digits only, at least ${MIN_SIGNAL_LENGTH} (a shorter run matches inside too many host names)`);
         return;
       }
-      const error = context.hostSignals.add(atStart ? `${run}*` : `*${run}*`, categoryId, fileId, line);
+      const error = context.keywords.add(atStart ? `${run}*` : `*${run}*`, categoryId, fileId, line, true);
       if (error !== null) context.problems.error(fileName, line, `host signal "${rule}": ${error}`);
       else vocabulary.push(run);
     });

@@ -77,8 +77,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const keywords = new KeywordSetBuilder();
   const categoryIds = new Map<string, number>();
   const brands = new BrandSetBuilder();
-  const hostSignals = new KeywordSetBuilder();
-  const brandContext = { fileNames, brands, hostSignals, problems, displayPath };
+  const brandContext = { fileNames, brands, keywords, problems, displayPath };
 
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
   for (const name of toLoad) {
@@ -228,7 +227,6 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     urls: builtUrls,
     keywords: builtKeywords,
     brands: brands.build(),
-    hostSignals: hostSignals.build(),
     profiles,
     defaultProfile: config.defaultProfile.value,
     clients: config.clients,
