@@ -117,6 +117,7 @@ export class BrandSet {
     this.offsets = new Uint32Array(entries.length + 1);
     entries.forEach((entry, index) => (this.offsets[index + 1] = this.offsets[index]! + entry.label.length));
     this.origins = new Uint32Array(entries.length * 4);
+    // Half full at most: linear probing stays at one or two slots a lookup.
     const capacity = 2 ** Math.max(4, Math.ceil(Math.log2(entries.length * 2 + 1)));
     this.mask = capacity - 1;
     this.slots = new Int32Array(capacity * 2).fill(EMPTY);
