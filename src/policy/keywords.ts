@@ -17,6 +17,10 @@
  * and collapses punctuation runs into one, so a padded pattern can only match at
  * word edges.
  *
+ * Host signals (a category's `host-signals` file, see docs/brands.md) are entries of
+ * the same automaton marked host-only: they count only where the match ends inside the
+ * URL's host, and never in page text, so they cost no second scan of the request.
+ *
  * Lint rules enforced by `add` (returned as messages, the entry is then dropped):
  *   - a keyword must contain a letter or digit;
  *   - `*` only at the very start or end, touching a letter or digit;
