@@ -51,4 +51,17 @@ describe('lachan check with brand rules', () => {
       .filter((d) => d.action === 'block' && (/\.\*$/.test(d.rule ?? '') || /derived|brands:|host-signals:/.test(d.source ?? '')));
     expect(byBrandOrSignal).toEqual([]);
   });
+
+  it('rules lint counts the brands and refuses a broken brands or host-signals line with FILE:LINE', () => {
+    const good = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/domains': '3bet.bike\n3bet.ski\n', 'categories/gambling/brands': 'hitclub\n' });
+    const bad = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/domains': '', 'categories/gambling/brands': '# brands\n3bet.bike\n', 'categories/gambling/host-signals': 'nhà cái\nbet\n' });
+    dirs.push(good, bad);
+    const ok = lachan(['rules', 'lint', '--rules', good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toMatch(/, 2 brands \(written and derived\)$/m);
+    const refused = lachan(['rules', 'lint', '--rules', bad]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/categories\/gambling\/brands:2: .*bad brand "3bet\.bike"/);
+    expect(refused.stdout).toMatch(/categories\/gambling\/host-signals:2: .*host signal "bet"/);
+  });
 });

@@ -34,7 +34,7 @@ export interface LoadOptions extends PolicyOptions {
 export interface LoadResult {
   readonly policy: Policy | null;
   readonly problems: readonly RuleProblem[];
-  readonly stats: { readonly domains: number; readonly urls: number; readonly keywords: number; readonly categories: number };
+  readonly stats: { readonly domains: number; readonly urls: number; readonly keywords: number; readonly categories: number; readonly brands?: number };
 }
 
 /** Loads the rules folder into a Policy, or throws RulesLoadError listing every problem. */
@@ -217,7 +217,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const builtDomains = domains.build();
   const builtUrls = urls.build();
   const builtKeywords = keywords.build();
-  const stats = { domains: builtDomains.size, urls: builtUrls.size, keywords: builtKeywords.size, categories: toLoad.length };
+  const builtBrands = brands.build();
+  const stats = { domains: builtDomains.size, urls: builtUrls.size, keywords: builtKeywords.size, categories: toLoad.length, brands: builtBrands.size };
   if (problems.errorCount > 0) return { policy: null, problems: problems.items, stats };
 
   const compiled: CompiledRules = {
@@ -226,7 +227,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     domains: builtDomains,
     urls: builtUrls,
     keywords: builtKeywords,
-    brands: brands.build(),
+    brands: builtBrands,
     profiles,
     defaultProfile: config.defaultProfile.value,
     clients: config.clients,
