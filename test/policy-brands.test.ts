@@ -70,7 +70,7 @@ describe('BrandSet', () => {
 describe('brand rules from a category folder', () => {
   it('derives brands from the listed domains and names their source', async () => {
     const { policy, problems } = await load({
-      'categories/gambling/domains': '3bet.bike\nwww.3bet.ski\nsoloclub.top\nplain.com\nlucky88.top\nsun.vn\nsun.io\n3bet.edu.vn\nmail.ok\n',
+      'categories/gambling/domains': '3bet.bike\nwww.3bet.ski\nhitclub.top\nhitclub.vip\nsoloclub.top\nplain.com\nlucky88.top\nsun.vn\nsun.io\n3bet.edu.vn\nmail.ok\n',
       'categories/gambling/brands': '# hand-written\nhitclub\n*club*\n!plain\n',
     });
     expect(problems).toEqual([]);

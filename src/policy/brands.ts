@@ -48,19 +48,16 @@ export class BrandSetBuilder {
   private readonly seen = new Set<string>();
 
   /**
-   * Adds a brand label (canonical: lower-case ASCII or punycode, no dot). The same
-   * label twice in one category keeps the first; a hand-written entry is added before
-   * derivation so that it is the one `check` names.
+   * Adds a brand label (canonical: lower-case ASCII or punycode, no dot); false when
+   * the category has it already. The same label twice in one category keeps the
+   * first: hand-written entries are added before derivation, so `check` names them.
    */
-  add(label: string, categoryId: number, fileId: number, line: number, derivedFrom = 0): void {
+  add(label: string, categoryId: number, fileId: number, line: number, derivedFrom = 0): boolean {
     const key = `${categoryId}\u0000${label}`;
-    if (this.seen.has(key)) return;
+    if (this.seen.has(key)) return false;
     this.seen.add(key);
     this.entries.push({ label, categoryId, fileId, line, derivedFrom });
-  }
-
-  has(label: string, categoryId: number): boolean {
-    return this.seen.has(`${categoryId}\u0000${label}`);
+    return true;
   }
 
   get size(): number {

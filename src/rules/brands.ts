@@ -110,10 +110,8 @@ export class BrandDeriver {
     for (let index = 0; index < this.labels.length; index++) {
       const label = this.labels[index]!;
       if (!this.isBrand(label, this.secondSuffix[index] === 1)) continue;
-      if (brands.has(label, this.categoryId)) continue;
       const fileId = this.fileIds[index]!;
-      brands.add(label, this.categoryId, fileId === MIXED_FILES ? mixedFileId : fileId, 0, this.listed[index]!);
-      derived++;
+      if (brands.add(label, this.categoryId, fileId === MIXED_FILES ? mixedFileId : fileId, 0, this.listed[index]!)) derived++;
     }
     this.indexOf.clear();
     this.labels.length = 0;
