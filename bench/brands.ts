@@ -164,7 +164,17 @@ async function main(): Promise<void> {
     deriveSeconds.push(Number(process.hrtime.bigint() - start) / 1e9);
   }
   const deriveMedian = median(deriveSeconds);
-  console.log(`derivation: ${parts.training.length} listed hosts → ${derived} brands in ${deriveMedian.toFixed(2)} s (${(parts.training.length / deriveMedian / 1000).toFixed(0)} k hosts/s, median of 3)`);
+  const compiled = (() => {
+    const builder = new BrandSetBuilder();
+    const deriver = new BrandDeriver(0, new Set(), ['bet', 'club', 'win', 'vip', 'casino']);
+    deriver.addDomainsText(trainingText, 0);
+    deriver.derive(builder, 0);
+    return builder.build();
+  })();
+  console.log(
+    `derivation: ${parts.training.length} listed hosts → ${derived} brands in ${deriveMedian.toFixed(2)} s (${(parts.training.length / deriveMedian / 1000).toFixed(0)} k hosts/s, median of 3); ` +
+      `compiled brand set ${(compiled.byteLength / 1e6).toFixed(2)} MB (${(compiled.byteLength / compiled.size).toFixed(0)} B a brand)`,
+  );
 
   const rows: string[][] = [];
   const json: Record<string, unknown>[] = [];

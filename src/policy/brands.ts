@@ -26,6 +26,8 @@ const PSL_OPTIONS = {
 const FNV_SEED = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 const EMPTY = -1;
+/** Marks the second origin word of a derived brand (see BrandSet.origins). */
+const DERIVED = 0x80000000;
 
 /** The registrable label of a canonical host under the Public Suffix List, or null (IP literal, bare suffix). */
 export function registrableLabel(host: string): string | null {
@@ -90,7 +92,10 @@ export class BrandSet {
    */
   private readonly text: string;
   private readonly offsets: Uint32Array;
-  /** Per entry: category, file, line, listed domains it was derived from. */
+  /**
+   * Two words an entry: category << 16 | file; then the line of a written brand, or
+   * DERIVED | the number of listed domains a derived one came from (line 0).
+   */
   private readonly origins: Uint32Array;
   /**
    * Open addressing by label hash, two words a slot side by side (one cache line per
@@ -114,7 +119,7 @@ export class BrandSet {
     this.text = entries.map((e) => e.label).join('');
     this.offsets = new Uint32Array(entries.length + 1);
     entries.forEach((entry, index) => (this.offsets[index + 1] = this.offsets[index]! + entry.label.length));
-    this.origins = new Uint32Array(entries.length * 4);
+    this.origins = new Uint32Array(entries.length * 2);
     // At most two-thirds full: linear probing stays at one or two slots a lookup.
     const capacity = 2 ** Math.max(4, Math.ceil(Math.log2(entries.length * 1.5 + 1)));
     this.mask = capacity - 1;
@@ -124,11 +129,8 @@ export class BrandSet {
     this.filterMask = filterBits - 1;
     this.nextSameLabel = new Int32Array(entries.length).fill(EMPTY);
     entries.forEach((entry, index) => {
-      const at = index * 4;
-      this.origins[at] = entry.categoryId;
-      this.origins[at + 1] = entry.fileId;
-      this.origins[at + 2] = entry.line;
-      this.origins[at + 3] = entry.derivedFrom;
+      this.origins[index * 2] = ((entry.categoryId & 0xffff) << 16) | (entry.fileId & 0xffff);
+      this.origins[index * 2 + 1] = entry.derivedFrom > 0 ? DERIVED | Math.min(entry.derivedFrom, ~DERIVED >>> 0) : entry.line;
       const label = entry.label;
       const hash = hashLabel(label, 0, label.length);
       const bit = filterBit(hash) & this.filterMask;
@@ -147,25 +149,33 @@ export class BrandSet {
     });
   }
 
+  /** Bytes of the compiled tables (labels counted at one byte a character, as V8 stores ASCII). */
+  get byteLength(): number {
+    return this.text.length + this.offsets.byteLength + this.origins.byteLength + this.slots.byteLength + this.nextSameLabel.byteLength + this.filter.byteLength;
+  }
+
   labelOf(entry: number): string {
     return this.text.slice(this.offsets[entry]!, this.offsets[entry + 1]!);
   }
 
   categoryOf(entry: number): number {
-    return this.origins[entry * 4]!;
+    return this.origins[entry * 2]! >>> 16;
   }
 
   fileOf(entry: number): number {
-    return this.origins[entry * 4 + 1]!;
+    return this.origins[entry * 2]! & 0xffff;
   }
 
+  /** The line of a written brand; 0 for a derived one. */
   lineOf(entry: number): number {
-    return this.origins[entry * 4 + 2]!;
+    const word = this.origins[entry * 2 + 1]!;
+    return (word & DERIVED) !== 0 ? 0 : word;
   }
 
   /** How many listed domains the brand was derived from; 0 when it was written by hand. */
   derivedFromOf(entry: number): number {
-    return this.origins[entry * 4 + 3]!;
+    const word = this.origins[entry * 2 + 1]!;
+    return (word & DERIVED) !== 0 ? (word & ~DERIVED) >>> 0 : 0;
   }
 
   /**
@@ -195,7 +205,7 @@ export class BrandSet {
     if (label === null) return -1;
     let blocking = -1;
     for (let entry = this.find(label, 0, label.length); entry !== EMPTY; entry = this.nextSameLabel[entry]!) {
-      const action = actions[this.origins[entry * 4]!];
+      const action = actions[this.origins[entry * 2]! >>> 16];
       if (action === CATEGORY_ALLOWS) return entry;
       if (action === CATEGORY_BLOCKS && blocking < 0) blocking = entry;
     }
