@@ -18,10 +18,11 @@ export function registerRules(program: Command): void {
       for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;
-      const { domains, urls, keywords, categories } = result.stats;
+      const { domains, urls, keywords, categories, brands = 0 } = result.stats;
       process.stderr.write(
         `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +
-          `${categories} categories, ${domains} domain, ${urls} URL and ${keywords} keyword rules\n`,
+          `${categories} categories, ${domains} domain, ${urls} URL and ${keywords} keyword rules` +
+          `${brands > 0 ? `, ${brands} brands (written and derived)` : ''}\n`,
       );
       if (errors > 0) process.exitCode = EXIT_CHECK_FAILED;
     });

@@ -3,6 +3,7 @@ import { DomainSetBuilder, type DomainSet } from './domains.js';
 import { DecisionCache, MAX_CACHED_PROFILES } from './decision-cache.js';
 import type { UrlSet } from './urls.js';
 import type { KeywordSet } from './keywords.js';
+import type { BrandSet } from './brands.js';
 import { isIpLiteral } from './hostname.js';
 import type { SafeSearchSettings } from './safesearch.js';
 import {
@@ -51,6 +52,8 @@ export interface CompiledRules {
   readonly domains: DomainSet;
   readonly urls: UrlSet;
   readonly keywords: KeywordSet;
+  /** Brand labels (`3bet` for `3bet.<any public suffix>`), written or derived; see brands.ts. */
+  readonly brands?: BrandSet;
   readonly profiles: readonly ProfileSpec[];
   readonly defaultProfile: string;
   readonly clients: readonly ClientRule[];
@@ -203,6 +206,14 @@ export class Policy {
       return { action: 'block', profile: profile.id, category: null, reason: 'ip-literal', rule: host, source: null };
     }
 
+    // A brand stands for a registrable domain under any suffix: a domain rule, just
+    // less specific than every listed domain (which decided above).
+    const brands = rules.brands;
+    if (brands !== undefined) {
+      const brand = brands.lookup(host, actions);
+      if (brand >= 0) return this.fromBrand(profile, brands, brand);
+    }
+
     const keyword = rules.keywords.matchUrl(host, pathAndQuery, actions);
     if (keyword >= 0) {
       return this.fromRule(profile, rules.keywords.categoryOf(keyword), 'keyword', rules.keywords.phraseOf(keyword), rules.keywords.fileOf(keyword), rules.keywords.lineOf(keyword));
@@ -232,6 +243,14 @@ export class Policy {
       // Line 0: a rule that has no line of its own (a subscribed list, named by version).
       source: line === 0 ? this.rules.fileNames[fileId] ?? '?' : `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
     };
+  }
+
+  private fromBrand(profile: ProfileSpec, brands: BrandSet, entry: number): Decision {
+    const decision = this.fromRule(profile, brands.categoryOf(entry), 'domain', `${brands.labelOf(entry)}.*`, brands.fileOf(entry), brands.lineOf(entry));
+    const derivedFrom = brands.derivedFromOf(entry);
+    if (derivedFrom === 0) return decision;
+    const file = this.rules.fileNames[brands.fileOf(entry)] ?? '?';
+    return { ...decision, source: `derived from ${derivedFrom} listed domain${derivedFrom === 1 ? '' : 's'} (${file})` };
   }
 }
 

@@ -17,6 +17,10 @@
  * and collapses punctuation runs into one, so a padded pattern can only match at
  * word edges.
  *
+ * Host signals (a category's `host-signals` file, see docs/brands.md) are entries of
+ * the same automaton marked host-only: they count only where the match ends inside the
+ * URL's host, and never in page text, so they cost no second scan of the request.
+ *
  * Lint rules enforced by `add` (returned as messages, the entry is then dropped):
  *   - a keyword must contain a letter or digit;
  *   - `*` only at the very start or end, touching a letter or digit;
@@ -42,6 +46,8 @@ interface PendingEntry {
   readonly fileId: number;
   readonly line: number;
   readonly phrase: string;
+  /** A host signal: counts only where it ends inside the URL's host, never in path or page text. */
+  readonly hostOnly: boolean;
 }
 
 /** Marks a character the ASCII fast path of matchUrl cannot fold by itself. */
@@ -62,7 +68,7 @@ export class KeywordSetBuilder {
    * Adds one keyword line. Returns null when accepted, otherwise an English message
    * saying why the line is unusable (for `lachan rules lint`).
    */
-  add(phrase: string, categoryId: number, fileId: number, line: number): string | null {
+  add(phrase: string, categoryId: number, fileId: number, line: number, hostOnly = false): string | null {
     let text = phrase.trim();
     if (text.length === 0) return 'empty keyword';
     const leadingStar = text.startsWith('*');
@@ -104,12 +110,12 @@ export class KeywordSetBuilder {
     marks.set(folded.marks, padLeft);
 
     // The same keyword twice in one category adds nothing; the first line is kept.
-    const key = `${categoryId}\u0000${String.fromCharCode(...pattern)}\u0000${marks.join(',')}`;
+    const key = `${categoryId}\u0000${String.fromCharCode(...pattern)}\u0000${marks.join(',')}\u0000${hostOnly ? 'h' : ''}`;
     if (this.seen.has(key)) return null;
     this.seen.add(key);
 
     const display = (leadingStar ? '*' : '') + displayForm(text) + (trailingStar ? '*' : '');
-    this.entries.push({ pattern, marks, categoryId, fileId, line, phrase: display });
+    this.entries.push({ pattern, marks, categoryId, fileId, line, phrase: display, hostOnly });
     return null;
   }
 
@@ -142,6 +148,9 @@ export class KeywordSet {
   private readonly entryFile: Int32Array;
   private readonly entryLine: Int32Array;
   private readonly entryNext: Int32Array;
+  private readonly entryHostOnly: Uint8Array;
+  /** Folded length of the host during a full-fold URL scan; -1 while scanning page text. */
+  private hostEnd = -1;
   private readonly entryOffset: Int32Array;
   private readonly entryLength: Int32Array;
   private readonly patternBase: Uint16Array;
@@ -170,6 +179,7 @@ export class KeywordSet {
     this.entryFile = Int32Array.from(entries, (e) => e.fileId);
     this.entryLine = Int32Array.from(entries, (e) => e.line);
     this.entryNext = new Int32Array(count).fill(-1);
+    this.entryHostOnly = Uint8Array.from(entries, (e) => (e.hostOnly ? 1 : 0));
     this.entryOffset = new Int32Array(count);
     this.entryLength = new Int32Array(count);
 
@@ -327,10 +337,13 @@ export class KeywordSet {
     const folded = this.folded;
     folded.reset();
     folded.appendHost(host);
+    this.hostEnd = folded.length;
     folded.pushSeparator();
     folded.appendUrlPart(pathAndQuery);
     folded.pushSeparator();
-    return this.scan(0, 0, folded.length, actions, mask).entry;
+    const entry = this.scan(0, 0, folded.length, actions, mask).entry;
+    this.hostEnd = -1;
+    return entry;
   }
 
   /**
@@ -372,7 +385,7 @@ export class KeywordSet {
         row = ~row;
         const state = row / A;
         if ((outputCategories[state]! & mask) !== 0) {
-          const entry = this.firstBlocking(state, actions);
+          const entry = this.firstBlocking(state, actions, i < hostLength);
           if (entry >= 0) return entry;
         }
       }
@@ -381,10 +394,10 @@ export class KeywordSet {
   }
 
   /** The first entry of a blocking category ending at `state` or on its failure chain. */
-  private firstBlocking(state: number, actions: Uint8Array): number {
+  private firstBlocking(state: number, actions: Uint8Array, inHost: boolean): number {
     for (let out = this.firstOutput[state]!; out >= 0; out = this.nextOutput[out]!) {
       for (let e = this.entryAt[out]!; e >= 0; e = this.entryNext[e]!) {
-        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS) return e;
+        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS && (inHost || this.entryHostOnly[e] === 0)) return e;
       }
     }
     return -1;
@@ -456,7 +469,7 @@ export class KeywordSet {
   private firstVerified(state: number, end: number, actions: Uint8Array): number {
     for (let out = this.firstOutput[state]!; out >= 0; out = this.nextOutput[out]!) {
       for (let e = this.entryAt[out]!; e >= 0; e = this.entryNext[e]!) {
-        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS && this.verify(e, end)) return e;
+        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS && (end < this.hostEnd || this.entryHostOnly[e] === 0) && this.verify(e, end)) return e;
       }
     }
     return -1;

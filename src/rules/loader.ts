@@ -11,6 +11,8 @@ import { DEFAULT_ORGANISATION, type Organisation } from './organisation.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
 import { overlaySourceName, type PolicyOverlay } from './overlay.js';
+import { BrandSetBuilder } from '../policy/brands.js';
+import { loadCategoryBrands } from './brands.js';
 
 /** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -43,7 +45,7 @@ export interface ListRules {
 export interface LoadResult {
   readonly policy: Policy | null;
   readonly problems: readonly RuleProblem[];
-  readonly stats: { readonly domains: number; readonly urls: number; readonly keywords: number; readonly categories: number };
+  readonly stats: { readonly domains: number; readonly urls: number; readonly keywords: number; readonly categories: number; readonly brands?: number };
 }
 
 /** Loads the rules folder into a Policy, or throws RulesLoadError listing every problem. */
@@ -85,6 +87,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const urls = new UrlSetBuilder();
   const keywords = new KeywordSetBuilder();
   const categoryIds = new Map<string, number>();
+  const brands = new BrandSetBuilder();
+  const brandContext = { fileNames, brands, keywords, problems, displayPath };
 
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
   for (const name of toLoad) {
@@ -92,6 +96,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     categoryNames.push(name);
     categoryIds.set(name, id);
     const folder = available.get(name)!;
+    const brandDeriver = await loadCategoryBrands(folder, id, brandContext);
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
       let text: string;
@@ -105,7 +110,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       const fileId = fileNames.length;
       fileNames.push(displayPath(file));
       addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
+      if (kind === 'domains') brandDeriver?.addDomainsText(text, fileId);
     }
+    brandDeriver?.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
   }
 
   for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems);
@@ -223,7 +230,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const builtDomains = domains.build();
   const builtUrls = urls.build();
   const builtKeywords = keywords.build();
-  const stats = { domains: builtDomains.size, urls: builtUrls.size, keywords: builtKeywords.size, categories: toLoad.length };
+  const builtBrands = brands.build();
+  const stats = { domains: builtDomains.size, urls: builtUrls.size, keywords: builtKeywords.size, categories: toLoad.length, brands: builtBrands.size };
   if (problems.errorCount > 0) return { policy: null, problems: problems.items, stats };
 
   const compiled: CompiledRules = {
@@ -232,6 +240,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     domains: builtDomains,
     urls: builtUrls,
     keywords: builtKeywords,
+    brands: builtBrands,
     profiles,
     defaultProfile: config.defaultProfile.value,
     clients: config.clients,
