@@ -11,6 +11,7 @@ import {
   type CertificateAuthorityOptions,
 } from '../tls/index.js';
 import { CliError, EXIT_USAGE } from './errors.js';
+import { registerCaStatus } from './ca-status.js';
 
 interface InitOptions {
   certs: string;
@@ -67,6 +68,8 @@ export function registerCa(program: Command): void {
       }
       process.stderr.write(`Đã ghi chứng chỉ CA (${options.der ? 'DER' : 'PEM'}) vào ${options.out}; SHA-256: ${certificate.fingerprint256}\n`);
     });
+
+  registerCaStatus(ca);
 }
 
 /**

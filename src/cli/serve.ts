@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
@@ -16,6 +16,8 @@ import { startTransparentHttp, startTransparentHttps } from '../proxy/transparen
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
 import { loadCa, type CertificateAuthority } from '../tls/index.js';
+import { DeviceTrust, type DeviceRecord, type DeviceTrustSnapshot } from '../proxy/device-trust.js';
+import { DeviceTrustWriter, readDeviceTrust } from '../proxy/device-trust-file.js';
 import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError } from './errors.js';
@@ -45,9 +47,19 @@ interface ServeOptions {
 }
 
 /** Messages between the primary and proxy workers. */
-type ToWorker = { type: 'reload' } | { type: 'metrics'; id: number } | { type: 'shutdown' };
+type ToWorker =
+  | { type: 'reload' }
+  | { type: 'metrics'; id: number }
+  | { type: 'shutdown' }
+  /** The certs folder changed: load the CA again. */
+  | { type: 'reload-ca' }
+  /** What the primary knows of devices' trust in the CA (at start), and each change since. */
+  | { type: 'device-trust'; snapshot: DeviceTrustSnapshot }
+  | { type: 'device'; address: string; record: DeviceRecord };
 type ToPrimary =
   | { type: 'metrics'; id: number; snapshot: MetricsSnapshot; eventStats: EventStatsLite | null }
+  /** A device showed (or refused) trust in the CA in this worker. */
+  | { type: 'device'; address: string; record: DeviceRecord }
   | { type: 'listening'; port: number }
   /** A review request or report was stored: the primary's shipper sends it now. */
   | { type: 'student-request' };
@@ -175,8 +187,58 @@ async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<
   }
 }
 
+/**
+ * The school CA of --certs, or null when the folder holds none. `previous`: the CA in
+ * force, kept (and returned) when the files still hold the same certificate, so its
+ * leaf cache survives a spurious change event.
+ */
+async function loadCaOrExplain(options: ServeOptions, previous: CertificateAuthority | null = null): Promise<CertificateAuthority | null> {
+  try {
+    const ca = await loadCa(options.certs);
+    return ca !== null && previous !== null && ca.fingerprint256 === previous.fingerprint256 ? previous : ca;
+  } catch (error) {
+    throw new CliError(`không dùng được CA trong ${options.certs}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Loads the CA again after its folder changed (`lachan ca init`, a new CA copied in)
+ * or on SIGHUP. A CA that cannot be used is refused and the one in force keeps serving.
+ */
+async function reloadCa(options: ServeOptions, current: CertificateAuthority | null, logger: Logger): Promise<CertificateAuthority | null> {
+  try {
+    const next = await loadCaOrExplain(options, current);
+    if (next !== current) logger.info({ certs: path.resolve(options.certs), fingerprint: next?.fingerprint256 ?? null }, next === null ? 'school CA removed: HTTPS is no longer intercepted' : 'school CA loaded: new connections get certificates from it');
+    return next;
+  } catch (error) {
+    logger.error({ err: (error as Error).message }, 'CA reload refused; the CA already loaded keeps serving');
+    return current;
+  }
+}
+
+/** Watches the certs folder (created if missing, so a CA made later is seen). */
+function watchCerts(options: ServeOptions, onChange: () => void): { close(): void } {
+  try {
+    mkdirSync(options.certs, { recursive: true, mode: 0o755 });
+    // The rules watcher is a debounced folder watch: the same thing the CA needs.
+    return watchRules(options.certs, onChange);
+  } catch {
+    // An unwatchable folder: SIGHUP still reloads the CA.
+    return { close: () => undefined };
+  }
+}
+
+/** Device trust in the CA, from the data folder; written back there by the process that owns it. */
+function openDeviceTrust(options: ServeOptions, logger: Logger): { trust: DeviceTrust; writer: DeviceTrustWriter } {
+  const trust = new DeviceTrust(readDeviceTrust(options.data));
+  const writer = new DeviceTrustWriter(trust, options.data, (error) => logger.error({ err: error.message }, 'cannot save which devices trust the CA'));
+  trust.onLearned(() => writer.schedule());
+  trust.onReset(() => writer.schedule());
+  return { trust, writer };
+}
+
 /** Builds the proxy of one process: policy, resolver, event log, server. */
-async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void> }> {
+async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void, deviceTrust: DeviceTrust): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void>; reloadCa: () => Promise<void> }> {
   const policy = await loadOrExplain(options);
   let resolver: Resolver;
   try {
@@ -184,12 +246,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   } catch (error) {
     throw new CliError(`cannot read --hosts-file: ${(error as Error).message}`);
   }
-  let ca: CertificateAuthority | null;
-  try {
-    ca = await loadCa(options.certs);
-  } catch (error) {
-    throw new CliError(`cannot use the CA in ${options.certs}: ${(error as Error).message}`);
-  }
+  const ca = await loadCaOrExplain(options);
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
   let boundPort = port;
@@ -199,6 +256,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     eventLog,
     logger,
     ca,
+    deviceTrust,
     accessLog: options.accessLog === true,
     limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout) },
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
@@ -225,7 +283,8 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
       logger.error({ problems }, 'rules reload refused; the rules already loaded keep serving');
     }
   };
-  return { proxy, eventLog, port: boundPort, transparent, reload };
+  const reloadCaNow = async (): Promise<void> => proxy.setCa(await reloadCa(options, proxy.certificateAuthority, logger));
+  return { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow };
 }
 
 function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () => void): { stop(): void } | null {
@@ -249,14 +308,19 @@ function startShipping(options: ServeOptions, logger: Logger, eventLog?: Gateway
 
 async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
   let shipper: Shipper | null = null;
-  const { proxy, eventLog, port: boundPort, transparent, reload } = await startProxy(options, port, logger, () => shipper?.wake());
+  const { trust, writer } = openDeviceTrust(options, logger);
+  const { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => shipper?.wake(), trust);
   shipper = startShipping(options, logger, eventLog);
   const admin = await startAdminServer(adminPort, {
     healthy: () => true,
     metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), eventMetrics([eventLog.stats()])),
   });
   const watcher = watchRules(options.rules, () => void reload());
-  process.on('SIGHUP', () => void reload());
+  const certsWatcher = watchCerts(options, () => void reloadCaNow());
+  process.on('SIGHUP', () => {
+    void reload();
+    void reloadCaNow();
+  });
   const overlayPoller = startPolicyPolling(options, logger, () => void reload());
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   const missing = missingProxyFlags(process.execArgv);
@@ -264,10 +328,12 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   onShutdown(logger, async () => {
     overlayPoller?.stop();
     watcher.close();
+    certsWatcher.close();
     admin.server.close();
     await proxy.close(SHUTDOWN_GRACE_MS);
     await shipper?.stop();
     await eventLog.close();
+    await writer.flush();
   });
 }
 
@@ -304,8 +370,12 @@ function onShutdown(logger: Logger, close: () => Promise<void>): void {
 
 async function runPrimary(options: ServeOptions, port: number, adminPort: number, workers: number, logger: Logger): Promise<void> {
   if (cluster.isWorker) return runWorker(options, port, logger);
-  // Fail early, in the primary, on rules the workers would refuse.
+  // Fail early, in the primary, on rules (and a CA) the workers would refuse.
   await loadOrExplain(options);
+  let ca = await loadCaOrExplain(options);
+  // The primary owns the device trust: workers tell it what they learn, it saves and tells the others.
+  const { trust, writer } = openDeviceTrust(options, logger);
+  trust.setCa(ca?.fingerprint256 ?? null);
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
@@ -314,8 +384,14 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   const fork = (): void => {
     const worker = cluster.fork();
     live.add(worker);
+    worker.once('online', () => worker.send({ type: 'device-trust', snapshot: trust.snapshot() } satisfies ToWorker));
     worker.on('message', (message: ToPrimary) => {
-      if (message.type === 'listening' && !announced) {
+      if (message.type === 'device') {
+        if (trust.merge(message.address, message.record)) {
+          writer.schedule();
+          for (const other of live) if (other !== worker) other.send(message satisfies ToWorker);
+        }
+      } else if (message.type === 'listening' && !announced) {
         announced = true;
         logger.info({ port: message.port, adminPort: adminBound, workers, rules: path.resolve(options.rules) }, 'listening');
       } else if (message.type === 'student-request') shipper?.wake();
@@ -337,17 +413,30 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     for (const worker of live) worker.send(message);
   };
   const watcher = watchRules(options.rules, () => broadcast({ type: 'reload' }));
-  process.on('SIGHUP', () => broadcast({ type: 'reload' }));
+  const reloadCaEverywhere = async (): Promise<void> => {
+    const next = await reloadCa(options, ca, logger);
+    if (next === ca) return;
+    ca = next;
+    trust.setCa(ca?.fingerprint256 ?? null);
+    broadcast({ type: 'reload-ca' });
+  };
+  const certsWatcher = watchCerts(options, () => void reloadCaEverywhere());
+  process.on('SIGHUP', () => {
+    broadcast({ type: 'reload' });
+    void reloadCaEverywhere();
+  });
   const overlayPoller = startPolicyPolling(options, logger, () => broadcast({ type: 'reload' }));
   onShutdown(logger, async () => {
     stopping = true;
     overlayPoller?.stop();
     watcher.close();
+    certsWatcher.close();
     admin.server.close();
     const exited = [...live].map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
     broadcast({ type: 'shutdown' });
     await Promise.all(exited);
     await shipper?.stop();
+    await writer.flush();
   });
 }
 
@@ -377,9 +466,21 @@ async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
 }
 
 async function runWorker(options: ServeOptions, port: number, logger: Logger): Promise<void> {
-  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary));
+  // Listening before anything is awaited: the primary's snapshot may come at once.
+  const trust = new DeviceTrust(readDeviceTrust(options.data));
+  const mergeAll = (snapshot: DeviceTrustSnapshot): void => {
+    for (const [address, record] of Object.entries(snapshot.devices)) trust.merge(address, record);
+  };
+  const early = (message: ToWorker): void => {
+    if (message.type === 'device-trust') mergeAll(message.snapshot);
+    else if (message.type === 'device') trust.merge(message.address, message.record);
+  };
+  process.on('message', early);
+  trust.onLearned((address, record) => process.send?.({ type: 'device', address, record } satisfies ToPrimary));
+  const { proxy, eventLog, port: boundPort, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary), trust);
   process.on('message', (message: ToWorker) => {
     if (message.type === 'reload') void reload();
+    else if (message.type === 'reload-ca') void reloadCaNow();
     else if (message.type === 'metrics') {
       const stats = eventLog.stats();
       process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped } } satisfies ToPrimary);

@@ -5,6 +5,7 @@
  */
 
 import { categoryLabel, SHIPPED_CATEGORIES } from '../util/labels.js';
+import { TRUST_FOOTER } from './trust-probe.js';
 
 export { categoryLabel };
 
@@ -27,7 +28,8 @@ textarea,input[type=url],select{width:100%;box-sizing:border-box;font-size:1rem;
 .error{border-left:.4rem solid #b3261e}
 small{color:#5a6877}`;
 
-function page(status: number, title: string, body: string): string {
+/** A whole page of the gateway's own: the other gateway pages (install guide) use it too. */
+export function page(status: number, title: string, body: string): string {
   return `<!DOCTYPE html>
 <html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
@@ -93,7 +95,7 @@ function renderBlockPage(input: BlockPageInput): string {
 <input type="hidden" name="profile" value="${escapeHtml(input.profileId)}">
 <p><label>Ghi chú (không bắt buộc)<br><textarea name="note" maxlength="500"></textarea></label></p>
 <button type="submit">Đề nghị xem lại</button></form>
-<p><small><a href="${REPORT_PATH}">Báo cáo một trang có hại khác chưa bị chặn</a></small></p></section>`;
+<p><small><a href="${REPORT_PATH}">Báo cáo một trang có hại khác chưa bị chặn</a></small></p>${TRUST_FOOTER}</section>`;
   const title = selfHarm ? 'Em có thể cần được giúp đỡ' : 'Trang này đã bị chặn';
   const intro = selfHarm
     ? '<h1>Em có thể cần được giúp đỡ</h1>'

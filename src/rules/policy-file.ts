@@ -1,5 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
-import { parseCidr } from '../policy/clients.js';
+import { DEFAULT_INTERCEPT_MODE, INTERCEPT_MODES, parseCidr, type InterceptMode } from '../policy/clients.js';
 import type { Action, } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
@@ -29,11 +29,13 @@ export interface PolicyConfig {
   readonly defaultProfile: Located<string>;
   readonly profiles: readonly ProfileConfig[];
   readonly connectPorts: readonly number[];
-  readonly clients: readonly { readonly cidr: string; readonly profile: string; readonly line: number }[];
+  readonly clients: readonly { readonly cidr: string; readonly profile: string; readonly intercept?: InterceptMode; readonly line: number }[];
+  /** HTTPS interception of ranges that name no mode, and of addresses in no range. */
+  readonly intercept: InterceptMode;
   readonly proxyAuth: { readonly usersFile: string | null; readonly profiles: readonly Located<[string, string]>[] };
 }
 
-const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth']);
+const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth', 'intercept']);
 const PROFILE_FIELDS = new Set([
   'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
   'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action',
@@ -111,6 +113,7 @@ class PolicyReader {
       profiles,
       connectPorts: this.readPorts(fields.get('connect_ports')),
       clients: this.readClients(fields.get('clients'), profileIds),
+      intercept: this.readInterceptMode(fields.get('intercept')?.value as Node | undefined) ?? DEFAULT_INTERCEPT_MODE,
       proxyAuth: this.readProxyAuth(fields.get('proxy_auth'), profileIds),
     };
   }
@@ -233,7 +236,7 @@ class PolicyReader {
       this.error(pair.value as Node, 'clients must be a list of { cidr, profile }');
       return [];
     }
-    const clients: { cidr: string; profile: string; line: number }[] = [];
+    const clients: { cidr: string; profile: string; intercept?: InterceptMode; line: number }[] = [];
     for (const element of pair.value.items) {
       if (!isMap(element)) {
         this.error(element as Node, 'each client entry needs "cidr" and "profile"');
@@ -260,9 +263,19 @@ class PolicyReader {
         this.error(profile, `unknown profile "${profile.value}" for client ${cidr.value}`);
         continue;
       }
-      clients.push({ cidr: cidr.value, profile: profile.value, line });
+      const intercept = this.readInterceptMode(element.get('intercept', true) as Node | undefined);
+      clients.push({ cidr: cidr.value, profile: profile.value, line, ...(intercept === undefined ? {} : { intercept }) });
     }
     return clients;
+  }
+
+  /** `intercept: always | learned | never`; undefined when absent or wrong (wrong is an error). */
+  private readInterceptMode(node: Node | undefined): InterceptMode | undefined {
+    if (node === undefined) return undefined;
+    const value = isScalar(node) ? node.value : undefined;
+    if (typeof value === 'string' && (INTERCEPT_MODES as readonly string[]).includes(value)) return value as InterceptMode;
+    this.error(node, `intercept must be one of ${INTERCEPT_MODES.join(', ')}, not "${String(value)}"`);
+    return undefined;
   }
 
   private readProxyAuth(pair: Pair | undefined, profileIds: ReadonlySet<string>): PolicyConfig['proxyAuth'] {
