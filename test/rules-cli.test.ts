@@ -98,7 +98,7 @@ describe('lachan check', () => {
   it('exits 2 with one clear line for an unknown profile or a broken rules folder', () => {
     const unknown = lachan(['check', '--profile', 'nope', '--rules', dir, 'http://a.example/']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/^lachan: unknown profile "nope"/);
+    expect(unknown.stderr).toMatch(/^lỗi: unknown profile "nope"/);
     expect(unknown.stderr).not.toMatch(/\n\s+at /);
     const broken = rulesDir({ 'policy.yaml': 'version: 1\ndefault_profile: x\nprofiles:\n  x: {block_categories: [nothere]}\n' });
     const result = lachan(['check', '--profile', 'x', '--rules', broken, 'http://a.example/']);

@@ -6,7 +6,7 @@ import type { InterceptMode } from '../policy/clients.js';
 import { DEFAULT_CERTS_DIR, TlsError, readCaCertificate } from '../tls/index.js';
 import { DeviceTrust, trustsCa } from '../proxy/device-trust.js';
 import { deviceTrustPath, readDeviceTrust } from '../proxy/device-trust-file.js';
-import { CliError } from './errors.js';
+import { CliError, rulesRefused } from './errors.js';
 
 interface StatusOptions {
   rules: string;
@@ -62,7 +62,7 @@ async function loadPolicyForStatus(rulesDir: string): Promise<Policy> {
   try {
     return await loadPolicy(rulesDir);
   } catch (error) {
-    if (error instanceof RulesLoadError) throw new CliError(`${error.message} (chạy "lachan rules lint --rules ${rulesDir}")`);
+    if (error instanceof RulesLoadError) throw rulesRefused(error, rulesDir);
     throw error;
   }
 }

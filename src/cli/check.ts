@@ -6,7 +6,7 @@ import type { PolicyOverlay } from '../rules/overlay.js';
 import { readStoredOverlay } from '../rules/overlay-poller.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
-import { CliError, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_USAGE, rulesRefused } from './errors.js';
 
 interface CheckOptions {
   profile?: string;
@@ -58,7 +58,7 @@ export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null
   try {
     return await loadPolicy(rulesDir, { overlay });
   } catch (error) {
-    if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}" for the full list)`, EXIT_USAGE);
+    if (error instanceof RulesLoadError) throw rulesRefused(error, rulesDir);
     throw error;
   }
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env -S node --no-memory-reducer --min-semi-space-size=16 --heap-growing-percent=300 --no-flush-bytecode
+import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { CliError, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_USAGE, reportFromWorker, usageErrorLine } from './errors.js';
 import { registerCheck } from './check.js';
 import { registerRules } from './rules.js';
 import { registerServe } from './serve.js';
@@ -9,13 +11,19 @@ import { registerLogs } from './logs.js';
 import { registerCentral } from './central.js';
 import { registerReport } from './report.js';
 
+/** package.json sits three folders above dist/src/cli/main.js, in the repository and in an installed package alike. */
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 const program = new Command();
 program
   .name('lachan')
-  .description('Lá chắn: content-filtering forward proxy for school networks')
-  .showHelpAfterError()
+  .description('Lá chắn: bộ lọc nội dung (proxy) cho mạng trường học')
+  .version(VERSION, '-V, --version', 'in phiên bản rồi thoát')
+  .helpOption('-h, --help', 'xem hướng dẫn của lệnh')
+  .helpCommand('help [lệnh]', 'xem hướng dẫn của một lệnh')
   .exitOverride()
-  .configureOutput({ outputError: (text, write) => write(text) });
+  // commander's own usage errors, as one Vietnamese line naming where help is.
+  .configureOutput({ outputError: (text, write) => write(usageErrorLine(text)) });
 
 registerServe(program);
 registerCheck(program);
@@ -30,12 +38,12 @@ function fail(error: unknown): never {
     // commander already printed its message; help and version exit 0.
     process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE);
   }
-  if (error instanceof CliError) {
-    process.stderr.write(`lachan: ${error.message}\n`);
-    process.exit(error.exitCode);
-  }
   const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`lachan: ${message}\n`);
+  const exitCode = error instanceof CliError ? error.exitCode : EXIT_USAGE;
+  // A proxy worker leaves the telling to the primary: one line, however many workers failed.
+  if (cluster.isWorker && reportFromWorker(message, exitCode)) process.exit(exitCode);
+  process.stderr.write(`lỗi: ${message}\n`);
+  if (error instanceof CliError) process.exit(exitCode);
   if (process.env.LACHAN_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   process.exit(EXIT_USAGE);
 }

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
@@ -20,7 +20,7 @@ import { DeviceTrust, type DeviceRecord, type DeviceTrustSnapshot } from '../pro
 import { DeviceTrustWriter, readDeviceTrust } from '../proxy/device-trust-file.js';
 import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
-import { CliError } from './errors.js';
+import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
 import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
 
 interface ServeOptions {
@@ -62,10 +62,14 @@ type ToPrimary =
   | { type: 'device'; address: string; record: DeviceRecord }
   | { type: 'listening'; port: number }
   /** A review request or report was stored: the primary's shipper sends it now. */
-  | { type: 'student-request' };
+  | { type: 'student-request' }
+  /** The worker could not start (busy port, unusable folder): the primary says so once and stops. */
+  | WorkerFailure;
 type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
 
 const SHUTDOWN_GRACE_MS = 3_000;
+/** How often a proxy started by npm checks that npm is still there. */
+const LAUNCHER_CHECK_MS = 500;
 
 export function registerServe(program: Command): void {
   registerUsers(program);
@@ -105,6 +109,7 @@ export function registerServe(program: Command): void {
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
       if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout must be a number of milliseconds (100 or more), not "${options.headerTimeout}"`);
+      ensureDataDir(options.data);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
       else await runPrimary(options, port, adminPort, workers, logger);
@@ -166,6 +171,34 @@ async function readStdin(): Promise<string> {
   return text;
 }
 
+/** The data folder must exist (it is created) and be writable, or serve says so in one line before anything starts. */
+function ensureDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, fsConstants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'đó là một tệp, không phải thư mục'
+      : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền ghi vào đó'
+        : code === 'EROFS' ? 'ổ đĩa chỉ cho đọc'
+          : (error as Error).message;
+    throw new CliError(`không dùng được thư mục dữ liệu --data ${dir}: ${why}`);
+  }
+}
+
+/** A listening socket, or one line saying why not (a port taken by another program, a port below 1024, an address not on this machine). */
+async function listenOrExplain<T>(listening: Promise<T>, option: string, port: number, host: string): Promise<T> {
+  try {
+    return await listening;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new CliError(`cổng ${port} đang được dùng (${option}): một lachan khác hoặc chương trình khác (squid…) đang nghe ở ${host}:${port}; dừng chương trình đó hoặc chọn ${option} khác`);
+    if (code === 'EACCES') throw new CliError(`không được mở cổng ${port} (${option}): cổng dưới 1024 cần quyền root hoặc CAP_NET_BIND_SERVICE`);
+    if (code === 'EADDRNOTAVAIL') throw new CliError(`địa chỉ --host ${host} không thuộc máy này`);
+    throw error;
+  }
+}
+
 function parsePort(text: string, option: string): number {
   const port = Number(text);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option} must be a port number (0–65535), not "${text}"`);
@@ -182,7 +215,7 @@ async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<
   try {
     return await loadPolicy(rulesDir, { overlay: overlayOf(options) });
   } catch (error) {
-    if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}")`);
+    if (error instanceof RulesLoadError) throw rulesRefused(error, rulesDir);
     throw error;
   }
 }
@@ -262,13 +295,15 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
   });
-  boundPort = await proxy.listen(port, options.host);
+  boundPort = await listenOrExplain(proxy.listen(port, options.host), '--port', port, options.host);
   const transparent: Record<string, number> = {};
   if (options.transparentHttp !== undefined) {
-    transparent.transparentHttpPort = (await startTransparentHttp(proxy, parsePort(options.transparentHttp, '--transparent-http'), options.host)).port;
+    const transparentPort = parsePort(options.transparentHttp, '--transparent-http');
+    transparent.transparentHttpPort = (await listenOrExplain(startTransparentHttp(proxy, transparentPort, options.host), '--transparent-http', transparentPort, options.host)).port;
   }
   if (options.transparentHttps !== undefined) {
-    transparent.transparentHttpsPort = (await startTransparentHttps(proxy, parsePort(options.transparentHttps, '--transparent-https'), options.host)).port;
+    const transparentPort = parsePort(options.transparentHttps, '--transparent-https');
+    transparent.transparentHttpsPort = (await listenOrExplain(startTransparentHttps(proxy, transparentPort, options.host), '--transparent-https', transparentPort, options.host)).port;
   }
   const reload = async (): Promise<void> => {
     const started = Date.now();
@@ -311,10 +346,10 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   const { trust, writer } = openDeviceTrust(options, logger);
   const { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => shipper?.wake(), trust);
   shipper = startShipping(options, logger, eventLog);
-  const admin = await startAdminServer(adminPort, {
+  const admin = await listenOrExplain(startAdminServer(adminPort, {
     healthy: () => true,
     metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), eventMetrics([eventLog.stats()])),
-  });
+  }), '--admin-port', adminPort, '127.0.0.1');
   const watcher = watchRules(options.rules, () => void reload());
   const certsWatcher = watchCerts(options, () => void reloadCaNow());
   process.on('SIGHUP', () => {
@@ -366,6 +401,25 @@ function onShutdown(logger: Logger, close: () => Promise<void>): void {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  watchLauncher(() => stop('launcher exited'));
+}
+
+/**
+ * Started by npm (`npx lachan serve`, `npm start`): npm passes a SIGTERM on to the
+ * shell it started us through, which dies without passing it on. Its parent gone,
+ * the proxy stops too, workers and all, rather than holding the port as an orphan.
+ * Not otherwise: `nohup lachan serve &` must outlive the shell that started it.
+ */
+function watchLauncher(stop: () => void): void {
+  if (process.env.npm_command === undefined) return;
+  const launcher = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== launcher) {
+      clearInterval(timer);
+      stop();
+    }
+  }, LAUNCHER_CHECK_MS);
+  timer.unref();
 }
 
 async function runPrimary(options: ServeOptions, port: number, adminPort: number, workers: number, logger: Logger): Promise<void> {
@@ -386,6 +440,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     live.add(worker);
     worker.once('online', () => worker.send({ type: 'device-trust', snapshot: trust.snapshot() } satisfies ToWorker));
     worker.on('message', (message: ToPrimary) => {
+      if (message.type === 'fatal') return failStartup(message);
       if (message.type === 'device') {
         if (trust.merge(message.address, message.record)) {
           writer.schedule();
@@ -398,14 +453,28 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     });
     worker.on('exit', (code, signal) => {
       live.delete(worker);
+      // A worker that cannot start would fail again at once: stop rather than loop.
+      if (!stopping && !announced && code === EXIT_USAGE) return failStartup({ type: 'fatal', message: 'a proxy worker could not start', exitCode: EXIT_USAGE });
       if (!stopping) {
         logger.error({ code, signal }, 'proxy worker died; starting another');
         fork();
       }
     });
   };
+  /** A worker's startup error, said once; everything stops with its exit code. */
+  const failStartup = (failure: WorkerFailure): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`lỗi: ${failure.message}\n`);
+    // Nothing to drain: no worker has served yet.
+    for (const worker of live) worker.process.kill('SIGKILL');
+    const exit = (): never => process.exit(failure.exitCode);
+    if (live.size === 0) exit();
+    for (const worker of live) worker.once('exit', () => (live.size === 0 ? exit() : undefined));
+    setTimeout(exit, SHUTDOWN_GRACE_MS).unref();
+  };
   let adminBound = adminPort;
-  const admin = await startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: () => gatherMetrics(live) });
+  const admin = await listenOrExplain(startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: () => gatherMetrics(live) }), '--admin-port', adminPort, '127.0.0.1');
   adminBound = admin.port;
   for (let i = 0; i < workers; i++) fork();
   const shipper = startShipping(options, logger);
@@ -488,8 +557,11 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
       void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).then(() => process.exit(0));
     }
   });
-  // SIGTERM reaches the whole process group; the primary coordinates.
+  // Ctrl-C and SIGTERM reach the whole process group; the primary coordinates.
   process.on('SIGTERM', () => undefined);
+  process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
+  // The primary gone (killed outright): nothing will send connections or a shutdown.
+  process.on('disconnect', () => void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).finally(() => process.exit(0)));
   process.send?.({ type: 'listening', port: boundPort } satisfies ToPrimary);
 }

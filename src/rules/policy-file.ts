@@ -1,4 +1,4 @@
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLError } from 'yaml';
 import { DEFAULT_INTERCEPT_MODE, INTERCEPT_MODES, parseCidr, type InterceptMode } from '../policy/clients.js';
 import type { Action, } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
@@ -50,10 +50,45 @@ export function parsePolicyFile(text: string, file: string, problems: ProblemLis
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   for (const error of doc.errors) {
-    problems.error(file, lineCounter.linePos(error.pos[0]).line, `YAML: ${firstLine(error.message)}`);
+    problems.error(file, yamlErrorLine(text, error, lineCounter), `YAML: ${firstLine(error.message)}`);
   }
   if (doc.errors.length > 0) return null;
   return new PolicyReader(doc, lineCounter, file, problems).read();
+}
+
+/**
+ * The line to show for a YAML error. The parser notices an unclosed quote or bracket
+ * only where the text ends (or where the next key starts), but the mistake is where it
+ * was opened: that is the line the person has to fix.
+ */
+function yamlErrorLine(text: string, error: YAMLError, lines: LineCounter): number {
+  const at = error.pos[0];
+  if (error.code === 'MISSING_CHAR' || /end with a [\]}]|closing/.test(error.message)) {
+    const opened = unclosedAt(text, at);
+    if (opened !== null) return lines.linePos(opened).line;
+  }
+  return lines.linePos(at).line;
+}
+
+/** Offset of the quote or outermost bracket still open at `end`, outside comments; null when none is. */
+function unclosedAt(text: string, end: number): number | null {
+  let quote: { char: string; at: number } | null = null;
+  const brackets: number[] = [];
+  for (let i = 0; i < end && i < text.length; i++) {
+    const c = text[i]!;
+    if (quote !== null) {
+      if (c === '\\' && quote.char === '"') i++;
+      else if (c === quote.char) quote = null;
+      continue;
+    }
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      const newline = text.indexOf('\n', i);
+      i = newline === -1 ? text.length : newline;
+    } else if ((c === '"' || c === "'") && (i === 0 || /[\s[{,:]/.test(text[i - 1]!))) quote = { char: c, at: i };
+    else if (c === '[' || c === '{') brackets.push(i);
+    else if ((c === ']' || c === '}') && brackets.length > 0) brackets.pop();
+  }
+  return quote?.at ?? brackets[0] ?? null;
 }
 
 function firstLine(message: string): string {
