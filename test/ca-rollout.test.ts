@@ -216,3 +216,50 @@ describe('rolling out the school CA', () => {
     await statusWhen((r) => others(r).trusted.length === 0 && others(r).notTrusted.includes('127.0.0.2'));
   });
 });
+
+describe('several proxy workers (--workers 2)', () => {
+  let workers: RunningLachan;
+  let workersCerts: string;
+
+  beforeAll(async () => {
+    workersCerts = path.join(work, 'workers-certs');
+    expect(lachan(['ca', 'init', '--certs', workersCerts, '--name', 'THCS Thử nghiệm']).code).toBe(0);
+    workers = await startLachan({
+      rules: { 'policy.yaml': policy(origin.port), 'categories/gambling/domains': 'bet.test\n' },
+      hosts: '127.0.0.1 hoc.test bet.test\n',
+      workers: 2,
+      args: ['--certs', workersCerts],
+      env: { NODE_EXTRA_CA_CERTS: originCa },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await workers?.stop();
+  });
+
+  it('share what one of them learned: every connection of a trusting device is intercepted', async () => {
+    const ca = path.join(workersCerts, 'ca.crt');
+    expect((await curl(workers.port, PROBE, { from: '127.0.0.2', caPem: ca })).status).toBe(200);
+    // The primary saved it once every worker had been told.
+    const status = (): string => lachan(['ca', 'status', '--rules', workers.rulesDir, '--data', workers.dataDir, '--certs', workersCerts, '--json']).stdout;
+    for (let attempt = 0; attempt < 50 && !status().includes('"trusted":["127.0.0.2"]'); attempt++) await new Promise((resolve) => setTimeout(resolve, 200));
+    // Connections alternate between the workers: each one must intercept.
+    for (let i = 0; i < 4; i++) {
+      const inspected = await curl(workers.port, `https://hoc.test:${origin.port}/bai-${i}`, { from: '127.0.0.2', caPem: ca });
+      expect(inspected.code, inspected.stderr).toBe(0);
+      expect(inspected.headers.via).toBe('1.1 lachan');
+    }
+  });
+
+  it('all take a replaced CA without a restart', async () => {
+    expect(lachan(['ca', 'init', '--certs', workersCerts, '--name', 'THCS Thử nghiệm', '--force']).code).toBe(0);
+    const fresh = readFileSync(path.join(workersCerts, 'ca.crt'), 'utf8');
+    // The primary and both workers say so.
+    await workers.waitForLog(() => workers.logs.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('school CA loaded')).length >= 3, 20_000);
+    for (let i = 0; i < 4; i++) {
+      const always = await curl(workers.port, `https://hoc.test:${origin.port}/`, { from: '127.0.0.5', caPem: path.join(workersCerts, 'ca.crt') });
+      expect(always.code, always.stderr).toBe(0);
+      expect((await download(`http://127.0.0.1:${workers.port}/ca.pem`)).bytes.toString()).toBe(fresh);
+    }
+  });
+});
