@@ -64,7 +64,7 @@ export function registerCa(program: Command): void {
       try {
         await fs.writeFile(options.out, bytes, { mode: 0o644 });
       } catch (error) {
-        throw new CliError(`cannot write ${options.out}: ${(error as Error).message}`, EXIT_USAGE);
+        throw new CliError(`không ghi được ${options.out}: ${(error as Error).message}`, EXIT_USAGE);
       }
       process.stderr.write(`Đã ghi chứng chỉ CA (${options.der ? 'DER' : 'PEM'}) vào ${options.out}; SHA-256: ${certificate.fingerprint256}\n`);
     });

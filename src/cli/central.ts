@@ -23,7 +23,7 @@ const DAY_MS = 86_400_000;
 function positiveInt(name: string, min = 1) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new CliError(`${name}: "${value}" is not an integer ≥ ${min}`);
+    if (!Number.isInteger(n) || n < min) throw new CliError(`${name}: "${value}" phải là số nguyên ≥ ${min}`);
     return n;
   };
 }
@@ -57,12 +57,12 @@ function explainKeyErrors<T extends PolicySigner | { signer: PolicySigner }>(ope
 /** Opens the collector database; only `serve` and `school add` may create it. */
 function openStore(dataDir: string, create = false) {
   if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
-    throw new CliError(`no collector database in ${dataDir} (${CENTRAL_DB_FILE} not found; is --data the collector's data folder?)`);
+    throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`);
   }
   try {
     return openSqliteStore({ dataDir });
   } catch (error) {
-    throw new CliError(`cannot open the collector database in ${dataDir}: ${(error as Error).message}`);
+    throw new CliError(`không mở được cơ sở dữ liệu của máy chủ huyện trong ${dataDir}: ${(error as Error).message}`);
   }
 }
 
@@ -86,7 +86,7 @@ export function registerCentral(program: Command): void {
     .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
     .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
     .action(async (options: ServeOptions) => {
-      if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
+      if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = openStore(options.data, true);
@@ -111,7 +111,7 @@ export function registerCentral(program: Command): void {
       retentionTimer.unref();
 
       await new Promise<void>((resolve, reject) => {
-        server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`cannot listen on ${options.host}:${options.port}: ${error.code ?? error.message}`)));
+        server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`${error.code === 'EADDRINUSE' ? `cổng ${options.port} đang được dùng (--port)` : `không mở được ${options.host}:${options.port}`}: ${error.code ?? error.message}`)));
         server.listen(options.port, options.host, resolve);
       });
       const address = server.address() as AddressInfo;
@@ -149,8 +149,8 @@ export function registerCentral(program: Command): void {
         } else {
           process.stdout.write(
             `school: ${created.id}\ntoken:  ${created.token}\n` +
-              'The token is shown only this once: put it in the gateway\'s token file (lachan serve --token-file).\n' +
-              `Collector policy key (save on the gateway as its --central-key file; fingerprint ${signer.fingerprint}):\n${signer.publicKeyPem}`,
+              'Mã token chỉ hiện một lần này: ghi nó vào tệp token của máy chủ trường (lachan serve --token-file).\n' +
+              `Khoá chính sách của máy chủ huyện (lưu trên máy chủ trường làm tệp --central-key; dấu vân tay ${signer.fingerprint}):\n${signer.publicKeyPem}`,
           );
         }
       }, true);
@@ -168,7 +168,7 @@ export function registerCentral(program: Command): void {
           if (options.json) {
             process.stdout.write(`${JSON.stringify({ id: s.id, name: s.name, createdAt: new Date(s.createdAt).toISOString(), revoked: s.revokedAt !== null })}\n`);
           } else {
-            process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'active ' : 'revoked'}  ${s.name}\n`);
+            process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'đang dùng' : 'đã thu hồi'}  ${s.name}\n`);
           }
         }
       });
@@ -181,9 +181,9 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .action(async (id: string, options: { data: string }) => {
       await withStore(options.data, async (store) => {
-        if (!(await store.revokeSchool(id))) throw new CliError(`no school with id ${id}`);
+        if (!(await store.revokeSchool(id))) throw new CliError(`không có trường nào mã ${id}`);
         new AccountStore(store.database).audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
-        process.stderr.write(`school ${id}: token revoked\n`);
+        process.stderr.write(`trường ${id}: đã thu hồi token\n`);
       });
     });
 
@@ -192,10 +192,10 @@ export function registerCentral(program: Command): void {
     .description('the collector\'s public policy-signing key (PEM), for gateways\' --central-key')
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .action((options: { data: string }) => {
-      if (!existsSync(options.data)) throw new CliError(`no collector data folder ${options.data}`);
+      if (!existsSync(options.data)) throw new CliError(`không có thư mục dữ liệu của máy chủ huyện ${options.data}`);
       const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
       process.stdout.write(signer.publicKeyPem);
-      process.stderr.write(`fingerprint ${signer.fingerprint} (also in ${path.join(options.data, SIGNING_PUBLIC_KEY_FILE)})\n`);
+      process.stderr.write(`fingerprint ${signer.fingerprint} (dấu vân tay; cũng có trong ${path.join(options.data, SIGNING_PUBLIC_KEY_FILE)})\n`);
     });
 
   const user = central.command('user').description('dashboard accounts');
@@ -208,12 +208,12 @@ export function registerCentral(program: Command): void {
     .option('--school <id>', 'the school a school-it user sees (required for that role)')
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .action(async (name: string, options: { role: string; school?: string; data: string }) => {
-      if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" is not one of ${ROLES.join(', ')}`);
+      if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" không phải một trong ${ROLES.join(', ')}`);
       const role: Role = options.role;
       const password = await readPassword();
       await withStore(options.data, async (store) => {
         await new AccountStore(store.database).addUser(cliActor(), name, role, options.school ?? null, password);
-        process.stderr.write(`user ${name} added (${role}${options.school ? `, school ${options.school}` : ''})\n`);
+        process.stderr.write(`đã thêm tài khoản ${name} (${role}${options.school ? `, trường ${options.school}` : ''})\n`);
       });
     });
 
@@ -246,7 +246,7 @@ export function registerCentral(program: Command): void {
       let from: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" is not ${SINCE_HELP}`);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng ${SINCE_HELP}`);
         from = parsed;
       }
       quietOnClosedPipe();
@@ -271,11 +271,11 @@ export function registerCentral(program: Command): void {
         }
         return;
       }
-      if (events.length === 0) return void process.stdout.write('no events\n');
+      if (events.length === 0) return void process.stdout.write('không có sự kiện nào\n');
       for (const e of events) {
         process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}\n`);
       }
-      process.stdout.write(`${events.length} event${events.length === 1 ? '' : 's'}\n`);
+      process.stdout.write(`${events.length} sự kiện\n`);
     });
 }
 
@@ -296,7 +296,7 @@ async function readPassword(): Promise<string> {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
-    if (line.length === 0) throw new CliError('no password on stdin');
+    if (line.length === 0) throw new CliError('không có mật khẩu trên stdin (no password on stdin)');
     return line;
   }
   const ask = (prompt: string) =>
@@ -324,6 +324,6 @@ async function readPassword(): Promise<string> {
     });
   const first = await ask('Mật khẩu: ');
   const second = await ask('Nhập lại mật khẩu: ');
-  if (first !== second) throw new CliError('the passwords differ');
+  if (first !== second) throw new CliError('hai lần nhập mật khẩu khác nhau');
   return first;
 }

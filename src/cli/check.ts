@@ -36,7 +36,7 @@ export function registerCheck(program: Command): void {
         const target = parseTarget(text);
         if (target === null) {
           unreadable++;
-          process.stderr.write(`lachan: not a URL: ${text}\n`);
+          process.stderr.write(`lỗi: không phải URL: ${text}\n`);
           return;
         }
         const decision = policy.decide(profile, target.host, target.pathAndQuery);
@@ -66,12 +66,12 @@ export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null
 function resolveProfile(policy: Policy, options: CheckOptions): string {
   if (options.profile !== undefined) {
     if (policy.profile(options.profile) === undefined) {
-      throw new CliError(`unknown profile "${options.profile}" (profiles: ${policy.profileIds().join(', ')})`);
+      throw new CliError(`không có hồ sơ "${options.profile}" (các hồ sơ: ${policy.profileIds().join(', ')})`);
     }
     return options.profile;
   }
   if (options.client !== undefined) return policy.profileForAddress(options.client);
-  throw new CliError('say whose decision: --profile ID or --client IP');
+  throw new CliError('cho biết quyết định cho ai: --profile ID hoặc --client IP');
 }
 
 /**

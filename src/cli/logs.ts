@@ -28,11 +28,11 @@ export function registerLogs(program: Command): void {
       let since: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" is not ${SINCE_HELP}`);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng ${SINCE_HELP}`);
         since = parsed;
       }
       if (!existsSync(path.join(options.data, EVENTS_DB_FILE))) {
-        throw new CliError(`no event log in ${options.data} (${EVENTS_DB_FILE} not found; is --data the gateway's data folder?)`);
+        throw new CliError(`không có nhật ký chặn trong ${options.data} (không thấy ${EVENTS_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ trường?)`);
       }
       quietOnClosedPipe();
       if (options.reviews) return printReviews(options.data, since, options.json === true);
@@ -40,7 +40,7 @@ export function registerLogs(program: Command): void {
       try {
         events = readEventLog(options.data, { since, category: options.category, profile: options.profile });
       } catch (error) {
-        throw new CliError(`cannot read the event log in ${options.data}: ${(error as Error).message}`);
+        throw new CliError(`không đọc được nhật ký chặn trong ${options.data}: ${(error as Error).message}`);
       }
       if (options.json) {
         const out = events.map((event) => JSON.stringify(jsonEvent(event))).join('\n');
@@ -56,18 +56,18 @@ function printReviews(dataDir: string, since: number | undefined, json: boolean)
   try {
     reviews = readReviewRequests(dataDir, since);
   } catch (error) {
-    throw new CliError(`cannot read the review requests in ${dataDir}: ${(error as Error).message}`);
+    throw new CliError(`không đọc được các đề nghị xem lại trong ${dataDir}: ${(error as Error).message}`);
   }
   if (json) {
     for (const r of reviews) process.stdout.write(`${JSON.stringify({ ...r, time: new Date(r.time).toISOString() })}\n`);
     return;
   }
-  if (reviews.length === 0) return void process.stdout.write('no review requests\n');
+  if (reviews.length === 0) return void process.stdout.write('không có đề nghị nào\n');
   for (const r of reviews) {
     const sent = r.shippedAt === null ? 'not sent' : `sent ${localTime(r.shippedAt)}`;
     process.stdout.write(`${localTime(r.time)}  ${r.kind}  ${r.eventRef || '-'}  ${r.profile}  ${r.category ?? '-'}  ${r.host}${r.path}  ${r.client}  (${sent})\n    ${r.note.replace(/\s+/g, ' ')}\n`);
   }
-  process.stdout.write(`${reviews.length} request${reviews.length === 1 ? '' : 's'}\n`);
+  process.stdout.write(`${reviews.length} đề nghị\n`);
 }
 
 function jsonEvent(event: StoredEvent): object {

@@ -13,12 +13,12 @@ export function registerReport(program: Command): void {
     .option('--data <dir>', 'collector data folder', './var/central')
     .action(async (options: { year: string; out?: string; data: string }) => {
       const year = Number(options.year);
-      if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year must be a year such as 2026, not "${options.year}"`);
+      if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year phải là một năm, ví dụ 2026, không phải "${options.year}"`);
       const text = await withStore(options.data, async (store) => renderYearlyReport(await buildYearlyReport(store, year)));
       if (options.out === undefined) process.stdout.write(text);
       else {
         await writeFile(options.out, text);
-        process.stderr.write(`wrote ${options.out}\n`);
+        process.stderr.write(`đã ghi ${options.out}\n`);
       }
     });
 }

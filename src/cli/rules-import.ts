@@ -27,10 +27,10 @@ export function registerImport(rules: Command): void {
     .argument('<src>', 'list file, or UT1 category folder for --format ut1')
     .action(async (src: string, options: ImportOptions) => {
       if (!(LIST_FORMATS as readonly string[]).includes(options.format)) {
-        throw new CliError(`unknown --format "${options.format}" (use ${LIST_FORMATS.join(', ')})`);
+        throw new CliError(`không có --format "${options.format}" (dùng ${LIST_FORMATS.join(', ')})`);
       }
       if (!CATEGORY_NAME.test(options.category)) {
-        throw new CliError(`category name "${options.category}" must be lower-case letters, digits, "-" or "_"`);
+        throw new CliError(`tên nhóm "${options.category}" chỉ gồm chữ thường, chữ số, "-" hoặc "_"`);
       }
       const progress = await Progress.forFile(src, `importing ${path.basename(src)}`);
       let result: ImportResult;

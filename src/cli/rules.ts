@@ -18,8 +18,8 @@ export function registerRules(program: Command): void {
       const warnings = result.problems.length - errors;
       const { domains, urls, keywords, categories } = result.stats;
       process.stderr.write(
-        `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +
-          `${categories} categories, ${domains} domain, ${urls} URL and ${keywords} keyword rules\n`,
+        `${errors} lỗi, ${warnings} cảnh báo; ` +
+          `${categories} nhóm, ${domains} quy tắc tên miền, ${urls} quy tắc URL và ${keywords} từ khoá\n`,
       );
       if (errors > 0) process.exitCode = EXIT_CHECK_FAILED;
     });

@@ -100,15 +100,15 @@ export function registerServe(program: Command): void {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
       const workers = options.workers === undefined ? availableParallelism() : Number(options.workers);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers must be a whole number from 1 to 64, not "${options.workers}"`);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers phải là số nguyên từ 1 đến 64, không phải "${options.workers}"`);
       const shipping = options.central !== undefined || options.school !== undefined || options.tokenFile !== undefined;
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
-        throw new CliError('--central, --school and --token-file go together');
+        throw new CliError('--central, --school và --token-file phải đi cùng nhau');
       }
       const upstreamTimeout = Number(options.upstreamTimeout);
-      if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
+      if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
-      if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout must be a number of milliseconds (100 or more), not "${options.headerTimeout}"`);
+      if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
       ensureDataDir(options.data);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
@@ -129,15 +129,15 @@ function registerUsers(program: Command): void {
     .option('--rules <dir>', 'rules folder whose policy.yaml names the users file', './rules')
     .option('--users-file <file>', 'users file (default: proxy_auth.users_file of policy.yaml, else RULES/users)')
     .action(async (name: string, options: { rules: string; usersFile?: string }) => {
-      if (!isValidUserName(name)) throw new CliError(`user name "${name}" may only hold letters, digits, ".", "_" and "-" (at most 64)`);
+      if (!isValidUserName(name)) throw new CliError(`tên tài khoản "${name}" chỉ gồm chữ cái, chữ số, ".", "_" và "-" (tối đa 64)`);
       const file = options.usersFile ?? (await usersFileOf(options.rules));
       const password = (await readStdin()).split(/\r?\n/, 1)[0] ?? '';
-      if (password.length < 6) throw new CliError('give the password on stdin (one line, at least 6 characters), e.g. `read -rs P; echo "$P" | lachan users add NAME`');
+      if (password.length < 6) throw new CliError('đưa mật khẩu qua stdin (một dòng, ít nhất 6 ký tự), ví dụ `read -rs P; echo "$P" | lachan users add NAME`');
       let text = '';
       try {
         text = readFileSync(file, 'utf8');
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`không đọc được ${file}: ${(error as Error).message}`);
       }
       const next = upsertUser(text, name, hashPassword(password));
       const temporary = `${file}.${process.pid}.tmp`;
@@ -145,9 +145,9 @@ function registerUsers(program: Command): void {
         writeFileSync(temporary, next, { mode: 0o600 });
         renameSync(temporary, file);
       } catch (error) {
-        throw new CliError(`cannot write ${file}: ${(error as Error).message}`);
+        throw new CliError(`không ghi được ${file}: ${(error as Error).message}`);
       }
-      process.stdout.write(`${name} saved in ${file}\n`);
+      process.stdout.write(`đã lưu ${name} vào ${file}\n`);
     });
 }
 
@@ -201,7 +201,7 @@ async function listenOrExplain<T>(listening: Promise<T>, option: string, port: n
 
 function parsePort(text: string, option: string): number {
   const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option} must be a port number (0–65535), not "${text}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option} phải là số cổng (0–65535), không phải "${text}"`);
   return port;
 }
 
@@ -277,7 +277,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   try {
     resolver = new Resolver(options.hostsFile ?? null, options.dnsServer ?? []);
   } catch (error) {
-    throw new CliError(`cannot read --hosts-file: ${(error as Error).message}`);
+    throw new CliError(`không đọc được --hosts-file: ${(error as Error).message}`);
   }
   const ca = await loadCaOrExplain(options);
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
@@ -328,11 +328,11 @@ function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () =>
     return null;
   }
   const seconds = Number(options.policyInterval);
-  if (!(seconds > 0)) throw new CliError(`--policy-interval must be a number of seconds, not "${options.policyInterval}"`);
+  if (!(seconds > 0)) throw new CliError(`--policy-interval phải là số giây, không phải "${options.policyInterval}"`);
   try {
     return startOverlayPoller({ centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, keyFile: options.centralKey, dataDir: options.data, intervalMs: seconds * 1000, onOverlay: reload, logger });
   } catch (error) {
-    throw new CliError(`cannot use --central-key ${options.centralKey}: ${(error as Error).message}`);
+    throw new CliError(`không dùng được --central-key ${options.centralKey}: ${(error as Error).message}`);
   }
 }
 
@@ -454,7 +454,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     worker.on('exit', (code, signal) => {
       live.delete(worker);
       // A worker that cannot start would fail again at once: stop rather than loop.
-      if (!stopping && !announced && code === EXIT_USAGE) return failStartup({ type: 'fatal', message: 'a proxy worker could not start', exitCode: EXIT_USAGE });
+      if (!stopping && !announced && code === EXIT_USAGE) return failStartup({ type: 'fatal', message: 'một tiến trình proxy không khởi động được', exitCode: EXIT_USAGE });
       if (!stopping) {
         logger.error({ code, signal }, 'proxy worker died; starting another');
         fork();
