@@ -37,11 +37,11 @@ const MODE_TEXT: Readonly<Record<InterceptMode, string>> = {
 
 export function registerCaStatus(ca: Command): void {
   ca.command('status')
-    .description('each device range: interception mode, devices known to trust the CA, devices seen not trusting it')
-    .option('--rules <dir>', 'rules folder (policy.yaml names the ranges and their intercept mode)', './rules')
-    .option('--data <dir>', 'data folder of lachan serve', './var')
-    .option('--certs <dir>', 'folder of the CA', `./${DEFAULT_CERTS_DIR}`)
-    .option('--json', 'one JSON object')
+    .description('từng dải máy: chế độ giải mã, số thiết bị đã tin CA, số thiết bị chưa tin')
+    .option('--rules <dir>', 'thư mục quy tắc (policy.yaml ghi các dải máy và chế độ intercept)', './rules')
+    .option('--data <dir>', 'thư mục dữ liệu của lachan serve', './var')
+    .option('--certs <dir>', 'thư mục của CA', `./${DEFAULT_CERTS_DIR}`)
+    .option('--json', 'một đối tượng JSON')
     .action(async (options: StatusOptions) => {
       const policy = await loadPolicyForStatus(options.rules);
       const fingerprint = await caFingerprint(options.certs);

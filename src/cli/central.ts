@@ -4,7 +4,7 @@ import path from 'node:path';
 import { userInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { parseSince, SINCE_HELP } from '../events/since.js';
+import { parseSince } from '../events/since.js';
 import { loadOrCreateAdminToken } from '../central/admin-token.js';
 import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
@@ -14,7 +14,7 @@ import { openDistrict } from '../central/district.js';
 import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
-import { CliError } from './errors.js';
+import { CliError, SINCE_HINT } from './errors.js';
 import { quietOnClosedPipe } from './logs.js';
 
 const DEFAULT_DATA = './var/central';
@@ -75,16 +75,16 @@ interface ServeOptions {
 }
 
 export function registerCentral(program: Command): void {
-  const central = program.command('central').description('the district collector: receives events from schools');
+  const central = program.command('central').description('máy chủ huyện (Phòng GD&ĐT): nhận sự kiện chặn từ các trường');
 
   central
     .command('serve')
-    .description('run the collector (ingest API, dashboard API)')
-    .option('--port <port>', 'port to listen on (0: any free port)', positiveInt('--port', 0), 8080)
-    .option('--host <address>', 'address to listen on (put a TLS reverse proxy in front for the internet)', '127.0.0.1')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
-    .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
+    .description('chạy máy chủ huyện (API nhận sự kiện, bảng điều khiển)')
+    .option('--port <port>', 'cổng lắng nghe (0: cổng trống bất kỳ)', positiveInt('--port', 0), 8080)
+    .option('--host <address>', 'địa chỉ lắng nghe (ra Internet thì đặt một reverse proxy TLS phía trước)', '127.0.0.1')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--retention-days <days>', 'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)', positiveInt('--retention-days'), 400)
+    .option('--rate-limit <n>', 'số yêu cầu gửi sự kiện mỗi giây của một trường', positiveInt('--rate-limit'), 20)
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
@@ -131,14 +131,14 @@ export function registerCentral(program: Command): void {
       process.once('SIGINT', () => stop('SIGINT'));
     });
 
-  const school = central.command('school').description('schools allowed to send events');
+  const school = central.command('school').description('các trường được gửi sự kiện');
 
   school
     .command('add')
-    .description('register a school; prints its id and token once')
-    .requiredOption('--name <name>', 'the school\'s name, e.g. "TH Trạm Tấu"')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--json', 'print {"id":…,"token":…}')
+    .description('đăng ký một trường; in mã trường và token một lần duy nhất')
+    .requiredOption('--name <name>', 'tên trường, ví dụ "TH Trạm Tấu"')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--json', 'in {"id":…,"token":…}')
     .action(async (options: { name: string; data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         const created = await store.addSchool(options.name);
@@ -158,9 +158,9 @@ export function registerCentral(program: Command): void {
 
   school
     .command('list')
-    .description('registered schools')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--json', 'one JSON object a line')
+    .description('các trường đã đăng ký')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         const schools = await store.listSchools();
@@ -176,9 +176,9 @@ export function registerCentral(program: Command): void {
 
   school
     .command('revoke')
-    .description('stop accepting a school\'s token')
-    .argument('<id>', 'school id')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .description('thu hồi token của một trường')
+    .argument('<id>', 'mã trường')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action(async (id: string, options: { data: string }) => {
       await withStore(options.data, async (store) => {
         if (!(await store.revokeSchool(id))) throw new CliError(`không có trường nào mã ${id}`);
@@ -189,8 +189,8 @@ export function registerCentral(program: Command): void {
 
   central
     .command('key')
-    .description('the collector\'s public policy-signing key (PEM), for gateways\' --central-key')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .description('khoá công khai ký chính sách của máy chủ huyện (PEM), cho --central-key của máy chủ trường')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action((options: { data: string }) => {
       if (!existsSync(options.data)) throw new CliError(`không có thư mục dữ liệu của máy chủ huyện ${options.data}`);
       const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
@@ -198,15 +198,15 @@ export function registerCentral(program: Command): void {
       process.stderr.write(`fingerprint ${signer.fingerprint} (dấu vân tay; cũng có trong ${path.join(options.data, SIGNING_PUBLIC_KEY_FILE)})\n`);
     });
 
-  const user = central.command('user').description('dashboard accounts');
+  const user = central.command('user').description('tài khoản bảng điều khiển');
 
   user
     .command('add')
-    .description('add a dashboard user; the password is read from stdin (or asked for on a terminal)')
-    .argument('<name>', 'login name')
+    .description('thêm tài khoản bảng điều khiển; mật khẩu đọc từ stdin (hoặc hỏi trên terminal)')
+    .argument('<name>', 'tên đăng nhập')
     .requiredOption('--role <role>', ROLES.join('|'))
-    .option('--school <id>', 'the school a school-it user sees (required for that role)')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--school <id>', 'trường mà tài khoản school-it được xem (bắt buộc với vai trò đó)')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action(async (name: string, options: { role: string; school?: string; data: string }) => {
       if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" không phải một trong ${ROLES.join(', ')}`);
       const role: Role = options.role;
@@ -219,9 +219,9 @@ export function registerCentral(program: Command): void {
 
   user
     .command('list')
-    .description('dashboard users')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--json', 'one JSON object a line')
+    .description('các tài khoản bảng điều khiển')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         for (const u of new AccountStore(store.database).users()) {
@@ -233,20 +233,20 @@ export function registerCentral(program: Command): void {
 
   central
     .command('events')
-    .description('events stored at the collector, oldest first')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--school <id>', 'only this school')
-    .option('--since <when>', SINCE_HELP)
-    .option('--category <name>', 'only this category')
-    .option('--profile <id>', 'only this profile')
-    .option('--host <host>', 'only this host')
-    .option('--limit <n>', 'at most the newest N events', positiveInt('--limit'), 100_000)
-    .option('--json', 'one JSON object a line')
+    .description('sự kiện lưu ở máy chủ huyện, cũ nhất trước')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--school <id>', 'chỉ trường này')
+    .option('--since <when>', SINCE_HINT)
+    .option('--category <name>', 'chỉ nhóm nội dung này')
+    .option('--profile <id>', 'chỉ hồ sơ này')
+    .option('--host <host>', 'chỉ tên máy này')
+    .option('--limit <n>', 'tối đa N sự kiện mới nhất', positiveInt('--limit'), 100_000)
+    .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean }) => {
       let from: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng ${SINCE_HELP}`);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng: ${SINCE_HINT}`);
         from = parsed;
       }
       quietOnClosedPipe();

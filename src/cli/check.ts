@@ -19,13 +19,13 @@ interface CheckOptions {
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('decide URLs without serving; prints each decision and why ("-" reads one URL a line from stdin)')
-    .option('--profile <id>', 'profile to decide for')
-    .option('--client <ip>', 'decide for this client address (profile from policy.yaml clients)')
-    .option('--rules <dir>', 'rules folder', './rules')
-    .option('--data <dir>', 'gateway data folder: the district policy overlay in force there applies too', './var')
-    .option('--json', 'one JSON object a line')
-    .argument('<url...>', 'URLs to decide, or - for stdin')
+    .description('quyết định các URL mà không chạy proxy; in từng quyết định và lý do ("-": đọc mỗi dòng một URL từ stdin)')
+    .option('--profile <id>', 'hồ sơ để quyết định')
+    .option('--client <ip>', 'quyết định cho địa chỉ thiết bị này (hồ sơ theo mục clients của policy.yaml)')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường: áp dụng cả chính sách huyện đang có ở đó', './var')
+    .option('--json', 'mỗi dòng một đối tượng JSON')
+    .argument('<url...>', 'các URL cần quyết định, hoặc - để đọc từ stdin')
     .action(async (urls: string[], options: CheckOptions) => {
       const policy = await loadForCli(options.rules, readStoredOverlay(options.data));
       const profile = resolveProfile(policy, options);

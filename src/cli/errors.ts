@@ -18,6 +18,9 @@ export class CliError extends Error {
   }
 }
 
+/** How `--since` is written, for its help and its error. */
+export const SINCE_HINT = 'khoảng thời gian tính lùi từ bây giờ (30m, 1h, 2d, 1w) hoặc một ngày ISO (2026-11-01)';
+
 /** What a proxy worker sends the primary instead of printing its own error. */
 export interface WorkerFailure {
   readonly type: 'fatal';

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { EVENTS_DB_FILE, readEventLog, readReviewRequests, type ReviewRequest, type StoredEvent } from '../events/log.js';
-import { parseSince, SINCE_HELP } from '../events/since.js';
-import { CliError } from './errors.js';
+import { parseSince } from '../events/since.js';
+import { CliError, SINCE_HINT } from './errors.js';
 
 interface LogsOptions {
   data: string;
@@ -17,18 +17,18 @@ interface LogsOptions {
 export function registerLogs(program: Command): void {
   program
     .command('logs')
-    .description('blocked-access events recorded by this gateway')
-    .option('--data <dir>', 'data folder of the gateway', './var')
-    .option('--since <when>', SINCE_HELP)
-    .option('--category <name>', 'only this category')
-    .option('--profile <id>', 'only this profile')
-    .option('--json', 'one JSON object a line')
-    .option('--reviews', 'the review requests (from the block page) and reports of unblocked pages instead')
+    .description('các lần chặn máy chủ trường này đã ghi')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường', './var')
+    .option('--since <when>', SINCE_HINT)
+    .option('--category <name>', 'chỉ nhóm nội dung này')
+    .option('--profile <id>', 'chỉ hồ sơ này')
+    .option('--json', 'mỗi dòng một đối tượng JSON')
+    .option('--reviews', 'thay vào đó: các đề nghị xem lại (từ trang chặn) và báo cáo trang chưa bị chặn')
     .action((options: LogsOptions) => {
       let since: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng ${SINCE_HELP}`);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng: ${SINCE_HINT}`);
         since = parsed;
       }
       if (!existsSync(path.join(options.data, EVENTS_DB_FILE))) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env -S node --no-memory-reducer --min-semi-space-size=16 --heap-growing-percent=300 --no-flush-bytecode
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help, type Argument, type Option } from 'commander';
 import { CliError, EXIT_USAGE, reportFromWorker, usageErrorLine } from './errors.js';
 import { registerCheck } from './check.js';
 import { registerRules } from './rules.js';
@@ -14,6 +14,21 @@ import { registerReport } from './report.js';
 /** package.json sits three folders above dist/src/cli/main.js, in the repository and in an installed package alike. */
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
+/** commander's help headings and notes, in the language of the descriptions. */
+const HELP_TITLES: Readonly<Record<string, string>> = {
+  'Usage:': 'Cách dùng:', 'Options:': 'Tuỳ chọn:', 'Commands:': 'Lệnh:', 'Arguments:': 'Tham số:', 'Global Options:': 'Tuỳ chọn chung:',
+};
+const withVietnameseNotes = (text: string): string => text.replace(/\(default: /, '(mặc định: ').replace(/\(choices: /, '(một trong: ');
+const VIETNAMESE_HELP = {
+  styleTitle: (title: string): string => HELP_TITLES[title] ?? title,
+  optionDescription(this: Help, option: Option): string {
+    return withVietnameseNotes(Help.prototype.optionDescription.call(this, option));
+  },
+  argumentDescription(this: Help, argument: Argument): string {
+    return withVietnameseNotes(Help.prototype.argumentDescription.call(this, argument));
+  },
+};
+
 const program = new Command();
 program
   .name('lachan')
@@ -21,6 +36,7 @@ program
   .version(VERSION, '-V, --version', 'in phiên bản rồi thoát')
   .helpOption('-h, --help', 'xem hướng dẫn của lệnh')
   .helpCommand('help [lệnh]', 'xem hướng dẫn của một lệnh')
+  .configureHelp(VIETNAMESE_HELP)
   .exitOverride()
   // commander's own usage errors, as one Vietnamese line naming where help is.
   .configureOutput({ outputError: (text, write) => write(usageErrorLine(text)) });

@@ -7,10 +7,10 @@ import { withStore } from './central.js';
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('the yearly report of blocked access for Phòng VH-TT (due before 15/11), from the collector\'s data')
-    .requiredOption('--year <yyyy>', 'calendar year to report')
-    .option('--out <file>', 'write the report (Markdown) here instead of stdout')
-    .option('--data <dir>', 'collector data folder', './var/central')
+    .description('báo cáo năm về truy cập bị chặn gửi Phòng VH-TT (trước 15/11), từ dữ liệu máy chủ huyện')
+    .requiredOption('--year <yyyy>', 'năm cần báo cáo')
+    .option('--out <file>', 'ghi báo cáo (Markdown) vào tệp này thay vì stdout')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', './var/central')
     .action(async (options: { year: string; out?: string; data: string }) => {
       const year = Number(options.year);
       if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year phải là một năm, ví dụ 2026, không phải "${options.year}"`);

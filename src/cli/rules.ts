@@ -5,12 +5,12 @@ import { EXIT_CHECK_FAILED } from './errors.js';
 import { registerImport } from './rules-import.js';
 
 export function registerRules(program: Command): void {
-  const rules = program.command('rules').description('check and import filter rules');
+  const rules = program.command('rules').description('kiểm tra và nhập quy tắc lọc');
 
   rules
     .command('lint')
-    .description('report every problem in the rules folder as FILE:LINE: message; exit 1 on any error')
-    .option('--rules <dir>', 'rules folder', './rules')
+    .description('báo mọi lỗi trong thư mục quy tắc dạng TỆP:DÒNG: lỗi; thoát mã 1 khi có lỗi')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
     .action(async (options: { rules: string }) => {
       const result = await loadRules(options.rules, { checkAll: true, cacheSize: 0 });
       for (const problem of result.problems) process.stdout.write(`${formatProblem(problem)}\n`);

@@ -75,27 +75,27 @@ export function registerServe(program: Command): void {
   registerUsers(program);
   program
     .command('serve')
-    .description('run the filtering proxy')
-    .option('--port <port>', 'proxy port', '3128')
-    .option('--host <address>', 'address to listen on', '0.0.0.0')
-    .option('--rules <dir>', 'rules folder', './rules')
-    .option('--data <dir>', 'data folder (event database, keys)', './var')
-    .option('--central-key <file>', 'the collector\'s Ed25519 public key (PEM), pinned at enrolment: district policy is applied only when it verifies')
-    .option('--policy-interval <seconds>', 'how often to ask the collector for the district policy', '60')
-    .option('--dns-server <address>', 'DNS server to ask (repeatable; default: the system\'s)', (value: string, previous: string[] = []) => [...previous, value])
-    .option('--transparent-http <port>', 'also take port-80 traffic redirected by the gateway (requests in origin form, host from Host)')
-    .option('--transparent-https <port>', 'also take port-443 traffic redirected by the gateway (decided on the TLS SNI)')
-    .option('--certs <dir>', 'school CA for HTTPS interception (lachan ca init); without one, blocked HTTPS gets a plain 403', './certs')
-    .option('--hosts-file <file>', 'names mapped to addresses before DNS, /etc/hosts format')
-    .option('--central <url>', 'district collector to ship blocked-access events to')
-    .option('--school <id>', 'this school\'s id at the collector')
-    .option('--token-file <file>', 'file holding this school\'s collector token')
-    .option('--workers <n>', 'proxy processes (default: one per CPU)')
-    .option('--admin-port <port>', 'loopback port for /healthz and /metrics', '3129')
-    .option('--header-timeout <ms>', 'time a client has to send its request headers (slow clients cannot pin connections)', '15000')
-    .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
-    .option('--log-level <level>', 'pino log level', 'info')
-    .option('--upstream-timeout <seconds>', 'time an origin has to answer before the 504 page', '30')
+    .description('chạy proxy lọc nội dung')
+    .option('--port <port>', 'cổng proxy', '3128')
+    .option('--host <address>', 'địa chỉ lắng nghe', '0.0.0.0')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
+    .option('--data <dir>', 'thư mục dữ liệu (nhật ký chặn, khoá, thiết bị tin CA)', './var')
+    .option('--central-key <file>', 'khoá công khai Ed25519 của máy chủ huyện (PEM): chỉ áp dụng chính sách huyện có chữ ký đúng')
+    .option('--policy-interval <seconds>', 'bao lâu (giây) hỏi máy chủ huyện chính sách một lần', '60')
+    .option('--dns-server <address>', 'máy chủ DNS (dùng nhiều lần được; mặc định: của hệ thống)', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--transparent-http <port>', 'nhận thêm lưu lượng cổng 80 được chuyển hướng (chế độ trong suốt, theo Host)')
+    .option('--transparent-https <port>', 'nhận thêm lưu lượng cổng 443 được chuyển hướng (chế độ trong suốt, theo SNI của TLS)')
+    .option('--certs <dir>', 'CA của trường để giải mã HTTPS (lachan ca init; nhận CA mới không cần khởi động lại); không có CA thì trang HTTPS bị chặn chỉ nhận 403', './certs')
+    .option('--hosts-file <file>', 'tên máy gán địa chỉ trước DNS, dạng /etc/hosts')
+    .option('--central <url>', 'máy chủ huyện nhận các sự kiện chặn')
+    .option('--school <id>', 'mã của trường ở máy chủ huyện')
+    .option('--token-file <file>', 'tệp chứa token của trường')
+    .option('--workers <n>', 'số tiến trình proxy (mặc định: một mỗi CPU)')
+    .option('--admin-port <port>', 'cổng nội bộ (127.0.0.1) cho /healthz và /metrics', '3129')
+    .option('--header-timeout <ms>', 'thời gian (ms) để thiết bị gửi xong phần đầu yêu cầu', '15000')
+    .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
+    .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
+    .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
@@ -121,13 +121,13 @@ export function registerServe(program: Command): void {
  * from stdin (first line), so it never appears in the shell history or `ps`.
  */
 function registerUsers(program: Command): void {
-  const users = program.command('users').description('accounts for proxy authentication in shared computer labs');
+  const users = program.command('users').description('tài khoản đăng nhập proxy cho phòng máy dùng chung');
   users
     .command('add')
-    .description('add a user or change its password (password read from stdin)')
-    .argument('<name>', 'user name (letters, digits, . _ -)')
-    .option('--rules <dir>', 'rules folder whose policy.yaml names the users file', './rules')
-    .option('--users-file <file>', 'users file (default: proxy_auth.users_file of policy.yaml, else RULES/users)')
+    .description('thêm tài khoản hoặc đổi mật khẩu (mật khẩu đọc từ stdin)')
+    .argument('<name>', 'tên tài khoản (chữ cái, chữ số, . _ -)')
+    .option('--rules <dir>', 'thư mục quy tắc có policy.yaml chỉ tệp tài khoản', './rules')
+    .option('--users-file <file>', 'tệp tài khoản (mặc định: proxy_auth.users_file của policy.yaml, nếu không thì RULES/users)')
     .action(async (name: string, options: { rules: string; usersFile?: string }) => {
       if (!isValidUserName(name)) throw new CliError(`tên tài khoản "${name}" chỉ gồm chữ cái, chữ số, ".", "_" và "-" (tối đa 64)`);
       const file = options.usersFile ?? (await usersFileOf(options.rules));
