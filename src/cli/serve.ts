@@ -438,7 +438,6 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   const fork = (): void => {
     const worker = cluster.fork();
     live.add(worker);
-    worker.once('online', () => worker.send({ type: 'device-trust', snapshot: trust.snapshot() } satisfies ToWorker));
     worker.on('message', (message: ToPrimary) => {
       if (message.type === 'fatal') return failStartup(message);
       if (message.type === 'device') {
@@ -446,7 +445,10 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
           writer.schedule();
           for (const other of live) if (other !== worker) other.send(message satisfies ToWorker);
         }
-      } else if (message.type === 'listening' && !announced) {
+      } else if (message.type === 'listening') {
+        // What was learned since the worker read the file (a worker started again after a crash).
+        worker.send({ type: 'device-trust', snapshot: trust.snapshot() } satisfies ToWorker);
+        if (announced) return;
         announced = true;
         logger.info({ port: message.port, adminPort: adminBound, workers, rules: path.resolve(options.rules) }, 'listening');
       } else if (message.type === 'student-request') shipper?.wake();
