@@ -50,13 +50,20 @@ describe('device trust', () => {
   });
 
   it('merges what other workers learned, the later time winning, and forgets trust under a new CA', () => {
-    const trust = new DeviceTrust({ ca: 'AA', devices: { '10.0.0.5': { seen: 5, refused: 6 } } });
-    expect(trust.merge('10.0.0.5', { seen: 4, trusted: 7 })).toBe(true);
-    expect(trust.merge('10.0.0.5', { seen: 4, trusted: 7 })).toBe(false);
-    expect(trust.snapshot().devices['10.0.0.5']).toEqual({ seen: 4, trusted: 7, refused: 6 });
+    const trust = new DeviceTrust({ ca: 'AA', devices: { '10.0.0.5': { seen: 5, refused: 6 } } }, 10);
+    expect(trust.merge('10.0.0.5', { seen: 7, trusted: 7 })).toBe(true);
+    expect(trust.merge('10.0.0.5', { seen: 7, trusted: 7 })).toBe(false);
+    expect(trust.snapshot(10).devices['10.0.0.5']).toEqual({ seen: 7, trusted: 7, refused: 6 });
     expect(trust.isTrusted('10.0.0.5')).toBe(true);
     trust.setCa('BB');
     expect(trust.isTrusted('10.0.0.5')).toBe(false);
-    expect(trust.snapshot()).toEqual({ ca: 'BB', devices: { '10.0.0.5': { seen: 4 } } });
+    expect(trust.snapshot(10)).toEqual({ ca: 'BB', devices: { '10.0.0.5': { seen: 7 } } });
+  });
+
+  it('forgets a device not heard of for 90 days when the state is read back', () => {
+    const day = 24 * 60 * 60 * 1000;
+    const now = 200 * day;
+    const trust = new DeviceTrust({ ca: 'AA', devices: { '10.0.0.5': { seen: now - 91 * day, trusted: now - 91 * day }, '10.0.0.6': { seen: now - 95 * day, trusted: now - 10 * day } } }, now);
+    expect(Object.keys(trust.snapshot(now).devices)).toEqual(['10.0.0.6']);
   });
 });

@@ -11,7 +11,7 @@
  */
 
 export interface DeviceRecord {
-  /** First time the gateway saw the device open an HTTPS connection (ms since the epoch). */
+  /** Last day the gateway saw the device open an HTTPS connection (ms since the epoch; refreshed once a day). */
   readonly seen: number;
   /** Last time it fetched the probe through the school CA. */
   readonly trusted?: number;
@@ -27,6 +27,9 @@ export interface DeviceTrustSnapshot {
 
 /** Devices remembered at most: beyond this only probe results are added (a school has far fewer). */
 const MAX_DEVICES = 65_536;
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** A device not seen for this long is forgotten: its address is personal data kept no longer than needed. */
+export const DEVICE_RETENTION_MS = 90 * DAY_MS;
 
 /** True when the record says the device trusts the CA now: its latest probe went through. */
 export function trustsCa(record: DeviceRecord | undefined): boolean {
@@ -44,9 +47,11 @@ export class DeviceTrust {
   private readonly listeners: ((address: string, record: DeviceRecord) => void)[] = [];
   private readonly resetListeners: (() => void)[] = [];
 
-  constructor(snapshot: DeviceTrustSnapshot = { ca: null, devices: {} }) {
+  constructor(snapshot: DeviceTrustSnapshot = { ca: null, devices: {} }, now = Date.now()) {
     this.caFingerprint = snapshot.ca;
-    for (const [address, record] of Object.entries(snapshot.devices)) this.devices.set(address, record);
+    for (const [address, record] of Object.entries(snapshot.devices)) {
+      if (lastHeardOf(record) > now - DEVICE_RETENTION_MS) this.devices.set(address, record);
+    }
   }
 
   get ca(): string | null {
@@ -67,11 +72,15 @@ export class DeviceTrust {
     return trustsCa(this.devices.get(deviceAddress(address)));
   }
 
-  /** A device opened an HTTPS connection: remembered once, so `ca status` can count devices not yet known to trust. */
+  /**
+   * A device opened an HTTPS connection: remembered (once a day at most, to keep writes
+   * rare), so `ca status` can count devices not yet known to trust and old ones expire.
+   */
   noteSeen(address: string, now = Date.now()): void {
     const key = deviceAddress(address);
-    if (this.devices.has(key) || this.devices.size >= MAX_DEVICES) return;
-    this.learn(key, { seen: now });
+    const before = this.devices.get(key);
+    if (before !== undefined ? now - before.seen < DAY_MS : this.devices.size >= MAX_DEVICES) return;
+    this.learn(key, { ...before, seen: now });
   }
 
   /** The outcome of a probe: fetched through the school CA (true) or refused by the device's TLS (false). */
@@ -80,15 +89,14 @@ export class DeviceTrust {
     const before = this.devices.get(key);
     // Only a change of state is worth a write; repeated probes of a known device are not.
     if (before !== undefined && trustsCa(before) === trusted && (trusted ? before.trusted : before.refused) !== undefined) return;
-    const seen = before?.seen ?? now;
-    this.learn(key, trusted ? { ...before, seen, trusted: now } : { ...before, seen, refused: now });
+    this.learn(key, trusted ? { ...before, seen: now, trusted: now } : { ...before, seen: now, refused: now });
   }
 
   /** A record learned by another process (or read back): the later of each time wins. Returns whether anything changed. */
   merge(address: string, record: DeviceRecord): boolean {
     const before = this.devices.get(address);
     const merged: DeviceRecord = before === undefined ? record : {
-      seen: Math.min(before.seen, record.seen),
+      seen: Math.max(before.seen, record.seen),
       ...maxField('trusted', before, record),
       ...maxField('refused', before, record),
     };
@@ -109,7 +117,9 @@ export class DeviceTrust {
     return true;
   }
 
-  snapshot(): DeviceTrustSnapshot {
+  /** The state to save or show; devices past retention are forgotten here, since it is what gets written. */
+  snapshot(now = Date.now()): DeviceTrustSnapshot {
+    for (const [address, record] of this.devices) if (lastHeardOf(record) <= now - DEVICE_RETENTION_MS) this.devices.delete(address);
     return { ca: this.caFingerprint, devices: Object.fromEntries(this.devices) };
   }
 
@@ -117,6 +127,10 @@ export class DeviceTrust {
     this.devices.set(address, record);
     for (const listener of this.listeners) listener(address, record);
   }
+}
+
+function lastHeardOf(record: DeviceRecord): number {
+  return Math.max(record.seen, record.trusted ?? 0, record.refused ?? 0);
 }
 
 function maxField(field: 'trusted' | 'refused', a: DeviceRecord, b: DeviceRecord): Partial<DeviceRecord> {
