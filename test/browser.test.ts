@@ -72,7 +72,7 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
     expect(lachan(['ca', 'init', '--certs', certs, '--name', 'TH Thử nghiệm']).code).toBe(0);
     const intercepting = await startProxy({
       rules: {
-        'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n',
+        'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\nintercept: always\n',
         'categories/gambling/domains': 'nhacai.test\n',
       },
       hosts: '127.0.0.1 nhacai.test\n',

@@ -67,7 +67,7 @@ describe('lachan ca init', () => {
     const before = readFileSync(path.join(certs, 'ca.key'));
     const result = lachan(['ca', 'init', '--certs', certs]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^lachan: .*already exists.*--force.*\n$/);
+    expect(result.stderr).toMatch(/^lỗi: .*đã có.*--force.*\n$/);
     expect(result.stderr.split('\n')).toHaveLength(2);
     expect(readFileSync(path.join(certs, 'ca.key')).equals(before)).toBe(true);
   });
@@ -113,7 +113,7 @@ describe('lachan ca export', () => {
   it('fails with one line naming "ca init" when there is no CA', () => {
     const result = lachan(['ca', 'export', '--certs', path.join(tempDir(), 'none')]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^lachan: no CA in .*lachan ca init.*\n$/);
+    expect(result.stderr).toMatch(/^lỗi: chưa có CA trong .*lachan ca init.*\n$/);
   });
 });
 
@@ -154,7 +154,7 @@ describe('loadCa (serve --certs DIR)', () => {
     chmodSync(path.join(certs, 'ca.key'), 0o600);
     await expect(loadCa(certs)).rejects.toMatchObject({ code: 'LACHAN_CA_MISMATCH' });
     unlinkSync(path.join(certs, 'ca.key'));
-    await expect(loadCa(certs)).rejects.toMatchObject({ code: 'LACHAN_CA_INCOMPLETE', message: expect.stringContaining('ca.key is missing') });
+    await expect(loadCa(certs)).rejects.toMatchObject({ code: 'LACHAN_CA_INCOMPLETE', message: expect.stringMatching(/thiếu .*ca\.key/) });
     writeFileSync(path.join(certs, 'ca.crt'), 'not a certificate\n');
     copyFileSync(path.join(other, 'ca.key'), path.join(certs, 'ca.key'));
     chmodSync(path.join(certs, 'ca.key'), 0o600);

@@ -33,7 +33,7 @@ describe('lachan central user', () => {
 
   it('refuses bad input with one line and exit 2', () => {
     const cases: [string[], string, RegExp][] = [
-      [['u1', '--role', 'root'], PASSWORD, /--role: "root" is not one of admin, school-it, viewer/],
+      [['u1', '--role', 'root'], PASSWORD, /--role: "root" không phải một trong admin, school-it, viewer/],
       [['u2', '--role', 'school-it'], PASSWORD, /needs a school \(--school\)/],
       [['u3', '--role', 'school-it', '--school', 'khongcotruong'], PASSWORD, /no school with id khongcotruong/],
       [['u4', '--role', 'viewer', '--school', school.id], PASSWORD, /only to the school-it role/],

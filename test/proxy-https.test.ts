@@ -34,6 +34,8 @@ profiles:
     inspect: ${inspect}
     safe_search: { google: true }
 connect_ports: [443, ${port}]
+# Every test device here has the school CA: intercept without waiting for the trust probe.
+intercept: always
 `;
 
 beforeAll(async () => {

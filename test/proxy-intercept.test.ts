@@ -27,6 +27,8 @@ beforeAll(async () => {
         profiles: { thcs: { name: 'THCS', blockCategories: ['gambling'], inspect: true }, 'giao-vien': { name: 'Giáo viên', inspect: false } },
         connectPorts: [443, origin.port],
         clients: [{ cidr: '127.0.0.3/32', profile: 'giao-vien' }],
+        // Every test device here has the school CA: intercept without waiting for the trust probe.
+        extra: 'intercept: always',
       }),
       'categories/gambling/domains': 'bet.test\n',
       'categories/gambling/urls': 'hoc.test/ca-do\n',

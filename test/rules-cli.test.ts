@@ -59,7 +59,7 @@ clients:
         expect.stringMatching(/categories\/gambling\/domains:3: warning: duplicate rule "ok\.example" \(first on line 1\)/),
       ]),
     );
-    expect(result.stderr).toMatch(/4 errors, 1 warning/);
+    expect(result.stderr).toMatch(/4 lỗi, 1 cảnh báo/);
   });
 
   it('gives the line of a YAML syntax error', () => {
@@ -98,19 +98,20 @@ describe('lachan check', () => {
   it('exits 2 with one clear line for an unknown profile or a broken rules folder', () => {
     const unknown = lachan(['check', '--profile', 'nope', '--rules', dir, 'http://a.example/']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/^lachan: unknown profile "nope"/);
+    expect(unknown.stderr).toMatch(/^lỗi: không có hồ sơ "nope"/);
     expect(unknown.stderr).not.toMatch(/\n\s+at /);
     const broken = rulesDir({ 'policy.yaml': 'version: 1\ndefault_profile: x\nprofiles:\n  x: {block_categories: [nothere]}\n' });
     const result = lachan(['check', '--profile', 'x', '--rules', broken, 'http://a.example/']);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/policy\.yaml:4: unknown category "nothere"/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('exits 2 for input that is not a URL, after deciding the others', () => {
     const result = lachan(['check', '--profile', 'tieu-hoc', '--rules', dir, '--json', 'http://a.example/', 'ftp://x/']);
     expect(result.code).toBe(2);
     expect(result.stdout.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toMatch(/not a URL: ftp:\/\/x\//);
+    expect(result.stderr).toMatch(/không phải URL: ftp:\/\/x\//);
   });
 });
 

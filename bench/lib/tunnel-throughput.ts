@@ -58,7 +58,7 @@ export async function measureTunnelThroughput(seconds: number, reps: number, con
     const dir = path.join(work, inspect ? 'rules-inspect' : 'rules-tunnel');
     mkdirSync(path.join(dir, 'categories/gambling'), { recursive: true });
     writeFileSync(path.join(dir, 'categories/gambling/domains'), 'bet.bench\n');
-    writeFileSync(path.join(dir, 'policy.yaml'), `version: 1\ndefault_profile: p\nprofiles:\n  p:\n    block_categories: [gambling]\n    inspect: ${inspect}\nconnect_ports: [443, ${originPort}]\n`);
+    writeFileSync(path.join(dir, 'policy.yaml'), `version: 1\ndefault_profile: p\nprofiles:\n  p:\n    block_categories: [gambling]\n    inspect: ${inspect}\nconnect_ports: [443, ${originPort}]\nintercept: always\n`);
     return dir;
   };
   writeFileSync(path.join(work, 'hosts'), `127.0.0.1 ${SITE}\n`);

@@ -11,6 +11,7 @@ import {
   type CertificateAuthorityOptions,
 } from '../tls/index.js';
 import { CliError, EXIT_USAGE } from './errors.js';
+import { registerCaStatus } from './ca-status.js';
 
 interface InitOptions {
   certs: string;
@@ -25,13 +26,13 @@ interface ExportOptions {
 }
 
 export function registerCa(program: Command): void {
-  const ca = program.command('ca').description("the school's interception CA (certificate and key under ./certs)");
+  const ca = program.command('ca').description('CA của trường để giải mã HTTPS (chứng chỉ và khoá trong ./certs)');
 
   ca.command('init')
-    .description('create the CA: ca.crt (installed on devices) and ca.key (mode 0600, stays on the gateway)')
-    .option('--certs <dir>', 'folder of the CA', `./${DEFAULT_CERTS_DIR}`)
-    .option('--name <school>', 'school name shown on devices, e.g. "THCS Trạm Tấu"', DEFAULT_SCHOOL_NAME)
-    .option('--force', 'replace an existing CA (every device must then install the new one)')
+    .description('tạo CA: ca.crt (cài lên thiết bị) và ca.key (quyền 0600, chỉ ở máy chủ)')
+    .option('--certs <dir>', 'thư mục của CA', `./${DEFAULT_CERTS_DIR}`)
+    .option('--name <school>', 'tên trường hiện trên thiết bị, ví dụ "THCS Trạm Tấu"', DEFAULT_SCHOOL_NAME)
+    .option('--force', 'thay CA đã có (mọi thiết bị phải cài lại CA mới)')
     .action(async (options: InitOptions) => {
       const { paths, certificate } = await cliErrors(() => initCa(options.certs, { schoolName: options.name, force: options.force === true }));
       process.stdout.write(
@@ -49,10 +50,10 @@ export function registerCa(program: Command): void {
     });
 
   ca.command('export')
-    .description('write the CA certificate devices install (PEM, or DER with --der) to stdout or --out; never the key')
-    .option('--certs <dir>', 'folder of the CA', `./${DEFAULT_CERTS_DIR}`)
-    .option('--der', 'binary DER (.cer/.crt for Windows, Android, ChromeOS) instead of PEM')
-    .option('--out <file>', 'write to this file instead of stdout')
+    .description('xuất chứng chỉ CA để cài lên thiết bị (PEM, hoặc DER với --der) ra stdout hoặc --out; không bao giờ xuất khoá')
+    .option('--certs <dir>', 'thư mục của CA', `./${DEFAULT_CERTS_DIR}`)
+    .option('--der', 'dạng nhị phân DER (.cer cho Windows, Android, ChromeOS) thay cho PEM')
+    .option('--out <file>', 'ghi vào tệp này thay vì stdout')
     .action(async (options: ExportOptions) => {
       const certificate = await cliErrors(() => readCaCertificate(options.certs));
       const bytes = options.der ? certificate.raw : Buffer.from(certificate.toString(), 'utf8');
@@ -63,10 +64,12 @@ export function registerCa(program: Command): void {
       try {
         await fs.writeFile(options.out, bytes, { mode: 0o644 });
       } catch (error) {
-        throw new CliError(`cannot write ${options.out}: ${(error as Error).message}`, EXIT_USAGE);
+        throw new CliError(`không ghi được ${options.out}: ${(error as Error).message}`, EXIT_USAGE);
       }
       process.stderr.write(`Đã ghi chứng chỉ CA (${options.der ? 'DER' : 'PEM'}) vào ${options.out}; SHA-256: ${certificate.fingerprint256}\n`);
     });
+
+  registerCaStatus(ca);
 }
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { userInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
-import { parseSince, SINCE_HELP } from '../events/since.js';
+import { parseSince } from '../events/since.js';
 import { loadOrCreateAdminToken } from '../central/admin-token.js';
 import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
@@ -16,7 +16,7 @@ import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type Poli
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
 import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
-import { CliError } from './errors.js';
+import { CliError, SINCE_HINT } from './errors.js';
 import { quietOnClosedPipe } from './logs.js';
 
 const DEFAULT_DATA = './var/central';
@@ -25,7 +25,7 @@ const DAY_MS = 86_400_000;
 function positiveInt(name: string, min = 1) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new CliError(`${name}: "${value}" is not an integer ≥ ${min}`);
+    if (!Number.isInteger(n) || n < min) throw new CliError(`${name}: "${value}" phải là số nguyên ≥ ${min}`);
     return n;
   };
 }
@@ -69,12 +69,12 @@ export function explainOrganisation(dataDir: string): Organisation {
 /** Opens the collector database; only `serve` and `school add` may create it. */
 function openStore(dataDir: string, create = false) {
   if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
-    throw new CliError(`no collector database in ${dataDir} (${CENTRAL_DB_FILE} not found; is --data the collector's data folder?)`);
+    throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`);
   }
   try {
     return openSqliteStore({ dataDir });
   } catch (error) {
-    throw new CliError(`cannot open the collector database in ${dataDir}: ${(error as Error).message}`);
+    throw new CliError(`không mở được cơ sở dữ liệu của máy chủ huyện trong ${dataDir}: ${(error as Error).message}`);
   }
 }
 
@@ -88,19 +88,19 @@ interface ServeOptions {
 }
 
 export function registerCentral(program: Command): void {
-  const central = program.command('central').description('the district collector: receives events from schools');
+  const central = program.command('central').description('máy chủ huyện (Phòng GD&ĐT): nhận sự kiện chặn từ các trường');
 
   central
     .command('serve')
-    .description('run the collector (ingest API, dashboard API)')
-    .option('--port <port>', 'port to listen on (0: any free port)', positiveInt('--port', 0), 8080)
-    .option('--host <address>', 'address to listen on (put a TLS reverse proxy in front for the internet)', '127.0.0.1')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
-    .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
+    .description('chạy máy chủ huyện (API nhận sự kiện, bảng điều khiển)')
+    .option('--port <port>', 'cổng lắng nghe (0: cổng trống bất kỳ)', positiveInt('--port', 0), 8080)
+    .option('--host <address>', 'địa chỉ lắng nghe (ra Internet thì đặt một reverse proxy TLS phía trước)', '127.0.0.1')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--retention-days <days>', 'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)', positiveInt('--retention-days'), 400)
+    .option('--rate-limit <n>', 'số yêu cầu gửi sự kiện mỗi giây của một trường', positiveInt('--rate-limit'), 20)
     .option('--lists <file>', 'danh sách chặn huyện đăng ký, tải một lần cho mọi trường (mặc định: DATA/lists.yaml)')
     .action(async (options: ServeOptions) => {
-      if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
+      if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = openStore(options.data, true);
@@ -127,7 +127,7 @@ export function registerCentral(program: Command): void {
       retentionTimer.unref();
 
       await new Promise<void>((resolve, reject) => {
-        server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`cannot listen on ${options.host}:${options.port}: ${error.code ?? error.message}`)));
+        server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`${error.code === 'EADDRINUSE' ? `cổng ${options.port} đang được dùng (--port)` : `không mở được ${options.host}:${options.port}`}: ${error.code ?? error.message}`)));
         server.listen(options.port, options.host, resolve);
       });
       const address = server.address() as AddressInfo;
@@ -148,14 +148,14 @@ export function registerCentral(program: Command): void {
       process.once('SIGINT', () => stop('SIGINT'));
     });
 
-  const school = central.command('school').description('schools allowed to send events');
+  const school = central.command('school').description('các trường được gửi sự kiện');
 
   school
     .command('add')
-    .description('register a school; prints its id and token once')
-    .requiredOption('--name <name>', 'the school\'s name, e.g. "TH Trạm Tấu"')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--json', 'print {"id":…,"token":…}')
+    .description('đăng ký một trường; in mã trường và token một lần duy nhất')
+    .requiredOption('--name <name>', 'tên trường, ví dụ "TH Trạm Tấu"')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--json', 'in {"id":…,"token":…}')
     .action(async (options: { name: string; data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         const created = await store.addSchool(options.name);
@@ -166,8 +166,8 @@ export function registerCentral(program: Command): void {
         } else {
           process.stdout.write(
             `school: ${created.id}\ntoken:  ${created.token}\n` +
-              'The token is shown only this once: put it in the gateway\'s token file (lachan serve --token-file).\n' +
-              `Collector policy key (save on the gateway as its --central-key file; fingerprint ${signer.fingerprint}):\n${signer.publicKeyPem}`,
+              'Mã token chỉ hiện một lần này: ghi nó vào tệp token của máy chủ trường (lachan serve --token-file).\n' +
+              `Khoá chính sách của máy chủ huyện (lưu trên máy chủ trường làm tệp --central-key; dấu vân tay ${signer.fingerprint}):\n${signer.publicKeyPem}`,
           );
         }
       }, true);
@@ -175,9 +175,9 @@ export function registerCentral(program: Command): void {
 
   school
     .command('list')
-    .description('registered schools')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--json', 'one JSON object a line')
+    .description('các trường đã đăng ký')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         const schools = await store.listSchools();
@@ -185,7 +185,7 @@ export function registerCentral(program: Command): void {
           if (options.json) {
             process.stdout.write(`${JSON.stringify({ id: s.id, name: s.name, createdAt: new Date(s.createdAt).toISOString(), revoked: s.revokedAt !== null })}\n`);
           } else {
-            process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'active ' : 'revoked'}  ${s.name}\n`);
+            process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'đang dùng' : 'đã thu hồi'}  ${s.name}\n`);
           }
         }
       });
@@ -193,52 +193,52 @@ export function registerCentral(program: Command): void {
 
   school
     .command('revoke')
-    .description('stop accepting a school\'s token')
-    .argument('<id>', 'school id')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .description('thu hồi token của một trường')
+    .argument('<id>', 'mã trường')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action(async (id: string, options: { data: string }) => {
       await withStore(options.data, async (store) => {
-        if (!(await store.revokeSchool(id))) throw new CliError(`no school with id ${id}`);
+        if (!(await store.revokeSchool(id))) throw new CliError(`không có trường nào mã ${id}`);
         new AccountStore(store.database).audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
-        process.stderr.write(`school ${id}: token revoked\n`);
+        process.stderr.write(`trường ${id}: đã thu hồi token\n`);
       });
     });
 
   central
     .command('key')
-    .description('the collector\'s public policy-signing key (PEM), for gateways\' --central-key')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .description('khoá công khai ký chính sách của máy chủ huyện (PEM), cho --central-key của máy chủ trường')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action((options: { data: string }) => {
-      if (!existsSync(options.data)) throw new CliError(`no collector data folder ${options.data}`);
+      if (!existsSync(options.data)) throw new CliError(`không có thư mục dữ liệu của máy chủ huyện ${options.data}`);
       const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
       process.stdout.write(signer.publicKeyPem);
-      process.stderr.write(`fingerprint ${signer.fingerprint} (also in ${path.join(options.data, SIGNING_PUBLIC_KEY_FILE)})\n`);
+      process.stderr.write(`fingerprint ${signer.fingerprint} (dấu vân tay; cũng có trong ${path.join(options.data, SIGNING_PUBLIC_KEY_FILE)})\n`);
     });
 
-  const user = central.command('user').description('dashboard accounts');
+  const user = central.command('user').description('tài khoản bảng điều khiển');
 
   user
     .command('add')
-    .description('add a dashboard user; the password is read from stdin (or asked for on a terminal)')
-    .argument('<name>', 'login name')
+    .description('thêm tài khoản bảng điều khiển; mật khẩu đọc từ stdin (hoặc hỏi trên terminal)')
+    .argument('<name>', 'tên đăng nhập')
     .requiredOption('--role <role>', ROLES.join('|'))
-    .option('--school <id>', 'the school a school-it user sees (required for that role)')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+    .option('--school <id>', 'trường mà tài khoản school-it được xem (bắt buộc với vai trò đó)')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action(async (name: string, options: { role: string; school?: string; data: string }) => {
-      if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" is not one of ${ROLES.join(', ')}`);
+      if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" không phải một trong ${ROLES.join(', ')}`);
       const role: Role = options.role;
       const password = await readPassword();
       await withStore(options.data, async (store) => {
         await new AccountStore(store.database).addUser(cliActor(), name, role, options.school ?? null, password);
-        process.stderr.write(`user ${name} added (${role}${options.school ? `, school ${options.school}` : ''})\n`);
+        process.stderr.write(`đã thêm tài khoản ${name} (${role}${options.school ? `, trường ${options.school}` : ''})\n`);
       });
     });
 
   user
     .command('list')
-    .description('dashboard users')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--json', 'one JSON object a line')
+    .description('các tài khoản bảng điều khiển')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         for (const u of new AccountStore(store.database).users()) {
@@ -250,20 +250,20 @@ export function registerCentral(program: Command): void {
 
   central
     .command('events')
-    .description('events stored at the collector, oldest first')
-    .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-    .option('--school <id>', 'only this school')
-    .option('--since <when>', SINCE_HELP)
-    .option('--category <name>', 'only this category')
-    .option('--profile <id>', 'only this profile')
-    .option('--host <host>', 'only this host')
-    .option('--limit <n>', 'at most the newest N events', positiveInt('--limit'), 100_000)
-    .option('--json', 'one JSON object a line')
+    .description('sự kiện lưu ở máy chủ huyện, cũ nhất trước')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--school <id>', 'chỉ trường này')
+    .option('--since <when>', SINCE_HINT)
+    .option('--category <name>', 'chỉ nhóm nội dung này')
+    .option('--profile <id>', 'chỉ hồ sơ này')
+    .option('--host <host>', 'chỉ tên máy này')
+    .option('--limit <n>', 'tối đa N sự kiện mới nhất', positiveInt('--limit'), 100_000)
+    .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean }) => {
       let from: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" is not ${SINCE_HELP}`);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng: ${SINCE_HINT}`);
         from = parsed;
       }
       quietOnClosedPipe();
@@ -288,11 +288,11 @@ export function registerCentral(program: Command): void {
         }
         return;
       }
-      if (events.length === 0) return void process.stdout.write('no events\n');
+      if (events.length === 0) return void process.stdout.write('không có sự kiện nào\n');
       for (const e of events) {
         process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}\n`);
       }
-      process.stdout.write(`${events.length} event${events.length === 1 ? '' : 's'}\n`);
+      process.stdout.write(`${events.length} sự kiện\n`);
     });
 }
 
@@ -313,7 +313,7 @@ async function readPassword(): Promise<string> {
     const chunks: Buffer[] = [];
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
-    if (line.length === 0) throw new CliError('no password on stdin');
+    if (line.length === 0) throw new CliError('không có mật khẩu trên stdin (no password on stdin)');
     return line;
   }
   const ask = (prompt: string) =>
@@ -341,6 +341,6 @@ async function readPassword(): Promise<string> {
     });
   const first = await ask('Mật khẩu: ');
   const second = await ask('Nhập lại mật khẩu: ');
-  if (first !== second) throw new CliError('the passwords differ');
+  if (first !== second) throw new CliError('hai lần nhập mật khẩu khác nhau');
   return first;
 }

@@ -7,7 +7,7 @@ import { readStoredOverlay } from '../rules/overlay-poller.js';
 import { readAppliedLists } from '../lists/applied.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
-import { CliError, EXIT_USAGE } from './errors.js';
+import { CliError, EXIT_USAGE, rulesRefused } from './errors.js';
 
 interface CheckOptions {
   profile?: string;
@@ -20,13 +20,13 @@ interface CheckOptions {
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('decide URLs without serving; prints each decision and why ("-" reads one URL a line from stdin)')
-    .option('--profile <id>', 'profile to decide for')
-    .option('--client <ip>', 'decide for this client address (profile from policy.yaml clients)')
-    .option('--rules <dir>', 'rules folder', './rules')
-    .option('--data <dir>', 'gateway data folder: the district policy overlay in force there applies too', './var')
-    .option('--json', 'one JSON object a line')
-    .argument('<url...>', 'URLs to decide, or - for stdin')
+    .description('quyết định các URL mà không chạy proxy; in từng quyết định và lý do ("-": đọc mỗi dòng một URL từ stdin)')
+    .option('--profile <id>', 'hồ sơ để quyết định')
+    .option('--client <ip>', 'quyết định cho địa chỉ thiết bị này (hồ sơ theo mục clients của policy.yaml)')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường: áp dụng cả chính sách huyện đang có ở đó', './var')
+    .option('--json', 'mỗi dòng một đối tượng JSON')
+    .argument('<url...>', 'các URL cần quyết định, hoặc - để đọc từ stdin')
     .action(async (urls: string[], options: CheckOptions) => {
       const policy = await loadForCli(options.rules, readStoredOverlay(options.data), options.data);
       const profile = resolveProfile(policy, options);
@@ -37,7 +37,7 @@ export function registerCheck(program: Command): void {
         const target = parseTarget(text);
         if (target === null) {
           unreadable++;
-          process.stderr.write(`lachan: not a URL: ${text}\n`);
+          process.stderr.write(`lỗi: không phải URL: ${text}\n`);
           return;
         }
         const decision = policy.decide(profile, target.host, target.pathAndQuery);
@@ -60,7 +60,7 @@ export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null
     // With a data folder, the downloaded lists in force there decide too, as in `serve`.
     return await loadPolicy(rulesDir, { overlay, lists: dataDir === null ? [] : await readAppliedLists(rulesDir, dataDir) });
   } catch (error) {
-    if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}" for the full list)`, EXIT_USAGE);
+    if (error instanceof RulesLoadError) throw rulesRefused(error, rulesDir);
     throw error;
   }
 }
@@ -68,12 +68,12 @@ export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null
 function resolveProfile(policy: Policy, options: CheckOptions): string {
   if (options.profile !== undefined) {
     if (policy.profile(options.profile) === undefined) {
-      throw new CliError(`unknown profile "${options.profile}" (profiles: ${policy.profileIds().join(', ')})`);
+      throw new CliError(`không có hồ sơ "${options.profile}" (các hồ sơ: ${policy.profileIds().join(', ')})`);
     }
     return options.profile;
   }
   if (options.client !== undefined) return policy.profileForAddress(options.client);
-  throw new CliError('say whose decision: --profile ID or --client IP');
+  throw new CliError('cho biết quyết định cho ai: --profile ID hoặc --client IP');
 }
 
 /**

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { EVENTS_DB_FILE, readEventLog, readReviewRequests, type ReviewRequest, type StoredEvent } from '../events/log.js';
-import { parseSince, SINCE_HELP } from '../events/since.js';
-import { CliError } from './errors.js';
+import { parseSince } from '../events/since.js';
+import { CliError, SINCE_HINT } from './errors.js';
 
 interface LogsOptions {
   data: string;
@@ -17,22 +17,22 @@ interface LogsOptions {
 export function registerLogs(program: Command): void {
   program
     .command('logs')
-    .description('blocked-access events recorded by this gateway')
-    .option('--data <dir>', 'data folder of the gateway', './var')
-    .option('--since <when>', SINCE_HELP)
-    .option('--category <name>', 'only this category')
-    .option('--profile <id>', 'only this profile')
-    .option('--json', 'one JSON object a line')
-    .option('--reviews', 'the review requests (from the block page) and reports of unblocked pages instead')
+    .description('các lần chặn máy chủ trường này đã ghi')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường', './var')
+    .option('--since <when>', SINCE_HINT)
+    .option('--category <name>', 'chỉ nhóm nội dung này')
+    .option('--profile <id>', 'chỉ hồ sơ này')
+    .option('--json', 'mỗi dòng một đối tượng JSON')
+    .option('--reviews', 'thay vào đó: các đề nghị xem lại (từ trang chặn) và báo cáo trang chưa bị chặn')
     .action((options: LogsOptions) => {
       let since: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" is not ${SINCE_HELP}`);
+        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng: ${SINCE_HINT}`);
         since = parsed;
       }
       if (!existsSync(path.join(options.data, EVENTS_DB_FILE))) {
-        throw new CliError(`no event log in ${options.data} (${EVENTS_DB_FILE} not found; is --data the gateway's data folder?)`);
+        throw new CliError(`không có nhật ký chặn trong ${options.data} (không thấy ${EVENTS_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ trường?)`);
       }
       quietOnClosedPipe();
       if (options.reviews) return printReviews(options.data, since, options.json === true);
@@ -40,7 +40,7 @@ export function registerLogs(program: Command): void {
       try {
         events = readEventLog(options.data, { since, category: options.category, profile: options.profile });
       } catch (error) {
-        throw new CliError(`cannot read the event log in ${options.data}: ${(error as Error).message}`);
+        throw new CliError(`không đọc được nhật ký chặn trong ${options.data}: ${(error as Error).message}`);
       }
       if (options.json) {
         const out = events.map((event) => JSON.stringify(jsonEvent(event))).join('\n');
@@ -56,18 +56,18 @@ function printReviews(dataDir: string, since: number | undefined, json: boolean)
   try {
     reviews = readReviewRequests(dataDir, since);
   } catch (error) {
-    throw new CliError(`cannot read the review requests in ${dataDir}: ${(error as Error).message}`);
+    throw new CliError(`không đọc được các đề nghị xem lại trong ${dataDir}: ${(error as Error).message}`);
   }
   if (json) {
     for (const r of reviews) process.stdout.write(`${JSON.stringify({ ...r, time: new Date(r.time).toISOString() })}\n`);
     return;
   }
-  if (reviews.length === 0) return void process.stdout.write('no review requests\n');
+  if (reviews.length === 0) return void process.stdout.write('không có đề nghị nào\n');
   for (const r of reviews) {
     const sent = r.shippedAt === null ? 'not sent' : `sent ${localTime(r.shippedAt)}`;
     process.stdout.write(`${localTime(r.time)}  ${r.kind}  ${r.eventRef || '-'}  ${r.profile}  ${r.category ?? '-'}  ${r.host}${r.path}  ${r.client}  (${sent})\n    ${r.note.replace(/\s+/g, ' ')}\n`);
   }
-  process.stdout.write(`${reviews.length} request${reviews.length === 1 ? '' : 's'}\n`);
+  process.stdout.write(`${reviews.length} đề nghị\n`);
 }
 
 function jsonEvent(event: StoredEvent): object {

@@ -9,16 +9,16 @@ import { explainOrganisation, withStore } from './central.js';
 export function registerReport(program: Command): void {
   program
     .command('report')
-    .description('the yearly report of blocked visits for the office to send (due before 15/11), from the collector\'s data')
-    .requiredOption('--year <yyyy>', 'the reporting year (the period ending in that year, see organisation.yaml report.period_start)')
-    .option('--out <file>', 'write the report here (format from the extension: .pdf, .docx, .html, otherwise Markdown) instead of stdout')
-    .option('--format <format>', `${Object.keys(REPORT_FORMATS).join(', ')} (default: from --out, Markdown on stdout)`)
-    .option('--number <n>', 'the document number the office gives it (default: left blank to write in)')
-    .option('--data <dir>', 'collector data folder (its organisation.yaml names the office, place and signer)', './var/central')
+    .description('báo cáo năm về lượt truy cập bị chặn để cơ quan gửi đi (trước 15/11), từ dữ liệu máy chủ huyện')
+    .requiredOption('--year <yyyy>', 'năm báo cáo (kỳ báo cáo kết thúc trong năm đó, xem report.period_start trong organisation.yaml)')
+    .option('--out <file>', 'ghi báo cáo vào tệp này thay vì stdout (định dạng theo đuôi tệp: .pdf, .docx, .html, còn lại là Markdown)')
+    .option('--format <format>', `${Object.keys(REPORT_FORMATS).join(', ')} (mặc định: theo --out, Markdown ra stdout)`)
+    .option('--number <n>', 'số văn bản do cơ quan cấp (mặc định: để trống để điền tay)')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện (organisation.yaml trong đó ghi cơ quan, địa danh, người ký)', './var/central')
     .action(async (options: { year: string; out?: string; format?: string; number?: string; data: string }) => {
       const year = Number(options.year);
-      if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year must be a year such as 2026, not "${options.year}"`);
-      if (options.format !== undefined && !isReportFormat(options.format)) throw new CliError(`--format must be one of ${Object.keys(REPORT_FORMATS).join(', ')}, not "${options.format}"`);
+      if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year phải là một năm, ví dụ 2026, không phải "${options.year}"`);
+      if (options.format !== undefined && !isReportFormat(options.format)) throw new CliError(`--format phải là một trong ${Object.keys(REPORT_FORMATS).join(', ')}, không phải "${options.format}"`);
       const format: ReportFormat = (options.format as ReportFormat | undefined) ?? (options.out === undefined ? 'md' : formatOfFile(options.out));
       const organisation = explainOrganisation(options.data);
       const body = await withStore(options.data, async (store) =>
@@ -27,7 +27,7 @@ export function registerReport(program: Command): void {
       if (options.out === undefined) process.stdout.write(body);
       else {
         await writeFile(options.out, body);
-        process.stderr.write(`wrote ${options.out}\n`);
+        process.stderr.write(`đã ghi ${options.out}\n`);
       }
     });
 }

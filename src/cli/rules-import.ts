@@ -19,18 +19,18 @@ const CATEGORY_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 export function registerImport(rules: Command): void {
   rules
     .command('import')
-    .description('bring an outside list (hosts file, plain domains, adblock, UT1 folder) into a category')
-    .requiredOption('--format <format>', `one of ${LIST_FORMATS.join(', ')}`)
-    .requiredOption('--category <name>', 'category folder to add the rules to (created if absent)')
-    .option('--rules <dir>', 'rules folder', './rules')
-    .option('--json', 'print the import report as JSON')
-    .argument('<src>', 'list file, or UT1 category folder for --format ut1')
+    .description('đưa một danh sách bên ngoài (tệp hosts, danh sách tên miền, adblock, thư mục UT1) vào một nhóm')
+    .requiredOption('--format <format>', `một trong ${LIST_FORMATS.join(', ')}`)
+    .requiredOption('--category <name>', 'nhóm (thư mục) nhận quy tắc (tạo nếu chưa có)')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
+    .option('--json', 'in kết quả nhập dạng JSON')
+    .argument('<src>', 'tệp danh sách, hoặc thư mục nhóm UT1 với --format ut1')
     .action(async (src: string, options: ImportOptions) => {
       if (!(LIST_FORMATS as readonly string[]).includes(options.format)) {
-        throw new CliError(`unknown --format "${options.format}" (use ${LIST_FORMATS.join(', ')})`);
+        throw new CliError(`không có --format "${options.format}" (dùng ${LIST_FORMATS.join(', ')})`);
       }
       if (!CATEGORY_NAME.test(options.category)) {
-        throw new CliError(`category name "${options.category}" must be lower-case letters, digits, "-" or "_"`);
+        throw new CliError(`tên nhóm "${options.category}" chỉ gồm chữ thường, chữ số, "-" hoặc "_"`);
       }
       const progress = await Progress.forFile(src, `importing ${path.basename(src)}`);
       let result: ImportResult;

@@ -6,12 +6,12 @@ import { registerImport } from './rules-import.js';
 import { lintListsFile } from '../lists/config.js';
 
 export function registerRules(program: Command): void {
-  const rules = program.command('rules').description('check and import filter rules');
+  const rules = program.command('rules').description('kiểm tra và nhập quy tắc lọc');
 
   rules
     .command('lint')
-    .description('report every problem in the rules folder as FILE:LINE: message; exit 1 on any error')
-    .option('--rules <dir>', 'rules folder', './rules')
+    .description('báo mọi lỗi trong thư mục quy tắc dạng TỆP:DÒNG: lỗi; thoát mã 1 khi có lỗi')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
     .action(async (options: { rules: string }) => {
       const result = await loadRules(options.rules, { checkAll: true, cacheSize: 0 });
       const problems = [...result.problems, ...(await lintListsFile(options.rules))];
@@ -20,9 +20,9 @@ export function registerRules(program: Command): void {
       const warnings = problems.length - errors;
       const { domains, urls, keywords, categories, brands = 0 } = result.stats;
       process.stderr.write(
-        `${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}; ` +
-          `${categories} categories, ${domains} domain, ${urls} URL and ${keywords} keyword rules` +
-          `${brands > 0 ? `, ${brands} brands (written and derived)` : ''}\n`,
+        `${errors} lỗi, ${warnings} cảnh báo; ` +
+          `${categories} nhóm, ${domains} quy tắc tên miền, ${urls} quy tắc URL và ${keywords} từ khoá` +
+          `${brands > 0 ? `, ${brands} thương hiệu (viết tay và suy ra)` : ''}\n`,
       );
       if (errors > 0) process.exitCode = EXIT_CHECK_FAILED;
     });

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { pino, type Logger } from 'pino';
@@ -19,9 +19,11 @@ import { startTransparentHttp, startTransparentHttps } from '../proxy/transparen
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
 import { loadCa, type CertificateAuthority } from '../tls/index.js';
+import { DeviceTrust, type DeviceRecord, type DeviceTrustSnapshot } from '../proxy/device-trust.js';
+import { DeviceTrustWriter, readDeviceTrust } from '../proxy/device-trust-file.js';
 import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
-import { CliError } from './errors.js';
+import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
 import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
 
 interface ServeOptions {
@@ -48,54 +50,69 @@ interface ServeOptions {
 }
 
 /** Messages between the primary and proxy workers. */
-type ToWorker = { type: 'reload' } | { type: 'metrics'; id: number } | { type: 'shutdown' };
+type ToWorker =
+  | { type: 'reload' }
+  | { type: 'metrics'; id: number }
+  | { type: 'shutdown' }
+  /** The certs folder changed: load the CA again. */
+  | { type: 'reload-ca' }
+  /** What the primary knows of devices' trust in the CA (at start), and each change since. */
+  | { type: 'device-trust'; snapshot: DeviceTrustSnapshot }
+  | { type: 'device'; address: string; record: DeviceRecord };
 type ToPrimary =
   | { type: 'metrics'; id: number; snapshot: MetricsSnapshot; eventStats: EventStatsLite | null }
+  /** A device showed (or refused) trust in the CA in this worker. */
+  | { type: 'device'; address: string; record: DeviceRecord }
   | { type: 'listening'; port: number }
   /** A review request or report was stored: the primary's shipper sends it now. */
-  | { type: 'student-request' };
+  | { type: 'student-request' }
+  /** The worker could not start (busy port, unusable folder): the primary says so once and stops. */
+  | WorkerFailure;
 type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
 
 const SHUTDOWN_GRACE_MS = 3_000;
+/** How often a proxy started by npm checks that npm is still there. */
+const LAUNCHER_CHECK_MS = 500;
 
 export function registerServe(program: Command): void {
   registerUsers(program);
   program
     .command('serve')
-    .description('run the filtering proxy')
-    .option('--port <port>', 'proxy port', '3128')
-    .option('--host <address>', 'address to listen on', '0.0.0.0')
-    .option('--rules <dir>', 'rules folder', './rules')
-    .option('--data <dir>', 'data folder (event database, keys)', './var')
-    .option('--central-key <file>', 'the collector\'s Ed25519 public key (PEM), pinned at enrolment: district policy is applied only when it verifies')
-    .option('--policy-interval <seconds>', 'how often to ask the collector for the district policy', '60')
-    .option('--dns-server <address>', 'DNS server to ask (repeatable; default: the system\'s)', (value: string, previous: string[] = []) => [...previous, value])
-    .option('--transparent-http <port>', 'also take port-80 traffic redirected by the gateway (requests in origin form, host from Host)')
-    .option('--transparent-https <port>', 'also take port-443 traffic redirected by the gateway (decided on the TLS SNI)')
-    .option('--certs <dir>', 'school CA for HTTPS interception (lachan ca init); without one, blocked HTTPS gets a plain 403', './certs')
-    .option('--hosts-file <file>', 'names mapped to addresses before DNS, /etc/hosts format')
-    .option('--central <url>', 'district collector to ship blocked-access events to')
-    .option('--school <id>', 'this school\'s id at the collector')
-    .option('--token-file <file>', 'file holding this school\'s collector token')
-    .option('--workers <n>', 'proxy processes (default: one per CPU)')
-    .option('--admin-port <port>', 'loopback port for /healthz and /metrics', '3129')
-    .option('--header-timeout <ms>', 'time a client has to send its request headers (slow clients cannot pin connections)', '15000')
-    .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
-    .option('--log-level <level>', 'pino log level', 'info')
-    .option('--upstream-timeout <seconds>', 'time an origin has to answer before the 504 page', '30')
+    .description('chạy proxy lọc nội dung')
+    .option('--port <port>', 'cổng proxy', '3128')
+    .option('--host <address>', 'địa chỉ lắng nghe', '0.0.0.0')
+    .option('--rules <dir>', 'thư mục quy tắc', './rules')
+    .option('--data <dir>', 'thư mục dữ liệu (nhật ký chặn, khoá, thiết bị tin CA)', './var')
+    .option('--central-key <file>', 'khoá công khai Ed25519 của máy chủ huyện (PEM): chỉ áp dụng chính sách huyện có chữ ký đúng')
+    .option('--policy-interval <seconds>', 'bao lâu (giây) hỏi máy chủ huyện chính sách một lần', '60')
+    .option('--dns-server <address>', 'máy chủ DNS (dùng nhiều lần được; mặc định: của hệ thống)', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--transparent-http <port>', 'nhận thêm lưu lượng cổng 80 được chuyển hướng (chế độ trong suốt, theo Host)')
+    .option('--transparent-https <port>', 'nhận thêm lưu lượng cổng 443 được chuyển hướng (chế độ trong suốt, theo SNI của TLS)')
+    .option('--certs <dir>', 'CA của trường để giải mã HTTPS (lachan ca init; nhận CA mới không cần khởi động lại); không có CA thì trang HTTPS bị chặn chỉ nhận 403', './certs')
+    .option('--hosts-file <file>', 'tên máy gán địa chỉ trước DNS, dạng /etc/hosts')
+    .option('--central <url>', 'máy chủ huyện nhận các sự kiện chặn')
+    .option('--school <id>', 'mã của trường ở máy chủ huyện')
+    .option('--token-file <file>', 'tệp chứa token của trường')
+    .option('--workers <n>', 'số tiến trình proxy (mặc định: một mỗi CPU)')
+    .option('--admin-port <port>', 'cổng nội bộ (127.0.0.1) cho /healthz và /metrics', '3129')
+    .option('--header-timeout <ms>', 'thời gian (ms) để thiết bị gửi xong phần đầu yêu cầu', '15000')
+    .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
+    .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
+    .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
       const workers = options.workers === undefined ? availableParallelism() : Number(options.workers);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers must be a whole number from 1 to 64, not "${options.workers}"`);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers phải là số nguyên từ 1 đến 64, không phải "${options.workers}"`);
       const shipping = options.central !== undefined || options.school !== undefined || options.tokenFile !== undefined;
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
-        throw new CliError('--central, --school and --token-file go together');
+        throw new CliError('--central, --school và --token-file phải đi cùng nhau');
       }
       const upstreamTimeout = Number(options.upstreamTimeout);
-      if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
+      if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
-      if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout must be a number of milliseconds (100 or more), not "${options.headerTimeout}"`);
+      if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
+      ensureDataDir(options.data);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
       else await runPrimary(options, port, adminPort, workers, logger);
@@ -107,23 +124,23 @@ export function registerServe(program: Command): void {
  * from stdin (first line), so it never appears in the shell history or `ps`.
  */
 function registerUsers(program: Command): void {
-  const users = program.command('users').description('accounts for proxy authentication in shared computer labs');
+  const users = program.command('users').description('tài khoản đăng nhập proxy cho phòng máy dùng chung');
   users
     .command('add')
-    .description('add a user or change its password (password read from stdin)')
-    .argument('<name>', 'user name (letters, digits, . _ -)')
-    .option('--rules <dir>', 'rules folder whose policy.yaml names the users file', './rules')
-    .option('--users-file <file>', 'users file (default: proxy_auth.users_file of policy.yaml, else RULES/users)')
+    .description('thêm tài khoản hoặc đổi mật khẩu (mật khẩu đọc từ stdin)')
+    .argument('<name>', 'tên tài khoản (chữ cái, chữ số, . _ -)')
+    .option('--rules <dir>', 'thư mục quy tắc có policy.yaml chỉ tệp tài khoản', './rules')
+    .option('--users-file <file>', 'tệp tài khoản (mặc định: proxy_auth.users_file của policy.yaml, nếu không thì RULES/users)')
     .action(async (name: string, options: { rules: string; usersFile?: string }) => {
-      if (!isValidUserName(name)) throw new CliError(`user name "${name}" may only hold letters, digits, ".", "_" and "-" (at most 64)`);
+      if (!isValidUserName(name)) throw new CliError(`tên tài khoản "${name}" chỉ gồm chữ cái, chữ số, ".", "_" và "-" (tối đa 64)`);
       const file = options.usersFile ?? (await usersFileOf(options.rules));
       const password = (await readStdin()).split(/\r?\n/, 1)[0] ?? '';
-      if (password.length < 6) throw new CliError('give the password on stdin (one line, at least 6 characters), e.g. `read -rs P; echo "$P" | lachan users add NAME`');
+      if (password.length < 6) throw new CliError('đưa mật khẩu qua stdin (một dòng, ít nhất 6 ký tự), ví dụ `read -rs P; echo "$P" | lachan users add NAME`');
       let text = '';
       try {
         text = readFileSync(file, 'utf8');
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`không đọc được ${file}: ${(error as Error).message}`);
       }
       const next = upsertUser(text, name, hashPassword(password));
       const temporary = `${file}.${process.pid}.tmp`;
@@ -131,9 +148,9 @@ function registerUsers(program: Command): void {
         writeFileSync(temporary, next, { mode: 0o600 });
         renameSync(temporary, file);
       } catch (error) {
-        throw new CliError(`cannot write ${file}: ${(error as Error).message}`);
+        throw new CliError(`không ghi được ${file}: ${(error as Error).message}`);
       }
-      process.stdout.write(`${name} saved in ${file}\n`);
+      process.stdout.write(`đã lưu ${name} vào ${file}\n`);
     });
 }
 
@@ -157,9 +174,37 @@ async function readStdin(): Promise<string> {
   return text;
 }
 
+/** The data folder must exist (it is created) and be writable, or serve says so in one line before anything starts. */
+function ensureDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, fsConstants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'đó là một tệp, không phải thư mục'
+      : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền ghi vào đó'
+        : code === 'EROFS' ? 'ổ đĩa chỉ cho đọc'
+          : (error as Error).message;
+    throw new CliError(`không dùng được thư mục dữ liệu --data ${dir}: ${why}`);
+  }
+}
+
+/** A listening socket, or one line saying why not (a port taken by another program, a port below 1024, an address not on this machine). */
+async function listenOrExplain<T>(listening: Promise<T>, option: string, port: number, host: string): Promise<T> {
+  try {
+    return await listening;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new CliError(`cổng ${port} đang được dùng (${option}): một lachan khác hoặc chương trình khác (squid…) đang nghe ở ${host}:${port}; dừng chương trình đó hoặc chọn ${option} khác`);
+    if (code === 'EACCES') throw new CliError(`không được mở cổng ${port} (${option}): cổng dưới 1024 cần quyền root hoặc CAP_NET_BIND_SERVICE`);
+    if (code === 'EADDRNOTAVAIL') throw new CliError(`địa chỉ --host ${host} không thuộc máy này`);
+    throw error;
+  }
+}
+
 function parsePort(text: string, option: string): number {
   const port = Number(text);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option} must be a port number (0–65535), not "${text}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`${option} phải là số cổng (0–65535), không phải "${text}"`);
   return port;
 }
 
@@ -178,26 +223,71 @@ async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<
   try {
     return await loadPolicy(rulesDir, await loadInputs(options));
   } catch (error) {
-    if (error instanceof RulesLoadError) throw new CliError(`${error.message}\n(run "lachan rules lint --rules ${rulesDir}")`);
+    if (error instanceof RulesLoadError) throw rulesRefused(error, rulesDir);
     throw error;
   }
 }
 
+/**
+ * The school CA of --certs, or null when the folder holds none. `previous`: the CA in
+ * force, kept (and returned) when the files still hold the same certificate, so its
+ * leaf cache survives a spurious change event.
+ */
+async function loadCaOrExplain(options: ServeOptions, previous: CertificateAuthority | null = null): Promise<CertificateAuthority | null> {
+  try {
+    const ca = await loadCa(options.certs);
+    return ca !== null && previous !== null && ca.fingerprint256 === previous.fingerprint256 ? previous : ca;
+  } catch (error) {
+    throw new CliError(`không dùng được CA trong ${options.certs}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Loads the CA again after its folder changed (`lachan ca init`, a new CA copied in)
+ * or on SIGHUP. A CA that cannot be used is refused and the one in force keeps serving.
+ */
+async function reloadCa(options: ServeOptions, current: CertificateAuthority | null, logger: Logger): Promise<CertificateAuthority | null> {
+  try {
+    const next = await loadCaOrExplain(options, current);
+    if (next !== current) logger.info({ certs: path.resolve(options.certs), fingerprint: next?.fingerprint256 ?? null }, next === null ? 'school CA removed: HTTPS is no longer intercepted' : 'school CA loaded: new connections get certificates from it');
+    return next;
+  } catch (error) {
+    logger.error({ err: (error as Error).message }, 'CA reload refused; the CA already loaded keeps serving');
+    return current;
+  }
+}
+
+/** Watches the certs folder (created if missing, so a CA made later is seen). */
+function watchCerts(options: ServeOptions, onChange: () => void): { close(): void } {
+  try {
+    mkdirSync(options.certs, { recursive: true, mode: 0o755 });
+    // The rules watcher is a debounced folder watch: the same thing the CA needs.
+    return watchRules(options.certs, onChange);
+  } catch {
+    // An unwatchable folder: SIGHUP still reloads the CA.
+    return { close: () => undefined };
+  }
+}
+
+/** Device trust in the CA, from the data folder; written back there by the process that owns it. */
+function openDeviceTrust(options: ServeOptions, logger: Logger): { trust: DeviceTrust; writer: DeviceTrustWriter } {
+  const trust = new DeviceTrust(readDeviceTrust(options.data));
+  const writer = new DeviceTrustWriter(trust, options.data, (error) => logger.error({ err: error.message }, 'cannot save which devices trust the CA'));
+  trust.onLearned(() => writer.schedule());
+  trust.onReset(() => writer.schedule());
+  return { trust, writer };
+}
+
 /** Builds the proxy of one process: policy, resolver, event log, server. */
-async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void> }> {
+async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void, deviceTrust: DeviceTrust): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void>; reloadCa: () => Promise<void> }> {
   const policy = await loadOrExplain(options);
   let resolver: Resolver;
   try {
     resolver = new Resolver(options.hostsFile ?? null, options.dnsServer ?? []);
   } catch (error) {
-    throw new CliError(`cannot read --hosts-file: ${(error as Error).message}`);
+    throw new CliError(`không đọc được --hosts-file: ${(error as Error).message}`);
   }
-  let ca: CertificateAuthority | null;
-  try {
-    ca = await loadCa(options.certs);
-  } catch (error) {
-    throw new CliError(`cannot use the CA in ${options.certs}: ${(error as Error).message}`);
-  }
+  const ca = await loadCaOrExplain(options);
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
   let boundPort = port;
@@ -207,18 +297,21 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     eventLog,
     logger,
     ca,
+    deviceTrust,
     accessLog: options.accessLog === true,
     limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout) },
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
   });
-  boundPort = await proxy.listen(port, options.host);
+  boundPort = await listenOrExplain(proxy.listen(port, options.host), '--port', port, options.host);
   const transparent: Record<string, number> = {};
   if (options.transparentHttp !== undefined) {
-    transparent.transparentHttpPort = (await startTransparentHttp(proxy, parsePort(options.transparentHttp, '--transparent-http'), options.host)).port;
+    const transparentPort = parsePort(options.transparentHttp, '--transparent-http');
+    transparent.transparentHttpPort = (await listenOrExplain(startTransparentHttp(proxy, transparentPort, options.host), '--transparent-http', transparentPort, options.host)).port;
   }
   if (options.transparentHttps !== undefined) {
-    transparent.transparentHttpsPort = (await startTransparentHttps(proxy, parsePort(options.transparentHttps, '--transparent-https'), options.host)).port;
+    const transparentPort = parsePort(options.transparentHttps, '--transparent-https');
+    transparent.transparentHttpsPort = (await listenOrExplain(startTransparentHttps(proxy, transparentPort, options.host), '--transparent-https', transparentPort, options.host)).port;
   }
   const reload = async (): Promise<void> => {
     const started = Date.now();
@@ -233,7 +326,8 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
       logger.error({ problems }, 'rules reload refused; the rules already loaded keep serving');
     }
   };
-  return { proxy, eventLog, port: boundPort, transparent, reload };
+  const reloadCaNow = async (): Promise<void> => proxy.setCa(await reloadCa(options, proxy.certificateAuthority, logger));
+  return { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow };
 }
 
 function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () => void): { stop(): void } | null {
@@ -242,11 +336,11 @@ function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () =>
     return null;
   }
   const seconds = Number(options.policyInterval);
-  if (!(seconds > 0)) throw new CliError(`--policy-interval must be a number of seconds, not "${options.policyInterval}"`);
+  if (!(seconds > 0)) throw new CliError(`--policy-interval phải là số giây, không phải "${options.policyInterval}"`);
   try {
     return startOverlayPoller({ centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, keyFile: options.centralKey, dataDir: options.data, intervalMs: seconds * 1000, onOverlay: reload, logger });
   } catch (error) {
-    throw new CliError(`cannot use --central-key ${options.centralKey}: ${(error as Error).message}`);
+    throw new CliError(`không dùng được --central-key ${options.centralKey}: ${(error as Error).message}`);
   }
 }
 
@@ -268,14 +362,19 @@ function startShipping(options: ServeOptions, logger: Logger, eventLog?: Gateway
 
 async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
   let shipper: Shipper | null = null;
-  const { proxy, eventLog, port: boundPort, transparent, reload } = await startProxy(options, port, logger, () => shipper?.wake());
+  const { trust, writer } = openDeviceTrust(options, logger);
+  const { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => shipper?.wake(), trust);
   shipper = startShipping(options, logger, eventLog);
-  const admin = await startAdminServer(adminPort, {
+  const admin = await listenOrExplain(startAdminServer(adminPort, {
     healthy: () => true,
     metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), [...eventMetrics([eventLog.stats()]), ...(await listMetrics(options))]),
-  });
+  }), '--admin-port', adminPort, '127.0.0.1');
   const watcher = watchRules(options.rules, () => void reload());
-  process.on('SIGHUP', () => void reload());
+  const certsWatcher = watchCerts(options, () => void reloadCaNow());
+  process.on('SIGHUP', () => {
+    void reload();
+    void reloadCaNow();
+  });
   const overlayPoller = startPolicyPolling(options, logger, () => void reload());
   const listRefresher = startListRefreshing(options, logger, () => void reload());
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
@@ -285,10 +384,12 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
     overlayPoller?.stop();
     listRefresher.stop();
     watcher.close();
+    certsWatcher.close();
     admin.server.close();
     await proxy.close(SHUTDOWN_GRACE_MS);
     await shipper?.stop();
     await eventLog.close();
+    await writer.flush();
   });
 }
 
@@ -321,12 +422,35 @@ function onShutdown(logger: Logger, close: () => Promise<void>): void {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  watchLauncher(() => stop('launcher exited'));
+}
+
+/**
+ * Started by npm (`npx lachan serve`, `npm start`): npm passes a SIGTERM on to the
+ * shell it started us through, which dies without passing it on. Its parent gone,
+ * the proxy stops too, workers and all, rather than holding the port as an orphan.
+ * Not otherwise: `nohup lachan serve &` must outlive the shell that started it.
+ */
+function watchLauncher(stop: () => void): void {
+  if (process.env.npm_command === undefined) return;
+  const launcher = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== launcher) {
+      clearInterval(timer);
+      stop();
+    }
+  }, LAUNCHER_CHECK_MS);
+  timer.unref();
 }
 
 async function runPrimary(options: ServeOptions, port: number, adminPort: number, workers: number, logger: Logger): Promise<void> {
   if (cluster.isWorker) return runWorker(options, port, logger);
-  // Fail early, in the primary, on rules the workers would refuse.
+  // Fail early, in the primary, on rules (and a CA) the workers would refuse.
   await loadOrExplain(options);
+  let ca = await loadCaOrExplain(options);
+  // The primary owns the device trust: workers tell it what they learn, it saves and tells the others.
+  const { trust, writer } = openDeviceTrust(options, logger);
+  trust.setCa(ca?.fingerprint256 ?? null);
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
@@ -338,7 +462,15 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     const worker = cluster.fork();
     live.add(worker);
     worker.on('message', (message: ToPrimary) => {
-      if (message.type === 'listening') {
+      if (message.type === 'fatal') return failStartup(message);
+      if (message.type === 'device') {
+        if (trust.merge(message.address, message.record)) {
+          writer.schedule();
+          for (const other of live) if (other !== worker) other.send(message satisfies ToWorker);
+        }
+      } else if (message.type === 'listening') {
+        // What was learned since the worker read the file (a worker started again after a crash).
+        worker.send({ type: 'device-trust', snapshot: trust.snapshot() } satisfies ToWorker);
         // Lists are downloaded once, by the primary, and each worker reloads from the data
         // folder: start once every worker listens, so that no reload is sent before one can hear it.
         if (++workersListening === workers && !stopping) listRefresher ??= startListRefreshing(options, logger, () => broadcast({ type: 'reload' }));
@@ -349,14 +481,28 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     });
     worker.on('exit', (code, signal) => {
       live.delete(worker);
+      // A worker that cannot start would fail again at once: stop rather than loop.
+      if (!stopping && !announced && code === EXIT_USAGE) return failStartup({ type: 'fatal', message: 'một tiến trình proxy không khởi động được', exitCode: EXIT_USAGE });
       if (!stopping) {
         logger.error({ code, signal }, 'proxy worker died; starting another');
         fork();
       }
     });
   };
+  /** A worker's startup error, said once; everything stops with its exit code. */
+  const failStartup = (failure: WorkerFailure): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`lỗi: ${failure.message}\n`);
+    // Nothing to drain: no worker has served yet.
+    for (const worker of live) worker.process.kill('SIGKILL');
+    const exit = (): never => process.exit(failure.exitCode);
+    if (live.size === 0) exit();
+    for (const worker of live) worker.once('exit', () => (live.size === 0 ? exit() : undefined));
+    setTimeout(exit, SHUTDOWN_GRACE_MS).unref();
+  };
   let adminBound = adminPort;
-  const admin = await startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: async () => gatherMetrics(live, await listMetrics(options)) });
+  const admin = await listenOrExplain(startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: async () => gatherMetrics(live, await listMetrics(options)) }), '--admin-port', adminPort, '127.0.0.1');
   adminBound = admin.port;
   for (let i = 0; i < workers; i++) fork();
   const shipper = startShipping(options, logger);
@@ -364,18 +510,31 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     for (const worker of live) worker.send(message);
   };
   const watcher = watchRules(options.rules, () => broadcast({ type: 'reload' }));
-  process.on('SIGHUP', () => broadcast({ type: 'reload' }));
+  const reloadCaEverywhere = async (): Promise<void> => {
+    const next = await reloadCa(options, ca, logger);
+    if (next === ca) return;
+    ca = next;
+    trust.setCa(ca?.fingerprint256 ?? null);
+    broadcast({ type: 'reload-ca' });
+  };
+  const certsWatcher = watchCerts(options, () => void reloadCaEverywhere());
+  process.on('SIGHUP', () => {
+    broadcast({ type: 'reload' });
+    void reloadCaEverywhere();
+  });
   const overlayPoller = startPolicyPolling(options, logger, () => broadcast({ type: 'reload' }));
   onShutdown(logger, async () => {
     stopping = true;
     overlayPoller?.stop();
     listRefresher?.stop();
     watcher.close();
+    certsWatcher.close();
     admin.server.close();
     const exited = [...live].map((worker) => new Promise<void>((resolve) => worker.once('exit', () => resolve())));
     broadcast({ type: 'shutdown' });
     await Promise.all(exited);
     await shipper?.stop();
+    await writer.flush();
   });
 }
 
@@ -405,9 +564,21 @@ async function gatherMetrics(workers: ReadonlySet<Worker>, extra: readonly strin
 }
 
 async function runWorker(options: ServeOptions, port: number, logger: Logger): Promise<void> {
-  const { proxy, eventLog, port: boundPort, reload } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary));
+  // Listening before anything is awaited: the primary's snapshot may come at once.
+  const trust = new DeviceTrust(readDeviceTrust(options.data));
+  const mergeAll = (snapshot: DeviceTrustSnapshot): void => {
+    for (const [address, record] of Object.entries(snapshot.devices)) trust.merge(address, record);
+  };
+  const early = (message: ToWorker): void => {
+    if (message.type === 'device-trust') mergeAll(message.snapshot);
+    else if (message.type === 'device') trust.merge(message.address, message.record);
+  };
+  process.on('message', early);
+  trust.onLearned((address, record) => process.send?.({ type: 'device', address, record } satisfies ToPrimary));
+  const { proxy, eventLog, port: boundPort, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary), trust);
   process.on('message', (message: ToWorker) => {
     if (message.type === 'reload') void reload();
+    else if (message.type === 'reload-ca') void reloadCaNow();
     else if (message.type === 'metrics') {
       const stats = eventLog.stats();
       process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped } } satisfies ToPrimary);
@@ -415,8 +586,11 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
       void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).then(() => process.exit(0));
     }
   });
-  // SIGTERM reaches the whole process group; the primary coordinates.
+  // Ctrl-C and SIGTERM reach the whole process group; the primary coordinates.
   process.on('SIGTERM', () => undefined);
+  process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
+  // The primary gone (killed outright): nothing will send connections or a shutdown.
+  process.on('disconnect', () => void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).finally(() => process.exit(0)));
   process.send?.({ type: 'listening', port: boundPort } satisfies ToPrimary);
 }

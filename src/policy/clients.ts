@@ -1,9 +1,21 @@
 import ipaddr from 'ipaddr.js';
 
+/**
+ * When the HTTPS of a device range may be intercepted with the school CA:
+ * `learned` only for devices that have shown they trust it (the default: a device
+ * without the CA installed never sees a certificate warning), `always` for every
+ * device (IT staff installed the CA on the whole range), `never` for none.
+ */
+export type InterceptMode = 'always' | 'learned' | 'never';
+export const INTERCEPT_MODES: readonly InterceptMode[] = ['always', 'learned', 'never'];
+export const DEFAULT_INTERCEPT_MODE: InterceptMode = 'learned';
+
 /** One `clients:` entry of policy.yaml, already validated. */
 export interface ClientRule {
   readonly cidr: string;
   readonly profile: string;
+  /** Absent: the policy's default mode. */
+  readonly intercept?: InterceptMode;
 }
 
 type ParsedRange = readonly [ipaddr.IPv4 | ipaddr.IPv6, number];
@@ -11,6 +23,7 @@ type ParsedRange = readonly [ipaddr.IPv4 | ipaddr.IPv6, number];
 interface CompiledClientRule {
   readonly range: ParsedRange;
   readonly profile: string;
+  readonly intercept: InterceptMode;
 }
 
 /** Error thrown by {@link parseCidr} for a malformed range; the loader turns it into FILE:LINE. */
@@ -29,43 +42,61 @@ export function parseCidr(text: string): ParsedRange {
   }
 }
 
+/** The client range an address falls in, as policy.yaml wrote it; `cidr` null for the default. */
+export interface ClientRange {
+  readonly cidr: string | null;
+  readonly profile: string;
+  readonly intercept: InterceptMode;
+}
+
+interface CompiledClientRule extends ClientRange {
+  readonly range: ParsedRange;
+}
+
 /**
- * Maps a client address to its profile: the most specific matching range wins
- * (a /24 inside a /16 overrides it), otherwise the default profile. Client addresses
- * are few per school, so answers are memoised in a small bounded map.
+ * Maps a client address to its range (profile and interception mode): the most
+ * specific matching range wins (a /24 inside a /16 overrides it), otherwise the
+ * defaults. Client addresses are few per school, so answers are memoised in a small
+ * bounded map.
  */
 export class ClientMap {
   private readonly rules: readonly CompiledClientRule[];
-  private readonly memo = new Map<string, string>();
+  private readonly fallback: ClientRange;
+  private readonly memo = new Map<string, ClientRange>();
   private static readonly MEMO_LIMIT = 65_536;
 
-  constructor(rules: readonly ClientRule[], private readonly defaultProfile: string) {
+  constructor(rules: readonly ClientRule[], defaultProfile: string, defaultIntercept: InterceptMode = DEFAULT_INTERCEPT_MODE) {
+    this.fallback = { cidr: null, profile: defaultProfile, intercept: defaultIntercept };
     this.rules = rules
-      .map((rule) => ({ range: parseCidr(rule.cidr), profile: rule.profile }))
+      .map((rule) => ({ cidr: rule.cidr, range: parseCidr(rule.cidr), profile: rule.profile, intercept: rule.intercept ?? defaultIntercept }))
       // Longest prefix first so the first hit is the most specific.
       .sort((a, b) => b.range[1] - a.range[1]);
   }
 
   profileFor(address: string): string {
-    const known = this.memo.get(address);
-    if (known !== undefined) return known;
-    const profile = this.resolve(address);
-    if (this.memo.size >= ClientMap.MEMO_LIMIT) this.memo.clear();
-    this.memo.set(address, profile);
-    return profile;
+    return this.rangeFor(address).profile;
   }
 
-  private resolve(address: string): string {
+  rangeFor(address: string): ClientRange {
+    const known = this.memo.get(address);
+    if (known !== undefined) return known;
+    const range = this.resolve(address);
+    if (this.memo.size >= ClientMap.MEMO_LIMIT) this.memo.clear();
+    this.memo.set(address, range);
+    return range;
+  }
+
+  private resolve(address: string): ClientRange {
     let parsed: ipaddr.IPv4 | ipaddr.IPv6;
     try {
       parsed = ipaddr.process(address.startsWith('[') ? address.slice(1, -1) : address);
     } catch {
-      return this.defaultProfile;
+      return this.fallback;
     }
     for (const rule of this.rules) {
       const [network] = rule.range;
-      if (network.kind() === parsed.kind() && parsed.match(rule.range as [typeof parsed, number])) return rule.profile;
+      if (network.kind() === parsed.kind() && parsed.match(rule.range as [typeof parsed, number])) return rule;
     }
-    return this.defaultProfile;
+    return this.fallback;
   }
 }

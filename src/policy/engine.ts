@@ -1,4 +1,4 @@
-import { ClientMap, type ClientRule } from './clients.js';
+import { ClientMap, type ClientRange, type ClientRule, type InterceptMode } from './clients.js';
 import { DomainSetBuilder, type DomainSet } from './domains.js';
 import { DecisionCache, MAX_CACHED_PROFILES } from './decision-cache.js';
 import type { UrlSet } from './urls.js';
@@ -57,6 +57,8 @@ export interface CompiledRules {
   readonly profiles: readonly ProfileSpec[];
   readonly defaultProfile: string;
   readonly clients: readonly ClientRule[];
+  /** Interception mode of ranges that name none and of addresses in no range (default `learned`). */
+  readonly intercept?: InterceptMode;
   readonly connectPorts: readonly number[];
   /** Actions vector under which only the no-inspect list is active. */
   readonly noInspectActions: Uint8Array;
@@ -118,7 +120,7 @@ export class Policy {
     if (!this.profilesById.has(rules.defaultProfile)) {
       throw new Error(`default profile "${rules.defaultProfile}" is not defined`);
     }
-    this.clientMap = new ClientMap(rules.clients, rules.defaultProfile);
+    this.clientMap = new ClientMap(rules.clients, rules.defaultProfile, rules.intercept);
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
     this.cache = cacheSize > 0 && rules.profiles.length <= MAX_CACHED_PROFILES ? new DecisionCache(cacheSize) : null;
     // UrlSet keeps its own host index private; the rule text is `host` + a path starting with `/`.
@@ -141,6 +143,11 @@ export class Policy {
 
   profileForAddress(address: string): string {
     return this.clientMap.profileFor(address);
+  }
+
+  /** The `clients:` range of an address (profile, interception mode), or the defaults. */
+  clientRange(address: string): ClientRange {
+    return this.clientMap.rangeFor(address);
   }
 
   /** True when `host` (canonical) is on the no-inspect list: always tunnelled, never intercepted. */

@@ -6,6 +6,9 @@ import { createInterceptingTlsSocket, type CertificateAuthority } from '../tls/i
 /** Where an intercepted connection was going, kept on its TLS socket. */
 const TARGET = Symbol('lachan.interceptTarget');
 
+/** OpenSSL's codes for the alerts a client sends when it rejects the server's certificate. */
+const CERTIFICATE_ALERT = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)$/;
+
 /** Who is behind an intercepted tunnel: decided once at CONNECT (address or lab login). */
 export interface TunnelClient {
   readonly clientAddress: string;
@@ -27,7 +30,6 @@ export class Interceptor {
   private readonly inner: Server;
 
   constructor(
-    private readonly ca: CertificateAuthority,
     handle: (req: IncomingMessage, res: ServerResponse, client: TunnelClient) => void,
     limits: { maxHeaderBytes: number; headersTimeoutMs: number; clientIdleMs: number },
     handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, client: TunnelClient) => void,
@@ -56,20 +58,28 @@ export class Interceptor {
 
   /**
    * Answers the CONNECT (`announce`; a transparent connection has no CONNECT to
-   * answer), then serves the client's TLS session here.
+   * answer), then serves the client's TLS session here with a certificate from `ca`
+   * (the CA in force when the connection came: a new CA applies to new connections).
+   * `onRefused` is told when the client's TLS rejected that certificate.
    */
-  async intercept(client: Duplex, host: string, port: number, head: Buffer, tunnelClient: TunnelClient, announce = true): Promise<void> {
+  async intercept(ca: CertificateAuthority, client: Duplex, host: string, port: number, head: Buffer, tunnelClient: TunnelClient, announce = true, onRefused?: () => void): Promise<void> {
     if (announce) client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
     let secure: InterceptedSocket;
     try {
-      secure = await createInterceptingTlsSocket(client, host.startsWith('[') ? host.slice(1, -1) : host, this.ca, { head, alpn: ['http/1.1'] });
+      secure = await createInterceptingTlsSocket(client, host.startsWith('[') ? host.slice(1, -1) : host, ca, { head, alpn: ['http/1.1'] });
     } catch {
       client.destroy();
       return;
     }
     secure[TARGET] = { authority: port === 443 ? host : `${host}:${port}`, client: tunnelClient };
-    // A client that does not trust the school CA aborts the handshake: nothing to do.
-    secure.on('error', () => secure.destroy());
+    let established = false;
+    secure.once('secure', () => (established = true));
+    // A client that does not trust the school CA aborts the handshake with an alert
+    // (unknown CA, bad certificate): nothing more to do than note it.
+    secure.on('error', (error: NodeJS.ErrnoException) => {
+      if (!established && onRefused !== undefined && CERTIFICATE_ALERT.test(error.code ?? '')) onRefused();
+      secure.destroy();
+    });
     this.inner.emit('connection', secure);
   }
 

@@ -8,6 +8,7 @@
 import type { Reason } from '../policy/types.js';
 import { DEFAULT_ORGANISATION, NATIONAL_HOTLINE, type Organisation } from '../rules/organisation.js';
 import { categoryLabel } from '../util/labels.js';
+import { TRUST_FOOTER } from './trust-probe.js';
 
 export { categoryLabel };
 
@@ -35,8 +36,8 @@ textarea,input[type=url],select{width:100%;box-sizing:border-box;font-size:1rem;
 .error{border-left:.4rem solid #b3261e}
 small{color:#5a6877}`;
 
-/** `school`: the configured school name for the footer; error pages name no one. */
-function page(title: string, body: string, school: string | null = null): string {
+/** A whole page of the gateway's own (the CA install guide uses it too). `school`: the configured school name for the footer; error pages name no one. */
+export function page(title: string, body: string, school: string | null = null): string {
   return `<!DOCTYPE html>
 <html lang="vi"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
@@ -162,7 +163,7 @@ function renderBlockPage(input: BlockPageInput, organisation: Organisation, sear
 <p><label>Em cần ${search ? 'tìm' : 'trang này'} để làm gì? (không bắt buộc)<br><textarea name="note" maxlength="500"></textarea></label><br>
 <small class="warn">Đừng ghi họ tên, lớp hay số điện thoại của em vào đây.</small></p>
 <button type="submit">Nhờ thầy cô xem lại</button></form>
-<p><small><a href="${REPORT_PATH}">Báo cho thầy cô một trang xấu khác chưa bị chặn</a></small></p></section>`;
+<p><small><a href="${REPORT_PATH}">Báo cho thầy cô một trang xấu khác chưa bị chặn</a></small></p>${TRUST_FOOTER}</section>`;
   let title: string;
   let intro: string;
   if (selfHarm) {

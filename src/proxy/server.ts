@@ -21,6 +21,9 @@ import { pacFile } from './pac.js';
 import { ResolveError, type Resolver } from './resolver.js';
 import { Interceptor, type TunnelClient } from './intercept.js';
 import type { CertificateAuthority } from '../tls/index.js';
+import { DeviceTrust } from './device-trust.js';
+import { CA_DER_PATH, CA_GUIDE_PATH, CA_PEM_PATH, TRUST_PROBE_HOST } from './trust-probe.js';
+import { GATEWAY_CA_LINKS, gatewayCaResource, serveCaResource, type CaResource } from './ca-guide.js';
 
 export interface ProxyLimits {
   /** Largest request head accepted (431 beyond). */
@@ -58,8 +61,13 @@ export interface ProxyOptions {
   readonly logger: Logger;
   readonly limits?: Partial<ProxyLimits>;
   readonly accessLog?: boolean;
-  /** The school CA: blocked CONNECTs get the block page over TLS, inspected profiles are intercepted. */
+  /**
+   * The school CA: blocked CONNECTs get the block page over TLS, inspected profiles
+   * are intercepted, on devices their range's `intercept` mode allows. Replaced with setCa().
+   */
   readonly ca?: CertificateAuthority | null;
+  /** Which devices trust the CA (shared across workers by the caller). Default: a fresh one. */
+  readonly deviceTrust?: DeviceTrust;
   /** Host and port devices should use, for the PAC file. */
   readonly advertisedProxy: () => string;
   /** Called when a review request or report was stored (the shipper sends it now rather than at its next tick). */
@@ -93,7 +101,9 @@ export class ProxyServer {
   private readonly origins: OriginClient;
   private readonly limits: ProxyLimits;
   private readonly sockets = new Set<Socket | Duplex>();
-  private readonly interceptor: Interceptor | null;
+  private readonly interceptor: Interceptor;
+  private ca: CertificateAuthority | null;
+  readonly deviceTrust: DeviceTrust;
   private readonly studentRequests: StudentRequests;
   /** One object for every forwarded request (see ForwardHandler). */
   private readonly forwardEvents: ForwardEvents = {
@@ -147,12 +157,14 @@ export class ProxyServer {
       (req, res) => this.onRequest(req, res),
     );
     this.server.maxConnections = this.limits.maxConnections;
-    this.interceptor = options.ca == null ? null : new Interceptor(
-            options.ca,
-            (req, res, client) => this.onRequest(req, res, client),
-            this.limits,
-            (req, socket, head, client) => void this.onUpgrade(req, socket, head, client),
-          );
+    this.ca = options.ca ?? null;
+    this.deviceTrust = options.deviceTrust ?? new DeviceTrust();
+    this.deviceTrust.setCa(this.ca?.fingerprint256 ?? null);
+    this.interceptor = new Interceptor(
+      (req, res, client) => this.onRequest(req, res, client),
+      this.limits,
+      (req, socket, head, client) => void this.onUpgrade(req, socket, head, client),
+    );
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
@@ -176,6 +188,19 @@ export class ProxyServer {
     this.policyNow = policy;
   }
 
+  /**
+   * Swaps in a new school CA (or none): connections from now on get certificates from
+   * it; what devices showed about trusting the old one is forgotten.
+   */
+  setCa(ca: CertificateAuthority | null): void {
+    this.ca = ca;
+    this.deviceTrust.setCa(ca?.fingerprint256 ?? null);
+  }
+
+  get certificateAuthority(): CertificateAuthority | null {
+    return this.ca;
+  }
+
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
@@ -197,7 +222,7 @@ export class ProxyServer {
     timer.unref();
     await closed;
     clearTimeout(timer);
-    this.interceptor?.close();
+    this.interceptor.close();
     this.origins.close();
     await this.agent.close().catch(() => undefined);
   }
@@ -232,15 +257,22 @@ export class ProxyServer {
     const profile = tunnel?.profile ?? this.profileFor(req);
     if (profile === 'auth-failed') return this.sendAuthRequired(res);
     const clientAddress = tunnel?.clientAddress ?? req.socket.remoteAddress ?? '';
-    // The gateway's own forms, on whatever site the block page was shown for: never
-    // forwarded. A browser set to use the proxy for every address sends even the
-    // gateway's own report page (http://GATEWAY:3128/lachan/report) in absolute form.
-    const formKind = url.pathname.startsWith('/__lachan__/')
-      ? studentRequestKind(url.pathname, false)
-      : url.pathname.startsWith('/lachan/') && addressedToProxy(url, req.socket.localAddress, req.socket.localPort)
-        ? studentRequestKind(url.pathname, true)
-        : null;
-    if (formKind !== null) return void this.studentRequests.serve(req, res, formKind, profile, clientAddress, url.pathname);
+    // The gateway's own pages and forms, on whatever site the block page was shown
+    // for: never forwarded. A browser set to use the proxy for every address sends even
+    // the gateway's own pages (http://GATEWAY:3128/lachan/report, /ca) in absolute form.
+    const pathname = url.pathname;
+    if (url.hostname === TRUST_PROBE_HOST) return this.answerProbe(req, res, tunnel);
+    const onAnyHost = pathname.startsWith('/__lachan__/');
+    const onGateway = !onAnyHost && (pathname.startsWith('/lachan/') || pathname.startsWith('/ca')) && addressedToProxy(url, req.socket.localAddress, req.socket.localPort);
+    if (onAnyHost || onGateway) {
+      const caResource = onAnyHost ? anyHostCaResource(pathname) : gatewayCaResource(pathname);
+      if (caResource !== null) {
+        const links = onAnyHost ? { der: CA_DER_PATH, pem: CA_PEM_PATH } : GATEWAY_CA_LINKS;
+        return serveCaResource(req, res, caResource, this.ca, links, `http://${onGateway ? url.host : this.options.advertisedProxy()}`);
+      }
+      const formKind = studentRequestKind(pathname, onGateway);
+      if (formKind !== null) return void this.studentRequests.serve(req, res, formKind, profile, clientAddress, pathname);
+    }
 
     const policy = this.policyNow;
     const pathAndQuery = `${url.pathname}${url.search}`;
@@ -287,6 +319,11 @@ export class ProxyServer {
       res.writeHead(200, { 'content-type': 'application/x-ns-proxy-autoconfig', 'content-length': Buffer.byteLength(body), 'cache-control': 'max-age=300' });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
+    }
+    const caResource = gatewayCaResource(path);
+    if (caResource !== null) {
+      const asked = req.headers.host;
+      return serveCaResource(req, res, caResource, this.ca, GATEWAY_CA_LINKS, `http://${asked !== undefined && HOST_HEADER.test(asked) ? asked : this.options.advertisedProxy()}`);
     }
     // The review and report forms, posted to (or opened on) the proxy itself: a block
     // page saved or opened outside the proxied session, or a device pointed at the gateway.
@@ -380,14 +417,15 @@ export class ProxyServer {
     const parsed = { host, port };
     const profile = who.profile;
     const policy = this.policyNow;
+    const ca = this.ca;
+    if (parsed.host === TRUST_PROBE_HOST) return this.openProbeTunnel(ca, client, parsed.port, head, who, announce);
     const decision = policy.decideConnect(profile, parsed.host, parsed.port);
-    const interceptor = this.interceptor;
-    if (interceptor !== null && decision.reason !== 'port' && !policy.isNoInspect(parsed.host)) {
+    if (ca !== null && decision.reason !== 'port' && !policy.isNoInspect(parsed.host)) {
       // With the school CA, a blocked site gets the readable block page (decided and
       // recorded per request inside), and inspected profiles have their HTTPS decided
-      // URL by URL.
-      if (decision.action === 'block' || policy.profile(profile)?.inspect === true) {
-        return interceptor.intercept(client, parsed.host, parsed.port, head, who, announce);
+      // URL by URL; but only on devices that will accept the certificate.
+      if ((decision.action === 'block' || policy.profile(profile)?.inspect === true) && this.mayIntercept(policy, who.clientAddress)) {
+        return this.interceptor.intercept(ca, client, parsed.host, parsed.port, head, who, announce);
       }
     }
     if (decision.action === 'block') {
@@ -435,6 +473,47 @@ export class ProxyServer {
       this.sockets.delete(upstream);
       if (established) client.destroy();
     });
+  }
+
+  /**
+   * Whether a device's HTTPS may be intercepted, by its range's `intercept` mode:
+   * `learned` (the default) only once the device has shown it trusts the school CA,
+   * so that a device without the CA gets its sites (or the plain 403) instead of a
+   * certificate warning on every page.
+   */
+  private mayIntercept(policy: Policy, clientAddress: string): boolean {
+    const mode = policy.clientRange(clientAddress).intercept;
+    if (mode === 'always') return true;
+    if (mode === 'never') return false;
+    this.deviceTrust.noteSeen(clientAddress);
+    return this.deviceTrust.isTrusted(clientAddress);
+  }
+
+  /**
+   * The trust probe's tunnel: always intercepted with the school CA, whatever the
+   * device's range says, since finding out whether the device accepts the certificate
+   * is its whole point. Nothing is ever forwarded for this name.
+   */
+  private openProbeTunnel(ca: CertificateAuthority | null, client: Duplex, port: number, head: Buffer, who: TunnelClient, announce: boolean): void {
+    if (ca === null) {
+      if (!announce) return void client.destroy();
+      return rawReply(client, 404, '');
+    }
+    void this.interceptor.intercept(ca, client, TRUST_PROBE_HOST, port, head, who, announce, () => this.deviceTrust.noteProbe(who.clientAddress, false));
+  }
+
+  /** A request for the probe: inside an intercepted tunnel it proves the device took the school's certificate. */
+  private answerProbe(req: IncomingMessage, res: ServerResponse, tunnel: TunnelClient | undefined): void {
+    req.resume();
+    if (tunnel === undefined || this.ca === null) {
+      res.writeHead(404, { 'content-length': 0, 'cache-control': 'no-store' });
+      res.end();
+      return;
+    }
+    this.deviceTrust.noteProbe(tunnel.clientAddress, true);
+    // Any page may ask (the guide reads the result); the image is the same for everyone.
+    res.writeHead(200, { 'content-type': 'image/gif', 'content-length': PROBE_IMAGE.length, 'cache-control': 'no-store', 'access-control-allow-origin': '*' });
+    res.end(req.method === 'HEAD' ? undefined : PROBE_IMAGE);
   }
 
   /** WebSocket and other upgrades: decided like any request, then spliced raw. */
@@ -554,8 +633,16 @@ function rawReply(socket: Duplex, status: number, html: string, extra: Record<st
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 504: 'Gateway Timeout',
+  400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 407: 'Proxy Authentication Required', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 504: 'Gateway Timeout',
 };
+
+/** A transparent 1×1 GIF: what the probe answers, so that an <img> fires onload. */
+const PROBE_IMAGE = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
+
+/** The install guide and the certificate under `/__lachan__/` on any host. */
+function anyHostCaResource(path: string): CaResource | null {
+  return path === CA_DER_PATH ? 'der' : path === CA_PEM_PATH ? 'pem' : path === CA_GUIDE_PATH ? 'guide' : null;
+}
 
 export function classifyUpstreamError(error: unknown): ErrorKind {
   if (error instanceof ResolveError) return error.code === 'LACHAN_FORBIDDEN_DESTINATION' ? 'forbidden-destination' : 'dns';

@@ -244,6 +244,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     profiles,
     defaultProfile: config.defaultProfile.value,
     clients: config.clients,
+    intercept: config.intercept,
     connectPorts: config.connectPorts,
     noInspectActions,
     proxyAuth: { usersFile, profiles: new Map(config.proxyAuth.profiles.map((p) => p.value)) },

@@ -1,5 +1,5 @@
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml';
-import { parseCidr } from '../policy/clients.js';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLError } from 'yaml';
+import { DEFAULT_INTERCEPT_MODE, INTERCEPT_MODES, parseCidr, type InterceptMode } from '../policy/clients.js';
 import type { Action, } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
@@ -30,13 +30,15 @@ export interface PolicyConfig {
   readonly defaultProfile: Located<string>;
   readonly profiles: readonly ProfileConfig[];
   readonly connectPorts: readonly number[];
-  readonly clients: readonly { readonly cidr: string; readonly profile: string; readonly line: number }[];
+  readonly clients: readonly { readonly cidr: string; readonly profile: string; readonly intercept?: InterceptMode; readonly line: number }[];
+  /** HTTPS interception of ranges that name no mode, and of addresses in no range. */
+  readonly intercept: InterceptMode;
   readonly proxyAuth: { readonly usersFile: string | null; readonly profiles: readonly Located<[string, string]>[] };
   /** School, managing office, hotline: what the block page names (defaults when the section is absent). */
   readonly organisation: Organisation;
 }
 
-const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth', 'organisation']);
+const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth', 'organisation', 'intercept']);
 const PROFILE_FIELDS = new Set([
   'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
   'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action',
@@ -51,10 +53,45 @@ export function parsePolicyFile(text: string, file: string, problems: ProblemLis
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   for (const error of doc.errors) {
-    problems.error(file, lineCounter.linePos(error.pos[0]).line, `YAML: ${firstLine(error.message)}`);
+    problems.error(file, yamlErrorLine(text, error, lineCounter), `YAML: ${firstLine(error.message)}`);
   }
   if (doc.errors.length > 0) return null;
   return new PolicyReader(doc, lineCounter, file, problems).read();
+}
+
+/**
+ * The line to show for a YAML error. The parser notices an unclosed quote or bracket
+ * only where the text ends (or where the next key starts), but the mistake is where it
+ * was opened: that is the line the person has to fix.
+ */
+function yamlErrorLine(text: string, error: YAMLError, lines: LineCounter): number {
+  const at = error.pos[0];
+  if (error.code === 'MISSING_CHAR' || /end with a [\]}]|closing/.test(error.message)) {
+    const opened = unclosedAt(text, at);
+    if (opened !== null) return lines.linePos(opened).line;
+  }
+  return lines.linePos(at).line;
+}
+
+/** Offset of the quote or outermost bracket still open at `end`, outside comments; null when none is. */
+function unclosedAt(text: string, end: number): number | null {
+  let quote: { char: string; at: number } | null = null;
+  const brackets: number[] = [];
+  for (let i = 0; i < end && i < text.length; i++) {
+    const c = text[i]!;
+    if (quote !== null) {
+      if (c === '\\' && quote.char === '"') i++;
+      else if (c === quote.char) quote = null;
+      continue;
+    }
+    if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      const newline = text.indexOf('\n', i);
+      i = newline === -1 ? text.length : newline;
+    } else if ((c === '"' || c === "'") && (i === 0 || /[\s[{,:]/.test(text[i - 1]!))) quote = { char: c, at: i };
+    else if (c === '[' || c === '{') brackets.push(i);
+    else if ((c === ']' || c === '}') && brackets.length > 0) brackets.pop();
+  }
+  return quote?.at ?? brackets[0] ?? null;
 }
 
 function firstLine(message: string): string {
@@ -114,6 +151,7 @@ class PolicyReader {
       profiles,
       connectPorts: this.readPorts(fields.get('connect_ports')),
       clients: this.readClients(fields.get('clients'), profileIds),
+      intercept: this.readInterceptMode(fields.get('intercept')?.value as Node | undefined) ?? DEFAULT_INTERCEPT_MODE,
       proxyAuth: this.readProxyAuth(fields.get('proxy_auth'), profileIds),
       organisation: readOrganisation(fields.get('organisation')?.value as Node | null | undefined, this.lines, this.file, this.problems),
     };
@@ -237,7 +275,7 @@ class PolicyReader {
       this.error(pair.value as Node, 'clients must be a list of { cidr, profile }');
       return [];
     }
-    const clients: { cidr: string; profile: string; line: number }[] = [];
+    const clients: { cidr: string; profile: string; intercept?: InterceptMode; line: number }[] = [];
     for (const element of pair.value.items) {
       if (!isMap(element)) {
         this.error(element as Node, 'each client entry needs "cidr" and "profile"');
@@ -264,9 +302,19 @@ class PolicyReader {
         this.error(profile, `unknown profile "${profile.value}" for client ${cidr.value}`);
         continue;
       }
-      clients.push({ cidr: cidr.value, profile: profile.value, line });
+      const intercept = this.readInterceptMode(element.get('intercept', true) as Node | undefined);
+      clients.push({ cidr: cidr.value, profile: profile.value, line, ...(intercept === undefined ? {} : { intercept }) });
     }
     return clients;
+  }
+
+  /** `intercept: always | learned | never`; undefined when absent or wrong (wrong is an error). */
+  private readInterceptMode(node: Node | undefined): InterceptMode | undefined {
+    if (node === undefined) return undefined;
+    const value = isScalar(node) ? node.value : undefined;
+    if (typeof value === 'string' && (INTERCEPT_MODES as readonly string[]).includes(value)) return value as InterceptMode;
+    this.error(node, `intercept must be one of ${INTERCEPT_MODES.join(', ')}, not "${String(value)}"`);
+    return undefined;
   }
 
   private readProxyAuth(pair: Pair | undefined, profileIds: ReadonlySet<string>): PolicyConfig['proxyAuth'] {

@@ -114,19 +114,19 @@ export class CertificateAuthority {
     try {
       certificate = new X509Certificate(certPem);
     } catch (error) {
-      throw new TlsError('LACHAN_CA_INVALID', `the CA certificate cannot be read: ${(error as Error).message}`, { cause: error });
+      throw new TlsError('LACHAN_CA_INVALID', `không đọc được chứng chỉ CA: ${(error as Error).message}`, { cause: error });
     }
     try {
       caKey = createPrivateKey(keyPem);
     } catch (error) {
-      throw new TlsError('LACHAN_CA_INVALID', `the CA key cannot be read: ${(error as Error).message}`, { cause: error });
+      throw new TlsError('LACHAN_CA_INVALID', `không đọc được khoá CA: ${(error as Error).message}`, { cause: error });
     }
-    if (!certificate.ca) throw new TlsError('LACHAN_CA_INVALID', 'the CA certificate is not a CA (basicConstraints CA:true is missing)');
+    if (!certificate.ca) throw new TlsError('LACHAN_CA_INVALID', 'chứng chỉ này không phải CA (thiếu basicConstraints CA:true)');
     if (!certificate.checkPrivateKey(caKey)) {
-      throw new TlsError('LACHAN_CA_MISMATCH', 'the CA key does not belong to the CA certificate');
+      throw new TlsError('LACHAN_CA_MISMATCH', 'khoá CA không khớp với chứng chỉ CA');
     }
     if (Date.parse(certificate.validTo) <= Date.now()) {
-      throw new TlsError('LACHAN_CA_EXPIRED', `the CA certificate expired on ${new Date(certificate.validTo).toISOString()}`);
+      throw new TlsError('LACHAN_CA_EXPIRED', `chứng chỉ CA đã hết hạn ngày ${new Date(certificate.validTo).toISOString().slice(0, 10)}`);
     }
     const leafKey = await generateLeafKey(options.leafKeyType ?? 'ec');
     return new CertificateAuthority(certPem, certificate, caKey, leafKey, options);
@@ -203,7 +203,7 @@ export class CertificateAuthority {
     const notBefore = new Date(Math.max(now - DAY_MS, this.caNotBefore));
     const notAfter = new Date(Math.min(now + this.leafValidityMs, this.caNotAfter));
     if (notAfter.getTime() <= now) {
-      throw new TlsError('LACHAN_CA_EXPIRED', `the CA certificate expired on ${new Date(this.caNotAfter).toISOString()}`);
+      throw new TlsError('LACHAN_CA_EXPIRED', `chứng chỉ CA đã hết hạn ngày ${new Date(this.caNotAfter).toISOString().slice(0, 10)}`);
     }
     const altName = subject.kind === 'ip' ? { type: 7, ip: subject.name } : { type: 2, value: subject.name };
     const extensions = wrapExtensions([

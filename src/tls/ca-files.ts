@@ -37,7 +37,7 @@ export async function initCa(dir: string, options: InitCaOptions): Promise<{ pat
   if (!options.force) {
     for (const file of [paths.cert, paths.key]) {
       if (await exists(file)) {
-        throw new TlsError('LACHAN_CA_EXISTS', `${file} already exists; a new CA makes every device distrust the old one (use --force to replace it)`);
+        throw new TlsError('LACHAN_CA_EXISTS', `${file} đã có; CA mới làm mọi thiết bị đã cài CA cũ báo lỗi (thêm --force để thay, xem certs/README.md mục 5)`);
       }
     }
   }
@@ -65,14 +65,14 @@ export async function readCaCertificate(dir: string): Promise<X509Certificate> {
     pem = await fs.readFile(cert, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new TlsError('LACHAN_CA_MISSING', `no CA in ${dir} (${cert} does not exist; create one with "lachan ca init --certs ${dir}")`);
+      throw new TlsError('LACHAN_CA_MISSING', `chưa có CA trong ${dir} (không có ${cert}; tạo bằng "lachan ca init --certs ${dir}")`);
     }
-    throw new TlsError('LACHAN_CA_UNREADABLE', `cannot read ${cert}: ${(error as Error).message}`, { cause: error });
+    throw new TlsError('LACHAN_CA_UNREADABLE', `không đọc được ${cert}: ${(error as Error).message}`, { cause: error });
   }
   try {
     return new X509Certificate(pem);
   } catch (error) {
-    throw new TlsError('LACHAN_CA_INVALID', `${cert} is not a certificate: ${(error as Error).message}`, { cause: error });
+    throw new TlsError('LACHAN_CA_INVALID', `${cert} không phải chứng chỉ: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -88,7 +88,7 @@ export async function loadCa(dir: string, options: CertificateAuthorityOptions =
   if (!hasCert && !hasKey) return null;
   if (!hasCert || !hasKey) {
     const missing = hasCert ? paths.key : paths.cert;
-    throw new TlsError('LACHAN_CA_INCOMPLETE', `incomplete CA in ${dir}: ${missing} is missing (restore it, or create a new CA with "lachan ca init --force")`);
+    throw new TlsError('LACHAN_CA_INCOMPLETE', `CA trong ${dir} thiếu ${missing} (khôi phục tệp đó, hoặc tạo CA mới bằng "lachan ca init --force")`);
   }
   let keyPem: string;
   let certPem: string;
@@ -100,7 +100,7 @@ export async function loadCa(dir: string, options: CertificateAuthorityOptions =
       if ((mode & 0o077) !== 0) {
         throw new TlsError(
           'LACHAN_CA_KEY_PERMISSIONS',
-          `${paths.key} is readable by other users (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); anyone with it can impersonate every website to the school's devices. Run "chmod 600 ${paths.key}"`,
+          `${paths.key} để người khác đọc được (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); ai có khoá này giả mạo được mọi trang web với thiết bị của trường. Chạy "chmod 600 ${paths.key}"`,
         );
       }
       keyPem = await handle.readFile('utf8');
@@ -110,7 +110,7 @@ export async function loadCa(dir: string, options: CertificateAuthorityOptions =
     certPem = await fs.readFile(paths.cert, 'utf8');
   } catch (error) {
     if (error instanceof TlsError) throw error;
-    throw new TlsError('LACHAN_CA_UNREADABLE', `cannot read the CA in ${dir}: ${(error as Error).message}`, { cause: error });
+    throw new TlsError('LACHAN_CA_UNREADABLE', `không đọc được CA trong ${dir}: ${(error as Error).message}`, { cause: error });
   }
   return CertificateAuthority.fromPem(certPem, keyPem, options);
 }

@@ -36,5 +36,5 @@ export function certificateSubjectFor(host: string): CertificateSubject {
 }
 
 function badHost(host: string): TlsError {
-  return new TlsError('LACHAN_TLS_BAD_HOST', `cannot issue a certificate for "${host}": not a host name or IP address`);
+  return new TlsError('LACHAN_TLS_BAD_HOST', `không cấp được chứng chỉ cho "${host}": không phải tên máy hay địa chỉ IP`);
 }

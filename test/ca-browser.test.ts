@@ -1,0 +1,83 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { startProxy, type RunningProxy } from './support/proxy.js';
+import { REPO_ROOT, lachan } from './support/rules-dir.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
+const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// .ci/run installs Debian's chromium; a developer machine without it skips, loudly.
+const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;
+
+let proxy: RunningProxy;
+let certs: string;
+/** A device without the school CA. */
+let stranger: Browser;
+/** A device that installed it (trusted by its public key in this profile only). */
+let trusting: BrowserContext;
+
+describeWithBrowser('the CA install guide in a browser (headless Chromium)', () => {
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    certs = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-guide-ca-')), 'certs');
+    expect(lachan(['ca', 'init', '--certs', certs, '--name', 'THCS Trạm Tấu']).code).toBe(0);
+    proxy = await startProxy({
+      rules: { 'policy.yaml': 'version: 1\ndefault_profile: thcs\nprofiles:\n  thcs:\n    name: "THCS"\n    inspect: true\n' },
+      args: ['--certs', certs],
+    });
+    const spki = new X509Certificate(readFileSync(path.join(certs, 'ca.crt'))).publicKey.export({ type: 'spki', format: 'der' });
+    const spkiHash = createHash('sha256').update(spki).digest('base64');
+    stranger = await chromium.launch({ executablePath: CHROMIUM, args: [`--proxy-server=127.0.0.1:${proxy.port}`, ...BROWSER_ARGS] });
+    // Chromium honours the SPKI list only with a profile folder of its own.
+    trusting = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'lachan-chromium-')), {
+      executablePath: CHROMIUM,
+      viewport: { width: 390, height: 844 },
+      args: [`--proxy-server=127.0.0.1:${proxy.port}`, `--ignore-certificate-errors-spki-list=${spkiHash}`, ...BROWSER_ARGS],
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await trusting?.close();
+    await stranger?.close();
+    await proxy?.stop();
+  });
+
+  it('tells a device without the CA that it does not trust it yet, with the steps (desktop)', async () => {
+    const page = await stranger.newPage({ viewport: { width: 1280, height: 900 } });
+    const response = await page.goto(`http://127.0.0.1:${proxy.port}/ca/huong-dan`);
+    expect(response?.status()).toBe(200);
+    await expect(page.locator('html').getAttribute('lang')).resolves.toBe('vi');
+    await page.waitForFunction(() => document.querySelector('.state')?.textContent?.startsWith('✗'));
+    expect(await page.locator('.state').innerText()).toContain('chưa tin cậy');
+    // The download button serves the DER certificate.
+    const download = await page.request.get(`http://127.0.0.1:${proxy.port}/ca`);
+    expect(download.headers()['content-type']).toBe('application/x-x509-ca-cert');
+    await page.locator('summary', { hasText: 'Android' }).click();
+    await expect(page.locator('li', { hasText: 'Firefox trên Android' }).isVisible()).resolves.toBe(true);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'ca-guide-desktop.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('confirms a device that trusts the CA, and the gateway learns it (390 px)', async () => {
+    const page = await trusting.newPage();
+    await page.goto(`http://127.0.0.1:${proxy.port}/ca/huong-dan`);
+    await page.waitForFunction(() => document.querySelector('.state')?.textContent?.startsWith('✓'));
+    expect(await page.locator('.state').innerText()).toContain('đã tin cậy');
+    // Nothing wider than the phone's screen.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.locator('summary', { hasText: 'Linux' }).click();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'ca-guide-390.png'), fullPage: true });
+    await page.close();
+    let status = '';
+    for (let attempt = 0; attempt < 50 && !status.includes('"trusted":["127.0.0.1"]'); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      status = lachan(['ca', 'status', '--rules', proxy.rulesDir, '--data', proxy.dataDir, '--certs', certs, '--json']).stdout;
+    }
+    expect(status).toContain('"trusted":["127.0.0.1"]');
+  });
+});
