@@ -154,9 +154,13 @@ describe('rolling out the school CA', () => {
     expect(allowed.body).toBe('origin /bai-hoc');
     // The origin's own certificate, not one from the school CA: no interception.
     expect((await curl(proxy.port, `https://hoc.test:${origin.port}/`, { from: '127.0.0.2', caPem: schoolCa })).code).not.toBe(0);
+    // A blocked site is still answered with the block page over TLS (the contract):
+    // the site stays closed whether or not the device takes the certificate.
     const blocked = await curl(proxy.port, `https://bet.test:${origin.port}/`, { from: '127.0.0.2', caPem: schoolCa });
+    expect(blocked.code).toBe(0);
     expect(blocked.status).toBe(403);
     expect(blocked.headers['x-lachan-block']).toBe('gambling');
+    expect(blocked.body).toContain('Trang này đã bị chặn');
     // Its probe fails the TLS handshake: the gateway notes that this device refuses the CA.
     expect((await curl(proxy.port, PROBE, { from: '127.0.0.2' })).code).toBe(60);
     const ranges = await statusWhen((r) => others(r).refused.includes('127.0.0.2'));
@@ -183,6 +187,11 @@ describe('rolling out the school CA', () => {
     const never = await curl(proxy.port, `https://hoc.test:${origin.port}/`, { from: '127.0.0.4', caPem: originCa });
     expect(never.code).toBe(0);
     expect(never.headers.via).toBeUndefined();
+    // A "never" range's blocked site is refused at the CONNECT, with no certificate of the school's.
+    const neverBlocked = await curl(proxy.port, `https://bet.test:${origin.port}/`, { from: '127.0.0.4', caPem: schoolCa });
+    expect(neverBlocked.status).toBe(403);
+    expect(neverBlocked.code).not.toBe(0);
+    expect(neverBlocked.headers['x-lachan-block']).toBe('gambling');
     const always = await curl(proxy.port, `https://hoc.test:${origin.port}/`, { from: '127.0.0.5', caPem: schoolCa });
     expect(always.code).toBe(0);
     expect(always.headers.via).toBe('1.1 lachan');
@@ -210,6 +219,11 @@ describe('rolling out the school CA', () => {
     expect(tunnelled.code).toBe(0);
     expect(tunnelled.headers.via).toBeUndefined();
     // The "always" lab gets certificates from the new CA at once.
+    // A "never" range's blocked site is refused at the CONNECT, with no certificate of the school's.
+    const neverBlocked = await curl(proxy.port, `https://bet.test:${origin.port}/`, { from: '127.0.0.4', caPem: schoolCa });
+    expect(neverBlocked.status).toBe(403);
+    expect(neverBlocked.code).not.toBe(0);
+    expect(neverBlocked.headers['x-lachan-block']).toBe('gambling');
     const always = await curl(proxy.port, `https://hoc.test:${origin.port}/`, { from: '127.0.0.5', caPem: schoolCa });
     expect(always.code).toBe(0);
     expect(always.headers.via).toBe('1.1 lachan');

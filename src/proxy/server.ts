@@ -421,10 +421,16 @@ export class ProxyServer {
     if (parsed.host === TRUST_PROBE_HOST) return this.openProbeTunnel(ca, client, parsed.port, head, who, announce);
     const decision = policy.decideConnect(profile, parsed.host, parsed.port);
     if (ca !== null && decision.reason !== 'port' && !policy.isNoInspect(parsed.host)) {
-      // With the school CA, a blocked site gets the readable block page (decided and
-      // recorded per request inside), and inspected profiles have their HTTPS decided
-      // URL by URL; but only on devices that will accept the certificate.
-      if ((decision.action === 'block' || policy.profile(profile)?.inspect === true) && this.mayIntercept(policy, who.clientAddress)) {
+      // With the school CA a blocked site gets the block page over TLS (decided and
+      // recorded per request inside), as the contract says (docs/contract.md §4), on every
+      // device but those of a `never` range: the site stays closed either way, and a
+      // device without the CA sees a certificate warning instead of a tunnel error.
+      // Allowed sites of inspected profiles are decided URL by URL only on devices that
+      // will accept the certificate, so that a device without the CA keeps its sites.
+      const intercept = decision.action === 'block'
+        ? policy.clientRange(who.clientAddress).intercept !== 'never'
+        : policy.profile(profile)?.inspect === true && this.mayIntercept(policy, who.clientAddress);
+      if (intercept) {
         return this.interceptor.intercept(ca, client, parsed.host, parsed.port, head, who, announce);
       }
     }
