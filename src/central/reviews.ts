@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import type { ReviewKind, WireReviewRequest } from '../events/review-wire.js';
 import type { Principal } from './accounts.js';
-import type { AuditSink, DistrictPolicy, PolicyRule } from './district-policy.js';
+import type { AllowScope } from '../rules/overlay.js';
+import { scopedValue, type AuditSink, type DistrictPolicy, type PolicyRule } from './district-policy.js';
 import { StoreError } from './store.js';
 
 /**
@@ -36,9 +37,13 @@ export interface ReviewRequestRow {
 
 export type Scope = 'school' | 'all';
 
-/** approve: allow the host for a profile; reject: with a reason; block: the reported host in a category. */
+/**
+ * approve: allow for a profile the page asked about, its path or the whole site (`match`,
+ * the page when not said), with keyword rules still applying to the rest of the URL
+ * unless `keywords` is false; reject: with a reason; block: the reported host in a category.
+ */
 export type ReviewDecision =
-  | { readonly action: 'approve'; readonly profile: string; readonly scope: Scope; readonly note?: string }
+  | { readonly action: 'approve'; readonly profile: string; readonly scope: Scope; readonly match?: AllowScope; readonly keywords?: boolean; readonly note?: string }
   | { readonly action: 'reject'; readonly reason: string }
   | { readonly action: 'block'; readonly category: string; readonly scope: Scope; readonly note?: string };
 
@@ -190,7 +195,7 @@ export class ReviewQueue {
         if (request.kind !== 'review') throw new ReviewError(400, 'bad_request', 'a report asks for a block: block it or reject it');
         note = decision.note?.trim() ?? '';
         rule = this.#policy.addRule(who.name, {
-          action: 'allow', kind: 'domain', value: request.host, profile: decision.profile, category: null,
+          action: 'allow', ...scopedValue(request.host, request.path, decision.match ?? 'page'), keywords: decision.keywords ?? true, profile: decision.profile, category: null,
           school: decision.scope === 'school' ? request.school : null, note: note || `Đề nghị #${seq}`, reviewSeq: seq,
         }).rule;
         status = 'approved';

@@ -1,5 +1,5 @@
 import type { Principal } from '../accounts.js';
-import type { PolicyRule, PolicyVersion } from '../district-policy.js';
+import { SCOPE_WORDS, scopedValue, scopeOf, type PolicyRule, type PolicyVersion } from '../district-policy.js';
 import type { ReviewRequestRow } from '../reviews.js';
 import type { School } from '../store.js';
 import { categoryLabel, profileLabel } from '../../util/labels.js';
@@ -56,6 +56,13 @@ export function reviewsPage(input: ReviewsPageInput): string {
   const scopeSelect = (request: ReviewRequestRow) =>
     `<select name="scope" aria-label="Phạm vi"><option value="school">Chỉ ${escapeHtml(request.schoolName ?? request.school)}</option>${user.school === null ? '<option value="all">Mọi trường</option>' : ''}</select>`;
   const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`;
+  // What an approval opens, narrowest first and preselected: the page, its folder, the site.
+  const matchSelect = (r: ReviewRequestRow) => {
+    const choice = (match: 'page' | 'path' | 'site', label: string) =>
+      `<option value="${match}"${match === 'page' ? ' selected' : ''}>${label}: ${escapeHtml(scopedValue(r.host, r.path, match).value)}</option>`;
+    return `<select name="match" aria-label="Mở đến đâu">${choice('page', 'Chỉ trang này')}${choice('path', 'Cả thư mục')}${choice('site', 'Cả trang web')}</select>`;
+  };
+  const keywordsSelect = '<select name="keywords" aria-label="Từ khóa"><option value="on" selected>Từ khóa vẫn chặn (tìm kiếm, trang khác)</option><option value="off">Không xét từ khóa ở đây</option></select>';
 
   const actions = (r: ReviewRequestRow): string => {
     if (r.status !== 'open') {
@@ -66,7 +73,7 @@ export function reviewsPage(input: ReviewsPageInput): string {
     const action = `/api/v1/reviews/${r.seq}`;
     const reject = `<form method="post" action="${action}" class="reject">${hidden}<input type="hidden" name="action" value="reject"><input name="reason" required placeholder="Lý do từ chối" aria-label="Lý do từ chối"><button type="submit">Từ chối</button></form>`;
     if (r.kind === 'review') {
-      return `<div class="actions"><form method="post" action="${action}" class="approve">${hidden}<input type="hidden" name="action" value="approve"><select name="profile" aria-label="Nhóm được mở">${options(input.profiles, r.profile, nameWithId(profileLabel))}</select>${scopeSelect(r)}<button type="submit">Chấp thuận (mở trang)</button></form>${reject}</div>`;
+      return `<div class="actions"><form method="post" action="${action}" class="approve">${hidden}<input type="hidden" name="action" value="approve"><select name="profile" aria-label="Nhóm được mở">${options(input.profiles, r.profile, nameWithId(profileLabel))}</select>${matchSelect(r)}${keywordsSelect}${scopeSelect(r)}<button type="submit">Chấp thuận (mở trang)</button></form>${reject}</div>`;
     }
     return `<div class="actions"><form method="post" action="${action}" class="block">${hidden}<input type="hidden" name="action" value="block"><select name="category" aria-label="Danh mục">${options(input.categories, r.category, nameWithId(categoryLabel))}</select>${scopeSelect(r)}<button type="submit">Chặn trang</button></form>${reject}</div>`;
   };
@@ -95,6 +102,15 @@ ${rows || '<tr><td colspan="9">Không có đề nghị nào.</td></tr>'}
   );
 }
 
+/** The kind column of the rules table: a keyword, or how much of a site, and for an allow whether keywords still apply. */
+function ruleKindLabel(rule: PolicyRule): string {
+  if (rule.kind === 'keyword') return 'Từ khóa';
+  const scope = SCOPE_WORDS[scopeOf(rule)];
+  const what = scope.charAt(0).toUpperCase() + scope.slice(1);
+  if (rule.action !== 'allow') return what === 'Cả trang web' ? 'Tên miền' : what;
+  return `${what}<br><small class="muted">${rule.keywords ? 'từ khóa vẫn chặn' : 'không xét từ khóa'}</small>`;
+}
+
 export interface PolicyPageInput {
   readonly user: Principal;
   readonly csrf: string;
@@ -116,7 +132,7 @@ export function policyPage(input: PolicyPageInput): string {
   const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`;
   const rows = input.rules
     .map(
-      (r) => `<tr id="rule-${r.id}" data-rule="${r.id}" data-value="${escapeHtml(r.value)}"><td>${r.id}</td><td>${r.action === 'allow' ? 'Cho phép' : 'Chặn'}</td><td>${r.kind === 'domain' ? 'Tên miền' : 'Từ khóa'}</td><td><b>${escapeHtml(r.value)}</b></td>
+      (r) => `<tr id="rule-${r.id}" data-rule="${r.id}" data-value="${escapeHtml(r.value)}"><td>${r.id}</td><td>${r.action === 'allow' ? 'Cho phép' : 'Chặn'}</td><td>${ruleKindLabel(r)}</td><td><b>${escapeHtml(r.value)}</b></td>
 <td>${r.profile !== null ? `Nhóm: ${escapeHtml(profileLabel(r.profile))}` : `Danh mục: ${escapeHtml(categoryLabel(r.category))}`}</td>
 <td>${r.school === null ? 'Mọi trường' : escapeHtml(schoolName.get(r.school) ?? r.school)}</td><td>${escapeHtml(r.note || '—')}</td>
 <td>${escapeHtml(r.createdBy)}<br><small class="muted">${vnTime(r.createdAt)}</small></td>
@@ -129,9 +145,10 @@ export function policyPage(input: PolicyPageInput): string {
   const addForm = admin
     ? `<section><h2>Thêm quy tắc</h2>
 <form method="post" action="/api/v1/district-policy/rules" class="filters" id="add-rule">${hidden}
-<label>Hành động <select name="action"><option value="block">Chặn</option><option value="allow">Cho phép (chỉ tên miền, theo nhóm)</option></select></label>
-<label>Loại <select name="kind"><option value="domain">Tên miền</option><option value="keyword">Từ khóa</option></select></label>
-<label>Tên miền hoặc từ khóa <input name="value" required placeholder="vd: lode88.example"></label>
+<label>Hành động <select name="action"><option value="block">Chặn</option><option value="allow">Cho phép (trang, thư mục hoặc tên miền, theo nhóm)</option></select></label>
+<label>Loại <select name="kind"><option value="domain">Tên miền (cả trang web)</option><option value="page">Một trang (cho phép)</option><option value="path">Một thư mục (cho phép)</option><option value="keyword">Từ khóa</option></select></label>
+<label>Tên miền, địa chỉ trang hoặc từ khóa <input name="value" required placeholder="vd: lode88.example"></label>
+<label>Khi cho phép ${'<select name="keywords"><option value="on" selected>Từ khóa vẫn chặn</option><option value="off">Không xét từ khóa</option></select>'}</label>
 <label>Nhóm (profile) <select name="profile"><option value="">—</option>${options(input.profiles, null, nameWithId(profileLabel))}</select></label>
 <label>hoặc Danh mục <select name="category"><option value="">—</option>${options(input.categories, null, nameWithId(categoryLabel))}</select></label>
 <label>Phạm vi <select name="school"><option value="">Mọi trường</option>${input.schools.filter((s) => s.revokedAt === null).map((s) => `<option value="${escapeHtml(s.id)}">${escapeHtml(s.name)}</option>`).join('')}</select></label>
