@@ -65,7 +65,8 @@ export const DISTRICT_MIGRATIONS: readonly string[] = [
  *   (whole site, keywords off).
  * - `users.disabled_at`: a disabled account cannot log in and has no sessions.
  * - `login_throttle`: failed logins counted per source address and per (address, name),
- *   so guessing from one address neither sprays many names nor locks the real user out.
+ *   so guessing from one address neither sprays many names nor locks the real user out
+ *   (it replaces `login_failures`, which counted per name only).
  */
 export const DISTRICT_LATER_MIGRATIONS: readonly string[] = [
   `CREATE TABLE policy_rules_scoped (
@@ -93,6 +94,7 @@ export const DISTRICT_LATER_MIGRATIONS: readonly string[] = [
    ALTER TABLE policy_rules_scoped RENAME TO policy_rules;
    CREATE INDEX policy_rules_live ON policy_rules(removed_at);
    ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+   DROP TABLE login_failures;
    CREATE TABLE login_throttle (
      key TEXT PRIMARY KEY,
      failures INTEGER NOT NULL,

@@ -217,6 +217,29 @@ export function registerCentral(program: Command): void {
       });
     });
 
+  // Each change is audited as the command line's user; disabling, deleting or a new
+  // password ends the account's sessions at once.
+  const userChange = (command: string, description: string, done: string, change: (accounts: AccountStore, name: string) => void | Promise<void>) =>
+    user
+      .command(command)
+      .description(description)
+      .argument('<name>', 'login name')
+      .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+      .action(async (name: string, options: { data: string }) => {
+        await withStore(options.data, async (store) => {
+          await change(new AccountStore(store.database), name);
+          process.stderr.write(`${done.replace('{name}', name)}\n`);
+        });
+      });
+  userChange('disable', 'disable a dashboard user: no login, sessions end now', 'đã khóa tài khoản {name} (các phiên đăng nhập đã kết thúc)', (accounts, name) =>
+    accounts.setDisabled(cliActor(), name, true),
+  );
+  userChange('enable', 'enable a disabled dashboard user again', 'đã mở lại tài khoản {name}', (accounts, name) => accounts.setDisabled(cliActor(), name, false));
+  userChange('delete', 'delete a dashboard user and end its sessions', 'đã xóa tài khoản {name}', (accounts, name) => accounts.deleteUser(cliActor(), name));
+  userChange('reset-password', 'set a new password (read from stdin, or asked for on a terminal); sessions end', 'đã đặt mật khẩu mới cho {name} (các phiên đăng nhập đã kết thúc)', async (accounts, name) =>
+    accounts.resetPassword(cliActor(), name, await readPassword()),
+  );
+
   user
     .command('list')
     .description('dashboard users')
@@ -225,8 +248,9 @@ export function registerCentral(program: Command): void {
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         for (const u of new AccountStore(store.database).users()) {
-          if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString() })}\n`);
-          else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}\n`);
+          const disabledAt = u.disabledAt === null ? null : new Date(u.disabledAt).toISOString();
+          if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString(), disabledAt })}\n`);
+          else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}${disabledAt === null ? '' : '  đã khóa'}\n`);
         }
       });
     });

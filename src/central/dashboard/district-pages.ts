@@ -7,10 +7,7 @@ import { escapeHtml, shell } from './pages.js';
 
 /** Server-rendered pages of the review queue and the district policy: plain forms, so they work without script. */
 
-/** Vietnam time (UTC+7), to the minute: what district staff read. */
-function vnTime(ms: number): string {
-  return new Date(ms + 7 * 3_600_000).toISOString().slice(0, 16).replace('T', ' ');
-}
+import { vnDateTime as vnTime } from './vn-time.js';
 
 function options(values: readonly string[], selected: string | null, label: (v: string) => string): string {
   return values.map((v) => `<option value="${escapeHtml(v)}"${v === selected ? ' selected' : ''}>${escapeHtml(label(v))}</option>`).join('');
