@@ -17,6 +17,8 @@ export interface Principal {
   readonly role: Role;
   /** Set for `school-it`: every query is limited to this school. */
   readonly school: string | null;
+  /** The school's name, for pages (sessions carry it; the id is for queries). */
+  readonly schoolName?: string | null;
 }
 
 export interface User extends Principal {
@@ -78,8 +80,8 @@ export class AccountStore {
       users: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY name'),
       school: db.prepare<[string], { id: string }>('SELECT id FROM schools WHERE id = ?'),
       insertSession: db.prepare('INSERT INTO sessions (id_hash, user, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'),
-      session: db.prepare<[Buffer, number], UserRow & { csrf: string; expires_at: number }>(
-        'SELECT u.*, s.csrf, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL',
+      session: db.prepare<[Buffer, number], UserRow & { csrf: string; expires_at: number; school_name: string | null }>(
+        'SELECT u.*, s.csrf, s.expires_at, (SELECT name FROM schools WHERE id = u.school) AS school_name FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL',
       ),
       endUserSessions: db.prepare('DELETE FROM sessions WHERE user = ?'),
       setDisabled: db.prepare('UPDATE users SET disabled_at = ? WHERE name = ?'),
@@ -182,7 +184,7 @@ export class AccountStore {
   session(id: string, now = Date.now()): Session | null {
     const row = this.#q.session.get(hashSessionId(id), now);
     if (row === undefined) return null;
-    return { user: { name: row.name, role: row.role, school: row.school }, csrf: row.csrf, expiresAt: row.expires_at };
+    return { user: { name: row.name, role: row.role, school: row.school, schoolName: row.school_name }, csrf: row.csrf, expiresAt: row.expires_at };
   }
 
   endSession(id: string): void {

@@ -13,7 +13,8 @@ function options(values: readonly string[], selected: string | null, label: (v: 
   return values.map((v) => `<option value="${escapeHtml(v)}"${v === selected ? ' selected' : ''}>${escapeHtml(label(v))}</option>`).join('');
 }
 
-const nameWithId = (label: (v: string) => string) => (v: string) => (label(v) === v ? v : `${label(v)} (${v})`);
+/** People choose by the Vietnamese name; a name with no label (a school's own category) shows as written. */
+const nameWithId = (label: (v: string) => string) => (v: string) => label(v);
 
 const NOTICES: Readonly<Record<string, string>> = {
   approved: 'Đã chấp thuận. Cổng lọc của các trường liên quan sẽ áp dụng trong vòng một phút.',
@@ -78,11 +79,11 @@ export function reviewsPage(input: ReviewsPageInput): string {
   const rows = input.requests
     .map(
       (r) => `<tr data-seq="${r.seq}" data-host="${escapeHtml(r.host)}" data-kind="${r.kind}" data-status="${r.status}">
-<td>${vnTime(r.time)}</td><td>${escapeHtml(r.schoolName ?? r.school)}</td>
+<td data-label="Lúc">${vnTime(r.time)}</td><td data-label="Trường">${escapeHtml(r.schoolName ?? r.school)}</td>
 <td>${r.kind === 'review' ? 'Đề nghị mở' : '<span class="kind-report">Báo cáo trang có hại</span>'}</td>
-<td><b>${escapeHtml(r.host)}</b>${r.path === '/' ? '' : `<br><small>${escapeHtml(r.path)}</small>`}</td>
-<td>${escapeHtml(r.category === null ? '—' : categoryLabel(r.category))}</td><td>${escapeHtml(profileLabel(r.profile))}</td>
-<td>${escapeHtml(r.note || '—')}</td><td>${escapeHtml(r.reference ?? '—')}</td><td>${actions(r)}</td></tr>`,
+<td class="page"><b>${escapeHtml(r.host)}</b>${r.path === '/' ? '' : `<br><small>${escapeHtml(r.path)}</small>`}${r.count > 1 ? `<br><span class="count" data-count="${r.count}">${r.count} lượt đề nghị giống nhau</span>` : ''}</td>
+<td data-label="Danh mục">${escapeHtml(r.category === null ? '—' : categoryLabel(r.category))}</td><td data-label="Nhóm">${escapeHtml(profileLabel(r.profile))}</td>
+<td data-label="Ghi chú">${r.notes.length === 0 ? '—' : r.notes.map(escapeHtml).join('<br>')}</td><td data-label="Mã tham chiếu">${escapeHtml(r.reference ?? '—')}</td><td>${actions(r)}</td></tr>`,
     )
     .join('\n');
   const tab = (status: string, label: string) => `<a href="/reviews?status=${status}"${status === input.status ? ' aria-current="page"' : ''}>${label}</a>`;
@@ -93,7 +94,7 @@ export function reviewsPage(input: ReviewsPageInput): string {
     csrf,
     `${notice(input.notice)}<p class="hint">Đề nghị mở trang từ trang chặn, và báo cáo trang có hại chưa bị chặn, do học sinh và giáo viên gửi qua cổng lọc của trường. Chấp thuận hoặc chặn sẽ thêm một quy tắc vào chính sách quận/huyện.</p>
 <nav class="tabs">${tab('open', `Đang chờ (${input.openCount})`)}${tab('decided', 'Đã xử lý')}${tab('all', 'Tất cả')}</nav>
-<table id="reviews"><thead><tr><th>Thời gian</th><th>Trường</th><th>Loại</th><th>Trang</th><th>Danh mục</th><th>Nhóm</th><th>Ghi chú</th><th>Mã tham chiếu</th><th>Xử lý</th></tr></thead><tbody>
+<table id="reviews" class="cards"><thead><tr><th>Thời gian</th><th>Trường</th><th>Loại</th><th>Trang</th><th>Danh mục</th><th>Nhóm</th><th>Ghi chú</th><th>Mã tham chiếu</th><th>Xử lý</th></tr></thead><tbody>
 ${rows || '<tr><td colspan="9">Không có đề nghị nào.</td></tr>'}
 </tbody></table>`,
   );
@@ -105,7 +106,15 @@ function ruleKindLabel(rule: PolicyRule): string {
   const scope = SCOPE_WORDS[scopeOf(rule)];
   const what = scope.charAt(0).toUpperCase() + scope.slice(1);
   if (rule.action !== 'allow') return what === 'Cả trang web' ? 'Tên miền' : what;
-  return `${what}<br><small class="muted">${rule.keywords ? 'từ khóa vẫn chặn' : 'không xét từ khóa'}</small>`;
+  return `${what} <small class="muted">(${rule.keywords ? 'từ khóa vẫn chặn' : 'không xét từ khóa'})</small>`;
+}
+
+/** A history line names the school by id (written when the rule was made); people read its name. */
+function withSchoolNames(summary: string, names: ReadonlyMap<string, string>): string {
+  return summary.replace(/trường (\S+)$/, (whole, id: string) => {
+    const name = names.get(id);
+    return name === undefined ? whole : name;
+  });
 }
 
 export interface PolicyPageInput {
@@ -129,15 +138,15 @@ export function policyPage(input: PolicyPageInput): string {
   const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`;
   const rows = input.rules
     .map(
-      (r) => `<tr id="rule-${r.id}" data-rule="${r.id}" data-value="${escapeHtml(r.value)}"><td>${r.id}</td><td>${r.action === 'allow' ? 'Cho phép' : 'Chặn'}</td><td>${ruleKindLabel(r)}</td><td><b>${escapeHtml(r.value)}</b></td>
-<td>${r.profile !== null ? `Nhóm: ${escapeHtml(profileLabel(r.profile))}` : `Danh mục: ${escapeHtml(categoryLabel(r.category))}`}</td>
-<td>${r.school === null ? 'Mọi trường' : escapeHtml(schoolName.get(r.school) ?? r.school)}</td><td>${escapeHtml(r.note || '—')}</td>
-<td>${escapeHtml(r.createdBy)}<br><small class="muted">${vnTime(r.createdAt)}</small></td>
+      (r) => `<tr id="rule-${r.id}" data-rule="${r.id}" data-value="${escapeHtml(r.value)}"><td data-label="#">${r.id}</td><td data-label="Hành động">${r.action === 'allow' ? 'Cho phép' : 'Chặn'}</td><td data-label="Loại">${ruleKindLabel(r)}</td><td class="value"><b>${escapeHtml(r.value)}</b></td>
+<td data-label="Áp dụng cho">${r.profile !== null ? `Nhóm: ${escapeHtml(profileLabel(r.profile))}` : `Danh mục: ${escapeHtml(categoryLabel(r.category))}`}</td>
+<td data-label="Phạm vi">${r.school === null ? 'Mọi trường' : escapeHtml(schoolName.get(r.school) ?? r.school)}</td><td data-label="Ghi chú">${escapeHtml(r.note || '—')}</td>
+<td data-label="Người tạo">${escapeHtml(r.createdBy)}, <span class="muted nowrap">${vnTime(r.createdAt)}</span></td>
 <td>${admin ? `<form method="post" action="/api/v1/district-policy/rules/${r.id}/remove">${hidden}<button type="submit">Bỏ</button></form>` : ''}</td></tr>`,
     )
     .join('\n');
   const history = input.versions
-    .map((v) => `<tr><td>v${v.version}</td><td>${vnTime(v.at)}</td><td>${escapeHtml(v.actor)}</td><td>${escapeHtml(v.summary)}</td></tr>`)
+    .map((v) => `<tr><td data-label="Phiên bản">v${v.version}</td><td class="nowrap" data-label="Lúc">${vnTime(v.at)}</td><td data-label="Người thực hiện">${escapeHtml(v.actor)}</td><td data-label="Thay đổi">${escapeHtml(withSchoolNames(v.summary, schoolName))}</td></tr>`)
     .join('\n');
   const addForm = admin
     ? `<section><h2>Thêm quy tắc</h2>
@@ -165,12 +174,12 @@ export function policyPage(input: PolicyPageInput): string {
 <p class="hint">Lưu nội dung dưới đây thành tệp trên cổng lọc của trường và chạy <code>lachan serve --central-key TỆP</code>. Đọc dấu vân tay cho cán bộ trường để kiểm tra.</p>
 <pre>${escapeHtml(input.publicKeyPem)}</pre></details></section>
 <section><h2>Quy tắc đang áp dụng</h2>
-<table id="rules"><thead><tr><th>#</th><th>Hành động</th><th>Loại</th><th>Giá trị</th><th>Áp dụng cho</th><th>Phạm vi</th><th>Ghi chú</th><th>Người tạo</th><th></th></tr></thead><tbody>
+<table id="rules" class="cards"><thead><tr><th>#</th><th>Hành động</th><th>Loại</th><th>Giá trị</th><th>Áp dụng cho</th><th>Phạm vi</th><th>Ghi chú</th><th>Người tạo</th><th></th></tr></thead><tbody>
 ${rows || '<tr><td colspan="9">Chưa có quy tắc nào.</td></tr>'}
 </tbody></table></section>
 ${addForm}
 <section><h2>Lịch sử phiên bản</h2>
-<table id="versions"><thead><tr><th>Phiên bản</th><th>Lúc</th><th>Người thực hiện</th><th>Thay đổi</th></tr></thead><tbody>
+<table id="versions" class="cards"><thead><tr><th>Phiên bản</th><th>Lúc</th><th>Người thực hiện</th><th>Thay đổi</th></tr></thead><tbody>
 ${history || '<tr><td colspan="4">Chưa có thay đổi nào.</td></tr>'}
 </tbody></table></section>`,
   );

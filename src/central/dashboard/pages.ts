@@ -55,7 +55,7 @@ export function shell(page: PageName, title: string, user: Principal, csrf: stri
 <header>
 <strong>Lá chắn</strong>
 <nav>${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${link('reviews', '/reviews', 'Đề nghị & báo cáo')}${link('policy', '/policy', 'Chính sách quận/huyện')}${user.role === 'admin' ? link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}</nav>
-<span class="who">${escapeHtml(user.name)} · ${ROLE_NAMES[user.role] ?? user.role}${user.school === null ? '' : ` · trường ${escapeHtml(user.school)}`}</span>
+<span class="who">${escapeHtml(user.name)} · ${ROLE_NAMES[user.role] ?? user.role}${user.school === null ? '' : ` · ${escapeHtml(user.schoolName ?? user.school)}`}</span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit">Đăng xuất</button></form>
 </header>
 <main>
@@ -91,15 +91,15 @@ export function logsPage(user: Principal, csrf: string): string {
     csrf,
     `<form id="filters" class="filters">
 <label>Trường <select name="school"><option value="">Tất cả</option></select></label>
-<label>Cấp học (profile) <input name="profile" placeholder="tieu-hoc"></label>
-<label>Danh mục <input name="category" placeholder="gambling"></label>
+<label>Cấp học <select name="profile"><option value="">Tất cả</option></select></label>
+<label>Danh mục <select name="category"><option value="">Tất cả</option></select></label>
 <label>Tên miền <input name="host" placeholder="www.example.com"></label>
 <label>Từ <input name="from" type="datetime-local"></label>
 <label>Đến <input name="to" type="datetime-local"></label>
 <button type="submit">Lọc</button>
 <a id="csv" href="/api/v1/events.csv" download>Tải CSV</a>
 </form>
-<table id="events"><thead><tr><th>Thời gian</th><th>Trường</th><th>Cấp học</th><th>Danh mục</th><th>Tên miền</th><th>Đường dẫn</th><th>Quy tắc</th><th>Nguồn</th></tr></thead><tbody></tbody></table>
+<div class="scroll"><table id="events"><thead><tr><th>Thời gian</th><th>Trường</th><th>Cấp học</th><th>Danh mục</th><th>Tên miền</th><th>Đường dẫn</th><th>Quy tắc</th><th>Nguồn</th></tr></thead><tbody></tbody></table></div>
 <p><span id="count"></span> <button id="more" type="button" hidden>Trang sau</button></p>`,
   );
 }
@@ -121,7 +121,7 @@ export function usersPage(user: Principal, csrf: string, users: readonly User[],
       const reset = `<form method="post" action="${action}/password" class="reset">${hidden}<input name="password" type="password" required minlength="10" autocomplete="new-password" placeholder="Mật khẩu mới" aria-label="Mật khẩu mới cho ${escapeHtml(u.name)}"><button type="submit">Đặt mật khẩu</button></form>`;
       const remove = `<form method="post" action="${action}/delete" class="delete">${hidden}<button type="submit" class="danger">Xóa</button></form>`;
       const school = u.school === null ? '—' : (schoolNames.get(u.school) ?? u.school);
-      return `<tr data-user="${escapeHtml(u.name)}"${disabled ? ' class="disabled"' : ''}><td>${escapeHtml(u.name)}</td><td>${ROLE_NAMES[u.role] ?? u.role}</td><td>${escapeHtml(school)}</td><td>${disabled ? `Đã khóa (${vnDateTime(u.disabledAt!)})` : 'Hoạt động'}</td><td><div class="actions">${toggle}${reset}${remove}</div></td></tr>`;
+      return `<tr data-user="${escapeHtml(u.name)}"${disabled ? ' class="disabled"' : ''}><td class="name">${escapeHtml(u.name)}</td><td data-label="Vai trò">${ROLE_NAMES[u.role] ?? u.role}</td><td data-label="Trường">${escapeHtml(school)}</td><td data-label="Trạng thái">${disabled ? `Đã khóa (${vnDateTime(u.disabledAt!)})` : 'Hoạt động'}</td><td><div class="actions">${toggle}${reset}${remove}</div></td></tr>`;
     })
     .join('\n');
   const notice = done === null || USER_NOTICES[done] === undefined ? '' : `<p class="notice" role="status">${USER_NOTICES[done]}</p>`;
@@ -130,9 +130,9 @@ export function usersPage(user: Principal, csrf: string, users: readonly User[],
     'Tài khoản',
     user,
     csrf,
-    `${notice}<div class="scroll"><table id="users"><thead><tr><th>Tên đăng nhập</th><th>Vai trò</th><th>Trường</th><th>Trạng thái</th><th>Thao tác</th></tr></thead><tbody>
+    `${notice}<table id="users" class="cards"><thead><tr><th>Tên đăng nhập</th><th>Vai trò</th><th>Trường</th><th>Trạng thái</th><th>Thao tác</th></tr></thead><tbody>
 ${rows}
-</tbody></table></div>
+</tbody></table>
 <p class="hint">Khóa, xóa hoặc đặt mật khẩu mới sẽ kết thúc ngay các phiên đăng nhập của tài khoản đó. Mọi thao tác được ghi vào nhật ký thay đổi.</p>
 <section><h2>Thêm tài khoản</h2>
 <form id="add-user" class="filters">
@@ -183,11 +183,18 @@ function auditDetail(json: string | null): string {
     .join('<br>');
 }
 
-export function auditPage(user: Principal, csrf: string, entries: readonly AuditEntry[]): string {
+/** `school:ID` as the school's name (with the id, which scripts search for). */
+function targetText(target: string, schoolNames: ReadonlyMap<string, string>): string {
+  if (!target.startsWith('school:')) return target;
+  const name = schoolNames.get(target.slice(7));
+  return name === undefined ? target : `${name} (${target})`;
+}
+
+export function auditPage(user: Principal, csrf: string, entries: readonly AuditEntry[], schoolNames: ReadonlyMap<string, string> = new Map()): string {
   const rows = entries
     .map(
       (e) =>
-        `<tr><td class="nowrap">${vnDateTime(e.at)}</td><td>${escapeHtml(e.actor)}</td><td>${escapeHtml(AUDIT_ACTIONS[e.action] ?? e.action)}<br><small class="muted">${escapeHtml(e.action)}</small></td><td>${escapeHtml(e.target)}</td><td class="detail">${auditDetail(e.before)}</td><td class="detail">${auditDetail(e.after)}</td></tr>`,
+        `<tr><td class="nowrap" data-label="Lúc">${vnDateTime(e.at)}</td><td data-label="Người thực hiện">${escapeHtml(e.actor)}</td><td data-label="Thao tác">${escapeHtml(AUDIT_ACTIONS[e.action] ?? e.action)} <small class="muted">${escapeHtml(e.action)}</small></td><td data-label="Đối tượng">${escapeHtml(targetText(e.target, schoolNames))}</td>${e.before === null ? '<td class="empty"></td>' : `<td class="detail" data-label="Trước">${auditDetail(e.before)}</td>`}${e.after === null ? '<td class="empty"></td>' : `<td class="detail" data-label="Sau">${auditDetail(e.after)}</td>`}</tr>`,
     )
     .join('\n');
   return shell(
@@ -195,9 +202,9 @@ export function auditPage(user: Principal, csrf: string, entries: readonly Audit
     'Nhật ký thay đổi',
     user,
     csrf,
-    `<div class="scroll"><table id="audit"><thead><tr><th>Lúc (giờ Việt Nam)</th><th>Người thực hiện</th><th>Thao tác</th><th>Đối tượng</th><th>Trước</th><th>Sau</th></tr></thead><tbody>
+    `<table id="audit" class="cards"><thead><tr><th>Lúc (giờ Việt Nam)</th><th>Người thực hiện</th><th>Thao tác</th><th>Đối tượng</th><th>Trước</th><th>Sau</th></tr></thead><tbody>
 ${rows || '<tr><td colspan="6">Chưa có thay đổi nào.</td></tr>'}
-</tbody></table></div>`,
+</tbody></table>`,
   );
 }
 

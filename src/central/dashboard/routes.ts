@@ -228,7 +228,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         else if (path === '/logs') sendHtml(response, 200, logsPage(user, csrf));
         else if (user.role !== 'admin') sendHtml(response, 403, errorPage(403, 'Trang này chỉ dành cho quản trị viên.'));
         else if (path === '/users') sendHtml(response, 200, usersPage(user, csrf, accounts.users(), new Map((await store.listSchools()).map((s) => [s.id, s.name])), url.searchParams.get('done')));
-        else sendHtml(response, 200, auditPage(user, csrf, accounts.auditLog()));
+        else sendHtml(response, 200, auditPage(user, csrf, accounts.auditLog(), new Map((await store.listSchools()).map((s) => [s.id, s.name]))));
         return true;
       }
       if (path === '/api/v1/dashboard/schools') {
