@@ -73,6 +73,41 @@ describe('login throttling by address', () => {
   });
 });
 
+describe('login throttling behind a reverse proxy', () => {
+  it('throttles by the client the trusted proxy names, not by the proxy, and ignores what others forward', async () => {
+    const behind = mkdtempSync(path.join(tmpdir(), 'lachan-accounts-proxy-'));
+    addSchool(behind, 'TH Trạm Tấu');
+    addUser(behind, 'quantri', 'admin');
+    // 127.0.0.9 plays the TLS reverse proxy.
+    const proxied = await startCollector(behind, ['--trusted-proxy', '127.0.0.9']);
+    try {
+      const viaProxy = fetchFrom('127.0.0.9');
+      const attempt = async (client: string, password: string, from = viaProxy) => {
+        const form = await from(`${proxied.url}/login`);
+        const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
+        const cookie = form.headers.getSetCookie().find((c) => c.startsWith('lachan_login_csrf='))!.split(';')[0]!;
+        return from(`${proxied.url}/login`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', cookie, 'x-forwarded-for': client },
+          body: new URLSearchParams({ csrf, name: 'quantri', password }).toString(),
+        });
+      };
+      for (let i = 0; i < 4; i++) expect((await attempt('203.0.113.7', 'sai-mat-khau-roi')).status).toBe(401);
+      expect((await attempt('203.0.113.7', 'sai-mat-khau-roi')).status).toBe(429);
+      // The administrator's own address, through the same proxy, is let in.
+      expect((await attempt('198.51.100.20', PASSWORD)).status).toBe(303);
+      // A client cannot pick its own address: the proxy's appended one counts.
+      expect((await attempt('198.51.100.20, 203.0.113.7', PASSWORD)).status).toBe(429);
+      // Not through the trusted proxy, X-Forwarded-For means nothing: 127.0.0.10 is not the throttled client.
+      expect((await attempt('203.0.113.7', PASSWORD, fetchFrom('127.0.0.10'))).status).toBe(303);
+    } finally {
+      await stopCollector(proxied);
+      rmSync(behind, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('disabling, deleting and resetting accounts', () => {
   it('lachan central user disable ends the session at once; enable lets the user log in again', async () => {
     const teacher = await login(collector.url, 'giaovien');

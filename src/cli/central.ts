@@ -72,6 +72,7 @@ interface ServeOptions {
   data: string;
   retentionDays: number;
   rateLimit: number;
+  trustedProxy?: string;
 }
 
 export function registerCentral(program: Command): void {
@@ -85,6 +86,7 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
     .option('--retention-days <days>', 'days raw events and decided review requests are kept (daily roll-ups and policy rules stay)', positiveInt('--retention-days'), 400)
     .option('--rate-limit <n>', 'ingest requests a second per school', positiveInt('--rate-limit'), 20)
+    .option('--trusted-proxy <addresses>', "reverse proxy addresses (comma-separated) whose X-Forwarded-For names the client, for login throttling")
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} is not a port`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
@@ -93,7 +95,8 @@ export function registerCentral(program: Command): void {
       const adminToken = loadOrCreateAdminToken(options.data);
       const accounts = new AccountStore(store.database);
       const district = explainKeyErrors(() => openDistrict(store.database, options.data, (...entry) => accounts.audit(...entry)));
-      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district });
+      const trustedProxies = (options.trustedProxy ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district, trustedProxies });
       const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district });
 
       const retentionMs = options.retentionDays * DAY_MS;

@@ -36,7 +36,20 @@ const USER_ERRORS: Readonly<Record<string, string>> = {
   LACHAN_WEAK_PASSWORD: 'Mật khẩu mới phải có ít nhất 10 ký tự.',
 };
 const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
-export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District }): Dashboard {
+/**
+ * Where a login comes from: the peer, or behind one of `trusted` reverse proxies the
+ * address it appended last to X-Forwarded-For (what a client wrote before it is not
+ * believed). Without this every login behind a proxy would share one throttle.
+ */
+export function loginSource(request: IncomingMessage, trusted: ReadonlySet<string>): string {
+  const peer = (request.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+  if (!trusted.has(peer)) return peer;
+  const forwarded = String(request.headers['x-forwarded-for'] ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  return forwarded.at(-1) ?? peer;
+}
+
+export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District; trustedProxies?: readonly string[] }): Dashboard {
+  const trustedProxies = new Set(options.trustedProxies ?? []);
   const { store, accounts, queries } = options;
   const districtRoutes =
     options.district === undefined ? null : createDistrictRoutes({ district: options.district, store, session: (request) => session(request)?.session ?? null });
@@ -63,7 +76,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
     const password = fields.get('password') ?? '';
     const retry = (status: number, message: string) => sendHtml(response, status, loginPage(expected, message, name));
     // Throttled by where the guesses come from, not by account: the real user elsewhere is never locked out.
-    const address = request.socket.remoteAddress ?? 'unknown';
+    const address = loginSource(request, trustedProxies);
     const tooMany = (wait: number) =>
       sendHtml(response, 429, loginPage(expected, `Đăng nhập sai nhiều lần từ máy này. Hãy thử lại sau ${waitText(wait)}.`, name), { 'retry-after': String(Math.ceil(wait / 1000)) });
     const waiting = accounts.throttle.waitFor(address, name);
