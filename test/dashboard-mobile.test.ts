@@ -144,6 +144,7 @@ describeWithBrowser('the district dashboard on a 390 px phone', () => {
     const history = await page.locator('#versions').innerText();
     expect(history).toContain('TH Trạm Tấu');
     expect(history).not.toContain(school.id);
+    expect(history).toContain('nhóm Tiểu học');
     expect(history).toMatch(VN_TIME);
     await shoot('4-policy');
   });

@@ -109,12 +109,15 @@ function ruleKindLabel(rule: PolicyRule): string {
   return `${what} <small class="muted">(${rule.keywords ? 'từ khóa vẫn chặn' : 'không xét từ khóa'})</small>`;
 }
 
-/** A history line names the school by id (written when the rule was made); people read its name. */
+/**
+ * A history line names the school, age group and category as stored when the rule was
+ * made (ids and slugs); people read their names.
+ */
 function withSchoolNames(summary: string, names: ReadonlyMap<string, string>): string {
-  return summary.replace(/trường (\S+)$/, (whole, id: string) => {
-    const name = names.get(id);
-    return name === undefined ? whole : name;
-  });
+  return summary
+    .replace(/nhóm ([a-z0-9_.-]+)/, (_whole, id: string) => `nhóm ${profileLabel(id)}`)
+    .replace(/danh mục ([a-z0-9_.-]+)/, (_whole, id: string) => `danh mục ${categoryLabel(id)}`)
+    .replace(/trường (\S+)$/, (whole, id: string) => names.get(id) ?? whole);
 }
 
 export interface PolicyPageInput {
