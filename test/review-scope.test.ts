@@ -149,7 +149,14 @@ describe('approving a review opens only what was asked', () => {
     expect(await status('vnexpress.test', '/search?q=xem+phim+sex')).toBe(403);
   });
 
-  it('refuses a scope it does not know', async () => {
+  it('takes the same choices as JSON from a script, and refuses a scope it does not know', async () => {
+    const json = await fetch(`${collector.url}/api/v1/reviews/${await askForReview('hoc-toan.test', '/on-tap/', 'games')}`, {
+      method: 'POST',
+      headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf, 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'approve', profile: 'tieu-hoc', scope: 'school', match: 'path', keywords: false }),
+    });
+    expect(json.status).toBe(200);
+    expect((await json.json()) as unknown).toMatchObject({ rule: { kind: 'url', match: 'path', value: 'hoc-toan.test/on-tap/', keywords: false } });
     const seq = await askForReview('vnexpress.test', '/bai-hoc/khac', 'gambling');
     const response = await fetch(`${collector.url}/api/v1/reviews/${seq}`, {
       method: 'POST',

@@ -66,11 +66,12 @@ function matchOf(fields: Fields): AllowScope {
   return match as AllowScope;
 }
 
-/** Whether keyword rules still apply inside an allow: yes unless said `off`. */
+/** Whether keyword rules still apply inside an allow: yes unless said `off` (`false` in JSON). */
 function keywordsOf(fields: Fields): boolean {
   const keywords = fields.get('keywords') || 'on';
-  if (keywords !== 'on' && keywords !== 'off') throw new HttpError(400, 'bad_request', 'keywords: on or off');
-  return keywords === 'on';
+  if (keywords === 'on' || keywords === 'true') return true;
+  if (keywords === 'off' || keywords === 'false') return false;
+  throw new HttpError(400, 'bad_request', 'keywords: on or off');
 }
 
 function decisionOf(fields: Fields): ReviewDecision {
@@ -147,7 +148,7 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
       }
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError(400, 'bad_request', 'body: a JSON object');
       const record = parsed as Record<string, unknown>;
-      fields = { get: (name) => (typeof record[name] === 'string' ? (record[name] as string) : typeof record[name] === 'number' ? String(record[name]) : null) };
+      fields = { get: (name) => (typeof record[name] === 'string' ? (record[name] as string) : typeof record[name] === 'number' || typeof record[name] === 'boolean' ? String(record[name]) : null) };
     }
     if (request.headers.authorization === undefined) {
       const current = deps.session(request);
