@@ -182,6 +182,8 @@ describeWithBrowser('the district dashboard on a 390 px phone', () => {
     expect(audit).toContain('Chấp thuận đề nghị');
     expect(audit).toMatch(VN_TIME);
     expect(audit).not.toMatch(/\d{4}-\d\d-\d\dT/);
+    // The rule the approval made names its school by name.
+    expect(audit).toContain('school: TH Trạm Tấu');
     await shoot('7-audit');
   });
 });

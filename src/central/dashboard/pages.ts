@@ -165,8 +165,8 @@ const AUDIT_ACTIONS: Readonly<Record<string, string>> = {
   'school.revoke': 'Thu hồi trường',
 };
 
-/** A recorded before/after value as `field: value` lines, times in Vietnam time. */
-function auditDetail(json: string | null): string {
+/** A recorded before/after value as `field: value` lines, times in Vietnam time, schools by name. */
+function auditDetail(json: string | null, schoolNames: ReadonlyMap<string, string>): string {
   if (json === null) return '';
   let value: unknown;
   try {
@@ -177,7 +177,11 @@ function auditDetail(json: string | null): string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return escapeHtml(JSON.stringify(value));
   return Object.entries(value as Record<string, unknown>)
     .map(([key, v]) => {
-      const shown = (key === 'createdAt' || key === 'at') && typeof v === 'number' ? vnDateTime(v) : typeof v === 'string' ? v : JSON.stringify(v);
+      const shown =
+        (key === 'createdAt' || key === 'at') && typeof v === 'number' ? vnDateTime(v)
+        : key === 'school' && typeof v === 'string' ? (schoolNames.get(v) ?? v)
+        : typeof v === 'string' ? v
+        : JSON.stringify(v);
       return `<span class="kv"><b>${escapeHtml(key)}</b>: ${escapeHtml(shown)}</span>`;
     })
     .join('<br>');
@@ -194,7 +198,7 @@ export function auditPage(user: Principal, csrf: string, entries: readonly Audit
   const rows = entries
     .map(
       (e) =>
-        `<tr><td class="nowrap" data-label="Lúc">${vnDateTime(e.at)}</td><td data-label="Người thực hiện">${escapeHtml(e.actor)}</td><td data-label="Thao tác">${escapeHtml(AUDIT_ACTIONS[e.action] ?? e.action)} <small class="muted">${escapeHtml(e.action)}</small></td><td data-label="Đối tượng">${escapeHtml(targetText(e.target, schoolNames))}</td>${e.before === null ? '<td class="empty"></td>' : `<td class="detail" data-label="Trước">${auditDetail(e.before)}</td>`}${e.after === null ? '<td class="empty"></td>' : `<td class="detail" data-label="Sau">${auditDetail(e.after)}</td>`}</tr>`,
+        `<tr><td class="nowrap" data-label="Lúc">${vnDateTime(e.at)}</td><td data-label="Người thực hiện">${escapeHtml(e.actor)}</td><td data-label="Thao tác">${escapeHtml(AUDIT_ACTIONS[e.action] ?? e.action)} <small class="muted">${escapeHtml(e.action)}</small></td><td data-label="Đối tượng">${escapeHtml(targetText(e.target, schoolNames))}</td>${e.before === null ? '<td class="empty"></td>' : `<td class="detail" data-label="Trước">${auditDetail(e.before, schoolNames)}</td>`}${e.after === null ? '<td class="empty"></td>' : `<td class="detail" data-label="Sau">${auditDetail(e.after, schoolNames)}</td>`}</tr>`,
     )
     .join('\n');
   return shell(
