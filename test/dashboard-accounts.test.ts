@@ -125,6 +125,13 @@ describe('disabling, deleting and resetting accounts', () => {
     expect(lachan(['central', 'user', 'enable', 'giaovien', '--data', dataDir]).code).toBe(0);
     await login(collector.url, 'giaovien');
     expect(lachan(['central', 'user', 'disable', 'khong-co-ai', '--data', dataDir]).code).toBe(2);
+    // A new password from the command line (stdin, never echoed) ends the session just opened.
+    const session = await login(collector.url, 'giaovien');
+    const reset = lachan(['central', 'user', 'reset-password', 'giaovien', '--data', dataDir], `${NEW_PASSWORD}\n`);
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout + reset.stderr).not.toContain(NEW_PASSWORD);
+    expect((await get('/', session)).status).toBe(303);
+    await login(collector.url, 'giaovien', NEW_PASSWORD);
   });
 
   it('an administrator disables an account on the users page: its open session is refused at the next request', async () => {
