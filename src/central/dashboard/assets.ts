@@ -47,6 +47,10 @@ code{font-size:.85em}
 #events{min-width:62em}
 #events td:first-child{white-space:nowrap}
 .nowrap{white-space:nowrap}
+#reviews th,#reviews td{word-break:normal;overflow-wrap:normal}
+#reviews td.page{min-width:11em;overflow-wrap:anywhere}
+#reviews .actions{max-width:24em}
+#reviews .actions select{width:100%}
 .count{display:inline-block;margin-top:.2em;padding:0 .5em;border-radius:1em;background:#fff3cd;color:#6b4e00;font-size:.85em}
 .detail{font-size:.85em}
 .kv{display:inline-block}
