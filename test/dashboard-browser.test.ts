@@ -96,7 +96,7 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
     await page.click('#more');
     await page.waitForFunction(() => document.querySelectorAll('#events tbody tr').length === 66);
     await expect(page.locator('#count').innerText()).resolves.toContain('66');
-    await page.fill('input[name=category]', 'games');
+    await page.selectOption('select[name=category]', { label: 'Trò chơi trực tuyến' });
     await page.click('#filters button[type=submit]');
     await page.waitForFunction(() => document.querySelectorAll('#events tbody tr').length === 5);
     const hosts = await page.$$eval('#events tbody tr td:nth-child(5)', (cells) => cells.map((c) => c.textContent));
@@ -115,7 +115,7 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
   });
 
   it('exports the filtered events as CSV that Excel reads as UTF-8', async () => {
-    await page.fill('input[name=category]', 'gambling');
+    await page.selectOption('select[name=category]', { label: 'Cờ bạc, cá độ' });
     await page.click('#filters button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#events tbody td:nth-child(4)')?.textContent === 'Cờ bạc, cá độ');
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
@@ -124,7 +124,9 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
     const bytes = readFileSync(file);
     expect([...bytes.subarray(0, 3)]).toEqual([0xef, 0xbb, 0xbf]);
     const lines = bytes.toString('utf8').slice(1).trimEnd().split('\r\n');
-    expect(lines[0]).toBe('time,school,profile,category,reason,rule,source,host,path,method,client');
+    expect(lines[0]).toBe('time (Asia/Ho_Chi_Minh),school,profile,category,reason,rule,source,host,path,method,client');
+    // Vietnam time, as on the pages: dd/mm/yyyy HH:mm:ss.
+    expect(lines.slice(1).every((l) => /^\d\d\/\d\d\/\d{4} \d\d:\d\d:\d\d,/.test(l))).toBe(true);
     expect(lines).toHaveLength(61);
     expect(lines.slice(1).every((l) => l.includes(',gambling,'))).toBe(true);
     expect(lines.some((l) => l.includes('/cờ-bạc/0,'))).toBe(true);
@@ -140,7 +142,12 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
     await narrowed.saveAs(narrowedFile);
     const rows = readFileSync(narrowedFile, 'utf8').trimEnd().split('\r\n').slice(1);
     expect(rows).toHaveLength(40);
-    expect(rows.every((r) => Date.parse(r.slice(0, r.indexOf(','))) < Date.now() - 12 * 3_600_000)).toBe(true);
+    // dd/mm/yyyy HH:mm:ss in UTC+7 back to an instant.
+    const instant = (text: string) => {
+      const [, d, m, y, hms] = /^(\d\d)\/(\d\d)\/(\d{4}) (\d\d:\d\d:\d\d)/.exec(text)!;
+      return Date.parse(`${y}-${m}-${d}T${hms}+07:00`);
+    };
+    expect(rows.every((r) => instant(r) < Date.now() - 12 * 3_600_000)).toBe(true);
   });
 
   it('adds a school-it account from the users page, which the audit page then lists', async () => {

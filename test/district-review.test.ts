@@ -60,7 +60,7 @@ async function fetchPolicy(school: { token: string }, etag?: string): Promise<{ 
 
 interface Overlay {
   version: number;
-  profiles: Record<string, { allow_domains: string[]; block_domains: string[]; block_keywords: string[] }>;
+  profiles: Record<string, { allow_domains: string[]; block_domains: string[]; block_keywords: string[]; allow_urls: { scope: string; url: string; keywords: boolean }[] }>;
   categories: Record<string, { block_domains: string[]; block_keywords: string[] }>;
 }
 
@@ -195,7 +195,7 @@ describe('deciding requests', () => {
     expect((await queue(admin)).find((r) => r.seq === target.seq)!.status).toBe('open');
   });
 
-  it('approving allows the host for that profile at that school, in a new signed version', async () => {
+  it('approving allows the page asked about (the narrowest scope) for that profile at that school, in a new signed version', async () => {
     const before = await verifiedOverlay(schoolA);
     const target = (await queue(admin)).find((r) => r.host === 'hoc-toan.example')!;
     const response = await postForm(schoolIt, `/api/v1/reviews/${target.seq}`, { action: 'approve', profile: 'tieu-hoc', scope: 'school' });
@@ -203,7 +203,8 @@ describe('deciding requests', () => {
     expect(response.headers.get('location')).toBe('/reviews?done=approved');
     const after = await verifiedOverlay(schoolA);
     expect(after.version).toBeGreaterThan(before.version);
-    expect(after.profiles['tieu-hoc']!.allow_domains).toContain('hoc-toan.example');
+    expect(after.profiles['tieu-hoc']!.allow_urls).toContainEqual({ scope: 'page', url: 'hoc-toan.example/bai-1', keywords: true });
+    expect(after.profiles['tieu-hoc']!.allow_domains).not.toContain('hoc-toan.example');
     // Only at that school.
     expect(JSON.stringify(await verifiedOverlay(schoolB))).not.toContain('hoc-toan.example');
     const decided = (await queue(admin, 'decided')).find((r) => r.seq === target.seq)!;

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
+import { LoginThrottle } from './login-throttle.js';
 import { hashPassword } from './passwords.js';
 import { StoreError } from './store.js';
 
@@ -16,11 +17,15 @@ export interface Principal {
   readonly role: Role;
   /** Set for `school-it`: every query is limited to this school. */
   readonly school: string | null;
+  /** The school's name, for pages (sessions carry it; the id is for queries). */
+  readonly schoolName?: string | null;
 }
 
 export interface User extends Principal {
   readonly passwordHash: string;
   readonly createdAt: number;
+  /** Set while the account is disabled: it cannot log in and has no sessions. */
+  readonly disabledAt: number | null;
 }
 
 export interface Session {
@@ -39,8 +44,6 @@ export interface AuditEntry {
 }
 
 export const SESSION_TTL_MS = 12 * 3_600_000;
-export const MAX_LOGIN_FAILURES = 5;
-export const LOCKOUT_MS = 15 * 60_000;
 
 const NAME_RE = /^[\p{L}\p{N}._@-]{1,64}$/u;
 
@@ -50,6 +53,7 @@ interface UserRow {
   school: string | null;
   password_hash: string;
   created_at: number;
+  disabled_at: number | null;
 }
 
 function hashSessionId(id: string): Buffer {
@@ -57,32 +61,35 @@ function hashSessionId(id: string): Buffer {
 }
 
 /**
- * Dashboard users, server-side sessions, login lockout and the audit log, in the
+ * Dashboard users, server-side sessions, login throttling and the audit log, in the
  * collector's database (tables from the second migration in sqlite-store.ts). Session
  * ids are stored hashed, so a copy of the database opens no session.
  */
 export class AccountStore {
   readonly #db: Database.Database;
   readonly #q;
+  /** Failed logins per source address and per (address, name). */
+  readonly throttle: LoginThrottle;
 
   constructor(db: Database.Database) {
     this.#db = db;
+    this.throttle = new LoginThrottle(db, (action, target, after) => this.#record('system', action, target, null, after));
     this.#q = {
       insertUser: db.prepare('INSERT INTO users (name, role, school, password_hash, created_at) VALUES (?, ?, ?, ?, ?)'),
       user: db.prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?'),
       users: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY name'),
       school: db.prepare<[string], { id: string }>('SELECT id FROM schools WHERE id = ?'),
       insertSession: db.prepare('INSERT INTO sessions (id_hash, user, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'),
-      session: db.prepare<[Buffer, number], UserRow & { csrf: string; expires_at: number }>(
-        'SELECT u.*, s.csrf, s.expires_at FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ?',
+      session: db.prepare<[Buffer, number], UserRow & { csrf: string; expires_at: number; school_name: string | null }>(
+        'SELECT u.*, s.csrf, s.expires_at, (SELECT name FROM schools WHERE id = u.school) AS school_name FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL',
       ),
+      endUserSessions: db.prepare('DELETE FROM sessions WHERE user = ?'),
+      setDisabled: db.prepare('UPDATE users SET disabled_at = ? WHERE name = ?'),
+      setPassword: db.prepare('UPDATE users SET password_hash = ? WHERE name = ?'),
+      deleteUser: db.prepare('DELETE FROM users WHERE name = ?'),
+      activeAdmins: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM users WHERE role = 'admin' AND disabled_at IS NULL"),
       deleteSession: db.prepare('DELETE FROM sessions WHERE id_hash = ?'),
       purgeSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
-      failures: db.prepare<[string], { failures: number; first_at: number; locked_until: number | null }>('SELECT * FROM login_failures WHERE name = ?'),
-      setFailures: db.prepare(
-        'INSERT INTO login_failures (name, failures, first_at, locked_until) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET failures = excluded.failures, first_at = excluded.first_at, locked_until = excluded.locked_until',
-      ),
-      clearFailures: db.prepare('DELETE FROM login_failures WHERE name = ?'),
       audit: db.prepare('INSERT INTO audit_log (at, actor, action, target, before, after) VALUES (?, ?, ?, ?, ?, ?)'),
       auditList: db.prepare<[number], AuditEntry>('SELECT at, actor, action, target, before, after FROM audit_log ORDER BY seq DESC LIMIT ?'),
     };
@@ -102,6 +109,57 @@ export class AccountStore {
       this.#q.insertUser.run(name, role, school, passwordHash, now);
       this.#record(actor, 'user.add', `user:${name}`, null, { name, role, school });
     })();
+  }
+
+  /**
+   * Disables (or enables again) an account. Disabling ends its sessions in the same
+   * transaction, so a browser still logged in is refused at its next request.
+   */
+  setDisabled(actor: string, name: string, disabled: boolean): void {
+    this.#db.transaction(() => {
+      const user = this.#existing(name);
+      if (disabled && user.disabledAt === null) this.#keepAnAdmin(user);
+      this.#q.setDisabled.run(disabled ? (user.disabledAt ?? Date.now()) : null, name);
+      if (disabled) this.#q.endUserSessions.run(name);
+      this.#record(actor, disabled ? 'user.disable' : 'user.enable', `user:${name}`, { disabled: user.disabledAt !== null }, { disabled });
+    })();
+  }
+
+  /** Deletes an account and its sessions; the audit log keeps what it did. */
+  deleteUser(actor: string, name: string): void {
+    this.#db.transaction(() => {
+      const user = this.#existing(name);
+      if (user.disabledAt === null) this.#keepAnAdmin(user);
+      this.#q.endUserSessions.run(name);
+      this.#q.deleteUser.run(name);
+      this.#record(actor, 'user.delete', `user:${name}`, { name, role: user.role, school: user.school }, null);
+    })();
+  }
+
+  /** Sets a new password and ends the account's sessions (whoever knew the old one is logged out). */
+  async resetPassword(actor: string, name: string, password: string): Promise<void> {
+    if (password.length < 10) throw new StoreError('LACHAN_WEAK_PASSWORD', 'a password is at least 10 characters');
+    this.#existing(name);
+    const passwordHash = await hashPassword(password);
+    this.#db.transaction(() => {
+      this.#existing(name);
+      this.#q.setPassword.run(passwordHash, name);
+      this.#q.endUserSessions.run(name);
+      this.#record(actor, 'user.password.reset', `user:${name}`, null, { sessionsEnded: true });
+    })();
+  }
+
+  #existing(name: string): User {
+    const user = this.user(name);
+    if (user === null) throw new StoreError('LACHAN_NO_USER', `no user ${name}`);
+    return user;
+  }
+
+  /** Nobody could manage the dashboard after the last active administrator went. */
+  #keepAnAdmin(user: User): void {
+    if (user.role === 'admin' && (this.#q.activeAdmins.get()?.n ?? 0) <= 1) {
+      throw new StoreError('LACHAN_LAST_ADMIN', `${user.name} is the last active administrator`);
+    }
   }
 
   user(name: string): User | null {
@@ -126,34 +184,11 @@ export class AccountStore {
   session(id: string, now = Date.now()): Session | null {
     const row = this.#q.session.get(hashSessionId(id), now);
     if (row === undefined) return null;
-    return { user: { name: row.name, role: row.role, school: row.school }, csrf: row.csrf, expiresAt: row.expires_at };
+    return { user: { name: row.name, role: row.role, school: row.school, schoolName: row.school_name }, csrf: row.csrf, expiresAt: row.expires_at };
   }
 
   endSession(id: string): void {
     this.#q.deleteSession.run(hashSessionId(id));
-  }
-
-  /** Milliseconds until `name` may try again, or 0. */
-  lockedFor(name: string, now = Date.now()): number {
-    const row = this.#q.failures.get(name);
-    if (row === undefined || row.locked_until === null) return 0;
-    return Math.max(0, row.locked_until - now);
-  }
-
-  /** Counts a failed login; the fifth within the lockout window locks the name. Returns true when now locked. */
-  loginFailed(name: string, now = Date.now()): boolean {
-    const row = this.#q.failures.get(name);
-    const fresh = row === undefined || now - row.first_at > LOCKOUT_MS || (row.locked_until !== null && row.locked_until <= now);
-    const failures = fresh ? 1 : row.failures + 1;
-    const firstAt = fresh ? now : row.first_at;
-    const locked = failures >= MAX_LOGIN_FAILURES;
-    this.#q.setFailures.run(name, failures, firstAt, locked ? now + LOCKOUT_MS : null);
-    if (locked) this.#record('system', 'login.lockout', `user:${name}`, null, { failures, until: new Date(now + LOCKOUT_MS).toISOString() });
-    return locked;
-  }
-
-  loginSucceeded(name: string): void {
-    this.#q.clearFailures.run(name);
   }
 
   audit(actor: string, action: string, target: string, before: unknown, after: unknown): void {
@@ -171,5 +206,5 @@ export class AccountStore {
 }
 
 function toUser(row: UserRow): User {
-  return { name: row.name, role: row.role, school: row.school, passwordHash: row.password_hash, createdAt: row.created_at };
+  return { name: row.name, role: row.role, school: row.school, passwordHash: row.password_hash, createdAt: row.created_at, disabledAt: row.disabled_at };
 }

@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import type { PolicyOverlay } from '../rules/overlay.js';
+import { parseUrlRule } from '../policy/urls.js';
+import type { AllowScope, OverlayAllowUrl, PolicyOverlay } from '../rules/overlay.js';
 import type { PolicySigner } from './signing-key.js';
 import { StoreError } from './store.js';
 
@@ -12,12 +13,21 @@ import { StoreError } from './store.js';
  * the format). A rule applies to every school, or to one.
  */
 export type RuleAction = 'allow' | 'block';
-export type RuleKind = 'domain' | 'keyword';
+/** `url`: one page or one path of a site (allow rules only; `match` says which). */
+export type RuleKind = 'domain' | 'keyword' | 'url';
+export type UrlMatch = 'page' | 'path';
 
 export interface PolicyRuleInput {
   readonly action: RuleAction;
   readonly kind: RuleKind;
   readonly value: string;
+  /** For kind `url`: an exact page (host and path, any query) or a path and everything under it. */
+  readonly match?: UrlMatch | null;
+  /**
+   * For an allow: keyword rules still apply to what the allow does not name (a query, a
+   * deeper path). New allows default to true; a trusted site has false.
+   */
+  readonly keywords?: boolean;
   /** Exactly one of profile and category: the rule applies to a profile, or extends a category. */
   readonly profile: string | null;
   readonly category: string | null;
@@ -30,6 +40,8 @@ export interface PolicyRuleInput {
 
 export interface PolicyRule extends PolicyRuleInput {
   readonly id: number;
+  readonly match: UrlMatch | null;
+  readonly keywords: boolean;
   readonly reviewSeq: number | null;
   readonly createdBy: string;
   readonly createdAt: number;
@@ -57,6 +69,8 @@ interface RuleRow {
   action: RuleAction;
   kind: RuleKind;
   value: string;
+  match: UrlMatch | null;
+  keywords: number;
   profile: string | null;
   category: string | null;
   school: string | null;
@@ -88,29 +102,53 @@ export function normaliseDomain(input: string): string {
   return ascii;
 }
 
+/**
+ * A page or path as staff paste it ("https://Báo.vn/bài-học?x=1") in the form gateways
+ * match: `host/path`, host in ASCII, path percent-encoded as the proxy sees requests,
+ * no query. Throws StoreError when it is not one.
+ */
+export function normaliseUrl(input: string): string {
+  const parsed = parseUrlRule(input.trim().replace(/[?#].*$/, ''));
+  if (typeof parsed === 'string') throw new StoreError('LACHAN_BAD_RULE', `"${input.trim()}": ${parsed}`);
+  return `${normaliseDomain(parsed.host)}${parsed.path}`;
+}
+
+/** The page or the path (its folder, ending in `/`) of a request, as an allow names it. */
+export function scopedValue(host: string, path: string, scope: AllowScope): { kind: RuleKind; value: string; match: UrlMatch | null } {
+  if (scope === 'site') return { kind: 'domain', value: host, match: null };
+  if (scope === 'page') return { kind: 'url', value: `${host}${path}`, match: 'page' };
+  return { kind: 'url', value: `${host}${path.slice(0, path.lastIndexOf('/') + 1) || '/'}`, match: 'path' };
+}
+
 function checkInput(input: PolicyRuleInput): PolicyRuleInput {
   if (input.action !== 'allow' && input.action !== 'block') throw new StoreError('LACHAN_BAD_RULE', 'action: allow or block');
-  if (input.kind !== 'domain' && input.kind !== 'keyword') throw new StoreError('LACHAN_BAD_RULE', 'kind: domain or keyword');
+  if (input.kind !== 'domain' && input.kind !== 'keyword' && input.kind !== 'url') throw new StoreError('LACHAN_BAD_RULE', 'kind: domain, url or keyword');
+  if (input.kind === 'url' && input.action !== 'allow') throw new StoreError('LACHAN_BAD_RULE', 'a page or path rule is an allow');
+  if (input.kind === 'url' && input.match !== 'page' && input.match !== 'path') throw new StoreError('LACHAN_BAD_RULE', 'match: page or path');
   if ((input.profile === null) === (input.category === null)) throw new StoreError('LACHAN_BAD_RULE', 'a rule names a profile or a category (one of them)');
   for (const [field, name] of [['profile', input.profile], ['category', input.category]] as const) {
     if (name !== null && !NAME_RE.test(name)) throw new StoreError('LACHAN_BAD_RULE', `${field}: "${name}" is not a profile or category name`);
   }
-  if (input.action === 'allow' && (input.kind !== 'domain' || input.profile === null)) {
-    throw new StoreError('LACHAN_BAD_RULE', 'an allow rule is a domain for a profile');
+  if (input.action === 'allow' && (input.kind === 'keyword' || input.profile === null)) {
+    throw new StoreError('LACHAN_BAD_RULE', 'an allow rule is a site, page or path for a profile');
   }
   let value: string;
   if (input.kind === 'domain') {
     value = normaliseDomain(input.value);
+  } else if (input.kind === 'url') {
+    value = normaliseUrl(input.value);
   } else {
     value = input.value.normalize('NFC').trim().replace(/\s+/g, ' ');
     if (value === '' || value.length > MAX_KEYWORD) throw new StoreError('LACHAN_BAD_RULE', `a keyword is 1–${MAX_KEYWORD} characters`);
   }
-  return { ...input, value, note: input.note.trim().slice(0, MAX_NOTE) };
+  const match = input.kind === 'url' ? input.match! : null;
+  const keywords = input.action === 'allow' && (input.keywords ?? true);
+  return { ...input, value, match, keywords, note: input.note.trim().slice(0, MAX_NOTE) };
 }
 
 function toRule(row: RuleRow): PolicyRule {
   return {
-    id: row.id, action: row.action, kind: row.kind, value: row.value, profile: row.profile, category: row.category,
+    id: row.id, action: row.action, kind: row.kind, value: row.value, match: row.match, keywords: row.keywords === 1, profile: row.profile, category: row.category,
     school: row.school, note: row.note, reviewSeq: row.review_seq, createdBy: row.created_by, createdAt: row.created_at,
   };
 }
@@ -118,11 +156,20 @@ function toRule(row: RuleRow): PolicyRule {
 /** One line a person reads in the version history (Vietnamese, for the dashboard). */
 export function describeRule(rule: PolicyRuleInput): string {
   const verb = rule.action === 'allow' ? 'Cho phép' : 'Chặn';
-  const what = rule.kind === 'domain' ? rule.value : `từ khóa "${rule.value}"`;
+  const what = rule.kind === 'keyword' ? `từ khóa "${rule.value}"` : `${SCOPE_WORDS[scopeOf(rule)]} ${rule.value}`;
   const target = rule.profile !== null ? `nhóm ${rule.profile}` : `danh mục ${rule.category}`;
   const where = rule.school === null ? 'mọi trường' : `trường ${rule.school}`;
-  return `${verb} ${what} — ${target}, ${where}`;
+  const keywords = rule.action !== 'allow' ? '' : rule.keywords === false ? ' (không xét từ khóa)' : ' (từ khóa vẫn chặn)';
+  return `${verb} ${what}${keywords} — ${target}, ${where}`;
 }
+
+/** How much a domain or url rule covers. */
+export function scopeOf(rule: Pick<PolicyRuleInput, 'kind' | 'match'>): AllowScope {
+  return rule.kind === 'url' ? (rule.match ?? 'page') : 'site';
+}
+
+/** Vietnamese for the three scopes of an allow, as the dashboard and history show them. */
+export const SCOPE_WORDS: Readonly<Record<AllowScope, string>> = { page: 'trang', path: 'thư mục', site: 'cả trang web' };
 
 export class DistrictPolicy {
   readonly #db: Database.Database;
@@ -135,10 +182,10 @@ export class DistrictPolicy {
     this.#audit = audit;
     this.#q = {
       insert: db.prepare(
-        'INSERT INTO policy_rules (action, kind, value, profile, category, school, note, review_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO policy_rules (action, kind, value, match, keywords, profile, category, school, note, review_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      same: db.prepare<[string, string, string, string | null, string | null, string | null], RuleRow>(
-        'SELECT * FROM policy_rules WHERE removed_at IS NULL AND action = ? AND kind = ? AND value = ? AND profile IS ? AND category IS ? AND school IS ?',
+      same: db.prepare<[string, string, string, string | null, number, string | null, string | null, string | null], RuleRow>(
+        'SELECT * FROM policy_rules WHERE removed_at IS NULL AND action = ? AND kind = ? AND value = ? AND match IS ? AND keywords = ? AND profile IS ? AND category IS ? AND school IS ?',
       ),
       rule: db.prepare<[number], RuleRow & { removed_at: number | null }>('SELECT * FROM policy_rules WHERE id = ?'),
       remove: db.prepare('UPDATE policy_rules SET removed_at = ?, removed_by = ? WHERE id = ? AND removed_at IS NULL'),
@@ -178,13 +225,14 @@ export class DistrictPolicy {
   addRule(actor: string, input: PolicyRuleInput): { rule: PolicyRule; created: boolean } {
     const checked = checkInput(input);
     return this.#db.transaction(() => {
-      const existing = this.#q.same.get(checked.action, checked.kind, checked.value, checked.profile, checked.category, checked.school);
+      const keywords = checked.keywords === true ? 1 : 0;
+      const existing = this.#q.same.get(checked.action, checked.kind, checked.value, checked.match ?? null, keywords, checked.profile, checked.category, checked.school);
       if (existing !== undefined) return { rule: toRule(existing), created: false };
       if (checked.school !== null && this.#q.school.get(checked.school) === undefined) {
         throw new StoreError('LACHAN_BAD_RULE', `no active school with id ${checked.school}`);
       }
       const now = Date.now();
-      const info = this.#q.insert.run(checked.action, checked.kind, checked.value, checked.profile, checked.category, checked.school, checked.note, checked.reviewSeq ?? null, actor, now);
+      const info = this.#q.insert.run(checked.action, checked.kind, checked.value, checked.match ?? null, keywords, checked.profile, checked.category, checked.school, checked.note, checked.reviewSeq ?? null, actor, now);
       const rule = this.rule(Number(info.lastInsertRowid))!;
       const version = Number(this.#q.addVersion.run(now, actor, describeRule(rule)).lastInsertRowid);
       this.#audit(actor, 'policy.rule.add', `policy-rule:${rule.id}`, null, { ...rule, version });
@@ -207,13 +255,16 @@ export class DistrictPolicy {
 
   /** The overlay one school's gateway applies: the district-wide rules and its own. */
   overlayFor(school: string): PolicyOverlay {
-    const profiles: Record<string, { allow_domains: string[]; block_domains: string[]; block_keywords: string[] }> = {};
+    const profiles: Record<string, { allow_domains: string[]; block_domains: string[]; block_keywords: string[]; allow_urls: OverlayAllowUrl[] }> = {};
     const categories: Record<string, { block_domains: string[]; block_keywords: string[] }> = {};
     for (const row of this.#q.liveFor.all(school)) {
       if (row.profile !== null) {
-        const lists = (profiles[row.profile] ??= { allow_domains: [], block_domains: [], block_keywords: [] });
+        const lists = (profiles[row.profile] ??= { allow_domains: [], block_domains: [], block_keywords: [], allow_urls: [] });
         if (row.kind === 'keyword') lists.block_keywords.push(row.value);
-        else (row.action === 'allow' ? lists.allow_domains : lists.block_domains).push(row.value);
+        else if (row.action === 'block') lists.block_domains.push(row.value);
+        // A site allow that switches keywords off keeps its older, trusted form.
+        else if (row.kind === 'domain' && row.keywords === 0) lists.allow_domains.push(row.value);
+        else lists.allow_urls.push({ scope: scopeOf(row), url: row.value, keywords: row.keywords === 1 });
       } else if (row.category !== null) {
         const lists = (categories[row.category] ??= { block_domains: [], block_keywords: [] });
         (row.kind === 'keyword' ? lists.block_keywords : lists.block_domains).push(row.value);

@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3';
 import type { ReviewKind, WireReviewRequest } from '../events/review-wire.js';
 import type { Principal } from './accounts.js';
-import type { AuditSink, DistrictPolicy, PolicyRule } from './district-policy.js';
+import type { AllowScope } from '../rules/overlay.js';
+import { scopedValue, type AuditSink, type DistrictPolicy, type PolicyRule } from './district-policy.js';
 import { StoreError } from './store.js';
 
 /**
@@ -32,13 +33,24 @@ export interface ReviewRequestRow {
   readonly decidedAt: number | null;
   readonly decisionNote: string | null;
   readonly ruleId: number | null;
+  /**
+   * How many requests this row stands for: identical open requests (same school, kind,
+   * page and profile: a class asking for one lesson) show once and are decided together.
+   */
+  readonly count: number;
+  /** The distinct notes of those requests, newest first. */
+  readonly notes: readonly string[];
 }
 
 export type Scope = 'school' | 'all';
 
-/** approve: allow the host for a profile; reject: with a reason; block: the reported host in a category. */
+/**
+ * approve: allow for a profile the page asked about, its path or the whole site (`match`,
+ * the page when not said), with keyword rules still applying to the rest of the URL
+ * unless `keywords` is false; reject: with a reason; block: the reported host in a category.
+ */
 export type ReviewDecision =
-  | { readonly action: 'approve'; readonly profile: string; readonly scope: Scope; readonly note?: string }
+  | { readonly action: 'approve'; readonly profile: string; readonly scope: Scope; readonly match?: AllowScope; readonly keywords?: boolean; readonly note?: string }
   | { readonly action: 'reject'; readonly reason: string }
   | { readonly action: 'block'; readonly category: string; readonly scope: Scope; readonly note?: string };
 
@@ -84,8 +96,33 @@ function toRequest(row: Row): ReviewRequestRow {
     seq: row.seq, school: row.school, schoolName: row.school_name, id: row.id, kind: row.kind, time: row.time,
     receivedAt: row.received_at, host: row.host, path: row.path, category: row.category, profile: row.profile,
     eventId: row.event_id, reference: row.reference, note: row.note, status: row.status, decidedBy: row.decided_by,
-    decidedAt: row.decided_at, decisionNote: row.decision_note, ruleId: row.rule_id,
+    decidedAt: row.decided_at, decisionNote: row.decision_note, ruleId: row.rule_id, count: 1, notes: row.note === '' ? [] : [row.note],
   };
+}
+
+/** Folds identical open requests (already newest first) into their newest one. */
+function mergeIdentical(requests: readonly ReviewRequestRow[]): ReviewRequestRow[] {
+  const merged = new Map<string, ReviewRequestRow>();
+  const out: ReviewRequestRow[] = [];
+  for (const r of requests) {
+    if (r.status !== 'open') {
+      out.push(r);
+      continue;
+    }
+    const key = [r.school, r.kind, r.host, r.path, r.profile].join('\n');
+    const first = merged.get(key);
+    if (first === undefined) {
+      const row = { ...r };
+      merged.set(key, row);
+      out.push(row);
+      continue;
+    }
+    const notes = first.notes.includes(r.note) || r.note === '' ? first.notes : [...first.notes, r.note];
+    const updated = { ...first, count: first.count + 1, notes };
+    merged.set(key, updated);
+    out[out.indexOf(first)] = updated;
+  }
+  return out;
 }
 
 const SELECT = 'SELECT r.*, s.name AS school_name FROM review_requests r LEFT JOIN schools s ON s.id = r.school';
@@ -112,8 +149,13 @@ export class ReviewQueue {
       decidedSchool: db.prepare<[string, number], Row>(`${SELECT} WHERE r.status <> 'open' AND r.school = ? ORDER BY r.decided_at DESC, r.seq DESC LIMIT ?`),
       all: db.prepare<[number], Row>(`${SELECT} ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
       allSchool: db.prepare<[string, number], Row>(`${SELECT} WHERE r.school = ? ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
-      openCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM review_requests WHERE status = 'open'"),
-      openCountSchool: db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM review_requests WHERE status = 'open' AND school = ?"),
+      openCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM (SELECT DISTINCT school, kind, host, path, profile FROM review_requests WHERE status = 'open')"),
+      openCountSchool: db.prepare<[string], { n: number }>(
+        "SELECT count(*) AS n FROM (SELECT DISTINCT kind, host, path, profile FROM review_requests WHERE status = 'open' AND school = ?)",
+      ),
+      decideIdentical: db.prepare(
+        "UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE status = 'open' AND school = ? AND kind = ? AND host = ? AND path = ? AND profile = ?",
+      ),
       expire: db.prepare("DELETE FROM review_requests WHERE status <> 'open' AND decided_at < ?"),
       decide: db.prepare("UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE seq = ? AND status = 'open'"),
       profiles: db.prepare<[], { profile: string }>('SELECT DISTINCT profile FROM review_requests UNION SELECT DISTINCT profile FROM policy_rules WHERE profile IS NOT NULL'),
@@ -152,7 +194,7 @@ export class ReviewQueue {
         : filter.status === 'decided'
           ? school === null ? this.#q.decided.all(limit) : this.#q.decidedSchool.all(school, limit)
           : school === null ? this.#q.all.all(limit) : this.#q.allSchool.all(school, limit);
-    return rows.map(toRequest);
+    return mergeIdentical(rows.map(toRequest));
   }
 
   openCount(school: string | null): number {
@@ -190,7 +232,7 @@ export class ReviewQueue {
         if (request.kind !== 'review') throw new ReviewError(400, 'bad_request', 'a report asks for a block: block it or reject it');
         note = decision.note?.trim() ?? '';
         rule = this.#policy.addRule(who.name, {
-          action: 'allow', kind: 'domain', value: request.host, profile: decision.profile, category: null,
+          action: 'allow', ...scopedValue(request.host, request.path, decision.match ?? 'page'), keywords: decision.keywords ?? true, profile: decision.profile, category: null,
           school: decision.scope === 'school' ? request.school : null, note: note || `Đề nghị #${seq}`, reviewSeq: seq,
         }).rule;
         status = 'approved';
@@ -202,9 +244,12 @@ export class ReviewQueue {
         }).rule;
         status = 'blocked';
       }
-      this.#q.decide.run(status, who.name, Date.now(), note === '' ? null : note, rule?.id ?? null, seq);
+      const now = Date.now();
+      this.#q.decide.run(status, who.name, now, note === '' ? null : note, rule?.id ?? null, seq);
+      // The same page asked again by others at the school is answered by this decision too.
+      const identical = this.#q.decideIdentical.run(status, who.name, now, note === '' ? null : note, rule?.id ?? null, request.school, request.kind, request.host, request.path, request.profile).changes;
       const decided = this.get(seq)!;
-      this.#audit(who.name, `review.${decision.action}`, `review:${seq}`, { status: request.status }, { status, note: decided.decisionNote, rule: rule?.id ?? null });
+      this.#audit(who.name, `review.${decision.action}`, `review:${seq}`, { status: request.status }, { status, note: decided.decisionNote, rule: rule?.id ?? null, ...(identical > 0 ? { identical } : {}) });
       return { request: decided, rule };
     })();
   }

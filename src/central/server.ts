@@ -44,6 +44,7 @@ import { StoreError, type CentralStore, type EventFilter, type School } from './
 import { bearerToken, hashToken, sameHash } from './tokens.js';
 import { sendListsOverview, type ListsMirror } from './lists-mirror.js';
 import { listsPage } from './lists-page.js';
+import { vnDateTimeSeconds } from './dashboard/vn-time.js';
 
 /** What the collector needs of a logger (pino fits). */
 export interface CollectorLogger {
@@ -222,14 +223,15 @@ export function createCollectorServer(options: CollectorOptions): Server {
       'content-disposition': 'attachment; filename="lachan-events.csv"',
       'cache-control': 'no-store',
     });
-    response.write('\uFEFFtime,school,profile,category,reason,rule,source,host,path,method,client\r\n');
+    // Times in Vietnam time, as every page shows them (dd/mm/yyyy HH:mm:ss).
+    response.write('\uFEFFtime (Asia/Ho_Chi_Minh),school,profile,category,reason,rule,source,host,path,method,client\r\n');
     let cursor: string | undefined;
     let rows = 0;
     do {
       const page = await store.queryEvents(filter, { cursor, limit: 2_000 });
       let chunk = '';
       for (const e of page.events) {
-        chunk += `${[new Date(e.time).toISOString(), e.school, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client].map(csvField).join(',')}\r\n`;
+        chunk += `${[vnDateTimeSeconds(e.time), e.school, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client].map(csvField).join(',')}\r\n`;
       }
       rows += page.events.length;
       if (!response.write(chunk)) await new Promise((resolve) => response.once('drain', resolve));

@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { sqliteErrorCode, tuneConnection } from '../events/log.js';
 import { migrate } from '../events/schema.js';
-import { DISTRICT_MIGRATIONS } from './district-schema.js';
+import { DISTRICT_LATER_MIGRATIONS, DISTRICT_MIGRATIONS } from './district-schema.js';
 import { wireFieldsOf, type WireEvent } from '../events/wire.js';
 import { dayStart, dayToIso, firstDayOfMonth, isoToDay, monthOfDay } from './days.js';
 import {
@@ -145,6 +145,8 @@ const MIGRATIONS: readonly string[] = [
   ...DISTRICT_MIGRATIONS,
   // Events are acknowledged from the inbox and moved on in bulk (event-writer.ts).
   INBOX_MIGRATION,
+  // Scoped allows, disabled accounts, login throttling (district-schema.ts).
+  ...DISTRICT_LATER_MIGRATIONS,
 ];
 
 const EVENT_ROW_COLUMNS = `seq, ${EVENT_COLUMNS}`;

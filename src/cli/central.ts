@@ -85,6 +85,7 @@ interface ServeOptions {
   retentionDays: number;
   rateLimit: number;
   lists?: string;
+  trustedProxy?: string;
 }
 
 export function registerCentral(program: Command): void {
@@ -99,6 +100,7 @@ export function registerCentral(program: Command): void {
     .option('--retention-days <days>', 'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)', positiveInt('--retention-days'), 400)
     .option('--rate-limit <n>', 'số yêu cầu gửi sự kiện mỗi giây của một trường', positiveInt('--rate-limit'), 20)
     .option('--lists <file>', 'danh sách chặn huyện đăng ký, tải một lần cho mọi trường (mặc định: DATA/lists.yaml)')
+    .option('--trusted-proxy <addresses>', 'địa chỉ các reverse proxy (cách nhau bằng dấu phẩy) mà X-Forwarded-For của chúng cho biết máy đăng nhập, để hạn chế đoán mật khẩu')
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
@@ -108,7 +110,8 @@ export function registerCentral(program: Command): void {
       const accounts = new AccountStore(store.database);
       const district = explainKeyErrors(() => openDistrict(store.database, options.data, (...entry) => accounts.audit(...entry)));
       const organisation = explainOrganisation(options.data);
-      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district, organisation });
+      const trustedProxies = (options.trustedProxy ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district, organisation, trustedProxies });
       const lists = new ListsMirror({ dataDir: options.data, listsFile: options.lists ?? path.join(options.data, 'lists.yaml'), logger });
       const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists });
 
@@ -234,6 +237,29 @@ export function registerCentral(program: Command): void {
       });
     });
 
+  // Each change is audited as the command line's user; disabling, deleting or a new
+  // password ends the account's sessions at once.
+  const userChange = (command: string, description: string, done: string, change: (accounts: AccountStore, name: string) => void | Promise<void>) =>
+    user
+      .command(command)
+      .description(description)
+      .argument('<name>', 'login name')
+      .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
+      .action(async (name: string, options: { data: string }) => {
+        await withStore(options.data, async (store) => {
+          await change(new AccountStore(store.database), name);
+          process.stderr.write(`${done.replace('{name}', name)}\n`);
+        });
+      });
+  userChange('disable', 'disable a dashboard user: no login, sessions end now', 'đã khóa tài khoản {name} (các phiên đăng nhập đã kết thúc)', (accounts, name) =>
+    accounts.setDisabled(cliActor(), name, true),
+  );
+  userChange('enable', 'enable a disabled dashboard user again', 'đã mở lại tài khoản {name}', (accounts, name) => accounts.setDisabled(cliActor(), name, false));
+  userChange('delete', 'delete a dashboard user and end its sessions', 'đã xóa tài khoản {name}', (accounts, name) => accounts.deleteUser(cliActor(), name));
+  userChange('reset-password', 'set a new password (read from stdin, or asked for on a terminal); sessions end', 'đã đặt mật khẩu mới cho {name} (các phiên đăng nhập đã kết thúc)', async (accounts, name) =>
+    accounts.resetPassword(cliActor(), name, await readPassword()),
+  );
+
   user
     .command('list')
     .description('các tài khoản bảng điều khiển')
@@ -242,8 +268,9 @@ export function registerCentral(program: Command): void {
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         for (const u of new AccountStore(store.database).users()) {
-          if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString() })}\n`);
-          else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}\n`);
+          const disabledAt = u.disabledAt === null ? null : new Date(u.disabledAt).toISOString();
+          if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString(), disabledAt })}\n`);
+          else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}${disabledAt === null ? '' : '  đã khóa'}\n`);
         }
       });
     });

@@ -1,7 +1,7 @@
 import { ClientMap, type ClientRange, type ClientRule, type InterceptMode } from './clients.js';
 import { DomainSetBuilder, type DomainSet } from './domains.js';
 import { DecisionCache, MAX_CACHED_PROFILES } from './decision-cache.js';
-import type { UrlSet } from './urls.js';
+import { normalisePercent, type UrlSet } from './urls.js';
 import type { KeywordSet } from './keywords.js';
 import type { BrandSet } from './brands.js';
 import { isIpLiteral } from './hostname.js';
@@ -63,6 +63,12 @@ export interface CompiledRules {
   /** Actions vector under which only the no-inspect list is active. */
   readonly noInspectActions: Uint8Array;
   readonly proxyAuth: ProxyAuthSettings;
+  /**
+   * Indexed by category id: 1 where an allow of that category does not switch keyword
+   * rules off. The district opens one page, path or site for a profile, yet keywords in
+   * the rest of the URL (a query, a deeper path) still block. Missing: none.
+   */
+  readonly keywordsInsideAllow?: Uint8Array;
 }
 
 export interface PolicyOptions {
@@ -106,6 +112,12 @@ export class Policy {
    */
   private readonly urlRuleHosts: DomainSet;
   private readonly defaultDecisions = new Map<string, Decision>();
+  private readonly keywordsInsideAllow: Uint8Array;
+  /**
+   * Set by evaluate() when the decision read the path although it came from a domain
+   * rule (an allow that keeps keyword rules): such a decision is cached per path.
+   */
+  private pathDecided = false;
 
   constructor(rules: CompiledRules, options: PolicyOptions = {}) {
     this.rules = rules;
@@ -131,6 +143,7 @@ export class Policy {
       hosts.add(slash === -1 ? text : text.slice(0, slash), 0, 0, 0);
     }
     this.urlRuleHosts = hosts.build();
+    this.keywordsInsideAllow = rules.keywordsInsideAllow ?? new Uint8Array(rules.categoryNames.length);
   }
 
   profileIds(): string[] {
@@ -175,10 +188,12 @@ export class Policy {
     if (cache === null) return this.evaluate(profile, host, pathAndQuery);
     const cached = cache.get(index, host, pathAndQuery);
     if (cached !== undefined) return cached;
+    this.pathDecided = false;
     const decision = this.evaluate(profile, host, pathAndQuery);
     // A domain or address decision holds for every path unless a URL rule could
     // match under this host (URL rules come first; keywords only after both).
-    const wholeHost = (decision.reason === 'domain' || decision.reason === 'ip-literal') && this.urlRuleHosts.lookup(host, ANY_ACTIVE) === null;
+    const wholeHost =
+      (decision.reason === 'domain' || decision.reason === 'ip-literal') && !this.pathDecided && this.urlRuleHosts.lookup(host, ANY_ACTIVE) === null;
     cache.remember(index, host, pathAndQuery, decision, wholeHost);
     return decision;
   }
@@ -200,13 +215,25 @@ export class Policy {
     const urlMatch = rules.urls.lookup(host, pathAndQuery, actions);
     if (urlMatch !== null) {
       const entry = urlMatch.entry;
-      return this.fromRule(profile, rules.urls.categoryOf(entry), 'url', rules.urls.ruleText(entry), rules.urls.fileOf(entry), rules.urls.lineOf(entry));
+      const category = rules.urls.categoryOf(entry);
+      if (this.keywordsInsideAllow[category] === 1 && actions[category] === CATEGORY_ALLOWS) {
+        // Only what the rule did not name is read: the page itself was reviewed.
+        const blocked = this.keywordBlock(profile, normalisePercent(pathAndQuery).slice(rules.urls.pathLengthOf(entry)));
+        if (blocked !== null) return blocked;
+      }
+      return this.fromRule(profile, category, 'url', rules.urls.ruleText(entry), rules.urls.fileOf(entry), rules.urls.lineOf(entry));
     }
 
     const domainMatch = rules.domains.lookup(host, actions);
     if (domainMatch !== null) {
       const entry = domainMatch.entry;
-      return this.fromRule(profile, rules.domains.categoryOf(entry), 'domain', host.slice(domainMatch.suffixStart), rules.domains.fileOf(entry), rules.domains.lineOf(entry));
+      const category = rules.domains.categoryOf(entry);
+      if (this.keywordsInsideAllow[category] === 1 && actions[category] === CATEGORY_ALLOWS) {
+        this.pathDecided = true;
+        const blocked = this.keywordBlock(profile, pathAndQuery);
+        if (blocked !== null) return blocked;
+      }
+      return this.fromRule(profile, category, 'domain', host.slice(domainMatch.suffixStart), rules.domains.fileOf(entry), rules.domains.lineOf(entry));
     }
 
     if (profile.blockIpLiterals && isIpLiteral(host)) {
@@ -227,6 +254,15 @@ export class Policy {
     }
 
     return this.defaultDecisions.get(profile.id)!;
+  }
+
+  /** A keyword block in `rest` of an allowed URL (the allowed host is not read), or null. */
+  private keywordBlock(profile: ProfileSpec, rest: string): Decision | null {
+    if (rest === '') return null;
+    const k = this.rules.keywords;
+    const keyword = k.matchUrl('', rest, profile.actions);
+    if (keyword < 0) return null;
+    return this.fromRule(profile, k.categoryOf(keyword), 'keyword', k.phraseOf(keyword), k.fileOf(keyword), k.lineOf(keyword));
   }
 
   /** Decides page text (content scanning); only keyword rules apply. */

@@ -20,6 +20,8 @@ interface UrlEntry {
   readonly category: number;
   readonly file: number;
   readonly line: number;
+  /** True for an exact page: the request path must equal the rule's (any query allowed). */
+  readonly exact: boolean;
 }
 
 const HTML_ESCAPES: Readonly<Record<string, string>> = { '&gt;': '>', '&lt;': '<', '&amp;': '&', '&quot;': '"', '&#39;': "'" };
@@ -61,11 +63,14 @@ export function parseUrlRule(raw: string): { host: string; path: string } | stri
 export class UrlSetBuilder {
   private readonly entries: UrlEntry[] = [];
 
-  /** Returns null when accepted, otherwise why the line is not a URL rule. */
-  add(rule: string, categoryId: number, fileId: number, line: number): string | null {
+  /**
+   * Returns null when accepted, otherwise why the line is not a URL rule. `exact`: the
+   * rule names one page (its path and no deeper one) instead of a path prefix.
+   */
+  add(rule: string, categoryId: number, fileId: number, line: number, exact = false): string | null {
     const parsed = parseUrlRule(rule);
     if (typeof parsed === 'string') return parsed;
-    this.entries.push({ host: parsed.host, path: parsed.path, category: categoryId, file: fileId, line });
+    this.entries.push({ host: parsed.host, path: parsed.path, category: categoryId, file: fileId, line, exact });
     return null;
   }
 
@@ -115,6 +120,11 @@ export class UrlSet {
     return this.entries[entry]!.line;
   }
 
+  /** Length of the rule's path: the part of a matching request path the rule names. */
+  pathLengthOf(entry: number): number {
+    return this.entries[entry]!.path.length;
+  }
+
   ruleText(entry: number): string {
     const { host, path } = this.entries[entry]!;
     return `${host}${path}`;
@@ -150,7 +160,7 @@ export class UrlSet {
       if (blocking >= 0 && entry.path.length < blockingLength) break;
       const action = actions[entry.category];
       if (action !== CATEGORY_ALLOWS && action !== CATEGORY_BLOCKS) continue;
-      if (!pathMatches(entry.path, path)) continue;
+      if (!(entry.exact ? pageMatches(entry.path, path) : pathMatches(entry.path, path))) continue;
       if (action === CATEGORY_ALLOWS) return index;
       if (blocking < 0) {
         blocking = index;
@@ -159,6 +169,14 @@ export class UrlSet {
     }
     return blocking;
   }
+}
+
+/** An exact page: the same path, with or without a query or fragment after it. */
+function pageMatches(rule: string, path: string): boolean {
+  if (!path.startsWith(rule)) return false;
+  if (path.length === rule.length) return true;
+  const next = path.charCodeAt(rule.length);
+  return next === 0x3f /* ? */ || next === 0x23 /* # */;
 }
 
 function pathMatches(rule: string, path: string): boolean {

@@ -10,7 +10,7 @@ import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { DEFAULT_ORGANISATION, type Organisation } from './organisation.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
-import { overlaySourceName, type PolicyOverlay } from './overlay.js';
+import { overlayLineCount, overlaySourceName, type PolicyOverlay } from './overlay.js';
 import { BrandSetBuilder } from '../policy/brands.js';
 import { loadCategoryBrands } from './brands.js';
 
@@ -120,7 +120,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   // A profile's own lists are category rules of that profile (SPEC §3): two
   // pseudo-categories each, active for that profile only.
   const customIds = new Map<string, { allow: number; block: number }>();
-  const districtIds = new Map<string, { allow: number; block: number }>();
+  const districtIds = new Map<string, { allow: number; block: number; scopedAllow: number }>();
   for (const profile of config.profiles) {
     const allow = categoryNames.push(CUSTOM_CATEGORY) - 1;
     const block = categoryNames.push(CUSTOM_CATEGORY) - 1;
@@ -145,7 +145,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       }
       const allow = categoryNames.push(DISTRICT_CATEGORY) - 1;
       const block = categoryNames.push(DISTRICT_CATEGORY) - 1;
-      districtIds.set(profileId, { allow, block });
+      // Allows under which keyword rules keep applying (see engine.ts keywordsInsideAllow).
+      const scopedAllow = categoryNames.push(DISTRICT_CATEGORY) - 1;
+      districtIds.set(profileId, { allow, block, scopedAllow });
       let line = 0;
       for (const domain of lists.allow_domains ?? []) addOverlayDomain(domains, domain, allow, overlayFile, ++line, fileNames[overlayFile]!, problems);
       for (const domain of lists.block_domains ?? []) addOverlayDomain(domains, domain, block, overlayFile, ++line, fileNames[overlayFile]!, problems);
@@ -154,11 +156,21 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
         const error = keywords.add(phrase, block, overlayFile, line);
         if (error !== null) problems.warning(fileNames[overlayFile]!, line, `keyword "${phrase}" skipped: ${error}`);
       }
+      for (const allowed of lists.allow_urls ?? []) {
+        line++;
+        const category = allowed.keywords ? scopedAllow : allow;
+        if (allowed.scope === 'site') {
+          addOverlayDomain(domains, allowed.url, category, overlayFile, line, fileNames[overlayFile]!, problems);
+          continue;
+        }
+        const error = urls.add(allowed.url, category, overlayFile, line, allowed.scope === 'page');
+        if (error !== null) problems.warning(fileNames[overlayFile]!, line, `"${truncate(allowed.url)}" skipped: ${error}`);
+      }
     }
     // Additions to a category join that category's own rules, so they block wherever a
     // profile here blocks the category (and nowhere else). Lines keep counting after
     // the profiles', so each rule has its own source line.
-    let line = Object.values(overlay.profiles).reduce((sum, l) => sum + (l.allow_domains?.length ?? 0) + (l.block_domains?.length ?? 0) + (l.block_keywords?.length ?? 0), 0);
+    let line = Object.values(overlay.profiles).reduce((sum, lists) => sum + overlayLineCount(lists), 0);
     for (const [category, lists] of Object.entries(overlay.categories ?? {})) {
       const id = categoryIds.get(category);
       if (id === undefined) {
@@ -204,6 +216,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     if (district !== undefined) {
       actions[district.allow] = CATEGORY_ALLOWS;
       actions[district.block] = CATEGORY_BLOCKS;
+      actions[district.scopedAllow] = CATEGORY_ALLOWS;
     }
     return {
       id: profile.id,
@@ -217,6 +230,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   });
   const noInspectActions = new Uint8Array(total);
   noInspectActions[noInspectId] = CATEGORY_BLOCKS;
+  const keywordsInsideAllow = new Uint8Array(total);
+  for (const district of districtIds.values()) keywordsInsideAllow[district.scopedAllow] = 1;
 
   const usersFile = config.proxyAuth.usersFile === null ? null : path.resolve(rulesDir, config.proxyAuth.usersFile);
   if (usersFile !== null) {
@@ -247,6 +262,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     intercept: config.intercept,
     connectPorts: config.connectPorts,
     noInspectActions,
+    keywordsInsideAllow,
     proxyAuth: { usersFile, profiles: new Map(config.proxyAuth.profiles.map((p) => p.value)) },
   };
   const policy = new Policy(compiled, options);

@@ -8,10 +8,29 @@ import { readFileSync } from 'node:fs';
  * gateway pins the collector's public key at enrolment, so neither a man in the middle
  * nor a compromised link can loosen a school's filter.
  */
+/** How much of a site an allow opens: one page (host and path, any query), a path and what is under it, or the whole site. */
+export type AllowScope = 'page' | 'path' | 'site';
+export const ALLOW_SCOPES: readonly AllowScope[] = ['page', 'path', 'site'];
+
+/**
+ * An allow the district scoped explicitly. `url` is `host/path` for a page or path and
+ * the host for a site. `keywords`: keyword rules still apply to the part of the URL the
+ * allow does not name (for a page its query, for a path what follows it, for a site the
+ * whole path), so opening one article does not open searches on the same site.
+ */
+export interface OverlayAllowUrl {
+  readonly scope: AllowScope;
+  readonly url: string;
+  readonly keywords: boolean;
+}
+
 export interface ProfileOverlay {
+  /** Whole sites, trusted: no keyword rule applies there (the older form of an allow). */
   readonly allow_domains?: readonly string[];
   readonly block_domains?: readonly string[];
   readonly block_keywords?: readonly string[];
+  /** Scoped allows; their source lines follow the three lists above. */
+  readonly allow_urls?: readonly OverlayAllowUrl[];
 }
 
 /** Rules the district adds to a category (e.g. a reported page blocked as `gambling`): they apply wherever a profile blocks that category. */
@@ -66,6 +85,24 @@ function checkLists(owner: string, lists: unknown, names: readonly string[]): vo
   }
 }
 
+function checkAllowUrls(owner: string, lists: unknown): void {
+  const list = (lists as Record<string, unknown>)['allow_urls'];
+  if (list === undefined) return;
+  const valid = (entry: unknown): boolean => {
+    if (typeof entry !== 'object' || entry === null) return false;
+    const { scope, url, keywords } = entry as Record<string, unknown>;
+    return ALLOW_SCOPES.includes(scope as AllowScope) && typeof url === 'string' && typeof keywords === 'boolean';
+  };
+  if (!Array.isArray(list) || !list.every(valid)) {
+    throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay ${owner}.allow_urls must be a list of {scope: page|path|site, url, keywords: true|false}`);
+  }
+}
+
+/** How many source lines a profile's lists take (allow_urls last, so older lines keep their numbers). */
+export function overlayLineCount(lists: ProfileOverlay): number {
+  return (lists.allow_domains?.length ?? 0) + (lists.block_domains?.length ?? 0) + (lists.block_keywords?.length ?? 0) + (lists.allow_urls?.length ?? 0);
+}
+
 export function parseOverlay(text: string): PolicyOverlay {
   let value: unknown;
   try {
@@ -78,7 +115,10 @@ export function parseOverlay(text: string): PolicyOverlay {
     throw new OverlayError('LACHAN_OVERLAY_INVALID', 'policy overlay needs an integer "version" and a "profiles" object');
   }
   if (overlay.school !== undefined && typeof overlay.school !== 'string') throw new OverlayError('LACHAN_OVERLAY_INVALID', 'overlay "school" must be text');
-  for (const [profile, lists] of Object.entries(overlay.profiles as Record<string, unknown>)) checkLists(`profile "${profile}"`, lists, LISTS);
+  for (const [profile, lists] of Object.entries(overlay.profiles as Record<string, unknown>)) {
+    checkLists(`profile "${profile}"`, lists, LISTS);
+    checkAllowUrls(`profile "${profile}"`, lists);
+  }
   if (overlay.categories !== undefined) {
     if (typeof overlay.categories !== 'object' || overlay.categories === null || Array.isArray(overlay.categories)) {
       throw new OverlayError('LACHAN_OVERLAY_INVALID', 'overlay "categories" must be an object');

@@ -1,3 +1,4 @@
+import { Agent, fetch as undiciFetch } from 'undici';
 import { expect } from 'vitest';
 import { newEventId } from '../../src/events/ids.js';
 import type { WireEvent } from '../../src/events/wire.js';
@@ -63,8 +64,20 @@ function cookieValue(setCookies: string[], name: string): string | null {
   return null;
 }
 
-/** Fetches the login form, posts it like a browser; returns the login response. */
-export async function postLogin(url: string, name: string, password: string): Promise<Response> {
+const agents = new Map<string, Agent>();
+
+/** A fetch whose connections leave from `from` (another loopback address, as another machine would be). */
+export function fetchFrom(from: string | undefined): typeof fetch {
+  if (from === undefined) return fetch;
+  let agent = agents.get(from);
+  if (agent === undefined) agents.set(from, (agent = new Agent({ localAddress: from })));
+  const dispatcher = agent;
+  return ((input: string, init: RequestInit = {}) => undiciFetch(input, { ...(init as object), dispatcher })) as unknown as typeof fetch;
+}
+
+/** Fetches the login form, posts it like a browser (from the source address `from`, when given); returns the login response. */
+export async function postLogin(url: string, name: string, password: string, from?: string): Promise<Response> {
+  const fetch = fetchFrom(from);
   const form = await fetch(`${url}/login`);
   const html = await form.text();
   const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!;
@@ -77,8 +90,8 @@ export async function postLogin(url: string, name: string, password: string): Pr
   });
 }
 
-export async function login(url: string, name: string, password = PASSWORD): Promise<LoggedIn> {
-  const response = await postLogin(url, name, password);
+export async function login(url: string, name: string, password = PASSWORD, from?: string): Promise<LoggedIn> {
+  const response = await postLogin(url, name, password, from);
   expect(response.status).toBe(303);
   const session = cookieValue(response.headers.getSetCookie(), 'lachan_session');
   expect(session).not.toBeNull();

@@ -1,4 +1,5 @@
-import { CATEGORY_NAMES } from '../../util/labels.js';
+import { CATEGORY_NAMES, PROFILE_NAMES } from '../../util/labels.js';
+import { VN_TIME_ZONE } from './vn-time.js';
 /**
  * The dashboard's stylesheet and script, served from the collector itself (no CDN, no
  * build step beyond tsc). The script is plain ES2020 for the browser; it builds the
@@ -41,17 +42,57 @@ code{font-size:.85em}
 .tabs a[aria-current=page]{font-weight:700}
 .kind-report{color:#a4161a;font-weight:600}
 .muted{color:#5a6772}
-@media (max-width:700px){.grid{grid-template-columns:1fr}}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}
+.scroll>table{min-width:40em}
+#events{min-width:62em}
+#events td:first-child{white-space:nowrap}
+.nowrap{white-space:nowrap}
+#reviews th,#reviews td{word-break:normal;overflow-wrap:normal}
+#reviews td.page{min-width:11em;overflow-wrap:anywhere}
+#reviews .actions{max-width:24em}
+#reviews .actions select{width:100%}
+.count{display:inline-block;margin-top:.2em;padding:0 .5em;border-radius:1em;background:#fff3cd;color:#6b4e00;font-size:.85em}
+.detail{font-size:.85em}
+.kv{display:inline-block}
+tr.disabled td{color:#5a6772}
+td.name{font-weight:600}
+button.danger{color:#a4161a}
+.reset input{width:11em}
+@media (max-width:700px){
+.grid{grid-template-columns:1fr}
+header{gap:.4em .8em;padding:.5em .8em}
+header nav{flex-wrap:wrap;gap:.3em .9em;flex-basis:100%;order:3}
+header .who{font-size:.85em}
+main{padding:.6em}
+section{padding:.7em}
+h1{font-size:1.3em;margin:.3em 0 .5em}
+.filters label{flex:1 1 45%}
+.filters label input,.filters label select{width:100%}
+.actions{min-width:0}
+/* The review queue as cards: every request and its buttons inside the screen. */
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%}
+table.cards thead{display:none}
+table.cards tr{border:1px solid #d5dbe0;border-radius:8px;margin-bottom:.8em;padding:.4em .6em;background:#fff}
+table.cards td{border:0;padding:.2em 0}
+table.cards td.empty{display:none}
+table.cards td.value{word-break:break-all}
+table.cards td[data-label]::before{content:attr(data-label) ": ";color:#5a6772;font-size:.85em}
+table.cards .actions select,table.cards .actions input{flex:1 1 100%;min-width:0;max-width:100%}
+}
 `;
 
 export const APP_JS = `
 'use strict';
 (function () {
   var CATEGORY_NAMES = ${JSON.stringify(CATEGORY_NAMES)};
+  var PROFILE_NAMES = ${JSON.stringify(PROFILE_NAMES)};
+  // dd/mm/yyyy HH:mm in Vietnam time, whatever the browser's own zone (as vn-time.ts on the server).
+  var VN_FORMAT = new Intl.DateTimeFormat('en-GB', { timeZone: ${JSON.stringify(VN_TIME_ZONE)}, day: '2-digit', month: '2-digit', year: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   var COLORS = ['#d62828', '#f77f00', '#2a9d8f', '#264653', '#8338ec', '#3a86ff', '#e76f51', '#6a994e', '#bc4749', '#577590'];
   var SVG = 'http://www.w3.org/2000/svg';
 
   function categoryName(c) { return c ? (CATEGORY_NAMES[c] || c) : 'Quy tắc riêng'; }
+  function profileName(p) { return PROFILE_NAMES[p] || p; }
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
     if (attrs) for (var k in attrs) node.setAttribute(k, attrs[k]);
@@ -71,7 +112,7 @@ export const APP_JS = `
     });
   }
   function vnDay(ms) { return new Date(ms + 7 * 3600000).toISOString().slice(0, 10); }
-  function vnTime(ms) { return new Date(ms + 7 * 3600000).toISOString().slice(0, 16).replace('T', ' '); }
+  function vnTime(ms) { return VN_FORMAT.format(ms).replace(',', ''); }
 
   /** Lines per category over the days, drawn by hand: one polyline and one dot a day. */
   function drawChart(holder, legend, stats) {
@@ -87,20 +128,24 @@ export const APP_JS = `
       series[key][row.day] = (series[key][row.day] || 0) + row.count;
       if (series[key][row.day] > max) max = series[key][row.day];
     });
-    var W = 800, H = 260, L = 40, B = 30, T = 10, R = 10;
+    // Drawn at the width it is shown, so labels keep their size on a phone.
+    var W = Math.max(300, Math.min(1100, Math.round(holder.clientWidth || 800))), H = W < 600 ? 220 : 260, L = 36, B = 30, T = 10, R = 12;
+    var FONT = 12;
     var root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': 'Biểu đồ lượt chặn theo danh mục' });
     var x = function (i) { return L + (days.length < 2 ? 0 : i * (W - L - R) / (days.length - 1)); };
     var y = function (n) { return H - B - n * (H - B - T) / max; };
     root.appendChild(svg('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: '#999' }));
     [0, Math.ceil(max / 2), max].forEach(function (n) {
-      var label = svg('text', { x: L - 6, y: y(n) + 4, 'text-anchor': 'end', 'font-size': 11, fill: '#555' });
+      var label = svg('text', { x: L - 6, y: y(n) + 4, 'text-anchor': 'end', 'font-size': FONT, fill: '#444' });
       label.textContent = String(n);
       root.appendChild(label);
     });
     days.forEach(function (day, i) {
-      if (i % Math.ceil(days.length / 7) !== 0 && i !== days.length - 1) return;
+      var every = Math.ceil(days.length / Math.max(2, Math.floor((W - L - R) / 56)));
+      if (i % every !== 0 && i !== days.length - 1) return;
+      if (i !== days.length - 1 && days.length - 1 - i < every / 2) return; // would overlap the last label
       var anchor = i === 0 ? 'start' : i === days.length - 1 ? 'end' : 'middle';
-      var label = svg('text', { x: x(i), y: H - 10, 'text-anchor': anchor, 'font-size': 11, fill: '#555' });
+      var label = svg('text', { x: x(i), y: H - 10, 'text-anchor': anchor, 'font-size': FONT, fill: '#444' });
       label.textContent = day.slice(8, 10) + '/' + day.slice(5, 7);
       root.appendChild(label);
     });
@@ -114,7 +159,7 @@ export const APP_JS = `
         if (n === 0) return;
         var dot = svg('circle', { cx: x(i), cy: y(n), r: 3.5, fill: color, 'data-day': day, 'data-count': n });
         var title = svg('title', {});
-        title.textContent = categoryName(key) + ', ' + day + ': ' + n;
+        title.textContent = categoryName(key) + ', ' + day.slice(8, 10) + '/' + day.slice(5, 7) + '/' + day.slice(0, 4) + ': ' + n;
         dot.appendChild(title);
         group.appendChild(dot);
       });
@@ -166,7 +211,7 @@ export const APP_JS = `
           tr.appendChild(el('td', null, h.source || '—'));
           table.appendChild(tr);
         });
-        holder.appendChild(table);
+        holder.appendChild(el('div', { class: 'scroll' })).appendChild(table);
       });
       if (data.categories.length === 0) holder.appendChild(el('p', null, 'Chưa có dữ liệu.'));
     });
@@ -187,6 +232,10 @@ export const APP_JS = `
         schoolNames[s.id] = s.name;
         select.appendChild(el('option', { value: s.id }, s.name));
       });
+    });
+    [['profile', PROFILE_NAMES], ['category', CATEGORY_NAMES]].forEach(function (pair) {
+      var select = form.elements.namedItem(pair[0]);
+      Object.keys(pair[1]).forEach(function (key) { select.appendChild(el('option', { value: key }, pair[1][key])); });
     });
     function query() {
       var params = new URLSearchParams();
@@ -210,7 +259,7 @@ export const APP_JS = `
         if (reset) { body.textContent = ''; shown = 0; }
         page.events.forEach(function (e) {
           var tr = el('tr', { 'data-id': e.id });
-          [vnTime(e.time), schoolNames[e.school] || e.school, e.profile, categoryName(e.category), e.host, e.path, e.rule || '—', e.source || '—'].forEach(function (v) { tr.appendChild(el('td', null, v)); });
+          [vnTime(e.time), schoolNames[e.school] || e.school, profileName(e.profile), categoryName(e.category), e.host, e.path, e.rule || '—', e.source || '—'].forEach(function (v) { tr.appendChild(el('td', null, v)); });
           body.appendChild(tr);
         });
         shown += page.events.length;
@@ -231,7 +280,7 @@ export const APP_JS = `
     var csrf = document.querySelector('meta[name=csrf]').getAttribute('content');
     getJson('/api/v1/dashboard/schools').then(function (data) {
       var select = form.elements.namedItem('school');
-      data.schools.forEach(function (s) { select.appendChild(el('option', { value: s.id }, s.name + ' (' + s.id + ')')); });
+      data.schools.forEach(function (s) { select.appendChild(el('option', { value: s.id }, s.name)); });
     });
     form.addEventListener('submit', function (event) {
       event.preventDefault();

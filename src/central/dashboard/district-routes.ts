@@ -4,6 +4,7 @@ import type { Principal, Session } from '../accounts.js';
 import { readBody } from '../body.js';
 import type { District } from '../district.js';
 import type { PolicyRuleInput } from '../district-policy.js';
+import { ALLOW_SCOPES, type AllowScope } from '../../rules/overlay.js';
 import { HttpError, sendJson } from '../http.js';
 import { ReviewError, type ReviewDecision, type Scope } from '../reviews.js';
 import { StoreError, type CentralStore } from '../store.js';
@@ -18,7 +19,8 @@ import { FORM_LIMITS, redirect, sameSecret, sendHtml } from './respond.js';
  *
  *   GET  /reviews, /policy                         pages (session)
  *   GET  /api/v1/reviews?status=open|decided|all   the queue (school-it: its school)
- *   POST /api/v1/reviews/{seq}                     action=approve (profile, scope=school|all)
+ *   POST /api/v1/reviews/{seq}                     action=approve (profile, scope=school|all,
+ *                                                    match=page|path|site (page), keywords=on|off (on))
  *                                                  | reject (reason) | block (category, scope)
  *   GET  /api/v1/district-policy                   version, live rules, history, public key
  *   POST /api/v1/district-policy/rules             admin: action, kind, value, profile|category, school, note
@@ -57,12 +59,27 @@ function scopeOf(fields: Fields): Scope {
   return scope;
 }
 
+/** How much an approval opens; the narrowest (the page) unless said. */
+function matchOf(fields: Fields): AllowScope {
+  const match = fields.get('match') || 'page';
+  if (!ALLOW_SCOPES.includes(match as AllowScope)) throw new HttpError(400, 'bad_request', 'match: page, path or site');
+  return match as AllowScope;
+}
+
+/** Whether keyword rules still apply inside an allow: yes unless said `off` (`false` in JSON). */
+function keywordsOf(fields: Fields): boolean {
+  const keywords = fields.get('keywords') || 'on';
+  if (keywords === 'on' || keywords === 'true') return true;
+  if (keywords === 'off' || keywords === 'false') return false;
+  throw new HttpError(400, 'bad_request', 'keywords: on or off');
+}
+
 function decisionOf(fields: Fields): ReviewDecision {
   const action = fields.get('action');
   if (action === 'approve') {
     const profile = fields.get('profile') ?? '';
     if (profile === '') throw new HttpError(400, 'bad_request', 'profile: which profile may open the page');
-    return { action, profile, scope: scopeOf(fields), note: fields.get('note') ?? undefined };
+    return { action, profile, scope: scopeOf(fields), match: matchOf(fields), keywords: keywordsOf(fields), note: fields.get('note') ?? undefined };
   }
   if (action === 'reject') return { action, reason: fields.get('reason') ?? '' };
   if (action === 'block') {
@@ -77,10 +94,11 @@ function ruleInputOf(fields: Fields): PolicyRuleInput {
   const action = fields.get('action');
   const kind = fields.get('kind') ?? 'domain';
   if (action !== 'allow' && action !== 'block') throw new HttpError(400, 'bad_request', 'action: allow or block');
-  if (kind !== 'domain' && kind !== 'keyword') throw new HttpError(400, 'bad_request', 'kind: domain or keyword');
+  if (kind !== 'domain' && kind !== 'keyword' && kind !== 'page' && kind !== 'path') throw new HttpError(400, 'bad_request', 'kind: domain, page, path or keyword');
   return {
     action,
-    kind,
+    ...(kind === 'page' || kind === 'path' ? { kind: 'url' as const, match: kind } : { kind }),
+    keywords: keywordsOf(fields),
     value: fields.get('value') ?? '',
     profile: fields.get('profile') || null,
     category: fields.get('category') || null,
@@ -130,7 +148,7 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
       }
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError(400, 'bad_request', 'body: a JSON object');
       const record = parsed as Record<string, unknown>;
-      fields = { get: (name) => (typeof record[name] === 'string' ? (record[name] as string) : typeof record[name] === 'number' ? String(record[name]) : null) };
+      fields = { get: (name) => (typeof record[name] === 'string' ? (record[name] as string) : typeof record[name] === 'number' || typeof record[name] === 'boolean' ? String(record[name]) : null) };
     }
     if (request.headers.authorization === undefined) {
       const current = deps.session(request);

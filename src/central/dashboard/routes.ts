@@ -15,6 +15,12 @@ import { DEFAULT_ORGANISATION, type Organisation } from '../../rules/organisatio
 import { REPORT_DOWNLOAD_PATH, sendYearlyReport } from '../../report/download.js';
 import { cookie, cookies, FORM_LIMITS, redirect, sameSecret, sendHtml } from './respond.js';
 
+/** A wait as a person reads it: "45 giây", "4 phút". */
+function waitText(ms: number): string {
+  const seconds = Math.ceil(ms / 1000);
+  return seconds < 60 ? `${seconds} giây` : `${Math.ceil(seconds / 60)} phút`;
+}
+
 /** What the collector server asks of the dashboard. */
 export interface Dashboard {
   /** The user of the request's session cookie, or null. */
@@ -24,8 +30,28 @@ export interface Dashboard {
 }
 
 export const SESSION_COOKIE = 'lachan_session';
+const USER_CHANGE = /^\/api\/v1\/users\/([^/]{1,200})\/(disable|enable|delete|password)$/;
+/** Vietnamese for the refusals an administrator meets on the users page. */
+const USER_ERRORS: Readonly<Record<string, string>> = {
+  LACHAN_NO_USER: 'Không có tài khoản này.',
+  LACHAN_LAST_ADMIN: 'Không thể khóa hoặc xóa quản trị viên cuối cùng còn hoạt động.',
+  LACHAN_WEAK_PASSWORD: 'Mật khẩu mới phải có ít nhất 10 ký tự.',
+};
 const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
-export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District; organisation?: Organisation }): Dashboard {
+/**
+ * Where a login comes from: the peer, or behind one of `trusted` reverse proxies the
+ * address it appended last to X-Forwarded-For (what a client wrote before it is not
+ * believed). Without this every login behind a proxy would share one throttle.
+ */
+export function loginSource(request: IncomingMessage, trusted: ReadonlySet<string>): string {
+  const peer = (request.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+  if (!trusted.has(peer)) return peer;
+  const forwarded = String(request.headers['x-forwarded-for'] ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  return forwarded.at(-1) ?? peer;
+}
+
+export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District; organisation?: Organisation; trustedProxies?: readonly string[] }): Dashboard {
+  const trustedProxies = new Set(options.trustedProxies ?? []);
   const { store, accounts, queries } = options;
   const organisation = options.organisation ?? DEFAULT_ORGANISATION;
   const districtRoutes =
@@ -52,15 +78,19 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
     const name = (fields.get('name') ?? '').trim();
     const password = fields.get('password') ?? '';
     const retry = (status: number, message: string) => sendHtml(response, status, loginPage(expected, message, name, organisation.office.name));
-    const locked = accounts.lockedFor(name);
-    if (locked > 0) return retry(429, `Tài khoản tạm khóa do đăng nhập sai nhiều lần. Thử lại sau ${Math.ceil(locked / 60_000)} phút.`);
+    // Throttled by where the guesses come from, not by account: the real user elsewhere is never locked out.
+    const address = loginSource(request, trustedProxies);
+    const tooMany = (wait: number) =>
+      sendHtml(response, 429, loginPage(expected, `Đăng nhập sai nhiều lần từ máy này. Hãy thử lại sau ${waitText(wait)}.`, name, organisation.office.name), { 'retry-after': String(Math.ceil(wait / 1000)) });
+    const waiting = accounts.throttle.waitFor(address, name);
+    if (waiting > 0) return tooMany(waiting);
     const user = accounts.user(name);
     const ok = await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH);
-    if (!ok || user === null) {
-      const nowLocked = accounts.loginFailed(name);
-      return retry(nowLocked ? 429 : 401, nowLocked ? 'Tài khoản tạm khóa 15 phút do đăng nhập sai nhiều lần.' : 'Sai tên đăng nhập hoặc mật khẩu.');
+    if (!ok || user === null || user.disabledAt !== null) {
+      const wait = accounts.throttle.failed(address, name);
+      return wait > 0 ? tooMany(wait) : retry(401, 'Sai tên đăng nhập hoặc mật khẩu.');
     }
-    accounts.loginSucceeded(name);
+    accounts.throttle.succeeded(address, name);
     const created = accounts.createSession(user.name);
     redirect(response, '/', {
       'set-cookie': [
@@ -100,6 +130,41 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
       throw error;
     }
     sendJson(response, 201, { name, role, school: school ?? null });
+  }
+
+  /**
+   * An administrator disables, enables, deletes an account or sets its password: from
+   * the users page (a form with its CSRF field, answered with a 303 back to the page) or
+   * as JSON (CSRF header for a session, none for the bearer token).
+   */
+  async function changeUser(request: IncomingMessage, response: ServerResponse, reader: (r: IncomingMessage) => Principal, name: string, action: string): Promise<void> {
+    const who = reader(request);
+    const isForm = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+    const text = (await readBody(request, FORM_LIMITS)).toString('utf8');
+    let fields: URLSearchParams;
+    try {
+      fields = isForm ? new URLSearchParams(text) : new URLSearchParams(Object.entries(JSON.parse(text || '{}') as Record<string, string>).map(([k, v]): [string, string] => [k, String(v)]));
+    } catch {
+      throw new HttpError(400, 'bad_request', 'a form or a JSON object');
+    }
+    if (request.headers.authorization === undefined) {
+      const current = session(request);
+      if (current === null) throw new HttpError(401, 'unauthorized', 'log in first');
+      checkCsrf(current.session, isForm ? fields.get('csrf') : (request.headers['x-csrf-token'] as string | undefined));
+    }
+    requireAdmin(who);
+    try {
+      if (action === 'disable' || action === 'enable') accounts.setDisabled(who.name, name, action === 'disable');
+      else if (action === 'delete') accounts.deleteUser(who.name, name);
+      else await accounts.resetPassword(who.name, name, fields.get('password') ?? '');
+    } catch (error) {
+      if (!(error instanceof StoreError)) throw error;
+      const status = error.code === 'LACHAN_NO_USER' ? 404 : 400;
+      if (isForm) return sendHtml(response, status, errorPage(status, USER_ERRORS[error.code] ?? error.message, '/users'));
+      throw new HttpError(status, 'bad_request', error.message);
+    }
+    if (isForm) return redirect(response, `/users?done=${action}`);
+    sendJson(response, 200, { name, action });
   }
 
   async function topHosts(who: Principal, url: URL, response: ServerResponse): Promise<void> {
@@ -178,8 +243,8 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         if (path === '/') sendHtml(response, 200, overviewPage(user, csrf));
         else if (path === '/logs') sendHtml(response, 200, logsPage(user, csrf));
         else if (user.role !== 'admin') sendHtml(response, 403, errorPage(403, 'Trang này chỉ dành cho quản trị viên.'));
-        else if (path === '/users') sendHtml(response, 200, usersPage(user, csrf, accounts.users()));
-        else sendHtml(response, 200, auditPage(user, csrf, accounts.auditLog()));
+        else if (path === '/users') sendHtml(response, 200, usersPage(user, csrf, accounts.users(), new Map((await store.listSchools()).map((s) => [s.id, s.name])), url.searchParams.get('done')));
+        else sendHtml(response, 200, auditPage(user, csrf, accounts.auditLog(), new Map((await store.listSchools()).map((s) => [s.id, s.name]))));
         return true;
       }
       if (path === '/api/v1/dashboard/schools') {
@@ -200,7 +265,13 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
         const who = reader(request);
         requireAdmin(who);
-        { sendJson(response, 200, { users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt })) }); return true; }
+        { sendJson(response, 200, { users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt, disabledAt: u.disabledAt })) }); return true; }
+      }
+      const userChangePath = USER_CHANGE.exec(path);
+      if (userChangePath !== null) {
+        if (method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'POST', { allow: 'POST' });
+        await changeUser(request, response, reader, decodeURIComponent(userChangePath[1]!), userChangePath[2]!);
+        return true;
       }
       if (path === '/api/v1/audit') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
