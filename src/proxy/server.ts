@@ -18,6 +18,7 @@ import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
 import { StudentRequests, studentRequestKind } from './student-requests.js';
 import { pacFile } from './pac.js';
 import { ResolveError, type Resolver } from './resolver.js';
+import { sameAddress } from './addresses.js';
 import { Interceptor, type TunnelClient } from './intercept.js';
 import type { CertificateAuthority } from '../tls/index.js';
 
@@ -570,7 +571,5 @@ export function classifyUpstreamError(error: unknown): ErrorKind {
 /** Whether an absolute-form target names this proxy's own listening address and port. */
 function addressedToProxy(url: URL, localAddress: string | undefined, localPort: number | undefined): boolean {
   if (localAddress === undefined || String(localPort) !== (url.port || (url.protocol === 'https:' ? '443' : '80'))) return false;
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const local = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
-  return host === local || host === localAddress;
+  return sameAddress(url.hostname, localAddress);
 }
