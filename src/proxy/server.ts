@@ -143,6 +143,8 @@ export class ProxyServer {
         maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true,
         // Node checks header deadlines on this tick (default 30 s): a slow client would otherwise get up to twice headersTimeout.
         connectionsCheckingInterval: 2_000,
+        // An HTTP/1.1 request without Host is refused here, with the page, rather than by Node with an empty 400.
+        requireHostHeader: false,
       },
       (req, res) => this.onRequest(req, res),
     );
@@ -218,6 +220,7 @@ export class ProxyServer {
   /** `tunnel` is set for requests inside an intercepted CONNECT: who sent them was settled there. */
   private onRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelClient): void {
     const target = req.url ?? '';
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return this.sendError(res, 'bad-request', null, { connection: 'close' });
     if (target.charCodeAt(0) === 0x2f /* / */) return this.onOriginForm(req, res);
     // A double, not a BigInt: nothing allocated per request for the latency histogram.
     const started = performance.now();
@@ -498,8 +501,16 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * A request Node's parser refused: in its head, or in its body once the request was
+   * already taken (an unknown transfer coding, a bare LF or an overflowing chunk size).
+   * It gets the 400 page unless a response has begun on the wire; a response still
+   * being prepared loses its socket and is never sent.
+   */
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    // Node's own fallback makes the same test (its internal `_headerSent`: bytes of the response written).
+    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    if (!socket.writable || inFlight?._headerSent === true) {
       socket.destroy();
       return;
     }
