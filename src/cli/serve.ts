@@ -11,7 +11,8 @@ import type { PolicyOverlay } from '../rules/overlay.js';
 import { readStoredOverlay, startOverlayPoller } from '../rules/overlay-poller.js';
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
-import { ProxyServer } from '../proxy/server.js';
+import { DEFAULT_LIMITS, ProxyServer } from '../proxy/server.js';
+import { ClientPseudonymizer, loadOrCreateClientKey } from '../events/pseudonym.js';
 import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
@@ -42,6 +43,8 @@ interface ServeOptions {
   logLevel: string;
   upstreamTimeout: string;
   headerTimeout: string;
+  maxConnections: string;
+  maxClientConnections: string;
 }
 
 /** Messages between the primary and proxy workers. */
@@ -80,6 +83,8 @@ export function registerServe(program: Command): void {
     .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--upstream-timeout <seconds>', 'time an origin has to answer before the 504 page', '30')
+    .option('--max-connections <n>', 'client connections each proxy process holds', String(DEFAULT_LIMITS.maxConnections))
+    .option('--max-client-connections <n>', 'client connections one address holds (a lab behind NAT is one address: keep it generous)', String(DEFAULT_LIMITS.maxClientConnections))
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
@@ -93,6 +98,9 @@ export function registerServe(program: Command): void {
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
       if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout must be a number of milliseconds (100 or more), not "${options.headerTimeout}"`);
+      for (const [flag, value] of [['--max-connections', options.maxConnections], ['--max-client-connections', options.maxClientConnections]] as const) {
+        if (!/^[1-9]\d{0,6}$/.test(value)) throw new CliError(`${flag} must be a whole number of connections, not "${value}"`);
+      }
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
       else await runPrimary(options, port, adminPort, workers, logger);
@@ -193,6 +201,8 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
   let boundPort = port;
+  // Clients are named in logs and /metrics by the device id events carry, never by address.
+  const pseudonyms = new ClientPseudonymizer(loadOrCreateClientKey(options.data));
   const proxy = new ProxyServer({
     policy,
     resolver,
@@ -200,7 +210,11 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     logger,
     ca,
     accessLog: options.accessLog === true,
-    limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout) },
+    limits: {
+      upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout),
+      maxConnections: Number(options.maxConnections), maxClientConnections: Number(options.maxClientConnections),
+    },
+    clientName: (address) => pseudonyms.pseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
   });

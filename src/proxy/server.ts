@@ -18,6 +18,7 @@ import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
 import { StudentRequests, studentRequestKind } from './student-requests.js';
 import { pacFile } from './pac.js';
 import { ResolveError, type Resolver } from './resolver.js';
+import { ConnectionAdmission, type LimitHit } from './admission.js';
 import { sameAddress } from './addresses.js';
 import { Interceptor, type TunnelClient } from './intercept.js';
 import type { CertificateAuthority } from '../tls/index.js';
@@ -36,7 +37,10 @@ export interface ProxyLimits {
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamBodyIdleMs: number;
   readonly upstreamConnectionsPerOrigin: number;
+  /** Client connections one worker holds. */
   readonly maxConnections: number;
+  /** Client connections one client address holds (see admission.ts). */
+  readonly maxClientConnections: number;
 }
 
 export const DEFAULT_LIMITS: ProxyLimits = {
@@ -49,6 +53,8 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   upstreamBodyIdleMs: 60_000,
   upstreamConnectionsPerOrigin: 64,
   maxConnections: 8192,
+  // A lab of 40 computers behind one NAT address, browsers keeping ~10 connections each, fits.
+  maxClientConnections: 512,
 };
 
 export interface ProxyOptions {
@@ -64,6 +70,8 @@ export interface ProxyOptions {
   readonly advertisedProxy: () => string;
   /** Called when a review request or report was stored (the shipper sends it now rather than at its next tick). */
   readonly onStudentRequest?: () => void;
+  /** The name a client is logged and counted under: its pseudonymous device id, as in events (addresses are not kept). */
+  readonly clientName: (address: string) => string;
 }
 
 const HTML = 'text/html; charset=utf-8';
@@ -95,6 +103,9 @@ export class ProxyServer {
   private readonly sockets = new Set<Socket | Duplex>();
   private readonly interceptor: Interceptor | null;
   private readonly studentRequests: StudentRequests;
+  private readonly admission: ConnectionAdmission;
+  /** When each client was last logged as limited: one line a minute per client, not one per refusal. */
+  private readonly limitLogged = new Map<string, number>();
   /** One object for every forwarded request (see ForwardHandler). */
   private readonly forwardEvents: ForwardEvents = {
     onResponseStart: (startedMs) => this.metrics.observeLatency((performance.now() - startedMs) / 1000),
@@ -138,6 +149,11 @@ export class ProxyServer {
       idleMs: UPSTREAM_IDLE_MS,
       maxHeadBytes: MAX_RESPONSE_HEAD_BYTES,
     });
+    this.admission = new ConnectionAdmission(this.limits, {
+      onLimit: (hit) => this.onConnectionLimit(hit),
+    });
+    this.metrics.largestClient = () => this.admission.largestClient();
+    const admission = this.admission;
     this.server = createServer(
       {
         maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true,
@@ -146,19 +162,29 @@ export class ProxyServer {
         // An HTTP/1.1 request without Host is refused here, with the page, rather than by Node with an empty 400.
         requireHostHeader: false,
       },
-      (req, res) => this.onRequest(req, res),
+      (req, res) => {
+        admission.requestStarted(req.socket, res);
+        this.onRequest(req, res);
+      },
     );
-    this.server.maxConnections = this.limits.maxConnections;
     this.interceptor = options.ca == null ? null : new Interceptor(
             options.ca,
             (req, res, client) => this.onRequest(req, res, client),
             this.limits,
             (req, socket, head, client) => void this.onUpgrade(req, socket, head, client),
           );
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
+    // A tunnel or upgraded connection is busy until it closes.
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      admission.tunnelStarted(req.socket);
+      void this.onConnect(req, socket, head);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      admission.tunnelStarted(req.socket);
+      void this.onUpgrade(req, socket, head);
+    });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
     this.server.on('connection', (socket: Socket) => {
+      if (!admission.admit(socket)) return;
       this.metrics.openConnections++;
       this.sockets.add(socket);
       socket.once('close', () => {
@@ -202,6 +228,19 @@ export class ProxyServer {
     this.interceptor?.close();
     this.origins.close();
     await this.agent.close().catch(() => undefined);
+  }
+
+  /** Counted always; logged once a minute per client and reason, so a flood of connections is not a flood of log lines. */
+  private onConnectionLimit(hit: LimitHit): void {
+    const client = this.options.clientName(hit.client);
+    this.metrics.connectionLimit(client, hit.reason, hit.outcome);
+    const key = `${hit.reason} ${client}`;
+    const now = Date.now();
+    if ((this.limitLogged.get(key) ?? 0) > now - 60_000) return;
+    if (this.limitLogged.size >= 1024) this.limitLogged.clear();
+    this.limitLogged.set(key, now);
+    const limit = hit.reason === 'per-client' ? this.limits.maxClientConnections : this.limits.maxConnections;
+    this.options.logger.warn({ client, reason: hit.reason, outcome: hit.outcome, connections: hit.connections, limit }, 'client connection limit reached');
   }
 
   private profileFor(req: IncomingMessage): string | 'auth-failed' {
