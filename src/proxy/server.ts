@@ -75,6 +75,7 @@ export interface ProxyOptions {
 }
 
 const HTML = 'text/html; charset=utf-8';
+const LISTEN_BACKLOG = 4096;
 /** Idle keep-alive connections to origins are closed after this (origins commonly close theirs after 5 s). */
 const UPSTREAM_IDLE_MS = 4_000;
 /** Largest response head taken from an origin (large cookie and policy headers exist; 16 KiB is Node's request limit). */
@@ -207,7 +208,9 @@ export class ProxyServer {
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      // A long accept queue (the kernel caps it at net.core.somaxconn): a burst of devices at
+      // the start of a lesson is accepted and admitted here, not dropped while Node catches up.
+      this.server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', reject);
         const address = this.server.address();
         resolve(typeof address === 'object' && address !== null ? address.port : port);

@@ -15,7 +15,7 @@ export interface HeldSockets {
  * `from` (any of 127/8 is this machine), `batch` at a time, and resolves once each is
  * connected or closed.
  */
-export async function holdSockets(port: number, from: string, count: number, batch = 200): Promise<HeldSockets> {
+export async function holdSockets(port: number, from: string, count: number, batch = 100): Promise<HeldSockets> {
   const sockets: Socket[] = [];
   let closed = 0;
   for (let start = 0; start < count; start += batch) {
