@@ -184,15 +184,27 @@ export class ProxyServer {
       void this.onUpgrade(req, socket, head);
     });
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
-    this.server.on('connection', (socket: Socket) => {
-      if (!admission.admit(socket)) return;
-      this.metrics.openConnections++;
-      this.sockets.add(socket);
-      socket.once('close', () => {
-        this.metrics.openConnections--;
-        this.sockets.delete(socket);
-      });
+    this.server.on('connection', (socket: Socket) => this.admitConnection(socket));
+  }
+
+  /**
+   * Every client connection, on the proxy port or a transparent one, goes through the
+   * one admission policy (admission.ts) and is counted; false when it was refused.
+   */
+  admitConnection(socket: Socket): boolean {
+    if (!this.admission.admit(socket)) return false;
+    this.metrics.openConnections++;
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.metrics.openConnections--;
+      this.sockets.delete(socket);
     });
+    return true;
+  }
+
+  /** A transparent HTTPS connection became a tunnel: busy until it closes. */
+  tunnelStarted(socket: Socket): void {
+    this.admission.tunnelStarted(socket);
   }
 
   get policy(): Policy {
@@ -409,6 +421,7 @@ export class ProxyServer {
    * is to go by; it decides and is where the request goes, like an absolute target.
    */
   handleTransparentRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.admission.requestStarted(req.socket, res);
     const authority = req.headers.host;
     if (authority === undefined || !(req.url ?? '').startsWith('/')) return this.sendError(res, 'bad-request', null);
     req.url = `http://${authority}${req.url}`;

@@ -25,7 +25,7 @@ beforeAll(async () => {
   proxy = await startLachan({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh' } } }) },
     hosts: '127.0.0.1 origin.test\n',
-    args: ['--max-connections', String(MAX_CONNECTIONS), '--max-client-connections', String(MAX_CLIENT_CONNECTIONS)],
+    args: ['--max-connections', String(MAX_CONNECTIONS), '--max-client-connections', String(MAX_CLIENT_CONNECTIONS), '--transparent-http', '0', '--transparent-https', '0'],
   });
 });
 
@@ -77,6 +77,20 @@ describe('per-client connection limits', () => {
       expect(statuses.every((s) => s === 200)).toBe(true);
     } finally {
       agent.destroy();
+    }
+  });
+});
+
+describe('transparent ports', () => {
+  it('count against the same per-client limit as the proxy port', async () => {
+    const listening = proxy.logs.find((l) => l.msg === 'listening')!;
+    const onProxyPort = await holdSockets(proxy.port, '127.0.0.6', MAX_CLIENT_CONNECTIONS / 2);
+    const onHttp = await holdSockets(listening.transparentHttpPort as number, '127.0.0.6', MAX_CLIENT_CONNECTIONS / 2);
+    const onHttps = await holdSockets(listening.transparentHttpsPort as number, '127.0.0.6', MAX_CLIENT_CONNECTIONS / 2);
+    try {
+      await until('the client holds its limit across the three ports', () => onProxyPort.open() + onHttp.open() + onHttps.open() === MAX_CLIENT_CONNECTIONS);
+    } finally {
+      await Promise.all([onProxyPort, onHttp, onHttps].map((held) => held.release()));
     }
   });
 });
