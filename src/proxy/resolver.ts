@@ -49,6 +49,7 @@ const DNS_MIN_TTL_MS = 5_000;
 const DNS_MAX_TTL_MS = 60 * 60_000;
 const DNS_NEGATIVE_CACHE_MS = 5_000;
 const DNS_CACHE_LIMIT = 10_000;
+const OWN_ADDRESSES_MAX_AGE_MS = 60_000;
 
 interface CachedAnswer {
   readonly expires: number;
@@ -67,16 +68,19 @@ export class Resolver {
   private readonly hosts: ReadonlyMap<string, Destination>;
   private readonly cache = new Map<string, CachedAnswer>();
   private readonly inFlight = new Map<string, Promise<Destination>>();
-  private readonly guard: DestinationGuard;
+  private guard: DestinationGuard;
+  /** When the interfaces' addresses were last read (null: fixed addresses were given). */
+  private ownReadAt: number | null;
   /** Short timeouts: a gateway on a slow link falls back to the system resolver rather than hang. */
   private readonly dns = new DnsResolver({ timeout: 1500, tries: 2 });
 
   /** `dnsServers`: `ADDRESS` or `ADDRESS:PORT` to ask instead of the system's (the school's own resolver). */
-  /** `ownAddresses`: the gateway's addresses (default: those of its network interfaces). */
-  constructor(hostsFile: string | null, dnsServers: readonly string[] = [], ownAddresses: Iterable<string> = interfaceAddresses()) {
+  /** `ownAddresses`: the gateway's addresses (default: those of its network interfaces, read again every minute). */
+  constructor(hostsFile: string | null, dnsServers: readonly string[] = [], ownAddresses: Iterable<string> | null = null) {
     this.hosts = hostsFile === null ? new Map() : parseHostsFile(readFileSync(hostsFile, 'utf8'));
     if (dnsServers.length > 0) this.dns.setServers([...dnsServers]);
-    this.guard = new DestinationGuard(ownAddresses);
+    this.guard = new DestinationGuard(ownAddresses ?? interfaceAddresses());
+    this.ownReadAt = ownAddresses === null ? Date.now() : null;
   }
 
   /** `host` as URL.hostname writes it (IPv6 in brackets). */
@@ -146,6 +150,11 @@ export class Resolver {
   /** The destination to dial, in canonical form, once it is known not to be the gateway or local. */
   private vet(destination: Destination, host: string): Destination {
     const parsed = canonicalAddress(destination.address);
+    // A gateway's address can change under it (DHCP, a new uplink): the new one is protected within a minute.
+    if (this.ownReadAt !== null && Date.now() - this.ownReadAt > OWN_ADDRESSES_MAX_AGE_MS) {
+      this.guard = new DestinationGuard(interfaceAddresses());
+      this.ownReadAt = Date.now();
+    }
     if (parsed === null || this.guard.refuses(parsed)) {
       throw new ResolveError('LACHAN_FORBIDDEN_DESTINATION', `${host} resolves to ${destination.address}, which is the gateway or a local address`);
     }
