@@ -68,6 +68,7 @@ beforeAll(async () => {
     socket.on('data', (data: Buffer) => {
       const path = data.toString('latin1').split(' ')[1];
       if (path === '/hold') held.push(socket);
+      else if (path === '/big') socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${1024 * 1024}\r\n\r\n${'x'.repeat(64 * 1024)}`);
       else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
     });
   });
@@ -126,6 +127,20 @@ describe('origin client pool', () => {
     expect(requests.map((r) => r.outcome.body)).toEqual(['held', 'held', 'held', 'held', 'held']);
     expect(accepted - before).toBe(2);
     expect(mostOpen - base).toBe(2);
+    pool.close();
+  });
+
+  it('stops counting a connection whose client stopped reading, so a request queued behind it is served', async () => {
+    // Long deadlines: without the rule, the queued request would wait for the stalled one's body timeout (2 minutes).
+    const pool = client({ connectionsPerOrigin: 1, bodyIdleMs: 60_000 });
+    const neverReads = recorder();
+    neverReads.handler.onData = () => false;
+    pool.request(get('/big'), neverReads.handler);
+    const queued = recorder();
+    pool.request(get('/plain'), queued.handler);
+    await queued.finished;
+    expect(queued.outcome.body).toBe('ok');
+    expect(neverReads.outcome.done).toBe(false);
     pool.close();
   });
 

@@ -1,8 +1,9 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseResponseHead, OriginError } from '../src/proxy/origin-client.js';
 import { curl, rawExchange, rawStatus } from './helpers/curl.js';
 import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
+import { startRawOrigin, type RawRequest } from './support/raw-origin.js';
 
 /**
  * The proxy's own upstream client (GET and HEAD to http: origins) against an origin
@@ -10,7 +11,7 @@ import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js
  * places, and the malformed answers a proxy must refuse rather than pass on.
  */
 
-type Script = (socket: Socket, request: { method: string; path: string; onConnection: number }) => void;
+type Script = (socket: Socket, request: RawRequest) => void;
 
 const CHUNKED_SPLIT = ['HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r', '\nhello\r\n6\r\n worl', 'd\r\n0\r\nX-Trailer: yes\r\n\r\n'];
 
@@ -73,31 +74,18 @@ const scripts: Record<string, Script> = {
 let origin: Server;
 let originPort: number;
 /** Connections the origin has accepted. */
-let connections = 0;
+let connections: () => number;
 let proxy: RunningLachan;
 
 beforeAll(async () => {
-  origin = createServer((socket) => {
-    connections++;
-    let onConnection = 0;
-    let pending = '';
-    socket.on('error', () => undefined);
-    socket.on('data', (data: Buffer) => {
-      pending += data.toString('latin1');
-      let end: number;
-      while ((end = pending.indexOf('\r\n\r\n')) !== -1) {
-        const head = pending.slice(0, end);
-        pending = pending.slice(end + 4);
-        const [method = '', path = ''] = head.split(' ');
-        onConnection++;
-        const script = scripts[path];
-        if (script === undefined) socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-        else script(socket, { method, path, onConnection });
-      }
-    });
+  const raw = await startRawOrigin((socket, request) => {
+    const script = scripts[request.path];
+    if (script === undefined) socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+    else script(socket, request);
   });
-  await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
-  originPort = (origin.address() as { port: number }).port;
+  origin = raw.server;
+  originPort = raw.port;
+  connections = raw.connections;
   proxy = await startLachan({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh', blockCategories: [] } } }) },
     hosts: '127.0.0.1 raw.test\n',
@@ -140,7 +128,7 @@ describe('origin client framing', () => {
   });
 
   it('takes no body after HEAD, 204 and 304, and reuses the connection afterwards', async () => {
-    const before = connections;
+    const before = connections();
     const head = await curl(proxy.port, url('/sized'), { args: ['-I'] });
     expect(head.status).toBe(200);
     expect(head.headers['x-method']).toBe('HEAD');
@@ -152,7 +140,7 @@ describe('origin client framing', () => {
     const get = await curl(proxy.port, url('/sized'));
     expect(get.body).toBe('sized');
     // Four requests, one after another, over one kept-alive upstream connection.
-    expect(connections - before).toBeLessThanOrEqual(1);
+    expect(connections() - before).toBeLessThanOrEqual(1);
   });
 
   it('passes over 100 and 103 answers to the final response', async () => {
@@ -163,19 +151,19 @@ describe('origin client framing', () => {
 
   it('opens a new connection after the origin says Connection: close', async () => {
     expect((await curl(proxy.port, url('/close-header'))).body).toBe('bye');
-    const before = connections;
+    const before = connections();
     expect((await curl(proxy.port, url('/close-header'))).body).toBe('bye');
-    expect(connections - before).toBe(1);
+    expect(connections() - before).toBe(1);
   });
 
   it('retries once on a fresh connection when a kept-alive one is dropped without an answer', async () => {
     // The first request opens a connection; the second goes out on it and the origin drops it.
     expect((await curl(proxy.port, url('/stale'))).body).toBe('fresh');
-    const before = connections;
+    const before = connections();
     const again = await curl(proxy.port, url('/stale'));
     expect(again.status).toBe(200);
     expect(again.body).toBe('fresh');
-    expect(connections - before).toBe(1);
+    expect(connections() - before).toBe(1);
   });
 });
 
@@ -213,9 +201,10 @@ describe('origin client refusals', () => {
     expect((await curl(proxy.port, url('/sized'))).body).toBe('sized');
   });
 
-  it('cuts the client off at a malformed chunk size (found after the head was taken), and keeps serving', async () => {
+  it('answers a malformed chunk size before any body byte (found after the head was taken) with the 502 page, and keeps serving', async () => {
     const result = await rawExchange(proxy.port, `GET ${url('/bad-chunk')} HTTP/1.1\r\nHost: raw.test\r\nConnection: close\r\n\r\n`);
     expect(result.closed).toBe(true);
+    expect(rawStatus(result.text)).toBe(502);
     // No complete response: the client must not take the cut-off body for a whole one.
     expect(result.text).not.toMatch(/\r\n0\r\n\r\n$/);
     expect((await curl(proxy.port, url('/sized'))).body).toBe('sized');

@@ -20,10 +20,13 @@ describe('destination vetting', () => {
   });
 
   it('parses /etc/hosts format: comments, aliases, case, trailing dots; first mapping wins', () => {
-    const map = parseHostsFile('# school servers\n10.0.0.5  Thu-Vien.truong.vn.  tv # library\n10.0.0.6 tv\nbogus line\n\n::1 v6.test\n');
-    expect(map.get('thu-vien.truong.vn')).toBe('10.0.0.5');
-    expect(map.get('tv')).toBe('10.0.0.5');
-    expect(map.get('v6.test')).toBe('::1');
+    const map = parseHostsFile('# school servers\n10.0.0.5  Thu-Vien.truong.vn.  tv # library\n10.0.0.6 tv\nbogus line\n\n::1 v6.test\n::ffff:10.0.0.7 mapped.test\n0:0:0:0:0:0:0:1 padded.test\n');
+    expect(map.get('thu-vien.truong.vn')?.address).toBe('10.0.0.5');
+    expect(map.get('tv')?.address).toBe('10.0.0.5');
+    expect(map.get('v6.test')).toMatchObject({ address: '::1', family: 6 });
+    // Kept in canonical form: the address dialled is the one the file means.
+    expect(map.get('mapped.test')).toMatchObject({ address: '10.0.0.7', family: 4 });
+    expect(map.get('padded.test')?.address).toBe('::1');
     expect(map.has('bogus')).toBe(false);
   });
 });

@@ -14,7 +14,8 @@ import type { PolicyOverlay } from '../rules/overlay.js';
 import { readStoredOverlay, startOverlayPoller } from '../rules/overlay-poller.js';
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
-import { ProxyServer } from '../proxy/server.js';
+import { DEFAULT_LIMITS, ProxyServer } from '../proxy/server.js';
+import { ClientPseudonymizer, loadOrCreateClientKey } from '../events/pseudonym.js';
 import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
@@ -47,6 +48,8 @@ interface ServeOptions {
   logLevel: string;
   upstreamTimeout: string;
   headerTimeout: string;
+  maxConnections: string;
+  maxClientConnections: string;
 }
 
 /** Messages between the primary and proxy workers. */
@@ -99,6 +102,8 @@ export function registerServe(program: Command): void {
     .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
     .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
     .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
+    .option('--max-connections <n>', 'số kết nối của thiết bị mà mỗi tiến trình proxy giữ', String(DEFAULT_LIMITS.maxConnections))
+    .option('--max-client-connections <n>', 'số kết nối một địa chỉ được giữ (cả phòng máy sau NAT là một địa chỉ: để rộng rãi)', String(DEFAULT_LIMITS.maxClientConnections))
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
@@ -112,6 +117,9 @@ export function registerServe(program: Command): void {
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
       if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
+      for (const [flag, value] of [['--max-connections', options.maxConnections], ['--max-client-connections', options.maxClientConnections]] as const) {
+        if (!/^[1-9]\d{0,6}$/.test(value)) throw new CliError(`${flag} phải là một số nguyên kết nối, không phải "${value}"`);
+      }
       ensureDataDir(options.data);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
@@ -291,6 +299,8 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
   let boundPort = port;
+  // Clients are named in logs and /metrics by the device id events carry, never by address.
+  const pseudonyms = new ClientPseudonymizer(loadOrCreateClientKey(options.data));
   const proxy = new ProxyServer({
     policy,
     resolver,
@@ -299,7 +309,11 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     ca,
     deviceTrust,
     accessLog: options.accessLog === true,
-    limits: { upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout) },
+    limits: {
+      upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout),
+      maxConnections: Number(options.maxConnections), maxClientConnections: Number(options.maxClientConnections),
+    },
+    clientName: (address) => pseudonyms.pseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
   });

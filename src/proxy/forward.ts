@@ -36,6 +36,13 @@ export class ForwardHandler {
   private resumeUpstream: (() => void) | null = null;
   private done = false;
   private listensForDrain = false;
+  /**
+   * The response head, held until the first body byte or the end: Node sends a head
+   * only with the first write anyway, and until then a framing error found in the
+   * origin's body can still be answered with the 502 page instead of a cut connection.
+   */
+  private headStatus = 0;
+  private head: string[] | null = null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -74,11 +81,19 @@ export class ForwardHandler {
     if (statusCode < 200) return true;
     this.resumeUpstream = resume;
     this.events.onResponseStart(this.startedMs);
-    this.res.writeHead(statusCode, clientResponseRawHeaders(rawHeaders));
+    this.headStatus = statusCode;
+    this.head = clientResponseRawHeaders(rawHeaders);
     return true;
   }
 
+  private writeHead(): void {
+    if (this.head === null) return;
+    this.res.writeHead(this.headStatus, this.head);
+    this.head = null;
+  }
+
   onData(chunk: Buffer): boolean {
+    this.writeHead();
     if (this.res.write(chunk)) return true;
     if (!this.listensForDrain) {
       this.listensForDrain = true;
@@ -99,6 +114,7 @@ export class ForwardHandler {
   private finish(last: Buffer | undefined): void {
     if (this.done) return;
     this.done = true;
+    this.writeHead();
     this.res.end(last);
     this.events.onFinished(this.res, this.host, this.profile);
   }

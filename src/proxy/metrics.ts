@@ -18,7 +18,14 @@ export interface MetricsSnapshot {
   reloads: number;
   reloadFailures: number;
   openConnections: number;
+  /** Client connection limits met, by `reason\0outcome\0client` (client: pseudonymous device id). */
+  connectionLimits: Record<string, number>;
+  /** Connections held by the client holding the most (largest over workers). */
+  largestClientConnections: number;
 }
+
+/** Clients named in the limit counter; beyond, hits count under `other` (a flood of addresses cannot grow /metrics without bound). */
+const NAMED_CLIENTS_LIMIT = 256;
 
 export class ProxyMetrics {
   requests = 0;
@@ -26,6 +33,9 @@ export class ProxyMetrics {
   reloads = 0;
   reloadFailures = 0;
   openConnections = 0;
+  /** Set by the proxy: connections of the client holding the most. */
+  largestClient: () => number = () => 0;
+  private readonly connectionLimits = new Map<string, number>();
   private readonly upstreamErrors = new Map<string, number>();
   private readonly blocks = new Map<string, number>();
   private readonly latencyBuckets = new Array<number>(LATENCY_BUCKETS_S.length).fill(0);
@@ -35,6 +45,12 @@ export class ProxyMetrics {
   block(category: string | null, profile: string): void {
     const key = `${category ?? 'none'}\u0000${profile}`;
     this.blocks.set(key, (this.blocks.get(key) ?? 0) + 1);
+  }
+
+  connectionLimit(client: string, reason: string, outcome: string): void {
+    let key = `${reason}\u0000${outcome}\u0000${client}`;
+    if (!this.connectionLimits.has(key) && this.connectionLimits.size >= NAMED_CLIENTS_LIMIT) key = `${reason}\u0000${outcome}\u0000other`;
+    this.connectionLimits.set(key, (this.connectionLimits.get(key) ?? 0) + 1);
   }
 
   upstreamError(kind: string): void {
@@ -66,6 +82,8 @@ export class ProxyMetrics {
       reloads: this.reloads,
       reloadFailures: this.reloadFailures,
       openConnections: this.openConnections,
+      connectionLimits: Object.fromEntries(this.connectionLimits),
+      largestClientConnections: this.largestClient(),
     };
   }
 }
@@ -75,6 +93,7 @@ export function mergeSnapshots(snapshots: readonly MetricsSnapshot[]): MetricsSn
   const total: MetricsSnapshot = {
     requests: 0, connects: 0, upstreamErrors: {}, blocks: {}, latencyBuckets: new Array<number>(LATENCY_BUCKETS_S.length).fill(0),
     latencyCount: 0, latencySum: 0, cacheHits: 0, cacheMisses: 0, reloads: 0, reloadFailures: 0, openConnections: 0,
+    connectionLimits: {}, largestClientConnections: 0,
   };
   for (const s of snapshots) {
     total.requests += s.requests;
@@ -86,6 +105,8 @@ export function mergeSnapshots(snapshots: readonly MetricsSnapshot[]): MetricsSn
     total.reloads = Math.max(total.reloads, s.reloads);
     total.reloadFailures = Math.max(total.reloadFailures, s.reloadFailures);
     total.openConnections += s.openConnections;
+    total.largestClientConnections = Math.max(total.largestClientConnections, s.largestClientConnections);
+    for (const [k, v] of Object.entries(s.connectionLimits)) total.connectionLimits[k] = (total.connectionLimits[k] ?? 0) + v;
     s.latencyBuckets.forEach((v, i) => (total.latencyBuckets[i]! += v));
     for (const [k, v] of Object.entries(s.blocks)) total.blocks[k] = (total.blocks[k] ?? 0) + v;
     for (const [k, v] of Object.entries(s.upstreamErrors)) total.upstreamErrors[k] = (total.upstreamErrors[k] ?? 0) + v;
@@ -119,6 +140,15 @@ export function renderMetrics(s: MetricsSnapshot, extra: readonly string[] = [])
   lines.push(`lachan_request_duration_seconds_bucket{le="+Inf"} ${s.latencyCount}`, `lachan_request_duration_seconds_sum ${s.latencySum.toFixed(6)}`, `lachan_request_duration_seconds_count ${s.latencyCount}`);
   lines.push('# TYPE lachan_rule_reloads_total counter', `lachan_rule_reloads_total ${s.reloads}`, '# TYPE lachan_rule_reload_failures_total counter', `lachan_rule_reload_failures_total ${s.reloadFailures}`);
   lines.push('# TYPE lachan_open_connections gauge', `lachan_open_connections ${s.openConnections}`);
+  lines.push(
+    '# HELP lachan_connection_limit_total New client connections that met a limit, by reason (per-client, capacity), outcome (an idle connection reclaimed, or the new one refused) and client (pseudonymous device id: the client at its limit, or holding the most).',
+    '# TYPE lachan_connection_limit_total counter',
+  );
+  for (const [key, value] of Object.entries(s.connectionLimits)) {
+    const [reason, outcome, client] = key.split('\u0000');
+    lines.push(`lachan_connection_limit_total{reason="${label(reason!)}",outcome="${label(outcome!)}",client="${label(client!)}"} ${value}`);
+  }
+  lines.push('# HELP lachan_client_connections_max Connections held by the client holding the most (largest in one worker).', '# TYPE lachan_client_connections_max gauge', `lachan_client_connections_max ${s.largestClientConnections}`);
   lines.push(...extra);
   return `${lines.join('\n')}\n`;
 }

@@ -99,6 +99,8 @@ const BARE_LF_HEAD = 'response head with bare LF line endings';
 const HEAD_TOO_LARGE = 'response head too large';
 /** Origin pools kept before the empty ones are dropped. */
 const MIN_PRUNE_AT = 4096;
+/** A connection paused this long for its client is taken to be held by a client that is not reading. */
+const STALLED_AFTER_MS = 2_000;
 /** Longest chunk-size line or trailer line accepted. */
 const MAX_LINE = 8 * 1024;
 
@@ -253,6 +255,8 @@ class OriginConnection {
   /** Time without bytes (or, paused, without room at the client), counted in ticks of the socket's idle timer. */
   private silentMs = 0;
   private pausedMs = 0;
+  /** Paused so long that its client is taken not to be reading: no longer counted against the origin's connection limit. */
+  private stalled = false;
   private trailerBytes = 0;
   private connectStartedAt: number;
   private failure: Error | null = null;
@@ -290,6 +294,7 @@ class OriginConnection {
     this.receivedAny = false;
     this.silentMs = 0;
     this.pausedMs = 0;
+    this.unstall();
     this.trailerBytes = 0;
     this.sentAt = performance.now();
     this.socket.write(exchange.request.head, 'latin1');
@@ -321,6 +326,7 @@ class OriginConnection {
     this.receivedAny = true;
     this.silentMs = 0;
     this.pausedMs = 0;
+    this.unstall();
     let offset = 0;
     while (offset < chunk.length && this.exchange === exchange) {
       switch (this.phase) {
@@ -538,7 +544,15 @@ class OriginConnection {
     this.socket.destroy();
   }
 
+  /** Counted against the origin's connection limit again (reading resumed, a new exchange, or closed). */
+  private unstall(): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    this.pool.unstall();
+  }
+
   private onSocketClose(): void {
+    this.unstall();
     const exchange = this.exchange;
     this.exchange = null;
     this.pool.forget(this);
@@ -574,6 +588,10 @@ class OriginConnection {
       // Paused: the client's socket is full. A client that stops reading altogether must not hold the origin connection for ever.
       this.pausedMs += tickMs;
       if (this.pausedMs >= 2 * options.bodyIdleMs) error = new OriginError('LACHAN_UPSTREAM_BODY_TIMEOUT', 'the client stopped reading the response');
+      else if (!this.stalled && this.pausedMs >= STALLED_AFTER_MS) {
+        this.stalled = true;
+        this.pool.stall();
+      }
     } else {
       this.silentMs += tickMs;
       if (this.silentMs >= options.bodyIdleMs) error = new OriginError('LACHAN_UPSTREAM_BODY_TIMEOUT', 'origin went silent mid-response');
@@ -593,6 +611,12 @@ class OriginPool {
   private readonly idle: OriginConnection[] = [];
   private readonly waiting: Exchange[] = [];
   private open = 0;
+  /**
+   * Connections held by clients that stopped reading. They do not count against the
+   * limit: otherwise a few dozen never-reading clients of one site would make every
+   * other request to it wait until their connections time out.
+   */
+  private stalled = 0;
   closed = false;
 
   constructor(
@@ -611,7 +635,7 @@ class OriginPool {
     let connection = this.idle.pop();
     while (connection !== undefined && !connection.isUsable) connection = this.idle.pop();
     if (connection !== undefined) connection.send(exchange);
-    else if (this.open >= this.options.connectionsPerOrigin) this.waiting.push(exchange);
+    else if (this.open - this.stalled >= this.options.connectionsPerOrigin) this.waiting.push(exchange);
     else this.connect(exchange);
   }
 
@@ -666,8 +690,18 @@ class OriginPool {
     return exchange;
   }
 
+  /** A connection's client stopped reading: a request waiting for this origin may open another. */
+  stall(): void {
+    this.stalled++;
+    this.next();
+  }
+
+  unstall(): void {
+    this.stalled--;
+  }
+
   private next(): void {
-    if (this.closed || this.open >= this.options.connectionsPerOrigin) return;
+    if (this.closed || this.open - this.stalled >= this.options.connectionsPerOrigin) return;
     const exchange = this.takeWaiting();
     if (exchange !== undefined) this.connect(exchange);
   }

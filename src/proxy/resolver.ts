@@ -2,7 +2,7 @@ import { lookup, Resolver as DnsResolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import ipaddr from 'ipaddr.js';
+import { canonicalAddress, DestinationGuard } from './addresses.js';
 
 /** Why a destination may not be dialled; mapped to pages by the proxy. */
 export type ResolveErrorCode = 'LACHAN_DNS_FAILED' | 'LACHAN_FORBIDDEN_DESTINATION';
@@ -21,17 +21,23 @@ export interface Destination {
   readonly fromHostsFile: boolean;
 }
 
-/** Parses /etc/hosts format: `ADDRESS NAME [ALIAS…]`, `#` comments. Later lines do not override earlier ones, as in glibc. */
-export function parseHostsFile(text: string): Map<string, string> {
-  const map = new Map<string, string>();
+/**
+ * Parses /etc/hosts format: `ADDRESS NAME [ALIAS…]`, `#` comments. Later lines do not
+ * override earlier ones, as in glibc. Addresses are kept in canonical form (an
+ * IPv4-mapped address as its IPv4 address): the address dialled is the one written.
+ */
+export function parseHostsFile(text: string): Map<string, Destination> {
+  const map = new Map<string, Destination>();
   for (const rawLine of text.split(/\r?\n/)) {
     const line = rawLine.replace(/#.*/, '').trim();
     if (line === '') continue;
     const [address, ...names] = line.split(/\s+/);
-    if (address === undefined || isIP(address) === 0) continue;
+    const parsed = address === undefined || isIP(address) === 0 ? null : canonicalAddress(address);
+    if (parsed === null) continue;
+    const destination: Destination = { address: parsed.text, family: parsed.family, fromHostsFile: true };
     for (const name of names) {
       const key = name.toLowerCase().replace(/\.$/, '');
-      if (!map.has(key)) map.set(key, address);
+      if (!map.has(key)) map.set(key, destination);
     }
   }
   return map;
@@ -43,6 +49,7 @@ const DNS_MIN_TTL_MS = 5_000;
 const DNS_MAX_TTL_MS = 60 * 60_000;
 const DNS_NEGATIVE_CACHE_MS = 5_000;
 const DNS_CACHE_LIMIT = 10_000;
+const OWN_ADDRESSES_MAX_AGE_MS = 60_000;
 
 interface CachedAnswer {
   readonly expires: number;
@@ -53,32 +60,37 @@ interface CachedAnswer {
 /**
  * Resolves request hosts to the one address the proxy dials, so that the address
  * checked is the address connected to (no DNS rebinding between check and connect).
- * Loopback, link-local, unspecified and the gateway's own addresses are refused
- * unless the hosts file names them on purpose (SPEC §4, as squid's to_localhost).
+ * Loopback, link-local, unspecified and the gateway's own addresses are refused,
+ * in every spelling and every IPv6 form that carries them (see addresses.ts), unless
+ * the hosts file names them on purpose (as squid's to_localhost).
  */
 export class Resolver {
-  private readonly hosts: ReadonlyMap<string, string>;
+  private readonly hosts: ReadonlyMap<string, Destination>;
   private readonly cache = new Map<string, CachedAnswer>();
   private readonly inFlight = new Map<string, Promise<Destination>>();
-  private readonly ownAddresses: ReadonlySet<string>;
+  private guard: DestinationGuard;
+  /** When the interfaces' addresses were last read (null: fixed addresses were given). */
+  private ownReadAt: number | null;
   /** Short timeouts: a gateway on a slow link falls back to the system resolver rather than hang. */
   private readonly dns = new DnsResolver({ timeout: 1500, tries: 2 });
 
   /** `dnsServers`: `ADDRESS` or `ADDRESS:PORT` to ask instead of the system's (the school's own resolver). */
-  constructor(hostsFile: string | null, dnsServers: readonly string[] = []) {
+  /** `ownAddresses`: the gateway's addresses (default: those of its network interfaces, read again every minute). */
+  constructor(hostsFile: string | null, dnsServers: readonly string[] = [], ownAddresses: Iterable<string> | null = null) {
     this.hosts = hostsFile === null ? new Map() : parseHostsFile(readFileSync(hostsFile, 'utf8'));
     if (dnsServers.length > 0) this.dns.setServers([...dnsServers]);
-    this.ownAddresses = collectOwnAddresses();
+    this.guard = new DestinationGuard(ownAddresses ?? interfaceAddresses());
+    this.ownReadAt = ownAddresses === null ? Date.now() : null;
   }
 
   /** `host` as URL.hostname writes it (IPv6 in brackets). */
   async resolve(host: string): Promise<Destination> {
     const bare = host.startsWith('[') ? host.slice(1, -1) : host.endsWith('.') ? host.slice(0, -1) : host;
     const mapped = this.hosts.get(bare);
-    if (mapped !== undefined) return { address: mapped, family: isIP(mapped) === 6 ? 6 : 4, fromHostsFile: true };
+    if (mapped !== undefined) return mapped;
 
-    const literal = isIP(bare);
-    if (literal !== 0) return this.vet({ address: bare, family: literal === 6 ? 6 : 4, fromHostsFile: false }, host);
+    // Any spelling a socket would take for an address (`127.1`, `0x7f.0.0.1`) is one, not a name.
+    if (canonicalAddress(bare) !== null) return this.vet({ address: bare, family: 4, fromHostsFile: false }, host);
 
     const now = Date.now();
     const cached = this.cache.get(bare);
@@ -135,31 +147,29 @@ export class Resolver {
     this.cache.set(name, answer);
   }
 
+  /** The destination to dial, in canonical form, once it is known not to be the gateway or local. */
   private vet(destination: Destination, host: string): Destination {
-    if (isForbiddenAddress(destination.address) || this.ownAddresses.has(destination.address)) {
+    const parsed = canonicalAddress(destination.address);
+    // A gateway's address can change under it (DHCP, a new uplink): the new one is protected within a minute.
+    if (this.ownReadAt !== null && Date.now() - this.ownReadAt > OWN_ADDRESSES_MAX_AGE_MS) {
+      this.guard = new DestinationGuard(interfaceAddresses());
+      this.ownReadAt = Date.now();
+    }
+    if (parsed === null || this.guard.refuses(parsed)) {
       throw new ResolveError('LACHAN_FORBIDDEN_DESTINATION', `${host} resolves to ${destination.address}, which is the gateway or a local address`);
     }
-    return destination;
+    return parsed.text === destination.address && parsed.family === destination.family ? destination : { address: parsed.text, family: parsed.family, fromHostsFile: false };
   }
 }
 
-const FORBIDDEN_RANGES = new Set(['loopback', 'linkLocal', 'unspecified']);
-
-/** Loopback, link-local (169.254/16, fe80::/10) and unspecified addresses, in v4, v6 and v4-mapped form. */
+/** Whether an address is loopback, link-local or unspecified, in any form (the gateway's own addresses aside). */
 export function isForbiddenAddress(address: string): boolean {
-  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    parsed = ipaddr.process(address);
-  } catch {
-    return true;
-  }
-  return FORBIDDEN_RANGES.has(parsed.range());
+  const parsed = canonicalAddress(address);
+  return parsed === null || NO_OWN_ADDRESSES.refuses(parsed);
 }
 
-function collectOwnAddresses(): Set<string> {
-  const own = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) {
-    for (const entry of list ?? []) own.add(entry.address.replace(/%.*$/, ''));
-  }
-  return own;
+const NO_OWN_ADDRESSES = new DestinationGuard([]);
+
+function interfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((entry) => entry.address));
 }

@@ -19,6 +19,8 @@ import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
 import { StudentRequests, studentRequestKind } from './student-requests.js';
 import { pacFile } from './pac.js';
 import { ResolveError, type Resolver } from './resolver.js';
+import { ConnectionAdmission, type LimitHit } from './admission.js';
+import { sameAddress } from './addresses.js';
 import { Interceptor, type TunnelClient } from './intercept.js';
 import type { CertificateAuthority } from '../tls/index.js';
 import { DeviceTrust } from './device-trust.js';
@@ -39,7 +41,10 @@ export interface ProxyLimits {
   readonly upstreamHeadersTimeoutMs: number;
   readonly upstreamBodyIdleMs: number;
   readonly upstreamConnectionsPerOrigin: number;
+  /** Client connections one worker holds. */
   readonly maxConnections: number;
+  /** Client connections one client address holds (see admission.ts). */
+  readonly maxClientConnections: number;
 }
 
 export const DEFAULT_LIMITS: ProxyLimits = {
@@ -52,6 +57,8 @@ export const DEFAULT_LIMITS: ProxyLimits = {
   upstreamBodyIdleMs: 60_000,
   upstreamConnectionsPerOrigin: 64,
   maxConnections: 8192,
+  // A lab of 40 computers behind one NAT address, browsers keeping ~10 connections each, fits.
+  maxClientConnections: 512,
 };
 
 export interface ProxyOptions {
@@ -72,9 +79,12 @@ export interface ProxyOptions {
   readonly advertisedProxy: () => string;
   /** Called when a review request or report was stored (the shipper sends it now rather than at its next tick). */
   readonly onStudentRequest?: () => void;
+  /** The name a client is logged and counted under: its pseudonymous device id, as in events (addresses are not kept). */
+  readonly clientName: (address: string) => string;
 }
 
 const HTML = 'text/html; charset=utf-8';
+const LISTEN_BACKLOG = 4096;
 /** Idle keep-alive connections to origins are closed after this (origins commonly close theirs after 5 s). */
 const UPSTREAM_IDLE_MS = 4_000;
 /** Largest response head taken from an origin (large cookie and policy headers exist; 16 KiB is Node's request limit). */
@@ -105,6 +115,9 @@ export class ProxyServer {
   private ca: CertificateAuthority | null;
   readonly deviceTrust: DeviceTrust;
   private readonly studentRequests: StudentRequests;
+  private readonly admission: ConnectionAdmission;
+  /** When each client was last logged as limited: one line a minute per client, not one per refusal. */
+  private readonly limitLogged = new Map<string, number>();
   /** One object for every forwarded request (see ForwardHandler). */
   private readonly forwardEvents: ForwardEvents = {
     onResponseStart: (startedMs) => this.metrics.observeLatency((performance.now() - startedMs) / 1000),
@@ -148,15 +161,24 @@ export class ProxyServer {
       idleMs: UPSTREAM_IDLE_MS,
       maxHeadBytes: MAX_RESPONSE_HEAD_BYTES,
     });
+    this.admission = new ConnectionAdmission(this.limits, {
+      onLimit: (hit) => this.onConnectionLimit(hit),
+    });
+    this.metrics.largestClient = () => this.admission.largestClient();
+    const admission = this.admission;
     this.server = createServer(
       {
         maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true,
         // Node checks header deadlines on this tick (default 30 s): a slow client would otherwise get up to twice headersTimeout.
         connectionsCheckingInterval: 2_000,
+        // An HTTP/1.1 request without Host is refused here, with the page, rather than by Node with an empty 400.
+        requireHostHeader: false,
       },
-      (req, res) => this.onRequest(req, res),
+      (req, res) => {
+        admission.requestStarted(req.socket, res);
+        this.onRequest(req, res);
+      },
     );
-    this.server.maxConnections = this.limits.maxConnections;
     this.ca = options.ca ?? null;
     this.deviceTrust = options.deviceTrust ?? new DeviceTrust();
     this.deviceTrust.setCa(this.ca?.fingerprint256 ?? null);
@@ -165,17 +187,37 @@ export class ProxyServer {
       this.limits,
       (req, socket, head, client) => void this.onUpgrade(req, socket, head, client),
     );
-    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onConnect(req, socket, head));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => void this.onUpgrade(req, socket, head));
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
-    this.server.on('connection', (socket: Socket) => {
-      this.metrics.openConnections++;
-      this.sockets.add(socket);
-      socket.once('close', () => {
-        this.metrics.openConnections--;
-        this.sockets.delete(socket);
-      });
+    // A tunnel or upgraded connection is busy until it closes.
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      admission.tunnelStarted(req.socket);
+      void this.onConnect(req, socket, head);
     });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      admission.tunnelStarted(req.socket);
+      void this.onUpgrade(req, socket, head);
+    });
+    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(error, socket));
+    this.server.on('connection', (socket: Socket) => this.admitConnection(socket));
+  }
+
+  /**
+   * Every client connection, on the proxy port or a transparent one, goes through the
+   * one admission policy (admission.ts) and is counted; false when it was refused.
+   */
+  admitConnection(socket: Socket): boolean {
+    if (!this.admission.admit(socket)) return false;
+    this.metrics.openConnections++;
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.metrics.openConnections--;
+      this.sockets.delete(socket);
+    });
+    return true;
+  }
+
+  /** A transparent HTTPS connection became a tunnel: busy until it closes. */
+  tunnelStarted(socket: Socket): void {
+    this.admission.tunnelStarted(socket);
   }
 
   get policy(): Policy {
@@ -204,7 +246,9 @@ export class ProxyServer {
   listen(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      // A long accept queue (the kernel caps it at net.core.somaxconn): a burst of devices at
+      // the start of a lesson is accepted and admitted here, not dropped while Node catches up.
+      this.server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
         this.server.off('error', reject);
         const address = this.server.address();
         resolve(typeof address === 'object' && address !== null ? address.port : port);
@@ -227,6 +271,19 @@ export class ProxyServer {
     await this.agent.close().catch(() => undefined);
   }
 
+  /** Counted always; logged once a minute per client and reason, so a flood of connections is not a flood of log lines. */
+  private onConnectionLimit(hit: LimitHit): void {
+    const client = this.options.clientName(hit.client);
+    this.metrics.connectionLimit(client, hit.reason, hit.outcome);
+    const key = `${hit.reason} ${client}`;
+    const now = Date.now();
+    if ((this.limitLogged.get(key) ?? 0) > now - 60_000) return;
+    if (this.limitLogged.size >= 1024) this.limitLogged.clear();
+    this.limitLogged.set(key, now);
+    const limit = hit.reason === 'per-client' ? this.limits.maxClientConnections : this.limits.maxConnections;
+    this.options.logger.warn({ client, reason: hit.reason, outcome: hit.outcome, connections: hit.connections, limit }, 'client connection limit reached');
+  }
+
   private profileFor(req: IncomingMessage): string | 'auth-failed' {
     const policy = this.policyNow;
     if (this.authenticator !== null) {
@@ -243,6 +300,7 @@ export class ProxyServer {
   /** `tunnel` is set for requests inside an intercepted CONNECT: who sent them was settled there. */
   private onRequest(req: IncomingMessage, res: ServerResponse, tunnel?: TunnelClient): void {
     const target = req.url ?? '';
+    if (req.headers.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return this.sendError(res, 'bad-request', null, { connection: 'close' });
     if (target.charCodeAt(0) === 0x2f /* / */) return this.onOriginForm(req, res);
     // A double, not a BigInt: nothing allocated per request for the latency histogram.
     const started = performance.now();
@@ -401,6 +459,7 @@ export class ProxyServer {
    * is to go by; it decides and is where the request goes, like an absolute target.
    */
   handleTransparentRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.admission.requestStarted(req.socket, res);
     const authority = req.headers.host;
     if (authority === undefined || !(req.url ?? '').startsWith('/')) return this.sendError(res, 'bad-request', null);
     req.url = `http://${authority}${req.url}`;
@@ -583,8 +642,16 @@ export class ProxyServer {
     });
   }
 
+  /**
+   * A request Node's parser refused: in its head, or in its body once the request was
+   * already taken (an unknown transfer coding, a bare LF or an overflowing chunk size).
+   * It gets the 400 page unless a response has begun on the wire; a response still
+   * being prepared loses its socket and is never sent.
+   */
   private onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    // Node's own fallback makes the same test (its internal `_headerSent`: bytes of the response written).
+    const inFlight = (socket as Socket & { _httpMessage?: { _headerSent?: boolean } | null })._httpMessage;
+    if (!socket.writable || inFlight?._headerSent === true) {
       socket.destroy();
       return;
     }
@@ -665,7 +732,5 @@ export function classifyUpstreamError(error: unknown): ErrorKind {
 /** Whether an absolute-form target names this proxy's own listening address and port. */
 function addressedToProxy(url: URL, localAddress: string | undefined, localPort: number | undefined): boolean {
   if (localAddress === undefined || String(localPort) !== (url.port || (url.protocol === 'https:' ? '443' : '80'))) return false;
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const local = localAddress.startsWith('::ffff:') ? localAddress.slice(7) : localAddress;
-  return host === local || host === localAddress;
+  return sameAddress(url.hostname, localAddress);
 }

@@ -10,16 +10,19 @@ const HELLO_TIMEOUT_MS = 10_000;
  * VLAN's ports 80 and 443 here (deploy/nftables-transparent.nft). The host comes from
  * `Host` (HTTP) or the TLS ClientHello's SNI (HTTPS), and the proxy dials the address
  * it resolves itself for that name, so a forged Host or SNI reaches only the site it
- * names, and is decided as that site.
+ * names, and is decided as that site. Connections here count against the same
+ * per-client and per-process limits as the proxy port's.
  */
 export function startTransparentHttp(proxy: ProxyServer, port: number, host: string): Promise<{ server: HttpServer; port: number }> {
   const server = createHttpServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, (req, res) => proxy.handleTransparentRequest(req, res));
   server.on('clientError', (_error, socket) => socket.destroy());
+  server.on('connection', (socket: Socket) => proxy.admitConnection(socket));
   return listen(server, port, host);
 }
 
 export function startTransparentHttps(proxy: ProxyServer, port: number, host: string): Promise<{ server: NetServer; port: number }> {
   const server = createNetServer((socket: Socket) => {
+    if (!proxy.admitConnection(socket)) return;
     socket.on('error', () => socket.destroy());
     socket.setTimeout(HELLO_TIMEOUT_MS, () => socket.destroy());
     let buffered: Buffer = Buffer.alloc(0);
@@ -36,6 +39,7 @@ export function startTransparentHttps(proxy: ProxyServer, port: number, host: st
         return;
       }
       const clientAddress = socket.remoteAddress ?? '';
+      proxy.tunnelStarted(socket);
       void proxy.openTunnel(socket, hello.serverName, 443, buffered, { clientAddress, profile: proxy.policy.profileForAddress(clientAddress) }, false);
     };
     socket.on('data', onData);
