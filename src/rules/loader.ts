@@ -10,6 +10,7 @@ import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
 import { forEachRuleLine, forEachRuleSpan } from './lines.js';
 import { overlaySourceName, type PolicyOverlay } from './overlay.js';
+import { readBundledManifest, readBundledText, type BundledList } from './bundled.js';
 
 /** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -76,6 +77,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const categoryIds = new Map<string, number>();
 
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
+  const bundled = await readBundledManifest(rulesDir, new Set(available.keys()), displayPath, problems);
   for (const name of toLoad) {
     const id = categoryNames.length;
     categoryNames.push(name);
@@ -94,6 +96,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       const fileId = fileNames.length;
       fileNames.push(displayPath(file));
       addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
+    }
+    for (const list of bundled) {
+      if (list.category === name) await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
     }
   }
 
@@ -315,6 +320,20 @@ function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fil
       else seen.set(key, line);
     }
   });
+}
+
+/** A list of rules/bundled/ joins its category's rules, with its own file name for sources. */
+async function addBundledList(list: BundledList, categoryId: number, fileNames: string[], builders: Builders, problems: ProblemList, findDuplicates: boolean): Promise<void> {
+  const shown = displayPath(list.file);
+  let text: string;
+  try {
+    text = await readBundledText(list.file);
+  } catch (error) {
+    problems.error(shown, 0, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    return;
+  }
+  const fileId = fileNames.push(shown) - 1;
+  addRuleFile(list.kind, text, shown, fileId, categoryId, builders, problems, findDuplicates);
 }
 
 function addCustomDomain(domains: DomainSetBuilder, value: string, categoryId: number, line: number, policyName: string, problems: ProblemList): void {
