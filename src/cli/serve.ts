@@ -20,6 +20,7 @@ import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError } from './errors.js';
 import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
+import { collectGarbage } from './collect-garbage.js';
 
 interface ServeOptions {
   port: string;
@@ -217,6 +218,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     try {
       const next = await loadPolicy(options.rules, { overlay: overlayOf(options) });
       proxy.setPolicy(next);
+      collectGarbage();
       proxy.metrics.reloads++;
       logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules) }, 'rules reloaded');
     } catch (error) {
@@ -306,6 +308,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   if (cluster.isWorker) return runWorker(options, port, logger);
   // Fail early, in the primary, on rules the workers would refuse.
   await loadOrExplain(options);
+  collectGarbage();
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;

@@ -8,7 +8,7 @@ import { CUSTOM_CATEGORY, Policy, type CompiledRules, type PolicyOptions, type P
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../policy/types.js';
 import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
-import { forEachRuleLine, forEachRuleSpan } from './lines.js';
+import { countFileLines, forEachLinePiece, forEachRuleLine, forEachRuleSpan } from './lines.js';
 import { overlaySourceName, type PolicyOverlay } from './overlay.js';
 import { readBundledManifest, readBundledText, type BundledList } from './bundled.js';
 
@@ -78,6 +78,15 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
   const bundled = await readBundledManifest(rulesDir, new Set(available.keys()), displayPath, problems);
+  const streamDomains = options.checkAll !== true;
+  if (streamDomains) {
+    const domainFiles = [
+      ...toLoad.map((name) => path.join(available.get(name)!, 'domains')),
+      ...bundled.filter((list) => list.kind === 'domains' && toLoad.includes(list.category)).map((list) => list.file),
+      path.join(rulesDir, 'no_inspect'),
+    ];
+    domains.reserve(await countDomainLines(domainFiles));
+  }
   for (const name of toLoad) {
     const id = categoryNames.length;
     categoryNames.push(name);
@@ -85,6 +94,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     const folder = available.get(name)!;
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
+      if (kind === 'domains' && streamDomains) {
+        await addDomainFile(file, id, fileNames, domains, problems, true);
+        continue;
+      }
       let text: string;
       try {
         text = await readFile(file, 'utf8');
@@ -98,7 +111,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
     }
     for (const list of bundled) {
-      if (list.category === name) await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
+      if (list.category !== name) continue;
+      if (list.kind === 'domains' && streamDomains) await addDomainFile(list.file, id, fileNames, domains, problems, false);
+      else await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
     }
   }
 
@@ -163,12 +178,15 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   const noInspectId = categoryNames.push(NO_INSPECT_CATEGORY) - 1;
   const noInspectPath = path.join(rulesDir, 'no_inspect');
-  try {
-    const text = await readFile(noInspectPath, 'utf8');
-    const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
-    addRuleFile('domains', text, fileNames[fileId]!, fileId, noInspectId, { domains, urls, keywords }, problems, options.checkAll === true);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.error(displayPath(noInspectPath), 0, `cannot read: ${(error as Error).message}`);
+  if (streamDomains) await addDomainFile(noInspectPath, noInspectId, fileNames, domains, problems, true);
+  else {
+    try {
+      const text = await readFile(noInspectPath, 'utf8');
+      const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
+      addRuleFile('domains', text, fileNames[fileId]!, fileId, noInspectId, { domains, urls, keywords }, problems, options.checkAll === true);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.error(displayPath(noInspectPath), 0, `cannot read: ${(error as Error).message}`);
+    }
   }
 
   const total = categoryNames.length;
@@ -271,17 +289,6 @@ interface Builders {
 
 function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fileId: number, categoryId: number, builders: Builders, problems: ProblemList, findDuplicates: boolean): void {
   const seen = findDuplicates ? new Map<string, number>() : null;
-  if (kind === 'domains' && seen === null) {
-    // The serving path: most lines are canonical already and are hashed in place.
-    forEachRuleSpan(text, (start, end, line) => {
-      if (builders.domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) return;
-      const rule = text.slice(start, end);
-      const host = canonicalRuleHost(rule);
-      if (host === null) problems.error(fileName, line, `bad domain "${truncate(rule)}"`);
-      else builders.domains.add(host, categoryId, fileId, line);
-    });
-    return;
-  }
   forEachRuleLine(text, (rule, line) => {
     let key: string;
     switch (kind) {
@@ -320,6 +327,45 @@ function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fil
       else seen.set(key, line);
     }
   });
+}
+
+/** Lines of the domain files a load will read, so that their entries get one array of the right size. */
+async function countDomainLines(files: readonly string[]): Promise<number> {
+  let lines = 0;
+  for (const file of files) {
+    // A file that cannot be read is reported when it is loaded.
+    lines += await countFileLines(file, file.endsWith('.gz')).catch(() => 0);
+  }
+  return lines;
+}
+
+/**
+ * The serving path for a `domains` file (gzip when named `.gz`): read in pieces, and
+ * most lines, canonical already, hashed in place without becoming strings.
+ */
+async function addDomainFile(file: string, categoryId: number, fileNames: string[], domains: DomainSetBuilder, problems: ProblemList, optional: boolean): Promise<void> {
+  const shown = displayPath(file);
+  const fileId = fileNames.push(shown) - 1;
+  try {
+    await forEachLinePiece(file, file.endsWith('.gz'), (text, bytes, firstLine) =>
+      forEachRuleSpan(
+        text,
+        (start, end, line) => {
+          if (domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) return;
+          const rule = bytes.toString('utf8', start, end);
+          const host = canonicalRuleHost(rule);
+          if (host === null) problems.error(shown, line, `bad domain "${truncate(rule)}"`);
+          else domains.add(host, categoryId, fileId, line);
+        },
+        firstLine,
+      ),
+    );
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Opening fails before any line is read: the file simply is not there.
+    if (code === 'ENOENT' && optional) fileNames.pop();
+    else problems.error(shown, 0, `cannot read: ${code ?? (error as Error).message}`);
+  }
 }
 
 /** A list of rules/bundled/ joins its category's rules, with its own file name for sources. */
