@@ -308,7 +308,8 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   if (cluster.isWorker) return runWorker(options, port, logger);
   // Fail early, in the primary, on rules the workers would refuse.
   await loadOrExplain(options);
-  collectGarbage();
+  // On the next turn, when no frame of this function still holds the checked policy.
+  setImmediate(collectGarbage);
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;
