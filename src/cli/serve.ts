@@ -26,6 +26,7 @@ import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
 import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
+import { collectGarbage } from './collect-garbage.js';
 
 interface ServeOptions {
   port: string;
@@ -332,6 +333,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     try {
       const next = await loadPolicy(options.rules, await loadInputs(options));
       proxy.setPolicy(next);
+      collectGarbage();
       proxy.metrics.reloads++;
       logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules) }, 'rules reloaded');
     } catch (error) {
@@ -465,6 +467,8 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   // The primary owns the device trust: workers tell it what they learn, it saves and tells the others.
   const { trust, writer } = openDeviceTrust(options, logger);
   trust.setCa(ca?.fingerprint256 ?? null);
+  // On the next turn, when no frame of this function still holds the checked policy.
+  setImmediate(collectGarbage);
   const live = new Set<Worker>();
   let stopping = false;
   let announced = false;

@@ -56,6 +56,18 @@ export class DomainSetBuilder {
   private records = new Uint32Array(INITIAL_CAPACITY * WORDS);
   private count = 0;
 
+  /**
+   * Makes room for `entries` more at once. A loader that counts its lines first
+   * avoids the doubling copies of a growing array (two arrays alive at each step).
+   */
+  reserve(entries: number): void {
+    const needed = (this.count + entries) * WORDS;
+    if (needed <= this.records.length) return;
+    const bigger = new Uint32Array(needed);
+    bigger.set(this.records.subarray(0, this.count * WORDS));
+    this.records = bigger;
+  }
+
   /** Adds a host already in canonical form (see canonicalRuleHost). */
   add(canonicalHost: string, categoryId: number, fileId: number, line: number): void {
     let a = SEED_A;
@@ -117,24 +129,43 @@ export class DomainSetBuilder {
     return this.count;
   }
 
+  /**
+   * Freezes the entries into a DomainSet. The records are sorted by bucket in place
+   * (permuteInPlace), so building costs no memory beyond the bucket offsets: a
+   * reload compiles next to the policy that is serving, and a second copy of
+   * millions of records would double what the gateway needs. The sort is not
+   * stable; probe() orders rules for one name by where they were written instead.
+   */
   build(): DomainSet {
     const n = this.count;
-    const source = this.records;
+    // An array reserved for more entries than came is cut to size when the slack matters.
+    const used = n * WORDS;
+    const records = this.records.length - used > this.records.length >> 4 ? this.records.slice(0, used) : this.records.subarray(0, used);
+    this.records = new Uint32Array(0);
+    this.count = 0;
     // About four entries a bucket (64 bytes, one cache line); offsets cost ~1 byte an entry.
     const bucketBits = Math.max(4, Math.ceil(Math.log2(Math.max(n, 1))) - 2);
     const shift = 32 - bucketBits;
     const bucketCount = 2 ** bucketBits;
     const offsets = new Uint32Array(bucketCount + 1);
-    for (let i = 0; i < n; i++) offsets[(source[i * WORDS + LANE_A]! >>> shift) + 1]!++;
+    for (let i = 0; i < n; i++) offsets[(records[i * WORDS + LANE_A]! >>> shift) + 1]!++;
     for (let bucket = 0; bucket < bucketCount; bucket++) offsets[bucket + 1]! += offsets[bucket]!;
-    // Two stable passes of a least-significant-digit radix sort on the bucket
-    // number: each pass scatters into ~1,000 streams instead of millions, which the
-    // CPU's write buffers absorb; about a third faster than one direct scatter.
-    const lowBits = bucketBits >> 1;
-    const records = radixPass(radixPass(source, n, shift, 0, lowBits), n, shift, lowBits, bucketBits - lowBits);
-    // The builder's buffer can be collected as soon as the caller drops the builder.
-    this.records = new Uint32Array(0);
-    this.count = 0;
+    // Two levels, each in place: by the top bits into at most 1,024 groups, then each
+    // group (a few thousand records, in cache) by the rest of the bucket number. The
+    // cursors of either level are small, where one level would need a second offsets array.
+    const topBits = Math.min(bucketBits, 10);
+    const stride = 2 ** (bucketBits - topBits);
+    const groupCursors = new Uint32Array(2 ** topBits);
+    for (let group = 0; group < groupCursors.length; group++) groupCursors[group] = offsets[group * stride]!;
+    permuteInPlace(records, groupCursors, offsets, 0, stride, 32 - topBits, groupCursors.length - 1);
+    if (stride > 1) {
+      const cursors = new Uint32Array(stride);
+      for (let group = 0; group < groupCursors.length; group++) {
+        const base = group * stride;
+        cursors.set(offsets.subarray(base, base + stride));
+        permuteInPlace(records, cursors, offsets, base, 1, shift, stride - 1);
+      }
+    }
     return new DomainSet(shift, offsets, records);
   }
 
@@ -145,23 +176,56 @@ export class DomainSetBuilder {
   }
 }
 
-/** One counting-sort pass of `records` by `bits` bits of the bucket number, starting at bit `from`. */
-function radixPass(records: Uint32Array, n: number, shift: number, from: number, bits: number): Uint32Array {
-  const size = 1 << bits;
-  const mask = size - 1;
-  const cursor = new Uint32Array(size + 1);
-  for (let i = 0; i < n; i++) cursor[(((records[i * WORDS]! >>> shift) >>> from) & mask) + 1]!++;
-  for (let digit = 0; digit < size; digit++) cursor[digit + 1]! += cursor[digit]!;
-  const out = new Uint32Array(n * WORDS);
-  for (let i = 0; i < n; i++) {
-    const at = i * WORDS;
-    const to = cursor[((records[at]! >>> shift) >>> from) & mask]!++ * WORDS;
-    out[to] = records[at]!;
-    out[to + 1] = records[at + 1]!;
-    out[to + 2] = records[at + 2]!;
-    out[to + 3] = records[at + 3]!;
+/**
+ * An in-place counting sort (American flag sort) of the records between `next[0]`
+ * and the end of the last group into groups `(laneA >>> shift) & mask`: group k goes
+ * from `next[k]` (its cursor, advanced here) to `ends[endsFrom + (k + 1) * stride]`.
+ * The record at a cursor is carried to the next unsorted slot of its own group,
+ * displacing a record that is carried on in turn, until one of the cursor's group
+ * comes back to fill the slot: each record moves once.
+ */
+function permuteInPlace(records: Uint32Array, next: Uint32Array, ends: Uint32Array, endsFrom: number, stride: number, shift: number, mask: number): void {
+  for (let group = 0; group < next.length; group++) {
+    const end = ends[endsFrom + (group + 1) * stride]!;
+    while (next[group]! < end) {
+      const at = next[group]! * WORDS;
+      let a = records[at]!;
+      let target = (a >>> shift) & mask;
+      if (target !== group) {
+        let b = records[at + 1]!;
+        let line = records[at + 2]!;
+        let origin = records[at + 3]!;
+        do {
+          const to = next[target]!++ * WORDS;
+          const displacedA = records[to]!;
+          const displacedB = records[to + 1]!;
+          const displacedLine = records[to + 2]!;
+          const displacedOrigin = records[to + 3]!;
+          records[to] = a;
+          records[to + 1] = b;
+          records[to + 2] = line;
+          records[to + 3] = origin;
+          a = displacedA;
+          b = displacedB;
+          line = displacedLine;
+          origin = displacedOrigin;
+          target = (a >>> shift) & mask;
+        } while (target !== group);
+        records[at] = a;
+        records[at + 1] = b;
+        records[at + 2] = line;
+        records[at + 3] = origin;
+      }
+      next[group]!++;
+    }
   }
-  return out;
+}
+
+/** Where a rule was written, as one number that orders rules the way the loader reads them. */
+function writtenAt(records: Uint32Array, at: number): number {
+  // File 0 holds the profiles' own lists (policy.yaml), which the loader reads after the category files.
+  const file = records[at + ORIGIN]! & 0xffff;
+  return (file === 0 ? 0x10000 : file) * 2 ** 32 + records[at + LINE]!;
 }
 
 export class DomainSet {
@@ -230,14 +294,20 @@ export class DomainSet {
     const keyB = mix(rawB ^ rawA);
     const bucket = keyA >>> this.shift;
     const records = this.records;
+    // Several rules for one name (a list and the school's own file, an allow and a
+    // block): an allow wins, and among equals the one written first decides.
+    let allowing = -1;
     let blocking = -1;
     for (let e = this.offsets[bucket]!, end = this.offsets[bucket + 1]!; e < end; e++) {
       const at = e * WORDS;
       if (records[at + LANE_A] !== keyA || records[at + LANE_B] !== keyB) continue;
       const action = actions[records[at + ORIGIN]! >>> 16];
-      if (action === CATEGORY_ALLOWS) return e;
-      if (action === CATEGORY_BLOCKS && blocking < 0) blocking = e;
+      if (action === CATEGORY_ALLOWS) {
+        if (allowing < 0 || writtenAt(records, at) < writtenAt(records, allowing * WORDS)) allowing = e;
+      } else if (action === CATEGORY_BLOCKS) {
+        if (blocking < 0 || writtenAt(records, at) < writtenAt(records, blocking * WORDS)) blocking = e;
+      }
     }
-    return blocking;
+    return allowing >= 0 ? allowing : blocking;
   }
 }

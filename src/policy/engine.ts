@@ -103,9 +103,13 @@ export class Policy {
   /**
    * Keyed by profile index, host and path (or host alone when the decision cannot
    * depend on the path), so a cached answer is never reused for another profile or
-   * URL. See decision-cache.ts for why it is not an lru-cache.
+   * URL. See decision-cache.ts for why it is not an lru-cache. Made at the first
+   * decision, so that a policy compiled next to the serving one (a reload) does not
+   * hold its table before it serves.
    */
-  private readonly cache: DecisionCache | null;
+  private cache: DecisionCache | null = null;
+  /** Entries of the cache; 0 when this policy decides uncached. */
+  private readonly cacheEntries: number;
   /**
    * Every host that has URL rules: under such a host (or a subdomain) the path can
    * decide, so decisions there are cached per path.
@@ -134,7 +138,7 @@ export class Policy {
     }
     this.clientMap = new ClientMap(rules.clients, rules.defaultProfile, rules.intercept);
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
-    this.cache = cacheSize > 0 && rules.profiles.length <= MAX_CACHED_PROFILES ? new DecisionCache(cacheSize) : null;
+    this.cacheEntries = cacheSize > 0 && rules.profiles.length <= MAX_CACHED_PROFILES ? cacheSize : 0;
     // UrlSet keeps its own host index private; the rule text is `host` + a path starting with `/`.
     const hosts = new DomainSetBuilder();
     for (let entry = 0; entry < rules.urls.size; entry++) {
@@ -184,8 +188,8 @@ export class Policy {
     // `example.com.` is the same name as `example.com` (SPEC §3).
     if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
     const profile = this.rules.profiles[index]!;
-    const cache = this.cache;
-    if (cache === null) return this.evaluate(profile, host, pathAndQuery);
+    if (this.cacheEntries === 0) return this.evaluate(profile, host, pathAndQuery);
+    const cache = (this.cache ??= new DecisionCache(this.cacheEntries));
     const cached = cache.get(index, host, pathAndQuery);
     if (cached !== undefined) return cached;
     this.pathDecided = false;

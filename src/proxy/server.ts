@@ -132,11 +132,15 @@ export class ProxyServer {
     },
   };
 
-  constructor(private readonly options: ProxyOptions) {
+  /** The options without the first policy: kept here, it would stay in memory beside every later one. */
+  private readonly options: Omit<ProxyOptions, 'policy'>;
+
+  constructor({ policy, ...options }: ProxyOptions) {
+    this.options = options;
     this.studentRequests = new StudentRequests({ eventLog: options.eventLog, onRecorded: options.onStudentRequest, organisation: () => organisationOf(this.policyNow) });
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
-    this.policyNow = options.policy;
-    this.authenticator = makeAuthenticator(options.policy);
+    this.policyNow = policy;
+    this.authenticator = makeAuthenticator(policy);
     const resolver = options.resolver;
     const connector = buildConnector({ timeout: this.limits.upstreamConnectTimeoutMs });
     this.agent = new Agent({

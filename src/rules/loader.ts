@@ -9,10 +9,11 @@ import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../policy/types.js';
 import { parsePolicyFile, type PolicyConfig } from './policy-file.js';
 import { DEFAULT_ORGANISATION, type Organisation } from './organisation.js';
 import { ProblemList, RulesLoadError, type RuleProblem } from './problems.js';
-import { forEachRuleLine, forEachRuleSpan } from './lines.js';
+import { countFileLines, forEachLinePiece, forEachRuleLine, forEachRuleSpan } from './lines.js';
 import { overlayLineCount, overlaySourceName, type PolicyOverlay } from './overlay.js';
+import { readBundledManifest, readBundledText, type BundledList } from './bundled.js';
 import { BrandSetBuilder } from '../policy/brands.js';
-import { loadCategoryBrands } from './brands.js';
+import { BrandDeriver, loadCategoryBrands } from './brands.js';
 
 /** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -89,8 +90,20 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const categoryIds = new Map<string, number>();
   const brands = new BrandSetBuilder();
   const brandContext = { fileNames, brands, keywords, problems, displayPath };
+  // Brands are derived once every list of their category was read, subscribed ones included.
+  const brandDerivers = new Map<number, { deriver: BrandDeriver; folder: string }>();
 
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
+  const bundled = await readBundledManifest(rulesDir, new Set(available.keys()), displayPath, problems);
+  const streamDomains = options.checkAll !== true;
+  if (streamDomains) {
+    const domainFiles = [
+      ...toLoad.map((name) => path.join(available.get(name)!, 'domains')),
+      ...bundled.filter((list) => list.kind === 'domains' && toLoad.includes(list.category)).map((list) => list.file),
+      path.join(rulesDir, 'no_inspect'),
+    ];
+    domains.reserve(await countDomainLines(domainFiles));
+  }
   for (const name of toLoad) {
     const id = categoryNames.length;
     categoryNames.push(name);
@@ -99,6 +112,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     const brandDeriver = await loadCategoryBrands(folder, id, brandContext);
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
+      if (kind === 'domains' && streamDomains) {
+        await addDomainFile(file, id, fileNames, domains, problems, true, brandDeriver);
+        continue;
+      }
       let text: string;
       try {
         text = await readFile(file, 'utf8');
@@ -112,10 +129,19 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       addRuleFile(kind, text, fileNames[fileId]!, fileId, id, { domains, urls, keywords }, problems, options.checkAll === true);
       if (kind === 'domains') brandDeriver?.addDomainsText(text, fileId);
     }
-    brandDeriver?.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
+    for (const list of bundled) {
+      if (list.category !== name) continue;
+      if (list.kind === 'domains' && streamDomains) await addDomainFile(list.file, id, fileNames, domains, problems, false, brandDeriver);
+      else {
+        const fileId = await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
+        if (list.kind === 'domains' && fileId !== null) brandDeriver?.addDomainsText(await readBundledText(list.file), fileId);
+      }
+    }
+    if (brandDeriver !== null) brandDerivers.set(id, { deriver: brandDeriver, folder });
   }
 
-  for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems);
+  for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems, brandDerivers);
+  for (const { deriver, folder } of brandDerivers.values()) deriver.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
 
   // A profile's own lists are category rules of that profile (SPEC §3): two
   // pseudo-categories each, active for that profile only.
@@ -190,12 +216,15 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   const noInspectId = categoryNames.push(NO_INSPECT_CATEGORY) - 1;
   const noInspectPath = path.join(rulesDir, 'no_inspect');
-  try {
-    const text = await readFile(noInspectPath, 'utf8');
-    const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
-    addRuleFile('domains', text, fileNames[fileId]!, fileId, noInspectId, { domains, urls, keywords }, problems, options.checkAll === true);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.error(displayPath(noInspectPath), 0, `cannot read: ${(error as Error).message}`);
+  if (streamDomains) await addDomainFile(noInspectPath, noInspectId, fileNames, domains, problems, true);
+  else {
+    try {
+      const text = await readFile(noInspectPath, 'utf8');
+      const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
+      addRuleFile('domains', text, fileNames[fileId]!, fileId, noInspectId, { domains, urls, keywords }, problems, options.checkAll === true);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.error(displayPath(noInspectPath), 0, `cannot read: ${(error as Error).message}`);
+    }
   }
 
   const total = categoryNames.length;
@@ -319,17 +348,6 @@ interface Builders {
 
 function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fileId: number, categoryId: number, builders: Builders, problems: ProblemList, findDuplicates: boolean): void {
   const seen = findDuplicates ? new Map<string, number>() : null;
-  if (kind === 'domains' && seen === null) {
-    // The serving path: most lines are canonical already and are hashed in place.
-    forEachRuleSpan(text, (start, end, line) => {
-      if (builders.domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) return;
-      const rule = text.slice(start, end);
-      const host = canonicalRuleHost(rule);
-      if (host === null) problems.error(fileName, line, `bad domain "${truncate(rule)}"`);
-      else builders.domains.add(host, categoryId, fileId, line);
-    });
-    return;
-  }
   forEachRuleLine(text, (rule, line) => {
     let key: string;
     switch (kind) {
@@ -376,7 +394,15 @@ function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fil
  * not a line of a file the school never sees. The entries were validated when the
  * version was applied, so a bad one is skipped with a warning, never a refused reload.
  */
-function addListRules(list: ListRules, categoryIds: ReadonlyMap<string, number>, available: ReadonlyMap<string, string>, builders: Builders, fileNames: string[], problems: ProblemList): void {
+function addListRules(
+  list: ListRules,
+  categoryIds: ReadonlyMap<string, number>,
+  available: ReadonlyMap<string, string>,
+  builders: Builders,
+  fileNames: string[],
+  problems: ProblemList,
+  brandDerivers: ReadonlyMap<number, { deriver: BrandDeriver }>,
+): void {
   const categoryId = categoryIds.get(list.category);
   const fileName = `list:${list.name}@${list.version}`;
   if (categoryId === undefined) {
@@ -385,17 +411,91 @@ function addListRules(list: ListRules, categoryIds: ReadonlyMap<string, number>,
   }
   const fileId = fileNames.push(fileName) - 1;
   const text = list.text;
+  const brandDeriver = brandDerivers.get(categoryId)?.deriver;
   forEachRuleSpan(text, (start, end) => {
-    if (builders.domains.addCanonicalSpan(text, start, end, categoryId, fileId, 0)) return;
+    if (builders.domains.addCanonicalSpan(text, start, end, categoryId, fileId, 0)) {
+      brandDeriver?.addListed(text.slice(start, end), fileId);
+      return;
+    }
     const entry = text.slice(start, end);
     if (entry.includes('/')) {
       if (builders.urls.add(entry, categoryId, fileId, 0) === null) return;
     } else {
       const host = canonicalRuleHost(entry);
-      if (host !== null) return builders.domains.add(host, categoryId, fileId, 0);
+      if (host !== null) {
+        builders.domains.add(host, categoryId, fileId, 0);
+        return brandDeriver?.addListed(host, fileId);
+      }
     }
     problems.warning(fileName, 0, `entry "${truncate(entry)}" skipped`);
   });
+}
+
+/** Lines of the domain files a load will read, so that their entries get one array of the right size. */
+async function countDomainLines(files: readonly string[]): Promise<number> {
+  let lines = 0;
+  for (const file of files) {
+    // A file that cannot be read is reported when it is loaded.
+    lines += await countFileLines(file, file.endsWith('.gz')).catch(() => 0);
+  }
+  return lines;
+}
+
+/**
+ * The serving path for a `domains` file (gzip when named `.gz`): read in pieces, and
+ * most lines, canonical already, hashed in place without becoming strings.
+ */
+async function addDomainFile(
+  file: string,
+  categoryId: number,
+  fileNames: string[],
+  domains: DomainSetBuilder,
+  problems: ProblemList,
+  optional: boolean,
+  brandDeriver: BrandDeriver | null = null,
+): Promise<void> {
+  const shown = displayPath(file);
+  const fileId = fileNames.push(shown) - 1;
+  try {
+    await forEachLinePiece(file, file.endsWith('.gz'), (text, bytes, firstLine) =>
+      forEachRuleSpan(
+        text,
+        (start, end, line) => {
+          if (domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) {
+            // Only categories with a brands file pay for the host as a string.
+            brandDeriver?.addListed(text.slice(start, end), fileId);
+            return;
+          }
+          const rule = bytes.toString('utf8', start, end);
+          const host = canonicalRuleHost(rule);
+          if (host === null) return problems.error(shown, line, `bad domain "${truncate(rule)}"`);
+          domains.add(host, categoryId, fileId, line);
+          brandDeriver?.addListed(host, fileId);
+        },
+        firstLine,
+      ),
+    );
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Opening fails before any line is read: the file simply is not there.
+    if (code === 'ENOENT' && optional) fileNames.pop();
+    else problems.error(shown, 0, `cannot read: ${code ?? (error as Error).message}`);
+  }
+}
+
+/** A list of rules/bundled/ joins its category's rules, with its own file name for sources. */
+async function addBundledList(list: BundledList, categoryId: number, fileNames: string[], builders: Builders, problems: ProblemList, findDuplicates: boolean): Promise<number | null> {
+  const shown = displayPath(list.file);
+  let text: string;
+  try {
+    text = await readBundledText(list.file);
+  } catch (error) {
+    problems.error(shown, 0, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    return null;
+  }
+  const fileId = fileNames.push(shown) - 1;
+  addRuleFile(list.kind, text, shown, fileId, categoryId, builders, problems, findDuplicates);
+  return fileId;
 }
 
 function addCustomDomain(domains: DomainSetBuilder, value: string, categoryId: number, line: number, policyName: string, problems: ProblemList): void {
