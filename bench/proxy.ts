@@ -12,7 +12,7 @@
  * V8 flags its executable and systemd unit give it (src/cli/v8-flags.ts). Runs are
  * interleaved (rep → size → target) and the table shows medians over repetitions.
  *
- * Targets (SPEC issue): lachan ≥ 1.2× squid at 1 KB, ≥ 2× squid at 100 KB,
+ * Targets: lachan ≥ 1.2× squid at 1 KB, ≥ 2× squid at 100 KB,
  * ≥ 0.9× the faster bare Node proxy at each size, p99 ≤ 1.3× that bare proxy's.
  *
  * A full run (defaults) takes about 15 minutes: 5 targets × 2 sizes × 2 tools × 5 reps × 6 s,

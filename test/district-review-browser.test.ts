@@ -8,7 +8,7 @@ import { addUser, PASSWORD } from './support/dashboard.js';
 import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { lachan, REPO_ROOT } from './support/rules-dir.js';
 
-// Issue 6's whole loop with real processes: a student's browser behind a real gateway
+// The review loop whole, with real processes: a student's browser behind a real gateway
 // asks for a review on the block page; the request reaches the real collector; an
 // administrator approves it in the dashboard; within a poll interval the gateway, having
 // verified the newly signed policy, lets the page through for that profile.

@@ -30,7 +30,7 @@ function describeMatch(set: DomainSet, host: string, acts: Uint8Array = actions)
   return `${NAMES[set.categoryOf(match.entry)]} ${host.slice(match.suffixStart)} :${set.lineOf(match.entry)}`;
 }
 
-describe('domain set semantics (SPEC §3)', () => {
+describe('domain set semantics (docs/contract.md §3)', () => {
   const set = build([
     ['example.com', BLOCK], // 1
     ['good.example.com', ALLOW], // 2

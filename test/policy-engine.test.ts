@@ -62,7 +62,7 @@ function decideUrl(profile: string, url: string) {
   return policy.decide(profile, target.host, target.pathAndQuery);
 }
 
-describe('decisions by profile (SPEC §3)', () => {
+describe('decisions by profile (docs/contract.md §3)', () => {
   it.each([
     // [profile, url, action, reason, category, rule]
     ['tieu-hoc', 'http://bet.example/', 'block', 'domain', 'gambling', 'bet.example'],

@@ -9,7 +9,7 @@ import { startCollector, stopCollector, type Collector } from './support/collect
 import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
 import { lachan, makeRulesDir } from './support/rules-dir.js';
 
-// Issue 6, the gateway's half: what a child sends from the block page (or the report
+// Review requests, the gateway's half: what a child sends from the block page (or the report
 // form) is stored at the school, waits while the district's collector is away, and
 // reaches the review queue once, without the child's address or the query string.
 const work = mkdtempSync(path.join(tmpdir(), 'lachan-review-requests-'));

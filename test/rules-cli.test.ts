@@ -73,7 +73,7 @@ clients:
 describe('lachan check', () => {
   const dir = rulesDir({ 'policy.yaml': GOOD_POLICY, 'categories/gambling/domains': '# list\nbet.example\n' });
 
-  it('prints one JSON object a line, in order, with the fields of SPEC §2', () => {
+  it('prints one JSON object a line, in order, with the fields of docs/contract.md §2', () => {
     const result = lachan(['check', '--profile', 'tieu-hoc', '--rules', dir, '--json', 'http://www.bet.example/x?y=1', 'https://olm.vn/']);
     expect(result.code).toBe(0);
     const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -140,7 +140,7 @@ const MIGRATIONS: readonly string[] = [
      status TEXT NOT NULL DEFAULT 'open'
    );
    CREATE INDEX reviews_time ON reviews(time);`,
-  // Review requests and reports travel to the district (issue 6): a stable id the
+  // Review requests and reports travel to the district: a stable id the
   // collector keys on, the kind, the page, and whether the collector acknowledged it.
   // Rows written before this step get an id derived from their row number.
   `ALTER TABLE reviews ADD COLUMN uid TEXT;

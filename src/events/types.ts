@@ -1,5 +1,5 @@
 /**
- * The blocked-access event (SPEC §5) as the proxy hands it to the event log.
+ * The blocked-access event (docs/contract.md §5) as the proxy hands it to the event log.
  * The proxy never sees how events are stored or shipped.
  */
 export interface BlockEventInput {

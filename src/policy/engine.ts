@@ -185,7 +185,7 @@ export class Policy {
   decide(profileId: string, host: string, pathAndQuery: string): Decision {
     const index = this.profileIndex.get(profileId);
     if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
-    // `example.com.` is the same name as `example.com` (SPEC §3).
+    // `example.com.` is the same name as `example.com` (docs/contract.md §3).
     if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
     const profile = this.rules.profiles[index]!;
     if (this.cacheEntries === 0) return this.evaluate(profile, host, pathAndQuery);

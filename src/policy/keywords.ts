@@ -1,5 +1,5 @@
 /**
- * Keyword rules (SPEC §3): whole-word, multi-word and `*`-wildcard phrases matched
+ * Keyword rules (docs/contract.md §3): whole-word, multi-word and `*`-wildcard phrases matched
  * in URLs and page text, ignoring case, Unicode composition and, per word, missing
  * diacritics.
  *

@@ -1,5 +1,5 @@
 /**
- * Text folding for keyword matching (SPEC §3).
+ * Text folding for keyword matching (docs/contract.md §3).
  *
  * Text is turned into a stream of "positions", one per letter or digit, plus single
  * separator positions standing for every run of spaces and punctuation. Each
@@ -25,7 +25,7 @@ const CLASS_SEPARATOR = 1 << 17;
 const CLASS_MARK = 1 << 18;
 const CLASS_IGNORED = 1 << 19;
 
-/** Bit for `đ`/`Đ`, which Unicode does not decompose but SPEC folds to `d`. */
+/** Bit for `đ`/`Đ`, which Unicode does not decompose but the keyword rules fold to `d` (docs/contract.md §3). */
 export const MARK_STROKE = 1 << 30;
 const MARK_OTHER = 1 << 31;
 

@@ -6,7 +6,7 @@
 
 export type Action = 'allow' | 'block';
 
-/** Why a decision was made; the values are part of SPEC §2 (`lachan check --json`). */
+/** Why a decision was made; the values are part of docs/contract.md §2 (`lachan check --json`). */
 export type Reason = 'domain' | 'url' | 'keyword' | 'ip-literal' | 'port' | 'default';
 
 export interface Decision {

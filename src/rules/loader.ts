@@ -15,7 +15,7 @@ import { readBundledManifest, readBundledText, type BundledList } from './bundle
 import { BrandSetBuilder } from '../policy/brands.js';
 import { BrandDeriver, loadCategoryBrands } from './brands.js';
 
-/** The rule files a category folder may hold (SPEC §3). UT1 folders carry more, which we skip. */
+/** The rule files a category folder may hold (docs/contract.md §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
 export type CategoryFileKind = (typeof CATEGORY_FILES)[number];
 
@@ -143,7 +143,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems, brandDerivers);
   for (const { deriver, folder } of brandDerivers.values()) deriver.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
 
-  // A profile's own lists are category rules of that profile (SPEC §3): two
+  // A profile's own lists are category rules of that profile (docs/contract.md §3): two
   // pseudo-categories each, active for that profile only.
   const customIds = new Map<string, { allow: number; block: number }>();
   const districtIds = new Map<string, { allow: number; block: number; scopedAllow: number }>();

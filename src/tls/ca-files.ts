@@ -5,7 +5,7 @@ import { CertificateAuthority, type CertificateAuthorityOptions } from './author
 import { createCaMaterial, type CaMaterial } from './ca-material.js';
 import { TlsError } from './errors.js';
 
-/** File names under the certs folder (SPEC §2: `lachan ca init [--certs DIR]`). */
+/** File names under the certs folder (docs/contract.md §2: `lachan ca init [--certs DIR]`). */
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key';
 export const DEFAULT_CERTS_DIR = 'certs';

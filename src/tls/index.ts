@@ -1,5 +1,5 @@
 /**
- * The school's interception CA and per-host leaf certificates (SPEC §2 `lachan ca`,
+ * The school's interception CA and per-host leaf certificates (docs/contract.md §2 `lachan ca`,
  * §4 interception). What src/proxy and src/cli use:
  *
  *   loadCa(dir)                          → CertificateAuthority | null (no CA: plain 403)

@@ -53,7 +53,7 @@ describe('client requests with malformed framing', () => {
     const request = testCase.request.replaceAll('{HOST}', `origin.test:${originPort}`);
     const result = await rawExchange(proxy.port, `${request}${SMUGGLED}`);
     expect(rawStatus(result.text)).toBe(400);
-    expect(result.text).toContain('Yêu cầu không hợp lệ');
+    expect(result.text).toContain('Trình duyệt gửi yêu cầu lạ');
     expect(result.closed).toBe(true);
     expect(seen).not.toContain('/smuggled');
   });
@@ -71,7 +71,7 @@ describe('origin responses with malformed framing', () => {
     expect(result.text).not.toContain('injected');
     if (testCase.expect === 'page') {
       expect(rawStatus(result.text)).toBe(502);
-      expect(result.text).toContain('Không kết nối được');
+      expect(result.text).toContain('Trang web bị lỗi');
     } else {
       // Part of the body was on its way: the client is cut off (whatever reached it is a
       // 200 head and some body), and must not take the cut-off body for a whole one.
