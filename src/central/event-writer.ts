@@ -319,6 +319,9 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
   const insertInbox = db.prepare(
     `INSERT INTO events_inbox (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE school = ? AND id = ?) ON CONFLICT DO NOTHING`,
   );
+  // A visit's event arrives again when more of its requests came after it was sent: its count grows, nothing else changes.
+  const raiseInboxCount = db.prepare('UPDATE events_inbox SET count = max(count, ?) WHERE school = ? AND id = ?');
+  const raiseCount = db.prepare('UPDATE events SET count = max(count, ?) WHERE school = ? AND id = ?');
   // One row a school, so the dashboard can tell a silent gateway from a quiet school.
   const touchSchool = db.prepare(
     'INSERT INTO school_contact (school, last_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET last_at = max(last_at, excluded.last_at)',
@@ -335,6 +338,7 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
         const isNew = insertInbox.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, receivedAt, e.count ?? 1, school, e.id).changes === 1;
         fresh.push(isNew);
         if (isNew) stored++;
+        else if ((e.count ?? 1) > 1 && raiseInboxCount.run(e.count, school, e.id).changes === 0) raiseCount.run(e.count, school, e.id);
       }
       return stored;
     });

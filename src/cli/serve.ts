@@ -39,6 +39,7 @@ interface ServeOptions {
   workers?: string;
   adminPort: string;
   accessLog?: boolean;
+  eventsInMemory: string;
   logLevel: string;
   upstreamTimeout: string;
   headerTimeout: string;
@@ -51,7 +52,7 @@ type ToPrimary =
   | { type: 'listening'; port: number }
   /** A review request or report was stored: the primary's shipper sends it now. */
   | { type: 'student-request' };
-type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
+type EventStatsLite = { pending: number; overLimit: boolean; dropped: number; unwritable: boolean };
 
 const SHUTDOWN_GRACE_MS = 3_000;
 
@@ -77,6 +78,7 @@ export function registerServe(program: Command): void {
     .option('--workers <n>', 'proxy processes (default: one per CPU)')
     .option('--admin-port <port>', 'loopback port for /healthz and /metrics', '3129')
     .option('--header-timeout <ms>', 'time a client has to send its request headers (slow clients cannot pin connections)', '15000')
+    .option('--events-in-memory <n>', 'events kept in memory while the event store cannot be written (disk full, read-only); past it new ones are dropped and counted', '50000')
     .option('--access-log', 'log every request (off by default: the hot path does no logging I/O)')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--upstream-timeout <seconds>', 'time an origin has to answer before the 504 page', '30')
@@ -89,6 +91,8 @@ export function registerServe(program: Command): void {
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
         throw new CliError('--central, --school and --token-file go together');
       }
+      const inMemory = Number(options.eventsInMemory);
+      if (!Number.isInteger(inMemory) || inMemory < 1) throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
       const upstreamTimeout = Number(options.upstreamTimeout);
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout must be a number of seconds, not "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
@@ -191,7 +195,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     throw new CliError(`cannot use the CA in ${options.certs}: ${(error as Error).message}`);
   }
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
-  const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
+  const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, maxUnflushed: Number(options.eventsInMemory), logger });
   let boundPort = port;
   const proxy = new ProxyServer({
     policy,
@@ -253,6 +257,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   shipper = startShipping(options, logger, eventLog);
   const admin = await startAdminServer(adminPort, {
     healthy: () => true,
+    degraded: async () => degradedParts([eventLog.stats()]),
     metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), eventMetrics([eventLog.stats()])),
   });
   const watcher = watchRules(options.rules, () => void reload());
@@ -271,11 +276,18 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   });
 }
 
+/** The /healthz "degraded" lines of the event logs' stats. */
+function degradedParts(stats: readonly EventStatsLite[]): string[] {
+  return stats.some((s) => s.unwritable) ? ['event-store-unwritable'] : [];
+}
+
 function eventMetrics(stats: readonly EventStatsLite[]): string[] {
   const pending = stats.reduce((sum, s) => sum + s.pending, 0);
   const dropped = stats.reduce((sum, s) => sum + s.dropped, 0);
   const over = stats.some((s) => s.overLimit) ? 1 : 0;
+  const unwritable = stats.some((s) => s.unwritable) ? 1 : 0;
   return [
+    '# HELP lachan_event_store_unwritable 1 while the event store refuses writes (disk full, read-only): events wait in memory, filtering continues.', '# TYPE lachan_event_store_unwritable gauge', `lachan_event_store_unwritable ${unwritable}`,
     '# TYPE lachan_events_pending gauge', `lachan_events_pending ${pending}`,
     '# TYPE lachan_events_dropped_total counter', `lachan_events_dropped_total ${dropped}`,
     '# HELP lachan_event_store_over_limit 1 when the local event store nears its disk bound.', '# TYPE lachan_event_store_over_limit gauge', `lachan_event_store_over_limit ${over}`,
@@ -329,7 +341,11 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     });
   };
   let adminBound = adminPort;
-  const admin = await startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: () => gatherMetrics(live) });
+  const admin = await startAdminServer(adminPort, {
+    healthy: () => live.size > 0,
+    degraded: async () => degradedParts((await askWorkers(live)).flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))),
+    metrics: () => gatherMetrics(live),
+  });
   adminBound = admin.port;
   for (let i = 0; i < workers; i++) fork();
   const shipper = startShipping(options, logger);
@@ -353,12 +369,15 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
 
 let metricsRequest = 0;
 
-async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
+type WorkerReply = { snapshot: MetricsSnapshot; eventStats: EventStatsLite | null };
+
+/** Each live worker's metrics and event-log figures (a worker silent for a second is left out). */
+async function askWorkers(workers: ReadonlySet<Worker>): Promise<WorkerReply[]> {
   const id = ++metricsRequest;
   const replies = await Promise.all(
     [...workers].map(
       (worker) =>
-        new Promise<{ snapshot: MetricsSnapshot; eventStats: EventStatsLite | null } | null>((resolve) => {
+        new Promise<WorkerReply | null>((resolve) => {
           const timer = setTimeout(() => resolve(null), 1_000);
           const onMessage = (message: ToPrimary): void => {
             if (message.type === 'metrics' && message.id === id) {
@@ -372,7 +391,11 @@ async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
         }),
     ),
   );
-  const present = replies.filter((r) => r !== null);
+  return replies.filter((r) => r !== null);
+}
+
+async function gatherMetrics(workers: ReadonlySet<Worker>): Promise<string> {
+  const present = await askWorkers(workers);
   return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))));
 }
 
@@ -382,7 +405,7 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
     if (message.type === 'reload') void reload();
     else if (message.type === 'metrics') {
       const stats = eventLog.stats();
-      process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped } } satisfies ToPrimary);
+      process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped, unwritable: stats.unwritable } } satisfies ToPrimary);
     } else if (message.type === 'shutdown') {
       void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).then(() => process.exit(0));
     }
