@@ -594,10 +594,13 @@ class SqliteEventLog implements GatewayEventLog {
     if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
     // One last try, even while the store refused writes: the space may be back.
     if (this.#db !== null || this.#open()) this.#write();
-    const lost = this.#batch.length + this.#repeats.reduce((sum, v) => sum + v.pending, 0);
-    if (lost > 0) {
+    // Repeats of written events are not events: their loss only leaves a count short, said so in the log.
+    const repeats = this.#repeats.reduce((sum, v) => sum + v.pending, 0);
+    if (repeats > 0) this.#logger.error({ repeats, file: this.file }, 'event store unwritable at shutdown: repeats of written visits not added to their counts');
+    this.#repeats = [];
+    if (this.#batch.length > 0) {
+      const lost = this.#batch.length;
       this.#batch = [];
-      this.#repeats = [];
       this.#drop(lost);
     }
     this.#logLosses(true);
