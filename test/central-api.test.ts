@@ -167,6 +167,11 @@ describe('lachan central', () => {
     expect((await post(collector.url, b.token, { school: b.id, events: [fromB] })).body).toEqual({ acked: [shared.id], stored: 0, duplicates: 1 });
     expect(storedEvents(dataDir, a.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'a.example', 1]]);
     expect(storedEvents(dataDir, b.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'b.example', 3]]);
+    // The visit grew after it was sent: the resend raises its count (never lowers it), nothing else.
+    expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 5, host: 'other.example' }] })).body).toMatchObject({ stored: 0, duplicates: 1 });
+    expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 2 }] })).body).toMatchObject({ stored: 0, duplicates: 1 });
+    expect(storedEvents(dataDir, b.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'b.example', 5]]);
+    expect(storedEvents(dataDir, a.id).map((e) => e.count)).toEqual([1]);
   });
 
   it('refuses a token used for another school with 403', async () => {

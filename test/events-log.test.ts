@@ -208,17 +208,24 @@ describe('the gateway event log', () => {
     expect(log.record(block({ ...visit, time: start + 400 }))).toBe(first);
     // Repeats still in memory at shutdown are written, not lost.
     expect(log.record(block({ ...visit, time: start + 500 }))).toBe(first);
+    // A repeat while the event travels: the acknowledgement of the smaller count leaves it to go again.
+    const sent = log.unshipped(10);
+    expect(sent.map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 5]]);
+    expect(log.record(block({ ...visit, time: start + 600 }))).toBe(first);
+    log.flush();
+    expect(log.markShipped(sent.map((e) => e.id), Date.now(), sent)).toBe(0);
+    expect(log.record(block({ ...visit, time: start + 700 }))).toBe(first);
     // Past the window: a new visit.
     const later = log.record(block({ ...visit, time: start + VISIT_WINDOW_MS + 1 }));
     expect(later).not.toBe(first);
     await log.close();
-    expect(rows()[tail(first)]).toMatchObject({ count: 5, shipped_at: null });
+    expect(rows()[tail(first)]).toMatchObject({ count: 7, shipped_at: null });
     const reopened = openEventLog({ dataDir: dir });
-    expect(reopened.unshipped(10).map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 5], [tail(later), 1]]);
+    expect(reopened.unshipped(10).map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 7], [tail(later), 1]]);
     expect(reopened.stats().dropped).toBe(0);
     await reopened.close();
     // lachan logs shows the count.
-    expect(lachan(['logs', '--data', dir]).stdout).toMatch(/CONNECT\s+5\s+www\.casino\.example/);
+    expect(lachan(['logs', '--data', dir]).stdout).toMatch(/CONNECT\s+7\s+www\.casino\.example/);
   });
 
   it('parses --since durations and dates', () => {

@@ -110,8 +110,11 @@ export interface GatewayEventLog extends EventLog {
   stats(): EventLogStats;
   /** The oldest unshipped events, in id order (for the shipper). */
   unshipped(limit: number): WireEvent[];
-  /** Marks these ids acknowledged; returns how many changed. */
-  markShipped(ids: readonly string[], at?: number): number;
+  /**
+   * Marks these ids acknowledged; returns how many changed. With `sent` (the events as
+   * sent), an event whose count grew while it travelled stays unshipped, to go again.
+   */
+  markShipped(ids: readonly string[], at?: number, sent?: readonly WireEvent[]): number;
   /** Deletes shipped events past retention (and more while over the size limit); returns how many. */
   expire(now?: number): number;
 }
@@ -310,6 +313,7 @@ function prepareStatements(db: Database.Database) {
   // A repeat after the event was written (and perhaps shipped): the event goes out again with its new count.
   const addRepeats = db.prepare('UPDATE events SET count = count + ?, shipped_at = NULL WHERE id = ?');
   const markOne = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL');
+  const markOneAsSent = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL AND count = ?');
   const markReview = db.prepare('UPDATE reviews SET shipped_at = ? WHERE uid = ? AND shipped_at IS NULL');
   return {
     /** Rows [from, to) of `rows`, then the repeats of visits written before, in one transaction. */
@@ -317,9 +321,12 @@ function prepareStatements(db: Database.Database) {
       for (let i = from; i < to; i++) insert.run(rows[i]!);
       for (const visit of repeats) if (visit.pending > 0) addRepeats.run(visit.pending, visit.id);
     }),
-    markMany: db.transaction((ids: readonly string[], at: number) => {
+    markMany: db.transaction((ids: readonly string[], at: number, sentCounts: ReadonlyMap<string, number> | null) => {
       let changed = 0;
-      for (const id of ids) changed += markOne.run(at, id).changes;
+      for (const id of ids) {
+        const count = sentCounts?.get(id);
+        changed += (count === undefined ? markOne.run(at, id) : markOneAsSent.run(at, id, count)).changes;
+      }
       return changed;
     }),
     unshipped: db.prepare<[number], DbRow>(
@@ -557,9 +564,10 @@ class SqliteEventLog implements GatewayEventLog {
     return (this.#statements.unshipped.all(limit) as DbRow[]).map(wireFieldsOf);
   }
 
-  markShipped(ids: readonly string[], at: number = Date.now()): number {
+  markShipped(ids: readonly string[], at: number = Date.now(), sent?: readonly WireEvent[]): number {
     if (ids.length === 0 || this.#statements === null) return 0;
-    return this.#statements.markMany(ids, at) as number;
+    const sentCounts = sent === undefined ? null : new Map(sent.map((e) => [e.id, e.count ?? 1]));
+    return this.#statements.markMany(ids, at, sentCounts) as number;
   }
 
   expire(now: number = Date.now()): number {
