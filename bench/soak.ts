@@ -1,7 +1,8 @@
 /**
  * npm run soak: an hour (or --minutes N) of steady traffic through a real gateway that
  * ships to a real collector, sampling each process's resident memory and open file
- * descriptors every minute. Not part of CI.
+ * descriptors every minute (and the gateway's live V8 heap after its last full
+ * collection, from --trace-gc). Not part of CI.
  *
  *   npm run soak [-- --minutes 60 --rate 300 --connections 16 --out FILE]
  *
@@ -45,12 +46,25 @@ interface Started {
   readonly line: Record<string, unknown>;
 }
 
+/**
+ * The V8 heap after each full (mark-compact) collection of the gateway, from its
+ * `--trace-gc` lines ("Mark-Compact 95.1 (120.3) -> 31.2 (118.0) MB"): what is live,
+ * which RSS does not show under the proxy's heap-growing flags.
+ */
+let gatewayLiveHeapMiB = NaN;
+const MARK_COMPACT = /Mark-Compact[^>]*-> ([\d.]+) \(/;
+
 /** Spawns the CLI and resolves with its "listening" log line. */
 function startCli(args: string[], nodeArgs: string[] = []): Promise<Started> {
   const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code} before listening`)));
     createInterface({ input: child.stdout! }).on('line', (text) => {
+      const gc = MARK_COMPACT.exec(text);
+      if (gc !== null) {
+        gatewayLiveHeapMiB = Number(gc[1]);
+        return;
+      }
       try {
         const line = JSON.parse(text) as Record<string, unknown>;
         if (line.msg === 'listening') resolve({ child, line });
@@ -107,7 +121,7 @@ async function main(): Promise<void> {
   const gatewayData = path.join(work, 'gateway');
   const gateway = await startCli(
     ['serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rules, '--data', gatewayData, '--hosts-file', path.join(work, 'hosts'), '--certs', path.join(work, 'no-ca'), '--central', collectorUrl, '--school', school.id, '--token-file', tokenFile],
-    [...PROXY_V8_FLAGS],
+    [...PROXY_V8_FLAGS, '--trace-gc'],
   );
   const proxyPort = gateway.line.port as number;
   const adminPort = gateway.line.adminPort as number;
@@ -160,13 +174,13 @@ async function main(): Promise<void> {
   const samples: { gatewayRss: number; collectorRss: number; gatewayFds: number; collectorFds: number }[] = [];
   const started = Date.now();
   let lastAnswered = 0;
-  const header = ['minute', 'req/s', 'blocked', 'errors', 'gateway RSS MiB', 'gateway fds', 'collector RSS MiB', 'collector fds', 'events pending', 'events dropped'];
+  const header = ['minute', 'req/s', 'blocked', 'errors', 'gateway RSS MiB', 'gateway live heap MiB', 'gateway fds', 'collector RSS MiB', 'collector fds', 'events pending', 'events dropped'];
   process.stdout.write(`soak: ${minutes} min at ${rate} req/s over ${connections} connections; work folder ${work}\n${header.join('\t')}\n`);
   for (let minute = 1; minute <= minutes; minute++) {
     await new Promise((resolve) => setTimeout(resolve, started + minute * sampleMs - Date.now()));
     const sample = { gatewayRss: rssMiB(pids.gateway), collectorRss: rssMiB(pids.collector), gatewayFds: fds(pids.gateway), collectorFds: fds(pids.collector) };
     samples.push(sample);
-    const row = [minute, Math.round(((answered - lastAnswered) * 1000) / sampleMs), blocked, errors, sample.gatewayRss.toFixed(1), sample.gatewayFds, sample.collectorRss.toFixed(1), sample.collectorFds, await metric('lachan_events_pending'), await metric('lachan_events_dropped_total')];
+    const row = [minute, Math.round(((answered - lastAnswered) * 1000) / sampleMs), blocked, errors, sample.gatewayRss.toFixed(1), gatewayLiveHeapMiB.toFixed(1), sample.gatewayFds, sample.collectorRss.toFixed(1), sample.collectorFds, await metric('lachan_events_pending'), await metric('lachan_events_dropped_total')];
     lastAnswered = answered;
     rows.push(row);
     process.stdout.write(`${row.join('\t')}\n`);
