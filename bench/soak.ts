@@ -4,7 +4,8 @@
  * descriptors every minute (and the gateway's live V8 heap after its last full
  * collection, from --trace-gc). Not part of CI.
  *
- *   npm run soak [-- --minutes 60 --rate 300 --connections 16 --out FILE]
+ *   npm run soak [-- --minutes 60 --rate 300 --connections 16 --sample-seconds 60
+ *                   --gateway-node-args '--heapsnapshot-signal=SIGUSR2' --out FILE]
  *
  * The load (from this process, keep-alive, paced to --rate requests a second): half
  * blocked requests (half over 20,000 hosts: new visits; half over 50 hosts: repeats
@@ -15,7 +16,10 @@
  *
  * Verdict "flat": after a warm-up of the first fifth of the run (at least 2 minutes),
  * the median RSS of the last third exceeds that of the first third by at most 10 %
- * (or 16 MiB), and the fd counts of the last third are within 5 of the first third's.
+ * (or 16 MiB), and the median fd count grows by at most 20 % (or 5): the keep-alive
+ * pools to the origin and the collector open and close connections, so fds move by
+ * tens without leaking. A sample every --sample-seconds (the table's "minute" column
+ * counts samples).
  */
 import Database from 'better-sqlite3';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -40,6 +44,8 @@ const rate = Number(flag('rate', '300'));
 const connections = Number(flag('connections', '16'));
 const outFile = flag('out', '');
 const sampleMs = Number(flag('sample-seconds', '60')) * 1000;
+/** More node flags for the gateway, e.g. `--heapsnapshot-signal=SIGUSR2` (a snapshot forces a full collection). */
+const gatewayNodeArgs = flag('gateway-node-args', '').split(' ').filter((a) => a !== '');
 
 interface Started {
   readonly child: ChildProcess;
@@ -121,7 +127,7 @@ async function main(): Promise<void> {
   const gatewayData = path.join(work, 'gateway');
   const gateway = await startCli(
     ['serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rules, '--data', gatewayData, '--hosts-file', path.join(work, 'hosts'), '--certs', path.join(work, 'no-ca'), '--central', collectorUrl, '--school', school.id, '--token-file', tokenFile],
-    [...PROXY_V8_FLAGS, '--trace-gc'],
+    [...PROXY_V8_FLAGS, '--trace-gc', ...gatewayNodeArgs],
   );
   const proxyPort = gateway.line.port as number;
   const adminPort = gateway.line.adminPort as number;
@@ -209,7 +215,8 @@ async function main(): Promise<void> {
   const verdictOf = (pick: (s: (typeof samples)[number]) => number, kind: 'rss' | 'fds'): { flat: boolean; text: string } => {
     const a = median(first.map(pick));
     const b = median(last.map(pick));
-    const flat = kind === 'rss' ? b - a <= Math.max(16, a * 0.1) : Math.abs(b - a) <= 5;
+    // Growth is what a leak looks like; fds also move with the keep-alive pools (tens), so they get a tolerance too.
+    const flat = kind === 'rss' ? b - a <= Math.max(16, a * 0.1) : b - a <= Math.max(5, a * 0.2);
     return { flat, text: `${a.toFixed(1)} → ${b.toFixed(1)}${flat ? '' : ' (NOT flat)'}` };
   };
   const verdicts = {
