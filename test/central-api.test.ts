@@ -154,6 +154,26 @@ describe('lachan central', () => {
     expect((await post(collector.url, other.token, { school: other.id, events: [wireEvent()] })).status).toBe(200);
   });
 
+  it('stores an event id once per school: another school may use the same id', async () => {
+    // Ids are unique per gateway; two gateways may well draw the same one (a restored
+    // image, a cloned SD card). The second school's event is its own, not a duplicate.
+    const a = addSchool(dataDir, 'TH Chung Mã A');
+    const b = addSchool(dataDir, 'TH Chung Mã B');
+    const shared = wireEvent({ host: 'a.example' });
+    expect((await post(collector.url, a.token, { school: a.id, events: [shared] })).body).toEqual({ acked: [shared.id], stored: 1, duplicates: 0 });
+    const fromB = { ...shared, host: 'b.example', count: 3 };
+    expect((await post(collector.url, b.token, { school: b.id, events: [fromB] })).body).toEqual({ acked: [shared.id], stored: 1, duplicates: 0 });
+    // Each school's resend is still a duplicate of its own.
+    expect((await post(collector.url, b.token, { school: b.id, events: [fromB] })).body).toEqual({ acked: [shared.id], stored: 0, duplicates: 1 });
+    expect(storedEvents(dataDir, a.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'a.example', 1]]);
+    expect(storedEvents(dataDir, b.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'b.example', 3]]);
+    // The visit grew after it was sent: the resend raises its count (never lowers it), nothing else.
+    expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 5, host: 'other.example' }] })).body).toMatchObject({ stored: 0, duplicates: 1 });
+    expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 2 }] })).body).toMatchObject({ stored: 0, duplicates: 1 });
+    expect(storedEvents(dataDir, b.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'b.example', 5]]);
+    expect(storedEvents(dataDir, a.id).map((e) => e.count)).toEqual([1]);
+  });
+
   it('refuses a token used for another school with 403', async () => {
     const a = addSchool(dataDir, 'TH A');
     const b = addSchool(dataDir, 'TH B');

@@ -104,7 +104,8 @@ function block(i: number): BlockEventInput {
     reason: 'domain',
     rule: 'nhacai.example',
     source: 'rules/categories/gambling/domains:3',
-    host: `h${i % 17}.nhacai.example`,
+    // A host of its own: repeats from one device to one host and category would be folded into one visit.
+    host: `h${i}.nhacai.example`,
     path: `/trang/${i}?ma=${i}`,
     method: 'GET',
     clientAddress: `10.10.0.${i % 200}`,

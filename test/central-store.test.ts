@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
+import { migrate } from '../src/events/schema.js';
 import * as fromSources from '../src/central/sqlite-store.js';
 import type { WireEvent } from '../src/events/wire.js';
 import { wireEvent } from './support/dashboard.js';
@@ -95,6 +96,45 @@ const modes: [string, typeof fromSources | null][] = [
   ['on its own connection', fromSources],
   ['on the writer thread', fromBuild],
 ];
+
+describe('collector store upgrade', () => {
+  it('keys a store from before (school, id) idempotency anew, keeping every event, its seq, the counter and the roll-ups', async () => {
+    const dir = dataDir();
+    const file = path.join(dir, 'central.db');
+    const old = new Database(file);
+    migrate(old, fromSources.CENTRAL_MIGRATIONS.slice(0, -1), file);
+    old.close();
+    const before = varied(30, 9);
+    storeRaw(file, 'events', 'SCHOOLA', before.slice(0, 20));
+    storeRaw(file, 'events_inbox', 'SCHOOLA', before.slice(20));
+    const raw = new Database(file);
+    raw.prepare("UPDATE sqlite_sequence SET seq = 1000 WHERE name = 'events'").run();
+    raw.close();
+
+    await onFreshStoreAt(dir, async (store) => {
+      // The same ids from another school are new; from the same school, duplicates.
+      expect(await store.ingest('SCHOOLB', before.slice(0, 25), Date.now())).toMatchObject({ stored: 25, duplicates: 0 });
+      expect(await store.ingest('SCHOOLA', before.slice(15, 25), Date.now())).toMatchObject({ stored: 0, duplicates: 10 });
+      const page = await store.queryEvents({}, { limit: 10_000 });
+      expect(page.events).toHaveLength(55);
+      expect(page.events.every((e) => e.count === 1)).toBe(true);
+    });
+    const db = new Database(file, { readonly: true });
+    // New rows continue after the old counter (a watermark on seq must never see a seq reused).
+    expect(db.prepare("SELECT min(seq) FROM events WHERE school = 'SCHOOLB'").pluck().get()).toBeGreaterThan(1000);
+    db.close();
+    expectRollupsEqualRecount(fromSources, dir);
+  });
+});
+
+async function onFreshStoreAt(dir: string, body: (store: Store) => Promise<void>): Promise<void> {
+  const store = fromSources.openSqliteStore({ dataDir: dir, writerThread: false });
+  try {
+    await body(store);
+  } finally {
+    await store.close();
+  }
+}
 
 describe.each(modes)('collector store, writing %s', (_mode, module) => {
   it.skipIf(module === null)('stores each event once, and its statistics equal a recount of the raw events', async () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openEventLog, readEventLog, type GatewayEventLog } from '../src/events/log.js';
+import { openEventLog, readEventLog, VISIT_WINDOW_MS, type GatewayEventLog } from '../src/events/log.js';
 import { parseSince } from '../src/events/since.js';
 import type { BlockEventInput } from '../src/events/types.js';
 import { lachan } from './support/rules-dir.js';
@@ -16,7 +16,10 @@ function tempDir(): string {
 }
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
+let visits = 0;
+/** A block on a host of its own, so that the log does not fold it into an earlier visit. */
 function block(overrides: Partial<BlockEventInput> = {}): BlockEventInput {
+  visits++;
   return {
     time: Date.now(),
     profile: 'tieu-hoc',
@@ -24,7 +27,7 @@ function block(overrides: Partial<BlockEventInput> = {}): BlockEventInput {
     reason: 'domain',
     rule: 'nhacai.example',
     source: 'rules/categories/gambling/domains:3',
-    host: 'www.nhacai.example',
+    host: `www${visits}.nhacai.example`,
     path: '/dang-ky',
     method: 'GET',
     clientAddress: '10.10.0.25',
@@ -39,6 +42,8 @@ interface Row {
   category: string | null;
   path: string;
   client: string;
+  method: string;
+  count: number;
   shipped_at: number | null;
 }
 
@@ -111,7 +116,7 @@ describe('the gateway event log', () => {
     const reference = log.record(block());
     const reviewId = log.recordReviewRequest({
       eventRef: reference.toLowerCase(),
-      host: 'www.nhacai.example',
+      host: 'www1.nhacai.example',
       category: 'gambling',
       profile: 'tieu-hoc',
       note: 'Trang này là bài tập của cô giáo',
@@ -177,6 +182,50 @@ describe('the gateway event log', () => {
     expect(stats.pending).toBe(20);
     await full.close();
     expect(rowsInFile(dir)).toHaveLength(20);
+  });
+
+  it('counts a visit once: repeats from one device to one host and category within the window fold into its event', async () => {
+    const dir = tempDir();
+    const log = openEventLog({ dataDir: dir });
+    const start = Date.now();
+    const visit = { host: 'www.casino.example', time: start };
+    // The CONNECT, the page and its favicon: one visit, one reference on every block page.
+    const first = log.record(block({ ...visit, method: 'CONNECT', path: '/' }));
+    expect(log.record(block({ ...visit, time: start + 200, path: '/trang' }))).toBe(first);
+    expect(log.record(block({ ...visit, time: start + 300, path: '/favicon.ico' }))).toBe(first);
+    // Another category or another device: events of their own.
+    const other = log.record(block({ ...visit, category: 'adult' }));
+    const device = log.record(block({ ...visit, clientAddress: '10.10.0.26' }));
+    expect(new Set([first, other, device]).size).toBe(3);
+    log.flush();
+    const rows = () => Object.fromEntries(rowsInFile(dir).map((r) => [r.id.slice(-8), r]));
+    const tail = (reference: string) => reference.replace('-', '');
+    expect(rows()[tail(first)]).toMatchObject({ method: 'CONNECT', path: '/', count: 3 });
+    expect([other, device].map((r) => rows()[tail(r)]!.count)).toEqual([1, 1]);
+
+    // A repeat after the event was shipped adds to it and sends it again with the new count.
+    expect(log.markShipped(log.unshipped(10).map((e) => e.id))).toBe(3);
+    expect(log.record(block({ ...visit, time: start + 400 }))).toBe(first);
+    // Repeats still in memory at shutdown are written, not lost.
+    expect(log.record(block({ ...visit, time: start + 500 }))).toBe(first);
+    // A repeat while the event travels: the acknowledgement of the smaller count leaves it to go again.
+    const sent = log.unshipped(10);
+    expect(sent.map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 5]]);
+    expect(log.record(block({ ...visit, time: start + 600 }))).toBe(first);
+    log.flush();
+    expect(log.markShipped(sent.map((e) => e.id), Date.now(), sent)).toBe(0);
+    expect(log.record(block({ ...visit, time: start + 700 }))).toBe(first);
+    // Past the window: a new visit.
+    const later = log.record(block({ ...visit, time: start + VISIT_WINDOW_MS + 1 }));
+    expect(later).not.toBe(first);
+    await log.close();
+    expect(rows()[tail(first)]).toMatchObject({ count: 7, shipped_at: null });
+    const reopened = openEventLog({ dataDir: dir });
+    expect(reopened.unshipped(10).map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 7], [tail(later), 1]]);
+    expect(reopened.stats().dropped).toBe(0);
+    await reopened.close();
+    // lachan logs shows the count.
+    expect(lachan(['logs', '--data', dir]).stdout).toMatch(/CONNECT\s+7\s+www\.casino\.example/);
   });
 
   it('parses --since durations and dates', () => {

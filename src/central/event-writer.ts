@@ -99,8 +99,11 @@ export const WAL_AUTOCHECKPOINT_PAGES = 40_000;
 /** SQLite's own ceiling unless compiled otherwise (SQLITE_MAX_MMAP_SIZE). */
 const MMAP_BYTES = 2 ** 31 - 65_536;
 
-/** An event's columns after its id, in `events` and in the inbox alike. */
-export const EVENT_FIELDS = `school TEXT NOT NULL,
+/**
+ * An event's columns after its id, in `events` and in the inbox alike, as the first
+ * schema made them (the shipped migrations build on this text; never edit it).
+ */
+export const EVENT_FIELDS_V1 = `school TEXT NOT NULL,
      time INTEGER NOT NULL,
      profile TEXT NOT NULL,
      category TEXT,
@@ -115,12 +118,47 @@ export const EVENT_FIELDS = `school TEXT NOT NULL,
 
 export const INBOX_MIGRATION = `CREATE TABLE events_inbox (
      id TEXT PRIMARY KEY,
-     ${EVENT_FIELDS}
+     ${EVENT_FIELDS_V1}
    ) WITHOUT ROWID;
    ALTER TABLE rollup_state ADD COLUMN drains INTEGER NOT NULL DEFAULT 0;`;
 
+const EVENT_COLUMNS_V1 = 'id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
+
+/**
+ * Event ids are unique per gateway, not across the district: a school's id is its
+ * idempotency key only together with the school. Rebuilds `events` and the inbox keyed
+ * by (school, id) instead of id alone (keeping every row, its seq and the seq counter,
+ * so the roll-up watermark still holds), and adds `count`: the requests one visit made
+ * (a gateway folds repeats from one device to one host and category into one event).
+ * `eventIndexes` are the secondary indexes `events` had, recreated after the rebuild.
+ */
+export function schoolScopedMigration(eventIndexes: readonly string[]): string {
+  return `CREATE TABLE events_by_school (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL,
+     ${EVENT_FIELDS_V1},
+     count INTEGER NOT NULL DEFAULT 1,
+     UNIQUE (school, id)
+   );
+   INSERT INTO events_by_school (seq, ${EVENT_COLUMNS_V1}) SELECT seq, ${EVENT_COLUMNS_V1} FROM events ORDER BY seq;
+   DELETE FROM sqlite_sequence WHERE name = 'events_by_school';
+   INSERT INTO sqlite_sequence (name, seq) SELECT 'events_by_school', seq FROM sqlite_sequence WHERE name = 'events';
+   DROP TABLE events;
+   ALTER TABLE events_by_school RENAME TO events;
+   ${eventIndexes.join('\n')}
+   CREATE TABLE inbox_by_school (
+     id TEXT NOT NULL,
+     ${EVENT_FIELDS_V1},
+     count INTEGER NOT NULL DEFAULT 1,
+     PRIMARY KEY (school, id)
+   ) WITHOUT ROWID;
+   INSERT INTO inbox_by_school (${EVENT_COLUMNS_V1}) SELECT ${EVENT_COLUMNS_V1} FROM events_inbox;
+   DROP TABLE events_inbox;
+   ALTER TABLE inbox_by_school RENAME TO events_inbox;`;
+}
+
 /** An event's columns as stored, without `events.seq`. */
-export const EVENT_COLUMNS = 'id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at';
+export const EVENT_COLUMNS = `${EVENT_COLUMNS_V1}, count`;
 
 /** One school's batch as the writer stores it. */
 export interface WriteBatch {
@@ -277,10 +315,13 @@ class InboxCounts {
 }
 
 export function prepareEventWriter(db: Database.Database): EventWriter {
-  // New to the collector: in neither the inbox (the primary key) nor `events`.
+  // New to the collector for this school: in neither the inbox (keyed by school and id) nor `events`.
   const insertInbox = db.prepare(
-    `INSERT INTO events_inbox (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE id = ?) ON CONFLICT DO NOTHING`,
+    `INSERT INTO events_inbox (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE school = ? AND id = ?) ON CONFLICT DO NOTHING`,
   );
+  // A visit's event arrives again when more of its requests came after it was sent: its count grows, nothing else changes.
+  const raiseInboxCount = db.prepare('UPDATE events_inbox SET count = max(count, ?) WHERE school = ? AND id = ?');
+  const raiseCount = db.prepare('UPDATE events SET count = max(count, ?) WHERE school = ? AND id = ?');
   // One row a school, so the dashboard can tell a silent gateway from a quiet school.
   const touchSchool = db.prepare(
     'INSERT INTO school_contact (school, last_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET last_at = max(last_at, excluded.last_at)',
@@ -294,9 +335,10 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
       touchSchool.run(school, receivedAt);
       let stored = 0;
       for (const e of events) {
-        const isNew = insertInbox.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, receivedAt, e.id).changes === 1;
+        const isNew = insertInbox.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, receivedAt, e.count ?? 1, school, e.id).changes === 1;
         fresh.push(isNew);
         if (isNew) stored++;
+        else if ((e.count ?? 1) > 1 && raiseInboxCount.run(e.count, school, e.id).changes === 0) raiseCount.run(e.count, school, e.id);
       }
       return stored;
     });

@@ -22,7 +22,7 @@ import {
 import { hashToken, newSchoolId, newSchoolToken, sameHash, schoolIdOfToken } from './tokens.js';
 import {
   EVENT_COLUMNS,
-  EVENT_FIELDS,
+  EVENT_FIELDS_V1,
   INBOX_DRAIN_EVENTS,
   INBOX_MIGRATION,
   prepareEventWriter,
@@ -30,6 +30,7 @@ import {
   ROLLUP_CHUNK,
   ROLLUP_INTERVAL_MS,
   ROLLUPS,
+  schoolScopedMigration,
   tuneWriter,
   type EventWriter,
   type RollupKey,
@@ -89,7 +90,8 @@ export const EVENT_INDEXES: readonly string[] = [
   'CREATE INDEX events_host_time ON events(host, time);',
 ];
 
-const MIGRATIONS: readonly string[] = [
+/** The collector database's schema steps, oldest first (exported for the upgrade tests). */
+export const CENTRAL_MIGRATIONS: readonly string[] = [
   `CREATE TABLE schools (
      id TEXT PRIMARY KEY,
      name TEXT NOT NULL,
@@ -100,7 +102,7 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE events (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      id TEXT NOT NULL UNIQUE,
-     ${EVENT_FIELDS}
+     ${EVENT_FIELDS_V1}
    );
    ${EVENT_INDEXES.join('\n')}
    ${ROLLUPS.map(
@@ -147,6 +149,8 @@ const MIGRATIONS: readonly string[] = [
   INBOX_MIGRATION,
   // Scoped allows, disabled accounts, login throttling (district-schema.ts).
   ...DISTRICT_LATER_MIGRATIONS,
+  // Events are stored once per (school, id), and carry the requests of their visit.
+  schoolScopedMigration(EVENT_INDEXES),
 ];
 
 const EVENT_ROW_COLUMNS = `seq, ${EVENT_COLUMNS}`;
@@ -166,6 +170,7 @@ interface EventRow {
   method: string;
   client: string;
   received_at: number;
+  count: number;
 }
 
 interface SchoolRow {
@@ -241,7 +246,7 @@ export class SqliteCentralStore implements CentralStore {
     tuneConnection(db);
     const cacheMiB = options.cacheMiB ?? 256;
     tuneWriter(db, cacheMiB);
-    migrate(db, MIGRATIONS, this.file);
+    migrate(db, CENTRAL_MIGRATIONS, this.file);
 
     this.#writer = prepareEventWriter(db);
     this.#inboxCount = prepareInboxCount(db);

@@ -310,14 +310,14 @@ export function registerCentral(program: Command): void {
       if (options.json) {
         for (const e of events) {
           process.stdout.write(
-            `${JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), school: e.school, profile: e.profile, category: e.category, reason: e.reason, rule: e.rule, source: e.source, host: e.host, path: e.path, method: e.method, client: e.client, receivedAt: new Date(e.receivedAt).toISOString() })}\n`,
+            `${JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), school: e.school, profile: e.profile, category: e.category, reason: e.reason, rule: e.rule, source: e.source, host: e.host, path: e.path, method: e.method, client: e.client, count: e.count ?? 1, receivedAt: new Date(e.receivedAt).toISOString() })}\n`,
           );
         }
         return;
       }
       if (events.length === 0) return void process.stdout.write('không có sự kiện nào\n');
       for (const e of events) {
-        process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}\n`);
+        process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}${(e.count ?? 1) > 1 ? `  ×${e.count}` : ''}\n`);
       }
       process.stdout.write(`${events.length} sự kiện\n`);
     });

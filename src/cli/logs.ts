@@ -84,6 +84,7 @@ function jsonEvent(event: StoredEvent): object {
     path: event.path,
     method: event.method,
     client: event.client,
+    count: event.count ?? 1,
     shipped: event.shippedAt !== null,
   };
 }
@@ -99,7 +100,8 @@ const PATH_WIDTH = 40;
 /** A plain table sized to its content; paths are cut so one event stays one line. */
 export function formatTable(events: readonly StoredEvent[]): string {
   if (events.length === 0) return 'no blocked-access events\n';
-  const header = ['TIME', 'PROFILE', 'CATEGORY', 'REASON', 'CLIENT', 'METHOD', 'HOST', 'PATH'];
+  // COUNT: the requests of the visit (a page, its favicon and the CONNECT before them are one event).
+  const header = ['TIME', 'PROFILE', 'CATEGORY', 'REASON', 'CLIENT', 'METHOD', 'COUNT', 'HOST', 'PATH'];
   const rows = events.map((e) => [
     localTime(e.time),
     e.profile,
@@ -107,6 +109,7 @@ export function formatTable(events: readonly StoredEvent[]): string {
     e.reason,
     e.client,
     e.method,
+    String(e.count ?? 1),
     e.host,
     e.path.length > PATH_WIDTH ? `${e.path.slice(0, PATH_WIDTH - 1)}…` : e.path,
   ]);

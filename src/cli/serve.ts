@@ -46,6 +46,7 @@ interface ServeOptions {
   workers?: string;
   adminPort: string;
   accessLog?: boolean;
+  eventsInMemory: string;
   logLevel: string;
   upstreamTimeout: string;
   headerTimeout: string;
@@ -72,7 +73,7 @@ type ToPrimary =
   | { type: 'student-request' }
   /** The worker could not start (busy port, unusable folder): the primary says so once and stops. */
   | WorkerFailure;
-type EventStatsLite = { pending: number; overLimit: boolean; dropped: number };
+type EventStatsLite = { pending: number; overLimit: boolean; dropped: number; unwritable: boolean };
 
 const SHUTDOWN_GRACE_MS = 3_000;
 /** How often a proxy started by npm checks that npm is still there. */
@@ -100,6 +101,7 @@ export function registerServe(program: Command): void {
     .option('--workers <n>', 'số tiến trình proxy (mặc định: một mỗi CPU)')
     .option('--admin-port <port>', 'cổng nội bộ (127.0.0.1) cho /healthz và /metrics', '3129')
     .option('--header-timeout <ms>', 'thời gian (ms) để thiết bị gửi xong phần đầu yêu cầu', '15000')
+    .option('--events-in-memory <n>', 'số sự kiện giữ trong bộ nhớ khi không ghi được kho sự kiện (đầy đĩa, chỉ đọc); quá số này sự kiện mới bị bỏ và được đếm', '50000')
     .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
     .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
     .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
@@ -114,6 +116,8 @@ export function registerServe(program: Command): void {
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
         throw new CliError('--central, --school và --token-file phải đi cùng nhau');
       }
+      const inMemory = Number(options.eventsInMemory);
+      if (!Number.isInteger(inMemory) || inMemory < 1) throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
       const upstreamTimeout = Number(options.upstreamTimeout);
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
@@ -298,7 +302,7 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   }
   const ca = await loadCaOrExplain(options);
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
-  const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, logger });
+  const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, maxUnflushed: Number(options.eventsInMemory), logger });
   let boundPort = port;
   // Clients are named in logs and /metrics by the device id events carry, never by address.
   const pseudonyms = new ClientPseudonymizer(loadOrCreateClientKey(options.data));
@@ -383,6 +387,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   shipper = startShipping(options, logger, eventLog);
   const admin = await listenOrExplain(startAdminServer(adminPort, {
     healthy: () => true,
+    degraded: async () => degradedParts([eventLog.stats()]),
     metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), [...eventMetrics([eventLog.stats()]), ...(await listMetrics(options))]),
   }), '--admin-port', adminPort, '127.0.0.1');
   const watcher = watchRules(options.rules, () => void reload());
@@ -409,11 +414,18 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   });
 }
 
+/** The /healthz "degraded" lines of the event logs' stats. */
+function degradedParts(stats: readonly EventStatsLite[]): string[] {
+  return stats.some((s) => s.unwritable) ? ['event-store-unwritable'] : [];
+}
+
 function eventMetrics(stats: readonly EventStatsLite[]): string[] {
   const pending = stats.reduce((sum, s) => sum + s.pending, 0);
   const dropped = stats.reduce((sum, s) => sum + s.dropped, 0);
   const over = stats.some((s) => s.overLimit) ? 1 : 0;
+  const unwritable = stats.some((s) => s.unwritable) ? 1 : 0;
   return [
+    '# HELP lachan_event_store_unwritable 1 while the event store refuses writes (disk full, read-only): events wait in memory, filtering continues.', '# TYPE lachan_event_store_unwritable gauge', `lachan_event_store_unwritable ${unwritable}`,
     '# TYPE lachan_events_pending gauge', `lachan_events_pending ${pending}`,
     '# TYPE lachan_events_dropped_total counter', `lachan_events_dropped_total ${dropped}`,
     '# HELP lachan_event_store_over_limit 1 when the local event store nears its disk bound.', '# TYPE lachan_event_store_over_limit gauge', `lachan_event_store_over_limit ${over}`,
@@ -520,7 +532,16 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     setTimeout(exit, SHUTDOWN_GRACE_MS).unref();
   };
   let adminBound = adminPort;
-  const admin = await listenOrExplain(startAdminServer(adminPort, { healthy: () => live.size > 0, metrics: async () => gatherMetrics(live, await listMetrics(options)) }), '--admin-port', adminPort, '127.0.0.1');
+  const admin = await listenOrExplain(
+    startAdminServer(adminPort, {
+      healthy: () => live.size > 0,
+      degraded: async () => degradedParts((await askWorkers(live)).flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))),
+      metrics: async () => gatherMetrics(live, await listMetrics(options)),
+    }),
+    '--admin-port',
+    adminPort,
+    '127.0.0.1',
+  );
   adminBound = admin.port;
   for (let i = 0; i < workers; i++) fork();
   const shipper = startShipping(options, logger);
@@ -558,12 +579,15 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
 
 let metricsRequest = 0;
 
-async function gatherMetrics(workers: ReadonlySet<Worker>, extra: readonly string[]): Promise<string> {
+type WorkerReply = { snapshot: MetricsSnapshot; eventStats: EventStatsLite | null };
+
+/** Each live worker's metrics and event-log figures (a worker silent for a second is left out). */
+async function askWorkers(workers: ReadonlySet<Worker>): Promise<WorkerReply[]> {
   const id = ++metricsRequest;
   const replies = await Promise.all(
     [...workers].map(
       (worker) =>
-        new Promise<{ snapshot: MetricsSnapshot; eventStats: EventStatsLite | null } | null>((resolve) => {
+        new Promise<WorkerReply | null>((resolve) => {
           const timer = setTimeout(() => resolve(null), 1_000);
           const onMessage = (message: ToPrimary): void => {
             if (message.type === 'metrics' && message.id === id) {
@@ -577,7 +601,11 @@ async function gatherMetrics(workers: ReadonlySet<Worker>, extra: readonly strin
         }),
     ),
   );
-  const present = replies.filter((r) => r !== null);
+  return replies.filter((r) => r !== null);
+}
+
+async function gatherMetrics(workers: ReadonlySet<Worker>, extra: readonly string[]): Promise<string> {
+  const present = await askWorkers(workers);
   return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), [...eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))), ...extra]);
 }
 
@@ -599,7 +627,7 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
     else if (message.type === 'reload-ca') void reloadCaNow();
     else if (message.type === 'metrics') {
       const stats = eventLog.stats();
-      process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped } } satisfies ToPrimary);
+      process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped, unwritable: stats.unwritable } } satisfies ToPrimary);
     } else if (message.type === 'shutdown') {
       void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).then(() => process.exit(0));
     }

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { newEventId, referenceTail, shortReference } from './ids.js';
@@ -22,7 +23,9 @@ export interface EventLogOptions {
   readonly dataDir: string;
   /** The school id this gateway ships as (null when it does not ship). */
   readonly school?: string | null;
-  readonly flushIntervalMs?: number;
+  /** Events kept in memory while the store refuses writes (default MAX_UNFLUSHED); past it new ones are dropped and counted. */
+  readonly maxUnflushed?: number;
+  /** Rows written per transaction (default 500); a backlog is written in chunks of this. */
   readonly flushSize?: number;
   /** Days a shipped event stays in the local log (default 30). Unshipped events stay. */
   readonly retentionDays?: number;
@@ -73,8 +76,12 @@ export interface EventLogStats {
   readonly stored: number;
   /** Events recorded and not yet written (in memory). */
   readonly unflushed: number;
-  /** Events lost since start because the log was over its size limit or the disk failed. */
+  /** Events lost since start: the memory bound reached while the store was unwritable, the size limit, or unwritable at shutdown. */
   readonly dropped: number;
+  /** True while the store refuses writes (disk full, read-only, missing): events wait in memory. */
+  readonly unwritable: boolean;
+  /** Since when (ms since the epoch) the store refuses writes; null while writable. */
+  readonly unwritableSince: number | null;
   /** Size of events.db and its WAL on disk. */
   readonly dbBytes: number;
   /** Bytes of live pages (what the limit applies to; freed pages are reused). */
@@ -103,8 +110,11 @@ export interface GatewayEventLog extends EventLog {
   stats(): EventLogStats;
   /** The oldest unshipped events, in id order (for the shipper). */
   unshipped(limit: number): WireEvent[];
-  /** Marks these ids acknowledged; returns how many changed. */
-  markShipped(ids: readonly string[], at?: number): number;
+  /**
+   * Marks these ids acknowledged; returns how many changed. With `sent` (the events as
+   * sent), an event whose count grew while it travelled stays unshipped, to go again.
+   */
+  markShipped(ids: readonly string[], at?: number, sent?: readonly WireEvent[]): number;
   /** Deletes shipped events past retention (and more while over the size limit); returns how many. */
   expire(now?: number): number;
 }
@@ -150,17 +160,49 @@ const MIGRATIONS: readonly string[] = [
    UPDATE reviews SET uid = 'R' || printf('%020d', id) WHERE uid IS NULL;
    CREATE UNIQUE INDEX reviews_uid ON reviews(uid);
    CREATE INDEX reviews_pending ON reviews(id) WHERE shipped_at IS NULL;`,
+  // One event stands for the requests of one visit (see VISIT_WINDOW_MS).
+  'ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;',
 ];
 
 const DAY_MS = 86_400_000;
 const MAINTENANCE_INTERVAL_MS = 60_000;
 const RETENTION_INTERVAL_MS = 3_600_000;
-/** Events kept in memory while the disk refuses writes, before new ones are dropped. */
-const MAX_UNFLUSHED = 50_000;
+/**
+ * Events kept in memory while the store refuses writes (~300 bytes each, so ~15 MiB);
+ * past it each new event is dropped, counted and logged.
+ */
+export const MAX_UNFLUSHED = 50_000;
+/** Retries of an unwritable store: first after this, doubling up to the maximum. */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+/** Lost events are logged in one line per this interval (with their number), not one each. */
+const LOSS_LOG_INTERVAL_MS = 10_000;
 const EXPIRE_CHUNK = 5_000;
 const METHOD_RE = /^[A-Z][A-Z-]{0,15}$/;
 
-type Row = [string, number, string | null, string, string | null, string, string | null, string | null, string, string, string, string];
+/**
+ * Repeats from one device to one host and category within this long of the first are
+ * folded into its event (a page, its favicon and the CONNECT before them are one visit):
+ * the event's `count` grows instead of a new event being written.
+ */
+export const VISIT_WINDOW_MS = 30_000;
+/** Visits remembered at once (~150 bytes each); past it the oldest is forgotten (its next repeat starts a new event). */
+const MAX_VISITS = 20_000;
+
+type Row = [string, number, string | null, string, string | null, string, string | null, string | null, string, string, string, string, number];
+/** Where the count sits in a Row. */
+const COUNT = 12;
+
+/** A visit in the folding window: its event, and repeats counted since that event was written. */
+interface Visit {
+  readonly id: string;
+  readonly reference: string;
+  readonly start: number;
+  /** The event's place among all events recorded since start (see #recorded). */
+  readonly seq: number;
+  /** Repeats not yet added to the written event. */
+  pending: number;
+}
 
 interface DbRow {
   id: string;
@@ -175,6 +217,7 @@ interface DbRow {
   path: string;
   method: string;
   client: string;
+  count?: number;
   shipped_at: number | null;
 }
 
@@ -260,97 +303,133 @@ function toStored(row: DbRow): StoredEvent {
   return { ...wireFieldsOf(row), school: row.school, shippedAt: row.shipped_at };
 }
 
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** Every statement of the log, prepared once per connection. */
+function prepareStatements(db: Database.Database) {
+  const insert = db.prepare(
+    'INSERT OR IGNORE INTO events (id, time, school, profile, category, reason, rule, source, host, path, method, client, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  );
+  // A repeat after the event was written (and perhaps shipped): the event goes out again with its new count.
+  const addRepeats = db.prepare('UPDATE events SET count = count + ?, shipped_at = NULL WHERE id = ?');
+  const markOne = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL');
+  const markOneAsSent = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL AND count = ?');
+  const markReview = db.prepare('UPDATE reviews SET shipped_at = ? WHERE uid = ? AND shipped_at IS NULL');
+  return {
+    /** Rows [from, to) of `rows`, then the repeats of visits written before, in one transaction. */
+    write: db.transaction((rows: readonly Row[], from: number, to: number, repeats: readonly Visit[]) => {
+      for (let i = from; i < to; i++) insert.run(rows[i]!);
+      for (const visit of repeats) if (visit.pending > 0) addRepeats.run(visit.pending, visit.id);
+    }),
+    markMany: db.transaction((ids: readonly string[], at: number, sentCounts: ReadonlyMap<string, number> | null) => {
+      let changed = 0;
+      for (const id of ids) {
+        const count = sentCounts?.get(id);
+        changed += (count === undefined ? markOne.run(at, id) : markOneAsSent.run(at, id, count)).changes;
+      }
+      return changed;
+    }),
+    unshipped: db.prepare<[number], DbRow>(
+      'SELECT id, time, school, profile, category, reason, rule, source, host, path, method, client, count, shipped_at FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT ?',
+    ),
+    pendingCount: db.prepare('SELECT count(*) FROM events WHERE shipped_at IS NULL').pluck(),
+    storedCount: db.prepare('SELECT count(*) FROM events').pluck(),
+    oldestPending: db.prepare('SELECT time FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT 1').pluck(),
+    expireOld: db.prepare(
+      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL AND time < ? ORDER BY time LIMIT ?)',
+    ),
+    expireOldAll: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ?)'),
+    expireOldestAll: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT ?)'),
+    expireOldest: db.prepare(
+      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL ORDER BY time LIMIT ?)',
+    ),
+    findByTail: db.prepare('SELECT id FROM events WHERE id >= ? AND substr(id, 19) = ? ORDER BY id DESC LIMIT 1').pluck(),
+    insertReview: db.prepare(
+      'INSERT INTO reviews (uid, kind, time, event_ref, event_id, host, path, category, profile, note, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    eventById: db.prepare<[string], { host: string; path: string; category: string | null; profile: string }>('SELECT host, path, category, profile FROM events WHERE id = ?'),
+    unshippedReviews: db.prepare<[number], ReviewRow>('SELECT * FROM reviews WHERE shipped_at IS NULL ORDER BY id LIMIT ?'),
+    markReviews: db.transaction((ids: readonly string[], at: number) => {
+      let changed = 0;
+      for (const id of ids) changed += markReview.run(at, id).changes;
+      return changed;
+    }),
+    expireReviews: db.prepare('DELETE FROM reviews WHERE time < ? AND shipped_at IS NOT NULL'),
+    expireReviewsAll: db.prepare('DELETE FROM reviews WHERE time < ?'),
+    pageCount: db.prepare('PRAGMA page_count').pluck(),
+    freePages: db.prepare('PRAGMA freelist_count').pluck(),
+    pageSize: db.prepare('PRAGMA page_size').pluck(),
+  };
+}
+
+/** SQLite errors after which the connection itself is suspect (read-only, gone, I/O): reopened before the next try. A full disk keeps it. */
+function needsReopen(error: unknown): boolean {
+  const code = sqliteErrorCode(error) ?? '';
+  return !code.startsWith('SQLITE_FULL') && !code.startsWith('SQLITE_BUSY');
+}
+
+/**
+ * The gateway's event log. How it treats its disk (docs/events.md):
+ * - Written at the end of each turn of the event loop in which events were recorded, so
+ *   a killed process loses at most the events of the requests it was answering in that
+ *   turn (at most one a client connection).
+ * - A store that refuses writes (disk full, read-only, removed) never stops filtering:
+ *   events wait in memory up to MAX_UNFLUSHED, past which each new one is dropped,
+ *   counted (`dropped`) and logged; the store is retried with backoff (1 s doubling to
+ *   30 s), each retry writing at most one chunk before it knows the store is back, and
+ *   the log recovers by itself when space returns.
+ */
 class SqliteEventLog implements GatewayEventLog {
   readonly school: string | null;
   readonly file: string;
-  readonly #db: Database.Database;
-  readonly #pseudonyms: ClientPseudonymizer;
+  readonly #dataDir: string;
+  #db: Database.Database | null = null;
+  #statements: Statements | null = null;
+  #pseudonyms: ClientPseudonymizer;
+  /** The key of this run while the data folder could hold none; written there once it can. */
+  #temporaryKey: Buffer | null = null;
   readonly #logger: EventLogger;
-  readonly #flushIntervalMs: number;
   readonly #flushSize: number;
+  readonly #maxUnflushed: number;
   readonly #retentionMs: number;
   readonly #maxDbBytes: number;
   readonly #shipping: boolean;
-  readonly #insertMany: (rows: readonly Row[]) => void;
-  readonly #statements;
+  /** Recorded, not yet written, oldest first. */
   #batch: Row[] = [];
-  #flushTimer: NodeJS.Timeout | null = null;
+  /** Events recorded since start (kept or not); a visit's `seq` is its place here. */
+  #recorded = 0;
+  /** How many of #recorded are written (or lost): the batch holds the ones after. */
+  #written = 0;
+  readonly #visits = new Map<string, Visit>();
+  /** Visits with repeats not yet added to their written event. */
+  #repeats: Visit[] = [];
   #flushSoon: NodeJS.Immediate | null = null;
   readonly #maintenanceTimer: NodeJS.Timeout;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryDelay = RETRY_FIRST_MS;
+  #unwritableSince: number | null = null;
+  #lastError: string | null = null;
   #lastRetention = 0;
-  #stored: number;
+  #stored = 0;
   #usedBytes = 0;
   #dropped = 0;
+  #droppedUnlogged = 0;
+  #lastLossLog = 0;
   #lastWarning = 0;
   #closed = false;
 
   constructor(options: EventLogOptions) {
-    mkdirSync(options.dataDir, { recursive: true, mode: 0o750 });
     this.school = options.school ?? null;
+    this.#dataDir = options.dataDir;
     this.file = path.join(options.dataDir, EVENTS_DB_FILE);
     this.#logger = options.logger ?? SILENT;
-    this.#flushIntervalMs = options.flushIntervalMs ?? 200;
     this.#flushSize = options.flushSize ?? 500;
+    this.#maxUnflushed = options.maxUnflushed ?? MAX_UNFLUSHED;
     this.#retentionMs = (options.retentionDays ?? 30) * DAY_MS;
     this.#maxDbBytes = options.maxDbBytes ?? 2 * 1024 ** 3;
     this.#shipping = options.shipping ?? true;
-    this.#pseudonyms = new ClientPseudonymizer(loadOrCreateClientKey(options.dataDir));
-
-    // Events are personal data: the file (and the WAL and shm files SQLite derives
-    // from its mode) is readable by the gateway's user only.
-    closeSync(openSync(this.file, 'a', 0o600));
-    const db = new Database(this.file);
-    this.#db = db;
-    tuneConnection(db);
-    migrate(db, MIGRATIONS, this.file);
-
-    const insert = db.prepare(
-      'INSERT OR IGNORE INTO events (id, time, school, profile, category, reason, rule, source, host, path, method, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    );
-    this.#insertMany = db.transaction((rows: readonly Row[]) => {
-      for (const row of rows) insert.run(row);
-    });
-    const markOne = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL');
-    const markReview = db.prepare('UPDATE reviews SET shipped_at = ? WHERE uid = ? AND shipped_at IS NULL');
-    this.#statements = {
-      markMany: db.transaction((ids: readonly string[], at: number) => {
-        let changed = 0;
-        for (const id of ids) changed += markOne.run(at, id).changes;
-        return changed;
-      }),
-      unshipped: db.prepare<[number], DbRow>(
-        'SELECT id, time, school, profile, category, reason, rule, source, host, path, method, client, shipped_at FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT ?',
-      ),
-      pendingCount: db.prepare('SELECT count(*) FROM events WHERE shipped_at IS NULL').pluck(),
-      storedCount: db.prepare('SELECT count(*) FROM events').pluck(),
-      oldestPending: db.prepare('SELECT time FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT 1').pluck(),
-      expireOld: db.prepare(
-        'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL AND time < ? ORDER BY time LIMIT ?)',
-      ),
-      expireOldAll: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ?)'),
-      expireOldestAll: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT ?)'),
-      expireOldest: db.prepare(
-        'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL ORDER BY time LIMIT ?)',
-      ),
-      findByTail: db.prepare('SELECT id FROM events WHERE id >= ? AND substr(id, 19) = ? ORDER BY id DESC LIMIT 1').pluck(),
-      insertReview: db.prepare(
-        'INSERT INTO reviews (uid, kind, time, event_ref, event_id, host, path, category, profile, note, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      eventById: db.prepare<[string], { host: string; path: string; category: string | null; profile: string }>('SELECT host, path, category, profile FROM events WHERE id = ?'),
-      unshippedReviews: db.prepare<[number], ReviewRow>('SELECT * FROM reviews WHERE shipped_at IS NULL ORDER BY id LIMIT ?'),
-      markReviews: db.transaction((ids: readonly string[], at: number) => {
-        let changed = 0;
-        for (const id of ids) changed += markReview.run(at, id).changes;
-        return changed;
-      }),
-      expireReviews: db.prepare('DELETE FROM reviews WHERE time < ? AND shipped_at IS NOT NULL'),
-      expireReviewsAll: db.prepare('DELETE FROM reviews WHERE time < ?'),
-      pageCount: db.prepare('PRAGMA page_count').pluck(),
-      freePages: db.prepare('PRAGMA freelist_count').pluck(),
-      pageSize: db.prepare('PRAGMA page_size').pluck(),
-    };
-    this.#stored = this.#statements.storedCount.get() as number;
-    this.#refreshUsedBytes();
+    this.#pseudonyms = this.#loadPseudonyms();
+    if (!this.#open()) this.#scheduleRetry();
     this.#maintenanceTimer = setInterval(() => this.#maintain(), MAINTENANCE_INTERVAL_MS);
     this.#maintenanceTimer.unref();
     this.#maintain();
@@ -358,42 +437,60 @@ class SqliteEventLog implements GatewayEventLog {
 
   record(event: BlockEventInput): string {
     const time = Number.isFinite(event.time) ? Math.floor(event.time) : Date.now();
+    const client = this.#pseudonyms.pseudonym(event.clientAddress);
+    const host = cleanHost(event.host);
+    const category = nullableClip(event.category, LIMITS.label);
+    const key = `${client} ${host} ${category ?? ''}`;
+    const visit = this.#visits.get(key);
+    if (visit !== undefined && time - visit.start < VISIT_WINDOW_MS && time >= visit.start && !this.#closed) {
+      // A repeat: counted on the row still in memory, or added to the written event at the next write.
+      if (visit.seq >= this.#written) this.#batch[visit.seq - this.#written]![COUNT]++;
+      else if (visit.pending++ === 0) this.#repeats.push(visit);
+      this.#scheduleFlush();
+      return visit.reference;
+    }
     const id = newEventId(time);
-    if (this.#closed || this.#batch.length >= MAX_UNFLUSHED || this.#refusesNewEvents()) {
-      this.#drop();
-      return shortReference(id);
+    const reference = shortReference(id);
+    if (this.#closed || this.#batch.length >= this.#maxUnflushed || this.#refusesNewEvents()) {
+      this.#drop(1);
+      return reference;
     }
     this.#batch.push([
       id,
       time,
       this.school,
       clip(event.profile, LIMITS.label) || 'unknown',
-      nullableClip(event.category, LIMITS.label),
+      category,
       clip(event.reason, LIMITS.reason) || 'unknown',
       nullableClip(event.rule, LIMITS.rule),
       nullableClip(event.source, LIMITS.source),
-      cleanHost(event.host),
+      host,
       stripQuery(event.path),
       cleanMethod(event.method),
-      this.#pseudonyms.pseudonym(event.clientAddress),
+      client,
+      1,
     ]);
+    if (visit !== undefined) this.#visits.delete(key);
+    else if (this.#visits.size >= MAX_VISITS) this.#visits.delete(this.#visits.keys().next().value!);
+    this.#visits.set(key, { id, reference, start: time, seq: this.#recorded++, pending: 0 });
     this.#scheduleFlush();
-    return shortReference(id);
+    return reference;
   }
 
   recordReviewRequest(input: ReviewRequestInput): number | null {
     try {
       this.flush();
+      const statements = this.#ready();
       const now = Date.now();
       const kind: ReviewKind = input.kind ?? 'review';
       const reference = kind === 'review' ? clip(input.eventRef.trim(), REVIEW_LIMITS.reference) : '';
       const tail = reference === '' ? null : referenceTail(reference);
       // The event was recorded at most a few days ago; bounding the search keeps it off the whole table.
       const since = newEventId(now - 7 * DAY_MS).slice(0, 10);
-      const eventId = tail === null ? null : ((this.#statements.findByTail.get(since, tail) as string | undefined) ?? null);
+      const eventId = tail === null ? null : ((statements.findByTail.get(since, tail) as string | undefined) ?? null);
       // What the block page posts back is the client's word; the recorded event is ours.
-      const event = eventId === null ? undefined : this.#statements.eventById.get(eventId);
-      const info = this.#statements.insertReview.run(
+      const event = eventId === null ? undefined : statements.eventById.get(eventId);
+      const info = statements.insertReview.run(
         newEventId(now),
         kind,
         now,
@@ -414,50 +511,45 @@ class SqliteEventLog implements GatewayEventLog {
   }
 
   unshippedReviews(limit: number): WireReviewRequest[] {
-    return this.#statements.unshippedReviews.all(limit).map(toWireReview);
+    return this.#statements === null ? [] : this.#statements.unshippedReviews.all(limit).map(toWireReview);
   }
 
   markReviewsShipped(ids: readonly string[], at: number = Date.now()): number {
-    return ids.length === 0 ? 0 : this.#statements.markReviews(ids, at);
+    return ids.length === 0 || this.#statements === null ? 0 : this.#statements.markReviews(ids, at);
   }
 
+  /** Writes what is waiting, unless the store is known to refuse writes (then its retry timer tries). */
   flush(): void {
-    if (this.#flushTimer !== null) {
-      clearTimeout(this.#flushTimer);
-      this.#flushTimer = null;
-    }
-    if (this.#flushSoon !== null) {
-      clearImmediate(this.#flushSoon);
-      this.#flushSoon = null;
-    }
-    if (this.#batch.length === 0) return;
-    const rows = this.#batch;
-    this.#batch = [];
-    try {
-      this.#insertMany(rows);
-      this.#stored += rows.length;
-    } catch (error) {
-      // Disk full or locked: keep the rows for the next attempt, up to the memory bound.
-      this.#batch = rows.concat(this.#batch).slice(0, MAX_UNFLUSHED);
-      this.#warn({ err: error, unflushed: this.#batch.length }, 'event log write failed; will retry');
-      if (!this.#closed) this.#scheduleFlush();
-    }
+    if (this.#unwritableSince === null) this.#write();
   }
 
   query(query: EventQuery = {}): StoredEvent[] {
     this.flush();
-    return queryEvents(this.#db, query);
+    return queryEvents(this.#dbOrThrow(), query);
   }
 
   stats(): EventLogStats {
-    this.#refreshUsedBytes();
-    const pending = this.#statements.pendingCount.get() as number;
-    const oldest = this.#statements.oldestPending.get() as number | undefined;
+    const statements = this.#statements;
+    let pending = 0;
+    let oldest: number | undefined;
+    if (statements !== null) {
+      try {
+        this.#refreshUsedBytes();
+        pending = statements.pendingCount.get() as number;
+        oldest = statements.oldestPending.get() as number | undefined;
+      } catch {
+        // An unreadable store: what is known from memory still answers.
+      }
+    }
+    const oldestInMemory = this.#batch.length > 0 ? this.#batch[0]![1] : undefined;
+    if (oldest === undefined || (oldestInMemory !== undefined && oldestInMemory < oldest)) oldest = oldestInMemory;
     return {
       pending: pending + this.#batch.length,
       stored: this.#stored,
       unflushed: this.#batch.length,
       dropped: this.#dropped,
+      unwritable: this.#unwritableSince !== null,
+      unwritableSince: this.#unwritableSince,
       dbBytes: fileSize(this.file) + fileSize(`${this.file}-wal`),
       usedBytes: this.#usedBytes,
       maxDbBytes: this.#maxDbBytes,
@@ -468,19 +560,22 @@ class SqliteEventLog implements GatewayEventLog {
 
   unshipped(limit: number): WireEvent[] {
     this.flush();
+    if (this.#statements === null) return [];
     return (this.#statements.unshipped.all(limit) as DbRow[]).map(wireFieldsOf);
   }
 
-  markShipped(ids: readonly string[], at: number = Date.now()): number {
-    if (ids.length === 0) return 0;
-    return this.#statements.markMany(ids, at) as number;
+  markShipped(ids: readonly string[], at: number = Date.now(), sent?: readonly WireEvent[]): number {
+    if (ids.length === 0 || this.#statements === null) return 0;
+    const sentCounts = sent === undefined ? null : new Map(sent.map((e) => [e.id, e.count ?? 1]));
+    return this.#statements.markMany(ids, at, sentCounts) as number;
   }
 
   expire(now: number = Date.now()): number {
     this.flush();
+    const statements = this.#ready();
     let removed = 0;
     for (;;) {
-      const statement = this.#shipping ? this.#statements.expireOld : this.#statements.expireOldAll;
+      const statement = this.#shipping ? statements.expireOld : statements.expireOldAll;
       const changes = statement.run(now - this.#retentionMs, EXPIRE_CHUNK).changes;
       removed += changes;
       if (changes < EXPIRE_CHUNK) break;
@@ -488,7 +583,7 @@ class SqliteEventLog implements GatewayEventLog {
     // Over the size limit: shipped events go oldest first, however young; unshipped never do.
     this.#refreshUsedBytes();
     while (this.#usedBytes > this.#maxDbBytes) {
-      const oldest = this.#shipping ? this.#statements.expireOldest : this.#statements.expireOldestAll;
+      const oldest = this.#shipping ? statements.expireOldest : statements.expireOldestAll;
       const changes = oldest.run(EXPIRE_CHUNK).changes;
       removed += changes;
       this.#refreshUsedBytes();
@@ -496,7 +591,7 @@ class SqliteEventLog implements GatewayEventLog {
     }
     this.#stored = Math.max(0, this.#stored - removed);
     // Review requests follow the same rule: kept until the district has them, then for the retention period.
-    (this.#shipping ? this.#statements.expireReviews : this.#statements.expireReviewsAll).run(now - this.#retentionMs);
+    (this.#shipping ? statements.expireReviews : statements.expireReviewsAll).run(now - this.#retentionMs);
     return removed;
   }
 
@@ -504,19 +599,183 @@ class SqliteEventLog implements GatewayEventLog {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#maintenanceTimer);
-    this.flush();
-    this.#db.close();
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    // One last try, even while the store refused writes: the space may be back.
+    if (this.#db !== null || this.#open()) this.#write();
+    // Repeats of written events are not events: their loss only leaves a count short, said so in the log.
+    const repeats = this.#repeats.reduce((sum, v) => sum + v.pending, 0);
+    if (repeats > 0) this.#logger.error({ repeats, file: this.file }, 'event store unwritable at shutdown: repeats of written visits not added to their counts');
+    this.#repeats = [];
+    if (this.#batch.length > 0) {
+      const lost = this.#batch.length;
+      this.#batch = [];
+      this.#drop(lost);
+    }
+    this.#logLosses(true);
+    this.#visits.clear();
+    this.#db?.close();
+    this.#db = null;
+    this.#statements = null;
+  }
+
+  /** The pseudonym key; while the data folder cannot hold one, a key of this run only (kept once the folder is writable). */
+  #loadPseudonyms(): ClientPseudonymizer {
+    try {
+      mkdirSync(this.#dataDir, { recursive: true, mode: 0o750 });
+      return new ClientPseudonymizer(loadOrCreateClientKey(this.#dataDir));
+    } catch (error) {
+      this.#temporaryKey = randomBytes(32);
+      this.#logger.error({ err: error, dataDir: this.#dataDir }, 'cannot read or create the client key: this run uses a key of its own, saved once the data folder is writable');
+      return new ClientPseudonymizer(this.#temporaryKey);
+    }
+  }
+
+  /** Opens (or reopens) the store; false, with the reason kept, when it cannot. */
+  #open(): boolean {
+    this.#closeDb();
+    let db: Database.Database | null = null;
+    try {
+      mkdirSync(this.#dataDir, { recursive: true, mode: 0o750 });
+      if (this.#temporaryKey !== null) {
+        // Saved as the folder's key unless one appeared meanwhile (then that one is used from now on).
+        this.#pseudonyms = new ClientPseudonymizer(loadOrCreateClientKey(this.#dataDir, this.#temporaryKey));
+        this.#temporaryKey = null;
+      }
+      // Events are personal data: the file (and the WAL and shm files SQLite derives
+      // from its mode) is readable by the gateway's user only.
+      closeSync(openSync(this.file, 'a', 0o600));
+      db = new Database(this.file);
+      tuneConnection(db);
+      migrate(db, MIGRATIONS, this.file);
+      this.#statements = prepareStatements(db);
+      this.#db = db;
+      this.#stored = this.#statements.storedCount.get() as number;
+      this.#refreshUsedBytes();
+      return true;
+    } catch (error) {
+      // A store written by a newer lachan is not a disk problem: refusing to start says so.
+      if ((error as { code?: unknown }).code === 'LACHAN_SCHEMA_TOO_NEW') throw error;
+      try {
+        db?.close();
+      } catch {
+        // already unusable
+      }
+      this.#statements = null;
+      this.#becameUnwritable(error);
+      return false;
+    }
+  }
+
+  #closeDb(): void {
+    const db = this.#db;
+    this.#db = null;
+    this.#statements = null;
+    try {
+      db?.close();
+    } catch {
+      // A connection on a failing disk may not close cleanly; it is dropped either way.
+    }
+  }
+
+  /** The statements, or the reason the store cannot be used now. */
+  #ready(): Statements {
+    if (this.#statements === null) throw Object.assign(new Error(`event store unwritable: ${this.#lastError ?? 'not open'}`), { code: 'LACHAN_EVENT_STORE_UNWRITABLE' });
+    return this.#statements;
+  }
+
+  #dbOrThrow(): Database.Database {
+    this.#ready();
+    return this.#db!;
+  }
+
+  /** Writes the batch in chunks of #flushSize, then the repeats; stops at the first failure, keeping what is not written. */
+  #write(): void {
+    if (this.#flushSoon !== null) {
+      clearImmediate(this.#flushSoon);
+      this.#flushSoon = null;
+    }
+    this.#forgetClosedVisits();
+    if (this.#batch.length === 0 && this.#repeats.length === 0) return;
+    const statements = this.#statements;
+    if (statements === null) return;
+    const rows = this.#batch;
+    let done = 0;
+    try {
+      while (done < rows.length) {
+        const to = Math.min(rows.length, done + this.#flushSize);
+        statements.write(rows, done, to, to === rows.length ? this.#repeats : []);
+        this.#stored += to - done;
+        this.#written += to - done;
+        done = to;
+      }
+      if (rows.length === 0) statements.write(rows, 0, 0, this.#repeats);
+      this.#batch = [];
+      for (const visit of this.#repeats) visit.pending = 0;
+      this.#repeats = [];
+      this.#becameWritable();
+    } catch (error) {
+      if (done > 0) this.#batch = rows.slice(done);
+      this.#becameUnwritable(error);
+      if (needsReopen(error)) this.#closeDb();
+    }
   }
 
   #scheduleFlush(): void {
-    if (this.#batch.length >= this.#flushSize) {
-      // Full batch: write on the next turn of the event loop, not inside the request.
-      if (this.#flushSoon === null) this.#flushSoon = setImmediate(() => this.flush());
-      return;
+    // At the end of this turn of the event loop, after the responses it wrote: every
+    // event recorded in the turn goes in one transaction.
+    if (this.#flushSoon === null && this.#unwritableSince === null && !this.#closed) {
+      this.#flushSoon = setImmediate(() => {
+        this.#flushSoon = null;
+        this.#write();
+      });
     }
-    if (this.#flushTimer === null) {
-      this.#flushTimer = setTimeout(() => this.flush(), this.#flushIntervalMs);
-      this.#flushTimer.unref();
+  }
+
+  #becameUnwritable(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#lastError = message;
+    if (this.#unwritableSince === null) {
+      this.#unwritableSince = Date.now();
+      this.#retryDelay = RETRY_FIRST_MS;
+      this.#logger.error(
+        { err: error, code: sqliteErrorCode(error) ?? (error as { code?: unknown }).code, file: this.file, waiting: this.#batch.length, memoryBound: this.#maxUnflushed },
+        'event store unwritable: filtering continues; events wait in memory and the store is retried',
+      );
+    }
+    this.#scheduleRetry();
+  }
+
+  #becameWritable(): void {
+    if (this.#unwritableSince === null) return;
+    this.#logger.warn({ file: this.file, unwritableMs: Date.now() - this.#unwritableSince, droppedSinceStart: this.#dropped }, 'event store writable again: waiting events written');
+    this.#unwritableSince = null;
+    this.#lastError = null;
+    this.#retryDelay = RETRY_FIRST_MS;
+    this.#logLosses(true);
+  }
+
+  #scheduleRetry(): void {
+    if (this.#retryTimer !== null || this.#closed) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      if (this.#closed) return;
+      if (this.#statements !== null || this.#open()) this.#write();
+      if (this.#unwritableSince !== null) {
+        this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
+        this.#scheduleRetry();
+      }
+    }, this.#retryDelay);
+    this.#retryTimer.unref();
+  }
+
+  /** Drops visits whose window has closed (the map is in order of first request). */
+  #forgetClosedVisits(): void {
+    if (this.#visits.size === 0) return;
+    const before = Date.now() - VISIT_WINDOW_MS;
+    for (const [key, visit] of this.#visits) {
+      if (visit.start >= before) break;
+      // Repeats still to be written keep their visit in #repeats.
+      this.#visits.delete(key);
     }
   }
 
@@ -524,9 +783,30 @@ class SqliteEventLog implements GatewayEventLog {
     return this.#usedBytes > this.#maxDbBytes;
   }
 
-  #drop(): void {
-    this.#dropped++;
-    this.#warn({ dropped: this.#dropped, usedBytes: this.#usedBytes, maxDbBytes: this.#maxDbBytes }, 'event log full or closed: event dropped');
+  #drop(events: number): void {
+    this.#dropped += events;
+    this.#droppedUnlogged += events;
+    this.#logLosses(false);
+  }
+
+  /** Logs the events lost since the last such line: at once when `now`, else at most every LOSS_LOG_INTERVAL_MS. */
+  #logLosses(now: boolean): void {
+    if (this.#droppedUnlogged === 0) return;
+    const at = Date.now();
+    if (!now && at - this.#lastLossLog < LOSS_LOG_INTERVAL_MS) return;
+    this.#lastLossLog = at;
+    this.#logger.error(
+      {
+        lost: this.#droppedUnlogged,
+        droppedSinceStart: this.#dropped,
+        reason: this.#closed ? 'closing' : this.#unwritableSince !== null ? 'unwritable' : 'over-size-limit',
+        waiting: this.#batch.length,
+        usedBytes: this.#usedBytes,
+        maxDbBytes: this.#maxDbBytes,
+      },
+      'events lost: not recorded in the event store',
+    );
+    this.#droppedUnlogged = 0;
   }
 
   #warn(object: object, message: string): void {
@@ -537,12 +817,16 @@ class SqliteEventLog implements GatewayEventLog {
   }
 
   #refreshUsedBytes(): void {
-    const pages = (this.#statements.pageCount.get() as number) - (this.#statements.freePages.get() as number);
-    this.#usedBytes = pages * (this.#statements.pageSize.get() as number);
+    const statements = this.#statements;
+    if (statements === null) return;
+    const pages = (statements.pageCount.get() as number) - (statements.freePages.get() as number);
+    this.#usedBytes = pages * (statements.pageSize.get() as number);
   }
 
   #maintain(): void {
     if (this.#closed) return;
+    this.#logLosses(false);
+    if (this.#statements === null) return;
     try {
       this.#refreshUsedBytes();
       const now = Date.now();
@@ -559,7 +843,6 @@ class SqliteEventLog implements GatewayEventLog {
     }
   }
 }
-
 
 function queryEvents(db: Database.Database, query: EventQuery): StoredEvent[] {
   const where: string[] = [];
@@ -580,8 +863,9 @@ function queryEvents(db: Database.Database, query: EventQuery): StoredEvent[] {
     where.push('profile = ?');
     params.push(query.profile);
   }
+  // Every column: a file an older proxy wrote lacks `count` (read as 1 by wireFieldsOf).
   const sql =
-    'SELECT id, time, school, profile, category, reason, rule, source, host, path, method, client, shipped_at FROM events' +
+    'SELECT * FROM events' +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     ' ORDER BY time, id' +
     (query.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(query.limit))}` : '');

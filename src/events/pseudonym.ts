@@ -39,11 +39,11 @@ function normalizeAddress(address: string): string {
 
 /**
  * Reads `<dataDir>/client-key`, creating it (mode 0600, exclusively, so two processes
- * starting together agree on one key) with 32 random bytes on first start.
+ * starting together agree on one key) with `fresh` (default 32 random bytes) on first start.
  */
-export function loadOrCreateClientKey(dataDir: string): Buffer {
+export function loadOrCreateClientKey(dataDir: string, fresh: Buffer = randomBytes(32)): Buffer {
   const file = path.join(dataDir, CLIENT_KEY_FILE);
-  const hex = loadOrCreateSecretFile(file, () => randomBytes(32).toString('hex'));
+  const hex = loadOrCreateSecretFile(file, () => fresh.toString('hex'));
   if (!/^[0-9a-f]{32,}$/i.test(hex)) {
     throw Object.assign(new Error(`${file}: not a client key (expected hex)`), { code: 'LACHAN_BAD_CLIENT_KEY' });
   }

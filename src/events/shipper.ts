@@ -248,7 +248,8 @@ export function startShipper(options: ShipperOptions): Shipper {
       try {
         if (reviews.length > 0) await shipReviews(reviews);
         const acked = events.length === 0 ? [] : ackedOf(await post(endpoint, { school: options.schoolId, events }), events);
-        log.markShipped(acked);
+        // With the counts sent: a visit that grew in the meantime goes again.
+        log.markShipped(acked, Date.now(), events);
         shipped += acked.length;
         batches++;
         if (consecutiveFailures > 0) logger.info({ after: consecutiveFailures }, 'collector reachable again');

@@ -19,6 +19,12 @@ export interface WireEvent {
   readonly method: string;
   /** Pseudonymous client id (hex HMAC), never an address. */
   readonly client: string;
+  /**
+   * Requests this event stands for: a gateway folds repeats from one device to one host
+   * and category within a short window into one event (one visit). Absent means 1
+   * (gateways from before the folding).
+   */
+  readonly count?: number;
 }
 
 /**
@@ -39,6 +45,7 @@ export function wireFieldsOf(row: WireEvent): WireEvent {
     path: row.path,
     method: row.method,
     client: row.client,
+    count: row.count ?? 1,
   };
 }
 
@@ -65,6 +72,8 @@ export const LIMITS = {
   path: 2048,
   method: 16,
   batchEvents: 2000,
+  /** Requests one event may stand for: far above any real visit, far below 2^53. */
+  count: 1_000_000_000,
 } as const;
 
 /** The earliest event time accepted: anything before is a broken clock. */
@@ -142,7 +151,9 @@ export function validateEvent(value: unknown, where: string, now: number): WireE
   const client = requiredString(record, 'client', 64, where);
   // A pseudonym is lower-case hex; an IPv4 (dots) or IPv6 (colons) address is refused.
   if (!CLIENT_RE.test(client)) fail(`${where}.client`, 'must be a pseudonymous id (hex), never an address');
-  return { id, time, profile, category, reason, rule, source, host, path: stripQuery(rawPath), method, client };
+  const count = record.count ?? 1;
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.count) fail(`${where}.count`, `must be an integer from 1 to ${LIMITS.count}`);
+  return { id, time, profile, category, reason, rule, source, host, path: stripQuery(rawPath), method, client, count };
 }
 
 export function validateBatch(value: unknown, now: number = Date.now()): WireBatch {

@@ -4,6 +4,11 @@ export interface AdminHandlers {
   /** Prometheus text exposition. */
   metrics(): Promise<string>;
   healthy(): boolean;
+  /**
+   * What works only in part while the proxy still filters (e.g. `event-store-unwritable`):
+   * listed by /healthz, which still answers 200 since children stay protected.
+   */
+  degraded?(): Promise<readonly string[]>;
 }
 
 /**
@@ -18,8 +23,14 @@ export function startAdminServer(port: number, handlers: AdminHandlers): Promise
       return;
     }
     if (path === '/healthz') {
-      const ok = handlers.healthy();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+      if (!handlers.healthy()) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('unhealthy\n');
+        return;
+      }
+      (handlers.degraded?.() ?? Promise.resolve([])).then(
+        (problems) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`ok\n${problems.map((p) => `degraded: ${p}\n`).join('')}`),
+        () => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n'),
+      );
       return;
     }
     if (path === '/metrics') {

@@ -146,7 +146,7 @@ export function buildReportDocument(report: YearlyReport, organisation: Organisa
     intro: [
       `${office.name} báo cáo kết quả lọc nội dung có hại cho trẻ em trên mạng của ${vnNumber(report.schools)} trường học, ${period}, như sau:`,
       `Tổng số lượt truy cập bị chặn: ${vnNumber(total)} lượt.`,
-      'Số liệu do hệ thống Lá chắn tổng hợp tự động; chỉ đếm lượt truy cập bị chặn, không đếm và không định danh học sinh, không chứa tên hay địa chỉ thiết bị (Nghị định 13/2023/NĐ-CP).',
+      'Số liệu do hệ thống Lá chắn tổng hợp tự động; chỉ đếm lượt truy cập bị chặn, không đếm và không định danh học sinh, không chứa tên hay địa chỉ thiết bị (Luật Bảo vệ dữ liệu cá nhân 2025, Nghị định 13/2023/NĐ-CP). Một lượt truy cập là một lần một thiết bị mở một trang bị chặn: các yêu cầu lặp lại của cùng thiết bị tới cùng trang, cùng nhóm nội dung trong 30 giây (trang, biểu tượng, kết nối HTTPS) được tính là một lượt.',
       ...pending,
     ],
     sections,
