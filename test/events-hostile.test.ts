@@ -82,7 +82,7 @@ function get(proxyPort: number, url: string): Promise<{ status: number; referenc
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
       res.on('end', () => {
-        const match = /<dt>Mã tham chiếu<\/dt><dd>([0-9A-Z]{4}-[0-9A-Z]{4})<\/dd>/.exec(body);
+        const match = /<dt>Mã số<\/dt><dd>([0-9A-Z]{4}-[0-9A-Z]{4})<\/dd>/.exec(body);
         resolve({ status: res.statusCode ?? 0, reference: match?.[1] ?? null });
       });
       res.on('error', reject);

@@ -15,7 +15,6 @@ import { readStoredOverlay, startOverlayPoller } from '../rules/overlay-poller.j
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
 import { DEFAULT_LIMITS, ProxyServer } from '../proxy/server.js';
-import { ClientPseudonymizer, loadOrCreateClientKey } from '../events/pseudonym.js';
 import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
@@ -125,7 +124,10 @@ export function registerServe(program: Command): void {
       for (const [flag, value] of [['--max-connections', options.maxConnections], ['--max-client-connections', options.maxClientConnections]] as const) {
         if (!/^[1-9]\d{0,6}$/.test(value)) throw new CliError(`${flag} phải là một số nguyên kết nối, không phải "${value}"`);
       }
-      ensureDataDir(options.data);
+      const unwritable = ensureDataDir(options.data);
+      if (unwritable !== null) {
+        process.stderr.write(`cảnh báo: chưa ghi được vào thư mục dữ liệu --data ${options.data} (${unwritable}); vẫn lọc bình thường, sự kiện chặn chờ trong bộ nhớ cho tới khi ghi được\n`);
+      }
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
       else await runPrimary(options, port, adminPort, workers, logger);
@@ -188,17 +190,30 @@ async function readStdin(): Promise<string> {
 }
 
 /** The data folder must exist (it is created) and be writable, or serve says so in one line before anything starts. */
-function ensureDataDir(dir: string): void {
+/**
+ * The data folder, made if missing. One that cannot be a folder (a file, a path that
+ * cannot be made) stops `serve` with one line; one that exists but cannot be written
+ * (a read-only disk) does not: filtering must not depend on the event log, which keeps
+ * events in memory and writes them once it can (docs/events.md). Returns why it cannot
+ * be written, or null.
+ */
+function ensureDataDir(dir: string): string | null {
   try {
     mkdirSync(dir, { recursive: true });
-    accessSync(dir, fsConstants.W_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'đó là một tệp, không phải thư mục'
-      : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền ghi vào đó'
+      : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền tạo thư mục đó'
         : code === 'EROFS' ? 'ổ đĩa chỉ cho đọc'
           : (error as Error).message;
     throw new CliError(`không dùng được thư mục dữ liệu --data ${dir}: ${why}`);
+  }
+  try {
+    accessSync(dir, fsConstants.W_OK);
+    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'EROFS' ? 'ổ đĩa chỉ cho đọc' : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền ghi vào đó' : (error as Error).message;
   }
 }
 
@@ -304,8 +319,6 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, maxUnflushed: Number(options.eventsInMemory), logger });
   let boundPort = port;
-  // Clients are named in logs and /metrics by the device id events carry, never by address.
-  const pseudonyms = new ClientPseudonymizer(loadOrCreateClientKey(options.data));
   const proxy = new ProxyServer({
     policy,
     resolver,
@@ -318,7 +331,8 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
       upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout),
       maxConnections: Number(options.maxConnections), maxClientConnections: Number(options.maxClientConnections),
     },
-    clientName: (address) => pseudonyms.pseudonym(address),
+    // Clients are named in logs and /metrics by the device id events carry, never by address.
+    clientName: (address) => eventLog.clientPseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
   });

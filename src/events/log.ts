@@ -106,6 +106,8 @@ export interface GatewayEventLog extends EventLog {
   markReviewsShipped(ids: readonly string[], at?: number): number;
   /** Writes what `record()` buffered, now. */
   flush(): void;
+  /** The device id events carry for this client address (a keyed hash): how logs and metrics name a client. */
+  clientPseudonym(address: string): string;
   query(query?: EventQuery): StoredEvent[];
   stats(): EventLogStats;
   /** The oldest unshipped events, in id order (for the shipper). */
@@ -616,6 +618,10 @@ class SqliteEventLog implements GatewayEventLog {
     this.#db?.close();
     this.#db = null;
     this.#statements = null;
+  }
+
+  clientPseudonym(address: string): string {
+    return this.#pseudonyms.pseudonym(address);
   }
 
   /** The pseudonym key; while the data folder cannot hold one, a key of this run only (kept once the folder is writable). */
