@@ -7,7 +7,18 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { importListSource } from '../../src/rules/importers.js';
 
-export const DATA = path.resolve(import.meta.dirname, '../../../../shared/data');
+/**
+ * The lists folder: `--data DIR` on the bench's command line (a user without
+ * ../shared/data points it at downloaded lists laid out the same way), else
+ * ../shared/data beside the repository.
+ */
+function dataFolder(): string {
+  const at = process.argv.indexOf('--data');
+  const given = at >= 0 ? process.argv[at + 1] : undefined;
+  return path.resolve(given ?? path.resolve(import.meta.dirname, '../../../../shared/data'));
+}
+
+export const DATA = dataFolder();
 export const UT1 = path.join(DATA, 'ut1');
 
 /** UT1 categories that are allow lists (`usage` says `white`). */
