@@ -142,6 +142,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems, brandDerivers);
   for (const { deriver, folder } of brandDerivers.values()) deriver.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
+  // The derivers' tables are garbage before the domain set sorts and the tables compile.
+  brandDerivers.clear();
 
   // A profile's own lists are category rules of that profile (docs/contract.md §3): two
   // pseudo-categories each, active for that profile only.
