@@ -335,6 +335,8 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   const reload = async (): Promise<void> => {
     const started = Date.now();
     try {
+      // The garbage of serving goes first, so the new policy compiles beside the live one only.
+      collectGarbage();
       const next = await loadPolicy(options.rules, await loadInputs(options));
       proxy.setPolicy(next);
       collectGarbage();
