@@ -224,7 +224,7 @@ function overlayOf(options: ServeOptions): PolicyOverlay | null {
 
 /** What a load adds to the rules folder: the district overlay and the downloaded lists in force. */
 async function loadInputs(options: ServeOptions): Promise<LoadOptions> {
-  return { overlay: overlayOf(options), lists: await readAppliedLists(options.rules, options.data) };
+  return { overlay: overlayOf(options), lists: await readAppliedLists(options.rules, options.data), beforeCompile: collectGarbage };
 }
 
 async function loadOrExplain(options: ServeOptions): Promise<Awaited<ReturnType<typeof loadPolicy>>> {
