@@ -36,38 +36,50 @@ export function registrableLabel(host: string): string | null {
   return label === null || label === '' ? null : label;
 }
 
-interface PendingBrand {
-  readonly label: string;
-  readonly categoryId: number;
-  readonly fileId: number;
-  readonly line: number;
-  /** Listed domains the brand was derived from; 0 for a brand written by hand. */
-  readonly derivedFrom: number;
+/**
+ * Brands waiting for build(), in columns: ~80,000 derived brands as an object each and
+ * a `category\0label` key string each cost ~14 MB of heap while the new policy
+ * compiled beside the serving one; columns and a set per category cost the labels only.
+ */
+interface PendingBrands {
+  readonly labels: readonly string[];
+  /** category << 16 | file, as BrandSet.origins' first word. */
+  readonly categoryFiles: readonly number[];
+  readonly lines: readonly number[];
+  /** Listed domains a brand was derived from; 0 for a brand written by hand. */
+  readonly derivedFrom: readonly number[];
 }
 
 export class BrandSetBuilder {
-  private readonly entries: PendingBrand[] = [];
-  private readonly seen = new Set<string>();
+  private readonly pending = { labels: [] as string[], categoryFiles: [] as number[], lines: [] as number[], derivedFrom: [] as number[] };
+  private readonly seen = new Map<number, Set<string>>();
 
   /**
    * Adds a brand label (canonical: lower-case ASCII or punycode, no dot); false when
    * the category has it already. The same label twice in one category keeps the
    * first: hand-written entries are added before derivation, so `check` names them.
+   * Derived labels (`derivedFrom` > 0) come once each from a category's deriver, so
+   * only the hand-written ones are remembered: ~80,000 derived labels in a set were
+   * ~4 MB of heap at the moment the new policy is largest.
    */
   add(label: string, categoryId: number, fileId: number, line: number, derivedFrom = 0): boolean {
-    const key = `${categoryId}\u0000${label}`;
-    if (this.seen.has(key)) return false;
-    this.seen.add(key);
-    this.entries.push({ label, categoryId, fileId, line, derivedFrom });
+    let seen = this.seen.get(categoryId);
+    if (seen === undefined) this.seen.set(categoryId, (seen = new Set()));
+    if (seen.has(label)) return false;
+    if (derivedFrom === 0) seen.add(label);
+    this.pending.labels.push(label);
+    this.pending.categoryFiles.push((((categoryId & 0xffff) << 16) | (fileId & 0xffff)) >>> 0);
+    this.pending.lines.push(line);
+    this.pending.derivedFrom.push(derivedFrom);
     return true;
   }
 
   get size(): number {
-    return this.entries.length;
+    return this.pending.labels.length;
   }
 
   build(): BrandSet {
-    return new BrandSet(this.entries);
+    return new BrandSet(this.pending);
   }
 }
 
@@ -114,24 +126,25 @@ export class BrandSet {
   private readonly filter: Int32Array;
   private readonly filterMask: number;
 
-  constructor(entries: readonly PendingBrand[]) {
-    this.size = entries.length;
-    this.text = entries.map((e) => e.label).join('');
-    this.offsets = new Uint32Array(entries.length + 1);
-    entries.forEach((entry, index) => (this.offsets[index + 1] = this.offsets[index]! + entry.label.length));
-    this.origins = new Uint32Array(entries.length * 2);
+  constructor(pending: PendingBrands) {
+    const labels = pending.labels;
+    this.size = labels.length;
+    this.text = labels.join('');
+    this.offsets = new Uint32Array(labels.length + 1);
+    labels.forEach((label, index) => (this.offsets[index + 1] = this.offsets[index]! + label.length));
+    this.origins = new Uint32Array(labels.length * 2);
     // At most two-thirds full: linear probing stays at one or two slots a lookup.
-    const capacity = 2 ** Math.max(4, Math.ceil(Math.log2(entries.length * 1.5 + 1)));
+    const capacity = 2 ** Math.max(4, Math.ceil(Math.log2(labels.length * 1.5 + 1)));
     this.mask = capacity - 1;
     this.slots = new Int32Array(capacity * 2).fill(EMPTY);
-    const filterBits = 2 ** Math.max(10, Math.ceil(Math.log2(entries.length * 8 + 1)));
+    const filterBits = 2 ** Math.max(10, Math.ceil(Math.log2(labels.length * 8 + 1)));
     this.filter = new Int32Array(filterBits >>> 5);
     this.filterMask = filterBits - 1;
-    this.nextSameLabel = new Int32Array(entries.length).fill(EMPTY);
-    entries.forEach((entry, index) => {
-      this.origins[index * 2] = ((entry.categoryId & 0xffff) << 16) | (entry.fileId & 0xffff);
-      this.origins[index * 2 + 1] = entry.derivedFrom > 0 ? DERIVED | Math.min(entry.derivedFrom, ~DERIVED >>> 0) : entry.line;
-      const label = entry.label;
+    this.nextSameLabel = new Int32Array(labels.length).fill(EMPTY);
+    labels.forEach((label, index) => {
+      const derivedFrom = pending.derivedFrom[index]!;
+      this.origins[index * 2] = pending.categoryFiles[index]!;
+      this.origins[index * 2 + 1] = derivedFrom > 0 ? DERIVED | Math.min(derivedFrom, ~DERIVED >>> 0) : pending.lines[index]!;
       const hash = hashLabel(label, 0, label.length);
       const bit = filterBit(hash) & this.filterMask;
       this.filter[bit >>> 5]! |= 1 << (bit & 31);

@@ -54,6 +54,8 @@ const ORIGIN = 3;
 
 export class DomainSetBuilder {
   private records = new Uint32Array(INITIAL_CAPACITY * WORDS);
+  /** Words of `records` for records; the rest, when reserve() made it, is room for the offsets. */
+  private reserved = INITIAL_CAPACITY * WORDS;
   private count = 0;
 
   /**
@@ -62,10 +64,14 @@ export class DomainSetBuilder {
    */
   reserve(entries: number): void {
     const needed = (this.count + entries) * WORDS;
-    if (needed <= this.records.length) return;
-    const bigger = new Uint32Array(needed);
+    if (needed <= this.reserved) return;
+    // Room after the records for build()'s bucket offsets: one allocation instead of two.
+    // Freed, a separate offsets array (8 MiB for 5 M names) raised the C library's mmap
+    // threshold, and the next load's buffers went to its heap, which it does not give back.
+    const bigger = new Uint32Array(needed + offsetsLength(this.count + entries));
     bigger.set(this.records.subarray(0, this.count * WORDS));
     this.records = bigger;
+    this.reserved = needed;
   }
 
   /** Adds a host already in canonical form (see canonicalRuleHost). */
@@ -81,7 +87,7 @@ export class DomainSetBuilder {
   }
 
   private push(a: number, b: number, categoryId: number, fileId: number, line: number): void {
-    if ((this.count + 1) * WORDS > this.records.length) this.grow();
+    if ((this.count + 1) * WORDS > this.reserved) this.grow();
     const at = this.count++ * WORDS;
     const records = this.records;
     records[at + LANE_A] = mix(a);
@@ -140,14 +146,16 @@ export class DomainSetBuilder {
     const n = this.count;
     // An array reserved for more entries than came is cut to size when the slack matters.
     const used = n * WORDS;
-    const records = this.records.length - used > this.records.length >> 4 ? this.records.slice(0, used) : this.records.subarray(0, used);
-    this.records = new Uint32Array(0);
-    this.count = 0;
-    // About four entries a bucket (64 bytes, one cache line); offsets cost ~1 byte an entry.
-    const bucketBits = Math.max(4, Math.ceil(Math.log2(Math.max(n, 1))) - 2);
+    const bucketBits = bucketBitsFor(n);
     const shift = 32 - bucketBits;
     const bucketCount = 2 ** bucketBits;
-    const offsets = new Uint32Array(bucketCount + 1);
+    const slack = this.reserved - used > this.reserved >> 4;
+    const room = this.records.length - this.reserved;
+    const records = slack ? this.records.slice(0, used) : this.records.subarray(0, used);
+    const offsets = !slack && room >= bucketCount + 1 ? this.records.subarray(this.reserved, this.reserved + bucketCount + 1).fill(0) : new Uint32Array(bucketCount + 1);
+    this.records = new Uint32Array(0);
+    this.reserved = 0;
+    this.count = 0;
     for (let i = 0; i < n; i++) offsets[(records[i * WORDS + LANE_A]! >>> shift) + 1]!++;
     for (let bucket = 0; bucket < bucketCount; bucket++) offsets[bucket + 1]! += offsets[bucket]!;
     // Two levels, each in place: by the top bits into at most 1,024 groups, then each
@@ -170,10 +178,21 @@ export class DomainSetBuilder {
   }
 
   private grow(): void {
-    const bigger = new Uint32Array(this.records.length * 2);
-    bigger.set(this.records);
+    const bigger = new Uint32Array(this.reserved * 2);
+    bigger.set(this.records.subarray(0, this.reserved));
     this.records = bigger;
+    this.reserved = bigger.length;
   }
+}
+
+/** About four entries a bucket (64 bytes, one cache line); offsets cost ~1 byte an entry. */
+function bucketBitsFor(entries: number): number {
+  return Math.max(4, Math.ceil(Math.log2(Math.max(entries, 1))) - 2);
+}
+
+/** Words of the bucket offsets for at most `entries` names. */
+function offsetsLength(entries: number): number {
+  return 2 ** bucketBitsFor(entries) + 1;
 }
 
 /**

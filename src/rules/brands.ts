@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseHost } from 'tldts';
+import { getPublicSuffix } from 'tldts';
 import { BrandSetBuilder } from '../policy/brands.js';
 import { canonicalRuleHost } from '../policy/hostname.js';
 import type { KeywordSetBuilder } from '../policy/keywords.js';
@@ -37,6 +37,7 @@ const MIN_RUN_LENGTH = 3;
 const MIN_SIGNAL_LENGTH = 4;
 
 const MIXED_FILES = -1;
+const EMPTY_SLOT = -1;
 const PSL_OPTIONS = { allowPrivateDomains: true, extractHostname: false, validateHostname: false, mixedInputs: false } as const;
 
 /** Letters and digits of a folded phrase, separators dropped: `Soi kèo` → `soikeo`. */
@@ -54,17 +55,28 @@ function isAsciiRun(run: string): boolean {
 /** Collects a category's listed domains and derives its brands from them. */
 export class BrandDeriver {
   /**
-   * Per distinct registrable label, in parallel arrays (a list holds ~100,000 labels;
-   * an object each doubled the time spent collecting garbage): the first public suffix
-   * it was listed under, whether a second one was seen, how many listed hosts carry it,
-   * and the file they came from (MIXED_FILES when several).
+   * Per distinct registrable label, in parallel typed arrays (the bundled lists give a
+   * category ~150,000 labels, read while the serving policy is resident): its bytes in
+   * one pool, the first public suffix it was listed under (an interned id), whether a
+   * second one was seen, how many listed hosts carry it, and the file they came from
+   * (MIXED_FILES when several). No label is a string or a Map entry until it is derived:
+   * a string each, sliced from the piece of list it was read in, kept those pieces alive
+   * and cost ~18 MB of heap for the bundled lists.
    */
-  private readonly indexOf = new Map<string, number>();
-  private readonly labels: string[] = [];
-  private readonly firstSuffix: string[] = [];
+  private count = 0;
+  private pool = new Uint8Array(64 * 1024);
+  private poolLength = 0;
+  private labelStart = new Uint32Array(1024);
+  private labelLength = new Uint16Array(1024);
+  private labelHash = new Int32Array(1024);
+  private firstSuffix = new Int32Array(1024);
   private secondSuffix = new Uint8Array(1024);
   private listed = new Uint32Array(1024);
   private fileIds = new Int32Array(1024);
+  /** Open addressing by label hash: a label's index or EMPTY_SLOT; at most half full. */
+  private slots = new Int32Array(2048).fill(EMPTY_SLOT);
+  /** Public suffixes are few (a few thousand): an id each, the string copied so it holds no list piece. */
+  private readonly suffixIds = new Map<string, number>();
 
   constructor(
     private readonly categoryId: number,
@@ -80,42 +92,72 @@ export class BrandDeriver {
     });
   }
 
-  /** One listed host, canonical. Lists from subscriptions join through here too. */
+  /**
+   * One listed host, canonical (ASCII). Lists from subscriptions join through here too.
+   * The label is the one tldts' `parse` names `domainWithoutSuffix`, found from the
+   * public suffix alone: no result object, no label string.
+   */
   addListed(host: string, fileId: number): void {
-    const parsed = parseHost(host, PSL_OPTIONS);
-    const label = parsed.domainWithoutSuffix;
-    const suffix = parsed.publicSuffix;
-    if (parsed.isIp === true || label === null || label === '' || suffix === null) return;
-    let index = this.indexOf.get(label);
-    if (index === undefined) {
-      index = this.labels.length;
-      if (index === this.listed.length) this.grow();
-      this.indexOf.set(label, index);
-      this.labels.push(label);
-      this.firstSuffix.push(suffix);
+    const suffix = getPublicSuffix(host, PSL_OPTIONS);
+    // An IP literal has no suffix (detectIp, on by default).
+    if (suffix === null) return;
+    let hostEnd = host.length;
+    while (hostEnd > 1 && host.charCodeAt(hostEnd - 1) === 0x2e) hostEnd--;
+    const labelEnd = hostEnd - suffix.length - 1;
+    // The host is its suffix (`com`, `github.io`): no registrable label.
+    if (labelEnd <= 0) return;
+    const labelStart = host.lastIndexOf('.', labelEnd - 1) + 1;
+    if (labelStart >= labelEnd) return;
+    const hash = hashSpan(host, labelStart, labelEnd);
+    let slot = hash & (this.slots.length - 1);
+    let index = this.slots[slot]!;
+    while (index !== EMPTY_SLOT && !(this.labelHash[index] === hash && this.labelIs(index, host, labelStart, labelEnd))) {
+      slot = (slot + 1) & (this.slots.length - 1);
+      index = this.slots[slot]!;
+    }
+    const suffixId = this.suffixId(suffix);
+    if (index === EMPTY_SLOT) {
+      index = this.append(host, labelStart, labelEnd, hash);
+      this.slots[slot] = index;
+      this.firstSuffix[index] = suffixId;
       this.fileIds[index] = fileId;
+      if (this.count * 2 > this.slots.length) this.rehash();
     } else {
       if (this.fileIds[index] !== fileId) this.fileIds[index] = MIXED_FILES;
-      if (this.secondSuffix[index] === 0 && this.firstSuffix[index] !== suffix) this.secondSuffix[index] = 1;
+      if (this.secondSuffix[index] === 0 && this.firstSuffix[index] !== suffixId) this.secondSuffix[index] = 1;
     }
     this.listed[index]!++;
   }
 
   /**
-   * Adds the derived brands to `brands`. `mixedFileId` names the category folder for a
-   * brand derived from entries of several files. Returns how many were derived.
+   * Adds the derived brands to `brands`, in the order the labels were first listed.
+   * `mixedFileId` names the category folder for a brand derived from entries of several
+   * files. Returns how many were derived. The deriver's tables are dropped.
    */
   derive(brands: BrandSetBuilder, mixedFileId: number): number {
     let derived = 0;
-    for (let index = 0; index < this.labels.length; index++) {
-      const label = this.labels[index]!;
+    // One string of every label; brands are slices of it until the brand set joins them.
+    const labels = Buffer.from(this.pool.buffer, this.pool.byteOffset, this.poolLength).toString('latin1');
+    for (let index = 0; index < this.count; index++) {
+      if (this.labelLength[index]! < MIN_DERIVED_LENGTH) continue;
+      const start = this.labelStart[index]!;
+      const label = labels.slice(start, start + this.labelLength[index]!);
       if (!this.isBrand(label, this.secondSuffix[index] === 1)) continue;
       const fileId = this.fileIds[index]!;
       if (brands.add(label, this.categoryId, fileId === MIXED_FILES ? mixedFileId : fileId, 0, this.listed[index]!)) derived++;
     }
-    this.indexOf.clear();
-    this.labels.length = 0;
-    this.firstSuffix.length = 0;
+    this.count = 0;
+    this.poolLength = 0;
+    this.pool = new Uint8Array(0);
+    this.labelStart = new Uint32Array(0);
+    this.labelLength = new Uint16Array(0);
+    this.labelHash = new Int32Array(0);
+    this.firstSuffix = new Int32Array(0);
+    this.secondSuffix = new Uint8Array(0);
+    this.listed = new Uint32Array(0);
+    this.fileIds = new Int32Array(0);
+    this.slots = new Int32Array(1).fill(EMPTY_SLOT);
+    this.suffixIds.clear();
     return derived;
   }
 
@@ -126,18 +168,74 @@ export class BrandDeriver {
     return this.vocabulary.some((run) => label.includes(run));
   }
 
-  private grow(): void {
-    const size = this.listed.length * 2;
-    const secondSuffix = new Uint8Array(size);
-    secondSuffix.set(this.secondSuffix);
-    this.secondSuffix = secondSuffix;
-    const listed = new Uint32Array(size);
-    listed.set(this.listed);
-    this.listed = listed;
-    const fileIds = new Int32Array(size);
-    fileIds.set(this.fileIds);
-    this.fileIds = fileIds;
+  private suffixId(suffix: string): number {
+    let id = this.suffixIds.get(suffix);
+    if (id === undefined) {
+      id = this.suffixIds.size;
+      // A copy: the suffix is a slice of the host, itself maybe a slice of a list piece.
+      this.suffixIds.set(Buffer.from(suffix, 'latin1').toString('latin1'), id);
+    }
+    return id;
   }
+
+  private labelIs(index: number, text: string, start: number, end: number): boolean {
+    if (this.labelLength[index] !== end - start) return false;
+    const from = this.labelStart[index]!;
+    for (let i = 0; i < end - start; i++) if (this.pool[from + i] !== text.charCodeAt(start + i)) return false;
+    return true;
+  }
+
+  /** Stores a new label's bytes; returns its index. */
+  private append(text: string, start: number, end: number, hash: number): number {
+    const index = this.count++;
+    if (index === this.listed.length) this.growEntries();
+    const length = end - start;
+    if (this.poolLength + length > this.pool.length) {
+      const pool = new Uint8Array(Math.max(this.pool.length * 2, this.poolLength + length));
+      pool.set(this.pool.subarray(0, this.poolLength));
+      this.pool = pool;
+    }
+    for (let i = 0; i < length; i++) this.pool[this.poolLength + i] = text.charCodeAt(start + i);
+    this.labelStart[index] = this.poolLength;
+    this.labelLength[index] = length;
+    this.labelHash[index] = hash;
+    this.poolLength += length;
+    return index;
+  }
+
+  private rehash(): void {
+    const slots = new Int32Array(this.slots.length * 2).fill(EMPTY_SLOT);
+    const mask = slots.length - 1;
+    for (let index = 0; index < this.count; index++) {
+      let slot = this.labelHash[index]! & mask;
+      while (slots[slot] !== EMPTY_SLOT) slot = (slot + 1) & mask;
+      slots[slot] = index;
+    }
+    this.slots = slots;
+  }
+
+  private growEntries(): void {
+    const size = this.listed.length * 2;
+    const grown = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array>(from: T, make: (size: number) => T): T => {
+      const to = make(size);
+      to.set(from as never);
+      return to;
+    };
+    this.labelStart = grown(this.labelStart, (n) => new Uint32Array(n));
+    this.labelLength = grown(this.labelLength, (n) => new Uint16Array(n));
+    this.labelHash = grown(this.labelHash, (n) => new Int32Array(n));
+    this.firstSuffix = grown(this.firstSuffix, (n) => new Int32Array(n));
+    this.secondSuffix = grown(this.secondSuffix, (n) => new Uint8Array(n));
+    this.listed = grown(this.listed, (n) => new Uint32Array(n));
+    this.fileIds = grown(this.fileIds, (n) => new Int32Array(n));
+  }
+}
+
+/** FNV-1a of `text.slice(start, end)` with a final mix. */
+function hashSpan(text: string, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h ^ (h >>> 15);
 }
 
 export interface BrandContext {

@@ -33,6 +33,12 @@ export interface LoadOptions extends PolicyOptions {
   readonly overlay?: PolicyOverlay | null;
   /** Downloaded versions of the subscribed lists (src/lists), each joining its category. */
   readonly lists?: readonly ListRules[];
+  /**
+   * Called once every rule was read, before the tables compile: a gateway passes a full
+   * GC, so that what reading left (list pieces, the brand derivers' tables) is freed
+   * before the last tables are made beside the serving policy, not after.
+   */
+  readonly beforeCompile?: () => void;
 }
 
 /** One subscribed list's version in force: sorted entries, a host or `host/path` a line. */
@@ -142,6 +148,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems, brandDerivers);
   for (const { deriver, folder } of brandDerivers.values()) deriver.derive(brands, fileNames.push(`${displayPath(folder)}/…`) - 1);
+  // The derivers' tables are garbage before the domain set sorts and the tables compile.
+  brandDerivers.clear();
+  options.beforeCompile?.();
 
   // A profile's own lists are category rules of that profile (docs/contract.md §3): two
   // pseudo-categories each, active for that profile only.
