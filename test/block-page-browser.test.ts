@@ -4,9 +4,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { describeWithBrowser, launchBehindProxy } from './support/browser.js';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { REPO_ROOT } from './support/rules-dir.js';
+import { curl, describeWithBrowser, launchBehindProxy, REPO_ROOT, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 /**
  * The pages a ten-year-old meets, in Chromium at desktop and phone width, with the
@@ -41,7 +39,7 @@ let origin: { server: Server; port: number };
 let silent: NetServer;
 let silentPort: number;
 let closedPort: number;
-let proxy: RunningProxy;
+let proxy: RunningGateway;
 let browser: Browser;
 
 async function open(viewport: (typeof VIEWPORTS)[number], url: string): Promise<{ page: Page; status: number | undefined; text: string }> {
@@ -62,7 +60,7 @@ async function shot(page: Page, name: string): Promise<void> {
 describeWithBrowser('the pages a child meets (Chromium, desktop and 390 px)', () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    origin = await startOrigin((_req, res) => {
+    origin = await startHttpOrigin((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end('<!DOCTYPE html><html lang="vi"><title>Bài học</title><h1>Bài học</h1></html>');
     });
@@ -74,7 +72,7 @@ describeWithBrowser('the pages a child meets (Chromium, desktop and 390 px)', ()
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     closedPort = (probe.address() as { port: number }).port;
     await new Promise((resolve) => probe.close(resolve));
-    proxy = await startProxy({
+    proxy = await startGateway({
       rules: {
         'policy.yaml': POLICY,
         'categories/gambling/domains': 'nhacai.test\n',

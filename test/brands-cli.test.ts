@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SHARED_DATA, lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { lachan, makeRulesDir, removeDir, SHARED_DATA } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: thcs

@@ -6,25 +6,23 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM, describeWithBrowser, launchBehindProxy } from './support/browser.js';
-import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { REPO_ROOT, lachan } from './support/rules-dir.js';
+import { CHROMIUM, describeWithBrowser, lachan, launchBehindProxy, REPO_ROOT, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
 
 
 let origin: { server: Server; port: number };
-let proxy: RunningProxy;
+let proxy: RunningGateway;
 let browser: Browser;
 
 describeWithBrowser('a student browser (headless Chromium) behind the proxy', () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
-    origin = await startOrigin((_req, res) => {
+    origin = await startHttpOrigin((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end('<!DOCTYPE html><html lang="vi"><title>Bài học</title><h1>Bài học hôm nay: phân số</h1></html>');
     });
-    proxy = await startProxy({
+    proxy = await startGateway({
       rules: {
         'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n',
         'categories/gambling/domains': 'nhacai.test\n',
@@ -70,7 +68,7 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
   it('shows the block page for a blocked HTTPS site, over TLS from the school CA', async () => {
     const certs = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-browser-ca-')), 'certs');
     expect(lachan(['ca', 'init', '--certs', certs, '--name', 'TH Thử nghiệm']).code).toBe(0);
-    const intercepting = await startProxy({
+    const intercepting = await startGateway({
       rules: {
         'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\nintercept: always\n',
         'categories/gambling/domains': 'nhacai.test\n',

@@ -3,10 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { curl } from './helpers/curl.js';
-import { startHttpOrigin, type Origin } from './helpers/origins.js';
-import { startLachan, type RunningLachan } from './helpers/lachan.js';
-import { REPO_ROOT, SHARED_DATA, lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { curl, lachan, makeRulesDir, type Origin, removeDir, REPO_ROOT, type RunningGateway, SHARED_DATA, startGateway, startHttpOrigin } from './harness/index.js';
 
 /** Public lists a school would try the filter against, as the lists' own files. */
 const SAMPLES = {
@@ -148,7 +145,7 @@ describe('rules/bundled/lists', () => {
 
 describe('lachan serve with the shipped rules', () => {
   let origin: Origin;
-  let proxy: RunningLachan;
+  let proxy: RunningGateway;
   afterAll(async () => {
     await proxy?.stop();
     await origin?.close();
@@ -166,7 +163,7 @@ describe('lachan serve with the shipped rules', () => {
     const emptied = (): void => writeFileSync(path.join(rulesDir, 'bundled/lists'), '# no bundled lists\n');
 
     origin = await startHttpOrigin((_req, res) => res.end('origin page'));
-    proxy = await startLachan({ rulesDir, hosts: `127.0.0.1 ${host}\n` });
+    proxy = await startGateway({ rulesDir, hosts: `127.0.0.1 ${host}\n` });
     const blocked = await curl(proxy.port, `http://${host}:${origin.port}/`);
     expect(blocked.status).toBe(403);
     expect(blocked.headers['x-lachan-block']).toBe('gambling');

@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
-import { startProxy, type RunningProxy } from './support/proxy.js';
-import { REPO_ROOT, lachan } from './support/rules-dir.js';
+import { lachan, REPO_ROOT, type RunningGateway, startGateway } from './harness/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
@@ -14,7 +13,7 @@ const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-f
 // .ci/run installs Debian's chromium; a developer machine without it skips, loudly.
 const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;
 
-let proxy: RunningProxy;
+let proxy: RunningGateway;
 let certs: string;
 /** A device without the school CA. */
 let stranger: Browser;
@@ -26,7 +25,7 @@ describeWithBrowser('the CA install guide in a browser (headless Chromium)', () 
     mkdirSync(ARTIFACTS, { recursive: true });
     certs = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-guide-ca-')), 'certs');
     expect(lachan(['ca', 'init', '--certs', certs, '--name', 'THCS Trạm Tấu']).code).toBe(0);
-    proxy = await startProxy({
+    proxy = await startGateway({
       rules: { 'policy.yaml': 'version: 1\ndefault_profile: thcs\nprofiles:\n  thcs:\n    name: "THCS"\n    inspect: true\n' },
       args: ['--certs', certs],
     });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCa } from '../src/tls/index.js';
-import { CLI, REPO_ROOT } from './support/rules-dir.js';
+import { CLI, REPO_ROOT } from './harness/index.js';
 
 function lachan(args: string[]) {
   const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT });

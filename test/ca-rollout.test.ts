@@ -3,10 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from './helpers/curl.js';
-import { startLachan, type RunningLachan } from './helpers/lachan.js';
-import { startHttpsOrigin, type Origin } from './helpers/origins.js';
-import { lachan } from './support/rules-dir.js';
+import { curl, lachan, type Origin, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
 
 /**
  * Rolling out HTTPS interception without breaking the school: the gateway serves its
@@ -18,7 +15,7 @@ import { lachan } from './support/rules-dir.js';
 const PROBE = 'https://lachan-probe.invalid/__lachan__/tin-cay.gif';
 
 let origin: Origin & { caPem: string };
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 let work: string;
 let certs: string;
 let originCa: string;
@@ -96,7 +93,7 @@ beforeAll(async () => {
   schoolCa = path.join(certs, 'ca.crt');
   originCa = path.join(work, 'origin-ca.pem');
   writeFileSync(originCa, origin.caPem);
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: { 'policy.yaml': policy(origin.port), 'categories/gambling/domains': 'bet.test\n' },
     hosts: '127.0.0.1 hoc.test bet.test\n',
     args: ['--certs', certs],
@@ -232,13 +229,13 @@ describe('rolling out the school CA', () => {
 });
 
 describe('several proxy workers (--workers 2)', () => {
-  let workers: RunningLachan;
+  let workers: RunningGateway;
   let workersCerts: string;
 
   beforeAll(async () => {
     workersCerts = path.join(work, 'workers-certs');
     expect(lachan(['ca', 'init', '--certs', workersCerts, '--name', 'THCS Thử nghiệm']).code).toBe(0);
-    workers = await startLachan({
+    workers = await startGateway({
       rules: { 'policy.yaml': policy(origin.port), 'categories/gambling/domains': 'bet.test\n' },
       hosts: '127.0.0.1 hoc.test bet.test\n',
       workers: 2,

@@ -3,10 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lachan } from './support/rules-dir.js';
+import { type Collector, lachan, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { wireEvent } from './support/dashboard.js';
 
 export { startCollector, stopCollector };
 
@@ -36,7 +34,7 @@ async function post(url: string, token: string, body: unknown, options: { gzip?:
       'content-type': 'application/json',
       ...(options.gzip ? { 'content-encoding': 'gzip' } : {}),
     },
-    body: payload,
+    body: new Uint8Array(payload),
   });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text.length ? (JSON.parse(text) as Record<string, unknown>) : {} };

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventLog } from '../src/events/log.js';
 import { startShipper } from '../src/events/shipper.js';
 import type { BlockEventInput } from '../src/events/types.js';
-import { CLI, REPO_ROOT, lachan } from './support/rules-dir.js';
+import { CLI, lachan, REPO_ROOT } from './harness/index.js';
 
 const SHIPPER_MODULE = path.join(REPO_ROOT, 'dist/src/events/shipper.js');
 

@@ -7,7 +7,7 @@ import { dayNumber, dayToIso } from '../src/central/days.js';
 import { migrate } from '../src/events/schema.js';
 import * as fromSources from '../src/central/sqlite-store.js';
 import type { WireEvent } from '../src/events/wire.js';
-import { wireEvent } from './support/dashboard.js';
+import { wireEvent } from './harness/index.js';
 
 /**
  * The collector's store on real SQLite files, both ways it writes: on its own connection

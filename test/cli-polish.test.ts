@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, REPO_ROOT, lachan, makeRulesDir } from './support/rules-dir.js';
+import { CLI, lachan, makeRulesDir, REPO_ROOT } from './harness/index.js';
 
 /** What IT staff see at the command line: one language, one line per error, clean stops. */
 

@@ -2,9 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addSchool, addUser, fetchFrom, login, postLogin, PASSWORD, type LoggedIn } from './support/dashboard.js';
-import { lachan } from './support/rules-dir.js';
+import { addSchool, addUser, type Collector, fetchFrom, lachan, type LoggedIn, login, PASSWORD, postLogin, startCollector, stopCollector } from './harness/index.js';
 
 // Dashboard accounts as a district administrator manages them (CLI and the users page),
 // and login throttling as an attacker and the real administrator meet it: through the

@@ -3,9 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { REPO_ROOT } from './support/rules-dir.js';
-import { addSchool, addUser, ingest, wireEvent, PASSWORD } from './support/dashboard.js';
+import { addSchool, addUser, type Collector, ingest, PASSWORD, REPO_ROOT, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');

@@ -3,8 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { lachan } from './support/rules-dir.js';
-import { addSchool, PASSWORD } from './support/dashboard.js';
+import { addSchool, lachan, PASSWORD } from './harness/index.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-dash-cli-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));

@@ -5,9 +5,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '../src/events/ids.js';
 import type { WireReviewRequest } from '../src/events/review-wire.js';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addSchool, addUser, ingest, wireEvent, PASSWORD } from './support/dashboard.js';
-import { REPO_ROOT } from './support/rules-dir.js';
+import { addSchool, addUser, type Collector, ingest, PASSWORD, REPO_ROOT, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
 // District staff on a phone (390 px wide, as an iPhone 12–15): every page fits the screen
 // (tables scroll inside themselves), the review queue's buttons are on screen, the chart's

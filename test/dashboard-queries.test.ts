@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
 import { DashboardQueries } from '../src/central/dashboard/queries.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
-import { wireEvent } from './support/dashboard.js';
+import { wireEvent } from './harness/index.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-dash-queries-'));
 const store = openSqliteStore({ dataDir });

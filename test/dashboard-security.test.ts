@@ -2,8 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addSchool, addUser, ingest, login, postLogin, wireEvent, PASSWORD, type LoggedIn } from './support/dashboard.js';
+import { addSchool, addUser, type Collector, ingest, type LoggedIn, login, PASSWORD, postLogin, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-dash-sec-'));
 let collector: Collector;

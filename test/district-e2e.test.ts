@@ -3,9 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { lachan } from './support/rules-dir.js';
+import { type Collector, curl, lachan, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc
@@ -18,7 +16,7 @@ profiles:
 let centralData: string;
 let collector: Collector;
 let origin: { server: Server; port: number };
-let gateway: RunningProxy;
+let gateway: RunningGateway;
 let school: { id: string; token: string };
 
 beforeAll(async () => {
@@ -28,8 +26,8 @@ beforeAll(async () => {
   school = JSON.parse(lachan(['central', 'school', 'add', '--name', 'TH Trạm Tấu', '--data', centralData, '--json']).stdout);
   const tokenFile = path.join(work, 'token');
   writeFileSync(tokenFile, `${school.token}\n`, { mode: 0o600 });
-  origin = await startOrigin();
-  gateway = await startProxy({
+  origin = await startHttpOrigin();
+  gateway = await startGateway({
     rules: { 'policy.yaml': POLICY, 'categories/gambling/domains': 'bet.test\n', 'categories/adult/domains': 'adult.test\n' },
     hosts: '127.0.0.1 bet.test adult.test\n',
     args: ['--central', collector.url, '--school', school.id, '--token-file', tokenFile],

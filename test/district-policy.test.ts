@@ -4,8 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { lachan } from './support/rules-dir.js';
+import { curl, lachan, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 // A stand-in for the collector's GET /api/v1/policy, so that the test can publish what
 // the real one never would: tampered, unsigned, foreign-signed, another school's, older.
@@ -23,7 +22,7 @@ function publish(overlay: object, signer: typeof collectorKeys.privateKey | null
 
 let collector: Server;
 let origin: { server: Server; port: number };
-let gateway: RunningProxy;
+let gateway: RunningGateway;
 
 beforeAll(async () => {
   collector = createServer((req, res) => {
@@ -45,9 +44,9 @@ beforeAll(async () => {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-overlay-'));
   writeFileSync(path.join(work, 'token'), 'school-token\n');
   writeFileSync(path.join(work, 'collector.pub'), collectorKeys.publicKey.export({ type: 'spki', format: 'pem' }));
-  origin = await startOrigin();
+  origin = await startHttpOrigin();
   publish({ version: 1, profiles: {} });
-  gateway = await startProxy({
+  gateway = await startGateway({
     rules: {
       'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n',
       'categories/gambling/domains': 'nhacai.test\n',

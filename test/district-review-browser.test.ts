@@ -3,10 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addUser, PASSWORD } from './support/dashboard.js';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { lachan, REPO_ROOT } from './support/rules-dir.js';
+import { addUser, type Collector, curl, lachan, PASSWORD, REPO_ROOT, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
 
 // The review loop whole, with real processes: a student's browser behind a real gateway
 // asks for a review on the block page; the request reaches the real collector; an
@@ -20,8 +17,8 @@ const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;
 const work = mkdtempSync(path.join(tmpdir(), 'lachan-review-loop-'));
 const centralData = path.join(work, 'central');
 let collector: Collector;
-let gateway: RunningProxy;
-let origin: Awaited<ReturnType<typeof startOrigin>>;
+let gateway: RunningGateway;
+let origin: Awaited<ReturnType<typeof startHttpOrigin>>;
 let browser: Browser;
 let student: Page;
 let admin: Page;
@@ -47,11 +44,11 @@ describeWithBrowser('from the block page to the district and back', () => {
     writeFileSync(path.join(work, 'collector.pub'), school.policyKey);
     addUser(centralData, 'quantri', 'admin');
     collector = await startCollector(centralData);
-    origin = await startOrigin((_req, res) => {
+    origin = await startHttpOrigin((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end('<!DOCTYPE html><html lang="vi"><title>Toán lớp 4</title><h1>Bài tập phân số</h1></html>');
     });
-    gateway = await startProxy({
+    gateway = await startGateway({
       rules: {
         'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [games]\n  thcs:\n    name: "Trung học cơ sở"\n    block_categories: [games]\n',
         // A maths site caught by a broad games list: the kind of block a teacher asks to lift.

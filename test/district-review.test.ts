@@ -5,9 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '../src/events/ids.js';
 import type { WireReviewRequest } from '../src/events/review-wire.js';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addUser, login, type LoggedIn } from './support/dashboard.js';
-import { lachan } from './support/rules-dir.js';
+import { addUser, type Collector, lachan, type LoggedIn, login, startCollector, stopCollector } from './harness/index.js';
 
 // The collector's side of the review queue and the district policy, through its real
 // HTTP API: what gateways send and fetch, and what district staff do in the dashboard.

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { shortReference } from '../src/events/ids.js';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
+import { curl, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 /**
  * The event log under a hostile disk and a hostile end: a data folder that fills up, one
@@ -92,7 +92,7 @@ function get(proxyPort: number, url: string): Promise<{ status: number; referenc
   });
 }
 
-async function metrics(proxy: RunningProxy): Promise<Record<string, number>> {
+async function metrics(proxy: RunningGateway): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const line of text.split('\n')) {
@@ -102,7 +102,7 @@ async function metrics(proxy: RunningProxy): Promise<Record<string, number>> {
   return out;
 }
 
-async function healthz(proxy: RunningProxy): Promise<{ status: number; text: string }> {
+async function healthz(proxy: RunningGateway): Promise<{ status: number; text: string }> {
   const response = await fetch(`http://127.0.0.1:${proxy.adminPort}/healthz`);
   return { status: response.status, text: await response.text() };
 }
@@ -128,15 +128,15 @@ function storedEvents(dataDir: string): { id: string; host: string }[] {
 }
 
 /** Sums the `lost` of every "events lost" log line. */
-function loggedLosses(proxy: RunningProxy): number {
+function loggedLosses(proxy: RunningGateway): number {
   return proxy.logs.filter((l) => l.msg === 'events lost: not recorded in the event store').reduce((sum, l) => sum + (l.lost as number), 0);
 }
 
 describe('the event log on a hostile disk', () => {
   it('keeps filtering on a full disk, bounds memory, counts and logs every lost event, says so in /healthz and /metrics, and recovers when space returns', async () => {
     const data = tmpfs('4m');
-    const origin = await startOrigin();
-    const proxy = await startProxy({ rules: RULES, hosts: `127.0.0.1 bet.test ok.test\n`, args: ['--data', data, '--events-in-memory', '100'] });
+    const origin = await startHttpOrigin();
+    const proxy = await startGateway({ rules: RULES, hosts: `127.0.0.1 bet.test ok.test\n`, args: ['--data', data, '--events-in-memory', '100'] });
     try {
       let sent = 0;
       for (let i = 0; i < 5; i++, sent++) expect((await get(proxy.port, `http://before${i}.bet.test/`)).status).toBe(403);
@@ -192,8 +192,8 @@ describe('the event log on a hostile disk', () => {
   it('starts and filters on a read-only data folder, then writes what waited once the folder is writable', async () => {
     const data = tmpfs('8m');
     execFileSync('mount', ['-o', 'remount,ro', data]);
-    const origin = await startOrigin();
-    const proxy = await startProxy({ rules: RULES, hosts: `127.0.0.1 bet.test ok.test\n`, args: ['--data', data] });
+    const origin = await startHttpOrigin();
+    const proxy = await startGateway({ rules: RULES, hosts: `127.0.0.1 bet.test ok.test\n`, args: ['--data', data] });
     try {
       const references: string[] = [];
       for (let i = 0; i < 20; i++) {
@@ -222,7 +222,7 @@ describe('the event log on a hostile disk', () => {
 
 describe('the event log when the proxy is killed', () => {
   it('loses at most the events of the turn in progress (one a client connection) to SIGKILL under load', async () => {
-    const proxy = await startProxy({ rules: RULES, hosts: '127.0.0.1 bet.test\n' });
+    const proxy = await startGateway({ rules: RULES, hosts: '127.0.0.1 bet.test\n' });
     const connections = 8;
     const received: string[] = [];
     let stop = false;
@@ -246,7 +246,7 @@ describe('the event log when the proxy is killed', () => {
         }
       }, 5);
     });
-    proxy.process.kill('SIGKILL');
+    proxy.child.kill('SIGKILL');
     await proxy.stop();
     stop = true;
     await Promise.all(clients);

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventLog, readEventLog, VISIT_WINDOW_MS, type GatewayEventLog } from '../src/events/log.js';
 import { parseSince } from '../src/events/since.js';
 import type { BlockEventInput } from '../src/events/types.js';
-import { lachan } from './support/rules-dir.js';
+import { lachan } from './harness/index.js';
 
 const dirs: string[] = [];
 function tempDir(): string {

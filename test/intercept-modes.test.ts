@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/rules/loader.js';
 import { DeviceTrust } from '../src/proxy/device-trust.js';
-import { lachan, makeRulesDir } from './support/rules-dir.js';
+import { lachan, makeRulesDir } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: thcs

@@ -2,13 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from './helpers/curl.js';
-import { policyYaml, startLachan } from './helpers/lachan.js';
-import { startHttpOrigin } from './helpers/origins.js';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addSchool, addUser, login } from './support/dashboard.js';
-import { makeRulesDir, SHARED_DATA } from './support/rules-dir.js';
-import { lachanAsync, startListOrigin, type ListOrigin } from './support/list-origin.js';
+import { addSchool, addUser, type Collector, curl, lachanAsync, type ListOrigin, login, makeRulesDir, policyYaml, SHARED_DATA, startCollector, startGateway, startHttpOrigin, startListOrigin, stopCollector } from './harness/index.js';
 
 /** The hostsVN gambling list as published: about 65,000 hosts lines. */
 const HOSTSVN_GAMBLING = readFileSync(path.join(SHARED_DATA, 'hostsvn/extensions/gambling/hosts'), 'utf8');
@@ -183,7 +177,7 @@ describe('the collector mirrors lists for its schools', { timeout: 300_000 }, ()
 
   it('a gateway started with --central takes its lists from the collector and blocks with them', async () => {
     const site = await startHttpOrigin();
-    const proxy = await startLachan({
+    const proxy = await startGateway({
       rulesDir: rules,
       hosts: '127.0.0.1 moi-8-3.nhacai.test\n',
       args: ['--central', collector.url, '--school', school.id, '--token-file', tokenFile],

@@ -3,11 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { curl } from './helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
-import { refusedPort, startHttpOrigin, type Origin } from './helpers/origins.js';
-import { makeRulesDir, SHARED_DATA } from './support/rules-dir.js';
-import { hostsList, lachanAsync, startListOrigin, type ListOrigin } from './support/list-origin.js';
+import { curl, hostsList, lachanAsync, type ListOrigin, makeRulesDir, type Origin, policyYaml, refusedPort, type RunningGateway, SHARED_DATA, startGateway, startHttpOrigin, startListOrigin } from './harness/index.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -154,14 +150,14 @@ describe('lachan lists update against a list host', { timeout: 180_000 }, () => 
 describe('a running gateway refreshes its lists itself', { timeout: 180_000 }, () => {
   let origin: ListOrigin;
   let site: Origin;
-  let proxy: RunningLachan;
+  let proxy: RunningGateway;
 
   it('picks up a new version without a restart or a dropped request, and /metrics exports list age', async () => {
     origin = await startListOrigin(hostsList(20, 'casino'));
     site = await startHttpOrigin();
     cleanup.push(() => origin.close(), () => site.close());
     // Two workers: the primary downloads, every worker reloads.
-    proxy = await startLachan({ rulesDir: rulesFor(origin.url, '1s'), workers: 2, hosts: '127.0.0.1 new-casino.test casino-1.test school.test\n' });
+    proxy = await startGateway({ rulesDir: rulesFor(origin.url, '1s'), workers: 2, hosts: '127.0.0.1 new-casino.test casino-1.test school.test\n' });
     cleanup.push(() => proxy.stop());
     await proxy.waitForLog((l) => l.msg === 'list updated' && l.list === 'test-gambling', 60_000);
     // Both workers reload.

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ORGANISATION, reportingPeriod } from '../src/rules/organisation.js';
-import { lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { lachan, makeRulesDir, removeDir } from './harness/index.js';
 
 const PROFILES = 'profiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: []\n';
 const dirs: string[] = [];

@@ -3,7 +3,7 @@ import { BrandSetBuilder, registrableLabel } from '../src/policy/brands.js';
 import { loadRules } from '../src/rules/loader.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../src/policy/types.js';
 import type { Policy } from '../src/policy/engine.js';
-import { makeRulesDir, removeDir } from './support/rules-dir.js';
+import { makeRulesDir, removeDir } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DomainSetBuilder, type DomainSet } from '../src/policy/domains.js';
 import { canonicalRuleHost } from '../src/policy/hostname.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS, CATEGORY_IGNORED } from '../src/policy/types.js';
-import { SHARED_DATA } from './support/rules-dir.js';
+import { SHARED_DATA } from './harness/index.js';
 
 const BLOCK = 0;
 const ALLOW = 1;

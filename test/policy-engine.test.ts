@@ -4,7 +4,7 @@ import { parseTarget } from '../src/cli/check.js';
 import { Policy } from '../src/policy/engine.js';
 import { DecisionCache, MAX_CACHED_PROFILES } from '../src/policy/decision-cache.js';
 import type { Decision } from '../src/policy/types.js';
-import { makeRulesDir, removeDir } from './support/rules-dir.js';
+import { makeRulesDir, removeDir } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalRuleHost, isIpLiteral } from '../src/policy/hostname.js';
-import { SHARED_DATA } from './support/rules-dir.js';
+import { SHARED_DATA } from './harness/index.js';
 
 /** What the proxy hands the engine: WHATWG URL's hostname. */
 const requestHost = (url: string): string => new URL(url).hostname;

@@ -3,7 +3,7 @@ import { loadPolicy } from '../src/rules/loader.js';
 import { parseOverlay, type PolicyOverlay } from '../src/rules/overlay.js';
 import { UrlSetBuilder } from '../src/policy/urls.js';
 import { CATEGORY_ALLOWS } from '../src/policy/types.js';
-import { makeRulesDir, removeDir } from './support/rules-dir.js';
+import { makeRulesDir, removeDir } from './harness/index.js';
 
 // The engine's side of scoped district allows: an exact page, a folder, a site, and
 // whether keyword rules still read the rest of the URL, decided (and cached) per request.

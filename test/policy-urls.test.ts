@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UrlSetBuilder, normalisePercent, parseUrlRule, type UrlSet } from '../src/policy/urls.js';
 import { CATEGORY_ALLOWS, CATEGORY_BLOCKS, CATEGORY_IGNORED } from '../src/policy/types.js';
-import { SHARED_DATA } from './support/rules-dir.js';
+import { SHARED_DATA } from './harness/index.js';
 
 const BLOCK = 0;
 const ALLOW = 1;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRules } from '../src/rules/loader.js';
 import { parseTarget } from '../src/cli/check.js';
 import type { Policy } from '../src/policy/engine.js';
-import { SHARED_DATA, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { makeRulesDir, removeDir, SHARED_DATA } from './harness/index.js';
 
 // UT1 category folders dropped in unchanged (linked, not copied), French names kept.
 const UT1 = path.join(SHARED_DATA, 'ut1');

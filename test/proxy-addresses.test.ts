@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalAddress, DestinationGuard, sameAddress } from '../src/proxy/addresses.js';
 import { Resolver } from '../src/proxy/resolver.js';
-import { startDnsServer, type RunningDnsServer } from './support/dns-server.js';
+import { type RunningDnsServer, startDnsServer } from './harness/index.js';
 
 describe('canonicalAddress', () => {
   it.each([

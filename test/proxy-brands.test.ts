@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
+import { curl, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 const RULES = {
   'policy.yaml': `version: 1
@@ -17,11 +17,11 @@ profiles:
 };
 
 let origin: { server: Server; port: number };
-let proxy: RunningProxy;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
-  origin = await startOrigin();
-  proxy = await startProxy({ rules: RULES, hosts: '127.0.0.1 3bet.newtld www.3bet.newtld other.newtld top-nhacai.test news.test\n' });
+  origin = await startHttpOrigin();
+  proxy = await startGateway({ rules: RULES, hosts: '127.0.0.1 3bet.newtld www.3bet.newtld other.newtld top-nhacai.test news.test\n' });
 });
 
 afterAll(async () => {

@@ -1,19 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, rawExchange, rawStatus } from './helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
-import { refusedPort, startHttpsOrigin, type Origin } from './helpers/origins.js';
+import { curl, type Origin, policyYaml, rawExchange, rawStatus, refusedPort, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
 
 let origin: Origin & { caPem: string };
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 let caFile: string;
 let deadPort: number;
 
 beforeAll(async () => {
   origin = await startHttpsOrigin('bet.test', (req, res) => res.end(`tls ok ${req.url}`));
   deadPort = await refusedPort();
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: {
       'policy.yaml': policyYaml({
         defaultProfile: 'tieu-hoc',

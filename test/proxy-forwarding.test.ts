@@ -3,15 +3,13 @@ import { readReviewRequests } from '../src/events/log.js';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, rawExchange, rawStatus } from './helpers/curl.js';
-import { startLachan, policyYaml, type RunningLachan } from './helpers/lachan.js';
-import { refusedPort, startHttpOrigin, type Origin } from './helpers/origins.js';
+import { curl, type Origin, policyYaml, rawExchange, rawStatus, refusedPort, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 const BIG = Buffer.alloc(8 * 1024 * 1024, 'abcdefghij');
 const BIG_SHA = createHash('sha256').update(BIG).digest('hex');
 
 let origin: Origin;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
   origin = await startHttpOrigin((req, res) => {
@@ -45,7 +43,7 @@ beforeAll(async () => {
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\nX-Seen-Host: ${req.headers.host}\r\n\r\n`);
     socket.on('data', (c: Buffer) => socket.write(c.toString().toUpperCase()));
   });
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: {
       'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh', blockCategories: ['games'] } } }),
       'categories/games/domains': 'game.test\n',
@@ -112,7 +110,7 @@ describe('forwarding', () => {
   });
 
   it('sets YouTube-Restrict for a profile with YouTube safe search, replacing what the client sent', async () => {
-    const strict = await startLachan({
+    const strict = await startGateway({
       rules: { 'policy.yaml': 'version: 1\ndefault_profile: th\nprofiles:\n  th:\n    name: "Tiểu học"\n    safe_search: { youtube: strict }\n' },
       hosts: '127.0.0.1 www.youtube.com\n',
     });

@@ -4,8 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, startHttpsOrigin, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { lachan } from './support/rules-dir.js';
+import { curl, lachan, type RunningGateway, startGateway, startHttpOrigin, startHttpsOrigin } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc
@@ -35,12 +34,12 @@ const RULES = {
 
 let origin: { server: Server; port: number };
 let tlsOrigin: { server: Server; port: number; caPem: string };
-let proxy: RunningProxy;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
-  origin = await startOrigin();
+  origin = await startHttpOrigin();
   tlsOrigin = await startHttpsOrigin('secure.test');
-  proxy = await startProxy({
+  proxy = await startGateway({
     rules: RULES,
     hosts: '127.0.0.1 origin.test bet.test harm.test secure.test\n',
   });
@@ -154,7 +153,7 @@ describe('CONNECT', () => {
   it('tunnels an allowed HTTPS site untouched: the client sees the origin certificate', async () => {
     const caFile = path.join(proxy.dataDir, '..', 'origin-ca.pem');
     writeFileSync(caFile, tlsOrigin.caPem);
-    const extra = await startProxy({ rules: { ...RULES, 'policy.yaml': POLICY.replace('connect_ports: [443]', `connect_ports: [443, ${tlsOrigin.port}]`) }, hosts: '127.0.0.1 secure.test\n' });
+    const extra = await startGateway({ rules: { ...RULES, 'policy.yaml': POLICY.replace('connect_ports: [443]', `connect_ports: [443, ${tlsOrigin.port}]`) }, hosts: '127.0.0.1 secure.test\n' });
     try {
       const result = await curl(extra.port, `https://secure.test:${tlsOrigin.port}/hello`, ['--cacert', caFile]);
       expect(result.code).toBe(0);
@@ -212,7 +211,7 @@ describe('events', () => {
     // A host no earlier test blocked: a repeat visit within a short window is folded into the earlier event.
     await curl(proxy.port, `http://rieng.bet.test:${origin.port}/secret/path?student=nguyen`);
     const { execFileSync } = await import('node:child_process');
-    const { CLI } = await import('./support/rules-dir.js');
+    const { CLI } = await import('./harness/index.js');
     let lines: Record<string, unknown>[] = [];
     for (let attempt = 0; attempt < 20 && !lines.some((e) => e.path === '/secret/path'); attempt++) {
       await new Promise((r) => setTimeout(r, 250));

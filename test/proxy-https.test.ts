@@ -4,14 +4,13 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCaMaterial, CertificateAuthority } from '../src/tls/index.js';
-import { curl, startHttpsOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { lachan } from './support/rules-dir.js';
 import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { curl, lachan, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
 
 const work = mkdtempSync(path.join(tmpdir(), 'lachan-https-'));
 const certsDir = path.join(work, 'certs');
@@ -22,7 +21,7 @@ let secure: { server: Server; port: number; caPem: string };
 let safe: { server: Server; port: number; caPem: string };
 let bank: { server: Server; port: number; caPem: string };
 let untrusted: { server: Server; port: number };
-let inspecting: RunningProxy;
+let inspecting: RunningGateway;
 
 const policy = (port: number, inspect: boolean): string => `version: 1
 default_profile: hoc-sinh
@@ -56,7 +55,7 @@ beforeAll(async () => {
     const server = createHttpsServer({ cert: strangerLeaf.certPem, key: strangerLeaf.keyPem }, (_req, res) => res.end('should not be seen'));
     server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }));
   });
-  inspecting = await startProxy({
+  inspecting = await startGateway({
     rules: {
       'policy.yaml': policy(secure.port, true).replace(`[443, ${secure.port}]`, `[443, ${secure.port}, ${untrusted.port}, ${bank.port}]`),
       'categories/gambling/domains': 'bet.test\n',
@@ -143,7 +142,7 @@ describe('secure WebSockets inside an inspected connection', () => {
 
 describe('safe search without interception', () => {
   it('dials the engine\'s safe endpoint for a CONNECT to Google; the client TLS stays intact', async () => {
-    const proxy = await startProxy({
+    const proxy = await startGateway({
       rules: { 'policy.yaml': policy(safe.port, false), 'categories/gambling/domains': 'bet.test\n' },
       // www.google.com itself points nowhere useful; only the safe endpoint answers.
       hosts: `127.0.0.1 forcesafesearch.google.com\n127.0.0.2 www.google.com\n`,

@@ -3,12 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from './helpers/curl.js';
-import { CLI, policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
-import { startHttpsOrigin, type Origin } from './helpers/origins.js';
+import { CLI, curl, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
 
 let origin: Origin & { caPem: string };
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 let schoolCa: string;
 let originCa: string;
 
@@ -20,7 +18,7 @@ beforeAll(async () => {
   schoolCa = path.join(certs, 'ca.crt');
   originCa = path.join(work, 'origin-ca.pem');
   writeFileSync(originCa, origin.caPem);
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: {
       'policy.yaml': policyYaml({
         defaultProfile: 'thcs',

@@ -1,15 +1,13 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, rawStatus } from './helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
-import { refusedPort, startHttpOrigin, type Origin } from './helpers/origins.js';
+import { curl, type Origin, policyYaml, rawStatus, refusedPort, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 let origin: Origin;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
   origin = await startHttpOrigin((_req, res) => res.end('ok'));
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: {
       'policy.yaml': policyYaml({ defaultProfile: 'p', profiles: { p: { name: 'P', blockCategories: ['games'] } } }),
       'categories/games/domains': 'game.test\n',

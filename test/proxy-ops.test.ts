@@ -4,8 +4,7 @@ import { createServer, type Server } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../src/proxy/auth.js';
-import { curl, startOrigin, startProxy } from './support/proxy.js';
-import { makeRulesDir, writeRulesFiles } from './support/rules-dir.js';
+import { curl, makeRulesDir, startGateway, startHttpOrigin, writeRulesFiles } from './harness/index.js';
 
 const policy = (blocked: string, extra = ''): string => `version: 1
 default_profile: tieu-hoc
@@ -26,7 +25,7 @@ let resetting: Server;
 let resettingPort: number;
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => {
+  origin = await startHttpOrigin((req, res) => {
     if (req.url === '/slow') setTimeout(() => res.end('late'), 1500);
     else res.end(`ok ${req.url}`);
   });
@@ -47,7 +46,7 @@ const HOSTS = '127.0.0.1 origin.test other.test hang.test reset.test bet.test\n'
 
 describe('upstream failures', () => {
   it('turns a reset into 502 and a hanging origin into 504, and keeps serving', async () => {
-    const proxy = await startProxy({
+    const proxy = await startGateway({
       rules: { 'policy.yaml': policy('nothing.test'), 'categories/gambling/domains': 'bet.test\n' },
       hosts: HOSTS,
       args: ['--upstream-timeout', '1'],
@@ -68,7 +67,7 @@ describe('upstream failures', () => {
 describe('reload', () => {
   it('reloads on SIGHUP and on file change, and keeps the old rules when the new ones are broken', async () => {
     const rulesDir = makeRulesDir({ 'policy.yaml': policy('nothing.test'), 'categories/gambling/domains': 'bet.test\n' });
-    const proxy = await startProxy({ rules: {}, rulesDir, hosts: HOSTS });
+    const proxy = await startGateway({ rules: {}, rulesDir, hosts: HOSTS });
     try {
       const url = `http://other.test:${origin.port}/`;
       expect((await curl(proxy.port, url)).status).toBe(200);
@@ -89,7 +88,7 @@ describe('reload', () => {
       writeRulesFiles(rulesDir, { 'categories/gambling/domains': 'bet.test\n', 'policy.yaml': policy('nothing.test') });
       const reloads = proxy.logs.filter((l) => l.msg === 'rules reloaded').length;
       await new Promise((r) => setTimeout(r, 600));
-      proxy.process.kill('SIGHUP');
+      proxy.child.kill('SIGHUP');
       await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === 'rules reloaded').length > reloads);
       expect((await curl(proxy.port, url)).status).toBe(200);
     } finally {
@@ -100,7 +99,7 @@ describe('reload', () => {
 
 describe('shutdown', () => {
   it('drains a request in flight on SIGTERM and exits 0', async () => {
-    const proxy = await startProxy({ rules: { 'policy.yaml': policy('x.test'), 'categories/gambling/domains': 'bet.test\n' }, hosts: HOSTS });
+    const proxy = await startGateway({ rules: { 'policy.yaml': policy('x.test'), 'categories/gambling/domains': 'bet.test\n' }, hosts: HOSTS });
     const inFlight = curl(proxy.port, `http://origin.test:${origin.port}/slow`);
     await new Promise((r) => setTimeout(r, 300));
     const exit = proxy.stop('SIGTERM');
@@ -114,8 +113,8 @@ describe('shutdown', () => {
 describe('access log', () => {
   it('logs each forwarded request only with --access-log', async () => {
     const rules = { 'policy.yaml': policy('x.test'), 'categories/gambling/domains': 'bet.test\n' };
-    const quiet = await startProxy({ rules, hosts: HOSTS });
-    const logged = await startProxy({ rules, hosts: HOSTS, args: ['--access-log'] });
+    const quiet = await startGateway({ rules, hosts: HOSTS });
+    const logged = await startGateway({ rules, hosts: HOSTS, args: ['--access-log'] });
     try {
       const url = `http://origin.test:${origin.port}/trang`;
       expect((await curl(quiet.port, url)).status).toBe(200);
@@ -137,7 +136,7 @@ describe('proxy authentication for computer labs', () => {
       'categories/gambling/domains': 'bet.test\n',
       users: `cogiao:${hashPassword('mật-khẩu')}\n`,
     });
-    const proxy = await startProxy({ rules: {}, rulesDir, hosts: HOSTS });
+    const proxy = await startGateway({ rules: {}, rulesDir, hosts: HOSTS });
     try {
       const url = `http://bet.test:${origin.port}/`;
       expect((await curl(proxy.port, url)).status).toBe(403);
@@ -152,7 +151,7 @@ describe('proxy authentication for computer labs', () => {
 describe('cluster mode', () => {
   it('serves from two workers, reloads every worker, and aggregates /metrics', async () => {
     const rulesDir = makeRulesDir({ 'policy.yaml': policy('nothing.test'), 'categories/gambling/domains': 'bet.test\n' });
-    const proxy = await startProxy({ rules: {}, rulesDir, hosts: HOSTS, args: ['--workers', '2'] });
+    const proxy = await startGateway({ rules: {}, rulesDir, hosts: HOSTS, args: ['--workers', '2'] });
     try {
       const url = `http://other.test:${origin.port}/`;
       for (let i = 0; i < 6; i++) expect((await curl(proxy.port, url)).status).toBe(200);

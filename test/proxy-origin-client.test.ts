@@ -1,9 +1,7 @@
 import type { Server, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseResponseHead, OriginError } from '../src/proxy/origin-client.js';
-import { curl, rawExchange, rawStatus } from './helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
-import { startRawOrigin, type RawRequest } from './support/raw-origin.js';
+import { curl, policyYaml, rawExchange, type RawRequest, rawStatus, type RunningGateway, startGateway, startRawOrigin } from './harness/index.js';
 
 /**
  * The proxy's own upstream client (GET and HEAD to http: origins) against an origin
@@ -75,7 +73,7 @@ let origin: Server;
 let originPort: number;
 /** Connections the origin has accepted. */
 let connections: () => number;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
   const raw = await startRawOrigin((socket, request) => {
@@ -86,7 +84,7 @@ beforeAll(async () => {
   origin = raw.server;
   originPort = raw.port;
   connections = raw.connections;
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh', blockCategories: [] } } }) },
     hosts: '127.0.0.1 raw.test\n',
     // The origin's head deadline (1 s here): the timeout tests wait for it.

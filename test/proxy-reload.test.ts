@@ -1,12 +1,11 @@
+import type { Server as NetServer } from 'node:net';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from './helpers/curl.js';
-import { policyYaml, startLachan, writeRulesFiles, type RunningLachan } from './helpers/lachan.js';
-import { startHttpOrigin, type Origin } from './helpers/origins.js';
+import { curl, type Origin, policyYaml, type RunningGateway, startGateway, startHttpOrigin, writeRulesFiles } from './harness/index.js';
 
 let origin: Origin;
-let echo: Origin;
-let proxy: RunningLachan;
+let echo: Origin<NetServer>;
+let proxy: RunningGateway;
 
 const rules = (blocked: string): Record<string, string> => ({
   'policy.yaml': policyYaml({ defaultProfile: 'p', profiles: { p: { name: 'P', blockDomains: [blocked] } }, connectPorts: [443, echoPort] }),
@@ -24,7 +23,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   echoPort = (server.address() as { port: number }).port;
   echo = { port: echoPort, server, seen: [], close: () => new Promise((r) => server.close(() => r())) };
-  proxy = await startLachan({ rules: rules('nothing.test'), hosts: '127.0.0.1 origin.test echo.test\n' });
+  proxy = await startGateway({ rules: rules('nothing.test'), hosts: '127.0.0.1 origin.test echo.test\n' });
 });
 
 afterAll(async () => {

@@ -5,8 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startOrigin, startProxy, testAuthority, type RunningProxy } from './support/proxy.js';
-import { lachan } from './support/rules-dir.js';
+import { lachan, originAuthority, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 // Transparent HTTPS dials port 443 of the name in the SNI: the origin stands on a
 // loopback address of its own at 443 (CI runs as root, as the gateway does).
@@ -14,7 +13,7 @@ const TLS_ORIGIN_ADDRESS = '127.0.0.3';
 
 let origin: { server: Server; port: number };
 let tlsOrigin: Server;
-let proxy: RunningProxy;
+let proxy: RunningGateway;
 let originCaFile: string;
 
 function direct(url: string, connectTo: string, extra: string[] = []): Promise<{ code: number; status: number; body: string }> {
@@ -27,14 +26,14 @@ function direct(url: string, connectTo: string, extra: string[] = []): Promise<{
 }
 
 beforeAll(async () => {
-  origin = await startOrigin((req, res) => res.end(`origin saw ${req.headers.host}${req.url}`));
-  const { ca, certPem } = await testAuthority();
+  origin = await startHttpOrigin((req, res) => res.end(`origin saw ${req.headers.host}${req.url}`));
+  const { ca, certPem } = await originAuthority();
   const leaf = await ca.issue('secure.test');
   originCaFile = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-transparent-')), 'origin-ca.pem');
   writeFileSync(originCaFile, certPem);
   tlsOrigin = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => res.end(`tls origin ${req.url}`));
   await new Promise<void>((resolve) => tlsOrigin.listen(443, TLS_ORIGIN_ADDRESS, resolve));
-  proxy = await startProxy({
+  proxy = await startGateway({
     rules: {
       'policy.yaml': 'version: 1\ndefault_profile: hs\nprofiles:\n  hs:\n    name: "Học sinh"\n    block_categories: [gambling]\n',
       'categories/gambling/domains': 'bet.test\n',

@@ -2,9 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, rawExchange, rawStatus } from './helpers/curl.js';
-import { CLI, makeRulesDir, policyYaml, startLachan, type RunningLachan } from './helpers/lachan.js';
-import { startHttpOrigin, type Origin } from './helpers/origins.js';
+import { CLI, curl, makeRulesDir, type Origin, policyYaml, rawExchange, rawStatus, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 function usersAdd(rulesDir: string, name: string, password: string): { status: number; stderr: string } {
   try {
@@ -17,7 +15,7 @@ function usersAdd(rulesDir: string, name: string, password: string): { status: n
 }
 
 let origin: Origin;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 let rulesDir: string;
 
 beforeAll(async () => {
@@ -31,7 +29,7 @@ beforeAll(async () => {
     'categories/games/domains': 'game.test\n',
   });
   expect(usersAdd(rulesDir, 'thaygiao', 'mật khẩu dài').status).toBe(0);
-  proxy = await startLachan({ rulesDir, hosts: '127.0.0.1 game.test\n' });
+  proxy = await startGateway({ rulesDir, hosts: '127.0.0.1 game.test\n' });
 });
 
 afterAll(async () => {

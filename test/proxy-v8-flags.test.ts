@@ -4,8 +4,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { CLI, REPO_ROOT } from './support/rules-dir.js';
+import { CLI, curl, REPO_ROOT, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 // The proxy's V8 flags (src/cli/v8-flags.ts) only work when given as the process
 // starts: these tests check that every way a school starts the proxy gives them.
@@ -30,11 +29,11 @@ function childPids(pid: number): number[] {
 
 let origin: { server: Server; port: number };
 beforeAll(async () => {
-  origin = await startOrigin((_req, res) => res.end('ok'));
+  origin = await startHttpOrigin((_req, res) => res.end('ok'));
 });
 afterAll(() => origin.server.close());
 
-async function servesAndStops(proxy: RunningProxy): Promise<void> {
+async function servesAndStops(proxy: RunningGateway): Promise<void> {
   try {
     expect((await curl(proxy.port, `http://origin.test:${origin.port}/`)).status).toBe(200);
   } finally {
@@ -54,15 +53,15 @@ describe('V8 flags of the proxy', () => {
   it('are given when the built executable is run by its first line, and no warning is logged', async () => {
     // npm makes a package's bin executable when it installs it; the build alone does not.
     chmodSync(CLI, statSync(CLI).mode | 0o111);
-    const proxy = await startProxy({ rules: RULES, hosts: HOSTS, viaShebang: true });
-    expect(commandLine(proxy.process.pid!)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
+    const proxy = await startGateway({ rules: RULES, hosts: HOSTS, viaShebang: true });
+    expect(commandLine(proxy.child.pid!)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
     await servesAndStops(proxy);
     // Read after a request and the shutdown: a warning would have been logged right after "listening".
     expect(proxy.logs.some(WARNING)).toBe(false);
   });
 
   it('missing from a single-process proxy: it still serves, and says which are missing', async () => {
-    const proxy = await startProxy({ rules: RULES, hosts: HOSTS, nodeArgs: ['--no-memory-reducer'] });
+    const proxy = await startGateway({ rules: RULES, hosts: HOSTS, nodeArgs: ['--no-memory-reducer'] });
     const warning = await proxy.waitForLog(WARNING);
     expect(warning.missing).toEqual(PROXY_V8_FLAGS.filter((flag) => flag !== '--no-memory-reducer'));
     expect(warning.msg).toMatch(/V8 flags/);
@@ -70,16 +69,16 @@ describe('V8 flags of the proxy', () => {
   });
 
   it('are passed to every cluster worker even when the primary was started without them', async () => {
-    const proxy = await startProxy({ rules: RULES, hosts: HOSTS, args: ['--workers', '2'] });
-    const workers = childPids(proxy.process.pid!).filter((pid) => commandLine(pid).includes(CLI));
+    const proxy = await startGateway({ rules: RULES, hosts: HOSTS, args: ['--workers', '2'] });
+    const workers = childPids(proxy.child.pid!).filter((pid) => commandLine(pid).includes(CLI));
     expect(workers).toHaveLength(2);
     for (const pid of workers) expect(commandLine(pid)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
     await servesAndStops(proxy);
   });
 
   it('leave a flag the operator set as it was set', async () => {
-    const proxy = await startProxy({ rules: RULES, hosts: HOSTS, args: ['--workers', '2'], nodeArgs: ['--heap-growing-percent=50'] });
-    const workers = childPids(proxy.process.pid!).filter((pid) => commandLine(pid).includes(CLI));
+    const proxy = await startGateway({ rules: RULES, hosts: HOSTS, args: ['--workers', '2'], nodeArgs: ['--heap-growing-percent=50'] });
+    const workers = childPids(proxy.child.pid!).filter((pid) => commandLine(pid).includes(CLI));
     expect(workers).toHaveLength(2);
     for (const pid of workers) {
       const line = commandLine(pid);

@@ -3,11 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from './helpers/curl.js';
-import { refusedPort } from './helpers/origins.js';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { lachan, makeRulesDir } from './support/rules-dir.js';
+import { type Collector, curl, lachan, makeRulesDir, refusedPort, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
 
 // Review requests, the gateway's half: what a child sends from the block page (or the report
 // form) is stored at the school, waits while the district's collector is away, and
@@ -24,8 +20,8 @@ let rulesDir: string;
 let schoolId: string;
 let collectorPort: number;
 let collector: Collector | null = null;
-let gateway: RunningProxy;
-let origin: Awaited<ReturnType<typeof startOrigin>>;
+let gateway: RunningGateway;
+let origin: Awaited<ReturnType<typeof startHttpOrigin>>;
 
 interface QueuedRow {
   id: string;
@@ -72,8 +68,8 @@ async function eventually<T>(probe: () => T | null, what: string, seconds = 20):
   throw new Error(`${what}: not seen within ${seconds} s`);
 }
 
-function startGateway(): Promise<RunningProxy> {
-  return startProxy({
+function startSchoolGateway(): Promise<RunningGateway> {
+  return startGateway({
     rules: RULES,
     rulesDir,
     hosts: '127.0.0.1 game.test\n127.0.0.1 hoc.test\n',
@@ -89,9 +85,9 @@ beforeAll(async () => {
   writeFileSync(tokenFile, `${school.token}\n`, { mode: 0o600 });
   rulesDir = makeRulesDir(RULES);
   collectorPort = await refusedPort();
-  origin = await startOrigin();
+  origin = await startHttpOrigin();
   // The collector is not up yet: the district link is down when the child asks.
-  gateway = await startGateway();
+  gateway = await startSchoolGateway();
 }, 30_000);
 
 afterAll(async () => {
@@ -182,7 +178,7 @@ describe('review requests and reports travel from the gateway to the district', 
     const before = queued().map((r) => r.id);
     expect(new Set(before).size).toBe(before.length);
     await gateway.stop();
-    gateway = await startGateway();
+    gateway = await startSchoolGateway();
     // A fresh block: once its event reaches the collector, the shipper has been through a
     // cycle, and review requests go before events in each cycle.
     const blocked = await curl(gateway.port, `http://game.test:${origin.port}/sau-khi-khoi-dong-lai`);

@@ -4,10 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '../src/events/ids.js';
 import type { WireReviewRequest } from '../src/events/review-wire.js';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addUser, login, type LoggedIn } from './support/dashboard.js';
-import { curl, startOrigin, startProxy, type RunningProxy } from './support/proxy.js';
-import { lachan } from './support/rules-dir.js';
+import { addUser, type Collector, curl, lachan, type LoggedIn, login, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
 
 // Approving a review opens only what the administrator chose (this page, this folder or
 // the whole site), and keyword rules keep blocking inside what was opened: through a real
@@ -23,7 +20,7 @@ profiles:
 const work = mkdtempSync(path.join(tmpdir(), 'lachan-review-scope-'));
 const centralData = path.join(work, 'central');
 let collector: Collector;
-let gateway: RunningProxy;
+let gateway: RunningGateway;
 let origin: { server: import('node:http').Server; port: number };
 let school: { id: string; token: string; policyKey: string };
 let admin: LoggedIn;
@@ -75,8 +72,8 @@ beforeAll(async () => {
   addUser(centralData, 'quantri', 'admin');
   collector = await startCollector(centralData);
   admin = await login(collector.url, 'quantri');
-  origin = await startOrigin();
-  gateway = await startProxy({
+  origin = await startHttpOrigin();
+  gateway = await startGateway({
     rules: {
       'policy.yaml': POLICY,
       'categories/gambling/keywords': 'cờ bạc\n',

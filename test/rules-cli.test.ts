@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { SHARED_DATA, lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { lachan, makeRulesDir, removeDir, SHARED_DATA } from './harness/index.js';
 
 const GOOD_POLICY = `version: 1
 default_profile: tieu-hoc

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DomainSetBuilder } from '../src/policy/domains.js';
 import { CATEGORY_BLOCKS, CATEGORY_ALLOWS } from '../src/policy/types.js';
-import { lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { lachan, makeRulesDir, removeDir } from './harness/index.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));

@@ -3,9 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCollector, stopCollector, type Collector } from './support/collector.js';
-import { addSchool, addUser, ingest, login, wireEvent, type LoggedIn } from './support/dashboard.js';
-import { lachan, REPO_ROOT } from './support/rules-dir.js';
+import { addSchool, addUser, type Collector, ingest, lachan, type LoggedIn, login, REPO_ROOT, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
 /**
  * The yearly report as the office meets it: downloaded from the dashboard by an

@@ -1,11 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from '../helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from '../helpers/lachan.js';
 import { DEFAULT_LIMITS } from '../../src/proxy/server.js';
-import { startOrigin } from '../support/proxy.js';
-import { holdSockets, until } from '../support/sockets.js';
+import { curl, holdSockets, policyYaml, type RunningGateway, startGateway, startHttpOrigin, until } from '../harness/index.js';
 
 /**
  * The reported attack at full size, against the default limits: one host opening
@@ -18,13 +15,13 @@ const ATTACK = 8_300;
 
 let origin: Server;
 let originPort: number;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
   const limit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   if (limit < 2 * ATTACK + 1_000) throw new Error(`ulimit -n is ${limit}: the attack needs about ${2 * ATTACK + 1_000} descriptors`);
-  ({ server: origin, port: originPort } = await startOrigin());
-  proxy = await startLachan({
+  ({ server: origin, port: originPort } = await startHttpOrigin());
+  proxy = await startGateway({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh' } } }) },
     hosts: '127.0.0.1 origin.test\n',
     // Opening 8,500 sockets takes longer than the default header deadline, which would close the first before the last are open.

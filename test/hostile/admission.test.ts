@@ -1,10 +1,7 @@
 import { Agent, request } from 'node:http';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from '../helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from '../helpers/lachan.js';
-import { startOrigin } from '../support/proxy.js';
-import { holdSockets, until } from '../support/sockets.js';
+import { curl, holdSockets, policyYaml, type RunningGateway, startGateway, startHttpOrigin, until } from '../harness/index.js';
 
 /**
  * One client cannot lock the others out: real sockets from distinct loopback
@@ -18,11 +15,11 @@ const MAX_CLIENT_CONNECTIONS = 50;
 
 let origin: Server;
 let originPort: number;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
-  ({ server: origin, port: originPort } = await startOrigin());
-  proxy = await startLachan({
+  ({ server: origin, port: originPort } = await startHttpOrigin());
+  proxy = await startGateway({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh' } } }) },
     hosts: '127.0.0.1 origin.test\n',
     args: ['--max-connections', String(MAX_CONNECTIONS), '--max-client-connections', String(MAX_CLIENT_CONNECTIONS), '--transparent-http', '0', '--transparent-https', '0'],
@@ -100,7 +97,7 @@ describe('busy connections are never reclaimed', () => {
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     let arrived = 0;
-    const slow = await startOrigin((_req, res) => {
+    const slow = await startHttpOrigin((_req, res) => {
       arrived++;
       void released.then(() => res.end('late'));
     });

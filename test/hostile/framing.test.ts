@@ -1,9 +1,7 @@
 import type { Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, rawExchange, rawStatus } from '../helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from '../helpers/lachan.js';
-import { startRawOrigin } from '../support/raw-origin.js';
 import { CLIENT_REFUSED, ORIGIN_REFUSED } from './framing-corpus.js';
+import { curl, policyYaml, rawExchange, rawStatus, type RunningGateway, startGateway, startRawOrigin } from '../harness/index.js';
 
 /**
  * Malformed framing from either side gets a page, not a silent close: the client's
@@ -18,7 +16,7 @@ let origin: Server;
 let originPort: number;
 /** Paths of the requests the origin has read. */
 const seen: string[] = [];
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
   const raw = await startRawOrigin((socket, { method, path }) => {
@@ -31,7 +29,7 @@ beforeAll(async () => {
   });
   origin = raw.server;
   originPort = raw.port;
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh' } } }) },
     hosts: '127.0.0.1 origin.test\n',
   });

@@ -1,9 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from '../helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from '../helpers/lachan.js';
-import { startDnsServer, type RunningDnsServer } from '../support/dns-server.js';
+import { curl, policyYaml, type RunningDnsServer, type RunningGateway, startDnsServer, startGateway } from '../harness/index.js';
 
 /**
  * The gateway's own address, written any way IPv6 can carry it, is refused like the
@@ -26,7 +24,7 @@ describe.skipIf(gateway === undefined)('the gateway own address in IPv6 forms', 
   let service: Server;
   let servicePort: number;
   let dns: RunningDnsServer;
-  let proxy: RunningLachan;
+  let proxy: RunningGateway;
 
   beforeAll(async () => {
     service = createServer((_req, res) => res.end('gateway-service-secret'));
@@ -39,7 +37,7 @@ describe.skipIf(gateway === undefined)('the gateway own address in IPv6 forms', 
       'sixtofour.test': { aaaa: [`2002:${hex(own)}::1`] },
       'plain.test': { a: [own] },
     });
-    proxy = await startLachan({
+    proxy = await startGateway({
       rules: { 'policy.yaml': policyYaml({ defaultProfile: 'gv', profiles: { gv: { name: 'Giáo viên', blockIpLiterals: false } }, connectPorts: [443, servicePort] }) },
       args: ['--dns-server', dns.address],
     });

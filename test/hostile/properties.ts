@@ -3,7 +3,7 @@ import { canonicalAddress, DestinationGuard } from '../../src/proxy/addresses.js
 import { parseResponseHead, OriginError } from '../../src/proxy/origin-client.js';
 import type { Policy } from '../../src/policy/engine.js';
 import { loadPolicy } from '../../src/rules/loader.js';
-import { makeRulesDir } from '../support/rules-dir.js';
+import { makeRulesDir } from '../harness/index.js';
 
 /**
  * The hostile suite's properties: no crash and no bypass for any generated input.

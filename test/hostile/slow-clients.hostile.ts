@@ -1,9 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl } from '../helpers/curl.js';
-import { policyYaml, startLachan, type RunningLachan } from '../helpers/lachan.js';
-import { holdSockets, until } from '../support/sockets.js';
+import { curl, holdSockets, policyYaml, type RunningGateway, startGateway, until } from '../harness/index.js';
 
 /**
  * Slowloris (2,000 connections trickling a request head) and clients that never read
@@ -19,7 +17,7 @@ let originPort: number;
 /** Bytes the origin managed to hand to its socket for the never-read response. */
 let written = 0;
 let originBlocked = false;
-let proxy: RunningLachan;
+let proxy: RunningGateway;
 
 beforeAll(async () => {
   origin = createServer((req, res) => {
@@ -44,7 +42,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   originPort = (origin.address() as { port: number }).port;
-  proxy = await startLachan({
+  proxy = await startGateway({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh' } } }) },
     hosts: '127.0.0.1 origin.test\n',
     args: ['--header-timeout', String(HEADER_TIMEOUT_MS)],

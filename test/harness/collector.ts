@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { CLI, REPO_ROOT } from './rules-dir.js';
+import { CLI, REPO_ROOT } from './rules.js';
 
 export interface Collector {
   readonly port: number;

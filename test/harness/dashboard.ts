@@ -2,7 +2,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { expect } from 'vitest';
 import { newEventId } from '../../src/events/ids.js';
 import type { WireEvent } from '../../src/events/wire.js';
-import { lachan } from './rules-dir.js';
+import { lachan } from './rules.js';
 
 export const PASSWORD = 'mật-khẩu-đủ-dài-2026';
 

@@ -22,8 +22,12 @@ export interface CurlOptions {
   readonly stdin?: Buffer | string;
 }
 
-/** The real curl through the proxy at 127.0.0.1:`proxyPort` (`-x`); no proxy when `proxyPort` is null. */
-export function curl(proxyPort: number | null, url: string, options: CurlOptions = {}): Promise<CurlResult> {
+/**
+ * The real curl through the proxy at 127.0.0.1:`proxyPort` (`-x`); no proxy when `proxyPort` is null.
+ * An array instead of options is more curl arguments.
+ */
+export function curl(proxyPort: number | null, url: string, optionsOrArgs: CurlOptions | readonly string[] = {}): Promise<CurlResult> {
+  const options: CurlOptions = isArgs(optionsOrArgs) ? { args: optionsOrArgs } : optionsOrArgs;
   const args = ['-s', '-S', '-i', '--noproxy', '', '--max-time', String(options.maxTimeS ?? 20)];
   if (proxyPort !== null) args.push('-x', `http://127.0.0.1:${proxyPort}`);
   if (options.from !== undefined) args.push('--interface', options.from);
@@ -94,4 +98,8 @@ export function rawExchange(port: number, payload: string | Buffer, waitMs = 5_0
 export function rawStatus(text: string): number {
   const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
   return match === null ? 0 : Number(match[1]);
+}
+
+function isArgs(value: CurlOptions | readonly string[]): value is readonly string[] {
+  return Array.isArray(value);
 }

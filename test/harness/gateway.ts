@@ -3,13 +3,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { CLI, REPO_ROOT, makeRulesDir, type RulesFiles } from '../support/rules-dir.js';
-
-export { CLI, REPO_ROOT, makeRulesDir, writeRulesFiles, type RulesFiles } from '../support/rules-dir.js';
+import { CLI, REPO_ROOT, makeRulesDir, type RulesFiles } from './rules.js';
 
 export type LogLine = Record<string, unknown>;
 
-export interface RunningLachan {
+export interface RunningGateway {
   readonly port: number;
   readonly adminPort: number;
   readonly child: ChildProcess;
@@ -25,7 +23,7 @@ export interface RunningLachan {
   readonly exited: Promise<number | null>;
 }
 
-export interface StartLachanOptions {
+export interface GatewayOptions {
   /** Files of a fresh rules folder (ignored when `rulesDir` is given). */
   readonly rules?: RulesFiles;
   readonly rulesDir?: string;
@@ -35,26 +33,35 @@ export interface StartLachanOptions {
   /** More `lachan serve` arguments. */
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Node flags before the CLI (e.g. --expose-gc). */
+  readonly nodeArgs?: readonly string[];
+  /** Run the built file itself, as the `lachan` executable runs (its first line names node and its flags). */
+  readonly viaShebang?: boolean;
+  /** `--log-level`; debug by default so tests can wait for any line. */
+  readonly logLevel?: string;
 }
 
 /**
  * Starts the real `lachan serve` (built CLI in dist/) on ephemeral loopback ports and
  * resolves once it logs `{"msg":"listening","port":N,"adminPort":M}`.
  */
-export async function startLachan(options: StartLachanOptions = {}): Promise<RunningLachan> {
+export async function startGateway(options: GatewayOptions = {}): Promise<RunningGateway> {
   const rulesDir = options.rulesDir ?? makeRulesDir(options.rules ?? {});
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-serve-'));
   const dataDir = path.join(work, 'var');
   const hostsFile = path.join(work, 'hosts');
   writeFileSync(hostsFile, options.hosts ?? '');
-  const args = [
-    CLI, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', String(options.workers ?? 1),
-    '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile,
+  const serveArgs = [
+    'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', String(options.workers ?? 1),
+    '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile, '--log-level', options.logLevel ?? 'debug',
     // No interception unless the test brings a CA: never pick up the repository's ./certs.
     ...(options.args?.includes('--certs') ? [] : ['--certs', path.join(work, 'no-certs')]),
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  const child =
+    options.viaShebang === true
+      ? spawn(CLI, serveArgs, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
+      : spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...serveArgs], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const logs: LogLine[] = [];
   const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
   let stderr = '';

@@ -5,10 +5,10 @@ import { CertificateAuthority, createCaMaterial } from '../../src/tls/index.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-export interface Origin {
+export interface Origin<S extends Server | NetServer = Server> {
   readonly port: number;
   /** The listening server (add 'upgrade' handlers and the like). */
-  readonly server: Server | NetServer;
+  readonly server: S;
   /** Requests the origin saw (method, url, headers), in order. */
   readonly seen: { method: string; url: string; headers: IncomingMessage['headers'] }[];
   close(): Promise<void>;
@@ -19,7 +19,7 @@ export const echoHandler: Handler = (req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
-    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+    const body = JSON.stringify({ host: req.headers.host, method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
     res.writeHead(200, { 'content-type': 'application/json', 'x-origin': 'yes', 'content-length': Buffer.byteLength(body) });
     res.end(body);
   });
@@ -95,7 +95,7 @@ export async function refusedPort(): Promise<number> {
 }
 
 /** Accepts and resets every connection as soon as it sends anything. */
-export async function startResettingOrigin(): Promise<Origin> {
+export async function startResettingOrigin(): Promise<Origin<NetServer>> {
   const server = createNetServer((socket) => {
     socket.on('error', () => undefined);
     socket.once('data', () => socket.resetAndDestroy());
@@ -105,7 +105,7 @@ export async function startResettingOrigin(): Promise<Origin> {
 }
 
 /** Accepts connections and never answers (the proxy's upstream timeout must end it). */
-export async function startHangingOrigin(): Promise<Origin> {
+export async function startHangingOrigin(): Promise<Origin<NetServer>> {
   const server = createNetServer((socket) => {
     socket.on('error', () => undefined);
     socket.resume();

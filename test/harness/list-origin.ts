@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { startHttpOrigin, type Origin } from '../helpers/origins.js';
-import { CLI, REPO_ROOT } from './rules-dir.js';
+import { startHttpOrigin, type Origin } from './origins.js';
+import { CLI, REPO_ROOT } from './rules.js';
 
 /** An HTTP server publishing one list the way list hosts do: ETag, Last-Modified, 304 on a match. */
 export interface ListOrigin extends Origin {

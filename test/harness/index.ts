@@ -1,0 +1,12 @@
+// One harness for every test: real gateways, collectors, origins and clients on loopback.
+export * from './browser.js';
+export * from './collector.js';
+export * from './curl.js';
+export * from './dashboard.js';
+export * from './dns-server.js';
+export * from './gateway.js';
+export * from './list-origin.js';
+export * from './origins.js';
+export * from './raw-origin.js';
+export * from './rules.js';
+export * from './sockets.js';
