@@ -88,7 +88,7 @@ export function attributeValue(tag: string, name: string): string | null {
         return tag.slice(i + 1, close < 0 ? tag.length : close);
       }
       let end = i;
-      while (end < tag.length && !' \t\n\r/>'.includes(tag[end]!)) end++;
+      while (end < tag.length && !' \t\n\r/>"\''.includes(tag[end]!)) end++;
       return tag.slice(i, end);
     }
     at = tag.indexOf(name, at + name.length);
