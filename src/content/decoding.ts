@@ -49,7 +49,15 @@ export class StreamDecoder {
       this.stream = this.open(chunk);
     }
     const stream = this.stream;
-    await new Promise<void>((resolve) => stream.write(chunk, () => resolve()));
+    // A stream that fails calls back no write: the error ends the wait too.
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off('error', done);
+        resolve();
+      };
+      stream.once('error', done);
+      stream.write(chunk, done);
+    });
     return this.take();
   }
 
