@@ -171,6 +171,7 @@ export class ContentInspector {
 
   private step(final: boolean): InspectStep {
     const due = this.released || final || this.heldBytes >= this.setup.holdBack;
+    if (due) this.scanner.flush();
     const rating = this.markup?.adultRating ?? false;
     if (due && (this.scanner.changes !== this.checkedChanges || rating !== this.checkedRating)) {
       this.checkedChanges = this.scanner.changes;

@@ -5,9 +5,8 @@
  * query of that profile.
  */
 import type { Policy } from '../policy/engine.js';
-import type { PhraseScanner, PhraseSet } from '../policy/phrases.js';
+import { contentRulesOf, type PhraseScanner, type PhraseSet } from '../policy/phrases.js';
 import { CATEGORY_BLOCKS } from '../policy/types.js';
-import { contentRulesOf } from './rules.js';
 
 /** The category a `<meta name="rating">` adult label counts in. */
 export const RATING_CATEGORY = 'adult';

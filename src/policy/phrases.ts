@@ -13,6 +13,7 @@
  * automaton state, the folded tail, the phrases already counted), so that a phrase
  * split across two network chunks matches like one in a single chunk.
  */
+import type { Policy } from './engine.js';
 import { KeywordSetBuilder, type KeywordSet } from './keywords.js';
 import { FoldedText } from './text.js';
 
@@ -75,7 +76,7 @@ const SLICE = 8192;
 
 /** One streaming scan: feed text with `append`, then `finish`; scores are per category id. */
 export class PhraseScanner {
-  /** Score per category id, updated as text arrives. */
+  /** Score per category id, current after `flush` or `finish`. */
   readonly scores: Int32Array;
   /** Entries found so far, in order of discovery (each once). */
   readonly found: number[] = [];
@@ -111,8 +112,15 @@ export class PhraseScanner {
     if (this.phrases.size === 0) return;
     for (let from = start; from < end; from += SLICE) {
       this.folded.appendText(text, from, Math.min(end, from + SLICE));
-      this.scanUpToTail();
+      // Pages hand over many short runs of text between tags: fold them into one
+      // slice and run the automaton once it is full, not once per run.
+      if (this.folded.length >= SLICE) this.scanUpToTail();
     }
+  }
+
+  /** Scans what was appended so far, so that `scores` are current (before a verdict is read). */
+  flush(): void {
+    if (this.phrases.size !== 0) this.scanUpToTail();
   }
 
   /** A break between pieces of text that are not one sentence (a tag, a table cell). */
@@ -148,4 +156,28 @@ export class PhraseScanner {
     }
     this.scanned -= this.folded.keepTail(this.keep);
   }
+}
+
+/**
+ * The content rules of a loaded policy: every category's phrases in one PhraseSet and
+ * each profile's content_limit. Kept beside the Policy in a WeakMap, like the
+ * organisation, because the decision engine has no use for them: a reload builds a
+ * new Policy and its content rules with it, and the old pair is collected together.
+ */
+export interface ContentRules {
+  readonly phrases: PhraseSet;
+  /** Profile id → content_limit; a profile absent here is not inspected. */
+  readonly limits: ReadonlyMap<string, number>;
+}
+
+const CONTENT_RULES = new WeakMap<Policy, ContentRules>();
+let emptyRules: ContentRules | null = null;
+
+export function attachContentRules(policy: Policy, rules: ContentRules): void {
+  CONTENT_RULES.set(policy, rules);
+}
+
+/** The content rules loaded with `policy`; none (nothing inspected) for a policy built without the loader. */
+export function contentRulesOf(policy: Policy): ContentRules {
+  return CONTENT_RULES.get(policy) ?? (emptyRules ??= { phrases: new PhraseSetBuilder().build(), limits: new Map() });
 }

@@ -14,8 +14,8 @@ import { overlayLineCount, overlaySourceName, type PolicyOverlay } from './overl
 import { readBundledManifest, readBundledText, type BundledList } from './bundled.js';
 import { BrandSetBuilder } from '../policy/brands.js';
 import { BrandDeriver, loadCategoryBrands } from './brands.js';
-import { PhraseSetBuilder } from '../policy/phrases.js';
-import { addPhrasesFile, attachContentRules } from '../content/rules.js';
+import { PhraseSetBuilder, attachContentRules } from '../policy/phrases.js';
+import { addPhrasesFile } from './phrases-file.js';
 
 /** The rule files a category folder may hold (docs/contract.md §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
