@@ -14,7 +14,7 @@ import { loadPolicy } from '../src/rules/loader.js';
 import { ContentInspection } from '../src/content/inspector.js';
 import type { Policy } from '../src/policy/engine.js';
 import { SHARED_DATA } from './support/rules-dir.js';
-import { fixture, fixtureNames, runInspection, servedVariants } from './support/content-pages.js';
+import { fixture, fixtureNames, runInspection, servedVariants, stripDiacritics } from './support/content-pages.js';
 
 const TIERS = ['mam-non', 'tieu-hoc', 'thcs', 'thpt', 'giao-vien'] as const;
 const ARTIFACTS = path.resolve(import.meta.dirname, 'artifacts');
@@ -82,6 +82,25 @@ describe('false positives on Vietnamese news', () => {
     writeFileSync(path.join(ARTIFACTS, 'content-scores.json'), `${JSON.stringify(report, null, 2)}\n`);
     expect(blockedRate['thcs']).toBeLessThanOrEqual(0.005);
     expect(blockedRate['tieu-hoc']).toBeLessThanOrEqual(0.02);
+  }, 300_000);
+});
+
+describe('false positives on Vietnamese news without diacritics', () => {
+  // Text typed without an IME matches every phrase whose letters it has (§3), so
+  // `lo de` (lo để) reads as `lô đề`: the harder case, under the same gates.
+  it('blocks at most 0.5 % of the 600 pages for thcs and 2 % for tieu-hoc', async () => {
+    const pages = newsPages();
+    const blocked: Record<string, string[]> = {};
+    for (const tier of ['tieu-hoc', 'thcs']) {
+      blocked[tier] = [];
+      for (const page of pages) {
+        const run = await runInspection(inspection(tier)!, { variant: 'no-diacritics', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(stripDiacritics(page.html)) }, 16_384);
+        if (run.verdict !== null) blocked[tier]!.push(`${page.id}: ${run.verdict.category} ${run.verdict.score} [${run.verdict.phrases.join(', ')}]`);
+      }
+    }
+    writeFileSync(path.join(ARTIFACTS, 'content-scores-no-diacritics.json'), `${JSON.stringify(blocked, null, 2)}\n`);
+    expect(blocked['thcs']!.length / pages.length).toBeLessThanOrEqual(0.005);
+    expect(blocked['tieu-hoc']!.length / pages.length).toBeLessThanOrEqual(0.02);
   }, 300_000);
 });
 
