@@ -47,8 +47,8 @@ export class ContentProfile {
     this.ratingCategory = blocked.find((id) => categoryNames[id] === RATING_CATEGORY) ?? -1;
   }
 
-  scanner(): PhraseScanner {
-    return this.phrases.scanner(this.categoryNames.length);
+  scanner(shortText = false): PhraseScanner {
+    return this.phrases.scanner(this.categoryNames.length, shortText);
   }
 
   /**

@@ -64,7 +64,7 @@ export function searchVerdict(policy: Policy, profileId: string, host: string, p
   if (profile === null) return null;
   const query = searchQueryOf(host, pathAndQuery);
   if (query === null) return null;
-  const scanner = profile.scanner();
+  const scanner = profile.scanner(true);
   scanner.append(query);
   scanner.finish();
   return profile.verdictOf(scanner, false, null);

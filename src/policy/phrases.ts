@@ -65,9 +65,9 @@ export class PhraseSet {
     return this.weights.length;
   }
 
-  /** A fresh scanner for one text (a page, a search query). */
-  scanner(categoryCount: number): PhraseScanner {
-    return new PhraseScanner(this, categoryCount);
+  /** A fresh scanner for one text; `shortText` (a search query) sizes its buffer for a line, not a page. */
+  scanner(categoryCount: number, shortText = false): PhraseScanner {
+    return new PhraseScanner(this, categoryCount, shortText ? 256 : SLICE + 256);
   }
 }
 
@@ -83,7 +83,7 @@ export class PhraseScanner {
   /** Bumped whenever a score changes, so callers re-check limits only then. */
   changes = 0;
 
-  private readonly folded = new FoldedText(SLICE + 256);
+  private readonly folded: FoldedText;
   private readonly seen: Uint8Array;
   private state = 0;
   private scanned = 0;
@@ -100,7 +100,9 @@ export class PhraseScanner {
   constructor(
     private readonly phrases: PhraseSet,
     categoryCount: number,
+    capacity: number,
   ) {
+    this.folded = new FoldedText(capacity);
     this.scores = new Int32Array(categoryCount);
     this.seen = new Uint8Array(phrases.size);
     this.keep = phrases.automaton.longestPattern + 1;
