@@ -76,14 +76,20 @@ export class MarkupText {
   write(s: string): void {
     const end = s.length;
     let i = 0;
+    // Where the next `&` is, remembered: most chunks have none, and searching the rest
+    // of the chunk again after every tag would cost the chunk's length per tag.
+    let amp = -1;
     while (i < end) {
       switch (this.state) {
         case State.Text: {
           // The common case: jump to the next `<` or `&`, hand over the text before it.
           let next = s.indexOf('<', i);
           if (next < 0) next = end;
-          const amp = s.indexOf('&', i);
-          if (amp >= 0 && amp < next) next = amp;
+          if (amp < i) {
+            amp = s.indexOf('&', i);
+            if (amp < 0) amp = end;
+          }
+          if (amp < next) next = amp;
           if (next > i) this.text(s, i, next);
           if (next === end) return;
           if (s.charCodeAt(next) === 0x3c) this.state = State.TagOpen;
