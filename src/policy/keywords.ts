@@ -119,6 +119,11 @@ export class KeywordSetBuilder {
     return null;
   }
 
+  /** Entries accepted so far; the index of the next one (phrases.ts keeps a weight per entry). */
+  get count(): number {
+    return this.entries.length;
+  }
+
   build(): KeywordSet {
     return new KeywordSet(this.entries);
   }
@@ -309,6 +314,11 @@ export class KeywordSet {
     this.nextOutput = nextOutput;
   }
 
+  /** Folded length of the longest pattern: a streaming scan keeps this many positions of context. */
+  get longestPattern(): number {
+    return this.maxPatternLength;
+  }
+
   categoryOf(i: number): number {
     return this.entryCategory[i]!;
   }
@@ -465,11 +475,37 @@ export class KeywordSet {
     return result;
   }
 
+  /**
+   * Runs the automaton over `text` positions [from, to) from `state` (0 at the start
+   * of a text) and calls `found` with every entry that ends there and passes the
+   * diacritic rule, whatever its category: the phrase scorer (phrases.ts) weighs and
+   * sums them itself. Returns the state to resume from on the next positions.
+   */
+  scanAll(text: FoldedText, state: number, from: number, to: number, found: (entry: number) => void): number {
+    const base = text.base;
+    const symbolOf = this.symbolOf;
+    const delta = this.delta;
+    const A = this.alphabetSize;
+    let row = state * A;
+    for (let p = from; p < to; p++) {
+      row = delta[row + symbolOf[base[p]!]!]!;
+      if (row < 0) {
+        row = ~row;
+        for (let out = this.firstOutput[row / A]!; out >= 0; out = this.nextOutput[out]!) {
+          for (let e = this.entryAt[out]!; e >= 0; e = this.entryNext[e]!) {
+            if (this.entryHostOnly[e] === 0 && this.verify(e, p, text.marks)) found(e);
+          }
+        }
+      }
+    }
+    return row / A;
+  }
+
   /** The first blocking entry ending at `state` (or on its failure chain) that verifies. */
   private firstVerified(state: number, end: number, actions: Uint8Array): number {
     for (let out = this.firstOutput[state]!; out >= 0; out = this.nextOutput[out]!) {
       for (let e = this.entryAt[out]!; e >= 0; e = this.entryNext[e]!) {
-        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS && (end < this.hostEnd || this.entryHostOnly[e] === 0) && this.verify(e, end)) return e;
+        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS && (end < this.hostEnd || this.entryHostOnly[e] === 0) && this.verify(e, end, this.folded.marks)) return e;
       }
     }
     return -1;
@@ -480,8 +516,7 @@ export class KeywordSet {
    * every word of the text in the match either has no diacritics, or has the
    * keyword word's diacritics (modifiers letter by letter, tones per word).
    */
-  private verify(e: number, end: number): boolean {
-    const textMarks = this.folded.marks;
+  private verify(e: number, end: number, textMarks: Int32Array): boolean {
     const patternBase = this.patternBase;
     const patternMarks = this.patternMarks;
     const offset = this.entryOffset[e]!;

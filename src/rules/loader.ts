@@ -14,6 +14,8 @@ import { overlayLineCount, overlaySourceName, type PolicyOverlay } from './overl
 import { readBundledManifest, readBundledText, type BundledList } from './bundled.js';
 import { BrandSetBuilder } from '../policy/brands.js';
 import { BrandDeriver, loadCategoryBrands } from './brands.js';
+import { PhraseSetBuilder, attachContentRules } from '../policy/phrases.js';
+import { addPhrasesFile } from './phrases-file.js';
 
 /** The rule files a category folder may hold (docs/contract.md §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -93,6 +95,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const domains = new DomainSetBuilder();
   const urls = new UrlSetBuilder();
   const keywords = new KeywordSetBuilder();
+  const phrases = new PhraseSetBuilder();
   const categoryIds = new Map<string, number>();
   const brands = new BrandSetBuilder();
   const brandContext = { fileNames, brands, keywords, problems, displayPath };
@@ -144,6 +147,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       }
     }
     if (brandDeriver !== null) brandDerivers.set(id, { deriver: brandDeriver, folder });
+    const phrasesFile = path.join(folder, 'phrases'); // docs/contract.md §8
+    await addPhrasesFile(phrasesFile, displayPath(phrasesFile), id, fileNames, phrases, problems);
   }
 
   for (const list of options.lists ?? []) addListRules(list, categoryIds, available, { domains, urls, keywords }, fileNames, problems, brandDerivers);
@@ -305,6 +310,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   };
   const policy = new Policy(compiled, options);
   ORGANISATIONS.set(policy, config.organisation);
+  const contentLimits = config.profiles.flatMap((p) => (p.contentLimit === null ? [] : [[p.id, p.contentLimit] as const]));
+  attachContentRules(policy, { phrases: phrases.build(), limits: new Map(contentLimits) });
   return { policy, problems: problems.items, stats };
 }
 

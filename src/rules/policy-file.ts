@@ -24,6 +24,8 @@ export interface ProfileConfig {
   readonly safeSearch: SafeSearchSettings;
   readonly inspect: boolean;
   readonly defaultAction: Action;
+  /** Content score at which a page is blocked (docs/contract.md §8); null: pages are not inspected. */
+  readonly contentLimit: number | null;
 }
 
 export interface PolicyConfig {
@@ -41,7 +43,7 @@ export interface PolicyConfig {
 const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth', 'organisation', 'intercept']);
 const PROFILE_FIELDS = new Set([
   'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
-  'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action',
+  'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action', 'content_limit',
 ]);
 const PROFILE_ID = /^[a-z0-9][a-z0-9_-]*$/;
 
@@ -196,6 +198,7 @@ class PolicyReader {
         safeSearch: this.readSafeSearch(settings.get('safe_search')),
         inspect: this.readBoolean(settings.get('inspect'), false),
         defaultAction: defaultAction === 'block' ? 'block' : 'allow',
+        contentLimit: this.readContentLimit(settings.get('content_limit')),
       });
     }
     return result;
@@ -206,6 +209,13 @@ class PolicyReader {
     if (isScalar(pair.value) && (typeof pair.value.value === 'string' || typeof pair.value.value === 'number')) return String(pair.value.value);
     this.error(pair.value as Node, `"${String((pair.key as { value?: unknown })?.value)}" must be a text value`);
     return fallback;
+  }
+
+  private readContentLimit(pair: Pair | undefined): number | null {
+    if (!pair || (isScalar(pair.value) && pair.value.value === null)) return null;
+    if (isScalar(pair.value) && Number.isInteger(pair.value.value) && (pair.value.value as number) > 0) return pair.value.value as number;
+    this.error(pair.value as Node, 'content_limit must be a whole number above 0 (the page score that blocks), e.g. 100');
+    return null;
   }
 
   private readBoolean(pair: Pair | undefined, fallback: boolean): boolean {

@@ -10,3 +10,4 @@ export * from './origins.js';
 export * from './raw-origin.js';
 export * from './rules.js';
 export * from './sockets.js';
+export * from './content-pages.js';

@@ -1,0 +1,246 @@
+/**
+ * Streaming content inspection of one response (docs/contract.md §8), sans-IO: the
+ * proxy hands over the body as it arrives and sends on what `pass` returns.
+ *
+ *   const inspection = ContentInspection.for(policy, profileId);   // null: not inspected
+ *   const inspector = inspection?.begin(contentType, contentEncoding, headers); // null: not text
+ *   for each chunk: const { pass, verdict } = await inspector.write(chunk);
+ *   at the end:     const { pass, verdict } = await inspector.end();
+ *
+ * The first `holdBackBytes` of the body (as sent, before decoding) are held back: a
+ * page that crosses its limit within them gets the block page instead of half a
+ * page. The verdict over the held prefix falls when it is full (or the body ends), so
+ * harmless context anywhere in it counts. Past the prefix, bytes pass as they arrive
+ * and a verdict ends the response. Writes must be awaited one at a time.
+ *
+ * Inspection fails open: a body whose encoding is broken, or past `maxInspectedBytes`
+ * of text, passes unread (the URL rules have already decided the request).
+ */
+import { TextDecoder } from 'node:util';
+import type { Policy } from '../policy/engine.js';
+import type { PhraseScanner } from '../policy/phrases.js';
+import { PRESCAN_BYTES, byteOrderMark, charsetParameter, decoderFor, metaCharset } from './charset.js';
+import { StreamDecoder, contentCoding } from './decoding.js';
+import { MarkupText } from './markup.js';
+import { contentProfileOf, type ContentProfile, type ContentVerdict } from './profile.js';
+
+export type { ContentVerdict } from './profile.js';
+
+export interface InspectionOptions {
+  /** Body bytes held back before the first byte is sent (default 64 KiB). */
+  readonly holdBackBytes?: number;
+  /** Decoded bytes read per response; the rest passes unread (default 4 MiB). */
+  readonly maxInspectedBytes?: number;
+}
+
+export interface InspectStep {
+  /** Bytes to send to the client now, in order (the origin's bytes, still encoded). */
+  readonly pass: readonly Buffer[];
+  /** Set once the page is blocked: send nothing more (the block page if nothing was sent yet). */
+  readonly verdict?: ContentVerdict;
+}
+
+export const DEFAULT_HOLD_BACK = 64 * 1024;
+export const DEFAULT_MAX_INSPECTED = 4 * 1024 * 1024;
+
+const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
+const NOTHING: readonly Buffer[] = [];
+const STREAM = { stream: true } as const;
+
+export type InspectedHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** Content inspection for one profile of one policy; null from `for` when the profile has no content_limit. */
+export class ContentInspection {
+  private readonly holdBack: number;
+  private readonly maxInspected: number;
+
+  constructor(
+    readonly profile: ContentProfile,
+    options: InspectionOptions = {},
+  ) {
+    this.holdBack = options.holdBackBytes ?? DEFAULT_HOLD_BACK;
+    this.maxInspected = options.maxInspectedBytes ?? DEFAULT_MAX_INSPECTED;
+  }
+
+  static for(policy: Policy, profileId: string, options?: InspectionOptions): ContentInspection | null {
+    const profile = contentProfileOf(policy, profileId);
+    return profile === null ? null : new ContentInspection(profile, options);
+  }
+
+  /**
+   * An inspector for a response, or null when it is not read: not text/html,
+   * text/plain or XHTML, a download (Content-Disposition: attachment), or an encoding
+   * other than gzip, deflate and br.
+   */
+  begin(contentType: string | undefined, contentEncoding: string | undefined, headers: InspectedHeaders = {}): ContentInspector | null {
+    const type = (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
+    const html = HTML_TYPES.has(type);
+    if (!html && type !== 'text/plain') return null;
+    const disposition = headers['content-disposition'];
+    if (typeof disposition === 'string' && disposition.trim().toLowerCase().startsWith('attachment')) return null;
+    const coding = contentCoding(contentEncoding);
+    if (coding === undefined) return null;
+    return new ContentInspector(this.profile, {
+      html,
+      charset: contentType === undefined ? null : charsetParameter(contentType),
+      decoder: coding === null ? null : new StreamDecoder(coding),
+      holdBack: this.holdBack,
+      maxInspected: this.maxInspected,
+    });
+  }
+}
+
+interface InspectorSetup {
+  readonly html: boolean;
+  readonly charset: string | null;
+  readonly decoder: StreamDecoder | null;
+  readonly holdBack: number;
+  readonly maxInspected: number;
+}
+
+export class ContentInspector {
+  private readonly scanner: PhraseScanner;
+  private readonly markup: MarkupText | null;
+  private readonly decoder: StreamDecoder | null;
+  private text: TextDecoder | null = null;
+  /** Decoded bytes kept until the charset is known (BOM, header or `<meta>`). */
+  private undecided: Buffer[] = [];
+  private undecidedBytes = 0;
+  private inspecting = true;
+  private inspectedBytes = 0;
+
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private released = false;
+  private verdict: ContentVerdict | null = null;
+  private checkedChanges = -1;
+  private checkedRating = false;
+
+  constructor(
+    private readonly profile: ContentProfile,
+    private readonly setup: InspectorSetup,
+  ) {
+    this.scanner = profile.scanner();
+    this.markup = setup.html ? new MarkupText(this.scanner) : null;
+    this.decoder = setup.decoder;
+  }
+
+  /** The phrase scores so far, per category id (for measurements and `lachan check`-style tools). */
+  get scores(): Int32Array {
+    return this.scanner.scores;
+  }
+
+  get title(): string | null {
+    return this.markup?.title ?? null;
+  }
+
+  async write(chunk: Buffer): Promise<InspectStep> {
+    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
+    if (!this.released) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+    }
+    if (this.inspecting) {
+      if (this.decoder === null) this.read(chunk);
+      else for (const piece of await this.decoder.decode(chunk)) this.read(piece);
+    }
+    const alreadyReleased = this.released;
+    const step = this.step(false);
+    if (step.verdict !== undefined || !alreadyReleased) return step;
+    return { pass: [chunk] };
+  }
+
+  async end(): Promise<InspectStep> {
+    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
+    if (this.inspecting) {
+      if (this.decoder !== null) for (const piece of await this.decoder.end()) this.read(piece);
+      if (this.text === null) this.decide();
+      this.feed(this.text!.decode());
+      this.markup?.end();
+      this.scanner.finish();
+      this.stopInspecting();
+    }
+    return this.step(true);
+  }
+
+  /** Abandons the response (client gone): frees the decoder. */
+  close(): void {
+    this.stopInspecting();
+    this.held = [];
+  }
+
+  private step(final: boolean): InspectStep {
+    const due = this.released || final || this.heldBytes >= this.setup.holdBack;
+    if (due) this.scanner.flush();
+    const rating = this.markup?.adultRating ?? false;
+    if (due && (this.scanner.changes !== this.checkedChanges || rating !== this.checkedRating)) {
+      this.checkedChanges = this.scanner.changes;
+      this.checkedRating = rating;
+      this.verdict = this.profile.verdictOf(this.scanner, rating, this.title);
+    }
+    if (this.verdict !== null) {
+      this.close();
+      return { pass: NOTHING, verdict: this.verdict };
+    }
+    if (this.released || !due) return { pass: NOTHING };
+    this.released = true;
+    const held = this.held;
+    this.held = [];
+    return { pass: held };
+  }
+
+  /** Reads decoded body bytes, up to maxInspected in all. */
+  private read(bytes: Buffer): void {
+    if (!this.inspecting) return;
+    if (this.decoder?.broken === true) {
+      this.stopInspecting();
+      return;
+    }
+    const room = this.setup.maxInspected - this.inspectedBytes;
+    if (bytes.length > room) bytes = bytes.subarray(0, room);
+    this.inspectedBytes += bytes.length;
+    if (this.text === null) {
+      this.undecided.push(bytes);
+      this.undecidedBytes += bytes.length;
+      if (this.undecidedBytes < PRESCAN_BYTES && !this.bomDecides()) return;
+      this.decide();
+    } else {
+      this.feed(this.text.decode(bytes, STREAM));
+    }
+    if (this.inspectedBytes >= this.setup.maxInspected) {
+      this.feed(this.text!.decode());
+      this.markup?.end();
+      this.scanner.finish();
+      this.stopInspecting();
+    }
+  }
+
+  /** A BOM settles the charset with its first bytes, without waiting for the prescan. */
+  private bomDecides(): boolean {
+    return this.undecidedBytes >= 3 && byteOrderMark(this.undecided[0]!.length >= 3 ? this.undecided[0]! : Buffer.concat(this.undecided)) !== null;
+  }
+
+  private decide(): void {
+    const head = this.undecided.length === 1 ? this.undecided[0]! : Buffer.concat(this.undecided);
+    this.undecided = [];
+    const bom = byteOrderMark(head);
+    if (bom !== null) this.text = new TextDecoder(bom.encoding);
+    else if (this.setup.charset !== null) this.text = decoderFor(this.setup.charset, false);
+    else {
+      const meta = this.markup === null ? null : metaCharset(head);
+      this.text = decoderFor(meta, true);
+    }
+    this.feed(this.text.decode(head, STREAM));
+  }
+
+  private feed(text: string): void {
+    if (text.length === 0) return;
+    if (this.markup !== null) this.markup.write(text);
+    else this.scanner.append(text);
+  }
+
+  private stopInspecting(): void {
+    this.inspecting = false;
+    this.decoder?.dispose();
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * The readable text of an HTML page, extracted as it streams in: a small state
+ * machine over characters (not a DOM), with its state carried across chunks, so a
+ * tag, an entity or a word cut by a chunk boundary reads as if whole.
+ *
+ * Text between tags goes to the sink; every tag is a word break (a page puts words
+ * in separate cells, not halves of one word in two tags). Script, style, comments
+ * and the content of tags are not text. Character references (`&#7897;`, `&agrave;`,
+ * which older Vietnamese pages use for every accented letter) are decoded. Besides
+ * the text, it reads `<title>` and the `<meta name="rating">` adult labels.
+ */
+import { attributeValue } from './charset.js';
+
+export interface TextSink {
+  append(text: string, start: number, end: number): void;
+  separate(): void;
+}
+
+const enum State {
+  Text,
+  TagOpen,
+  TagName,
+  InTag,
+  InQuote,
+  Comment,
+  Declaration,
+  Raw,
+  Entity,
+}
+
+/** Labels that mark a page for adults only: the RTA label and the common `adult`/`mature`. */
+const ADULT_RATINGS = ['rta-5042-1996-1400-1577-rta', 'adult', 'mature', 'restricted'];
+const TITLE_LIMIT = 200;
+const TAG_TEXT_LIMIT = 1024;
+const ENTITY_LIMIT = 12;
+
+/**
+ * Named references that stand for letters or spaces in Vietnamese and English pages;
+ * any other name is read as a word break, which is what most of them are.
+ */
+const NAMED_ENTITIES: Readonly<Record<string, string>> = {
+  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', shy: '',
+  agrave: 'à', aacute: 'á', acirc: 'â', atilde: 'ã', egrave: 'è', eacute: 'é', ecirc: 'ê',
+  igrave: 'ì', iacute: 'í', ograve: 'ò', oacute: 'ó', ocirc: 'ô', otilde: 'õ', ugrave: 'ù',
+  uacute: 'ú', yacute: 'ý', Agrave: 'À', Aacute: 'Á', Acirc: 'Â', Atilde: 'Ã', Egrave: 'È',
+  Eacute: 'É', Ecirc: 'Ê', Igrave: 'Ì', Iacute: 'Í', Ograve: 'Ò', Oacute: 'Ó', Ocirc: 'Ô',
+  Otilde: 'Õ', Ugrave: 'Ù', Uacute: 'Ú', Yacute: 'Ý',
+};
+
+function isLetter(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
+}
+
+export class MarkupText {
+  /** The page's title (first 200 characters), once its closing tag was read. */
+  title: string | null = null;
+  /** Whether a `<meta name="rating">` labelled the page for adults. */
+  adultRating = false;
+
+  private state = State.Text;
+  private tagName = '';
+  private closing = false;
+  /** Lower-cased text of a `<meta>` tag being read, for its attributes. */
+  private tagText: string | null = null;
+  private quote = 0;
+  /** `</script` or `</style` while inside one; how much of it was matched so far. */
+  private rawEnd = '';
+  private rawMatched = 0;
+  private dashes = 0;
+  private entity = '';
+  private inTitle = false;
+  private titleText = '';
+
+  constructor(private readonly sink: TextSink) {}
+
+  write(s: string): void {
+    const end = s.length;
+    let i = 0;
+    // Where the next `&` is, remembered: most chunks have none, and searching the rest
+    // of the chunk again after every tag would cost the chunk's length per tag.
+    let amp = -1;
+    while (i < end) {
+      switch (this.state) {
+        case State.Text: {
+          // The common case: jump to the next `<` or `&`, hand over the text before it.
+          let next = s.indexOf('<', i);
+          if (next < 0) next = end;
+          if (amp < i) {
+            amp = s.indexOf('&', i);
+            if (amp < 0) amp = end;
+          }
+          if (amp < next) next = amp;
+          if (next > i) this.text(s, i, next);
+          if (next === end) return;
+          if (s.charCodeAt(next) === 0x3c) this.state = State.TagOpen;
+          else {
+            this.state = State.Entity;
+            this.entity = '';
+          }
+          i = next + 1;
+          break;
+        }
+        case State.TagOpen: {
+          const c = s.charCodeAt(i);
+          this.closing = c === 0x2f;
+          this.tagName = '';
+          if (c === 0x21 /* ! */) {
+            this.state = State.Declaration;
+            this.dashes = 0;
+            i++;
+          } else if (c === 0x2f || isLetter(c)) {
+            this.state = State.TagName;
+            if (c === 0x2f) i++;
+          } else {
+            this.sink.separate(); // a lone `<` (`a < b`) is punctuation
+            this.state = State.Text;
+          }
+          break;
+        }
+        case State.TagName: {
+          const c = s.charCodeAt(i);
+          if (isLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d) {
+            if (this.tagName.length < 16) this.tagName += String.fromCharCode(c | 0x20);
+            i++;
+          } else {
+            this.state = State.InTag;
+            this.tagText = !this.closing && this.tagName === 'meta' ? '' : null;
+          }
+          break;
+        }
+        case State.InTag:
+        case State.InQuote: {
+          const start = i;
+          for (; i < end; i++) {
+            const c = s.charCodeAt(i);
+            if (this.state === State.InQuote) {
+              if (c === this.quote) this.state = State.InTag;
+            } else if (c === 0x22 || c === 0x27) {
+              this.state = State.InQuote;
+              this.quote = c;
+            } else if (c === 0x3e) break;
+          }
+          if (this.tagText !== null && this.tagText.length < TAG_TEXT_LIMIT) this.tagText += s.slice(start, i).toLowerCase();
+          if (i < end) {
+            i++;
+            this.endOfTag();
+          }
+          break;
+        }
+        case State.Declaration: {
+          // `<!--` opens a comment; `<!DOCTYPE …>` and the like end at `>`.
+          const c = s.charCodeAt(i);
+          if (c === 0x2d && this.dashes < 2) {
+            this.dashes++;
+            i++;
+            if (this.dashes === 2) {
+              this.state = State.Comment;
+              this.dashes = 0;
+            }
+          } else {
+            this.state = State.InTag;
+          }
+          break;
+        }
+        case State.Comment: {
+          for (; i < end; i++) {
+            const c = s.charCodeAt(i);
+            if (c === 0x3e && this.dashes >= 2) break;
+            this.dashes = c === 0x2d ? this.dashes + 1 : 0;
+          }
+          if (i < end) {
+            i++;
+            this.state = State.Text;
+            this.sink.separate();
+          }
+          break;
+        }
+        case State.Raw:
+          i = this.raw(s, i);
+          break;
+        case State.Entity: {
+          const c = s.charCodeAt(i);
+          if ((isLetter(c) || (c >= 0x30 && c <= 0x39) || (c === 0x23 && this.entity === '')) && this.entity.length < ENTITY_LIMIT) {
+            this.entity += s[i];
+            i++;
+          } else {
+            if (c === 0x3b) i++;
+            this.endOfEntity();
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  /** The end of the page: an entity or title still open ends here. */
+  end(): void {
+    if (this.state === State.Entity) this.endOfEntity();
+    this.sink.separate();
+  }
+
+  private text(s: string, start: number, end: number): void {
+    this.sink.append(s, start, end);
+    if (this.inTitle && this.titleText.length < TITLE_LIMIT) this.titleText += s.slice(start, Math.min(end, start + TITLE_LIMIT - this.titleText.length));
+  }
+
+  private endOfTag(): void {
+    this.state = State.Text;
+    this.sink.separate();
+    const name = this.tagName;
+    if (this.closing) {
+      if (name === 'title' && this.inTitle) {
+        this.inTitle = false;
+        this.title = this.titleText.replace(/\s+/gu, ' ').trim();
+      }
+      return;
+    }
+    if (name === 'script' || name === 'style') {
+      this.state = State.Raw;
+      this.rawEnd = `</${name}`;
+      this.rawMatched = 0;
+    } else if (name === 'title' && this.title === null) {
+      this.inTitle = true;
+      this.titleText = '';
+    } else if (this.tagText !== null) {
+      const tag = ` ${this.tagText}`;
+      this.tagText = null;
+      if (attributeValue(tag, 'name')?.trim() === 'rating') {
+        const content = attributeValue(tag, 'content') ?? '';
+        if (ADULT_RATINGS.some((label) => content.includes(label))) this.adultRating = true;
+      }
+    }
+  }
+
+  /** Skips script or style text up to its end tag, which may be cut by a chunk boundary. */
+  private raw(s: string, i: number): number {
+    const target = this.rawEnd;
+    const end = s.length;
+    while (i < end) {
+      if (this.rawMatched === 0) {
+        const lt = s.indexOf('<', i);
+        if (lt < 0) return end;
+        i = lt + 1;
+        this.rawMatched = 1;
+        continue;
+      }
+      const c = s.charCodeAt(i) | (this.rawMatched >= 2 ? 0x20 : 0);
+      if (c === target.charCodeAt(this.rawMatched)) {
+        i++;
+        if (++this.rawMatched === target.length) {
+          this.rawMatched = 0;
+          this.closing = true;
+          this.tagName = target.slice(2);
+          this.tagText = null;
+          this.state = State.InTag;
+          return i;
+        }
+      } else {
+        this.rawMatched = 0;
+      }
+    }
+    return i;
+  }
+
+  private endOfEntity(): void {
+    this.state = State.Text;
+    const name = this.entity;
+    let value: string | undefined;
+    if (name.charCodeAt(0) === 0x23) {
+      const hex = name.charCodeAt(1) === 0x78 || name.charCodeAt(1) === 0x58;
+      const code = Number.parseInt(name.slice(hex ? 2 : 1), hex ? 16 : 10);
+      if (Number.isInteger(code) && code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff)) value = String.fromCodePoint(code);
+    } else {
+      value = NAMED_ENTITIES[name];
+    }
+    if (value === undefined) this.sink.separate();
+    else if (value.length > 0) this.text(value, 0, value.length);
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The streaming inspector stage by stage (docs/contract.md §8), with a small rules
+ * folder: phrases and markup cut at every byte, charsets, content codings, the held
+ * prefix and the late verdict, and the responses it must leave alone.
+ */
+import zlib from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPolicy } from '../src/rules/loader.js';
+import { ContentInspection } from '../src/content/inspector.js';
+import { MarkupText } from '../src/content/markup.js';
+import type { Policy } from '../src/policy/engine.js';
+import { encodeWindows1258, makeRulesDir, removeDir, runInspection, type ServedPage } from './harness/index.js';
+
+const POLICY = `version: 1
+default_profile: young
+profiles:
+  young:
+    name: "Tiểu học"
+    block_categories: [gambling, adult]
+    content_limit: 60
+  older:
+    name: "THPT"
+    block_categories: [gambling, adult]
+    content_limit: 150
+  staff:
+    name: "Giáo viên"
+    block_categories: [gambling]
+`;
+const GAMBLING_PHRASES = `# test phrases
+60 cá độ bóng đá
+30 nhà cái
+30 soi kèo
+-40 công an
+`;
+const ADULT_PHRASES = `60 phim người lớn
+`;
+
+let dir: string;
+let policy: Policy;
+let young: ContentInspection;
+beforeAll(async () => {
+  dir = makeRulesDir({
+    'policy.yaml': POLICY,
+    'categories/gambling/domains': 'example-bet.com\n',
+    'categories/gambling/phrases': GAMBLING_PHRASES,
+    'categories/adult/phrases': ADULT_PHRASES,
+  });
+  policy = await loadPolicy(dir);
+  young = ContentInspection.for(policy, 'young')!;
+});
+afterAll(() => removeDir(dir));
+
+function html(body: string, head = '<meta charset="utf-8">'): string {
+  return `<!DOCTYPE html><html><head>${head}<title>Trang thử</title></head><body>${body}</body></html>`;
+}
+
+function page(body: Buffer | string, contentType = 'text/html; charset=utf-8', contentEncoding?: string): ServedPage {
+  return { variant: 'test', contentType, contentEncoding, body: typeof body === 'string' ? Buffer.from(body) : body };
+}
+
+/** Runs `body` split in two at every byte offset, and returns the verdict categories seen. */
+async function verdictsAtEverySplit(inspection: ContentInspection, served: ServedPage): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (let cut = 0; cut <= served.body.length; cut++) {
+    const inspector = inspection.begin(served.contentType, served.contentEncoding)!;
+    const first = await inspector.write(served.body.subarray(0, cut));
+    const second = first.verdict ? first : await inspector.write(served.body.subarray(cut));
+    const last = second.verdict ? second : await inspector.end();
+    seen.add(last.verdict?.category ?? '-');
+  }
+  return seen;
+}
+
+describe('profiles', () => {
+  it('inspects only profiles with a content_limit', () => {
+    expect(ContentInspection.for(policy, 'staff')).toBeNull();
+    expect(ContentInspection.for(policy, 'older')!.profile.limit).toBe(150);
+    expect(ContentInspection.for(policy, 'nobody')).toBeNull();
+  });
+
+  it('leaves images, downloads and unknown codings alone', () => {
+    expect(young.begin('image/jpeg', undefined)).toBeNull();
+    expect(young.begin('application/octet-stream', undefined)).toBeNull();
+    expect(young.begin('text/html', 'zstd')).toBeNull();
+    expect(young.begin('text/plain', undefined, { 'content-disposition': 'attachment; filename="a.txt"' })).toBeNull();
+    expect(young.begin('application/xhtml+xml; charset=utf-8', 'gzip')).not.toBeNull();
+  });
+});
+
+describe('scoring', () => {
+  it('sums distinct phrases only, counts negative context, and blocks at the limit', async () => {
+    const once = await runInspection(young, page(html('<p>Soi kèo nhà cái hôm nay</p>')));
+    expect(once.verdict).toMatchObject({ category: 'gambling', score: 60, limit: 60, reason: 'score', title: 'Trang thử' });
+    const repeated = await runInspection(young, page(html('<p>nhà cái nhà cái nhà cái nhà cái</p>')));
+    expect(repeated.verdict).toBeNull();
+    const news = await runInspection(young, page(html('<p>Công an triệt phá đường dây cá độ bóng đá.</p>')));
+    expect(news.verdict).toBeNull();
+    expect(news.scores![policy.rules.categoryNames.indexOf('gambling')]).toBe(20);
+    const site = await runInspection(young, page(html('<p>Công an không bắt được: cá độ bóng đá, soi kèo, nhà cái.</p>')));
+    expect(site.verdict).toMatchObject({ category: 'gambling', score: 80 });
+  });
+
+  it('matches without diacritics, in NFD and in upper case, but not with other diacritics', async () => {
+    for (const text of ['ca do bong da', 'CÁ ĐỘ BÓNG ĐÁ', 'cá độ bóng đá'.normalize('NFD')]) {
+      expect((await runInspection(young, page(html(`<p>${text}</p>`)))).verdict?.category).toBe('gambling');
+    }
+    expect((await runInspection(young, page(html('<p>cà đồ bông đà</p>')))).verdict).toBeNull();
+  });
+
+  it('blocks on an adult rating label when the profile blocks adult', async () => {
+    const labelled = html('<p>Xin chào</p>', '<meta charset="utf-8"><meta content="RTA-5042-1996-1400-1577-RTA" name="rating">');
+    expect((await runInspection(young, page(labelled))).verdict).toMatchObject({ category: 'adult', reason: 'rating' });
+    expect((await runInspection(young, page(html('<p>Xin chào</p>', '<meta name="rating" content="general">')))).verdict).toBeNull();
+  });
+});
+
+describe('chunk boundaries', () => {
+  it('finds a phrase cut at any byte, in UTF-8 and in NFD', async () => {
+    expect(await verdictsAtEverySplit(young, page(html('<p>Đây là trang cá độ bóng đá</p>')))).toEqual(new Set(['gambling']));
+    expect(await verdictsAtEverySplit(young, page(html('<p>Đây là trang cá độ bóng đá</p>').normalize('NFD')))).toEqual(new Set(['gambling']));
+  });
+
+  it('reads entities and ignores script, style, comments and attributes at any cut', async () => {
+    const entities = html('<p>c&aacute; &#273;&#7897; b&#xF3;ng &#273;&aacute;</p>');
+    expect(await verdictsAtEverySplit(young, page(entities))).toEqual(new Set(['gambling']));
+    const hidden = html('<script>var a = "cá độ bóng đá </p>"; if (a < b) {}</script><style>p{} /* cá độ bóng đá */</style><!-- cá độ bóng đá --><img alt="cá độ bóng đá"><p>Trang nấu ăn</p>');
+    expect(await verdictsAtEverySplit(young, page(hidden))).toEqual(new Set(['-']));
+  });
+
+  it('reads text after a script that ends at any cut', async () => {
+    const after = html('<SCRIPT type="text/javascript">x = 1 < 2;</SCRIPT ><p>cá độ bóng đá</p>');
+    expect(await verdictsAtEverySplit(young, page(after))).toEqual(new Set(['gambling']));
+  });
+
+  it('decodes gzip, deflate (wrapped and raw) and br cut at any byte', async () => {
+    const body = html('<p>Trang cá độ bóng đá</p>');
+    for (const [coding, bytes] of [
+      ['gzip', zlib.gzipSync(body)],
+      ['deflate', zlib.deflateSync(body)],
+      ['deflate', zlib.deflateRawSync(body)],
+      ['br', zlib.brotliCompressSync(body)],
+    ] as const) {
+      expect(await verdictsAtEverySplit(young, page(bytes, 'text/html', coding))).toEqual(new Set(['gambling']));
+    }
+  });
+
+  it('passes a body whose coding is broken, unread', async () => {
+    const run = await runInspection(young, page(Buffer.from('not gzip at all, cá độ bóng đá'), 'text/html', 'gzip'));
+    expect(run.verdict).toBeNull();
+    expect(run.passed.toString()).toBe('not gzip at all, cá độ bóng đá');
+  });
+});
+
+describe('charsets', () => {
+  const text = '<p>Trang cá độ bóng đá</p>';
+
+  it('reads windows-1258 declared in the header or a meta tag, at any cut', async () => {
+    expect(await verdictsAtEverySplit(young, page(encodeWindows1258(html(text, '')), 'text/html; charset=windows-1258'))).toEqual(new Set(['gambling']));
+    const meta = html(text, '<meta http-equiv="Content-Type" content="text/html; charset=windows-1258">');
+    expect(await verdictsAtEverySplit(young, page(encodeWindows1258(meta), 'text/html'))).toEqual(new Set(['gambling']));
+    // Read as UTF-8, windows-1258 bytes are not the phrase: the declaration matters.
+    expect((await runInspection(young, page(encodeWindows1258(html(text, '')), 'text/html'))).verdict).toBeNull();
+  });
+
+  it('reads UTF-16 by its byte order mark, and windows-1252 English', async () => {
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(html(text, ''), 'utf16le')]);
+    expect(await verdictsAtEverySplit(young, page(utf16, 'text/html'))).toEqual(new Set(['gambling']));
+    const adult = Buffer.from(html('<p>Phim ngu\u00f4\u0300i l\u01a1\u0301n</p>', '<meta charset="windows-1252">'), 'latin1');
+    // windows-1252 has no ơ: this page cannot say the phrase, and must not crash either.
+    expect((await runInspection(young, page(adult, 'text/html'))).verdict).toBeNull();
+    const english = Buffer.from(html('<p>Caf\u00e9 phim người lớn</p>'));
+    expect((await runInspection(young, page(english, 'text/html; charset=utf-8'))).verdict?.category).toBe('adult');
+  });
+
+  it('reads text/plain without markup', async () => {
+    expect((await runInspection(young, page('soi kèo <b>nhà cái</b>', 'text/plain'))).verdict?.category).toBe('gambling');
+  });
+});
+
+describe('holding back', () => {
+  const filler = '<p>Trường em có vườn hoa đẹp. </p>'.repeat(3000); // about 100 KB
+
+  it('holds back the prefix and sends nothing of a page blocked within it', async () => {
+    const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 64 * 1024 })!;
+    const run = await runInspection(inspection, page(html(`<p>cá độ bóng đá</p>${filler}`)), 4096);
+    expect(run.verdict?.category).toBe('gambling');
+    expect(run.passedBeforeVerdict).toBe(0);
+  });
+
+  it('sends a clean page whole, the prefix once it is full', async () => {
+    const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 16 * 1024 })!;
+    const body = html(filler);
+    const inspector = inspection.begin('text/html', undefined)!;
+    const first = await inspector.write(Buffer.from(body).subarray(0, 8192));
+    expect(first.pass.length).toBe(0);
+    const second = await inspector.write(Buffer.from(body).subarray(8192, 20_000));
+    expect(Buffer.concat(second.pass).length).toBe(20_000);
+    const rest = await inspector.write(Buffer.from(body).subarray(20_000));
+    const end = await inspector.end();
+    expect(Buffer.concat([...second.pass, ...rest.pass, ...end.pass]).toString()).toBe(body);
+  });
+
+  it('ends a page that crosses the limit past the prefix', async () => {
+    const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 16 * 1024 })!;
+    const body = html(`${filler}<p>cá độ bóng đá</p>${filler}`);
+    const run = await runInspection(inspection, page(body), 4096);
+    expect(run.verdict?.category).toBe('gambling');
+    expect(run.passedBeforeVerdict).toBeGreaterThan(16 * 1024);
+    expect(run.passedBeforeVerdict).toBeLessThan(Buffer.byteLength(body));
+  });
+
+  it('counts context anywhere in the prefix before judging', async () => {
+    const body = html(`<p>cá độ bóng đá</p>${'<p>x</p>'.repeat(500)}<p>Công an khởi tố</p>`);
+    expect((await runInspection(young, page(body), 512)).verdict).toBeNull();
+  });
+});
+
+describe('markup', () => {
+  it('reads the title and the rating label whatever the attribute order', () => {
+    const text: string[] = [];
+    const markup = new MarkupText({ append: (s, a, b) => void text.push(s.slice(a, b)), separate: () => void text.push('|') });
+    markup.write('<html><head><title>Tin  &amp; bài</title><meta content="adult" name=\'rating\'></head><body>a<br/>b</body>');
+    markup.end();
+    expect(markup.title).toBe('Tin & bài');
+    expect(markup.adultRating).toBe(true);
+    expect(text.join('').replace(/\|+/g, '|')).toBe('|Tin  & bài|a|b|');
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Phrases files and content_limit in the rules folder (docs/contract.md §8): broken
+ * lines are refused as FILE:LINE by `lachan rules lint`, and the compiled scanner
+ * carries its state across pieces of text cut anywhere.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { PhraseSetBuilder } from '../src/policy/phrases.js';
+import { lachan, makeRulesDir, removeDir } from './harness/index.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach(removeDir));
+
+const POLICY = `version: 1
+default_profile: young
+profiles:
+  young:
+    name: "Tiểu học"
+    block_categories: [gambling]
+    content_limit: 60
+`;
+
+describe('lachan rules lint on phrases', () => {
+  it('reports every broken phrases line as FILE:LINE and exits 1', () => {
+    const dir = makeRulesDir({
+      'policy.yaml': POLICY,
+      'categories/gambling/phrases': ['# comment', '40 nhà cái', 'nhà cái uy tín', '0 soi kèo', '5000 lô đề', '30 ab', '30 *ab*', '30 lo*de', '-20 công an', ''].join('\n'),
+    });
+    dirs.push(dir);
+    const result = lachan(['rules', 'lint', '--rules', dir]);
+    expect(result.code).toBe(1);
+    const file = `${dir}/categories/gambling/phrases`;
+    const lines = result.stdout.split('\n').filter((l) => l.startsWith(file)).map((l) => l.slice(file.length));
+    expect(lines).toEqual([
+      expect.stringMatching(/^:3: expected "<weight> <phrase>"/),
+      expect.stringMatching(/^:4: weight must be a non-zero integer/),
+      expect.stringMatching(/^:5: weight must be a non-zero integer/),
+      expect.stringMatching(/^:6: phrase "ab": a one-word keyword needs at least 3 letters/),
+      expect.stringMatching(/^:7: phrase "\*ab\*": a keyword with '\*' needs at least 4/),
+      expect.stringMatching(/^:8: phrase "lo\*de": '\*' is allowed only at the start or the end/),
+    ]);
+  });
+
+  it('refuses a content_limit that is not a whole number above 0, at its line', () => {
+    const dir = makeRulesDir({ 'policy.yaml': POLICY.replace('content_limit: 60', 'content_limit: nhiều'), 'categories/gambling/phrases': '40 nhà cái\n' });
+    dirs.push(dir);
+    const result = lachan(['rules', 'lint', '--rules', dir]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/policy\.yaml:7: content_limit must be a whole number above 0/);
+  });
+
+  it('accepts a clean folder', () => {
+    const dir = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/phrases': '40 nhà cái\n-20 công an\n30 *nhacai*\n' });
+    dirs.push(dir);
+    expect(lachan(['rules', 'lint', '--rules', dir]).code).toBe(0);
+  });
+});
+
+describe('phrase scanner', () => {
+  const builder = new PhraseSetBuilder();
+  for (const [line, category] of [['50 cá độ bóng đá', 0], ['30 nhà cái', 0], ['-20 công an', 0], ['70 phim sex', 1], ['25 *nhacai*', 0]] as const) {
+    expect(builder.addLine(line, category, 1, 1)).toBeNull();
+  }
+  const phrases = builder.build();
+
+  function scoreInPieces(text: string, cuts: readonly number[]): number[] {
+    const scanner = phrases.scanner(2);
+    let from = 0;
+    for (const cut of [...cuts, text.length]) {
+      scanner.append(text, from, cut);
+      from = cut;
+    }
+    scanner.finish();
+    return [...scanner.scores];
+  }
+
+  it('scores the same whatever the text is cut into, NFC or NFD', () => {
+    for (const text of ['Công an: trang cá độ bóng đá của nhà cái, xem phim sex ở nhacaivip', 'Công an: trang cá độ bóng đá của nhà cái, xem phim sex ở nhacaivip'.normalize('NFD')]) {
+      const whole = scoreInPieces(text, []);
+      expect(whole).toEqual([50 + 30 - 20 + 25, 70]);
+      for (let a = 0; a <= text.length; a++) expect(scoreInPieces(text, [a])).toEqual(whole);
+      for (let a = 0; a < text.length; a += 3) for (let b = a; b <= text.length; b += 5) expect(scoreInPieces(text, [a, b])).toEqual(whole);
+    }
+  });
+
+  it('counts a phrase once however often it occurs, and reports it with its weight', () => {
+    const scanner = phrases.scanner(2);
+    scanner.append('nhà cái, nhà cái, NHA CAI');
+    scanner.finish();
+    expect([...scanner.scores]).toEqual([30, 0]);
+    expect(scanner.evidence(0)).toEqual(['nhà cái (30)']);
+  });
+});
