@@ -4,6 +4,7 @@ import type { Action, } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
 import { readOrganisation, type Organisation } from './organisation.js';
+import { readSchedules, type ScheduleConfig } from './schedule-config.js';
 
 /** A value from policy.yaml with the line it was written on. */
 export interface Located<T> {
@@ -24,6 +25,8 @@ export interface ProfileConfig {
   readonly safeSearch: SafeSearchSettings;
   readonly inspect: boolean;
   readonly defaultAction: Action;
+  /** Time bands (docs/contract.md §9); empty when the profile has none. */
+  readonly schedules: readonly ScheduleConfig[];
 }
 
 export interface PolicyConfig {
@@ -42,6 +45,7 @@ const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'con
 const PROFILE_FIELDS = new Set([
   'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
   'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action',
+  'schedules',
 ]);
 const PROFILE_ID = /^[a-z0-9][a-z0-9_-]*$/;
 
@@ -196,6 +200,7 @@ class PolicyReader {
         safeSearch: this.readSafeSearch(settings.get('safe_search')),
         inspect: this.readBoolean(settings.get('inspect'), false),
         defaultAction: defaultAction === 'block' ? 'block' : 'allow',
+        schedules: readSchedules(settings.get('schedules')?.value as Node | undefined, this.lines, this.file, this.problems),
       });
     }
     return result;
