@@ -12,6 +12,7 @@ import { readAudit } from '../src/privacy/audit.js';
 import { ErasureQueue } from '../src/privacy/erasure-queue.js';
 import { execFile } from 'node:child_process';
 import { CLI, REPO_ROOT, lachan, makeRulesDir, removeDir } from './support/rules-dir.js';
+import { startLachan } from './helpers/lachan.js';
 
 /** The CLI run without blocking this process: the collector below answers from it. */
 function lachanAsync(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -130,6 +131,7 @@ describe('lachan privacy erase', () => {
       request.on('end', () => {
         void (async () => {
           try {
+            if (request.url !== '/api/v1/erasures') throw new HttpError(404, 'not_found', 'only erasures here');
             const token = (request.headers.authorization ?? '').replace(/^Bearer /, '');
             const who = await store.authenticate(token);
             if (who === null) throw new HttpError(401, 'unauthorized', 'bad token');
@@ -199,6 +201,27 @@ describe('lachan privacy erase', () => {
       expect(queue.all()).toHaveLength(2);
     } finally {
       queue.close();
+    }
+  });
+
+  it('lachan serve --central sends what is still queued', async () => {
+    const pending = () => {
+      const queue = new ErasureQueue(dataDir);
+      try {
+        return queue.pending().length;
+      } finally {
+        queue.close();
+      }
+    };
+    expect(pending()).toBe(1);
+    const gateway = await startLachan({ rulesDir, args: ['--data', dataDir, '--central', collectorUrl, '--school', schoolId, '--token-file', tokenFile] });
+    try {
+      const deadline = Date.now() + 20_000;
+      while (pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(pending()).toBe(0);
+      expect(store.database.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
+    } finally {
+      await gateway.stop();
     }
   });
 });

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { migrate } from '../events/schema.js';
 import { DAY_MS, ERASURE_QUEUE_RETENTION_DAYS } from './retention.js';
@@ -111,6 +111,8 @@ export async function sendErasures(queue: ErasureQueue, target: CollectorTarget)
 /** Sends the queue now and then every `intervalMs` (for `serve --central`); returns a stop function. */
 export function startErasureSender(dataDir: string, target: CollectorTarget, onError: (error: Error) => void, intervalMs = 600_000): () => void {
   const tick = () => {
+    // Most gateways never receive a request: no file, nothing to open.
+    if (!existsSync(path.join(dataDir, PRIVACY_DB_FILE))) return;
     const queue = new ErasureQueue(dataDir);
     queue.expire();
     sendErasures(queue, target)
