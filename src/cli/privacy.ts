@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parsePolicyFile, type PolicyConfig } from '../rules/policy-file.js';
@@ -101,6 +101,7 @@ export function registerPrivacy(program: Command): void {
 }
 
 function deviceOf(options: DeviceOptions): DeviceSelector {
+  if (!existsSync(options.data)) throw new CliError(`không có thư mục dữ liệu ${options.data} (--data: thư mục mà lachan serve dùng)`);
   try {
     // No key: this gateway never wrote an event, so no address has a pseudonym yet.
     return resolveDevice(options.data, options.device) ?? { address: options.device.trim(), pseudonym: NO_PSEUDONYM };
