@@ -17,6 +17,7 @@ import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../ce
 import { StoreError, type CentralEvent } from '../central/store.js';
 import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
 import { CliError, SINCE_HINT } from './errors.js';
+import { COLLECTOR_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
 import { quietOnClosedPipe } from './logs.js';
 
 const DEFAULT_DATA = './var/central';
@@ -97,7 +98,7 @@ export function registerCentral(program: Command): void {
     .option('--port <port>', 'cổng lắng nghe (0: cổng trống bất kỳ)', positiveInt('--port', 0), 8080)
     .option('--host <address>', 'địa chỉ lắng nghe (ra Internet thì đặt một reverse proxy TLS phía trước)', '127.0.0.1')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
-    .option('--retention-days <days>', 'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)', positiveInt('--retention-days'), 400)
+    .option('--retention-days <days>', 'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)', positiveInt('--retention-days'), COLLECTOR_EVENT_RETENTION_DAYS)
     .option('--rate-limit <n>', 'số yêu cầu gửi sự kiện mỗi giây của một trường', positiveInt('--rate-limit'), 20)
     .option('--lists <file>', 'danh sách chặn huyện đăng ký, tải một lần cho mọi trường (mặc định: DATA/lists.yaml)')
     .option('--trusted-proxy <addresses>', 'địa chỉ các reverse proxy (cách nhau bằng dấu phẩy) mà X-Forwarded-For của chúng cho biết máy đăng nhập, để hạn chế đoán mật khẩu')

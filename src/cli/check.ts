@@ -8,6 +8,7 @@ import { readAppliedLists } from '../lists/applied.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { CliError, EXIT_USAGE, rulesRefused } from './errors.js';
+import { parseVietnamTime } from '../policy/schedules.js';
 
 interface CheckOptions {
   profile?: string;
@@ -15,6 +16,7 @@ interface CheckOptions {
   rules: string;
   data: string;
   json?: boolean;
+  at?: string;
 }
 
 export function registerCheck(program: Command): void {
@@ -26,10 +28,14 @@ export function registerCheck(program: Command): void {
     .option('--rules <dir>', 'thư mục quy tắc', './rules')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường: áp dụng cả chính sách huyện đang có ở đó', './var')
     .option('--json', 'mỗi dòng một đối tượng JSON')
+    .option('--at <time>', 'quyết định vào lúc này, giờ Việt Nam "YYYY-MM-DD HH:MM" (mặc định: bây giờ)')
     .argument('<url...>', 'các URL cần quyết định, hoặc - để đọc từ stdin')
     .action(async (urls: string[], options: CheckOptions) => {
       const policy = await loadForCli(options.rules, readStoredOverlay(options.data), options.data);
       const profile = resolveProfile(policy, options);
+      const at = decisionTime(options.at);
+      // The profile's schedule in force then (docs/contract.md §9): named beside each decision.
+      const schedule = policy.scheduleAt(profile, at);
       let unreadable = 0;
       const decideOne = (raw: string): void => {
         const text = raw.trim();
@@ -40,8 +46,9 @@ export function registerCheck(program: Command): void {
           process.stderr.write(`lỗi: không phải URL: ${text}\n`);
           return;
         }
-        const decision = policy.decide(profile, target.host, target.pathAndQuery);
-        process.stdout.write(options.json ? `${JSON.stringify(decision)}\n` : `${describe(text, decision)}\n`);
+        const decision = policy.decide(profile, target.host, target.pathAndQuery, at);
+        const shown = schedule === null ? decision : { ...decision, schedule };
+        process.stdout.write(options.json ? `${JSON.stringify(shown)}\n` : `${describe(text, decision)}${schedule === null ? '' : `  (lịch "${schedule}")`}\n`);
       };
       for (const url of urls) {
         if (url === '-') {
@@ -63,6 +70,14 @@ export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null
     if (error instanceof RulesLoadError) throw rulesRefused(error, rulesDir);
     throw error;
   }
+}
+
+/** `--at` in Vietnam time as ms since the epoch; now when absent. */
+function decisionTime(at: string | undefined): number {
+  if (at === undefined) return Date.now();
+  const ms = parseVietnamTime(at);
+  if (ms === null) throw new CliError(`--at "${at}": cần ngày giờ Việt Nam dạng "YYYY-MM-DD HH:MM", ví dụ "2026-12-07 12:15"`);
+  return ms;
 }
 
 function resolveProfile(policy: Policy, options: CheckOptions): string {

@@ -11,6 +11,7 @@ import { registerLogs } from './logs.js';
 import { registerCentral } from './central.js';
 import { registerReport } from './report.js';
 import { registerLists } from './lists.js';
+import { registerPrivacy } from './privacy.js';
 
 /** package.json sits three folders above dist/src/cli/main.js, in the repository and in an installed package alike. */
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -50,6 +51,7 @@ registerLogs(program);
 registerCentral(program);
 registerReport(program);
 registerLists(program);
+registerPrivacy(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) {

@@ -13,6 +13,7 @@ import { watchRules } from '../rules/watch.js';
 import type { PolicyOverlay } from '../rules/overlay.js';
 import { readStoredOverlay, startOverlayPoller } from '../rules/overlay-poller.js';
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
+import { startErasureSender } from '../privacy/erasure-queue.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
 import { DEFAULT_LIMITS, ProxyServer } from '../proxy/server.js';
 import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
@@ -397,6 +398,7 @@ async function listMetrics(options: ServeOptions): Promise<string[]> {
 
 function startShipping(options: ServeOptions, logger: Logger, eventLog?: GatewayEventLog): Shipper | null {
   if (options.central === undefined) return null;
+  startErasureSender(options.data, { centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile! }, (error) => logger.warn({ err: error.message }, 'erasure requests not sent yet; retrying'));
   return startShipper({ eventLog, dataDir: options.data, centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, logger });
 }
 

@@ -8,6 +8,7 @@ import { migrate } from './schema.js';
 import type { BlockEventInput, EventLog } from './types.js';
 import { LIMITS, clip, stripQuery, wireFieldsOf, type WireEvent } from './wire.js';
 import { REVIEW_LIMITS, type ReviewKind, type WireReviewRequest } from './review-wire.js';
+import { GATEWAY_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
 
 export const EVENTS_DB_FILE = 'events.db';
 
@@ -427,7 +428,7 @@ class SqliteEventLog implements GatewayEventLog {
     this.#logger = options.logger ?? SILENT;
     this.#flushSize = options.flushSize ?? 500;
     this.#maxUnflushed = options.maxUnflushed ?? MAX_UNFLUSHED;
-    this.#retentionMs = (options.retentionDays ?? 30) * DAY_MS;
+    this.#retentionMs = (options.retentionDays ?? GATEWAY_EVENT_RETENTION_DAYS) * DAY_MS;
     this.#maxDbBytes = options.maxDbBytes ?? 2 * 1024 ** 3;
     this.#shipping = options.shipping ?? true;
     this.#pseudonyms = this.#loadPseudonyms();

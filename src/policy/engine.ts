@@ -6,6 +6,7 @@ import type { KeywordSet } from './keywords.js';
 import type { BrandSet } from './brands.js';
 import { isIpLiteral } from './hostname.js';
 import type { SafeSearchSettings } from './safesearch.js';
+import { buildWeekTable, minuteOfWeek, type ScheduleSpec } from './schedules.js';
 import {
   CATEGORY_ALLOWS,
   CATEGORY_BLOCKS,
@@ -32,9 +33,11 @@ export interface ProfileSpec {
   readonly safeSearch: SafeSearchSettings;
   /** Whether HTTPS of this profile may be intercepted (when a CA exists). */
   readonly inspect: boolean;
+  /** Time bands (docs/contract.md §9), validated not to overlap; none when absent. */
+  readonly schedules?: readonly ScheduleSpec[];
 }
 
-export type ProfileInfo = Omit<ProfileSpec, 'actions'>;
+export type ProfileInfo = Omit<ProfileSpec, 'actions' | 'schedules'>;
 
 export interface ProxyAuthSettings {
   /** Absolute path of the users file, or null when proxy authentication is off. */
@@ -99,11 +102,21 @@ export class Policy {
 
   private readonly profilesById = new Map<string, ProfileSpec>();
   private readonly profileIndex = new Map<string, number>();
+  /**
+   * What decides: every profile as written (at its own index), then one variant per
+   * schedule, the same profile with the schedule's actions. The decision cache is
+   * keyed by variant, so an answer cached inside a window is never reused outside it.
+   */
+  private readonly variants: ProfileSpec[] = [];
+  /** Name of the schedule each variant stands for; null for the profiles as written. */
+  private readonly variantSchedules: (string | null)[] = [];
+  /** By profile index: the variant in force at each minute of the week, or null for a profile without schedules. */
+  private readonly weekTables: (Uint16Array | null)[] = [];
   private readonly clientMap: ClientMap;
   /**
-   * Keyed by profile index, host and path (or host alone when the decision cannot
-   * depend on the path), so a cached answer is never reused for another profile or
-   * URL. See decision-cache.ts for why it is not an lru-cache. Made at the first
+   * Keyed by variant index (a profile, or a profile inside one of its schedules),
+   * host and path (or host alone when the decision cannot depend on the path), so a
+   * cached answer is never reused for another profile, time band or URL. See decision-cache.ts for why it is not an lru-cache. Made at the first
    * decision, so that a policy compiled next to the serving one (a reload) does not
    * hold its table before it serves.
    */
@@ -132,13 +145,23 @@ export class Policy {
       this.profilesById.set(profile.id, profile);
       this.profileIndex.set(profile.id, index);
       this.defaultDecisions.set(profile.id, builtIn(profile.defaultAction, profile.id, 'default'));
+      this.variants.push(profile);
+      this.variantSchedules.push(null);
     });
+    for (const profile of rules.profiles) {
+      const schedules = profile.schedules ?? [];
+      const bands = schedules.map((schedule) => {
+        this.variantSchedules.push(schedule.name);
+        return { variant: this.variants.push({ ...profile, actions: schedule.actions }) - 1, windows: schedule.windows };
+      });
+      this.weekTables.push(bands.length === 0 ? null : buildWeekTable(this.profileIndex.get(profile.id)!, bands));
+    }
     if (!this.profilesById.has(rules.defaultProfile)) {
       throw new Error(`default profile "${rules.defaultProfile}" is not defined`);
     }
     this.clientMap = new ClientMap(rules.clients, rules.defaultProfile, rules.intercept);
     const cacheSize = options.cacheSize ?? DEFAULT_CACHE_SIZE;
-    this.cacheEntries = cacheSize > 0 && rules.profiles.length <= MAX_CACHED_PROFILES ? cacheSize : 0;
+    this.cacheEntries = cacheSize > 0 && this.variants.length <= MAX_CACHED_PROFILES ? cacheSize : 0;
     // UrlSet keeps its own host index private; the rule text is `host` + a path starting with `/`.
     const hosts = new DomainSetBuilder();
     for (let entry = 0; entry < rules.urls.size; entry++) {
@@ -172,6 +195,26 @@ export class Policy {
     return this.rules.domains.lookup(host, this.rules.noInspectActions) !== null;
   }
 
+  /**
+   * The name of the schedule in force for a profile at `atMs` (ms since the epoch),
+   * or null outside every window.
+   */
+  scheduleAt(profileId: string, atMs: number): string | null {
+    const index = this.profileIndex.get(profileId);
+    if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
+    return this.variantSchedules[this.variantAt(index, atMs)]!;
+  }
+
+  /**
+   * The variant of profile `index` in force at `atMs`. Until every caller passes the
+   * request's time, a missing time is now: the clock is read only for a profile that
+   * has schedules, so the others decide as before.
+   */
+  private variantAt(index: number, atMs: number | undefined): number {
+    const table = this.weekTables[index]!;
+    return table === null ? index : table[minuteOfWeek(atMs ?? Date.now())]!;
+  }
+
   cacheStats(): { hits: number; misses: number; size: number } {
     return this.cache === null ? { hits: 0, misses: 0, size: 0 } : this.cache.stats();
   }
@@ -180,14 +223,16 @@ export class Policy {
    * Decides a request. `host` must be in the form WHATWG `new URL(...).hostname`
    * gives (lower case, punycode, IPv4 normalised, IPv6 in brackets) so that every
    * spelling of one destination shares one decision; `pathAndQuery` is the raw
-   * request path with its query.
+   * request path with its query; `atMs` the request's time in ms since the epoch
+   * (the profile's schedules decide with it).
    */
-  decide(profileId: string, host: string, pathAndQuery: string): Decision {
-    const index = this.profileIndex.get(profileId);
-    if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
+  decide(profileId: string, host: string, pathAndQuery: string, atMs?: number): Decision {
+    const profileIndex = this.profileIndex.get(profileId);
+    if (profileIndex === undefined) throw new Error(`unknown profile "${profileId}"`);
     // `example.com.` is the same name as `example.com` (docs/contract.md §3).
     if (host.charCodeAt(host.length - 1) === 0x2e) host = host.slice(0, -1);
-    const profile = this.rules.profiles[index]!;
+    const index = this.variantAt(profileIndex, atMs);
+    const profile = this.variants[index]!;
     if (this.cacheEntries === 0) return this.evaluate(profile, host, pathAndQuery);
     const cache = (this.cache ??= new DecisionCache(this.cacheEntries));
     const cached = cache.get(index, host, pathAndQuery);
@@ -203,12 +248,12 @@ export class Policy {
   }
 
   /** Decides a CONNECT: the port first, then the host as a request for `/`. */
-  decideConnect(profileId: string, host: string, port: number): Decision {
+  decideConnect(profileId: string, host: string, port: number, atMs?: number): Decision {
     if (!this.connectPorts.has(port)) {
       if (!this.profilesById.has(profileId)) throw new Error(`unknown profile "${profileId}"`);
       return { action: 'block', profile: profileId, category: null, reason: 'port', rule: String(port), source: null };
     }
-    return this.decide(profileId, host, ROOT_PATH);
+    return this.decide(profileId, host, ROOT_PATH, atMs);
   }
 
   private evaluate(profile: ProfileSpec, host: string, pathAndQuery: string): Decision {
@@ -270,9 +315,10 @@ export class Policy {
   }
 
   /** Decides page text (content scanning); only keyword rules apply. */
-  decideText(profileId: string, text: string): Decision | null {
-    const profile = this.profilesById.get(profileId);
-    if (profile === undefined) throw new Error(`unknown profile "${profileId}"`);
+  decideText(profileId: string, text: string, atMs?: number): Decision | null {
+    const index = this.profileIndex.get(profileId);
+    if (index === undefined) throw new Error(`unknown profile "${profileId}"`);
+    const profile = this.variants[this.variantAt(index, atMs)]!;
     const keyword = this.rules.keywords.matchText(text, profile.actions);
     if (keyword < 0) return null;
     const k = this.rules.keywords;

@@ -242,9 +242,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   }
 
   const total = categoryNames.length;
-  const profiles: ProfileSpec[] = config.profiles.map((profile) => {
+  /** A profile's actions with `blockCategories` (its own, or a schedule's in place of them). */
+  const actionsOf = (profile: PolicyConfig['profiles'][number], blockCategories: typeof profile.blockCategories): Uint8Array => {
     const actions = new Uint8Array(total);
-    for (const { value } of profile.blockCategories) {
+    for (const { value } of blockCategories) {
       const id = categoryIds.get(value);
       if (id !== undefined) actions[id] = CATEGORY_BLOCKS;
     }
@@ -261,10 +262,14 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       actions[district.block] = CATEGORY_BLOCKS;
       actions[district.scopedAllow] = CATEGORY_ALLOWS;
     }
+    return actions;
+  };
+  const profiles: ProfileSpec[] = config.profiles.map((profile) => {
     return {
       id: profile.id,
       name: profile.name,
-      actions,
+      actions: actionsOf(profile, profile.blockCategories),
+      schedules: profile.schedules.map((s) => ({ name: s.name, windows: s.windows, actions: actionsOf(profile, s.blockCategories) })),
       blockIpLiterals: profile.blockIpLiterals,
       defaultAction: profile.defaultAction,
       safeSearch: profile.safeSearch,
@@ -348,7 +353,8 @@ async function listCategories(categoriesDir: string): Promise<Map<string, string
 function referencedCategories(config: PolicyConfig, available: ReadonlyMap<string, string>, policyName: string, problems: ProblemList): Set<string> {
   const referenced = new Set<string>();
   for (const profile of config.profiles) {
-    for (const { value, line } of [...profile.blockCategories, ...profile.allowCategories]) {
+    const scheduled = profile.schedules.flatMap((schedule) => schedule.blockCategories);
+    for (const { value, line } of [...profile.blockCategories, ...profile.allowCategories, ...scheduled]) {
       if (available.has(value)) referenced.add(value);
       else problems.error(policyName, line, `unknown category "${value}" in profile ${profile.id} (no folder categories/${value})`);
     }

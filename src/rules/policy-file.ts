@@ -4,6 +4,7 @@ import type { Action, } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
 import { readOrganisation, type Organisation } from './organisation.js';
+import { readSchedules, type ScheduleConfig } from './schedule-config.js';
 
 /** A value from policy.yaml with the line it was written on. */
 export interface Located<T> {
@@ -26,6 +27,8 @@ export interface ProfileConfig {
   readonly defaultAction: Action;
   /** Content score at which a page is blocked (docs/contract.md §8); null: pages are not inspected. */
   readonly contentLimit: number | null;
+  /** Time bands (docs/contract.md §9); empty when the profile has none. */
+  readonly schedules: readonly ScheduleConfig[];
 }
 
 export interface PolicyConfig {
@@ -44,6 +47,7 @@ const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'con
 const PROFILE_FIELDS = new Set([
   'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
   'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action', 'content_limit',
+  'schedules',
 ]);
 const PROFILE_ID = /^[a-z0-9][a-z0-9_-]*$/;
 
@@ -199,6 +203,7 @@ class PolicyReader {
         inspect: this.readBoolean(settings.get('inspect'), false),
         defaultAction: defaultAction === 'block' ? 'block' : 'allow',
         contentLimit: this.readContentLimit(settings.get('content_limit')),
+        schedules: readSchedules(settings.get('schedules')?.value as Node | undefined, this.lines, this.file, this.problems),
       });
     }
     return result;

@@ -1,0 +1,70 @@
+import type Database from 'better-sqlite3';
+import type { ServerResponse } from 'node:http';
+import { HttpError, sendJson } from './http.js';
+
+/**
+ * POST /api/v1/erasures: a school's gateway forwards a parent's erasure request
+ * (Law 91/2025/QH15; docs/du-lieu-ca-nhan.md §7). The collector knows a device only by
+ * the pseudonym its school's gateway gave it, so the request names the pseudonym and
+ * the school comes from the token: one school can never erase another's data.
+ *
+ * Raw events (stored and still in the inbox) of that device are deleted; its review
+ * requests stay as the district's record of a decision on a page, with the device and
+ * the child's note removed. Daily counts hold no device and are kept.
+ *
+ * Body `{ school, requests: [{ id, client, requestedAt }] }` (src/privacy/erasure-queue.ts);
+ * answer `{ acked: [id, …], events, reviews }`. Acknowledging twice is harmless.
+ */
+
+const PSEUDONYM = /^[0-9a-f]{16}$/;
+const MAX_REQUESTS = 500;
+/** What an erased review request keeps in place of the device. */
+export const ERASED_CLIENT = 'erased';
+
+export interface ErasureResult {
+  readonly acked: string[];
+  readonly events: number;
+  readonly reviews: number;
+}
+
+export function validateErasureBatch(body: unknown): { school: string; requests: { id: string; client: string }[] } {
+  const batch = body as { school?: unknown; requests?: unknown } | null;
+  if (typeof batch !== 'object' || batch === null || typeof batch.school !== 'string' || !Array.isArray(batch.requests)) {
+    throw new HttpError(400, 'bad_batch', 'expected { school, requests: [...] }');
+  }
+  if (batch.requests.length > MAX_REQUESTS) throw new HttpError(413, 'too_many', `at most ${MAX_REQUESTS} requests a batch`);
+  const requests = batch.requests.map((r: unknown, i) => {
+    const request = r as { id?: unknown; client?: unknown } | null;
+    if (typeof request?.id !== 'string' || request.id === '' || request.id.length > 64 || typeof request.client !== 'string' || !PSEUDONYM.test(request.client)) {
+      throw new HttpError(400, 'bad_batch', `requests[${i}]: needs id and client (16 hex digits)`);
+    }
+    return { id: request.id, client: request.client };
+  });
+  return { school: batch.school, requests };
+}
+
+/** Erases what the collector holds of each device of `school`; one transaction. */
+export function eraseSchoolDevices(db: Database.Database, school: string, requests: readonly { id: string; client: string }[]): ErasureResult {
+  const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+  const inbox = hasTable('events_inbox') ? db.prepare('DELETE FROM events_inbox WHERE school = ? AND client = ?') : null;
+  const events = db.prepare('DELETE FROM events WHERE school = ? AND client = ?');
+  const reviews = hasTable('review_requests') ? db.prepare("UPDATE review_requests SET client = ?, note = '' WHERE school = ? AND client = ?") : null;
+  return db.transaction(() => {
+    let removed = 0;
+    let anonymised = 0;
+    for (const { client } of requests) {
+      removed += events.run(school, client).changes + (inbox?.run(school, client).changes ?? 0);
+      anonymised += reviews?.run(ERASED_CLIENT, school, client).changes ?? 0;
+    }
+    return { acked: requests.map((r) => r.id), events: removed, reviews: anonymised };
+  }).immediate();
+}
+
+/** The endpoint, once the school is authenticated (server.ts: `schoolOf`) and the body read. */
+export function handleErasures(db: Database.Database, schoolId: string, body: unknown, response: ServerResponse, audit: (school: string, result: ErasureResult) => void): void {
+  const batch = validateErasureBatch(body);
+  if (batch.school !== schoolId) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${schoolId}, not ${batch.school}`);
+  const result = eraseSchoolDevices(db, schoolId, batch.requests);
+  audit(schoolId, result);
+  sendJson(response, 200, result);
+}

@@ -1,0 +1,55 @@
+/**
+ * How long lachan keeps personal data: the one place the defaults are stated
+ * (docs/du-lieu-ca-nhan.md §3 shows them to parents; `lachan privacy dpia` writes them
+ * into the impact assessment). Whoever prunes a table reads its period here, so the
+ * notice, the assessment and the code cannot drift apart.
+ */
+
+export const DAY_MS = 86_400_000;
+
+/** Block events and review requests in the gateway's events.db, once the collector has them (or at once without --central). */
+export const GATEWAY_EVENT_RETENTION_DAYS = 30;
+/** Raw block events and decided review requests at the collector (a year's report needs a year; `central serve --retention-days`). */
+export const COLLECTOR_EVENT_RETENTION_DAYS = 400;
+/** An address in device-trust.json, from the last time the device was seen. */
+export const DEVICE_TRUST_RETENTION_DAYS = 90;
+/** Erasure requests queued for the collector, once it has acknowledged them (they hold a pseudonym, nothing else). */
+export const ERASURE_QUEUE_RETENTION_DAYS = 30;
+
+/** One row of the retention table, in Vietnamese for the notice and the assessment. */
+export interface RetentionRow {
+  readonly where: string;
+  readonly what: string;
+  readonly period: string;
+}
+
+/** The retention table as the notice and the assessment print it, from the constants above. */
+export function retentionTable(collectorDays: number = COLLECTOR_EVENT_RETENTION_DAYS): readonly RetentionRow[] {
+  return [
+    {
+      where: 'Máy chủ lọc tại trường (events.db)',
+      what: 'sự kiện chặn, đề nghị xem lại, báo cáo trang có hại (mã thiết bị ẩn danh)',
+      period: `${GATEWAY_EVENT_RETENTION_DAYS} ngày; những gì chưa gửi được lên Phòng được giữ đến khi gửi xong`,
+    },
+    {
+      where: 'Máy chủ lọc tại trường (device-trust.json)',
+      what: 'địa chỉ IP của thiết bị và việc thiết bị đã cài chứng chỉ của trường hay chưa',
+      period: `${DEVICE_TRUST_RETENTION_DAYS} ngày kể từ lần cuối thấy thiết bị; không bao giờ rời khỏi trường`,
+    },
+    {
+      where: 'Máy chủ lọc tại trường (audit.jsonl)',
+      what: 'nhật ký các lần trích xuất, xoá dữ liệu theo yêu cầu (mã thiết bị ẩn danh, số bản ghi)',
+      period: 'lâu dài, để chứng minh yêu cầu đã được thực hiện',
+    },
+    {
+      where: 'Máy chủ tập trung của Phòng GD&ĐT',
+      what: 'sự kiện chặn và đề nghị đã xử lý (mã thiết bị ẩn danh)',
+      period: `${collectorDays} ngày; đề nghị chưa xử lý được giữ đến khi xử lý`,
+    },
+    {
+      where: 'Máy chủ tập trung của Phòng GD&ĐT',
+      what: 'số liệu tổng hợp theo ngày (không có mã thiết bị, không có đường dẫn)',
+      period: 'lâu dài, cho thống kê nhiều năm',
+    },
+  ];
+}
