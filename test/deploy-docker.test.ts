@@ -1,7 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { createNamespace } from './support/netns.js';
 import { REPO_ROOT } from './support/rules-dir.js';
 
 // No Docker daemon runs here (nor in CI), and hadolint is not installable offline: the
@@ -129,6 +131,47 @@ describe('deploy/compose.yaml', () => {
         if (/PASSWORD/.test(name)) expect(value).toMatch(/^\$\{[A-Z_]+:\?[^}]+\}$/);
       }
       expect(JSON.stringify(service.command ?? [])).not.toMatch(/postgres:\/\/[^@/]*:[^@/]*@/);
+    }
+  });
+});
+
+describe("the image's command, run as the container would (in a network namespace of its own)", () => {
+  it('starts the gateway on IPv4 and IPv6, and the health check passes', { timeout: 180_000 }, async () => {
+    const work = mkdtempSync(path.join(tmpdir(), 'lachan-image-'));
+    // The image's paths, mapped onto this checkout and a temporary data folder.
+    const mapped = (word: string): string =>
+      word
+        .replace(/^\/opt\/lachan\/dist/, path.join(REPO_ROOT, 'dist'))
+        .replace(/^\/opt\/lachan\/rules/, path.join(REPO_ROOT, 'rules'))
+        .replace(/^\/var\/lib\/lachan/, path.join(work, 'var'))
+        .replace(/^\/etc\/lachan\/certs/, path.join(work, 'certs'));
+    const entrypoint = JSON.parse(runtime.body.find((i) => i.keyword === 'ENTRYPOINT')!.args) as string[];
+    const cmd = JSON.parse(runtime.body.find((i) => i.keyword === 'CMD')!.args) as string[];
+    const health = JSON.parse(/CMD (\[.*\])$/.exec(runtime.body.find((i) => i.keyword === 'HEALTHCHECK')!.args)![1]!) as string[];
+    const node = (word: string): string => (word === 'node' ? process.execPath : word);
+    const namespace = createNamespace('img');
+    const gateway = namespace.spawn(node(entrypoint[0]!), [...entrypoint.slice(1), ...cmd].map(mapped));
+    try {
+      let output = '';
+      await new Promise<void>((resolve, reject) => {
+        gateway.stdout!.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          if (output.includes('"msg":"listening"')) resolve();
+        });
+        gateway.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        gateway.once('exit', (code) => reject(new Error(`exited ${code}: ${output}`)));
+      });
+      const check = await namespace.run(node(health[0]!), health.slice(1));
+      expect(check.code).toBe(0);
+      for (const address of ['127.0.0.1', '[::1]']) {
+        const pac = await namespace.run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${address}:3128/proxy.pac`]);
+        expect(pac.stdout, address).toBe('200');
+      }
+    } finally {
+      gateway.kill('SIGKILL');
+      await new Promise((resolve) => (gateway.exitCode === null ? gateway.once('exit', resolve) : resolve(null)));
+      namespace.destroy();
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });

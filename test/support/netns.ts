@@ -42,6 +42,40 @@ function removeStale(names: readonly string[]): void {
   for (const name of names) if (new RegExp(`^${name}\\b`, 'm').test(existing)) ip('netns', 'del', name);
 }
 
+function runInside(namespace: string, command: string, args: readonly string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', namespace, command, ...args], { encoding: 'utf8', timeout: timeoutMs }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function spawnInside(namespace: string, command: string, args: readonly string[]): ChildProcess {
+  return spawn('ip', ['netns', 'exec', namespace, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** One empty namespace with loopback up: a machine of its own, whose ports nothing else holds. */
+export interface Namespace {
+  readonly name: string;
+  run(command: string, args: readonly string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
+  spawn(command: string, args: readonly string[]): ChildProcess;
+  destroy(): void;
+}
+
+export function createNamespace(suffix: string): Namespace {
+  const name = `lc${process.pid % 100_000}-${suffix}`;
+  removeStale([name]);
+  ip('netns', 'add', name);
+  inside(name, 'ip', 'link', 'set', 'lo', 'up');
+  return {
+    name,
+    run: (command, args, timeoutMs) => runInside(name, command, args, timeoutMs),
+    spawn: (command, args) => spawnInside(name, command, args),
+    destroy: () => ip('netns', 'del', name),
+  };
+}
+
 export function createSchoolNetwork(): SchoolNetwork {
   // Interface names have at most 15 characters; the pid keeps parallel runs apart.
   const tag = `lc${process.pid % 100_000}`;
@@ -52,17 +86,8 @@ export function createSchoolNetwork(): SchoolNetwork {
   const network: SchoolNetwork = {
     client, gateway, origin, studentInterface,
     address: { client4: ADDRESS.client4, client6: ADDRESS.client6, gateway4: ADDRESS.gateway4, gateway6: ADDRESS.gateway6, gatewayUpstream4: ADDRESS.gatewayOrigin4, origin4: ADDRESS.origin4, origin6: ADDRESS.origin6 },
-    run(namespace, command, args, timeoutMs = 20_000) {
-      return new Promise((resolve) => {
-        execFile('ip', ['netns', 'exec', namespace, command, ...args], { encoding: 'utf8', timeout: timeoutMs }, (error, stdout, stderr) => {
-          const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-          resolve({ code, stdout, stderr });
-        });
-      });
-    },
-    spawn(namespace, command, args) {
-      return spawn('ip', ['netns', 'exec', namespace, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    },
+    run: runInside,
+    spawn: spawnInside,
     destroy() {
       for (const name of [client, gateway, origin]) {
         try {
