@@ -16,7 +16,7 @@
  * of N × --rate, and the CPU time per request is the figure to scale from.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { CertificateAuthority } from '../src/tls/authority.js';
 import { createCaMaterial } from '../src/tls/ca-material.js';
+import { childrenOf } from './lib/proc.js';
 import { markdownTable } from './lib/stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -49,18 +50,7 @@ const PAGE = Buffer.alloc(20_000, 'x');
 
 /** The gateway's processes: the primary and, with --workers > 1, its children. */
 function processTree(root: number): number[] {
-  const pids = [root];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === root) pids.push(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
+  return [root, ...childrenOf(root)];
 }
 
 function cpuSeconds(pids: number[]): number {
