@@ -36,10 +36,26 @@ function inside(namespace: string, ...args: string[]): void {
   ip('netns', 'exec', namespace, ...args);
 }
 
-/** Namespaces left by a run that was killed before its cleanup, with the same tag. */
+/**
+ * Namespaces left by a run killed before its cleanup: the ones asked for, and any of
+ * these tests' whose process (the tag's pid) is gone.
+ */
 function removeStale(names: readonly string[]): void {
-  const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  for (const name of names) if (new RegExp(`^${name}\\b`, 'm').test(existing)) ip('netns', 'del', name);
+  const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((line) => line.split(' ')[0]!);
+  for (const name of existing) {
+    const owner = /^lc(\d+)-(cli|gw|org|img)$/.exec(name);
+    const orphan = owner !== null && !isAlive(Number(owner[1]));
+    if (names.includes(name) || orphan) ip('netns', 'del', name);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function runInside(namespace: string, command: string, args: readonly string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -64,7 +80,7 @@ export interface Namespace {
 }
 
 export function createNamespace(suffix: string): Namespace {
-  const name = `lc${process.pid % 100_000}-${suffix}`;
+  const name = `lc${process.pid}-${suffix}`;
   removeStale([name]);
   ip('netns', 'add', name);
   inside(name, 'ip', 'link', 'set', 'lo', 'up');
@@ -77,8 +93,8 @@ export function createNamespace(suffix: string): Namespace {
 }
 
 export function createSchoolNetwork(): SchoolNetwork {
-  // Interface names have at most 15 characters; the pid keeps parallel runs apart.
-  const tag = `lc${process.pid % 100_000}`;
+  // Interface names have at most 15 characters (lc + a pid of up to 7 digits + 1); the pid keeps parallel runs apart.
+  const tag = `lc${process.pid}`;
   const client = `${tag}-cli`;
   const gateway = `${tag}-gw`;
   const origin = `${tag}-org`;
