@@ -15,7 +15,7 @@
  * Prints a markdown table and one JSON line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,7 @@ import { createInterface } from 'node:readline';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { generatedDomainText, realDomainLists } from './lib/data.js';
 import { markdownTable, median } from './lib/stats.js';
+import { childrenOf } from './lib/proc.js';
 
 const TARGET_DOMAINS = Number(process.env.MEMORY_DOMAINS ?? 5_000_000);
 const RELOADS = Number(process.env.MEMORY_RELOADS ?? 3);
@@ -58,21 +59,6 @@ function procStatus(pid: number): { rss: number; hwm: number } {
 /** Resets the kernel's peak-RSS mark of `pid` (Linux: `5` to clear_refs). */
 function resetPeak(pid: number): void {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
-}
-
-function childrenOf(pid: number): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,14 +5,15 @@ import { userInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { parseSince } from '../events/since.js';
-import { loadOrCreateAdminToken } from '../central/admin-token.js';
+import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from '../central/admin-token.js';
+import { BackupError, backupSqliteFile } from '../central/backup.js';
 import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
 import { DashboardQueries } from '../central/dashboard/queries.js';
 import { createCollectorServer } from '../central/server.js';
 import { ListsMirror } from '../central/lists-mirror.js';
 import { openDistrict } from '../central/district.js';
-import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
+import { loadOrCreateSigner, SigningKeyError, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent } from '../central/store.js';
 import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
@@ -91,6 +92,7 @@ interface ServeOptions {
 
 export function registerCentral(program: Command): void {
   const central = program.command('central').description('máy chủ huyện (Phòng GD&ĐT): nhận sự kiện chặn từ các trường');
+  registerBackup(central);
 
   central
     .command('serve')
@@ -321,6 +323,26 @@ export function registerCentral(program: Command): void {
         process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}${(e.count ?? 1) > 1 ? `  ×${e.count}` : ''}\n`);
       }
       process.stdout.write(`${events.length} sự kiện\n`);
+    });
+}
+
+/** `central backup`: the collector database copied while it serves (deploy/README.md, "Sao lưu"). */
+function registerBackup(central: Command): void {
+  central
+    .command('backup')
+    .description('sao lưu cơ sở dữ liệu của máy chủ huyện (SQLite) trong khi vẫn chạy; PostgreSQL: dùng pg_dump')
+    .requiredOption('--to <file>', 'tệp sao lưu (ghi đè bản cũ chỉ khi bản mới đã xong)')
+    .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .action(async (options: { to: string; data: string }) => {
+      const databaseFile = path.join(options.data, CENTRAL_DB_FILE);
+      if (!existsSync(databaseFile)) throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${options.data} (không thấy ${CENTRAL_DB_FILE})`);
+      try {
+        const { pages } = await backupSqliteFile(databaseFile, options.to);
+        process.stdout.write(`đã sao lưu ${databaseFile} vào ${options.to} (${pages} trang); sao lưu thêm các tệp khoá trong ${options.data}: ${ADMIN_TOKEN_FILE}, ${SIGNING_KEY_FILE}\n`);
+      } catch (error) {
+        if (error instanceof BackupError) throw new CliError(`không sao lưu được vào ${options.to}: ${error.message}`);
+        throw error;
+      }
     });
 }
 

@@ -11,3 +11,4 @@ export * from './raw-origin.js';
 export * from './rules.js';
 export * from './sockets.js';
 export * from './content-pages.js';
+export * from './netns.js';
