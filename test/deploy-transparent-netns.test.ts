@@ -3,6 +3,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSchoolNetwork, lachan, originAuthority, REPO_ROOT, type SchoolNetwork } from './harness/index.js';
 
 // Transparent mode for real: deploy/install.sh lays lachan out under a temporary root;
 // a gateway namespace loads the nftables rules it rendered from deploy/ and runs the
@@ -37,7 +38,6 @@ Promise.all(listening).then(() => console.log('ready'));
 const UDP_PROBE = `
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { createSchoolNetwork, lachan, originAuthority, REPO_ROOT, type SchoolNetwork } from './harness/index.js';
 const [host, port] = process.argv.slice(1);
 const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
 socket.on('message', (m) => { console.log(String(m)); process.exit(0); });
