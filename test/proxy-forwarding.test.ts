@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { curl, rawExchange, rawStatus } from './helpers/curl.js';
+import { storedEventsUntil } from './helpers/events.js';
 import { startLachan, policyYaml, type RunningLachan } from './helpers/lachan.js';
 import { refusedPort, startHttpOrigin, type Origin } from './helpers/origins.js';
 
@@ -178,6 +179,16 @@ describe('forwarding', () => {
     const blocked = await rawExchange(proxy.port, `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
     expect(rawStatus(blocked.text)).toBe(403);
     expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
+  });
+
+  it('blocks and records a WebSocket upgrade to `host.` as `host` (one spelling per site)', async () => {
+    const blocked = await rawExchange(proxy.port, `GET http://GAME.test.:${origin.port}/ws-dot?room=7 HTTP/1.1\r\nHost: game.test.\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(rawStatus(blocked.text)).toBe(403);
+    expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
+    expect(blocked.text).toContain('<dd>game.test</dd>');
+    expect(blocked.text).not.toContain('game.test.');
+    const events = await storedEventsUntil(proxy.dataDir, (e) => e.path === '/ws-dot');
+    expect(events.find((e) => e.path === '/ws-dot')).toMatchObject({ host: 'game.test', category: 'games', method: 'GET' });
   });
 
   it('answers an upgrade to an origin that refuses the connection with 502', async () => {
