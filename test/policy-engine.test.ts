@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy, loadRules } from '../src/rules/loader.js';
-import { parseTarget } from '../src/cli/check.js';
+import { parseTypedTarget } from '../src/proxy/target.js';
 import { Policy } from '../src/policy/engine.js';
 import { DecisionCache, MAX_CACHED_PROFILES } from '../src/policy/decision-cache.js';
 import type { Decision } from '../src/policy/types.js';
@@ -57,7 +57,7 @@ beforeAll(async () => {
 afterAll(() => removeDir(dir));
 
 function decideUrl(profile: string, url: string) {
-  const target = parseTarget(url);
+  const target = parseTypedTarget(url);
   if (target === null) throw new Error(`bad test URL ${url}`);
   return policy.decide(profile, target.host, target.pathAndQuery);
 }

@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'nod
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRules } from '../src/rules/loader.js';
-import { parseTarget } from '../src/cli/check.js';
+import { parseTypedTarget } from '../src/proxy/target.js';
 import type { Policy } from '../src/policy/engine.js';
 import { makeRulesDir, removeDir, SHARED_DATA } from './harness/index.js';
 
@@ -39,7 +39,7 @@ profiles:
 afterAll(() => removeDir(dir));
 
 function decide(profile: string, url: string) {
-  const target = parseTarget(url)!;
+  const target = parseTypedTarget(url)!;
   return policy.decide(profile, target.host, target.pathAndQuery);
 }
 

@@ -3,7 +3,7 @@ import { readReviewRequests } from '../src/events/log.js';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, type Origin, policyYaml, rawExchange, rawStatus, refusedPort, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
+import { curl, type Origin, policyYaml, rawExchange, rawStatus, refusedPort, type RunningGateway, startGateway, startHttpOrigin, storedEventsUntil } from './harness/index.js';
 
 const BIG = Buffer.alloc(8 * 1024 * 1024, 'abcdefghij');
 const BIG_SHA = createHash('sha256').update(BIG).digest('hex');
@@ -176,6 +176,17 @@ describe('forwarding', () => {
     const blocked = await rawExchange(proxy.port, `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
     expect(rawStatus(blocked.text)).toBe(403);
     expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
+  });
+
+  it('blocks and records a WebSocket upgrade to `host.` as `host` (one spelling per site)', async () => {
+    // A host no earlier test blocked: repeats of one host within a short window fold into one event.
+    const blocked = await rawExchange(proxy.port, `GET http://WS.Game.test.:${origin.port}/ws-dot?room=7 HTTP/1.1\r\nHost: ws.game.test.\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    expect(rawStatus(blocked.text)).toBe(403);
+    expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
+    expect(blocked.text).toContain('<dd>ws.game.test</dd>');
+    expect(blocked.text).not.toContain('ws.game.test.');
+    const events = await storedEventsUntil(proxy.dataDir, (e) => e.path === '/ws-dot');
+    expect(events.find((e) => e.path === '/ws-dot')).toMatchObject({ host: 'ws.game.test', category: 'games', method: 'GET' });
   });
 
   it('answers an upgrade to an origin that refuses the connection with 502', async () => {

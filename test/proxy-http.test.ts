@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, lachan, type RunningGateway, startGateway, startHttpOrigin, startHttpsOrigin } from './harness/index.js';
+import { curl, lachan, type RunningGateway, startGateway, startHttpOrigin, startHttpsOrigin, storedEventsUntil } from './harness/index.js';
 
 const POLICY = `version: 1
 default_profile: tieu-hoc
@@ -210,14 +210,7 @@ describe('events', () => {
   it('stores every block in the local database, without the query string', async () => {
     // A host no earlier test blocked: a repeat visit within a short window is folded into the earlier event.
     await curl(proxy.port, `http://rieng.bet.test:${origin.port}/secret/path?student=nguyen`);
-    const { execFileSync } = await import('node:child_process');
-    const { CLI } = await import('./harness/index.js');
-    let lines: Record<string, unknown>[] = [];
-    for (let attempt = 0; attempt < 20 && !lines.some((e) => e.path === '/secret/path'); attempt++) {
-      await new Promise((r) => setTimeout(r, 250));
-      const out = execFileSync(process.execPath, [CLI, 'logs', '--data', proxy.dataDir, '--json'], { encoding: 'utf8' });
-      lines = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    }
+    const lines = await storedEventsUntil(proxy.dataDir, (e) => e.path === '/secret/path');
     const event = lines.find((e) => e.path === '/secret/path')!;
     expect(event).toMatchObject({ host: 'rieng.bet.test', category: 'gambling', profile: 'tieu-hoc', method: 'GET', count: 1 });
     expect(JSON.stringify(event)).not.toContain('nguyen');

@@ -9,6 +9,7 @@ import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { CliError, EXIT_USAGE, rulesRefused } from './errors.js';
 import { parseVietnamTime } from '../policy/schedules.js';
+import { parseTypedTarget } from '../proxy/target.js';
 
 interface CheckOptions {
   profile?: string;
@@ -40,7 +41,8 @@ export function registerCheck(program: Command): void {
       const decideOne = (raw: string): void => {
         const text = raw.trim();
         if (text === '') return;
-        const target = parseTarget(text);
+        // The proxy's own parser: what is decided here is what the proxy would decide.
+        const target = parseTypedTarget(text);
         if (target === null) {
           unreadable++;
           process.stderr.write(`lỗi: không phải URL: ${text}\n`);
@@ -89,24 +91,6 @@ function resolveProfile(policy: Policy, options: CheckOptions): string {
   }
   if (options.client !== undefined) return policy.profileForAddress(options.client);
   throw new CliError('cho biết quyết định cho ai: --profile ID hoặc --client IP');
-}
-
-/**
- * Parses a URL as a browser would, so that what is decided is what would be
- * fetched: userinfo dropped, IPv4 in any notation normalised, IDN to punycode.
- * A bare `example.com/path` is taken as http.
- */
-export function parseTarget(text: string): { host: string; pathAndQuery: string } | null {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
-    return null;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
-  if (url.hostname === '') return null;
-  return { host: url.hostname, pathAndQuery: `${url.pathname}${url.search}` };
 }
 
 function describe(url: string, decision: Decision): string {

@@ -15,7 +15,9 @@ import { readStoredOverlay, startOverlayPoller } from '../rules/overlay-poller.j
 import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startErasureSender } from '../privacy/erasure-queue.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
-import { DEFAULT_LIMITS, ProxyServer } from '../proxy/server.js';
+import { ProxyServer } from '../proxy/server.js';
+import { DEFAULT_LIMITS, withDefaultLimits } from '../proxy/limits.js';
+import { createUpstream } from '../proxy/upstream.js';
 import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
 import { Resolver } from '../proxy/resolver.js';
 import { startAdminServer } from '../proxy/admin.js';
@@ -324,18 +326,21 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
   const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, maxUnflushed: Number(options.eventsInMemory), logger });
   let boundPort = port;
+  const limits = withDefaultLimits({
+    upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout),
+    maxConnections: Number(options.maxConnections), maxClientConnections: Number(options.maxClientConnections),
+  });
   const proxy = new ProxyServer({
     policy,
     resolver,
-    eventLog,
+    recorder: eventLog,
+    // The upstream clients dial only what the resolver vetted; the proxy closes them when it closes.
+    upstream: createUpstream(resolver, limits),
     logger,
     ca,
     deviceTrust,
     accessLog: options.accessLog === true,
-    limits: {
-      upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout),
-      maxConnections: Number(options.maxConnections), maxClientConnections: Number(options.maxClientConnections),
-    },
+    limits,
     // Clients are named in logs and /metrics by the device id events carry, never by address.
     clientName: (address) => eventLog.clientPseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,

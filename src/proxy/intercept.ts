@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { createInterceptingTlsSocket, type CertificateAuthority } from '../tls/index.js';
+import { bareHost } from './target.js';
 
 /** Where an intercepted connection was going, kept on its TLS socket. */
 const TARGET = Symbol('lachan.interceptTarget');
@@ -22,17 +23,17 @@ interface InterceptedSocket extends TLSSocket {
 
 /**
  * Terminates TLS of an intercepted CONNECT with a certificate from the school CA and
- * hands every request inside it to the same handler as plain HTTP, rewritten to
- * absolute form (`https://host/path`): one request model, one policy path, one
- * place that forwards (and verifies the origin's certificate).
+ * hands every request inside it, with the tunnel's authority, to the proxy, which
+ * makes it a flow like any other (target `https://authority/path`): one request model,
+ * one policy path, one place that forwards (and verifies the origin's certificate).
  */
 export class Interceptor {
   private readonly inner: Server;
 
   constructor(
-    handle: (req: IncomingMessage, res: ServerResponse, client: TunnelClient) => void,
+    handle: (req: IncomingMessage, res: ServerResponse, client: TunnelClient, authority: string) => void,
     limits: { maxHeaderBytes: number; headersTimeoutMs: number; clientIdleMs: number },
-    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, client: TunnelClient) => void,
+    handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, client: TunnelClient, authority: string) => void,
   ) {
     this.inner = createServer({ maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.clientIdleMs, requestTimeout: 0 }, (req, res) => {
       const target = (req.socket as InterceptedSocket)[TARGET];
@@ -40,8 +41,7 @@ export class Interceptor {
         res.writeHead(400).end();
         return;
       }
-      req.url = `https://${target.authority}${req.url}`;
-      handle(req, res, target.client);
+      handle(req, res, target.client, target.authority);
     });
     this.inner.on('clientError', (_error, socket: Duplex) => socket.destroy());
     // Secure WebSockets inside the tunnel are decided and relayed like any request.
@@ -51,8 +51,7 @@ export class Interceptor {
         socket.destroy();
         return;
       }
-      req.url = `https://${target.authority}${req.url}`;
-      handleUpgrade(req, socket, head, target.client);
+      handleUpgrade(req, socket, head, target.client, target.authority);
     });
   }
 
@@ -66,7 +65,7 @@ export class Interceptor {
     if (announce) client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
     let secure: InterceptedSocket;
     try {
-      secure = await createInterceptingTlsSocket(client, host.startsWith('[') ? host.slice(1, -1) : host, ca, { head, alpn: ['http/1.1'] });
+      secure = await createInterceptingTlsSocket(client, bareHost(host), ca, { head, alpn: ['http/1.1'] });
     } catch {
       client.destroy();
       return;

@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GatewayEventLog } from '../events/log.js';
 import { DEFAULT_ORGANISATION, type Organisation } from '../rules/organisation.js';
 import { RateLimiter } from '../util/rate-limit.js';
-import { errorPage, errorStatus, reportPage, reportThanksPage, reviewThanksPage, REPORT_PATH, REVIEW_PATH } from './pages.js';
+import { reportPage, reportThanksPage, reviewThanksPage, REPORT_PATH, REVIEW_PATH } from './pages.js';
+import type { ReviewRecorder } from './ports.js';
+import { errorAnswer, sendAnswer, sendHtml } from './responder.js';
+import { parseTypedTarget } from './target.js';
 
 /**
  * The two things a student or teacher can send from the gateway's own pages, with no
@@ -17,7 +19,6 @@ import { errorPage, errorStatus, reportPage, reportThanksPage, reviewThanksPage,
 export const ORIGIN_FORM_REVIEW_PATH = '/lachan/review';
 export const ORIGIN_FORM_REPORT_PATH = '/lachan/report';
 
-const HTML = 'text/html; charset=utf-8';
 /** A form is a few fields; anything larger is not one of ours. */
 const MAX_FORM_BODY = 4096;
 const MAX_URL_LENGTH = 2000;
@@ -32,7 +33,8 @@ const REQUESTS_PER_SECOND = 1 / 120;
 export type StudentRequestKind = 'review' | 'report';
 
 export interface StudentRequestsOptions {
-  readonly eventLog: GatewayEventLog | null;
+  /** Where the forms are stored (the gateway's event log); null: nowhere, and they are refused. */
+  readonly recorder: ReviewRecorder | null;
   /** Called after a request was stored, so the shipper can send it without waiting for its idle tick. */
   readonly onRecorded?: () => void;
   readonly limiter?: RateLimiter;
@@ -48,13 +50,13 @@ export function studentRequestKind(path: string, originForm: boolean): StudentRe
 }
 
 export class StudentRequests {
-  readonly #eventLog: GatewayEventLog | null;
+  readonly #recorder: ReviewRecorder | null;
   readonly #onRecorded: () => void;
   readonly #limiter: RateLimiter;
   readonly #organisation: () => Organisation;
 
   constructor(options: StudentRequestsOptions) {
-    this.#eventLog = options.eventLog;
+    this.#recorder = options.recorder;
     this.#onRecorded = options.onRecorded ?? (() => undefined);
     this.#limiter = options.limiter ?? new RateLimiter(REQUESTS_PER_SECOND, REQUESTS_BURST);
     this.#organisation = options.organisation ?? (() => DEFAULT_ORGANISATION);
@@ -74,7 +76,7 @@ export class StudentRequests {
     if (req.method !== 'POST') return sendError(res, 'bad-request');
     const body = await readForm(req);
     if (body === null) return sendError(res, 'bad-request');
-    if (this.#eventLog === null) return sendError(res, 'bad-request');
+    if (this.#recorder === null) return sendError(res, 'bad-request');
     const form = new URLSearchParams(body);
     const note = (form.get('note') ?? '').trim().slice(0, MAX_NOTE_LENGTH);
 
@@ -97,7 +99,7 @@ export class StudentRequests {
     // Counted only once the form is valid: a child who mistyped a URL is not locked out.
     const wait = this.#limiter.take(clientAddress);
     if (wait > 0) return sendError(res, 'too-many-requests', { 'retry-after': String(wait) });
-    const stored = this.#eventLog.recordReviewRequest({ kind, ...record, profile, note, clientAddress });
+    const stored = this.#recorder.recordReviewRequest({ kind, ...record, profile, note, clientAddress });
     if (stored === null) return sendError(res, 'bad-request');
     this.#onRecorded();
     const thanks = kind === 'review' ? reviewThanksPage({ reference: record.eventRef, host: record.host, organisation }) : reportThanksPage(organisation);
@@ -108,17 +110,12 @@ export class StudentRequests {
 /** The host and path (no query, no fragment) of what a person typed; a missing scheme means http. */
 export function parseReportedUrl(typed: string): { host: string; path: string } | null {
   if (typed === '' || typed.length > MAX_URL_LENGTH) return null;
-  let url: URL;
-  try {
-    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(typed) ? typed : `http://${typed}`);
-  } catch {
-    return null;
-  }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return null;
+  // The proxy's own reading of a URL: the report names the site as events would.
+  const target = parseTypedTarget(typed);
+  if (target === null) return null;
   // A name needs a dot (or is an address): "abc" alone is a typo, not a site.
-  if (!url.hostname.includes('.') && !url.hostname.startsWith('[')) return null;
-  const host = url.hostname.endsWith('.') ? url.hostname.slice(0, -1) : url.hostname;
-  return { host, path: url.pathname };
+  if (!target.host.includes('.') && !target.host.startsWith('[')) return null;
+  return { host: target.host, path: target.path };
 }
 
 async function readForm(req: IncomingMessage): Promise<string | null> {
@@ -134,13 +131,6 @@ async function readForm(req: IncomingMessage): Promise<string | null> {
   return body;
 }
 
-function sendHtml(res: ServerResponse, status: number, page: string, headOnly: boolean): void {
-  res.writeHead(status, { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store' });
-  res.end(headOnly ? undefined : page);
-}
-
 function sendError(res: ServerResponse, kind: 'bad-request' | 'too-many-requests', extra: Record<string, string> = {}): void {
-  const page = errorPage(kind, null);
-  res.writeHead(errorStatus(kind), { 'content-type': HTML, 'content-length': Buffer.byteLength(page), 'cache-control': 'no-store', ...extra });
-  res.end(page);
+  sendAnswer(res, errorAnswer(kind, null), extra);
 }

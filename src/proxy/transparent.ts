@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { ProxyServer } from './server.js';
 import { MAX_CLIENT_HELLO_BYTES, parseClientHello } from './sni.js';
+import { serverNameTarget } from './target.js';
 
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -33,14 +34,13 @@ export function startTransparentHttps(proxy: ProxyServer, port: number, host: st
       socket.off('data', onData);
       socket.pause();
       socket.setTimeout(0);
-      if (hello.kind !== 'sni') {
+      const target = hello.kind === 'sni' ? serverNameTarget(hello.serverName, 443) : null;
+      if (target === null) {
         // No name to decide on (or not TLS at all): nothing can be checked, so nothing passes.
         socket.destroy();
         return;
       }
-      const clientAddress = socket.remoteAddress ?? '';
-      proxy.tunnelStarted(socket);
-      void proxy.openTunnel(socket, hello.serverName, 443, buffered, { clientAddress, profile: proxy.policy.profileForAddress(clientAddress) }, false);
+      proxy.handleTransparentTunnel(socket, target, buffered);
     };
     socket.on('data', onData);
   });

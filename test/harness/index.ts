@@ -12,3 +12,4 @@ export * from './rules.js';
 export * from './sockets.js';
 export * from './content-pages.js';
 export * from './netns.js';
+export * from './events.js';

@@ -1,0 +1,16 @@
+import { execFileSync } from 'node:child_process';
+import { CLI } from './rules.js';
+
+/**
+ * The gateway's stored events, as `lachan logs --json` prints them, polled until one
+ * matches `wanted` (events are written in batches) or about five seconds have passed.
+ */
+export async function storedEventsUntil(dataDir: string, wanted: (event: Record<string, unknown>) => boolean): Promise<Record<string, unknown>[]> {
+  let events: Record<string, unknown>[] = [];
+  for (let attempt = 0; attempt < 20 && !events.some(wanted); attempt++) {
+    await new Promise((r) => setTimeout(r, 250));
+    const out = execFileSync(process.execPath, [CLI, 'logs', '--data', dataDir, '--json'], { encoding: 'utf8' });
+    events = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+  return events;
+}
