@@ -54,9 +54,9 @@ export interface ProxyHooks {
 }
 
 /** The rules alone: a tunnel on its host and port, a request on its host and path. */
-export const decideByPolicy: DecideHook = ({ flow, policy }) => {
+export const decideByPolicy: DecideHook = ({ flow, policy, time }) => {
   const { target, client } = flow;
-  return isTunnel(flow) ? policy.decideConnect(client.profile, target.host, target.port) : policy.decide(client.profile, target.host, target.pathAndQuery);
+  return isTunnel(flow) ? policy.decideConnect(client.profile, target.host, target.port, time) : policy.decide(client.profile, target.host, target.pathAndQuery, time);
 };
 
 const noSignal: SafeguardingSignalHook = () => undefined;
