@@ -27,10 +27,11 @@ import { markdownTable, median } from './lib/stats.js';
 const TARGET_DOMAINS = Number(process.env.MEMORY_DOMAINS ?? 5_000_000);
 const RELOADS = Number(process.env.MEMORY_RELOADS ?? 3);
 /**
- * Requests before each reading (spread over the workers). A worker's RSS grows with the
- * traffic it has served, as V8's heap fills towards its next collection under the
- * proxy's flags: 208 MiB after the load, 220 after 300 requests, 238–246 after a few
- * thousand (bench/RESULTS.md, 2026-12-04). 300 measured a worker barely in service.
+ * Requests a worker before each reading (the primary spreads them). A worker's RSS
+ * grows with the traffic it has served until its young generation (2 × 16 MiB under
+ * the proxy's flags) has cycled: 208 MiB after the load, 220 after 300 requests,
+ * 238–246 after a few thousand (bench/RESULTS.md, 2026-12-04). 300 in all measured a
+ * worker barely in service, and with `--workers 2` one that had served half as much.
  */
 const REQUESTS = Number(process.env.MEMORY_REQUESTS ?? 3000);
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -136,9 +137,9 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * hands them round to every worker: with one kept-alive connection (Node's default
  * agent) one worker served them all, and another was measured as never having served.
  */
-async function someTraffic(port: number): Promise<void> {
+async function someTraffic(port: number, workers: number): Promise<void> {
   const hosts = ['bet365.com', 'xhamster.com', 'example.invalid', 'tinder.com', 'nordvpn.com'];
-  for (let i = 0; i < REQUESTS; i++) {
+  for (let i = 0; i < REQUESTS * workers; i++) {
     await new Promise<void>((resolve) => {
       const req = request({ host: '127.0.0.1', port, agent: false, method: 'GET', path: `http://${hosts[i % hosts.length]}/page${i}`, headers: { host: hosts[i % hosts.length] } }, (res) => {
         res.resume();
@@ -187,7 +188,7 @@ async function measure(rulesDir: string, workers: number): Promise<Run> {
     const port = logs.find((l) => l.msg === 'listening')!.port as number;
     const pids = workers === 1 ? [child.pid!] : childrenOf(child.pid!);
     if (pids.length !== workers) throw new Error(`found ${pids.length} workers, expected ${workers}`);
-    await someTraffic(port);
+    await someTraffic(port, workers);
     await sleep(3000);
     const steady = pids.map((pid) => procStatus(pid).rss);
     const peaks: number[][] = [];
@@ -207,7 +208,7 @@ async function measure(rulesDir: string, workers: number): Promise<Run> {
       reloadSeconds.push((Date.now() - reloadStarted) / 1000);
       peaks.push(pids.map((pid) => procStatus(pid).hwm));
       perReload.push({ beforeMiB: beforeReload.map((b) => b / MiB), peakMiB: peaks.at(-1)!.map((b) => b / MiB), before: before.map(inMiB), sampledPeak: sampledPeak.map(inMiB), logged: logs.filter((l) => l.msg === 'rules reloaded').slice(-workers).map(({ pid, rssMiB, heapMiB, arrayBuffersMiB }) => ({ pid, rssMiB, heapMiB, arrayBuffersMiB })) });
-      await someTraffic(port);
+      await someTraffic(port, workers);
       await sleep(3000);
       after.push(pids.map((pid) => procStatus(pid).rss));
     }
@@ -251,7 +252,7 @@ async function main(): Promise<void> {
         `${median(run.reloadSeconds).toFixed(1)} s`,
       ];
     });
-    process.stdout.write(`bench domain lines: ${domains.toLocaleString('en')} (plus the shipped rules); ${REQUESTS} requests before each reading\n`);
+    process.stdout.write(`bench domain lines: ${domains.toLocaleString('en')} (plus the shipped rules); ${REQUESTS} requests a worker before each reading\n`);
     process.stdout.write(`${markdownTable(['run', 'start to listening', 'steady RSS per worker (MiB)', 'reload peak (MiB)', 'peak / steady', 'RSS after reloads (MiB)', 'primary RSS (MiB)', 'reload'], rows)}\n`);
     process.stdout.write(`${JSON.stringify({ domains, reloads: RELOADS, requests: REQUESTS, runs })}\n`);
   } finally {
