@@ -37,6 +37,24 @@ describe('lachan check with brand rules', () => {
     expect(other).toMatchObject({ action: 'allow', reason: 'default' });
   });
 
+  it('derives a brand from listed sites only, not from one listed host under a site', () => {
+    const dir = makeRulesDir({
+      'policy.yaml': POLICY,
+      // A bookmaker listed as a site, and an ad pixel and a CDN shard listed as single hosts.
+      'categories/gambling/domains': 'www.lucky88.top\npixel-us.win9ads.com\nimg02.cdn7.example-shard9.net\n',
+      'categories/gambling/brands': '',
+    });
+    dirs.push(dir);
+    const hosts = ['http://lucky88.moe/', 'http://win9ads.net/', 'http://track.win9ads.com/', 'http://example-shard9.org/', 'http://pixel-us.win9ads.com/'];
+    const result = lachan(['check', '--profile', 'thcs', '--rules', dir, '--json', ...hosts]);
+    expect(result.code).toBe(0);
+    const [brand, otherSuffix, sibling, shardSite, listed] = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(brand).toMatchObject({ action: 'block', rule: 'lucky88.*', source: `derived from 1 listed domain (${path.join(dir, 'categories/gambling/domains')})` });
+    // The pixel's siblings and the same name under other suffixes stay open; the listed host itself is blocked.
+    for (const decision of [otherSuffix, sibling, shardSite]) expect(decision).toMatchObject({ action: 'allow', reason: 'default' });
+    expect(listed).toMatchObject({ action: 'block', reason: 'domain', rule: 'pixel-us.win9ads.com' });
+  });
+
   it('with the shipped rules, blocks a shipped brand under a new suffix and none of the top 2,000 sites by brand or host signal', () => {
     const brand = lachan(['check', '--profile', 'thcs', '--rules', 'rules', '--json', 'http://789club.zz/']);
     const line = readFileSync('rules/categories/gambling/brands', 'utf8').split('\n').indexOf('789club') + 1;

@@ -309,6 +309,8 @@ function openDeviceTrust(options: ServeOptions, logger: Logger): { trust: Device
   return { trust, writer };
 }
 
+const mib = (bytes: number): number => Math.round(bytes / (1024 * 1024));
+
 /** Builds the proxy of one process: policy, resolver, event log, server. */
 async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void, deviceTrust: DeviceTrust): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void>; reloadCa: () => Promise<void> }> {
   const policy = await loadOrExplain(options);
@@ -365,7 +367,9 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
       proxy.setPolicy(next);
       collectGarbage();
       proxy.metrics.reloads++;
-      logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules) }, 'rules reloaded');
+      // V8's heap does not shrink under the proxy's flags: its size now is about its size at the compile's peak.
+      const memory = process.memoryUsage();
+      logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules), rssMiB: mib(memory.rss), heapMiB: mib(memory.heapTotal), arrayBuffersMiB: mib(memory.arrayBuffers) }, 'rules reloaded');
     } catch (error) {
       proxy.metrics.reloadFailures++;
       const problems = error instanceof RulesLoadError ? error.problems.filter((p) => p.severity === 'error').map(formatProblem) : [(error as Error).message];

@@ -19,7 +19,8 @@ import type { ProblemList } from './problems.js';
  *                 request host (`lode*`: at a label's start), without diacritics as
  *                 keywords are; never in paths or page text, where they would be words.
  *
- * A label becomes a derived brand when the category lists it, as the registrable
+ * A label becomes a derived brand when the category lists it as a site (the
+ * registrable domain or its `www.` name, not a host deeper under it), as the registrable
  * label, under at least two different public suffixes; or under one suffix
  * when the label itself carries a gambling-style mark: letters mixed with digits
  * (`789club`, `go88`), or a run of the brand vocabulary or of the host signals.
@@ -108,6 +109,9 @@ export class BrandDeriver {
     if (labelEnd <= 0) return;
     const labelStart = host.lastIndexOf('.', labelEnd - 1) + 1;
     if (labelStart >= labelEnd) return;
+    // Only a listed site is evidence of a brand: a host deeper than `www.` is a list's
+    // verdict on one host (a CDN shard, an ad pixel), not on the name.
+    if (!isSiteHost(host, labelStart)) return;
     const hash = hashSpan(host, labelStart, labelEnd);
     let slot = hash & (this.slots.length - 1);
     let index = this.slots[slot]!;
@@ -229,6 +233,17 @@ export class BrandDeriver {
     this.listed = grown(this.listed, (n) => new Uint32Array(n));
     this.fileIds = grown(this.fileIds, (n) => new Int32Array(n));
   }
+}
+
+/**
+ * Whether `host`, whose registrable label starts at `labelStart`, is a site a list
+ * blocks whole: the registrable domain itself or its `www.` name. A list that wants a
+ * whole site lists it so; one that lists `pixel-us.1winsa.com` or
+ * `icdn02.igayporn.tv.sds.rncdn7.com` blocks that host and leaves its siblings open,
+ * and a brand derived from it would block them all under every suffix.
+ */
+function isSiteHost(host: string, labelStart: number): boolean {
+  return labelStart === 0 || (labelStart === 4 && host.startsWith('www.'));
 }
 
 /** FNV-1a of `text.slice(start, end)` with a final mix. */
