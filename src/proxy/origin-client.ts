@@ -25,7 +25,7 @@ import { Exchange, type OriginClientOptions, type OriginRequest, type OriginResp
 
 export { OriginError, type OriginErrorCode } from './origin-error.js';
 export { parseResponseHead, Framing, type ResponseHead } from './http1/response-head.js';
-export type { OriginClientOptions, OriginRequest, OriginResponseHandler } from './origin-exchange.js';
+export type { OriginClientOptions, OriginRequest, OriginResponseHandler, UnparsedHeaders } from './origin-exchange.js';
 
 /** Origin pools kept before the empty ones are dropped. */
 const MIN_PRUNE_AT = 4096;

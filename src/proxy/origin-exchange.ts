@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 
 /** One request to send: its head, written by the caller (request line, fields, blank line). */
@@ -26,16 +25,19 @@ export interface OriginClientOptions {
   readonly maxHeadBytes: number;
 }
 
+/** Where undici passes headers parsed into an object, the origin client passes none: read controller.rawHeaders. */
+export type UnparsedHeaders = Readonly<Record<string, never>>;
+
 /**
  * What the origin client calls: undici 7's handler API (Dispatcher.DispatchHandler), so
- * one handler serves both clients, plus onResponseLastData. The controller's rawHeaders
- * hold the response's fields as name, value pairs once onResponseStart is called.
+ * one handler serves both clients, plus onResponseLastData. The response's fields are in
+ * the controller's rawHeaders (name, value, …), not in an object (see UnparsedHeaders).
  */
 export interface OriginResponseHandler {
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void;
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void;
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: UnparsedHeaders, statusMessage?: string): void;
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void;
-  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void;
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: UnparsedHeaders): void;
   /** The response's last bytes and its end: one call where undici makes two, so the client gets them in one write. */
   onResponseLastData(controller: Dispatcher.DispatchController, chunk: Buffer): void;
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void;
