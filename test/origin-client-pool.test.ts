@@ -26,23 +26,21 @@ function recorder(): { handler: OriginResponseHandler; outcome: Outcome; abort: 
     settle();
   };
   const handler: OriginResponseHandler = {
-    onConnect: (abortExchange) => {
-      abort = abortExchange;
+    onRequestStart: (controller) => {
+      abort = () => controller.abort(new Error('abandoned'));
     },
-    onHeaders: (status) => {
+    onResponseStart: (_controller, status) => {
       outcome.status = status;
-      return true;
     },
-    onData: (chunk) => {
+    onResponseData: (_controller, chunk) => {
       outcome.body += chunk.toString('latin1');
-      return true;
     },
-    onComplete: end,
-    onLastData: (chunk) => {
+    onResponseEnd: end,
+    onResponseLastData: (_controller, chunk) => {
       outcome.body += chunk.toString('latin1');
       end();
     },
-    onError: (error) => {
+    onResponseError: (_controller, error) => {
       outcome.error = error;
       end();
     },
@@ -134,7 +132,7 @@ describe('origin client pool', () => {
     // Long deadlines: without the rule, the queued request would wait for the stalled one's body timeout (2 minutes).
     const pool = client({ connectionsPerOrigin: 1, bodyIdleMs: 60_000 });
     const neverReads = recorder();
-    neverReads.handler.onData = () => false;
+    neverReads.handler.onResponseData = (controller) => controller.pause();
     pool.request(get('/big'), neverReads.handler);
     const queued = recorder();
     pool.request(get('/plain'), queued.handler);

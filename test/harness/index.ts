@@ -13,3 +13,4 @@ export * from './sockets.js';
 export * from './content-pages.js';
 export * from './netns.js';
 export * from './events.js';
+export * from './response-reader-run.js';

@@ -3,7 +3,7 @@ import { canonicalAddress, DestinationGuard } from '../../src/proxy/addresses.js
 import { parseResponseHead, OriginError } from '../../src/proxy/origin-client.js';
 import type { Policy } from '../../src/policy/engine.js';
 import { loadPolicy } from '../../src/rules/loader.js';
-import { makeRulesDir } from '../harness/index.js';
+import { cut, makeRulesDir, runReader } from '../harness/index.js';
 
 /**
  * The hostile suite's properties: no crash and no bypass for any generated input.
@@ -207,6 +207,19 @@ export function readerProperties(): { name: string; property: fc.IProperty<never
       property: fc.property(TOKEN, FIELD_VALUE, FIELD_VALUE, fc.constantFrom('\r', '\n', '\0'), (name, before, after, bad) => {
         const head = `HTTP/1.1 200 OK\r\n${name}: ${before}${bad}${after}\r\nContent-Length: 0`;
         return parseResponseHead(head, false) instanceof OriginError;
+      }) as unknown as fc.IProperty<never>,
+    },
+    {
+      name: 'a response, chunked or sized, is read the same wherever its bytes are cut',
+      property: fc.property(fc.array(fc.tuple(TOKEN, FIELD_VALUE).filter(([name]) => !/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(name)), { maxLength: 4 }), fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }).map((bytes) => Buffer.from(bytes).toString('latin1')), { maxLength: 5 }), fc.boolean(), fc.array(fc.nat(), { maxLength: 8 }), (fields, pieces, chunked, cuts) => {
+        const body = pieces.join('');
+        const framing = chunked ? ['Transfer-Encoding: chunked'] : [`Content-Length: ${body.length}`];
+        const payload = chunked ? `${pieces.map((piece) => `${piece.length.toString(16)}\r\n${piece}\r\n`).join('')}0\r\n\r\n` : body;
+        const bytes = Buffer.from(`${['HTTP/1.1 200 OK', ...fields.map(([n, v]) => `${n}: ${v}`), ...framing].join('\r\n')}\r\n\r\n${payload}`, 'latin1');
+        const at = [...new Set(cuts.map((n) => n % (bytes.length + 1)))].sort((a, b) => a - b);
+        const whole = runReader([bytes]);
+        const split = runReader(cut(bytes, at));
+        return whole.outcome === 'end' && whole.body === body && JSON.stringify(split) === JSON.stringify(whole);
       }) as unknown as fc.IProperty<never>,
     },
   ];
