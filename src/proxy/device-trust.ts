@@ -10,6 +10,7 @@
  * under --data, see device-trust-file.ts); nothing of it is shipped anywhere.
  */
 
+import { DEVICE_TRUST_RETENTION_DAYS } from '../privacy/retention.js';
 export interface DeviceRecord {
   /** Last day the gateway saw the device open an HTTPS connection (ms since the epoch; refreshed once a day). */
   readonly seen: number;
@@ -28,8 +29,8 @@ export interface DeviceTrustSnapshot {
 /** Devices remembered at most: beyond this only probe results are added (a school has far fewer). */
 const MAX_DEVICES = 65_536;
 const DAY_MS = 24 * 60 * 60 * 1000;
-/** A device not seen for this long is forgotten: its address is personal data kept no longer than needed. */
-export const DEVICE_RETENTION_MS = 90 * DAY_MS;
+/** A device not seen for this long is forgotten: its address is personal data kept no longer than needed (src/privacy/retention.ts). */
+export const DEVICE_RETENTION_MS = DEVICE_TRUST_RETENTION_DAYS * DAY_MS;
 
 /** True when the record says the device trusts the CA now: its latest probe went through. */
 export function trustsCa(record: DeviceRecord | undefined): boolean {
