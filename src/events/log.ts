@@ -1,3 +1,11 @@
+/**
+ * The gateway's event log (docs/events.md). Over ~400 lines on purpose: SqliteEventLog
+ * is one state machine (batching, visit folding, the unwritable-store retry, the size
+ * limit, retention) whose private fields every part reads and writes; split across
+ * modules those would have to become public. What stands apart lives apart: readers
+ * outside the proxy in log-readers.ts, the SQLite handling in src/storage/sqlite.ts,
+ * the event's fields in event-schema.ts.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
