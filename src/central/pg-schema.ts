@@ -3,6 +3,7 @@
  * SQLite store where the API reads them, with `events` partitioned by month (Vietnam
  * time, as the roll-ups count) so retention drops whole partitions. Steps are applied
  * by migratePostgres (src/storage/postgres.ts); append, never edit a shipped step.
+ * Text is COLLATE "C" throughout: ordered as SQLite orders it, whatever the locale.
  */
 import { eventColumnDefinitions } from '../events/event-schema.js';
 import { dayStart, firstDayOfMonth } from './days.js';
@@ -11,10 +12,10 @@ import { ROLLUPS, type RollupKey } from './event-writer.js';
 const KEY_TYPES: Readonly<Record<RollupKey, string>> = {
   day: 'integer NOT NULL',
   month: 'integer NOT NULL',
-  school: 'text NOT NULL',
-  profile: 'text NOT NULL',
-  category: 'text NOT NULL',
-  host: 'text NOT NULL',
+  school: 'text COLLATE "C" NOT NULL',
+  profile: 'text COLLATE "C" NOT NULL',
+  category: 'text COLLATE "C" NOT NULL',
+  host: 'text COLLATE "C" NOT NULL',
 };
 
 /** Each roll-up key computed from an events row in PostgreSQL (the twins of KEY_SQL in event-writer.ts). */
@@ -31,20 +32,20 @@ export const PG_KEY_SQL: Readonly<Record<RollupKey, string>> = {
 
 export const PG_MIGRATIONS: readonly string[] = [
   `CREATE TABLE schools (
-     id text PRIMARY KEY,
-     name text NOT NULL,
+     id text COLLATE "C" PRIMARY KEY,
+     name text COLLATE "C" NOT NULL,
      token_hash bytea NOT NULL,
      created_at bigint NOT NULL,
      revoked_at bigint
    );
-   CREATE TABLE school_contact (school text PRIMARY KEY, last_at bigint NOT NULL);
+   CREATE TABLE school_contact (school text COLLATE "C" PRIMARY KEY, last_at bigint NOT NULL);
    CREATE SEQUENCE events_seq AS bigint;
    -- (school, id) is the idempotency key; time joins it because a partitioned table's
    -- keys must hold the partition key, and an event's id is made from its time (ids.ts).
    CREATE TABLE events (
      seq bigint NOT NULL DEFAULT nextval('events_seq'),
      ${eventColumnDefinitions('postgres')},
-     school text NOT NULL,
+     school text COLLATE "C" NOT NULL,
      received_at bigint NOT NULL,
      PRIMARY KEY (school, id, time)
    ) PARTITION BY RANGE (time);

@@ -52,31 +52,34 @@ function toSchool(row: SchoolRow): School {
 const NO_PARTITION = '23514';
 
 /**
- * The batch's events, one array a column (`unnest` turns them back into rows), then the
- * school and the time received; each (id, time) once, with its highest count, in id
- * order.
+ * Stores rows (the event's fields, then school and time received: one array a column,
+ * which `unnest` turns back into rows; each (school, id, time) once, with its highest
+ * count, in key order) and, unless told not to, counts the rows it inserted in every
+ * roll-up: `$N::boolean` (the last parameter) says whether to count.
  */
-const INPUT_TYPES = EVENT_FIELDS.map((f) => `${f.postgres}[]`);
-const INGEST_SQL = (() => {
-  const columns = EVENT_FIELDS.map((f) => f.name);
-  const school = `$${columns.length + 1}`;
-  const receivedAt = `$${columns.length + 2}`;
-  const input = `SELECT DISTINCT ON (id, time) * FROM unnest(${INPUT_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS input(${EVENT_COLUMNS}) ORDER BY id, time, count DESC`;
+const ROW_TYPES = [...EVENT_FIELDS.map((f) => `${f.postgres}[]`), 'text[]', 'bigint[]'];
+const ROW_COLUMNS = `${EVENT_COLUMNS}, school, received_at`;
+const INSERT_SQL = (() => {
+  const countThem = `$${ROW_TYPES.length + 1}::boolean`;
+  const input = `SELECT DISTINCT ON (school, id, time) * FROM unnest(${ROW_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS input(${ROW_COLUMNS}) ORDER BY school, id, time, count DESC`;
   const keys = (r: (typeof ROLLUPS)[number]) => r.keys.map((k) => `${PG_KEY_SQL[k]}`).join(', ');
+  const positions = (r: (typeof ROLLUPS)[number]) => r.keys.map((_, j) => j + 1).join(', ');
   const rollups = ROLLUPS.map(
     (r, i) =>
-      `r${i} AS (INSERT INTO ${r.table} AS t (${r.keys.join(', ')}, n) SELECT ${keys(r)}, count(*) FROM fresh GROUP BY ${r.keys.map((_, j) => j + 1).join(', ')} ORDER BY ${r.keys.map((_, j) => j + 1).join(', ')} ON CONFLICT (${r.keys.join(', ')}) DO UPDATE SET n = t.n + excluded.n)`,
+      `r${i} AS (INSERT INTO ${r.table} AS t (${r.keys.join(', ')}, n) SELECT ${keys(r)}, count(*) FROM fresh WHERE ${countThem} GROUP BY ${positions(r)} ORDER BY ${positions(r)} ON CONFLICT (${r.keys.join(', ')}) DO UPDATE SET n = t.n + excluded.n)`,
   );
   return `WITH input AS (${input}),
-    stored AS (
-      INSERT INTO events AS e (${EVENT_COLUMNS}, school, received_at) SELECT *, ${school}::text, ${receivedAt}::bigint FROM input
+    fresh AS (
+      INSERT INTO events (${ROW_COLUMNS}) SELECT * FROM input
       ON CONFLICT (school, id, time) DO NOTHING
       RETURNING time, school, profile, category, host
     ),
-    fresh AS (SELECT time, school, profile, category, host FROM stored),
     ${rollups.join(',\n    ')}
     SELECT count(*) AS stored FROM fresh`;
 })();
+
+/** A stored event as `central migrate` copies it. */
+export type ImportedEvent = WireEvent & { readonly school: string; readonly received_at: number };
 
 /**
  * A visit's event sent again with more requests: its count grows, nothing else changes.
@@ -150,23 +153,47 @@ export class PostgresCentralStore implements CentralStore {
       await this.#touch(school, receivedAt);
       return { acked, stored: 0, duplicates: 0 };
     }
-    const columns: unknown[][] = EVENT_FIELDS.map(() => new Array<unknown>(events.length));
+    const stored = await this.#insert(events, () => school, () => receivedAt, true, async (client) => {
+      const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+      if (raised.length > 0) await client.query(RAISE_COUNTS_SQL, [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school]);
+      await this.#touch(school, receivedAt, client);
+    });
+    return { acked, stored, duplicates: events.length - stored };
+  }
+
+  /**
+   * Copies stored events in (for `central migrate`); `counted` says whether the roll-ups
+   * already hold them (copied with the roll-up tables) or must count them now.
+   */
+  async importEvents(events: readonly ImportedEvent[], counted: boolean): Promise<number> {
+    return this.#insert(events, (e) => e.school, (e) => e.received_at, !counted);
+  }
+
+  /** Inserts `events` in one transaction (with `also` after, in it); how many were new. */
+  async #insert<E extends WireEvent>(
+    events: readonly E[],
+    schoolOf: (event: E) => string,
+    receivedAtOf: (event: E) => number,
+    count: boolean,
+    also?: (client: PgClient) => Promise<void>,
+  ): Promise<number> {
+    const columns: unknown[][] = [...EVENT_FIELDS, 'school', 'received_at'].map(() => new Array<unknown>(events.length));
     const months = new Set<number>();
+    const last = EVENT_FIELDS.length;
     events.forEach((e, row) => {
       EVENT_FIELDS.forEach((f, column) => (columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null)));
+      columns[last]![row] = schoolOf(e);
+      columns[last + 1]![row] = receivedAtOf(e);
       months.add(monthOfDay(dayNumber(e.time)));
     });
     for (let attempt = 0; ; attempt++) {
       await this.#ensurePartitions(months);
       try {
-        const stored = await transaction(this.#pool, async (client) => {
-          const result = await client.query<{ stored: number }>(INGEST_SQL, [...columns, school, receivedAt]);
-          const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-          if (raised.length > 0) await client.query(RAISE_COUNTS_SQL, [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school]);
-          await this.#touch(school, receivedAt, client);
+        return await transaction(this.#pool, async (client) => {
+          const result = await client.query<{ stored: number }>(INSERT_SQL, [...columns, count]);
+          await also?.(client);
           return result.rows[0]!.stored;
         });
-        return { acked, stored, duplicates: events.length - stored };
       } catch (error) {
         // A partition dropped by another process's retention since this one saw it: made again.
         if (pgErrorCode(error) !== NO_PARTITION || attempt > 0) throw error;

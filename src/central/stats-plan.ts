@@ -109,7 +109,7 @@ export function planStats(filter: StatsFilter): StatsPlan {
   const counted = th.table === 'events' ? "coalesce(category, '') AS category, count(*)" : 'category, CAST(sum(n) AS BIGINT)';
   const groupCategory = th.table === 'events' ? "coalesce(category, '')" : 'category';
   const topHosts = {
-    sql: `SELECT host, ${counted} AS count FROM ${th.table}${th.sql} GROUP BY host, ${groupCategory} ORDER BY count DESC, host LIMIT ${limit}`,
+    sql: `SELECT host, ${counted} AS count FROM ${th.table}${th.sql} GROUP BY host, ${groupCategory} ORDER BY count DESC, host, category LIMIT ${limit}`,
     params: th.params,
   };
 

@@ -14,7 +14,7 @@ import { loadOrCreateSigner, SigningKeyError, SIGNING_PUBLIC_KEY_FILE, type Poli
 import { CENTRAL_DB_FILE, openSqliteStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent, type CollectorDatabase } from '../central/store.js';
 import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
-import { CliError, SINCE_HINT } from './errors.js';
+import { CliError, EXIT_CHECK_FAILED, EXIT_USAGE, SINCE_HINT } from './errors.js';
 import { quietOnClosedPipe } from './logs.js';
 
 const DEFAULT_DATA = './var/central';
@@ -274,6 +274,15 @@ export function registerCentral(program: Command): void {
     });
 
   central
+    .command('migrate')
+    .description('chuyển dữ liệu của máy chủ huyện từ SQLite sang PostgreSQL (một cơ sở dữ liệu trống), rồi đối chiếu số lượng')
+    .requiredOption('--from <source>', 'sqlite:THƯ_MỤC: thư mục dữ liệu của máy chủ huyện')
+    .requiredOption('--to <url>', 'postgres://…: cơ sở dữ liệu PostgreSQL 15 trở lên')
+    .action(async (options: { from: string; to: string }) => {
+      await runMigration(options.from, options.to);
+    });
+
+  central
     .command('events')
     .description('sự kiện lưu ở máy chủ huyện, cũ nhất trước')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
@@ -368,4 +377,35 @@ async function readPassword(): Promise<string> {
   const second = await ask('Nhập lại mật khẩu: ');
   if (first !== second) throw new CliError('hai lần nhập mật khẩu khác nhau');
   return first;
+}
+
+/** `central migrate`: one line a count compared, then the verdict; exit 1 when a count differs. */
+async function runMigration(from: string, to: string): Promise<void> {
+  if (!from.startsWith('sqlite:')) throw new CliError(`--from: "${from}" phải có dạng sqlite:THƯ_MỤC`);
+  if (!/^postgres(ql)?:\/\//.test(to)) throw new CliError(`--to: "${to}" phải có dạng postgres://…`);
+  const file = path.join(from.slice('sqlite:'.length), CENTRAL_DB_FILE);
+  if (!existsSync(file)) throw new CliError(`không thấy ${file}`);
+  // Loaded here only: every other command starts without node-postgres.
+  const { openPostgresStore } = await import('../central/pg-store.js');
+  const { migrateToPostgres, MigrationError } = await import('../central/migrate-to-postgres.js');
+  // The SQLite store, opened once, brings its schema up to date for the copy.
+  await openSqliteStore({ dataDir: path.dirname(file), writerThread: false }).close();
+  let target: Awaited<ReturnType<typeof openPostgresStore>>;
+  try {
+    target = await openPostgresStore({ url: to, connections: 2 });
+  } catch (error) {
+    throw new CliError(`không kết nối được PostgreSQL: ${(error as Error).message}`);
+  }
+  try {
+    const counts = await migrateToPostgres(file, target);
+    for (const c of counts) process.stdout.write(`${c.what}: ${c.source} → ${c.target}\n`);
+    process.stdout.write('Đã chuyển xong; số lượng hai bên khớp nhau.\n');
+  } catch (error) {
+    if (error instanceof MigrationError) {
+      throw new CliError(error.code === 'LACHAN_TARGET_NOT_EMPTY' ? 'cơ sở dữ liệu PostgreSQL đích đã có trường hoặc sự kiện: hãy chuyển vào một cơ sở dữ liệu trống' : `số lượng không khớp sau khi chuyển: ${error.message}`, error.code === 'LACHAN_TARGET_NOT_EMPTY' ? EXIT_USAGE : EXIT_CHECK_FAILED);
+    }
+    throw error;
+  } finally {
+    await target.close();
+  }
 }

@@ -70,9 +70,14 @@ export function wireFieldsOf(row: WireEvent): WireEvent {
   return event as WireEvent;
 }
 
-/** Column definitions (`name TYPE [NOT NULL] [DEFAULT …]`) for a CREATE TABLE in `dialect`. */
+/**
+ * Column definitions (`name TYPE [NOT NULL] [DEFAULT …]`) for a CREATE TABLE in
+ * `dialect`. PostgreSQL text compares byte by byte (COLLATE "C"), as SQLite's does, so
+ * both stores order hosts and names alike whatever the database's locale.
+ */
 export function eventColumnDefinitions(dialect: 'sqlite' | 'postgres'): string {
-  return EVENT_FIELDS.map((f) => `${f.name} ${f[dialect]}${f.nullable ? '' : ' NOT NULL'}${'default' in f ? ` DEFAULT ${f.default}` : ''}`).join(',\n     ');
+  const collate = (f: (typeof EVENT_FIELDS)[number]) => (dialect === 'postgres' && f.type === 'text' ? ' COLLATE "C"' : '');
+  return EVENT_FIELDS.map((f) => `${f.name} ${f[dialect]}${collate(f)}${f.nullable ? '' : ' NOT NULL'}${'default' in f ? ` DEFAULT ${f.default}` : ''}`).join(',\n     ');
 }
 
 /** `?, ?, …` (SQLite) for one event's values. */

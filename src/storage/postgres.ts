@@ -11,10 +11,6 @@ export type PgClient = pg.PoolClient;
 
 const INT8_OID = 20;
 
-/** `postgres://…` or `postgresql://…`. */
-export function isPostgresUrl(value: string): boolean {
-  return /^postgres(ql)?:\/\//.test(value);
-}
 
 export function openPool(url: string, max = 10): PgPool {
   const pool = new pg.Pool({
