@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
-import { openPostgresStore } from '../src/central/pg-store.js';
+import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
 import type { CentralEvent, CentralStore, Stats } from '../src/central/store.js';
 import type { WireEvent } from '../src/events/wire.js';
@@ -176,6 +176,30 @@ describe.each(backends)('collector store on %s', (_name, backend) => {
       expect(await store.revokeSchool('KHONGCO')).toBe(false);
       expect(await store.authenticate(a.token)).toBeNull();
       expect((await store.listSchools()).map((s) => s.revokedAt !== null)).toEqual([true]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('collector store on PostgreSQL, retention', () => {
+  it('drops the month partitions wholly past retention and keeps their counts', async () => {
+    const location = await backends[1]![1].fresh();
+    const store = (await location.open()) as PostgresCentralStore;
+    try {
+      const a = await store.addSchool('TH Khau Phạ');
+      const months = [0, 1, 2, 3].map((back) => wireEvent({ time: Date.UTC(2026, 9 - back, 15) }));
+      await store.ingest(a.id, months, Date.now());
+      const partitions = async () =>
+        (await store.pool.query<{ name: string }>("SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass ORDER BY 1")).rows.map((r) => r.name);
+      expect(await partitions()).toHaveLength(4);
+      // Before 1 September 2026 (Vietnam time): July and June go whole, and their counts stay.
+      expect(await store.expire(Date.UTC(2026, 8, 1) - 7 * 3_600_000)).toBe(2);
+      expect(await partitions()).toHaveLength(2);
+      expect((await store.stats({ fromDay: '2026-06-01', toDay: '2026-10-31' })).total).toBe(4);
+      // An event of a dropped month sent late: its partition is made again.
+      expect(await store.ingest(a.id, [wireEvent({ time: Date.UTC(2026, 6, 20) })], Date.now())).toMatchObject({ stored: 1 });
+      expect(await partitions()).toHaveLength(3);
     } finally {
       await store.close();
     }
