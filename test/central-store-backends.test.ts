@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
 import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
+import { PG_MIGRATIONS } from '../src/central/pg-schema.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
 import type { CentralEvent, CentralStore, Stats } from '../src/central/store.js';
 import type { WireEvent } from '../src/events/wire.js';
@@ -210,8 +211,9 @@ describe('collector store on PostgreSQL, several processes', () => {
   it('stores and counts each event once when two collectors open a new database together and take the same batches at once', async () => {
     const location = await backends[1]![1].fresh();
     // Both apply the schema at once: the advisory lock lets one do it.
-    const [one, two] = await Promise.all([location.open(), location.open()]);
+    const [one, two] = (await Promise.all([location.open(), location.open()])) as PostgresCentralStore[];
     try {
+      expect((await one.pool.query('SELECT version FROM lachan_schema ORDER BY version')).rows).toEqual(PG_MIGRATIONS.map((_, i) => ({ version: i + 1 })));
       const a = await one.addSchool('TH Trạm Tấu');
       const batches = Array.from({ length: 8 }, (_, i) => varied(250, i));
       // Every batch sent to both, at once, in opposite orders.
@@ -224,7 +226,7 @@ describe('collector store on PostgreSQL, several processes', () => {
       await expectStatsEqualRecount(one, '2026-10-15', '2026-11-01');
       await expectStatsEqualRecount(two, '2026-09-25', '2026-10-20');
     } finally {
-      await Promise.all([one.close(), two.close()]);
+      await Promise.all([one!.close(), two!.close()]);
     }
   }, 60_000);
 });
