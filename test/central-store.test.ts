@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
-import { migrate } from '../src/events/schema.js';
+import { migrate } from '../src/storage/sqlite.js';
 import * as fromSources from '../src/central/sqlite-store.js';
 import type { WireEvent } from '../src/events/wire.js';
 import { wireEvent } from './harness/index.js';

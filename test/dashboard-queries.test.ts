@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
-import { DashboardQueries } from '../src/central/dashboard/queries.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
 import { wireEvent } from './harness/index.js';
 
@@ -20,7 +19,7 @@ describe('schools the dashboard calls silent', () => {
     const never = await store.addSchool('THCS Mù Cang Chải');
     const sentAt = Date.now();
     await store.ingest(calling.id, [wireEvent({ time: sentAt })], sentAt);
-    const queries = new DashboardQueries(store.database);
+    const queries = store.dashboardQueries;
     const at = (ms: number) => Object.fromEntries(queries.schools(null, ms).map((s) => [s.id, s.silent]));
     expect(at(sentAt + 23 * 3_600_000)).toEqual({ [calling.id]: false, [never.id]: true });
     expect(at(sentAt + 25 * 3_600_000)).toEqual({ [calling.id]: true, [never.id]: true });
@@ -36,7 +35,7 @@ describe('schools the dashboard calls silent', () => {
     // As the dashboard's page does: statistics first, which bring in every acknowledged event.
     const today = dayToIso(dayNumber(t));
     await store.stats({ fromDay: today, toDay: today });
-    const queries = new DashboardQueries(store.database);
+    const queries = store.dashboardQueries;
     expect(queries.hostRule('x.example', 'gambling', null)).toEqual({ rule: 'x.example', source: 'f:2' });
     expect(queries.hostRule('x.example', 'gambling', b.id)).toEqual({ rule: 'b-rule', source: 'g:9' });
     expect(queries.hostRule('x.example', 'games', null)).toEqual({ rule: null, source: null });

@@ -1,5 +1,5 @@
-import type Database from 'better-sqlite3';
-import type { WireEvent } from '../events/wire.js';
+import type { SqliteDatabase } from '../storage/sqlite.js';
+import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, type WireEvent } from '../events/event-schema.js';
 import { dayNumber, monthOfDay } from './days.js';
 
 /**
@@ -157,8 +157,8 @@ export function schoolScopedMigration(eventIndexes: readonly string[]): string {
    ALTER TABLE inbox_by_school RENAME TO events_inbox;`;
 }
 
-/** An event's columns as stored, without `events.seq`. */
-export const EVENT_COLUMNS = `${EVENT_COLUMNS_V1}, count`;
+/** An event's columns as the collector stores it (the event's, then its own), without `events.seq`. */
+export const CENTRAL_EVENT_COLUMNS = `${EVENT_COLUMNS}, school, received_at`;
 
 /** One school's batch as the writer stores it. */
 export interface WriteBatch {
@@ -181,7 +181,7 @@ export interface EventWriter {
 }
 
 /** Pragmas of every connection that writes events (see WAL_AUTOCHECKPOINT_PAGES). */
-export function tuneWriter(db: Database.Database, cacheMiB: number): void {
+export function tuneWriter(db: SqliteDatabase, cacheMiB: number): void {
   db.pragma(`cache_size = -${cacheMiB * 1024}`);
   db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   // Index pages read through the mapping rather than a read() each: the move into
@@ -314,10 +314,10 @@ class InboxCounts {
   }
 }
 
-export function prepareEventWriter(db: Database.Database): EventWriter {
+export function prepareEventWriter(db: SqliteDatabase): EventWriter {
   // New to the collector for this school: in neither the inbox (keyed by school and id) nor `events`.
   const insertInbox = db.prepare(
-    `INSERT INTO events_inbox (${EVENT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE school = ? AND id = ?) ON CONFLICT DO NOTHING`,
+    `INSERT INTO events_inbox (${CENTRAL_EVENT_COLUMNS}) SELECT ${EVENT_PLACEHOLDERS}, ?, ? WHERE NOT EXISTS (SELECT 1 FROM events WHERE school = ? AND id = ?) ON CONFLICT DO NOTHING`,
   );
   // A visit's event arrives again when more of its requests came after it was sent: its count grows, nothing else changes.
   const raiseInboxCount = db.prepare('UPDATE events_inbox SET count = max(count, ?) WHERE school = ? AND id = ?');
@@ -335,7 +335,7 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
       touchSchool.run(school, receivedAt);
       let stored = 0;
       for (const e of events) {
-        const isNew = insertInbox.run(e.id, school, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, receivedAt, e.count ?? 1, school, e.id).changes === 1;
+        const isNew = insertInbox.run(...eventValues(e), school, receivedAt, school, e.id).changes === 1;
         fresh.push(isNew);
         if (isNew) stored++;
         else if ((e.count ?? 1) > 1 && raiseInboxCount.run(e.count, school, e.id).changes === 0) raiseCount.run(e.count, school, e.id);
@@ -380,7 +380,7 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
   const inboxSize = db.prepare('SELECT count(*) FROM events_inbox').pluck();
   const drains = db.prepare('SELECT drains FROM rollup_state WHERE id = 1').pluck();
   const countDrain = db.prepare('UPDATE rollup_state SET drains = drains + 1 WHERE id = 1');
-  const move = db.prepare(`INSERT OR IGNORE INTO events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM events_inbox`);
+  const move = db.prepare(`INSERT OR IGNORE INTO events (${CENTRAL_EVENT_COLUMNS}) SELECT ${CENTRAL_EVENT_COLUMNS} FROM events_inbox`);
   const empty = db.prepare('DELETE FROM events_inbox');
   const addCounted = ROLLUPS.map((r) => addTo(r, `VALUES (${r.keys.map(() => '?').join(', ')}, ?)`));
   // The inbox counted by SQL: for what another connection (or a run that crashed) left there.
@@ -429,7 +429,7 @@ export function prepareEventWriter(db: Database.Database): EventWriter {
 }
 
 /** Events waiting in the inbox, counted up to `max` (a bounded read). */
-export function prepareInboxCount(db: Database.Database): (max: number) => number {
+export function prepareInboxCount(db: SqliteDatabase): (max: number) => number {
   const count = db.prepare('SELECT count(*) FROM (SELECT 1 FROM events_inbox LIMIT ?)').pluck();
   return (max) => count.get(max) as number;
 }

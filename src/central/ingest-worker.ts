@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { sqliteErrorCode, tuneConnection } from '../events/log.js';
+import { sqliteErrorCode, tuneConnection } from '../storage/sqlite.js';
 import { INBOX_DRAIN_EVENTS, INBOX_DRAIN_MS, prepareEventWriter, tuneWriter, WAL_AUTOCHECKPOINT_PAGES, type WriteBatch } from './event-writer.js';
 
 export interface WriterConfig {

@@ -1,15 +1,22 @@
-import Database from 'better-sqlite3';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+/**
+ * The collector's store on one SQLite file (the embedded default; see docs/contract.md
+ * §10): schools, ingest through the inbox (event-writer.ts), the events API and the
+ * statistics (stats-plan.ts), and the district's tables for the dashboard.
+ */
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { sqliteErrorCode, tuneConnection } from '../events/log.js';
-import { migrate } from '../events/schema.js';
-import { DISTRICT_LATER_MIGRATIONS, DISTRICT_MIGRATIONS } from './district-schema.js';
-import { wireFieldsOf, type WireEvent } from '../events/wire.js';
-import { dayStart, dayToIso, firstDayOfMonth, isoToDay, monthOfDay } from './days.js';
+import { isBusy, migrate, openPrivateDatabase, type SqliteDatabase } from '../storage/sqlite.js';
+import type { WireEvent } from '../events/event-schema.js';
+import { AccountStore } from './accounts.js';
+import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
+import { DashboardQueries } from './dashboard/queries.js';
+import { openDistrict, type District } from './district.js';
+import type { AuditSink } from './district-policy.js';
+import { CENTRAL_MIGRATIONS } from './sqlite-schema.js';
+import { planStats, statsFromRows, type PlannedQuery } from './stats-plan.js';
 import {
   StoreError,
-  type CentralEvent,
-  type CentralStore,
+  type CollectorDatabase,
   type EventFilter,
   type EventPage,
   type IngestResult,
@@ -21,29 +28,17 @@ import {
 } from './store.js';
 import { hashToken, newSchoolId, newSchoolToken, sameHash, schoolIdOfToken } from './tokens.js';
 import {
-  EVENT_COLUMNS,
-  EVENT_FIELDS_V1,
   INBOX_DRAIN_EVENTS,
-  INBOX_MIGRATION,
   prepareEventWriter,
   prepareInboxCount,
   ROLLUP_CHUNK,
   ROLLUP_INTERVAL_MS,
-  ROLLUPS,
-  schoolScopedMigration,
   tuneWriter,
   type EventWriter,
-  type RollupKey,
 } from './event-writer.js';
 import { WriterThread } from './writer-thread.js';
 
 export const CENTRAL_DB_FILE = 'central.db';
-
-/** Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
-function isBusy(error: unknown): boolean {
-  const code = sqliteErrorCode(error);
-  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
 
 // Group commit on the store's own connection (without the writer thread).
 const GROUP_COMMIT_MS = 10;
@@ -57,121 +52,8 @@ const QUERY_DRAIN_MAX = 5_000;
 
 export { KEY_SQL, ROLLUPS, type Rollup, type RollupKey } from './event-writer.js';
 
-/** Lets a category or profile filter over a few weeks of all schools seek instead of scan. */
-const ROLLUP_INDEXES = [
-  'CREATE INDEX r_school_category_day_by_category ON r_school_category_day(category, day);',
-  'CREATE INDEX r_school_category_day_by_profile ON r_school_category_day(profile, day);',
-];
-
-/**
- * Statistics over more days than this count bySchool (with filters) and topHosts in whole
- * calendar months, the range widened to cover the request: a school year then reads
- * ~13 rows per host or school instead of ~365.
- */
-export const MONTHLY_AFTER_DAYS = 31;
-
-const KEY_TYPES: Readonly<Record<RollupKey, string>> = {
-  day: 'INTEGER NOT NULL',
-  month: 'INTEGER NOT NULL',
-  school: 'TEXT NOT NULL',
-  profile: 'TEXT NOT NULL',
-  category: 'TEXT NOT NULL',
-  host: 'TEXT NOT NULL',
-};
-
-/**
- * The events table's secondary indexes, each ending in time for ranges and ordering:
- * newest first, by school, by host. A category filter walks the time index (ten-odd
- * categories, each common), which saves a fourth index on every insert.
- */
-export const EVENT_INDEXES: readonly string[] = [
-  'CREATE INDEX events_time ON events(time);',
-  'CREATE INDEX events_school_time ON events(school, time);',
-  'CREATE INDEX events_host_time ON events(host, time);',
-];
-
-/** The collector database's schema steps, oldest first (exported for the upgrade tests). */
-export const CENTRAL_MIGRATIONS: readonly string[] = [
-  `CREATE TABLE schools (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     token_hash BLOB NOT NULL,
-     created_at INTEGER NOT NULL,
-     revoked_at INTEGER
-   );
-   CREATE TABLE events (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     id TEXT NOT NULL UNIQUE,
-     ${EVENT_FIELDS_V1}
-   );
-   ${EVENT_INDEXES.join('\n')}
-   ${ROLLUPS.map(
-     (r) =>
-       `CREATE TABLE ${r.table} (${r.keys.map((k) => `${k} ${KEY_TYPES[k]}`).join(', ')}, n INTEGER NOT NULL, PRIMARY KEY (${r.keys.join(', ')})) WITHOUT ROWID;`,
-   ).join('\n')}
-   ${ROLLUP_INDEXES.join('\n')}
-   CREATE TABLE rollup_state (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL);
-   INSERT INTO rollup_state (id, last_seq) VALUES (1, 0);`,
-  // Dashboard accounts (see accounts.ts) and the last time each school's gateway called.
-  `CREATE TABLE users (
-     name TEXT PRIMARY KEY,
-     role TEXT NOT NULL CHECK (role IN ('admin', 'school-it', 'viewer')),
-     school TEXT,
-     password_hash TEXT NOT NULL,
-     created_at INTEGER NOT NULL
-   );
-   CREATE TABLE sessions (
-     id_hash BLOB PRIMARY KEY,
-     user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-     csrf TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     expires_at INTEGER NOT NULL
-   );
-   CREATE INDEX sessions_expiry ON sessions(expires_at);
-   CREATE TABLE login_failures (
-     name TEXT PRIMARY KEY,
-     failures INTEGER NOT NULL,
-     first_at INTEGER NOT NULL,
-     locked_until INTEGER
-   );
-   CREATE TABLE audit_log (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     at INTEGER NOT NULL,
-     actor TEXT NOT NULL,
-     action TEXT NOT NULL,
-     target TEXT NOT NULL,
-     before TEXT,
-     after TEXT
-   );
-   CREATE TABLE school_contact (school TEXT PRIMARY KEY, last_at INTEGER NOT NULL) WITHOUT ROWID;`,
-  ...DISTRICT_MIGRATIONS,
-  // Events are acknowledged from the inbox and moved on in bulk (event-writer.ts).
-  INBOX_MIGRATION,
-  // Scoped allows, disabled accounts, login throttling (district-schema.ts).
-  ...DISTRICT_LATER_MIGRATIONS,
-  // Events are stored once per (school, id), and carry the requests of their visit.
-  schoolScopedMigration(EVENT_INDEXES),
-];
-
-const EVENT_ROW_COLUMNS = `seq, ${EVENT_COLUMNS}`;
-
-interface EventRow {
-  seq: number;
-  id: string;
-  school: string;
-  time: number;
-  profile: string;
-  category: string | null;
-  reason: string;
-  rule: string | null;
-  source: string | null;
-  host: string;
-  path: string;
-  method: string;
-  client: string;
-  received_at: number;
-  count: number;
-}
+export { CENTRAL_MIGRATIONS, EVENT_INDEXES } from './sqlite-schema.js';
+export { MONTHLY_AFTER_DAYS } from './stats-plan.js';
 
 interface SchoolRow {
   id: string;
@@ -209,23 +91,11 @@ function toSchool(row: SchoolRow): School {
   return { id: row.id, name: row.name, createdAt: row.created_at, revokedAt: row.revoked_at };
 }
 
-function toEvent(row: EventRow): CentralEvent {
-  return { ...wireFieldsOf(row), school: row.school, receivedAt: row.received_at };
-}
-
-function encodeCursor(row: EventRow): string {
-  return Buffer.from(`${row.time}:${row.seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, number] {
-  const match = /^(\d{1,16}):(\d{1,16})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match) throw new StoreError('LACHAN_BAD_CURSOR', 'cursor: not one this collector issued');
-  return [Number(match[1]), Number(match[2])];
-}
-
-export class SqliteCentralStore implements CentralStore {
+export class SqliteCentralStore implements CollectorDatabase {
   readonly file: string;
-  readonly #db: Database.Database;
+  readonly #db: SqliteDatabase;
+  #accounts: AccountStore | null = null;
+  #queries: DashboardQueries | null = null;
   readonly #statements;
   readonly #writer: EventWriter;
   readonly #inboxCount: (max: number) => number;
@@ -240,10 +110,8 @@ export class SqliteCentralStore implements CentralStore {
   constructor(options: SqliteStoreOptions) {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o750 });
     this.file = path.join(options.dataDir, CENTRAL_DB_FILE);
-    closeSync(openSync(this.file, 'a', 0o600));
-    const db = new Database(this.file);
+    const db = openPrivateDatabase(this.file);
     this.#db = db;
-    tuneConnection(db);
     const cacheMiB = options.cacheMiB ?? 256;
     tuneWriter(db, cacheMiB);
     migrate(db, CENTRAL_MIGRATIONS, this.file);
@@ -381,128 +249,22 @@ export class SqliteCentralStore implements CentralStore {
   }
 
   async queryEvents(filter: EventFilter, page: PageRequest): Promise<EventPage> {
+    const query = planEventsPage(filter, page);
     await this.#settle();
-    const where: string[] = [];
-    const params: (string | number)[] = [];
-    const add = (clause: string, value: string | number | undefined) => {
-      if (value === undefined) return;
-      where.push(clause);
-      params.push(value);
-    };
-    add('school = ?', filter.school);
-    add('profile = ?', filter.profile);
-    add('category = ?', filter.category);
-    add('host = ?', filter.host);
-    add('time >= ?', filter.from);
-    add('time < ?', filter.to);
-    if (page.cursor !== undefined) {
-      const [time, seq] = decodeCursor(page.cursor);
-      where.push('(time, seq) < (?, ?)');
-      params.push(time, seq);
-    }
-    const limit = Math.min(Math.max(1, Math.floor(page.limit)), 10_000);
-    const sql = `SELECT ${EVENT_ROW_COLUMNS} FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY time DESC, seq DESC LIMIT ${limit + 1}`;
-    const rows = this.#db.prepare<(string | number)[], EventRow>(sql).all(...params);
-    const more = rows.length > limit;
-    if (more) rows.length = limit;
-    return { events: rows.map(toEvent), nextCursor: more ? encodeCursor(rows[rows.length - 1]!) : null };
+    return eventsPage(this.#db.prepare<(string | number)[], EventRow>(query.sql).all(...query.params), query.limit);
   }
 
   async stats(filter: StatsFilter): Promise<Stats> {
-    const from = isoToDay(filter.fromDay);
-    const to = isoToDay(filter.toDay);
-    if (from === null || to === null || from > to) throw new StoreError('LACHAN_BAD_RANGE', 'from/to: YYYY-MM-DD, from not after to');
+    const plan = planStats(filter);
     await this.#settle();
     const pendingRollup = this.#writer.backlog() + this.#inboxSize(Number.MAX_SAFE_INTEGER);
-    const cat = (c: string) => (c === '' ? null : c);
-
-    // Per category and day.
-    const cd = this.#where({ day: [from, to], school: filter.school, profile: filter.profile, category: filter.category });
-    const byCategoryDay = this.#db
-      .prepare<unknown[], { day: number; category: string; count: number }>(
-        `SELECT day, category, sum(n) AS count FROM ${filter.school === undefined ? 'r_category_day' : 'r_school_category_day'}${cd.sql} GROUP BY day, category ORDER BY day, category`,
-      )
-      .all(...cd.params)
-      .map((r) => ({ day: dayToIso(r.day), category: cat(r.category), count: r.count }));
-
-    // Long ranges read monthly roll-ups, widened to whole months.
-    const monthly = to - from + 1 > MONTHLY_AFTER_DAYS ? { first: monthOfDay(from), last: monthOfDay(to) } : null;
+    const run = <Row>(query: PlannedQuery): Row[] => this.#db.prepare<unknown[], Row>(query.sql).all(...query.params);
     const names = new Map(this.#statements.schoolNames.all().map((s) => [s.id, s.name]));
-    const filtered = filter.profile !== undefined || filter.category !== undefined;
-    const dims = { school: filter.school, profile: filter.profile, category: filter.category };
-    const sd = !filtered
-      ? { table: 'r_day_school', ...this.#where({ day: [from, to], school: filter.school }) }
-      : monthly === null
-        ? { table: 'r_school_category_day', ...this.#where({ day: [from, to], ...dims }) }
-        : { table: 'r_school_category_month', ...this.#where({ month: [monthly.first, monthly.last], ...dims }) };
-    const bySchool = this.#db
-      .prepare<unknown[], { school: string; count: number }>(`SELECT school, sum(n) AS count FROM ${sd.table}${sd.sql} GROUP BY school ORDER BY count DESC, school`)
-      .all(...sd.params)
-      .map((r) => ({ school: r.school, name: names.get(r.school) ?? null, count: r.count }));
-
-    const limit = Math.min(Math.max(1, filter.topHosts ?? 20), 1000);
-    const th =
-      filter.school !== undefined
-        ? monthly === null
-          ? { table: 'events', ...this.#eventsWhere(filter.school, dayStart(from), dayStart(to + 1), filter.category) }
-          : { table: 'r_school_host_month', ...this.#where({ school: filter.school, month: [monthly.first, monthly.last], category: filter.category }) }
-        : monthly === null
-          ? { table: 'r_host_day', ...this.#where({ day: [from, to], category: filter.category }) }
-          : { table: 'r_host_month', ...this.#where({ month: [monthly.first, monthly.last], category: filter.category }) };
-    const counted = th.table === 'events' ? "coalesce(category, '') AS category, count(*)" : 'category, sum(n)';
-    const topHosts = this.#db
-      .prepare<unknown[], { host: string; category: string; count: number }>(
-        `SELECT host, ${counted} AS count FROM ${th.table}${th.sql} GROUP BY host, category ORDER BY count DESC, host LIMIT ${limit}`,
-      )
-      .all(...th.params)
-      .map((r) => ({ host: r.host, category: cat(r.category), count: r.count }));
-
-    const total = byCategoryDay.reduce((sum, r) => sum + r.count, 0);
-    const monthlyRange = monthly === null ? null : { fromDay: dayToIso(firstDayOfMonth(monthly.first)), toDay: dayToIso(firstDayOfMonth(monthly.last + 1) - 1) };
-    return { fromDay: dayToIso(from), toDay: dayToIso(to), total, byCategoryDay, bySchool, topHosts, monthlyRange, pendingRollup };
-  }
-
-  /** A few weeks of one school's raw events, through the (school, time) index. */
-  #eventsWhere(school: string, fromMs: number, toMs: number, category: string | undefined): { sql: string; params: unknown[] } {
-    const params: unknown[] = [school, fromMs, toMs];
-    let sql = ' WHERE school = ? AND time >= ? AND time < ?';
-    if (category !== undefined) {
-      sql += " AND coalesce(category, '') = ?";
-      params.push(category);
-    }
-    return { sql, params };
-  }
-
-  #where(conditions: {
-    day?: [number, number];
-    month?: [number, number];
-    school?: string;
-    profile?: string;
-    category?: string;
-  }): { sql: string; params: unknown[] } {
-    const clauses: string[] = [];
-    const params: unknown[] = [];
-    if (conditions.school !== undefined) {
-      clauses.push('school = ?');
-      params.push(conditions.school);
-    }
-    if (conditions.day !== undefined) {
-      clauses.push('day BETWEEN ? AND ?');
-      params.push(...conditions.day);
-    }
-    if (conditions.month !== undefined) {
-      clauses.push('month BETWEEN ? AND ?');
-      params.push(...conditions.month);
-    }
-    if (conditions.profile !== undefined) {
-      clauses.push('profile = ?');
-      params.push(conditions.profile);
-    }
-    if (conditions.category !== undefined) {
-      clauses.push('category = ?');
-      params.push(conditions.category);
-    }
-    return { sql: clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '', params };
+    return statsFromRows(plan, pendingRollup, names, {
+      byCategoryDay: run(plan.byCategoryDay),
+      bySchool: run(plan.bySchool),
+      topHosts: run(plan.topHosts),
+    });
   }
 
   /**
@@ -558,8 +320,22 @@ export class SqliteCentralStore implements CentralStore {
     if (this.#db.open) this.#db.close();
   }
 
-  /** The connection: for the bench (synthetic data in bulk) and the dashboard accounts (accounts.ts). */
-  get database(): Database.Database {
+  get accounts(): AccountStore {
+    this.#accounts ??= new AccountStore(this.#db);
+    return this.#accounts;
+  }
+
+  get dashboardQueries(): DashboardQueries {
+    this.#queries ??= new DashboardQueries(this.#db);
+    return this.#queries;
+  }
+
+  openDistrict(dataDir: string, audit: AuditSink): District {
+    return openDistrict(this.#db, dataDir, audit);
+  }
+
+  /** The connection: for the bench, which loads synthetic data in bulk. */
+  get database(): SqliteDatabase {
     return this.#db;
   }
 }

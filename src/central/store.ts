@@ -1,4 +1,8 @@
-import type { WireEvent } from '../events/wire.js';
+import type { WireEvent } from '../events/event-schema.js';
+import type { AccountStore } from './accounts.js';
+import type { DashboardQueries } from './dashboard/queries.js';
+import type { AuditSink } from './district-policy.js';
+import type { District } from './district.js';
 
 /**
  * What the collector needs of its storage. The HTTP API and the CLI speak only to
@@ -20,6 +24,19 @@ export interface CentralStore {
   /** Deletes raw events older than `before` (roll-ups stay); returns how many. */
   expire(before: number): Promise<number>;
   close(): Promise<void>;
+}
+
+/**
+ * The collector's whole database as `lachan central serve` and its CLI use it: the
+ * events (CentralStore) and the district's own tables (accounts and sessions, the policy
+ * overlay, the review queue), which are synchronous and SQLite's for now.
+ */
+export interface CollectorDatabase extends CentralStore {
+  /** Dashboard accounts, sessions and the audit log. */
+  readonly accounts: AccountStore;
+  readonly dashboardQueries: DashboardQueries;
+  /** The policy overlay and review queue on this database; the signing key lives in `dataDir`. */
+  openDistrict(dataDir: string, audit: AuditSink): District;
 }
 
 export interface School {

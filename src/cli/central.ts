@@ -9,15 +9,14 @@ import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from '../central/admin-token
 import { BackupError, backupSqliteFile } from '../central/backup.js';
 import { AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
-import { DashboardQueries } from '../central/dashboard/queries.js';
 import { createCollectorServer } from '../central/server.js';
 import { ListsMirror } from '../central/lists-mirror.js';
 import { openDistrict } from '../central/district.js';
 import { loadOrCreateSigner, SigningKeyError, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
 import { CENTRAL_DB_FILE, openSqliteStore, type SqliteCentralStore } from '../central/sqlite-store.js';
-import { StoreError, type CentralEvent } from '../central/store.js';
+import { StoreError, type CentralEvent, type CollectorDatabase } from '../central/store.js';
 import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
-import { CliError, SINCE_HINT } from './errors.js';
+import { CliError, EXIT_CHECK_FAILED, EXIT_USAGE, SINCE_HINT } from './errors.js';
 import { COLLECTOR_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
 import { quietOnClosedPipe } from './logs.js';
 
@@ -36,7 +35,7 @@ function positiveInt(name: string, min = 1) {
  * Runs one command against the collector database and closes it; a store error (a
  * name taken, an unknown school) becomes one line on stderr.
  */
-export async function withStore<T>(dataDir: string, run: (store: SqliteCentralStore) => Promise<T>, create = false): Promise<T> {
+export async function withStore<T>(dataDir: string, run: (store: CollectorDatabase) => Promise<T>, create = false): Promise<T> {
   const store = openStore(dataDir, create);
   try {
     return await run(store);
@@ -69,7 +68,7 @@ export function explainOrganisation(dataDir: string): Organisation {
 }
 
 /** Opens the collector database; only `serve` and `school add` may create it. */
-function openStore(dataDir: string, create = false) {
+function openStore(dataDir: string, create = false): CollectorDatabase {
   if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
     throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`);
   }
@@ -110,11 +109,11 @@ export function registerCentral(program: Command): void {
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = openStore(options.data, true);
       const adminToken = loadOrCreateAdminToken(options.data);
-      const accounts = new AccountStore(store.database);
-      const district = explainKeyErrors(() => openDistrict(store.database, options.data, (...entry) => accounts.audit(...entry)));
+      const accounts = store.accounts;
+      const district = explainKeyErrors(() => store.openDistrict(options.data, (...entry) => accounts.audit(...entry)));
       const organisation = explainOrganisation(options.data);
       const trustedProxies = (options.trustedProxy ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
-      const dashboard = createDashboard({ store, accounts, queries: new DashboardQueries(store.database), district, organisation, trustedProxies });
+      const dashboard = createDashboard({ store, accounts, queries: store.dashboardQueries, district, organisation, trustedProxies });
       const lists = new ListsMirror({ dataDir: options.data, listsFile: options.lists ?? path.join(options.data, 'lists.yaml'), logger });
       const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists });
 
@@ -165,7 +164,7 @@ export function registerCentral(program: Command): void {
     .action(async (options: { name: string; data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
         const created = await store.addSchool(options.name);
-        new AccountStore(store.database).audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
+        store.accounts.audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
         const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
         if (options.json) {
           process.stdout.write(`${JSON.stringify({ id: created.id, token: created.token, policyKey: signer.publicKeyPem, policyKeyFingerprint: signer.fingerprint })}\n`);
@@ -205,7 +204,7 @@ export function registerCentral(program: Command): void {
     .action(async (id: string, options: { data: string }) => {
       await withStore(options.data, async (store) => {
         if (!(await store.revokeSchool(id))) throw new CliError(`không có trường nào mã ${id}`);
-        new AccountStore(store.database).audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
+        store.accounts.audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
         process.stderr.write(`trường ${id}: đã thu hồi token\n`);
       });
     });
@@ -235,7 +234,7 @@ export function registerCentral(program: Command): void {
       const role: Role = options.role;
       const password = await readPassword();
       await withStore(options.data, async (store) => {
-        await new AccountStore(store.database).addUser(cliActor(), name, role, options.school ?? null, password);
+        await store.accounts.addUser(cliActor(), name, role, options.school ?? null, password);
         process.stderr.write(`đã thêm tài khoản ${name} (${role}${options.school ? `, trường ${options.school}` : ''})\n`);
       });
     });
@@ -250,7 +249,7 @@ export function registerCentral(program: Command): void {
       .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
       .action(async (name: string, options: { data: string }) => {
         await withStore(options.data, async (store) => {
-          await change(new AccountStore(store.database), name);
+          await change(store.accounts, name);
           process.stderr.write(`${done.replace('{name}', name)}\n`);
         });
       });
@@ -270,12 +269,21 @@ export function registerCentral(program: Command): void {
     .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(async (options: { data: string; json?: boolean }) => {
       await withStore(options.data, async (store) => {
-        for (const u of new AccountStore(store.database).users()) {
+        for (const u of store.accounts.users()) {
           const disabledAt = u.disabledAt === null ? null : new Date(u.disabledAt).toISOString();
           if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString(), disabledAt })}\n`);
           else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}${disabledAt === null ? '' : '  đã khóa'}\n`);
         }
       });
+    });
+
+  central
+    .command('migrate')
+    .description('chuyển dữ liệu của máy chủ huyện từ SQLite sang PostgreSQL (một cơ sở dữ liệu trống), rồi đối chiếu số lượng')
+    .requiredOption('--from <source>', 'sqlite:THƯ_MỤC: thư mục dữ liệu của máy chủ huyện')
+    .requiredOption('--to <url>', 'postgres://…: cơ sở dữ liệu PostgreSQL 15 trở lên')
+    .action(async (options: { from: string; to: string }) => {
+      await runMigration(options.from, options.to);
     });
 
   central
@@ -393,4 +401,35 @@ async function readPassword(): Promise<string> {
   const second = await ask('Nhập lại mật khẩu: ');
   if (first !== second) throw new CliError('hai lần nhập mật khẩu khác nhau');
   return first;
+}
+
+/** `central migrate`: one line a count compared, then the verdict; exit 1 when a count differs. */
+async function runMigration(from: string, to: string): Promise<void> {
+  if (!from.startsWith('sqlite:')) throw new CliError(`--from: "${from}" phải có dạng sqlite:THƯ_MỤC`);
+  if (!/^postgres(ql)?:\/\//.test(to)) throw new CliError(`--to: "${to}" phải có dạng postgres://…`);
+  const file = path.join(from.slice('sqlite:'.length), CENTRAL_DB_FILE);
+  if (!existsSync(file)) throw new CliError(`không thấy ${file}`);
+  // Loaded here only: every other command starts without node-postgres.
+  const { openPostgresStore } = await import('../central/pg-store.js');
+  const { migrateToPostgres, MigrationError } = await import('../central/migrate-to-postgres.js');
+  // The SQLite store, opened once, brings its schema up to date for the copy.
+  await openSqliteStore({ dataDir: path.dirname(file), writerThread: false }).close();
+  let target: Awaited<ReturnType<typeof openPostgresStore>>;
+  try {
+    target = await openPostgresStore({ url: to, connections: 2 });
+  } catch (error) {
+    throw new CliError(`không kết nối được PostgreSQL: ${(error as Error).message}`);
+  }
+  try {
+    const counts = await migrateToPostgres(file, target);
+    for (const c of counts) process.stdout.write(`${c.what}: ${c.source} → ${c.target}\n`);
+    process.stdout.write('Đã chuyển xong; số lượng hai bên khớp nhau.\n');
+  } catch (error) {
+    if (error instanceof MigrationError) {
+      throw new CliError(error.code === 'LACHAN_TARGET_NOT_EMPTY' ? 'cơ sở dữ liệu PostgreSQL đích đã có trường hoặc sự kiện: hãy chuyển vào một cơ sở dữ liệu trống' : `số lượng không khớp sau khi chuyển: ${error.message}`, error.code === 'LACHAN_TARGET_NOT_EMPTY' ? EXIT_USAGE : EXIT_CHECK_FAILED);
+    }
+    throw error;
+  } finally {
+    await target.close();
+  }
 }

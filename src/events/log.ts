@@ -1,12 +1,21 @@
-import Database from 'better-sqlite3';
+/**
+ * The gateway's event log (docs/events.md). Over ~400 lines on purpose: SqliteEventLog
+ * is one state machine (batching, visit folding, the unwritable-store retry, the size
+ * limit, retention) whose private fields every part reads and writes; split across
+ * modules those would have to become public. What stands apart lives apart: readers
+ * outside the proxy in log-readers.ts, the SQLite handling in src/storage/sqlite.ts,
+ * the event's fields in event-schema.ts.
+ */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { newEventId, referenceTail, shortReference } from './ids.js';
 import { ClientPseudonymizer, loadOrCreateClientKey } from './pseudonym.js';
-import { migrate } from './schema.js';
+import { migrate, needsReopen, openPrivateDatabase, sqliteErrorCode, type SqliteDatabase } from '../storage/sqlite.js';
+import { COUNT_INDEX, EVENT_COLUMNS, EVENT_PLACEHOLDERS, type EventValues } from './event-schema.js';
 import type { BlockEventInput, EventLog } from './types.js';
 import { LIMITS, clip, stripQuery, wireFieldsOf, type WireEvent } from './wire.js';
+import { queryEvents } from './log-readers.js';
 import { REVIEW_LIMITS, type ReviewKind, type WireReviewRequest } from './review-wire.js';
 import { GATEWAY_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
 
@@ -192,9 +201,8 @@ export const VISIT_WINDOW_MS = 30_000;
 /** Visits remembered at once (~150 bytes each); past it the oldest is forgotten (its next repeat starts a new event). */
 const MAX_VISITS = 20_000;
 
-type Row = [string, number, string | null, string, string | null, string, string | null, string | null, string, string, string, string, number];
-/** Where the count sits in a Row. */
-const COUNT = 12;
+/** An event as written: its fields in EVENT_FIELDS order, then the school. */
+type Row = [...EventValues, string | null];
 
 /** A visit in the folding window: its event, and repeats counted since that event was written. */
 interface Visit {
@@ -207,35 +215,8 @@ interface Visit {
   pending: number;
 }
 
-interface DbRow {
-  id: string;
-  time: number;
-  school: string | null;
-  profile: string;
-  category: string | null;
-  reason: string;
-  rule: string | null;
-  source: string | null;
-  host: string;
-  path: string;
-  method: string;
-  client: string;
-  count?: number;
-  shipped_at: number | null;
-}
-
-/** Configures a connection the way every lachan SQLite file is used. */
-export function tuneConnection(db: Database.Database): void {
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-}
-
-/** SQLite's error code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT_UNIQUE`…) of an error better-sqlite3 raised; undefined for any other error. */
-export function sqliteErrorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
-}
+/** A row of `events`: the event's fields and the log's own columns. */
+export type DbRow = WireEvent & { readonly school: string | null; readonly shipped_at: number | null };
 
 export function openEventLog(options: EventLogOptions): GatewayEventLog {
   return new SqliteEventLog(options);
@@ -265,7 +246,7 @@ function cleanPath(value: string | undefined): string {
   return clip(path.startsWith('/') ? path : `/${path}`, LIMITS.path);
 }
 
-interface ReviewRow {
+export interface ReviewRow {
   id: number;
   uid: string;
   kind: string;
@@ -302,16 +283,16 @@ function nullableClip(value: string | null, limit: number): string | null {
   return value === null || value.length === 0 ? null : clip(value, limit);
 }
 
-function toStored(row: DbRow): StoredEvent {
+export function toStored(row: DbRow): StoredEvent {
   return { ...wireFieldsOf(row), school: row.school, shippedAt: row.shipped_at };
 }
 
 type Statements = ReturnType<typeof prepareStatements>;
 
 /** Every statement of the log, prepared once per connection. */
-function prepareStatements(db: Database.Database) {
+function prepareStatements(db: SqliteDatabase) {
   const insert = db.prepare(
-    'INSERT OR IGNORE INTO events (id, time, school, profile, category, reason, rule, source, host, path, method, client, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    `INSERT OR IGNORE INTO events (${EVENT_COLUMNS}, school) VALUES (${EVENT_PLACEHOLDERS}, ?)`,
   );
   // A repeat after the event was written (and perhaps shipped): the event goes out again with its new count.
   const addRepeats = db.prepare('UPDATE events SET count = count + ?, shipped_at = NULL WHERE id = ?');
@@ -333,7 +314,7 @@ function prepareStatements(db: Database.Database) {
       return changed;
     }),
     unshipped: db.prepare<[number], DbRow>(
-      'SELECT id, time, school, profile, category, reason, rule, source, host, path, method, client, count, shipped_at FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT ?',
+      `SELECT ${EVENT_COLUMNS}, school, shipped_at FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT ?`,
     ),
     pendingCount: db.prepare('SELECT count(*) FROM events WHERE shipped_at IS NULL').pluck(),
     storedCount: db.prepare('SELECT count(*) FROM events').pluck(),
@@ -365,12 +346,6 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
-/** SQLite errors after which the connection itself is suspect (read-only, gone, I/O): reopened before the next try. A full disk keeps it. */
-function needsReopen(error: unknown): boolean {
-  const code = sqliteErrorCode(error) ?? '';
-  return !code.startsWith('SQLITE_FULL') && !code.startsWith('SQLITE_BUSY');
-}
-
 /**
  * The gateway's event log. How it treats its disk (docs/events.md):
  * - Written at the end of each turn of the event loop in which events were recorded, so
@@ -386,7 +361,7 @@ class SqliteEventLog implements GatewayEventLog {
   readonly school: string | null;
   readonly file: string;
   readonly #dataDir: string;
-  #db: Database.Database | null = null;
+  #db: SqliteDatabase | null = null;
   #statements: Statements | null = null;
   #pseudonyms: ClientPseudonymizer;
   /** The key of this run while the data folder could hold none; written there once it can. */
@@ -447,7 +422,7 @@ class SqliteEventLog implements GatewayEventLog {
     const visit = this.#visits.get(key);
     if (visit !== undefined && time - visit.start < VISIT_WINDOW_MS && time >= visit.start && !this.#closed) {
       // A repeat: counted on the row still in memory, or added to the written event at the next write.
-      if (visit.seq >= this.#written) this.#batch[visit.seq - this.#written]![COUNT]++;
+      if (visit.seq >= this.#written) this.#batch[visit.seq - this.#written]![COUNT_INDEX]++;
       else if (visit.pending++ === 0) this.#repeats.push(visit);
       this.#scheduleFlush();
       return visit.reference;
@@ -461,7 +436,6 @@ class SqliteEventLog implements GatewayEventLog {
     this.#batch.push([
       id,
       time,
-      this.school,
       clip(event.profile, LIMITS.label) || 'unknown',
       category,
       clip(event.reason, LIMITS.reason) || 'unknown',
@@ -472,6 +446,7 @@ class SqliteEventLog implements GatewayEventLog {
       cleanMethod(event.method),
       client,
       1,
+      this.school,
     ]);
     if (visit !== undefined) this.#visits.delete(key);
     else if (this.#visits.size >= MAX_VISITS) this.#visits.delete(this.#visits.keys().next().value!);
@@ -640,7 +615,7 @@ class SqliteEventLog implements GatewayEventLog {
   /** Opens (or reopens) the store; false, with the reason kept, when it cannot. */
   #open(): boolean {
     this.#closeDb();
-    let db: Database.Database | null = null;
+    let db: SqliteDatabase | null = null;
     try {
       mkdirSync(this.#dataDir, { recursive: true, mode: 0o750 });
       if (this.#temporaryKey !== null) {
@@ -650,9 +625,7 @@ class SqliteEventLog implements GatewayEventLog {
       }
       // Events are personal data: the file (and the WAL and shm files SQLite derives
       // from its mode) is readable by the gateway's user only.
-      closeSync(openSync(this.file, 'a', 0o600));
-      db = new Database(this.file);
-      tuneConnection(db);
+      db = openPrivateDatabase(this.file);
       migrate(db, MIGRATIONS, this.file);
       this.#statements = prepareStatements(db);
       this.#db = db;
@@ -690,7 +663,7 @@ class SqliteEventLog implements GatewayEventLog {
     return this.#statements;
   }
 
-  #dbOrThrow(): Database.Database {
+  #dbOrThrow(): SqliteDatabase {
     this.#ready();
     return this.#db!;
   }
@@ -851,91 +824,4 @@ class SqliteEventLog implements GatewayEventLog {
   }
 }
 
-function queryEvents(db: Database.Database, query: EventQuery): StoredEvent[] {
-  const where: string[] = [];
-  const params: (string | number)[] = [];
-  if (query.since !== undefined) {
-    where.push('time >= ?');
-    params.push(query.since);
-  }
-  if (query.until !== undefined) {
-    where.push('time < ?');
-    params.push(query.until);
-  }
-  if (query.category !== undefined) {
-    where.push('category = ?');
-    params.push(query.category);
-  }
-  if (query.profile !== undefined) {
-    where.push('profile = ?');
-    params.push(query.profile);
-  }
-  // Every column: a file an older proxy wrote lacks `count` (read as 1 by wireFieldsOf).
-  const sql =
-    'SELECT * FROM events' +
-    (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-    ' ORDER BY time, id' +
-    (query.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(query.limit))}` : '');
-  return (db.prepare(sql).all(...params) as DbRow[]).map(toStored);
-}
-
-/**
- * Reads events from `<dataDir>/events.db` without creating anything (for `lachan logs`,
- * which may run beside the proxy that writes the file).
- */
-export function readEventLog(dataDir: string, query: EventQuery = {}): StoredEvent[] {
-  const file = path.join(dataDir, EVENTS_DB_FILE);
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  try {
-    db.pragma('busy_timeout = 5000');
-    return queryEvents(db, query);
-  } finally {
-    db.close();
-  }
-}
-
-/** A request from the block page to review a block, or a report of a page that was not blocked. */
-export interface ReviewRequest {
-  readonly id: number;
-  readonly kind: ReviewKind;
-  readonly time: number;
-  readonly eventRef: string;
-  /** The event the reference named, when it was found. */
-  readonly eventId: string | null;
-  readonly host: string;
-  readonly path: string;
-  readonly category: string | null;
-  readonly profile: string;
-  readonly note: string;
-  readonly client: string;
-  readonly status: string;
-  /** When the district collector acknowledged it (null: not yet, or this gateway does not ship). */
-  readonly shippedAt: number | null;
-}
-
-/** Reads review requests from `<dataDir>/events.db` (oldest first) without creating anything. */
-export function readReviewRequests(dataDir: string, since?: number): ReviewRequest[] {
-  const db = new Database(path.join(dataDir, EVENTS_DB_FILE), { readonly: true, fileMustExist: true });
-  try {
-    db.pragma('busy_timeout = 5000');
-    // A file the proxy has not migrated yet lacks the newer columns: they read as their defaults.
-    const rows = db.prepare<[number], Partial<ReviewRow> & Omit<ReviewRow, 'uid' | 'kind' | 'path' | 'shipped_at'>>('SELECT * FROM reviews WHERE time >= ? ORDER BY time, id').all(since ?? 0);
-    return rows.map((r) => ({
-      id: r.id,
-      kind: r.kind === 'report' ? 'report' : 'review',
-      time: r.time,
-      eventRef: r.event_ref,
-      eventId: r.event_id,
-      host: r.host,
-      path: r.path ?? '/',
-      category: r.category,
-      profile: r.profile,
-      note: r.note,
-      client: r.client,
-      status: r.status,
-      shippedAt: r.shipped_at ?? null,
-    }));
-  } finally {
-    db.close();
-  }
-}
+export { readEventLog, readReviewRequests, type ReviewRequest } from './log-readers.js';

@@ -4,50 +4,8 @@
  * everything it stores passes this check; the collector checks again, because it must
  * not trust what arrives.
  */
-export interface WireEvent {
-  readonly id: string;
-  /** Milliseconds since the epoch. */
-  readonly time: number;
-  readonly profile: string;
-  readonly category: string | null;
-  readonly reason: string;
-  readonly rule: string | null;
-  readonly source: string | null;
-  readonly host: string;
-  /** Never carries a query string or fragment. */
-  readonly path: string;
-  readonly method: string;
-  /** Pseudonymous client id (hex HMAC), never an address. */
-  readonly client: string;
-  /**
-   * Requests this event stands for: a gateway folds repeats from one device to one host
-   * and category within a short window into one event (one visit). Absent means 1
-   * (gateways from before the folding).
-   */
-  readonly count?: number;
-}
-
-/**
- * The wire fields of a stored event: the gateway's log and the collector name these
- * columns alike, so a row of either carries them. Copies only these, dropping the
- * store's own columns.
- */
-export function wireFieldsOf(row: WireEvent): WireEvent {
-  return {
-    id: row.id,
-    time: row.time,
-    profile: row.profile,
-    category: row.category,
-    reason: row.reason,
-    rule: row.rule,
-    source: row.source,
-    host: row.host,
-    path: row.path,
-    method: row.method,
-    client: row.client,
-    count: row.count ?? 1,
-  };
-}
+export { wireFieldsOf, type WireEvent } from './event-schema.js';
+import type { WireEvent } from './event-schema.js';
 
 /** `{ "school": ID, "events": [...] }`, JSON, optionally gzip-encoded. */
 export interface WireBatch {

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { migrate } from '../events/schema.js';
+import { migrate } from '../storage/sqlite.js';
 import { DAY_MS, ERASURE_QUEUE_RETENTION_DAYS } from './retention.js';
 
 /**

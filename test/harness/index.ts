@@ -14,3 +14,4 @@ export * from './content-pages.js';
 export * from './netns.js';
 export * from './events.js';
 export * from './response-reader-run.js';
+export * from './postgres.js';

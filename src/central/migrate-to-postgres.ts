@@ -1,0 +1,102 @@
+/**
+ * `lachan central migrate --from sqlite:DIR --to postgres://…`: a district's collector
+ * data moved from its SQLite file into an empty PostgreSQL database, then verified by
+ * counts. Copied: schools (with their token hashes, so gateways keep their tokens), the
+ * last contact of each, every raw event (the inbox too) and the roll-up tables (which
+ * hold the counts of events retention has removed). Events the SQLite store had not yet
+ * counted (its inbox, or past its roll-up watermark) are counted on the way in.
+ */
+import { EVENT_COLUMNS } from '../events/event-schema.js';
+import { openReadOnly, type SqliteDatabase } from '../storage/sqlite.js';
+import { ROLLUPS } from './event-writer.js';
+import type { ImportedEvent, PostgresCentralStore } from './pg-store.js';
+
+const CHUNK = 5_000;
+
+export interface MigrationCount {
+  readonly what: string;
+  readonly source: number;
+  readonly target: number;
+}
+
+export class MigrationError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function* chunks<T>(rows: Iterable<T>): Generator<T[]> {
+  let chunk: T[] = [];
+  for (const row of rows) {
+    chunk.push(row);
+    if (chunk.length === CHUNK) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+function scalar(db: SqliteDatabase, sql: string): number {
+  return db.prepare(sql).pluck().get() as number;
+}
+
+/** Copies, then compares the counts; throws MigrationError when the target was not empty or a count differs. */
+export async function migrateToPostgres(sqliteFile: string, target: PostgresCentralStore): Promise<MigrationCount[]> {
+  const pool = target.pool;
+  const existing = (await pool.query<{ n: number }>('SELECT (SELECT count(*) FROM schools) + (SELECT count(*) FROM events) AS n')).rows[0]!.n;
+  if (existing > 0) throw new MigrationError('LACHAN_TARGET_NOT_EMPTY', 'the PostgreSQL database already holds schools or events');
+  const db = openReadOnly(sqliteFile);
+  try {
+    // One read transaction: a collector still running cannot make the copy inconsistent.
+    db.exec('BEGIN');
+    const schools = db.prepare('SELECT id, name, token_hash, created_at, revoked_at FROM schools').all() as { id: string; name: string; token_hash: Buffer; created_at: number; revoked_at: number | null }[];
+    for (const s of schools) {
+      await pool.query('INSERT INTO schools (id, name, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)', [s.id, s.name, s.token_hash, s.created_at, s.revoked_at]);
+    }
+    const contacts = db.prepare('SELECT school, last_at FROM school_contact').all() as { school: string; last_at: number }[];
+    for (const c of contacts) await pool.query('INSERT INTO school_contact (school, last_at) VALUES ($1, $2)', [c.school, c.last_at]);
+
+    for (const r of ROLLUPS) {
+      const columns = [...r.keys, 'n'];
+      for (const rows of chunks(db.prepare(`SELECT ${columns.join(', ')} FROM ${r.table}`).raw().iterate() as Iterable<unknown[]>)) {
+        const params = columns.map((_, i) => rows.map((row) => row[i]));
+        const types = columns.map((c) => (c === 'day' || c === 'month' ? 'integer[]' : c === 'n' ? 'bigint[]' : 'text[]'));
+        await pool.query(`INSERT INTO ${r.table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')})`, params);
+      }
+    }
+
+    const watermark = scalar(db, 'SELECT last_seq FROM rollup_state WHERE id = 1');
+    const copy = async (sql: string, counted: boolean) => {
+      for (const rows of chunks(db.prepare(sql).iterate() as Iterable<ImportedEvent>)) await target.importEvents(rows, counted);
+    };
+    await copy(`SELECT ${EVENT_COLUMNS}, school, received_at FROM events WHERE seq <= ${watermark} ORDER BY seq`, true);
+    await copy(`SELECT ${EVENT_COLUMNS}, school, received_at FROM events WHERE seq > ${watermark} ORDER BY seq`, false);
+    await copy(`SELECT ${EVENT_COLUMNS}, school, received_at FROM events_inbox`, false);
+
+    const uncounted = scalar(db, `SELECT count(*) FROM events WHERE seq > ${watermark}`) + scalar(db, 'SELECT count(*) FROM events_inbox');
+    const targetCount = async (sql: string) => (await pool.query<{ n: number }>(sql)).rows[0]!.n;
+    const counts: MigrationCount[] = [
+      { what: 'schools', source: schools.length, target: await targetCount('SELECT count(*) AS n FROM schools') },
+      { what: 'school_contact', source: contacts.length, target: await targetCount('SELECT count(*) AS n FROM school_contact') },
+      { what: 'events', source: scalar(db, 'SELECT count(*) FROM events') + scalar(db, 'SELECT count(*) FROM events_inbox'), target: await targetCount('SELECT count(*) AS n FROM events') },
+    ];
+    for (const r of ROLLUPS) {
+      counts.push({
+        what: `${r.table} (sum of counts)`,
+        source: scalar(db, `SELECT coalesce(sum(n), 0) FROM ${r.table}`) + uncounted,
+        target: await targetCount(`SELECT coalesce(sum(n), 0)::bigint AS n FROM ${r.table}`),
+      });
+    }
+    db.exec('COMMIT');
+    const wrong = counts.filter((c) => c.source !== c.target);
+    if (wrong.length > 0) {
+      throw new MigrationError('LACHAN_MIGRATION_MISMATCH', `counts differ: ${wrong.map((c) => `${c.what} ${c.source} → ${c.target}`).join(', ')}`);
+    }
+    return counts;
+  } finally {
+    db.close();
+  }
+}

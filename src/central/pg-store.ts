@@ -1,0 +1,273 @@
+/**
+ * The collector's store on PostgreSQL (docs/contract.md §10), behind the same
+ * CentralStore interface as the SQLite store. Any number of collector processes may
+ * share one database:
+ * - An event is stored once per (school, id): one multi-row INSERT … ON CONFLICT a batch.
+ * - The roll-ups are counted in the same statement from the rows it inserted (RETURNING),
+ *   so an event is counted exactly when it is stored, once, whichever process stored it;
+ *   statistics are never behind (`pendingRollup` is 0).
+ * - Rows are written in key order, so two processes never wait on each other crosswise;
+ *   should PostgreSQL still abort one for a deadlock, the transaction runs again.
+ */
+import { EVENT_COLUMNS, EVENT_FIELDS, type WireEvent } from '../events/event-schema.js';
+import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, transaction, type PgClient, type PgPool } from '../storage/postgres.js';
+import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
+import { monthOfDay, dayNumber } from './days.js';
+import { ROLLUPS } from './event-writer.js';
+import { monthOfPartition, partitionBounds, partitionName, PG_KEY_SQL, PG_MIGRATIONS } from './pg-schema.js';
+import { planStats, statsFromRows, type PlannedQuery, type StatsRows } from './stats-plan.js';
+import {
+  StoreError,
+  type CentralStore,
+  type EventFilter,
+  type EventPage,
+  type IngestResult,
+  type NewSchool,
+  type PageRequest,
+  type School,
+  type Stats,
+  type StatsFilter,
+} from './store.js';
+import { hashToken, newSchoolId, newSchoolToken, sameHash, schoolIdOfToken } from './tokens.js';
+
+export interface PostgresStoreOptions {
+  readonly url: string;
+  /** Connections in the pool (default 10). */
+  readonly connections?: number;
+}
+
+interface SchoolRow {
+  id: string;
+  name: string;
+  token_hash: Buffer;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+function toSchool(row: SchoolRow): School {
+  return { id: row.id, name: row.name, createdAt: row.created_at, revokedAt: row.revoked_at };
+}
+
+/** PostgreSQL found no partition for a row (check_violation): one was dropped or never made. */
+const NO_PARTITION = '23514';
+
+/**
+ * Stores rows (the event's fields, then school and time received: one array a column,
+ * which `unnest` turns back into rows; each (school, id, time) once, with its highest
+ * count, in key order) and, unless told not to, counts the rows it inserted in every
+ * roll-up: `$N::boolean` (the last parameter) says whether to count.
+ */
+const ROW_TYPES = [...EVENT_FIELDS.map((f) => `${f.postgres}[]`), 'text[]', 'bigint[]'];
+const ROW_COLUMNS = `${EVENT_COLUMNS}, school, received_at`;
+const INSERT_SQL = (() => {
+  const countThem = `$${ROW_TYPES.length + 1}::boolean`;
+  const input = `SELECT DISTINCT ON (school, id, time) * FROM unnest(${ROW_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS input(${ROW_COLUMNS}) ORDER BY school, id, time, count DESC`;
+  const keys = (r: (typeof ROLLUPS)[number]) => r.keys.map((k) => `${PG_KEY_SQL[k]}`).join(', ');
+  const positions = (r: (typeof ROLLUPS)[number]) => r.keys.map((_, j) => j + 1).join(', ');
+  const rollups = ROLLUPS.map(
+    (r, i) =>
+      `r${i} AS (INSERT INTO ${r.table} AS t (${r.keys.join(', ')}, n) SELECT ${keys(r)}, count(*) FROM fresh WHERE ${countThem} GROUP BY ${positions(r)} ORDER BY ${positions(r)} ON CONFLICT (${r.keys.join(', ')}) DO UPDATE SET n = t.n + excluded.n)`,
+  );
+  return `WITH input AS (${input}),
+    fresh AS (
+      INSERT INTO events (${ROW_COLUMNS}) SELECT * FROM input
+      ON CONFLICT (school, id, time) DO NOTHING
+      RETURNING time, school, profile, category, host
+    ),
+    ${rollups.join(',\n    ')}
+    SELECT count(*) AS stored FROM fresh`;
+})();
+
+/** A stored event as `central migrate` copies it. */
+export type ImportedEvent = WireEvent & { readonly school: string; readonly received_at: number };
+
+/**
+ * A visit's event sent again with more requests: its count grows, nothing else changes.
+ * A statement of its own, after the insert: its snapshot sees what another process
+ * committed meanwhile.
+ */
+const RAISE_COUNTS_SQL = `UPDATE events AS e SET count = raised.count
+  FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS raised(id, time, count)
+  WHERE e.school = $4 AND e.id = raised.id AND e.time = raised.time AND e.count < raised.count`;
+
+export function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresCentralStore> {
+  return PostgresCentralStore.open(options);
+}
+
+export class PostgresCentralStore implements CentralStore {
+  readonly #pool: PgPool;
+  /** Months whose partition is known to exist (created here or found). */
+  readonly #partitions = new Set<number>();
+
+  private constructor(pool: PgPool) {
+    this.#pool = pool;
+  }
+
+  static async open(options: PostgresStoreOptions): Promise<PostgresCentralStore> {
+    const pool = openPool(options.url, options.connections);
+    try {
+      await migratePostgres(pool, PG_MIGRATIONS, 'the collector database');
+    } catch (error) {
+      await pool.end();
+      throw error;
+    }
+    return new PostgresCentralStore(pool);
+  }
+
+  /** For `central migrate` and the tests: the pool itself. */
+  get pool(): PgPool {
+    return this.#pool;
+  }
+
+  async addSchool(name: string): Promise<NewSchool> {
+    const trimmed = name.trim();
+    if (trimmed.length === 0 || trimmed.length > 200) throw new StoreError('LACHAN_BAD_NAME', 'a school name is 1–200 characters');
+    const id = newSchoolId();
+    const token = newSchoolToken(id);
+    await this.#pool.query('INSERT INTO schools (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4)', [id, trimmed, hashToken(token), Date.now()]);
+    return { id, token };
+  }
+
+  async listSchools(): Promise<School[]> {
+    return (await this.#pool.query<SchoolRow>('SELECT * FROM schools ORDER BY created_at, id')).rows.map(toSchool);
+  }
+
+  async revokeSchool(id: string): Promise<boolean> {
+    const found = await this.#pool.query('SELECT 1 FROM schools WHERE id = $1', [id]);
+    if (found.rowCount === 0) return false;
+    await this.#pool.query('UPDATE schools SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [Date.now(), id]);
+    return true;
+  }
+
+  async authenticate(token: string): Promise<School | null> {
+    const id = schoolIdOfToken(token);
+    if (id === null) return null;
+    const row = (await this.#pool.query<SchoolRow>('SELECT * FROM schools WHERE id = $1', [id])).rows[0];
+    if (row === undefined || row.revoked_at !== null) return null;
+    return sameHash(hashToken(token), row.token_hash) ? toSchool(row) : null;
+  }
+
+  async ingest(school: string, events: readonly WireEvent[], receivedAt: number): Promise<IngestResult> {
+    const acked = events.map((e) => e.id);
+    if (events.length === 0) {
+      await this.#touch(school, receivedAt);
+      return { acked, stored: 0, duplicates: 0 };
+    }
+    const stored = await this.#insert(events, () => school, () => receivedAt, true, async (client) => {
+      const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+      if (raised.length > 0) await client.query(RAISE_COUNTS_SQL, [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school]);
+      await this.#touch(school, receivedAt, client);
+    });
+    return { acked, stored, duplicates: events.length - stored };
+  }
+
+  /**
+   * Copies stored events in (for `central migrate`); `counted` says whether the roll-ups
+   * already hold them (copied with the roll-up tables) or must count them now.
+   */
+  async importEvents(events: readonly ImportedEvent[], counted: boolean): Promise<number> {
+    return this.#insert(events, (e) => e.school, (e) => e.received_at, !counted);
+  }
+
+  /** Inserts `events` in one transaction (with `also` after, in it); how many were new. */
+  async #insert<E extends WireEvent>(
+    events: readonly E[],
+    schoolOf: (event: E) => string,
+    receivedAtOf: (event: E) => number,
+    count: boolean,
+    also?: (client: PgClient) => Promise<void>,
+  ): Promise<number> {
+    const columns: unknown[][] = [...EVENT_FIELDS, 'school', 'received_at'].map(() => new Array<unknown>(events.length));
+    const months = new Set<number>();
+    const last = EVENT_FIELDS.length;
+    events.forEach((e, row) => {
+      EVENT_FIELDS.forEach((f, column) => (columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null)));
+      columns[last]![row] = schoolOf(e);
+      columns[last + 1]![row] = receivedAtOf(e);
+      months.add(monthOfDay(dayNumber(e.time)));
+    });
+    for (let attempt = 0; ; attempt++) {
+      await this.#ensurePartitions(months);
+      try {
+        return await transaction(this.#pool, async (client) => {
+          const result = await client.query<{ stored: number }>(INSERT_SQL, [...columns, count]);
+          await also?.(client);
+          return result.rows[0]!.stored;
+        });
+      } catch (error) {
+        // A partition dropped by another process's retention since this one saw it: made again.
+        if (pgErrorCode(error) !== NO_PARTITION || attempt > 0) throw error;
+        this.#partitions.clear();
+      }
+    }
+  }
+
+  /** One row a school, so the dashboard can tell a silent gateway from a quiet school. */
+  async #touch(school: string, at: number, client: PgPool | PgClient = this.#pool): Promise<void> {
+    await client.query(
+      'INSERT INTO school_contact AS c (school, last_at) VALUES ($1, $2) ON CONFLICT (school) DO UPDATE SET last_at = greatest(c.last_at, excluded.last_at)',
+      [school, at],
+    );
+  }
+
+  async #ensurePartitions(months: ReadonlySet<number>): Promise<void> {
+    const missing = [...months].filter((m) => !this.#partitions.has(m));
+    if (missing.length === 0) return;
+    await transaction(this.#pool, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);
+      for (const month of missing) {
+        const [from, to] = partitionBounds(month);
+        await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(month)} PARTITION OF events FOR VALUES FROM (${from}) TO (${to})`);
+      }
+    });
+    for (const month of missing) this.#partitions.add(month);
+  }
+
+  async queryEvents(filter: EventFilter, page: PageRequest): Promise<EventPage> {
+    const query = planEventsPage(filter, page);
+    return eventsPage((await this.#pool.query<EventRow>(numberPlaceholders(query.sql), query.params)).rows, query.limit);
+  }
+
+  async stats(filter: StatsFilter): Promise<Stats> {
+    const plan = planStats(filter);
+    const run = async <Row extends object>(query: PlannedQuery): Promise<Row[]> => (await this.#pool.query<Row>(numberPlaceholders(query.sql), query.params)).rows;
+    const [byCategoryDay, bySchool, topHosts, schools] = await Promise.all([
+      run<StatsRows['byCategoryDay'][number]>(plan.byCategoryDay),
+      run<StatsRows['bySchool'][number]>(plan.bySchool),
+      run<StatsRows['topHosts'][number]>(plan.topHosts),
+      run<{ id: string; name: string }>({ sql: 'SELECT id, name FROM schools', params: [] }),
+    ]);
+    return statsFromRows(plan, 0, new Map(schools.map((s) => [s.id, s.name])), { byCategoryDay, bySchool, topHosts });
+  }
+
+  /**
+   * Drops the partitions wholly before `before` and deletes the older rows of the one
+   * it falls in; the roll-ups stay. Returns how many events went.
+   */
+  async expire(before: number): Promise<number> {
+    return transaction(this.#pool, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);
+      const { rows } = await client.query<{ name: string }>(
+        "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass",
+      );
+      let removed = 0;
+      for (const { name } of rows) {
+        const month = monthOfPartition(name);
+        if (month === null) continue;
+        const [from, to] = partitionBounds(month);
+        if (to <= before) {
+          removed += (await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${name}`)).rows[0]!.n;
+          await client.query(`DROP TABLE ${name}`);
+          this.#partitions.delete(month);
+        } else if (from < before) {
+          removed += (await client.query(`DELETE FROM ${name} WHERE time < $1`, [before])).rowCount ?? 0;
+        }
+      }
+      return removed;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

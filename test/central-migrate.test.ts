@@ -1,0 +1,93 @@
+import Database from 'better-sqlite3';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPostgresStore } from '../src/central/pg-store.js';
+import { openSqliteStore } from '../src/central/sqlite-store.js';
+import type { CentralStore, StatsFilter } from '../src/central/store.js';
+import type { WireEvent } from '../src/events/wire.js';
+import { lachanAsync, type PostgresServer, startPostgres, wireEvent } from './harness/index.js';
+
+/**
+ * `lachan central migrate` moves a district from its SQLite file to PostgreSQL: the same
+ * schools (their tokens still valid), the same events, the same statistics, including
+ * the counts of events retention had already removed and of events still in the inbox.
+ */
+let postgres: PostgresServer;
+const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-migrate-'));
+beforeAll(async () => {
+  postgres = await startPostgres();
+}, 120_000);
+afterAll(async () => {
+  await postgres?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const NOW = Date.UTC(2026, 10, 20, 3, 0, 0);
+const DAY = 86_400_000;
+
+function spread(count: number, seed: number): WireEvent[] {
+  return Array.from({ length: count }, (_, i) =>
+    wireEvent({
+      time: NOW - ((i * 37 + seed * 11) % 90) * DAY - ((i * 7919) % DAY),
+      host: `h${(i * 31 + seed) % 13}.example.vn`,
+      profile: ['tieu-hoc', 'thcs'][(i + seed) % 2]!,
+      category: i % 4 === 0 ? null : ['gambling', 'adult'][i % 2]!,
+      count: 1 + (i % 3),
+    }),
+  );
+}
+
+async function answers(store: CentralStore): Promise<unknown> {
+  const filters: StatsFilter[] = [
+    { fromDay: '2026-11-01', toDay: '2026-11-20' },
+    { fromDay: '2026-08-01', toDay: '2026-11-20' },
+    { fromDay: '2026-11-01', toDay: '2026-11-20', category: 'gambling' },
+  ];
+  const stats = await Promise.all(filters.map((f) => store.stats({ ...f, topHosts: 1000 })));
+  const events = (await store.queryEvents({}, { limit: 10_000 })).events.map(({ receivedAt: _, ...e }) => e);
+  const schools = await store.listSchools();
+  return { stats, events: events.sort((a, b) => `${a.school}${a.id}`.localeCompare(`${b.school}${b.id}`)), schools };
+}
+
+describe('lachan central migrate', () => {
+  it('moves schools, events and statistics into PostgreSQL and verifies the counts', async () => {
+    const sqlite = openSqliteStore({ dataDir, writerThread: false });
+    const a = await sqlite.addSchool('TH Trạm Tấu');
+    const b = await sqlite.addSchool('THCS Bản Mù');
+    await sqlite.ingest(a.id, spread(400, 1), NOW);
+    await sqlite.ingest(b.id, spread(300, 2), NOW);
+    await sqlite.stats({ fromDay: '2026-11-01', toDay: '2026-11-20' });
+    // Raw events older than 60 days go; their counts stay in the roll-ups.
+    expect(await sqlite.expire(NOW - 60 * DAY)).toBeGreaterThan(0);
+    await sqlite.close();
+    // What a collector that died after acknowledging leaves: rows in the inbox only.
+    const raw = new Database(path.join(dataDir, 'central.db'));
+    const insert = raw.prepare('INSERT INTO events_inbox (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)');
+    for (const e of spread(20, 3)) insert.run(e.id, b.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, NOW);
+    raw.close();
+
+    const url = await postgres.createDatabase();
+    const moved = await lachanAsync(['central', 'migrate', '--from', `sqlite:${dataDir}`, '--to', url]);
+    expect(moved.stderr).toBe('');
+    expect(moved.code).toBe(0);
+    expect(moved.stdout).toMatch(/^events: \d+ → \d+$/m);
+    expect(moved.stdout).toContain('khớp');
+
+    const before = openSqliteStore({ dataDir, writerThread: false });
+    const after = await openPostgresStore({ url });
+    try {
+      expect(await answers(after)).toEqual(await answers(before));
+      expect((await after.authenticate(a.token))?.id).toBe(a.id);
+    } finally {
+      await before.close();
+      await after.close();
+    }
+
+    // Into a database that already holds a district: refused, nothing written.
+    const again = await lachanAsync(['central', 'migrate', '--from', `sqlite:${dataDir}`, '--to', url]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('đã có');
+  }, 120_000);
+});
