@@ -1,17 +1,14 @@
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEventLog } from '../src/events/log.js';
-import { openSqliteStore } from '../src/central/sqlite-store.js';
-import { handleErasures } from '../src/central/erasures.js';
-import { HttpError, sendJson } from '../src/central/http.js';
+import { CENTRAL_DB_FILE, openSqliteStore } from '../src/central/sqlite-store.js';
 import { readAudit } from '../src/privacy/audit.js';
 import { ErasureQueue } from '../src/privacy/erasure-queue.js';
 import { execFile } from 'node:child_process';
-import { CLI, lachan, makeRulesDir, removeDir, REPO_ROOT, startGateway } from './harness/index.js';
+import { CLI, type Collector, lachan, makeRulesDir, removeDir, REPO_ROOT, startCollector, startGateway, stopCollector } from './harness/index.js';
 
 /** The CLI run without blocking this process: the collector below answers from it. */
 function lachanAsync(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -109,7 +106,7 @@ describe('lachan privacy export', () => {
 });
 
 describe('lachan privacy erase', () => {
-  let collector: Server;
+  let collector: Collector;
   let collectorUrl: string;
   let collectorDir: string;
   let store: ReturnType<typeof openSqliteStore>;
@@ -124,32 +121,15 @@ describe('lachan privacy erase', () => {
     writeFileSync(tokenFile, school.token);
     const shipped = (client: string, id: string, host: string) => ({ id, time: Date.now() - DAY, profile: 'thpt', category: 'gambling', reason: 'domain', rule: host, source: null, host, path: '/', method: 'GET', client });
     await store.ingest(school.id, [shipped(childPseudonym, '01JCHILD0000000000000000A1', 'nhacai-cua-em.example'), shipped(otherPseudonym, '01JOTHER0000000000000000B1', 'nhacai-ban-khac.example')], Date.now());
-    collector = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (c: Buffer) => chunks.push(c));
-      request.on('end', () => {
-        void (async () => {
-          try {
-            if (request.url !== '/api/v1/erasures') throw new HttpError(404, 'not_found', 'only erasures here');
-            const token = (request.headers.authorization ?? '').replace(/^Bearer /, '');
-            const who = await store.authenticate(token);
-            if (who === null) throw new HttpError(401, 'unauthorized', 'bad token');
-            handleErasures(store.database, who.id, JSON.parse(Buffer.concat(chunks).toString('utf8')), response, () => {});
-          } catch (error) {
-            const e = error instanceof HttpError ? error : new HttpError(500, 'internal', String(error));
-            sendJson(response, e.status, { error: e.code });
-          }
-        })();
-      });
-    });
-    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-    collectorUrl = `http://127.0.0.1:${(collector.address() as { port: number }).port}`;
+    await store.close();
+    // The real collector serves the erasure endpoint over that database.
+    collector = await startCollector(collectorDir);
+    collectorUrl = collector.url;
     schoolId = school.id;
   });
   let schoolId = '';
   afterAll(async () => {
-    await new Promise((resolve) => collector?.close(resolve));
-    await store?.close();
+    if (collector !== undefined) await stopCollector(collector);
     removeDir(collectorDir);
   });
 
@@ -172,7 +152,12 @@ describe('lachan privacy erase', () => {
     expect(Object.keys(trust.devices)).toEqual([OTHER]);
 
     // The collector's database.
-    expect(store.database.prepare('SELECT client FROM events').all()).toEqual([{ client: otherPseudonym }]);
+    const central = new Database(path.join(collectorDir, CENTRAL_DB_FILE), { readonly: true });
+    try {
+      expect(central.prepare('SELECT client FROM events').all()).toEqual([{ client: otherPseudonym }]);
+    } finally {
+      central.close();
+    }
 
     // The queue says the collector acknowledged; the audit log names the pseudonym only.
     const queue = new ErasureQueue(dataDir);
@@ -218,7 +203,12 @@ describe('lachan privacy erase', () => {
       const deadline = Date.now() + 20_000;
       while (pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       expect(pending()).toBe(0);
-      expect(store.database.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
+      const central = new Database(path.join(collectorDir, CENTRAL_DB_FILE), { readonly: true });
+      try {
+        expect(central.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
+      } finally {
+        central.close();
+      }
     } finally {
       await gateway.stop();
     }

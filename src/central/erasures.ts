@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { ServerResponse } from 'node:http';
 import { HttpError, sendJson } from './http.js';
+import type { CentralStore } from './store.js';
 
 /**
  * POST /api/v1/erasures: a school's gateway forwards a parent's erasure request
@@ -61,10 +62,17 @@ export function eraseSchoolDevices(db: Database.Database, school: string, reques
 }
 
 /** The endpoint, once the school is authenticated (server.ts: `schoolOf`) and the body read. */
-export function handleErasures(db: Database.Database, schoolId: string, body: unknown, response: ServerResponse, audit: (school: string, result: ErasureResult) => void): void {
+export async function handleErasures(
+  store: Pick<CentralStore, 'eraseDevices'>,
+  schoolId: string,
+  body: unknown,
+  response: ServerResponse,
+  audit: (school: string, result: ErasureResult) => void,
+): Promise<void> {
   const batch = validateErasureBatch(body);
   if (batch.school !== schoolId) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${schoolId}, not ${batch.school}`);
-  const result = eraseSchoolDevices(db, schoolId, batch.requests);
+  const erased = await store.eraseDevices(schoolId, [...new Set(batch.requests.map((r) => r.client))]);
+  const result: ErasureResult = { acked: batch.requests.map((r) => r.id), ...erased };
   audit(schoolId, result);
   sendJson(response, 200, result);
 }

@@ -244,6 +244,12 @@ export class PostgresCentralStore implements CentralStore {
    * Drops the partitions wholly before `before` and deletes the older rows of the one
    * it falls in; the roll-ups stay. Returns how many events went.
    */
+  /** Review requests live in the district's SQLite tables for now (docs/contract.md §10): only events here. */
+  async eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }> {
+    const { rowCount } = await this.#pool.query('DELETE FROM events WHERE school = $1 AND client = ANY($2)', [school, [...clients]]);
+    return { events: rowCount ?? 0, reviews: 0 };
+  }
+
   async expire(before: number): Promise<number> {
     return transaction(this.#pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);

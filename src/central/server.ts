@@ -40,6 +40,7 @@ import type { Dashboard } from './dashboard/routes.js';
 import { HttpError, sendJson } from './http.js';
 import { dayNumber, dayToIso, isoToDay } from './days.js';
 import { RateLimiter } from '../util/rate-limit.js';
+import { handleErasures } from './erasures.js';
 import { StoreError, type CentralStore, type EventFilter, type School } from './store.js';
 import { bearerToken, hashToken, sameHash } from './tokens.js';
 import { sendListsOverview, type ListsMirror } from './lists-mirror.js';
@@ -277,6 +278,10 @@ export function createCollectorServer(options: CollectorOptions): Server {
       return policy(districtOrMissing(url), request, response);
     }
     if (url.pathname === '/api/v1/reviews' && method === 'POST') return ingestReviews(districtOrMissing(url), request, response);
+    if (url.pathname === '/api/v1/erasures' && method === 'POST') {
+      const school = await schoolOf(request);
+      return handleErasures(store, school.id, await jsonBody(request), response, (id, result) => logger.info({ school: id, erased: result.events, anonymised: result.reviews, requests: result.acked.length }, 'erasures'));
+    }
     if (options.lists !== undefined && method === 'GET' && (url.pathname.startsWith('/api/v1/lists') || url.pathname === '/lists')) return lists(options.lists, request, response, url);
     if (url.pathname === '/healthz') return sendJson(response, 200, { ok: true });
     if (options.dashboard !== undefined && (await options.dashboard.handle(request, response, url, reader))) return;

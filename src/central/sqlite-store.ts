@@ -12,6 +12,7 @@ import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { DashboardQueries } from './dashboard/queries.js';
 import { openDistrict, type District } from './district.js';
 import type { AuditSink } from './district-policy.js';
+import { eraseSchoolDevices } from './erasures.js';
 import { CENTRAL_MIGRATIONS } from './sqlite-schema.js';
 import { planStats, statsFromRows, type PlannedQuery } from './stats-plan.js';
 import {
@@ -297,6 +298,11 @@ export class SqliteCentralStore implements CollectorDatabase {
     while (this.#writer.rollUpChunk()) {
       // next chunk
     }
+  }
+
+  async eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }> {
+    const { events, reviews } = eraseSchoolDevices(this.#db, school, clients.map((client) => ({ id: client, client })));
+    return { events, reviews };
   }
 
   async expire(before: number): Promise<number> {

@@ -23,6 +23,12 @@ export interface CentralStore {
   stats(filter: StatsFilter): Promise<Stats>;
   /** Deletes raw events older than `before` (roll-ups stay); returns how many. */
   expire(before: number): Promise<number>;
+  /**
+   * A parent's erasure request (docs/du-lieu-ca-nhan.md): deletes the raw events of these
+   * pseudonymous devices of `school` and anonymises their review requests; roll-ups hold
+   * no device and stay.
+   */
+  eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }>;
   close(): Promise<void>;
 }
 
