@@ -80,14 +80,14 @@ function nsPerLookup(count: number, lookup: (i: number) => boolean): { ns: numbe
 function benchMatchers(lists: readonly DomainListText[], traffic: { hosts: string[]; paths: string[] }, rows: Row[]): Record<string, number> {
   // One category per list; UT1's white lists allow, everything else blocks.
   const actions = new Uint8Array(lists.length);
-  lists.forEach((list, i) => (actions[i] = UT1_WHITE.has(list.category) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS));
+  lists.forEach((list, i) => { actions[i] = UT1_WHITE.has(list.category) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS; });
   const lines = lists.reduce((sum, list) => sum + list.lines, 0);
 
   gc();
   const before = liveBytes();
   const [domains, loadSeconds] = timed((): DomainSet => {
     const builder = new DomainSetBuilder();
-    lists.forEach((list, i) => addListText(builder, list, i, i));
+    lists.forEach((list, i) => { addListText(builder, list, i, i); });
     return builder.build();
   });
   gc();
@@ -96,7 +96,7 @@ function benchMatchers(lists: readonly DomainListText[], traffic: { hosts: strin
   const urlLines = ut1UrlLines();
   const categories = ut1Categories();
   const urlActions = new Uint8Array(categories.length);
-  categories.forEach((name, i) => (urlActions[i] = UT1_WHITE.has(name) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS));
+  categories.forEach((name, i) => { urlActions[i] = UT1_WHITE.has(name) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS; });
   const [urls, urlSeconds] = timed((): UrlSet => {
     const builder = new UrlSetBuilder();
     for (const { category, line, rule } of urlLines) builder.add(rule, categories.indexOf(category), 0, line);

@@ -18,7 +18,7 @@ function tempDir(): string {
   dirs.push(dir);
   return dir;
 }
-afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+afterAll(() => dirs.forEach((dir) => { rmSync(dir, { recursive: true, force: true }); }));
 
 function mode(file: string): number {
   return statSync(file).mode & 0o777;

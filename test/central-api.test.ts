@@ -6,8 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Collector, lachan, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
 
-export { startCollector, stopCollector };
-
 function addSchool(dataDir: string, name: string): { id: string; token: string } {
   const result = lachan(['central', 'school', 'add', '--name', name, '--data', dataDir, '--json']);
   expect(result.stderr).toBe('');

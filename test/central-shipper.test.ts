@@ -24,7 +24,7 @@ function tempDir(prefix: string): string {
 }
 afterAll(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true }));
+  dirs.forEach((dir) => { rmSync(dir, { recursive: true, force: true }); });
 });
 
 async function startCollector(dataDir: string, port = 0): Promise<{ port: number; child: ChildProcess }> {
@@ -213,7 +213,7 @@ setInterval(() => {}, 1000);
         }
         const batch = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString()) as { events: { id: string }[] };
         const ids = batch.events.map((e) => e.id).filter((_, i) => i % 2 === 0);
-        ids.forEach((id) => acked.add(id));
+        ids.forEach((id) => { acked.add(id); });
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ acked: [...ids, '01ZZZZZZZZZZZZZZZZZZZZZZZZ'], stored: ids.length, duplicates: 0 }));
       });

@@ -14,7 +14,7 @@ function tempDir(): string {
   dirs.push(dir);
   return dir;
 }
-afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+afterAll(() => dirs.forEach((dir) => { rmSync(dir, { recursive: true, force: true }); }));
 
 let visits = 0;
 /** A block on a host of its own, so that the log does not fold it into an earlier visit. */

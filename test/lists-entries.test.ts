@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyDelta, checkNotShrunk, diffVersions, ListRefusal, listVersionOf, parseDownload } from '../src/lists/entries.js';
+import { applyDelta, checkNotShrunk, diffVersions, type ListRefusal, listVersionOf, parseDownload } from '../src/lists/entries.js';
 import { parseListsFile, parseRefresh } from '../src/lists/config.js';
 import { ProblemList } from '../src/rules/problems.js';
 

@@ -18,7 +18,7 @@ function request(url: string): [string, string] {
 
 function build(rules: readonly (readonly [string, number])[]): UrlSet {
   const builder = new UrlSetBuilder();
-  rules.forEach(([rule, category], i) => expect(builder.add(rule, category, 3, i + 1), rule).toBeNull());
+  rules.forEach(([rule, category], i) => { expect(builder.add(rule, category, 3, i + 1), rule).toBeNull(); });
   return builder.build();
 }
 

@@ -15,7 +15,7 @@ const CHUNKED_SPLIT = ['HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-
 
 const scripts: Record<string, Script> = {
   '/chunked-split': (socket) => {
-    CHUNKED_SPLIT.forEach((part, i) => setTimeout(() => socket.write(part), i * 30));
+    CHUNKED_SPLIT.forEach((part, i) => { setTimeout(() => socket.write(part), i * 30); });
   },
   '/until-close': (socket) => {
     socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst ');
@@ -28,7 +28,7 @@ const scripts: Record<string, Script> = {
   },
   '/head-bytewise': (socket) => {
     const bytes = Buffer.from('HTTP/1.1 200 OK\r\nX-Bytewise: yes\r\nContent-Length: 4\r\n\r\ndone', 'latin1');
-    bytes.forEach((byte, i) => setTimeout(() => socket.write(Buffer.from([byte])), i * 2));
+    bytes.forEach((byte, i) => { setTimeout(() => socket.write(Buffer.from([byte])), i * 2); });
   },
   '/continue-forever': (socket) => {
     const timer = setInterval(() => socket.write('HTTP/1.1 100 Continue\r\n\r\n'), 200);

@@ -181,7 +181,7 @@ export class PostgresCentralStore implements CentralStore {
     const months = new Set<number>();
     const last = EVENT_FIELDS.length;
     events.forEach((e, row) => {
-      EVENT_FIELDS.forEach((f, column) => (columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null)));
+      EVENT_FIELDS.forEach((f, column) => { columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null); });
       columns[last]![row] = schoolOf(e);
       columns[last + 1]![row] = receivedAtOf(e);
       months.add(monthOfDay(dayNumber(e.time)));

@@ -200,7 +200,7 @@ export class SqliteCentralStore implements CollectorDatabase {
     this.#pendingEvents = 0;
     try {
       const stored = this.#writer.write(batches);
-      batches.forEach((batch, i) => (batch.stored = stored[i]!));
+      batches.forEach((batch, i) => { batch.stored = stored[i]!; });
     } catch (error) {
       for (const batch of batches) batch.reject(error);
       return;
@@ -223,7 +223,7 @@ export class SqliteCentralStore implements CollectorDatabase {
   /** Events acknowledged but not yet in `events` (up to `max` counted). */
   #inboxSize(max: number): number {
     const thread = this.#thread;
-    return thread !== null && thread.started ? thread.inboxSize() : this.#inboxCount(max);
+    return thread?.started ? thread.inboxSize() : this.#inboxCount(max);
   }
 
   /**
@@ -237,7 +237,7 @@ export class SqliteCentralStore implements CollectorDatabase {
     try {
       if (waiting > 0 && waiting <= QUERY_DRAIN_MAX) {
         const thread = this.#thread;
-        if (thread !== null && thread.started) await thread.drain();
+        if (thread?.started) await thread.drain();
         else this.#writer.drain();
       }
       if (this.#writer.backlog() <= ROLLUP_CHUNK) this.rollUp();

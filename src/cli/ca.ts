@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import {
-  CertificateAuthority,
+  type CertificateAuthority,
   DEFAULT_CERTS_DIR,
   DEFAULT_SCHOOL_NAME,
   TlsError,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { Pool } from 'undici';
+import { type Dispatcher, Pool } from 'undici';
 import { openEventLog, type GatewayEventLog } from './log.js';
 import type { WireAck, WireBatch, WireEvent } from './wire.js';
 import type { WireReviewBatch, WireReviewRequest } from './review-wire.js';
@@ -159,7 +159,7 @@ export function startShipper(options: ShipperOptions): Shipper {
   /** POSTs one gzip JSON batch; resolves to the acknowledged ids, or throws ShipError. */
   async function post(path: string, batch: WireBatch | WireReviewBatch): Promise<WireAck> {
     const body = await gzip(JSON.stringify(batch));
-    let response;
+    let response: Dispatcher.ResponseData;
     try {
       response = await pool.request({
         path,

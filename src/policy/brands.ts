@@ -131,7 +131,7 @@ export class BrandSet {
     this.size = labels.length;
     this.text = labels.join('');
     this.offsets = new Uint32Array(labels.length + 1);
-    labels.forEach((label, index) => (this.offsets[index + 1] = this.offsets[index]! + label.length));
+    labels.forEach((label, index) => { this.offsets[index + 1] = this.offsets[index]! + label.length; });
     this.origins = new Uint32Array(labels.length * 2);
     // At most two-thirds full: linear probing stays at one or two slots a lookup.
     const capacity = 2 ** Math.max(4, Math.ceil(Math.log2(labels.length * 1.5 + 1)));

@@ -32,16 +32,16 @@ const HTML_ESCAPES: Readonly<Record<string, string>> = { '&gt;': '>', '&lt;': '<
  */
 export function normalisePercent(path: string): string {
   if (path.indexOf('%') === -1) return path;
-  return path.replace(/%([0-9a-fA-F]{2})/g, (escape, hex: string) => {
+  return path.replace(/%([0-9a-fA-F]{2})/g, (escaped: string, hex: string) => {
     const code = parseInt(hex, 16);
     const unreserved = (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2e || code === 0x5f || code === 0x7e;
-    return unreserved ? String.fromCharCode(code) : escape.toUpperCase();
+    return unreserved ? String.fromCharCode(code) : escaped.toUpperCase();
   });
 }
 
 /** Splits and canonicalises a `urls` line; an error message when it cannot be a rule. */
 export function parseUrlRule(raw: string): { host: string; path: string } | string {
-  let text = raw.trim().replace(/&(?:gt|lt|amp|quot|#39);/g, (escape) => HTML_ESCAPES[escape]!);
+  let text = raw.trim().replace(/&(?:gt|lt|amp|quot|#39);/g, (entity) => HTML_ESCAPES[entity]!);
   text = text.replace(/^https?:\/\//i, '');
   const hash = text.indexOf('#');
   if (hash !== -1) text = text.slice(0, hash);

@@ -107,7 +107,7 @@ export function mergeSnapshots(snapshots: readonly MetricsSnapshot[]): MetricsSn
     total.openConnections += s.openConnections;
     total.largestClientConnections = Math.max(total.largestClientConnections, s.largestClientConnections);
     for (const [k, v] of Object.entries(s.connectionLimits)) total.connectionLimits[k] = (total.connectionLimits[k] ?? 0) + v;
-    s.latencyBuckets.forEach((v, i) => (total.latencyBuckets[i]! += v));
+    s.latencyBuckets.forEach((v, i) => { total.latencyBuckets[i]! += v; });
     for (const [k, v] of Object.entries(s.blocks)) total.blocks[k] = (total.blocks[k] ?? 0) + v;
     for (const [k, v] of Object.entries(s.upstreamErrors)) total.upstreamErrors[k] = (total.upstreamErrors[k] ?? 0) + v;
   }

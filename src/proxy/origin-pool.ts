@@ -80,7 +80,7 @@ export class OriginPool implements ConnectionOwner {
 
   private takeWaiting(): Exchange | undefined {
     let exchange = this.waiting.shift();
-    while (exchange !== undefined && exchange.aborted) exchange = this.waiting.shift();
+    while (exchange?.aborted) exchange = this.waiting.shift();
     return exchange;
   }
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { getPublicSuffix } from 'tldts';
-import { BrandSetBuilder } from '../policy/brands.js';
+import type { BrandSetBuilder } from '../policy/brands.js';
 import { canonicalRuleHost } from '../policy/hostname.js';
 import type { KeywordSetBuilder } from '../policy/keywords.js';
 import { foldPhrase, SEPARATOR } from '../policy/text.js';

@@ -427,7 +427,7 @@ async function readUt1Usage(file: string): Promise<string | null> {
 
 async function isFile(file: string): Promise<boolean> {
   const info = await stat(file).catch(() => null);
-  return info !== null && info.isFile();
+  return info?.isFile() === true;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DomainSetBuilder } from '../policy/domains.js';
@@ -13,7 +14,7 @@ import { countFileLines, forEachLinePiece, forEachRuleLine, forEachRuleSpan } fr
 import { overlayLineCount, overlaySourceName, type PolicyOverlay } from './overlay.js';
 import { readBundledManifest, readBundledText, type BundledList } from './bundled.js';
 import { BrandSetBuilder } from '../policy/brands.js';
-import { BrandDeriver, loadCategoryBrands } from './brands.js';
+import { type BrandDeriver, loadCategoryBrands } from './brands.js';
 import { PhraseSetBuilder, attachContentRules } from '../policy/phrases.js';
 import { addPhrasesFile } from './phrases-file.js';
 
@@ -334,7 +335,7 @@ export function organisationOf(policy: Policy): Organisation {
 
 async function listCategories(categoriesDir: string): Promise<Map<string, string>> {
   const found = new Map<string, string>();
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await readdir(categoriesDir, { withFileTypes: true });
   } catch {

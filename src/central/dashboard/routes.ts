@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AccountStore, isRole, type Principal, type Session } from '../accounts.js';
+import { type AccountStore, isRole, type Principal, type Session } from '../accounts.js';
 import { readBody } from '../body.js';
 import { HttpError, sendJson } from '../http.js';
 import { DUMMY_HASH, verifyPassword } from '../passwords.js';
@@ -8,7 +8,7 @@ import type { CentralStore } from '../store.js';
 import { StoreError } from '../store.js';
 import { APP_CSS, APP_JS } from './assets.js';
 import { auditPage, errorPage, loginPage, logsPage, overviewPage, usersPage } from './pages.js';
-import { DashboardQueries } from './queries.js';
+import type { DashboardQueries } from './queries.js';
 import type { District } from '../district.js';
 import { createDistrictRoutes } from './district-routes.js';
 import { DEFAULT_ORGANISATION, type Organisation } from '../../rules/organisation.js';
@@ -249,8 +249,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
       }
       if (path === '/api/v1/dashboard/schools') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
-        const who = reader(request);
-        { sendJson(response, 200, { schools: queries.schools(who.school) }); return true; }
+        const who = reader(request);sendJson(response, 200, { schools: queries.schools(who.school) }); return true; 
       }
       if (path === '/api/v1/dashboard/top-hosts') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
@@ -264,8 +263,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         }
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
         const who = reader(request);
-        requireAdmin(who);
-        { sendJson(response, 200, { users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt, disabledAt: u.disabledAt })) }); return true; }
+        requireAdmin(who);sendJson(response, 200, { users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt, disabledAt: u.disabledAt })) }); return true; 
       }
       const userChangePath = USER_CHANGE.exec(path);
       if (userChangePath !== null) {
@@ -276,8 +274,7 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
       if (path === '/api/v1/audit') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
         const who = reader(request);
-        requireAdmin(who);
-        { sendJson(response, 200, { entries: accounts.auditLog() }); return true; }
+        requireAdmin(who);sendJson(response, 200, { entries: accounts.auditLog() }); return true; 
       }
       if (path === REPORT_DOWNLOAD_PATH) {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });

@@ -1,4 +1,4 @@
-import { badResponse, OriginError } from '../origin-error.js';
+import { badResponse, type OriginError } from '../origin-error.js';
 
 /**
  * Parses one HTTP/1 response head, strictly where it matters for a proxy (response

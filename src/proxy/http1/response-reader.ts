@@ -243,7 +243,7 @@ export class ResponseReader {
 
   private readBody(chunk: Buffer, offset: number): number {
     const available = chunk.length - offset;
-    const take = available < this.remaining ? available : this.remaining;
+    const take = Math.min(available , this.remaining);
     this.remaining -= take;
     const end = offset + take;
     const data = offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end);
