@@ -2,6 +2,11 @@ import type { SqliteDatabase } from '../storage/sqlite.js';
 import { EVENT_COLUMNS, EVENT_PLACEHOLDERS, eventValues, type WireEvent } from '../events/event-schema.js';
 import { dayNumber, monthOfDay } from './days.js';
 
+/*
+ * Over ~400 lines on purpose: the inbox drain, the watermark and the roll-up pass are
+ * one transaction protocol; split, the invariant that no event is lost or counted twice
+ * would have to be read across files.
+ */
 /**
  * The collector's event writes. Both the store's own connection and the writer thread
  * (ingest-worker.ts) run these, so the SQL lives here once.

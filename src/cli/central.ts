@@ -1,3 +1,8 @@
+/*
+ * `lachan central …` (docs/contract.md §2): one small action per subcommand over the
+ * collector database. Over ~400 lines because it registers every subcommand in one
+ * place, as the contract lists them; each action is short.
+ */
 import type { Command } from 'commander';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';

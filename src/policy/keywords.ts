@@ -3,6 +3,10 @@
  * in URLs and page text, ignoring case, Unicode composition and, per word, missing
  * diacritics.
  *
+ * Over ~400 lines on purpose: the automaton's builder and its scanners share one packed
+ * layout (transition table, output bit sets, pattern records); keeping them together
+ * keeps that layout in one place.
+ *
  * How: every keyword is folded (see text.ts) to its diacritic-free base form and
  * padded with a separator on each side that is not a `*`. All patterns go into one
  * Aho–Corasick automaton compiled to a dense transition table (an Int32Array over

@@ -1,5 +1,8 @@
 /**
  * Text folding for keyword matching (docs/contract.md §3).
+ * Over ~400 lines on purpose: the per-code-unit tables and the one folding state machine
+ * that keywords, phrases and content inspection all read; split, the tables would have
+ * one reader in another file and the hot loop would lose its local view of them.
  *
  * Text is turned into a stream of "positions", one per letter or digit, plus single
  * separator positions standing for every run of spaces and punctuation. Each

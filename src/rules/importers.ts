@@ -1,6 +1,8 @@
 /**
  * Parsers for outside block lists brought in with
  * `lachan rules import --format hosts|domains|adblock|ut1 --category NAME SRC`.
+ * Over ~400 lines on purpose: four small format parsers share one line reader, one
+ * skip-reason vocabulary and one counting importer; apart they would repeat them.
  *
  * Each list line becomes zero or more entries of our own formats (a host for a
  * category's `domains` file, a `host/path` rule for its `urls` file), a comment, or

@@ -1,3 +1,10 @@
+/*
+ * Reads a whole rules folder into one compiled Policy (docs/contract.md §3): the policy
+ * file, every category folder, bundled and subscribed lists, the district overlay.
+ * Over ~400 lines on purpose: each file kind has its own reader module; this file is the
+ * one sequence that makes a reload all or nothing (a whole new Policy, or problems and
+ * the old one keeps serving), and splitting the sequence would split that guarantee.
+ */
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
