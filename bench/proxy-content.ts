@@ -8,14 +8,14 @@
  *
  *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { startPinned } from './lib/pinned.js';
 import { markdownTable, median } from './lib/stats.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 
@@ -54,23 +54,6 @@ function runOrigin(): void {
   server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })));
 }
 
-async function startPinned(cpu: number, args: readonly string[], ready: (line: Record<string, unknown>) => boolean): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
-  const child = spawn('taskset', ['-c', String(cpu), process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
-    lines.on('line', (text) => {
-      try {
-        const parsed = JSON.parse(text) as Record<string, unknown>;
-        if (ready(parsed)) resolve(parsed);
-      } catch {
-        // not a JSON line
-      }
-    });
-  });
-  return { child, line };
-}
-
 function rulesDir(work: string, name: string, contentLimit: boolean): string {
   const dir = path.join(work, name);
   for (const category of CATEGORIES) {
@@ -88,14 +71,14 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-content-'));
   const children: ChildProcess[] = [];
   try {
-    const origin = await startPinned(1, [SELF, '--role', 'origin'], () => true);
+    const origin = await startPinned(1, process.execPath, [SELF, '--role', 'origin']);
     children.push(origin.child);
     const hostsFile = path.join(work, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);
     const targets: { name: string; port: number }[] = [];
     for (const [name, inspect] of [['lachan, pages read (content_limit)', true], ['lachan, not read', false]] as const) {
       const dir = rulesDir(work, inspect ? 'rules-read' : 'rules-plain', inspect);
-      const lachan = await startPinned(0, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', dir, '--data', path.join(work, `var-${targets.length}`), '--hosts-file', hostsFile, '--certs', path.join(work, 'no-certs')], (l) => l.msg === 'listening');
+      const lachan = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', dir, '--data', path.join(work, `var-${targets.length}`), '--hosts-file', hostsFile, '--certs', path.join(work, 'no-certs')], (l) => l.msg === 'listening');
       children.push(lachan.child);
       targets.push({ name, port: lachan.line.port as number });
     }
