@@ -134,6 +134,7 @@ export class ForwardHandler implements OriginResponseHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
+    this.inspector?.close();
     this.events.onUpstreamError(error, this.res, this.host);
   }
 
