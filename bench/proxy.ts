@@ -51,10 +51,10 @@ import { createServer as createNetServer, connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
+import { startPinned } from './lib/pinned.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -119,23 +119,6 @@ function positive(name: string, fallback: number): number {
 }
 
 /** Spawns a pinned process and resolves with the first JSON line it prints. */
-async function startPinned(cpu: number | string, command: string, args: readonly string[], predicate: (line: Record<string, unknown>) => boolean = () => true): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
-  const child = spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited with ${code}`)));
-    lines.on('line', (text) => {
-      try {
-        const parsed = JSON.parse(text) as Record<string, unknown>;
-        if (predicate(parsed)) resolve(parsed);
-      } catch {
-        // not a JSON line
-      }
-    });
-  });
-  return { child, line };
-}
-
 async function freePort(): Promise<number> {
   const server = createNetServer().listen(0, '127.0.0.1');
   await once(server, 'listening');

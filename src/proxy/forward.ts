@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { clientResponseRawHeaders } from './headers.js';
 import type { OriginResponseHandler } from './origin-exchange.js';
+import type { ContentInspection, ContentInspector, ContentVerdict } from '../content/inspector.js';
 
 /** What the proxy does around one forwarded request; one object serves every request. */
 export interface ForwardEvents {
@@ -11,6 +12,16 @@ export interface ForwardEvents {
   onUpstreamError(error: Error, res: ServerResponse, host: string): void;
   onFinished(res: ServerResponse, host: string, profile: string): void;
 }
+
+/** Content inspection of one allowed request's response (pipeline.ts builds it, docs/contract.md §8). */
+export interface BodyInspection {
+  readonly inspection: ContentInspection;
+  /** A verdict fell: record it, then the block page if nothing was sent yet, else cut the response. */
+  blocked(verdict: ContentVerdict, res: ServerResponse): void;
+}
+
+/** The end of the body, queued behind the chunks still being inspected. */
+const END = Symbol('lachan.bodyEnd');
 
 const HANDLER = Symbol('lachan.forwardHandler');
 type HandledResponse = ServerResponse & { [HANDLER]?: ForwardHandler };
@@ -59,6 +70,11 @@ export class ForwardHandler implements OriginResponseHandler {
    */
   private headStatus = 0;
   private head: string[] | null = null;
+  /** Set when this response's body is read (text of an inspected profile): chunks then queue through it. */
+  private inspector: ContentInspector | null = null;
+  private pending: (Buffer | typeof END)[] = [];
+  private inspecting = false;
+  private clientFull = false;
 
   constructor(
     private readonly res: ServerResponse,
@@ -66,6 +82,7 @@ export class ForwardHandler implements OriginResponseHandler {
     private readonly host: string,
     private readonly profile: string,
     private readonly startedMs: number,
+    private readonly inspection: BodyInspection | null = null,
   ) {
     (res as HandledResponse)[HANDLER] = this;
     // 'close' comes once: `on` spares the wrapper `once` allocates. 'drain' is listened
@@ -75,14 +92,16 @@ export class ForwardHandler implements OriginResponseHandler {
 
   /** The client's socket has room again. */
   resume(): void {
-    // Once done, the controller has nothing left to resume.
-    if (!this.done) this.controller?.resume();
+    this.clientFull = false;
+    // Once done, the controller has nothing left to resume; an inspection under way resumes it when it is through.
+    if (!this.done && !this.inspecting) this.controller?.resume();
   }
 
   /** The client went away: the upstream request is not wanted any more. */
   clientGone(): void {
     if (!this.done) {
       this.done = true;
+      this.inspector?.close();
       this.controller?.abort(new Error('client went away'));
     }
   }
@@ -115,6 +134,7 @@ export class ForwardHandler implements OriginResponseHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
+    this.inspector?.close();
     this.events.onUpstreamError(error, this.res, this.host);
   }
 
@@ -122,26 +142,97 @@ export class ForwardHandler implements OriginResponseHandler {
   private respondHead(status: number, fields: readonly (Buffer | string)[]): void {
     this.headStatus = status;
     this.head = clientResponseRawHeaders(fields);
+    if (this.inspection !== null && status !== 204 && status !== 304 && this.res.req.method !== 'HEAD') {
+      const head = this.head;
+      this.inspector = this.inspection.inspection.begin(fieldOf(head, 'content-type'), fieldOf(head, 'content-encoding'), {
+        'content-disposition': fieldOf(head, 'content-disposition'),
+      });
+    }
   }
 
   /** Every body chunk, on its way to the client; `last`: the response ends with it (`chunk` may then be absent). */
   private respondBody(chunk: Buffer | undefined, last: boolean): void {
     if (this.done) return;
-    if (this.head !== null) {
-      this.res.writeHead(this.headStatus, this.head);
-      this.head = null;
-    }
-    if (last) {
-      this.done = true;
-      this.res.end(chunk);
-      this.events.onFinished(this.res, this.host, this.profile);
-      return;
-    }
-    if (this.res.write(chunk!)) return;
+    if (this.inspector !== null) return this.inspectBody(chunk, last);
+    if (last) return this.finish(chunk);
+    this.send(chunk!);
+  }
+
+  private send(chunk: Buffer): void {
+    this.writeHeadOnce();
+    if (this.res.write(chunk)) return;
+    this.clientFull = true;
     this.controller?.pause();
     if (!this.listensForDrain) {
       this.listensForDrain = true;
       this.res.on('drain', onDrain);
     }
   }
+
+  private finish(chunk: Buffer | undefined): void {
+    this.writeHeadOnce();
+    this.done = true;
+    this.res.end(chunk);
+    this.events.onFinished(this.res, this.host, this.profile);
+  }
+
+  private writeHeadOnce(): void {
+    if (this.head !== null) {
+      this.res.writeHead(this.headStatus, this.head);
+      this.head = null;
+    }
+  }
+
+  /**
+   * Queues a chunk for the inspector, whose writes are awaited one at a time; the
+   * origin stays paused while one is pending, since chunks already read still arrive.
+   * The head goes out with the first bytes the inspector passes, so a verdict on the
+   * held-back prefix can still answer with the block page. The inspector passes the
+   * origin's bytes unchanged, so the origin's Content-Length stays true.
+   */
+  private inspectBody(chunk: Buffer | undefined, last: boolean): void {
+    if (chunk !== undefined && chunk.length > 0) this.pending.push(chunk);
+    if (last) this.pending.push(END);
+    if (!this.inspecting) void this.runInspector(this.inspector!);
+  }
+
+  private async runInspector(inspector: ContentInspector): Promise<void> {
+    this.inspecting = true;
+    this.controller?.pause();
+    try {
+      while (this.pending.length > 0 && !this.done) {
+        const next = this.pending.shift()!;
+        const step = next === END ? await inspector.end() : await inspector.write(next);
+        if (this.done) return;
+        if (step.verdict !== undefined) return this.contentBlocked(step.verdict);
+        for (const bytes of step.pass) this.send(bytes);
+        if (next === END) return this.finish(undefined);
+      }
+    } catch (error) {
+      // The inspector fails open on bad input by itself; anything else is a fault: cut, never pass unread.
+      if (!this.done) {
+        this.done = true;
+        inspector.close();
+        this.controller?.abort(error as Error);
+        this.res.destroy();
+      }
+    } finally {
+      this.inspecting = false;
+      if (!this.done && !this.clientFull) this.controller?.resume();
+    }
+  }
+
+  private contentBlocked(verdict: ContentVerdict): void {
+    this.done = true;
+    this.pending = [];
+    this.head = null;
+    this.controller?.abort(new Error('blocked by content'));
+    this.inspection!.blocked(verdict, this.res);
+  }
+}
+
+/** A field's value from clean name, value pairs (the first of its name). */
+function fieldOf(fields: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i]!.length === name.length && fields[i]!.toLowerCase() === name) return fields[i + 1];
+  return undefined;
 }

@@ -1,3 +1,4 @@
+import { ContentInspection } from '../content/inspector.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { isTunnel, type Flow } from './flow.js';
@@ -23,28 +24,18 @@ export type DecideHook = (input: DecideInput) => Decision;
 /** Told of every decision, blocked or allowed, right after it was made. */
 export type SafeguardingSignalHook = (flow: Flow, decision: Decision) => void;
 
-/** The origin's response head as the proxy got it. */
-export interface OriginResponseHead {
-  readonly status: number;
-  /** Field names and values alternating, as received. */
-  readonly rawHeaders: readonly (string | Buffer)[];
-}
-
-export type InspectionVerdict = { readonly action: 'pass' } | { readonly action: 'block'; readonly decision: Decision };
-
-/** Reads one response body on its way to the client. */
-export interface ResponseInspector {
-  /** A body chunk, in order; null while undecided. */
-  write(chunk: Buffer): InspectionVerdict | null;
-  /** The body ended. */
-  end(): InspectionVerdict;
+export interface InspectInput {
+  readonly flow: Flow;
+  /** The rules the request was decided with: a reload under way does not change how its body is read. */
+  readonly policy: Policy;
 }
 
 /**
- * Given the flow and the origin's response head: null to pass the body untouched (the
- * common case, at no cost), or an inspector for this body.
+ * Content inspection for one allowed request (docs/contract.md §8): null to stream the
+ * body untouched at no cost (the profile has no content_limit), or the inspection that
+ * picks an inspector from the response head (`begin`: null for images, downloads, …).
  */
-export type ResponseInspectorFactory = (flow: Flow, head: OriginResponseHead) => ResponseInspector | null;
+export type ResponseInspectorFactory = (input: InspectInput) => ContentInspection | null;
 
 export interface ProxyHooks {
   readonly decide: DecideHook;
@@ -59,9 +50,12 @@ export const decideByPolicy: DecideHook = ({ flow, policy, time }) => {
   return isTunnel(flow) ? policy.decideConnect(client.profile, target.host, target.port, time) : policy.decide(client.profile, target.host, target.pathAndQuery, time);
 };
 
+/** The profile's content_limit, if it has one. */
+export const inspectByContentLimit: ResponseInspectorFactory = ({ flow, policy }) => ContentInspection.for(policy, flow.client.profile);
+
 const noSignal: SafeguardingSignalHook = () => undefined;
 
-export const DEFAULT_HOOKS: ProxyHooks = { decide: decideByPolicy, onDecision: noSignal, inspectResponse: null };
+export const DEFAULT_HOOKS: ProxyHooks = { decide: decideByPolicy, onDecision: noSignal, inspectResponse: inspectByContentLimit };
 
 export function withDefaultHooks(hooks: Partial<ProxyHooks> | undefined): ProxyHooks {
   return hooks === undefined ? DEFAULT_HOOKS : { ...DEFAULT_HOOKS, ...hooks };

@@ -100,6 +100,8 @@ export interface BlockPageInput {
   /** Why the rule matched; a keyword on a search engine makes the page speak of the search. */
   readonly reason?: Reason;
   readonly organisation?: Organisation;
+  /** A content block (docs/contract.md §8): the phrase that tipped it, and whether it was a search. */
+  readonly content?: { readonly phrase: string; readonly search: boolean };
 }
 
 const HOST_SLOT = '\u0000H\u0000';
@@ -120,8 +122,8 @@ const templates = new WeakMap<Organisation, Map<string, readonly string[]>>();
  */
 export function blockPage(input: BlockPageInput): string {
   const organisation = input.organisation ?? DEFAULT_ORGANISATION;
-  const search = isSearchBlock(input.host, input.reason ?? 'domain');
-  const key = `${input.category ?? ''}\u0000${input.profileId}\u0000${input.profileName}\u0000${search ? 's' : ''}`;
+  const search = input.content?.search ?? isSearchBlock(input.host, input.reason ?? 'domain');
+  const key = `${input.category ?? ''}\u0000${input.profileId}\u0000${input.profileName}\u0000${search ? 's' : ''}\u0000${input.content?.phrase ?? ''}`;
   let cache = templates.get(organisation);
   if (cache === undefined) templates.set(organisation, (cache = new Map()));
   let pieces = cache.get(key);
@@ -150,7 +152,7 @@ function renderBlockPage(input: BlockPageInput, organisation: Organisation, sear
   const details = `<section class="card"><h2>Thông tin để thầy cô tra cứu</h2><dl>
 <dt>${search ? 'Trang tìm kiếm' : 'Trang web'}</dt><dd>${host}</dd>
 <dt>Lý do</dt><dd>${why}</dd>
-<dt>Mạng dành cho</dt><dd>${escapeHtml(input.profileName)}</dd>
+${input.content === undefined ? '' : `<dt>Cụm từ</dt><dd>${escapeHtml(input.content.phrase)}</dd>\n`}<dt>Mạng dành cho</dt><dd>${escapeHtml(input.profileName)}</dd>
 <dt>Mã số</dt><dd>${escapeHtml(input.reference)}</dd>
 </dl></section>`;
   const review = `<section class="card"><form method="post" action="${REVIEW_PATH}">

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
+import type { ContentVerdict } from '../content/profile.js';
+import { searchVerdict } from '../content/search-terms.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { isIpLiteral } from '../policy/hostname.js';
@@ -9,15 +11,15 @@ import { rewriteForSafeSearch, safeSearchEndpoint } from '../policy/safesearch.j
 import type { CertificateAuthority } from '../tls/index.js';
 import type { DeviceTrust } from './device-trust.js';
 import type { Flow } from './flow.js';
-import { ForwardHandler, type ForwardEvents } from './forward.js';
+import { ForwardHandler, type BodyInspection, type ForwardEvents } from './forward.js';
 import type { GatewayPages } from './gateway-pages.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
 import type { ProxyHooks, ResponseInspectorFactory } from './hooks.js';
 import type { TunnelClient } from './intercept.js';
 import type { ProxyMetrics } from './metrics.js';
 import { requestHead } from './origin-client.js';
-import type { BlockRecorder } from './ports.js';
-import { blockAnswer, errorAnswer, sendAnswer, writeRawAnswer } from './responder.js';
+import type { BlockRecord, BlockRecorder } from './ports.js';
+import { blockAnswer, contentBlockAnswer, errorAnswer, sendAnswer, tippingPhrase, writeRawAnswer } from './responder.js';
 import { TRUST_PROBE_HOST } from './trust-probe.js';
 import { bareHost, type Target } from './target.js';
 import { openTunnel, type TunnelDeps } from './tunnel.js';
@@ -52,13 +54,10 @@ type DispatchWithServerName = Dispatcher.DispatchOptions & { servername?: string
 export class RequestPipeline {
   /** One object for every forwarded request (see ForwardHandler). */
   private readonly forwardEvents: ForwardEvents;
-  /** Null today: forward.ts streams bodies untouched; an inspector is attached where the handler is built (forwardHandler). */
+  /** Null: every body streams untouched (forward.ts); else attached where the handler is built (forwardHandler). */
   private readonly inspectResponse: ResponseInspectorFactory | null;
 
   constructor(private readonly deps: PipelineDeps) {
-    if (deps.hooks.inspectResponse !== null) {
-      throw Object.assign(new Error('response inspection is not wired into the body path yet'), { code: 'LACHAN_HOOK_UNSUPPORTED' });
-    }
     this.inspectResponse = deps.hooks.inspectResponse;
     const { metrics, logger } = deps;
     this.forwardEvents = {
@@ -88,6 +87,12 @@ export class RequestPipeline {
       req.resume();
       return;
     }
+    const search = searchVerdict(policy, flow.client.profile, target.host, target.pathAndQuery);
+    if (search !== null) {
+      sendAnswer(res, contentBlockAnswer(policy, search, target.host, this.recordContentBlock(flow, search), true));
+      req.resume();
+      return;
+    }
     let path = target.pathAndQuery;
     const headers = upstreamRequestRawHeaders(req.rawHeaders, target.authority);
     const safe = policy.profile(flow.client.profile)?.safeSearch;
@@ -99,7 +104,7 @@ export class RequestPipeline {
       }
     }
     const hasBody = rawRequestHasBody(req.rawHeaders);
-    const handler = this.forwardHandler(flow, res, startedMs);
+    const handler = this.forwardHandler(flow, policy, res, startedMs);
     const method = flow.method;
     if (!hasBody && (method === 'GET' || method === 'HEAD') && target.scheme === 'http') {
       this.deps.upstream.origins.request({ hostname: target.host, port: target.port, head: requestHead(method, path, headers), isHead: method === 'HEAD' }, handler);
@@ -185,8 +190,17 @@ export class RequestPipeline {
     return decision;
   }
 
+  /**
+   * A content block, recorded like any other (docs/contract.md §5, §8): reason `content`,
+   * the category, and as rule the phrase from the rules that weighs most. A search's
+   * query is never recorded: the path is without it, and the phrase is the rule's text.
+   */
+  private recordContentBlock(flow: Flow, verdict: ContentVerdict): string {
+    return this.recordBlock(flow, { profile: verdict.profile, category: verdict.category, reason: 'content', rule: tippingPhrase(verdict), source: null });
+  }
+
   /** Counts and records a block; returns the reference the block page shows. */
-  private recordBlock(flow: Flow, decision: Decision): string {
+  private recordBlock(flow: Flow, decision: Pick<BlockRecord, 'profile' | 'category' | 'reason' | 'rule' | 'source'>): string {
     this.deps.metrics.block(decision.category, decision.profile);
     const blocks = this.deps.blocks;
     if (blocks === null) return '-';
@@ -197,10 +211,19 @@ export class RequestPipeline {
     });
   }
 
-  /** Where a response inspector would wrap the handler (hooks.ts); with none, the body streams untouched. */
-  private forwardHandler(flow: Flow, res: ServerResponse, startedMs: number): ForwardHandler {
-    void this.inspectResponse;
-    return new ForwardHandler(res, this.forwardEvents, flow.target.host, flow.client.profile, startedMs);
+  /** The handler, with content inspection when the profile has a content_limit (hooks.ts); else the body streams untouched. */
+  private forwardHandler(flow: Flow, policy: Policy, res: ServerResponse, startedMs: number): ForwardHandler {
+    const inspection = this.inspectResponse?.({ flow, policy }) ?? null;
+    const body: BodyInspection | null = inspection === null ? null : {
+      inspection,
+      blocked: (verdict, response) => {
+        const reference = this.recordContentBlock(flow, verdict);
+        // Past the held-back prefix the page is under way: it can only be cut.
+        if (response.headersSent) response.destroy();
+        else sendAnswer(response, contentBlockAnswer(policy, verdict, flow.target.host, reference, false));
+      },
+    };
+    return new ForwardHandler(res, this.forwardEvents, flow.target.host, flow.client.profile, startedMs, body);
   }
 
   private tunnelFailed(client: Duplex, target: Target, error: unknown, answer: boolean): void {

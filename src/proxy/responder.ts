@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { ContentVerdict } from '../content/profile.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { organisationOf } from '../rules/loader.js';
@@ -36,6 +37,36 @@ export function blockAnswer(policy: Policy, decision: Decision, host: string, re
     reference, reason: decision.reason, organisation: organisationOf(policy),
   });
   return { status: 403, html, headers: { 'x-lachan-block': decision.category ?? decision.reason } };
+}
+
+/**
+ * The block page for a content verdict (docs/contract.md §8): the category, and the
+ * phrase that weighs most among those found (or the page's adult label); `search`
+ * when the verdict fell on a search query rather than a page.
+ */
+export function contentBlockAnswer(policy: Policy, verdict: ContentVerdict, host: string, reference: string, search: boolean): Answer {
+  const html = blockPage({
+    host, category: verdict.category, profileId: verdict.profile, profileName: policy.profile(verdict.profile)?.name ?? verdict.profile,
+    reference, organisation: organisationOf(policy), content: { phrase: tippingPhrase(verdict), search },
+  });
+  return { status: 403, html, headers: { 'x-lachan-block': verdict.category } };
+}
+
+/** The heaviest phrase of a verdict, as written in the rules; `meta rating` for a page's own adult label. */
+export function tippingPhrase(verdict: ContentVerdict): string {
+  if (verdict.reason === 'rating') return 'meta rating';
+  let best = '';
+  let bestWeight = -Infinity;
+  for (const evidence of verdict.phrases) {
+    // Evidence reads `phrase (weight)` (src/policy/phrases.ts).
+    const open = evidence.lastIndexOf(' (');
+    const weight = Number(evidence.slice(open + 2, -1));
+    if (open > 0 && weight > bestWeight) {
+      bestWeight = weight;
+      best = evidence.slice(0, open);
+    }
+  }
+  return best;
 }
 
 /** Writes an answer as the HTTP response; a response already under way can only be cut. */

@@ -1,0 +1,118 @@
+/**
+ * bench:proxy-content: what reading pages costs the proxy (docs/contract.md §8). Two
+ * lachan processes on CPU 0 with the same rules (the shipped phrases of adult,
+ * gambling, drugs, violence and self-harm), one whose profile has `content_limit: 60`
+ * (every text/html body goes through the inspector) and one without (the fast path);
+ * a harmless Vietnamese HTML page of 1 KB and 100 KB from an origin on CPU 1, loaded
+ * with autocannon from CPU 1. Runs alternate (rep → size → target); medians shown.
+ *
+ *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
+ */
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startPinned } from './lib/pinned.js';
+import { markdownTable, median } from './lib/stats.js';
+import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const DIST = path.resolve(path.dirname(SELF), '..');
+const REPO = path.resolve(DIST, '..');
+const CLI = path.join(DIST, 'src/cli/main.js');
+const HOST = 'trang.bench';
+const SIZES = [1024, 102_400];
+const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
+
+type Autocannon = (options: Record<string, unknown>) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
+
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+/** A lesson page of `size` bytes: harmless text, so every byte is read and passed. */
+function page(size: number): Buffer {
+  const head = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Bài học</title></head><body>';
+  const line = '<p>Hôm nay chúng em học về cây xanh, dòng sông và những đám mây trên bầu trời quê hương.</p>\n';
+  const tail = '</body></html>';
+  let html = head;
+  while (Buffer.byteLength(html + line + tail) <= size) html += line;
+  return Buffer.from(html + ' '.repeat(size - Buffer.byteLength(html + tail)) + tail);
+}
+
+function runOrigin(): void {
+  const pages = new Map(SIZES.map((size) => [`/${size}`, page(size)]));
+  const server = createServer((req, res) => {
+    const body = pages.get(req.url ?? '') ?? Buffer.alloc(0);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }).end(body);
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })));
+}
+
+function rulesDir(work: string, name: string, contentLimit: boolean): string {
+  const dir = path.join(work, name);
+  for (const category of CATEGORIES) {
+    mkdirSync(path.join(dir, 'categories', category), { recursive: true });
+    writeFileSync(path.join(dir, 'categories', category, 'phrases'), readFileSync(path.join(REPO, 'rules/categories', category, 'phrases')));
+  }
+  writeFileSync(path.join(dir, 'policy.yaml'), `version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n${contentLimit ? '    content_limit: 60\n' : ''}`);
+  return dir;
+}
+
+async function main(): Promise<void> {
+  const duration = option('duration', 5);
+  const reps = option('reps', 3);
+  const connections = option('connections', 20);
+  const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-content-'));
+  const children: ChildProcess[] = [];
+  try {
+    const origin = await startPinned(1, process.execPath, [SELF, '--role', 'origin']);
+    children.push(origin.child);
+    const hostsFile = path.join(work, 'hosts');
+    writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);
+    const targets: { name: string; port: number }[] = [];
+    for (const [name, inspect] of [['lachan, pages read (content_limit)', true], ['lachan, not read', false]] as const) {
+      const dir = rulesDir(work, inspect ? 'rules-read' : 'rules-plain', inspect);
+      const lachan = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', dir, '--data', path.join(work, `var-${targets.length}`), '--hosts-file', hostsFile, '--certs', path.join(work, 'no-certs')], (l) => l.msg === 'listening');
+      children.push(lachan.child);
+      targets.push({ name, port: lachan.line.port as number });
+    }
+    const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+    const samples = new Map<string, { rps: number[]; p99: number[]; errors: number }>();
+    for (let rep = 0; rep < reps; rep++) {
+      for (const size of SIZES) {
+        for (const target of targets) {
+          const url = `http://${HOST}:${origin.line.port as number}/${size}`;
+          const result = await autocannon({ url: `http://127.0.0.1:${target.port}`, connections, duration, requests: [{ method: 'GET', path: url }] });
+          const key = `${target.name}\u0000${size}`;
+          const entry = samples.get(key) ?? { rps: [], p99: [], errors: 0 };
+          entry.rps.push(result.requests.average);
+          entry.p99.push(result.latency.p99);
+          entry.errors += result.errors + result.timeouts + result.non2xx;
+          samples.set(key, entry);
+          process.stderr.write(`rep ${rep + 1} ${size} B ${target.name}: ${Math.round(result.requests.average)} req/s\n`);
+        }
+      }
+    }
+    const rows: string[][] = [];
+    for (const size of SIZES) {
+      const plain = median(samples.get(`${targets[1]!.name}\u0000${size}`)!.rps);
+      for (const target of targets) {
+        const s = samples.get(`${target.name}\u0000${size}`)!;
+        rows.push([`${size / 1024} KB`, target.name, String(Math.round(median(s.rps))), String(median(s.p99)), (median(s.rps) / plain).toFixed(2), String(s.errors)]);
+      }
+    }
+    console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'errors'], rows));
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes('--role') && process.argv[process.argv.indexOf('--role') + 1] === 'origin') runOrigin();
+else await main();
