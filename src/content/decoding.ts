@@ -85,7 +85,7 @@ export class StreamDecoder {
   private open(first: Buffer): zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress {
     // Larger output pieces than the 16 KiB default: fewer trips through the stream machinery.
     const flush = { flush: zlib.constants.Z_SYNC_FLUSH, chunkSize: OUTPUT_PIECE };
-    let stream;
+    let stream: zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress;
     if (this.coding === 'gzip') stream = zlib.createGunzip(flush);
     else if (this.coding === 'br') stream = zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH, chunkSize: OUTPUT_PIECE });
     else {
