@@ -85,7 +85,10 @@ function split(hosts: readonly string[]): Split {
     if (domains === undefined) domainsOfLabel.set(parsed.domainWithoutSuffix, (domains = new Set()));
     domains.add(parsed.domain);
   }
-  const reusing = [...domainsOfLabel.values()].filter((d) => d.size >= 2).flatMap((d) => [...d]).sort();
+  const reusing = [...domainsOfLabel.values()]
+    .filter((d) => d.size >= 2)
+    .flatMap((d) => [...d])
+    .sort();
   const next = random(seed);
   for (let i = reusing.length - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
@@ -110,7 +113,13 @@ async function buildPolicy(variant: Variant, training: readonly string[]): Promi
   // The bundled gambling domain lists are the very lists split here: the training part
   // stands in for them, so that no held-out domain is in the rules.
   const manifest = path.join(dir, 'bundled/lists');
-  writeFileSync(manifest, readFileSync(manifest, 'utf8').split('\n').filter((line) => !/\.domains\.gz\s+gambling\s*$/.test(line)).join('\n'));
+  writeFileSync(
+    manifest,
+    readFileSync(manifest, 'utf8')
+      .split('\n')
+      .filter((line) => !/\.domains\.gz\s+gambling\s*$/.test(line))
+      .join('\n'),
+  );
   appendFileSync(path.join(dir, 'categories/gambling/domains'), `\n# training part of the lists\n${training.join('\n')}\n`);
   const start = process.hrtime.bigint();
   // Uncached, so that the timing below measures every decision in full.
@@ -195,8 +204,27 @@ async function main(): Promise<void> {
       if (variant === 'lists alone') baseline.set(profile, new Set(topBlocked));
       const extra = topBlocked.filter((host) => !baseline.get(profile)!.has(host));
       const recall = (100 * caught) / parts.heldOut.length;
-      rows.push([profile, variant, `${recall.toFixed(1)} % (${caught}/${parts.heldOut.length})`, String(topBlocked.length), String(extra.length), String(brands), seconds.toFixed(2)]);
-      json.push({ profile, variant, recall, caught, heldOut: parts.heldOut.length, topBlocked: topBlocked.length, extraTopBlocked: extra.length, extraHosts: extra, brands, loadSeconds: seconds });
+      rows.push([
+        profile,
+        variant,
+        `${recall.toFixed(1)} % (${caught}/${parts.heldOut.length})`,
+        String(topBlocked.length),
+        String(extra.length),
+        String(brands),
+        seconds.toFixed(2),
+      ]);
+      json.push({
+        profile,
+        variant,
+        recall,
+        caught,
+        heldOut: parts.heldOut.length,
+        topBlocked: topBlocked.length,
+        extraTopBlocked: extra.length,
+        extraHosts: extra,
+        brands,
+        loadSeconds: seconds,
+      });
     }
   }
   console.log();
@@ -228,7 +256,21 @@ async function main(): Promise<void> {
     `uncached decision, top-100k stream, CPU time, median of ${TIMING_ROUNDS} alternating rounds: lists alone ${listsNs.toFixed(0)} ns, ` +
       `+ brands ${brandsOnlyNs.toFixed(0)} ns, + brands + host signals ${fullNs.toFixed(0)} ns (+${(fullNs - listsNs).toFixed(0)} ns); brand lookup alone ${median(brandNs).toFixed(0)} ns`,
   );
-  console.log(JSON.stringify({ seed, listed: parts.listed, deriveSeconds: deriveMedian, derived, reusing: parts.reusing, heldOut: parts.heldOut.length, listsNs, brandsOnlyNs, fullNs, brandNs: median(brandNs), results: json.map(({ extraHosts: _, ...rest }) => rest) }));
+  console.log(
+    JSON.stringify({
+      seed,
+      listed: parts.listed,
+      deriveSeconds: deriveMedian,
+      derived,
+      reusing: parts.reusing,
+      heldOut: parts.heldOut.length,
+      listsNs,
+      brandsOnlyNs,
+      fullNs,
+      brandNs: median(brandNs),
+      results: json.map(({ extraHosts: _, ...rest }) => rest),
+    }),
+  );
 }
 
 await main();

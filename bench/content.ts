@@ -37,7 +37,10 @@ function articles(): string[] {
     .split(/^# doc_id = /mu)
     .slice(1)
     .map((doc) => {
-      const lines = doc.split('\n').slice(1).filter((l) => !l.startsWith('#') && l.trim() !== '');
+      const lines = doc
+        .split('\n')
+        .slice(1)
+        .filter((l) => !l.startsWith('#') && l.trim() !== '');
       return `<article class="news-item"><h2><a href="/tin/${lines.length}.htm" title="${lines[0]!.replace(/"/g, '')}">${lines[0]}</a></h2>\n${lines
         .slice(1)
         .map((l) => `<p class="body">${l}</p>`)
@@ -96,7 +99,9 @@ async function main(): Promise<void> {
   const gzipped = plain.map((p) => gzipSync(p));
   const bytes = plain.reduce((n, p) => n + p.length, 0);
   const gzBytes = gzipped.reduce((n, p) => n + p.length, 0);
-  console.log(`${plain.length} pages, ${(bytes / 1e6).toFixed(2)} MB (${(bytes / plain.length / 1024).toFixed(0)} KB a page; gzip ${(gzBytes / 1e6).toFixed(2)} MB), ${profile.phrases.size} phrases, ${rounds} rounds, node ${process.version}`);
+  console.log(
+    `${plain.length} pages, ${(bytes / 1e6).toFixed(2)} MB (${(bytes / plain.length / 1024).toFixed(0)} KB a page; gzip ${(gzBytes / 1e6).toFixed(2)} MB), ${profile.phrases.size} phrases, ${rounds} rounds, node ${process.version}`,
+  );
 
   let verdicts = 0;
   const inspectAll = async (bodies: readonly Buffer[], encoding: string | undefined): Promise<void> => {

@@ -38,9 +38,31 @@ interface AutocannonResult {
 type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
 
 async function startGateway(rules: string, data: string): Promise<{ child: ChildProcess; port: number; adminPort: number }> {
-  const child = spawn(process.execPath, [...PROXY_V8_FLAGS, cli, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rules, '--data', data, '--certs', path.join(data, '..', 'no-ca')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...PROXY_V8_FLAGS,
+      cli,
+      'serve',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--workers',
+      '1',
+      '--rules',
+      rules,
+      '--data',
+      data,
+      '--certs',
+      path.join(data, '..', 'no-ca'),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`lachan serve exited with ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (text) => {
@@ -108,7 +130,10 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-events-disk-'));
   const rules = path.join(work, 'rules');
   mkdirSync(path.join(rules, 'categories/gambling'), { recursive: true });
-  writeFileSync(path.join(rules, 'policy.yaml'), 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n');
+  writeFileSync(
+    path.join(rules, 'policy.yaml'),
+    'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\n',
+  );
   writeFileSync(path.join(rules, 'categories/gambling/domains'), 'bet.test\n');
   const rows: string[][] = [];
   for (const state of ['writable', 'full'] as const) {
@@ -124,7 +149,14 @@ async function main(): Promise<void> {
       const result = await load(gateway.port, state, duration);
       // CPU per request holds on a busy machine, where requests/s depends on the neighbours.
       const cpuPerRequest = ((cpuMs(gateway.child.pid!) - cpuBefore) * 1000) / Math.max(1, result.requests.total);
-      rows.push([state, Math.round(result.requests.average).toLocaleString('en'), `${Math.round(cpuPerRequest)} µs`, `${result.latency.p99} ms`, String(result.errors), await metrics(gateway.adminPort)]);
+      rows.push([
+        state,
+        Math.round(result.requests.average).toLocaleString('en'),
+        `${Math.round(cpuPerRequest)} µs`,
+        `${result.latency.p99} ms`,
+        String(result.errors),
+        await metrics(gateway.adminPort),
+      ]);
       gateway.child.kill('SIGTERM');
       await new Promise((resolve) => gateway.child.once('exit', resolve));
     } finally {

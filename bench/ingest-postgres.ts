@@ -34,7 +34,7 @@ function batch(n: number): WireEvent[] {
   return Array.from({ length: BATCH_SIZE }, (_, i) => {
     const k = n * BATCH_SIZE + i;
     const time = NOW - (k % (30 * 86_400)) * 1000;
-    const host = Math.floor(5_000 * ((k * 7919) % 10_007 / 10_007) ** 3);
+    const host = Math.floor(5_000 * (((k * 7919) % 10_007) / 10_007) ** 3);
     return {
       id: newEventId(time),
       time,

@@ -178,7 +178,10 @@ function syntheticBatch(school: string, n: number): Buffer {
 }
 
 async function measureIngest(url: string, schools: { id: string; token: string }[]) {
-  const bodies = Array.from({ length: BATCHES }, (_, i) => ({ school: schools[i % schools.length]!, body: syntheticBatch(schools[i % schools.length]!.id, BATCH_SIZE) }));
+  const bodies = Array.from({ length: BATCHES }, (_, i) => ({
+    school: schools[i % schools.length]!,
+    body: syntheticBatch(schools[i % schools.length]!.id, BATCH_SIZE),
+  }));
   const pool = new Pool(url, { connections: CONNECTIONS, pipelining: 1 });
   let next = 0;
   let acked = 0;

@@ -63,5 +63,7 @@ for (const source of SOURCES) {
   const [fullRaw, fullGz] = size(full);
   const [dayRaw, dayGz] = size(oneDay);
   const [weekRaw, weekGz] = size(week);
-  console.log(`| ${source.name} | ${day0.entries} | ${kb(fullRaw)} / ${kb(fullGz)} | ${kb(dayRaw)} / ${kb(dayGz)} | ${kb(weekRaw)} / ${kb(weekGz)} | ${(dayGz / fullGz * 100).toFixed(1)} % | ${elapsed.toFixed(0)} |`);
+  console.log(
+    `| ${source.name} | ${day0.entries} | ${kb(fullRaw)} / ${kb(fullGz)} | ${kb(dayRaw)} / ${kb(dayGz)} | ${kb(weekRaw)} / ${kb(weekGz)} | ${((dayGz / fullGz) * 100).toFixed(1)} % | ${elapsed.toFixed(0)} |`,
+  );
 }

@@ -24,7 +24,18 @@ import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from '../src/policy/types.js';
 import { loadRules } from '../src/rules/loader.js';
 import { Policy } from '../src/policy/engine.js';
 import { KeywordSetBuilder } from '../src/policy/keywords.js';
-import { DATA, UT1, UT1_WHITE, generatedDomainText, realDomainLists, topSitesHosts, topSitesTraffic, ut1Categories, ut1UrlLines, type DomainListText } from './lib/data.js';
+import {
+  DATA,
+  UT1,
+  UT1_WHITE,
+  generatedDomainText,
+  realDomainLists,
+  topSitesHosts,
+  topSitesTraffic,
+  ut1Categories,
+  ut1UrlLines,
+  type DomainListText,
+} from './lib/data.js';
 import { formatRate, gc, liveBytes, markdownTable, median } from './lib/stats.js';
 
 const TARGET_DOMAINS = Number(process.env.MATCH_DOMAINS ?? 5_000_000);
@@ -80,14 +91,18 @@ function nsPerLookup(count: number, lookup: (i: number) => boolean): { ns: numbe
 function benchMatchers(lists: readonly DomainListText[], traffic: { hosts: string[]; paths: string[] }, rows: Row[]): Record<string, number> {
   // One category per list; UT1's white lists allow, everything else blocks.
   const actions = new Uint8Array(lists.length);
-  lists.forEach((list, i) => { actions[i] = UT1_WHITE.has(list.category) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS; });
+  lists.forEach((list, i) => {
+    actions[i] = UT1_WHITE.has(list.category) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS;
+  });
   const lines = lists.reduce((sum, list) => sum + list.lines, 0);
 
   gc();
   const before = liveBytes();
   const [domains, loadSeconds] = timed((): DomainSet => {
     const builder = new DomainSetBuilder();
-    lists.forEach((list, i) => { addListText(builder, list, i, i); });
+    lists.forEach((list, i) => {
+      addListText(builder, list, i, i);
+    });
     return builder.build();
   });
   gc();
@@ -96,7 +111,9 @@ function benchMatchers(lists: readonly DomainListText[], traffic: { hosts: strin
   const urlLines = ut1UrlLines();
   const categories = ut1Categories();
   const urlActions = new Uint8Array(categories.length);
-  categories.forEach((name, i) => { urlActions[i] = UT1_WHITE.has(name) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS; });
+  categories.forEach((name, i) => {
+    urlActions[i] = UT1_WHITE.has(name) ? CATEGORY_ALLOWS : CATEGORY_BLOCKS;
+  });
   const [urls, urlSeconds] = timed((): UrlSet => {
     const builder = new UrlSetBuilder();
     for (const { category, line, rule } of urlLines) builder.add(rule, categories.indexOf(category), 0, line);
@@ -130,7 +147,11 @@ function benchMatchers(lists: readonly DomainListText[], traffic: { hosts: strin
     ['domain set load (text in memory → frozen set)', `${results.domainLoadSeconds} s (${formatRate(results.domainsPerSecond)})`, '≥ 1 M domains/s'],
     ['domain set heap per domain (measured)', `${results.domainHeapBytesPerDomain} B`, '≤ 32 B'],
     ['domain set arrays per domain', `${results.domainSetBytesPerDomain} B`, ''],
-    ['domain lookup, top-sites stream (10% blocked hosts)', `${results.domainLookupNs} ns (${(results.domainLookupMatchedShare * 100).toFixed(1)}% matched)`, '< 2 µs'],
+    [
+      'domain lookup, top-sites stream (10% blocked hosts)',
+      `${results.domainLookupNs} ns (${(results.domainLookupMatchedShare * 100).toFixed(1)}% matched)`,
+      '< 2 µs',
+    ],
     ['domain lookup, each top-100k host once', `${results.domainLookupTop100kNs} ns (${results.top100kMatched.toLocaleString('en')} matched)`, '< 2 µs'],
     ['UT1 URL rules load', `${results.urlRules.toLocaleString('en')} (${formatRate(results.urlRulesPerSecond)})`, 'all 42,360'],
     ['URL lookup, same stream', `${results.urlLookupNs} ns`, ''],
@@ -162,7 +183,10 @@ function writeRulesDir(lists: readonly DomainListText[]): string {
   ];
   mkdirSync(path.join(categories, 'public-words'));
   const lint = new KeywordSetBuilder();
-  const accepted = keywordSources.join('\n').split(/\r?\n/).filter((word) => word.trim() !== '' && !word.startsWith('#') && lint.add(word, 0, 0, 0) === null);
+  const accepted = keywordSources
+    .join('\n')
+    .split(/\r?\n/)
+    .filter((word) => word.trim() !== '' && !word.startsWith('#') && lint.add(word, 0, 0, 0) === null);
   writeFileSync(path.join(categories, 'public-words', 'keywords'), `${accepted.join('\n')}\n`);
   names.push('public-words');
   const shippedRoot = path.resolve(import.meta.dirname, '../../rules/categories');
@@ -195,7 +219,13 @@ async function benchEngine(lists: readonly DomainListText[], traffic: { hosts: s
     const started = process.hrtime.bigint();
     const result = await loadRules(dir);
     const loadSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    if (result.policy === null) throw new Error(`rules refused: ${result.problems.slice(0, 3).map((p) => `${p.file}:${p.line}: ${p.message}`).join('; ')}`);
+    if (result.policy === null)
+      throw new Error(
+        `rules refused: ${result.problems
+          .slice(0, 3)
+          .map((p) => `${p.file}:${p.line}: ${p.message}`)
+          .join('; ')}`,
+      );
     gc();
     const heapBytes = liveBytes() - before;
     const compiled = result.policy.rules;
@@ -233,11 +263,19 @@ async function benchEngine(lists: readonly DomainListText[], traffic: { hosts: s
       cachedNsPerDecision: Math.round(1e9 / cachedRate),
     };
     rows.push(
-      ['engine: rules folder load (read, lint, compile)', `${results.engineLoadSeconds} s (${formatRate(results.engineDomainsPerSecond)} domains)`, '≥ 1 M domains/s'],
+      [
+        'engine: rules folder load (read, lint, compile)',
+        `${results.engineLoadSeconds} s (${formatRate(results.engineDomainsPerSecond)} domains)`,
+        '≥ 1 M domains/s',
+      ],
       ['engine: heap per domain (all compiled rules)', `${results.engineHeapBytesPerDomain} B`, '≤ 32 B'],
       ['engine: URL rules / keywords', `${results.engineUrls.toLocaleString('en')} / ${results.engineKeywords.toLocaleString('en')}`, ''],
       ['engine: uncached decision', `${results.uncachedNsPerDecision} ns (${formatRate(uncachedRate)})`, '≤ 2 µs'],
-      ['engine: cached decision', `${results.cachedNsPerDecision} ns (${formatRate(cachedRate)}; ${(results.cacheHitRatio * 100).toFixed(2)} % hits, ${results.cacheEntries.toLocaleString('en')} entries)`, '≤ 0.3 µs'],
+      [
+        'engine: cached decision',
+        `${results.cachedNsPerDecision} ns (${formatRate(cachedRate)}; ${(results.cacheHitRatio * 100).toFixed(2)} % hits, ${results.cacheEntries.toLocaleString('en')} entries)`,
+        '≤ 0.3 µs',
+      ],
     );
     return results;
   } finally {

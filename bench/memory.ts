@@ -127,10 +127,20 @@ async function someTraffic(port: number, workers: number): Promise<void> {
   const hosts = ['bet365.com', 'xhamster.com', 'example.invalid', 'tinder.com', 'nordvpn.com'];
   for (let i = 0; i < REQUESTS * workers; i++) {
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, agent: false, method: 'GET', path: `http://${hosts[i % hosts.length]}/page${i}`, headers: { host: hosts[i % hosts.length] } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          agent: false,
+          method: 'GET',
+          path: `http://${hosts[i % hosts.length]}/page${i}`,
+          headers: { host: hosts[i % hosts.length] },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        },
+      );
       req.on('error', () => resolve());
       req.end();
     });
@@ -152,7 +162,29 @@ interface Run {
 async function measure(rulesDir: string, workers: number): Promise<Run> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-memory-var-'));
   const started = Date.now();
-  const child: ChildProcess = spawn(process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', String(workers), '--rules', rulesDir, '--data', path.join(work, 'var'), '--certs', path.join(work, 'no-certs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      ...PROXY_V8_FLAGS,
+      CLI,
+      'serve',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--workers',
+      String(workers),
+      '--rules',
+      rulesDir,
+      '--data',
+      path.join(work, 'var'),
+      '--certs',
+      path.join(work, 'no-certs'),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const logs: Record<string, unknown>[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     try {
@@ -193,7 +225,16 @@ async function measure(rulesDir: string, workers: number): Promise<Run> {
       const sampledPeak = stopSampling();
       reloadSeconds.push((Date.now() - reloadStarted) / 1000);
       peaks.push(pids.map((pid) => procStatus(pid).hwm));
-      perReload.push({ beforeMiB: beforeReload.map((b) => b / MiB), peakMiB: peaks.at(-1)!.map((b) => b / MiB), before: before.map(inMiB), sampledPeak: sampledPeak.map(inMiB), logged: logs.filter((l) => l.msg === 'rules reloaded').slice(-workers).map(({ pid, rssMiB, heapMiB, arrayBuffersMiB }) => ({ pid, rssMiB, heapMiB, arrayBuffersMiB })) });
+      perReload.push({
+        beforeMiB: beforeReload.map((b) => b / MiB),
+        peakMiB: peaks.at(-1)!.map((b) => b / MiB),
+        before: before.map(inMiB),
+        sampledPeak: sampledPeak.map(inMiB),
+        logged: logs
+          .filter((l) => l.msg === 'rules reloaded')
+          .slice(-workers)
+          .map(({ pid, rssMiB, heapMiB, arrayBuffersMiB }) => ({ pid, rssMiB, heapMiB, arrayBuffersMiB })),
+      });
       await someTraffic(port, workers);
       await sleep(3000);
       after.push(pids.map((pid) => procStatus(pid).rss));
@@ -239,7 +280,9 @@ async function main(): Promise<void> {
       ];
     });
     process.stdout.write(`bench domain lines: ${domains.toLocaleString('en')} (plus the shipped rules); ${REQUESTS} requests a worker before each reading\n`);
-    process.stdout.write(`${markdownTable(['run', 'start to listening', 'steady RSS per worker (MiB)', 'reload peak (MiB)', 'peak / steady', 'RSS after reloads (MiB)', 'primary RSS (MiB)', 'reload'], rows)}\n`);
+    process.stdout.write(
+      `${markdownTable(['run', 'start to listening', 'steady RSS per worker (MiB)', 'reload peak (MiB)', 'peak / steady', 'RSS after reloads (MiB)', 'primary RSS (MiB)', 'reload'], rows)}\n`,
+    );
     process.stdout.write(`${JSON.stringify({ domains, reloads: RELOADS, requests: REQUESTS, runs })}\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -27,7 +27,9 @@ const HOST = 'trang.bench';
 const SIZES = [1024, 102_400];
 const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
 
-type Autocannon = (options: Record<string, unknown>) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
+type Autocannon = (
+  options: Record<string, unknown>,
+) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -60,7 +62,10 @@ function rulesDir(work: string, name: string, contentLimit: boolean): string {
     mkdirSync(path.join(dir, 'categories', category), { recursive: true });
     writeFileSync(path.join(dir, 'categories', category, 'phrases'), readFileSync(path.join(REPO, 'rules/categories', category, 'phrases')));
   }
-  writeFileSync(path.join(dir, 'policy.yaml'), `version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n${contentLimit ? '    content_limit: 60\n' : ''}`);
+  writeFileSync(
+    path.join(dir, 'policy.yaml'),
+    `version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n${contentLimit ? '    content_limit: 60\n' : ''}`,
+  );
   return dir;
 }
 
@@ -76,9 +81,37 @@ async function main(): Promise<void> {
     const hostsFile = path.join(work, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);
     const targets: { name: string; port: number }[] = [];
-    for (const [name, inspect] of [['lachan, pages read (content_limit)', true], ['lachan, not read', false]] as const) {
+    for (const [name, inspect] of [
+      ['lachan, pages read (content_limit)', true],
+      ['lachan, not read', false],
+    ] as const) {
       const dir = rulesDir(work, inspect ? 'rules-read' : 'rules-plain', inspect);
-      const lachan = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', dir, '--data', path.join(work, `var-${targets.length}`), '--hosts-file', hostsFile, '--certs', path.join(work, 'no-certs')], (l) => l.msg === 'listening');
+      const lachan = await startPinned(
+        0,
+        process.execPath,
+        [
+          ...PROXY_V8_FLAGS,
+          CLI,
+          'serve',
+          '--workers',
+          '1',
+          '--port',
+          '0',
+          '--admin-port',
+          '0',
+          '--host',
+          '127.0.0.1',
+          '--rules',
+          dir,
+          '--data',
+          path.join(work, `var-${targets.length}`),
+          '--hosts-file',
+          hostsFile,
+          '--certs',
+          path.join(work, 'no-certs'),
+        ],
+        (l) => l.msg === 'listening',
+      );
       children.push(lachan.child);
       targets.push({ name, port: lachan.line.port as number });
     }
@@ -104,7 +137,14 @@ async function main(): Promise<void> {
       const plain = median(samples.get(`${targets[1]!.name}\u0000${size}`)!.rps);
       for (const target of targets) {
         const s = samples.get(`${target.name}\u0000${size}`)!;
-        rows.push([`${size / 1024} KB`, target.name, String(Math.round(median(s.rps))), String(median(s.p99)), (median(s.rps) / plain).toFixed(2), String(s.errors)]);
+        rows.push([
+          `${size / 1024} KB`,
+          target.name,
+          String(Math.round(median(s.rps))),
+          String(median(s.p99)),
+          (median(s.rps) / plain).toFixed(2),
+          String(s.errors),
+        ]);
       }
     }
     console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'errors'], rows));

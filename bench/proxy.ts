@@ -101,7 +101,12 @@ async function runLoad(spec: LoadSpec): Promise<void> {
     duration: spec.duration,
     requests: [{ method: 'GET', path: spec.path }],
   });
-  const sample: Sample = { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx };
+  const sample: Sample = {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+  };
   console.log(JSON.stringify(sample));
 }
 
@@ -149,7 +154,7 @@ async function writeDomains(file: string, count: number): Promise<void> {
   let chunk = '';
   for (let i = 0; i < count; i++) {
     // Distinct, realistic-looking names spread over a few TLDs.
-    chunk += `s${(i * 2654435761 >>> 0).toString(36)}${i.toString(36)}.${TLDS[i % TLDS.length]}\n`;
+    chunk += `s${((i * 2654435761) >>> 0).toString(36)}${i.toString(36)}.${TLDS[i % TLDS.length]}\n`;
     if (chunk.length > 1 << 20) {
       if (!out.write(chunk)) await once(out, 'drain');
       chunk = '';
@@ -217,18 +222,23 @@ function rssKiB(pid: number): number {
 
 function runWrk(spec: LoadSpec, script: string): Promise<Sample | null> {
   return new Promise((resolve) => {
-    execFile('taskset', ['-c', '1', 'wrk', '-t1', `-c${spec.connections}`, `-d${spec.duration}s`, '--latency', '-s', script, `http://127.0.0.1:${spec.port}/`], { env: { ...process.env, BENCH_PATH: spec.path } }, (error, stdout) => {
-      if (error !== null) return resolve(null);
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
-      const unit = (value: string, suffix: string): number => Number(value) * (suffix === 'us' ? 0.001 : suffix === 's' ? 1000 : 1);
-      const p50 = /\s50%\s+([\d.]+)(us|ms|s)/.exec(stdout);
-      const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
-      const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
-      const socketErrors = /Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)/.exec(stdout);
-      if (rps === null || p50 === null || p99 === null) return resolve(null);
-      const errors = Number(non2xx?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((s, v) => s + Number(v), 0));
-      resolve({ rps: Number(rps[1]), p50: unit(p50[1]!, p50[2]!), p99: unit(p99[1]!, p99[2]!), errors });
-    });
+    execFile(
+      'taskset',
+      ['-c', '1', 'wrk', '-t1', `-c${spec.connections}`, `-d${spec.duration}s`, '--latency', '-s', script, `http://127.0.0.1:${spec.port}/`],
+      { env: { ...process.env, BENCH_PATH: spec.path } },
+      (error, stdout) => {
+        if (error !== null) return resolve(null);
+        const rps = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+        const unit = (value: string, suffix: string): number => Number(value) * (suffix === 'us' ? 0.001 : suffix === 's' ? 1000 : 1);
+        const p50 = /\s50%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+        const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+        const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
+        const socketErrors = /Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)/.exec(stdout);
+        if (rps === null || p50 === null || p99 === null) return resolve(null);
+        const errors = Number(non2xx?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((s, v) => s + Number(v), 0));
+        resolve({ rps: Number(rps[1]), p50: unit(p50[1]!, p50[2]!), p99: unit(p99[1]!, p99[2]!), errors });
+      },
+    );
   });
 }
 
@@ -276,7 +286,10 @@ async function main(): Promise<void> {
     // lachan's rules: one profile blocking a generated category the benchmark host is not in.
     const rulesDir = path.join(work, 'rules');
     mkdirSync(path.join(rulesDir, 'categories/bench'), { recursive: true });
-    writeFileSync(path.join(rulesDir, 'policy.yaml'), 'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [bench]\n    block_ip_literals: true\n');
+    writeFileSync(
+      path.join(rulesDir, 'policy.yaml'),
+      'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [bench]\n    block_ip_literals: true\n',
+    );
     process.stderr.write(`generating ${domains} domains… `);
     await writeDomains(path.join(rulesDir, 'categories/bench/domains'), domains);
     process.stderr.write('done\n');
@@ -284,7 +297,30 @@ async function main(): Promise<void> {
     writeFileSync(hostsFile, `127.0.0.1 ${BENCH_HOST}\n`);
 
     const started = Date.now();
-    const lachan = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+    const lachan = await startPinned(
+      0,
+      process.execPath,
+      [
+        ...PROXY_V8_FLAGS,
+        CLI,
+        'serve',
+        '--workers',
+        '1',
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--rules',
+        rulesDir,
+        '--data',
+        path.join(work, 'var'),
+        '--hosts-file',
+        hostsFile,
+      ],
+      (l) => l.msg === 'listening',
+    );
     children.push(lachan.child);
     const lachanStartMs = Date.now() - started;
     const lachanRss = rssKiB(lachan.child.pid!);
@@ -292,8 +328,34 @@ async function main(): Promise<void> {
     // The same process with no rules: the difference is what the compiled rules cost a worker.
     const emptyRules = path.join(work, 'empty-rules');
     mkdirSync(emptyRules);
-    writeFileSync(path.join(emptyRules, 'policy.yaml'), 'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: []\n');
-    const empty = await startPinned(0, process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', emptyRules, '--data', path.join(work, 'var-empty'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+    writeFileSync(
+      path.join(emptyRules, 'policy.yaml'),
+      'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: []\n',
+    );
+    const empty = await startPinned(
+      0,
+      process.execPath,
+      [
+        ...PROXY_V8_FLAGS,
+        CLI,
+        'serve',
+        '--workers',
+        '1',
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--rules',
+        emptyRules,
+        '--data',
+        path.join(work, 'var-empty'),
+        '--hosts-file',
+        hostsFile,
+      ],
+      (l) => l.msg === 'listening',
+    );
     const emptyRss = rssKiB(empty.child.pid!);
     empty.child.kill('SIGTERM');
 
@@ -356,7 +418,9 @@ async function main(): Promise<void> {
               process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: failed (no responses)\n`);
               continue;
             }
-            process.stderr.write(`rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s p99 ${sample.p99} ms cpu ${sample.cpuUs?.toFixed(0) ?? '?'} µs/req${sample.errors > 0 ? ` (${sample.errors} errors)` : ''}\n`);
+            process.stderr.write(
+              `rep ${rep + 1}/${reps} ${tool} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s p99 ${sample.p99} ms cpu ${sample.cpuUs?.toFixed(0) ?? '?'} µs/req${sample.errors > 0 ? ` (${sample.errors} errors)` : ''}\n`,
+            );
           }
         }
       }
@@ -369,7 +433,7 @@ async function main(): Promise<void> {
       `Command: node dist/bench/proxy.js ${process.argv.slice(2).join(' ')}`.trimEnd(),
       `lachan: --workers 1 with its V8 flags (${PROXY_V8_FLAGS.join(' ')}), ${domains.toLocaleString('en')} domains loaded in ${(lachanStartMs / 1000).toFixed(1)} s; RSS ${(lachanRss / 1024).toFixed(0)} MiB vs ${(emptyRss / 1024).toFixed(0)} MiB with no rules (compiled rules ≈ ${((lachanRss - emptyRss) / 1024).toFixed(0)} MiB per worker).`,
       'Ratios are given two ways: the ratio of the two medians, and the median of the ratios of each repetition (the two runs of a repetition are minutes apart at most, so drifts of the machine cancel); the verdict uses the second.',
-      'CPU µs/req: user + system time of the target\'s processes during the run, per request served (what the proxy costs a core, whatever else limited the rate).',
+      "CPU µs/req: user + system time of the target's processes during the run, per request served (what the proxy costs a core, whatever else limited the rate).",
       '',
     ];
     const json: Record<string, unknown>[] = [];
@@ -380,7 +444,13 @@ async function main(): Promise<void> {
         const list = present(size, name);
         if (list.length === 0) return null;
         const cpu = list.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
-        return { rps: median(list.map((s) => s.rps)), p50: median(list.map((s) => s.p50)), p99: median(list.map((s) => s.p99)), errors: list.reduce((sum, s) => sum + s.errors, 0), cpuUs: cpu.length === 0 ? undefined : median(cpu) };
+        return {
+          rps: median(list.map((s) => s.rps)),
+          p50: median(list.map((s) => s.p50)),
+          p99: median(list.map((s) => s.p99)),
+          errors: list.reduce((sum, s) => sum + s.errors, 0),
+          cpuUs: cpu.length === 0 ? undefined : median(cpu),
+        };
       };
       /** Median over repetitions of lachan's figure divided by `other`'s in the same repetition. */
       const pairedRatio = (size: number, other: string, pick: (s: Sample) => number): number | null => {
@@ -402,12 +472,23 @@ async function main(): Promise<void> {
             rows.push([target.name, sizeLabel(size), 'failed', '–', '–', '–', `${reps} of ${reps} runs`]);
             continue;
           }
-          rows.push([target.name, sizeLabel(size), s.rps.toFixed(0), s.p50.toFixed(2), s.p99.toFixed(2), s.cpuUs === undefined ? '–' : s.cpuUs.toFixed(0), String(s.errors)]);
+          rows.push([
+            target.name,
+            sizeLabel(size),
+            s.rps.toFixed(0),
+            s.p50.toFixed(2),
+            s.p99.toFixed(2),
+            s.cpuUs === undefined ? '–' : s.cpuUs.toFixed(0),
+            String(s.errors),
+          ]);
           json.push({ tool, size, target: target.name, ...s });
         }
         const lachan = summary(size, 'lachan');
         const squid = summary(size, 'squid');
-        const bareName = [['bare undici', summary(size, 'bare undici')], ['bare http-proxy', summary(size, 'bare http-proxy')]]
+        const bareName = [
+          ['bare undici', summary(size, 'bare undici')],
+          ['bare http-proxy', summary(size, 'bare http-proxy')],
+        ]
           .filter((entry): entry is [string, Sample] => entry[1] !== null)
           .sort((a, b) => b[1].rps - a[1].rps)[0]?.[0];
         if (lachan === null) continue;
@@ -416,18 +497,29 @@ async function main(): Promise<void> {
           const goal = size <= 1024 ? 1.2 : 2;
           const paired = pairedRatio(size, 'squid', (s) => s.rps);
           const verdict = paired ?? lachan.rps / squid.rps;
-          checks.push(`${label}: lachan / squid = ${verdict.toFixed(2)}× per repetition, ${(lachan.rps / squid.rps).toFixed(2)}× of medians (target ≥ ${goal}×) ${verdict >= goal ? 'met' : 'NOT met'}`);
+          checks.push(
+            `${label}: lachan / squid = ${verdict.toFixed(2)}× per repetition, ${(lachan.rps / squid.rps).toFixed(2)}× of medians (target ≥ ${goal}×) ${verdict >= goal ? 'met' : 'NOT met'}`,
+          );
           json.push({ tool, size, ratio: 'lachan/squid', paired, ofMedians: lachan.rps / squid.rps });
         }
         if (bareName !== undefined) {
           const bare = summary(size, bareName)!;
           const paired = pairedRatio(size, bareName, (s) => s.rps) ?? lachan.rps / bare.rps;
           const p99 = pairedRatio(size, bareName, (s) => s.p99) ?? lachan.p99 / bare.p99;
-          checks.push(`${label}: lachan / fastest bare (${bareName}) = ${paired.toFixed(2)}× per repetition, ${(lachan.rps / bare.rps).toFixed(2)}× of medians (target ≥ 0.9×) ${paired >= 0.9 ? 'met' : 'NOT met'}; p99 ratio ${p99.toFixed(2)} (target ≤ 1.3) ${p99 <= 1.3 ? 'met' : 'NOT met'}`);
+          checks.push(
+            `${label}: lachan / fastest bare (${bareName}) = ${paired.toFixed(2)}× per repetition, ${(lachan.rps / bare.rps).toFixed(2)}× of medians (target ≥ 0.9×) ${paired >= 0.9 ? 'met' : 'NOT met'}; p99 ratio ${p99.toFixed(2)} (target ≤ 1.3) ${p99 <= 1.3 ? 'met' : 'NOT met'}`,
+          );
           json.push({ tool, size, ratio: `lachan/${bareName}`, paired, ofMedians: lachan.rps / bare.rps, p99 });
         }
       }
-      report.push(`## ${tool}`, '', markdownTable(['target', 'response', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'], rows), '', ...checks.map((c) => `- ${c}`), '');
+      report.push(
+        `## ${tool}`,
+        '',
+        markdownTable(['target', 'response', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'], rows),
+        '',
+        ...checks.map((c) => `- ${c}`),
+        '',
+      );
     }
     report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`, '');
 
@@ -453,7 +545,9 @@ async function main(): Promise<void> {
             if (theirs.p99 > 0) p99Ratios.push(mine.p99 / theirs.p99);
             // (their CPU per request) / (lachan's): above 1, lachan costs the core less.
             costRatios.push(theirs.cpuUs! / mine.cpuUs!);
-            process.stderr.write(`paired rep ${rep + 1}/${reps} ${size} B lachan ${mine.rps.toFixed(0)} req/s vs ${rival.name} ${theirs.rps.toFixed(0)} req/s\n`);
+            process.stderr.write(
+              `paired rep ${rep + 1}/${reps} ${size} B lachan ${mine.rps.toFixed(0)} req/s vs ${rival.name} ${theirs.rps.toFixed(0)} req/s\n`,
+            );
           }
           if (rateRatios.length === 0) continue;
           const label = sizeLabel(size);
@@ -462,14 +556,42 @@ async function main(): Promise<void> {
           json.push({ tool, size, paired: rival.name, rateRatio: median(rateRatios), costRatio: median(costRatios), p99Ratio: p99 });
         }
       }
-      report.push(`## paired (${tool}): lachan and a rival loaded at once, sharing CPU 0`, '', markdownTable(['response', 'rival', 'lachan / rival req/s', 'rival / lachan CPU per request', 'lachan / rival p99'], pairedRows), '');
+      report.push(
+        `## paired (${tool}): lachan and a rival loaded at once, sharing CPU 0`,
+        '',
+        markdownTable(['response', 'rival', 'lachan / rival req/s', 'rival / lachan CPU per request', 'lachan / rival p99'], pairedRows),
+        '',
+      );
     }
 
     // Scaling: the same lachan with --workers 2 on both cores (sharing CPU 1 with the
     // origin and the load generator, as a 2-core gateway would share it with its other
     // work), against --workers 1 on CPU 0, interleaved.
     if (!process.argv.includes('--no-scaling')) {
-      const two = await startPinned('0,1', process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--workers', '2', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--rules', rulesDir, '--data', path.join(work, 'var-2'), '--hosts-file', hostsFile], (l) => l.msg === 'listening');
+      const two = await startPinned(
+        '0,1',
+        process.execPath,
+        [
+          ...PROXY_V8_FLAGS,
+          CLI,
+          'serve',
+          '--workers',
+          '2',
+          '--port',
+          '0',
+          '--admin-port',
+          '0',
+          '--host',
+          '127.0.0.1',
+          '--rules',
+          rulesDir,
+          '--data',
+          path.join(work, 'var-2'),
+          '--hosts-file',
+          hostsFile,
+        ],
+        (l) => l.msg === 'listening',
+      );
       children.push(two.child);
       const twoPort = two.line.port as number;
       const tool = useWrk ? 'wrk' : 'autocannon';
@@ -492,7 +614,12 @@ async function main(): Promise<void> {
         scalingRows.push([label, median(one).toFixed(0), median(both).toFixed(0), `${(median(both) / median(one)).toFixed(2)}×`]);
         json.push({ tool, size, target: 'lachan --workers 2', rps: median(both) });
       }
-      report.push(`## scaling (${tool}): lachan --workers 1 on CPU 0 vs --workers 2 on CPUs 0–1`, '', markdownTable(['response', 'workers 1 req/s', 'workers 2 req/s', 'ratio'], scalingRows), '');
+      report.push(
+        `## scaling (${tool}): lachan --workers 1 on CPU 0 vs --workers 2 on CPUs 0–1`,
+        '',
+        markdownTable(['response', 'workers 1 req/s', 'workers 2 req/s', 'ratio'], scalingRows),
+        '',
+      );
     }
     const text = report.join('\n');
     console.log(text);

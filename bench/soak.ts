@@ -45,7 +45,9 @@ const connections = Number(flag('connections', '16'));
 const outFile = flag('out', '');
 const sampleMs = Number(flag('sample-seconds', '60')) * 1000;
 /** More node flags for the gateway, e.g. `--heapsnapshot-signal=SIGUSR2` (a snapshot forces a full collection). */
-const gatewayNodeArgs = flag('gateway-node-args', '').split(' ').filter((a) => a !== '');
+const gatewayNodeArgs = flag('gateway-node-args', '')
+  .split(' ')
+  .filter((a) => a !== '');
 
 interface Started {
   readonly child: ChildProcess;
@@ -121,12 +123,38 @@ async function main(): Promise<void> {
   const centralData = path.join(work, 'central');
   const collector = await startCli(['central', 'serve', '--port', '0', '--data', centralData, '--rate-limit', '1000']);
   const collectorUrl = `http://127.0.0.1:${collector.line.port as number}`;
-  const school = JSON.parse(execFileSync(process.execPath, [CLI, 'central', 'school', 'add', '--name', 'TH Soak', '--data', centralData, '--json'], { encoding: 'utf8' })) as { id: string; token: string };
+  const school = JSON.parse(
+    execFileSync(process.execPath, [CLI, 'central', 'school', 'add', '--name', 'TH Soak', '--data', centralData, '--json'], { encoding: 'utf8' }),
+  ) as { id: string; token: string };
   const tokenFile = path.join(work, 'token');
   writeFileSync(tokenFile, `${school.token}\n`, { mode: 0o600 });
   const gatewayData = path.join(work, 'gateway');
   const gateway = await startCli(
-    ['serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', '1', '--rules', rules, '--data', gatewayData, '--hosts-file', path.join(work, 'hosts'), '--certs', path.join(work, 'no-ca'), '--central', collectorUrl, '--school', school.id, '--token-file', tokenFile],
+    [
+      'serve',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--workers',
+      '1',
+      '--rules',
+      rules,
+      '--data',
+      gatewayData,
+      '--hosts-file',
+      path.join(work, 'hosts'),
+      '--certs',
+      path.join(work, 'no-ca'),
+      '--central',
+      collectorUrl,
+      '--school',
+      school.id,
+      '--token-file',
+      tokenFile,
+    ],
     [...PROXY_V8_FLAGS, '--trace-gc', ...gatewayNodeArgs],
   );
   const proxyPort = gateway.line.port as number;
@@ -143,7 +171,11 @@ async function main(): Promise<void> {
       const n = sequence++;
       // Blocked: a quarter over 20,000 hosts (new visits), a quarter over 50 (repeats folded into visits).
       const url =
-        n % 4 === 0 ? `http://h${(n * 7919) % 20_000}.bet.test/trang/${n % 97}` : n % 4 === 2 ? `http://f${n % 50}.bet.test/favicon.ico` : `http://ok.test:${originPort}/${n % 101}`;
+        n % 4 === 0
+          ? `http://h${(n * 7919) % 20_000}.bet.test/trang/${n % 97}`
+          : n % 4 === 2
+            ? `http://f${n % 50}.bet.test/favicon.ico`
+            : `http://ok.test:${originPort}/${n % 101}`;
       const req = request({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host }, agent }, (res) => {
         res.resume();
         res.on('end', () => {
@@ -180,13 +212,37 @@ async function main(): Promise<void> {
   const samples: { gatewayRss: number; collectorRss: number; gatewayFds: number; collectorFds: number }[] = [];
   const started = Date.now();
   let lastAnswered = 0;
-  const header = ['minute', 'req/s', 'blocked', 'errors', 'gateway RSS MiB', 'gateway live heap MiB', 'gateway fds', 'collector RSS MiB', 'collector fds', 'events pending', 'events dropped'];
+  const header = [
+    'minute',
+    'req/s',
+    'blocked',
+    'errors',
+    'gateway RSS MiB',
+    'gateway live heap MiB',
+    'gateway fds',
+    'collector RSS MiB',
+    'collector fds',
+    'events pending',
+    'events dropped',
+  ];
   process.stdout.write(`soak: ${minutes} min at ${rate} req/s over ${connections} connections; work folder ${work}\n${header.join('\t')}\n`);
   for (let minute = 1; minute <= minutes; minute++) {
     await new Promise((resolve) => setTimeout(resolve, started + minute * sampleMs - Date.now()));
     const sample = { gatewayRss: rssMiB(pids.gateway), collectorRss: rssMiB(pids.collector), gatewayFds: fds(pids.gateway), collectorFds: fds(pids.collector) };
     samples.push(sample);
-    const row = [minute, Math.round(((answered - lastAnswered) * 1000) / sampleMs), blocked, errors, sample.gatewayRss.toFixed(1), gatewayLiveHeapMiB.toFixed(1), sample.gatewayFds, sample.collectorRss.toFixed(1), sample.collectorFds, await metric('lachan_events_pending'), await metric('lachan_events_dropped_total')];
+    const row = [
+      minute,
+      Math.round(((answered - lastAnswered) * 1000) / sampleMs),
+      blocked,
+      errors,
+      sample.gatewayRss.toFixed(1),
+      gatewayLiveHeapMiB.toFixed(1),
+      sample.gatewayFds,
+      sample.collectorRss.toFixed(1),
+      sample.collectorFds,
+      await metric('lachan_events_pending'),
+      await metric('lachan_events_dropped_total'),
+    ];
     lastAnswered = answered;
     rows.push(row);
     process.stdout.write(`${row.join('\t')}\n`);
@@ -201,7 +257,11 @@ async function main(): Promise<void> {
   origin.close();
 
   const gatewayDb = new Database(path.join(gatewayData, 'events.db'), { readonly: true });
-  const gatewayEvents = gatewayDb.prepare('SELECT count(*) AS events, sum(count) AS requests, sum(shipped_at IS NULL) AS unshipped FROM events').get() as { events: number; requests: number; unshipped: number };
+  const gatewayEvents = gatewayDb.prepare('SELECT count(*) AS events, sum(count) AS requests, sum(shipped_at IS NULL) AS unshipped FROM events').get() as {
+    events: number;
+    requests: number;
+    unshipped: number;
+  };
   gatewayDb.close();
   const centralDb = new Database(path.join(centralData, 'central.db'), { readonly: true });
   const centralEvents = centralDb.prepare('SELECT count(*) AS events, sum(count) AS requests FROM events').get() as { events: number; requests: number };
@@ -229,11 +289,23 @@ async function main(): Promise<void> {
   const summary = [
     `soak: ${minutes} min, ${rate} req/s offered over ${connections} connections; ${answered} answered (${blocked} blocked), ${errors} errors`,
     `events: gateway ${gatewayEvents.events} (${gatewayEvents.requests} requests, ${gatewayEvents.unshipped} unshipped after stop), collector ${centralEvents.events} (${centralEvents.requests} requests)`,
-    `first third → last third after a ${warm}-minute warm-up (medians): ${Object.entries(verdicts).map(([k, v]) => `${k} ${v.text}`).join('; ')}`,
+    `first third → last third after a ${warm}-minute warm-up (medians): ${Object.entries(verdicts)
+      .map(([k, v]) => `${k} ${v.text}`)
+      .join('; ')}`,
     `verdict: ${flat ? 'flat' : 'NOT flat'}`,
   ].join('\n');
   process.stdout.write(`\n${summary}\n`);
-  if (outFile !== '') appendFileSync(outFile, `${markdownTable(header, rows.map((r) => r.map(String)))}\n\n${summary.split('\n').map((l) => `- ${l}`).join('\n')}\n`);
+  if (outFile !== '')
+    appendFileSync(
+      outFile,
+      `${markdownTable(
+        header,
+        rows.map((r) => r.map(String)),
+      )}\n\n${summary
+        .split('\n')
+        .map((l) => `- ${l}`)
+        .join('\n')}\n`,
+    );
   rmSync(work, { recursive: true, force: true });
   if (!flat || gatewayEvents.events !== centralEvents.events || gatewayEvents.unshipped !== 0) process.exitCode = 1;
 }

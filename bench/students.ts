@@ -69,7 +69,31 @@ function rssMiB(pids: number[]): number {
 }
 
 async function startGateway(work: string, hostsFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...PROXY_V8_FLAGS, CLI, 'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', WORKERS, '--rules', RULES, '--data', path.join(work, 'var'), '--certs', path.join(work, 'certs'), '--hosts-file', hostsFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    [
+      ...PROXY_V8_FLAGS,
+      CLI,
+      'serve',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--workers',
+      WORKERS,
+      '--rules',
+      RULES,
+      '--data',
+      path.join(work, 'var'),
+      '--certs',
+      path.join(work, 'certs'),
+      '--hosts-file',
+      hostsFile,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const lines = createInterface({ input: child.stdout! });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
@@ -93,10 +117,15 @@ function student(index: number, proxyPort: number, originPort: number, counters:
     if (pick < 0.2) return httpsVisit(localAddress, proxyPort);
     const host = pick < 0.3 ? 'w88.com' : 'hoc.example.vn';
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: proxyPort, path: `http://${host}:${originPort}/bai/${index}`, agent, headers: { host: `${host}:${originPort}` } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 || (host === 'w88.com' && res.statusCode === 403) ? resolve() : reject(new Error(`status ${res.statusCode}`))));
-      });
+      const req = request(
+        { host: '127.0.0.1', port: proxyPort, path: `http://${host}:${originPort}/bai/${index}`, agent, headers: { host: `${host}:${originPort}` } },
+        (res) => {
+          res.resume();
+          res.on('end', () =>
+            res.statusCode === 200 || (host === 'w88.com' && res.statusCode === 403) ? resolve() : reject(new Error(`status ${res.statusCode}`)),
+          );
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -165,11 +194,25 @@ async function main(): Promise<void> {
     stop.stopped = true;
     await Promise.all(running);
     const perSecond = (counters.done - doneBefore) / elapsed;
-    rows.push([String(count), perSecond.toFixed(0), String(counters.errors), rss.toFixed(0), `${(cpu * 100).toFixed(1)} %`, `${((cpu * 100 * 100) / count).toFixed(1)} %`, ((cpu * 1000) / perSecond).toFixed(2)]);
-    process.stdout.write(`${count} students: ${perSecond.toFixed(0)} req/s, ${counters.errors} errors, RSS ${rss.toFixed(0)} MiB, CPU ${(cpu * 100).toFixed(1)} % of a core\n`);
+    rows.push([
+      String(count),
+      perSecond.toFixed(0),
+      String(counters.errors),
+      rss.toFixed(0),
+      `${(cpu * 100).toFixed(1)} %`,
+      `${((cpu * 100 * 100) / count).toFixed(1)} %`,
+      ((cpu * 1000) / perSecond).toFixed(2),
+    ]);
+    process.stdout.write(
+      `${count} students: ${perSecond.toFixed(0)} req/s, ${counters.errors} errors, RSS ${rss.toFixed(0)} MiB, CPU ${(cpu * 100).toFixed(1)} % of a core\n`,
+    );
   }
-  process.stdout.write(`\n${markdownTable(['students', 'requests/s', 'errors', 'gateway RSS MiB', 'CPU (one core = 100 %)', 'CPU per 100 students', 'CPU ms per request'], rows)}\n`);
-  process.stdout.write(`\n(--rate ${RATE} requests a second per student, --workers ${WORKERS}, ${SECONDS} s measured after 10 s warm-up; node ${process.version})\n`);
+  process.stdout.write(
+    `\n${markdownTable(['students', 'requests/s', 'errors', 'gateway RSS MiB', 'CPU (one core = 100 %)', 'CPU per 100 students', 'CPU ms per request'], rows)}\n`,
+  );
+  process.stdout.write(
+    `\n(--rate ${RATE} requests a second per student, --workers ${WORKERS}, ${SECONDS} s measured after 10 s warm-up; node ${process.version})\n`,
+  );
   gateway.child.kill('SIGTERM');
   origin.close();
   tlsOrigin.close();

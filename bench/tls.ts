@@ -183,7 +183,11 @@ async function main(): Promise<void> {
     ['TLS handshake, RSA 2048 leaf', `${round(rsaHandshake.median)} ms`, `${round(rsaHandshake.p95)} ms`, ''],
   ];
   const widths = [40, 18, 14, 14];
-  const line = (cells: readonly string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join(' ')
+      .trimEnd();
   process.stdout.write(`bench:tls: ${HOSTS} hosts, ${CACHED_LOOKUPS} cached lookups, ${HANDSHAKES} handshakes, Node ${process.version}\n`);
   process.stdout.write(`${line(['', 'median', 'p95', 'target'])}\n`);
   for (const row of rows) process.stdout.write(`${line(row)}\n`);
@@ -194,7 +198,9 @@ async function main(): Promise<void> {
     process.stdout.write(`\nHTTPS 1 KB page, 10 keep-alive connections, median of ${THROUGHPUT_REPS} × ${THROUGHPUT_SECONDS} s\n`);
     process.stdout.write(`${line(['bare CONNECT tunnel', `${round(throughput.bareTunnel, 0)} req/s`, '', ''])}\n`);
     process.stdout.write(`${line(['lachan, tunnelled', `${round(throughput.lachanTunnelled, 0)} req/s`, ratio(throughput.lachanTunnelled), ''])}\n`);
-    process.stdout.write(`${line(['lachan, inspected (school CA)', `${round(throughput.lachanInspected, 0)} req/s`, ratio(throughput.lachanInspected), ''])}\n`);
+    process.stdout.write(
+      `${line(['lachan, inspected (school CA)', `${round(throughput.lachanInspected, 0)} req/s`, ratio(throughput.lachanInspected), ''])}\n`,
+    );
   }
 
   const json = {

@@ -154,7 +154,12 @@ describeWithBrowser('the pages a child meets (Chromium, desktop and 390 px)', ()
       expect(text).toContain('Em không một mình');
       expect(text.indexOf('111')).toBeLessThan(text.indexOf('buon.test'));
       // The first call button is on screen without scrolling, even on a phone.
-      expect(await page.locator('a[href="tel:111"]').boundingBox().then((box) => box !== null && box.y + box.height <= viewport.height)).toBe(true);
+      expect(
+        await page
+          .locator('a[href="tel:111"]')
+          .boundingBox()
+          .then((box) => box !== null && box.y + box.height <= viewport.height),
+      ).toBe(true);
       await fitsWidth(page, viewport.width);
       await shot(page, `child-self-harm-${viewport.name}`);
       await page.close();

@@ -22,9 +22,22 @@ describe('lachan check with brand rules', () => {
       'categories/gambling/brands': '# derive from the lists\n',
     });
     dirs.push(dir);
-    const result = lachan(['check', '--profile', 'thcs', '--rules', dir, '--json', 'http://3bet.newtld/', 'https://www.google.com/', 'http://3bet.example.com/']);
+    const result = lachan([
+      'check',
+      '--profile',
+      'thcs',
+      '--rules',
+      dir,
+      '--json',
+      'http://3bet.newtld/',
+      'https://www.google.com/',
+      'http://3bet.example.com/',
+    ]);
     expect(result.code).toBe(0);
-    const [brand, topSite, other] = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const [brand, topSite, other] = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(brand).toEqual({
       action: 'block',
       profile: 'thcs',
@@ -48,8 +61,15 @@ describe('lachan check with brand rules', () => {
     const hosts = ['http://lucky88.moe/', 'http://win9ads.net/', 'http://track.win9ads.com/', 'http://example-shard9.org/', 'http://pixel-us.win9ads.com/'];
     const result = lachan(['check', '--profile', 'thcs', '--rules', dir, '--json', ...hosts]);
     expect(result.code).toBe(0);
-    const [brand, otherSuffix, sibling, shardSite, listed] = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(brand).toMatchObject({ action: 'block', rule: 'lucky88.*', source: `derived from 1 listed domain (${path.join(dir, 'categories/gambling/domains')})` });
+    const [brand, otherSuffix, sibling, shardSite, listed] = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(brand).toMatchObject({
+      action: 'block',
+      rule: 'lucky88.*',
+      source: `derived from 1 listed domain (${path.join(dir, 'categories/gambling/domains')})`,
+    });
     // The pixel's siblings and the same name under other suffixes stay open; the listed host itself is blocked.
     for (const decision of [otherSuffix, sibling, shardSite]) expect(decision).toMatchObject({ action: 'allow', reason: 'default' });
     expect(listed).toMatchObject({ action: 'block', reason: 'domain', rule: 'pixel-us.win9ads.com' });
@@ -58,7 +78,14 @@ describe('lachan check with brand rules', () => {
   it('with the shipped rules, blocks a shipped brand under a new suffix and none of the top 2,000 sites by brand or host signal', () => {
     const brand = lachan(['check', '--profile', 'thcs', '--rules', 'rules', '--json', 'http://789club.zz/']);
     const line = readFileSync('rules/categories/gambling/brands', 'utf8').split('\n').indexOf('789club') + 1;
-    expect(JSON.parse(brand.stdout)).toEqual({ action: 'block', profile: 'thcs', category: 'gambling', reason: 'domain', rule: '789club.*', source: `rules/categories/gambling/brands:${line}` });
+    expect(JSON.parse(brand.stdout)).toEqual({
+      action: 'block',
+      profile: 'thcs',
+      category: 'gambling',
+      reason: 'domain',
+      rule: '789club.*',
+      source: `rules/categories/gambling/brands:${line}`,
+    });
     const top = readFileSync(path.join(SHARED_DATA, 'topsites/umbrella-top-100k.txt'), 'utf8').split('\n').filter(Boolean).slice(0, 2000);
     const result = lachan(['check', '--profile', 'mam-non', '--rules', 'rules', '--json', '-'], top.map((h) => `http://${h}/`).join('\n'));
     expect(result.code).toBe(0);
@@ -72,7 +99,12 @@ describe('lachan check with brand rules', () => {
 
   it('rules lint counts the brands and refuses a broken brands or host-signals line with FILE:LINE', () => {
     const good = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/domains': '3bet.bike\n3bet.ski\n', 'categories/gambling/brands': 'hitclub\n' });
-    const bad = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/domains': '', 'categories/gambling/brands': '# brands\n3bet.bike\n', 'categories/gambling/host-signals': 'nhà cái\nbet\n' });
+    const bad = makeRulesDir({
+      'policy.yaml': POLICY,
+      'categories/gambling/domains': '',
+      'categories/gambling/brands': '# brands\n3bet.bike\n',
+      'categories/gambling/host-signals': 'nhà cái\nbet\n',
+    });
     dirs.push(good, bad);
     const ok = lachan(['rules', 'lint', '--rules', good]);
     expect(ok.code).toBe(0);

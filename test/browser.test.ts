@@ -10,7 +10,6 @@ import { CHROMIUM, describeWithBrowser, lachan, launchBehindProxy, REPO_ROOT, ty
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
 
-
 let origin: { server: Server; port: number };
 let proxy: RunningGateway;
 let browser: Browser;
@@ -70,7 +69,8 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
     expect(lachan(['ca', 'init', '--certs', certs, '--name', 'TH Thử nghiệm']).code).toBe(0);
     const intercepting = await startGateway({
       rules: {
-        'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\nintercept: always\n',
+        'policy.yaml':
+          'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [gambling]\nintercept: always\n',
         'categories/gambling/domains': 'nhacai.test\n',
       },
       hosts: '127.0.0.1 nhacai.test\n',
@@ -86,8 +86,13 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
       args: [
         `--proxy-server=127.0.0.1:${intercepting.port}`,
         `--ignore-certificate-errors-spki-list=${spkiHash}`,
-        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
       ],
     });
     try {

@@ -8,7 +8,15 @@ import { lachan, REPO_ROOT, type RunningGateway, startGateway } from './harness/
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
-const BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const BROWSER_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 // .ci/run installs Debian's chromium; a developer machine without it skips, loudly.
 const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;

@@ -18,7 +18,11 @@ function tempDir(): string {
   dirs.push(dir);
   return dir;
 }
-afterAll(() => dirs.forEach((dir) => { rmSync(dir, { recursive: true, force: true }); }));
+afterAll(() =>
+  dirs.forEach((dir) => {
+    rmSync(dir, { recursive: true, force: true });
+  }),
+);
 
 function mode(file: string): number {
   return statSync(file).mode & 0o777;
@@ -138,7 +142,10 @@ describe('loadCa (serve --certs DIR)', () => {
     const keyFile = path.join(certs, 'ca.key');
     for (const loose of [0o640, 0o604, 0o644]) {
       chmodSync(keyFile, loose);
-      const failure = await loadCa(certs).then(() => null, (error: unknown) => error as Error & { code: string });
+      const failure = await loadCa(certs).then(
+        () => null,
+        (error: unknown) => error as Error & { code: string },
+      );
       expect(failure?.code).toBe('LACHAN_CA_KEY_PERMISSIONS');
       expect(failure?.message).toContain(`chmod 600 ${keyFile}`);
       expect(failure?.message).toContain(`mode 0${loose.toString(8)}`);

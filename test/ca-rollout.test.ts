@@ -196,7 +196,11 @@ describe('rolling out the school CA', () => {
 
   it('lachan ca status lists each range with its mode and its devices', async () => {
     const ranges = await statusWhen((r) => r.find((x) => x.cidr === '127.0.0.4/32')!.trusted.length === 1);
-    expect(ranges.map((r) => [r.cidr, r.intercept])).toEqual([['127.0.0.4/32', 'never'], ['127.0.0.5/32', 'always'], [null, 'learned']]);
+    expect(ranges.map((r) => [r.cidr, r.intercept])).toEqual([
+      ['127.0.0.4/32', 'never'],
+      ['127.0.0.5/32', 'always'],
+      [null, 'learned'],
+    ]);
     expect(others(ranges).trusted).toEqual(['127.0.0.2']);
     const text = lachan(['ca', 'status', '--rules', proxy.rulesDir, '--data', proxy.dataDir, '--certs', certs]);
     expect(text.code).toBe(0);

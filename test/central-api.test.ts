@@ -5,7 +5,6 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Collector, lachan, startCollector, stopCollector, wireEvent } from './harness/index.js';
 
-
 function addSchool(dataDir: string, name: string): { id: string; token: string } {
   const result = lachan(['central', 'school', 'add', '--name', name, '--data', dataDir, '--json']);
   expect(result.stderr).toBe('');
@@ -164,7 +163,10 @@ describe('lachan central', () => {
     expect(storedEvents(dataDir, a.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'a.example', 1]]);
     expect(storedEvents(dataDir, b.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'b.example', 3]]);
     // The visit grew after it was sent: the resend raises its count (never lowers it), nothing else.
-    expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 5, host: 'other.example' }] })).body).toMatchObject({ stored: 0, duplicates: 1 });
+    expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 5, host: 'other.example' }] })).body).toMatchObject({
+      stored: 0,
+      duplicates: 1,
+    });
     expect((await post(collector.url, b.token, { school: b.id, events: [{ ...fromB, count: 2 }] })).body).toMatchObject({ stored: 0, duplicates: 1 });
     expect(storedEvents(dataDir, b.id).map((e) => [e.id, e.host, e.count])).toEqual([[shared.id, 'b.example', 5]]);
     expect(storedEvents(dataDir, a.id).map((e) => e.count)).toEqual([1]);
@@ -214,7 +216,12 @@ describe('lachan central', () => {
     const filtered = (await (await fetch(`${collector.url}/api/v1/events?school=${school.id}&category=adult&profile=tieu-hoc`, { headers: auth })).json()) as {
       events: { id: string }[];
     };
-    expect(filtered.events.map((e) => e.id).sort()).toEqual(events.filter((e) => e.category === 'adult' && e.profile === 'tieu-hoc').map((e) => e.id).sort());
+    expect(filtered.events.map((e) => e.id).sort()).toEqual(
+      events
+        .filter((e) => e.category === 'adult' && e.profile === 'tieu-hoc')
+        .map((e) => e.id)
+        .sort(),
+    );
 
     const stats = (await (await fetch(`${collector.url}/api/v1/stats?school=${school.id}`, { headers: auth })).json()) as {
       total: number;

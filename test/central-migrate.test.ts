@@ -64,7 +64,9 @@ describe('lachan central migrate', () => {
     await sqlite.close();
     // What a collector that died after acknowledging leaves: rows in the inbox only.
     const raw = new Database(path.join(dataDir, 'central.db'));
-    const insert = raw.prepare('INSERT INTO events_inbox (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)');
+    const insert = raw.prepare(
+      'INSERT INTO events_inbox (id, school, time, profile, category, reason, rule, source, host, path, method, client, received_at, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)',
+    );
     for (const e of spread(20, 3)) insert.run(e.id, b.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, NOW);
     raw.close();
 

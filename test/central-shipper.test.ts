@@ -24,7 +24,9 @@ function tempDir(prefix: string): string {
 }
 afterAll(() => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  dirs.forEach((dir) => { rmSync(dir, { recursive: true, force: true }); });
+  dirs.forEach((dir) => {
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 async function startCollector(dataDir: string, port = 0): Promise<{ port: number; child: ChildProcess }> {
@@ -82,7 +84,12 @@ function collectorIds(dataDir: string, school: string): string[] {
 function localRows(dataDir: string): { id: string; shipped_at: number | null; client: string; path: string }[] {
   const db = new Database(path.join(dataDir, 'events.db'), { readonly: true });
   try {
-    return db.prepare('SELECT id, shipped_at, client, path FROM events ORDER BY id').all() as { id: string; shipped_at: number | null; client: string; path: string }[];
+    return db.prepare('SELECT id, shipped_at, client, path FROM events ORDER BY id').all() as {
+      id: string;
+      shipped_at: number | null;
+      client: string;
+      path: string;
+    }[];
   } finally {
     db.close();
   }
@@ -213,7 +220,9 @@ setInterval(() => {}, 1000);
         }
         const batch = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString()) as { events: { id: string }[] };
         const ids = batch.events.map((e) => e.id).filter((_, i) => i % 2 === 0);
-        ids.forEach((id) => { acked.add(id); });
+        ids.forEach((id) => {
+          acked.add(id);
+        });
         response.writeHead(200, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ acked: [...ids, '01ZZZZZZZZZZZZZZZZZZZZZZZZ'], stored: ids.length, duplicates: 0 }));
       });
@@ -223,12 +232,21 @@ setInterval(() => {}, 1000);
     const log = openEventLog({ dataDir: gateway, school: 'sch' });
     for (let i = 0; i < 10; i++) log.record(block(i));
     log.flush();
-    const shipper = startShipper({ eventLog: log, centralUrl: `http://127.0.0.1:${port}`, schoolId: 'sch', tokenFile, idleIntervalMs: 50, maxEventsPerSecond: 100 });
+    const shipper = startShipper({
+      eventLog: log,
+      centralUrl: `http://127.0.0.1:${port}`,
+      schoolId: 'sch',
+      tokenFile,
+      idleIntervalMs: 50,
+      maxEventsPerSecond: 100,
+    });
     await waitFor(() => shipper.stats().batches >= 2, 'two acknowledged batches');
     await shipper.stop();
     await log.close();
     collector.close();
-    const shipped = localRows(gateway).filter((r) => r.shipped_at !== null).map((r) => r.id);
+    const shipped = localRows(gateway)
+      .filter((r) => r.shipped_at !== null)
+      .map((r) => r.id);
     expect(new Set(shipped)).toEqual(acked);
     expect(shipped.length).toBeLessThan(10);
     expect(localRows(gateway)).toHaveLength(10);
@@ -236,8 +254,8 @@ setInterval(() => {}, 1000);
 
   it('refuses to start without a readable token file', () => {
     const gateway = tempDir('lachan-gateway-');
-    expect(() =>
-      startShipper({ dataDir: gateway, centralUrl: 'http://127.0.0.1:9', schoolId: 'x', tokenFile: path.join(gateway, 'missing') }),
-    ).toThrow(/token file/);
+    expect(() => startShipper({ dataDir: gateway, centralUrl: 'http://127.0.0.1:9', schoolId: 'x', tokenFile: path.join(gateway, 'missing') })).toThrow(
+      /token file/,
+    );
   });
 });

@@ -84,7 +84,11 @@ function tally<K>(items: readonly K[]): Map<K, number> {
 }
 
 /** The statistics of days [fromDay, toDay] (at most a month) recounted from the raw events. */
-function recount(events: readonly CentralEvent[], fromDay: string, toDay: string): Pick<Stats, 'total' | 'byCategoryDay' | 'bySchool'> & { hosts: Map<string, number> } {
+function recount(
+  events: readonly CentralEvent[],
+  fromDay: string,
+  toDay: string,
+): Pick<Stats, 'total' | 'byCategoryDay' | 'bySchool'> & { hosts: Map<string, number> } {
   const inRange = events.filter((e) => dayToIso(dayNumber(e.time)) >= fromDay && dayToIso(dayNumber(e.time)) <= toDay);
   const byCategoryDay = [...tally(inRange.map((e) => `${dayToIso(dayNumber(e.time))}|${e.category ?? ''}`))]
     .map(([key, count]) => ({ day: key.split('|')[0]!, category: key.split('|')[1] || null, count }))
@@ -132,7 +136,7 @@ describe.each(backends)('collector store on %s', (_name, backend) => {
     }
   }, 60_000);
 
-  it('raises a visit\'s count when its event comes again with more requests, without counting the event again', async () => {
+  it("raises a visit's count when its event comes again with more requests, without counting the event again", async () => {
     const store = await (await backend.fresh()).open();
     try {
       const a = await store.addSchool('TH Pá Lau');
@@ -191,7 +195,11 @@ describe('collector store on PostgreSQL, retention', () => {
       const months = [0, 1, 2, 3].map((back) => wireEvent({ time: Date.UTC(2026, 9 - back, 15) }));
       await store.ingest(a.id, months, Date.now());
       const partitions = async () =>
-        (await store.pool.query<{ name: string }>("SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass ORDER BY 1")).rows.map((r) => r.name);
+        (
+          await store.pool.query<{ name: string }>(
+            "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+          )
+        ).rows.map((r) => r.name);
       expect(await partitions()).toHaveLength(4);
       // Before 1 September 2026 (Vietnam time): July and June go whole, and their counts stay.
       expect(await store.expire(Date.UTC(2026, 8, 1) - 7 * 3_600_000)).toBe(2);

@@ -245,15 +245,19 @@ describe.each(modes)('collector store, writing %s', (_mode, module) => {
     });
   }
 
-  it.skipIf(module === null)('answers from what is stored while another connection holds the write lock', async () => {
-    await withSecondConnection(4, async (store, other) => {
-      other.exec('BEGIN IMMEDIATE');
-      // The inbox cannot move while the lock is held (SQLITE_BUSY after the busy
-      // timeout): the query answers from `events` as it stands rather than failing.
-      await expect(store.queryEvents({}, { limit: 100 })).resolves.toMatchObject({ events: expect.any(Array) });
-      other.exec('ROLLBACK');
-    });
-  }, 20_000);
+  it.skipIf(module === null)(
+    'answers from what is stored while another connection holds the write lock',
+    async () => {
+      await withSecondConnection(4, async (store, other) => {
+        other.exec('BEGIN IMMEDIATE');
+        // The inbox cannot move while the lock is held (SQLITE_BUSY after the busy
+        // timeout): the query answers from `events` as it stands rather than failing.
+        await expect(store.queryEvents({}, { limit: 100 })).resolves.toMatchObject({ events: expect.any(Array) });
+        other.exec('ROLLBACK');
+      });
+    },
+    20_000,
+  );
 
   it.skipIf(module === null)('lets a store error other than a busy lock reach the query', async () => {
     await withSecondConnection(5, async (store, other) => {

@@ -22,7 +22,24 @@ afterAll(() => {
 });
 
 function serveArgs(port: number, workers: number, extra: readonly string[] = []): string[] {
-  return ['serve', '--port', String(port), '--admin-port', '0', '--host', '127.0.0.1', '--workers', String(workers), '--rules', rules, '--data', path.join(work, `var-${port}-${workers}`), '--certs', path.join(work, 'no-certs'), ...extra];
+  return [
+    'serve',
+    '--port',
+    String(port),
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--workers',
+    String(workers),
+    '--rules',
+    rules,
+    '--data',
+    path.join(work, `var-${port}-${workers}`),
+    '--certs',
+    path.join(work, 'no-certs'),
+    ...extra,
+  ];
 }
 
 function occupy(): Promise<Server> {
@@ -49,12 +66,15 @@ function portIsFree(port: number): Promise<boolean> {
 
 /** Every process below `pid`, from ps. */
 function descendants(pid: number): number[] {
-  const rows = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' }).trim().split('\n').map((line) => line.trim().split(/\s+/).map(Number) as [number, number]);
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number) as [number, number]);
   const found: number[] = [];
   const queue = [pid];
   while (queue.length > 0) {
     const parent = queue.shift()!;
-    for (const [child, ppid] of rows) if (ppid === parent) (found.push(child), queue.push(child));
+    for (const [child, ppid] of rows) if (ppid === parent) found.push(child), queue.push(child);
   }
   return found;
 }
@@ -62,7 +82,9 @@ function descendants(pid: number): number[] {
 /** Running (a zombie waiting for its parent to reap it has stopped). */
 function alive(pid: number): boolean {
   try {
-    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim().startsWith('Z');
+    return !execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .startsWith('Z');
   } catch {
     return false;
   }
@@ -114,7 +136,9 @@ describe('lachan at the command line', () => {
     try {
       const result = lachan(serveArgs(portOf(taken), workers));
       expect(result.code).toBe(2);
-      expect(result.stderr).toBe(`lỗi: cổng ${portOf(taken)} đang được dùng (--port): một lachan khác hoặc chương trình khác (squid…) đang nghe ở 127.0.0.1:${portOf(taken)}; dừng chương trình đó hoặc chọn --port khác\n`);
+      expect(result.stderr).toBe(
+        `lỗi: cổng ${portOf(taken)} đang được dùng (--port): một lachan khác hoặc chương trình khác (squid…) đang nghe ở 127.0.0.1:${portOf(taken)}; dừng chương trình đó hoặc chọn --port khác\n`,
+      );
     } finally {
       taken.close();
     }
@@ -133,7 +157,9 @@ describe('lachan at the command line', () => {
     const lint = lachan(['rules', 'lint', '--rules', broken]);
     expect(lint.code).toBe(1);
     expect(lint.stdout + lint.stderr).toContain(`${path.join(broken, 'policy.yaml')}:5: YAML: Missing closing "quote`);
-    const unclosedList = makeRulesDir({ 'policy.yaml': 'version: 1\ndefault_profile: t\nprofiles:\n  t:\n    name: T\n    block_categories: [gambling\n    inspect: true\n' });
+    const unclosedList = makeRulesDir({
+      'policy.yaml': 'version: 1\ndefault_profile: t\nprofiles:\n  t:\n    name: T\n    block_categories: [gambling\n    inspect: true\n',
+    });
     const unclosed = lachan(['rules', 'lint', '--rules', unclosedList]);
     expect(unclosed.stdout + unclosed.stderr).toMatch(/policy\.yaml:6: YAML: /);
     const serve = lachan([...serveArgs(0, 1), '--rules', broken]);

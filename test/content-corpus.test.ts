@@ -56,7 +56,13 @@ function newsPages(): { id: string; html: string }[] {
     .map((doc) => {
       const lines = doc.split('\n');
       const body = lines.slice(1).filter((l) => !l.startsWith('#') && l.trim() !== '');
-      return { id: lines[0]!.trim(), html: `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${body[0]}</title></head><body><h1>${body[0]}</h1>${body.slice(1).map((l) => `<p>${l}</p>`).join('\n')}</body></html>` };
+      return {
+        id: lines[0]!.trim(),
+        html: `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${body[0]}</title></head><body><h1>${body[0]}</h1>${body
+          .slice(1)
+          .map((l) => `<p>${l}</p>`)
+          .join('\n')}</body></html>`,
+      };
     });
 }
 
@@ -71,7 +77,11 @@ describe('false positives on Vietnamese news', () => {
       const maxScores: number[] = [];
       const blocked: string[] = [];
       for (const page of pages) {
-        const run = await runInspection(tierInspection, { variant: 'utf-8', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(page.html) }, 16_384);
+        const run = await runInspection(
+          tierInspection,
+          { variant: 'utf-8', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(page.html) },
+          16_384,
+        );
         maxScores.push(Math.max(0, ...run.scores!));
         if (run.verdict !== null) blocked.push(`${page.id}: ${run.verdict.category} ${run.verdict.score} [${run.verdict.phrases.join(', ')}]`);
       }
@@ -93,7 +103,11 @@ describe('false positives on Vietnamese news without diacritics', () => {
     for (const tier of ['tieu-hoc', 'thcs']) {
       blocked[tier] = [];
       for (const page of pages) {
-        const run = await runInspection(inspection(tier)!, { variant: 'no-diacritics', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(stripDiacritics(page.html)) }, 16_384);
+        const run = await runInspection(
+          inspection(tier)!,
+          { variant: 'no-diacritics', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(stripDiacritics(page.html)) },
+          16_384,
+        );
         if (run.verdict !== null) blocked[tier]!.push(`${page.id}: ${run.verdict.category} ${run.verdict.score} [${run.verdict.phrases.join(', ')}]`);
       }
     }
@@ -131,7 +145,12 @@ describe('detection on the fixture pages', () => {
           const run = tierInspection === null ? null : await runInspection(tierInspection, page, 97);
           const outcome = run?.verdict ? run.verdict.category : '-';
           outcomes.add(outcome);
-          expect({ name, tier, variant: page.variant, outcome }).toEqual({ name, tier, variant: page.variant, outcome: expected.tiers.includes(tier) ? expected.category : '-' });
+          expect({ name, tier, variant: page.variant, outcome }).toEqual({
+            name,
+            tier,
+            variant: page.variant,
+            outcome: expected.tiers.includes(tier) ? expected.category : '-',
+          });
         }
         row.push([...outcomes].join('/'));
       }

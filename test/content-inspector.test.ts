@@ -123,7 +123,9 @@ describe('chunk boundaries', () => {
   it('reads entities and ignores script, style, comments and attributes at any cut', async () => {
     const entities = html('<p>c&aacute; &#273;&#7897; b&#xF3;ng &#273;&aacute;</p>');
     expect(await verdictsAtEverySplit(young, page(entities))).toEqual(new Set(['gambling']));
-    const hidden = html('<script>var a = "cá độ bóng đá </p>"; if (a < b) {}</script><style>p{} /* cá độ bóng đá */</style><!-- cá độ bóng đá --><img alt="cá độ bóng đá"><p>Trang nấu ăn</p>');
+    const hidden = html(
+      '<script>var a = "cá độ bóng đá </p>"; if (a < b) {}</script><style>p{} /* cá độ bóng đá */</style><!-- cá độ bóng đá --><img alt="cá độ bóng đá"><p>Trang nấu ăn</p>',
+    );
     expect(await verdictsAtEverySplit(young, page(hidden))).toEqual(new Set(['-']));
   });
 

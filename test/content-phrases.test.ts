@@ -23,13 +23,27 @@ describe('lachan rules lint on phrases', () => {
   it('reports every broken phrases line as FILE:LINE and exits 1', () => {
     const dir = makeRulesDir({
       'policy.yaml': POLICY,
-      'categories/gambling/phrases': ['# comment', '40 nhà cái', 'nhà cái uy tín', '0 soi kèo', '5000 lô đề', '30 ab', '30 *ab*', '30 lo*de', '-20 công an', ''].join('\n'),
+      'categories/gambling/phrases': [
+        '# comment',
+        '40 nhà cái',
+        'nhà cái uy tín',
+        '0 soi kèo',
+        '5000 lô đề',
+        '30 ab',
+        '30 *ab*',
+        '30 lo*de',
+        '-20 công an',
+        '',
+      ].join('\n'),
     });
     dirs.push(dir);
     const result = lachan(['rules', 'lint', '--rules', dir]);
     expect(result.code).toBe(1);
     const file = `${dir}/categories/gambling/phrases`;
-    const lines = result.stdout.split('\n').filter((l) => l.startsWith(file)).map((l) => l.slice(file.length));
+    const lines = result.stdout
+      .split('\n')
+      .filter((l) => l.startsWith(file))
+      .map((l) => l.slice(file.length));
     expect(lines).toEqual([
       expect.stringMatching(/^:3: expected "<weight> <phrase>"/),
       expect.stringMatching(/^:4: weight must be a non-zero integer/),
@@ -57,7 +71,13 @@ describe('lachan rules lint on phrases', () => {
 
 describe('phrase scanner', () => {
   const builder = new PhraseSetBuilder();
-  for (const [line, category] of [['50 cá độ bóng đá', 0], ['30 nhà cái', 0], ['-20 công an', 0], ['70 phim sex', 1], ['25 *nhacai*', 0]] as const) {
+  for (const [line, category] of [
+    ['50 cá độ bóng đá', 0],
+    ['30 nhà cái', 0],
+    ['-20 công an', 0],
+    ['70 phim sex', 1],
+    ['25 *nhacai*', 0],
+  ] as const) {
     expect(builder.addLine(line, category, 1, 1)).toBeNull();
   }
   const phrases = builder.build();
@@ -74,7 +94,10 @@ describe('phrase scanner', () => {
   }
 
   it('scores the same whatever the text is cut into, NFC or NFD', () => {
-    for (const text of ['Công an: trang cá độ bóng đá của nhà cái, xem phim sex ở nhacaivip', 'Công an: trang cá độ bóng đá của nhà cái, xem phim sex ở nhacaivip'.normalize('NFD')]) {
+    for (const text of [
+      'Công an: trang cá độ bóng đá của nhà cái, xem phim sex ở nhacaivip',
+      'Công an: trang cá độ bóng đá của nhà cái, xem phim sex ở nhacaivip'.normalize('NFD'),
+    ]) {
       const whole = scoreInPieces(text, []);
       expect(whole).toEqual([50 + 30 - 20 + 25, 70]);
       for (let a = 0; a <= text.length; a++) expect(scoreInPieces(text, [a])).toEqual(whole);

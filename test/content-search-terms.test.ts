@@ -68,7 +68,9 @@ profiles:
 
   it('blocks a search whose score reaches the profile limit, with or without diacritics', () => {
     expect(searchVerdict(policy, 'young', 'www.google.com', '/search?q=ca+do+bong+da')).toMatchObject({ category: 'gambling', score: 100, limit: 60 });
-    expect(searchVerdict(policy, 'young', 'www.youtube.com', '/results?search_query=c%C3%A1+%C4%91%E1%BB%99+b%C3%B3ng+%C4%91%C3%A1')?.category).toBe('gambling');
+    expect(searchVerdict(policy, 'young', 'www.youtube.com', '/results?search_query=c%C3%A1+%C4%91%E1%BB%99+b%C3%B3ng+%C4%91%C3%A1')?.category).toBe(
+      'gambling',
+    );
   });
 
   it('lets through weak or contextual searches, other profiles and non-searches', () => {

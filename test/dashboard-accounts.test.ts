@@ -2,7 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addSchool, addUser, type Collector, fetchFrom, lachan, type LoggedIn, login, PASSWORD, postLogin, startCollector, stopCollector } from './harness/index.js';
+import {
+  addSchool,
+  addUser,
+  type Collector,
+  fetchFrom,
+  lachan,
+  type LoggedIn,
+  login,
+  PASSWORD,
+  postLogin,
+  startCollector,
+  stopCollector,
+} from './harness/index.js';
 
 // Dashboard accounts as a district administrator manages them (CLI and the users page),
 // and login throttling as an attacker and the real administrator meet it: through the
@@ -83,7 +95,10 @@ describe('login throttling behind a reverse proxy', () => {
       const attempt = async (client: string, password: string, from = viaProxy) => {
         const form = await from(`${proxied.url}/login`);
         const csrf = /name="csrf" value="([^"]+)"/.exec(await form.text())![1]!;
-        const cookie = form.headers.getSetCookie().find((c) => c.startsWith('lachan_login_csrf='))!.split(';')[0]!;
+        const cookie = form.headers
+          .getSetCookie()
+          .find((c) => c.startsWith('lachan_login_csrf='))!
+          .split(';')[0]!;
         return from(`${proxied.url}/login`, {
           method: 'POST',
           redirect: 'manual',
@@ -118,7 +133,10 @@ describe('disabling, deleting and resetting accounts', () => {
     expect(page.headers.get('location')).toBe('/login');
     expect((await get('/api/v1/events', teacher)).status).toBe(401);
     expect((await postLogin(collector.url, 'giaovien', PASSWORD)).status).toBe(401);
-    const listed = lachan(['central', 'user', 'list', '--data', dataDir, '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; disabledAt: string | null });
+    const listed = lachan(['central', 'user', 'list', '--data', dataDir, '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { name: string; disabledAt: string | null });
     expect(listed.find((u) => u.name === 'giaovien')!.disabledAt).not.toBeNull();
     expect(lachan(['central', 'user', 'enable', 'giaovien', '--data', dataDir]).code).toBe(0);
     await login(collector.url, 'giaovien');
@@ -158,7 +176,7 @@ describe('disabling, deleting and resetting accounts', () => {
     const victim = await login(collector.url, 'tamthoi', NEW_PASSWORD, '127.0.0.7');
     expect((await postUserForm(admin, 'tamthoi', 'delete')).status).toBe(303);
     expect((await get('/', victim)).status).toBe(303);
-    expect((await (await get('/users', admin)).text())).not.toContain('data-user="tamthoi"');
+    expect(await (await get('/users', admin)).text()).not.toContain('data-user="tamthoi"');
     // quantri2 disabled: quantri is then the last active administrator and cannot go.
     expect((await postUserForm(admin, 'quantri2', 'disable')).status).toBe(303);
     const refused = await postUserForm(admin, 'quantri', 'disable');
@@ -170,13 +188,21 @@ describe('disabling, deleting and resetting accounts', () => {
     expect((await postUserForm(viewer, 'quantri2', 'enable')).status).toBe(403);
     expect((await postUserForm({ cookie: admin.cookie, csrf: 'sai' }, 'quantri2', 'enable')).status).toBe(403);
     const audit = await auditActions();
-    for (const action of ['user.disable', 'user.enable', 'user.password.reset', 'user.delete']) expect(audit.some((e) => e.action === action), action).toBe(true);
+    for (const action of ['user.disable', 'user.enable', 'user.password.reset', 'user.delete'])
+      expect(
+        audit.some((e) => e.action === action),
+        action,
+      ).toBe(true);
     expect(audit.some((e) => e.action === 'user.disable' && e.actor.startsWith('cli:'))).toBe(true);
   });
 
   it('the JSON API does the same for scripts with the admin token', async () => {
     const token = (await import('node:fs')).readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
-    const response = await fetchFrom(undefined)(`${collector.url}/api/v1/users/quantri2/enable`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    const response = await fetchFrom(undefined)(`${collector.url}/api/v1/users/quantri2/enable`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ name: 'quantri2', action: 'enable' });
   });

@@ -31,7 +31,14 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
     const events = [
       ...Array.from({ length: 60 }, (_, i) => wireEvent({ time: now - (i % 3) * DAY - i * 1000, path: `/cờ-bạc/${i}` })),
       ...Array.from({ length: 5 }, (_, i) =>
-        wireEvent({ time: now - i * 1000, category: 'games', host: 'game.example', rule: 'game.example', source: 'rules/categories/games/domains:7', profile: 'thcs' }),
+        wireEvent({
+          time: now - i * 1000,
+          category: 'games',
+          host: 'game.example',
+          rule: 'game.example',
+          source: 'rules/categories/games/domains:7',
+          profile: 'thcs',
+        }),
       ),
       wireEvent({ time: now - DAY, category: 'adult', host: 'nguoilon.example', rule: 'nguoilon.example', source: 'rules/categories/adult/domains:42' }),
     ];
@@ -67,7 +74,11 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
   it('charts the blocks per category per day from what was ingested', async () => {
     await page.waitForSelector('#chart svg g[data-category]');
     const series = await page.$$eval('#chart svg g[data-category]', (groups) =>
-      groups.map((g) => ({ category: g.getAttribute('data-category'), total: Number(g.getAttribute('data-total')), dots: g.querySelectorAll('circle').length })),
+      groups.map((g) => ({
+        category: g.getAttribute('data-category'),
+        total: Number(g.getAttribute('data-total')),
+        dots: g.querySelectorAll('circle').length,
+      })),
     );
     expect(series).toEqual([
       { category: 'adult', total: 1, dots: 1 },
@@ -83,7 +94,9 @@ describeWithBrowser('the district dashboard in headless Chromium', () => {
     await expect(page.locator('#silent').innerText()).resolves.not.toContain('Trạm Tấu');
     // Top hosts per category name the rule and the file:line that blocked them.
     await page.waitForSelector('#top-hosts table[data-category=adult]');
-    await expect(page.locator('#top-hosts table[data-category=adult]').innerText()).resolves.toContain('nguoilon.example\t1\tnguoilon.example\trules/categories/adult/domains:42');
+    await expect(page.locator('#top-hosts table[data-category=adult]').innerText()).resolves.toContain(
+      'nguoilon.example\t1\tnguoilon.example\trules/categories/adult/domains:42',
+    );
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-overview.png'), fullPage: true });
   });
 

@@ -18,7 +18,10 @@ describe('lachan central user', () => {
     expect(lachan(['central', 'user', 'add', 'xem', '--role', 'viewer', '--data', dataDir], `${PASSWORD}\n`).code).toBe(0);
     const listed = lachan(['central', 'user', 'list', '--json', '--data', dataDir]);
     expect(listed.code).toBe(0);
-    const users = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { name: string; role: string; school: string | null });
+    const users = listed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { name: string; role: string; school: string | null });
     expect(users.map(({ name, role, school: s }) => ({ name, role, school: s }))).toEqual([
       { name: 'cntt', role: 'school-it', school: school.id },
       { name: 'xem', role: 'viewer', school: null },

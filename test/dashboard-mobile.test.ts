@@ -25,8 +25,18 @@ let school: { id: string; token: string };
 
 function reviewRequest(note: string, overrides: Partial<WireReviewRequest> = {}): WireReviewRequest {
   return {
-    id: newEventId(), kind: 'review', time: Date.now(), host: 'hoc-toan.example', path: '/bai-tap/phan-so-va-so-thap-phan-lop-5',
-    category: 'games', profile: 'tieu-hoc', event: null, reference: '7QK3-M9XD', note, client: '0123456789abcdef', ...overrides,
+    id: newEventId(),
+    kind: 'review',
+    time: Date.now(),
+    host: 'hoc-toan.example',
+    path: '/bai-tap/phan-so-va-so-thap-phan-lop-5',
+    category: 'games',
+    profile: 'tieu-hoc',
+    event: null,
+    reference: '7QK3-M9XD',
+    note,
+    client: '0123456789abcdef',
+    ...overrides,
   };
 }
 
@@ -51,8 +61,19 @@ describeWithBrowser('the district dashboard on a 390 px phone', () => {
     collector = await startCollector(dataDir);
     const now = Date.now();
     await ingest(collector.url, school, [
-      ...Array.from({ length: 30 }, (_, i) => wireEvent({ time: now - (i % 14) * 86_400_000 - i * 1000, path: `/dang-ky-tai-khoan-ca-cuoc-bong-da-truc-tuyen/${i}` })),
-      ...Array.from({ length: 8 }, (_, i) => wireEvent({ time: now - (i % 5) * 86_400_000, category: 'games', host: 'game-online-rat-dai.example', rule: 'game-online-rat-dai.example', source: 'rules/categories/games/domains:7', profile: 'thcs' })),
+      ...Array.from({ length: 30 }, (_, i) =>
+        wireEvent({ time: now - (i % 14) * 86_400_000 - i * 1000, path: `/dang-ky-tai-khoan-ca-cuoc-bong-da-truc-tuyen/${i}` }),
+      ),
+      ...Array.from({ length: 8 }, (_, i) =>
+        wireEvent({
+          time: now - (i % 5) * 86_400_000,
+          category: 'games',
+          host: 'game-online-rat-dai.example',
+          rule: 'game-online-rat-dai.example',
+          source: 'rules/categories/games/domains:7',
+          profile: 'thcs',
+        }),
+      ),
     ]);
     // Three pupils of one class ask for the same lesson; a teacher reports a page.
     const requests = [
@@ -71,7 +92,14 @@ describeWithBrowser('the district dashboard on a 390 px phone', () => {
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
     });
-    const context = await browser.newContext({ locale: 'vi-VN', viewport: PHONE, isMobile: true, hasTouch: true, deviceScaleFactor: 2, timezoneId: 'Europe/London' });
+    const context = await browser.newContext({
+      locale: 'vi-VN',
+      viewport: PHONE,
+      isMobile: true,
+      hasTouch: true,
+      deviceScaleFactor: 2,
+      timezoneId: 'Europe/London',
+    });
     page = await context.newPage();
     await page.goto(`${collector.url}/login`);
     await expectNoSidewaysScroll();
@@ -96,7 +124,12 @@ describeWithBrowser('the district dashboard on a 390 px phone', () => {
     expect(Math.min(...heights)).toBeGreaterThanOrEqual(10);
     // Day labels do not run into each other.
     const boxes = await page.$$eval('#chart svg text[text-anchor]', (labels) =>
-      labels.filter((l) => /\d\d\/\d\d/.test(l.textContent ?? '')).map((l) => { const r = l.getBoundingClientRect(); return [r.left, r.right]; }),
+      labels
+        .filter((l) => /\d\d\/\d\d/.test(l.textContent ?? ''))
+        .map((l) => {
+          const r = l.getBoundingClientRect();
+          return [r.left, r.right];
+        }),
     );
     for (let i = 1; i < boxes.length; i++) expect(boxes[i]![0]).toBeGreaterThanOrEqual(boxes[i - 1]![1]);
     await expect(page.locator('#by-school').innerText()).resolves.toContain('TH Trạm Tấu');

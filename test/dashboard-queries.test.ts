@@ -30,7 +30,14 @@ describe('schools the dashboard calls silent', () => {
     const a = await store.addSchool('A');
     const b = await store.addSchool('B');
     const t = Date.now();
-    await store.ingest(a.id, [wireEvent({ time: t - 1000, host: 'x.example', rule: 'old.example', source: 'f:1' }), wireEvent({ time: t, host: 'x.example', rule: 'x.example', source: 'f:2' })], t);
+    await store.ingest(
+      a.id,
+      [
+        wireEvent({ time: t - 1000, host: 'x.example', rule: 'old.example', source: 'f:1' }),
+        wireEvent({ time: t, host: 'x.example', rule: 'x.example', source: 'f:2' }),
+      ],
+      t,
+    );
     await store.ingest(b.id, [wireEvent({ time: t - 500, host: 'x.example', rule: 'b-rule', source: 'g:9' })], t);
     // As the dashboard's page does: statistics first, which bring in every acknowledged event.
     const today = dayToIso(dayNumber(t));

@@ -2,7 +2,19 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addSchool, addUser, type Collector, ingest, type LoggedIn, login, PASSWORD, postLogin, startCollector, stopCollector, wireEvent } from './harness/index.js';
+import {
+  addSchool,
+  addUser,
+  type Collector,
+  ingest,
+  type LoggedIn,
+  login,
+  PASSWORD,
+  postLogin,
+  startCollector,
+  stopCollector,
+  wireEvent,
+} from './harness/index.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-dash-sec-'));
 let collector: Collector;
@@ -13,7 +25,17 @@ let schoolIt: LoggedIn;
 let viewer: LoggedIn;
 
 const PAGES = ['/', '/logs', '/reviews', '/policy', '/users', '/audit'];
-const APIS = ['/api/v1/events', '/api/v1/stats', '/api/v1/events.csv', '/api/v1/dashboard/schools', '/api/v1/dashboard/top-hosts', '/api/v1/users', '/api/v1/audit', '/api/v1/reviews', '/api/v1/district-policy'];
+const APIS = [
+  '/api/v1/events',
+  '/api/v1/stats',
+  '/api/v1/events.csv',
+  '/api/v1/dashboard/schools',
+  '/api/v1/dashboard/top-hosts',
+  '/api/v1/users',
+  '/api/v1/audit',
+  '/api/v1/reviews',
+  '/api/v1/district-policy',
+];
 
 async function get(pathname: string, who?: LoggedIn) {
   return fetch(`${collector.url}${pathname}`, { redirect: 'manual', headers: who ? { cookie: who.cookie } : {} });
@@ -35,7 +57,10 @@ beforeAll(async () => {
   addUser(dataDir, 'xem', 'viewer');
   addUser(dataDir, 'khoa', 'viewer');
   collector = await startCollector(dataDir);
-  await ingest(collector.url, schoolA, [wireEvent({ host: 'a.nhacai.example' }), wireEvent({ host: 'a.nhacai.example', category: 'games', rule: 'game.example' })]);
+  await ingest(collector.url, schoolA, [
+    wireEvent({ host: 'a.nhacai.example' }),
+    wireEvent({ host: 'a.nhacai.example', category: 'games', rule: 'game.example' }),
+  ]);
   await ingest(collector.url, schoolB, [wireEvent({ host: 'b.nhacai.example', rule: 'b.nhacai.example', source: 'rules/categories/gambling/domains:9' })]);
   admin = await login(collector.url, 'quantri');
   schoolIt = await login(collector.url, 'cntt-a');
@@ -85,7 +110,12 @@ describe('the session cookie', () => {
 
   it('stops working after logout', async () => {
     const session = await login(collector.url, 'xem');
-    const refused = await fetch(`${collector.url}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: session.cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'csrf=wrong' });
+    const refused = await fetch(`${collector.url}/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: session.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'csrf=wrong',
+    });
     expect(refused.status).toBe(403);
     expect((await get('/api/v1/stats', session)).status).toBe(200);
     const out = await fetch(`${collector.url}/logout`, {

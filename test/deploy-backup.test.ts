@@ -45,7 +45,10 @@ function restore(file: string, name: string): string {
 function storedIds(data: string): string[] {
   const result = lachan(['central', 'events', '--data', data, '--json']);
   expect(result.code).toBe(0);
-  return result.stdout.split('\n').filter((line) => line !== '').map((line) => (JSON.parse(line) as { id: string }).id);
+  return result.stdout
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => (JSON.parse(line) as { id: string }).id);
 }
 
 beforeAll(async () => {

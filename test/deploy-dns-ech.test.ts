@@ -98,11 +98,23 @@ beforeAll(async () => {
   const probe = createSocket('udp4');
   dnsmasqPort = await bound(probe);
   probe.close();
-  dnsmasq = spawn('dnsmasq', [
-    '--keep-in-foreground', `--conf-file=${path.join(REPO_ROOT, 'deploy/dnsmasq-lachan.conf')}`, `--port=${dnsmasqPort}`,
-    '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts', `--server=127.0.0.1#${upstreamPort}`,
-    `--pid-file=${path.join(work, 'dnsmasq.pid')}`, '--user=root', '--cache-size=0',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  dnsmasq = spawn(
+    'dnsmasq',
+    [
+      '--keep-in-foreground',
+      `--conf-file=${path.join(REPO_ROOT, 'deploy/dnsmasq-lachan.conf')}`,
+      `--port=${dnsmasqPort}`,
+      '--listen-address=127.0.0.1',
+      '--bind-interfaces',
+      '--no-resolv',
+      '--no-hosts',
+      `--server=127.0.0.1#${upstreamPort}`,
+      `--pid-file=${path.join(work, 'dnsmasq.pid')}`,
+      '--user=root',
+      '--cache-size=0',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   dnsmasq.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   for (let attempt = 0; attempt < 50; attempt++) {

@@ -86,7 +86,9 @@ describe('Dockerfile', () => {
     }
     const copied = all.filter((i) => i.keyword === 'COPY' || i.keyword === 'ADD');
     expect(copied.filter((i) => i.keyword === 'ADD')).toEqual([]);
-    const ignored = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignored = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const excluded of ['.git', 'node_modules', 'var', 'certs', 'dist']) expect(ignored).toContain(excluded);
     // Every COPY from the build context names something that exists and is not ignored.
     for (const copy of copied.filter((i) => !i.args.startsWith('--from='))) {
@@ -108,7 +110,18 @@ describe('Dockerfile', () => {
 
 describe('deploy/compose.yaml', () => {
   const compose = parse(readFileSync(path.join(REPO_ROOT, 'deploy/compose.yaml'), 'utf8'), { merge: true }) as {
-    services: Record<string, { image?: string; profiles?: string[]; network_mode?: string; command?: string[]; environment?: Record<string, string>; user?: string; depends_on?: Record<string, unknown> }>;
+    services: Record<
+      string,
+      {
+        image?: string;
+        profiles?: string[];
+        network_mode?: string;
+        command?: string[];
+        environment?: Record<string, string>;
+        user?: string;
+        depends_on?: Record<string, unknown>;
+      }
+    >;
   };
 
   it('has the school gateway on the host network and the district collector on PostgreSQL', () => {

@@ -27,7 +27,13 @@ function listing(dir: string): Map<string, string> {
         files.set(`${child}/`, 'dir');
         walk(child);
       } else if (child.includes('node_modules')) files.set(child, String(statSync(path.join(dir, child)).size));
-      else files.set(child, createHash('sha256').update(readFileSync(path.join(dir, child))).digest('hex'));
+      else
+        files.set(
+          child,
+          createHash('sha256')
+            .update(readFileSync(path.join(dir, child)))
+            .digest('hex'),
+        );
     }
   };
   walk('');
@@ -61,10 +67,18 @@ describe('deploy/install.sh --root', { timeout: 300_000 }, () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     for (const file of [
-      'opt/lachan/dist/src/cli/main.js', 'opt/lachan/rules/policy.yaml', 'opt/lachan/package.json', 'opt/lachan/node_modules/better-sqlite3/package.json',
-      'etc/lachan/hosts', 'etc/lachan/lachan.env', 'etc/lachan/nftables-transparent.nft',
-      'etc/systemd/system/lachan.service', 'etc/systemd/system/lachan-nftables.service', 'etc/systemd/journald.conf.d/lachan.conf',
-    ]) expect(existsSync(at(file)), file).toBe(true);
+      'opt/lachan/dist/src/cli/main.js',
+      'opt/lachan/rules/policy.yaml',
+      'opt/lachan/package.json',
+      'opt/lachan/node_modules/better-sqlite3/package.json',
+      'etc/lachan/hosts',
+      'etc/lachan/lachan.env',
+      'etc/lachan/nftables-transparent.nft',
+      'etc/systemd/system/lachan.service',
+      'etc/systemd/system/lachan-nftables.service',
+      'etc/systemd/journald.conf.d/lachan.conf',
+    ])
+      expect(existsSync(at(file)), file).toBe(true);
     for (const dir of ['etc/lachan/certs', 'var/lib/lachan']) expect(statSync(at(dir)).isDirectory(), dir).toBe(true);
     // Only what runs: the test tools (vitest, typescript) stay out.
     expect(existsSync(at('opt/lachan/node_modules/vitest'))).toBe(false);
@@ -75,7 +89,11 @@ describe('deploy/install.sh --root', { timeout: 300_000 }, () => {
   it('installs a program that runs from its own folder and loads the shipped rules', () => {
     const version = execFileSync(process.execPath, [at('opt/lachan/dist/src/cli/main.js'), '--version'], { encoding: 'utf8', cwd: tmpdir() });
     expect(version.trim()).toMatch(/^\d+\.\d+\.\d+/);
-    const lint = spawnSync(process.execPath, [at('opt/lachan/dist/src/cli/main.js'), 'rules', 'lint', '--rules', at('opt/lachan/rules')], { encoding: 'utf8', cwd: tmpdir(), timeout: 120_000 });
+    const lint = spawnSync(process.execPath, [at('opt/lachan/dist/src/cli/main.js'), 'rules', 'lint', '--rules', at('opt/lachan/rules')], {
+      encoding: 'utf8',
+      cwd: tmpdir(),
+      timeout: 120_000,
+    });
     expect(lint.stderr + lint.stdout).not.toMatch(/error/i);
     expect(lint.status).toBe(0);
   });
@@ -99,7 +117,9 @@ describe('deploy/install.sh --root', { timeout: 300_000 }, () => {
     const exec = unit.get('ExecStart')![0]!.split(/\s+/);
     expect(exec[0]).toBe(process.execPath === '/usr/bin/node' ? '/usr/bin/node' : expect.stringMatching(/node$/));
     expect(exec).toEqual(expect.arrayContaining(['/opt/lachan/dist/src/cli/main.js', 'serve', '--data', '/var/lib/lachan', '$LACHAN_SERVE_OPTIONS']));
-    expect(readFileSync(at('etc/lachan/lachan.env'), 'utf8')).toContain('LACHAN_SERVE_OPTIONS="--host :: --port 3128 --transparent-http 3080 --transparent-https 3443"');
+    expect(readFileSync(at('etc/lachan/lachan.env'), 'utf8')).toContain(
+      'LACHAN_SERVE_OPTIONS="--host :: --port 3128 --transparent-http 3080 --transparent-https 3443"',
+    );
   });
 
   it('fills the nftables rules in for both address families, and nft accepts them', () => {

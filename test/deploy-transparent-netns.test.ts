@@ -102,7 +102,21 @@ async function udpProbe(namespace: string, host: string, port: number): Promise<
 beforeAll(async () => {
   root = mkdtempSync(path.join(tmpdir(), 'lachan-netns-'));
   network = createSchoolNetwork();
-  const install = spawnSync('bash', [path.join(REPO_ROOT, 'deploy/install.sh'), '--root', root, '--transparent', network.studentInterface, '--student-nets', '10.77.1.0/24', '--student-nets6', 'fd77:1::/64'], { encoding: 'utf8' });
+  const install = spawnSync(
+    'bash',
+    [
+      path.join(REPO_ROOT, 'deploy/install.sh'),
+      '--root',
+      root,
+      '--transparent',
+      network.studentInterface,
+      '--student-nets',
+      '10.77.1.0/24',
+      '--student-nets6',
+      'fd77:1::/64',
+    ],
+    { encoding: 'utf8' },
+  );
   if (install.status !== 0) throw new Error(`install.sh failed: ${install.stderr}`);
   const loaded = await network.run(network.gateway, 'nft', ['-f', path.join(root, 'etc/lachan/nftables-transparent.nft')]);
   if (loaded.code !== 0) throw new Error(`nft refused the installed rules: ${loaded.stderr}`);
@@ -111,7 +125,14 @@ beforeAll(async () => {
   const leaf = await ca.issue(ALLOWED);
   originCaFile = path.join(root, 'origin-ca.pem');
   writeFileSync(originCaFile, certPem);
-  const origin = network.spawn(network.origin, 'env', [`ORIGIN_CERT=${leaf.certPem}`, `ORIGIN_KEY=${leaf.keyPem}`, process.execPath, '--input-type=module', '-e', ORIGIN_SCRIPT]);
+  const origin = network.spawn(network.origin, 'env', [
+    `ORIGIN_CERT=${leaf.certPem}`,
+    `ORIGIN_KEY=${leaf.keyPem}`,
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    ORIGIN_SCRIPT,
+  ]);
   processes.push(origin);
   await waitForOutput(origin, 'ready', 20_000);
 
@@ -126,7 +147,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const child of processes) child.kill('SIGKILL');
-  await Promise.all(processes.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)));
+  await Promise.all(
+    processes.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)),
+  );
   network?.destroy();
   if (root !== undefined) rmSync(root, { recursive: true, force: true });
 });

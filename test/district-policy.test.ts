@@ -17,7 +17,11 @@ let notModified = 0;
 function publish(overlay: object, signer: typeof collectorKeys.privateKey | null = collectorKeys.privateKey, tamper = false): void {
   const body = Buffer.from(JSON.stringify(overlay));
   const signature = signer === null ? null : sign(null, body, signer).toString('base64');
-  served = { body: tamper ? Buffer.from(body.toString().replace('"block_domains"', '"allow_domains"')) : body, signature, etag: `"${Date.now()}-${Math.random()}"` };
+  served = {
+    body: tamper ? Buffer.from(body.toString().replace('"block_domains"', '"allow_domains"')) : body,
+    signature,
+    etag: `"${Date.now()}-${Math.random()}"`,
+  };
 }
 
 let collector: Server;
@@ -53,8 +57,16 @@ beforeAll(async () => {
     },
     hosts: '127.0.0.1 lo-de.test game.test xoso.test\n',
     args: [
-      '--central', `http://127.0.0.1:${(collector.address() as { port: number }).port}`, '--school', 'th-tram-tau',
-      '--token-file', path.join(work, 'token'), '--central-key', path.join(work, 'collector.pub'), '--policy-interval', '0.3',
+      '--central',
+      `http://127.0.0.1:${(collector.address() as { port: number }).port}`,
+      '--school',
+      'th-tram-tau',
+      '--token-file',
+      path.join(work, 'token'),
+      '--central-key',
+      path.join(work, 'collector.pub'),
+      '--policy-interval',
+      '0.3',
     ],
   });
 });
@@ -85,7 +97,9 @@ describe('district policy overlay on a gateway', () => {
     const blocked = await curl(gateway.port, `http://lo-de.test:${origin.port}/`);
     expect(blocked.headers['x-lachan-block']).toBe('district');
     expect((await curl(gateway.port, `http://game.test:${origin.port}/soi-cau-hom-nay`)).status).toBe(403);
-    const check = JSON.parse(lachan(['check', '--profile', 'tieu-hoc', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--json', 'http://lo-de.test/']).stdout);
+    const check = JSON.parse(
+      lachan(['check', '--profile', 'tieu-hoc', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--json', 'http://lo-de.test/']).stdout,
+    );
     expect(check).toMatchObject({ action: 'block', category: 'district', source: 'district-overlay:v2:1' });
   });
 
@@ -110,14 +124,17 @@ describe('district policy overlay on a gateway', () => {
   it('adds district rules to a local category, and refuses an overlay signed for another school or older than the one in force', async () => {
     expect(await statusOf('xoso.test')).toBe(200);
     publish({
-      version: 6, school: 'th-tram-tau',
+      version: 6,
+      school: 'th-tram-tau',
       profiles: { 'tieu-hoc': { block_domains: ['lo-de.test'] } },
       // A reported page the district blocked as gambling; a category this school does not have is skipped.
       categories: { gambling: { block_domains: ['xoso.test'] }, 'khong-co-o-truong': { block_domains: ['khac.test'] } },
     });
     await eventually(async () => (await statusOf('xoso.test')) === 403);
     expect((await curl(gateway.port, `http://xoso.test:${origin.port}/`)).headers['x-lachan-block']).toBe('gambling');
-    const check = JSON.parse(lachan(['check', '--profile', 'tieu-hoc', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--json', 'http://xoso.test/']).stdout);
+    const check = JSON.parse(
+      lachan(['check', '--profile', 'tieu-hoc', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--json', 'http://xoso.test/']).stdout,
+    );
     expect(check).toMatchObject({ action: 'block', category: 'gambling', source: 'district-overlay:v6:2' });
 
     // Correctly signed, but for another school (which may allow more): refused.

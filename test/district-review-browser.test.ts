@@ -3,7 +3,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, type Collector, curl, lachan, PASSWORD, REPO_ROOT, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
+import {
+  addUser,
+  type Collector,
+  curl,
+  lachan,
+  PASSWORD,
+  REPO_ROOT,
+  type RunningGateway,
+  startCollector,
+  startGateway,
+  startHttpOrigin,
+  stopCollector,
+} from './harness/index.js';
 
 // The review loop whole, with real processes: a student's browser behind a real gateway
 // asks for a review on the block page; the request reaches the real collector; an
@@ -50,20 +62,38 @@ describeWithBrowser('from the block page to the district and back', () => {
     });
     gateway = await startGateway({
       rules: {
-        'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [games]\n  thcs:\n    name: "Trung học cơ sở"\n    block_categories: [games]\n',
+        'policy.yaml':
+          'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [games]\n  thcs:\n    name: "Trung học cơ sở"\n    block_categories: [games]\n',
         // A maths site caught by a broad games list: the kind of block a teacher asks to lift.
         'categories/games/domains': 'hoc-toan.test\n',
       },
       hosts: '127.0.0.1 hoc-toan.test\n',
       args: [
-        '--central', collector.url, '--school', school.id, '--token-file', path.join(work, 'token'),
-        '--central-key', path.join(work, 'collector.pub'), '--policy-interval', String(POLL_SECONDS),
+        '--central',
+        collector.url,
+        '--school',
+        school.id,
+        '--token-file',
+        path.join(work, 'token'),
+        '--central-key',
+        path.join(work, 'collector.pub'),
+        '--policy-interval',
+        String(POLL_SECONDS),
       ],
     });
     // Student pages go through the gateway; the collector on 127.0.0.1 is reached directly.
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [`--proxy-server=127.0.0.1:${gateway.port}`, '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        `--proxy-server=127.0.0.1:${gateway.port}`,
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     student = await (await browser.newContext({ locale: 'vi-VN' })).newPage();
     admin = await (await browser.newContext({ locale: 'vi-VN', viewport: { width: 1400, height: 900 } })).newPage();
@@ -124,9 +154,13 @@ describeWithBrowser('from the block page to the district and back', () => {
     await student.screenshot({ path: path.join(ARTIFACTS, 'review-loop-4-allowed.png') });
 
     // For that profile only: a lower-secondary device (by proxy auth it would be thcs) is still blocked.
-    const check = JSON.parse(lachan(['check', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--profile', 'thcs', '--json', lessonUrl()]).stdout) as { action: string };
+    const check = JSON.parse(lachan(['check', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--profile', 'thcs', '--json', lessonUrl()]).stdout) as {
+      action: string;
+    };
     expect(check.action).toBe('block');
-    const allowed = JSON.parse(lachan(['check', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--profile', 'tieu-hoc', '--json', lessonUrl()]).stdout) as { action: string; source: string };
+    const allowed = JSON.parse(
+      lachan(['check', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--profile', 'tieu-hoc', '--json', lessonUrl()]).stdout,
+    ) as { action: string; source: string };
     expect(allowed.action).toBe('allow');
     expect(allowed.source).toMatch(/^district-overlay:v1:/);
     expect((await curl(gateway.port, lessonUrl())).status).toBe(200);

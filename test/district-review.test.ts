@@ -53,12 +53,20 @@ async function fetchPolicy(school: { token: string }, etag?: string): Promise<{ 
   const response = await fetch(`${collector.url}/api/v1/policy`, {
     headers: { authorization: `Bearer ${school.token}`, ...(etag === undefined ? {} : { 'if-none-match': etag }) },
   });
-  return { status: response.status, body: Buffer.from(await response.arrayBuffer()), signature: response.headers.get('x-lachan-signature'), etag: response.headers.get('etag') };
+  return {
+    status: response.status,
+    body: Buffer.from(await response.arrayBuffer()),
+    signature: response.headers.get('x-lachan-signature'),
+    etag: response.headers.get('etag'),
+  };
 }
 
 interface Overlay {
   version: number;
-  profiles: Record<string, { allow_domains: string[]; block_domains: string[]; block_keywords: string[]; allow_urls: { scope: string; url: string; keywords: boolean }[] }>;
+  profiles: Record<
+    string,
+    { allow_domains: string[]; block_domains: string[]; block_keywords: string[]; allow_urls: { scope: string; url: string; keywords: boolean }[] }
+  >;
   categories: Record<string, { block_domains: string[]; block_keywords: string[] }>;
 }
 
@@ -70,10 +78,15 @@ async function verifiedOverlay(school: { token: string; policyKey: string }): Pr
   return JSON.parse(fetched.body.toString()) as Overlay;
 }
 
-async function queue(who: LoggedIn, status = 'open'): Promise<{ seq: number; school: string; host: string; kind: string; status: string; ruleId: number | null; note: string }[]> {
+async function queue(
+  who: LoggedIn,
+  status = 'open',
+): Promise<{ seq: number; school: string; host: string; kind: string; status: string; ruleId: number | null; note: string }[]> {
   const response = await fetch(`${collector.url}/api/v1/reviews?status=${status}`, { headers: { cookie: who.cookie } });
   expect(response.status).toBe(200);
-  return ((await response.json()) as { requests: { seq: number; school: string; host: string; kind: string; status: string; ruleId: number | null; note: string }[] }).requests;
+  return (
+    (await response.json()) as { requests: { seq: number; school: string; host: string; kind: string; status: string; ruleId: number | null; note: string }[] }
+  ).requests;
 }
 
 /** Posts a dashboard form the way the browser does (urlencoded, CSRF field, cookie). */
@@ -145,7 +158,7 @@ describe('review requests from gateways', () => {
     expect(open.find((r) => r.host === 'soi-cau.example')!.kind).toBe('report');
   });
 
-  it('refuses a wrong token, another school\'s batch and a malformed request, storing nothing', async () => {
+  it("refuses a wrong token, another school's batch and a malformed request, storing nothing", async () => {
     const before = (await queue(admin, 'all')).length;
     expect((await sendRequests(schoolA, [request()], 'not-a-token')).status).toBe(401);
     expect((await sendRequests({ id: schoolB.id, token: schoolA.token }, [request()])).status).toBe(403);
@@ -238,19 +251,31 @@ describe('deciding requests', () => {
 
 describe('editing the district policy', () => {
   async function addRule(body: Record<string, string>, auth: Record<string, string>): Promise<Response> {
-    return fetch(`${collector.url}/api/v1/district-policy/rules`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify(body) });
+    return fetch(`${collector.url}/api/v1/district-policy/rules`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify(body),
+    });
   }
 
   it('lets admins add and remove rules, each change a version, every change in the audit log', async () => {
     const start = (await verifiedOverlay(schoolB)).version;
-    const added = await addRule({ action: 'block', kind: 'keyword', value: 'soi cầu', profile: 'thcs', note: 'lô đề' }, { authorization: `Bearer ${adminToken}` });
+    const added = await addRule(
+      { action: 'block', kind: 'keyword', value: 'soi cầu', profile: 'thcs', note: 'lô đề' },
+      { authorization: `Bearer ${adminToken}` },
+    );
     expect(added.status).toBe(200);
     const { rule } = (await added.json()) as { rule: { id: number } };
     const withKeyword = await verifiedOverlay(schoolB);
     expect(withKeyword.version).toBe(start + 1);
     expect(withKeyword.profiles.thcs!.block_keywords).toEqual(['soi cầu']);
     // A URL pasted as a domain is taken for its host.
-    const pasted = await postForm(admin, '/api/v1/district-policy/rules', { action: 'block', kind: 'domain', value: 'https://WWW.Lode88.example./dang-ky', category: 'gambling' });
+    const pasted = await postForm(admin, '/api/v1/district-policy/rules', {
+      action: 'block',
+      kind: 'domain',
+      value: 'https://WWW.Lode88.example./dang-ky',
+      category: 'gambling',
+    });
     expect(pasted.status).toBe(303);
     expect((await verifiedOverlay(schoolB)).categories.gambling!.block_domains).toContain('www.lode88.example');
     const removed = await postForm(admin, `/api/v1/district-policy/rules/${rule.id}/remove`, {});
@@ -258,7 +283,9 @@ describe('editing the district policy', () => {
     const after = await verifiedOverlay(schoolB);
     expect(after.version).toBe(start + 3);
     expect(after.profiles.thcs?.block_keywords ?? []).toEqual([]);
-    const audit = (await (await fetch(`${collector.url}/api/v1/audit`, { headers: { cookie: admin.cookie } })).json()) as { entries: { action: string; target: string; actor: string; before: string | null }[] };
+    const audit = (await (await fetch(`${collector.url}/api/v1/audit`, { headers: { cookie: admin.cookie } })).json()) as {
+      entries: { action: string; target: string; actor: string; before: string | null }[];
+    };
     expect(audit.entries.find((e) => e.action === 'policy.rule.remove' && e.target === `policy-rule:${rule.id}`)!.before).toContain('soi cầu');
     expect(audit.entries.some((e) => e.action === 'review.approve' && e.actor === 'cntt-a')).toBe(true);
     const page = await (await fetch(`${collector.url}/policy`, { headers: { cookie: admin.cookie } })).text();
@@ -270,10 +297,17 @@ describe('editing the district policy', () => {
     const bad = await addRule({ action: 'block', kind: 'domain', value: 'not a domain!', profile: 'thcs' }, { authorization: `Bearer ${adminToken}` });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { message: string }).message).toContain('not a domain name');
-    const both = await addRule({ action: 'block', kind: 'domain', value: 'x.example', profile: 'thcs', category: 'games' }, { authorization: `Bearer ${adminToken}` });
+    const both = await addRule(
+      { action: 'block', kind: 'domain', value: 'x.example', profile: 'thcs', category: 'games' },
+      { authorization: `Bearer ${adminToken}` },
+    );
     expect(both.status).toBe(400);
-    expect((await postForm(schoolIt, '/api/v1/district-policy/rules', { action: 'block', kind: 'domain', value: 'x.example', profile: 'thcs' })).status).toBe(403);
-    expect((await postForm(viewer, '/api/v1/district-policy/rules', { action: 'block', kind: 'domain', value: 'x.example', profile: 'thcs' })).status).toBe(403);
+    expect((await postForm(schoolIt, '/api/v1/district-policy/rules', { action: 'block', kind: 'domain', value: 'x.example', profile: 'thcs' })).status).toBe(
+      403,
+    );
+    expect((await postForm(viewer, '/api/v1/district-policy/rules', { action: 'block', kind: 'domain', value: 'x.example', profile: 'thcs' })).status).toBe(
+      403,
+    );
     expect(JSON.stringify(await verifiedOverlay(schoolA))).not.toContain('x.example');
   });
 });

@@ -14,7 +14,11 @@ function tempDir(): string {
   dirs.push(dir);
   return dir;
 }
-afterAll(() => dirs.forEach((dir) => { rmSync(dir, { recursive: true, force: true }); }));
+afterAll(() =>
+  dirs.forEach((dir) => {
+    rmSync(dir, { recursive: true, force: true });
+  }),
+);
 
 let visits = 0;
 /** A block on a host of its own, so that the log does not fold it into an earlier visit. */
@@ -132,7 +136,10 @@ describe('the gateway event log', () => {
 
     const listed = lachan(['logs', '--data', dir, '--reviews', '--json']);
     expect(listed.code).toBe(0);
-    const lines = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { eventId: string; note: string });
+    const lines = listed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { eventId: string; note: string });
     expect(lines).toEqual([expect.objectContaining({ eventId: rowsInFile(dir)[0]!.id, note: 'Trang này là bài tập của cô giáo' })]);
   });
 
@@ -213,7 +220,13 @@ describe('the gateway event log', () => {
     expect(sent.map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 5]]);
     expect(log.record(block({ ...visit, time: start + 600 }))).toBe(first);
     log.flush();
-    expect(log.markShipped(sent.map((e) => e.id), Date.now(), sent)).toBe(0);
+    expect(
+      log.markShipped(
+        sent.map((e) => e.id),
+        Date.now(),
+        sent,
+      ),
+    ).toBe(0);
     expect(log.record(block({ ...visit, time: start + 700 }))).toBe(first);
     // Past the window: a new visit.
     const later = log.record(block({ ...visit, time: start + VISIT_WINDOW_MS + 1 }));
@@ -221,7 +234,10 @@ describe('the gateway event log', () => {
     await log.close();
     expect(rows()[tail(first)]).toMatchObject({ count: 7, shipped_at: null });
     const reopened = openEventLog({ dataDir: dir });
-    expect(reopened.unshipped(10).map((e) => [e.id.slice(-8), e.count])).toEqual([[tail(first), 7], [tail(later), 1]]);
+    expect(reopened.unshipped(10).map((e) => [e.id.slice(-8), e.count])).toEqual([
+      [tail(first), 7],
+      [tail(later), 1],
+    ]);
     expect(reopened.stats().dropped).toBe(0);
     await reopened.close();
     // lachan logs shows the count.
@@ -258,19 +274,21 @@ describe('lachan logs', () => {
     const result = lachan(['logs', '--data', dir, '--since', '1h', '--category', 'gambling', '--profile', 'tieu-hoc', '--json']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(lines.map((e) => e.host)).toEqual(['b.example']);
     expect(lines[0]).toMatchObject({ profile: 'tieu-hoc', category: 'gambling', reason: 'domain', path: '/dang-ky', method: 'GET' });
     expect(lines[0]!.client).toMatch(/^[0-9a-f]{16}$/);
 
     const all = lachan(['logs', '--data', dir, '--json']);
-    expect(all.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { host: string }).host)).toEqual([
-      'a.example',
-      'b.example',
-      'c.example',
-      'd.example',
-      '203.0.113.9',
-    ]);
+    expect(
+      all.stdout
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { host: string }).host),
+    ).toEqual(['a.example', 'b.example', 'c.example', 'd.example', '203.0.113.9']);
   });
 
   it('prints a readable table', async () => {

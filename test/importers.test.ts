@@ -231,9 +231,7 @@ describe('line syntax the shipped data lacks', () => {
   });
 
   it('domains: a hosts line given as domains is reported, not half-read', () => {
-    expect(parseListLine('domains', '0.0.0.0 example.com')).toEqual([
-      { kind: 'skip', reason: 'malformed', text: '0.0.0.0 example.com' },
-    ]);
+    expect(parseListLine('domains', '0.0.0.0 example.com')).toEqual([{ kind: 'skip', reason: 'malformed', text: '0.0.0.0 example.com' }]);
     expect(parseListLine('domains', '*.Example.com ')).toEqual([{ kind: 'domain', host: 'example.com' }]);
     expect(parseListLine('domains', 'ads.*.example.com')[0]).toMatchObject({ kind: 'skip', reason: 'wildcard' });
     expect(parseListLine('domains', 'com')[0]).toMatchObject({ kind: 'skip', reason: 'top-level-domain' });
@@ -263,9 +261,7 @@ describe('line syntax the shipped data lacks', () => {
   });
 
   it('UT1 urls: scheme, www. and fragment dropped; the path keeps its case', () => {
-    expect(parseListLine('ut1-urls', 'www.Example.com/Path/Page.html#top')).toEqual([
-      { kind: 'url', rule: 'example.com/Path/Page.html' },
-    ]);
+    expect(parseListLine('ut1-urls', 'www.Example.com/Path/Page.html#top')).toEqual([{ kind: 'url', rule: 'example.com/Path/Page.html' }]);
     expect(parseListLine('ut1-urls', 'http://example.com/x?a=1')).toEqual([{ kind: 'url', rule: 'example.com/x?a=1' }]);
     expect(parseListLine('ut1-urls', 'example.com:81/x')[0]).toMatchObject({ kind: 'skip', reason: 'port' });
   });
@@ -352,10 +348,29 @@ describe('shipped rules (rules/categories/*/domains, urls, rules/no_inspect)', (
   it('sites schools rely on are not covered by any shipped category', async () => {
     const shippedSet = new Set((await allShippedDomains()).keys());
     const mustStayReachable = [
-      'www.google.com', 'www.youtube.com', 'vi.wikipedia.org', 'olm.vn', 'hocmai.vn', 'vnedu.vn', 'moet.gov.vn',
-      'chat.zalo.me', 'id.zalo.me', 'education.minecraft.net', 'play.google.com', 'apps.apple.com', 'www.chess.com',
-      'lichess.org', 'drugs.com', 'www.vietlott.vn', 'xosominhngoc.com', 'zingnews.vn', 'zingmp3.vn', 'vnexpress.net',
-      'dantri.com.vn', 'teams.microsoft.com', 'meet.google.com'
+      'www.google.com',
+      'www.youtube.com',
+      'vi.wikipedia.org',
+      'olm.vn',
+      'hocmai.vn',
+      'vnedu.vn',
+      'moet.gov.vn',
+      'chat.zalo.me',
+      'id.zalo.me',
+      'education.minecraft.net',
+      'play.google.com',
+      'apps.apple.com',
+      'www.chess.com',
+      'lichess.org',
+      'drugs.com',
+      'www.vietlott.vn',
+      'xosominhngoc.com',
+      'zingnews.vn',
+      'zingmp3.vn',
+      'vnexpress.net',
+      'dantri.com.vn',
+      'teams.microsoft.com',
+      'meet.google.com',
     ];
     expect(mustStayReachable.filter((host) => coveredBy(shippedSet, host))).toEqual([]);
   });
@@ -391,9 +406,20 @@ describe('shipped rules (rules/categories/*/domains, urls, rules/no_inspect)', (
     expect(problems).toEqual([]);
     const noInspect = new Set(rules);
     for (const host of [
-      'vcbdigibank.vietcombank.com.vn', 'ebanking.vietinbank.vn', 'smartbanking.bidv.com.vn', 'online.mbbank.com.vn',
-      'ebank.tpb.vn', 'payment.momo.vn', 'sandbox.vnpayment.vnpay.vn', 'dichvucong.gov.vn', 'vneid.gov.vn',
-      'download.windowsupdate.com', 'swcdn.apple.com', 'mesu.apple.com', 'dl.google.com', 'android.clients.google.com',
+      'vcbdigibank.vietcombank.com.vn',
+      'ebanking.vietinbank.vn',
+      'smartbanking.bidv.com.vn',
+      'online.mbbank.com.vn',
+      'ebank.tpb.vn',
+      'payment.momo.vn',
+      'sandbox.vnpayment.vnpay.vn',
+      'dichvucong.gov.vn',
+      'vneid.gov.vn',
+      'download.windowsupdate.com',
+      'swcdn.apple.com',
+      'mesu.apple.com',
+      'dl.google.com',
+      'android.clients.google.com',
     ]) {
       expect(coveredBy(noInspect, host), host).toBe(true);
     }

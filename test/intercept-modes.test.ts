@@ -63,7 +63,10 @@ describe('device trust', () => {
   it('forgets a device not heard of for 90 days when the state is read back', () => {
     const day = 24 * 60 * 60 * 1000;
     const now = 200 * day;
-    const trust = new DeviceTrust({ ca: 'AA', devices: { '10.0.0.5': { seen: now - 91 * day, trusted: now - 91 * day }, '10.0.0.6': { seen: now - 95 * day, trusted: now - 10 * day } } }, now);
+    const trust = new DeviceTrust(
+      { ca: 'AA', devices: { '10.0.0.5': { seen: now - 91 * day, trusted: now - 91 * day }, '10.0.0.6': { seen: now - 95 * day, trusted: now - 10 * day } } },
+      now,
+    );
     expect(Object.keys(trust.snapshot(now).devices)).toEqual(['10.0.0.6']);
   });
 });

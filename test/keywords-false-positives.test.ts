@@ -299,7 +299,13 @@ describe('shipped keyword lists catch what they are for', () => {
     const { set, names } = shipped;
     const all = new Uint8Array(names.length).fill(CATEGORY_BLOCKS);
     const hosts = readFileSync(path.join(DATA, 'topsites/umbrella-top-100k.txt'), 'utf8').split('\n').filter(Boolean);
-    const slugs = sentences.map((sentence) => '/' + stripDiacritics(sentence).toLowerCase().replace(/[^a-z0-9]+/g, '-'));
+    const slugs = sentences.map(
+      (sentence) =>
+        '/' +
+        stripDiacritics(sentence)
+          .toLowerCase()
+          .replace(/[^a-z0-9]+/g, '-'),
+    );
     let matched = 0;
     for (let i = 0; i < slugs.length; i++) {
       const host = hosts[i * 3]!;

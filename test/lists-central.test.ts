@@ -2,7 +2,23 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addSchool, addUser, type Collector, curl, lachanAsync, type ListOrigin, login, makeRulesDir, policyYaml, SHARED_DATA, startCollector, startGateway, startHttpOrigin, startListOrigin, stopCollector } from './harness/index.js';
+import {
+  addSchool,
+  addUser,
+  type Collector,
+  curl,
+  lachanAsync,
+  type ListOrigin,
+  login,
+  makeRulesDir,
+  policyYaml,
+  SHARED_DATA,
+  startCollector,
+  startGateway,
+  startHttpOrigin,
+  startListOrigin,
+  stopCollector,
+} from './harness/index.js';
 
 /** The hostsVN gambling list as published: about 65,000 hosts lines. */
 const HOSTSVN_GAMBLING = readFileSync(path.join(SHARED_DATA, 'hostsvn/extensions/gambling/hosts'), 'utf8');
@@ -21,7 +37,8 @@ function listOnDay(day: number): string {
   return `${kept.join('\n')}\n`;
 }
 
-const LISTS_YAML = (url: string, refresh: string): string => `lists:\n  - name: hostsvn-gambling\n    category: gambling\n    url: ${url}\n    format: hosts\n    refresh: ${refresh}\n`;
+const LISTS_YAML = (url: string, refresh: string): string =>
+  `lists:\n  - name: hostsvn-gambling\n    category: gambling\n    url: ${url}\n    format: hosts\n    refresh: ${refresh}\n`;
 
 let origin: ListOrigin;
 let collector: Collector;
@@ -143,12 +160,26 @@ describe('the collector mirrors lists for its schools', { timeout: 300_000 }, ()
     expect(update.code).toBe(0);
     expect(update.result).toMatchObject({ outcome: 'updated', via: 'central', kind: 'delta', version });
     expect(update.result.bytes as number).toBeLessThan(full / 2);
-    const check = await lachanAsync(['check', '--profile', 'tieu-hoc', '--rules', rules, '--data', data, '--json', 'http://moi-8-3.nhacai.test/', 'http://moi-1-5.nhacai.test/']);
-    const decisions = check.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const check = await lachanAsync([
+      'check',
+      '--profile',
+      'tieu-hoc',
+      '--rules',
+      rules,
+      '--data',
+      data,
+      '--json',
+      'http://moi-8-3.nhacai.test/',
+      'http://moi-1-5.nhacai.test/',
+    ]);
+    const decisions = check.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(decisions.map((d) => d.source)).toEqual([`list:hostsvn-gambling@${version}`, `list:hostsvn-gambling@${version}`]);
   });
 
-  it('shows every school\'s list version on the dashboard and flags the school that never fetched', async () => {
+  it("shows every school's list version on the dashboard and flags the school that never fetched", async () => {
     // Daily refresh from now on: a school that asked today is not stale.
     writeFileSync(path.join(centralData, 'lists.yaml'), LISTS_YAML(origin.url, '1d'));
     const current = (await overview()).lists[0]!.version;

@@ -3,7 +3,21 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { curl, hostsList, lachanAsync, type ListOrigin, makeRulesDir, type Origin, policyYaml, refusedPort, type RunningGateway, SHARED_DATA, startGateway, startHttpOrigin, startListOrigin } from './harness/index.js';
+import {
+  curl,
+  hostsList,
+  lachanAsync,
+  type ListOrigin,
+  makeRulesDir,
+  type Origin,
+  policyYaml,
+  refusedPort,
+  type RunningGateway,
+  SHARED_DATA,
+  startGateway,
+  startHttpOrigin,
+  startListOrigin,
+} from './harness/index.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -53,7 +67,13 @@ describe('lachan lists update against a list host', { timeout: 180_000 }, () => 
     const state = await status(rules, data);
     expect(state.entries).toBe(100);
     const decision = await checkJson(rules, data, 'http://www.casino-7.test/x');
-    expect(decision).toMatchObject({ action: 'block', category: 'gambling', reason: 'domain', rule: 'casino-7.test', source: `list:test-gambling@${state.version as string}` });
+    expect(decision).toMatchObject({
+      action: 'block',
+      category: 'gambling',
+      reason: 'domain',
+      rule: 'casino-7.test',
+      source: `list:test-gambling@${state.version as string}`,
+    });
     // Without --data's lists the school's own rules alone decide.
     expect((await checkJson(rules, dataDir(), 'http://casino-7.test/')).action).toBe('allow');
   });
@@ -128,10 +148,15 @@ describe('lachan lists update against a list host', { timeout: 180_000 }, () => 
   });
 
   it('rules lint reports a subscription whose category has no folder', async () => {
-    const lint = await lachanAsync(['rules', 'lint', '--rules', makeRulesDir({
-      'policy.yaml': policyYaml({ defaultProfile: 'p', profiles: { p: { name: 'P' } } }),
-      'lists.yaml': 'lists:\n  - name: x\n    category: co-bac\n    url: https://example.org/x\n    format: domains\n    refresh: 12h\n',
-    })]);
+    const lint = await lachanAsync([
+      'rules',
+      'lint',
+      '--rules',
+      makeRulesDir({
+        'policy.yaml': policyYaml({ defaultProfile: 'p', profiles: { p: { name: 'P' } } }),
+        'lists.yaml': 'lists:\n  - name: x\n    category: co-bac\n    url: https://example.org/x\n    format: domains\n    refresh: 12h\n',
+      }),
+    ]);
     expect(lint.code).toBe(1);
     expect(lint.stdout).toMatch(/lists\.yaml:2: list "x": no folder categories\/co-bac/);
   });
@@ -155,7 +180,10 @@ describe('a running gateway refreshes its lists itself', { timeout: 180_000 }, (
   it('picks up a new version without a restart or a dropped request, and /metrics exports list age', async () => {
     origin = await startListOrigin(hostsList(20, 'casino'));
     site = await startHttpOrigin();
-    cleanup.push(() => origin.close(), () => site.close());
+    cleanup.push(
+      () => origin.close(),
+      () => site.close(),
+    );
     // Two workers: the primary downloads, every worker reloads.
     proxy = await startGateway({ rulesDir: rulesFor(origin.url, '1s'), workers: 2, hosts: '127.0.0.1 new-casino.test casino-1.test school.test\n' });
     cleanup.push(() => proxy.stop());
@@ -215,7 +243,10 @@ describe('a UT1 category archive', { timeout: 180_000 }, () => {
     expect(update.code, update.stdout + update.stderr).toBe(0);
     const state = await status(rules, data);
     expect(state.entries).toBeGreaterThan(32_000);
-    expect(await checkJson(rules, data, 'http://000-online-casino.com/')).toMatchObject({ action: 'block', source: `list:ut1-gambling@${state.version as string}` });
+    expect(await checkJson(rules, data, 'http://000-online-casino.com/')).toMatchObject({
+      action: 'block',
+      source: `list:ut1-gambling@${state.version as string}`,
+    });
     expect(await checkJson(rules, data, 'http://top-lasvegas.com/en/roulette')).toMatchObject({ action: 'block', reason: 'url', rule: 'top-lasvegas.com/en' });
   });
 });

@@ -14,7 +14,9 @@ afterAll(() => dirs.forEach(removeDir));
 
 describe('the organisation section of policy.yaml', () => {
   it('lints a well-formed section clean', () => {
-    const dir = rules(`version: 1\ndefault_profile: tieu-hoc\norganisation:\n  school: "TH Kim Đồng"\n  office:\n    name: "Sở GD&ĐT Lào Cai"\n    level: tinh\n  hotline:\n    number: "0214 3840 111"\n    label: "Đường dây nóng Lào Cai"\n${PROFILES}`);
+    const dir = rules(
+      `version: 1\ndefault_profile: tieu-hoc\norganisation:\n  school: "TH Kim Đồng"\n  office:\n    name: "Sở GD&ĐT Lào Cai"\n    level: tinh\n  hotline:\n    number: "0214 3840 111"\n    label: "Đường dây nóng Lào Cai"\n${PROFILES}`,
+    );
     const result = lachan(['rules', 'lint', '--rules', dir]);
     expect(result.stdout + result.stderr).not.toContain('organisation');
     expect(result.code).toBe(0);
@@ -22,7 +24,8 @@ describe('the organisation section of policy.yaml', () => {
 
   it('reports each mistake as FILE:LINE, and lint fails', () => {
     const dir = rules(
-      'version: 1\ndefault_profile: tieu-hoc\norganisation:\n  office:\n    level: huyện\n  hotline:\n    number: "gọi ngay"\n    label: ""\n  report:\n    period_start: "30/02"\n  hotlines: []\n' + PROFILES,
+      'version: 1\ndefault_profile: tieu-hoc\norganisation:\n  office:\n    level: huyện\n  hotline:\n    number: "gọi ngay"\n    label: ""\n  report:\n    period_start: "30/02"\n  hotlines: []\n' +
+        PROFILES,
     );
     const result = lachan(['rules', 'lint', '--rules', dir]);
     expect(result.code).toBe(1);

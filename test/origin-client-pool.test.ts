@@ -201,7 +201,10 @@ describe('origin client pool', () => {
   });
 
   it('reports a refused destination from the resolver, and frees the slot', async () => {
-    const pool = client({ connectionsPerOrigin: 1, resolve: (hostname) => (hostname === 'forbidden.test' ? Promise.reject(new Error('refused')) : Promise.resolve(hostname)) });
+    const pool = client({
+      connectionsPerOrigin: 1,
+      resolve: (hostname) => (hostname === 'forbidden.test' ? Promise.reject(new Error('refused')) : Promise.resolve(hostname)),
+    });
     const refused = recorder();
     pool.request({ ...get('/plain'), hostname: 'forbidden.test' }, refused.handler);
     await refused.finished;

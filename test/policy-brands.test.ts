@@ -70,19 +70,34 @@ describe('BrandSet', () => {
 describe('brand rules from a category folder', () => {
   it('derives brands from the listed domains and names their source', async () => {
     const { policy, problems } = await load({
-      'categories/gambling/domains': '3bet.bike\nwww.3bet.ski\nhitclub.top\nhitclub.vip\nsoloclub.top\nplain.com\nlucky88.top\nsun.vn\nsun.io\n3bet.edu.vn\nmail.ok\n',
+      'categories/gambling/domains':
+        '3bet.bike\nwww.3bet.ski\nhitclub.top\nhitclub.vip\nsoloclub.top\nplain.com\nlucky88.top\nsun.vn\nsun.io\n3bet.edu.vn\nmail.ok\n',
       'categories/gambling/brands': '# hand-written\nhitclub\n*club*\n!plain\n',
     });
     expect(problems).toEqual([]);
-    expect(decide(policy!, '3bet.newtld')).toEqual({ action: 'block', reason: 'domain', rule: '3bet.*', source: expect.stringMatching(/^derived from 3 listed domains \(.*categories\/gambling\/domains\)$/) });
-    expect(decide(policy!, 'lucky88.moe')).toMatchObject({ action: 'block', rule: 'lucky88.*', source: expect.stringMatching(/^derived from 1 listed domain \(/) });
+    expect(decide(policy!, '3bet.newtld')).toEqual({
+      action: 'block',
+      reason: 'domain',
+      rule: '3bet.*',
+      source: expect.stringMatching(/^derived from 3 listed domains \(.*categories\/gambling\/domains\)$/),
+    });
+    expect(decide(policy!, 'lucky88.moe')).toMatchObject({
+      action: 'block',
+      rule: 'lucky88.*',
+      source: expect.stringMatching(/^derived from 1 listed domain \(/),
+    });
     expect(decide(policy!, 'soloclub.pink')).toMatchObject({ action: 'block', rule: 'soloclub.*' });
-    expect(decide(policy!, 'hitclub.ke')).toMatchObject({ action: 'block', rule: 'hitclub.*', source: expect.stringMatching(/categories\/gambling\/brands:2$/) });
+    expect(decide(policy!, 'hitclub.ke')).toMatchObject({
+      action: 'block',
+      rule: 'hitclub.*',
+      source: expect.stringMatching(/categories\/gambling\/brands:2$/),
+    });
     // A listed domain stays the more specific rule, and the school's allow beats the brand.
     expect(decide(policy!, 'www.3bet.bike')).toMatchObject({ rule: '3bet.bike', source: expect.stringMatching(/domains:1$/) });
     expect(decide(policy!, '3bet.edu.vn')).toMatchObject({ action: 'allow', rule: '3bet.edu.vn' });
     // Listed under one suffix without a mark, too short, or excluded: not brands.
-    for (const host of ['plain.net', 'solo.club', 'sun.com', 'mail.vn', '3bet.example.com']) expect(decide(policy!, host), host).toMatchObject({ action: 'allow', reason: 'default' });
+    for (const host of ['plain.net', 'solo.club', 'sun.com', 'mail.vn', '3bet.example.com'])
+      expect(decide(policy!, host), host).toMatchObject({ action: 'allow', reason: 'default' });
     // Only profiles that block the category.
     expect(policy!.decide('giao-vien', '3bet.newtld', '/').action).toBe('allow');
   });
@@ -95,7 +110,12 @@ describe('brand rules from a category folder', () => {
   it('matches host signals inside host labels only, with or without diacritics', async () => {
     const { policy, problems } = await load({ 'categories/gambling/host-signals': 'nhà cái\nlô đề*\n' });
     expect(problems).toEqual([]);
-    expect(decide(policy!, 'top-nhacai88.xyz')).toMatchObject({ action: 'block', reason: 'keyword', rule: '*nhacai*', source: expect.stringMatching(/gambling\/host-signals:1$/) });
+    expect(decide(policy!, 'top-nhacai88.xyz')).toMatchObject({
+      action: 'block',
+      reason: 'keyword',
+      rule: '*nhacai*',
+      source: expect.stringMatching(/gambling\/host-signals:1$/),
+    });
     expect(decide(policy!, 'lode88.win')).toMatchObject({ action: 'block', rule: 'lode*' });
     expect(decide(policy!, 'flodesk.com')).toMatchObject({ action: 'allow' });
     expect(decide(policy!, 'news.example', '/bai-viet/nhacai-bi-bat')).toMatchObject({ action: 'allow' });

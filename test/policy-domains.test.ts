@@ -197,15 +197,37 @@ describe('domain set semantics (docs/contract.md §3)', () => {
 const UT1 = path.join(SHARED_DATA, 'ut1');
 /** Per-category `domains` entry counts from ../shared/data/README.md. */
 const UT1_DOMAIN_COUNTS: Readonly<Record<string, number>> = {
-  agressif: 360, drogue: 603, gambling: 32_247, games: 33_741, dating: 6_504, hacking: 274,
-  phishing: 218_382, malware: 218_441, vpn: 6_039, redirector: 132_323, strict_redirector: 132_323,
-  social_networks: 715, sect: 144, warez: 1_546, doh: 3_015, mixed_adult: 149, lingerie: 193,
-  sexual_education: 15, shortener: 4_558, 'residential-proxies': 138, 'dynamic-dns': 2_077,
-  'remote-control': 170, chat: 268, child: 75, liste_blanche: 268,
+  agressif: 360,
+  drogue: 603,
+  gambling: 32_247,
+  games: 33_741,
+  dating: 6_504,
+  hacking: 274,
+  phishing: 218_382,
+  malware: 218_441,
+  vpn: 6_039,
+  redirector: 132_323,
+  strict_redirector: 132_323,
+  social_networks: 715,
+  sect: 144,
+  warez: 1_546,
+  doh: 3_015,
+  mixed_adult: 149,
+  lingerie: 193,
+  sexual_education: 15,
+  shortener: 4_558,
+  'residential-proxies': 138,
+  'dynamic-dns': 2_077,
+  'remote-control': 170,
+  chat: 268,
+  child: 75,
+  liste_blanche: 268,
 };
 
 describe('the real UT1 domains files', () => {
-  const categories = readdirSync(UT1).filter((name) => statSync(path.join(UT1, name)).isDirectory()).sort();
+  const categories = readdirSync(UT1)
+    .filter((name) => statSync(path.join(UT1, name)).isDirectory())
+    .sort();
   const files: string[] = [];
   const counts: Record<string, number> = {};
   const builder = new DomainSetBuilder();
@@ -232,7 +254,16 @@ describe('the real UT1 domains files', () => {
     for (const [name, action] of Object.entries(active)) acts[id(name)] = action;
     return acts;
   };
-  const students = profile({ gambling: CATEGORY_BLOCKS, games: CATEGORY_BLOCKS, social_networks: CATEGORY_BLOCKS, doh: CATEGORY_BLOCKS, drogue: CATEGORY_BLOCKS, agressif: CATEGORY_BLOCKS, 'dynamic-dns': CATEGORY_BLOCKS, liste_blanche: CATEGORY_ALLOWS });
+  const students = profile({
+    gambling: CATEGORY_BLOCKS,
+    games: CATEGORY_BLOCKS,
+    social_networks: CATEGORY_BLOCKS,
+    doh: CATEGORY_BLOCKS,
+    drogue: CATEGORY_BLOCKS,
+    agressif: CATEGORY_BLOCKS,
+    'dynamic-dns': CATEGORY_BLOCKS,
+    liste_blanche: CATEGORY_ALLOWS,
+  });
   const decide = (host: string, acts = students): string | null => {
     const match = set.lookup(host, acts);
     if (match === null) return null;
@@ -277,7 +308,9 @@ describe('the real UT1 domains files', () => {
 
   it('blocks every entry of every active category, checked on a sample of each file', () => {
     for (const category of ['gambling', 'games', 'doh', 'drogue', 'agressif']) {
-      const lines = readFileSync(path.join(UT1, category, 'domains'), 'utf8').trim().split('\n');
+      const lines = readFileSync(path.join(UT1, category, 'domains'), 'utf8')
+        .trim()
+        .split('\n');
       const missed = lines.filter((_, i) => i % 37 === 0).filter((host) => set.lookup(canonicalRuleHost(host)!, students) === null);
       expect(missed, category).toEqual([]);
     }
@@ -308,7 +341,10 @@ describe('the Hagezi light list in two forms', () => {
     });
     expect(rules).toBe(40_961);
     const set = builder.build();
-    const hosts = readFileSync(path.join(SHARED_DATA, 'hagezi/domains/light.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+    const hosts = readFileSync(path.join(SHARED_DATA, 'hagezi/domains/light.txt'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
     expect(hosts).toHaveLength(86_359);
     const acts = Uint8Array.of(CATEGORY_BLOCKS);
     const uncovered = hosts.filter((host) => set.lookup(canonicalRuleHost(host)!, acts) === null);

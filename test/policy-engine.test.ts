@@ -156,7 +156,17 @@ describe('decisions by profile (docs/contract.md §3)', () => {
     // 8 entries for hundreds of URLs: every set collides and evicts all the time.
     const tiny = new Policy(policy.rules, { cacheSize: 8 });
     const uncached = new Policy(policy.rules, { cacheSize: 0 });
-    const hosts = ['bet.example', 'www.bet.example', 'school.bet.example', 'wiki.example', 'news.example', 'olm.vn', '93.184.216.34', 'adult.example', 'vn88nhacai.example'];
+    const hosts = [
+      'bet.example',
+      'www.bet.example',
+      'school.bet.example',
+      'wiki.example',
+      'news.example',
+      'olm.vn',
+      '93.184.216.34',
+      'adult.example',
+      'vn88nhacai.example',
+    ];
     const paths = ['/', '/hoc-tap', '/hoc-tap/x', '/adult', '/adult/page', '/adulthood', '/tin/co-bac-online', '/?q=bai+kiem+tra+bi+cam', '/a', '/b'];
     const urls: [string, string, string][] = [];
     for (const profile of ['tieu-hoc', 'thpt', 'giao-vien']) for (const host of hosts) for (const path of paths) urls.push([profile, host, path]);
@@ -194,7 +204,14 @@ describe('client mapping', () => {
 });
 
 describe('decision cache', () => {
-  const decision = (n: number): Decision => ({ action: n % 2 === 0 ? 'block' : 'allow', profile: `p${n}`, category: null, reason: 'default', rule: `r${n}`, source: null });
+  const decision = (n: number): Decision => ({
+    action: n % 2 === 0 ? 'block' : 'allow',
+    profile: `p${n}`,
+    category: null,
+    reason: 'default',
+    rule: `r${n}`,
+    source: null,
+  });
 
   it('never answers for another key, whatever collides, and stays within its capacity', () => {
     const cache = new DecisionCache(8);
@@ -322,7 +339,14 @@ describe('decision cache', () => {
     // Every blocked address has its own decision (its rule): 70,000 of them through a
     // 64-entry cache. The decisions no entry uses are dropped, the entries stay.
     const cache = new DecisionCache(64);
-    const distinct = (n: number): Decision => ({ action: 'block', profile: 'p', category: null, reason: 'ip-literal', rule: `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`, source: null });
+    const distinct = (n: number): Decision => ({
+      action: 'block',
+      profile: 'p',
+      category: null,
+      reason: 'ip-literal',
+      rule: `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`,
+      source: null,
+    });
     const host = (n: number): string => distinct(n).rule!;
     const lastEight = (n: number): void => {
       for (let back = n; back > n - 8; back--) expect(cache.get(0, host(back), '/x')).toEqual(distinct(back));

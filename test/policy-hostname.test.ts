@@ -76,7 +76,9 @@ describe('canonicalRuleHost: domain-rule entries to the form requests carry', ()
 
   it('leaves every UT1 gambling and games entry as written (already canonical)', () => {
     for (const category of ['gambling', 'games']) {
-      const lines = readFileSync(path.join(SHARED_DATA, `ut1/${category}/domains`), 'utf8').trim().split('\n');
+      const lines = readFileSync(path.join(SHARED_DATA, `ut1/${category}/domains`), 'utf8')
+        .trim()
+        .split('\n');
       const changed = lines.filter((line) => canonicalRuleHost(line) !== line);
       expect(changed).toEqual([]);
     }

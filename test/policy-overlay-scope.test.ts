@@ -54,7 +54,9 @@ describe('scoped allows from the district overlay', () => {
   });
 
   it('refuses an overlay whose allow_urls are malformed', () => {
-    expect(() => parseOverlay(JSON.stringify({ version: 1, profiles: { x: { allow_urls: [{ scope: 'all', url: 'a', keywords: true }] } } }))).toThrow(/allow_urls/);
+    expect(() => parseOverlay(JSON.stringify({ version: 1, profiles: { x: { allow_urls: [{ scope: 'all', url: 'a', keywords: true }] } } }))).toThrow(
+      /allow_urls/,
+    );
     expect(() => parseOverlay(JSON.stringify({ version: 1, profiles: { x: { allow_urls: [{ scope: 'page', url: 'a' }] } } }))).toThrow(/allow_urls/);
   });
 });

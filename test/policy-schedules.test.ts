@@ -126,12 +126,15 @@ describe('decisions change at a schedule boundary without a reload', () => {
 
 describe('schedules are validated at load', () => {
   const broken = (schedule: string) =>
-    POLICY.replace(`      - name: "Nghỉ trưa"
+    POLICY.replace(
+      `      - name: "Nghỉ trưa"
         days: [mon, tue, wed, thu, fri]
         from: "11:30"
         to: "13:30"
         block_categories: [adult]
-`, schedule);
+`,
+      schedule,
+    );
 
   async function errorsOf(policyText: string): Promise<string[]> {
     const bad = makeRulesDir({ ...FILES, 'policy.yaml': policyText });
@@ -145,31 +148,49 @@ describe('schedules are validated at load', () => {
   }
 
   it('refuses a bad day, a bad time, to ≤ from, an unknown category and overlapping windows, each at its line', async () => {
-    expect(await errorsOf(broken(`      - name: "Nghỉ trưa"
+    expect(
+      await errorsOf(
+        broken(`      - name: "Nghỉ trưa"
         days: [mon, thurs]
         from: "11:30"
         to: "13:30"
         block_categories: [adult]
-`))).toEqual([expect.stringMatching(/^9: .*"thurs" is not a day/)]);
-    expect(await errorsOf(broken(`      - name: "Nghỉ trưa"
+`),
+      ),
+    ).toEqual([expect.stringMatching(/^9: .*"thurs" is not a day/)]);
+    expect(
+      await errorsOf(
+        broken(`      - name: "Nghỉ trưa"
         days: [mon]
         from: "11h30"
         to: "25:00"
         block_categories: [adult]
-`))).toEqual([expect.stringMatching(/^10: .*"from" must be a time HH:MM/), expect.stringMatching(/^11: .*"to" must be a time HH:MM/)]);
-    expect(await errorsOf(broken(`      - name: "Nghỉ trưa"
+`),
+      ),
+    ).toEqual([expect.stringMatching(/^10: .*"from" must be a time HH:MM/), expect.stringMatching(/^11: .*"to" must be a time HH:MM/)]);
+    expect(
+      await errorsOf(
+        broken(`      - name: "Nghỉ trưa"
         days: [mon]
         from: "13:30"
         to: "11:30"
         block_categories: [adult]
-`))).toEqual([expect.stringMatching(/^11: .*"to" \(11:30\) must be later than "from" \(13:30\)/)]);
-    expect(await errorsOf(broken(`      - name: "Nghỉ trưa"
+`),
+      ),
+    ).toEqual([expect.stringMatching(/^11: .*"to" \(11:30\) must be later than "from" \(13:30\)/)]);
+    expect(
+      await errorsOf(
+        broken(`      - name: "Nghỉ trưa"
         days: [mon]
         from: "11:30"
         to: "12:30"
         block_categories: [adult, poker]
-`))).toEqual([expect.stringMatching(/^12: unknown category "poker"/)]);
-    expect(await errorsOf(broken(`      - name: "Nghỉ trưa"
+`),
+      ),
+    ).toEqual([expect.stringMatching(/^12: unknown category "poker"/)]);
+    expect(
+      await errorsOf(
+        broken(`      - name: "Nghỉ trưa"
         days: [mon, tue]
         from: "11:30"
         to: "13:30"
@@ -179,16 +200,21 @@ describe('schedules are validated at load', () => {
         from: "13:00"
         to: "17:00"
         block_categories: []
-`))).toEqual([expect.stringMatching(/^13: schedule "Chiều" overlaps schedule "Nghỉ trưa" \(line 8\) on tue/)]);
+`),
+      ),
+    ).toEqual([expect.stringMatching(/^13: schedule "Chiều" overlaps schedule "Nghỉ trưa" \(line 8\) on tue/)]);
   });
 
   it('lachan rules lint prints FILE:LINE and exits 1', () => {
-    const bad = makeRulesDir({ ...FILES, 'policy.yaml': broken(`      - name: "Nghỉ trưa"
+    const bad = makeRulesDir({
+      ...FILES,
+      'policy.yaml': broken(`      - name: "Nghỉ trưa"
         days: [monday]
         from: "11:30"
         to: "13:30"
         block_categories: [adult]
-`) });
+`),
+    });
     try {
       const result = lachan(['rules', 'lint', '--rules', bad]);
       expect(result.code).toBe(1);

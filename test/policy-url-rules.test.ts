@@ -11,7 +11,9 @@ const actions = Uint8Array.of(CATEGORY_BLOCKS, CATEGORY_ALLOWS, CATEGORY_IGNORED
 
 function urlSet(rules: [string, number][]) {
   const builder = new UrlSetBuilder();
-  rules.forEach(([rule, category], i) => { expect(builder.add(rule, category, 1, i + 1)).toBeNull(); });
+  rules.forEach(([rule, category], i) => {
+    expect(builder.add(rule, category, 1, i + 1)).toBeNull();
+  });
   return builder.build();
 }
 
@@ -125,7 +127,9 @@ describe('domain set', () => {
     ['ignored.test', OTHER],
     ['xxx', BLOCK],
   ];
-  rules.forEach(([host, category], i) => { builder.add(host, category, 7, i + 1); });
+  rules.forEach(([host, category], i) => {
+    builder.add(host, category, 7, i + 1);
+  });
   const set = builder.build();
   const decide = (host: string): string | null => {
     const match = set.lookup(host, actions);

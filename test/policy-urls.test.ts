@@ -18,7 +18,9 @@ function request(url: string): [string, string] {
 
 function build(rules: readonly (readonly [string, number])[]): UrlSet {
   const builder = new UrlSetBuilder();
-  rules.forEach(([rule, category], i) => { expect(builder.add(rule, category, 3, i + 1), rule).toBeNull(); });
+  rules.forEach(([rule, category], i) => {
+    expect(builder.add(rule, category, 3, i + 1), rule).toBeNull();
+  });
   return builder.build();
 }
 
@@ -114,12 +116,7 @@ describe('URL rules (UT1/squidGuard `urls`)', () => {
     expect(set.lookup(...request('http://example.com/porn'), new Uint8Array(3))).toBeNull();
   });
 
-  it.each([
-    ['/just/a/path'],
-    ['bad host/x'],
-    ['a&amp;b.example/q'],
-    [''],
-  ])('refuses %j with a reason', (rule) => {
+  it.each([['/just/a/path'], ['bad host/x'], ['a&amp;b.example/q'], ['']])('refuses %j with a reason', (rule) => {
     expect(typeof parseUrlRule(rule)).toBe('string');
   });
 
@@ -147,19 +144,23 @@ describe('URL rules (UT1/squidGuard `urls`)', () => {
 const UT1 = path.join(SHARED_DATA, 'ut1');
 
 describe('the real UT1 urls files', () => {
-  const categories = readdirSync(UT1).filter((name) => statSync(path.join(UT1, name)).isDirectory()).sort();
+  const categories = readdirSync(UT1)
+    .filter((name) => statSync(path.join(UT1, name)).isDirectory())
+    .sort();
   const builder = new UrlSetBuilder();
   const refusals: string[] = [];
   let lines = 0;
   categories.forEach((category, categoryId) => {
     const file = path.join(UT1, category, 'urls');
     if (!existsSync(file)) return;
-    readFileSync(file, 'utf8').split('\n').forEach((line, index) => {
-      if (line.trim() === '' || line.startsWith('#')) return;
-      lines++;
-      const problem = builder.add(line, categoryId, categoryId, index + 1);
-      if (problem !== null) refusals.push(`${category}/urls:${index + 1}: ${problem}`);
-    });
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .forEach((line, index) => {
+        if (line.trim() === '' || line.startsWith('#')) return;
+        lines++;
+        const problem = builder.add(line, categoryId, categoryId, index + 1);
+        if (problem !== null) refusals.push(`${category}/urls:${index + 1}: ${problem}`);
+      });
   });
   const set = builder.build();
   const all = new Uint8Array(categories.length).fill(CATEGORY_BLOCKS);
@@ -196,7 +197,9 @@ describe('the real UT1 urls files', () => {
     let missed = 0;
     let checked = 0;
     for (const category of ['drogue', 'games', 'malware']) {
-      const rules = readFileSync(path.join(UT1, category, 'urls'), 'utf8').trim().split('\n');
+      const rules = readFileSync(path.join(UT1, category, 'urls'), 'utf8')
+        .trim()
+        .split('\n');
       for (let i = 0; i < rules.length; i += 11) {
         const parsed = parseUrlRule(rules[i]!);
         if (typeof parsed === 'string') continue;

@@ -81,5 +81,4 @@ describe('the real UT1 lists, dropped in unchanged', () => {
     expect(topBlocked.length).toBeLessThan(top.length * 0.01);
     expect(decide('students', 'http://www.google.com/').action).toBe('allow');
   });
-
 });

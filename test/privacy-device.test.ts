@@ -33,18 +33,48 @@ async function gatewayData(dir: string): Promise<void> {
   const log = openEventLog({ dataDir: dir, school: 'th-kim-dong', shipping: true });
   const now = Date.now();
   const event = (clientAddress: string, host: string, time: number) =>
-    log.record({ time, profile: 'thpt', category: 'gambling', reason: 'domain', rule: host, source: 'rules/categories/gambling/domains:1', host, path: '/dang-ky', method: 'GET', clientAddress });
+    log.record({
+      time,
+      profile: 'thpt',
+      category: 'gambling',
+      reason: 'domain',
+      rule: host,
+      source: 'rules/categories/gambling/domains:1',
+      host,
+      path: '/dang-ky',
+      method: 'GET',
+      clientAddress,
+    });
   event(CHILD, 'nhacai-cua-em.example', now - 3 * DAY);
   event(CHILD, 'casino-cua-em.example', now - DAY);
   event(OTHER, 'nhacai-ban-khac.example', now - DAY);
   log.flush();
-  log.recordReviewRequest({ kind: 'report', eventRef: '', host: 'trang-xau.example', category: null, profile: 'thpt', note: 'em thấy trang này có hại', clientAddress: CHILD });
-  log.recordReviewRequest({ kind: 'report', eventRef: '', host: 'trang-khac.example', category: null, profile: 'thpt', note: 'của bạn khác', clientAddress: OTHER });
+  log.recordReviewRequest({
+    kind: 'report',
+    eventRef: '',
+    host: 'trang-xau.example',
+    category: null,
+    profile: 'thpt',
+    note: 'em thấy trang này có hại',
+    clientAddress: CHILD,
+  });
+  log.recordReviewRequest({
+    kind: 'report',
+    eventRef: '',
+    host: 'trang-khac.example',
+    category: null,
+    profile: 'thpt',
+    note: 'của bạn khác',
+    clientAddress: OTHER,
+  });
   childPseudonym = log.clientPseudonym(CHILD);
   otherPseudonym = log.clientPseudonym(OTHER);
   await log.close();
   const seen = now - 2 * DAY;
-  writeFileSync(path.join(dir, 'device-trust.json'), JSON.stringify({ version: 1, ca: 'ab', devices: { [CHILD]: { seen, trusted: seen }, [OTHER]: { seen } } }));
+  writeFileSync(
+    path.join(dir, 'device-trust.json'),
+    JSON.stringify({ version: 1, ca: 'ab', devices: { [CHILD]: { seen, trusted: seen }, [OTHER]: { seen } } }),
+  );
 }
 
 beforeAll(async () => {
@@ -119,8 +149,27 @@ describe('lachan privacy erase', () => {
     const school = await store.addSchool('THPT Kim Đồng');
     tokenFile = path.join(collectorDir, 'token');
     writeFileSync(tokenFile, school.token);
-    const shipped = (client: string, id: string, host: string) => ({ id, time: Date.now() - DAY, profile: 'thpt', category: 'gambling', reason: 'domain', rule: host, source: null, host, path: '/', method: 'GET', client });
-    await store.ingest(school.id, [shipped(childPseudonym, '01JCHILD0000000000000000A1', 'nhacai-cua-em.example'), shipped(otherPseudonym, '01JOTHER0000000000000000B1', 'nhacai-ban-khac.example')], Date.now());
+    const shipped = (client: string, id: string, host: string) => ({
+      id,
+      time: Date.now() - DAY,
+      profile: 'thpt',
+      category: 'gambling',
+      reason: 'domain',
+      rule: host,
+      source: null,
+      host,
+      path: '/',
+      method: 'GET',
+      client,
+    });
+    await store.ingest(
+      school.id,
+      [
+        shipped(childPseudonym, '01JCHILD0000000000000000A1', 'nhacai-cua-em.example'),
+        shipped(otherPseudonym, '01JOTHER0000000000000000B1', 'nhacai-ban-khac.example'),
+      ],
+      Date.now(),
+    );
     await store.close();
     // The real collector serves the erasure endpoint over that database.
     collector = await startCollector(collectorDir);
@@ -134,7 +183,22 @@ describe('lachan privacy erase', () => {
   });
 
   it('erases the device at the school and at the collector, keeps everyone else’s, and audits it', async () => {
-    const result = await lachanAsync(['privacy', 'erase', '--device', CHILD, '--data', dataDir, '--rules', rulesDir, '--central', collectorUrl, '--school', schoolId, '--token-file', tokenFile]);
+    const result = await lachanAsync([
+      'privacy',
+      'erase',
+      '--device',
+      CHILD,
+      '--data',
+      dataDir,
+      '--rules',
+      rulesDir,
+      '--central',
+      collectorUrl,
+      '--school',
+      schoolId,
+      '--token-file',
+      tokenFile,
+    ]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Đã xoá 2 sự kiện chặn và 1 đề nghị');
@@ -175,7 +239,20 @@ describe('lachan privacy erase', () => {
   });
 
   it('keeps the request queued when the collector cannot be reached', () => {
-    const result = lachan(['privacy', 'erase', '--device', OTHER, '--data', dataDir, '--central', 'http://127.0.0.1:9', '--school', schoolId, '--token-file', tokenFile]);
+    const result = lachan([
+      'privacy',
+      'erase',
+      '--device',
+      OTHER,
+      '--data',
+      dataDir,
+      '--central',
+      'http://127.0.0.1:9',
+      '--school',
+      schoolId,
+      '--token-file',
+      tokenFile,
+    ]);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('chưa gửi được');
     expect(result.stdout).toContain('đã được xếp hàng');

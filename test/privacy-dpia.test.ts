@@ -49,7 +49,9 @@ describe('lachan privacy dpia', () => {
     expect(text).toContain('# Hồ sơ đánh giá tác động xử lý dữ liệu cá nhân');
     expect(text).toContain('Trường THCS Nguyễn Du');
     expect(text).toContain('Sở Giáo dục và Đào tạo tỉnh Lào Cai');
-    expect(text).toMatch(/\| Trung học cơ sở \(`thcs`\) \| adult, gambling, social-networks \| có \| Nghỉ trưa: T2, T3, T4, T5, T6 11:30–13:30, chặn adult, gambling \|/);
+    expect(text).toMatch(
+      /\| Trung học cơ sở \(`thcs`\) \| adult, gambling, social-networks \| có \| Nghỉ trưa: T2, T3, T4, T5, T6 11:30–13:30, chặn adult, gambling \|/,
+    );
     expect(text).toMatch(/\| Giáo viên \(`giao-vien`\) \| adult \| không \| — \|/);
     expect(text).toContain('2 dải trong mục `clients`');
     // Retention, from src/privacy/retention.ts.
@@ -62,7 +64,18 @@ describe('lachan privacy dpia', () => {
 
   it('names the collector and its retention when events leave the school, and writes HTML', () => {
     const out = path.join(rulesDir, 'dpia.html');
-    const result = lachan(['privacy', 'dpia', '--rules', rulesDir, '--central', 'https://thongke.sogd.example/lachan', '--retention-days', '365', '--out', out]);
+    const result = lachan([
+      'privacy',
+      'dpia',
+      '--rules',
+      rulesDir,
+      '--central',
+      'https://thongke.sogd.example/lachan',
+      '--retention-days',
+      '365',
+      '--out',
+      out,
+    ]);
     expect(result.code).toBe(0);
     const html = readFileSync(out, 'utf8');
     expect(html).toMatch(/^<!doctype html>/);
@@ -74,7 +87,10 @@ describe('lachan privacy dpia', () => {
   });
 
   it('refuses a policy with errors, naming the line', () => {
-    const broken = makeRulesDir({ 'policy.yaml': 'version: 1\ndefault_profile: x\nprofiles:\n  x:\n    name: "X"\n    schedules:\n      - name: "A"\n        days: [funday]\n        from: "08:00"\n        to: "09:00"\n        block_categories: []\n' });
+    const broken = makeRulesDir({
+      'policy.yaml':
+        'version: 1\ndefault_profile: x\nprofiles:\n  x:\n    name: "X"\n    schedules:\n      - name: "A"\n        days: [funday]\n        from: "08:00"\n        to: "09:00"\n        block_categories: []\n',
+    });
     try {
       const result = lachan(['privacy', 'dpia', '--rules', broken]);
       expect(result.code).toBe(2);

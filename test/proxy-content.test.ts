@@ -11,7 +11,17 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CLI, REPO_ROOT, curl, encodeWindows1258, fixture, type Origin, type RunningGateway, startGateway, startHttpOrigin, startHttpsOrigin, storedEventsUntil,
+  CLI,
+  REPO_ROOT,
+  curl,
+  encodeWindows1258,
+  fixture,
+  type Origin,
+  type RunningGateway,
+  startGateway,
+  startHttpOrigin,
+  startHttpsOrigin,
+  storedEventsUntil,
 } from './harness/index.js';
 
 const TEACHER = '127.0.0.3';
@@ -40,7 +50,9 @@ const HARMLESS = Buffer.from(fixture('vi-news-gambling-arrest.html'));
 /** A PNG signature, then the words of a betting site: images are never read. */
 const IMAGE = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), HARMFUL, Buffer.from([0, 1, 2, 255])]);
 /** 70 KB of a harmless lesson, then a betting site's text: past the 64 KiB held back. */
-const LATE_HEAD = Buffer.from(`<!DOCTYPE html><html><head><meta charset="utf-8"><title>Bài học</title></head><body>${'<p>Hôm nay chúng em học về cây xanh, dòng sông và những đám mây trên bầu trời.</p>\n'.repeat(800)}`);
+const LATE_HEAD = Buffer.from(
+  `<!DOCTYPE html><html><head><meta charset="utf-8"><title>Bài học</title></head><body>${'<p>Hôm nay chúng em học về cây xanh, dòng sông và những đám mây trên bầu trời.</p>\n'.repeat(800)}`,
+);
 const LATE_TAIL = Buffer.from(`${fixture('vi-gambling-site.html').replace(/^[\s\S]*<body>/, '<div>')}`);
 
 /** Each page as an origin sends it, by path. */
@@ -58,7 +70,10 @@ function serve(req: IncomingMessage, res: ServerResponse): void {
     return void res.writeHead(200, { ...html, 'content-encoding': 'br', 'content-length': body.length }).end(body);
   }
   if (url === '/harmful-1258') {
-    const legacy = fixture('vi-gambling-site.html').replace('<meta charset="utf-8">', '<meta http-equiv="Content-Type" content="text/html; charset=windows-1258">');
+    const legacy = fixture('vi-gambling-site.html').replace(
+      '<meta charset="utf-8">',
+      '<meta http-equiv="Content-Type" content="text/html; charset=windows-1258">',
+    );
     const body = encodeWindows1258(legacy);
     return void res.writeHead(200, { 'content-type': 'text/html', 'content-length': body.length }).end(body);
   }
@@ -82,12 +97,15 @@ interface RawResponse {
 /** Node's HTTP client through the proxy, keeping the body's bytes as they came (no decoding). */
 function fetchRaw(proxyPort: number, url: string, localAddress?: string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host, connection: 'close' }, localAddress }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port: proxyPort, path: url, headers: { host: new URL(url).host, connection: 'close' }, localAddress },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -176,7 +194,12 @@ describe('pages read on their way (docs/contract.md §8)', () => {
     const result = await fetchRaw(proxy.port, `${base}/harmless`);
     expect(result.status).toBe(200);
     expect(result.body.equals(HARMLESS)).toBe(true);
-    expect(result.headers).toMatchObject({ 'content-type': 'text/html; charset=utf-8', 'content-length': String(HARMLESS.length), 'x-origin': 'kept', etag: '"v1"' });
+    expect(result.headers).toMatchObject({
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': String(HARMLESS.length),
+      'x-origin': 'kept',
+      etag: '"v1"',
+    });
   });
 
   it('leaves an image with betting words inside untouched', async () => {

@@ -3,7 +3,18 @@ import { readReviewRequests } from '../src/events/log.js';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { curl, type Origin, policyYaml, rawExchange, rawStatus, refusedPort, type RunningGateway, startGateway, startHttpOrigin, storedEventsUntil } from './harness/index.js';
+import {
+  curl,
+  type Origin,
+  policyYaml,
+  rawExchange,
+  rawStatus,
+  refusedPort,
+  type RunningGateway,
+  startGateway,
+  startHttpOrigin,
+  storedEventsUntil,
+} from './harness/index.js';
 
 const BIG = Buffer.alloc(8 * 1024 * 1024, 'abcdefghij');
 const BIG_SHA = createHash('sha256').update(BIG).digest('hex');
@@ -79,9 +90,15 @@ describe('forwarding', () => {
   it('forwards request bodies, fixed length and chunked', async () => {
     const payload = Buffer.alloc(300_000, 'x');
     const sha = createHash('sha256').update(payload).digest('hex');
-    const fixed = await curl(proxy.port, `http://origin.test:${origin.port}/upload`, { args: ['--data-binary', `@-`, '-H', 'content-type: application/octet-stream'], stdin: payload });
+    const fixed = await curl(proxy.port, `http://origin.test:${origin.port}/upload`, {
+      args: ['--data-binary', `@-`, '-H', 'content-type: application/octet-stream'],
+      stdin: payload,
+    });
     expect(JSON.parse(fixed.body)).toMatchObject({ length: payload.length, sha });
-    const chunked = await curl(proxy.port, `http://origin.test:${origin.port}/upload`, { args: ['--data-binary', '@-', '-H', 'transfer-encoding: chunked'], stdin: payload });
+    const chunked = await curl(proxy.port, `http://origin.test:${origin.port}/upload`, {
+      args: ['--data-binary', '@-', '-H', 'transfer-encoding: chunked'],
+      stdin: payload,
+    });
     expect(JSON.parse(chunked.body)).toMatchObject({ length: payload.length, sha, te: 'chunked' });
   });
 
@@ -96,7 +113,22 @@ describe('forwarding', () => {
 
   it('drops hop-by-hop request headers and those Connection lists, keeps repeated fields, and chains Via', async () => {
     const result = await curl(proxy.port, `http://origin.test:${origin.port}/echo-headers`, {
-      args: ['-H', 'Connection: X-Lab-Secret', '-H', 'X-Lab-Secret: 42', '-H', 'Via: 1.0 may-chu-truong', '-H', 'X-Forwarded-For: 10.1.2.3', '-H', 'X-Repeat: a', '-H', 'X-Repeat: b', '-H', 'Keep-Alive: timeout=9'],
+      args: [
+        '-H',
+        'Connection: X-Lab-Secret',
+        '-H',
+        'X-Lab-Secret: 42',
+        '-H',
+        'Via: 1.0 may-chu-truong',
+        '-H',
+        'X-Forwarded-For: 10.1.2.3',
+        '-H',
+        'X-Repeat: a',
+        '-H',
+        'X-Repeat: b',
+        '-H',
+        'Keep-Alive: timeout=9',
+      ],
     });
     const raw = (JSON.parse(result.body) as { raw: string[] }).raw;
     const fields = new Map<string, string[]>();
@@ -173,14 +205,20 @@ describe('forwarding', () => {
     });
     expect(echoed).toMatch(/^HTTP\/1\.1 101 /);
     expect(echoed).toContain(`X-Seen-Host: origin.test:${origin.port}`);
-    const blocked = await rawExchange(proxy.port, `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    const blocked = await rawExchange(
+      proxy.port,
+      `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    );
     expect(rawStatus(blocked.text)).toBe(403);
     expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
   });
 
   it('blocks and records a WebSocket upgrade to `host.` as `host` (one spelling per site)', async () => {
     // A host no earlier test blocked: repeats of one host within a short window fold into one event.
-    const blocked = await rawExchange(proxy.port, `GET http://WS.Game.test.:${origin.port}/ws-dot?room=7 HTTP/1.1\r\nHost: ws.game.test.\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    const blocked = await rawExchange(
+      proxy.port,
+      `GET http://WS.Game.test.:${origin.port}/ws-dot?room=7 HTTP/1.1\r\nHost: ws.game.test.\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    );
     expect(rawStatus(blocked.text)).toBe(403);
     expect(blocked.text).toMatch(/X-Lachan-Block: games/i);
     expect(blocked.text).toContain('<dd>ws.game.test</dd>');
@@ -191,7 +229,10 @@ describe('forwarding', () => {
 
   it('answers an upgrade to an origin that refuses the connection with 502', async () => {
     const port = await refusedPort();
-    const { text, closed } = await rawExchange(proxy.port, `GET http://origin.test:${port}/ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    const { text, closed } = await rawExchange(
+      proxy.port,
+      `GET http://origin.test:${port}/ws HTTP/1.1\r\nHost: origin.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    );
     expect(closed).toBe(true);
     expect(rawStatus(text)).toBe(502);
   });

@@ -97,7 +97,10 @@ describe('hooks on the one request path', () => {
     await curl(port, `http://game.test:${origin.port}/signal`);
     const tunnel = await rawExchange(port, 'CONNECT game.test:443 HTTP/1.1\r\nHost: game.test:443\r\n\r\n');
     expect(rawStatus(tunnel.text)).toBe(403);
-    const upgrade = await rawExchange(port, `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`);
+    const upgrade = await rawExchange(
+      port,
+      `GET http://game.test:${origin.port}/ws HTTP/1.1\r\nHost: game.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`,
+    );
     expect(rawStatus(upgrade.text)).toBe(403);
     expect(signalled.map(({ flow, decision }) => [flow.mode, flow.target.host, decision.action])).toEqual([
       ['forward', 'origin.test', 'allow'],
@@ -110,7 +113,9 @@ describe('hooks on the one request path', () => {
   });
 
   it('stores review requests through the review port', async () => {
-    const posted = await curl(port, `http://game.test:${origin.port}/__lachan__/review`, { args: ['--data', 'ref=REF1&host=game.test&category=games&note=b%C3%A0i+t%E1%BA%ADp'] });
+    const posted = await curl(port, `http://game.test:${origin.port}/__lachan__/review`, {
+      args: ['--data', 'ref=REF1&host=game.test&category=games&note=b%C3%A0i+t%E1%BA%ADp'],
+    });
     expect(posted.status).toBe(200);
     expect(reviews.at(-1)).toMatchObject({ kind: 'review', host: 'game.test', eventRef: 'REF1', profile: 'hs', note: 'bài tập' });
   });

@@ -139,11 +139,17 @@ describe('plain HTTP through the proxy', () => {
   });
 
   it('records the block page review request', async () => {
-    const result = await curl(proxy.port, `http://bet.test:${origin.port}/__lachan__/review`, ['--data', 'ref=ABCD&host=bet.test&category=gambling&profile=tieu-hoc&note=c%E1%BA%A7n+cho+b%C3%A0i+h%E1%BB%8Dc']);
+    const result = await curl(proxy.port, `http://bet.test:${origin.port}/__lachan__/review`, [
+      '--data',
+      'ref=ABCD&host=bet.test&category=gambling&profile=tieu-hoc&note=c%E1%BA%A7n+cho+b%C3%A0i+h%E1%BB%8Dc',
+    ]);
     expect(result.status).toBe(200);
     expect(result.body).toContain('Đã gửi đề nghị');
     // Staff find it in the local database, with a pseudonym instead of the address.
-    const reviews = lachan(['logs', '--data', proxy.dataDir, '--reviews', '--json']).stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const reviews = lachan(['logs', '--data', proxy.dataDir, '--reviews', '--json'])
+      .stdout.trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(reviews).toEqual(expect.arrayContaining([expect.objectContaining({ host: 'bet.test', category: 'gambling', note: 'cần cho bài học' })]));
     expect(JSON.stringify(reviews)).not.toContain('127.0.0.1');
   });
@@ -153,7 +159,10 @@ describe('CONNECT', () => {
   it('tunnels an allowed HTTPS site untouched: the client sees the origin certificate', async () => {
     const caFile = path.join(proxy.dataDir, '..', 'origin-ca.pem');
     writeFileSync(caFile, tlsOrigin.caPem);
-    const extra = await startGateway({ rules: { ...RULES, 'policy.yaml': POLICY.replace('connect_ports: [443]', `connect_ports: [443, ${tlsOrigin.port}]`) }, hosts: '127.0.0.1 secure.test\n' });
+    const extra = await startGateway({
+      rules: { ...RULES, 'policy.yaml': POLICY.replace('connect_ports: [443]', `connect_ports: [443, ${tlsOrigin.port}]`) },
+      hosts: '127.0.0.1 secure.test\n',
+    });
     try {
       const result = await curl(extra.port, `https://secure.test:${tlsOrigin.port}/hello`, ['--cacert', caFile]);
       expect(result.code).toBe(0);
@@ -191,7 +200,11 @@ describe('malformed and hostile requests', () => {
 
   it.each([
     ['garbage', 'HELLO THERE\r\n\r\n', 400],
-    ['both Content-Length and Transfer-Encoding', `POST http://origin.test:PORT/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+    [
+      'both Content-Length and Transfer-Encoding',
+      `POST http://origin.test:PORT/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+      400,
+    ],
     ['two different Content-Length', `POST http://origin.test:PORT/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde`, 400],
     ['a bad CONNECT authority', 'CONNECT not a host HTTP/1.1\r\n\r\n', 400],
   ])('%s → %s and the proxy keeps serving', async (_name, request, status) => {

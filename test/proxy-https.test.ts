@@ -111,7 +111,9 @@ describe('secure WebSockets inside an inspected connection', () => {
   /** CONNECT, TLS trusting the school CA, then an upgrade request; resolves with what came back. */
   function wss(path: string, send: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const raw = netConnect(inspecting.port, '127.0.0.1', () => raw.write(`CONNECT secure.test:${secure.port} HTTP/1.1\r\nHost: secure.test:${secure.port}\r\n\r\n`));
+      const raw = netConnect(inspecting.port, '127.0.0.1', () =>
+        raw.write(`CONNECT secure.test:${secure.port} HTTP/1.1\r\nHost: secure.test:${secure.port}\r\n\r\n`),
+      );
       raw.once('data', (reply) => {
         if (!reply.toString().startsWith('HTTP/1.1 200')) return reject(new Error(reply.toString()));
         const tls = tlsConnect({ socket: raw, servername: 'secure.test', ca: [readFileSync(schoolCa, 'utf8')] }, () => {
@@ -141,7 +143,7 @@ describe('secure WebSockets inside an inspected connection', () => {
 });
 
 describe('safe search without interception', () => {
-  it('dials the engine\'s safe endpoint for a CONNECT to Google; the client TLS stays intact', async () => {
+  it("dials the engine's safe endpoint for a CONNECT to Google; the client TLS stays intact", async () => {
     const proxy = await startGateway({
       rules: { 'policy.yaml': policy(safe.port, false), 'categories/gambling/domains': 'bet.test\n' },
       // www.google.com itself points nowhere useful; only the safe endpoint answers.

@@ -11,11 +11,17 @@ import { curl, policyYaml, rawExchange, type RawRequest, rawStatus, type Running
 
 type Script = (socket: Socket, request: RawRequest) => void;
 
-const CHUNKED_SPLIT = ['HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r', '\nhello\r\n6\r\n worl', 'd\r\n0\r\nX-Trailer: yes\r\n\r\n'];
+const CHUNKED_SPLIT = [
+  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r',
+  '\nhello\r\n6\r\n worl',
+  'd\r\n0\r\nX-Trailer: yes\r\n\r\n',
+];
 
 const scripts: Record<string, Script> = {
   '/chunked-split': (socket) => {
-    CHUNKED_SPLIT.forEach((part, i) => { setTimeout(() => socket.write(part), i * 30); });
+    CHUNKED_SPLIT.forEach((part, i) => {
+      setTimeout(() => socket.write(part), i * 30);
+    });
   },
   '/until-close': (socket) => {
     socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst ');
@@ -28,7 +34,9 @@ const scripts: Record<string, Script> = {
   },
   '/head-bytewise': (socket) => {
     const bytes = Buffer.from('HTTP/1.1 200 OK\r\nX-Bytewise: yes\r\nContent-Length: 4\r\n\r\ndone', 'latin1');
-    bytes.forEach((byte, i) => { setTimeout(() => socket.write(Buffer.from([byte])), i * 2); });
+    bytes.forEach((byte, i) => {
+      setTimeout(() => socket.write(Buffer.from([byte])), i * 2);
+    });
   },
   '/continue-forever': (socket) => {
     const timer = setInterval(() => socket.write('HTTP/1.1 100 Continue\r\n\r\n'), 200);
@@ -43,7 +51,10 @@ const scripts: Record<string, Script> = {
   '/sized': (socket, { method }) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Method: ${method}\r\n\r\n${method === 'HEAD' ? '' : 'sized'}`),
   '/no-content': (socket) => socket.write('HTTP/1.1 204 No Content\r\nX-Empty: yes\r\n\r\n'),
   '/not-modified': (socket) => socket.write('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n'),
-  '/informational': (socket) => socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal'),
+  '/informational': (socket) =>
+    socket.write(
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal',
+    ),
   '/close-header': (socket) => socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye'),
   '/http10': (socket) => {
     socket.write('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nold server');

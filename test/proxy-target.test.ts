@@ -41,7 +41,8 @@ describe('the canonical target (docs/contract.md §3, §4)', () => {
     expect(parseConnectTarget('Example.COM.:443')).toMatchObject({ host: 'example.com', port: 443, scheme: 'https' });
     expect(parseConnectTarget('[2001:db8::1]:443')).toMatchObject({ host: '[2001:db8::1]', port: 443 });
     expect(parseConnectTarget('bücher.de:443')?.host).toBe('xn--bcher-kva.de');
-    for (const bad of ['example.com', 'example.com:0', 'example.com:65536', 'a@example.com:443', 'example.com/x:443', ':443']) expect(parseConnectTarget(bad)).toBeNull();
+    for (const bad of ['example.com', 'example.com:0', 'example.com:65536', 'a@example.com:443', 'example.com/x:443', ':443'])
+      expect(parseConnectTarget(bad)).toBeNull();
   });
 
   it('reads a TLS server name and an origin-form request the same way', () => {
@@ -57,9 +58,7 @@ describe('the canonical target (docs/contract.md §3, §4)', () => {
   });
 
   describe('lachan check and the proxy agree', () => {
-    it.each([
-      'http://WWW.BET.EXAMPLE./', 'https://Bücher.de./x?y', 'http://[::1]:8080/a', 'http://0x7f.0.0.1/', 'http://u@Example.com/p',
-    ])('%s', (url) => {
+    it.each(['http://WWW.BET.EXAMPLE./', 'https://Bücher.de./x?y', 'http://[::1]:8080/a', 'http://0x7f.0.0.1/', 'http://u@Example.com/p'])('%s', (url) => {
       const typed = parseTypedTarget(url);
       expect(typed).not.toBeNull();
       expect(typed).toEqual(parseAbsoluteTarget(url));

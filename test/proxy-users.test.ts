@@ -2,11 +2,26 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, curl, makeRulesDir, type Origin, policyYaml, rawExchange, rawStatus, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
+import {
+  CLI,
+  curl,
+  makeRulesDir,
+  type Origin,
+  policyYaml,
+  rawExchange,
+  rawStatus,
+  type RunningGateway,
+  startGateway,
+  startHttpOrigin,
+} from './harness/index.js';
 
 function usersAdd(rulesDir: string, name: string, password: string): { status: number; stderr: string } {
   try {
-    execFileSync(process.execPath, [CLI, 'users', 'add', name, '--rules', rulesDir], { input: `${password}\n`, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    execFileSync(process.execPath, [CLI, 'users', 'add', name, '--rules', rulesDir], {
+      input: `${password}\n`,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     return { status: 0, stderr: '' };
   } catch (error) {
     const e = error as { status: number; stderr: string };
@@ -61,7 +76,10 @@ describe('lachan users add and lab authentication', () => {
     expect(wrong.headers['proxy-authenticate']).toMatch(/^Basic /);
     expect(wrong.body).toContain('Cần đăng nhập');
     // A CONNECT with a wrong password is refused the same way, before any tunnel.
-    const { text } = await rawExchange(proxy.port, `CONNECT game.test:443 HTTP/1.1\r\nHost: game.test:443\r\nProxy-Authorization: Basic ${Buffer.from('thaygiao:sai').toString('base64')}\r\n\r\n`);
+    const { text } = await rawExchange(
+      proxy.port,
+      `CONNECT game.test:443 HTTP/1.1\r\nHost: game.test:443\r\nProxy-Authorization: Basic ${Buffer.from('thaygiao:sai').toString('base64')}\r\n\r\n`,
+    );
     expect(rawStatus(text)).toBe(407);
   });
 

@@ -16,12 +16,17 @@ const WARNING = (line: Record<string, unknown>): boolean => Array.isArray(line.m
 
 /** The command line a running process was started with. */
 function commandLine(pid: number): string[] {
-  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((part) => part !== '');
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    .split('\0')
+    .filter((part) => part !== '');
 }
 
 function childPids(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number);
   } catch {
     return [];
   }
@@ -45,7 +50,9 @@ describe('V8 flags of the proxy', () => {
   it('are the same in the executable, the systemd unit and npm start', () => {
     expect(readFileSync(path.join(REPO_ROOT, 'src/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S node ${FLAGS}`);
     expect(readFileSync(CLI, 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S node ${FLAGS}`);
-    expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain(`ExecStart=/usr/bin/node ${FLAGS} \\\n  /opt/lachan/dist/src/cli/main.js serve`);
+    expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain(
+      `ExecStart=/usr/bin/node ${FLAGS} \\\n  /opt/lachan/dist/src/cli/main.js serve`,
+    );
     const start = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
     expect(start).toContain(`node ${FLAGS} dist/src/cli/main.js serve`);
   });

@@ -3,7 +3,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Collector, curl, lachan, makeRulesDir, refusedPort, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
+import {
+  type Collector,
+  curl,
+  lachan,
+  makeRulesDir,
+  refusedPort,
+  type RunningGateway,
+  startCollector,
+  startGateway,
+  startHttpOrigin,
+  stopCollector,
+} from './harness/index.js';
 
 // Review requests, the gateway's half: what a child sends from the block page (or the report
 // form) is stored at the school, waits while the district's collector is away, and
@@ -13,7 +24,8 @@ const centralData = path.join(work, 'central');
 const gatewayData = path.join(work, 'gateway');
 const tokenFile = path.join(work, 'token');
 const RULES = {
-  'policy.yaml': 'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [games]\n  giao-vien:\n    name: "Giáo viên"\n    block_categories: []\n',
+  'policy.yaml':
+    'version: 1\ndefault_profile: tieu-hoc\nprofiles:\n  tieu-hoc:\n    name: "Tiểu học"\n    block_categories: [games]\n  giao-vien:\n    name: "Giáo viên"\n    block_categories: []\n',
   'categories/games/domains': 'game.test\n',
 };
 let rulesDir: string;
@@ -56,7 +68,10 @@ function queued(): QueuedRow[] {
 function localRequests(): LocalRequest[] {
   const listed = lachan(['logs', '--data', gatewayData, '--reviews', '--json']);
   expect(listed.code, listed.stderr).toBe(0);
-  return listed.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as LocalRequest);
+  return listed.stdout
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as LocalRequest);
 }
 
 async function eventually<T>(probe: () => T | null, what: string, seconds = 20): Promise<T> {
@@ -104,7 +119,13 @@ describe('review requests and reports travel from the gateway to the district', 
     const reference = /<dt>Mã số<\/dt><dd>([^<]+)<\/dd>/.exec(blocked.body)?.[1];
     expect(reference).toBeDefined();
     // The form names a profile; the gateway trusts its own decision instead (this client is tieu-hoc).
-    const form = new URLSearchParams({ ref: reference!, host: 'game.test', category: 'games', profile: 'giao-vien', note: 'Trang luyện toán cô giao' }).toString();
+    const form = new URLSearchParams({
+      ref: reference!,
+      host: 'game.test',
+      category: 'games',
+      profile: 'giao-vien',
+      note: 'Trang luyện toán cô giao',
+    }).toString();
     const posted = await curl(gateway.port, `http://game.test:${origin.port}/__lachan__/review`, { args: ['--data', form] });
     expect(posted.status).toBe(200);
     expect(posted.body).toContain('Đã gửi đề nghị xem lại');
@@ -116,7 +137,15 @@ describe('review requests and reports travel from the gateway to the district', 
     collector = await startCollector(centralData, [], collectorPort);
     const rows = await eventually(() => (queued().length > 0 ? queued() : null), 'the review request at the collector');
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ kind: 'review', host: 'game.test', path: '/bai-1', category: 'games', profile: 'tieu-hoc', reference, note: 'Trang luyện toán cô giao' });
+    expect(rows[0]).toMatchObject({
+      kind: 'review',
+      host: 'game.test',
+      path: '/bai-1',
+      category: 'games',
+      profile: 'tieu-hoc',
+      reference,
+      note: 'Trang luyện toán cô giao',
+    });
     expect(rows[0]!.event_id).toMatch(/^[0-9A-Z]{26}$/);
     expect(rows[0]!.client).toMatch(/^[0-9a-f]{16}$/);
     expect(JSON.stringify(rows)).not.toContain('127.0.0.1');
@@ -145,7 +174,16 @@ describe('review requests and reports travel from the gateway to the district', 
     expect(sent.body).toContain('Đã gửi báo cáo');
 
     const row = await eventually(() => queued().find((r) => r.kind === 'report') ?? null, 'the report at the collector');
-    expect(row).toMatchObject({ kind: 'report', host: 'tin-xau.example', path: '/bai-viet/123', category: 'gambling', profile: 'tieu-hoc', event_id: null, reference: null, note: 'Quảng cáo cá độ' });
+    expect(row).toMatchObject({
+      kind: 'report',
+      host: 'tin-xau.example',
+      path: '/bai-viet/123',
+      category: 'gambling',
+      profile: 'tieu-hoc',
+      event_id: null,
+      reference: null,
+      note: 'Quảng cáo cá độ',
+    });
     expect(JSON.stringify(queued())).not.toContain('id=42');
     expect(localRequests().filter((r) => r.kind === 'report')).toHaveLength(1);
   });
@@ -158,7 +196,10 @@ describe('review requests and reports travel from the gateway to the district', 
     const statuses: number[] = [];
     const retryAfter: (string | undefined)[] = [];
     for (let i = 0; i < 6; i++) {
-      const result = await curl(gateway.port, `http://hoc.test:${origin.port}/__lachan__/report`, { from: '127.0.0.3', args: ['--data', `url=spam-${i}.example%2F`] });
+      const result = await curl(gateway.port, `http://hoc.test:${origin.port}/__lachan__/report`, {
+        from: '127.0.0.3',
+        args: ['--data', `url=spam-${i}.example%2F`],
+      });
       statuses.push(result.status);
       retryAfter.push(result.headers['retry-after'] as string | undefined);
     }

@@ -4,7 +4,19 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '../src/events/ids.js';
 import type { WireReviewRequest } from '../src/events/review-wire.js';
-import { addUser, type Collector, curl, lachan, type LoggedIn, login, type RunningGateway, startCollector, startGateway, startHttpOrigin, stopCollector } from './harness/index.js';
+import {
+  addUser,
+  type Collector,
+  curl,
+  lachan,
+  type LoggedIn,
+  login,
+  type RunningGateway,
+  startCollector,
+  startGateway,
+  startHttpOrigin,
+  stopCollector,
+} from './harness/index.js';
 
 // Approving a review opens only what the administrator chose (this page, this folder or
 // the whole site), and keyword rules keep blocking inside what was opened: through a real
@@ -39,8 +51,17 @@ async function eventually(probe: () => Promise<boolean>, what: string): Promise<
 /** What the gateway would forward when a child asks for a review on the block page. */
 async function askForReview(host: string, pathname: string, category: string): Promise<number> {
   const request: WireReviewRequest = {
-    id: newEventId(), kind: 'review', time: Date.now(), host, path: pathname, category, profile: 'tieu-hoc',
-    event: null, reference: null, note: 'Bài học của lớp 5', client: '0123456789abcdef',
+    id: newEventId(),
+    kind: 'review',
+    time: Date.now(),
+    host,
+    path: pathname,
+    category,
+    profile: 'tieu-hoc',
+    event: null,
+    reference: null,
+    note: 'Bài học của lớp 5',
+    client: '0123456789abcdef',
   };
   const sent = await fetch(`${collector.url}/api/v1/reviews`, {
     method: 'POST',
@@ -48,7 +69,9 @@ async function askForReview(host: string, pathname: string, category: string): P
     body: JSON.stringify({ school: school.id, requests: [request] }),
   });
   expect(sent.status).toBe(200);
-  const queue = (await (await fetch(`${collector.url}/api/v1/reviews`, { headers: { cookie: admin.cookie } })).json()) as { requests: { seq: number; host: string; path: string }[] };
+  const queue = (await (await fetch(`${collector.url}/api/v1/reviews`, { headers: { cookie: admin.cookie } })).json()) as {
+    requests: { seq: number; host: string; path: string }[];
+  };
   return queue.requests.find((r) => r.host === host && r.path === pathname)!.seq;
 }
 
@@ -82,7 +105,18 @@ beforeAll(async () => {
       'categories/games/domains': 'hoc-toan.test\n',
     },
     hosts: '127.0.0.1 vnexpress.test hoc-toan.test tin-tuc.test\n',
-    args: ['--central', collector.url, '--school', school.id, '--token-file', path.join(work, 'token'), '--central-key', path.join(work, 'collector.pub'), '--policy-interval', '1'],
+    args: [
+      '--central',
+      collector.url,
+      '--school',
+      school.id,
+      '--token-file',
+      path.join(work, 'token'),
+      '--central-key',
+      path.join(work, 'collector.pub'),
+      '--policy-interval',
+      '1',
+    ],
   });
 }, 60_000);
 
@@ -108,9 +142,23 @@ describe('approving a review opens only what was asked', () => {
     expect(await status('vnexpress.test', `${page}/trang-2-co-bac`)).toBe(403);
 
     // `lachan check` with the gateway's data shows the page, not the domain, and where the rule is.
-    const check = lachan(['check', '--rules', gateway.rulesDir, '--data', gateway.dataDir, '--profile', 'tieu-hoc', '--json', url('vnexpress.test', page), url('vnexpress.test', '/search?q=xem+phim+sex')]);
+    const check = lachan([
+      'check',
+      '--rules',
+      gateway.rulesDir,
+      '--data',
+      gateway.dataDir,
+      '--profile',
+      'tieu-hoc',
+      '--json',
+      url('vnexpress.test', page),
+      url('vnexpress.test', '/search?q=xem+phim+sex'),
+    ]);
     expect(check.code, check.stderr).toBe(0);
-    const [allowed, search] = check.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, string>);
+    const [allowed, search] = check.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, string>);
     expect(allowed).toMatchObject({ action: 'allow', reason: 'url', rule: 'vnexpress.test/bai-hoc/tac-hai-cua-co-bac' });
     expect(allowed!.source).toMatch(/^district-overlay:v\d+:\d+$/);
     expect(search).toMatchObject({ action: 'block', reason: 'keyword', category: 'adult' });

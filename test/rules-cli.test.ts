@@ -76,7 +76,10 @@ describe('lachan check', () => {
   it('prints one JSON object a line, in order, with the fields of docs/contract.md §2', () => {
     const result = lachan(['check', '--profile', 'tieu-hoc', '--rules', dir, '--json', 'http://www.bet.example/x?y=1', 'https://olm.vn/']);
     expect(result.code).toBe(0);
-    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(Object.keys(lines[0])).toEqual(['action', 'profile', 'category', 'reason', 'rule', 'source']);
     expect(lines[0]).toMatchObject({ action: 'block', profile: 'tieu-hoc', category: 'gambling', reason: 'domain', rule: 'bet.example' });
     expect(lines[0].source).toMatch(/categories\/gambling\/domains:2$/);
@@ -86,8 +89,14 @@ describe('lachan check', () => {
   it('reads URLs from stdin with -, and resolves the profile from --client', () => {
     const result = lachan(['check', '--client', '10.20.3.4', '--rules', dir, '--json', '-'], 'http://bet.example/\n\nhttp://a.example/\n');
     expect(result.code).toBe(0);
-    const lines = result.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.map((l) => [l.profile, l.action])).toEqual([['thpt', 'allow'], ['thpt', 'allow']]);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.profile, l.action])).toEqual([
+      ['thpt', 'allow'],
+      ['thpt', 'allow'],
+    ]);
   });
 
   it('says why in one human line', () => {

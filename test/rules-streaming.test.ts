@@ -42,17 +42,24 @@ describe('long domain lists', () => {
         writeFileSync(path.join(dir, 'bundled/big.domains.gz'), gzipSync(text));
       },
     ],
-  ])('keep every line number of %s read in pieces, across piece boundaries', (_kind, file, write) => {
-    const dir = makeRulesDir({ 'policy.yaml': policy, 'categories/big/keywords': '' });
-    dirs.push(dir);
-    write(dir);
-    const hosts = [...marks.keys()];
-    const result = lachan(['check', '--profile', 'p', '--rules', dir, '--json', ...hosts.map((h) => `http://www.${h.toLowerCase()}/`)]);
-    expect(result.stderr).toBe('');
-    const sources = result.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { source: string }).source);
-    expect(sources).toEqual(hosts.map((h) => expect.stringMatching(new RegExp(`${file.replace('.', '\\.')}:${marks.get(h)}$`))));
-    expect(hosts.filter((h) => h.startsWith('Bücher')).length).toBeGreaterThanOrEqual(3);
-  }, 120_000);
+  ])(
+    'keep every line number of %s read in pieces, across piece boundaries',
+    (_kind, file, write) => {
+      const dir = makeRulesDir({ 'policy.yaml': policy, 'categories/big/keywords': '' });
+      dirs.push(dir);
+      write(dir);
+      const hosts = [...marks.keys()];
+      const result = lachan(['check', '--profile', 'p', '--rules', dir, '--json', ...hosts.map((h) => `http://www.${h.toLowerCase()}/`)]);
+      expect(result.stderr).toBe('');
+      const sources = result.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { source: string }).source);
+      expect(sources).toEqual(hosts.map((h) => expect.stringMatching(new RegExp(`${file.replace('.', '\\.')}:${marks.get(h)}$`))));
+      expect(hosts.filter((h) => h.startsWith('Bücher')).length).toBeGreaterThanOrEqual(3);
+    },
+    120_000,
+  );
 });
 
 describe('rules for one name in several places', () => {

@@ -16,11 +16,7 @@ describe('compileSafeSearch', () => {
     ['true: every engine strict', true, SAFE_SEARCH_STRICT],
     ['false: nothing forced', false, SAFE_SEARCH_OFF],
     ['absent: nothing forced', undefined, SAFE_SEARCH_OFF],
-    [
-      'the shipped thcs mapping',
-      { google: true, bing: true, duckduckgo: true, youtube: 'moderate' },
-      MODERATE_YOUTUBE,
-    ],
+    ['the shipped thcs mapping', { google: true, bing: true, duckduckgo: true, youtube: 'moderate' }, MODERATE_YOUTUBE],
     ['engines left out are not forced', { youtube: 'strict' }, ONLY_YOUTUBE],
     ['youtube: true means strict', { youtube: true }, ONLY_YOUTUBE],
     ['levels as words', { google: 'on', bing: 'strict', duckduckgo: 'off', youtube: 'off' }, { ...SAFE_SEARCH_OFF, google: true, bing: true }],

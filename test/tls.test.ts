@@ -9,14 +9,7 @@ import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import tls from 'node:tls';
 import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CertificateAuthority,
-  TlsError,
-  createCaMaterial,
-  createInterceptingTlsSocket,
-  requestedServername,
-  type CaMaterial,
-} from '../src/tls/index.js';
+import { CertificateAuthority, TlsError, createCaMaterial, createInterceptingTlsSocket, requestedServername, type CaMaterial } from '../src/tls/index.js';
 
 const DAY_MS = 86_400_000;
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -26,8 +19,9 @@ function extensionsOf(certificate: X509Certificate): Array<Record<string, unknow
   const root = forge.asn1.fromDer(certificate.raw.toString('binary'));
   const tbs = (root.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
   const holder = tbs.find((node) => node.tagClass === forge.asn1.Class.CONTEXT_SPECIFIC && node.type === 3)!;
-  return (forge.pki as unknown as { certificateExtensionsFromAsn1(node: forge.asn1.Asn1): Array<Record<string, unknown>> })
-    .certificateExtensionsFromAsn1(holder);
+  return (forge.pki as unknown as { certificateExtensionsFromAsn1(node: forge.asn1.Asn1): Array<Record<string, unknown>> }).certificateExtensionsFromAsn1(
+    holder,
+  );
 }
 
 function extension(certificate: X509Certificate, name: string): Record<string, unknown> {
@@ -68,7 +62,7 @@ describe('school CA', () => {
     expect(BigInt(`0x${caCert.serialNumber}`)).toBeGreaterThan(2n ** 64n);
   });
 
-  it('refuses a key that is not the certificate\'s, and a certificate that is not a CA', async () => {
+  it("refuses a key that is not the certificate's, and a certificate that is not a CA", async () => {
     const other = await createCaMaterial({ schoolName: 'Khác' });
     await expect(CertificateAuthority.fromPem(material.certPem, other.keyPem)).rejects.toMatchObject({ code: 'LACHAN_CA_MISMATCH' });
     const leaf = await ca.issue('example.test');
@@ -133,7 +127,10 @@ describe('leaf certificates', () => {
 
   it('refuses hosts no certificate can name', async () => {
     for (const host of ['', 'exa mple.test', 'a..b', '-bad.test', 'x'.repeat(64) + '.test', 'fe80::1%eth0']) {
-      const failure = await ca.secureContextFor(host).then(() => null, (error: unknown) => error);
+      const failure = await ca.secureContextFor(host).then(
+        () => null,
+        (error: unknown) => error,
+      );
       expect(failure, host).toBeInstanceOf(TlsError);
       expect((failure as TlsError).code).toBe('LACHAN_TLS_BAD_HOST');
     }
@@ -223,7 +220,7 @@ describe('TLS handshakes with issued certificates', () => {
     expect(text).toBe('hello from example.test\n');
   });
 
-  it('satisfies curl (OpenSSL\'s verifier) trusting only the school CA', async () => {
+  it("satisfies curl (OpenSSL's verifier) trusting only the school CA", async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'lachan-tls-'));
     try {
       const caFile = path.join(dir, 'ca.crt');
@@ -245,16 +242,16 @@ describe('TLS handshakes with issued certificates', () => {
   });
 
   it('fails when the certificate names another host', async () => {
-    await expect(
-      tlsGet({ host: '127.0.0.1', port: fixed.port, servername: 'other.test', ca: [material.certPem] }),
-    ).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    await expect(tlsGet({ host: '127.0.0.1', port: fixed.port, servername: 'other.test', ca: [material.certPem] })).rejects.toMatchObject({
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
   });
 
   it('fails for a client that does not trust the school CA', async () => {
     const other = await createCaMaterial({ schoolName: 'Trường khác' });
-    await expect(
-      tlsGet({ host: '127.0.0.1', port: sni.port, servername: 'example.test', ca: [other.certPem] }),
-    ).rejects.toMatchObject({ code: 'SELF_SIGNED_CERT_IN_CHAIN' });
+    await expect(tlsGet({ host: '127.0.0.1', port: sni.port, servername: 'example.test', ca: [other.certPem] })).rejects.toMatchObject({
+      code: 'SELF_SIGNED_CERT_IN_CHAIN',
+    });
   });
 });
 
@@ -272,22 +269,26 @@ describe('createInterceptingTlsSocket behind a CONNECT', () => {
       const connectHost = request.url!.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
       socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       const acceptServername = (name: string) => name !== 'refused.test';
-      createInterceptingTlsSocket(socket, connectHost, ca, { head, acceptServername }).then((secure) => {
-        secure.on('error', () => secure.destroy());
-        secure.once('data', (chunk: Buffer) => {
-          const requestLine = chunk.toString('latin1').split('\r\n')[0];
-          const body = `intercepted ${requestedServername(secure) ?? `(no SNI) ${connectHost}`} ${secure.alpnProtocol} ${requestLine}`;
-          secure.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
-        });
-      }, () => socket.destroy());
+      createInterceptingTlsSocket(socket, connectHost, ca, { head, acceptServername }).then(
+        (secure) => {
+          secure.on('error', () => secure.destroy());
+          secure.once('data', (chunk: Buffer) => {
+            const requestLine = chunk.toString('latin1').split('\r\n')[0];
+            const body = `intercepted ${requestedServername(secure) ?? `(no SNI) ${connectHost}`} ${secure.alpnProtocol} ${requestLine}`;
+            secure.end(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+          });
+        },
+        () => socket.destroy(),
+      );
     });
     proxy.listen(0, '127.0.0.1');
     await once(proxy, 'listening');
     port = (proxy.address() as AddressInfo).port;
-    closeProxy = () => new Promise((resolve) => {
-      for (const socket of tunnels) socket.destroy();
-      proxy.close(() => resolve());
-    });
+    closeProxy = () =>
+      new Promise((resolve) => {
+        for (const socket of tunnels) socket.destroy();
+        proxy.close(() => resolve());
+      });
   });
   afterAll(() => closeProxy());
 
@@ -317,9 +318,7 @@ describe('createInterceptingTlsSocket behind a CONNECT', () => {
   }
 
   it('serves a certificate for the SNI name and speaks HTTP/1.1 inside', async () => {
-    expect(await throughProxy('example.test:443', { servername: 'example.test' })).toBe(
-      'intercepted example.test http/1.1 GET /search?q=x HTTP/1.1',
-    );
+    expect(await throughProxy('example.test:443', { servername: 'example.test' })).toBe('intercepted example.test http/1.1 GET /search?q=x HTTP/1.1');
   });
 
   it('uses the CONNECT host when the client sends no SNI (IP literal)', async () => {

@@ -3,7 +3,19 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addSchool, addUser, type Collector, ingest, lachan, type LoggedIn, login, REPO_ROOT, startCollector, stopCollector, wireEvent } from './harness/index.js';
+import {
+  addSchool,
+  addUser,
+  type Collector,
+  ingest,
+  lachan,
+  type LoggedIn,
+  login,
+  REPO_ROOT,
+  startCollector,
+  stopCollector,
+  wireEvent,
+} from './harness/index.js';
 
 /**
  * The yearly report as the office meets it: downloaded from the dashboard by an
@@ -128,7 +140,7 @@ describe('the yearly report, as an office downloads and sends it', () => {
     expect((await fetch(`${collector.url}/report?year=2026&format=exe`, { headers: { cookie: admin.cookie } })).status).toBe(400);
   });
 
-  it.runIf(havePoppler)('downloads a PDF in the decree\'s form that renders and reads back', () => {
+  it.runIf(havePoppler)("downloads a PDF in the decree's form that renders and reads back", () => {
     const file = path.join(ARTIFACTS, 'yearly-report.pdf');
     const { status, headers } = curlDownload(`${collector.url}/report?year=2026&format=pdf`, admin.cookie, file);
     expect(status).toBe(200);

@@ -105,7 +105,14 @@ function countLines(text: string): number {
 export function topSitesTraffic(count: number): { hosts: string[]; paths: string[] } {
   const top = readFileSync(path.join(DATA, 'topsites/umbrella-top-100k.txt'), 'utf8').trim().split('\n');
   const gambling = readFileSync(path.join(UT1, 'gambling/domains'), 'utf8').trim().split('\n');
-  const paths = ['/', '/index.html', '/search?q=bai+tap+toan+lop+5', '/news/2026/11/giao-duc-vung-cao.html', '/static/js/app.min.js?v=12', '/watch?v=dQw4w9WgXcQ'];
+  const paths = [
+    '/',
+    '/index.html',
+    '/search?q=bai+tap+toan+lop+5',
+    '/news/2026/11/giao-duc-vung-cao.html',
+    '/static/js/app.min.js?v=12',
+    '/watch?v=dQw4w9WgXcQ',
+  ];
   const cumulative = new Float64Array(top.length);
   let total = 0;
   for (let rank = 0; rank < top.length; rank++) cumulative[rank] = total += 1 / (rank + 1);

@@ -51,7 +51,9 @@ export async function httpsThroughProxy(options: HttpsLoadOptions): Promise<{ re
 
 function openTunnel(options: HttpsLoadOptions): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const raw = netConnect(options.proxyPort, '127.0.0.1', () => raw.write(`CONNECT ${options.host}:${options.port} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\n\r\n`));
+    const raw = netConnect(options.proxyPort, '127.0.0.1', () =>
+      raw.write(`CONNECT ${options.host}:${options.port} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\n\r\n`),
+    );
     raw.once('error', reject);
     let head = '';
     const onData = (chunk: Buffer): void => {

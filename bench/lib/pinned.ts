@@ -5,7 +5,12 @@ import { createInterface } from 'node:readline';
  * Starts `command` pinned to `cpu` (taskset) and resolves with the first JSON line of its
  * stdout that `predicate` accepts (a server's `listening` line, an origin's port).
  */
-export async function startPinned(cpu: number | string, command: string, args: readonly string[], predicate: (line: Record<string, unknown>) => boolean = () => true): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
+export async function startPinned(
+  cpu: number | string,
+  command: string,
+  args: readonly string[],
+  predicate: (line: Record<string, unknown>) => boolean = () => true,
+): Promise<{ child: ChildProcess; line: Record<string, unknown> }> {
   const child = spawn('taskset', ['-c', String(cpu), command, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const line = await new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -58,13 +58,34 @@ export async function measureTunnelThroughput(seconds: number, reps: number, con
     const dir = path.join(work, inspect ? 'rules-inspect' : 'rules-tunnel');
     mkdirSync(path.join(dir, 'categories/gambling'), { recursive: true });
     writeFileSync(path.join(dir, 'categories/gambling/domains'), 'bet.bench\n');
-    writeFileSync(path.join(dir, 'policy.yaml'), `version: 1\ndefault_profile: p\nprofiles:\n  p:\n    block_categories: [gambling]\n    inspect: ${inspect}\nconnect_ports: [443, ${originPort}]\nintercept: always\n`);
+    writeFileSync(
+      path.join(dir, 'policy.yaml'),
+      `version: 1\ndefault_profile: p\nprofiles:\n  p:\n    block_categories: [gambling]\n    inspect: ${inspect}\nconnect_ports: [443, ${originPort}]\nintercept: always\n`,
+    );
     return dir;
   };
   writeFileSync(path.join(work, 'hosts'), `127.0.0.1 ${SITE}\n`);
   const lachanArgs = (rulesDir: string, certsDir: string): string[] => [
-    CLI, 'serve', '--workers', '1', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--log-level', 'warn',
-    '--rules', rulesDir, '--data', path.join(work, `var-${path.basename(rulesDir)}`), '--hosts-file', path.join(work, 'hosts'), '--certs', certsDir,
+    CLI,
+    'serve',
+    '--workers',
+    '1',
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--log-level',
+    'warn',
+    '--rules',
+    rulesDir,
+    '--data',
+    path.join(work, `var-${path.basename(rulesDir)}`),
+    '--hosts-file',
+    path.join(work, 'hosts'),
+    '--certs',
+    certsDir,
   ];
   // pino at warn prints no "listening" line: ask for info on stdout instead.
   const info = (args: string[]): string[] => args.map((a) => (a === 'warn' ? 'info' : a));
@@ -77,7 +98,15 @@ export async function measureTunnelThroughput(seconds: number, reps: number, con
   try {
     for (let rep = 0; rep < reps; rep++) {
       for (let i = 0; i < processes.length; i++) {
-        const result = await httpsThroughProxy({ proxyPort: processes[i]!.port, host: SITE, port: originPort, path: '/', ca: [originCa.certPem, schoolCaPem], connections, seconds });
+        const result = await httpsThroughProxy({
+          proxyPort: processes[i]!.port,
+          host: SITE,
+          port: originPort,
+          path: '/',
+          ca: [originCa.certPem, schoolCaPem],
+          connections,
+          seconds,
+        });
         samples[i]!.push(result.requestsPerSecond);
       }
     }

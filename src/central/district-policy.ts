@@ -94,7 +94,11 @@ export function normaliseDomain(input: string): string {
   let value = input.trim().toLowerCase();
   const scheme = value.indexOf('://');
   if (scheme !== -1) value = value.slice(scheme + 3);
-  value = value.replace(/[/?#].*$/, '').replace(/:\d+$/, '').replace(/^\*?\.+/, '').replace(/\.+$/, '');
+  value = value
+    .replace(/[/?#].*$/, '')
+    .replace(/:\d+$/, '')
+    .replace(/^\*?\.+/, '')
+    .replace(/\.+$/, '');
   const ascii = value === '' ? '' : domainToASCII(value);
   if (ascii === '' || ascii.length > 253 || !ascii.split('.').every((label) => LABEL_RE.test(label))) {
     throw new StoreError('LACHAN_BAD_RULE', `"${input.trim()}" is not a domain name`);
@@ -126,7 +130,10 @@ function checkInput(input: PolicyRuleInput): PolicyRuleInput {
   if (input.kind === 'url' && input.action !== 'allow') throw new StoreError('LACHAN_BAD_RULE', 'a page or path rule is an allow');
   if (input.kind === 'url' && input.match !== 'page' && input.match !== 'path') throw new StoreError('LACHAN_BAD_RULE', 'match: page or path');
   if ((input.profile === null) === (input.category === null)) throw new StoreError('LACHAN_BAD_RULE', 'a rule names a profile or a category (one of them)');
-  for (const [field, name] of [['profile', input.profile], ['category', input.category]] as const) {
+  for (const [field, name] of [
+    ['profile', input.profile],
+    ['category', input.category],
+  ] as const) {
     if (name !== null && !NAME_RE.test(name)) throw new StoreError('LACHAN_BAD_RULE', `${field}: "${name}" is not a profile or category name`);
   }
   if (input.action === 'allow' && (input.kind === 'keyword' || input.profile === null)) {
@@ -148,8 +155,19 @@ function checkInput(input: PolicyRuleInput): PolicyRuleInput {
 
 function toRule(row: RuleRow): PolicyRule {
   return {
-    id: row.id, action: row.action, kind: row.kind, value: row.value, match: row.match, keywords: row.keywords === 1, profile: row.profile, category: row.category,
-    school: row.school, note: row.note, reviewSeq: row.review_seq, createdBy: row.created_by, createdAt: row.created_at,
+    id: row.id,
+    action: row.action,
+    kind: row.kind,
+    value: row.value,
+    match: row.match,
+    keywords: row.keywords === 1,
+    profile: row.profile,
+    category: row.category,
+    school: row.school,
+    note: row.note,
+    reviewSeq: row.review_seq,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
   };
 }
 
@@ -226,13 +244,35 @@ export class DistrictPolicy {
     const checked = checkInput(input);
     return this.#db.transaction(() => {
       const keywords = checked.keywords === true ? 1 : 0;
-      const existing = this.#q.same.get(checked.action, checked.kind, checked.value, checked.match ?? null, keywords, checked.profile, checked.category, checked.school);
+      const existing = this.#q.same.get(
+        checked.action,
+        checked.kind,
+        checked.value,
+        checked.match ?? null,
+        keywords,
+        checked.profile,
+        checked.category,
+        checked.school,
+      );
       if (existing !== undefined) return { rule: toRule(existing), created: false };
       if (checked.school !== null && this.#q.school.get(checked.school) === undefined) {
         throw new StoreError('LACHAN_BAD_RULE', `no active school with id ${checked.school}`);
       }
       const now = Date.now();
-      const info = this.#q.insert.run(checked.action, checked.kind, checked.value, checked.match ?? null, keywords, checked.profile, checked.category, checked.school, checked.note, checked.reviewSeq ?? null, actor, now);
+      const info = this.#q.insert.run(
+        checked.action,
+        checked.kind,
+        checked.value,
+        checked.match ?? null,
+        keywords,
+        checked.profile,
+        checked.category,
+        checked.school,
+        checked.note,
+        checked.reviewSeq ?? null,
+        actor,
+        now,
+      );
       const rule = this.rule(Number(info.lastInsertRowid))!;
       const version = Number(this.#q.addVersion.run(now, actor, describeRule(rule)).lastInsertRowid);
       this.#audit(actor, 'policy.rule.add', `policy-rule:${rule.id}`, null, { ...rule, version });

@@ -36,7 +36,13 @@ export function validateErasureBatch(body: unknown): { school: string; requests:
   if (batch.requests.length > MAX_REQUESTS) throw new HttpError(413, 'too_many', `at most ${MAX_REQUESTS} requests a batch`);
   const requests = batch.requests.map((r: unknown, i) => {
     const request = r as { id?: unknown; client?: unknown } | null;
-    if (typeof request?.id !== 'string' || request.id === '' || request.id.length > 64 || typeof request.client !== 'string' || !PSEUDONYM.test(request.client)) {
+    if (
+      typeof request?.id !== 'string' ||
+      request.id === '' ||
+      request.id.length > 64 ||
+      typeof request.client !== 'string' ||
+      !PSEUDONYM.test(request.client)
+    ) {
       throw new HttpError(400, 'bad_batch', `requests[${i}]: needs id and client (16 hex digits)`);
     }
     return { id: request.id, client: request.client };
@@ -50,15 +56,17 @@ export function eraseSchoolDevices(db: Database.Database, school: string, reques
   const inbox = hasTable('events_inbox') ? db.prepare('DELETE FROM events_inbox WHERE school = ? AND client = ?') : null;
   const events = db.prepare('DELETE FROM events WHERE school = ? AND client = ?');
   const reviews = hasTable('review_requests') ? db.prepare("UPDATE review_requests SET client = ?, note = '' WHERE school = ? AND client = ?") : null;
-  return db.transaction(() => {
-    let removed = 0;
-    let anonymised = 0;
-    for (const { client } of requests) {
-      removed += events.run(school, client).changes + (inbox?.run(school, client).changes ?? 0);
-      anonymised += reviews?.run(ERASED_CLIENT, school, client).changes ?? 0;
-    }
-    return { acked: requests.map((r) => r.id), events: removed, reviews: anonymised };
-  }).immediate();
+  return db
+    .transaction(() => {
+      let removed = 0;
+      let anonymised = 0;
+      for (const { client } of requests) {
+        removed += events.run(school, client).changes + (inbox?.run(school, client).changes ?? 0);
+        anonymised += reviews?.run(ERASED_CLIENT, school, client).changes ?? 0;
+      }
+      return { acked: requests.map((r) => r.id), events: removed, reviews: anonymised };
+    })
+    .immediate();
 }
 
 /** The endpoint, once the school is authenticated (server.ts: `schoolOf`) and the body read. */

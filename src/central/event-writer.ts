@@ -365,7 +365,8 @@ export function prepareEventWriter(db: SqliteDatabase): EventWriter {
   const setLastSeq = db.prepare('UPDATE rollup_state SET last_seq = ? WHERE id = 1');
 
   /** Adds counts to roll-up `r` from `rows`: a VALUES list, or a SELECT grouped by the keys. */
-  const addTo = (r: Rollup, rows: string) => db.prepare(`INSERT INTO ${r.table} (${r.keys.join(', ')}, n) ${rows} ON CONFLICT DO UPDATE SET n = n + excluded.n`);
+  const addTo = (r: Rollup, rows: string) =>
+    db.prepare(`INSERT INTO ${r.table} (${r.keys.join(', ')}, n) ${rows} ON CONFLICT DO UPDATE SET n = n + excluded.n`);
   /** The GROUP BY over `source` (its WHERE ends in "true", which lets SQLite parse ON CONFLICT after a SELECT). */
   const countedFrom = (r: Rollup, source: string) => {
     const keys = r.keys.map((k) => KEY_SQL[k]).join(', ');

@@ -89,7 +89,13 @@ export class ListsMirror {
   constructor(options: ListsMirrorOptions) {
     this.#options = options;
     this.#reports = loadReports(path.join(options.dataDir, REPORTS_FILE));
-    this.#refresher = startListRefresher({ listsFile: options.listsFile, dataDir: options.dataDir, keep: options.keep ?? 30, logger: options.logger, onChange: () => this.#forgetAnswers() });
+    this.#refresher = startListRefresher({
+      listsFile: options.listsFile,
+      dataDir: options.dataDir,
+      keep: options.keep ?? 30,
+      logger: options.logger,
+      onChange: () => this.#forgetAnswers(),
+    });
   }
 
   #forgetAnswers(): void {
@@ -119,7 +125,7 @@ export class ListsMirror {
   async serve(request: IncomingMessage, response: ServerResponse, name: string, since: string | null, schoolId: string): Promise<void> {
     const subscriptions = await this.#subscriptions();
     // Not a 404: that would send every school to the list's own address over its slow link.
-    if (subscriptions === null) throw new HttpError(503, 'not_ready', 'the district\'s lists.yaml has errors; ask again later', { 'retry-after': '300' });
+    if (subscriptions === null) throw new HttpError(503, 'not_ready', "the district's lists.yaml has errors; ask again later", { 'retry-after': '300' });
     const subscription = subscriptions.find((s) => s.name === name);
     if (subscription === undefined) throw new HttpError(404, 'not_found', `the district does not mirror a list named "${name}"`);
     if (since !== null && !/^[0-9a-f]{12}$/.test(since)) throw new HttpError(400, 'bad_request', 'since: a list version (12 hex digits)');
@@ -196,7 +202,7 @@ export class ListsMirror {
       await writeFile(temporary, JSON.stringify(object));
       await rename(temporary, file);
     } catch (error) {
-      this.#options.logger.warn({ err: (error as Error).message }, 'cannot save the schools\' list versions');
+      this.#options.logger.warn({ err: (error as Error).message }, "cannot save the schools' list versions");
     }
   }
 
@@ -207,7 +213,17 @@ export class ListsMirror {
     for (const s of (await this.#subscriptions()) ?? []) {
       const state = await readState(this.#options.dataDir, s.name);
       states.set(s.name, state);
-      lists.push({ name: s.name, category: s.category, refresh: s.refresh, refreshMs: s.refreshMs, version: state.version, entries: state.entries, updatedAt: state.updatedAt, checkedAt: state.checkedAt, lastError: state.lastError });
+      lists.push({
+        name: s.name,
+        category: s.category,
+        refresh: s.refresh,
+        refreshMs: s.refreshMs,
+        version: state.version,
+        entries: state.entries,
+        updatedAt: state.updatedAt,
+        checkedAt: state.checkedAt,
+        lastError: state.lastError,
+      });
     }
     const schools = new Map<string, SchoolListStatus[]>();
     for (const school of schoolIds) {
@@ -216,7 +232,12 @@ export class ListsMirror {
         school,
         lists.map((list) => {
           const report = reports?.get(list.name) ?? null;
-          return { list: list.name, version: report?.version ?? null, seenAt: report?.seenAt ?? null, stale: isStale(list, states.get(list.name)!, report, now) };
+          return {
+            list: list.name,
+            version: report?.version ?? null,
+            seenAt: report?.seenAt ?? null,
+            stale: isStale(list, states.get(list.name)!, report, now),
+          };
         }),
       );
     }

@@ -15,15 +15,25 @@ function when(time: number | null, now: number): string {
  * school's version of each, stale ones flagged (a school whose lists lag filters with
  * old lists: IT staff call the school).
  */
-export function listsPage(lists: readonly MirroredList[], schools: readonly { id: string; name: string; lists: readonly SchoolListStatus[] }[], now = Date.now()): string {
+export function listsPage(
+  lists: readonly MirroredList[],
+  schools: readonly { id: string; name: string; lists: readonly SchoolListStatus[] }[],
+  now = Date.now(),
+): string {
   const listRows = lists
-    .map((l) => `<tr><th scope="row">${escapeHtml(l.name)}</th><td>${escapeHtml(l.category)}</td><td><code>${escapeHtml(l.version ?? '—')}</code></td><td>${l.entries}</td><td>${when(l.checkedAt, now)}</td><td>${escapeHtml(l.refresh)}</td><td>${l.lastError === null ? '' : `<span class="error">${escapeHtml(`[${l.lastError.code}] ${l.lastError.message}`)}</span>`}</td></tr>`)
+    .map(
+      (l) =>
+        `<tr><th scope="row">${escapeHtml(l.name)}</th><td>${escapeHtml(l.category)}</td><td><code>${escapeHtml(l.version ?? '—')}</code></td><td>${l.entries}</td><td>${when(l.checkedAt, now)}</td><td>${escapeHtml(l.refresh)}</td><td>${l.lastError === null ? '' : `<span class="error">${escapeHtml(`[${l.lastError.code}] ${l.lastError.message}`)}</span>`}</td></tr>`,
+    )
     .join('\n');
   const staleCount = schools.filter((s) => s.lists.some((l) => l.stale)).length;
   const schoolRows = schools
     .map((s) => {
       const cells = s.lists
-        .map((l) => `<td${l.stale ? ' class="stale" data-stale="1"' : ''}><code>${escapeHtml(l.version ?? '—')}</code> ${l.stale ? '<strong>CŨ</strong> ' : ''}<small>${when(l.seenAt, now)}</small></td>`)
+        .map(
+          (l) =>
+            `<td${l.stale ? ' class="stale" data-stale="1"' : ''}><code>${escapeHtml(l.version ?? '—')}</code> ${l.stale ? '<strong>CŨ</strong> ' : ''}<small>${when(l.seenAt, now)}</small></td>`,
+        )
         .join('');
       return `<tr data-school="${escapeHtml(s.id)}"><th scope="row">${escapeHtml(s.name)}</th>${cells}</tr>`;
     })

@@ -52,16 +52,33 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
   try {
     // One read transaction: a collector still running cannot make the copy inconsistent.
     db.exec('BEGIN');
-    const schools = db.prepare('SELECT id, name, token_hash, created_at, revoked_at FROM schools').all() as { id: string; name: string; token_hash: Buffer; created_at: number; revoked_at: number | null }[];
+    const schools = db.prepare('SELECT id, name, token_hash, created_at, revoked_at FROM schools').all() as {
+      id: string;
+      name: string;
+      token_hash: Buffer;
+      created_at: number;
+      revoked_at: number | null;
+    }[];
     for (const s of schools) {
-      await pool.query('INSERT INTO schools (id, name, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)', [s.id, s.name, s.token_hash, s.created_at, s.revoked_at]);
+      await pool.query('INSERT INTO schools (id, name, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)', [
+        s.id,
+        s.name,
+        s.token_hash,
+        s.created_at,
+        s.revoked_at,
+      ]);
     }
     const contacts = db.prepare('SELECT school, last_at FROM school_contact').all() as { school: string; last_at: number }[];
     for (const c of contacts) await pool.query('INSERT INTO school_contact (school, last_at) VALUES ($1, $2)', [c.school, c.last_at]);
 
     for (const r of ROLLUPS) {
       const columns = [...r.keys, 'n'];
-      for (const rows of chunks(db.prepare(`SELECT ${columns.join(', ')} FROM ${r.table}`).raw().iterate() as Iterable<unknown[]>)) {
+      for (const rows of chunks(
+        db
+          .prepare(`SELECT ${columns.join(', ')} FROM ${r.table}`)
+          .raw()
+          .iterate() as Iterable<unknown[]>,
+      )) {
         const params = columns.map((_, i) => rows.map((row) => row[i]));
         const types = columns.map((c) => (c === 'day' || c === 'month' ? 'integer[]' : c === 'n' ? 'bigint[]' : 'text[]'));
         await pool.query(`INSERT INTO ${r.table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')})`, params);
@@ -81,7 +98,11 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
     const counts: MigrationCount[] = [
       { what: 'schools', source: schools.length, target: await targetCount('SELECT count(*) AS n FROM schools') },
       { what: 'school_contact', source: contacts.length, target: await targetCount('SELECT count(*) AS n FROM school_contact') },
-      { what: 'events', source: scalar(db, 'SELECT count(*) FROM events') + scalar(db, 'SELECT count(*) FROM events_inbox'), target: await targetCount('SELECT count(*) AS n FROM events') },
+      {
+        what: 'events',
+        source: scalar(db, 'SELECT count(*) FROM events') + scalar(db, 'SELECT count(*) FROM events_inbox'),
+        target: await targetCount('SELECT count(*) AS n FROM events'),
+      },
     ];
     for (const r of ROLLUPS) {
       counts.push({

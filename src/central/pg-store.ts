@@ -153,11 +153,17 @@ export class PostgresCentralStore implements CentralStore {
       await this.#touch(school, receivedAt);
       return { acked, stored: 0, duplicates: 0 };
     }
-    const stored = await this.#insert(events, () => school, () => receivedAt, true, async (client) => {
-      const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-      if (raised.length > 0) await client.query(RAISE_COUNTS_SQL, [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school]);
-      await this.#touch(school, receivedAt, client);
-    });
+    const stored = await this.#insert(
+      events,
+      () => school,
+      () => receivedAt,
+      true,
+      async (client) => {
+        const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+        if (raised.length > 0) await client.query(RAISE_COUNTS_SQL, [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school]);
+        await this.#touch(school, receivedAt, client);
+      },
+    );
     return { acked, stored, duplicates: events.length - stored };
   }
 
@@ -166,7 +172,12 @@ export class PostgresCentralStore implements CentralStore {
    * already hold them (copied with the roll-up tables) or must count them now.
    */
   async importEvents(events: readonly ImportedEvent[], counted: boolean): Promise<number> {
-    return this.#insert(events, (e) => e.school, (e) => e.received_at, !counted);
+    return this.#insert(
+      events,
+      (e) => e.school,
+      (e) => e.received_at,
+      !counted,
+    );
   }
 
   /** Inserts `events` in one transaction (with `also` after, in it); how many were new. */
@@ -181,7 +192,9 @@ export class PostgresCentralStore implements CentralStore {
     const months = new Set<number>();
     const last = EVENT_FIELDS.length;
     events.forEach((e, row) => {
-      EVENT_FIELDS.forEach((f, column) => { columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null); });
+      EVENT_FIELDS.forEach((f, column) => {
+        columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null);
+      });
       columns[last]![row] = schoolOf(e);
       columns[last + 1]![row] = receivedAtOf(e);
       months.add(monthOfDay(dayNumber(e.time)));
@@ -230,7 +243,8 @@ export class PostgresCentralStore implements CentralStore {
 
   async stats(filter: StatsFilter): Promise<Stats> {
     const plan = planStats(filter);
-    const run = async <Row extends object>(query: PlannedQuery): Promise<Row[]> => (await this.#pool.query<Row>(numberPlaceholders(query.sql), query.params)).rows;
+    const run = async <Row extends object>(query: PlannedQuery): Promise<Row[]> =>
+      (await this.#pool.query<Row>(numberPlaceholders(query.sql), query.params)).rows;
     const [byCategoryDay, bySchool, topHosts, schools] = await Promise.all([
       run<StatsRows['byCategoryDay'][number]>(plan.byCategoryDay),
       run<StatsRows['bySchool'][number]>(plan.bySchool),

@@ -50,7 +50,14 @@ export type Scope = 'school' | 'all';
  * unless `keywords` is false; reject: with a reason; block: the reported host in a category.
  */
 export type ReviewDecision =
-  | { readonly action: 'approve'; readonly profile: string; readonly scope: Scope; readonly match?: AllowScope; readonly keywords?: boolean; readonly note?: string }
+  | {
+      readonly action: 'approve';
+      readonly profile: string;
+      readonly scope: Scope;
+      readonly match?: AllowScope;
+      readonly keywords?: boolean;
+      readonly note?: string;
+    }
   | { readonly action: 'reject'; readonly reason: string }
   | { readonly action: 'block'; readonly category: string; readonly scope: Scope; readonly note?: string };
 
@@ -93,10 +100,27 @@ interface Row {
 
 function toRequest(row: Row): ReviewRequestRow {
   return {
-    seq: row.seq, school: row.school, schoolName: row.school_name, id: row.id, kind: row.kind, time: row.time,
-    receivedAt: row.received_at, host: row.host, path: row.path, category: row.category, profile: row.profile,
-    eventId: row.event_id, reference: row.reference, note: row.note, status: row.status, decidedBy: row.decided_by,
-    decidedAt: row.decided_at, decisionNote: row.decision_note, ruleId: row.rule_id, count: 1, notes: row.note === '' ? [] : [row.note],
+    seq: row.seq,
+    school: row.school,
+    schoolName: row.school_name,
+    id: row.id,
+    kind: row.kind,
+    time: row.time,
+    receivedAt: row.received_at,
+    host: row.host,
+    path: row.path,
+    category: row.category,
+    profile: row.profile,
+    eventId: row.event_id,
+    reference: row.reference,
+    note: row.note,
+    status: row.status,
+    decidedBy: row.decided_by,
+    decidedAt: row.decided_at,
+    decisionNote: row.decision_note,
+    ruleId: row.rule_id,
+    count: 1,
+    notes: row.note === '' ? [] : [row.note],
   };
 }
 
@@ -149,7 +173,9 @@ export class ReviewQueue {
       decidedSchool: db.prepare<[string, number], Row>(`${SELECT} WHERE r.status <> 'open' AND r.school = ? ORDER BY r.decided_at DESC, r.seq DESC LIMIT ?`),
       all: db.prepare<[number], Row>(`${SELECT} ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
       allSchool: db.prepare<[string, number], Row>(`${SELECT} WHERE r.school = ? ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
-      openCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM (SELECT DISTINCT school, kind, host, path, profile FROM review_requests WHERE status = 'open')"),
+      openCount: db.prepare<[], { n: number }>(
+        "SELECT count(*) AS n FROM (SELECT DISTINCT school, kind, host, path, profile FROM review_requests WHERE status = 'open')",
+      ),
       openCountSchool: db.prepare<[string], { n: number }>(
         "SELECT count(*) AS n FROM (SELECT DISTINCT kind, host, path, profile FROM review_requests WHERE status = 'open' AND school = ?)",
       ),
@@ -157,8 +183,12 @@ export class ReviewQueue {
         "UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE status = 'open' AND school = ? AND kind = ? AND host = ? AND path = ? AND profile = ?",
       ),
       expire: db.prepare("DELETE FROM review_requests WHERE status <> 'open' AND decided_at < ?"),
-      decide: db.prepare("UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE seq = ? AND status = 'open'"),
-      profiles: db.prepare<[], { profile: string }>('SELECT DISTINCT profile FROM review_requests UNION SELECT DISTINCT profile FROM policy_rules WHERE profile IS NOT NULL'),
+      decide: db.prepare(
+        "UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE seq = ? AND status = 'open'",
+      ),
+      profiles: db.prepare<[], { profile: string }>(
+        'SELECT DISTINCT profile FROM review_requests UNION SELECT DISTINCT profile FROM policy_rules WHERE profile IS NOT NULL',
+      ),
       categories: db.prepare<[], { category: string }>(
         'SELECT DISTINCT category FROM review_requests WHERE category IS NOT NULL UNION SELECT DISTINCT category FROM policy_rules WHERE category IS NOT NULL',
       ),
@@ -170,7 +200,21 @@ export class ReviewQueue {
     return this.#db.transaction(() => {
       let stored = 0;
       for (const r of requests) {
-        stored += this.#q.insert.run(school, r.id, r.kind, r.time, receivedAt, r.host, r.path, r.category, r.profile, r.event, r.reference, r.note, r.client).changes;
+        stored += this.#q.insert.run(
+          school,
+          r.id,
+          r.kind,
+          r.time,
+          receivedAt,
+          r.host,
+          r.path,
+          r.category,
+          r.profile,
+          r.event,
+          r.reference,
+          r.note,
+          r.client,
+        ).changes;
       }
       return { acked: requests.map((r) => r.id), stored };
     })();
@@ -190,10 +234,16 @@ export class ReviewQueue {
     const { school, limit } = filter;
     const rows =
       filter.status === 'open'
-        ? school === null ? this.#q.open.all(limit) : this.#q.openSchool.all(school, limit)
+        ? school === null
+          ? this.#q.open.all(limit)
+          : this.#q.openSchool.all(school, limit)
         : filter.status === 'decided'
-          ? school === null ? this.#q.decided.all(limit) : this.#q.decidedSchool.all(school, limit)
-          : school === null ? this.#q.all.all(limit) : this.#q.allSchool.all(school, limit);
+          ? school === null
+            ? this.#q.decided.all(limit)
+            : this.#q.decidedSchool.all(school, limit)
+          : school === null
+            ? this.#q.all.all(limit)
+            : this.#q.allSchool.all(school, limit);
     return mergeIdentical(rows.map(toRequest));
   }
 
@@ -219,7 +269,7 @@ export class ReviewQueue {
       if (who.school !== null && request.school !== who.school) throw new ReviewError(403, 'forbidden', 'school: outside your school');
       if (request.status !== 'open') throw new ReviewError(409, 'already_decided', `request ${seq} was already decided (${request.status})`);
       if (who.school !== null && decision.action !== 'reject' && decision.scope === 'all') {
-        throw new ReviewError(403, 'forbidden', 'scope: a school\'s IT staff decide for their school only');
+        throw new ReviewError(403, 'forbidden', "scope: a school's IT staff decide for their school only");
       }
       let rule: PolicyRule | null = null;
       let status: ReviewStatus;
@@ -232,24 +282,53 @@ export class ReviewQueue {
         if (request.kind !== 'review') throw new ReviewError(400, 'bad_request', 'a report asks for a block: block it or reject it');
         note = decision.note?.trim() ?? '';
         rule = this.#policy.addRule(who.name, {
-          action: 'allow', ...scopedValue(request.host, request.path, decision.match ?? 'page'), keywords: decision.keywords ?? true, profile: decision.profile, category: null,
-          school: decision.scope === 'school' ? request.school : null, note: note || `Đề nghị #${seq}`, reviewSeq: seq,
+          action: 'allow',
+          ...scopedValue(request.host, request.path, decision.match ?? 'page'),
+          keywords: decision.keywords ?? true,
+          profile: decision.profile,
+          category: null,
+          school: decision.scope === 'school' ? request.school : null,
+          note: note || `Đề nghị #${seq}`,
+          reviewSeq: seq,
         }).rule;
         status = 'approved';
       } else {
         note = decision.note?.trim() ?? '';
         rule = this.#policy.addRule(who.name, {
-          action: 'block', kind: 'domain', value: request.host, profile: null, category: decision.category,
-          school: decision.scope === 'school' ? request.school : null, note: note || `Báo cáo #${seq}`, reviewSeq: seq,
+          action: 'block',
+          kind: 'domain',
+          value: request.host,
+          profile: null,
+          category: decision.category,
+          school: decision.scope === 'school' ? request.school : null,
+          note: note || `Báo cáo #${seq}`,
+          reviewSeq: seq,
         }).rule;
         status = 'blocked';
       }
       const now = Date.now();
       this.#q.decide.run(status, who.name, now, note === '' ? null : note, rule?.id ?? null, seq);
       // The same page asked again by others at the school is answered by this decision too.
-      const identical = this.#q.decideIdentical.run(status, who.name, now, note === '' ? null : note, rule?.id ?? null, request.school, request.kind, request.host, request.path, request.profile).changes;
+      const identical = this.#q.decideIdentical.run(
+        status,
+        who.name,
+        now,
+        note === '' ? null : note,
+        rule?.id ?? null,
+        request.school,
+        request.kind,
+        request.host,
+        request.path,
+        request.profile,
+      ).changes;
       const decided = this.get(seq)!;
-      this.#audit(who.name, `review.${decision.action}`, `review:${seq}`, { status: request.status }, { status, note: decided.decisionNote, rule: rule?.id ?? null, ...(identical > 0 ? { identical } : {}) });
+      this.#audit(
+        who.name,
+        `review.${decision.action}`,
+        `review:${seq}`,
+        { status: request.status },
+        { status, note: decided.decisionNote, rule: rule?.id ?? null, ...(identical > 0 ? { identical } : {}) },
+      );
       return { request: decided, rule };
     })();
   }

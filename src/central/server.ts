@@ -186,7 +186,12 @@ export function createCollectorServer(options: CollectorOptions): Server {
       response.writeHead(304, headers);
       return void response.end();
     }
-    response.writeHead(200, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': signed.body.length, 'x-lachan-signature': signed.signature });
+    response.writeHead(200, {
+      ...headers,
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': signed.body.length,
+      'x-lachan-signature': signed.signature,
+    });
     response.end(signed.body);
   }
 
@@ -200,10 +205,18 @@ export function createCollectorServer(options: CollectorOptions): Server {
     }
     const who = reader(request);
     const schools = (await store.listSchools()).filter((s) => s.revokedAt === null && (who.school === null || s.id === who.school));
-    if (url.pathname === '/api/v1/lists') return sendListsOverview(mirror, response, schools.map((s) => s.id));
+    if (url.pathname === '/api/v1/lists')
+      return sendListsOverview(
+        mirror,
+        response,
+        schools.map((s) => s.id),
+      );
     if (url.pathname !== '/lists') throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
     const overview = await mirror.overview(schools.map((s) => s.id));
-    const html = listsPage(overview.lists, schools.map((s) => ({ id: s.id, name: s.name, lists: overview.schools.get(s.id) ?? [] })));
+    const html = listsPage(
+      overview.lists,
+      schools.map((s) => ({ id: s.id, name: s.name, lists: overview.schools.get(s.id) ?? [] })),
+    );
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
     response.end(html);
   }
@@ -280,9 +293,12 @@ export function createCollectorServer(options: CollectorOptions): Server {
     if (url.pathname === '/api/v1/reviews' && method === 'POST') return ingestReviews(districtOrMissing(url), request, response);
     if (url.pathname === '/api/v1/erasures' && method === 'POST') {
       const school = await schoolOf(request);
-      return handleErasures(store, school.id, await jsonBody(request), response, (id, result) => logger.info({ school: id, erased: result.events, anonymised: result.reviews, requests: result.acked.length }, 'erasures'));
+      return handleErasures(store, school.id, await jsonBody(request), response, (id, result) =>
+        logger.info({ school: id, erased: result.events, anonymised: result.reviews, requests: result.acked.length }, 'erasures'),
+      );
     }
-    if (options.lists !== undefined && method === 'GET' && (url.pathname.startsWith('/api/v1/lists') || url.pathname === '/lists')) return lists(options.lists, request, response, url);
+    if (options.lists !== undefined && method === 'GET' && (url.pathname.startsWith('/api/v1/lists') || url.pathname === '/lists'))
+      return lists(options.lists, request, response, url);
     if (url.pathname === '/healthz') return sendJson(response, 200, { ok: true });
     if (options.dashboard !== undefined && (await options.dashboard.handle(request, response, url, reader))) return;
     throw new HttpError(404, 'not_found', `no such endpoint: ${url.pathname}`);
@@ -297,7 +313,12 @@ export function createCollectorServer(options: CollectorOptions): Server {
       // closes, after reading what the client is still sending.
       const unread = !request.complete;
       if (unread) lingerOnClose(request);
-      sendJson(response, failure.status, { error: failure.code, message: failure.message }, unread ? { ...failure.headers, connection: 'close' } : failure.headers);
+      sendJson(
+        response,
+        failure.status,
+        { error: failure.code, message: failure.message },
+        unread ? { ...failure.headers, connection: 'close' } : failure.headers,
+      );
     });
   });
   server.keepAliveTimeout = 65_000;

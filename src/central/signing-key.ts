@@ -41,7 +41,9 @@ export function loadOrCreateSigner(dataDir: string): PolicySigner {
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   // The public half next to it, for copying to gateways; rewritten so it always matches.
   writeFileSync(path.join(dataDir, SIGNING_PUBLIC_KEY_FILE), publicKeyPem, { mode: 0o644 });
-  const digest = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  const digest = createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
   return {
     publicKeyPem,
     fingerprint: digest.slice(0, 32).match(/.{4}/g)!.join(':'),

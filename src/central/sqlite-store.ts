@@ -28,15 +28,7 @@ import {
   type StatsFilter,
 } from './store.js';
 import { hashToken, newSchoolId, newSchoolToken, sameHash, schoolIdOfToken } from './tokens.js';
-import {
-  INBOX_DRAIN_EVENTS,
-  prepareEventWriter,
-  prepareInboxCount,
-  ROLLUP_CHUNK,
-  ROLLUP_INTERVAL_MS,
-  tuneWriter,
-  type EventWriter,
-} from './event-writer.js';
+import { INBOX_DRAIN_EVENTS, prepareEventWriter, prepareInboxCount, ROLLUP_CHUNK, ROLLUP_INTERVAL_MS, tuneWriter, type EventWriter } from './event-writer.js';
 import { WriterThread } from './writer-thread.js';
 
 export const CENTRAL_DB_FILE = 'central.db';
@@ -200,7 +192,9 @@ export class SqliteCentralStore implements CollectorDatabase {
     this.#pendingEvents = 0;
     try {
       const stored = this.#writer.write(batches);
-      batches.forEach((batch, i) => { batch.stored = stored[i]!; });
+      batches.forEach((batch, i) => {
+        batch.stored = stored[i]!;
+      });
     } catch (error) {
       for (const batch of batches) batch.reject(error);
       return;
@@ -301,7 +295,11 @@ export class SqliteCentralStore implements CollectorDatabase {
   }
 
   async eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }> {
-    const { events, reviews } = eraseSchoolDevices(this.#db, school, clients.map((client) => ({ id: client, client })));
+    const { events, reviews } = eraseSchoolDevices(
+      this.#db,
+      school,
+      clients.map((client) => ({ id: client, client })),
+    );
     return { events, reviews };
   }
 

@@ -95,7 +95,10 @@ export function planStats(filter: StatsFilter): StatsPlan {
     : monthly === null
       ? { table: 'r_school_category_day', ...where({ day: [from, to], ...dims }) }
       : { table: 'r_school_category_month', ...where({ month: [monthly.first, monthly.last], ...dims }) };
-  const bySchool = { sql: `SELECT school, CAST(sum(n) AS BIGINT) AS count FROM ${sd.table}${sd.sql} GROUP BY school ORDER BY count DESC, school`, params: sd.params };
+  const bySchool = {
+    sql: `SELECT school, CAST(sum(n) AS BIGINT) AS count FROM ${sd.table}${sd.sql} GROUP BY school ORDER BY count DESC, school`,
+    params: sd.params,
+  };
 
   const limit = Math.min(Math.max(1, filter.topHosts ?? 20), 1000);
   const th =

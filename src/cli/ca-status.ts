@@ -78,11 +78,21 @@ async function caFingerprint(certsDir: string): Promise<string | null> {
 
 /** Devices grouped by the range policy.yaml puts them in, ranges in file order, then the rest. */
 export function rangeStatuses(policy: Policy, trust: DeviceTrust): RangeStatus[] {
-  const ranges = new Map<string | null, { cidr: string | null; profile: string; intercept: InterceptMode; trusted: string[]; notTrusted: string[]; refused: string[] }>();
+  const ranges = new Map<
+    string | null,
+    { cidr: string | null; profile: string; intercept: InterceptMode; trusted: string[]; notTrusted: string[]; refused: string[] }
+  >();
   // The range of no address: the defaults (profile and mode of addresses no range names).
   const fallback = policy.clientRange('');
   for (const rule of policy.rules.clients) {
-    ranges.set(rule.cidr, { cidr: rule.cidr, profile: rule.profile, intercept: rule.intercept ?? fallback.intercept, trusted: [], notTrusted: [], refused: [] });
+    ranges.set(rule.cidr, {
+      cidr: rule.cidr,
+      profile: rule.profile,
+      intercept: rule.intercept ?? fallback.intercept,
+      trusted: [],
+      notTrusted: [],
+      refused: [],
+    });
   }
   ranges.set(null, { cidr: null, profile: fallback.profile, intercept: fallback.intercept, trusted: [], notTrusted: [], refused: [] });
   const devices = Object.entries(trust.snapshot().devices).sort(([a], [b]) => a.localeCompare(b, 'en', { numeric: true }));
@@ -99,14 +109,25 @@ export function rangeStatuses(policy: Policy, trust: DeviceTrust): RangeStatus[]
 
 function renderStatus(ranges: readonly RangeStatus[], fingerprint: string | null, stale: boolean): string {
   const lines: string[] = [];
-  lines.push(fingerprint === null
-    ? 'Chưa có CA (lachan ca init): không thiết bị nào bị giải mã HTTPS.'
-    : `CA của trường: SHA-256 ${fingerprint}`);
+  lines.push(fingerprint === null ? 'Chưa có CA (lachan ca init): không thiết bị nào bị giải mã HTTPS.' : `CA của trường: SHA-256 ${fingerprint}`);
   if (stale) lines.push('Các thiết bị đã tin cậy một CA trước đây: coi như chưa tin cậy CA này cho tới khi tải lại trang chặn hoặc trang hướng dẫn.');
   const header = ['dải máy', 'hồ sơ', 'giải mã HTTPS', 'đã tin cậy', 'chưa tin cậy', 'từ chối CA'];
-  const rows = ranges.map((r) => [r.cidr ?? '(địa chỉ khác)', r.profile, `${r.intercept} (${MODE_TEXT[r.intercept]})`, String(r.trusted.length), String(r.notTrusted.length), String(r.refused.length)]);
+  const rows = ranges.map((r) => [
+    r.cidr ?? '(địa chỉ khác)',
+    r.profile,
+    `${r.intercept} (${MODE_TEXT[r.intercept]})`,
+    String(r.trusted.length),
+    String(r.notTrusted.length),
+    String(r.refused.length),
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  for (const row of [header, ...rows]) lines.push(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const row of [header, ...rows])
+    lines.push(
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
   lines.push('Đổi chế độ một dải: "intercept: always | learned | never" ở mục clients của policy.yaml (xem certs/README.md).');
   return `${lines.join('\n')}\n`;
 }

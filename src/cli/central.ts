@@ -74,7 +74,9 @@ export function explainOrganisation(dataDir: string): Organisation {
 /** Opens the collector database; only `serve` and `school add` may create it. */
 function openStore(dataDir: string, create = false): CollectorDatabase {
   if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
-    throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`);
+    throw new CliError(
+      `không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`,
+    );
   }
   try {
     return openSqliteStore({ dataDir });
@@ -103,10 +105,18 @@ export function registerCentral(program: Command): void {
     .option('--port <port>', 'cổng lắng nghe (0: cổng trống bất kỳ)', positiveInt('--port', 0), 8080)
     .option('--host <address>', 'địa chỉ lắng nghe (ra Internet thì đặt một reverse proxy TLS phía trước)', '127.0.0.1')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
-    .option('--retention-days <days>', 'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)', positiveInt('--retention-days'), COLLECTOR_EVENT_RETENTION_DAYS)
+    .option(
+      '--retention-days <days>',
+      'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)',
+      positiveInt('--retention-days'),
+      COLLECTOR_EVENT_RETENTION_DAYS,
+    )
     .option('--rate-limit <n>', 'số yêu cầu gửi sự kiện mỗi giây của một trường', positiveInt('--rate-limit'), 20)
     .option('--lists <file>', 'danh sách chặn huyện đăng ký, tải một lần cho mọi trường (mặc định: DATA/lists.yaml)')
-    .option('--trusted-proxy <addresses>', 'địa chỉ các reverse proxy (cách nhau bằng dấu phẩy) mà X-Forwarded-For của chúng cho biết máy đăng nhập, để hạn chế đoán mật khẩu')
+    .option(
+      '--trusted-proxy <addresses>',
+      'địa chỉ các reverse proxy (cách nhau bằng dấu phẩy) mà X-Forwarded-For của chúng cho biết máy đăng nhập, để hạn chế đoán mật khẩu',
+    )
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
@@ -116,7 +126,10 @@ export function registerCentral(program: Command): void {
       const accounts = store.accounts;
       const district = explainKeyErrors(() => store.openDistrict(options.data, (...entry) => accounts.audit(...entry)));
       const organisation = explainOrganisation(options.data);
-      const trustedProxies = (options.trustedProxy ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+      const trustedProxies = (options.trustedProxy ?? '')
+        .split(',')
+        .map((a) => a.trim())
+        .filter((a) => a !== '');
       const dashboard = createDashboard({ store, accounts, queries: store.dashboardQueries, district, organisation, trustedProxies });
       const lists = new ListsMirror({ dataDir: options.data, listsFile: options.lists ?? path.join(options.data, 'lists.yaml'), logger });
       const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists });
@@ -127,7 +140,8 @@ export function registerCentral(program: Command): void {
           .expire(Date.now() - retentionMs)
           .then((removed) => {
             const requests = district.reviews.expire(Date.now() - retentionMs);
-            if (removed > 0 || requests > 0) logger.info({ removed, requests, retentionDays: options.retentionDays }, 'expired raw events and decided requests');
+            if (removed > 0 || requests > 0)
+              logger.info({ removed, requests, retentionDays: options.retentionDays }, 'expired raw events and decided requests');
           })
           .catch((error: unknown) => logger.error({ err: error }, 'expiry failed'));
       };
@@ -136,12 +150,24 @@ export function registerCentral(program: Command): void {
       retentionTimer.unref();
 
       await new Promise<void>((resolve, reject) => {
-        server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`${error.code === 'EADDRINUSE' ? `cổng ${options.port} đang được dùng (--port)` : `không mở được ${options.host}:${options.port}`}: ${error.code ?? error.message}`)));
+        server.once('error', (error: NodeJS.ErrnoException) =>
+          reject(
+            new CliError(
+              `${error.code === 'EADDRINUSE' ? `cổng ${options.port} đang được dùng (--port)` : `không mở được ${options.host}:${options.port}`}: ${error.code ?? error.message}`,
+            ),
+          ),
+        );
         server.listen(options.port, options.host, resolve);
       });
       const address = server.address() as AddressInfo;
       logger.info(
-        { host: address.address, port: address.port, data: options.data, adminTokenFile: `${options.data}/admin-token`, policyKey: district.signer.fingerprint },
+        {
+          host: address.address,
+          port: address.port,
+          data: options.data,
+          adminTokenFile: `${options.data}/admin-token`,
+          policyKey: district.signer.fingerprint,
+        },
         'listening',
       );
 
@@ -166,20 +192,26 @@ export function registerCentral(program: Command): void {
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .option('--json', 'in {"id":…,"token":…}')
     .action(async (options: { name: string; data: string; json?: boolean }) => {
-      await withStore(options.data, async (store) => {
-        const created = await store.addSchool(options.name);
-        store.accounts.audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
-        const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
-        if (options.json) {
-          process.stdout.write(`${JSON.stringify({ id: created.id, token: created.token, policyKey: signer.publicKeyPem, policyKeyFingerprint: signer.fingerprint })}\n`);
-        } else {
-          process.stdout.write(
-            `school: ${created.id}\ntoken:  ${created.token}\n` +
-              'Mã token chỉ hiện một lần này: ghi nó vào tệp token của máy chủ trường (lachan serve --token-file).\n' +
-              `Khoá chính sách của máy chủ huyện (lưu trên máy chủ trường làm tệp --central-key; dấu vân tay ${signer.fingerprint}):\n${signer.publicKeyPem}`,
-          );
-        }
-      }, true);
+      await withStore(
+        options.data,
+        async (store) => {
+          const created = await store.addSchool(options.name);
+          store.accounts.audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
+          const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
+          if (options.json) {
+            process.stdout.write(
+              `${JSON.stringify({ id: created.id, token: created.token, policyKey: signer.publicKeyPem, policyKeyFingerprint: signer.fingerprint })}\n`,
+            );
+          } else {
+            process.stdout.write(
+              `school: ${created.id}\ntoken:  ${created.token}\n` +
+                'Mã token chỉ hiện một lần này: ghi nó vào tệp token của máy chủ trường (lachan serve --token-file).\n' +
+                `Khoá chính sách của máy chủ huyện (lưu trên máy chủ trường làm tệp --central-key; dấu vân tay ${signer.fingerprint}):\n${signer.publicKeyPem}`,
+            );
+          }
+        },
+        true,
+      );
     });
 
   school
@@ -192,9 +224,13 @@ export function registerCentral(program: Command): void {
         const schools = await store.listSchools();
         for (const s of schools) {
           if (options.json) {
-            process.stdout.write(`${JSON.stringify({ id: s.id, name: s.name, createdAt: new Date(s.createdAt).toISOString(), revoked: s.revokedAt !== null })}\n`);
+            process.stdout.write(
+              `${JSON.stringify({ id: s.id, name: s.name, createdAt: new Date(s.createdAt).toISOString(), revoked: s.revokedAt !== null })}\n`,
+            );
           } else {
-            process.stdout.write(`${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'đang dùng' : 'đã thu hồi'}  ${s.name}\n`);
+            process.stdout.write(
+              `${s.id}  ${new Date(s.createdAt).toISOString().slice(0, 10)}  ${s.revokedAt === null ? 'đang dùng' : 'đã thu hồi'}  ${s.name}\n`,
+            );
           }
         }
       });
@@ -257,13 +293,21 @@ export function registerCentral(program: Command): void {
           process.stderr.write(`${done.replace('{name}', name)}\n`);
         });
       });
-  userChange('disable', 'disable a dashboard user: no login, sessions end now', 'đã khóa tài khoản {name} (các phiên đăng nhập đã kết thúc)', (accounts, name) =>
-    accounts.setDisabled(cliActor(), name, true),
+  userChange(
+    'disable',
+    'disable a dashboard user: no login, sessions end now',
+    'đã khóa tài khoản {name} (các phiên đăng nhập đã kết thúc)',
+    (accounts, name) => accounts.setDisabled(cliActor(), name, true),
   );
-  userChange('enable', 'enable a disabled dashboard user again', 'đã mở lại tài khoản {name}', (accounts, name) => accounts.setDisabled(cliActor(), name, false));
+  userChange('enable', 'enable a disabled dashboard user again', 'đã mở lại tài khoản {name}', (accounts, name) =>
+    accounts.setDisabled(cliActor(), name, false),
+  );
   userChange('delete', 'delete a dashboard user and end its sessions', 'đã xóa tài khoản {name}', (accounts, name) => accounts.deleteUser(cliActor(), name));
-  userChange('reset-password', 'set a new password (read from stdin, or asked for on a terminal); sessions end', 'đã đặt mật khẩu mới cho {name} (các phiên đăng nhập đã kết thúc)', async (accounts, name) =>
-    accounts.resetPassword(cliActor(), name, await readPassword()),
+  userChange(
+    'reset-password',
+    'set a new password (read from stdin, or asked for on a terminal); sessions end',
+    'đã đặt mật khẩu mới cho {name} (các phiên đăng nhập đã kết thúc)',
+    async (accounts, name) => accounts.resetPassword(cliActor(), name, await readPassword()),
   );
 
   user
@@ -275,8 +319,14 @@ export function registerCentral(program: Command): void {
       await withStore(options.data, async (store) => {
         for (const u of store.accounts.users()) {
           const disabledAt = u.disabledAt === null ? null : new Date(u.disabledAt).toISOString();
-          if (options.json) process.stdout.write(`${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString(), disabledAt })}\n`);
-          else process.stdout.write(`${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}${disabledAt === null ? '' : '  đã khóa'}\n`);
+          if (options.json)
+            process.stdout.write(
+              `${JSON.stringify({ name: u.name, role: u.role, school: u.school, createdAt: new Date(u.createdAt).toISOString(), disabledAt })}\n`,
+            );
+          else
+            process.stdout.write(
+              `${u.name}  ${u.role}  ${u.school ?? '-'}  ${new Date(u.createdAt).toISOString().slice(0, 10)}${disabledAt === null ? '' : '  đã khóa'}\n`,
+            );
         }
       });
     });
@@ -301,41 +351,45 @@ export function registerCentral(program: Command): void {
     .option('--host <host>', 'chỉ tên máy này')
     .option('--limit <n>', 'tối đa N sự kiện mới nhất', positiveInt('--limit'), 100_000)
     .option('--json', 'mỗi dòng một đối tượng JSON')
-    .action(async (options: { data: string; school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean }) => {
-      let from: number | undefined;
-      if (options.since !== undefined) {
-        const parsed = parseSince(options.since);
-        if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng: ${SINCE_HINT}`);
-        from = parsed;
-      }
-      quietOnClosedPipe();
-      const events: CentralEvent[] = [];
-      await withStore(options.data, async (store) => {
-        let cursor: string | undefined;
-        do {
-          const page = await store.queryEvents(
-            { school: options.school, category: options.category, profile: options.profile, host: options.host, from },
-            { cursor, limit: Math.min(5_000, options.limit - events.length) },
-          );
-          events.push(...page.events);
-          cursor = page.nextCursor ?? undefined;
-        } while (cursor !== undefined && events.length < options.limit);
-      });
-      events.reverse();
-      if (options.json) {
+    .action(
+      async (options: { data: string; school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean }) => {
+        let from: number | undefined;
+        if (options.since !== undefined) {
+          const parsed = parseSince(options.since);
+          if (parsed === null) throw new CliError(`--since: "${options.since}" không đúng dạng: ${SINCE_HINT}`);
+          from = parsed;
+        }
+        quietOnClosedPipe();
+        const events: CentralEvent[] = [];
+        await withStore(options.data, async (store) => {
+          let cursor: string | undefined;
+          do {
+            const page = await store.queryEvents(
+              { school: options.school, category: options.category, profile: options.profile, host: options.host, from },
+              { cursor, limit: Math.min(5_000, options.limit - events.length) },
+            );
+            events.push(...page.events);
+            cursor = page.nextCursor ?? undefined;
+          } while (cursor !== undefined && events.length < options.limit);
+        });
+        events.reverse();
+        if (options.json) {
+          for (const e of events) {
+            process.stdout.write(
+              `${JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), school: e.school, profile: e.profile, category: e.category, reason: e.reason, rule: e.rule, source: e.source, host: e.host, path: e.path, method: e.method, client: e.client, count: e.count ?? 1, receivedAt: new Date(e.receivedAt).toISOString() })}\n`,
+            );
+          }
+          return;
+        }
+        if (events.length === 0) return void process.stdout.write('không có sự kiện nào\n');
         for (const e of events) {
           process.stdout.write(
-            `${JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), school: e.school, profile: e.profile, category: e.category, reason: e.reason, rule: e.rule, source: e.source, host: e.host, path: e.path, method: e.method, client: e.client, count: e.count ?? 1, receivedAt: new Date(e.receivedAt).toISOString() })}\n`,
+            `${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}${(e.count ?? 1) > 1 ? `  ×${e.count}` : ''}\n`,
           );
         }
-        return;
-      }
-      if (events.length === 0) return void process.stdout.write('không có sự kiện nào\n');
-      for (const e of events) {
-        process.stdout.write(`${new Date(e.time).toISOString()}  ${e.school}  ${e.profile}  ${e.category ?? '-'}  ${e.client}  ${e.method} ${e.host}${e.path}${(e.count ?? 1) > 1 ? `  ×${e.count}` : ''}\n`);
-      }
-      process.stdout.write(`${events.length} sự kiện\n`);
-    });
+        process.stdout.write(`${events.length} sự kiện\n`);
+      },
+    );
 }
 
 /** `central backup`: the collector database copied while it serves (deploy/README.md, "Sao lưu"). */
@@ -350,7 +404,9 @@ function registerBackup(central: Command): void {
       if (!existsSync(databaseFile)) throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${options.data} (không thấy ${CENTRAL_DB_FILE})`);
       try {
         const { pages } = await backupSqliteFile(databaseFile, options.to);
-        process.stdout.write(`đã sao lưu ${databaseFile} vào ${options.to} (${pages} trang); sao lưu thêm các tệp khoá trong ${options.data}: ${ADMIN_TOKEN_FILE}, ${SIGNING_KEY_FILE}\n`);
+        process.stdout.write(
+          `đã sao lưu ${databaseFile} vào ${options.to} (${pages} trang); sao lưu thêm các tệp khoá trong ${options.data}: ${ADMIN_TOKEN_FILE}, ${SIGNING_KEY_FILE}\n`,
+        );
       } catch (error) {
         if (error instanceof BackupError) throw new CliError(`không sao lưu được vào ${options.to}: ${error.message}`);
         throw error;
@@ -430,7 +486,12 @@ async function runMigration(from: string, to: string): Promise<void> {
     process.stdout.write('Đã chuyển xong; số lượng hai bên khớp nhau.\n');
   } catch (error) {
     if (error instanceof MigrationError) {
-      throw new CliError(error.code === 'LACHAN_TARGET_NOT_EMPTY' ? 'cơ sở dữ liệu PostgreSQL đích đã có trường hoặc sự kiện: hãy chuyển vào một cơ sở dữ liệu trống' : `số lượng không khớp sau khi chuyển: ${error.message}`, error.code === 'LACHAN_TARGET_NOT_EMPTY' ? EXIT_USAGE : EXIT_CHECK_FAILED);
+      throw new CliError(
+        error.code === 'LACHAN_TARGET_NOT_EMPTY'
+          ? 'cơ sở dữ liệu PostgreSQL đích đã có trường hoặc sự kiện: hãy chuyển vào một cơ sở dữ liệu trống'
+          : `số lượng không khớp sau khi chuyển: ${error.message}`,
+        error.code === 'LACHAN_TARGET_NOT_EMPTY' ? EXIT_USAGE : EXIT_CHECK_FAILED,
+      );
     }
     throw error;
   } finally {

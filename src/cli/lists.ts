@@ -123,7 +123,12 @@ function describeUpdate(result: ListUpdateResult): string {
 function describeStatus(subscription: ListSubscription, state: ListState, now: number): string {
   const parts = [`${subscription.name} (${subscription.category}, ${subscription.format}, mỗi ${subscription.refresh})`];
   if (state.version === null) parts.push('chưa tải');
-  else parts.push(`phiên bản ${state.version}`, `${state.entries} mục`, `kiểm tra ${state.checkedAt === null ? '?' : `${formatAge(now - state.checkedAt)} trước`}`);
+  else
+    parts.push(
+      `phiên bản ${state.version}`,
+      `${state.entries} mục`,
+      `kiểm tra ${state.checkedAt === null ? '?' : `${formatAge(now - state.checkedAt)} trước`}`,
+    );
   if (isStale(subscription, state, now)) parts.push('CŨ');
   if (state.lastError !== null) parts.push(`lỗi gần nhất ${formatAge(now - state.lastError.time)} trước: [${state.lastError.code}] ${state.lastError.message}`);
   return parts.join('  ');

@@ -65,7 +65,9 @@ function printReviews(dataDir: string, since: number | undefined, json: boolean)
   if (reviews.length === 0) return void process.stdout.write('không có đề nghị nào\n');
   for (const r of reviews) {
     const sent = r.shippedAt === null ? 'not sent' : `sent ${localTime(r.shippedAt)}`;
-    process.stdout.write(`${localTime(r.time)}  ${r.kind}  ${r.eventRef || '-'}  ${r.profile}  ${r.category ?? '-'}  ${r.host}${r.path}  ${r.client}  (${sent})\n    ${r.note.replace(/\s+/g, ' ')}\n`);
+    process.stdout.write(
+      `${localTime(r.time)}  ${r.kind}  ${r.eventRef || '-'}  ${r.profile}  ${r.category ?? '-'}  ${r.host}${r.path}  ${r.client}  (${sent})\n    ${r.note.replace(/\s+/g, ' ')}\n`,
+    );
   }
   process.stdout.write(`${reviews.length} đề nghị\n`);
 }

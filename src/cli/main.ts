@@ -18,7 +18,11 @@ const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import
 
 /** commander's help headings and notes, in the language of the descriptions. */
 const HELP_TITLES: Readonly<Record<string, string>> = {
-  'Usage:': 'Cách dùng:', 'Options:': 'Tuỳ chọn:', 'Commands:': 'Lệnh:', 'Arguments:': 'Tham số:', 'Global Options:': 'Tuỳ chọn chung:',
+  'Usage:': 'Cách dùng:',
+  'Options:': 'Tuỳ chọn:',
+  'Commands:': 'Lệnh:',
+  'Arguments:': 'Tham số:',
+  'Global Options:': 'Tuỳ chọn chung:',
 };
 const withVietnameseNotes = (text: string): string => text.replace(/\(default: /, '(mặc định: ').replace(/\(choices: /, '(một trong: ');
 const VIETNAMESE_HELP = {

@@ -44,7 +44,11 @@ export function registerPrivacy(program: Command): void {
     .action((options: DeviceOptions) => {
       const device = deviceOf(options);
       const data = findDeviceData(options.data, device);
-      appendAudit(options.data, 'privacy.export', device.pseudonym, { byAddress: device.address !== null, events: data.events.length, reviews: data.reviews.length });
+      appendAudit(options.data, 'privacy.export', device.pseudonym, {
+        byAddress: device.address !== null,
+        events: data.events.length,
+        reviews: data.reviews.length,
+      });
       process.stdout.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : exportReceipt(data, schoolName(options.rules), Date.now()));
     });
 
@@ -67,7 +71,13 @@ export function registerPrivacy(program: Command): void {
       let sent: boolean | null = null;
       try {
         const request = known ? queue.add(device.pseudonym) : null;
-        appendAudit(options.data, 'privacy.erase', device.pseudonym, { byAddress: device.address !== null, events: counts.events, reviews: counts.reviews, deviceTrust: counts.trust, erasureRequest: request?.id ?? null });
+        appendAudit(options.data, 'privacy.erase', device.pseudonym, {
+          byAddress: device.address !== null,
+          events: counts.events,
+          reviews: counts.reviews,
+          deviceTrust: counts.trust,
+          erasureRequest: request?.id ?? null,
+        });
         if (target !== null && known) {
           try {
             sent = (await sendErasures(queue, target)) > 0;
@@ -93,7 +103,12 @@ export function registerPrivacy(program: Command): void {
       const policy = readPolicy(options.rules);
       const days = options.retentionDays === undefined ? undefined : Number(options.retentionDays);
       if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new CliError(`--retention-days: "${options.retentionDays}" không phải số ngày`);
-      const markdown = renderDpia({ policy, central: options.central ?? null, now: Date.now(), ...(days === undefined ? {} : { collectorRetentionDays: days }) });
+      const markdown = renderDpia({
+        policy,
+        central: options.central ?? null,
+        now: Date.now(),
+        ...(days === undefined ? {} : { collectorRetentionDays: days }),
+      });
       const text = options.out !== undefined && /\.html?$/i.test(options.out) ? dpiaHtml(markdown) : markdown;
       if (options.out === undefined) process.stdout.write(text);
       else writeFileSync(options.out, text);
@@ -129,7 +144,8 @@ function readPolicy(rulesDir: string): PolicyConfig {
   const problems = new ProblemList();
   const policy = parsePolicyFile(text, file, problems);
   const first = problems.items.find((p) => p.severity === 'error');
-  if (policy === null || first !== undefined) throw new CliError(`policy.yaml có lỗi: ${first === undefined ? file : formatProblem(first)}; xem: lachan rules lint --rules ${rulesDir}`);
+  if (policy === null || first !== undefined)
+    throw new CliError(`policy.yaml có lỗi: ${first === undefined ? file : formatProblem(first)}; xem: lachan rules lint --rules ${rulesDir}`);
   return policy;
 }
 

@@ -10,7 +10,11 @@ export class Progress {
   private lastDraw = 0;
   private drawn = false;
 
-  private constructor(private readonly total: number, private readonly label: string, private readonly enabled: boolean) {}
+  private constructor(
+    private readonly total: number,
+    private readonly label: string,
+    private readonly enabled: boolean,
+  ) {}
 
   /** `path` may be a file or a folder (summed one level deep). */
   static async forFile(path: string, label: string): Promise<Progress> {

@@ -18,7 +18,8 @@ export function registerReport(program: Command): void {
     .action(async (options: { year: string; out?: string; format?: string; number?: string; data: string }) => {
       const year = Number(options.year);
       if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year phải là một năm, ví dụ 2026, không phải "${options.year}"`);
-      if (options.format !== undefined && !isReportFormat(options.format)) throw new CliError(`--format phải là một trong ${Object.keys(REPORT_FORMATS).join(', ')}, không phải "${options.format}"`);
+      if (options.format !== undefined && !isReportFormat(options.format))
+        throw new CliError(`--format phải là một trong ${Object.keys(REPORT_FORMATS).join(', ')}, không phải "${options.format}"`);
       const format: ReportFormat = (options.format as ReportFormat | undefined) ?? (options.out === undefined ? 'md' : formatOfFile(options.out));
       const organisation = explainOrganisation(options.data);
       const body = await withStore(options.data, async (store) =>

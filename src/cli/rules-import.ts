@@ -90,4 +90,3 @@ function report(result: ImportResult, options: ImportOptions, folder: string, ad
   out.push(`Kiểm tra: lachan rules lint --rules ${options.rules}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
-

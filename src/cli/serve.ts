@@ -92,10 +92,17 @@ export function registerServe(program: Command): void {
     .option('--data <dir>', 'thư mục dữ liệu (nhật ký chặn, khoá, thiết bị tin CA)', './var')
     .option('--central-key <file>', 'khoá công khai Ed25519 của máy chủ huyện (PEM): chỉ áp dụng chính sách huyện có chữ ký đúng')
     .option('--policy-interval <seconds>', 'bao lâu (giây) hỏi máy chủ huyện chính sách một lần', '60')
-    .option('--dns-server <address>', 'máy chủ DNS (dùng nhiều lần được; mặc định: của hệ thống)', (value: string, previous: string[] = []) => [...previous, value])
+    .option('--dns-server <address>', 'máy chủ DNS (dùng nhiều lần được; mặc định: của hệ thống)', (value: string, previous: string[] = []) => [
+      ...previous,
+      value,
+    ])
     .option('--transparent-http <port>', 'nhận thêm lưu lượng cổng 80 được chuyển hướng (chế độ trong suốt, theo Host)')
     .option('--transparent-https <port>', 'nhận thêm lưu lượng cổng 443 được chuyển hướng (chế độ trong suốt, theo SNI của TLS)')
-    .option('--certs <dir>', 'CA của trường để giải mã HTTPS (lachan ca init; nhận CA mới không cần khởi động lại); không có CA thì trang HTTPS bị chặn chỉ nhận 403', './certs')
+    .option(
+      '--certs <dir>',
+      'CA của trường để giải mã HTTPS (lachan ca init; nhận CA mới không cần khởi động lại); không có CA thì trang HTTPS bị chặn chỉ nhận 403',
+      './certs',
+    )
     .option('--hosts-file <file>', 'tên máy gán địa chỉ trước DNS, dạng /etc/hosts')
     .option('--central <url>', 'máy chủ huyện nhận các sự kiện chặn')
     .option('--school <id>', 'mã của trường ở máy chủ huyện')
@@ -103,33 +110,49 @@ export function registerServe(program: Command): void {
     .option('--workers <n>', 'số tiến trình proxy (mặc định: một mỗi CPU)')
     .option('--admin-port <port>', 'cổng nội bộ (127.0.0.1) cho /healthz và /metrics', '3129')
     .option('--header-timeout <ms>', 'thời gian (ms) để thiết bị gửi xong phần đầu yêu cầu', '15000')
-    .option('--events-in-memory <n>', 'số sự kiện giữ trong bộ nhớ khi không ghi được kho sự kiện (đầy đĩa, chỉ đọc); quá số này sự kiện mới bị bỏ và được đếm', '50000')
+    .option(
+      '--events-in-memory <n>',
+      'số sự kiện giữ trong bộ nhớ khi không ghi được kho sự kiện (đầy đĩa, chỉ đọc); quá số này sự kiện mới bị bỏ và được đếm',
+      '50000',
+    )
     .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
     .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
     .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
     .option('--max-connections <n>', 'số kết nối của thiết bị mà mỗi tiến trình proxy giữ', String(DEFAULT_LIMITS.maxConnections))
-    .option('--max-client-connections <n>', 'số kết nối một địa chỉ được giữ (cả phòng máy sau NAT là một địa chỉ: để rộng rãi)', String(DEFAULT_LIMITS.maxClientConnections))
+    .option(
+      '--max-client-connections <n>',
+      'số kết nối một địa chỉ được giữ (cả phòng máy sau NAT là một địa chỉ: để rộng rãi)',
+      String(DEFAULT_LIMITS.maxClientConnections),
+    )
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
       const workers = options.workers === undefined ? availableParallelism() : Number(options.workers);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers phải là số nguyên từ 1 đến 64, không phải "${options.workers}"`);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+        throw new CliError(`--workers phải là số nguyên từ 1 đến 64, không phải "${options.workers}"`);
       const shipping = options.central !== undefined || options.school !== undefined || options.tokenFile !== undefined;
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
         throw new CliError('--central, --school và --token-file phải đi cùng nhau');
       }
       const inMemory = Number(options.eventsInMemory);
-      if (!Number.isInteger(inMemory) || inMemory < 1) throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
+      if (!Number.isInteger(inMemory) || inMemory < 1)
+        throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
       const upstreamTimeout = Number(options.upstreamTimeout);
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
-      if (!Number.isInteger(headerTimeout) || headerTimeout < 100) throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
-      for (const [flag, value] of [['--max-connections', options.maxConnections], ['--max-client-connections', options.maxClientConnections]] as const) {
+      if (!Number.isInteger(headerTimeout) || headerTimeout < 100)
+        throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
+      for (const [flag, value] of [
+        ['--max-connections', options.maxConnections],
+        ['--max-client-connections', options.maxClientConnections],
+      ] as const) {
         if (!/^[1-9]\d{0,6}$/.test(value)) throw new CliError(`${flag} phải là một số nguyên kết nối, không phải "${value}"`);
       }
       const unwritable = ensureDataDir(options.data);
       if (unwritable !== null) {
-        process.stderr.write(`cảnh báo: chưa ghi được vào thư mục dữ liệu --data ${options.data} (${unwritable}); vẫn lọc bình thường, sự kiện chặn chờ trong bộ nhớ cho tới khi ghi được\n`);
+        process.stderr.write(
+          `cảnh báo: chưa ghi được vào thư mục dữ liệu --data ${options.data} (${unwritable}); vẫn lọc bình thường, sự kiện chặn chờ trong bộ nhớ cho tới khi ghi được\n`,
+        );
       }
       const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
       if (workers === 1) await runSingle(options, port, adminPort, logger);
@@ -205,10 +228,14 @@ function ensureDataDir(dir: string): string | null {
     mkdirSync(dir, { recursive: true });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'đó là một tệp, không phải thư mục'
-      : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền tạo thư mục đó'
-        : code === 'EROFS' ? 'ổ đĩa chỉ cho đọc'
-          : (error as Error).message;
+    const why =
+      code === 'EEXIST' || code === 'ENOTDIR'
+        ? 'đó là một tệp, không phải thư mục'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'tài khoản chạy lachan không có quyền tạo thư mục đó'
+          : code === 'EROFS'
+            ? 'ổ đĩa chỉ cho đọc'
+            : (error as Error).message;
     throw new CliError(`không dùng được thư mục dữ liệu --data ${dir}: ${why}`);
   }
   try {
@@ -216,7 +243,11 @@ function ensureDataDir(dir: string): string | null {
     return null;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return code === 'EROFS' ? 'ổ đĩa chỉ cho đọc' : code === 'EACCES' || code === 'EPERM' ? 'tài khoản chạy lachan không có quyền ghi vào đó' : (error as Error).message;
+    return code === 'EROFS'
+      ? 'ổ đĩa chỉ cho đọc'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'tài khoản chạy lachan không có quyền ghi vào đó'
+        : (error as Error).message;
   }
 }
 
@@ -226,7 +257,10 @@ async function listenOrExplain<T>(listening: Promise<T>, option: string, port: n
     return await listening;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new CliError(`cổng ${port} đang được dùng (${option}): một lachan khác hoặc chương trình khác (squid…) đang nghe ở ${host}:${port}; dừng chương trình đó hoặc chọn ${option} khác`);
+    if (code === 'EADDRINUSE')
+      throw new CliError(
+        `cổng ${port} đang được dùng (${option}): một lachan khác hoặc chương trình khác (squid…) đang nghe ở ${host}:${port}; dừng chương trình đó hoặc chọn ${option} khác`,
+      );
     if (code === 'EACCES') throw new CliError(`không được mở cổng ${port} (${option}): cổng dưới 1024 cần quyền root hoặc CAP_NET_BIND_SERVICE`);
     if (code === 'EADDRNOTAVAIL') throw new CliError(`địa chỉ --host ${host} không thuộc máy này`);
     throw error;
@@ -280,7 +314,11 @@ async function loadCaOrExplain(options: ServeOptions, previous: CertificateAutho
 async function reloadCa(options: ServeOptions, current: CertificateAuthority | null, logger: Logger): Promise<CertificateAuthority | null> {
   try {
     const next = await loadCaOrExplain(options, current);
-    if (next !== current) logger.info({ certs: path.resolve(options.certs), fingerprint: next?.fingerprint256 ?? null }, next === null ? 'school CA removed: HTTPS is no longer intercepted' : 'school CA loaded: new connections get certificates from it');
+    if (next !== current)
+      logger.info(
+        { certs: path.resolve(options.certs), fingerprint: next?.fingerprint256 ?? null },
+        next === null ? 'school CA removed: HTTPS is no longer intercepted' : 'school CA loaded: new connections get certificates from it',
+      );
     return next;
   } catch (error) {
     logger.error({ err: (error as Error).message }, 'CA reload refused; the CA already loaded keeps serving');
@@ -312,7 +350,20 @@ function openDeviceTrust(options: ServeOptions, logger: Logger): { trust: Device
 const mib = (bytes: number): number => Math.round(bytes / (1024 * 1024));
 
 /** Builds the proxy of one process: policy, resolver, event log, server. */
-async function startProxy(options: ServeOptions, port: number, logger: Logger, onStudentRequest: () => void, deviceTrust: DeviceTrust): Promise<{ proxy: ProxyServer; eventLog: GatewayEventLog; port: number; transparent: Record<string, number>; reload: () => Promise<void>; reloadCa: () => Promise<void> }> {
+async function startProxy(
+  options: ServeOptions,
+  port: number,
+  logger: Logger,
+  onStudentRequest: () => void,
+  deviceTrust: DeviceTrust,
+): Promise<{
+  proxy: ProxyServer;
+  eventLog: GatewayEventLog;
+  port: number;
+  transparent: Record<string, number>;
+  reload: () => Promise<void>;
+  reloadCa: () => Promise<void>;
+}> {
   const policy = await loadOrExplain(options);
   // As after a reload: what the load left behind (list pieces, the brand derivers, the
   // domain builder's arrays) is freed now, not when the heap has grown to four times
@@ -325,12 +376,21 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
     throw new CliError(`không đọc được --hosts-file: ${(error as Error).message}`);
   }
   const ca = await loadCaOrExplain(options);
-  if (ca !== null) logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
-  const eventLog = openEventLog({ dataDir: options.data, school: options.school ?? null, shipping: options.central !== undefined, maxUnflushed: Number(options.eventsInMemory), logger });
+  if (ca !== null)
+    logger.info({ certs: path.resolve(options.certs) }, 'HTTPS interception on: blocked sites get the block page, inspected profiles are decided per URL');
+  const eventLog = openEventLog({
+    dataDir: options.data,
+    school: options.school ?? null,
+    shipping: options.central !== undefined,
+    maxUnflushed: Number(options.eventsInMemory),
+    logger,
+  });
   let boundPort = port;
   const limits = withDefaultLimits({
-    upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000, headersTimeoutMs: Number(options.headerTimeout),
-    maxConnections: Number(options.maxConnections), maxClientConnections: Number(options.maxClientConnections),
+    upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000,
+    headersTimeoutMs: Number(options.headerTimeout),
+    maxConnections: Number(options.maxConnections),
+    maxClientConnections: Number(options.maxClientConnections),
   });
   const proxy = new ProxyServer({
     policy,
@@ -352,11 +412,15 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
   const transparent: Record<string, number> = {};
   if (options.transparentHttp !== undefined) {
     const transparentPort = parsePort(options.transparentHttp, '--transparent-http');
-    transparent.transparentHttpPort = (await listenOrExplain(startTransparentHttp(proxy, transparentPort, options.host), '--transparent-http', transparentPort, options.host)).port;
+    transparent.transparentHttpPort = (
+      await listenOrExplain(startTransparentHttp(proxy, transparentPort, options.host), '--transparent-http', transparentPort, options.host)
+    ).port;
   }
   if (options.transparentHttps !== undefined) {
     const transparentPort = parsePort(options.transparentHttps, '--transparent-https');
-    transparent.transparentHttpsPort = (await listenOrExplain(startTransparentHttps(proxy, transparentPort, options.host), '--transparent-https', transparentPort, options.host)).port;
+    transparent.transparentHttpsPort = (
+      await listenOrExplain(startTransparentHttps(proxy, transparentPort, options.host), '--transparent-https', transparentPort, options.host)
+    ).port;
   }
   const reload = async (): Promise<void> => {
     const started = Date.now();
@@ -369,7 +433,16 @@ async function startProxy(options: ServeOptions, port: number, logger: Logger, o
       proxy.metrics.reloads++;
       // V8's heap does not shrink under the proxy's flags: its size now is about its size at the compile's peak.
       const memory = process.memoryUsage();
-      logger.info({ ms: Date.now() - started, rules: path.resolve(options.rules), rssMiB: mib(memory.rss), heapMiB: mib(memory.heapTotal), arrayBuffersMiB: mib(memory.arrayBuffers) }, 'rules reloaded');
+      logger.info(
+        {
+          ms: Date.now() - started,
+          rules: path.resolve(options.rules),
+          rssMiB: mib(memory.rss),
+          heapMiB: mib(memory.heapTotal),
+          arrayBuffersMiB: mib(memory.arrayBuffers),
+        },
+        'rules reloaded',
+      );
     } catch (error) {
       proxy.metrics.reloadFailures++;
       const problems = error instanceof RulesLoadError ? error.problems.filter((p) => p.severity === 'error').map(formatProblem) : [(error as Error).message];
@@ -388,7 +461,16 @@ function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () =>
   const seconds = Number(options.policyInterval);
   if (!(seconds > 0)) throw new CliError(`--policy-interval phải là số giây, không phải "${options.policyInterval}"`);
   try {
-    return startOverlayPoller({ centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, keyFile: options.centralKey, dataDir: options.data, intervalMs: seconds * 1000, onOverlay: reload, logger });
+    return startOverlayPoller({
+      centralUrl: options.central,
+      schoolId: options.school!,
+      tokenFile: options.tokenFile!,
+      keyFile: options.centralKey,
+      dataDir: options.data,
+      intervalMs: seconds * 1000,
+      onOverlay: reload,
+      logger,
+    });
   } catch (error) {
     throw new CliError(`không dùng được --central-key ${options.centralKey}: ${(error as Error).message}`);
   }
@@ -407,20 +489,35 @@ async function listMetrics(options: ServeOptions): Promise<string[]> {
 
 function startShipping(options: ServeOptions, logger: Logger, eventLog?: GatewayEventLog): Shipper | null {
   if (options.central === undefined) return null;
-  startErasureSender(options.data, { centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile! }, (error) => logger.warn({ err: error.message }, 'erasure requests not sent yet; retrying'));
+  startErasureSender(options.data, { centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile! }, (error) =>
+    logger.warn({ err: error.message }, 'erasure requests not sent yet; retrying'),
+  );
   return startShipper({ eventLog, dataDir: options.data, centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, logger });
 }
 
 async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
   let shipper: Shipper | null = null;
   const { trust, writer } = openDeviceTrust(options, logger);
-  const { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => shipper?.wake(), trust);
+  const {
+    proxy,
+    eventLog,
+    port: boundPort,
+    transparent,
+    reload,
+    reloadCa: reloadCaNow,
+  } = await startProxy(options, port, logger, () => shipper?.wake(), trust);
   shipper = startShipping(options, logger, eventLog);
-  const admin = await listenOrExplain(startAdminServer(adminPort, {
-    healthy: () => true,
-    degraded: async () => degradedParts([eventLog.stats()]),
-    metrics: async () => renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), [...eventMetrics([eventLog.stats()]), ...(await listMetrics(options))]),
-  }), '--admin-port', adminPort, '127.0.0.1');
+  const admin = await listenOrExplain(
+    startAdminServer(adminPort, {
+      healthy: () => true,
+      degraded: async () => degradedParts([eventLog.stats()]),
+      metrics: async () =>
+        renderMetrics(proxy.metrics.snapshot(proxy.policy.cacheStats()), [...eventMetrics([eventLog.stats()]), ...(await listMetrics(options))]),
+    }),
+    '--admin-port',
+    adminPort,
+    '127.0.0.1',
+  );
   const watcher = watchRules(options.rules, () => void reload());
   const certsWatcher = watchCerts(options, () => void reloadCaNow());
   process.on('SIGHUP', () => {
@@ -431,7 +528,11 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   const listRefresher = startListRefreshing(options, logger, () => void reload());
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   const missing = missingProxyFlags(process.execArgv);
-  if (missing.length > 0) logger.warn({ missing }, 'started without the V8 flags the proxy is tuned with: bursts after idle spells will be slower (start it as `lachan serve`, or see deploy/lachan.service)');
+  if (missing.length > 0)
+    logger.warn(
+      { missing },
+      'started without the V8 flags the proxy is tuned with: bursts after idle spells will be slower (start it as `lachan serve`, or see deploy/lachan.service)',
+    );
   onShutdown(logger, async () => {
     overlayPoller?.stop();
     listRefresher.stop();
@@ -456,10 +557,16 @@ function eventMetrics(stats: readonly EventStatsLite[]): string[] {
   const over = stats.some((s) => s.overLimit) ? 1 : 0;
   const unwritable = stats.some((s) => s.unwritable) ? 1 : 0;
   return [
-    '# HELP lachan_event_store_unwritable 1 while the event store refuses writes (disk full, read-only): events wait in memory, filtering continues.', '# TYPE lachan_event_store_unwritable gauge', `lachan_event_store_unwritable ${unwritable}`,
-    '# TYPE lachan_events_pending gauge', `lachan_events_pending ${pending}`,
-    '# TYPE lachan_events_dropped_total counter', `lachan_events_dropped_total ${dropped}`,
-    '# HELP lachan_event_store_over_limit 1 when the local event store nears its disk bound.', '# TYPE lachan_event_store_over_limit gauge', `lachan_event_store_over_limit ${over}`,
+    '# HELP lachan_event_store_unwritable 1 while the event store refuses writes (disk full, read-only): events wait in memory, filtering continues.',
+    '# TYPE lachan_event_store_unwritable gauge',
+    `lachan_event_store_unwritable ${unwritable}`,
+    '# TYPE lachan_events_pending gauge',
+    `lachan_events_pending ${pending}`,
+    '# TYPE lachan_events_dropped_total counter',
+    `lachan_events_dropped_total ${dropped}`,
+    '# HELP lachan_event_store_over_limit 1 when the local event store nears its disk bound.',
+    '# TYPE lachan_event_store_over_limit gauge',
+    `lachan_event_store_over_limit ${over}`,
   ];
 }
 
@@ -543,7 +650,8 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     worker.on('exit', (code, signal) => {
       live.delete(worker);
       // A worker that cannot start would fail again at once: stop rather than loop.
-      if (!stopping && !announced && code === EXIT_USAGE) return failStartup({ type: 'fatal', message: 'một tiến trình proxy không khởi động được', exitCode: EXIT_USAGE });
+      if (!stopping && !announced && code === EXIT_USAGE)
+        return failStartup({ type: 'fatal', message: 'một tiến trình proxy không khởi động được', exitCode: EXIT_USAGE });
       if (!stopping) {
         logger.error({ code, signal }, 'proxy worker died; starting another');
         fork();
@@ -637,7 +745,10 @@ async function askWorkers(workers: ReadonlySet<Worker>): Promise<WorkerReply[]> 
 
 async function gatherMetrics(workers: ReadonlySet<Worker>, extra: readonly string[]): Promise<string> {
   const present = await askWorkers(workers);
-  return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), [...eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))), ...extra]);
+  return renderMetrics(mergeSnapshots(present.map((r) => r.snapshot)), [
+    ...eventMetrics(present.flatMap((r) => (r.eventStats === null ? [] : [r.eventStats]))),
+    ...extra,
+  ]);
 }
 
 async function runWorker(options: ServeOptions, port: number, logger: Logger): Promise<void> {
@@ -652,15 +763,29 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
   };
   process.on('message', early);
   trust.onLearned((address, record) => process.send?.({ type: 'device', address, record } satisfies ToPrimary));
-  const { proxy, eventLog, port: boundPort, reload, reloadCa: reloadCaNow } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary), trust);
+  const {
+    proxy,
+    eventLog,
+    port: boundPort,
+    reload,
+    reloadCa: reloadCaNow,
+  } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary), trust);
   process.on('message', (message: ToWorker) => {
     if (message.type === 'reload') void reload();
     else if (message.type === 'reload-ca') void reloadCaNow();
     else if (message.type === 'metrics') {
       const stats = eventLog.stats();
-      process.send?.({ type: 'metrics', id: message.id, snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()), eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped, unwritable: stats.unwritable } } satisfies ToPrimary);
+      process.send?.({
+        type: 'metrics',
+        id: message.id,
+        snapshot: proxy.metrics.snapshot(proxy.policy.cacheStats()),
+        eventStats: { pending: stats.pending, overLimit: stats.overLimit, dropped: stats.dropped, unwritable: stats.unwritable },
+      } satisfies ToPrimary);
     } else if (message.type === 'shutdown') {
-      void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).then(() => process.exit(0));
+      void proxy
+        .close(SHUTDOWN_GRACE_MS)
+        .then(() => eventLog.close())
+        .then(() => process.exit(0));
     }
   });
   // Ctrl-C and SIGTERM reach the whole process group; the primary coordinates.
@@ -668,6 +793,13 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
   process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
   // The primary gone (killed outright): nothing will send connections or a shutdown.
-  process.on('disconnect', () => void proxy.close(SHUTDOWN_GRACE_MS).then(() => eventLog.close()).finally(() => process.exit(0)));
+  process.on(
+    'disconnect',
+    () =>
+      void proxy
+        .close(SHUTDOWN_GRACE_MS)
+        .then(() => eventLog.close())
+        .finally(() => process.exit(0)),
+  );
   process.send?.({ type: 'listening', port: boundPort } satisfies ToPrimary);
 }

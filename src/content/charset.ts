@@ -79,7 +79,10 @@ export function attributeValue(tag: string, name: string): string | null {
     const before = tag.charCodeAt(at - 1);
     let i = at + name.length;
     while (tag.charCodeAt(i) === 0x20) i++;
-    if ((before === 0x20 || before === 0x09 || before === 0x0a || before === 0x0d || before === 0x2f || before === 0x22 || before === 0x27) && tag.charCodeAt(i) === 0x3d) {
+    if (
+      (before === 0x20 || before === 0x09 || before === 0x0a || before === 0x0d || before === 0x2f || before === 0x22 || before === 0x27) &&
+      tag.charCodeAt(i) === 0x3d
+    ) {
       i++;
       while (tag.charCodeAt(i) === 0x20) i++;
       const quote = tag[i];

@@ -77,7 +77,9 @@ export function wireFieldsOf(row: WireEvent): WireEvent {
  */
 export function eventColumnDefinitions(dialect: 'sqlite' | 'postgres'): string {
   const collate = (f: (typeof EVENT_FIELDS)[number]) => (dialect === 'postgres' && f.type === 'text' ? ' COLLATE "C"' : '');
-  return EVENT_FIELDS.map((f) => `${f.name} ${f[dialect]}${collate(f)}${f.nullable ? '' : ' NOT NULL'}${'default' in f ? ` DEFAULT ${f.default}` : ''}`).join(',\n     ');
+  return EVENT_FIELDS.map((f) => `${f.name} ${f[dialect]}${collate(f)}${f.nullable ? '' : ' NOT NULL'}${'default' in f ? ` DEFAULT ${f.default}` : ''}`).join(
+    ',\n     ',
+  );
 }
 
 /** `?, ?, …` (SQLite) for one event's values. */

@@ -73,7 +73,11 @@ export function readReviewRequests(dataDir: string, since?: number): ReviewReque
   const db = openReadOnly(path.join(dataDir, EVENTS_DB_FILE));
   try {
     // A file the proxy has not migrated yet lacks the newer columns: they read as their defaults.
-    const rows = db.prepare<[number], Partial<ReviewRow> & Omit<ReviewRow, 'uid' | 'kind' | 'path' | 'shipped_at'>>('SELECT * FROM reviews WHERE time >= ? ORDER BY time, id').all(since ?? 0);
+    const rows = db
+      .prepare<[number], Partial<ReviewRow> & Omit<ReviewRow, 'uid' | 'kind' | 'path' | 'shipped_at'>>(
+        'SELECT * FROM reviews WHERE time >= ? ORDER BY time, id',
+      )
+      .all(since ?? 0);
     return rows.map((r) => ({
       id: r.id,
       kind: r.kind === 'report' ? 'report' : 'review',

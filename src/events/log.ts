@@ -291,9 +291,7 @@ type Statements = ReturnType<typeof prepareStatements>;
 
 /** Every statement of the log, prepared once per connection. */
 function prepareStatements(db: SqliteDatabase) {
-  const insert = db.prepare(
-    `INSERT OR IGNORE INTO events (${EVENT_COLUMNS}, school) VALUES (${EVENT_PLACEHOLDERS}, ?)`,
-  );
+  const insert = db.prepare(`INSERT OR IGNORE INTO events (${EVENT_COLUMNS}, school) VALUES (${EVENT_PLACEHOLDERS}, ?)`);
   // A repeat after the event was written (and perhaps shipped): the event goes out again with its new count.
   const addRepeats = db.prepare('UPDATE events SET count = count + ?, shipped_at = NULL WHERE id = ?');
   const markOne = db.prepare('UPDATE events SET shipped_at = ? WHERE id = ? AND shipped_at IS NULL');
@@ -313,25 +311,21 @@ function prepareStatements(db: SqliteDatabase) {
       }
       return changed;
     }),
-    unshipped: db.prepare<[number], DbRow>(
-      `SELECT ${EVENT_COLUMNS}, school, shipped_at FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT ?`,
-    ),
+    unshipped: db.prepare<[number], DbRow>(`SELECT ${EVENT_COLUMNS}, school, shipped_at FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT ?`),
     pendingCount: db.prepare('SELECT count(*) FROM events WHERE shipped_at IS NULL').pluck(),
     storedCount: db.prepare('SELECT count(*) FROM events').pluck(),
     oldestPending: db.prepare('SELECT time FROM events WHERE shipped_at IS NULL ORDER BY id LIMIT 1').pluck(),
-    expireOld: db.prepare(
-      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL AND time < ? ORDER BY time LIMIT ?)',
-    ),
+    expireOld: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL AND time < ? ORDER BY time LIMIT ?)'),
     expireOldAll: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ? ORDER BY time LIMIT ?)'),
     expireOldestAll: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY time LIMIT ?)'),
-    expireOldest: db.prepare(
-      'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL ORDER BY time LIMIT ?)',
-    ),
+    expireOldest: db.prepare('DELETE FROM events WHERE id IN (SELECT id FROM events WHERE shipped_at IS NOT NULL ORDER BY time LIMIT ?)'),
     findByTail: db.prepare('SELECT id FROM events WHERE id >= ? AND substr(id, 19) = ? ORDER BY id DESC LIMIT 1').pluck(),
     insertReview: db.prepare(
       'INSERT INTO reviews (uid, kind, time, event_ref, event_id, host, path, category, profile, note, client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    eventById: db.prepare<[string], { host: string; path: string; category: string | null; profile: string }>('SELECT host, path, category, profile FROM events WHERE id = ?'),
+    eventById: db.prepare<[string], { host: string; path: string; category: string | null; profile: string }>(
+      'SELECT host, path, category, profile FROM events WHERE id = ?',
+    ),
     unshippedReviews: db.prepare<[number], ReviewRow>('SELECT * FROM reviews WHERE shipped_at IS NULL ORDER BY id LIMIT ?'),
     markReviews: db.transaction((ids: readonly string[], at: number) => {
       let changed = 0;
@@ -582,7 +576,8 @@ class SqliteEventLog implements GatewayEventLog {
     if (this.#db !== null || this.#open()) this.#write();
     // Repeats of written events are not events: their loss only leaves a count short, said so in the log.
     const repeats = this.#repeats.reduce((sum, v) => sum + v.pending, 0);
-    if (repeats > 0) this.#logger.error({ repeats, file: this.file }, 'event store unwritable at shutdown: repeats of written visits not added to their counts');
+    if (repeats > 0)
+      this.#logger.error({ repeats, file: this.file }, 'event store unwritable at shutdown: repeats of written visits not added to their counts');
     this.#repeats = [];
     if (this.#batch.length > 0) {
       const lost = this.#batch.length;
@@ -607,7 +602,10 @@ class SqliteEventLog implements GatewayEventLog {
       return new ClientPseudonymizer(loadOrCreateClientKey(this.#dataDir));
     } catch (error) {
       this.#temporaryKey = randomBytes(32);
-      this.#logger.error({ err: error, dataDir: this.#dataDir }, 'cannot read or create the client key: this run uses a key of its own, saved once the data folder is writable');
+      this.#logger.error(
+        { err: error, dataDir: this.#dataDir },
+        'cannot read or create the client key: this run uses a key of its own, saved once the data folder is writable',
+      );
       return new ClientPseudonymizer(this.#temporaryKey);
     }
   }
@@ -659,7 +657,8 @@ class SqliteEventLog implements GatewayEventLog {
 
   /** The statements, or the reason the store cannot be used now. */
   #ready(): Statements {
-    if (this.#statements === null) throw Object.assign(new Error(`event store unwritable: ${this.#lastError ?? 'not open'}`), { code: 'LACHAN_EVENT_STORE_UNWRITABLE' });
+    if (this.#statements === null)
+      throw Object.assign(new Error(`event store unwritable: ${this.#lastError ?? 'not open'}`), { code: 'LACHAN_EVENT_STORE_UNWRITABLE' });
     return this.#statements;
   }
 
@@ -718,7 +717,13 @@ class SqliteEventLog implements GatewayEventLog {
       this.#unwritableSince = Date.now();
       this.#retryDelay = RETRY_FIRST_MS;
       this.#logger.error(
-        { err: error, code: sqliteErrorCode(error) ?? (error as { code?: unknown }).code, file: this.file, waiting: this.#batch.length, memoryBound: this.#maxUnflushed },
+        {
+          err: error,
+          code: sqliteErrorCode(error) ?? (error as { code?: unknown }).code,
+          file: this.file,
+          waiting: this.#batch.length,
+          memoryBound: this.#maxUnflushed,
+        },
         'event store unwritable: filtering continues; events wait in memory and the store is retried',
       );
     }
@@ -727,7 +732,10 @@ class SqliteEventLog implements GatewayEventLog {
 
   #becameWritable(): void {
     if (this.#unwritableSince === null) return;
-    this.#logger.warn({ file: this.file, unwritableMs: Date.now() - this.#unwritableSince, droppedSinceStart: this.#dropped }, 'event store writable again: waiting events written');
+    this.#logger.warn(
+      { file: this.file, unwritableMs: Date.now() - this.#unwritableSince, droppedSinceStart: this.#dropped },
+      'event store writable again: waiting events written',
+    );
     this.#unwritableSince = null;
     this.#lastError = null;
     this.#retryDelay = RETRY_FIRST_MS;
@@ -816,7 +824,10 @@ class SqliteEventLog implements GatewayEventLog {
       }
       this.#stored = this.#statements.storedCount.get() as number;
       if (this.#usedBytes > this.#maxDbBytes) {
-        this.#warn({ usedBytes: this.#usedBytes, maxDbBytes: this.#maxDbBytes }, 'event log over its size limit: new events are dropped until the collector acknowledges older ones');
+        this.#warn(
+          { usedBytes: this.#usedBytes, maxDbBytes: this.#maxDbBytes },
+          'event log over its size limit: new events are dropped until the collector acknowledges older ones',
+        );
       }
     } catch (error) {
       this.#logger.error({ err: error }, 'event log maintenance failed');

@@ -93,7 +93,19 @@ export function validateReviewRequest(value: unknown, where: string, now: number
   const note = text(record, 'note', REVIEW_LIMITS.note, where, false) ?? '';
   const client = text(record, 'client', 64, where, true)!;
   if (!CLIENT_RE.test(client)) fail(`${where}.client`, 'must be a pseudonymous id (hex), never an address');
-  return { id, kind, time, host: host.toLowerCase(), path: stripQuery(path.startsWith('/') ? path : `/${path}`), category, profile, event, reference, note: clip(note, REVIEW_LIMITS.note), client };
+  return {
+    id,
+    kind,
+    time,
+    host: host.toLowerCase(),
+    path: stripQuery(path.startsWith('/') ? path : `/${path}`),
+    category,
+    profile,
+    event,
+    reference,
+    note: clip(note, REVIEW_LIMITS.note),
+    client,
+  };
 }
 
 export function validateReviewBatch(value: unknown, now: number = Date.now()): WireReviewBatch {

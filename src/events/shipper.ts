@@ -210,7 +210,10 @@ export function startShipper(options: ShipperOptions): Shipper {
       // (logged for IT staff). Neither may hold back the events behind it.
       if (error instanceof ShipError && (error.status === 404 || error.status === 400)) {
         reviewsPausedUntil = Date.now() + REVIEWS_RETRY_MS;
-        logger.warn({ status: error.status, err: error.message }, 'review requests not accepted by the collector; they wait here and are offered again in an hour');
+        logger.warn(
+          { status: error.status, err: error.message },
+          'review requests not accepted by the collector; they wait here and are offered again in an hour',
+        );
         return;
       }
       throw error;
@@ -280,7 +283,11 @@ export function startShipper(options: ShipperOptions): Shipper {
         }
         const delay = backoffMs(shipError);
         const log4xx = shipError.status !== null && shipError.status >= 400 && shipError.status < 500 && shipError.status !== 429;
-        (log4xx ? logger.error : logger.warn).call(logger, { err: shipError.message, status: shipError.status, retryInMs: Math.round(delay), batch: events.length }, 'shipping failed');
+        (log4xx ? logger.error : logger.warn).call(
+          logger,
+          { err: shipError.message, status: shipError.status, retryInMs: Math.round(delay), batch: events.length },
+          'shipping failed',
+        );
         await sleep(delay);
       }
     }

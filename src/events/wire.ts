@@ -110,7 +110,8 @@ export function validateEvent(value: unknown, where: string, now: number): WireE
   // A pseudonym is lower-case hex; an IPv4 (dots) or IPv6 (colons) address is refused.
   if (!CLIENT_RE.test(client)) fail(`${where}.client`, 'must be a pseudonymous id (hex), never an address');
   const count = record.count ?? 1;
-  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.count) fail(`${where}.count`, `must be an integer from 1 to ${LIMITS.count}`);
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.count)
+    fail(`${where}.count`, `must be an integer from 1 to ${LIMITS.count}`);
   return { id, time, profile, category, reason, rule, source, host, path: stripQuery(rawPath), method, client, count };
 }
 

@@ -77,7 +77,11 @@ export function parseListsFile(text: string, file: string, problems: ProblemList
         const name = isScalar(field.key) ? String(field.key.value) : '';
         const valueNode = field.value as Node | null;
         if (!FIELDS.has(name)) problems.error(file, lineOf(field.key as Node), `unknown field "${name}" (name, category, url, format, refresh)`);
-        else fields.set(name, { value: isScalar(valueNode) ? valueNode.value : valueNode === null ? null : '(not text)', line: lineOf(valueNode ?? (field.key as Node)) });
+        else
+          fields.set(name, {
+            value: isScalar(valueNode) ? valueNode.value : valueNode === null ? null : '(not text)',
+            line: lineOf(valueNode ?? (field.key as Node)),
+          });
       }
       const text = (name: string): { value: string; line: number } | null => {
         const field = fields.get(name);
@@ -120,7 +124,15 @@ export function parseListsFile(text: string, file: string, problems: ProblemList
         ok = false;
       }
       if (!ok) continue;
-      subscriptions.push({ name: name!.value, category: category!.value, url: url!.value, format: format!.value as ListFormat, refreshMs: refreshMs!, refresh: refresh!.value, line });
+      subscriptions.push({
+        name: name!.value,
+        category: category!.value,
+        url: url!.value,
+        format: format!.value as ListFormat,
+        refreshMs: refreshMs!,
+        refresh: refresh!.value,
+        line,
+      });
     }
   }
   return subscriptions;
@@ -167,13 +179,19 @@ export async function lintListsFile(rulesDir: string): Promise<RuleProblem[]> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    return [{ file: displayPath(file), line: 0, severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }];
+    return [
+      { file: displayPath(file), line: 0, severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` },
+    ];
   }
   const problems = new ProblemList();
   for (const subscription of parseListsFile(text, displayPath(file), problems)) {
     const folder = await stat(path.join(rulesDir, 'categories', subscription.category)).catch(() => null);
     if (folder === null || !folder.isDirectory()) {
-      problems.error(displayPath(file), subscription.line, `list "${subscription.name}": no folder categories/${subscription.category} (create it, even empty, and block the category in a profile)`);
+      problems.error(
+        displayPath(file),
+        subscription.line,
+        `list "${subscription.name}": no folder categories/${subscription.category} (create it, even empty, and block the category in a profile)`,
+      );
     }
   }
   return problems.items;

@@ -19,7 +19,13 @@ export interface ListVersion {
   readonly entries: number;
 }
 
-export type ListRefusalCode = 'LACHAN_LIST_UNPARSEABLE' | 'LACHAN_LIST_SHRUNK' | 'LACHAN_LIST_UNREACHABLE' | 'LACHAN_LIST_HTTP' | 'LACHAN_LIST_DELTA' | 'LACHAN_LIST_UNCOMPILABLE';
+export type ListRefusalCode =
+  | 'LACHAN_LIST_UNPARSEABLE'
+  | 'LACHAN_LIST_SHRUNK'
+  | 'LACHAN_LIST_UNREACHABLE'
+  | 'LACHAN_LIST_HTTP'
+  | 'LACHAN_LIST_DELTA'
+  | 'LACHAN_LIST_UNCOMPILABLE';
 
 /** Why a new version was not applied; the last good version keeps serving. */
 export class ListRefusal extends Error {
@@ -74,7 +80,8 @@ export function parseDownload(format: ListFormat, body: string): ListVersion {
   let malformed = 0;
   for (const reason of ['malformed', 'invalid-host'] as const) malformed += stats.skipped.get(reason)?.count ?? 0;
   const ruleLines = stats.lines - stats.comments;
-  if (entries.length === 0) throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `không có mục ${format} nào trong ${ruleLines} dòng (sai định dạng, hoặc không phải danh sách)`);
+  if (entries.length === 0)
+    throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `không có mục ${format} nào trong ${ruleLines} dòng (sai định dạng, hoặc không phải danh sách)`);
   if (malformed * 2 > ruleLines) {
     throw new ListRefusal('LACHAN_LIST_UNPARSEABLE', `${malformed} trên ${ruleLines} dòng không phải mục ${format} (sai định dạng, hoặc không phải danh sách)`);
   }

@@ -115,10 +115,14 @@ export function listMetricLines(subscriptions: readonly ListSubscription[], data
   ];
   const states = subscriptions.map((s) => readStateSync(dataDir, s.name));
   const label = (name: string): string => name.replace(/[\\"\n]/g, '_');
-  for (const state of states) lines.push(`lachan_list_age_seconds{list="${label(state.name)}"} ${state.checkedAt === null ? -1 : Math.round((now - state.checkedAt) / 1000)}`);
+  for (const state of states)
+    lines.push(`lachan_list_age_seconds{list="${label(state.name)}"} ${state.checkedAt === null ? -1 : Math.round((now - state.checkedAt) / 1000)}`);
   lines.push('# HELP lachan_list_entries Entries of the version in force.', '# TYPE lachan_list_entries gauge');
   for (const state of states) lines.push(`lachan_list_entries{list="${label(state.name)}",version="${state.version ?? ''}"} ${state.entries}`);
-  lines.push('# HELP lachan_list_update_failures_total Refused or failed list updates (the last good version kept serving).', '# TYPE lachan_list_update_failures_total counter');
+  lines.push(
+    '# HELP lachan_list_update_failures_total Refused or failed list updates (the last good version kept serving).',
+    '# TYPE lachan_list_update_failures_total counter',
+  );
   for (const state of states) lines.push(`lachan_list_update_failures_total{list="${label(state.name)}"} ${state.failures}`);
   return lines;
 }

@@ -52,7 +52,21 @@ export interface ListState {
 }
 
 export function emptyState(name: string): ListState {
-  return { name, version: null, entries: 0, updatedAt: null, checkedAt: null, attemptedAt: null, etag: null, lastModified: null, url: null, lastError: null, failures: 0, history: [], appliedAt: {} };
+  return {
+    name,
+    version: null,
+    entries: 0,
+    updatedAt: null,
+    checkedAt: null,
+    attemptedAt: null,
+    etag: null,
+    lastModified: null,
+    url: null,
+    lastError: null,
+    failures: 0,
+    history: [],
+    appliedAt: {},
+  };
 }
 
 export function listDir(dataDir: string, name: string): string {
@@ -110,14 +124,21 @@ export async function writeState(dataDir: string, state: ListState): Promise<voi
  * Makes `next` the version in force: its file first, then the state that names it,
  * then the versions beyond `keep` are removed.
  */
-export async function applyVersion(dataDir: string, previous: ListState, next: ListVersion, changes: Partial<ListState>, keep: number, now: number): Promise<ListState> {
+export async function applyVersion(
+  dataDir: string,
+  previous: ListState,
+  next: ListVersion,
+  changes: Partial<ListState>,
+  keep: number,
+  now: number,
+): Promise<ListState> {
   const dir = listDir(dataDir, previous.name);
   await mkdir(dir, { recursive: true });
   await writeAtomically(versionFile(dataDir, previous.name, next.version), next.text);
   const history = [next.version, ...previous.history.filter((v) => v !== next.version)];
   const kept = history.slice(0, Math.max(keep, 1));
   const appliedAt: Record<string, number> = {};
-  for (const version of kept) appliedAt[version] = version === next.version ? now : previous.appliedAt[version] ?? now;
+  for (const version of kept) appliedAt[version] = version === next.version ? now : (previous.appliedAt[version] ?? now);
   const state: ListState = {
     ...previous,
     ...changes,

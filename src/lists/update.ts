@@ -60,7 +60,12 @@ interface Fetched {
 }
 
 async function fetchBody(url: string | URL, headers: Record<string, string>): Promise<Fetched> {
-  const response = await request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'gzip', ...headers }, headersTimeout: 30_000, bodyTimeout: 120_000 });
+  const response = await request(url, {
+    method: 'GET',
+    headers: { 'user-agent': USER_AGENT, 'accept-encoding': 'gzip', ...headers },
+    headersTimeout: 30_000,
+    bodyTimeout: 120_000,
+  });
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of response.body) {
@@ -86,7 +91,7 @@ async function fetchBody(url: string | URL, headers: Record<string, string>): Pr
 
 function header(headers: Fetched['headers'], name: string): string | null {
   const value = headers[name];
-  return typeof value === 'string' ? value : Array.isArray(value) ? value[0] ?? null : null;
+  return typeof value === 'string' ? value : Array.isArray(value) ? (value[0] ?? null) : null;
 }
 
 type Answer =
@@ -147,7 +152,11 @@ async function fromCentral(central: CentralListSource, subscription: ListSubscri
     candidate = listVersionOf(entriesOf(text));
   }
   // The version names the content: a delta applied to the wrong base, or a body cut short, does not add up to it.
-  if (candidate.version !== version) throw new ListRefusal('LACHAN_LIST_DELTA', `dữ liệu máy chủ huyện gửi cho ${subscription.name} cho ra phiên bản ${candidate.version}, không phải ${version ?? '?'}`);
+  if (candidate.version !== version)
+    throw new ListRefusal(
+      'LACHAN_LIST_DELTA',
+      `dữ liệu máy chủ huyện gửi cho ${subscription.name} cho ra phiên bản ${candidate.version}, không phải ${version ?? '?'}`,
+    );
   // The list's own validators no longer describe the version held.
   return { kind: kind === 'delta' ? 'delta' : 'full', bytes: answer.wireBytes, candidate, validators: { etag: null, lastModified: null, url: null } };
 }
@@ -158,7 +167,14 @@ export async function updateList(subscription: ListSubscription, options: Update
   const state = await readState(options.dataDir, subscription.name);
   let via: 'direct' | 'central' = options.central ? 'central' : 'direct';
   const result = (outcome: UpdateOutcome, s: ListState, bytes: number, kind: ListUpdateResult['kind']): ListUpdateResult => ({
-    name: subscription.name, outcome, version: s.version, entries: s.entries, error: s.lastError, bytes, via, kind,
+    name: subscription.name,
+    outcome,
+    version: s.version,
+    entries: s.entries,
+    error: s.lastError,
+    bytes,
+    via,
+    kind,
   });
   let answer: Answer;
   try {
@@ -166,7 +182,13 @@ export async function updateList(subscription: ListSubscription, options: Update
     if (central === null) via = 'direct';
     answer = central ?? (await fromOrigin(subscription, state));
   } catch (error) {
-    const refusal = error instanceof ListRefusal ? error : new ListRefusal('LACHAN_LIST_UNREACHABLE', `không kết nối được ${via === 'central' ? 'máy chủ huyện' : subscription.url}: ${(error as Error).message}`);
+    const refusal =
+      error instanceof ListRefusal
+        ? error
+        : new ListRefusal(
+            'LACHAN_LIST_UNREACHABLE',
+            `không kết nối được ${via === 'central' ? 'máy chủ huyện' : subscription.url}: ${(error as Error).message}`,
+          );
     const failed = await recordFailure(options.dataDir, state, refusal, now());
     return result(refusal.code === 'LACHAN_LIST_UNREACHABLE' ? 'unreachable' : 'refused', failed, 0, 'full');
   }
@@ -197,7 +219,7 @@ async function recordFailure(dataDir: string, state: ListState, refusal: ListRef
 export function dueLists(subscriptions: readonly ListSubscription[], states: ReadonlyMap<string, ListState>, now: number): ListSubscription[] {
   return subscriptions.filter((subscription) => {
     const state = states.get(subscription.name);
-    if (state === undefined || state.attemptedAt === null || state.version === null && state.lastError === null) return true;
+    if (state === undefined || state.attemptedAt === null || (state.version === null && state.lastError === null)) return true;
     const interval = state.lastError === null ? subscription.refreshMs : Math.min(subscription.refreshMs, 15 * 60_000);
     return now - state.attemptedAt >= interval;
   });

@@ -131,7 +131,9 @@ export class BrandSet {
     this.size = labels.length;
     this.text = labels.join('');
     this.offsets = new Uint32Array(labels.length + 1);
-    labels.forEach((label, index) => { this.offsets[index + 1] = this.offsets[index]! + label.length; });
+    labels.forEach((label, index) => {
+      this.offsets[index + 1] = this.offsets[index]! + label.length;
+    });
     this.origins = new Uint32Array(labels.length * 2);
     // At most two-thirds full: linear probing stays at one or two slots a lookup.
     const capacity = 2 ** Math.max(4, Math.ceil(Math.log2(labels.length * 1.5 + 1)));
@@ -149,7 +151,8 @@ export class BrandSet {
       const bit = filterBit(hash) & this.filterMask;
       this.filter[bit >>> 5]! |= 1 << (bit & 31);
       let slot = hash & this.mask;
-      while (this.slots[slot * 2 + 1] !== EMPTY && !(this.slots[slot * 2] === hash && this.labelIs(this.slots[slot * 2 + 1]!, label, 0, label.length))) slot = (slot + 1) & this.mask;
+      while (this.slots[slot * 2 + 1] !== EMPTY && !(this.slots[slot * 2] === hash && this.labelIs(this.slots[slot * 2 + 1]!, label, 0, label.length)))
+        slot = (slot + 1) & this.mask;
       if (this.slots[slot * 2 + 1] === EMPTY) {
         this.slots[slot * 2] = hash;
         this.slots[slot * 2 + 1] = index;
@@ -164,7 +167,9 @@ export class BrandSet {
 
   /** Bytes of the compiled tables (labels counted at one byte a character, as V8 stores ASCII). */
   get byteLength(): number {
-    return this.text.length + this.offsets.byteLength + this.origins.byteLength + this.slots.byteLength + this.nextSameLabel.byteLength + this.filter.byteLength;
+    return (
+      this.text.length + this.offsets.byteLength + this.origins.byteLength + this.slots.byteLength + this.nextSameLabel.byteLength + this.filter.byteLength
+    );
   }
 
   labelOf(entry: number): string {

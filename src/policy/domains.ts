@@ -152,7 +152,8 @@ export class DomainSetBuilder {
     const slack = this.reserved - used > this.reserved >> 4;
     const room = this.records.length - this.reserved;
     const records = slack ? this.records.slice(0, used) : this.records.subarray(0, used);
-    const offsets = !slack && room >= bucketCount + 1 ? this.records.subarray(this.reserved, this.reserved + bucketCount + 1).fill(0) : new Uint32Array(bucketCount + 1);
+    const offsets =
+      !slack && room >= bucketCount + 1 ? this.records.subarray(this.reserved, this.reserved + bucketCount + 1).fill(0) : new Uint32Array(bucketCount + 1);
     this.records = new Uint32Array(0);
     this.reserved = 0;
     this.count = 0;

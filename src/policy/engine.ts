@@ -7,13 +7,7 @@ import type { BrandSet } from './brands.js';
 import { isIpLiteral } from './hostname.js';
 import type { SafeSearchSettings } from './safesearch.js';
 import { buildWeekTable, minuteOfWeek, type ScheduleSpec } from './schedules.js';
-import {
-  CATEGORY_ALLOWS,
-  CATEGORY_BLOCKS,
-  type Action,
-  type Decision,
-  type Reason,
-} from './types.js';
+import { CATEGORY_ALLOWS, CATEGORY_BLOCKS, type Action, type Decision, type Reason } from './types.js';
 
 /** The category name under which a profile's own lists (block_domains, allow_domains, block_keywords) decide. */
 export const CUSTOM_CATEGORY = 'custom';
@@ -299,7 +293,14 @@ export class Policy {
 
     const keyword = rules.keywords.matchUrl(host, pathAndQuery, actions);
     if (keyword >= 0) {
-      return this.fromRule(profile, rules.keywords.categoryOf(keyword), 'keyword', rules.keywords.phraseOf(keyword), rules.keywords.fileOf(keyword), rules.keywords.lineOf(keyword));
+      return this.fromRule(
+        profile,
+        rules.keywords.categoryOf(keyword),
+        'keyword',
+        rules.keywords.phraseOf(keyword),
+        rules.keywords.fileOf(keyword),
+        rules.keywords.lineOf(keyword),
+      );
     }
 
     return this.defaultDecisions.get(profile.id)!;
@@ -334,7 +335,7 @@ export class Policy {
       reason,
       rule,
       // Line 0: a rule that has no line of its own (a subscribed list, named by version).
-      source: line === 0 ? this.rules.fileNames[fileId] ?? '?' : `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
+      source: line === 0 ? (this.rules.fileNames[fileId] ?? '?') : `${this.rules.fileNames[fileId] ?? '?'}:${line}`,
     };
   }
 
@@ -350,4 +351,3 @@ export class Policy {
 function builtIn(action: Action, profile: string, reason: Reason): Decision {
   return Object.freeze({ action, profile, category: null, reason, rule: null, source: null });
 }
-

@@ -42,8 +42,8 @@ export function needsNumericCanonicalisation(text: string, start: number, end: n
   const last = text.charCodeAt(end - 1);
   const digitEnd = last >= 0x30 && last <= 0x39;
   const labelStart = text.lastIndexOf('.', end - 1) + 1;
-  const from = Math.max(labelStart , start);
-  if (!digitEnd && !(text.charCodeAt(from) === 0x30 && text.charCodeAt(from + 1) === 0x78 /* 0x */)) return false;
+  const from = Math.max(labelStart, start);
+  if (!digitEnd && !((text.charCodeAt(from) === 0x30 && text.charCodeAt(from + 1) === 0x78) /* 0x */)) return false;
   if (!isNumericLabel(text, from, end)) return false;
   return !isDottedQuad(text, start, end);
 }

@@ -509,7 +509,12 @@ export class KeywordSet {
   private firstVerified(state: number, end: number, actions: Uint8Array): number {
     for (let out = this.firstOutput[state]!; out >= 0; out = this.nextOutput[out]!) {
       for (let e = this.entryAt[out]!; e >= 0; e = this.entryNext[e]!) {
-        if (actions[this.entryCategory[e]!] === CATEGORY_BLOCKS && (end < this.hostEnd || this.entryHostOnly[e] === 0) && this.verify(e, end, this.folded.marks)) return e;
+        if (
+          actions[this.entryCategory[e]!] === CATEGORY_BLOCKS &&
+          (end < this.hostEnd || this.entryHostOnly[e] === 0) &&
+          this.verify(e, end, this.folded.marks)
+        )
+          return e;
       }
     }
     return -1;

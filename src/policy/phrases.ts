@@ -26,7 +26,8 @@ export function parsePhraseLine(line: string): { weight: number; phrase: string 
   const match = WEIGHTED_LINE.exec(line);
   if (match === null) return { error: 'expected "<weight> <phrase>", e.g. "40 cá độ bóng đá"' };
   const weight = Number(match[1]);
-  if (weight === 0 || Math.abs(weight) > MAX_PHRASE_WEIGHT) return { error: `weight must be a non-zero integer between -${MAX_PHRASE_WEIGHT} and ${MAX_PHRASE_WEIGHT}` };
+  if (weight === 0 || Math.abs(weight) > MAX_PHRASE_WEIGHT)
+    return { error: `weight must be a non-zero integer between -${MAX_PHRASE_WEIGHT} and ${MAX_PHRASE_WEIGHT}` };
   return { weight, phrase: match[2]!.trim() };
 }
 
@@ -143,7 +144,9 @@ export class PhraseScanner {
   /** Display forms of the phrases found, in order of discovery, with their weights. */
   evidence(category?: number): string[] {
     const automaton = this.phrases.automaton;
-    return this.found.filter((e) => category === undefined || automaton.categoryOf(e) === category).map((e) => `${automaton.phraseOf(e)} (${this.phrases.weights[e]})`);
+    return this.found
+      .filter((e) => category === undefined || automaton.categoryOf(e) === category)
+      .map((e) => `${automaton.phraseOf(e)} (${this.phrases.weights[e]})`);
   }
 
   /**

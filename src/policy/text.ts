@@ -83,7 +83,9 @@ function computeClass(cu: number): void {
   } else if (cu >= 0xff10 && cu <= 0xff5a && WORD_CHAR.test(String.fromCharCode(cu))) {
     // Full-width ASCII letters and digits, as some users type them.
     cls = CLASS_WORD;
-    base = String.fromCharCode(cu - 0xfee0).toLowerCase().charCodeAt(0);
+    base = String.fromCharCode(cu - 0xfee0)
+      .toLowerCase()
+      .charCodeAt(0);
   } else {
     const ch = String.fromCharCode(cu);
     if (MARK_CHAR.test(ch)) {

@@ -34,7 +34,14 @@ export function normalisePercent(path: string): string {
   if (path.indexOf('%') === -1) return path;
   return path.replace(/%([0-9a-fA-F]{2})/g, (escaped: string, hex: string) => {
     const code = parseInt(hex, 16);
-    const unreserved = (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39) || code === 0x2d || code === 0x2e || code === 0x5f || code === 0x7e;
+    const unreserved =
+      (code >= 0x41 && code <= 0x5a) ||
+      (code >= 0x61 && code <= 0x7a) ||
+      (code >= 0x30 && code <= 0x39) ||
+      code === 0x2d ||
+      code === 0x2e ||
+      code === 0x5f ||
+      code === 0x7e;
     return unreserved ? String.fromCharCode(code) : escaped.toUpperCase();
   });
 }

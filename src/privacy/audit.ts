@@ -35,7 +35,10 @@ export function readAudit(dataDir: string): AuditEntry[] {
   } catch {
     return [];
   }
-  return text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as AuditEntry);
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as AuditEntry);
 }
 
 function currentAccount(): string {

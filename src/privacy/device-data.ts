@@ -18,7 +18,10 @@ import type { DeviceRecord } from '../proxy/device-trust.js';
 const PSEUDONYM = /^[0-9a-f]{16}$/;
 
 export class PrivacyError extends Error {
-  constructor(readonly code: 'LACHAN_PRIVACY_BAD_DEVICE' | 'LACHAN_PRIVACY_NO_KEY', message: string) {
+  constructor(
+    readonly code: 'LACHAN_PRIVACY_BAD_DEVICE' | 'LACHAN_PRIVACY_NO_KEY',
+    message: string,
+  ) {
     super(message);
     this.name = 'PrivacyError';
   }
@@ -120,11 +123,31 @@ export function findDeviceData(dataDir: string, device: DeviceSelector): DeviceD
       events = db
         .prepare<[string], EventRow>('SELECT * FROM events WHERE client = ? ORDER BY time, id')
         .all(device.pseudonym)
-        .map((r) => ({ id: r.id, reference: shortReference(r.id), time: r.time, profile: r.profile, category: r.category, host: r.host, path: r.path, count: r.count ?? 1, shippedAt: r.shipped_at }));
+        .map((r) => ({
+          id: r.id,
+          reference: shortReference(r.id),
+          time: r.time,
+          profile: r.profile,
+          category: r.category,
+          host: r.host,
+          path: r.path,
+          count: r.count ?? 1,
+          shippedAt: r.shipped_at,
+        }));
       reviews = db
         .prepare<[string], ReviewRow>('SELECT * FROM reviews WHERE client = ? ORDER BY time, id')
         .all(device.pseudonym)
-        .map((r) => ({ uid: r.uid ?? String(r.id), kind: r.kind ?? 'review', time: r.time, host: r.host, path: r.path ?? '/', category: r.category, note: r.note, status: r.status, shippedAt: r.shipped_at }));
+        .map((r) => ({
+          uid: r.uid ?? String(r.id),
+          kind: r.kind ?? 'review',
+          time: r.time,
+          host: r.host,
+          path: r.path ?? '/',
+          category: r.category,
+          note: r.note,
+          status: r.status,
+          shippedAt: r.shipped_at,
+        }));
     } finally {
       db.close();
     }

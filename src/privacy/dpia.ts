@@ -64,7 +64,10 @@ export function renderDpia(input: DpiaInput): string {
         p.schedules.length === 0
           ? '—'
           : p.schedules
-              .map((s) => `${s.name}: ${[...new Set(s.windows.map((w) => DAY_LABELS[DAY_NAMES[Math.floor(w.start / 1440)]!]))].join(', ')} ${formatClock(s.windows[0]!.start % 1440)}–${formatClock(s.windows[0]!.end - Math.floor(s.windows[0]!.start / 1440) * 1440)}, chặn ${s.blockCategories.map((c) => c.value).join(', ') || '(không)'}`)
+              .map(
+                (s) =>
+                  `${s.name}: ${[...new Set(s.windows.map((w) => DAY_LABELS[DAY_NAMES[Math.floor(w.start / 1440)]!]))].join(', ')} ${formatClock(s.windows[0]!.start % 1440)}–${formatClock(s.windows[0]!.end - Math.floor(s.windows[0]!.start / 1440) * 1440)}, chặn ${s.blockCategories.map((c) => c.value).join(', ') || '(không)'}`,
+              )
               .join('; '),
       ]),
     ),
@@ -83,14 +86,17 @@ export function renderDpia(input: DpiaInput): string {
     '',
     '## 4. Nơi lưu, thời hạn lưu',
     '',
-    ...table(['Nơi lưu', 'Dữ liệu', 'Thời hạn'], retentionTable(collectorDays).map((r) => [r.where, r.what, r.period])),
+    ...table(
+      ['Nơi lưu', 'Dữ liệu', 'Thời hạn'],
+      retentionTable(collectorDays).map((r) => [r.where, r.what, r.period]),
+    ),
     '',
     '## 5. Chuyển dữ liệu ra khỏi trường',
     '',
     ...(central === null
       ? [
-          '- Máy chủ lọc **không** gửi dữ liệu ra khỏi trường (chạy không có `--central`): mọi sự kiện chỉ ở máy chủ của trường, '
-            + `được xoá sau ${GATEWAY_EVENT_RETENTION_DAYS} ngày.`,
+          '- Máy chủ lọc **không** gửi dữ liệu ra khỏi trường (chạy không có `--central`): mọi sự kiện chỉ ở máy chủ của trường, ' +
+            `được xoá sau ${GATEWAY_EVENT_RETENTION_DAYS} ngày.`,
         ]
       : [
           `- Sự kiện chặn và đề nghị xem lại được gửi tới máy chủ tập trung \`${central}\` của ${org.office.name}, chỉ với mã thiết bị ẩn danh (không có địa chỉ IP, không có khoá). Nên dùng kết nối HTTPS.`,
@@ -105,10 +111,24 @@ export function renderDpia(input: DpiaInput): string {
       ['Rủi ro', 'Biện pháp'],
       [
         ['Lộ thói quen truy cập của một học sinh', 'chỉ ghi lần bị chặn; mã ẩn danh thay địa chỉ; không có phần sau “?”; thời hạn lưu ngắn'],
-        ['Đối chiếu mã ẩn danh với thiết bị khi không cần', 'chỉ quản trị viên máy chủ đọc được khoá; chỉ làm khi cần bảo vệ học sinh và được Ban giám hiệu đồng ý'],
-        ['Giải mã HTTPS đọc nội dung riêng tư', intercepting.length === 0 ? 'không nhóm nào giải mã' : 'không lưu nội dung; ngân hàng, y tế, dịch vụ công nằm trong danh sách không giải mã (rules/no_inspect)'],
-        ['Dữ liệu bị truy cập trái phép', 'tệp dữ liệu và khoá chỉ tài khoản quản trị đọc được; mã xác thực lưu dạng băm; thông báo cơ quan chuyên trách (Bộ Công an) và cha mẹ khi có sự cố, trong thời hạn luật định'],
-        ['Không đáp ứng yêu cầu của cha mẹ', '`lachan privacy export` và `lachan privacy erase` trả lời theo địa chỉ hoặc mã ẩn danh của thiết bị; mỗi lần được ghi vào audit.jsonl'],
+        [
+          'Đối chiếu mã ẩn danh với thiết bị khi không cần',
+          'chỉ quản trị viên máy chủ đọc được khoá; chỉ làm khi cần bảo vệ học sinh và được Ban giám hiệu đồng ý',
+        ],
+        [
+          'Giải mã HTTPS đọc nội dung riêng tư',
+          intercepting.length === 0
+            ? 'không nhóm nào giải mã'
+            : 'không lưu nội dung; ngân hàng, y tế, dịch vụ công nằm trong danh sách không giải mã (rules/no_inspect)',
+        ],
+        [
+          'Dữ liệu bị truy cập trái phép',
+          'tệp dữ liệu và khoá chỉ tài khoản quản trị đọc được; mã xác thực lưu dạng băm; thông báo cơ quan chuyên trách (Bộ Công an) và cha mẹ khi có sự cố, trong thời hạn luật định',
+        ],
+        [
+          'Không đáp ứng yêu cầu của cha mẹ',
+          '`lachan privacy export` và `lachan privacy erase` trả lời theo địa chỉ hoặc mã ẩn danh của thiết bị; mỗi lần được ghi vào audit.jsonl',
+        ],
       ],
     ),
     '',
@@ -128,7 +148,9 @@ function escapeHtml(text: string): string {
 }
 
 function inline(text: string): string {
-  return escapeHtml(text).replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>').replace(/`([^`]+)`/g, '<code>$1</code>');
+  return escapeHtml(text)
+    .replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>')
+    .replace(/`([^`]+)`/g, '<code>$1</code>');
 }
 
 /** The Markdown above as a standalone HTML page (only what renderDpia writes: headings, lists, tables, quotes, paragraphs). */
@@ -141,14 +163,21 @@ export function dpiaHtml(markdown: string): string {
     list = false;
     if (rows.length > 0) {
       const [head, , ...rest] = rows;
-      body.push(`<table><thead><tr>${head!.map((c) => `<th>${inline(c)}</th>`).join('')}</tr></thead><tbody>${rest.map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`);
+      body.push(
+        `<table><thead><tr>${head!.map((c) => `<th>${inline(c)}</th>`).join('')}</tr></thead><tbody>${rest.map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`,
+      );
     }
     rows = [];
   };
   for (const line of markdown.split('\n')) {
     if (line.startsWith('|')) {
       if (list) flush();
-      rows.push(line.slice(1, -1).split(/(?<!\\) \| ?/).map((c) => c.trim().replace(/\\\|/g, '|')));
+      rows.push(
+        line
+          .slice(1, -1)
+          .split(/(?<!\\) \| ?/)
+          .map((c) => c.trim().replace(/\\\|/g, '|')),
+      );
       continue;
     }
     if (line.startsWith('- ')) {

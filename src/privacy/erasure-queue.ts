@@ -53,7 +53,9 @@ export class ErasureQueue {
 
   pending(limit = 500): WireErasureRequest[] {
     return this.#db
-      .prepare<[number], { id: string; client: string; requested_at: number }>('SELECT id, client, requested_at FROM erasure_requests WHERE sent_at IS NULL ORDER BY requested_at LIMIT ?')
+      .prepare<[number], { id: string; client: string; requested_at: number }>(
+        'SELECT id, client, requested_at FROM erasure_requests WHERE sent_at IS NULL ORDER BY requested_at LIMIT ?',
+      )
       .all(limit)
       .map((r) => ({ id: r.id, client: r.client, requestedAt: r.requested_at }));
   }

@@ -8,7 +8,8 @@ import { formatVietnamTime } from './vietnam-time.js';
  */
 
 const LAW = 'Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15 (Điều 4 về quyền của chủ thể dữ liệu; Điều 24 về dữ liệu cá nhân của trẻ em)';
-const NEVER_HELD = 'Máy chủ lọc KHÔNG lưu: họ tên, lớp, tài khoản, mật khẩu, nội dung trang web, tin nhắn, từ khoá tìm kiếm (phần sau dấu "?"), hình ảnh, vị trí; các trang được phép truy cập không được ghi.';
+const NEVER_HELD =
+  'Máy chủ lọc KHÔNG lưu: họ tên, lớp, tài khoản, mật khẩu, nội dung trang web, tin nhắn, từ khoá tìm kiếm (phần sau dấu "?"), hình ảnh, vị trí; các trang được phép truy cập không được ghi.';
 
 function deviceLine(data: Pick<DeviceData, 'device'>): string {
   const { address, pseudonym } = data.device;
@@ -29,15 +30,22 @@ export function exportReceipt(data: DeviceData, school: string | null, now: numb
     `1. Sự kiện chặn (lần truy cập bị chặn): ${data.events.length}`,
   ];
   for (const e of data.events) {
-    lines.push(`   - ${formatVietnamTime(e.time)}  ${e.host}${e.path}  danh mục ${e.category ?? '(không)'}  nhóm lọc ${e.profile}  mã tham chiếu ${e.reference}${e.count > 1 ? `  (${e.count} lần)` : ''}  [${shipped(e.shippedAt)} lên Phòng GD&ĐT]`);
+    lines.push(
+      `   - ${formatVietnamTime(e.time)}  ${e.host}${e.path}  danh mục ${e.category ?? '(không)'}  nhóm lọc ${e.profile}  mã tham chiếu ${e.reference}${e.count > 1 ? `  (${e.count} lần)` : ''}  [${shipped(e.shippedAt)} lên Phòng GD&ĐT]`,
+    );
   }
   lines.push('', `2. Đề nghị xem lại và báo cáo trang có hại: ${data.reviews.length}`);
   for (const r of data.reviews) {
     const kind = r.kind === 'report' ? 'báo cáo trang có hại' : 'đề nghị xem lại';
-    lines.push(`   - ${formatVietnamTime(r.time)}  ${kind}  ${r.host}${r.path}  trạng thái ${r.status}  ghi chú: "${r.note}"  [${shipped(r.shippedAt)} lên Phòng GD&ĐT]`);
+    lines.push(
+      `   - ${formatVietnamTime(r.time)}  ${kind}  ${r.host}${r.path}  trạng thái ${r.status}  ghi chú: "${r.note}"  [${shipped(r.shippedAt)} lên Phòng GD&ĐT]`,
+    );
   }
   if (data.device.address !== null) {
-    lines.push('', `3. Địa chỉ trong device-trust.json (thiết bị đã cài chứng chỉ của trường hay chưa): ${data.trust === null ? 'không có' : `có, lần cuối thấy ${formatVietnamTime(data.trust.seen)}`}`);
+    lines.push(
+      '',
+      `3. Địa chỉ trong device-trust.json (thiết bị đã cài chứng chỉ của trường hay chưa): ${data.trust === null ? 'không có' : `có, lần cuối thấy ${formatVietnamTime(data.trust.seen)}`}`,
+    );
   }
   lines.push(
     '',
@@ -48,7 +56,14 @@ export function exportReceipt(data: DeviceData, school: string | null, now: numb
   return `${lines.join('\n')}\n`;
 }
 
-export function erasureReceipt(data: Pick<DeviceData, 'device'>, counts: ErasureCounts, queued: boolean, sent: boolean | null, school: string | null, now: number): string {
+export function erasureReceipt(
+  data: Pick<DeviceData, 'device'>,
+  counts: ErasureCounts,
+  queued: boolean,
+  sent: boolean | null,
+  school: string | null,
+  now: number,
+): string {
   const lines = [
     'BIÊN NHẬN: ĐÃ XOÁ DỮ LIỆU CỦA MỘT THIẾT BỊ',
     `Trường: ${school ?? '……………………'}`,
@@ -57,7 +72,8 @@ export function erasureReceipt(data: Pick<DeviceData, 'device'>, counts: Erasure
     '',
     `- Đã xoá ${counts.events} sự kiện chặn và ${counts.reviews} đề nghị xem lại/báo cáo tại máy chủ của trường.`,
   ];
-  if (data.device.address !== null) lines.push(`- device-trust.json: ${counts.trust ? 'đã xoá địa chỉ (khởi động lại máy chủ lọc để nó quên cả bản trong bộ nhớ)' : 'không có địa chỉ này'}.`);
+  if (data.device.address !== null)
+    lines.push(`- device-trust.json: ${counts.trust ? 'đã xoá địa chỉ (khởi động lại máy chủ lọc để nó quên cả bản trong bộ nhớ)' : 'không có địa chỉ này'}.`);
   if (queued) {
     lines.push(
       sent === true
@@ -65,6 +81,9 @@ export function erasureReceipt(data: Pick<DeviceData, 'device'>, counts: Erasure
         : '- Yêu cầu xoá theo mã ẩn danh đã được xếp hàng; máy chủ lọc gửi lên Phòng GD&ĐT khi kết nối được (lachan privacy erase --central … để gửi ngay).',
     );
   }
-  lines.push('- Việc xoá đã được ghi vào nhật ký kiểm tra của máy chủ (audit.jsonl): chỉ mã ẩn danh và số bản ghi, không có dữ liệu đã xoá.', `Căn cứ: ${LAW}.`);
+  lines.push(
+    '- Việc xoá đã được ghi vào nhật ký kiểm tra của máy chủ (audit.jsonl): chỉ mã ẩn danh và số bản ghi, không có dữ liệu đã xoá.',
+    `Căn cứ: ${LAW}.`,
+  );
   return `${lines.join('\n')}\n`;
 }

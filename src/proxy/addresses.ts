@@ -48,7 +48,13 @@ function embeddedIpv4(bytes: readonly number[]): string[] {
   if (bytes[0] === 0x20 && bytes[1] === 0x02) return [quad(bytes, 2)];
   // Teredo: 2001:0::/32, the server's address, then the client's with every bit flipped.
   if (bytes[0] === 0x20 && bytes[1] === 0x01 && bytes[2] === 0 && bytes[3] === 0) {
-    return [quad(bytes, 4), quad(bytes.slice(12).map((b) => b ^ 0xff), 0)];
+    return [
+      quad(bytes, 4),
+      quad(
+        bytes.slice(12).map((b) => b ^ 0xff),
+        0,
+      ),
+    ];
   }
   return [];
 }

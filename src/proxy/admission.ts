@@ -53,7 +53,10 @@ export class ConnectionAdmission {
   private readonly clients = new Map<string, ClientConnections>();
   private total = 0;
 
-  constructor(private readonly limits: AdmissionLimits, private readonly events: AdmissionEvents) {}
+  constructor(
+    private readonly limits: AdmissionLimits,
+    private readonly events: AdmissionEvents,
+  ) {}
 
   /** A new connection: admitted (and tracked until it closes) or destroyed. */
   admit(socket: Socket): boolean {

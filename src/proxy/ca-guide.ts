@@ -28,7 +28,14 @@ export function gatewayCaResource(path: string): CaResource | null {
  * the guide would only mislead. `gatewayAddress` is what a person types on another
  * device (`http://10.0.0.1:3128`).
  */
-export function serveCaResource(req: IncomingMessage, res: ServerResponse, resource: CaResource, ca: CertificateAuthority | null, links: CaLinks, gatewayAddress: string): void {
+export function serveCaResource(
+  req: IncomingMessage,
+  res: ServerResponse,
+  resource: CaResource,
+  ca: CertificateAuthority | null,
+  links: CaLinks,
+  gatewayAddress: string,
+): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
     res.end();
@@ -36,7 +43,10 @@ export function serveCaResource(req: IncomingMessage, res: ServerResponse, resou
   }
   req.resume();
   if (ca === null) {
-    const body = page('Chưa có chứng chỉ', '<h1>Trường chưa tạo chứng chỉ</h1><section class="card"><p>Máy chủ lọc của trường chưa có chứng chỉ gốc (CA), nên thiết bị không cần cài gì. Bộ phận CNTT tạo chứng chỉ bằng lệnh <code>lachan ca init</code>.</p></section>');
+    const body = page(
+      'Chưa có chứng chỉ',
+      '<h1>Trường chưa tạo chứng chỉ</h1><section class="card"><p>Máy chủ lọc của trường chưa có chứng chỉ gốc (CA), nên thiết bị không cần cài gì. Bộ phận CNTT tạo chứng chỉ bằng lệnh <code>lachan ca init</code>.</p></section>',
+    );
     return send(req, res, 404, 'text/html; charset=utf-8', Buffer.from(body));
   }
   if (resource === 'der') {
@@ -45,7 +55,13 @@ export function serveCaResource(req: IncomingMessage, res: ServerResponse, resou
   if (resource === 'pem') {
     return send(req, res, 200, 'application/x-pem-file', Buffer.from(ca.certPem), { 'content-disposition': 'attachment; filename="lachan-ca.crt"' });
   }
-  send(req, res, 200, 'text/html; charset=utf-8', Buffer.from(caGuidePage({ schoolName: schoolNameOf(ca), fingerprint: ca.fingerprint256, links, gatewayAddress })));
+  send(
+    req,
+    res,
+    200,
+    'text/html; charset=utf-8',
+    Buffer.from(caGuidePage({ schoolName: schoolNameOf(ca), fingerprint: ca.fingerprint256, links, gatewayAddress })),
+  );
 }
 
 function send(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: Buffer, extra: Record<string, string> = {}): void {
@@ -82,8 +98,10 @@ export function caGuidePage(input: CaGuideInput): string {
   const der = escapeHtml(input.links.der);
   const pem = escapeHtml(input.links.pem);
   const gateway = escapeHtml(input.gatewayAddress);
-  const ok = "this.closest('section').className='card check ok';this.parentNode.querySelector('.state').textContent='✓ Thiết bị này đã tin cậy chứng chỉ của trường.'";
-  const no = "this.closest('section').className='card check no';this.parentNode.querySelector('.state').textContent='✗ Thiết bị này chưa tin cậy chứng chỉ của trường: hãy làm theo hướng dẫn bên dưới.'";
+  const ok =
+    "this.closest('section').className='card check ok';this.parentNode.querySelector('.state').textContent='✓ Thiết bị này đã tin cậy chứng chỉ của trường.'";
+  const no =
+    "this.closest('section').className='card check no';this.parentNode.querySelector('.state').textContent='✗ Thiết bị này chưa tin cậy chứng chỉ của trường: hãy làm theo hướng dẫn bên dưới.'";
   const body = `${GUIDE_STYLE}<h1>Cài chứng chỉ của trường</h1>
 <p>Mạng của trường kiểm tra các trang HTTPS để chặn nội dung không phù hợp với học sinh. Để trình duyệt không báo lỗi “Kết nối không riêng tư”, mỗi thiết bị cần cài và tin cậy <b>chứng chỉ gốc (CA) của ${school}</b>.</p>
 <section class="card check" id="kiem-tra"><p class="state">Đang kiểm tra thiết bị này…</p>

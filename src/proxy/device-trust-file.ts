@@ -50,7 +50,11 @@ export class DeviceTrustWriter {
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly trust: DeviceTrust, private readonly dataDir: string, private readonly onError: (error: Error) => void) {}
+  constructor(
+    private readonly trust: DeviceTrust,
+    private readonly dataDir: string,
+    private readonly onError: (error: Error) => void,
+  ) {}
 
   schedule(): void {
     if (this.timer !== null) return;

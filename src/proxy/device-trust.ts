@@ -96,11 +96,14 @@ export class DeviceTrust {
   /** A record learned by another process (or read back): the later of each time wins. Returns whether anything changed. */
   merge(address: string, record: DeviceRecord): boolean {
     const before = this.devices.get(address);
-    const merged: DeviceRecord = before === undefined ? record : {
-      seen: Math.max(before.seen, record.seen),
-      ...maxField('trusted', before, record),
-      ...maxField('refused', before, record),
-    };
+    const merged: DeviceRecord =
+      before === undefined
+        ? record
+        : {
+            seen: Math.max(before.seen, record.seen),
+            ...maxField('trusted', before, record),
+            ...maxField('refused', before, record),
+          };
     if (before !== undefined && merged.seen === before.seen && merged.trusted === before.trusted && merged.refused === before.refused) return false;
     this.devices.set(address, merged);
     return true;

@@ -2,8 +2,16 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus the proxy's own credentials. */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
 ]);
 
 export const VIA = '1.1 lachan';

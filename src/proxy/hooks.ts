@@ -47,7 +47,9 @@ export interface ProxyHooks {
 /** The rules alone: a tunnel on its host and port, a request on its host and path. */
 export const decideByPolicy: DecideHook = ({ flow, policy, time }) => {
   const { target, client } = flow;
-  return isTunnel(flow) ? policy.decideConnect(client.profile, target.host, target.port, time) : policy.decide(client.profile, target.host, target.pathAndQuery, time);
+  return isTunnel(flow)
+    ? policy.decideConnect(client.profile, target.host, target.port, time)
+    : policy.decide(client.profile, target.host, target.pathAndQuery, time);
 };
 
 /** The profile's content_limit, if it has one. */

@@ -8,7 +8,8 @@ import { bareHost } from './target.js';
 const TARGET = Symbol('lachan.interceptTarget');
 
 /** OpenSSL's codes for the alerts a client sends when it rejects the server's certificate. */
-const CERTIFICATE_ALERT = /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)$/;
+const CERTIFICATE_ALERT =
+  /ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED)$/;
 
 /** Who is behind an intercepted tunnel: decided once at CONNECT (address or lab login). */
 export interface TunnelClient {
@@ -35,14 +36,17 @@ export class Interceptor {
     limits: { maxHeaderBytes: number; headersTimeoutMs: number; clientIdleMs: number },
     handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, client: TunnelClient, authority: string) => void,
   ) {
-    this.inner = createServer({ maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.clientIdleMs, requestTimeout: 0 }, (req, res) => {
-      const target = (req.socket as InterceptedSocket)[TARGET];
-      if (target === undefined || !(req.url ?? '').startsWith('/')) {
-        res.writeHead(400).end();
-        return;
-      }
-      handle(req, res, target.client, target.authority);
-    });
+    this.inner = createServer(
+      { maxHeaderSize: limits.maxHeaderBytes, headersTimeout: limits.headersTimeoutMs, keepAliveTimeout: limits.clientIdleMs, requestTimeout: 0 },
+      (req, res) => {
+        const target = (req.socket as InterceptedSocket)[TARGET];
+        if (target === undefined || !(req.url ?? '').startsWith('/')) {
+          res.writeHead(400).end();
+          return;
+        }
+        handle(req, res, target.client, target.authority);
+      },
+    );
     this.inner.on('clientError', (_error, socket: Duplex) => socket.destroy());
     // Secure WebSockets inside the tunnel are decided and relayed like any request.
     this.inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -61,7 +65,16 @@ export class Interceptor {
    * (the CA in force when the connection came: a new CA applies to new connections).
    * `onRefused` is told when the client's TLS rejected that certificate.
    */
-  async intercept(ca: CertificateAuthority, client: Duplex, host: string, port: number, head: Buffer, tunnelClient: TunnelClient, announce = true, onRefused?: () => void): Promise<void> {
+  async intercept(
+    ca: CertificateAuthority,
+    client: Duplex,
+    host: string,
+    port: number,
+    head: Buffer,
+    tunnelClient: TunnelClient,
+    announce = true,
+    onRefused?: () => void,
+  ): Promise<void> {
     if (announce) client.write('HTTP/1.1 200 Connection Established\r\nVia: 1.1 lachan\r\n\r\n');
     let secure: InterceptedSocket;
     try {

@@ -91,9 +91,20 @@ export class ProxyMetrics {
 /** Sums the snapshots of several workers. */
 export function mergeSnapshots(snapshots: readonly MetricsSnapshot[]): MetricsSnapshot {
   const total: MetricsSnapshot = {
-    requests: 0, connects: 0, upstreamErrors: {}, blocks: {}, latencyBuckets: new Array<number>(LATENCY_BUCKETS_S.length).fill(0),
-    latencyCount: 0, latencySum: 0, cacheHits: 0, cacheMisses: 0, reloads: 0, reloadFailures: 0, openConnections: 0,
-    connectionLimits: {}, largestClientConnections: 0,
+    requests: 0,
+    connects: 0,
+    upstreamErrors: {},
+    blocks: {},
+    latencyBuckets: new Array<number>(LATENCY_BUCKETS_S.length).fill(0),
+    latencyCount: 0,
+    latencySum: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    reloads: 0,
+    reloadFailures: 0,
+    openConnections: 0,
+    connectionLimits: {},
+    largestClientConnections: 0,
   };
   for (const s of snapshots) {
     total.requests += s.requests;
@@ -107,7 +118,9 @@ export function mergeSnapshots(snapshots: readonly MetricsSnapshot[]): MetricsSn
     total.openConnections += s.openConnections;
     total.largestClientConnections = Math.max(total.largestClientConnections, s.largestClientConnections);
     for (const [k, v] of Object.entries(s.connectionLimits)) total.connectionLimits[k] = (total.connectionLimits[k] ?? 0) + v;
-    s.latencyBuckets.forEach((v, i) => { total.latencyBuckets[i]! += v; });
+    s.latencyBuckets.forEach((v, i) => {
+      total.latencyBuckets[i]! += v;
+    });
     for (const [k, v] of Object.entries(s.blocks)) total.blocks[k] = (total.blocks[k] ?? 0) + v;
     for (const [k, v] of Object.entries(s.upstreamErrors)) total.upstreamErrors[k] = (total.upstreamErrors[k] ?? 0) + v;
   }
@@ -120,7 +133,11 @@ function label(value: string): string {
 
 export function renderMetrics(s: MetricsSnapshot, extra: readonly string[] = []): string {
   const lines: string[] = [];
-  lines.push('# HELP lachan_requests_total HTTP requests received (absolute form).', '# TYPE lachan_requests_total counter', `lachan_requests_total ${s.requests}`);
+  lines.push(
+    '# HELP lachan_requests_total HTTP requests received (absolute form).',
+    '# TYPE lachan_requests_total counter',
+    `lachan_requests_total ${s.requests}`,
+  );
   lines.push('# HELP lachan_connects_total CONNECT tunnels requested.', '# TYPE lachan_connects_total counter', `lachan_connects_total ${s.connects}`);
   lines.push('# HELP lachan_blocks_total Blocked requests by category and profile.', '# TYPE lachan_blocks_total counter');
   for (const [key, value] of Object.entries(s.blocks)) {
@@ -130,15 +147,28 @@ export function renderMetrics(s: MetricsSnapshot, extra: readonly string[] = [])
   lines.push('# HELP lachan_upstream_errors_total Failures reaching origins, by kind.', '# TYPE lachan_upstream_errors_total counter');
   for (const [kind, value] of Object.entries(s.upstreamErrors)) lines.push(`lachan_upstream_errors_total{kind="${label(kind)}"} ${value}`);
   const lookups = s.cacheHits + s.cacheMisses;
-  lines.push('# HELP lachan_decision_cache_hit_ratio Share of decisions answered from the cache.', '# TYPE lachan_decision_cache_hit_ratio gauge', `lachan_decision_cache_hit_ratio ${lookups === 0 ? 0 : (s.cacheHits / lookups).toFixed(4)}`);
+  lines.push(
+    '# HELP lachan_decision_cache_hit_ratio Share of decisions answered from the cache.',
+    '# TYPE lachan_decision_cache_hit_ratio gauge',
+    `lachan_decision_cache_hit_ratio ${lookups === 0 ? 0 : (s.cacheHits / lookups).toFixed(4)}`,
+  );
   lines.push('# HELP lachan_request_duration_seconds Time to response headers for forwarded requests.', '# TYPE lachan_request_duration_seconds histogram');
   let cumulative = 0;
   LATENCY_BUCKETS_S.forEach((bound, i) => {
     cumulative += s.latencyBuckets[i]!;
     lines.push(`lachan_request_duration_seconds_bucket{le="${bound}"} ${cumulative}`);
   });
-  lines.push(`lachan_request_duration_seconds_bucket{le="+Inf"} ${s.latencyCount}`, `lachan_request_duration_seconds_sum ${s.latencySum.toFixed(6)}`, `lachan_request_duration_seconds_count ${s.latencyCount}`);
-  lines.push('# TYPE lachan_rule_reloads_total counter', `lachan_rule_reloads_total ${s.reloads}`, '# TYPE lachan_rule_reload_failures_total counter', `lachan_rule_reload_failures_total ${s.reloadFailures}`);
+  lines.push(
+    `lachan_request_duration_seconds_bucket{le="+Inf"} ${s.latencyCount}`,
+    `lachan_request_duration_seconds_sum ${s.latencySum.toFixed(6)}`,
+    `lachan_request_duration_seconds_count ${s.latencyCount}`,
+  );
+  lines.push(
+    '# TYPE lachan_rule_reloads_total counter',
+    `lachan_rule_reloads_total ${s.reloads}`,
+    '# TYPE lachan_rule_reload_failures_total counter',
+    `lachan_rule_reload_failures_total ${s.reloadFailures}`,
+  );
   lines.push('# TYPE lachan_open_connections gauge', `lachan_open_connections ${s.openConnections}`);
   lines.push(
     '# HELP lachan_connection_limit_total New client connections that met a limit, by reason (per-client, capacity), outcome (an idle connection reclaimed, or the new one refused) and client (pseudonymous device id: the client at its limit, or holding the most).',
@@ -148,7 +178,11 @@ export function renderMetrics(s: MetricsSnapshot, extra: readonly string[] = [])
     const [reason, outcome, client] = key.split('\u0000');
     lines.push(`lachan_connection_limit_total{reason="${label(reason!)}",outcome="${label(outcome!)}",client="${label(client!)}"} ${value}`);
   }
-  lines.push('# HELP lachan_client_connections_max Connections held by the client holding the most (largest in one worker).', '# TYPE lachan_client_connections_max gauge', `lachan_client_connections_max ${s.largestClientConnections}`);
+  lines.push(
+    '# HELP lachan_client_connections_max Connections held by the client holding the most (largest in one worker).',
+    '# TYPE lachan_client_connections_max gauge',
+    `lachan_client_connections_max ${s.largestClientConnections}`,
+  );
   lines.push(...extra);
   return `${lines.join('\n')}\n`;
 }

@@ -203,7 +203,14 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
     }
     const failure = this.failure;
     if (failure !== null) exchange.handler.onResponseError(exchange, failure);
-    else exchange.handler.onResponseError(exchange, new OriginError('LACHAN_UPSTREAM_CLOSED', this.receivedAny ? 'origin closed the connection mid-response' : 'origin closed the connection without answering'));
+    else
+      exchange.handler.onResponseError(
+        exchange,
+        new OriginError(
+          'LACHAN_UPSTREAM_CLOSED',
+          this.receivedAny ? 'origin closed the connection mid-response' : 'origin closed the connection without answering',
+        ),
+      );
   }
 
   private onSocketTimeout(): void {
@@ -212,7 +219,8 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
     const exchange = this.exchange;
     let error: OriginError | null = null;
     if (!this.connected) {
-      if (performance.now() - this.connectStartedAt >= options.connectTimeoutMs) error = new OriginError('LACHAN_UPSTREAM_CONNECT_TIMEOUT', 'connecting to the origin timed out');
+      if (performance.now() - this.connectStartedAt >= options.connectTimeoutMs)
+        error = new OriginError('LACHAN_UPSTREAM_CONNECT_TIMEOUT', 'connecting to the origin timed out');
     } else if (exchange === null) {
       this.silentMs += tickMs;
       if (this.silentMs >= options.idleMs) {
@@ -220,7 +228,8 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
         return;
       }
     } else if (this.reader.awaitingHead) {
-      if (performance.now() - this.sentAt >= options.headersTimeoutMs) error = new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not answer in time');
+      if (performance.now() - this.sentAt >= options.headersTimeoutMs)
+        error = new OriginError('LACHAN_UPSTREAM_HEADERS_TIMEOUT', 'origin did not answer in time');
     } else if (this.socket.isPaused()) {
       // Paused: the client's socket is full. A client that stops reading altogether must not hold the origin connection for ever.
       this.pausedMs += tickMs;

@@ -194,12 +194,16 @@ export interface ReviewThanksInput {
 export function reviewThanksPage(input: ReviewThanksInput): string {
   const organisation = input.organisation ?? DEFAULT_ORGANISATION;
   const reference = input.reference === '' ? '' : `<p>Mã số đề nghị của em: <b>${escapeHtml(input.reference)}</b>. Nếu thầy cô hỏi, em đọc mã số này.</p>`;
-  return page('Đã gửi đề nghị', `<h1>Đã gửi đề nghị xem lại</h1><section class="card">${reference}
+  return page(
+    'Đã gửi đề nghị',
+    `<h1>Đã gửi đề nghị xem lại</h1><section class="card">${reference}
 <h2>Điều gì xảy ra tiếp theo?</h2>
 <p>Thầy cô phụ trách mạng của trường hoặc ${escapeHtml(organisation.office.name)} sẽ xem trang <b>${escapeHtml(input.host)}</b>, thường trong vài ngày làm việc.</p>
 <p>Nếu trang cần cho việc học, trang sẽ được mở: em chỉ cần mở lại trang. Nếu không, trang vẫn bị chặn. Em không cần gửi lại đề nghị.</p>
 <p class="actions"><a href="javascript:history.go(-2)">← Quay lại</a></p>
-<p><small><a href="${REPORT_PATH}">Báo cho thầy cô một trang xấu khác chưa bị chặn</a></small></p></section>`, organisation.school);
+<p><small><a href="${REPORT_PATH}">Báo cho thầy cô một trang xấu khác chưa bị chặn</a></small></p></section>`,
+    organisation.school,
+  );
 }
 
 export interface ReportFormInput {
@@ -239,15 +243,28 @@ ${error}<section class="card"><form method="post" action="${escapeHtml(input.act
 }
 
 export function reportThanksPage(organisation: Organisation = DEFAULT_ORGANISATION): string {
-  return page('Đã gửi báo cáo', `<h1>Đã gửi. Cảm ơn em!</h1><section class="card">
+  return page(
+    'Đã gửi báo cáo',
+    `<h1>Đã gửi. Cảm ơn em!</h1><section class="card">
 <h2>Điều gì xảy ra tiếp theo?</h2>
 <p>Thầy cô và ${escapeHtml(organisation.office.name)} sẽ xem trang em gửi. Nếu trang có hại, trang sẽ bị chặn cho mọi học sinh. Em không cần gửi lại.</p>
-<p class="actions"><a href="javascript:history.go(-2)">← Quay lại</a></p></section>`, organisation.school);
+<p class="actions"><a href="javascript:history.go(-2)">← Quay lại</a></p></section>`,
+    organisation.school,
+  );
 }
 
 export type ErrorKind =
-  | 'bad-request' | 'too-many-requests' | 'auth-required' | 'headers-too-large' | 'port' | 'forbidden-destination'
-  | 'dns' | 'refused' | 'connect' | 'timeout' | 'upstream-certificate';
+  | 'bad-request'
+  | 'too-many-requests'
+  | 'auth-required'
+  | 'headers-too-large'
+  | 'port'
+  | 'forbidden-destination'
+  | 'dns'
+  | 'refused'
+  | 'connect'
+  | 'timeout'
+  | 'upstream-certificate';
 
 /**
  * What went wrong, told so a child knows whether to wait, retry or check the address:
@@ -255,17 +272,33 @@ export type ErrorKind =
  * time may be slow or far (reload in a minute), a name that does not exist is a typo.
  */
 const ERRORS: Readonly<Record<ErrorKind, { status: number; title: string; text: string }>> = {
-  'bad-request': { status: 400, title: 'Trình duyệt gửi yêu cầu lạ', text: 'Bộ lọc của trường không hiểu yêu cầu này. Hãy tải lại trang; nếu vẫn lỗi, hãy báo thầy cô.' },
+  'bad-request': {
+    status: 400,
+    title: 'Trình duyệt gửi yêu cầu lạ',
+    text: 'Bộ lọc của trường không hiểu yêu cầu này. Hãy tải lại trang; nếu vẫn lỗi, hãy báo thầy cô.',
+  },
   'too-many-requests': { status: 429, title: 'Em gửi hơi nhiều rồi', text: 'Em đã gửi nhiều đề nghị trong thời gian ngắn. Hãy đợi vài phút rồi thử lại.' },
   'auth-required': { status: 407, title: 'Cần đăng nhập', text: 'Máy tính này dùng chung: hãy đăng nhập bằng tài khoản phòng máy mà thầy cô đã cấp cho em.' },
   'headers-too-large': { status: 431, title: 'Yêu cầu quá lớn', text: 'Phần đầu của yêu cầu quá lớn. Hãy thử xóa cookie của trang rồi tải lại.' },
   port: { status: 403, title: 'Kết nối này không được phép', text: 'Mạng của trường chỉ cho phép kết nối bảo mật qua các cổng thông thường.' },
   'forbidden-destination': { status: 403, title: 'Địa chỉ không được phép', text: 'Không thể mở địa chỉ nội bộ của máy chủ lọc qua mạng học sinh.' },
   dns: { status: 502, title: 'Không tìm thấy trang web', text: 'Không có trang web nào tên như vậy. Hãy kiểm tra lại địa chỉ, có thể gõ nhầm một chữ.' },
-  refused: { status: 502, title: 'Trang web đang tắt', text: 'Máy chủ của trang web không nhận kết nối: trang có thể đang tắt hoặc đang sửa chữa. Đây không phải lỗi của em; hãy thử lại sau.' },
+  refused: {
+    status: 502,
+    title: 'Trang web đang tắt',
+    text: 'Máy chủ của trang web không nhận kết nối: trang có thể đang tắt hoặc đang sửa chữa. Đây không phải lỗi của em; hãy thử lại sau.',
+  },
   connect: { status: 502, title: 'Trang web bị lỗi', text: 'Trang web gửi về dữ liệu hỏng hoặc ngắt kết nối giữa chừng. Hãy thử lại sau.' },
-  timeout: { status: 504, title: 'Trang web trả lời quá chậm', text: 'Trang web không trả lời kịp: mạng hoặc trang đang chậm. Hãy đợi một chút rồi tải lại trang.' },
-  'upstream-certificate': { status: 502, title: 'Trang web không an toàn', text: 'Trang web dùng chứng chỉ bảo mật không đáng tin cậy, nên bộ lọc không mở trang để bảo vệ em.' },
+  timeout: {
+    status: 504,
+    title: 'Trang web trả lời quá chậm',
+    text: 'Trang web không trả lời kịp: mạng hoặc trang đang chậm. Hãy đợi một chút rồi tải lại trang.',
+  },
+  'upstream-certificate': {
+    status: 502,
+    title: 'Trang web không an toàn',
+    text: 'Trang web dùng chứng chỉ bảo mật không đáng tin cậy, nên bộ lọc không mở trang để bảo vệ em.',
+  },
 };
 
 export function errorStatus(kind: ErrorKind): number {

@@ -26,7 +26,16 @@ import { openTunnel, type TunnelDeps } from './tunnel.js';
 import { classifyUpstreamError, type Upstream } from './upstream.js';
 
 /** Terminates an allowed or blocked tunnel's TLS with the school CA (intercept.ts). */
-export type InterceptTunnel = (ca: CertificateAuthority, client: Duplex, host: string, port: number, head: Buffer, who: TunnelClient, announce: boolean, onRefused?: () => void) => Promise<void>;
+export type InterceptTunnel = (
+  ca: CertificateAuthority,
+  client: Duplex,
+  host: string,
+  port: number,
+  head: Buffer,
+  who: TunnelClient,
+  announce: boolean,
+  onRefused?: () => void,
+) => Promise<void>;
 
 export interface PipelineDeps {
   readonly policy: () => Policy;
@@ -107,11 +116,18 @@ export class RequestPipeline {
     const handler = this.forwardHandler(flow, policy, res, startedMs);
     const method = flow.method;
     if (!hasBody && (method === 'GET' || method === 'HEAD') && target.scheme === 'http') {
-      this.deps.upstream.origins.request({ hostname: target.host, port: target.port, head: requestHead(method, path, headers), isHead: method === 'HEAD' }, handler);
+      this.deps.upstream.origins.request(
+        { hostname: target.host, port: target.port, head: requestHead(method, path, headers), isHead: method === 'HEAD' },
+        handler,
+      );
       return;
     }
     const dispatch: DispatchWithServerName = {
-      origin: `${target.scheme}://${target.authority}`, path, method: method as 'GET', headers, body: hasBody ? req : null,
+      origin: `${target.scheme}://${target.authority}`,
+      path,
+      method: method as 'GET',
+      headers,
+      body: hasBody ? req : null,
       // Given here so that undici does not work it out per request (a regular expression
       // for IPv6); SNI carries names only, so an address leaves it to undici.
       servername: isIpLiteral(target.host) ? undefined : target.host,
@@ -138,9 +154,10 @@ export class RequestPipeline {
       // device without the CA sees a certificate warning instead of a tunnel error.
       // Allowed sites of inspected profiles are decided URL by URL only on devices that
       // will accept the certificate, so that a device without the CA keeps its sites.
-      const intercept = decision.action === 'block'
-        ? policy.clientRange(who.clientAddress).intercept !== 'never'
-        : policy.profile(who.profile)?.inspect === true && this.mayIntercept(policy, who.clientAddress);
+      const intercept =
+        decision.action === 'block'
+          ? policy.clientRange(who.clientAddress).intercept !== 'never'
+          : policy.profile(who.profile)?.inspect === true && this.mayIntercept(policy, who.clientAddress);
       if (intercept) return this.deps.intercept(ca, client, target.host, target.port, head, who, announce);
     }
     if (decision.action === 'block') {
@@ -206,23 +223,34 @@ export class RequestPipeline {
     if (blocks === null) return '-';
     const { target, client } = flow;
     return blocks.record({
-      time: flow.time, profile: decision.profile, category: decision.category, reason: decision.reason,
-      rule: decision.rule, source: decision.source, host: target.host, path: target.path, method: flow.method, clientAddress: client.address,
+      time: flow.time,
+      profile: decision.profile,
+      category: decision.category,
+      reason: decision.reason,
+      rule: decision.rule,
+      source: decision.source,
+      host: target.host,
+      path: target.path,
+      method: flow.method,
+      clientAddress: client.address,
     });
   }
 
   /** The handler, with content inspection when the profile has a content_limit (hooks.ts); else the body streams untouched. */
   private forwardHandler(flow: Flow, policy: Policy, res: ServerResponse, startedMs: number): ForwardHandler {
     const inspection = this.inspectResponse?.({ flow, policy }) ?? null;
-    const body: BodyInspection | null = inspection === null ? null : {
-      inspection,
-      blocked: (verdict, response) => {
-        const reference = this.recordContentBlock(flow, verdict);
-        // Past the held-back prefix the page is under way: it can only be cut.
-        if (response.headersSent) response.destroy();
-        else sendAnswer(response, contentBlockAnswer(policy, verdict, flow.target.host, reference, false));
-      },
-    };
+    const body: BodyInspection | null =
+      inspection === null
+        ? null
+        : {
+            inspection,
+            blocked: (verdict, response) => {
+              const reference = this.recordContentBlock(flow, verdict);
+              // Past the held-back prefix the page is under way: it can only be cut.
+              if (response.headersSent) response.destroy();
+              else sendAnswer(response, contentBlockAnswer(policy, verdict, flow.target.host, reference, false));
+            },
+          };
     return new ForwardHandler(res, this.forwardEvents, flow.target.host, flow.client.profile, startedMs, body);
   }
 

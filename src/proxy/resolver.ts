@@ -8,7 +8,10 @@ import { canonicalAddress, DestinationGuard } from './addresses.js';
 export type ResolveErrorCode = 'LACHAN_DNS_FAILED' | 'LACHAN_FORBIDDEN_DESTINATION';
 
 export class ResolveError extends Error {
-  constructor(readonly code: ResolveErrorCode, message: string) {
+  constructor(
+    readonly code: ResolveErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'ResolveError';
   }
@@ -158,7 +161,9 @@ export class Resolver {
     if (parsed === null || this.guard.refuses(parsed)) {
       throw new ResolveError('LACHAN_FORBIDDEN_DESTINATION', `${host} resolves to ${destination.address}, which is the gateway or a local address`);
     }
-    return parsed.text === destination.address && parsed.family === destination.family ? destination : { address: parsed.text, family: parsed.family, fromHostsFile: false };
+    return parsed.text === destination.address && parsed.family === destination.family
+      ? destination
+      : { address: parsed.text, family: parsed.family, fromHostsFile: false };
   }
 }
 

@@ -33,8 +33,13 @@ export const AUTH_REQUIRED: Answer = errorAnswer('auth-required', null, { 'proxy
 export function blockAnswer(policy: Policy, decision: Decision, host: string, reference: string): Answer {
   if (decision.reason === 'port') return { status: 403, html: errorPage('port', host), headers: { 'x-lachan-block': 'port' } };
   const html = blockPage({
-    host, category: decision.category, profileId: decision.profile, profileName: policy.profile(decision.profile)?.name ?? decision.profile,
-    reference, reason: decision.reason, organisation: organisationOf(policy),
+    host,
+    category: decision.category,
+    profileId: decision.profile,
+    profileName: policy.profile(decision.profile)?.name ?? decision.profile,
+    reference,
+    reason: decision.reason,
+    organisation: organisationOf(policy),
   });
   return { status: 403, html, headers: { 'x-lachan-block': decision.category ?? decision.reason } };
 }
@@ -46,8 +51,13 @@ export function blockAnswer(policy: Policy, decision: Decision, host: string, re
  */
 export function contentBlockAnswer(policy: Policy, verdict: ContentVerdict, host: string, reference: string, search: boolean): Answer {
   const html = blockPage({
-    host, category: verdict.category, profileId: verdict.profile, profileName: policy.profile(verdict.profile)?.name ?? verdict.profile,
-    reference, organisation: organisationOf(policy), content: { phrase: tippingPhrase(verdict), search },
+    host,
+    category: verdict.category,
+    profileId: verdict.profile,
+    profileName: policy.profile(verdict.profile)?.name ?? verdict.profile,
+    reference,
+    organisation: organisationOf(policy),
+    content: { phrase: tippingPhrase(verdict), search },
   });
   return { status: 403, html, headers: { 'x-lachan-block': verdict.category } };
 }
@@ -76,7 +86,12 @@ export function sendAnswer(res: ServerResponse, answer: Answer, extra: Readonly<
     return;
   }
   res.writeHead(answer.status, {
-    'content-type': HTML, 'content-length': Buffer.byteLength(answer.html), 'cache-control': 'no-store', via: VIA, ...answer.headers, ...extra,
+    'content-type': HTML,
+    'content-length': Buffer.byteLength(answer.html),
+    'cache-control': 'no-store',
+    via: VIA,
+    ...answer.headers,
+    ...extra,
   });
   // Node leaves the body out of an answer to HEAD.
   res.end(answer.html);
@@ -106,6 +121,12 @@ function fieldName(name: string): string {
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 407: 'Proxy Authentication Required', 429: 'Too Many Requests',
-  431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 504: 'Gateway Timeout',
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  407: 'Proxy Authentication Required',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  504: 'Gateway Timeout',
 };

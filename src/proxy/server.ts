@@ -96,7 +96,11 @@ export class ProxyServer {
     const admission = this.admission;
     this.server = createServer(
       {
-        maxHeaderSize: this.limits.maxHeaderBytes, headersTimeout: this.limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: this.limits.clientIdleMs, noDelay: true,
+        maxHeaderSize: this.limits.maxHeaderBytes,
+        headersTimeout: this.limits.headersTimeoutMs,
+        requestTimeout: 0,
+        keepAliveTimeout: this.limits.clientIdleMs,
+        noDelay: true,
         // Node checks header deadlines on this tick (default 30 s): a slow client would otherwise get up to twice headersTimeout.
         connectionsCheckingInterval: 2_000,
         // An HTTP/1.1 request without Host is refused here, with the page, rather than by Node with an empty 400.
@@ -112,9 +116,17 @@ export class ProxyServer {
       this.limits,
       (req, socket, head, client, authority) => this.onUpgrade(req, socket, head, { client, authority }),
     );
-    const studentRequests = new StudentRequests({ recorder: options.recorder, onRecorded: options.onStudentRequest, organisation: () => organisationOf(this.policyNow) });
+    const studentRequests = new StudentRequests({
+      recorder: options.recorder,
+      onRecorded: options.onStudentRequest,
+      organisation: () => organisationOf(this.policyNow),
+    });
     this.pages = new GatewayPages({
-      policy: () => this.policyNow, ca: () => this.ca, deviceTrust: this.deviceTrust, studentRequests, advertisedProxy: options.advertisedProxy,
+      policy: () => this.policyNow,
+      ca: () => this.ca,
+      deviceTrust: this.deviceTrust,
+      studentRequests,
+      advertisedProxy: options.advertisedProxy,
     });
     this.pipeline = new RequestPipeline({
       policy: () => this.policyNow,
@@ -227,7 +239,13 @@ export class ProxyServer {
   handleTransparentTunnel(socket: Socket, target: Target, head: Buffer): void {
     this.admission.tunnelStarted(socket);
     const address = socket.remoteAddress ?? '';
-    const flow: Flow = { mode: 'transparent-https', target, client: { address, profile: this.policyNow.profileForAddress(address) }, method: 'CONNECT', time: Date.now() };
+    const flow: Flow = {
+      mode: 'transparent-https',
+      target,
+      client: { address, profile: this.policyNow.profileForAddress(address) },
+      method: 'CONNECT',
+      time: Date.now(),
+    };
     void this.pipeline.tunnel(flow, socket, head, false);
   }
 

@@ -91,7 +91,12 @@ export class StudentRequests {
       const page = parseReportedUrl(typed);
       if (page === null) {
         const error = typed === '' ? 'Hãy nhập địa chỉ trang web.' : 'Địa chỉ này không phải một trang web (ví dụ đúng: https://vi-du.vn/trang).';
-        return sendHtml(res, 400, reportPage({ url: typed.slice(0, MAX_URL_LENGTH), category: category ?? '', note, error, action: formAction, organisation }), false);
+        return sendHtml(
+          res,
+          400,
+          reportPage({ url: typed.slice(0, MAX_URL_LENGTH), category: category ?? '', note, error, action: formAction, organisation }),
+          false,
+        );
       }
       record = { ...page, category, eventRef: '' };
     }

@@ -15,7 +15,9 @@ const HELLO_TIMEOUT_MS = 10_000;
  * per-client and per-process limits as the proxy port's.
  */
 export function startTransparentHttp(proxy: ProxyServer, port: number, host: string): Promise<{ server: HttpServer; port: number }> {
-  const server = createHttpServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, (req, res) => proxy.handleTransparentRequest(req, res));
+  const server = createHttpServer({ maxHeaderSize: 16 * 1024, headersTimeout: 15_000, requestTimeout: 0 }, (req, res) =>
+    proxy.handleTransparentRequest(req, res),
+  );
   server.on('clientError', (_error, socket) => socket.destroy());
   server.on('connection', (socket: Socket) => proxy.admitConnection(socket));
   return listen(server, port, host);

@@ -22,5 +22,6 @@ export const CA_PEM_PATH = '/__lachan__/ca.pem';
  * Hidden probe plus the link to the install guide, for the block page. Loading the
  * image is what tells the gateway that this device trusts the school CA.
  */
-export const TRUST_FOOTER = `<p><small><a href="${CA_GUIDE_PATH}">Cài chứng chỉ của trường cho thiết bị này</a></small>`
-  + `<img src="${TRUST_PROBE_URL}" alt="" width="1" height="1" style="position:absolute;opacity:0"></p>`;
+export const TRUST_FOOTER =
+  `<p><small><a href="${CA_GUIDE_PATH}">Cài chứng chỉ của trường cho thiết bị này</a></small>` +
+  `<img src="${TRUST_PROBE_URL}" alt="" width="1" height="1" style="position:absolute;opacity:0"></p>`;

@@ -29,7 +29,8 @@ export function createUpstream(resolver: Resolver, limits: ProxyLimits): Upstrea
   const agent = new Agent({
     connect: (connectOptions, callback) => {
       resolver.resolve(connectOptions.hostname).then(
-        (destination) => connector({ ...connectOptions, hostname: destination.address, servername: connectOptions.servername ?? bareHost(connectOptions.hostname) }, callback),
+        (destination) =>
+          connector({ ...connectOptions, hostname: destination.address, servername: connectOptions.servername ?? bareHost(connectOptions.hostname) }, callback),
         (error: Error) => callback(error, null),
       );
     },
@@ -62,10 +63,23 @@ export function classifyUpstreamError(error: unknown): ErrorKind {
   if (error instanceof ResolveError) return error.code === 'LACHAN_FORBIDDEN_DESTINATION' ? 'forbidden-destination' : 'dns';
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (error instanceof OriginError) return error.isTimeout ? 'timeout' : 'connect';
-  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') return 'timeout';
+  if (
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.ConnectTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError ||
+    code === 'ETIMEDOUT'
+  )
+    return 'timeout';
   if (code === 'LACHAN_FORBIDDEN_DESTINATION') return 'forbidden-destination';
   if (code === 'LACHAN_DNS_FAILED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'dns';
   if (code === 'ECONNREFUSED') return 'refused';
-  if (code === 'CERT_HAS_EXPIRED' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'upstream-certificate';
+  if (
+    code === 'CERT_HAS_EXPIRED' ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+    code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' ||
+    code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+  )
+    return 'upstream-certificate';
   return 'connect';
 }

@@ -53,7 +53,9 @@ export const MOTTO = 'Độc lập - Tự do - Hạnh phúc';
 
 /** Vietnamese digit grouping: 1.234.567 (a dot between thousands). */
 export function vnNumber(value: number): string {
-  return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, '.');
+  return Math.round(value)
+    .toString()
+    .replace(/\B(?=(\d{3})+(?!\d))/g, '.');
 }
 
 /** A share with a decimal comma: "12,5%". */
@@ -94,7 +96,10 @@ export function buildReportDocument(report: YearlyReport, organisation: Organisa
   const total = report.total;
   const period = `từ ngày ${vnDay(report.fromDay)} đến ngày ${vnDay(report.toDay)}`;
   const share = (count: number): string => vnPercent(count, total);
-  const numberText = options.number === undefined || options.number.trim() === '' ? `Số:${'\u00a0'.repeat(8)}/BC-${office.abbreviation}` : `Số: ${options.number.trim()}/BC-${office.abbreviation}`;
+  const numberText =
+    options.number === undefined || options.number.trim() === ''
+      ? `Số:${'\u00a0'.repeat(8)}/BC-${office.abbreviation}`
+      : `Số: ${options.number.trim()}/BC-${office.abbreviation}`;
   /** A numbered table of counts with each one's share of the total. */
   const counts = (title: string, label: string, rows: readonly { name: string; count: number }[]): ReportSection => ({
     title,
@@ -107,10 +112,22 @@ export function buildReportDocument(report: YearlyReport, organisation: Organisa
     },
   });
   const sections: ReportSection[] = [
-    counts('1. Số lượt truy cập bị chặn theo nhóm nội dung', 'Nhóm nội dung', report.byCategory.map((r) => ({ name: categoryName(r.category), count: r.count }))),
+    counts(
+      '1. Số lượt truy cập bị chặn theo nhóm nội dung',
+      'Nhóm nội dung',
+      report.byCategory.map((r) => ({ name: categoryName(r.category), count: r.count })),
+    ),
     counts('2. Theo cấp học', 'Cấp học', report.byProfile),
-    counts('3. Theo tháng', 'Tháng', report.byMonth.map((r) => ({ name: `${r.month.slice(5, 7)}/${r.month.slice(0, 4)}`, count: r.count }))),
-    counts('4. Theo trường', 'Trường', report.bySchool.map((r) => ({ name: r.name ?? r.school, count: r.count }))),
+    counts(
+      '3. Theo tháng',
+      'Tháng',
+      report.byMonth.map((r) => ({ name: `${r.month.slice(5, 7)}/${r.month.slice(0, 4)}`, count: r.count })),
+    ),
+    counts(
+      '4. Theo trường',
+      'Trường',
+      report.bySchool.map((r) => ({ name: r.name ?? r.school, count: r.count })),
+    ),
     {
       title: '5. Các trang bị chặn nhiều nhất',
       paragraphs:

@@ -1,7 +1,4 @@
-import {
-  AlignmentType, BorderStyle, Document, Packer, Paragraph, Table, TableCell, TableRow, TextRun, WidthType,
-  type IBorderOptions,
-} from 'docx';
+import { AlignmentType, BorderStyle, Document, Packer, Paragraph, Table, TableCell, TableRow, TextRun, WidthType, type IBorderOptions } from 'docx';
 import type { ReportDocument, ReportTable } from './document.js';
 
 /**
@@ -116,10 +113,7 @@ export async function renderReportDocx(report: ReportDocument): Promise<Buffer> 
         new Paragraph({ children: [new TextRun({ text: 'Nơi nhận:', font: FONT, size: pt(12), bold: true, italics: true })] }),
         ...report.recipients.map((text) => new Paragraph({ children: [new TextRun({ text: `- ${text}`, font: FONT, size: pt(11) })] })),
       ],
-      [
-        line({ text: report.signerTitle, bold: true, align: center, after: 1400 }),
-        line({ text: report.signerName ?? '', bold: true, align: center }),
-      ],
+      [line({ text: report.signerTitle, bold: true, align: center, after: 1400 }), line({ text: report.signerName ?? '', bold: true, align: center })],
       50,
     ),
   );

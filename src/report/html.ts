@@ -23,9 +23,12 @@ td.right{text-align:right}
 
 function table(t: ReportTable): string {
   const head = `<tr>${t.header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
-  const body = t.rows.length === 0
-    ? `<tr><td colspan="${t.header.length}">Không có số liệu.</td></tr>`
-    : t.rows.map((row) => `<tr>${row.map((cell, i) => `<td${t.align[i] === 'right' ? ' class="right"' : ''}>${escapeHtml(cell)}</td>`).join('')}</tr>`).join('\n');
+  const body =
+    t.rows.length === 0
+      ? `<tr><td colspan="${t.header.length}">Không có số liệu.</td></tr>`
+      : t.rows
+          .map((row) => `<tr>${row.map((cell, i) => `<td${t.align[i] === 'right' ? ' class="right"' : ''}>${escapeHtml(cell)}</td>`).join('')}</tr>`)
+          .join('\n');
   return `<table><thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
 }
 

@@ -46,12 +46,19 @@ export function renderReportPdf(report: ReportDocument, created: Date = new Date
   const width = doc.page.width - MARGINS.left - MARGINS.right;
   const bottom = (): number => doc.page.height - MARGINS.bottom;
   const write = (text: string, face: Face, size: number, x: number, w: number, options: PDFKit.Mixins.TextOptions = {}): void => {
-    doc.font(face).fontSize(size).text(text, x, doc.y, { width: w, ...options });
+    doc
+      .font(face)
+      .fontSize(size)
+      .text(text, x, doc.y, { width: w, ...options });
   };
   const rule = (x: number, w: number, fraction: number): void => {
     const y = doc.y + 2.5;
     const span = w * fraction;
-    doc.moveTo(x + (w - span) / 2, y).lineTo(x + (w + span) / 2, y).lineWidth(0.6).stroke();
+    doc
+      .moveTo(x + (w - span) / 2, y)
+      .lineTo(x + (w + span) / 2, y)
+      .lineWidth(0.6)
+      .stroke();
     doc.y = y + 5;
   };
 
@@ -106,7 +113,10 @@ export function renderReportPdf(report: ReportDocument, created: Date = new Date
   const pages = doc.bufferedPageRange();
   for (let i = 1; i < pages.count; i++) {
     doc.switchToPage(pages.start + i);
-    doc.font('regular').fontSize(BODY).text(String(i + 1), left, MARGINS.top / 2, { width, align: 'center', lineBreak: false });
+    doc
+      .font('regular')
+      .fontSize(BODY)
+      .text(String(i + 1), left, MARGINS.top / 2, { width, align: 'center', lineBreak: false });
   }
   doc.end();
   return done;
@@ -126,7 +136,10 @@ function drawTable(doc: PDFKit.PDFDocument, table: ReportTable, left: number, wi
     cells.forEach((cell, i) => {
       const w = widths[i]!;
       doc.lineWidth(0.5).rect(x, y, w, height).stroke();
-      doc.font(face).fontSize(SMALL).text(cell, x + CELL_PAD, y + CELL_PAD, { width: w - 2 * CELL_PAD, align: header ? 'center' : table.align[i] ?? 'left' });
+      doc
+        .font(face)
+        .fontSize(SMALL)
+        .text(cell, x + CELL_PAD, y + CELL_PAD, { width: w - 2 * CELL_PAD, align: header ? 'center' : (table.align[i] ?? 'left') });
       x += w;
     });
     doc.x = left;

@@ -278,7 +278,11 @@ export async function loadCategoryBrands(folder: string, categoryId: number, con
       const bare = rule.replace(/^\*|\*$/g, '');
       const run = foldedRun(bare);
       if (!isAsciiRun(run) || run.length < MIN_SIGNAL_LENGTH || /[^\p{L}\p{N}\s-]/u.test(bare)) {
-        context.problems.error(fileName, line, `host signal "${rule}": write letters and digits only, at least ${MIN_SIGNAL_LENGTH} (a shorter run matches inside too many host names)`);
+        context.problems.error(
+          fileName,
+          line,
+          `host signal "${rule}": write letters and digits only, at least ${MIN_SIGNAL_LENGTH} (a shorter run matches inside too many host names)`,
+        );
         return;
       }
       const error = context.keywords.add(atStart ? `${run}*` : `*${run}*`, categoryId, fileId, line, true);

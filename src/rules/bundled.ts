@@ -33,7 +33,12 @@ export interface BundledList {
  * naming a category without a folder are refused, since the list would silently
  * never apply.
  */
-export async function readBundledManifest(rulesDir: string, categories: ReadonlySet<string>, displayName: (file: string) => string, problems: ProblemList): Promise<BundledList[]> {
+export async function readBundledManifest(
+  rulesDir: string,
+  categories: ReadonlySet<string>,
+  displayName: (file: string) => string,
+  problems: ProblemList,
+): Promise<BundledList[]> {
   const folder = path.join(rulesDir, BUNDLED_FOLDER);
   const manifest = path.join(folder, BUNDLED_MANIFEST);
   const shown = displayName(manifest);
@@ -41,7 +46,8 @@ export async function readBundledManifest(rulesDir: string, categories: Readonly
   try {
     text = await readFile(manifest, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') problems.error(shown, 0, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      problems.error(shown, 0, `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     return [];
   }
   const lists: BundledList[] = [];

@@ -380,7 +380,10 @@ export async function importListSource(format: ListFormat, src: string, onProgre
   if (!info.isDirectory()) throw new ImportError('ENOTDIR', `${src}: --format ut1 cần thư mục một danh mục UT1 (chứa domains, urls)`);
   let found = false;
   let bytesBefore = 0;
-  for (const [name, lineFormat] of [['domains', 'domains'], ['urls', 'ut1-urls']] as const) {
+  for (const [name, lineFormat] of [
+    ['domains', 'domains'],
+    ['urls', 'ut1-urls'],
+  ] as const) {
     const file = path.join(src, name);
     if (await isFile(file)) {
       found = true;
@@ -438,9 +441,7 @@ async function isFile(file: string): Promise<boolean> {
  */
 export function describeImport(result: ImportResult): string[] {
   const { stats } = result;
-  const out = [
-    `Đã nhận ${stats.domains} tên miền và ${stats.urls} quy tắc URL; ${stats.duplicates} dòng trùng lặp được gộp.`,
-  ];
+  const out = [`Đã nhận ${stats.domains} tên miền và ${stats.urls} quy tắc URL; ${stats.duplicates} dòng trùng lặp được gộp.`];
   for (const [reason, entry] of stats.skipped) {
     out.push(`Bỏ qua ${entry.count} dòng [${reason}]: ${SKIP_REASON_TEXT[reason]}`);
     for (const example of entry.examples) out.push(`  ${example.file}:${example.line}: ${example.text}`);

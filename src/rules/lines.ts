@@ -135,7 +135,11 @@ export async function countFileLines(file: string, gzip: boolean): Promise<numbe
     const handle = await open(file, 'r');
     try {
       const buffer = Buffer.allocUnsafeSlow(PIECE_BYTES);
-      for (let read = (await handle.read(buffer, 0, buffer.length, null)).bytesRead; read > 0; read = (await handle.read(buffer, 0, buffer.length, null)).bytesRead) {
+      for (
+        let read = (await handle.read(buffer, 0, buffer.length, null)).bytesRead;
+        read > 0;
+        read = (await handle.read(buffer, 0, buffer.length, null)).bytesRead
+      ) {
         count(buffer.subarray(0, read));
       }
     } finally {

@@ -223,7 +223,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
       const id = categoryIds.get(category);
       if (id === undefined) {
         // Not loaded: either no profile here blocks it (nothing to add to) or this school has no such category.
-        if (!available.has(category)) problems.warning(fileNames[overlayFile]!, 0, `category "${category}" of the district overlay is not defined here (ignored)`);
+        if (!available.has(category))
+          problems.warning(fileNames[overlayFile]!, 0, `category "${category}" of the district overlay is not defined here (ignored)`);
         line += (lists.block_domains?.length ?? 0) + (lists.block_keywords?.length ?? 0);
         continue;
       }
@@ -376,7 +377,16 @@ interface Builders {
   readonly keywords: KeywordSetBuilder;
 }
 
-function addRuleFile(kind: CategoryFileKind, text: string, fileName: string, fileId: number, categoryId: number, builders: Builders, problems: ProblemList, findDuplicates: boolean): void {
+function addRuleFile(
+  kind: CategoryFileKind,
+  text: string,
+  fileName: string,
+  fileId: number,
+  categoryId: number,
+  builders: Builders,
+  problems: ProblemList,
+  findDuplicates: boolean,
+): void {
   const seen = findDuplicates ? new Map<string, number>() : null;
   forEachRuleLine(text, (rule, line) => {
     let key: string;
@@ -514,7 +524,14 @@ async function addDomainFile(
 }
 
 /** A list of rules/bundled/ joins its category's rules, with its own file name for sources. */
-async function addBundledList(list: BundledList, categoryId: number, fileNames: string[], builders: Builders, problems: ProblemList, findDuplicates: boolean): Promise<number | null> {
+async function addBundledList(
+  list: BundledList,
+  categoryId: number,
+  fileNames: string[],
+  builders: Builders,
+  problems: ProblemList,
+  findDuplicates: boolean,
+): Promise<number | null> {
   const shown = displayPath(list.file);
   let text: string;
   try {
@@ -535,7 +552,15 @@ function addCustomDomain(domains: DomainSetBuilder, value: string, categoryId: n
 }
 
 /** A bad entry in the district's overlay is skipped with a warning: one typo at the district must not stop every school's reload. */
-function addOverlayDomain(domains: DomainSetBuilder, value: string, categoryId: number, fileId: number, line: number, fileName: string, problems: ProblemList): void {
+function addOverlayDomain(
+  domains: DomainSetBuilder,
+  value: string,
+  categoryId: number,
+  fileId: number,
+  line: number,
+  fileName: string,
+  problems: ProblemList,
+): void {
   const host = canonicalRuleHost(value);
   if (host === null) problems.warning(fileName, line, `bad domain "${truncate(value)}" skipped`);
   else domains.add(host, categoryId, fileId, line);

@@ -119,7 +119,8 @@ export function readOrganisation(node: Node | null | undefined, lines: LineCount
         continue;
       }
       if (value === null || (isScalar(value) && value.value === null)) values.set(name, { value: null, node: (value ?? pair.key) as Node });
-      else if (isScalar(value) && (typeof value.value === 'string' || typeof value.value === 'number')) values.set(name, { value: String(value.value).trim(), node: value });
+      else if (isScalar(value) && (typeof value.value === 'string' || typeof value.value === 'number'))
+        values.set(name, { value: String(value.value).trim(), node: value });
       else problems.error(file, lineOf(value), `organisation.${name} must be text`);
     }
   };
@@ -139,18 +140,30 @@ export function readOrganisation(node: Node | null | undefined, lines: LineCount
   const optional = (name: string, fallback: string | null): string | null => {
     const found = values.get(name);
     if (found === undefined) return fallback;
-    if (found.value !== null && found.value.length > MAX_TEXT) problems.error(file, lineOf(found.node), `organisation.${name} is longer than ${MAX_TEXT} characters`);
+    if (found.value !== null && found.value.length > MAX_TEXT)
+      problems.error(file, lineOf(found.node), `organisation.${name} is longer than ${MAX_TEXT} characters`);
     return found.value === null || found.value === '' ? null : found.value;
   };
 
   const level = text('office.level', defaults.office.level);
-  if (!(level in OFFICE_LEVELS)) problems.error(file, lineOf(values.get('office.level')?.node), `organisation.office.level must be tinh, xa or huyen (got "${level}")`);
+  if (!(level in OFFICE_LEVELS))
+    problems.error(file, lineOf(values.get('office.level')?.node), `organisation.office.level must be tinh, xa or huyen (got "${level}")`);
   const written = text('hotline.number', defaults.hotline.display);
   const number = written.replace(/[\s.-]/g, '');
-  if (!/^\d{3,15}$/.test(number)) problems.error(file, lineOf(values.get('hotline.number')?.node), `organisation.hotline.number must be the digits to dial, such as 18001776 (got "${values.get('hotline.number')?.value ?? ''}")`);
+  if (!/^\d{3,15}$/.test(number))
+    problems.error(
+      file,
+      lineOf(values.get('hotline.number')?.node),
+      `organisation.hotline.number must be the digits to dial, such as 18001776 (got "${values.get('hotline.number')?.value ?? ''}")`,
+    );
   const periodText = text('report.period_start', '01/01');
   const periodStart = parseDayMonth(periodText);
-  if (periodStart === null) problems.error(file, lineOf(values.get('report.period_start')?.node), `organisation.report.period_start must be a day and month such as 01/01 or 15/11 (got "${periodText}")`);
+  if (periodStart === null)
+    problems.error(
+      file,
+      lineOf(values.get('report.period_start')?.node),
+      `organisation.report.period_start must be a day and month such as 01/01 or 15/11 (got "${periodText}")`,
+    );
 
   return {
     school: optional('school', defaults.school),
@@ -161,7 +174,11 @@ export function readOrganisation(node: Node | null | undefined, lines: LineCount
       abbreviation: text('office.abbreviation', defaults.office.abbreviation),
       place: text('office.place', defaults.office.place),
     },
-    hotline: { number, display: /\s/.test(written) ? written.replace(/\s+/g, ' ') : hotlineDisplay(number), label: text('hotline.label', defaults.hotline.label) },
+    hotline: {
+      number,
+      display: /\s/.test(written) ? written.replace(/\s+/g, ' ') : hotlineDisplay(number),
+      label: text('hotline.label', defaults.hotline.label),
+    },
     report: {
       recipient: text('report.recipient', defaults.report.recipient),
       periodStart: periodStart ?? defaults.report.periodStart,
@@ -185,7 +202,12 @@ function parseDayMonth(text: string): [number, number] | null {
 export class OrganisationFileError extends Error {
   readonly code = 'LACHAN_ORGANISATION_INVALID';
   constructor(readonly problems: readonly RuleProblem[]) {
-    super(problems.filter((p) => p.severity === 'error').map(formatProblem).join('\n'));
+    super(
+      problems
+        .filter((p) => p.severity === 'error')
+        .map(formatProblem)
+        .join('\n'),
+    );
     this.name = 'OrganisationFileError';
   }
 }
@@ -202,7 +224,9 @@ export function loadOrganisationFile(dataDir: string): Organisation {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return DEFAULT_ORGANISATION;
-    throw new OrganisationFileError([{ file, line: 0, severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` }]);
+    throw new OrganisationFileError([
+      { file, line: 0, severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` },
+    ]);
   }
   const problems = new ProblemList();
   const lines = new LineCounter();

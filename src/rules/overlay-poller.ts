@@ -72,7 +72,10 @@ export function startOverlayPoller(options: OverlayPollerOptions): { stop(): voi
     }
     // An older version, even correctly signed, is a replay that could undo a block the district added.
     if (overlay.version < version) {
-      options.logger.warn({ version: overlay.version, held: version }, `district policy refused: version ${overlay.version} is older than the one in force (delete ${OVERLAY_FILE} in the data folder if the collector was rebuilt)`);
+      options.logger.warn(
+        { version: overlay.version, held: version },
+        `district policy refused: version ${overlay.version} is older than the one in force (delete ${OVERLAY_FILE} in the data folder if the collector was rebuilt)`,
+      );
       return;
     }
     const tag = response.headers.etag;

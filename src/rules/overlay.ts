@@ -52,7 +52,10 @@ export interface PolicyOverlay {
 }
 
 export class OverlayError extends Error {
-  constructor(readonly code: 'LACHAN_OVERLAY_SIGNATURE' | 'LACHAN_OVERLAY_INVALID', message: string) {
+  constructor(
+    readonly code: 'LACHAN_OVERLAY_SIGNATURE' | 'LACHAN_OVERLAY_INVALID',
+    message: string,
+  ) {
     super(message);
     this.name = 'OverlayError';
   }
@@ -68,7 +71,8 @@ export function loadPinnedKey(file: string): KeyObject {
 export function verifyOverlay(body: Buffer, signatureBase64: string | undefined, key: KeyObject): PolicyOverlay {
   if (signatureBase64 === undefined || signatureBase64 === '') throw new OverlayError('LACHAN_OVERLAY_SIGNATURE', 'policy overlay is not signed');
   const signature = Buffer.from(signatureBase64, 'base64');
-  if (!verify(null, body, key, signature)) throw new OverlayError('LACHAN_OVERLAY_SIGNATURE', 'policy overlay signature does not verify with the pinned collector key');
+  if (!verify(null, body, key, signature))
+    throw new OverlayError('LACHAN_OVERLAY_SIGNATURE', 'policy overlay signature does not verify with the pinned collector key');
   return parseOverlay(body.toString('utf8'));
 }
 
@@ -76,7 +80,8 @@ const LISTS = ['allow_domains', 'block_domains', 'block_keywords'] as const;
 const CATEGORY_LISTS = ['block_domains', 'block_keywords'] as const;
 
 function checkLists(owner: string, lists: unknown, names: readonly string[]): void {
-  if (typeof lists !== 'object' || lists === null || Array.isArray(lists)) throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay ${owner} is not an object`);
+  if (typeof lists !== 'object' || lists === null || Array.isArray(lists))
+    throw new OverlayError('LACHAN_OVERLAY_INVALID', `overlay ${owner} is not an object`);
   for (const name of names) {
     const list = (lists as Record<string, unknown>)[name];
     if (list !== undefined && (!Array.isArray(list) || !list.every((entry) => typeof entry === 'string'))) {
@@ -111,7 +116,13 @@ export function parseOverlay(text: string): PolicyOverlay {
     throw new OverlayError('LACHAN_OVERLAY_INVALID', 'policy overlay is not JSON');
   }
   const overlay = value as { version?: unknown; school?: unknown; profiles?: unknown; categories?: unknown };
-  if (typeof overlay !== 'object' || overlay === null || !Number.isInteger(overlay.version) || typeof overlay.profiles !== 'object' || overlay.profiles === null) {
+  if (
+    typeof overlay !== 'object' ||
+    overlay === null ||
+    !Number.isInteger(overlay.version) ||
+    typeof overlay.profiles !== 'object' ||
+    overlay.profiles === null
+  ) {
     throw new OverlayError('LACHAN_OVERLAY_INVALID', 'policy overlay needs an integer "version" and a "profiles" object');
   }
   if (overlay.school !== undefined && typeof overlay.school !== 'string') throw new OverlayError('LACHAN_OVERLAY_INVALID', 'overlay "school" must be text');

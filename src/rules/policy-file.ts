@@ -1,6 +1,6 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLError } from 'yaml';
 import { DEFAULT_INTERCEPT_MODE, INTERCEPT_MODES, parseCidr, type InterceptMode } from '../policy/clients.js';
-import type { Action, } from '../policy/types.js';
+import type { Action } from '../policy/types.js';
 import { compileSafeSearch, type SafeSearchConfig, type SafeSearchSettings } from '../policy/safesearch.js';
 import type { ProblemList } from './problems.js';
 import { readOrganisation, type Organisation } from './organisation.js';
@@ -45,8 +45,18 @@ export interface PolicyConfig {
 
 const TOP_LEVEL_FIELDS = new Set(['version', 'default_profile', 'profiles', 'connect_ports', 'clients', 'proxy_auth', 'organisation', 'intercept']);
 const PROFILE_FIELDS = new Set([
-  'name', 'description', 'block_categories', 'allow_categories', 'block_domains', 'allow_domains',
-  'block_keywords', 'block_ip_literals', 'safe_search', 'inspect', 'default_action', 'content_limit',
+  'name',
+  'description',
+  'block_categories',
+  'allow_categories',
+  'block_domains',
+  'allow_domains',
+  'block_keywords',
+  'block_ip_literals',
+  'safe_search',
+  'inspect',
+  'default_action',
+  'content_limit',
   'schedules',
 ]);
 const PROFILE_ID = /^[a-z0-9][a-z0-9_-]*$/;

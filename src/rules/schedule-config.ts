@@ -49,7 +49,10 @@ export function readSchedules(node: Node | null | undefined, lines: LineCounter,
     const from = readClock(item.get('from', true) as Node | undefined, 'from', label, error, item);
     const to = readClock(item.get('to', true) as Node | undefined, 'to', label, error, item);
     if (from !== null && to !== null && to <= from) {
-      error(item.get('to', true) as Node, `schedule "${label}": "to" (${formatClock(to)}) must be later than "from" (${formatClock(from)}); a window ends the day it starts`);
+      error(
+        item.get('to', true) as Node,
+        `schedule "${label}": "to" (${formatClock(to)}) must be later than "from" (${formatClock(from)}); a window ends the day it starts`,
+      );
     }
     if (from !== null && from === MINUTES_PER_DAY) error(item.get('from', true) as Node, `schedule "${label}": "from" must be 00:00 … 23:59`);
 
@@ -93,11 +96,18 @@ function readDays(node: Node | undefined, label: string, error: (at: Node | Pair
   return ok ? [...days].sort((a, b) => a - b) : null;
 }
 
-function readClock(node: Node | undefined, field: 'from' | 'to', label: string, error: (at: Node | Pair | undefined, message: string) => void, owner: Node): number | null {
+function readClock(
+  node: Node | undefined,
+  field: 'from' | 'to',
+  label: string,
+  error: (at: Node | Pair | undefined, message: string) => void,
+  owner: Node,
+): number | null {
   // Unquoted 11:30 is a sexagesimal number to YAML 1.1 but a string to YAML 1.2 (this parser's default).
   const value = isScalar(node) ? node.value : undefined;
   const minutes = typeof value === 'string' ? parseClock(value) : null;
-  if (minutes === null) error(node ?? owner, `schedule "${label}": "${field}" must be a time HH:MM in Vietnam time (00:00 … 24:00), not "${String(value ?? '')}"`);
+  if (minutes === null)
+    error(node ?? owner, `schedule "${label}": "${field}" must be a time HH:MM in Vietnam time (00:00 … 24:00), not "${String(value ?? '')}"`);
   return minutes;
 }
 

@@ -11,7 +11,6 @@ export type PgClient = pg.PoolClient;
 
 const INT8_OID = 20;
 
-
 export function openPool(url: string, max = 10): PgPool {
   const pool = new pg.Pool({
     connectionString: url,
@@ -82,7 +81,9 @@ export async function migratePostgres(pool: PgPool, steps: readonly string[], wh
     const { rows } = await client.query<{ version: number | null }>('SELECT max(version) AS version FROM lachan_schema');
     const current = rows[0]?.version ?? 0;
     if (current > steps.length) {
-      throw Object.assign(new Error(`${what} was written by a newer lachan (schema ${current}, this one knows ${steps.length})`), { code: 'LACHAN_SCHEMA_TOO_NEW' });
+      throw Object.assign(new Error(`${what} was written by a newer lachan (schema ${current}, this one knows ${steps.length})`), {
+        code: 'LACHAN_SCHEMA_TOO_NEW',
+      });
     }
     for (let version = current + 1; version <= steps.length; version++) {
       await client.query(steps[version - 1]!);

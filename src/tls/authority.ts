@@ -206,10 +206,7 @@ export class CertificateAuthority {
       throw new TlsError('LACHAN_CA_EXPIRED', `chứng chỉ CA đã hết hạn ngày ${new Date(this.caNotAfter).toISOString().slice(0, 10)}`);
     }
     const altName = subject.kind === 'ip' ? { type: 7, ip: subject.name } : { type: 2, value: subject.name };
-    const extensions = wrapExtensions([
-      ...this.commonExtensions,
-      encodeExtension({ name: 'subjectAltName', altNames: [altName] }),
-    ]);
+    const extensions = wrapExtensions([...this.commonExtensions, encodeExtension({ name: 'subjectAltName', altNames: [altName] })]);
     const tbs = encodeTbs(
       {
         serial: randomSerial(),

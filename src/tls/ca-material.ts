@@ -57,10 +57,7 @@ export async function createCaMaterial(options: CreateCaOptions): Promise<CaMate
     encodeExtension({ name: 'authorityKeyIdentifier', keyIdentifier: ski.toString('binary') }),
   ]);
   const algorithm = signatureAlgorithmFor(privateKey);
-  const tbs = encodeTbs(
-    { serial: randomSerial(), issuer: name, subject: name, notBefore, notAfter, subjectPublicKeyInfo: spki, extensions },
-    algorithm,
-  );
+  const tbs = encodeTbs({ serial: randomSerial(), issuer: name, subject: name, notBefore, notAfter, subjectPublicKeyInfo: spki, extensions }, algorithm);
   return {
     certPem: derToPem(signTbsSync(tbs, algorithm, privateKey)),
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,

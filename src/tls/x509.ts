@@ -11,8 +11,7 @@ const { asn1, pki } = forge;
 type Asn1 = forge.asn1.Asn1;
 
 /** forge exports this but @types/node-forge does not declare it. */
-const extensionToAsn1 = (pki as unknown as { certificateExtensionToAsn1(extension: unknown): Asn1 })
-  .certificateExtensionToAsn1;
+const extensionToAsn1 = (pki as unknown as { certificateExtensionToAsn1(extension: unknown): Asn1 }).certificateExtensionToAsn1;
 
 const OID_SHA256_WITH_RSA = '1.2.840.113549.1.1.11';
 const OID_ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
@@ -79,7 +78,9 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
   const key = readElement(spkiDer, algorithm.end);
   if (outer.tag !== 0x30 || algorithm.tag !== 0x30 || key.tag !== 0x03) throw new Error('not a SubjectPublicKeyInfo');
   // The first content byte of a BIT STRING counts unused bits; the key follows it.
-  return createHash('sha1').update(spkiDer.subarray(key.contentStart + 1, key.end)).digest();
+  return createHash('sha1')
+    .update(spkiDer.subarray(key.contentStart + 1, key.end))
+    .digest();
 }
 
 interface DerElement {
@@ -151,16 +152,7 @@ export function encodeTbs(fields: TbsFields, signatureAlgorithm: Buffer): Buffer
   const validity = derElement(0x30, Buffer.concat([encodeTime(fields.notBefore), encodeTime(fields.notAfter)]));
   return derElement(
     0x30,
-    Buffer.concat([
-      version,
-      serial,
-      signatureAlgorithm,
-      fields.issuer,
-      validity,
-      fields.subject,
-      fields.subjectPublicKeyInfo,
-      fields.extensions,
-    ]),
+    Buffer.concat([version, serial, signatureAlgorithm, fields.issuer, validity, fields.subject, fields.subjectPublicKeyInfo, fields.extensions]),
   );
 }
 

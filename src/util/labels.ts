@@ -33,7 +33,18 @@ export const CATEGORY_NAMES: Readonly<Record<string, string>> = {
 };
 
 /** The categories `rules/` ships, in the order the dashboard offers them. */
-export const SHIPPED_CATEGORIES: readonly string[] = ['adult', 'gambling', 'drugs', 'violence', 'self-harm', 'dating', 'games', 'social-networks', 'vpn', 'doh'];
+export const SHIPPED_CATEGORIES: readonly string[] = [
+  'adult',
+  'gambling',
+  'drugs',
+  'violence',
+  'self-harm',
+  'dating',
+  'games',
+  'social-networks',
+  'vpn',
+  'doh',
+];
 
 export const PROFILE_NAMES: Readonly<Record<string, string>> = {
   'mam-non': 'Mầm non',

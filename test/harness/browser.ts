@@ -14,8 +14,13 @@ export function launchBehindProxy(proxyPort: number): Promise<Browser> {
     args: [
       `--proxy-server=127.0.0.1:${proxyPort}`,
       '--proxy-bypass-list=<-loopback>',
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
     ],
   });
 }

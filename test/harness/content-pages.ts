@@ -11,7 +11,9 @@ import type { ContentInspection, ContentVerdict } from '../../src/content/inspec
 export const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/content');
 
 export function fixtureNames(): string[] {
-  return readdirSync(FIXTURES).filter((name) => name.endsWith('.html')).sort();
+  return readdirSync(FIXTURES)
+    .filter((name) => name.endsWith('.html'))
+    .sort();
 }
 
 export function fixture(name: string): string {
@@ -48,7 +50,10 @@ export function encodeWindows1258(text: string): Buffer {
     }
     const parts = [...ch.normalize('NFD')];
     const tones = parts.filter((p) => TONES.has(p));
-    const letter = parts.filter((p) => !TONES.has(p)).join('').normalize('NFC');
+    const letter = parts
+      .filter((p) => !TONES.has(p))
+      .join('')
+      .normalize('NFC');
     const letterByte = WINDOWS_1258.get(letter);
     const toneBytes = tones.map((t) => WINDOWS_1258.get(t));
     if (letterByte === undefined || toneBytes.some((b) => b === undefined)) throw new Error(`cannot write ${ch} in windows-1258`);

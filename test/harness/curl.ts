@@ -35,10 +35,15 @@ export function curl(proxyPort: number | null, url: string, optionsOrArgs: CurlO
   if (options.caPem !== undefined) args.push('--cacert', options.caPem);
   args.push(...(options.args ?? []), url);
   return new Promise((resolve) => {
-    const child = execFile('curl', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, http_proxy: '', https_proxy: '', HTTP_PROXY: '', HTTPS_PROXY: '' } }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : 1;
-      resolve({ code, stderr, ...parseCurlOutput(stdout) });
-    });
+    const child = execFile(
+      'curl',
+      args,
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, http_proxy: '', https_proxy: '', HTTP_PROXY: '', HTTPS_PROXY: '' } },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1;
+        resolve({ code, stderr, ...parseCurlOutput(stdout) });
+      },
+    );
     child.stdin?.end(options.stdin);
   });
 }

@@ -33,7 +33,7 @@ export async function startDnsServer(zone: DnsZone): Promise<RunningDnsServer> {
     const type = query.readUInt16BE(end + 1);
     const question = query.subarray(12, end + 5);
     const records = zone[labels.join('.').toLowerCase()];
-    const addresses = records === undefined ? [] : type === TYPE_A ? records.a ?? [] : type === TYPE_AAAA ? records.aaaa ?? [] : [];
+    const addresses = records === undefined ? [] : type === TYPE_A ? (records.a ?? []) : type === TYPE_AAAA ? (records.aaaa ?? []) : [];
     const header = Buffer.alloc(12);
     query.copy(header, 0, 0, 2);
     header.writeUInt16BE(records === undefined ? 0x8183 : 0x8180, 2);

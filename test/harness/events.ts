@@ -10,7 +10,11 @@ export async function storedEventsUntil(dataDir: string, wanted: (event: Record<
   for (let attempt = 0; attempt < 20 && !events.some(wanted); attempt++) {
     await new Promise((r) => setTimeout(r, 250));
     const out = execFileSync(process.execPath, [CLI, 'logs', '--data', dataDir, '--json'], { encoding: 'utf8' });
-    events = out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    events = out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
   return events;
 }

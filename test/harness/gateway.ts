@@ -52,8 +52,23 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
   const hostsFile = path.join(work, 'hosts');
   writeFileSync(hostsFile, options.hosts ?? '');
   const serveArgs = [
-    'serve', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--workers', String(options.workers ?? 1),
-    '--rules', rulesDir, '--data', dataDir, '--hosts-file', hostsFile, '--log-level', options.logLevel ?? 'debug',
+    'serve',
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--workers',
+    String(options.workers ?? 1),
+    '--rules',
+    rulesDir,
+    '--data',
+    dataDir,
+    '--hosts-file',
+    hostsFile,
+    '--log-level',
+    options.logLevel ?? 'debug',
     // No interception unless the test brings a CA: never pick up the repository's ./certs.
     ...(options.args?.includes('--certs') ? [] : ['--certs', path.join(work, 'no-certs')]),
     ...(options.args ?? []),
@@ -61,7 +76,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
   const child =
     options.viaShebang === true
       ? spawn(CLI, serveArgs, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
-      : spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...serveArgs], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+      : spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...serveArgs], {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, ...options.env },
+        });
   const logs: LogLine[] = [];
   const waiters = new Set<{ predicate: (line: LogLine) => boolean; resolve: (line: LogLine) => void }>();
   let stderr = '';
@@ -131,7 +150,19 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
 /** A policy.yaml with one profile per entry; handy for small test rule sets. */
 export function policyYaml(options: {
   readonly defaultProfile: string;
-  readonly profiles: Readonly<Record<string, { name: string; blockCategories?: readonly string[]; allowDomains?: readonly string[]; blockDomains?: readonly string[]; blockIpLiterals?: boolean; inspect?: boolean }>>;
+  readonly profiles: Readonly<
+    Record<
+      string,
+      {
+        name: string;
+        blockCategories?: readonly string[];
+        allowDomains?: readonly string[];
+        blockDomains?: readonly string[];
+        blockIpLiterals?: boolean;
+        inspect?: boolean;
+      }
+    >
+  >;
   readonly connectPorts?: readonly number[];
   readonly clients?: readonly { cidr: string; profile: string }[];
   readonly extra?: string;

@@ -22,10 +22,14 @@ export interface SchoolNetwork {
 }
 
 const ADDRESS = {
-  client4: '10.77.1.2', client6: 'fd77:1::2',
-  gateway4: '10.77.1.1', gateway6: 'fd77:1::1',
-  gatewayOrigin4: '10.77.2.1', gatewayOrigin6: 'fd77:2::1',
-  origin4: '10.77.2.2', origin6: 'fd77:2::2',
+  client4: '10.77.1.2',
+  client6: 'fd77:1::2',
+  gateway4: '10.77.1.1',
+  gateway6: 'fd77:1::1',
+  gatewayOrigin4: '10.77.2.1',
+  gatewayOrigin6: 'fd77:2::1',
+  origin4: '10.77.2.2',
+  origin6: 'fd77:2::2',
 };
 
 function ip(...args: string[]): void {
@@ -41,7 +45,9 @@ function inside(namespace: string, ...args: string[]): void {
  * these tests' whose process (the tag's pid) is gone.
  */
 function removeStale(names: readonly string[]): void {
-  const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((line) => line.split(' ')[0]!);
+  const existing = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.split(' ')[0]!);
   for (const name of existing) {
     const owner = /^lc(\d+)-(cli|gw|org|img)$/.exec(name);
     const orphan = owner !== null && !isAlive(Number(owner[1]));
@@ -100,8 +106,19 @@ export function createSchoolNetwork(): SchoolNetwork {
   const origin = `${tag}-org`;
   const studentInterface = `${tag}s`;
   const network: SchoolNetwork = {
-    client, gateway, origin, studentInterface,
-    address: { client4: ADDRESS.client4, client6: ADDRESS.client6, gateway4: ADDRESS.gateway4, gateway6: ADDRESS.gateway6, gatewayUpstream4: ADDRESS.gatewayOrigin4, origin4: ADDRESS.origin4, origin6: ADDRESS.origin6 },
+    client,
+    gateway,
+    origin,
+    studentInterface,
+    address: {
+      client4: ADDRESS.client4,
+      client6: ADDRESS.client6,
+      gateway4: ADDRESS.gateway4,
+      gateway6: ADDRESS.gateway6,
+      gatewayUpstream4: ADDRESS.gatewayOrigin4,
+      origin4: ADDRESS.origin4,
+      origin6: ADDRESS.origin6,
+    },
     run: runInside,
     spawn: spawnInside,
     destroy() {

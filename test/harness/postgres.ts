@@ -20,7 +20,12 @@ export interface PostgresServer {
 /** The newest PostgreSQL 15 or later installed by Debian's packages (postgresql-15…). */
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).map(Number).filter((v) => v >= 15).sort((a, b) => b - a) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .map(Number)
+        .filter((v) => v >= 15)
+        .sort((a, b) => b - a)
+    : [];
   if (versions.length === 0) throw new Error('PostgreSQL 15 or later not installed (apt-get install postgresql-15)');
   return path.join(root, String(versions[0]), 'bin');
 }

@@ -12,7 +12,9 @@ export interface RawRequest {
  * and lets `answer` write whatever bytes it likes, framings and errors Node's HTTP
  * server would never produce.
  */
-export async function startRawOrigin(answer: (socket: Socket, request: RawRequest) => void): Promise<{ server: Server; port: number; connections: () => number }> {
+export async function startRawOrigin(
+  answer: (socket: Socket, request: RawRequest) => void,
+): Promise<{ server: Server; port: number; connections: () => number }> {
   let connections = 0;
   const server = createServer((socket) => {
     connections++;

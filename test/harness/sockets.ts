@@ -25,10 +25,12 @@ export async function holdSockets(port: number, from: string, count: number, bat
       sockets.push(socket);
       socket.on('error', () => undefined);
       socket.once('close', () => closed++);
-      opening.push(new Promise((resolve) => {
-        socket.once('connect', () => resolve());
-        socket.once('close', () => resolve());
-      }));
+      opening.push(
+        new Promise((resolve) => {
+          socket.once('connect', () => resolve());
+          socket.once('close', () => resolve());
+        }),
+      );
     }
     await Promise.all(opening);
   }

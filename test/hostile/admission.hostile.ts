@@ -48,7 +48,7 @@ describe('connection exhaustion at the default limits', () => {
     }
   });
 
-  it('17 hosts filling the worker with idle connections: a newcomer is let in by reclaiming the heaviest host\'s idle one', async () => {
+  it("17 hosts filling the worker with idle connections: a newcomer is let in by reclaiming the heaviest host's idle one", async () => {
     const hosts = await Promise.all(Array.from({ length: 17 }, (_, i) => holdSockets(proxy.port, `127.0.2.${i + 1}`, 500)));
     try {
       const held = (): number => hosts.reduce((sum, h) => sum + h.open(), 0);

@@ -22,7 +22,16 @@ beforeAll(async () => {
   proxy = await startGateway({
     rules: { 'policy.yaml': policyYaml({ defaultProfile: 'hs', profiles: { hs: { name: 'Học sinh' } } }) },
     hosts: '127.0.0.1 origin.test\n',
-    args: ['--max-connections', String(MAX_CONNECTIONS), '--max-client-connections', String(MAX_CLIENT_CONNECTIONS), '--transparent-http', '0', '--transparent-https', '0'],
+    args: [
+      '--max-connections',
+      String(MAX_CONNECTIONS),
+      '--max-client-connections',
+      String(MAX_CLIENT_CONNECTIONS),
+      '--transparent-http',
+      '0',
+      '--transparent-https',
+      '0',
+    ],
   });
 });
 
@@ -34,7 +43,10 @@ afterAll(async () => {
 const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
 const limitCount = (text: string, reason: string, outcome: string): number => {
   let total = 0;
-  for (const match of text.matchAll(new RegExp(`lachan_connection_limit_total\\{reason="${reason}",outcome="${outcome}",client="([0-9a-f]{16})"\\} (\\d+)`, 'g'))) total += Number(match[2]);
+  for (const match of text.matchAll(
+    new RegExp(`lachan_connection_limit_total\\{reason="${reason}",outcome="${outcome}",client="([0-9a-f]{16})"\\} (\\d+)`, 'g'),
+  ))
+    total += Number(match[2]);
   return total;
 };
 
@@ -63,14 +75,30 @@ describe('per-client connection limits', () => {
   it('a lab behind one NAT address: as many parallel requests as the limit allows all succeed', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: MAX_CLIENT_CONNECTIONS - 5 });
     try {
-      const statuses = await Promise.all(Array.from({ length: 3 * (MAX_CLIENT_CONNECTIONS - 5) }, (_, i) => new Promise<number>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port: proxy.port, localAddress: '127.0.0.4', agent, path: `http://origin.test:${originPort}/pc/${i}`, headers: { host: 'origin.test' } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
-        req.on('error', reject);
-        req.end();
-      })));
+      const statuses = await Promise.all(
+        Array.from(
+          { length: 3 * (MAX_CLIENT_CONNECTIONS - 5) },
+          (_, i) =>
+            new Promise<number>((resolve, reject) => {
+              const req = request(
+                {
+                  host: '127.0.0.1',
+                  port: proxy.port,
+                  localAddress: '127.0.0.4',
+                  agent,
+                  path: `http://origin.test:${originPort}/pc/${i}`,
+                  headers: { host: 'origin.test' },
+                },
+                (res) => {
+                  res.resume();
+                  res.on('end', () => resolve(res.statusCode ?? 0));
+                },
+              );
+              req.on('error', reject);
+              req.end();
+            }),
+        ),
+      );
       expect(statuses.every((s) => s === 200)).toBe(true);
     } finally {
       agent.destroy();
@@ -102,15 +130,19 @@ describe('busy connections are never reclaimed', () => {
       void released.then(() => res.end('late'));
     });
     const agent = new Agent({ keepAlive: true, maxSockets: MAX_CLIENT_CONNECTIONS });
-    const get = (): Promise<string> => new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: proxy.port, localAddress: '127.0.0.5', agent, path: `http://origin.test:${slow.port}/`, headers: { host: 'origin.test' } }, (res) => {
-        let body = '';
-        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        res.on('end', () => resolve(body));
+    const get = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port: proxy.port, localAddress: '127.0.0.5', agent, path: `http://origin.test:${slow.port}/`, headers: { host: 'origin.test' } },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () => resolve(body));
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
     try {
       const before = limitCount(await metrics(), 'per-client', 'refused');
       const inFlight = Array.from({ length: MAX_CLIENT_CONNECTIONS }, get);
@@ -133,12 +165,14 @@ describe('capacity pressure', () => {
     const before = limitCount(await metrics(), 'capacity', 'reclaimed');
     const heavy = await holdSockets(proxy.port, '127.0.0.10', MAX_CLIENT_CONNECTIONS);
     // Four lighter clients fill the rest: 50 + 4 × 25 = 150.
-    const others = await Promise.all(['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'].map((from) => holdSockets(proxy.port, from, (MAX_CONNECTIONS - MAX_CLIENT_CONNECTIONS) / 4)));
+    const others = await Promise.all(
+      ['127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.14'].map((from) => holdSockets(proxy.port, from, (MAX_CONNECTIONS - MAX_CLIENT_CONNECTIONS) / 4)),
+    );
     try {
       await until('the worker is full', async () => (await metrics()).includes(`lachan_open_connections ${MAX_CONNECTIONS}\n`));
       const newcomer = await curl(proxy.port, `http://origin.test:${originPort}/`, { from: '127.0.0.20' });
       expect(newcomer.status).toBe(200);
-      await until('one of the heaviest client\'s idle connections was closed', () => heavy.closed() === 1);
+      await until("one of the heaviest client's idle connections was closed", () => heavy.closed() === 1);
       expect(others.map((held) => held.closed())).toEqual([0, 0, 0, 0]);
       expect(limitCount(await metrics(), 'capacity', 'reclaimed') - before).toBe(1);
     } finally {

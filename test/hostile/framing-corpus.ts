@@ -63,7 +63,11 @@ export const ORIGIN_REFUSED: readonly OriginCase[] = [
   { name: 'chunk data longer than its size', response: chunked('3\r\nhello\r\n0\r\n\r\n'), expect: 'cut' },
   { name: 'bad chunk size after a good chunk', response: chunked(`5\r\nhello\r\n${'f'.repeat(20)}\r\n`), expect: 'cut' },
   { name: 'malformed trailer', response: chunked('5\r\nhello\r\n0\r\nno colon here\r\n\r\n'), expect: 'cut' },
-  { name: 'Content-Length and Transfer-Encoding', response: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', expect: 'page' },
+  {
+    name: 'Content-Length and Transfer-Encoding',
+    response: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    expect: 'page',
+  },
   { name: 'Transfer-Encoding xchunked', response: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n', expect: 'page' },
   { name: 'two different Content-Length', response: 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', expect: 'page' },
   { name: 'negative Content-Length', response: 'HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello', expect: 'page' },

@@ -64,7 +64,10 @@ describe('client requests with malformed framing', () => {
 
 describe('origin responses with malformed framing', () => {
   it.each(ORIGIN_REFUSED.map((c, i) => [c.name, c, i] as const))('%s', async (_name, testCase, index) => {
-    const result = await rawExchange(proxy.port, `GET http://origin.test:${originPort}/origin/${index} HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n`);
+    const result = await rawExchange(
+      proxy.port,
+      `GET http://origin.test:${originPort}/origin/${index} HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n`,
+    );
     expect(result.closed).toBe(true);
     expect(result.text).not.toContain('injected');
     if (testCase.expect === 'page') {

@@ -38,7 +38,9 @@ describe.skipIf(gateway === undefined)('the gateway own address in IPv6 forms', 
       'plain.test': { a: [own] },
     });
     proxy = await startGateway({
-      rules: { 'policy.yaml': policyYaml({ defaultProfile: 'gv', profiles: { gv: { name: 'Giáo viên', blockIpLiterals: false } }, connectPorts: [443, servicePort] }) },
+      rules: {
+        'policy.yaml': policyYaml({ defaultProfile: 'gv', profiles: { gv: { name: 'Giáo viên', blockIpLiterals: false } }, connectPorts: [443, servicePort] }),
+      },
       args: ['--dns-server', dns.address],
     });
   });
@@ -56,7 +58,12 @@ describe.skipIf(gateway === undefined)('the gateway own address in IPv6 forms', 
     expect(result.body).not.toContain('gateway-service-secret');
   });
 
-  it.each([["mapped", () => `[::ffff:${own}]`], ["zero-padded mapped", () => `[0:0:0:0:0:ffff:${hex(own)}]`], ["compatible", () => `[::${own}]`], ["NAT64", () => `[64:ff9b::${own}]`]] as const)("refuses the gateway as a %s literal", async (_form, literal) => {
+  it.each([
+    ['mapped', () => `[::ffff:${own}]`],
+    ['zero-padded mapped', () => `[0:0:0:0:0:ffff:${hex(own)}]`],
+    ['compatible', () => `[::${own}]`],
+    ['NAT64', () => `[64:ff9b::${own}]`],
+  ] as const)('refuses the gateway as a %s literal', async (_form, literal) => {
     const result = await curl(proxy.port, `http://${literal()}:${servicePort}/`);
     expect(result.status).toBe(403);
     expect(result.body).not.toContain('gateway-service-secret');

@@ -65,7 +65,9 @@ describe('slow and never-reading clients', () => {
       at++;
     }, 250);
     try {
-      const served = await Promise.all(Array.from({ length: 10 }, (_, i) => curl(proxy.port, `http://origin.test:${originPort}/`, { from: `127.0.5.${i + 1}` })));
+      const served = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => curl(proxy.port, `http://origin.test:${originPort}/`, { from: `127.0.5.${i + 1}` })),
+      );
       expect(served.map((r) => r.status)).toEqual(Array.from({ length: 10 }, () => 200));
       // The proxy closes them; the test never does until it is over.
       await until('every slowloris connection is closed by the proxy', () => hosts.every((h) => h.open() === 0), 60_000);
@@ -84,11 +86,15 @@ describe('slow and never-reading clients', () => {
       // Kernel buffers on loopback grow for a while; then the origin stays held back.
       let last = -1;
       let steady = 0;
-      await until('the origin is held back for good', () => {
-        steady = originBlocked && written === last ? steady + 1 : 0;
-        last = written;
-        return steady >= 60;
-      }, 60_000);
+      await until(
+        'the origin is held back for good',
+        () => {
+          steady = originBlocked && written === last ? steady + 1 : 0;
+          last = written;
+          return steady >= 60;
+        },
+        60_000,
+      );
       expect(written).toBeLessThan(64 * 1024 * 1024);
       expect((await curl(proxy.port, `http://origin.test:${originPort}/`)).body).toBe('ok');
     } finally {

@@ -11,10 +11,27 @@ import { curl, policyYaml, type RunningGateway, startGateway, startRawOrigin } f
 
 const METHODS = ['GET', 'POST', 'HEAD', 'PUT', 'OPTIONS', 'CONNECT', 'G ET', 'get', ''];
 const HEADER_LINES = [
-  'Host: origin.test', 'Content-Length: 5', 'Content-Length: 0', 'Content-Length: -1', 'Content-Length: 5, 5', 'Content-Length: 99999999999999999999',
-  'Transfer-Encoding: chunked', 'Transfer-Encoding: xchunked', 'Transfer-Encoding: chunked, identity', 'Transfer-Encoding : chunked', ' Transfer-Encoding: chunked',
-  'Transfer-Encoding:\tchunked', 'Connection: close', 'Connection: keep-alive, Transfer-Encoding', 'Expect: 100-continue', 'Upgrade: websocket',
-  'X-A: a\rb', 'X-A: a\nb', 'X-\0: x', 'Proxy-Authorization: Basic !!!', `X-Big: ${'b'.repeat(20_000)}`,
+  'Host: origin.test',
+  'Content-Length: 5',
+  'Content-Length: 0',
+  'Content-Length: -1',
+  'Content-Length: 5, 5',
+  'Content-Length: 99999999999999999999',
+  'Transfer-Encoding: chunked',
+  'Transfer-Encoding: xchunked',
+  'Transfer-Encoding: chunked, identity',
+  'Transfer-Encoding : chunked',
+  ' Transfer-Encoding: chunked',
+  'Transfer-Encoding:\tchunked',
+  'Connection: close',
+  'Connection: keep-alive, Transfer-Encoding',
+  'Expect: 100-continue',
+  'Upgrade: websocket',
+  'X-A: a\rb',
+  'X-A: a\nb',
+  'X-\0: x',
+  'Proxy-Authorization: Basic !!!',
+  `X-Big: ${'b'.repeat(20_000)}`,
 ];
 const BODIES = ['', 'hello', '5\r\nhello\r\n0\r\n\r\n', '5\nhello\n0\n\n', `${'f'.repeat(20)}\r\n`, '0\r\n\r\n', '0x5\r\nhello\r\n0\r\n\r\n'];
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: origin.test\r\n\r\n';
@@ -63,33 +80,63 @@ export async function startWireFuzz(): Promise<WireFuzz> {
   });
   const authority = `origin.test:${origin.port}`;
 
-  const request = fc.record({
-    method: fc.constantFrom(...METHODS),
-    target: fc.constantFrom(`http://${authority}/upload`, `http://${authority}/`, '/', '*', `${authority}`, 'http://[::ffff:127.0.0.1]/', `http://${authority}/%00`),
-    version: fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 ', 'http/1.1'),
-    headers: fc.array(fc.constantFrom(...HEADER_LINES), { maxLength: 5 }),
-    lineEnd: fc.constantFrom('\r\n', '\r\n', '\n'),
-    body: fc.constantFrom(...BODIES),
-    noise: fc.string({ unit: 'binary', maxLength: 40 }),
-    smuggle: fc.boolean(),
-  }).map((r) => `${r.method} ${r.target} ${r.version}${r.lineEnd}${r.headers.join(r.lineEnd)}${r.headers.length > 0 ? r.lineEnd : ''}${r.lineEnd}${r.body}${r.noise}${r.smuggle ? SMUGGLED : ''}`);
+  const request = fc
+    .record({
+      method: fc.constantFrom(...METHODS),
+      target: fc.constantFrom(
+        `http://${authority}/upload`,
+        `http://${authority}/`,
+        '/',
+        '*',
+        `${authority}`,
+        'http://[::ffff:127.0.0.1]/',
+        `http://${authority}/%00`,
+      ),
+      version: fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 ', 'http/1.1'),
+      headers: fc.array(fc.constantFrom(...HEADER_LINES), { maxLength: 5 }),
+      lineEnd: fc.constantFrom('\r\n', '\r\n', '\n'),
+      body: fc.constantFrom(...BODIES),
+      noise: fc.string({ unit: 'binary', maxLength: 40 }),
+      smuggle: fc.boolean(),
+    })
+    .map(
+      (r) =>
+        `${r.method} ${r.target} ${r.version}${r.lineEnd}${r.headers.join(r.lineEnd)}${r.headers.length > 0 ? r.lineEnd : ''}${r.lineEnd}${r.body}${r.noise}${r.smuggle ? SMUGGLED : ''}`,
+    );
 
-  const STATUS_LINES = ['HTTP/1.1 200 OK', 'HTTP/1.0 200 OK', 'HTTP/1.1 204 No Content', 'HTTP/1.1 304 Not Modified', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK', 'HTTP/1.1 2000 OK', 'HTTP/1.1 101 Switching', 'ICY 200 OK', 'HTTP/1.1 200'];
-  const originResponse = fc.record({
-    status: fc.constantFrom(...STATUS_LINES),
-    headers: fc.array(fc.constantFrom(...HEADER_LINES.filter((h) => !h.startsWith('Host')), 'Content-Type: text/plain', 'Set-Cookie: a=1', 'Content-Length: 2'), { maxLength: 4 }),
-    lineEnd: fc.constantFrom('\r\n', '\r\n', '\n'),
-    body: fc.constantFrom(...BODIES, 'ok'),
-    noise: fc.string({ unit: 'binary', maxLength: 40 }),
-  }).map((r) => `${r.status}${r.lineEnd}${r.headers.join(r.lineEnd)}${r.headers.length > 0 ? r.lineEnd : ''}${r.lineEnd}${r.body}${r.noise}`);
+  const STATUS_LINES = [
+    'HTTP/1.1 200 OK',
+    'HTTP/1.0 200 OK',
+    'HTTP/1.1 204 No Content',
+    'HTTP/1.1 304 Not Modified',
+    'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK',
+    'HTTP/1.1 2000 OK',
+    'HTTP/1.1 101 Switching',
+    'ICY 200 OK',
+    'HTTP/1.1 200',
+  ];
+  const originResponse = fc
+    .record({
+      status: fc.constantFrom(...STATUS_LINES),
+      headers: fc.array(
+        fc.constantFrom(...HEADER_LINES.filter((h) => !h.startsWith('Host')), 'Content-Type: text/plain', 'Set-Cookie: a=1', 'Content-Length: 2'),
+        { maxLength: 4 },
+      ),
+      lineEnd: fc.constantFrom('\r\n', '\r\n', '\n'),
+      body: fc.constantFrom(...BODIES, 'ok'),
+      noise: fc.string({ unit: 'binary', maxLength: 40 }),
+    })
+    .map((r) => `${r.status}${r.lineEnd}${r.headers.join(r.lineEnd)}${r.headers.length > 0 ? r.lineEnd : ''}${r.lineEnd}${r.body}${r.noise}`);
 
   return {
     proxy,
-    clientRequests: () => fc.asyncProperty(request, async (bytes) => wellFormedAnswer(await exchange(proxy.port, bytes))) as unknown as fc.IAsyncProperty<never>,
-    originResponses: () => fc.asyncProperty(originResponse, async (bytes) => {
-      response = bytes;
-      return wellFormedAnswer(await exchange(proxy.port, `GET http://${authority}/fuzz HTTP/1.1\r\nHost: origin.test\r\n\r\n`));
-    }) as unknown as fc.IAsyncProperty<never>,
+    clientRequests: () =>
+      fc.asyncProperty(request, async (bytes) => wellFormedAnswer(await exchange(proxy.port, bytes))) as unknown as fc.IAsyncProperty<never>,
+    originResponses: () =>
+      fc.asyncProperty(originResponse, async (bytes) => {
+        response = bytes;
+        return wellFormedAnswer(await exchange(proxy.port, `GET http://${authority}/fuzz HTTP/1.1\r\nHost: origin.test\r\n\r\n`));
+      }) as unknown as fc.IAsyncProperty<never>,
     healthy: async () => !paths.includes('/smuggled') && (await curl(proxy.port, `http://${authority}/after`)).body === 'ok' && proxy.child.exitCode === null,
     stop: async () => {
       await proxy.stop();

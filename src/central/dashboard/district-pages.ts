@@ -60,7 +60,8 @@ export function reviewsPage(input: ReviewsPageInput): string {
       `<option value="${match}"${match === 'page' ? ' selected' : ''}>${label}: ${escapeHtml(scopedValue(r.host, r.path, match).value)}</option>`;
     return `<select name="match" aria-label="Mở đến đâu">${choice('page', 'Chỉ trang này')}${choice('path', 'Cả thư mục')}${choice('site', 'Cả trang web')}</select>`;
   };
-  const keywordsSelect = '<select name="keywords" aria-label="Từ khóa"><option value="on" selected>Từ khóa vẫn chặn (tìm kiếm, trang khác)</option><option value="off">Không xét từ khóa ở đây</option></select>';
+  const keywordsSelect =
+    '<select name="keywords" aria-label="Từ khóa"><option value="on" selected>Từ khóa vẫn chặn (tìm kiếm, trang khác)</option><option value="off">Không xét từ khóa ở đây</option></select>';
 
   const actions = (r: ReviewRequestRow): string => {
     if (r.status !== 'open') {
@@ -141,7 +142,9 @@ export function policyPage(input: PolicyPageInput): string {
   const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(csrf)}">`;
   const rows = input.rules
     .map(
-      (r) => `<tr id="rule-${r.id}" data-rule="${r.id}" data-value="${escapeHtml(r.value)}"><td data-label="#">${r.id}</td><td data-label="Hành động">${r.action === 'allow' ? 'Cho phép' : 'Chặn'}</td><td data-label="Loại">${ruleKindLabel(r)}</td><td class="value"><b>${escapeHtml(r.value)}</b></td>
+      (
+        r,
+      ) => `<tr id="rule-${r.id}" data-rule="${r.id}" data-value="${escapeHtml(r.value)}"><td data-label="#">${r.id}</td><td data-label="Hành động">${r.action === 'allow' ? 'Cho phép' : 'Chặn'}</td><td data-label="Loại">${ruleKindLabel(r)}</td><td class="value"><b>${escapeHtml(r.value)}</b></td>
 <td data-label="Áp dụng cho">${r.profile !== null ? `Nhóm: ${escapeHtml(profileLabel(r.profile))}` : `Danh mục: ${escapeHtml(categoryLabel(r.category))}`}</td>
 <td data-label="Phạm vi">${r.school === null ? 'Mọi trường' : escapeHtml(schoolName.get(r.school) ?? r.school)}</td><td data-label="Ghi chú">${escapeHtml(r.note || '—')}</td>
 <td data-label="Người tạo">${escapeHtml(r.createdBy)}, <span class="muted nowrap">${vnTime(r.createdAt)}</span></td>
@@ -149,7 +152,10 @@ export function policyPage(input: PolicyPageInput): string {
     )
     .join('\n');
   const history = input.versions
-    .map((v) => `<tr><td data-label="Phiên bản">v${v.version}</td><td class="nowrap" data-label="Lúc">${vnTime(v.at)}</td><td data-label="Người thực hiện">${escapeHtml(v.actor)}</td><td data-label="Thay đổi">${escapeHtml(withSchoolNames(v.summary, schoolName))}</td></tr>`)
+    .map(
+      (v) =>
+        `<tr><td data-label="Phiên bản">v${v.version}</td><td class="nowrap" data-label="Lúc">${vnTime(v.at)}</td><td data-label="Người thực hiện">${escapeHtml(v.actor)}</td><td data-label="Thay đổi">${escapeHtml(withSchoolNames(v.summary, schoolName))}</td></tr>`,
+    )
     .join('\n');
   const addForm = admin
     ? `<section><h2>Thêm quy tắc</h2>
@@ -160,7 +166,10 @@ export function policyPage(input: PolicyPageInput): string {
 <label>Khi cho phép ${'<select name="keywords"><option value="on" selected>Từ khóa vẫn chặn</option><option value="off">Không xét từ khóa</option></select>'}</label>
 <label>Nhóm (profile) <select name="profile"><option value="">—</option>${options(input.profiles, null, nameWithId(profileLabel))}</select></label>
 <label>hoặc Danh mục <select name="category"><option value="">—</option>${options(input.categories, null, nameWithId(categoryLabel))}</select></label>
-<label>Phạm vi <select name="school"><option value="">Mọi trường</option>${input.schools.filter((s) => s.revokedAt === null).map((s) => `<option value="${escapeHtml(s.id)}">${escapeHtml(s.name)}</option>`).join('')}</select></label>
+<label>Phạm vi <select name="school"><option value="">Mọi trường</option>${input.schools
+        .filter((s) => s.revokedAt === null)
+        .map((s) => `<option value="${escapeHtml(s.id)}">${escapeHtml(s.name)}</option>`)
+        .join('')}</select></label>
 <label>Ghi chú <input name="note" placeholder="Lý do"></label>
 <button type="submit">Thêm</button>
 </form>

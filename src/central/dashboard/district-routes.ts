@@ -94,7 +94,8 @@ function ruleInputOf(fields: Fields): PolicyRuleInput {
   const action = fields.get('action');
   const kind = fields.get('kind') ?? 'domain';
   if (action !== 'allow' && action !== 'block') throw new HttpError(400, 'bad_request', 'action: allow or block');
-  if (kind !== 'domain' && kind !== 'keyword' && kind !== 'page' && kind !== 'path') throw new HttpError(400, 'bad_request', 'kind: domain, page, path or keyword');
+  if (kind !== 'domain' && kind !== 'keyword' && kind !== 'page' && kind !== 'path')
+    throw new HttpError(400, 'bad_request', 'kind: domain, page, path or keyword');
   return {
     action,
     ...(kind === 'page' || kind === 'path' ? { kind: 'url' as const, match: kind } : { kind }),
@@ -123,7 +124,9 @@ function formMessage(error: unknown): { status: number; message: string } {
   throw error;
 }
 
-export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: IncomingMessage, response: ServerResponse, url: URL, reader: Reader) => Promise<boolean> {
+export function createDistrictRoutes(
+  deps: DistrictRoutesDeps,
+): (request: IncomingMessage, response: ServerResponse, url: URL, reader: Reader) => Promise<boolean> {
   const { district, store } = deps;
 
   /**
@@ -133,7 +136,10 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
    */
   async function mutation(request: IncomingMessage, reader: Reader): Promise<{ who: Principal; fields: Fields; isForm: boolean }> {
     const who = reader(request);
-    const type = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = String(request.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim()
+      .toLowerCase();
     const isForm = type === 'application/x-www-form-urlencoded';
     const text = (await readBody(request, FORM_LIMITS)).toString('utf8');
     let fields: Fields;
@@ -148,7 +154,14 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
       }
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new HttpError(400, 'bad_request', 'body: a JSON object');
       const record = parsed as Record<string, unknown>;
-      fields = { get: (name) => (typeof record[name] === 'string' ? (record[name] as string) : typeof record[name] === 'number' || typeof record[name] === 'boolean' ? String(record[name]) : null) };
+      fields = {
+        get: (name) =>
+          typeof record[name] === 'string'
+            ? (record[name] as string)
+            : typeof record[name] === 'number' || typeof record[name] === 'boolean'
+              ? String(record[name])
+              : null,
+      };
     }
     if (request.headers.authorization === undefined) {
       const current = deps.session(request);
@@ -160,7 +173,13 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
   }
 
   /** Runs a change; a form gets a 303 back to its page (or a Vietnamese error page), a script gets JSON. */
-  async function change(request: IncomingMessage, response: ServerResponse, reader: Reader, page: string, run: (who: Principal, fields: Fields) => { notice: string; body: unknown }): Promise<void> {
+  async function change(
+    request: IncomingMessage,
+    response: ServerResponse,
+    reader: Reader,
+    page: string,
+    run: (who: Principal, fields: Fields) => { notice: string; body: unknown },
+  ): Promise<void> {
     const { who, fields, isForm } = await mutation(request, reader);
     let result: { notice: string; body: unknown };
     try {
@@ -193,7 +212,10 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
     if (path === '/reviews' || path === '/policy') {
       if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
       const current = deps.session(request);
-      if (current === null) { redirect(response, '/login'); return true; }
+      if (current === null) {
+        redirect(response, '/login');
+        return true;
+      }
       const { user, csrf } = current;
       const notice = url.searchParams.get('done');
       if (path === '/reviews') {
@@ -201,12 +223,22 @@ export function createDistrictRoutes(deps: DistrictRoutesDeps): (request: Incomi
         const requests = district.reviews.list({ status, school: user.school, limit: 500 });
         sendHtml(response, 200, reviewsPage({ user, csrf, status, requests, openCount: district.reviews.openCount(user.school), ...choices(), notice }));
       } else {
-        sendHtml(response, 200, policyPage({
-          user, csrf, version: district.policy.version(),
-          rules: district.policy.rules().filter((r) => user.school === null || r.school === null || r.school === user.school),
-          versions: district.policy.versions(50), schools: await store.listSchools(), ...choices(),
-          publicKeyPem: district.signer.publicKeyPem, fingerprint: district.signer.fingerprint, notice,
-        }));
+        sendHtml(
+          response,
+          200,
+          policyPage({
+            user,
+            csrf,
+            version: district.policy.version(),
+            rules: district.policy.rules().filter((r) => user.school === null || r.school === null || r.school === user.school),
+            versions: district.policy.versions(50),
+            schools: await store.listSchools(),
+            ...choices(),
+            publicKeyPem: district.signer.publicKeyPem,
+            fingerprint: district.signer.fingerprint,
+            notice,
+          }),
+        );
       }
       return true;
     }

@@ -50,8 +50,7 @@ ${message === null ? '' : `<p class="error" role="alert">${escapeHtml(message)}<
 export type PageName = 'overview' | 'logs' | 'reviews' | 'policy' | 'lists' | 'users' | 'audit';
 
 export function shell(page: PageName, title: string, user: Principal, csrf: string, main: string): string {
-  const link = (target: PageName, href: string, label: string) =>
-    `<a href="${href}"${target === page ? ' aria-current="page"' : ''}>${label}</a>`;
+  const link = (target: PageName, href: string, label: string) => `<a href="${href}"${target === page ? ' aria-current="page"' : ''}>${label}</a>`;
   return document(
     title,
     `<body data-page="${page}">
@@ -187,10 +186,13 @@ function auditDetail(json: string | null, schoolNames: ReadonlyMap<string, strin
   return Object.entries(value as Record<string, unknown>)
     .map(([key, v]) => {
       const shown =
-        (key === 'createdAt' || key === 'at') && typeof v === 'number' ? vnDateTime(v)
-        : key === 'school' && typeof v === 'string' ? (schoolNames.get(v) ?? v)
-        : typeof v === 'string' ? v
-        : JSON.stringify(v);
+        (key === 'createdAt' || key === 'at') && typeof v === 'number'
+          ? vnDateTime(v)
+          : key === 'school' && typeof v === 'string'
+            ? (schoolNames.get(v) ?? v)
+            : typeof v === 'string'
+              ? v
+              : JSON.stringify(v);
       return `<span class="kv"><b>${escapeHtml(key)}</b>: ${escapeHtml(shown)}</span>`;
     })
     .join('<br>');
@@ -222,5 +224,8 @@ ${rows || '<tr><td colspan="6">Chưa có thay đổi nào.</td></tr>'}
 }
 
 export function errorPage(status: number, message: string, back = '/'): string {
-  return document('Lỗi', `<body class="login"><main class="card"><h1>${status}</h1><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(back)}">Quay lại</a></p></main></body>`);
+  return document(
+    'Lỗi',
+    `<body class="login"><main class="card"><h1>${status}</h1><p>${escapeHtml(message)}</p><p><a href="${escapeHtml(back)}">Quay lại</a></p></main></body>`,
+  );
 }

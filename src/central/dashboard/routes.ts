@@ -46,16 +46,28 @@ const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
 export function loginSource(request: IncomingMessage, trusted: ReadonlySet<string>): string {
   const peer = (request.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
   if (!trusted.has(peer)) return peer;
-  const forwarded = String(request.headers['x-forwarded-for'] ?? '').split(',').map((a) => a.trim()).filter((a) => a !== '');
+  const forwarded = String(request.headers['x-forwarded-for'] ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
   return forwarded.at(-1) ?? peer;
 }
 
-export function createDashboard(options: { store: CentralStore; accounts: AccountStore; queries: DashboardQueries; district?: District; organisation?: Organisation; trustedProxies?: readonly string[] }): Dashboard {
+export function createDashboard(options: {
+  store: CentralStore;
+  accounts: AccountStore;
+  queries: DashboardQueries;
+  district?: District;
+  organisation?: Organisation;
+  trustedProxies?: readonly string[];
+}): Dashboard {
   const trustedProxies = new Set(options.trustedProxies ?? []);
   const { store, accounts, queries } = options;
   const organisation = options.organisation ?? DEFAULT_ORGANISATION;
   const districtRoutes =
-    options.district === undefined ? null : createDistrictRoutes({ district: options.district, store, session: (request) => session(request)?.session ?? null });
+    options.district === undefined
+      ? null
+      : createDistrictRoutes({ district: options.district, store, session: (request) => session(request)?.session ?? null });
 
   function session(request: IncomingMessage): { id: string; session: Session } | null {
     const id = cookies(request).get(SESSION_COOKIE);
@@ -81,7 +93,9 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
     // Throttled by where the guesses come from, not by account: the real user elsewhere is never locked out.
     const address = loginSource(request, trustedProxies);
     const tooMany = (wait: number) =>
-      sendHtml(response, 429, loginPage(expected, `Đăng nhập sai nhiều lần từ máy này. Hãy thử lại sau ${waitText(wait)}.`, name, organisation.office.name), { 'retry-after': String(Math.ceil(wait / 1000)) });
+      sendHtml(response, 429, loginPage(expected, `Đăng nhập sai nhiều lần từ máy này. Hãy thử lại sau ${waitText(wait)}.`, name, organisation.office.name), {
+        'retry-after': String(Math.ceil(wait / 1000)),
+      });
     const waiting = accounts.throttle.waitFor(address, name);
     if (waiting > 0) return tooMany(waiting);
     const user = accounts.user(name);
@@ -120,7 +134,13 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
     requireAdmin(who);
     const body = JSON.parse((await readBody(request, FORM_LIMITS)).toString('utf8') || '{}') as Record<string, unknown>;
     const { name, role, school, password } = body;
-    if (typeof name !== 'string' || typeof role !== 'string' || !isRole(role) || typeof password !== 'string' || (school !== undefined && school !== null && typeof school !== 'string')) {
+    if (
+      typeof name !== 'string' ||
+      typeof role !== 'string' ||
+      !isRole(role) ||
+      typeof password !== 'string' ||
+      (school !== undefined && school !== null && typeof school !== 'string')
+    ) {
       throw new HttpError(400, 'bad_request', 'name, role (admin|school-it|viewer), password and optionally school');
     }
     try {
@@ -137,13 +157,25 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
    * the users page (a form with its CSRF field, answered with a 303 back to the page) or
    * as JSON (CSRF header for a session, none for the bearer token).
    */
-  async function changeUser(request: IncomingMessage, response: ServerResponse, reader: (r: IncomingMessage) => Principal, name: string, action: string): Promise<void> {
+  async function changeUser(
+    request: IncomingMessage,
+    response: ServerResponse,
+    reader: (r: IncomingMessage) => Principal,
+    name: string,
+    action: string,
+  ): Promise<void> {
     const who = reader(request);
-    const isForm = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+    const isForm =
+      String(request.headers['content-type'] ?? '')
+        .split(';')[0]!
+        .trim()
+        .toLowerCase() === 'application/x-www-form-urlencoded';
     const text = (await readBody(request, FORM_LIMITS)).toString('utf8');
     let fields: URLSearchParams;
     try {
-      fields = isForm ? new URLSearchParams(text) : new URLSearchParams(Object.entries(JSON.parse(text || '{}') as Record<string, string>).map(([k, v]): [string, string] => [k, String(v)]));
+      fields = isForm
+        ? new URLSearchParams(text)
+        : new URLSearchParams(Object.entries(JSON.parse(text || '{}') as Record<string, string>).map(([k, v]): [string, string] => [k, String(v)]));
     } catch {
       throw new HttpError(400, 'bad_request', 'a form or a JSON object');
     }
@@ -221,15 +253,23 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
           return true;
         }
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
-        if (session(request) !== null) { redirect(response, '/'); return true; }
+        if (session(request) !== null) {
+          redirect(response, '/');
+          return true;
+        }
         const csrf = randomBytes(24).toString('base64url');
-        sendHtml(response, 200, loginPage(csrf, null, '', organisation.office.name), { 'set-cookie': cookie(request, LOGIN_CSRF_COOKIE, csrf, 3600, '/login') });
+        sendHtml(response, 200, loginPage(csrf, null, '', organisation.office.name), {
+          'set-cookie': cookie(request, LOGIN_CSRF_COOKIE, csrf, 3600, '/login'),
+        });
         return true;
       }
       if (path === '/logout') {
         if (method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'POST', { allow: 'POST' });
         const current = session(request);
-        if (current === null) { redirect(response, '/login'); return true; }
+        if (current === null) {
+          redirect(response, '/login');
+          return true;
+        }
         checkCsrf(current.session, (await form(request)).get('csrf'));
         accounts.endSession(current.id);
         redirect(response, '/login', { 'set-cookie': cookie(request, SESSION_COOKIE, '', 0) });
@@ -238,18 +278,28 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
       if (path === '/' || path === '/logs' || path === '/users' || path === '/audit') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
         const current = session(request);
-        if (current === null) { redirect(response, '/login'); return true; }
+        if (current === null) {
+          redirect(response, '/login');
+          return true;
+        }
         const { user, csrf } = current.session;
         if (path === '/') sendHtml(response, 200, overviewPage(user, csrf));
         else if (path === '/logs') sendHtml(response, 200, logsPage(user, csrf));
         else if (user.role !== 'admin') sendHtml(response, 403, errorPage(403, 'Trang này chỉ dành cho quản trị viên.'));
-        else if (path === '/users') sendHtml(response, 200, usersPage(user, csrf, accounts.users(), new Map((await store.listSchools()).map((s) => [s.id, s.name])), url.searchParams.get('done')));
+        else if (path === '/users')
+          sendHtml(
+            response,
+            200,
+            usersPage(user, csrf, accounts.users(), new Map((await store.listSchools()).map((s) => [s.id, s.name])), url.searchParams.get('done')),
+          );
         else sendHtml(response, 200, auditPage(user, csrf, accounts.auditLog(), new Map((await store.listSchools()).map((s) => [s.id, s.name]))));
         return true;
       }
       if (path === '/api/v1/dashboard/schools') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
-        const who = reader(request);sendJson(response, 200, { schools: queries.schools(who.school) }); return true; 
+        const who = reader(request);
+        sendJson(response, 200, { schools: queries.schools(who.school) });
+        return true;
       }
       if (path === '/api/v1/dashboard/top-hosts') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
@@ -263,7 +313,11 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
         }
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET or POST', { allow: 'GET, POST' });
         const who = reader(request);
-        requireAdmin(who);sendJson(response, 200, { users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt, disabledAt: u.disabledAt })) }); return true; 
+        requireAdmin(who);
+        sendJson(response, 200, {
+          users: accounts.users().map((u) => ({ name: u.name, role: u.role, school: u.school, createdAt: u.createdAt, disabledAt: u.disabledAt })),
+        });
+        return true;
       }
       const userChangePath = USER_CHANGE.exec(path);
       if (userChangePath !== null) {
@@ -274,7 +328,9 @@ export function createDashboard(options: { store: CentralStore; accounts: Accoun
       if (path === '/api/v1/audit') {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
         const who = reader(request);
-        requireAdmin(who);sendJson(response, 200, { entries: accounts.auditLog() }); return true; 
+        requireAdmin(who);
+        sendJson(response, 200, { entries: accounts.auditLog() });
+        return true;
       }
       if (path === REPORT_DOWNLOAD_PATH) {
         if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });

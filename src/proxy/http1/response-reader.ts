@@ -243,7 +243,7 @@ export class ResponseReader {
 
   private readBody(chunk: Buffer, offset: number): number {
     const available = chunk.length - offset;
-    const take = Math.min(available , this.remaining);
+    const take = Math.min(available, this.remaining);
     this.remaining -= take;
     const end = offset + take;
     const data = offset === 0 && end === chunk.length ? chunk : chunk.subarray(offset, end);
@@ -292,7 +292,12 @@ export class ResponseReader {
       }
       // Trailers are not relayed (the client's response is re-framed); malformed or endless ones are still refused.
       this.trailerBytes += line.length + 1;
-      if (this.trailerBytes > this.maxHeadBytes || CONTROL.test(text) || text.indexOf('\r') !== -1 || !TOKEN.test(text.slice(0, Math.max(0, text.indexOf(':'))))) {
+      if (
+        this.trailerBytes > this.maxHeadBytes ||
+        CONTROL.test(text) ||
+        text.indexOf('\r') !== -1 ||
+        !TOKEN.test(text.slice(0, Math.max(0, text.indexOf(':'))))
+      ) {
         return this.refuse(chunk, 'malformed trailer');
       }
       return lf + 1;
