@@ -1,3 +1,11 @@
+/*
+ * `lachan serve` (docs/contract.md §2): the gateway's composition root. It reads every
+ * option, builds each part (policy loader, CA, event log, shipper, list refresher, proxy
+ * with its injected upstreams) and wires their lifecycles: single process, or a cluster
+ * primary that supervises workers, reloads them and gathers their metrics. Over ~400
+ * lines because that wiring is read top to bottom in one place; the parts themselves
+ * live in their own modules, and the cluster supervisor is the next piece to move out.
+ */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
