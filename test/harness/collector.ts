@@ -19,8 +19,10 @@ export async function startCollector(dataDir: string, extra: string[] = [], port
     child.once('exit', (code) => reject(new Error(`collector exited with ${code} before listening`)));
     lines.on('line', (line) => {
       try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        const entry = JSON.parse(line) as { msg?: string; port?: number; level?: number };
         if (entry.msg === 'listening' && typeof entry.port === 'number') resolve(entry.port);
+        // Errors the collector logs reach the test's output: a 500 says why.
+        if ((entry.level ?? 0) >= 50) process.stderr.write(`collector: ${line}\n`);
       } catch {
         // not a log line
       }
