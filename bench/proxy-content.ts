@@ -15,9 +15,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startPinned } from './lib/pinned.js';
+import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { markdownTable, median } from './lib/stats.js';
-import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIST = path.resolve(path.dirname(SELF), '..');
@@ -89,27 +88,7 @@ async function main(): Promise<void> {
       const lachan = await startPinned(
         0,
         process.execPath,
-        [
-          ...PROXY_V8_FLAGS,
-          CLI,
-          'serve',
-          '--workers',
-          '1',
-          '--port',
-          '0',
-          '--admin-port',
-          '0',
-          '--host',
-          '127.0.0.1',
-          '--rules',
-          dir,
-          '--data',
-          path.join(work, `var-${targets.length}`),
-          '--hosts-file',
-          hostsFile,
-          '--certs',
-          path.join(work, 'no-certs'),
-        ],
+        lachanServeArgs(CLI, { rules: dir, data: path.join(work, `var-${targets.length}`), hosts: hostsFile }, 1, ['--certs', path.join(work, 'no-certs')]),
         (l) => l.msg === 'listening',
       );
       children.push(lachan.child);

@@ -54,7 +54,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
-import { startPinned } from './lib/pinned.js';
+import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -300,25 +300,7 @@ async function main(): Promise<void> {
     const lachan = await startPinned(
       0,
       process.execPath,
-      [
-        ...PROXY_V8_FLAGS,
-        CLI,
-        'serve',
-        '--workers',
-        '1',
-        '--port',
-        '0',
-        '--admin-port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--rules',
-        rulesDir,
-        '--data',
-        path.join(work, 'var'),
-        '--hosts-file',
-        hostsFile,
-      ],
+      lachanServeArgs(CLI, { rules: rulesDir, data: path.join(work, 'var'), hosts: hostsFile }),
       (l) => l.msg === 'listening',
     );
     children.push(lachan.child);
@@ -335,25 +317,7 @@ async function main(): Promise<void> {
     const empty = await startPinned(
       0,
       process.execPath,
-      [
-        ...PROXY_V8_FLAGS,
-        CLI,
-        'serve',
-        '--workers',
-        '1',
-        '--port',
-        '0',
-        '--admin-port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--rules',
-        emptyRules,
-        '--data',
-        path.join(work, 'var-empty'),
-        '--hosts-file',
-        hostsFile,
-      ],
+      lachanServeArgs(CLI, { rules: emptyRules, data: path.join(work, 'var-empty'), hosts: hostsFile }),
       (l) => l.msg === 'listening',
     );
     const emptyRss = rssKiB(empty.child.pid!);
@@ -571,25 +535,7 @@ async function main(): Promise<void> {
       const two = await startPinned(
         '0,1',
         process.execPath,
-        [
-          ...PROXY_V8_FLAGS,
-          CLI,
-          'serve',
-          '--workers',
-          '2',
-          '--port',
-          '0',
-          '--admin-port',
-          '0',
-          '--host',
-          '127.0.0.1',
-          '--rules',
-          rulesDir,
-          '--data',
-          path.join(work, 'var-2'),
-          '--hosts-file',
-          hostsFile,
-        ],
+        lachanServeArgs(CLI, { rules: rulesDir, data: path.join(work, 'var-2'), hosts: hostsFile }, 2),
         (l) => l.msg === 'listening',
       );
       children.push(two.child);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { PROXY_V8_FLAGS } from '../../src/cli/v8-flags.js';
 
 /**
  * Starts `command` pinned to `cpu` (taskset) and resolves with the first JSON line of its
@@ -25,4 +26,31 @@ export async function startPinned(
     });
   });
   return { child, line };
+}
+
+/**
+ * `node` arguments for `lachan serve` as the benches run it: the proxy's V8 flags, ephemeral
+ * loopback ports, `workers` workers, and the rules, data folder and hosts file given.
+ */
+export function lachanServeArgs(cli: string, files: { rules: string; data: string; hosts: string }, workers = 1, extra: readonly string[] = []): string[] {
+  return [
+    ...PROXY_V8_FLAGS,
+    cli,
+    'serve',
+    '--workers',
+    String(workers),
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--rules',
+    files.rules,
+    '--data',
+    files.data,
+    '--hosts-file',
+    files.hosts,
+    ...extra,
+  ];
 }

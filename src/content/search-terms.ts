@@ -15,12 +15,29 @@ interface SearchEngine {
   readonly parameter: string;
 }
 
-/** `google.com`, `www.google.com.vn`, `google.co.uk`: any host whose label before the public suffix is `name`. */
+/**
+ * `google.com`, `www.google.com.vn`, `google.co.uk`: any host whose label before the public
+ * suffix is `name`. Read in place (no split): it runs for every allowed URL with a query.
+ */
 function brandHost(name: string): (host: string) => boolean {
   return (host) => {
-    const labels = host.split('.');
-    const at = labels.indexOf(name);
-    return at >= 0 && at >= labels.length - 3 && at <= labels.length - 2 && labels.slice(at + 1).every((l) => l.length <= 3);
+    let brandAt = -1;
+    let label = 0;
+    let start = 0;
+    for (;;) {
+      const dot = host.indexOf('.', start);
+      const end = dot < 0 ? host.length : dot;
+      if (brandAt < 0) {
+        if (end - start === name.length && host.startsWith(name, start)) brandAt = label;
+      } else if (end - start > 3) {
+        return false; // the brand is followed by something longer than a suffix label
+      }
+      if (dot < 0) break;
+      start = dot + 1;
+      label++;
+    }
+    const labels = label + 1;
+    return brandAt >= 0 && brandAt >= labels - 3 && brandAt <= labels - 2;
   };
 }
 
@@ -49,9 +66,10 @@ function pathMatches(path: string, prefix: string): boolean {
 export function searchQueryOf(host: string, pathAndQuery: string): string | null {
   const queryAt = pathAndQuery.indexOf('?');
   if (queryAt < 0) return null;
-  const path = pathAndQuery.slice(0, queryAt);
   for (const engine of ENGINES) {
-    if (!engine.host(host) || !engine.paths.some((p) => pathMatches(path, p))) continue;
+    if (!engine.host(host)) continue;
+    const path = pathAndQuery.slice(0, queryAt);
+    if (!engine.paths.some((p) => pathMatches(path, p))) continue;
     const value = new URLSearchParams(pathAndQuery.slice(queryAt + 1)).get(engine.parameter);
     return value === null || value.trim() === '' ? null : value.trim();
   }
