@@ -72,7 +72,8 @@ export class ForwardHandler implements OriginResponseHandler {
   private head: string[] | null = null;
   /** Set when this response's body is read (text of an inspected profile): chunks then queue through it. */
   private inspector: ContentInspector | null = null;
-  private pending: (Buffer | typeof END)[] = [];
+  /** Made for inspected responses only: a response streamed untouched allocates none. */
+  private pending: (Buffer | typeof END)[] | null = null;
   private inspecting = false;
   private clientFull = false;
 
@@ -191,8 +192,9 @@ export class ForwardHandler implements OriginResponseHandler {
    * origin's bytes unchanged, so the origin's Content-Length stays true.
    */
   private inspectBody(chunk: Buffer | undefined, last: boolean): void {
-    if (chunk !== undefined && chunk.length > 0) this.pending.push(chunk);
-    if (last) this.pending.push(END);
+    const pending = (this.pending ??= []);
+    if (chunk !== undefined && chunk.length > 0) pending.push(chunk);
+    if (last) pending.push(END);
     if (!this.inspecting) void this.runInspector(this.inspector!);
   }
 
@@ -200,7 +202,7 @@ export class ForwardHandler implements OriginResponseHandler {
     this.inspecting = true;
     this.controller?.pause();
     try {
-      while (this.pending.length > 0 && !this.done) {
+      while (this.pending !== null && this.pending.length > 0 && !this.done) {
         const next = this.pending.shift()!;
         const step = next === END ? await inspector.end() : await inspector.write(next);
         if (this.done) return;
@@ -224,7 +226,7 @@ export class ForwardHandler implements OriginResponseHandler {
 
   private contentBlocked(verdict: ContentVerdict): void {
     this.done = true;
-    this.pending = [];
+    this.pending = null;
     this.head = null;
     this.controller?.abort(new Error('blocked by content'));
     this.inspection!.blocked(verdict, this.res);
