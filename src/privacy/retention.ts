@@ -9,6 +9,12 @@ export const DAY_MS = 86_400_000;
 
 /** Block events and review requests in the gateway's events.db, once the collector has them (or at once without --central). */
 export const GATEWAY_EVENT_RETENTION_DAYS = 30;
+/**
+ * Safeguarding alerts in the gateway's alerts.db, and the address or lab login behind
+ * the pseudonym of a device that raised one, from the alert's last signal (unshipped
+ * alerts wait until the collector has them). A mapping goes with its device's last alert.
+ */
+export const GATEWAY_ALERT_RETENTION_DAYS = 30;
 /** Raw block events and decided review requests at the collector (a year's report needs a year; `central serve --retention-days`). */
 export const COLLECTOR_EVENT_RETENTION_DAYS = 400;
 /** An address in device-trust.json, from the last time the device was seen. */
@@ -30,6 +36,11 @@ export function retentionTable(collectorDays: number = COLLECTOR_EVENT_RETENTION
       where: 'Máy chủ lọc tại trường (events.db)',
       what: 'sự kiện chặn, đề nghị xem lại, báo cáo trang có hại (mã thiết bị ẩn danh)',
       period: `${GATEWAY_EVENT_RETENTION_DAYS} ngày; những gì chưa gửi được lên Phòng được giữ đến khi gửi xong`,
+    },
+    {
+      where: 'Máy chủ lọc tại trường (alerts.db)',
+      what: 'cảnh báo an toàn (dấu hiệu tự hại, bị dụ dỗ, bắt nạt, đe doạ bạo lực) và địa chỉ IP hoặc tài khoản phòng máy của thiết bị đã gây ra cảnh báo',
+      period: `${GATEWAY_ALERT_RETENTION_DAYS} ngày kể từ dấu hiệu cuối cùng; địa chỉ chỉ có ở máy chủ của trường, không bao giờ gửi đi`,
     },
     {
       where: 'Máy chủ lọc tại trường (device-trust.json)',

@@ -31,6 +31,15 @@ export function openPrivateDatabase(file: string): SqliteDatabase {
   return db;
 }
 
+/** Closes a connection that may be on a failing disk: it is dropped either way. */
+export function closeQuietly(db: SqliteDatabase | null): void {
+  try {
+    db?.close();
+  } catch {
+    // not closed cleanly; nothing more to do with it
+  }
+}
+
 /** Opens an existing file read-only, beside a process that may be writing it. */
 export function openReadOnly(file: string): SqliteDatabase {
   const db = new Database(file, { readonly: true, fileMustExist: true });
