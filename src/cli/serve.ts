@@ -37,6 +37,8 @@ import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/me
 import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
 import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
 import { collectGarbage } from './collect-garbage.js';
+import { startSafeguarding, type Safeguarding } from '../safeguarding/safeguarding.js';
+import { AlertOutbox } from '../safeguarding/outbox.js';
 
 interface ServeOptions {
   port: string;
@@ -371,6 +373,7 @@ async function startProxy(
   transparent: Record<string, number>;
   reload: () => Promise<void>;
   reloadCa: () => Promise<void>;
+  safeguarding: Safeguarding;
 }> {
   const policy = await loadOrExplain(options);
   // As after a reload: what the load left behind (list pieces, the brand derivers, the
@@ -392,6 +395,17 @@ async function startProxy(
     shipping: options.central !== undefined,
     maxUnflushed: Number(options.eventsInMemory),
     logger,
+  });
+  // A new or escalated alert wakes the shipper as a student's request does (docs/safeguarding.md).
+  const safeguarding = await startSafeguarding({
+    rulesDir: options.rules,
+    dataDir: options.data,
+    shipping: options.central !== undefined,
+    logger,
+    pseudonym: (address) => eventLog.clientPseudonym(address),
+    onAlert: onStudentRequest,
+  }).catch((error: unknown) => {
+    throw error instanceof RulesLoadError ? rulesRefused(error, options.rules) : error;
   });
   let boundPort = port;
   const limits = withDefaultLimits({
@@ -415,6 +429,7 @@ async function startProxy(
     clientName: (address) => eventLog.clientPseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
+    hooks: safeguarding.hooks,
   });
   boundPort = await listenOrExplain(proxy.listen(port, options.host), '--port', port, options.host);
   const transparent: Record<string, number> = {};
@@ -437,6 +452,7 @@ async function startProxy(
       collectGarbage();
       const next = await loadPolicy(options.rules, await loadInputs(options));
       proxy.setPolicy(next);
+      await safeguarding.reload();
       collectGarbage();
       proxy.metrics.reloads++;
       // V8's heap does not shrink under the proxy's flags: its size now is about its size at the compile's peak.
@@ -458,7 +474,7 @@ async function startProxy(
     }
   };
   const reloadCaNow = async (): Promise<void> => proxy.setCa(await reloadCa(options, proxy.certificateAuthority, logger));
-  return { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow };
+  return { proxy, eventLog, port: boundPort, transparent, reload, reloadCa: reloadCaNow, safeguarding };
 }
 
 function startPolicyPolling(options: ServeOptions, logger: Logger, reload: () => void): { stop(): void } | null {
@@ -500,7 +516,15 @@ function startShipping(options: ServeOptions, logger: Logger, eventLog?: Gateway
   startErasureSender(options.data, { centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile! }, (error) =>
     logger.warn({ err: error.message }, 'erasure requests not sent yet; retrying'),
   );
-  return startShipper({ eventLog, dataDir: options.data, centralUrl: options.central, schoolId: options.school!, tokenFile: options.tokenFile!, logger });
+  return startShipper({
+    eventLog,
+    alerts: new AlertOutbox(options.data),
+    dataDir: options.data,
+    centralUrl: options.central,
+    schoolId: options.school!,
+    tokenFile: options.tokenFile!,
+    logger,
+  });
 }
 
 async function runSingle(options: ServeOptions, port: number, adminPort: number, logger: Logger): Promise<void> {
@@ -513,6 +537,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
     transparent,
     reload,
     reloadCa: reloadCaNow,
+    safeguarding,
   } = await startProxy(options, port, logger, () => shipper?.wake(), trust);
   shipper = startShipping(options, logger, eventLog);
   const admin = await listenOrExplain(
@@ -548,6 +573,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
     certsWatcher.close();
     admin.server.close();
     await proxy.close(SHUTDOWN_GRACE_MS);
+    safeguarding.close();
     await shipper?.stop();
     await eventLog.close();
     await writer.flush();
@@ -777,6 +803,7 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
     port: boundPort,
     reload,
     reloadCa: reloadCaNow,
+    safeguarding,
   } = await startProxy(options, port, logger, () => process.send?.({ type: 'student-request' } satisfies ToPrimary), trust);
   process.on('message', (message: ToWorker) => {
     if (message.type === 'reload') void reload();
@@ -792,6 +819,7 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
     } else if (message.type === 'shutdown') {
       void proxy
         .close(SHUTDOWN_GRACE_MS)
+        .then(() => safeguarding.close())
         .then(() => eventLog.close())
         .then(() => process.exit(0));
     }
@@ -806,6 +834,7 @@ async function runWorker(options: ServeOptions, port: number, logger: Logger): P
     () =>
       void proxy
         .close(SHUTDOWN_GRACE_MS)
+        .then(() => safeguarding.close())
         .then(() => eventLog.close())
         .finally(() => process.exit(0)),
   );

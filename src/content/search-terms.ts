@@ -81,7 +81,13 @@ export function searchVerdict(policy: Policy, profileId: string, host: string, p
   const profile = contentProfileOf(policy, profileId);
   if (profile === null) return null;
   const query = searchQueryOf(host, pathAndQuery);
-  if (query === null) return null;
+  return query === null ? null : queryVerdict(policy, profileId, query);
+}
+
+/** The content verdict on search terms already read (searchQueryOf) for a profile; null when allowed or the profile is not inspected. */
+export function queryVerdict(policy: Policy, profileId: string, query: string): ContentVerdict | null {
+  const profile = contentProfileOf(policy, profileId);
+  if (profile === null) return null;
   const scanner = profile.scanner(true);
   scanner.append(query);
   scanner.finish();

@@ -5,6 +5,8 @@ import { type Dispatcher, Pool } from 'undici';
 import { openEventLog, type GatewayEventLog } from './log.js';
 import type { WireAck, WireBatch, WireEvent } from './wire.js';
 import type { WireReviewBatch, WireReviewRequest } from './review-wire.js';
+import type { AlertOutbox } from '../safeguarding/outbox.js';
+import { toWireAlert, type StoredAlert } from '../safeguarding/types.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -26,6 +28,8 @@ export interface ShipperOptions {
   /** A file holding the school's token (from `lachan central school add`); re-read after a 401. */
   readonly tokenFile: string;
   readonly logger?: ShipperLogger;
+  /** Safeguarding alerts to send before anything else each round (closed on stop); none without it. */
+  readonly alerts?: AlertOutbox;
   /** Events per request (default 500). */
   readonly batchSize?: number;
   /** Catch-up pace after time offline (default 2,000 events/s), so shipping never starves the proxy. */
@@ -42,6 +46,8 @@ export interface ShipperStats {
   readonly shipped: number;
   /** Review requests and reports acknowledged since start. */
   readonly reviewsShipped: number;
+  /** Alert sends (new or escalated) acknowledged since start. */
+  readonly alertsShipped: number;
   readonly batches: number;
   readonly failures: number;
   /** Failed attempts in a row; 0 while the collector is reachable. */
@@ -83,6 +89,10 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
 /** Review requests per POST (the collector takes up to 200). */
 const REVIEW_BATCH = 100;
 const REVIEWS_RETRY_MS = 3_600_000;
+/** Alerts per POST (the contract's maximum). */
+const ALERT_BATCH = 500;
+/** A collector that has no alert endpoint yet (404) or refuses a batch (400) is asked again after this; events go on meanwhile. */
+const ALERTS_RETRY_MS = 600_000;
 
 function readToken(file: string): string {
   let token: string;
@@ -109,6 +119,8 @@ export function startShipper(options: ShipperOptions): Shipper {
   const base = url.pathname.replace(/\/+$/, '');
   const endpoint = `${base}/api/v1/events`;
   const reviewsEndpoint = `${base}/api/v1/reviews`;
+  const alertsEndpoint = `${base}/api/v1/alerts/ingest`;
+  const alerts = options.alerts ?? null;
   let token = readToken(options.tokenFile);
   const ownsLog = options.eventLog === undefined;
   if (ownsLog && options.dataDir === undefined) throw new ShipError('LACHAN_SHIPPER_OPTIONS', 'startShipper needs eventLog or dataDir');
@@ -136,6 +148,8 @@ export function startShipper(options: ShipperOptions): Shipper {
   let sleepTimer: NodeJS.Timeout | null = null;
   let shipped = 0;
   let reviewsShipped = 0;
+  let alertsShipped = 0;
+  let alertsPausedUntil = 0;
   /** A collector older than the review queue answers 404 there: ask again later, and keep shipping events meanwhile. */
   let reviewsPausedUntil = 0;
   let batches = 0;
@@ -192,6 +206,66 @@ export function startShipper(options: ShipperOptions): Shipper {
     throw new ShipError(`HTTP_${status}`, `collector answered ${status}: ${detail}`, status, parseRetryAfter(response.headers['retry-after']));
   }
 
+  /**
+   * POSTs alerts as the contract has them (plain JSON, docs/safeguarding.md); resolves
+   * when the collector answered 200 with `accepted`, else throws ShipError.
+   */
+  async function postAlerts(batch: readonly StoredAlert[]): Promise<void> {
+    const wire = batch.map(toWireAlert);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await pool.request({
+        path: alertsEndpoint,
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ alerts: wire }),
+        signal: abort.signal,
+      });
+    } catch (error) {
+      throw new ShipError('LACHAN_CENTRAL_UNREACHABLE', `collector unreachable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    const text = await response.body.text();
+    const status = response.statusCode;
+    if (status !== 200) {
+      throw new ShipError(
+        `HTTP_${status}`,
+        `collector answered ${status} to alerts: ${text.slice(0, 300)}`,
+        status,
+        parseRetryAfter(response.headers['retry-after']),
+      );
+    }
+    let accepted: unknown;
+    try {
+      accepted = (JSON.parse(text) as { accepted?: unknown }).accepted;
+    } catch {
+      throw new ShipError('LACHAN_BAD_ACK', 'collector reply to alerts is not JSON', status);
+    }
+    if (typeof accepted !== 'number') throw new ShipError('LACHAN_BAD_ACK', 'collector reply to alerts has no accepted count', status);
+  }
+
+  /**
+   * Alerts go first: a counsellor waits for them. A 200 stores the whole batch (the
+   * collector upserts per ref, so a resend is harmless); anything else leaves them
+   * unshipped to go again.
+   */
+  async function shipAlerts(outbox: AlertOutbox, batch: readonly StoredAlert[]): Promise<void> {
+    try {
+      await postAlerts(batch);
+    } catch (error) {
+      if (error instanceof ShipError && (error.status === 404 || error.status === 400)) {
+        alertsPausedUntil = Date.now() + ALERTS_RETRY_MS;
+        logger.error(
+          { status: error.status, err: error.message, alerts: batch.length },
+          'safeguarding alerts not accepted by the collector; they wait here and are offered again in ten minutes',
+        );
+        return;
+      }
+      throw error;
+    }
+    outbox.markShipped(batch, Date.now());
+    alertsShipped += batch.length;
+  }
+
   /** Ids of `sent` the acknowledgement names (a collector cannot mark what was not sent). */
   function ackedOf(ack: WireAck, sent: readonly { id: string }[]): string[] {
     const ids = new Set(sent.map((item) => item.id));
@@ -235,6 +309,15 @@ export function startShipper(options: ShipperOptions): Shipper {
     while (!stopped) {
       let events: WireEvent[];
       let reviews: WireReviewRequest[];
+      let waitingAlerts: StoredAlert[] = [];
+      if (alerts !== null && Date.now() >= alertsPausedUntil) {
+        try {
+          waitingAlerts = alerts.unshipped(ALERT_BATCH);
+        } catch (error) {
+          // An unreadable alert file must not hold back the events: it is read again next round.
+          logger.error({ err: (error as Error).message }, 'cannot read unshipped safeguarding alerts');
+        }
+      }
       try {
         reviews = Date.now() >= reviewsPausedUntil ? log.unshippedReviews(REVIEW_BATCH) : [];
         events = log.unshipped(batchSize);
@@ -243,12 +326,13 @@ export function startShipper(options: ShipperOptions): Shipper {
         await sleep(maxBackoff);
         continue;
       }
-      if (events.length === 0 && reviews.length === 0) {
+      if (events.length === 0 && reviews.length === 0 && waitingAlerts.length === 0) {
         await sleep(idleMs);
         continue;
       }
       const started = Date.now();
       try {
+        if (waitingAlerts.length > 0) await shipAlerts(alerts!, waitingAlerts);
         if (reviews.length > 0) await shipReviews(reviews);
         const acked = events.length === 0 ? [] : ackedOf(await post(endpoint, { school: options.schoolId, events }), events);
         // With the counts sent: a visit that grew in the meantime goes again.
@@ -296,7 +380,7 @@ export function startShipper(options: ShipperOptions): Shipper {
   const done = run().catch((error: unknown) => logger.error({ err: error }, 'shipper stopped on an unexpected error'));
 
   return {
-    stats: () => ({ shipped, reviewsShipped, batches, failures, consecutiveFailures, lastSuccessAt, lastError }),
+    stats: () => ({ shipped, reviewsShipped, alertsShipped, batches, failures, consecutiveFailures, lastSuccessAt, lastError }),
     wake: () => wakeUp?.(),
     stop: async () => {
       if (stopped) return;
@@ -305,6 +389,7 @@ export function startShipper(options: ShipperOptions): Shipper {
       wakeUp?.();
       await done;
       await pool.close();
+      alerts?.close();
       if (ownsLog) await log.close();
     },
   };

@@ -1,4 +1,5 @@
 import { ContentInspection } from '../content/inspector.js';
+import type { ContentVerdict } from '../content/profile.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { isTunnel, type Flow } from './flow.js';
@@ -24,6 +25,16 @@ export type DecideHook = (input: DecideInput) => Decision;
 /** Told of every decision, blocked or allowed, right after it was made. */
 export type SafeguardingSignalHook = (flow: Flow, decision: Decision) => void;
 
+/**
+ * Told of the search terms of an allowed request to a search engine, with the content
+ * verdict on them (null: under the limit, or the profile is not inspected). Null: the
+ * proxy reads search terms only where a profile's content_limit asks for it.
+ */
+export type SearchSignalHook = (flow: Flow, query: string, verdict: ContentVerdict | null) => void;
+
+/** Told of a response blocked by content inspection. */
+export type ContentSignalHook = (flow: Flow, verdict: ContentVerdict) => void;
+
 export interface InspectInput {
   readonly flow: Flow;
   /** The rules the request was decided with: a reload under way does not change how its body is read. */
@@ -40,6 +51,8 @@ export type ResponseInspectorFactory = (input: InspectInput) => ContentInspectio
 export interface ProxyHooks {
   readonly decide: DecideHook;
   readonly onDecision: SafeguardingSignalHook;
+  readonly onSearch: SearchSignalHook | null;
+  readonly onContentBlock: ContentSignalHook;
   /** Null: no response is inspected. */
   readonly inspectResponse: ResponseInspectorFactory | null;
 }
@@ -55,9 +68,15 @@ export const decideByPolicy: DecideHook = ({ flow, policy, time }) => {
 /** The profile's content_limit, if it has one. */
 export const inspectByContentLimit: ResponseInspectorFactory = ({ flow, policy }) => ContentInspection.for(policy, flow.client.profile);
 
-const noSignal: SafeguardingSignalHook = () => undefined;
+const noSignal = (): void => undefined;
 
-export const DEFAULT_HOOKS: ProxyHooks = { decide: decideByPolicy, onDecision: noSignal, inspectResponse: inspectByContentLimit };
+export const DEFAULT_HOOKS: ProxyHooks = {
+  decide: decideByPolicy,
+  onDecision: noSignal,
+  onSearch: null,
+  onContentBlock: noSignal,
+  inspectResponse: inspectByContentLimit,
+};
 
 export function withDefaultHooks(hooks: Partial<ProxyHooks> | undefined): ProxyHooks {
   return hooks === undefined ? DEFAULT_HOOKS : { ...DEFAULT_HOOKS, ...hooks };

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { ContentVerdict } from '../content/profile.js';
-import { searchVerdict } from '../content/search-terms.js';
+import { queryVerdict, searchQueryOf, searchVerdict } from '../content/search-terms.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { isIpLiteral } from '../policy/hostname.js';
@@ -14,7 +14,7 @@ import type { Flow } from './flow.js';
 import { ForwardHandler, type BodyInspection, type ForwardEvents } from './forward.js';
 import type { GatewayPages } from './gateway-pages.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
-import type { ProxyHooks, ResponseInspectorFactory } from './hooks.js';
+import type { ProxyHooks, ResponseInspectorFactory, SearchSignalHook } from './hooks.js';
 import type { TunnelClient } from './intercept.js';
 import type { ProxyMetrics } from './metrics.js';
 import { requestHead } from './origin-client.js';
@@ -65,9 +65,12 @@ export class RequestPipeline {
   private readonly forwardEvents: ForwardEvents;
   /** Null: every body streams untouched (forward.ts); else attached where the handler is built (forwardHandler). */
   private readonly inspectResponse: ResponseInspectorFactory | null;
+  /** Null: search terms are read only for profiles that inspect content. */
+  private readonly onSearch: SearchSignalHook | null;
 
   constructor(private readonly deps: PipelineDeps) {
     this.inspectResponse = deps.hooks.inspectResponse;
+    this.onSearch = deps.hooks.onSearch;
     const { metrics, logger } = deps;
     this.forwardEvents = {
       onResponseStart: (startedMs) => metrics.observeLatency((performance.now() - startedMs) / 1000),
@@ -96,7 +99,7 @@ export class RequestPipeline {
       req.resume();
       return;
     }
-    const search = searchVerdict(policy, flow.client.profile, target.host, target.pathAndQuery);
+    const search = this.searchVerdict(flow, policy);
     if (search !== null) {
       sendAnswer(res, contentBlockAnswer(policy, search, target.host, this.recordContentBlock(flow, search), true));
       req.resume();
@@ -199,6 +202,18 @@ export class RequestPipeline {
     });
   }
 
+  /** The verdict on the request's search terms, and their safeguarding signal when a hook wants them. */
+  private searchVerdict(flow: Flow, policy: Policy): ContentVerdict | null {
+    const { target, client } = flow;
+    const onSearch = this.onSearch;
+    if (onSearch === null) return searchVerdict(policy, client.profile, target.host, target.pathAndQuery);
+    const query = searchQueryOf(target.host, target.pathAndQuery);
+    if (query === null) return null;
+    const verdict = queryVerdict(policy, client.profile, query);
+    onSearch(flow, query, verdict);
+    return verdict;
+  }
+
   /** The decision, and the safeguarding signal of it. */
   private decide(flow: Flow, policy: Policy): Decision {
     const { hooks } = this.deps;
@@ -246,6 +261,7 @@ export class RequestPipeline {
             inspection,
             blocked: (verdict, response) => {
               const reference = this.recordContentBlock(flow, verdict);
+              this.deps.hooks.onContentBlock(flow, verdict);
               // Past the held-back prefix the page is under way: it can only be cut.
               if (response.headersSent) response.destroy();
               else sendAnswer(response, contentBlockAnswer(policy, verdict, flow.target.host, reference, false));
