@@ -48,6 +48,7 @@ export function registerPrivacy(program: Command): void {
         byAddress: device.address !== null,
         events: data.events.length,
         reviews: data.reviews.length,
+        alerts: data.alerts.length,
       });
       process.stdout.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : exportReceipt(data, schoolName(options.rules), Date.now()));
     });
@@ -75,6 +76,7 @@ export function registerPrivacy(program: Command): void {
           byAddress: device.address !== null,
           events: counts.events,
           reviews: counts.reviews,
+          alerts: counts.alerts,
           deviceTrust: counts.trust,
           erasureRequest: request?.id ?? null,
         });

@@ -7,6 +7,8 @@ import { ClientPseudonymizer, CLIENT_KEY_FILE } from '../events/pseudonym.js';
 import { shortReference } from '../events/ids.js';
 import { deviceTrustPath, readDeviceTrust } from '../proxy/device-trust-file.js';
 import type { DeviceRecord } from '../proxy/device-trust.js';
+import { ALERTS_DB_FILE, addressOf, eraseDeviceAlerts, listAlerts, openAlertsDatabase, openAlertsReadOnly } from '../safeguarding/database.js';
+import { toWireAlert, type StoredAlert, type WireAlert } from '../safeguarding/types.js';
 
 /**
  * What the gateway holds about one device, found by its address or by its pseudonym
@@ -57,10 +59,17 @@ export interface DeviceReview {
   readonly shippedAt: number | null;
 }
 
+/** A safeguarding alert as a parent's export shows it (docs/safeguarding.md). */
+export type DeviceAlert = WireAlert & Pick<StoredAlert, 'shippedAt'>;
+
 export interface DeviceData {
   readonly device: DeviceSelector;
   readonly events: readonly DeviceEvent[];
   readonly reviews: readonly DeviceReview[];
+  /** Safeguarding alerts the device raised (alerts.db), newest first. */
+  readonly alerts: readonly DeviceAlert[];
+  /** The address or lab login alerts.db keeps behind the pseudonym (only for a device that raised an alert). */
+  readonly alertAddress: string | null;
   /** The device's entry in device-trust.json (only when asked by address: the file holds addresses). */
   readonly trust: DeviceRecord | null;
 }
@@ -153,17 +162,33 @@ export function findDeviceData(dataDir: string, device: DeviceSelector): DeviceD
     }
   }
   const trust = device.address === null ? null : (readDeviceTrust(dataDir).devices[device.address] ?? null);
-  return { device, events, reviews, trust };
+  return { device, events, reviews, ...findDeviceAlerts(dataDir, device.pseudonym), trust };
+}
+
+function findDeviceAlerts(dataDir: string, pseudonym: string): Pick<DeviceData, 'alerts' | 'alertAddress'> {
+  const db = openAlertsReadOnly(dataDir);
+  if (db === null) return { alerts: [], alertAddress: null };
+  try {
+    const alerts = listAlerts(db, pseudonym).map((alert) => ({ ...toWireAlert(alert), shippedAt: alert.shippedAt }));
+    return { alerts, alertAddress: addressOf(db, pseudonym) };
+  } finally {
+    db.close();
+  }
 }
 
 export interface ErasureCounts {
   readonly events: number;
   readonly reviews: number;
+  /** Safeguarding alerts deleted from alerts.db. */
+  readonly alerts: number;
+  /** Whether alerts.db held the device's address or lab login (deleted with its alerts). */
+  readonly alertAddress: boolean;
   readonly trust: boolean;
 }
 
 /**
- * Deletes the device's events and review requests, and its address from
+ * Deletes the device's events and review requests, its safeguarding alerts and the
+ * address kept behind them, and its address from
  * device-trust.json. A proxy that is running keeps its own copy of the trust table in
  * memory and writes it back at its next change: the receipt says to restart it.
  */
@@ -181,7 +206,23 @@ export function eraseDeviceData(dataDir: string, device: DeviceSelector): Erasur
       db.close();
     }
   }
-  return { events, reviews, trust: device.address !== null && forgetTrustedAddress(dataDir, device.address) };
+  const alerts = existsSync(path.join(dataDir, ALERTS_DB_FILE)) ? eraseAlerts(dataDir, device.pseudonym) : { alerts: 0, mapping: false };
+  return {
+    events,
+    reviews,
+    alerts: alerts.alerts,
+    alertAddress: alerts.mapping,
+    trust: device.address !== null && forgetTrustedAddress(dataDir, device.address),
+  };
+}
+
+function eraseAlerts(dataDir: string, pseudonym: string): { alerts: number; mapping: boolean } {
+  const db = openAlertsDatabase(dataDir);
+  try {
+    return eraseDeviceAlerts(db, pseudonym);
+  } finally {
+    db.close();
+  }
 }
 
 function forgetTrustedAddress(dataDir: string, address: string): boolean {

@@ -1,5 +1,6 @@
 import type { DeviceData, ErasureCounts } from './device-data.js';
-import { GATEWAY_EVENT_RETENTION_DAYS } from './retention.js';
+import { GATEWAY_ALERT_RETENTION_DAYS, GATEWAY_EVENT_RETENTION_DAYS } from './retention.js';
+import { CATEGORY_LABELS, SEVERITY_LABELS } from '../safeguarding/types.js';
 import { formatVietnamTime } from './vietnam-time.js';
 
 /**
@@ -9,7 +10,7 @@ import { formatVietnamTime } from './vietnam-time.js';
 
 const LAW = 'Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15 (Điều 4 về quyền của chủ thể dữ liệu; Điều 24 về dữ liệu cá nhân của trẻ em)';
 const NEVER_HELD =
-  'Máy chủ lọc KHÔNG lưu: họ tên, lớp, tài khoản, mật khẩu, nội dung trang web, tin nhắn, từ khoá tìm kiếm (phần sau dấu "?"), hình ảnh, vị trí; các trang được phép truy cập không được ghi.';
+  'Máy chủ lọc KHÔNG lưu: họ tên, lớp, tài khoản, mật khẩu, nội dung trang web, tin nhắn, từ khoá tìm kiếm (phần sau dấu "?"; trừ từ khoá đã gây ra cảnh báo an toàn, mục 3), hình ảnh, vị trí; các trang được phép truy cập không được ghi.';
 
 function deviceLine(data: Pick<DeviceData, 'device'>): string {
   const { address, pseudonym } = data.device;
@@ -41,10 +42,20 @@ export function exportReceipt(data: DeviceData, school: string | null, now: numb
       `   - ${formatVietnamTime(r.time)}  ${kind}  ${r.host}${r.path}  trạng thái ${r.status}  ghi chú: "${r.note}"  [${shipped(r.shippedAt)} lên Phòng GD&ĐT]`,
     );
   }
+  lines.push('', `3. Cảnh báo an toàn (dấu hiệu em có thể đang gặp nguy, gửi cho cán bộ tư vấn của trường): ${data.alerts.length}`);
+  for (const a of data.alerts) {
+    lines.push(
+      `   - ${formatVietnamTime(a.time)}  mã ${a.ref}  mức ${SEVERITY_LABELS[a.severity]}  ${CATEGORY_LABELS[a.category]}  "${a.trigger}"  (${a.count} lần)  [${shipped(a.shippedAt)} lên Phòng GD&ĐT, chỉ với mã ẩn danh]`,
+    );
+  }
+  if (data.alertAddress !== null)
+    lines.push(
+      `   Địa chỉ/tài khoản của thiết bị được giữ kèm cảnh báo (chỉ tại trường): ${data.alertAddress}; giữ ${GATEWAY_ALERT_RETENTION_DAYS} ngày kể từ dấu hiệu cuối.`,
+    );
   if (data.device.address !== null) {
     lines.push(
       '',
-      `3. Địa chỉ trong device-trust.json (thiết bị đã cài chứng chỉ của trường hay chưa): ${data.trust === null ? 'không có' : `có, lần cuối thấy ${formatVietnamTime(data.trust.seen)}`}`,
+      `4. Địa chỉ trong device-trust.json (thiết bị đã cài chứng chỉ của trường hay chưa): ${data.trust === null ? 'không có' : `có, lần cuối thấy ${formatVietnamTime(data.trust.seen)}`}`,
     );
   }
   lines.push(
@@ -71,6 +82,7 @@ export function erasureReceipt(
     deviceLine(data),
     '',
     `- Đã xoá ${counts.events} sự kiện chặn và ${counts.reviews} đề nghị xem lại/báo cáo tại máy chủ của trường.`,
+    `- Đã xoá ${counts.alerts} cảnh báo an toàn${counts.alertAddress ? ' và địa chỉ/tài khoản giữ kèm cảnh báo' : ''} tại máy chủ của trường.`,
   ];
   if (data.device.address !== null)
     lines.push(`- device-trust.json: ${counts.trust ? 'đã xoá địa chỉ (khởi động lại máy chủ lọc để nó quên cả bản trong bộ nhớ)' : 'không có địa chỉ này'}.`);
