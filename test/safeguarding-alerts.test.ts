@@ -15,6 +15,7 @@ import { readAudit } from '../src/privacy/audit.js';
 import {
   REPO_ROOT,
   curl,
+  echoHandler,
   lachan,
   makeRulesDir,
   removeDir,
@@ -27,7 +28,7 @@ import {
 } from './harness/index.js';
 
 const SAFEGUARDING_FILES = ['self-harm', 'grooming', 'bullying', 'violence'];
-const HOSTS = '127.0.0.1 www.google.com tu-hai.test\n';
+const HOSTS = '127.0.0.1 www.google.com tu-hai.test hoc.test\n';
 
 /** A school's rules: the shipped self-harm category and safeguarding phrases, one inspected profile. */
 function schoolRules(): RulesFiles {
@@ -77,6 +78,10 @@ async function until<T>(what: string, read: () => T | Promise<T>, ok: (value: T)
   }
 }
 
+/** A forum page that teaches self-harm, under a harmless title. */
+const FORUM_PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>Góc tâm sự</title></head><body>
+<p>Hướng dẫn cách tự tử không đau, tự tử không đau bằng thuốc ngủ, cách chết không đau.</p></body></html>`;
+
 const search = (origin: Origin, terms: string): string => `http://www.google.com:${origin.port}/search?q=${encodeURIComponent(terms)}&hl=vi`;
 
 describe('alerts raised at the school', () => {
@@ -84,7 +89,11 @@ describe('alerts raised at the school', () => {
   let gateway: RunningGateway;
 
   beforeAll(async () => {
-    origin = await startHttpOrigin();
+    origin = await startHttpOrigin((req, res) => {
+      if (req.url !== '/dien-dan') return echoHandler(req, res);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(FORUM_PAGE);
+    });
     gateway = await startGateway({ rules: schoolRules(), hosts: HOSTS });
   });
   afterAll(async () => {
@@ -178,11 +187,22 @@ describe('alerts raised at the school', () => {
     expect(lachan(['alerts', 'resolve', data.alerts[0]!.ref, '--data', gateway.dataDir]).code).toBe(2);
   });
 
-  it('raises an alert for a blocked self-harm site, and keeps it across a clean stop', async () => {
+  it('raises an alert for a page blocked by content inspection in self-harm, named by its title', async () => {
+    const answer = await curl(gateway.port, `http://hoc.test:${origin.port}/dien-dan`);
+    expect(answer.status).toBe(403);
+    const alerts = await until(
+      'the content alert',
+      () => listAlerts(gateway.dataDir),
+      (list) => list.length === 1,
+    );
+    expect(alerts[0]).toMatchObject({ category: 'self-harm', signal: 'content', trigger: 'Góc tâm sự', host: 'hoc.test', severity: 'medium', count: 1 });
+  });
+
+  it('folds a blocked self-harm site into that alert, and keeps it across a clean stop', async () => {
     expect((await curl(gateway.port, `http://tu-hai.test:${origin.port}/`)).status).toBe(403);
     await gateway.stop();
     const alerts = listAlerts(gateway.dataDir);
-    expect(alerts).toEqual([expect.objectContaining({ category: 'self-harm', signal: 'request', trigger: 'tu-hai.test', severity: 'medium' })]);
+    expect(alerts).toEqual([expect.objectContaining({ category: 'self-harm', signal: 'request', trigger: 'tu-hai.test', severity: 'medium', count: 2 })]);
   });
 });
 
@@ -190,6 +210,17 @@ describe('the shipped phrase files', () => {
   it('refuses to start on a broken line, naming FILE:LINE', async () => {
     const rules = { ...schoolRules(), 'safeguarding/bullying': '# ok\nhigh bị bắt nạt\nrất cao bị đánh\n' };
     await expect(startGateway({ rules })).rejects.toThrow(/safeguarding\/bullying:3: expected "<low\|medium\|high\|critical> <phrase>"/);
+  });
+
+  it('are checked by `lachan rules lint`, FILE:LINE and exit 1', () => {
+    const rulesDir = makeRulesDir({ ...schoolRules(), 'safeguarding/violence': 'critical mang dao đến trường\nhigh ab\n' });
+    try {
+      const result = lachan(['rules', 'lint', '--rules', rulesDir]);
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(/^safeguarding\/violence:2: phrase "ab": /m);
+    } finally {
+      removeDir(rulesDir);
+    }
   });
 
   it('keeps the phrases in force when a reload brings a broken file', async () => {
@@ -399,5 +430,46 @@ describe('shipping alerts to the collector', () => {
       60_000,
     );
     expect(collector.latest().get(waiting!.ref)).toMatchObject({ category: 'violence', severity: 'critical', count: 1 });
+  });
+});
+
+describe('alerts from a gateway with two proxy workers', () => {
+  const collector = new StandInCollector();
+  let origin: Origin;
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    await collector.start();
+    origin = await startHttpOrigin();
+    const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-safeguarding-')), 'token');
+    writeFileSync(tokenFile, 'school-token\n');
+    gateway = await startGateway({
+      rules: schoolRules(),
+      hosts: HOSTS,
+      workers: 2,
+      args: ['--central', `http://127.0.0.1:${collector.port}`, '--school', 'thcs-test', '--token-file', tokenFile],
+    });
+  });
+  afterAll(async () => {
+    await gateway?.stop();
+    await origin?.close();
+    await collector.stop();
+  });
+
+  it('folds the searches the workers saw into one alert, which the primary ships', async () => {
+    for (const terms of ['cách tự tử', 'muốn chết đi', 'cách tự sát', 'tự tử không đau']) await curl(gateway.port, search(origin, terms));
+    const alerts = await until(
+      'four signals folded',
+      () => listAlerts(gateway.dataDir),
+      (list) => list[0]?.count === 4,
+    );
+    expect(alerts).toHaveLength(1);
+    const shipped = await until(
+      'the escalated alert at the collector',
+      () => collector.latest().get(alerts[0]!.ref),
+      (a) => a?.count === 4,
+    );
+    expect(shipped).toMatchObject({ severity: 'critical', category: 'self-harm' });
+    expect(collector.problems).toEqual([]);
   });
 });

@@ -4,6 +4,7 @@ import { formatProblem } from '../rules/problems.js';
 import { EXIT_CHECK_FAILED } from './errors.js';
 import { registerImport } from './rules-import.js';
 import { lintListsFile } from '../lists/config.js';
+import { lintSafeguardingPhrases } from '../safeguarding/phrases.js';
 
 export function registerRules(program: Command): void {
   const rules = program.command('rules').description('kiểm tra và nhập quy tắc lọc');
@@ -14,7 +15,7 @@ export function registerRules(program: Command): void {
     .option('--rules <dir>', 'thư mục quy tắc', './rules')
     .action(async (options: { rules: string }) => {
       const result = await loadRules(options.rules, { checkAll: true, cacheSize: 0 });
-      const problems = [...result.problems, ...(await lintListsFile(options.rules))];
+      const problems = [...result.problems, ...(await lintListsFile(options.rules)), ...(await lintSafeguardingPhrases(options.rules))];
       for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PhraseSetBuilder, type PhraseSet } from '../policy/phrases.js';
-import { ProblemList, RulesLoadError } from '../rules/problems.js';
+import { ProblemList, RulesLoadError, type RuleProblem } from '../rules/problems.js';
 import { forEachRuleLine } from '../rules/lines.js';
 import { ALERT_CATEGORIES, SEVERITIES, type AlertCategory, type SeverityRank } from './types.js';
 
@@ -51,6 +51,17 @@ export class SafeguardingPhrases {
 }
 
 export const NO_PHRASES = new SafeguardingPhrases(new PhraseSetBuilder().build(), []);
+
+/** What `lachan rules lint` says of the phrase files: their problems, FILE:LINE each. */
+export async function lintSafeguardingPhrases(rulesDir: string): Promise<readonly RuleProblem[]> {
+  try {
+    await loadSafeguardingPhrases(rulesDir);
+    return [];
+  } catch (error) {
+    if (error instanceof RulesLoadError) return error.problems;
+    throw error;
+  }
+}
 
 /**
  * Reads `<rulesDir>/safeguarding/<category>` for each alert category (a missing file or
