@@ -316,28 +316,36 @@ class StandInCollector {
   }
 }
 
+/** The stand-in collector, an origin, and a gateway shipping to the collector with the school's token. */
+async function startShipping(collector: StandInCollector, workers: number): Promise<{ origin: Origin; gateway: RunningGateway }> {
+  await collector.start();
+  const origin = await startHttpOrigin();
+  const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-safeguarding-')), 'token');
+  writeFileSync(tokenFile, 'school-token\n');
+  const gateway = await startGateway({
+    rules: schoolRules(),
+    hosts: HOSTS,
+    workers,
+    args: ['--central', `http://127.0.0.1:${collector.port}`, '--school', 'thcs-test', '--token-file', tokenFile],
+  });
+  return { origin, gateway };
+}
+
+async function stopShipping(collector: StandInCollector, origin: Origin | undefined, gateway: RunningGateway | undefined): Promise<void> {
+  await gateway?.stop();
+  await origin?.close();
+  await collector.stop();
+}
+
 describe('shipping alerts to the collector', () => {
   const collector = new StandInCollector();
   let origin: Origin;
   let gateway: RunningGateway;
 
   beforeAll(async () => {
-    await collector.start();
-    origin = await startHttpOrigin();
-    const work = mkdtempSync(path.join(tmpdir(), 'lachan-safeguarding-'));
-    const tokenFile = path.join(work, 'token');
-    writeFileSync(tokenFile, 'school-token\n');
-    gateway = await startGateway({
-      rules: schoolRules(),
-      hosts: HOSTS,
-      args: ['--central', `http://127.0.0.1:${collector.port}`, '--school', 'thcs-test', '--token-file', tokenFile],
-    });
+    ({ origin, gateway } = await startShipping(collector, 1));
   });
-  afterAll(async () => {
-    await gateway?.stop();
-    await origin?.close();
-    await collector.stop();
-  });
+  afterAll(() => stopShipping(collector, origin, gateway));
 
   it('sends a new alert within seconds, before the events batch interval, as the contract has it', async () => {
     const asked = Date.now();
@@ -439,22 +447,9 @@ describe('alerts from a gateway with two proxy workers', () => {
   let gateway: RunningGateway;
 
   beforeAll(async () => {
-    await collector.start();
-    origin = await startHttpOrigin();
-    const tokenFile = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-safeguarding-')), 'token');
-    writeFileSync(tokenFile, 'school-token\n');
-    gateway = await startGateway({
-      rules: schoolRules(),
-      hosts: HOSTS,
-      workers: 2,
-      args: ['--central', `http://127.0.0.1:${collector.port}`, '--school', 'thcs-test', '--token-file', tokenFile],
-    });
+    ({ origin, gateway } = await startShipping(collector, 2));
   });
-  afterAll(async () => {
-    await gateway?.stop();
-    await origin?.close();
-    await collector.stop();
-  });
+  afterAll(() => stopShipping(collector, origin, gateway));
 
   it('folds the searches the workers saw into one alert, which the primary ships', async () => {
     for (const terms of ['cách tự tử', 'muốn chết đi', 'cách tự sát', 'tự tử không đau']) await curl(gateway.port, search(origin, terms));
