@@ -6,7 +6,8 @@
  * collector at once, survive its outages and count as shipped only once it said 200.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,8 @@ import {
   type RunningGateway,
 } from './harness/index.js';
 
+/** Each test runs several CLI processes beside a gateway: slow on a loaded machine. */
+const SLOW = { timeout: 90_000 };
 const SAFEGUARDING_FILES = ['self-harm', 'grooming', 'bullying', 'violence'];
 const HOSTS = '127.0.0.1 www.google.com tu-hai.test hoc.test\n';
 
@@ -84,7 +87,7 @@ const FORUM_PAGE = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>Góc
 
 const search = (origin: Origin, terms: string): string => `http://www.google.com:${origin.port}/search?q=${encodeURIComponent(terms)}&hl=vi`;
 
-describe('alerts raised at the school', () => {
+describe('alerts raised at the school', SLOW, () => {
   let origin: Origin;
   let gateway: RunningGateway;
 
@@ -206,7 +209,41 @@ describe('alerts raised at the school', () => {
   });
 });
 
-describe('the shipped phrase files', () => {
+describe('alerts on a read-only data folder', () => {
+  let data: string | null = null;
+  afterAll(() => {
+    if (data === null) return;
+    execFileSync('umount', ['-l', data]);
+    removeDir(data);
+  });
+
+  it('filter on, and are written once the folder is writable again', async () => {
+    data = mkdtempSync(path.join(tmpdir(), 'lachan-safeguarding-ro-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m,mode=0750', 'tmpfs', data]);
+    execFileSync('mount', ['-o', 'remount,ro', data]);
+    const origin = await startHttpOrigin();
+    const gateway = await startGateway({ rules: schoolRules(), hosts: HOSTS, args: ['--data', data] });
+    try {
+      expect((await curl(gateway.port, search(origin, 'cách tự tử'))).status).toBe(403);
+      expect((await curl(gateway.port, search(origin, 'thời tiết hôm nay'))).status).toBe(200);
+      await gateway.waitForLog((line) => String(line.msg).startsWith('alert store unwritable: filtering continues'));
+      expect(existsSync(path.join(data, 'alerts.db'))).toBe(false);
+      execFileSync('mount', ['-o', 'remount,rw', data]);
+      const written = await until(
+        'the waiting signal written',
+        () => (existsSync(path.join(data!, 'alerts.db')) ? listAlerts(data!) : []),
+        (list) => list.length === 1,
+        60_000,
+      );
+      expect(written[0]).toMatchObject({ category: 'self-harm', trigger: 'cách tự tử', count: 1 });
+    } finally {
+      await gateway.stop();
+      await origin.close();
+    }
+  }, 120_000);
+});
+
+describe('the shipped phrase files', SLOW, () => {
   it('refuses to start on a broken line, naming FILE:LINE', async () => {
     const rules = { ...schoolRules(), 'safeguarding/bullying': '# ok\nhigh bị bắt nạt\nrất cao bị đánh\n' };
     await expect(startGateway({ rules })).rejects.toThrow(/safeguarding\/bullying:3: expected "<low\|medium\|high\|critical> <phrase>"/);
@@ -326,7 +363,8 @@ async function startShipping(collector: StandInCollector, workers: number): Prom
     rules: schoolRules(),
     hosts: HOSTS,
     workers,
-    args: ['--central', `http://127.0.0.1:${collector.port}`, '--school', 'thcs-test', '--token-file', tokenFile],
+    // The shipper looks for new events once a minute here: only the wake-up of a new alert brings it sooner.
+    args: ['--central', `http://127.0.0.1:${collector.port}`, '--school', 'thcs-test', '--token-file', tokenFile, '--ship-interval', '60'],
   });
   return { origin, gateway };
 }
@@ -337,7 +375,7 @@ async function stopShipping(collector: StandInCollector, origin: Origin | undefi
   await collector.stop();
 }
 
-describe('shipping alerts to the collector', () => {
+describe('shipping alerts to the collector', SLOW, () => {
   const collector = new StandInCollector();
   let origin: Origin;
   let gateway: RunningGateway;
@@ -347,18 +385,16 @@ describe('shipping alerts to the collector', () => {
   });
   afterAll(() => stopShipping(collector, origin, gateway));
 
-  it('sends a new alert within seconds, before the events batch interval, as the contract has it', async () => {
-    const asked = Date.now();
+  it('sends a new alert at once, not at the next round of events, as the contract has it', async () => {
     // Not blocked (no rule of the category matches it), yet the clearest signal of all.
     expect((await curl(gateway.port, search(origin, 'tôi muốn chết'))).status).toBe(200);
-    // The shipper looks for events every 5 s: an alert that waited for that tick would miss this.
+    // Well before the shipper's next round (a minute away), however loaded the machine.
     await until(
       'the alert at the collector',
       () => collector.batches.length,
       (n) => n > 0,
-      4_000,
+      20_000,
     );
-    expect(collector.batches[0]!.at - asked).toBeLessThan(4_000);
     const [alert] = collector.batches[0]!.alerts;
     expect(alert).toMatchObject({
       category: 'self-harm',
@@ -386,7 +422,7 @@ describe('shipping alerts to the collector', () => {
       'the escalation',
       () => collector.latest().get(sent!.ref),
       (a) => a?.count === 2,
-      4_000,
+      20_000,
     );
     expect(again).toMatchObject({ ref: sent!.ref, count: 2, severity: 'critical', time: (collector.batches[0]!.alerts[0] as { time: number }).time });
   });
@@ -399,7 +435,7 @@ describe('shipping alerts to the collector', () => {
       'a refused attempt',
       () => collector.attempts,
       (n) => n > attempts,
-      4_000,
+      20_000,
     );
     const waiting = listAlerts(gateway.dataDir).find((a) => a.category === 'bullying')!;
     expect(waiting.shippedVersion).toBeLessThan(waiting.version);
@@ -441,7 +477,7 @@ describe('shipping alerts to the collector', () => {
   });
 });
 
-describe('alerts from a gateway with two proxy workers', () => {
+describe('alerts from a gateway with two proxy workers', SLOW, () => {
   const collector = new StandInCollector();
   let origin: Origin;
   let gateway: RunningGateway;
@@ -463,6 +499,7 @@ describe('alerts from a gateway with two proxy workers', () => {
       'the escalated alert at the collector',
       () => collector.latest().get(alerts[0]!.ref),
       (a) => a?.count === 4,
+      30_000,
     );
     expect(shipped).toMatchObject({ severity: 'critical', category: 'self-harm' });
     expect(collector.problems).toEqual([]);

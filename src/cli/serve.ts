@@ -55,6 +55,7 @@ interface ServeOptions {
   central?: string;
   school?: string;
   tokenFile?: string;
+  shipInterval: string;
   workers?: string;
   adminPort: string;
   accessLog?: boolean;
@@ -117,6 +118,7 @@ export function registerServe(program: Command): void {
     .option('--central <url>', 'máy chủ huyện nhận các sự kiện chặn')
     .option('--school <id>', 'mã của trường ở máy chủ huyện')
     .option('--token-file <file>', 'tệp chứa token của trường')
+    .option('--ship-interval <seconds>', 'bao lâu (giây) tìm sự kiện mới để gửi lên máy chủ huyện; cảnh báo an toàn và đề nghị của học sinh được gửi ngay', '5')
     .option('--workers <n>', 'số tiến trình proxy (mặc định: một mỗi CPU)')
     .option('--admin-port <port>', 'cổng nội bộ (127.0.0.1) cho /healthz và /metrics', '3129')
     .option('--header-timeout <ms>', 'thời gian (ms) để thiết bị gửi xong phần đầu yêu cầu', '15000')
@@ -144,6 +146,7 @@ export function registerServe(program: Command): void {
       if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
         throw new CliError('--central, --school và --token-file phải đi cùng nhau');
       }
+      if (!(Number(options.shipInterval) > 0)) throw new CliError(`--ship-interval phải là số giây, không phải "${options.shipInterval}"`);
       const inMemory = Number(options.eventsInMemory);
       if (!Number.isInteger(inMemory) || inMemory < 1)
         throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
@@ -523,6 +526,7 @@ function startShipping(options: ServeOptions, logger: Logger, eventLog?: Gateway
     centralUrl: options.central,
     schoolId: options.school!,
     tokenFile: options.tokenFile!,
+    idleIntervalMs: Number(options.shipInterval) * 1000,
     logger,
   });
 }

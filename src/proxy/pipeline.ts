@@ -99,7 +99,7 @@ export class RequestPipeline {
       req.resume();
       return;
     }
-    const search = this.searchVerdict(flow, policy);
+    const search = this.searchOf(flow, policy);
     if (search !== null) {
       sendAnswer(res, contentBlockAnswer(policy, search, target.host, this.recordContentBlock(flow, search), true));
       req.resume();
@@ -203,7 +203,7 @@ export class RequestPipeline {
   }
 
   /** The verdict on the request's search terms, and their safeguarding signal when a hook wants them. */
-  private searchVerdict(flow: Flow, policy: Policy): ContentVerdict | null {
+  private searchOf(flow: Flow, policy: Policy): ContentVerdict | null {
     const { target, client } = flow;
     const onSearch = this.onSearch;
     if (onSearch === null) return searchVerdict(policy, client.profile, target.host, target.pathAndQuery);

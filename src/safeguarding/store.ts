@@ -78,11 +78,12 @@ export class AlertStore {
   /** Queues a signal; written at the end of this turn of the event loop. */
   add(signal: Signal): void {
     if (this.#closed || this.#pending.length >= this.#maxPending) {
-      this.#dropped++;
-      this.#options.logger.error(
-        { dropped: this.#dropped, file: this.file },
-        'safeguarding signal lost: the alert store is unwritable and its memory bound is reached',
-      );
+      // Said once, then every hundredth loss: a burst must not flood the log.
+      if (this.#dropped++ % 100 === 0)
+        this.#options.logger.error(
+          { dropped: this.#dropped, file: this.file },
+          'safeguarding signal lost: the alert store is unwritable and its memory bound is reached',
+        );
       return;
     }
     this.#pending.push(signal);
@@ -232,7 +233,10 @@ export class AlertStore {
       this.#retryTimer = null;
       this.#retryDelay = Math.min(RETRY_MAX_MS, this.#retryDelay * 2);
       if (this.#pending.length > 0) this.flush();
-      else if (this.#statements !== null || this.#open()) this.#unwritableSince = null;
+      else if (this.#statements !== null || this.#open()) {
+        this.#unwritableSince = null;
+        this.#retryDelay = RETRY_FIRST_MS;
+      }
     }, this.#retryDelay);
     this.#retryTimer.unref();
   }
