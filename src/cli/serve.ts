@@ -10,7 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, type LoadOptions } from '../rules/loader.js';
 import { readAppliedLists, listsFileOf } from '../lists/applied.js';
@@ -37,6 +37,7 @@ import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/me
 import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
 import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
 import { collectGarbage } from './collect-garbage.js';
+import { DEFAULT_STAFF_PROFILES, openClassroom, startClassroomSweeper } from '../classroom/index.js';
 
 interface ServeOptions {
   port: string;
@@ -62,6 +63,8 @@ interface ServeOptions {
   headerTimeout: string;
   maxConnections: string;
   maxClientConnections: string;
+  staffProfiles: string;
+  classroomMinuteMs?: string;
 }
 
 /** Messages between the primary and proxy workers. */
@@ -132,6 +135,9 @@ export function registerServe(program: Command): void {
       'số kết nối một địa chỉ được giữ (cả phòng máy sau NAT là một địa chỉ: để rộng rãi)',
       String(DEFAULT_LIMITS.maxClientConnections),
     )
+    .option('--staff-profiles <ids>', 'hồ sơ của thầy cô (cách nhau bởi dấu phẩy): mở được trang lớp học /__lachan__/lop-hoc', DEFAULT_STAFF_PROFILES)
+    // Test-only: how long a "minute" of an exam or override lasts (docs/classroom.md).
+    .addOption(new Option('--classroom-minute-ms <ms>').hideHelp())
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
@@ -394,6 +400,21 @@ async function startProxy(
     logger,
   });
   let boundPort = port;
+  let proxyRef: ProxyServer | null = null;
+  const classroom = openClassroom({
+    dataDir: options.data,
+    rulesDir: options.rules,
+    // Asked only when a page is served, once the proxy exists; the first policy is not kept alive by it.
+    policy: () => proxyRef!.policy,
+    recorder: eventLog,
+    onRecorded: () => {
+      eventLog.flush();
+      onStudentRequest();
+    },
+    staffProfiles: options.staffProfiles,
+    minuteMs: options.classroomMinuteMs === undefined ? undefined : Number(options.classroomMinuteMs),
+    logger,
+  });
   const limits = withDefaultLimits({
     upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000,
     headersTimeoutMs: Number(options.headerTimeout),
@@ -415,7 +436,10 @@ async function startProxy(
     clientName: (address) => eventLog.clientPseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
+    hooks: { decide: classroom.decide },
+    staffPage: classroom.staffPage,
   });
+  proxyRef = proxy;
   boundPort = await listenOrExplain(proxy.listen(port, options.host), '--port', port, options.host);
   const transparent: Record<string, number> = {};
   if (options.transparentHttp !== undefined) {
@@ -437,6 +461,7 @@ async function startProxy(
       collectGarbage();
       const next = await loadPolicy(options.rules, await loadInputs(options));
       proxy.setPolicy(next);
+      classroom.classroom.reloadExamAllow();
       collectGarbage();
       proxy.metrics.reloads++;
       // V8's heap does not shrink under the proxy's flags: its size now is about its size at the compile's peak.
@@ -534,6 +559,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   });
   const overlayPoller = startPolicyPolling(options, logger, () => void reload());
   const listRefresher = startListRefreshing(options, logger, () => void reload());
+  const classroomSweeper = startClassroomSweeper(options.data, logger);
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   const missing = missingProxyFlags(process.execArgv);
   if (missing.length > 0)
@@ -542,6 +568,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
       'started without the V8 flags the proxy is tuned with: bursts after idle spells will be slower (start it as `lachan serve`, or see deploy/lachan.service)',
     );
   onShutdown(logger, async () => {
+    classroomSweeper.stop();
     overlayPoller?.stop();
     listRefresher.stop();
     watcher.close();
@@ -709,8 +736,10 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     void reloadCaEverywhere();
   });
   const overlayPoller = startPolicyPolling(options, logger, () => broadcast({ type: 'reload' }));
+  const classroomSweeper = startClassroomSweeper(options.data, logger);
   onShutdown(logger, async () => {
     stopping = true;
+    classroomSweeper.stop();
     overlayPoller?.stop();
     listRefresher?.stop();
     watcher.close();

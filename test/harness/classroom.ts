@@ -1,0 +1,72 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { curl, type CurlResult } from './curl.js';
+
+/** The classroom staff page (docs/classroom.md) on the proxy port. */
+export const STAFF_PAGE = '/__lachan__/lop-hoc';
+
+/** A teacher's browser: a device address and its cookie jar, talking to the staff page with the real curl. */
+export class StaffBrowser {
+  private readonly jar = path.join(mkdtempSync(path.join(tmpdir(), 'lachan-jar-')), 'cookies');
+  private csrf = '';
+
+  constructor(
+    private readonly port: number,
+    readonly from: string,
+  ) {}
+
+  get(): Promise<CurlResult> {
+    return this.send(null);
+  }
+
+  async login(name: string, password: string): Promise<CurlResult> {
+    return this.send({ do: 'login', name, password });
+  }
+
+  /** Posts a form of the page with the CSRF token of the last page seen. */
+  act(fields: Readonly<Record<string, string>>): Promise<CurlResult> {
+    return this.send({ csrf: this.csrf, ...fields });
+  }
+
+  private async send(fields: Readonly<Record<string, string>> | null): Promise<CurlResult> {
+    const args = ['-b', this.jar, '-c', this.jar];
+    for (const [name, value] of Object.entries(fields ?? {})) args.push('--data-urlencode', `${name}=${value}`);
+    const result = await curl(null, `http://127.0.0.1:${this.port}${STAFF_PAGE}`, { from: this.from, args });
+    const token = /name="csrf" value="([^"]+)"/.exec(result.body);
+    if (token !== null) this.csrf = token[1]!;
+    return result;
+  }
+}
+
+export interface ClassroomState {
+  exams: { id: string; room: string; endsAt: number }[];
+  overrides: { id: string; host: string; endsAt: number }[];
+}
+
+/** DATA/classroom.json as the gateway wrote it. */
+export function readClassroomState(dataDir: string): ClassroomState {
+  try {
+    return JSON.parse(readFileSync(path.join(dataDir, 'classroom.json'), 'utf8')) as ClassroomState;
+  } catch {
+    return { exams: [], overrides: [] };
+  }
+}
+
+/** Lines of DATA/audit.jsonl. */
+export function readAuditLines(dataDir: string): { action: string; target: string; details: Record<string, unknown> }[] {
+  try {
+    return readFileSync(path.join(dataDir, 'audit.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { action: string; target: string; details: Record<string, unknown> });
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until the wall clock has passed `ms` (an end time), plus a small margin. */
+export async function waitUntil(ms: number, marginMs = 150): Promise<void> {
+  const wait = ms + marginMs - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+}
