@@ -1,7 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CLI,
+  addGatewayUser,
+  STUDENT_DEVICE,
+  ROOM_DEVICE,
+  TEACHER_DEVICE,
+  STAFF_PASSWORD,
   curl,
   makeRulesDir,
   type Origin,
@@ -17,22 +20,13 @@ import {
 
 /**
  * Exam mode and the staff page through a real gateway (docs/classroom.md). A "minute"
- * lasts one second here (the test-only --classroom-minute-ms), so an exam of 5 ends
- * 5 s after it starts.
+ * lasts one second here (the test-only --classroom-minute-ms), so an exam of 8 ends
+ * 8 s after it starts.
  */
-
-const STUDENT = '127.0.0.1';
-const ROOM_DEVICE = '127.0.5.5';
-const TEACHER = '127.0.9.9';
-const PASSWORD = 'phấn trắng bảng đen';
 
 let origin: Origin;
 let gateway: RunningGateway;
 let teacher: StaffBrowser;
-
-function usersAdd(rulesDir: string, name: string, password: string): void {
-  execFileSync(process.execPath, [CLI, 'users', 'add', name, '--rules', rulesDir], { input: `${password}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
-}
 
 beforeAll(async () => {
   origin = await startHttpOrigin((req, res) => res.end(`origin ${req.headers.host}`));
@@ -46,14 +40,14 @@ beforeAll(async () => {
     'categories/games/domains': 'game.test\n',
     'exam-allow': '# learning sites\nolm.test\n',
   });
-  usersAdd(rulesDir, 'thaygiao', PASSWORD);
-  usersAdd(rulesDir, 'hocsinh', PASSWORD);
+  addGatewayUser(rulesDir, 'thaygiao', STAFF_PASSWORD);
+  addGatewayUser(rulesDir, 'hocsinh', STAFF_PASSWORD);
   gateway = await startGateway({
     rulesDir,
     hosts: '127.0.0.1 game.test olm.test www.olm.test news.test\n',
     args: ['--classroom-minute-ms', '1000'],
   });
-  teacher = new StaffBrowser(gateway.port, TEACHER);
+  teacher = new StaffBrowser(gateway.port, TEACHER_DEVICE);
 });
 
 afterAll(async () => {
@@ -65,10 +59,10 @@ const url = (host: string): string => `http://${host}:${origin.port}/`;
 
 describe('the staff page', () => {
   it('is refused to a student device, on the proxy port and through the proxy', async () => {
-    const direct = await new StaffBrowser(gateway.port, STUDENT).get();
+    const direct = await new StaffBrowser(gateway.port, STUDENT_DEVICE).get();
     expect(direct.status).toBe(403);
     expect(direct.body).toContain('Trang này dành cho thầy cô');
-    const proxied = await curl(gateway.port, `http://news.test:${origin.port}/__lachan__/lop-hoc`, { from: STUDENT });
+    const proxied = await curl(gateway.port, `http://news.test:${origin.port}/__lachan__/lop-hoc`, { from: STUDENT_DEVICE });
     expect(proxied.status).toBe(403);
     expect(proxied.body).not.toContain('origin');
   });
@@ -78,10 +72,10 @@ describe('the staff page', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.body).toContain('Sai tên tài khoản hoặc mật khẩu');
     expect(wrong.headers['set-cookie']).toBeUndefined();
-    expect((await teacher.login('hocsinh', PASSWORD)).status).toBe(401);
+    expect((await teacher.login('hocsinh', STAFF_PASSWORD)).status).toBe(401);
     // Without a session, an action is refused even with a plausible form.
     expect((await teacher.act({ do: 'exam-start', room: '127.0.5.0/24', minutes: '5' })).status).toBe(403);
-    const right = await teacher.login('thaygiao', PASSWORD);
+    const right = await teacher.login('thaygiao', STAFF_PASSWORD);
     expect(right.status).toBe(200);
     expect(right.headers['set-cookie']).toMatch(/HttpOnly; SameSite=Strict/);
     expect(right.body).toContain('Bắt đầu giờ kiểm tra');
@@ -108,7 +102,7 @@ describe('the staff page', () => {
 
 describe('exam mode', () => {
   it('lets a room reach only the exam list until its end time, leaving other devices alone', async () => {
-    const started = await teacher.act({ do: 'exam-start', room: '127.0.5.0/24', minutes: '5' });
+    const started = await teacher.act({ do: 'exam-start', room: '127.0.5.0/24', minutes: '8' });
     expect(started.status).toBe(200);
     const [exam] = readClassroomState(gateway.dataDir).exams;
     expect(exam?.room).toBe('127.0.5.0/24');
@@ -122,9 +116,9 @@ describe('exam mode', () => {
     expect(tunnel.headers['x-lachan-block']).toBe('exam');
     // The exam list opens its subdomains; a device outside the room is unaffected.
     expect((await curl(gateway.port, url('www.olm.test'), { from: ROOM_DEVICE })).body).toBe(`origin www.olm.test:${origin.port}`);
-    expect((await curl(gateway.port, url('news.test'), { from: STUDENT })).status).toBe(200);
+    expect((await curl(gateway.port, url('news.test'), { from: STUDENT_DEVICE })).status).toBe(200);
     // The rules still hold inside the exam list's complement: a blocked site stays blocked for others.
-    expect((await curl(gateway.port, url('game.test'), { from: STUDENT })).headers['x-lachan-block']).toBe('games');
+    expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).headers['x-lachan-block']).toBe('games');
 
     await waitUntil(exam!.endsAt);
     expect((await curl(gateway.port, url('news.test'), { from: ROOM_DEVICE })).status).toBe(200);

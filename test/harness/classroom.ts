@@ -1,7 +1,19 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { curl, type CurlResult } from './curl.js';
+import { CLI } from './rules.js';
+
+/**
+ * Device addresses the classroom tests use: a student outside every room (the default
+ * profile), a device of the exam room 127.0.5.0/24, a teacher's device (127.0.9.0/24
+ * is given the staff profile). All are loopback, so curl can send from them.
+ */
+export const STUDENT_DEVICE = '127.0.0.1';
+export const ROOM_DEVICE = '127.0.5.5';
+export const TEACHER_DEVICE = '127.0.9.9';
+export const STAFF_PASSWORD = 'phấn trắng bảng đen';
 
 /** The classroom staff page (docs/classroom.md) on the proxy port. */
 export const STAFF_PAGE = '/__lachan__/lop-hoc';
@@ -12,7 +24,8 @@ export class StaffBrowser {
   private csrf = '';
 
   constructor(
-    private readonly port: number,
+    /** The gateway's proxy port: set again after a restart, the cookies kept. */
+    public port: number,
     readonly from: string,
   ) {}
 
@@ -69,4 +82,9 @@ export function readAuditLines(dataDir: string): { action: string; target: strin
 export async function waitUntil(ms: number, marginMs = 150): Promise<void> {
   const wait = ms + marginMs - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+}
+
+/** `lachan users add NAME` in a rules folder, the password on stdin. */
+export function addGatewayUser(rulesDir: string, name: string, password: string): void {
+  execFileSync(process.execPath, [CLI, 'users', 'add', name, '--rules', rulesDir], { input: `${password}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
 }
