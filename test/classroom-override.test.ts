@@ -149,10 +149,15 @@ describe('teacher overrides', () => {
     expect((await curl(gateway.port, url('news.test'), { from: OTHER_ROOM })).status).toBe(200);
   });
 
-  it('leaves `lachan check` to the rules alone while an override is open', async () => {
+  it('leaves `lachan check` to the rules alone while an override is open, and `lachan classroom list` shows it', async () => {
     expect((await teacher.act({ do: 'override-start', host: 'game.test', profile: 'hs', minutes: '60', reason: 'Tiết Tin học' })).status).toBe(200);
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(200);
     const checked = lachan(['check', '--json', '--profile', 'hs', '--rules', rulesDir, '--data', gateway.dataDir, 'http://game.test/']);
     expect(JSON.parse(checked.stdout)).toMatchObject({ action: 'block', category: 'games', reason: 'domain' });
+    // IT staff see it with `lachan classroom list`.
+    const listed = lachan(['classroom', 'list', '--data', gateway.dataDir, '--json']);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout.trim())).toMatchObject({ kind: 'override', host: 'game.test', scope: { profile: 'hs' }, by: 'thaygiao' });
+    expect(lachan(['classroom', 'list', '--data', gateway.dataDir]).stdout).toContain('mở        game.test cho hồ sơ hs');
   });
 });

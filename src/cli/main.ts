@@ -12,6 +12,7 @@ import { registerCentral } from './central.js';
 import { registerReport } from './report.js';
 import { registerLists } from './lists.js';
 import { registerPrivacy } from './privacy.js';
+import { registerClassroom } from './classroom.js';
 
 /** package.json sits three folders above dist/src/cli/main.js, in the repository and in an installed package alike. */
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -56,6 +57,7 @@ registerCentral(program);
 registerReport(program);
 registerLists(program);
 registerPrivacy(program);
+registerClassroom(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) {
