@@ -58,13 +58,17 @@ afterAll(async () => {
 const url = (host: string): string => `http://${host}:${origin.port}/`;
 
 describe('the staff page', () => {
-  it('is refused to a student device, on the proxy port and through the proxy', async () => {
+  it('is refused to a student device, on the proxy port and through the proxy, and served on the gateway only', async () => {
     const direct = await new StaffBrowser(gateway.port, STUDENT_DEVICE).get();
     expect(direct.status).toBe(403);
     expect(direct.body).toContain('Trang này dành cho thầy cô');
-    const proxied = await curl(gateway.port, `http://news.test:${origin.port}/__lachan__/lop-hoc`, { from: STUDENT_DEVICE });
+    const proxied = await curl(gateway.port, `http://127.0.0.1:${gateway.port}/__lachan__/lop-hoc`, { from: STUDENT_DEVICE });
     expect(proxied.status).toBe(403);
-    expect(proxied.body).not.toContain('origin');
+    expect(proxied.body).toContain('Trang này dành cho thầy cô');
+    // Under another site's name it is neither served (its cookie would be that site's) nor forwarded.
+    const elsewhere = await curl(gateway.port, `http://news.test:${origin.port}/__lachan__/lop-hoc`, { from: TEACHER_DEVICE });
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.body).not.toContain('origin');
   });
 
   it('refuses a bad password and a student account, then lets the teacher in', async () => {

@@ -28,7 +28,11 @@ export interface GatewayPagesDeps {
   readonly staffPage: StaffPageHandler | null;
 }
 
-/** The classroom staff page (docs/classroom.md): on the proxy port, or on any host through the proxy. */
+/**
+ * The classroom staff page (docs/classroom.md): on the proxy port, in origin form or
+ * addressed to the gateway through the proxy. Never under another site's name: its
+ * session cookie would belong to that site and go to the real one over HTTPS.
+ */
 export const STAFF_PAGE_PATH = '/__lachan__/lop-hoc';
 
 /** Answers the staff page for a client as the proxy settled it; `action` is where its forms post. */
@@ -59,13 +63,13 @@ export class GatewayPages {
     }
     const caResource = gatewayCaResource(path);
     if (caResource !== null) return serveCaResource(req, res, caResource, this.deps.ca(), GATEWAY_CA_LINKS, `http://${gateway}`);
-    // The review and report forms, posted to (or opened on) the proxy itself: a block
-    // page saved or opened outside the proxied session, or a device pointed at the gateway.
     if (path === STAFF_PAGE_PATH && this.deps.staffPage !== null) {
       const address = req.socket.remoteAddress ?? '';
       void this.deps.staffPage.serve(req, res, { address, profile: this.deps.policy().profileForAddress(address) }, path);
       return;
     }
+    // The review and report forms, posted to (or opened on) the proxy itself: a block
+    // page saved or opened outside the proxied session, or a device pointed at the gateway.
     const formKind = studentRequestKind(path, true);
     if (formKind !== null) {
       const address = req.socket.remoteAddress ?? '';
@@ -97,8 +101,11 @@ export class GatewayPages {
       serveCaResource(req, res, caResource, this.deps.ca(), links, `http://${onGateway ? target.authority : this.deps.advertisedProxy()}`);
       return true;
     }
-    if (onAnyHost && pathname === STAFF_PAGE_PATH && this.deps.staffPage !== null) {
-      void this.deps.staffPage.serve(req, res, flow.client, pathname);
+    if (pathname === STAFF_PAGE_PATH && this.deps.staffPage !== null) {
+      if (!addressedToProxy(flow, req)) {
+        req.resume();
+        sendAnswer(res, errorAnswer('bad-request', null));
+      } else void this.deps.staffPage.serve(req, res, flow.client, pathname);
       return true;
     }
     const formKind = studentRequestKind(pathname, onGateway);
