@@ -1,3 +1,5 @@
+import { mkdirSync, rmdirSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addGatewayUser,
@@ -105,6 +107,21 @@ describe('the staff page', () => {
 });
 
 describe('exam mode', () => {
+  it('says so when the state cannot be saved, and changes nothing', async () => {
+    // A lock that is never released (a folder where the lock file goes) holds every change back.
+    const lock = path.join(gateway.dataDir, 'classroom.lock');
+    mkdirSync(lock);
+    try {
+      const refused = await teacher.act({ do: 'exam-start', room: '127.0.5.0/24', minutes: '8' });
+      expect(refused.status).toBe(503);
+      expect(refused.body).toContain('chưa lưu được');
+    } finally {
+      rmdirSync(lock);
+    }
+    expect(readClassroomState(gateway.dataDir).exams).toEqual([]);
+    expect((await curl(gateway.port, url('news.test'), { from: ROOM_DEVICE })).status).toBe(200);
+  });
+
   it('lets a room reach only the exam list until its end time, leaving other devices alone', async () => {
     const started = await teacher.act({ do: 'exam-start', room: '127.0.5.0/24', minutes: '8' });
     expect(started.status).toBe(200);

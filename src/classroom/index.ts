@@ -36,6 +36,6 @@ export function openClassroom(options: {
       .filter((id) => id !== ''),
   );
   const classroom = new Classroom({ ...options, staffProfiles, minuteMs: options.minuteMs ?? MINUTE_MS });
-  const staffPage = new StaffPage({ classroom, policy: options.policy, dataDir: options.dataDir });
+  const staffPage = new StaffPage({ classroom, policy: options.policy, dataDir: options.dataDir, logger: options.logger });
   return { classroom, staffPage, decide: classroom.live.decideHook(decideByPolicy) };
 }

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import type { Policy } from '../policy/engine.js';
 import { loadOrCreateSecretFile } from '../events/secret-file.js';
 import { ProxyAuthenticator, isValidUserName } from '../proxy/auth.js';
@@ -33,6 +34,7 @@ export interface StaffPageOptions {
   readonly classroom: Classroom;
   readonly policy: () => Policy;
   readonly dataDir: string;
+  readonly logger: Logger;
 }
 
 interface Session {
@@ -52,8 +54,20 @@ export class StaffPage implements StaffPageHandler {
     );
   }
 
-  /** Answers one request for the page; `client` as the proxy settled it (address, profile). */
+  /** Answers one request for the page; `client` as the proxy settled it (address, profile). Never rejects. */
   async serve(req: IncomingMessage, res: ServerResponse, client: FlowClient, action: string): Promise<void> {
+    try {
+      await this.answer(req, res, client, action);
+    } catch (error) {
+      // The data folder refused a write (full, read-only) or the lock stayed held: nothing was changed.
+      this.options.logger.error({ err: (error as Error).message }, 'classroom page: change not saved');
+      if (res.headersSent) return void res.destroy();
+      const school = organisationOf(this.options.policy()).school;
+      sendHtml(res, 503, loginPage(action, 'Máy chủ lọc chưa lưu được thay đổi (thư mục dữ liệu đầy hoặc chỉ đọc). Hãy báo cán bộ tin học.', school), false);
+    }
+  }
+
+  private async answer(req: IncomingMessage, res: ServerResponse, client: FlowClient, action: string): Promise<void> {
     const policy = this.options.policy();
     const school = organisationOf(policy).school;
     if (!this.options.classroom.live.isStaff(client.profile)) {
