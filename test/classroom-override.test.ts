@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addGatewayUser,
+  auditLineUntil,
   STUDENT_DEVICE,
   ROOM_DEVICE,
   TEACHER_DEVICE,
@@ -35,9 +36,11 @@ let origin: Origin;
 let rulesDir: string;
 let gateway: RunningGateway;
 let teacher: StaffBrowser;
+/** The first gateway's data folder, which the restarted one is given (`--data`). */
+let dataDir: string;
 
-function serve(dataDir?: string): Promise<RunningGateway> {
-  return startGateway({ rulesDir, hosts: HOSTS, args: ['--classroom-minute-ms', '1000', ...(dataDir === undefined ? [] : ['--data', dataDir])] });
+function serve(data?: string): Promise<RunningGateway> {
+  return startGateway({ rulesDir, hosts: HOSTS, args: ['--classroom-minute-ms', '1000', ...(data === undefined ? [] : ['--data', data])] });
 }
 
 beforeAll(async () => {
@@ -61,6 +64,7 @@ beforeAll(async () => {
   });
   addGatewayUser(rulesDir, 'thaygiao', STAFF_PASSWORD);
   gateway = await serve();
+  dataDir = gateway.dataDir;
   teacher = new StaffBrowser(gateway.port, TEACHER_DEVICE);
   expect((await teacher.login('thaygiao', STAFF_PASSWORD)).status).toBe(200);
 });
@@ -79,14 +83,14 @@ describe('teacher overrides', () => {
     expect(noReason.body).toContain('Hãy ghi lý do');
     const tooLong = await teacher.act({ do: 'override-start', host: 'game.test', profile: 'hs', minutes: '91', reason: 'Tiết Tin học' });
     expect(tooLong.status).toBe(400);
-    expect(readClassroomState(gateway.dataDir).overrides).toEqual([]);
+    expect(readClassroomState(dataDir).overrides).toEqual([]);
   });
 
   it('opens a blocked host for one profile until its end, and ships it as an event of its own', async () => {
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(403);
     const opened = await teacher.act({ do: 'override-start', host: 'game.test', profile: 'hs', minutes: '8', reason: 'Tiết Tin học: trò chơi lập trình' });
     expect(opened.status).toBe(200);
-    const [override] = readClassroomState(gateway.dataDir).overrides;
+    const [override] = readClassroomState(dataDir).overrides;
     // The host and its subdomains, for that profile only; what is blocked for another reason stays blocked.
     expect((await curl(gateway.port, url('www.game.test'), { from: STUDENT_DEVICE })).body).toBe(`origin www.game.test:${origin.port}`);
     expect((await curl(gateway.port, url('game.test'), { from: OTHER_ROOM })).status).toBe(403);
@@ -94,7 +98,7 @@ describe('teacher overrides', () => {
     const tunnel = await curl(gateway.port, 'https://game.test:443/', { from: OTHER_ROOM });
     expect(tunnel.headers['x-lachan-block']).toBe('games');
 
-    const events = await storedEventsUntil(gateway.dataDir, (e) => e.reason === 'override');
+    const events = await storedEventsUntil(dataDir, (e) => e.reason === 'override');
     const event = events.find((e) => e.reason === 'override');
     expect(event).toMatchObject({
       host: 'game.test',
@@ -104,10 +108,12 @@ describe('teacher overrides', () => {
       source: 'classroom:profile:hs:8m',
     });
     expect(JSON.stringify(event)).not.toContain('127.0.');
-    expect(readAuditLines(gateway.dataDir).find((l) => l.action === 'classroom.override.start')?.details).toMatchObject({ by: 'thaygiao', id: override!.id });
+    expect(readAuditLines(dataDir).find((l) => l.action === 'classroom.override.start')?.details).toMatchObject({ by: 'thaygiao', id: override!.id });
 
     await waitUntil(override!.endsAt);
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(403);
+    const ended = await auditLineUntil(dataDir, (l) => l.action === 'classroom.override.end' && l.details.id === override!.id);
+    expect(ended?.details).toMatchObject({ by: 'thaygiao', ended: 'time' });
   });
 
   it('opens a host for one room only', async () => {
@@ -117,15 +123,16 @@ describe('teacher overrides', () => {
     ).toBe(200);
     expect((await curl(gateway.port, url('video.test'), { from: ROOM_DEVICE })).status).toBe(200);
     expect((await curl(gateway.port, url('video.test'), { from: STUDENT_DEVICE })).status).toBe(403);
-    const [override] = readClassroomState(gateway.dataDir).overrides.filter((o) => o.host === 'video.test');
+    const [override] = readClassroomState(dataDir).overrides.filter((o) => o.host === 'video.test');
     expect((await teacher.act({ do: 'end', id: override!.id })).status).toBe(200);
     expect((await curl(gateway.port, url('video.test'), { from: ROOM_DEVICE })).status).toBe(403);
   });
 
   it('stays open across a rules reload and a restart, and still ends on time', async () => {
-    expect((await teacher.act({ do: 'override-start', host: 'game.test', profile: 'hs', minutes: '12', reason: 'Tiết Tin học' })).status).toBe(200);
-    expect((await teacher.act({ do: 'exam-start', room: '127.0.6.0/24', minutes: '12' })).status).toBe(200);
-    const { overrides, exams } = readClassroomState(gateway.dataDir);
+    // Twenty seconds: room for a reload and a restart on a loaded machine.
+    expect((await teacher.act({ do: 'override-start', host: 'game.test', profile: 'hs', minutes: '20', reason: 'Tiết Tin học' })).status).toBe(200);
+    expect((await teacher.act({ do: 'exam-start', room: '127.0.6.0/24', minutes: '20' })).status).toBe(200);
+    const { overrides, exams } = readClassroomState(dataDir);
     const override = overrides.find((o) => o.host === 'game.test')!;
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(200);
 
@@ -135,7 +142,6 @@ describe('teacher overrides', () => {
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(200);
     expect((await curl(gateway.port, url('news.test'), { from: OTHER_ROOM })).headers['x-lachan-block']).toBe('exam');
 
-    const dataDir = gateway.dataDir;
     expect(await gateway.stop()).toBe(0);
     gateway = await serve(dataDir);
     teacher.port = gateway.port;
@@ -147,17 +153,17 @@ describe('teacher overrides', () => {
     await waitUntil(Math.max(override.endsAt, exams[0]!.endsAt));
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(403);
     expect((await curl(gateway.port, url('news.test'), { from: OTHER_ROOM })).status).toBe(200);
-  });
+  }, 90_000);
 
   it('leaves `lachan check` to the rules alone while an override is open, and `lachan classroom list` shows it', async () => {
     expect((await teacher.act({ do: 'override-start', host: 'game.test', profile: 'hs', minutes: '60', reason: 'Tiết Tin học' })).status).toBe(200);
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(200);
-    const checked = lachan(['check', '--json', '--profile', 'hs', '--rules', rulesDir, '--data', gateway.dataDir, 'http://game.test/']);
+    const checked = lachan(['check', '--json', '--profile', 'hs', '--rules', rulesDir, '--data', dataDir, 'http://game.test/']);
     expect(JSON.parse(checked.stdout)).toMatchObject({ action: 'block', category: 'games', reason: 'domain' });
     // IT staff see it with `lachan classroom list`.
-    const listed = lachan(['classroom', 'list', '--data', gateway.dataDir, '--json']);
+    const listed = lachan(['classroom', 'list', '--data', dataDir, '--json']);
     expect(listed.code).toBe(0);
     expect(JSON.parse(listed.stdout.trim())).toMatchObject({ kind: 'override', host: 'game.test', scope: { profile: 'hs' }, by: 'thaygiao' });
-    expect(lachan(['classroom', 'list', '--data', gateway.dataDir]).stdout).toContain('mở        game.test cho hồ sơ hs');
+    expect(lachan(['classroom', 'list', '--data', dataDir]).stdout).toContain('mở        game.test cho hồ sơ hs');
   });
 });

@@ -11,10 +11,13 @@ import type { ExamEntry, OverrideEntry } from './store.js';
 
 export const CLASSROOM_TITLE = 'Lớp học: giờ kiểm tra và mở trang';
 
+/** Text fields as wide as the card, large enough to type in on a phone (the shared style sizes only URL fields). */
+const FIELDS_STYLE = '<style>input:not([type=hidden]){width:100%;box-sizing:border-box;font-size:1rem;padding:.3rem}</style>';
+
 export function loginPage(action: string, error: string | null, school: string | null): string {
   return page(
     CLASSROOM_TITLE,
-    `<h1>Đăng nhập cho thầy cô</h1>
+    `${FIELDS_STYLE}<h1>Đăng nhập cho thầy cô</h1>
 ${notice(error, true)}<section class="card"><form method="post" action="${escapeHtml(action)}">
 <input type="hidden" name="do" value="login">
 <p><label>Tên tài khoản<br><input name="name" required maxlength="64" autocomplete="username"></label></p>
@@ -60,7 +63,8 @@ export function classroomPage(view: ClassroomView): string {
   });
   const options = view.profiles.map(([id, name]) => `<option value="${escapeHtml(id)}">${escapeHtml(name)}</option>`).join('');
   const body = `<h1>${CLASSROOM_TITLE}</h1>
-<p>Thầy cô: <b>${escapeHtml(view.user)}</b>. <form method="post" action="${action}" style="display:inline">${hidden('logout')}<button type="submit">Đăng xuất</button></form></p>
+${FIELDS_STYLE}<p>Thầy cô: <b>${escapeHtml(view.user)}</b></p>
+<form method="post" action="${action}">${hidden('logout')}<button type="submit">Đăng xuất</button></form>
 ${notice(view.message, view.isError)}<section class="card"><h2>Đang có hiệu lực</h2>
 ${exams.length === 0 && overrides.length === 0 ? '<p>Không có giờ kiểm tra hay trang nào đang được mở.</p>' : ''}
 ${exams.length === 0 ? '' : `<p>Giờ kiểm tra:</p><ul>${exams.join('')}</ul>`}

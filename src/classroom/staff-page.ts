@@ -48,10 +48,7 @@ export class StaffPage implements StaffPageHandler {
   private readonly revoked = new Map<string, number>();
 
   constructor(private readonly options: StaffPageOptions) {
-    this.key = Buffer.from(
-      loadOrCreateSecretFile(path.join(options.dataDir, KEY_FILE), () => randomBytes(32).toString('hex')),
-      'hex',
-    );
+    this.key = sessionKey(options.dataDir, options.logger);
   }
 
   /** Answers one request for the page; `client` as the proxy settled it (address, profile). Never rejects. */
@@ -202,6 +199,24 @@ export class StaffPage implements StaffPageHandler {
 
   private csrfMatches(session: Session, csrf: string): boolean {
     return safeEqual(csrf, this.csrfOf(session.token));
+  }
+}
+
+/**
+ * The key sessions are signed with, shared by the gateway's processes through the data
+ * folder. A data folder that cannot hold it (read-only disk) must not stop the gateway:
+ * this process then signs with a key of its own, and a teacher may have to sign in
+ * again when another worker answers.
+ */
+function sessionKey(dataDir: string, logger: Logger): Buffer {
+  try {
+    return Buffer.from(
+      loadOrCreateSecretFile(path.join(dataDir, KEY_FILE), () => randomBytes(32).toString('hex')),
+      'hex',
+    );
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'classroom: cannot keep the session key in the data folder; sessions last as long as this process');
+    return randomBytes(32);
   }
 }
 

@@ -10,13 +10,17 @@ import { classroomStamp, readClassroom, updateClassroom, type ExamEntry, type Ov
  * request's time (live.ts).
  */
 const TICK_MS = 1_000;
+/** After a failed write (full or read-only disk), the next try: not one error line a second. */
+const RETRY_MS = 60_000;
 
 export function startClassroomSweeper(dataDir: string, logger: Logger): { stop(): void } {
   let stamp = '';
   let nextEnd = Number.POSITIVE_INFINITY;
   let sweeping = false;
+  let retryAt = 0;
   const tick = (): void => {
     const now = Date.now();
+    if (now < retryAt) return;
     const current = classroomStamp(dataDir);
     if (current !== stamp) {
       stamp = current;
@@ -26,7 +30,10 @@ export function startClassroomSweeper(dataDir: string, logger: Logger): { stop()
     if (now < nextEnd || sweeping) return;
     sweeping = true;
     void sweep(dataDir, now)
-      .catch((error: Error) => logger.error({ err: error.message }, 'cannot tidy the classroom state; retrying'))
+      .catch((error: Error) => {
+        retryAt = Date.now() + RETRY_MS;
+        logger.error({ err: error.message }, 'cannot tidy the classroom state; retrying in a minute (decisions already follow the end times)');
+      })
       .finally(() => {
         sweeping = false;
         // Read again on the next tick, whatever the stamp says.

@@ -401,6 +401,9 @@ async function startProxy(
   });
   let boundPort = port;
   let proxyRef: ProxyServer | null = null;
+  const minuteMs = options.classroomMinuteMs === undefined ? undefined : Number(options.classroomMinuteMs);
+  if (minuteMs !== undefined && !(Number.isInteger(minuteMs) && minuteMs >= 1))
+    throw new CliError(`--classroom-minute-ms phải là số mili giây, không phải "${options.classroomMinuteMs}"`);
   const classroom = openClassroom({
     dataDir: options.data,
     rulesDir: options.rules,
@@ -412,7 +415,7 @@ async function startProxy(
       onStudentRequest();
     },
     staffProfiles: options.staffProfiles,
-    minuteMs: options.classroomMinuteMs === undefined ? undefined : Number(options.classroomMinuteMs),
+    minuteMs,
     logger,
   });
   const limits = withDefaultLimits({

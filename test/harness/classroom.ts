@@ -78,6 +78,18 @@ export function readAuditLines(dataDir: string): { action: string; target: strin
   }
 }
 
+type AuditLine = ReturnType<typeof readAuditLines>[number];
+
+/** The first audit line matching `wanted`, polled for up to about four seconds (ends are audited by a one-second sweep). */
+export async function auditLineUntil(dataDir: string, wanted: (line: AuditLine) => boolean): Promise<AuditLine | undefined> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const line = readAuditLines(dataDir).find(wanted);
+    if (line !== undefined) return line;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
 /** Waits until the wall clock has passed `ms` (an end time), plus a small margin. */
 export async function waitUntil(ms: number, marginMs = 150): Promise<void> {
   const wait = ms + marginMs - Date.now();
