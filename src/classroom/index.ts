@@ -16,6 +16,8 @@ export interface ClassroomParts {
   readonly staffPage: StaffPage;
   /** The rules, with exams and overrides around them (docs/classroom.md). */
   readonly decide: DecideHook;
+  /** Staff profiles named that the rules do not have: nobody could reach the staff page through them. */
+  unknownStaffProfiles(policy: Policy): string[];
 }
 
 /** One gateway process's classroom: its live state, its staff page, its decide hook. */
@@ -37,5 +39,10 @@ export function openClassroom(options: {
   );
   const classroom = new Classroom({ ...options, staffProfiles, minuteMs: options.minuteMs ?? MINUTE_MS });
   const staffPage = new StaffPage({ classroom, policy: options.policy, dataDir: options.dataDir, logger: options.logger });
-  return { classroom, staffPage, decide: classroom.live.decideHook(decideByPolicy) };
+  return {
+    classroom,
+    staffPage,
+    decide: classroom.live.decideHook(decideByPolicy),
+    unknownStaffProfiles: (policy) => [...staffProfiles].filter((id) => policy.profile(id) === undefined),
+  };
 }

@@ -443,6 +443,9 @@ async function startProxy(
     staffPage: classroom.staffPage,
   });
   proxyRef = proxy;
+  const unknownStaff = classroom.unknownStaffProfiles(policy);
+  if (unknownStaff.length > 0)
+    logger.warn({ unknownStaff }, '--staff-profiles names profiles the rules do not have: no device of theirs reaches the classroom page');
   boundPort = await listenOrExplain(proxy.listen(port, options.host), '--port', port, options.host);
   const transparent: Record<string, number> = {};
   if (options.transparentHttp !== undefined) {
