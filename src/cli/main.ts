@@ -13,6 +13,7 @@ import { registerReport } from './report.js';
 import { registerLists } from './lists.js';
 import { registerPrivacy } from './privacy.js';
 import { registerAlerts } from './alerts.js';
+import { registerClassroom } from './classroom.js';
 
 /** package.json sits three folders above dist/src/cli/main.js, in the repository and in an installed package alike. */
 const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -58,6 +59,7 @@ registerReport(program);
 registerLists(program);
 registerPrivacy(program);
 registerAlerts(program);
+registerClassroom(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) {

@@ -10,7 +10,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { loadPolicy, type LoadOptions } from '../rules/loader.js';
 import { readAppliedLists, listsFileOf } from '../lists/applied.js';
@@ -39,6 +39,7 @@ import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
 import { collectGarbage } from './collect-garbage.js';
 import { startSafeguarding, type Safeguarding } from '../safeguarding/safeguarding.js';
 import { AlertOutbox } from '../safeguarding/outbox.js';
+import { DEFAULT_STAFF_PROFILES, openClassroom, startClassroomSweeper } from '../classroom/index.js';
 
 interface ServeOptions {
   port: string;
@@ -65,6 +66,8 @@ interface ServeOptions {
   headerTimeout: string;
   maxConnections: string;
   maxClientConnections: string;
+  staffProfiles: string;
+  classroomMinuteMs?: string;
 }
 
 /** Messages between the primary and proxy workers. */
@@ -136,6 +139,9 @@ export function registerServe(program: Command): void {
       'số kết nối một địa chỉ được giữ (cả phòng máy sau NAT là một địa chỉ: để rộng rãi)',
       String(DEFAULT_LIMITS.maxClientConnections),
     )
+    .option('--staff-profiles <ids>', 'hồ sơ của thầy cô (cách nhau bởi dấu phẩy): mở được trang lớp học /__lachan__/lop-hoc', DEFAULT_STAFF_PROFILES)
+    // Test-only: how long a "minute" of an exam or override lasts (docs/classroom.md).
+    .addOption(new Option('--classroom-minute-ms <ms>').hideHelp())
     .action(async (options: ServeOptions) => {
       const port = parsePort(options.port, '--port');
       const adminPort = parsePort(options.adminPort, '--admin-port');
@@ -411,6 +417,24 @@ async function startProxy(
     throw error instanceof RulesLoadError ? rulesRefused(error, options.rules) : error;
   });
   let boundPort = port;
+  let proxyRef: ProxyServer | null = null;
+  const minuteMs = options.classroomMinuteMs === undefined ? undefined : Number(options.classroomMinuteMs);
+  if (minuteMs !== undefined && !(Number.isInteger(minuteMs) && minuteMs >= 1))
+    throw new CliError(`--classroom-minute-ms phải là số mili giây, không phải "${options.classroomMinuteMs}"`);
+  const classroom = openClassroom({
+    dataDir: options.data,
+    rulesDir: options.rules,
+    // Asked only when a page is served, once the proxy exists; the first policy is not kept alive by it.
+    policy: () => proxyRef!.policy,
+    recorder: eventLog,
+    onRecorded: () => {
+      eventLog.flush();
+      onStudentRequest();
+    },
+    staffProfiles: options.staffProfiles,
+    minuteMs,
+    logger,
+  });
   const limits = withDefaultLimits({
     upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000,
     headersTimeoutMs: Number(options.headerTimeout),
@@ -432,8 +456,13 @@ async function startProxy(
     clientName: (address) => eventLog.clientPseudonym(address),
     advertisedProxy: () => `${options.host === '0.0.0.0' || options.host === '::' ? 'lachan.local' : options.host}:${boundPort}`,
     onStudentRequest,
-    hooks: safeguarding.hooks,
+    hooks: { ...safeguarding.hooks, decide: classroom.decide },
+    staffPage: classroom.staffPage,
   });
+  proxyRef = proxy;
+  const unknownStaff = classroom.unknownStaffProfiles(policy);
+  if (unknownStaff.length > 0)
+    logger.warn({ unknownStaff }, '--staff-profiles names profiles the rules do not have: no device of theirs reaches the classroom page');
   boundPort = await listenOrExplain(proxy.listen(port, options.host), '--port', port, options.host);
   const transparent: Record<string, number> = {};
   if (options.transparentHttp !== undefined) {
@@ -456,6 +485,7 @@ async function startProxy(
       const next = await loadPolicy(options.rules, await loadInputs(options));
       proxy.setPolicy(next);
       await safeguarding.reload();
+      classroom.classroom.reloadExamAllow();
       collectGarbage();
       proxy.metrics.reloads++;
       // V8's heap does not shrink under the proxy's flags: its size now is about its size at the compile's peak.
@@ -563,6 +593,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
   });
   const overlayPoller = startPolicyPolling(options, logger, () => void reload());
   const listRefresher = startListRefreshing(options, logger, () => void reload());
+  const classroomSweeper = startClassroomSweeper(options.data, logger);
   logger.info({ port: boundPort, adminPort: admin.port, ...transparent, workers: 1, rules: path.resolve(options.rules) }, 'listening');
   const missing = missingProxyFlags(process.execArgv);
   if (missing.length > 0)
@@ -571,6 +602,7 @@ async function runSingle(options: ServeOptions, port: number, adminPort: number,
       'started without the V8 flags the proxy is tuned with: bursts after idle spells will be slower (start it as `lachan serve`, or see deploy/lachan.service)',
     );
   onShutdown(logger, async () => {
+    classroomSweeper.stop();
     overlayPoller?.stop();
     listRefresher.stop();
     watcher.close();
@@ -739,8 +771,10 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
     void reloadCaEverywhere();
   });
   const overlayPoller = startPolicyPolling(options, logger, () => broadcast({ type: 'reload' }));
+  const classroomSweeper = startClassroomSweeper(options.data, logger);
   onShutdown(logger, async () => {
     stopping = true;
+    classroomSweeper.stop();
     overlayPoller?.stop();
     listRefresher?.stop();
     watcher.close();

@@ -6,8 +6,11 @@
 
 export type Action = 'allow' | 'block';
 
-/** Why a decision was made; the values are part of docs/contract.md §2 (`lachan check --json`). */
-export type Reason = 'domain' | 'url' | 'keyword' | 'ip-literal' | 'port' | 'default';
+/**
+ * Why a decision was made; the values are part of docs/contract.md §2 (`lachan check --json`).
+ * `exam` and `override` come from the gateway's live classroom state (docs/classroom.md), never from the rules.
+ */
+export type Reason = 'domain' | 'url' | 'keyword' | 'ip-literal' | 'port' | 'default' | 'exam' | 'override';
 
 export interface Decision {
   readonly action: Action;

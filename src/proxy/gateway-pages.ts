@@ -4,7 +4,7 @@ import type { CertificateAuthority } from '../tls/index.js';
 import { sameAddress } from './addresses.js';
 import { GATEWAY_CA_LINKS, gatewayCaResource, serveCaResource, type CaResource } from './ca-guide.js';
 import type { DeviceTrust } from './device-trust.js';
-import type { Flow } from './flow.js';
+import type { Flow, FlowClient } from './flow.js';
 import { pacFile } from './pac.js';
 import { errorAnswer, sendAnswer } from './responder.js';
 import { studentRequestKind, type StudentRequests } from './student-requests.js';
@@ -24,6 +24,20 @@ export interface GatewayPagesDeps {
   readonly studentRequests: StudentRequests;
   /** Host and port devices should use, for the PAC file and links. */
   readonly advertisedProxy: () => string;
+  /** The teachers' classroom page (src/classroom), at STAFF_PAGE_PATH; null: not served. */
+  readonly staffPage: StaffPageHandler | null;
+}
+
+/**
+ * The classroom staff page (docs/classroom.md): on the proxy port, in origin form or
+ * addressed to the gateway through the proxy. Never under another site's name: its
+ * session cookie would belong to that site and go to the real one over HTTPS.
+ */
+export const STAFF_PAGE_PATH = '/__lachan__/lop-hoc';
+
+/** Answers the staff page for a client as the proxy settled it; `action` is where its forms post. */
+export interface StaffPageHandler {
+  serve(req: IncomingMessage, res: ServerResponse, client: FlowClient, action: string): Promise<void>;
 }
 
 /** A Host header safe to write into the PAC script: a name or address and a port. */
@@ -49,6 +63,11 @@ export class GatewayPages {
     }
     const caResource = gatewayCaResource(path);
     if (caResource !== null) return serveCaResource(req, res, caResource, this.deps.ca(), GATEWAY_CA_LINKS, `http://${gateway}`);
+    if (path === STAFF_PAGE_PATH && this.deps.staffPage !== null) {
+      const address = req.socket.remoteAddress ?? '';
+      void this.deps.staffPage.serve(req, res, { address, profile: this.deps.policy().profileForAddress(address) }, path);
+      return;
+    }
     // The review and report forms, posted to (or opened on) the proxy itself: a block
     // page saved or opened outside the proxied session, or a device pointed at the gateway.
     const formKind = studentRequestKind(path, true);
@@ -80,6 +99,13 @@ export class GatewayPages {
     if (caResource !== null) {
       const links = onAnyHost ? { der: CA_DER_PATH, pem: CA_PEM_PATH } : GATEWAY_CA_LINKS;
       serveCaResource(req, res, caResource, this.deps.ca(), links, `http://${onGateway ? target.authority : this.deps.advertisedProxy()}`);
+      return true;
+    }
+    if (pathname === STAFF_PAGE_PATH && this.deps.staffPage !== null) {
+      if (!addressedToProxy(flow, req)) {
+        req.resume();
+        sendAnswer(res, errorAnswer('bad-request', null));
+      } else void this.deps.staffPage.serve(req, res, flow.client, pathname);
       return true;
     }
     const formKind = studentRequestKind(pathname, onGateway);

@@ -184,6 +184,20 @@ ${input.content === undefined ? '' : `<dt>Cụm từ</dt><dd>${escapeHtml(input.
   return page(title, body, organisation.school);
 }
 
+/**
+ * Exam mode (docs/classroom.md): the device's room is in an exam, and this site is
+ * not on the exam's list. No review form: the teacher in the room decides, not the office.
+ */
+export function examBlockPage(host: string, reference: string, organisation: Organisation = DEFAULT_ORGANISATION): string {
+  return page(
+    'Đang trong giờ kiểm tra',
+    `<h1>Đang trong giờ kiểm tra</h1><p>Trong giờ kiểm tra, máy của phòng này chỉ mở được các trang học tập mà thầy cô cho phép. Trang <b>${escapeHtml(host)}</b> sẽ mở lại khi hết giờ kiểm tra.</p>
+<p class="actions"><a href="javascript:history.back()">← Quay lại trang trước</a></p>
+<section class="card"><p>Nếu em cần trang này cho bài kiểm tra, hãy giơ tay hỏi thầy cô coi thi.</p><dl><dt>Mã số</dt><dd>${escapeHtml(reference)}</dd></dl></section>`,
+    organisation.school,
+  );
+}
+
 export interface ReviewThanksInput {
   readonly reference: string;
   readonly host: string;

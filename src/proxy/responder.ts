@@ -5,7 +5,7 @@ import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { organisationOf } from '../rules/loader.js';
 import { VIA } from './headers.js';
-import { blockPage, errorPage, errorStatus, type ErrorKind } from './pages.js';
+import { blockPage, errorPage, examBlockPage, errorStatus, type ErrorKind } from './pages.js';
 
 /**
  * Every page the proxy answers with (block, errors, authentication, the forms'), on
@@ -32,6 +32,7 @@ export const AUTH_REQUIRED: Answer = errorAnswer('auth-required', null, { 'proxy
 /** The block page for a decision (docs/contract.md §4); a CONNECT to a port not allowed gets the port page. */
 export function blockAnswer(policy: Policy, decision: Decision, host: string, reference: string): Answer {
   if (decision.reason === 'port') return { status: 403, html: errorPage('port', host), headers: { 'x-lachan-block': 'port' } };
+  if (decision.reason === 'exam') return { status: 403, html: examBlockPage(host, reference, organisationOf(policy)), headers: { 'x-lachan-block': 'exam' } };
   const html = blockPage({
     host,
     category: decision.category,

@@ -9,7 +9,7 @@ import { ConnectionAdmission, type LimitHit } from './admission.js';
 import { ProxyAuthenticator } from './auth.js';
 import { DeviceTrust } from './device-trust.js';
 import type { Flow, FlowClient, FlowMode } from './flow.js';
-import { GatewayPages } from './gateway-pages.js';
+import { GatewayPages, type StaffPageHandler } from './gateway-pages.js';
 import { withDefaultHooks, type ProxyHooks } from './hooks.js';
 import { Interceptor, type TunnelClient } from './intercept.js';
 import { DEFAULT_LIMITS, withDefaultLimits, type ProxyLimits } from './limits.js';
@@ -48,6 +48,8 @@ export interface ProxyOptions {
   readonly advertisedProxy: () => string;
   /** Called when a review request or report was stored (the shipper sends it now rather than at its next tick). */
   readonly onStudentRequest?: () => void;
+  /** The teachers' classroom page (src/classroom); absent: not served. */
+  readonly staffPage?: StaffPageHandler | null;
   /** The name a client is logged and counted under: its pseudonymous device id, as in events (addresses are not kept). */
   readonly clientName: (address: string) => string;
 }
@@ -127,6 +129,7 @@ export class ProxyServer {
       deviceTrust: this.deviceTrust,
       studentRequests,
       advertisedProxy: options.advertisedProxy,
+      staffPage: options.staffPage ?? null,
     });
     this.pipeline = new RequestPipeline({
       policy: () => this.policyNow,

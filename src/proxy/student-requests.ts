@@ -123,7 +123,8 @@ export function parseReportedUrl(typed: string): { host: string; path: string } 
   return { host: target.host, path: target.path };
 }
 
-async function readForm(req: IncomingMessage): Promise<string | null> {
+/** A small urlencoded form's body; null past MAX_FORM_BODY or on a broken connection. */
+export async function readForm(req: IncomingMessage): Promise<string | null> {
   let body = '';
   try {
     for await (const chunk of req) {
