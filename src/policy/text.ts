@@ -112,6 +112,9 @@ for (let cu = 0; cu < 0x250; cu++) computeClass(cu);
 for (let cu = 0x300; cu < 0x370; cu++) computeClass(cu);
 for (let cu = 0x1e00; cu < 0x1f00; cu++) computeClass(cu);
 
+/** Code points of one punycode label; folding is synchronous, so one buffer serves every FoldedText. */
+const PUNYCODE_SCRATCH = new Uint32Array(256);
+
 /**
  * A growable buffer of folded positions. One instance is reused for every request,
  * so the hot path allocates only when a longer input than ever before arrives.
@@ -120,7 +123,6 @@ export class FoldedText {
   base: Uint16Array;
   marks: Int32Array;
   length = 0;
-  private readonly punycodeScratch = new Uint32Array(256);
 
   constructor(initialCapacity = 512) {
     this.base = new Uint16Array(initialCapacity);
@@ -209,7 +211,7 @@ export class FoldedText {
         host.charCodeAt(labelStart + 2) === 0x2d &&
         host.charCodeAt(labelStart + 3) === 0x2d
       ) {
-        const out = this.punycodeScratch;
+        const out = PUNYCODE_SCRATCH;
         const count = decodePunycode(host, labelStart + 4, i, out);
         if (count >= 0) {
           for (let k = 0; k < count; k++) this.pushCodePoint(out[k]!);
