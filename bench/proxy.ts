@@ -3,7 +3,7 @@
  * forward proxies (bench/bare/: http-proxy, and undici `dispatch`) and Debian's squid.
  *
  *   npm run bench:proxy [-- --duration 10 --warmup 2 --reps 3 --connections 50
- *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-paired --no-scaling --out FILE]
+ *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-paired --no-scaling --no-inspection --out FILE]
  *
  * Every proxy runs pinned to CPU 0 (`taskset -c 0`); the origin and the load generator
  * (autocannon, and wrk where installed) share CPU 1. lachan runs `--workers 1` with a
@@ -22,6 +22,8 @@
  * same time on CPU 0: rate and CPU-per-request ratios that the machine's drift cannot
  * skew, since both sides live through the same moments. Then (unless --no-scaling)
  * lachan --workers 2 on both cores against --workers 1 on CPU 0.
+ * Then (unless --no-inspection) the inspection phase (bench/lib/inspection-phase.ts):
+ * lachan reading every HTML page against squid and e2guardian on the same pages.
  * lachan's memory line compares its RSS with the rules loaded against the same process
  * with an empty rules folder: the cost of the compiled rules for each worker.
  *
@@ -56,6 +58,7 @@ import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { inspectionPhase } from './lib/inspection-phase.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIST = path.resolve(path.dirname(SELF), '..');
@@ -486,6 +489,29 @@ async function main(): Promise<void> {
       );
     }
     report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`, '');
+
+    if (!process.argv.includes('--no-inspection')) {
+      const tool = useWrk ? 'wrk' : 'autocannon';
+      report.push(
+        ...(await inspectionPhase({
+          work,
+          repo: path.resolve(DIST, '..'),
+          cli: CLI,
+          hostsFile,
+          benchHost: BENCH_HOST,
+          originPort,
+          squid: targets.find((t) => t.name === 'squid') ?? null,
+          sizes,
+          reps,
+          children,
+          freePort,
+          waitForPort,
+          measure: (target, size) => measure(target, { port: target.port, path: target.path(size), connections, duration }, tool),
+          warm: (target, size) => runAutocannon({ port: target.port, path: target.path(size), connections, duration: warmup }),
+          log: (line) => process.stderr.write(`${line}\n`),
+        })),
+      );
+    }
 
     // Paired: lachan and one rival loaded at the same time, both on CPU 0, so the
     // kernel shares that core between them and whatever the machine does in the
