@@ -46,9 +46,9 @@
  * The same file is also the origin (`--role origin`) and the load generator
  * (`--role load JSON`), so both can be pinned as separate processes.
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -56,6 +56,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
+import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { inspectionPhase } from './lib/inspection-phase.js';
@@ -183,35 +184,6 @@ coredump_dir ${dir}
 shutdown_lifetime 0 seconds
 forwarded_for delete
 `;
-}
-
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** User + system CPU time, in clock ticks, of `pid` and every live process below it. */
-function treeCpuTicks(pid: number): number {
-  const stats = new Map<number, { parent: number; ticks: number }>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // Fields after the command name (which may hold spaces): state ppid … utime(14) stime(15).
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-  }
-  let total = 0;
-  for (const [candidate, stat] of stats) {
-    for (let at: number | undefined = candidate; at !== undefined && at > 1; at = stats.get(at)?.parent) {
-      if (at === pid) {
-        total += stat.ticks;
-        break;
-      }
-    }
-  }
-  return total;
 }
 
 function sizeLabel(size: number): string {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** The processes whose parent is `pid` (Linux /proc): a gateway's workers. */
@@ -14,4 +15,33 @@ export function childrenOf(pid: number): number[] {
     }
   }
   return found;
+}
+
+export const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** User + system CPU time, in clock ticks, of `pid` and every live process below it. */
+export function treeCpuTicks(pid: number): number {
+  const stats = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command name (which may hold spaces): state ppid … utime(14) stime(15).
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  let total = 0;
+  for (const [candidate, stat] of stats) {
+    for (let at: number | undefined = candidate; at !== undefined && at > 1; at = stats.get(at)?.parent) {
+      if (at === pid) {
+        total += stat.ticks;
+        break;
+      }
+    }
+  }
+  return total;
 }
