@@ -49,14 +49,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, connect } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
-import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
+import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './lib/proc.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { inspectionPhase } from './lib/inspection-phase.js';
@@ -125,32 +124,6 @@ function positive(name: string, fallback: number): number {
   const value = Number(option(name, String(fallback)));
   if (!(value > 0)) throw new Error(`--${name} takes a positive number`);
   return value;
-}
-
-/** Spawns a pinned process and resolves with the first JSON line it prints. */
-async function freePort(): Promise<number> {
-  const server = createNetServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function writeDomains(file: string, count: number): Promise<void> {

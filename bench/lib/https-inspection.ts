@@ -11,13 +11,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
-import { connect, createServer as createNetServer } from 'node:net';
 import path from 'node:path';
 import { CertificateAuthority, createCaMaterial, initCa } from '../../src/tls/index.js';
 import { httpsThroughProxy } from './https-load.js';
 import { lessonPage } from './origin.js';
 import { lachanServeArgs, startPinned } from './pinned.js';
-import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './proc.js';
+import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './proc.js';
 import { median } from './stats.js';
 
 const SITE = 'site.bench';
@@ -38,30 +37,6 @@ export function squidCanBump(): boolean {
     return execFileSync(SQUID, ['-v'], { encoding: 'utf8' }).includes('--with-openssl');
   } catch {
     return false;
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitForConnect(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const probe = connect(port, '127.0.0.1', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
@@ -164,7 +139,7 @@ export async function measureHttpsInspection(options: {
       writeFileSync(path.join(dir, 'squid.conf'), squidBumpConfig(dir, port));
       const squid = spawn('taskset', ['-c', '0', SQUID, '-N', '-f', path.join(dir, 'squid.conf')], { stdio: 'ignore' });
       children.push(squid);
-      await waitForConnect(port, 20_000);
+      await waitForPort(port, 20_000);
       targets.push({ name: 'squid 5.7 ssl_bump', port, pid: squid.pid! });
       notes.push('squid: `ssl_bump bump all`, one worker, security_file_certgen for the leaf certificates, the same school CA.');
     } else {
