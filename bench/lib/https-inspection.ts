@@ -96,15 +96,19 @@ export async function measureHttpsInspection(options: {
   await initCa(certs, { schoolName: 'Bench school' });
   const schoolCaPem = readFileSync(path.join(certs, 'ca.crt'), 'utf8');
 
-  const rules = path.join(work, 'rules-https');
-  for (const category of CATEGORIES) {
-    mkdirSync(path.join(rules, 'categories', category), { recursive: true });
-    copyFileSync(path.join(options.repo, 'rules/categories', category, 'phrases'), path.join(rules, 'categories', category, 'phrases'));
-  }
-  writeFileSync(
-    path.join(rules, 'policy.yaml'),
-    `version: 1\ndefault_profile: p\nprofiles:\n  p:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n    inspect: true\n    content_limit: 60\nconnect_ports: [443, ${originPort}]\nintercept: always\n`,
-  );
+  // The same rules with and without content_limit: the difference is what reading the pages costs.
+  const rulesFor = (inspect: boolean): string => {
+    const dir = path.join(work, inspect ? 'rules-inspect' : 'rules-intercept');
+    for (const category of CATEGORIES) {
+      mkdirSync(path.join(dir, 'categories', category), { recursive: true });
+      copyFileSync(path.join(options.repo, 'rules/categories', category, 'phrases'), path.join(dir, 'categories', category, 'phrases'));
+    }
+    writeFileSync(
+      path.join(dir, 'policy.yaml'),
+      `version: 1\ndefault_profile: p\nprofiles:\n  p:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n    inspect: true\n${inspect ? '    content_limit: 60\n' : ''}connect_ports: [443, ${originPort}]\nintercept: always\n`,
+    );
+    return dir;
+  };
   const targets: { name: string; port: number; pid: number }[] = [];
   const squidLog = (): string => {
     try {
@@ -118,17 +122,27 @@ export async function measureHttpsInspection(options: {
     children.push(tunnel.child);
     targets.push({ name: 'bare CONNECT tunnel', port: tunnel.line.port as number, pid: tunnel.child.pid! });
     process.env.NODE_EXTRA_CA_CERTS = originCaFile; // inherited by lachan: it verifies the origin
-    const lachan = await startPinned(
-      0,
-      process.execPath,
-      lachanServeArgs(options.cli, { rules, data: path.join(work, 'var-https'), hosts: path.join(work, 'hosts') }, 1, ['--certs', certs]),
-      (l) => l.msg === 'listening',
-    );
-    children.push(lachan.child);
-    targets.push({ name: 'lachan, intercepting + inspecting', port: lachan.line.port as number, pid: lachan.child.pid! });
+    for (const [name, inspect] of [
+      ['lachan, intercepting + inspecting', true],
+      ['lachan, intercepting only', false],
+    ] as const) {
+      const lachan = await startPinned(
+        0,
+        process.execPath,
+        lachanServeArgs(options.cli, { rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts') }, 1, [
+          '--certs',
+          certs,
+        ]),
+        (l) => l.msg === 'listening',
+      );
+      children.push(lachan.child);
+      targets.push({ name, port: lachan.line.port as number, pid: lachan.child.pid! });
+    }
     if (squidCanBump()) {
       const dir = path.join(work, 'squid-bump');
       mkdirSync(dir);
+      // squid and its certificate helper run as `proxy`: they must get through a mkdtemp (0700) parent.
+      chmodSync(work, 0o755);
       writeFileSync(path.join(dir, 'ca.pem'), `${schoolCaPem}${readFileSync(path.join(certs, 'ca.key'), 'utf8')}`);
       copyFileSync(originCaFile, path.join(dir, 'origin-ca.pem'));
       copyFileSync(path.join(work, 'hosts'), path.join(dir, 'hosts'));
