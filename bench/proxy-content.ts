@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lessonPage as page } from './lib/origin.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { markdownTable, median } from './lib/stats.js';
 
@@ -33,16 +34,6 @@ type Autocannon = (
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
-/** A lesson page of `size` bytes: harmless text, so every byte is read and passed. */
-function page(size: number): Buffer {
-  const head = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Bài học</title></head><body>';
-  const line = '<p>Hôm nay chúng em học về cây xanh, dòng sông và những đám mây trên bầu trời quê hương.</p>\n';
-  const tail = '</body></html>';
-  let html = head;
-  while (Buffer.byteLength(html + line + tail) <= size) html += line;
-  return Buffer.from(html + ' '.repeat(size - Buffer.byteLength(html + tail)) + tail);
 }
 
 function runOrigin(): void {

@@ -3,7 +3,7 @@
  * forward proxies (bench/bare/: http-proxy, and undici `dispatch`) and Debian's squid.
  *
  *   npm run bench:proxy [-- --duration 10 --warmup 2 --reps 3 --connections 50
- *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-paired --no-scaling --out FILE]
+ *                           --domains 5000000 --sizes 1024,102400 --no-wrk --no-paired --no-scaling --no-inspection --out FILE]
  *
  * Every proxy runs pinned to CPU 0 (`taskset -c 0`); the origin and the load generator
  * (autocannon, and wrk where installed) share CPU 1. lachan runs `--workers 1` with a
@@ -22,6 +22,8 @@
  * same time on CPU 0: rate and CPU-per-request ratios that the machine's drift cannot
  * skew, since both sides live through the same moments. Then (unless --no-scaling)
  * lachan --workers 2 on both cores against --workers 1 on CPU 0.
+ * Then (unless --no-inspection) the inspection phase (bench/lib/inspection-phase.ts):
+ * lachan reading every HTML page against squid and e2guardian on the same pages.
  * lachan's memory line compares its RSS with the rules loaded against the same process
  * with an empty rules folder: the cost of the compiled rules for each worker.
  *
@@ -44,18 +46,19 @@
  * The same file is also the origin (`--role origin`) and the load generator
  * (`--role load JSON`), so both can be pinned as separate processes.
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
-import { createServer as createNetServer, connect } from 'node:net';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
+import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './lib/proc.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { inspectionPhase } from './lib/inspection-phase.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const DIST = path.resolve(path.dirname(SELF), '..');
@@ -123,32 +126,6 @@ function positive(name: string, fallback: number): number {
   return value;
 }
 
-/** Spawns a pinned process and resolves with the first JSON line it prints. */
-async function freePort(): Promise<number> {
-  const server = createNetServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listening on ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 async function writeDomains(file: string, count: number): Promise<void> {
   const out = createWriteStream(file);
   let chunk = '';
@@ -180,35 +157,6 @@ coredump_dir ${dir}
 shutdown_lifetime 0 seconds
 forwarded_for delete
 `;
-}
-
-const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** User + system CPU time, in clock ticks, of `pid` and every live process below it. */
-function treeCpuTicks(pid: number): number {
-  const stats = new Map<number, { parent: number; ticks: number }>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    // Fields after the command name (which may hold spaces): state ppid … utime(14) stime(15).
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
-  }
-  let total = 0;
-  for (const [candidate, stat] of stats) {
-    for (let at: number | undefined = candidate; at !== undefined && at > 1; at = stats.get(at)?.parent) {
-      if (at === pid) {
-        total += stat.ticks;
-        break;
-      }
-    }
-  }
-  return total;
 }
 
 function sizeLabel(size: number): string {
@@ -486,6 +434,29 @@ async function main(): Promise<void> {
       );
     }
     report.push(`lachan RSS after the runs: ${(rssKiB(lachan.child.pid!) / 1024).toFixed(0)} MiB`, '');
+
+    if (!process.argv.includes('--no-inspection')) {
+      const tool = useWrk ? 'wrk' : 'autocannon';
+      report.push(
+        ...(await inspectionPhase({
+          work,
+          repo: path.resolve(DIST, '..'),
+          cli: CLI,
+          hostsFile,
+          benchHost: BENCH_HOST,
+          originPort,
+          squid: targets.find((t) => t.name === 'squid') ?? null,
+          sizes,
+          reps,
+          children,
+          freePort,
+          waitForPort,
+          measure: (target, size) => measure(target, { port: target.port, path: target.path(size), connections, duration }, tool),
+          warm: (target, size) => runAutocannon({ port: target.port, path: target.path(size), connections, duration: warmup }),
+          log: (line) => process.stderr.write(`${line}\n`),
+        })),
+      );
+    }
 
     // Paired: lachan and one rival loaded at the same time, both on CPU 0, so the
     // kernel shares that core between them and whatever the machine does in the

@@ -12,6 +12,10 @@
  * 5. TLS handshake on loopback with an issued certificate, EC vs RSA leaf key.
  * 6. Throughput of a 1 KB HTTPS page through a bare CONNECT tunnel, lachan tunnelling
  *    and lachan intercepting (`--throughput-seconds 5 --throughput-reps 3`; 0 skips).
+ * 7. Inspection over HTTPS (bench/lib/https-inspection.ts): 1 KB and 100 KB HTML pages
+ *    through lachan intercepting with a content_limit, squid 5.7 `ssl_bump` (where
+ *    squid-openssl is installed) and a bare tunnel, pinned, with CPU per request
+ *    (`--inspection-seconds 5 --inspection-reps 3`; 0 skips).
  *
  * Prints a table, then one JSON line (`{"bench":"tls",…}`) for CI to keep.
  */
@@ -20,7 +24,12 @@ import type { AddressInfo } from 'node:net';
 import { createSecureContext, createServer, connect } from 'node:tls';
 import forge from 'node-forge';
 import { CertificateAuthority, createCaMaterial, type LeafKeyType } from '../src/tls/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { measureTunnelThroughput } from './lib/tunnel-throughput.js';
+import { measureHttpsInspection } from './lib/https-inspection.js';
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -36,6 +45,9 @@ const HANDSHAKES = argument('handshakes', 100);
 const THROUGHPUT_SECONDS = process.argv.includes('--throughput-seconds') ? Number(process.argv[process.argv.indexOf('--throughput-seconds') + 1]) : 5;
 const THROUGHPUT_REPS = argument('throughput-reps', 3);
 const FORGE_SIGNATURES = Math.min(20, HOSTS);
+const INSPECTION_SECONDS = process.argv.includes('--inspection-seconds') ? Number(process.argv[process.argv.indexOf('--inspection-seconds') + 1]) : 5;
+const INSPECTION_REPS = argument('inspection-reps', 3);
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Summary {
   median: number;
@@ -203,6 +215,8 @@ async function main(): Promise<void> {
     );
   }
 
+  const inspection = INSPECTION_SECONDS > 0 ? await httpsInspection() : null;
+
   const json = {
     bench: 'tls',
     hosts: HOSTS,
@@ -216,9 +230,46 @@ async function main(): Promise<void> {
     forgeSignMs: { median: round(forgeSign.median), p95: round(forgeSign.p95) },
     handshakeMs: { ec: round(ecHandshake.median), rsa: round(rsaHandshake.median) },
     throughput,
+    inspection,
     targetsMet: first.median <= 10 && cachedPromise <= 0.1,
   };
   process.stdout.write(`${JSON.stringify(json)}\n`);
+}
+
+/** Step 7, printed as it ends: rates and CPU per request, and the ratios to squid's ssl_bump. */
+async function httpsInspection(): Promise<unknown> {
+  const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-tls-inspect-'));
+  try {
+    const { rows, notes } = await measureHttpsInspection({
+      work,
+      cli: path.join(DIST, 'src/cli/main.js'),
+      repo: path.resolve(DIST, '..'),
+      bareTunnel: path.join(DIST, 'bench/bare/tunnel.js'),
+      sizes: [1024, 102_400],
+      seconds: INSPECTION_SECONDS,
+      reps: INSPECTION_REPS,
+      connections: 10,
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(
+      `\nHTTPS HTML pages read (content_limit), 10 keep-alive connections, targets on CPU 0, median of ${INSPECTION_REPS} × ${INSPECTION_SECONDS} s\n`,
+    );
+    for (const note of notes) process.stdout.write(`  ${note}\n`);
+    for (const row of rows) {
+      const squid = rows.find((r) => r.size === row.size && r.target.startsWith('squid'));
+      const versus =
+        squid === undefined || squid.rps <= 0 || row.target.startsWith('squid')
+          ? ''
+          : `${round(row.rps / squid.rps, 2)}× squid req/s, ${round(row.cpuUsPerRequest / squid.cpuUsPerRequest, 2)}× its CPU`;
+      process.stdout.write(
+        `  ${`${row.size / 1024} KB ${row.target}`.padEnd(44)} ${`${round(row.rps, 0)} req/s`.padEnd(12)} ${`${round(row.cpuUsPerRequest, 0)} µs/req`.padEnd(12)} ${versus}\n`,
+      );
+    }
+    process.stdout.write('  targets: lachan ≥ 1.5× squid req/s and ≤ 0.67× its CPU per request\n');
+    return rows;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 await main();

@@ -153,6 +153,44 @@ describe('chunk boundaries', () => {
   });
 });
 
+describe('responses read side by side', () => {
+  it('keeps each page to itself: two pages cut at every byte and read in turn get their own verdicts', () => {
+    const betting = Buffer.from(html('<p>Trang cá độ bóng đá của nhà cái uy tín</p>'));
+    const lesson = Buffer.from(html('<p>Hôm nay chúng em học về dòng sông quê hương</p>'));
+    // Released inspectors hand their scanners to the next response: reuse must not carry scores over.
+    for (let round = 0; round < 3; round++) {
+      const bet = young.begin('text/html; charset=utf-8', undefined)!;
+      const clean = young.begin('text/html; charset=utf-8', undefined)!;
+      let betVerdict = undefined as string | undefined;
+      let cleanVerdict = undefined as string | undefined;
+      for (let at = 0; at < Math.max(betting.length, lesson.length); at++) {
+        if (at < betting.length && betVerdict === undefined) betVerdict = bet.writeNow(betting.subarray(at, at + 1)).verdict?.category;
+        if (at < lesson.length) cleanVerdict ??= clean.writeNow(lesson.subarray(at, at + 1)).verdict?.category;
+      }
+      betVerdict ??= bet.endNow().verdict?.category;
+      const cleanEnd = clean.endNow();
+      cleanVerdict ??= cleanEnd.verdict?.category;
+      expect(betVerdict).toBe('gambling');
+      expect(cleanVerdict).toBeUndefined();
+      expect(Buffer.concat(cleanEnd.pass).toString()).toBe(lesson.toString());
+      bet.release();
+      clean.release();
+    }
+  });
+
+  it('does not let a character cut by the end of one body reach the next', () => {
+    const cut = young.begin('text/plain; charset=utf-8', undefined)!;
+    cut.writeNow(Buffer.concat([Buffer.from('xin chào '), Buffer.from('ộ').subarray(0, 2)]));
+    cut.endNow();
+    cut.release();
+    // Had the two bytes stayed in the shared decoder, `\x99` would complete `ộ` and glue it to `soi`.
+    const next = young.begin('text/plain; charset=utf-8', undefined)!;
+    next.writeNow(Buffer.concat([Buffer.from([0x99]), Buffer.from('soi kèo, nhà cái')]));
+    expect(next.endNow().verdict?.category).toBe('gambling');
+    expect(next.scores[policy.rules.categoryNames.indexOf('gambling')]).toBe(60);
+  });
+});
+
 describe('charsets', () => {
   const text = '<p>Trang cá độ bóng đá</p>';
 

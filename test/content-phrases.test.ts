@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { PhraseSetBuilder } from '../src/policy/phrases.js';
+import { FoldedText } from '../src/policy/text.js';
 import { lachan, makeRulesDir, removeDir } from './harness/index.js';
 
 const dirs: string[] = [];
@@ -111,5 +112,58 @@ describe('phrase scanner', () => {
     scanner.finish();
     expect([...scanner.scores]).toEqual([30, 0]);
     expect(scanner.evidence(0)).toEqual(['nhà cái (30)']);
+  });
+
+  it('scores a recycled scanner like a fresh one', () => {
+    const first = phrases.scanner(2);
+    first.append('trang cá độ bóng đá, phim sex');
+    first.finish();
+    expect([...first.scores]).toEqual([50, 70]);
+    phrases.recycle(first);
+    const second = phrases.scanner(2);
+    expect(second).toBe(first);
+    second.append('nhà cái');
+    second.finish();
+    expect([...second.scores]).toEqual([30, 0]);
+    expect(second.evidence()).toEqual(['nhà cái (30)']);
+  });
+});
+
+describe('folding', () => {
+  // Letters with and without diacritics (NFC), bare combining marks (NFD), đ, spaces and
+  // punctuation, zero-width characters, full-width letters, an emoji (two code units).
+  const ALPHABET = [...'aăâbcdđeêghiklmnoôơpqrstuưvxyAĂÂĐÊÔƠƯáàảãạấầẩẫậếềểễệốồổỗộớờởỡợứừửữựíìỉĩịýỳỷỹỵ019 .,;!?-\n\t'];
+  const EXTRAS = ['\u0301', '\u0300', '\u0303', '\u0309', '\u0323', '\u0306', '\u0302', '\u031b', '\u200b', '\u00ad', 'Ｗ', '😀', 'ß', 'İ'];
+
+  function randomText(random: () => number, length: number): string {
+    let text = '';
+    for (let i = 0; i < length; i++) {
+      const pick = random();
+      text += pick < 0.85 ? ALPHABET[Math.floor(random() * ALPHABET.length)] : EXTRAS[Math.floor(random() * EXTRAS.length)];
+    }
+    return random() < 0.3 ? text.normalize('NFD') : text;
+  }
+
+  it('folds random Vietnamese text exactly like the code unit by code unit reference', () => {
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed / 2_147_483_648;
+    };
+    for (let round = 0; round < 2000; round++) {
+      const text = randomText(random, 1 + Math.floor(random() * 80));
+      const fast = new FoldedText(8);
+      fast.reset();
+      const cut = Math.floor(random() * (text.length + 1));
+      fast.appendText(text, 0, cut);
+      fast.appendText(text, cut);
+      const reference = new FoldedText(8);
+      reference.reset();
+      reference.reserve(text.length + 2);
+      for (let i = 0; i < text.length; i++) reference.pushCodeUnit(text.charCodeAt(i));
+      expect(fast.length, JSON.stringify(text)).toBe(reference.length);
+      expect([...fast.base.subarray(0, fast.length)], JSON.stringify(text)).toEqual([...reference.base.subarray(0, reference.length)]);
+      expect([...fast.marks.subarray(0, fast.length)], JSON.stringify(text)).toEqual([...reference.marks.subarray(0, reference.length)]);
+    }
   });
 });

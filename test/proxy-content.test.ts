@@ -22,27 +22,12 @@ import {
   startHttpOrigin,
   startHttpsOrigin,
   storedEventsUntil,
+  TEACHER_ADDRESS,
+  contentPolicy,
 } from './harness/index.js';
 
-const TEACHER = '127.0.0.3';
-const POLICY = (httpsPort: number) => `version: 1
-default_profile: tieu-hoc
-profiles:
-  tieu-hoc:
-    name: "Tiểu học"
-    block_categories: [adult, gambling]
-    inspect: true
-    content_limit: 60
-  giao-vien:
-    name: "Giáo viên"
-    block_categories: [adult, gambling]
-    inspect: true
-connect_ports: [443, ${httpsPort}]
-clients:
-  - cidr: ${TEACHER}/32
-    profile: giao-vien
-intercept: always
-`;
+const TEACHER = TEACHER_ADDRESS;
+const POLICY = contentPolicy;
 
 const GAMBLING_PHRASES = readFileSync(path.join(REPO_ROOT, 'rules/categories/gambling/phrases'), 'utf8');
 const HARMFUL = Buffer.from(fixture('vi-gambling-site.html'));

@@ -21,7 +21,8 @@ export async function httpsThroughProxy(options: HttpsLoadOptions): Promise<{ re
   const deadline = Date.now() + options.seconds * 1000;
   let completed = 0;
   let errors = 0;
-  const request = Buffer.from(`GET ${options.path} HTTP/1.1\r\nHost: ${options.host}\r\n\r\n`);
+  // The port belongs in Host: squid (bumping) sends the request where Host says.
+  const request = Buffer.from(`GET ${options.path} HTTP/1.1\r\nHost: ${options.host}:${options.port}\r\n\r\n`);
   const worker = async (): Promise<void> => {
     while (Date.now() < deadline) {
       let socket: TLSSocket;

@@ -5,7 +5,8 @@
  * capped "origin direct" at ~15 k req/s and would have measured itself, not the proxies.
  * This one only scans for the end of each request head (pipelined heads too) and
  * writes one cached buffer per request. Requests with a body are not supported (the
- * bench sends only GETs).
+ * bench sends only GETs). `/html/<size>` is a harmless Vietnamese lesson page of that
+ * size (text/html), for the content inspection phases.
  */
 import { createServer, type Socket } from 'node:net';
 
@@ -13,13 +14,26 @@ const HEAD_END = Buffer.from('\r\n\r\n');
 const MAX_BODY = 10_000_000;
 const responses = new Map<string, Buffer>();
 
+/** A lesson page of `size` bytes: harmless Vietnamese text, so an inspecting proxy reads and passes every byte. */
+export function lessonPage(size: number): Buffer {
+  const head = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Bài học</title></head><body>';
+  const line = '<p>Hôm nay chúng em học về cây xanh, dòng sông và những đám mây trên bầu trời quê hương.</p>\n';
+  const tail = '</body></html>';
+  let html = head;
+  while (Buffer.byteLength(html + line + tail) <= size) html += line;
+  return Buffer.from(html + ' '.repeat(Math.max(0, size - Buffer.byteLength(html + tail))) + tail);
+}
+
 function responseFor(path: string): Buffer {
   let response = responses.get(path);
   if (response === undefined) {
-    const size = Number(path.slice(1));
+    const html = path.startsWith('/html/');
+    const size = Number(path.slice(html ? 6 : 1));
     const length = Number.isInteger(size) && size >= 0 && size <= MAX_BODY ? size : 0;
-    const head = `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: ${length}\r\nconnection: keep-alive\r\nkeep-alive: timeout=60\r\n\r\n`;
-    response = Buffer.concat([Buffer.from(head, 'latin1'), Buffer.alloc(length, 'x')]);
+    const body = html ? lessonPage(length) : Buffer.alloc(length, 'x');
+    const type = html ? 'text/html; charset=utf-8' : 'application/octet-stream';
+    const head = `HTTP/1.1 200 OK\r\ncontent-type: ${type}\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\nkeep-alive: timeout=60\r\n\r\n`;
+    response = Buffer.concat([Buffer.from(head, 'latin1'), body]);
     responses.set(path, response);
   }
   return response;

@@ -7,6 +7,11 @@
  *   for each chunk: const { pass, verdict } = await inspector.write(chunk);
  *   at the end:     const { pass, verdict } = await inspector.end();
  *
+ * A body sent without Content-Encoding (`encoded` false) can also be read with
+ * `writeNow`/`endNow`, which answer at once: a small page is scanned in one go, with
+ * no promise or turn of the event loop per chunk. Compressed bodies are inflated by
+ * node:zlib off the main thread, hence the promise.
+ *
  * The first `holdBackBytes` of the body (as sent, before decoding) are held back: a
  * page that crosses its limit within them gets the block page instead of half a
  * page. The verdict over the held prefix falls when it is full (or the body ends), so
@@ -16,10 +21,9 @@
  * Inspection fails open: a body whose encoding is broken, or past `maxInspectedBytes`
  * of text, passes unread (the URL rules have already decided the request).
  */
-import { TextDecoder } from 'node:util';
 import type { Policy } from '../policy/engine.js';
 import type { PhraseScanner } from '../policy/phrases.js';
-import { PRESCAN_BYTES, byteOrderMark, charsetParameter, decoderFor, metaCharset } from './charset.js';
+import { PRESCAN_BYTES, type TextReader, byteOrderMark, charsetParameter, metaCharset, textReaderFor } from './charset.js';
 import { StreamDecoder, contentCoding } from './decoding.js';
 import { MarkupText } from './markup.js';
 import { contentProfileOf, type ContentProfile, type ContentVerdict } from './profile.js';
@@ -45,7 +49,6 @@ export const DEFAULT_MAX_INSPECTED = 4 * 1024 * 1024;
 
 const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 const NOTHING: readonly Buffer[] = [];
-const STREAM = { stream: true } as const;
 
 export type InspectedHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
 
@@ -102,7 +105,7 @@ export class ContentInspector {
   private readonly scanner: PhraseScanner;
   private readonly markup: MarkupText | null;
   private readonly decoder: StreamDecoder | null;
-  private text: TextDecoder | null = null;
+  private text: TextReader | null = null;
   /** Decoded bytes kept until the charset is known (BOM, header or `<meta>`). */
   private undecided: Buffer[] = [];
   private undecidedBytes = 0;
@@ -115,6 +118,7 @@ export class ContentInspector {
   private verdict: ContentVerdict | null = null;
   private checkedChanges = -1;
   private checkedRating = false;
+  private recycled = false;
 
   constructor(
     private readonly profile: ContentProfile,
@@ -134,28 +138,40 @@ export class ContentInspector {
     return this.markup?.title ?? null;
   }
 
+  /** Whether the body is compressed: then only `write`/`end` read it. */
+  get encoded(): boolean {
+    return this.decoder !== null;
+  }
+
   async write(chunk: Buffer): Promise<InspectStep> {
+    if (this.decoder === null) return this.writeNow(chunk);
     if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
-    if (!this.released) {
-      this.held.push(chunk);
-      this.heldBytes += chunk.length;
-    }
-    if (this.inspecting) {
-      if (this.decoder === null) this.read(chunk);
-      else for (const piece of await this.decoder.decode(chunk)) this.read(piece);
-    }
-    const alreadyReleased = this.released;
-    const step = this.step(false);
-    if (step.verdict !== undefined || !alreadyReleased) return step;
-    return { pass: [chunk] };
+    this.hold(chunk);
+    if (this.inspecting) for (const piece of await this.decoder.decode(chunk)) this.read(piece);
+    return this.afterWrite(chunk);
   }
 
   async end(): Promise<InspectStep> {
+    if (this.decoder === null) return this.endNow();
+    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
+    if (this.inspecting) for (const piece of await this.decoder.end()) this.read(piece);
+    return this.endNow();
+  }
+
+  /** `write` for a body that is not `encoded`. */
+  writeNow(chunk: Buffer): InspectStep {
+    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
+    this.hold(chunk);
+    this.read(chunk);
+    return this.afterWrite(chunk);
+  }
+
+  /** `end` for a body that is not `encoded` (and the last step of `end`). */
+  endNow(): InspectStep {
     if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
     if (this.inspecting) {
-      if (this.decoder !== null) for (const piece of await this.decoder.end()) this.read(piece);
       if (this.text === null) this.decide();
-      this.feed(this.text!.decode());
+      this.feed(this.text!.end());
       this.markup?.end();
       this.scanner.finish();
       this.stopInspecting();
@@ -163,10 +179,35 @@ export class ContentInspector {
     return this.step(true);
   }
 
+  private hold(chunk: Buffer): void {
+    if (!this.released) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.length;
+    }
+  }
+
+  private afterWrite(chunk: Buffer): InspectStep {
+    const alreadyReleased = this.released;
+    const step = this.step(false);
+    if (step.verdict !== undefined || !alreadyReleased) return step;
+    return { pass: [chunk] };
+  }
+
   /** Abandons the response (client gone): frees the decoder. */
   close(): void {
     this.stopInspecting();
     this.held = [];
+  }
+
+  /**
+   * The response is over and nothing more will be asked of this inspector (not even
+   * its scores): its scanner goes back to the profile for the next response.
+   */
+  release(): void {
+    this.close();
+    if (this.recycled) return;
+    this.recycled = true;
+    this.profile.recycle(this.scanner);
   }
 
   private step(final: boolean): InspectStep {
@@ -205,10 +246,10 @@ export class ContentInspector {
       if (this.undecidedBytes < PRESCAN_BYTES && !this.bomDecides()) return;
       this.decide();
     } else {
-      this.feed(this.text.decode(bytes, STREAM));
+      this.feed(this.text.decode(bytes));
     }
     if (this.inspectedBytes >= this.setup.maxInspected) {
-      this.feed(this.text!.decode());
+      this.feed(this.text!.end());
       this.markup?.end();
       this.scanner.finish();
       this.stopInspecting();
@@ -224,13 +265,10 @@ export class ContentInspector {
     const head = this.undecided.length === 1 ? this.undecided[0]! : Buffer.concat(this.undecided);
     this.undecided = [];
     const bom = byteOrderMark(head);
-    if (bom !== null) this.text = new TextDecoder(bom.encoding);
-    else if (this.setup.charset !== null) this.text = decoderFor(this.setup.charset, false);
-    else {
-      const meta = this.markup === null ? null : metaCharset(head);
-      this.text = decoderFor(meta, true);
-    }
-    this.feed(this.text.decode(head, STREAM));
+    if (bom !== null) this.text = textReaderFor(bom.encoding, false);
+    else if (this.setup.charset !== null) this.text = textReaderFor(this.setup.charset, false);
+    else this.text = textReaderFor(this.markup === null ? null : metaCharset(head), true);
+    this.feed(this.text.decode(head));
   }
 
   private feed(text: string): void {

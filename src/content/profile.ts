@@ -51,6 +51,11 @@ export class ContentProfile {
     return this.phrases.scanner(this.categoryNames.length, shortText);
   }
 
+  /** Hands back a page scanner whose scores nobody reads any more (PhraseSet.recycle). */
+  recycle(scanner: PhraseScanner): void {
+    this.phrases.recycle(scanner);
+  }
+
   /**
    * The verdict for what `scanner` has seen: the blocked category whose score is
    * furthest over the limit, or the adult rating label, or null.

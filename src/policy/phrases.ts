@@ -21,6 +21,9 @@ import { FoldedText } from './text.js';
 export const MAX_PHRASE_WEIGHT = 1000;
 const WEIGHTED_LINE = /^([+-]?\d+)\s+(\S.*)$/u;
 
+/** Folded text is scanned in slices of this many UTF-16 code units. */
+const SLICE = 8192;
+
 /** A phrases line split into weight and phrase, or the reason it is unusable. */
 export function parsePhraseLine(line: string): { weight: number; phrase: string } | { error: string } {
   const match = WEIGHTED_LINE.exec(line);
@@ -55,7 +58,14 @@ export class PhraseSetBuilder {
   }
 }
 
+/** Scanners kept for reuse per PhraseSet: about the pages inspected at once on a busy gateway. */
+const MAX_SPARE_SCANNERS = 64;
+/** A scanner grown past this by an odd page is left to the collector. */
+const RECYCLED_CAPACITY = 4 * SLICE;
+
 export class PhraseSet {
+  private readonly spares: PhraseScanner[] = [];
+
   constructor(
     readonly automaton: KeywordSet,
     /** Weight per automaton entry. */
@@ -66,14 +76,31 @@ export class PhraseSet {
     return this.weights.length;
   }
 
-  /** A fresh scanner for one text; `shortText` (a search query) sizes its buffer for a line, not a page. */
+  /**
+   * A fresh scanner for one text; `shortText` (a search query) sizes its buffer for a
+   * line. A page's buffer starts at 1 KiB and grows to a slice as text comes: most
+   * inspected responses are small, and 50 KB of typed arrays per response were most
+   * of what a small page's inspection cost.
+   */
   scanner(categoryCount: number, shortText = false): PhraseScanner {
-    return new PhraseScanner(this, categoryCount, shortText ? 256 : SLICE + 256);
+    if (!shortText) {
+      const spare = this.spares.pop();
+      if (spare !== undefined && spare.scores.length === categoryCount) return spare;
+    }
+    return new PhraseScanner(this, categoryCount, shortText ? 256 : 1024);
+  }
+
+  /**
+   * Takes back a page scanner whose results are no longer read, for the next page:
+   * typed arrays are slow to allocate, and a small page's scan cost less than its
+   * scanner's allocation.
+   */
+  recycle(scanner: PhraseScanner): void {
+    if (this.spares.length >= MAX_SPARE_SCANNERS || scanner.capacity > RECYCLED_CAPACITY) return;
+    scanner.reset();
+    this.spares.push(scanner);
   }
 }
-
-/** Folded text is scanned in slices of this many UTF-16 code units. */
-const SLICE = 8192;
 
 /** One streaming scan: feed text with `append`, then `finish`; scores are per category id. */
 export class PhraseScanner {
@@ -107,6 +134,22 @@ export class PhraseScanner {
     this.scores = new Int32Array(categoryCount);
     this.seen = new Uint8Array(phrases.size);
     this.keep = phrases.automaton.longestPattern + 1;
+    this.folded.reset();
+  }
+
+  /** Folded positions its buffer holds without growing. */
+  get capacity(): number {
+    return this.folded.base.length;
+  }
+
+  /** Back to the state of a fresh scanner. */
+  reset(): void {
+    for (const entry of this.found) this.seen[entry] = 0;
+    this.found.length = 0;
+    this.scores.fill(0);
+    this.changes = 0;
+    this.state = 0;
+    this.scanned = 0;
     this.folded.reset();
   }
 

@@ -112,6 +112,9 @@ for (let cu = 0; cu < 0x250; cu++) computeClass(cu);
 for (let cu = 0x300; cu < 0x370; cu++) computeClass(cu);
 for (let cu = 0x1e00; cu < 0x1f00; cu++) computeClass(cu);
 
+/** Code points of one punycode label; folding is synchronous, so one buffer serves every FoldedText. */
+const PUNYCODE_SCRATCH = new Uint32Array(256);
+
 /**
  * A growable buffer of folded positions. One instance is reused for every request,
  * so the hot path allocates only when a longer input than ever before arrives.
@@ -120,7 +123,6 @@ export class FoldedText {
   base: Uint16Array;
   marks: Int32Array;
   length = 0;
-  private readonly punycodeScratch = new Uint32Array(256);
 
   constructor(initialCapacity = 512) {
     this.base = new Uint16Array(initialCapacity);
@@ -209,7 +211,7 @@ export class FoldedText {
         host.charCodeAt(labelStart + 2) === 0x2d &&
         host.charCodeAt(labelStart + 3) === 0x2d
       ) {
-        const out = this.punycodeScratch;
+        const out = PUNYCODE_SCRATCH;
         const count = decodePunycode(host, labelStart + 4, i, out);
         if (count >= 0) {
           for (let k = 0; k < count; k++) this.pushCodePoint(out[k]!);
@@ -315,31 +317,36 @@ function foldCodeUnit(base: Uint16Array, marks: Int32Array, n: number, cu: numbe
   return n;
 }
 
-/** foldCodeUnit over `s[start, end)`, written out so the loop keeps its state in locals. */
+/**
+ * foldCodeUnit over `s[start, end)`, written out so the loop keeps its state in locals.
+ * Letters and separators, nearly every code unit, take one path without branches:
+ * prose alternates them every few characters, which a branch predictor cannot learn.
+ * The slot at `n` is written even when a separator run does not advance it (it lies
+ * past the length, in reserved room).
+ */
 function foldRange(base: Uint16Array, marks: Int32Array, n: number, s: string, start: number, end: number): number {
-  let afterSeparator = n > 0 && base[n - 1] === SEPARATOR;
+  let afterSeparator = n > 0 && base[n - 1] === SEPARATOR ? 1 : 0;
   for (let i = start; i < end; i++) {
     const cu = s.charCodeAt(i);
     let info = charInfo[cu]!;
-    if (info === 0) {
-      computeClass(cu);
-      info = charInfo[cu]!;
-    }
-    if ((info & CLASS_WORD) !== 0) {
-      base[n] = info & 0xffff;
-      marks[n] = (info & INFO_HAS_MARKS) === 0 ? 0 : charMarks[cu]!;
-      n++;
-      afterSeparator = false;
-    } else if ((info & CLASS_SEPARATOR) !== 0) {
-      if (!afterSeparator) {
-        base[n] = SEPARATOR;
-        marks[n] = 0;
-        n++;
-        afterSeparator = true;
+    if ((info & (CLASS_WORD | CLASS_SEPARATOR)) === 0) {
+      if (info === 0) {
+        computeClass(cu);
+        info = charInfo[cu]!;
+        if ((info & (CLASS_WORD | CLASS_SEPARATOR)) !== 0) {
+          i--; // computed now: take the common path
+          continue;
+        }
       }
-    } else if ((info & CLASS_MARK) !== 0 && n > 0 && !afterSeparator) {
-      marks[n - 1] = marks[n - 1]! | charMarks[cu]!;
+      // A combining mark belongs to the letter before it (NFD input); ignored characters vanish.
+      if ((info & CLASS_MARK) !== 0 && n > 0 && afterSeparator === 0) marks[n - 1] = marks[n - 1]! | charMarks[cu]!;
+      continue;
     }
+    const separator = (info >>> 17) & 1;
+    base[n] = info; // the low 16 bits: the base
+    marks[n] = charMarks[cu]!; // 0 for separators and unmarked letters
+    n += 1 - (separator & afterSeparator);
+    afterSeparator = separator;
   }
   return n;
 }

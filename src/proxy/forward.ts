@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { clientResponseRawHeaders } from './headers.js';
 import type { OriginResponseHandler } from './origin-exchange.js';
-import type { ContentInspection, ContentInspector, ContentVerdict } from '../content/inspector.js';
+import type { ContentInspection, ContentInspector, ContentVerdict, InspectStep } from '../content/inspector.js';
 
 /** What the proxy does around one forwarded request; one object serves every request. */
 export interface ForwardEvents {
@@ -102,7 +102,7 @@ export class ForwardHandler implements OriginResponseHandler {
   clientGone(): void {
     if (!this.done) {
       this.done = true;
-      this.inspector?.close();
+      this.dropInspector();
       this.controller?.abort(new Error('client went away'));
     }
   }
@@ -135,7 +135,7 @@ export class ForwardHandler implements OriginResponseHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
-    this.inspector?.close();
+    this.dropInspector();
     this.events.onUpstreamError(error, this.res, this.host);
   }
 
@@ -173,6 +173,7 @@ export class ForwardHandler implements OriginResponseHandler {
   private finish(chunk: Buffer | undefined): void {
     this.writeHeadOnce();
     this.done = true;
+    this.inspector?.release();
     this.res.end(chunk);
     this.events.onFinished(this.res, this.host, this.profile);
   }
@@ -185,17 +186,57 @@ export class ForwardHandler implements OriginResponseHandler {
   }
 
   /**
-   * Queues a chunk for the inspector, whose writes are awaited one at a time; the
-   * origin stays paused while one is pending, since chunks already read still arrive.
-   * The head goes out with the first bytes the inspector passes, so a verdict on the
-   * held-back prefix can still answer with the block page. The inspector passes the
-   * origin's bytes unchanged, so the origin's Content-Length stays true.
+   * A body sent as is (no Content-Encoding) is read at once, chunk by chunk, and what
+   * the inspector passes goes out in the same call: a small page arriving in one piece
+   * costs one scan and one write, with nothing queued. The head goes out with the
+   * first bytes the inspector passes, so a verdict on the held-back prefix can still
+   * answer with the block page. The inspector passes the origin's bytes unchanged, so
+   * the origin's Content-Length stays true.
    */
   private inspectBody(chunk: Buffer | undefined, last: boolean): void {
+    const inspector = this.inspector!;
+    if (inspector.encoded) return this.queueForInspector(chunk, last);
+    let step: InspectStep | null = null;
+    if (chunk !== undefined && chunk.length > 0) {
+      step = inspector.writeNow(chunk);
+      if (step.verdict !== undefined) return this.contentBlocked(step.verdict);
+      if (!last) for (const bytes of step.pass) this.send(bytes);
+    }
+    if (!last) return;
+    const final = inspector.endNow();
+    if (final.verdict !== undefined) return this.contentBlocked(final.verdict);
+    this.passAndFinish(step?.pass ?? [], final.pass);
+  }
+
+  /** Sends `first` then `then`, the last piece with the end of the response. */
+  private passAndFinish(first: readonly Buffer[], then: readonly Buffer[]): void {
+    let left = first.length + then.length;
+    let lastPiece: Buffer | undefined;
+    for (const pieces of [first, then]) {
+      for (const bytes of pieces) {
+        if (--left === 0) lastPiece = bytes;
+        else this.send(bytes);
+      }
+    }
+    this.finish(lastPiece);
+  }
+
+  /**
+   * A compressed body: chunks queue for the inspector, whose writes inflate on zlib's
+   * thread pool and are awaited one at a time; the origin stays paused while one is
+   * pending, since chunks already read still arrive.
+   */
+  private queueForInspector(chunk: Buffer | undefined, last: boolean): void {
     const pending = (this.pending ??= []);
     if (chunk !== undefined && chunk.length > 0) pending.push(chunk);
     if (last) pending.push(END);
     if (!this.inspecting) void this.runInspector(this.inspector!);
+  }
+
+  /** The inspector is not wanted any more; its scanner is reused unless a compressed chunk is still being read. */
+  private dropInspector(): void {
+    if (this.inspecting) this.inspector?.close();
+    else this.inspector?.release();
   }
 
   private async runInspector(inspector: ContentInspector): Promise<void> {
@@ -228,6 +269,7 @@ export class ForwardHandler implements OriginResponseHandler {
     this.done = true;
     this.pending = null;
     this.head = null;
+    this.inspector!.release();
     this.controller?.abort(new Error('blocked by content'));
     this.inspection!.blocked(verdict, this.res);
   }

@@ -7,20 +7,21 @@ export const CHROMIUM = '/usr/bin/chromium';
 /** In CI (which installs chromium) a missing browser fails the tests instead of skipping them. */
 export const describeWithBrowser = existsSync(CHROMIUM) || process.env.CI !== undefined ? describe : describe.skip;
 
+/** Headless Chromium for tests: no sandbox, GPU, QUIC or background traffic of its own. */
+export const QUIET_CHROMIUM_ARGS: readonly string[] = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
 /** A student's browser: headless Chromium sending everything, loopback names too, through the proxy. */
 export function launchBehindProxy(proxyPort: number): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      `--proxy-server=127.0.0.1:${proxyPort}`,
-      '--proxy-bypass-list=<-loopback>',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [`--proxy-server=127.0.0.1:${proxyPort}`, '--proxy-bypass-list=<-loopback>', ...QUIET_CHROMIUM_ARGS],
   });
 }

@@ -8,6 +8,35 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import type { ContentInspection, ContentVerdict } from '../../src/content/inspector.js';
 
+/** The address a teacher's device has in contentPolicy. */
+export const TEACHER_ADDRESS = '127.0.0.3';
+
+/**
+ * The rules of the proxy content tests: pupils (`tieu-hoc`, the default) have a
+ * content_limit of 60, the teacher at TEACHER_ADDRESS (`giao-vien`) has none; HTTPS to
+ * `httpsPort` is intercepted for both.
+ */
+export function contentPolicy(httpsPort: number): string {
+  return `version: 1
+default_profile: tieu-hoc
+profiles:
+  tieu-hoc:
+    name: "Tiểu học"
+    block_categories: [adult, gambling]
+    inspect: true
+    content_limit: 60
+  giao-vien:
+    name: "Giáo viên"
+    block_categories: [adult, gambling]
+    inspect: true
+connect_ports: [443, ${httpsPort}]
+clients:
+  - cidr: ${TEACHER_ADDRESS}/32
+    profile: giao-vien
+intercept: always
+`;
+}
+
 export const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/content');
 
 export function fixtureNames(): string[] {

@@ -1,0 +1,163 @@
+/**
+ * bench:proxy's inspection phase (docs/contract.md §8): lachan reading every HTML page
+ * (a profile with `content_limit: 60` and the shipped phrases of adult, gambling,
+ * drugs, violence and self-harm) against squid forwarding the same page unread and
+ * e2guardian scoring it against the same phrases (bench/lib/e2guardian.ts, naughtiness
+ * limit 60). Each on CPU 0 in turn, the page a harmless Vietnamese lesson of 1 KB and
+ * 100 KB from the bench origin (`/html/<size>`), so every byte is read and passed.
+ * Targets: lachan ≥ 1.5× squid and ≥ 20× e2guardian in requests per second.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { E2GUARDIAN, e2guardianPhrases, haveE2guardian, startE2guardian } from './e2guardian.js';
+import { lachanServeArgs, startPinned } from './pinned.js';
+import { markdownTable, median } from './stats.js';
+
+const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
+const CONTENT_LIMIT = 60;
+
+export interface PhaseTarget {
+  readonly name: string;
+  readonly port: number;
+  readonly path: (size: number) => string;
+  readonly pid: number;
+}
+
+export interface PhaseSample {
+  readonly rps: number;
+  readonly cpuUs?: number;
+}
+
+export interface InspectionPhaseSetup {
+  readonly work: string;
+  readonly repo: string;
+  readonly cli: string;
+  readonly hostsFile: string;
+  readonly benchHost: string;
+  readonly originPort: number;
+  /** The plain squid of the main phase, if one runs. */
+  readonly squid: PhaseTarget | null;
+  readonly sizes: readonly number[];
+  readonly reps: number;
+  readonly children: ChildProcess[];
+  readonly freePort: () => Promise<number>;
+  readonly waitForPort: (port: number, timeoutMs: number) => Promise<void>;
+  /** One measured load of `target` at `size` (the main phase's tool, duration and connections). */
+  readonly measure: (target: PhaseTarget, size: number) => Promise<PhaseSample | null>;
+  readonly warm: (target: PhaseTarget, size: number) => Promise<unknown>;
+  readonly log: (line: string) => void;
+}
+
+/** Runs the phase; returns the report's lines (a single line saying why when it is skipped). */
+export async function inspectionPhase(setup: InspectionPhaseSetup): Promise<string[]> {
+  const e2guardian = haveE2guardian();
+  if (setup.squid === null && !e2guardian)
+    return ['## inspection', '', `Skipped: neither squid nor e2guardian is installed (${E2GUARDIAN}; \`apt-get install -y squid e2guardian\`).`, ''];
+  const phraseFiles = CATEGORIES.map((category) => path.join(setup.repo, 'rules/categories', category, 'phrases'));
+  const rules = path.join(setup.work, 'rules-inspect');
+  CATEGORIES.forEach((category, i) => {
+    mkdirSync(path.join(rules, 'categories', category), { recursive: true });
+    copyFileSync(phraseFiles[i]!, path.join(rules, 'categories', category, 'phrases'));
+  });
+  writeFileSync(
+    path.join(rules, 'policy.yaml'),
+    `version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n    content_limit: ${CONTENT_LIMIT}\n`,
+  );
+  const lachan = await startPinned(
+    0,
+    process.execPath,
+    lachanServeArgs(setup.cli, { rules, data: path.join(setup.work, 'var-inspect'), hosts: setup.hostsFile }),
+    (l) => l.msg === 'listening',
+  );
+  setup.children.push(lachan.child);
+  const direct = (size: number): string => `http://127.0.0.1:${setup.originPort}/html/${size}`;
+  const targets: PhaseTarget[] = [
+    {
+      name: 'lachan, inspecting',
+      port: lachan.line.port as number,
+      path: (size) => `http://${setup.benchHost}:${setup.originPort}/html/${size}`,
+      pid: lachan.child.pid!,
+    },
+  ];
+  if (setup.squid !== null) targets.push({ ...setup.squid, name: 'squid, forwarding', path: direct });
+  const notes: string[] = [];
+  if (e2guardian) {
+    const phrases = e2guardianPhrases(phraseFiles);
+    const dir = path.join(setup.work, 'e2guardian');
+    mkdirSync(dir);
+    const port = await setup.freePort();
+    const child = await startE2guardian(dir, port, phrases.text, CONTENT_LIMIT, 0, setup.waitForPort);
+    setup.children.push(child);
+    targets.push({ name: 'e2guardian, phrase filtering', port, path: direct, pid: child.pid! });
+    notes.push(
+      `e2guardian: ${phrases.count} weighted phrases (lachan's, converted), naughtynesslimit ${CONTENT_LIMIT}, one process pinned to CPU 0, no upstream proxy.`,
+    );
+  } else {
+    notes.push(`e2guardian: not installed (${E2GUARDIAN}), its column is missing.`);
+  }
+  if (setup.squid === null) notes.push('squid: not installed, its column is missing.');
+
+  for (const target of targets) for (const size of setup.sizes) await setup.warm(target, size);
+  const samples = new Map<string, (PhaseSample | null)[]>();
+  const key = (size: number, name: string): string => `${size}\u0000${name}`;
+  for (let rep = 0; rep < setup.reps; rep++) {
+    const order = targets.map((_, i) => targets[(i + rep) % targets.length]!);
+    for (const size of setup.sizes) {
+      for (const target of order) {
+        const sample = await setup.measure(target, size);
+        const list = samples.get(key(size, target.name)) ?? [];
+        list[rep] = sample;
+        samples.set(key(size, target.name), list);
+        setup.log(
+          `inspection rep ${rep + 1}/${setup.reps} ${size} B ${target.name}: ${sample === null ? 'failed' : `${sample.rps.toFixed(0)} req/s cpu ${sample.cpuUs?.toFixed(0) ?? '?'} µs/req`}`,
+        );
+      }
+    }
+  }
+
+  const rows: string[][] = [];
+  const checks: string[] = [];
+  const label = (size: number): string => `${size / 1024} KB`;
+  for (const size of setup.sizes) {
+    for (const target of targets) {
+      const list = (samples.get(key(size, target.name)) ?? []).filter((s): s is PhaseSample => s != null);
+      const cpu = list.map((s) => s.cpuUs).filter((v): v is number => v !== undefined);
+      rows.push([
+        label(size),
+        target.name,
+        list.length === 0 ? 'failed' : median(list.map((s) => s.rps)).toFixed(0),
+        cpu.length === 0 ? '–' : median(cpu).toFixed(0),
+      ]);
+    }
+    const paired = (other: string, pick: (mine: PhaseSample, theirs: PhaseSample) => number): number | null => {
+      const mine = samples.get(key(size, targets[0]!.name)) ?? [];
+      const theirs = samples.get(key(size, other)) ?? [];
+      const ratios: number[] = [];
+      for (let rep = 0; rep < setup.reps; rep++) if (mine[rep] != null && theirs[rep] != null) ratios.push(pick(mine[rep]!, theirs[rep]!));
+      return ratios.length === 0 ? null : median(ratios);
+    };
+    for (const [other, goal] of [
+      ['squid, forwarding', 1.5],
+      ['e2guardian, phrase filtering', 20],
+    ] as const) {
+      if (!targets.some((t) => t.name === other)) continue;
+      const rate = paired(other, (a, b) => a.rps / b.rps);
+      const cost = paired(other, (a, b) => (a.cpuUs !== undefined && b.cpuUs !== undefined && a.cpuUs > 0 ? b.cpuUs / a.cpuUs : Number.NaN));
+      if (rate === null) continue;
+      checks.push(
+        `${label(size)}: lachan inspecting / ${other} = ${rate.toFixed(2)}× req/s per repetition (target ≥ ${goal}×) ${rate >= goal ? 'met' : 'NOT met'}; their CPU per request / lachan's = ${cost === null || Number.isNaN(cost) ? '–' : `${cost.toFixed(2)}×`}`,
+      );
+    }
+  }
+  return [
+    '## inspection: lachan reading every page against squid (forwarding) and e2guardian (phrase filtering)',
+    '',
+    ...notes.map((n) => `- ${n}`),
+    '',
+    markdownTable(['page', 'target', 'req/s', 'CPU µs/req'], rows),
+    '',
+    ...checks.map((c) => `- ${c}`),
+    '',
+  ];
+}
