@@ -180,7 +180,7 @@ async function loginCounsellor(name: string): Promise<LoggedIn> {
 
 afterAll(async () => {
   if (collector) await stopCollector(collector);
-  await new Promise((resolve) => smtp?.close(resolve));
+  await new Promise<void>((resolve) => (smtp === undefined ? resolve() : smtp.close(() => resolve())));
   webhook?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
