@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { WireAlert } from '../src/central/alerts.js';
-import { addSchool, addUser, CHROMIUM, type Collector, describeWithBrowser, PASSWORD, startCollector, stopCollector } from './harness/index.js';
+import { addSchool, addUser, CHROMIUM, type Collector, describeWithBrowser, PASSWORD, REPO_ROOT, startCollector, stopCollector } from './harness/index.js';
 
 /** The counsellor's alert queue in headless Chromium (docs/safeguarding.md §3). */
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-alerts-browser-'));
@@ -94,6 +94,8 @@ describeWithBrowser('the counsellor’s alert queue in Chromium', () => {
     expect(cells[5]).toBe('3');
     expect(cells[6]).toBe('Mới');
     expect(await page.content()).not.toContain('gửi ảnh cho anh');
+    mkdirSync(path.join(REPO_ROOT, 'test/artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(REPO_ROOT, 'test/artifacts/alerts-queue.png'), fullPage: true });
     await page.context().close();
   });
 

@@ -42,7 +42,7 @@ ${everySchool ? `<td>${escapeHtml(a.schoolName ?? a.school)}</td>` : ''}
 <td>${ALERT_CATEGORY_LABELS[a.category]}</td>
 <td class="trigger">${escapeHtml(a.trigger)}${a.host === '' ? '' : `<br><small>${escapeHtml(a.host)}</small>`}</td>
 <td><code class="device">${escapeHtml(a.device)}</code></td>
-<td class="count">${a.count}</td>
+<td class="signals">${a.count}</td>
 <td class="status">${STATUS_LABELS[a.status]}${a.note === null || a.note === '' ? '' : `<br><small class="note">${escapeHtml(a.note)}</small>`}</td>
 <td>${actions(a, csrf)}</td>
 </tr>`,
@@ -50,7 +50,7 @@ ${everySchool ? `<td>${escapeHtml(a.schoolName ?? a.school)}</td>` : ''}
   const notice =
     done === null
       ? ''
-      : `<p class="done" role="status">${done === 'closed' ? 'Đã đóng cảnh báo.' : done === 'acknowledged' ? 'Đã tiếp nhận cảnh báo.' : 'Đã lưu.'}</p>`;
+      : `<p class="notice done" role="status">${done === 'closed' ? 'Đã đóng cảnh báo.' : done === 'acknowledged' ? 'Đã tiếp nhận cảnh báo.' : 'Đã lưu.'}</p>`;
   return shell(
     'alerts',
     'Cảnh báo an toàn',
@@ -61,12 +61,12 @@ ${everySchool ? `<td>${escapeHtml(a.schoolName ?? a.school)}</td>` : ''}
 ${
   rows.length === 0
     ? '<p class="empty">Chưa có cảnh báo nào.</p>'
-    : `<table class="alerts">
+    : `<div class="scroll"><table class="alerts">
 <thead><tr><th>Thời gian</th>${everySchool ? '<th>Trường</th>' : ''}<th>Mức độ</th><th>Nhóm</th><th>Nội dung kích hoạt</th><th>Mã thiết bị</th><th>Số tín hiệu</th><th>Trạng thái</th><th>Xử lý</th></tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>
-</table>`
+</table></div>`
 }`,
   );
 }
