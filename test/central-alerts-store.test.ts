@@ -129,6 +129,37 @@ describe.each(backends)('the alert store on %s', (_name, fresh) => {
     expect((await store.alerts.contacts(other)).emails).toEqual([]);
   });
 
+  it('queues a message to each contact with the alert, on a new alert and on reaching high, held while taken', async () => {
+    const jobs = async () => store.alerts.claimDeliveries(Number.MAX_SAFE_INTEGER - 1, 0, 100);
+    // Whatever earlier tests queued (no contacts then: nothing) is drained first.
+    for (const job of await jobs()) await store.alerts.settleDelivery(job.id, null);
+    await store.alerts.ingest(school, [alert({ ref: 'AL-OUTBOX-1', severity: 'low' })], T0);
+    const now = T0 + 1_000;
+    const taken = await store.alerts.claimDeliveries(now, 60_000, 100);
+    expect(taken.map((j) => [j.channel, j.target, j.event, j.attempts, j.alert?.ref])).toEqual([
+      ['email', 'tuvan@example.edu.vn', 'alert.new', 0, 'AL-OUTBOX-1'],
+      ['webhook', 'https://hooks.example/a', 'alert.new', 0, 'AL-OUTBOX-1'],
+    ]);
+    // Held for its lease: nobody else takes it meanwhile.
+    expect(await store.alerts.claimDeliveries(now + 30_000, 60_000, 100)).toEqual([]);
+    await store.alerts.settleDelivery(taken[0]!.id, null);
+    await store.alerts.settleDelivery(taken[1]!.id, now + 5_000);
+    const again = await store.alerts.claimDeliveries(now + 5_000, 60_000, 100);
+    expect(again.map((j) => [j.channel, j.attempts])).toEqual([['webhook', 1]]);
+    await store.alerts.settleDelivery(again[0]!.id, null);
+    // Resent unchanged, or raised to medium: nothing owed. Raised to high: owed again, as an escalation.
+    await store.alerts.ingest(school, [alert({ ref: 'AL-OUTBOX-1', severity: 'low' })], T0);
+    await store.alerts.ingest(school, [alert({ ref: 'AL-OUTBOX-1', severity: 'medium', count: 2 })], T0);
+    expect(await jobs()).toEqual([]);
+    await store.alerts.ingest(school, [alert({ ref: 'AL-OUTBOX-1', severity: 'high', count: 3 })], T0);
+    const escalated = await jobs();
+    expect(escalated.map((j) => [j.event, j.alert?.severity])).toEqual([
+      ['alert.escalated', 'high'],
+      ['alert.escalated', 'high'],
+    ]);
+    for (const job of escalated) await store.alerts.settleDelivery(job.id, null);
+  });
+
   it('counts alerts for the yearly report by category and severity, and the report shows them', async () => {
     await store.alerts.ingest(school, [alert({ ref: 'AL-REPORT-1', category: 'grooming', severity: 'high' })], T0);
     await store.alerts.ingest(school, [alert({ ref: 'AL-REPORT-2', category: 'grooming', severity: 'high', device: 'ee55ff66' })], T0);
@@ -137,6 +168,7 @@ describe.each(backends)('the alert store on %s', (_name, fresh) => {
     const report = await buildYearlyReport(store, 2026, DEFAULT_ORGANISATION);
     expect([...report.alerts].sort((a, b) => `${a.category}${a.severity}`.localeCompare(`${b.category}${b.severity}`))).toEqual([
       { category: 'bullying', severity: 'critical', count: 1 },
+      { category: 'bullying', severity: 'high', count: 1 },
       { category: 'grooming', severity: 'high', count: 2 },
       { category: 'self-harm', severity: 'critical', count: 1 },
     ]);
@@ -167,6 +199,13 @@ describe('the PostgreSQL alert store under two collector processes', () => {
       expect(outcomes.filter((o) => o === 'new')).toHaveLength(1);
       const [stored] = await first.alerts.list({ school, limit: 10 });
       expect(stored).toMatchObject({ count: 20, lastTime: T0 + 19, severity: 'critical' });
+      // Two processes emptying one outbox at once take disjoint messages.
+      await first.alerts.setContacts({ school, emails: Array.from({ length: 30 }, (_, i) => `tuvan${i}@example.edu.vn`), webhook: null });
+      await first.alerts.ingest(school, [alert({ ref: 'AL-OUTBOX-PG' })], T0);
+      const [a, b] = await Promise.all([first.alerts.claimDeliveries(T0 + 1, 60_000, 20), second.alerts.claimDeliveries(T0 + 1, 60_000, 20)]);
+      const ids = [...a!, ...b!].map((j) => j.id);
+      expect(ids).toHaveLength(30);
+      expect(new Set(ids).size).toBe(30);
     } finally {
       await first.close();
       await second.close();

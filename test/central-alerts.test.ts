@@ -162,7 +162,7 @@ beforeAll(async () => {
   otherCounsellor = await loginCounsellor('tuvan-mucang');
   schoolIt = await login(collector.url, 'it-tramtau');
   viewer = await login(collector.url, 'xem');
-}, 60_000);
+}, 180_000);
 
 /** A counsellor's login lands on the alert queue; the CSRF token is read there. */
 async function loginCounsellor(name: string): Promise<LoggedIn> {
@@ -340,4 +340,18 @@ describe('who reads and handles alerts', () => {
     expect(stored).toMatchObject({ status: 'new', severity: 'critical', count: 5, note: 'Đã gặp em, đã báo phụ huynh' });
     await until('a reopened alert on the webhook', () => hooks.find((h) => h.body.severity === 'critical'));
   });
+});
+
+describe('delivery outlives the collector process', () => {
+  it('sends after a restart what a webhook that was down could not take', async () => {
+    hookFailuresLeft = 1_000;
+    const ref = 'AL-RESTART-000001';
+    expect((await postAlerts(tramTau.token, { alerts: [alert({ ref, severity: 'critical', category: 'violence', trigger: 'mang dao' })] })).status).toBe(200);
+    await until('a refused webhook call', () => hooks.find((h) => h.body.ref === ref && h.answered === 503));
+    await stopCollector(collector);
+    hookFailuresLeft = 0;
+    collector = await startCollector(dataDir, ['--smtp', `smtp://127.0.0.1:${smtpPort}`]);
+    const delivered = await until('the webhook delivered by the restarted collector', () => hooks.find((h) => h.body.ref === ref && h.answered === 204));
+    expect(delivered.body).toMatchObject({ event: 'alert.new', severity: 'critical', category: 'violence' });
+  }, 60_000);
 });

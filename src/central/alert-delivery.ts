@@ -1,18 +1,26 @@
 /**
  * Tells a school's contacts about a new alert, or one that became high or critical
  * (docs/safeguarding.md §5): an e-mail to each address (when the collector has an SMTP
- * server) and a POST to the school's webhook. Delivery runs beside ingest and never
- * delays or fails it; a failed delivery is tried again later, a few times, then logged.
+ * server) and a POST to the school's webhook. The store queues each message in the
+ * transaction that stores the alert (the outbox, alerts.ts); this sends what is due,
+ * beside ingest, never delaying or failing it. A failed message is due again later, a
+ * few times, then given up and logged; one taken but not settled (the process stopped)
+ * is taken again when its lease ends, so a message is sent at least once.
  * The message carries no search terms and no device id: those stay on the dashboard.
  */
 import nodemailer, { type Transporter } from 'nodemailer';
-import { ALERT_CATEGORY_LABELS, type AlertChange, type AlertStore, type CentralAlert, SEVERITY_LABELS, shouldNotify } from './alerts.js';
+import { ALERT_CATEGORY_LABELS, type AlertChange, type AlertStore, type CentralAlert, type DeliveryJob, SEVERITY_LABELS, shouldNotify } from './alerts.js';
 import { vnDateTime } from './dashboard/vn-time.js';
 import type { CollectorLogger } from './server.js';
 
 /** Waits before each new attempt: a mail server restarting, a webhook briefly down. */
 export const DELIVERY_RETRY_DELAYS_MS: readonly number[] = [2_000, 15_000, 60_000, 300_000, 1_800_000, 7_200_000];
 const WEBHOOK_TIMEOUT_MS = 10_000;
+/** Longer than any one attempt may take (SMTP and webhook time out well before). */
+const LEASE_MS = 120_000;
+/** How often the outbox is read when no ingest wakes it (a retry falling due, another process's alert). */
+const POLL_MS = 1_000;
+const BATCH = 20;
 
 export interface AlertDeliveryOptions {
   readonly alerts: AlertStore;
@@ -25,7 +33,7 @@ export interface AlertDeliveryOptions {
 
 /** What a webhook receives (JSON). */
 export interface AlertWebhookBody {
-  readonly event: 'alert.new' | 'alert.escalated';
+  readonly event: DeliveryJob['event'];
   readonly ref: string;
   readonly school: string;
   readonly schoolName: string | null;
@@ -37,83 +45,89 @@ export interface AlertWebhookBody {
   readonly status: CentralAlert['status'];
 }
 
-interface Delivery {
-  readonly what: string;
-  readonly send: () => Promise<void>;
-}
-
 export class AlertDelivery {
   readonly #options: AlertDeliveryOptions;
   readonly #mailer: Transporter | null;
-  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #timer: NodeJS.Timeout;
+  #running = false;
+  #again = false;
   #stopped = false;
 
   constructor(options: AlertDeliveryOptions) {
     this.#options = options;
-    this.#mailer = options.smtpUrl === undefined ? null : nodemailer.createTransport(options.smtpUrl);
+    this.#mailer =
+      options.smtpUrl === undefined
+        ? null
+        : nodemailer.createTransport({ url: options.smtpUrl, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 30_000 });
+    this.#timer = setInterval(() => this.#wake(), POLL_MS);
+    this.#timer.unref();
   }
 
-  /** Queues what `changes` call for; returns at once and never throws. */
+  /** After an ingest: sends what it queued now rather than at the next poll. Never throws. */
   notify(changes: readonly AlertChange[]): void {
-    const due = changes.filter(shouldNotify);
-    if (due.length === 0 || this.#stopped) return;
-    void this.#queue(due).catch((error: unknown) => this.#options.logger.error({ err: error }, 'alert delivery: contacts unreadable'));
+    if (changes.some(shouldNotify)) this.#wake();
   }
 
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
+    clearInterval(this.#timer);
     this.#mailer?.close();
   }
 
-  async #queue(changes: readonly AlertChange[]): Promise<void> {
-    for (const change of changes) {
-      const { alert } = change;
-      const contacts = await this.#options.alerts.contacts(alert.school);
-      const event = change.outcome === 'new' ? 'alert.new' : 'alert.escalated';
-      const mailer = this.#mailer;
-      if (mailer !== null) {
-        for (const to of contacts.emails) {
-          this.#attempt({ what: `mail ${to} ${alert.ref}`, send: () => this.#mail(mailer, to, alert, event) }, 0);
+  #wake(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = true;
+    this.#drain()
+      .catch((error: unknown) => this.#options.logger.error({ err: error }, 'alert delivery: outbox unreadable'))
+      .finally(() => {
+        this.#running = false;
+        if (this.#again) {
+          this.#again = false;
+          this.#wake();
         }
-      }
-      const webhook = contacts.webhook;
-      if (webhook !== null) this.#attempt({ what: `webhook ${alert.school} ${alert.ref}`, send: () => postWebhook(webhook, webhookBody(alert, event)) }, 0);
+      });
+  }
+
+  async #drain(): Promise<void> {
+    for (;;) {
+      const jobs = await this.#options.alerts.claimDeliveries(Date.now(), LEASE_MS, BATCH);
+      if (jobs.length === 0 || this.#stopped) return;
+      await Promise.all(jobs.map((job) => this.#deliver(job)));
+      if (jobs.length < BATCH) return;
     }
   }
 
-  #attempt(delivery: Delivery, attempt: number): void {
-    if (this.#stopped) return;
-    delivery.send().then(
-      () => this.#options.logger.info({ delivery: delivery.what, attempt: attempt + 1 }, 'alert delivered'),
-      (error: unknown) => {
-        const delays = this.#options.retryDelaysMs ?? DELIVERY_RETRY_DELAYS_MS;
-        const wait = delays[attempt];
-        const reason = error instanceof Error ? error.message : String(error);
-        if (wait === undefined || this.#stopped) {
-          this.#options.logger.error({ delivery: delivery.what, attempts: attempt + 1, reason }, 'alert delivery failed for good');
-          return;
-        }
-        this.#options.logger.warn({ delivery: delivery.what, attempt: attempt + 1, retryInMs: wait, reason }, 'alert delivery failed, will retry');
-        const timer = setTimeout(() => {
-          this.#timers.delete(timer);
-          this.#attempt(delivery, attempt + 1);
-        }, wait);
-        timer.unref();
-        this.#timers.add(timer);
-      },
-    );
+  async #deliver(job: DeliveryJob): Promise<void> {
+    const what = `${job.channel} ${job.target} ${job.alert?.ref ?? '(expired)'}`;
+    const { logger } = this.#options;
+    try {
+      if (job.alert === null) return await this.#options.alerts.settleDelivery(job.id, null);
+      await this.#send(job, job.alert);
+      logger.info({ delivery: what, attempt: job.attempts + 1 }, 'alert delivered');
+      await this.#options.alerts.settleDelivery(job.id, null);
+    } catch (error) {
+      const wait = (this.#options.retryDelaysMs ?? DELIVERY_RETRY_DELAYS_MS)[job.attempts];
+      const reason = error instanceof Error ? error.message : String(error);
+      if (wait === undefined) logger.error({ delivery: what, attempts: job.attempts + 1, reason }, 'alert delivery failed for good');
+      else logger.warn({ delivery: what, attempt: job.attempts + 1, retryInMs: wait, reason }, 'alert delivery failed, will retry');
+      await this.#options.alerts.settleDelivery(job.id, wait === undefined ? null : Date.now() + wait);
+    }
   }
 
-  async #mail(mailer: Transporter, to: string, alert: CentralAlert, event: AlertWebhookBody['event']): Promise<void> {
+  async #send(job: DeliveryJob, alert: CentralAlert): Promise<void> {
+    if (job.channel === 'webhook') return postWebhook(job.target, webhookBody(alert, job.event));
+    if (this.#mailer === null) throw new Error('no mail server (lachan central serve --smtp)');
     const severity = SEVERITY_LABELS[alert.severity];
     const category = ALERT_CATEGORY_LABELS[alert.category];
     const school = alert.schoolName ?? alert.school;
-    await mailer.sendMail({
+    await this.#mailer.sendMail({
       from: this.#options.mailFrom ?? 'lachan@localhost',
-      to,
-      subject: `[Lá chắn] Cảnh báo ${event === 'alert.new' ? 'mới' : 'tăng mức'}: ${category} (mức ${severity}) — ${school}`,
+      to: job.target,
+      subject: `[Lá chắn] Cảnh báo ${job.event === 'alert.new' ? 'mới' : 'tăng mức'}: ${category} (mức ${severity}) — ${school}`,
       text: [
         `Trường: ${school}`,
         `Nhóm: ${category}`,
@@ -130,7 +144,7 @@ export class AlertDelivery {
   }
 }
 
-function webhookBody(alert: CentralAlert, event: AlertWebhookBody['event']): AlertWebhookBody {
+function webhookBody(alert: CentralAlert, event: DeliveryJob['event']): AlertWebhookBody {
   return {
     event,
     ref: alert.ref,

@@ -4,9 +4,9 @@
  * two collector processes folding in the same alert take turns and neither loses a send.
  */
 import { transaction, type PgPool } from '../storage/postgres.js';
-import type { AlertChange, AlertContacts, AlertCount, AlertFilter, AlertStatus, AlertStore, CentralAlert, WireAlert } from './alerts.js';
-import { mergeAlert } from './alerts.js';
-import { ALERT_COLUMNS, type AlertRow, alertValues, toCentralAlert } from './alerts-sqlite.js';
+import type { AlertChange, AlertContacts, AlertCount, AlertFilter, AlertStatus, AlertStore, CentralAlert, DeliveryJob, WireAlert } from './alerts.js';
+import { deliveriesFor, mergeAlert } from './alerts.js';
+import { ALERT_COLUMNS, type AlertRow, alertValues, type DeliveryRow, toCentralAlert } from './alerts-sqlite.js';
 
 /** The alerts' schema step on PostgreSQL (appended to PG_MIGRATIONS). */
 export const ALERT_PG_MIGRATIONS: readonly string[] = [
@@ -31,7 +31,19 @@ export const ALERT_PG_MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX alerts_last_time ON alerts (last_time);
    CREATE INDEX alerts_time ON alerts (time);
-   CREATE TABLE alert_contacts (school text COLLATE "C" PRIMARY KEY, emails text NOT NULL, webhook text);`,
+   CREATE TABLE alert_contacts (school text COLLATE "C" PRIMARY KEY, emails text NOT NULL, webhook text);
+   CREATE TABLE alert_deliveries (
+     id bigserial PRIMARY KEY,
+     school text COLLATE "C" NOT NULL,
+     ref text COLLATE "C" NOT NULL,
+     event text NOT NULL,
+     channel text NOT NULL,
+     target text NOT NULL,
+     attempts integer NOT NULL,
+     next_at bigint NOT NULL,
+     created_at bigint NOT NULL
+   );
+   CREATE INDEX alert_deliveries_due ON alert_deliveries (next_at);`,
 ];
 
 const SELECT_ALERT = `SELECT a.school, s.name AS school_name, a.ref, a.time, a.last_time, a.severity, a.category, a.signal,
@@ -66,9 +78,53 @@ export class PgAlertStore implements AlertStore {
         if (next !== null) await client.query(UPDATE_ALERT, [...alertValues(next), receivedAt, school, sent.ref]);
         byRef.set(sent.ref, { outcome, before: stored.severity, alert: next === null ? stored : { ...stored, ...next } });
       }
+      const contacts = (
+        await client.query<{ emails: string; webhook: string | null }>('SELECT emails, webhook FROM alert_contacts WHERE school = $1', [school])
+      ).rows[0];
+      const owed = deliveriesFor([...byRef.values()], {
+        emails: contacts === undefined ? [] : (JSON.parse(contacts.emails) as string[]),
+        webhook: contacts?.webhook ?? null,
+      });
+      for (const d of owed) {
+        await client.query(
+          'INSERT INTO alert_deliveries (school, ref, event, channel, target, attempts, next_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)',
+          [school, d.ref, d.event, d.channel, d.target, receivedAt],
+        );
+      }
       return byRef;
     });
     return alerts.map((a) => changes.get(a.ref)!);
+  }
+
+  /** Rows another process holds are skipped (SKIP LOCKED), and each taken row's lease keeps it away once committed. */
+  async claimDeliveries(now: number, leaseMs: number, limit: number): Promise<DeliveryJob[]> {
+    const { rows } = await this.#pool.query<DeliveryRow & { before: number }>(
+      `UPDATE alert_deliveries AS d SET next_at = $2, attempts = d.attempts + 1
+       FROM (SELECT id, attempts AS before FROM alert_deliveries WHERE next_at <= $1 ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS due
+       WHERE d.id = due.id RETURNING d.id, d.school, d.ref, d.event, d.channel, d.target, due.before`,
+      [now, now + leaseMs, limit],
+    );
+    if (rows.length === 0) return [];
+    const found = await this.#pool.query<AlertRow>(`${SELECT_ALERT} WHERE (a.school, a.ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, [
+      rows.map((r) => r.school),
+      rows.map((r) => r.ref),
+    ]);
+    const alerts = new Map(found.rows.map((row) => [`${row.school}\n${row.ref}`, toCentralAlert(row)]));
+    return rows
+      .sort((x, y) => x.id - y.id)
+      .map((row) => ({
+        id: row.id,
+        event: row.event,
+        channel: row.channel,
+        target: row.target,
+        attempts: row.before,
+        alert: alerts.get(`${row.school}\n${row.ref}`) ?? null,
+      }));
+  }
+
+  async settleDelivery(id: number, retryAt: number | null): Promise<void> {
+    if (retryAt === null) await this.#pool.query('DELETE FROM alert_deliveries WHERE id = $1', [id]);
+    else await this.#pool.query('UPDATE alert_deliveries SET next_at = $1 WHERE id = $2', [retryAt, id]);
   }
 
   async list(filter: AlertFilter): Promise<CentralAlert[]> {

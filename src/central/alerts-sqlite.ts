@@ -5,6 +5,8 @@
 import type { SqliteDatabase } from '../storage/sqlite.js';
 import {
   type AlertChange,
+  deliveriesFor,
+  type DeliveryJob,
   type AlertContacts,
   type AlertCount,
   type AlertFilter,
@@ -40,6 +42,19 @@ export const ALERT_SQLITE_MIGRATIONS: readonly string[] = [
    CREATE INDEX alerts_last_time ON alerts(last_time);
    CREATE INDEX alerts_time ON alerts(time);
    CREATE TABLE alert_contacts (school TEXT PRIMARY KEY, emails TEXT NOT NULL, webhook TEXT) WITHOUT ROWID;
+   -- The outbox: messages owed to a school's contacts, written with the alert (alert-delivery.ts).
+   CREATE TABLE alert_deliveries (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     school TEXT NOT NULL,
+     ref TEXT NOT NULL,
+     event TEXT NOT NULL,
+     channel TEXT NOT NULL,
+     target TEXT NOT NULL,
+     attempts INTEGER NOT NULL,
+     next_at INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX alert_deliveries_due ON alert_deliveries(next_at);
    -- The counsellor's role (tu-van): SQLite cannot alter a CHECK, so users is rebuilt;
    -- dropping it would cascade to the sessions, which are kept aside and put back.
    CREATE TEMP TABLE sessions_kept AS SELECT * FROM sessions;
@@ -107,6 +122,16 @@ export function alertValues(a: StoredAlert): (string | number | null)[] {
 export const SELECT_ALERT = `SELECT a.school, s.name AS school_name, a.ref, a.time, a.last_time, a.severity, a.category, a.signal,
   a.trigger_text, a.host, a.device, a.profile, a.count, a.status, a.note FROM alerts a LEFT JOIN schools s ON s.id = a.school`;
 
+export interface DeliveryRow {
+  id: number;
+  school: string;
+  ref: string;
+  event: DeliveryJob['event'];
+  channel: DeliveryJob['channel'];
+  target: string;
+  attempts: number;
+}
+
 export class SqliteAlertStore implements AlertStore {
   readonly #db: SqliteDatabase;
   readonly #q;
@@ -124,6 +149,13 @@ export class SqliteAlertStore implements AlertStore {
       ),
       expire: db.prepare('DELETE FROM alerts WHERE last_time < ?'),
       contacts: db.prepare<[string], { emails: string; webhook: string | null }>('SELECT emails, webhook FROM alert_contacts WHERE school = ?'),
+      queue: db.prepare('INSERT INTO alert_deliveries (school, ref, event, channel, target, attempts, next_at, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)'),
+      due: db.prepare<[number, number], DeliveryRow>(
+        'SELECT id, school, ref, event, channel, target, attempts FROM alert_deliveries WHERE next_at <= ? ORDER BY next_at, id LIMIT ?',
+      ),
+      hold: db.prepare('UPDATE alert_deliveries SET next_at = ?, attempts = attempts + 1 WHERE id = ?'),
+      retry: db.prepare('UPDATE alert_deliveries SET next_at = ? WHERE id = ?'),
+      settle: db.prepare('DELETE FROM alert_deliveries WHERE id = ?'),
       setContacts: db.prepare(
         'INSERT INTO alert_contacts (school, emails, webhook) VALUES (?, ?, ?) ON CONFLICT (school) DO UPDATE SET emails = excluded.emails, webhook = excluded.webhook',
       ),
@@ -131,8 +163,8 @@ export class SqliteAlertStore implements AlertStore {
   }
 
   async ingest(school: string, alerts: readonly WireAlert[], receivedAt: number): Promise<AlertChange[]> {
-    return this.#db.transaction(() =>
-      alerts.map((sent): AlertChange => {
+    return this.#db.transaction(() => {
+      const changes = alerts.map((sent): AlertChange => {
         const row = this.#q.one.get(school, sent.ref);
         if (row === undefined) {
           this.#q.insert.run(school, sent.ref, ...alertValues({ ...sent, status: 'new', note: null }), receivedAt, receivedAt);
@@ -143,8 +175,33 @@ export class SqliteAlertStore implements AlertStore {
         if (next === null) return { outcome, before: stored.severity, alert: stored };
         this.#q.update.run(...alertValues(next), receivedAt, school, sent.ref);
         return { outcome, before: stored.severity, alert: { ...stored, ...next } };
+      });
+      const owed = deliveriesFor(changes, this.#contactsNow(school));
+      for (const d of owed) this.#q.queue.run(school, d.ref, d.event, d.channel, d.target, receivedAt, receivedAt);
+      return changes;
+    })();
+  }
+
+  async claimDeliveries(now: number, leaseMs: number, limit: number): Promise<DeliveryJob[]> {
+    return this.#db.transaction(() =>
+      this.#q.due.all(now, limit).map((row): DeliveryJob => {
+        this.#q.hold.run(now + leaseMs, row.id);
+        const alert = this.#q.one.get(row.school, row.ref);
+        return {
+          id: row.id,
+          event: row.event,
+          channel: row.channel,
+          target: row.target,
+          attempts: row.attempts,
+          alert: alert === undefined ? null : toCentralAlert(alert),
+        };
       }),
     )();
+  }
+
+  async settleDelivery(id: number, retryAt: number | null): Promise<void> {
+    if (retryAt === null) this.#q.settle.run(id);
+    else this.#q.retry.run(retryAt, id);
   }
 
   async list(filter: AlertFilter): Promise<CentralAlert[]> {
@@ -185,6 +242,10 @@ export class SqliteAlertStore implements AlertStore {
   }
 
   async contacts(school: string): Promise<AlertContacts> {
+    return this.#contactsNow(school);
+  }
+
+  #contactsNow(school: string): AlertContacts {
     const row = this.#q.contacts.get(school);
     return { school, emails: row === undefined ? [] : (JSON.parse(row.emails) as string[]), webhook: row?.webhook ?? null };
   }

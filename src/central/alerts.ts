@@ -73,10 +73,32 @@ export interface AlertCount {
   readonly count: number;
 }
 
+/** A message owed to one of a school's contacts, kept until sent or given up (the outbox). */
+export interface DeliveryJob {
+  readonly id: number;
+  readonly event: 'alert.new' | 'alert.escalated';
+  readonly channel: 'email' | 'webhook';
+  /** An e-mail address or the webhook's URL. */
+  readonly target: string;
+  /** Attempts made before this one. */
+  readonly attempts: number;
+  /** The alert as it stands now; null when it expired meanwhile. */
+  readonly alert: CentralAlert | null;
+}
+
 /** The alerts' part of the collector store (CentralStore.alerts). */
 export interface AlertStore {
-  /** Upserts per (school, ref), all or nothing; one change per alert, in the batch's order. */
+  /**
+   * Upserts per (school, ref), all or nothing; one change per alert, in the batch's
+   * order. In the same transaction, queues a delivery to each of the school's contacts
+   * for every change `shouldNotify` picks, so a message is owed exactly when the alert
+   * is stored.
+   */
   ingest(school: string, alerts: readonly WireAlert[], receivedAt: number): Promise<AlertChange[]>;
+  /** Up to `limit` deliveries due at `now`, each held for `leaseMs` so no other process takes it meanwhile. */
+  claimDeliveries(now: number, leaseMs: number, limit: number): Promise<DeliveryJob[]>;
+  /** Done, or given up (`retryAt` null): the delivery leaves the outbox; else it is due again at `retryAt`. */
+  settleDelivery(id: number, retryAt: number | null): Promise<void>;
   /** Newest first (by lastTime). */
   list(filter: AlertFilter): Promise<CentralAlert[]>;
   /** Null when the school has no alert `ref`. */
@@ -191,6 +213,21 @@ export function mergeAlert(stored: StoredAlert, sent: WireAlert): { next: Stored
   if (!changed) return { next: null, outcome: 'unchanged' };
   const outcome: AlertOutcome = next.status !== stored.status ? 'reopened' : severity !== stored.severity ? 'escalated' : 'updated';
   return { next, outcome };
+}
+
+/** The deliveries owed for `changes` to `contacts`: one per address and one for the webhook, per change. */
+export function deliveriesFor(
+  changes: readonly AlertChange[],
+  contacts: { emails: readonly string[]; webhook: string | null },
+): { ref: string; event: DeliveryJob['event']; channel: DeliveryJob['channel']; target: string }[] {
+  return changes.filter(shouldNotify).flatMap((change) => {
+    const event = change.outcome === 'new' ? ('alert.new' as const) : ('alert.escalated' as const);
+    const ref = change.alert.ref;
+    return [
+      ...contacts.emails.map((target) => ({ ref, event, channel: 'email' as const, target })),
+      ...(contacts.webhook === null ? [] : [{ ref, event, channel: 'webhook' as const, target: contacts.webhook }]),
+    ];
+  });
 }
 
 /** A new alert, and an alert that reached high or critical, are sent to the school's contacts. */
