@@ -106,6 +106,11 @@ export class AlertDelivery {
     const { logger } = this.#options;
     try {
       if (job.alert === null) return await this.#options.alerts.settleDelivery(job.id, null);
+      if (job.channel === 'email' && this.#mailer === null) {
+        // Retrying would not help: the collector has no mail server until it is restarted with one.
+        logger.warn({ delivery: what }, 'alert e-mail dropped: no mail server (lachan central serve --smtp)');
+        return await this.#options.alerts.settleDelivery(job.id, null);
+      }
       await this.#send(job, job.alert);
       logger.info({ delivery: what, attempt: job.attempts + 1 }, 'alert delivered');
       await this.#options.alerts.settleDelivery(job.id, null);
@@ -120,7 +125,7 @@ export class AlertDelivery {
 
   async #send(job: DeliveryJob, alert: CentralAlert): Promise<void> {
     if (job.channel === 'webhook') return postWebhook(job.target, webhookBody(alert, job.event));
-    if (this.#mailer === null) throw new Error('no mail server (lachan central serve --smtp)');
+    if (this.#mailer === null) throw new Error('no mail server');
     const severity = SEVERITY_LABELS[alert.severity];
     const category = ALERT_CATEGORY_LABELS[alert.category];
     const school = alert.schoolName ?? alert.school;
