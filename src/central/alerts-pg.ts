@@ -30,6 +30,7 @@ export const ALERT_PG_MIGRATIONS: readonly string[] = [
      PRIMARY KEY (school, ref)
    );
    CREATE INDEX alerts_last_time ON alerts (last_time);
+   CREATE INDEX alerts_school_last_time ON alerts (school, last_time);
    CREATE INDEX alerts_time ON alerts (time);
    CREATE TABLE alert_contacts (school text COLLATE "C" PRIMARY KEY, emails text NOT NULL, webhook text);
    CREATE TABLE alert_deliveries (

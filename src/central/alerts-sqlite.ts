@@ -40,6 +40,7 @@ export const ALERT_SQLITE_MIGRATIONS: readonly string[] = [
      PRIMARY KEY (school, ref)
    ) WITHOUT ROWID;
    CREATE INDEX alerts_last_time ON alerts(last_time);
+   CREATE INDEX alerts_school_last_time ON alerts(school, last_time);
    CREATE INDEX alerts_time ON alerts(time);
    CREATE TABLE alert_contacts (school TEXT PRIMARY KEY, emails TEXT NOT NULL, webhook TEXT) WITHOUT ROWID;
    -- The outbox: messages owed to a school's contacts, written with the alert (alert-delivery.ts).
