@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
 import { migrate } from '../src/storage/sqlite.js';
 import * as fromSources from '../src/central/sqlite-store.js';
+import { schoolScopedMigration } from '../src/central/event-writer.js';
 import type { WireEvent } from '../src/events/wire.js';
 import { wireEvent } from './harness/index.js';
 
@@ -102,7 +103,10 @@ describe('collector store upgrade', () => {
     const dir = dataDir();
     const file = path.join(dir, 'central.db');
     const old = new Database(file);
-    migrate(old, fromSources.CENTRAL_MIGRATIONS.slice(0, -1), file);
+    // Every step before the one that keys events by (school, id).
+    const keyedBySchool = fromSources.CENTRAL_MIGRATIONS.indexOf(schoolScopedMigration(fromSources.EVENT_INDEXES));
+    expect(keyedBySchool).toBeGreaterThan(0);
+    migrate(old, fromSources.CENTRAL_MIGRATIONS.slice(0, keyedBySchool), file);
     old.close();
     const before = varied(30, 9);
     storeRaw(file, 'events', 'SCHOOLA', before.slice(0, 20));

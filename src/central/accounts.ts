@@ -4,7 +4,8 @@ import { LoginThrottle } from './login-throttle.js';
 import { hashPassword } from './passwords.js';
 import { StoreError } from './store.js';
 
-export const ROLES = ['admin', 'school-it', 'viewer'] as const;
+/** `tu-van`: a school's counsellor, who reads and handles that school's safeguarding alerts only (docs/safeguarding.md). */
+export const ROLES = ['admin', 'school-it', 'viewer', 'tu-van'] as const;
 export type Role = (typeof ROLES)[number];
 
 export function isRole(value: string): value is Role {
@@ -15,7 +16,7 @@ export function isRole(value: string): value is Role {
 export interface Principal {
   readonly name: string;
   readonly role: Role;
-  /** Set for `school-it`: every query is limited to this school. */
+  /** Set for `school-it` and `tu-van`: every query is limited to this school. */
   readonly school: string | null;
   /** The school's name, for pages (sessions carry it; the id is for queries). */
   readonly schoolName?: string | null;
@@ -98,8 +99,9 @@ export class AccountStore {
   /** Adds a user and records it in the audit log, in one transaction. */
   async addUser(actor: string, name: string, role: Role, school: string | null, password: string): Promise<void> {
     if (!NAME_RE.test(name)) throw new StoreError('LACHAN_BAD_USER', 'a user name is 1–64 letters, digits or . _ @ -');
-    if (role === 'school-it' && school === null) throw new StoreError('LACHAN_BAD_USER', 'a school-it user needs a school (--school)');
-    if (role !== 'school-it' && school !== null) throw new StoreError('LACHAN_BAD_USER', '--school applies only to the school-it role');
+    const ofSchool = role === 'school-it' || role === 'tu-van';
+    if (ofSchool && school === null) throw new StoreError('LACHAN_BAD_USER', `a ${role} user needs a school (--school)`);
+    if (!ofSchool && school !== null) throw new StoreError('LACHAN_BAD_USER', '--school applies only to the school-it and tu-van roles');
     if (school !== null && this.#q.school.get(school) === undefined) throw new StoreError('LACHAN_BAD_USER', `no school with id ${school}`);
     if (password.length < 10) throw new StoreError('LACHAN_WEAK_PASSWORD', 'a password is at least 10 characters');
     const passwordHash = await hashPassword(password);

@@ -6,6 +6,7 @@
  * Text is COLLATE "C" throughout: ordered as SQLite orders it, whatever the locale.
  */
 import { eventColumnDefinitions } from '../events/event-schema.js';
+import { ALERT_PG_MIGRATIONS } from './alerts-pg.js';
 import { dayStart, firstDayOfMonth } from './days.js';
 import { ROLLUPS, type RollupKey } from './event-writer.js';
 
@@ -55,6 +56,7 @@ export const PG_MIGRATIONS: readonly string[] = [
    ${ROLLUPS.map((r) => `CREATE TABLE ${r.table} (${r.keys.map((k) => `${k} ${KEY_TYPES[k]}`).join(', ')}, n bigint NOT NULL, PRIMARY KEY (${r.keys.join(', ')}));`).join('\n   ')}
    CREATE INDEX r_school_category_day_by_category ON r_school_category_day (category, day);
    CREATE INDEX r_school_category_day_by_profile ON r_school_category_day (profile, day);`,
+  ...ALERT_PG_MIGRATIONS,
 ];
 
 /** The partition of `events` holding month `month` (year × 12 + month − 1, Vietnam time). */

@@ -12,6 +12,7 @@
 import { EVENT_COLUMNS, EVENT_FIELDS, type WireEvent } from '../events/event-schema.js';
 import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, transaction, type PgClient, type PgPool } from '../storage/postgres.js';
 import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
+import { PgAlertStore } from './alerts-pg.js';
 import { monthOfDay, dayNumber } from './days.js';
 import { ROLLUPS } from './event-writer.js';
 import { monthOfPartition, partitionBounds, partitionName, PG_KEY_SQL, PG_MIGRATIONS } from './pg-schema.js';
@@ -98,9 +99,11 @@ export class PostgresCentralStore implements CentralStore {
   readonly #pool: PgPool;
   /** Months whose partition is known to exist (created here or found). */
   readonly #partitions = new Set<number>();
+  readonly alerts: PgAlertStore;
 
   private constructor(pool: PgPool) {
     this.#pool = pool;
+    this.alerts = new PgAlertStore(pool);
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresCentralStore> {

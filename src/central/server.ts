@@ -23,6 +23,8 @@
  *                            over the exact body, base64) and an ETag; 304 on If-None-Match.
  *   POST /api/v1/reviews     a school's review and report requests (src/events/review-wire.ts),
  *                            same authentication, encoding and statuses as events.
+ *   POST /api/v1/alerts/ingest  a school's safeguarding alerts (docs/safeguarding.md), same
+ *                            token; 200 {"accepted":n}, 400 {"error","code"} with nothing stored.
  *   GET  /healthz            200 {"ok":true}, no token.
  *
  * Reads accept the admin bearer token or a dashboard session cookie (dashboard/routes.ts:
@@ -46,6 +48,7 @@ import { bearerToken, hashToken, sameHash } from './tokens.js';
 import { sendListsOverview, type ListsMirror } from './lists-mirror.js';
 import { listsPage } from './lists-page.js';
 import { vnDateTimeSeconds } from './dashboard/vn-time.js';
+import { AlertBatchError, type AlertChange, isAlertsPath, validateAlertBatch, type WireAlert } from './alerts.js';
 
 /** What the collector needs of a logger (pino fits). */
 export interface CollectorLogger {
@@ -72,6 +75,8 @@ export interface CollectorOptions {
   readonly district?: District;
   /** The mirror of subscribed lists (lists-mirror.ts); without it /api/v1/lists/… and /lists are 404. */
   readonly lists?: ListsMirror;
+  /** Tells schools' contacts of new and escalated alerts (alert-delivery.ts); never awaited. */
+  readonly alertDelivery?: { notify(changes: readonly AlertChange[]): void };
 }
 
 /** The admin bearer token acts as an admin with no school limit. */
@@ -107,6 +112,7 @@ export function createCollectorServer(options: CollectorOptions): Server {
     }
     const principal = options.dashboard?.principal(request) ?? null;
     if (principal === null) refuseAuth(request);
+    if (principal.role === 'tu-van' && !isAlertsPath(request.url)) throw new HttpError(403, 'forbidden', 'a counsellor reads safeguarding alerts only');
     return principal;
   }
 
@@ -165,6 +171,25 @@ export function createCollectorServer(options: CollectorOptions): Server {
     logger.debug({ school: school.id, received: batch.events.length, stored: result.stored, duplicates: result.duplicates }, 'ingest');
     const ack: WireAck = { acked: result.acked, stored: result.stored, duplicates: result.duplicates };
     sendJson(response, 200, ack);
+  }
+
+  /** A gateway's alerts (docs/safeguarding.md §1): all stored, or none with a 400 naming why. */
+  async function ingestAlerts(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const school = await schoolOf(request);
+    let alerts: WireAlert[];
+    try {
+      alerts = validateAlertBatch(await jsonBody(request));
+    } catch (error) {
+      if (error instanceof AlertBatchError || (error instanceof HttpError && error.status === 400)) {
+        return sendJson(response, 400, { error: error.message, code: error.code });
+      }
+      throw error;
+    }
+    const changes = await store.alerts.ingest(school.id, alerts, Date.now());
+    const fresh = changes.filter((c) => c.outcome === 'new').length;
+    if (fresh > 0) logger.info({ school: school.id, alerts: fresh }, 'safeguarding alerts received');
+    options.alertDelivery?.notify(changes);
+    sendJson(response, 200, { accepted: alerts.length });
   }
 
   async function ingestReviews(district: District, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -289,6 +314,10 @@ export function createCollectorServer(options: CollectorOptions): Server {
     if (url.pathname === '/api/v1/policy') {
       if (method !== 'GET') throw new HttpError(405, 'method_not_allowed', 'GET', { allow: 'GET' });
       return policy(districtOrMissing(url), request, response);
+    }
+    if (url.pathname === '/api/v1/alerts/ingest') {
+      if (method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'POST', { allow: 'POST' });
+      return ingestAlerts(request, response);
     }
     if (url.pathname === '/api/v1/reviews' && method === 'POST') return ingestReviews(districtOrMissing(url), request, response);
     if (url.pathname === '/api/v1/erasures' && method === 'POST') {

@@ -2,6 +2,7 @@
  * The collector's SQLite schema: its steps, oldest first. Append; never edit a step that
  * has shipped (every existing central.db is brought forward through them).
  */
+import { ALERT_SQLITE_MIGRATIONS } from './alerts-sqlite.js';
 import { DISTRICT_LATER_MIGRATIONS, DISTRICT_MIGRATIONS } from './district-schema.js';
 import { EVENT_FIELDS_V1, INBOX_MIGRATION, ROLLUPS, schoolScopedMigration, type RollupKey } from './event-writer.js';
 
@@ -92,4 +93,6 @@ export const CENTRAL_MIGRATIONS: readonly string[] = [
   ...DISTRICT_LATER_MIGRATIONS,
   // Events are stored once per (school, id), and carry the requests of their visit.
   schoolScopedMigration(EVENT_INDEXES),
+  // Safeguarding alerts and the counsellor's role (alerts-sqlite.ts).
+  ...ALERT_SQLITE_MIGRATIONS,
 ];

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { isBusy, migrate, openPrivateDatabase, type SqliteDatabase } from '../storage/sqlite.js';
 import type { WireEvent } from '../events/event-schema.js';
 import { AccountStore } from './accounts.js';
+import { SqliteAlertStore } from './alerts-sqlite.js';
 import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { DashboardQueries } from './dashboard/queries.js';
 import { openDistrict, type District } from './district.js';
@@ -89,6 +90,7 @@ export class SqliteCentralStore implements CollectorDatabase {
   readonly #db: SqliteDatabase;
   #accounts: AccountStore | null = null;
   #queries: DashboardQueries | null = null;
+  #alerts: SqliteAlertStore | null = null;
   readonly #statements;
   readonly #writer: EventWriter;
   readonly #inboxCount: (max: number) => number;
@@ -327,6 +329,11 @@ export class SqliteCentralStore implements CollectorDatabase {
   get accounts(): AccountStore {
     this.#accounts ??= new AccountStore(this.#db);
     return this.#accounts;
+  }
+
+  get alerts(): SqliteAlertStore {
+    this.#alerts ??= new SqliteAlertStore(this.#db);
+    return this.#alerts;
   }
 
   get dashboardQueries(): DashboardQueries {

@@ -1,4 +1,5 @@
 import type { WireEvent } from '../events/event-schema.js';
+import type { AlertStore } from './alerts.js';
 import type { AccountStore } from './accounts.js';
 import type { DashboardQueries } from './dashboard/queries.js';
 import type { AuditSink } from './district-policy.js';
@@ -29,6 +30,8 @@ export interface CentralStore {
    * no device and stay.
    */
   eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }>;
+  /** Safeguarding alerts (docs/safeguarding.md). */
+  readonly alerts: AlertStore;
   close(): Promise<void>;
 }
 

@@ -21,7 +21,9 @@ import { CENTRAL_DB_FILE, openSqliteStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent, type CollectorDatabase } from '../central/store.js';
 import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
 import { CliError, EXIT_CHECK_FAILED, EXIT_USAGE, SINCE_HINT } from './errors.js';
-import { COLLECTOR_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
+import { COLLECTOR_ALERT_RETENTION_DAYS, COLLECTOR_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
+import { AlertDelivery } from '../central/alert-delivery.js';
+import { registerAlertContacts } from './central-alerts.js';
 import { quietOnClosedPipe } from './logs.js';
 
 const DEFAULT_DATA = './var/central';
@@ -93,6 +95,8 @@ interface ServeOptions {
   rateLimit: number;
   lists?: string;
   trustedProxy?: string;
+  smtp?: string;
+  mailFrom?: string;
 }
 
 export function registerCentral(program: Command): void {
@@ -117,6 +121,8 @@ export function registerCentral(program: Command): void {
       '--trusted-proxy <addresses>',
       'địa chỉ các reverse proxy (cách nhau bằng dấu phẩy) mà X-Forwarded-For của chúng cho biết máy đăng nhập, để hạn chế đoán mật khẩu',
     )
+    .option('--smtp <url>', 'máy chủ thư gửi cảnh báo an toàn cho trường, ví dụ smtp://mail.phong.edu.vn:587 (không có: chỉ gửi webhook)')
+    .option('--mail-from <address>', 'địa chỉ người gửi thư cảnh báo', 'lachan@localhost')
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
@@ -132,7 +138,8 @@ export function registerCentral(program: Command): void {
         .filter((a) => a !== '');
       const dashboard = createDashboard({ store, accounts, queries: store.dashboardQueries, district, organisation, trustedProxies });
       const lists = new ListsMirror({ dataDir: options.data, listsFile: options.lists ?? path.join(options.data, 'lists.yaml'), logger });
-      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists });
+      const alertDelivery = new AlertDelivery({ alerts: store.alerts, logger, smtpUrl: options.smtp, mailFrom: options.mailFrom });
+      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists, alertDelivery });
 
       const retentionMs = options.retentionDays * DAY_MS;
       const expire = () => {
@@ -142,6 +149,10 @@ export function registerCentral(program: Command): void {
             const requests = district.reviews.expire(Date.now() - retentionMs);
             if (removed > 0 || requests > 0)
               logger.info({ removed, requests, retentionDays: options.retentionDays }, 'expired raw events and decided requests');
+            return store.alerts.expire(Date.now() - COLLECTOR_ALERT_RETENTION_DAYS * DAY_MS);
+          })
+          .then((alerts) => {
+            if (alerts !== undefined && alerts > 0) logger.info({ alerts, retentionDays: COLLECTOR_ALERT_RETENTION_DAYS }, 'expired safeguarding alerts');
           })
           .catch((error: unknown) => logger.error({ err: error }, 'expiry failed'));
       };
@@ -175,6 +186,7 @@ export function registerCentral(program: Command): void {
         logger.info({ signal }, 'stopping');
         clearInterval(retentionTimer);
         lists.stop();
+        alertDelivery.stop();
         server.close(() => void store.close().then(() => process.exit(0)));
         server.closeIdleConnections();
         setTimeout(() => process.exit(0), 5_000).unref();
@@ -213,6 +225,8 @@ export function registerCentral(program: Command): void {
         true,
       );
     });
+
+  registerAlertContacts(school, { defaultData: DEFAULT_DATA, withStore, actor: cliActor });
 
   school
     .command('list')
@@ -267,7 +281,7 @@ export function registerCentral(program: Command): void {
     .description('thêm tài khoản bảng điều khiển; mật khẩu đọc từ stdin (hoặc hỏi trên terminal)')
     .argument('<name>', 'tên đăng nhập')
     .requiredOption('--role <role>', ROLES.join('|'))
-    .option('--school <id>', 'trường mà tài khoản school-it được xem (bắt buộc với vai trò đó)')
+    .option('--school <id>', 'trường mà tài khoản school-it hoặc tu-van được xem (bắt buộc với hai vai trò đó)')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
     .action(async (name: string, options: { role: string; school?: string; data: string }) => {
       if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" không phải một trong ${ROLES.join(', ')}`);

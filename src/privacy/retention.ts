@@ -17,6 +17,11 @@ export const GATEWAY_EVENT_RETENTION_DAYS = 30;
 export const GATEWAY_ALERT_RETENTION_DAYS = 30;
 /** Raw block events and decided review requests at the collector (a year's report needs a year; `central serve --retention-days`). */
 export const COLLECTOR_EVENT_RETENTION_DAYS = 400;
+/**
+ * Safeguarding alerts at the collector, from their last signal, whatever their status: a
+ * year and a month, so the yearly report counts a whole year (docs/safeguarding.md §4).
+ */
+export const COLLECTOR_ALERT_RETENTION_DAYS = 400;
 /** An address in device-trust.json, from the last time the device was seen. */
 export const DEVICE_TRUST_RETENTION_DAYS = 90;
 /** Erasure requests queued for the collector, once it has acknowledged them (they hold a pseudonym, nothing else). */
@@ -56,6 +61,11 @@ export function retentionTable(collectorDays: number = COLLECTOR_EVENT_RETENTION
       where: 'Máy chủ tập trung của Phòng GD&ĐT',
       what: 'sự kiện chặn và đề nghị đã xử lý (mã thiết bị ẩn danh)',
       period: `${collectorDays} ngày; đề nghị chưa xử lý được giữ đến khi xử lý`,
+    },
+    {
+      where: 'Máy chủ tập trung của Phòng GD&ĐT',
+      what: 'cảnh báo an toàn (nhóm, mức độ, nội dung kích hoạt, mã thiết bị ẩn danh, ghi chú của cán bộ tư vấn)',
+      period: `${COLLECTOR_ALERT_RETENTION_DAYS} ngày kể từ tín hiệu cuối cùng`,
     },
     {
       where: 'Máy chủ tập trung của Phòng GD&ĐT',

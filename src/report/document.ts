@@ -1,4 +1,5 @@
 import type { Organisation } from '../rules/organisation.js';
+import { ALERT_CATEGORIES, ALERT_CATEGORY_LABELS, ALERT_SEVERITIES, SEVERITY_LABELS } from '../central/alerts.js';
 import { categoryLabel } from '../util/labels.js';
 import type { YearlyReport } from './yearly.js';
 
@@ -91,6 +92,28 @@ function categoryName(category: string | null): string {
   return category === null ? 'Quy định chung (địa chỉ IP, cổng kết nối)' : categoryLabel(category);
 }
 
+/** Alerts by category (rows) and severity (columns): counts of alerts, never of children. */
+function alertSection(report: YearlyReport): ReportSection {
+  const count = (category: string, severity: string) => report.alerts.find((a) => a.category === category && a.severity === severity)?.count ?? 0;
+  const total = report.alerts.reduce((sum, a) => sum + a.count, 0);
+  return {
+    title: '6. Cảnh báo an toàn',
+    paragraphs: [
+      `Số cảnh báo an toàn (tự hại, dụ dỗ, bắt nạt, đe doạ bạo lực) hệ thống gửi tới cán bộ tư vấn học đường: ${vnNumber(total)}. Mỗi cảnh báo gộp các tín hiệu của một thiết bị; số liệu đếm cảnh báo, không đếm và không định danh học sinh.`,
+    ],
+    table: {
+      header: ['Nhóm', ...ALERT_SEVERITIES.map((s) => `Mức ${SEVERITY_LABELS[s]}`), 'Tổng'],
+      rows: ALERT_CATEGORIES.map((c) => [
+        ALERT_CATEGORY_LABELS[c],
+        ...ALERT_SEVERITIES.map((s) => vnNumber(count(c, s))),
+        vnNumber(ALERT_SEVERITIES.reduce((sum, s) => sum + count(c, s), 0)),
+      ]),
+      align: ['left', 'right', 'right', 'right', 'right', 'right'],
+      widths: [4, 2, 2, 2, 2, 2],
+    },
+  };
+}
+
 export function buildReportDocument(report: YearlyReport, organisation: Organisation, options: DocumentOptions = {}): ReportDocument {
   const { office } = organisation;
   const total = report.total;
@@ -141,8 +164,9 @@ export function buildReportDocument(report: YearlyReport, organisation: Organisa
         widths: [1, 5, 4, 2],
       },
     },
+    alertSection(report),
     {
-      title: '6. Hỗ trợ trẻ em',
+      title: '7. Hỗ trợ trẻ em',
       paragraphs: [
         `Trang thông báo chặn của hệ thống hướng dẫn học sinh gọi Tổng đài quốc gia bảo vệ trẻ em 111 và ${organisation.hotline.label} ${organisation.hotline.display} (miễn phí).`,
       ],

@@ -1,3 +1,5 @@
+import type { AlertCount } from '../central/alerts.js';
+import { dayStart, isoToDay } from '../central/days.js';
 import type { CentralStore, Stats } from '../central/store.js';
 import { reportingPeriod, type Organisation } from '../rules/organisation.js';
 import { PROFILE_NAMES } from '../util/labels.js';
@@ -26,6 +28,8 @@ export interface YearlyReport {
   readonly schools: number;
   /** Events received but not yet counted when the report was built. */
   readonly pending: number;
+  /** Safeguarding alerts first raised in the period, by category and severity (docs/safeguarding.md §6). */
+  readonly alerts: readonly AlertCount[];
 }
 
 const TOP_HOSTS = 10;
@@ -57,5 +61,6 @@ export async function buildYearlyReport(store: CentralStore, year: number, organ
     topHostsRange: stats.monthlyRange,
     schools: (await store.listSchools()).length,
     pending: stats.pendingRollup,
+    alerts: await store.alerts.counts(dayStart(isoToDay(range.fromDay)!), dayStart(isoToDay(range.toDay)! + 1)),
   };
 }

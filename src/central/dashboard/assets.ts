@@ -48,6 +48,14 @@ code{font-size:.85em}
 #events td:first-child{white-space:nowrap}
 .nowrap{white-space:nowrap}
 #reviews th,#reviews td{word-break:normal;overflow-wrap:normal}
+table.alerts{min-width:60em}
+table.alerts td.severity{font-weight:600}
+table.alerts td:first-child,table.alerts code.device{white-space:nowrap}
+tr.severity-high td.severity,tr.severity-critical td.severity{color:#a4161a}
+tr.severity-critical{background:#fdecec}
+tr[data-status=closed]{opacity:.7}
+.alert-action{display:flex;flex-wrap:wrap;gap:.3em;margin:0;min-width:14em}
+.alert-action label{display:flex;flex-direction:column;flex:1 1 100%;font-size:.9em}
 #reviews td.page{min-width:11em;overflow-wrap:anywhere}
 #reviews .actions{max-width:24em}
 #reviews .actions select{width:100%}

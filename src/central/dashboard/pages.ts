@@ -11,6 +11,7 @@ const ROLE_NAMES: Readonly<Record<string, string>> = {
   admin: 'Quản trị',
   'school-it': 'Cán bộ CNTT trường',
   viewer: 'Chỉ xem',
+  'tu-van': 'Tư vấn học đường',
 };
 
 function document(title: string, body: string, extraHead = ''): string {
@@ -47,7 +48,7 @@ ${message === null ? '' : `<p class="error" role="alert">${escapeHtml(message)}<
   );
 }
 
-export type PageName = 'overview' | 'logs' | 'reviews' | 'policy' | 'lists' | 'users' | 'audit';
+export type PageName = 'overview' | 'logs' | 'reviews' | 'policy' | 'lists' | 'users' | 'audit' | 'alerts';
 
 export function shell(page: PageName, title: string, user: Principal, csrf: string, main: string): string {
   const link = (target: PageName, href: string, label: string) => `<a href="${href}"${target === page ? ' aria-current="page"' : ''}>${label}</a>`;
@@ -56,7 +57,12 @@ export function shell(page: PageName, title: string, user: Principal, csrf: stri
     `<body data-page="${page}">
 <header>
 <strong>Lá chắn</strong>
-<nav>${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${link('reviews', '/reviews', 'Đề nghị & báo cáo')}${link('policy', '/policy', 'Chính sách chung')}${link('lists', '/lists', 'Danh sách chặn')}${user.role === 'admin' ? link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}</nav>
+<nav>${
+      // A counsellor has the alert queue only (docs/safeguarding.md §3).
+      user.role === 'tu-van'
+        ? link('alerts', '/alerts', 'Cảnh báo')
+        : `${link('overview', '/', 'Tổng quan')}${link('logs', '/logs', 'Nhật ký chặn')}${link('reviews', '/reviews', 'Đề nghị & báo cáo')}${link('policy', '/policy', 'Chính sách chung')}${link('lists', '/lists', 'Danh sách chặn')}${user.role === 'admin' ? link('alerts', '/alerts', 'Cảnh báo') + link('users', '/users', 'Tài khoản') + link('audit', '/audit', 'Nhật ký thay đổi') : ''}`
+    }</nav>
 <span class="who">${escapeHtml(user.name)} · ${ROLE_NAMES[user.role] ?? user.role}${user.school === null ? '' : ` · ${escapeHtml(user.schoolName ?? user.school)}`}</span>
 <form method="post" action="/logout"><input type="hidden" name="csrf" value="${escapeHtml(csrf)}"><button type="submit">Đăng xuất</button></form>
 </header>
@@ -145,7 +151,7 @@ ${rows}
 <section><h2>Thêm tài khoản</h2>
 <form id="add-user" class="filters">
 <label>Tên đăng nhập <input name="name" required autocomplete="off"></label>
-<label>Vai trò <select name="role"><option value="viewer">${ROLE_NAMES.viewer}</option><option value="school-it">${ROLE_NAMES['school-it']}</option><option value="admin">${ROLE_NAMES.admin}</option></select></label>
+<label>Vai trò <select name="role"><option value="viewer">${ROLE_NAMES.viewer}</option><option value="school-it">${ROLE_NAMES['school-it']}</option><option value="tu-van">${ROLE_NAMES['tu-van']}</option><option value="admin">${ROLE_NAMES.admin}</option></select></label>
 <label>Trường (cho cán bộ CNTT trường) <select name="school"><option value="">—</option></select></label>
 <label>Mật khẩu (ít nhất 10 ký tự) <input name="password" type="password" required minlength="10" autocomplete="new-password"></label>
 <button type="submit">Thêm</button>

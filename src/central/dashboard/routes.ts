@@ -11,9 +11,11 @@ import { auditPage, errorPage, loginPage, logsPage, overviewPage, usersPage } fr
 import type { DashboardQueries } from './queries.js';
 import type { District } from '../district.js';
 import { createDistrictRoutes } from './district-routes.js';
+import { createAlertRoutes } from './alert-routes.js';
 import { DEFAULT_ORGANISATION, type Organisation } from '../../rules/organisation.js';
 import { REPORT_DOWNLOAD_PATH, sendYearlyReport } from '../../report/download.js';
 import { cookie, cookies, FORM_LIMITS, redirect, sameSecret, sendHtml } from './respond.js';
+import { isAlertsPath } from '../alerts.js';
 
 /** A wait as a person reads it: "45 giây", "4 phút". */
 function waitText(ms: number): string {
@@ -68,6 +70,8 @@ export function createDashboard(options: {
     options.district === undefined
       ? null
       : createDistrictRoutes({ district: options.district, store, session: (request) => session(request)?.session ?? null });
+
+  const alertRoutes = createAlertRoutes({ alerts: store.alerts, accounts, session: (request) => session(request)?.session ?? null });
 
   function session(request: IncomingMessage): { id: string; session: Session } | null {
     const id = cookies(request).get(SESSION_COOKIE);
@@ -141,7 +145,7 @@ export function createDashboard(options: {
       typeof password !== 'string' ||
       (school !== undefined && school !== null && typeof school !== 'string')
     ) {
-      throw new HttpError(400, 'bad_request', 'name, role (admin|school-it|viewer), password and optionally school');
+      throw new HttpError(400, 'bad_request', 'name, role (admin|school-it|viewer|tu-van), password and optionally school');
     }
     try {
       await accounts.addUser(who.name, name, role, (school as string | null | undefined) ?? null, password);
@@ -247,6 +251,14 @@ export function createDashboard(options: {
         response.end(APP_CSS);
         return true;
       }
+      // A counsellor has the alert queue and nothing else: not the block log, not the reviews.
+      if (!isAlertsPath(path) && path !== '/login' && path !== '/logout' && session(request)?.session.user.role === 'tu-van') {
+        if (path === '/' && method === 'GET') redirect(response, '/alerts');
+        else if (path.startsWith('/api/')) throw new HttpError(403, 'forbidden', 'a counsellor reads safeguarding alerts only');
+        else sendHtml(response, 403, errorPage(403, 'Tài khoản tư vấn học đường chỉ xem trang Cảnh báo.', '/alerts'));
+        return true;
+      }
+      if (await alertRoutes(request, response, url, reader)) return true;
       if (path === '/login') {
         if (method === 'POST') {
           await login(request, response);
