@@ -283,10 +283,11 @@ describe('the shipped phrase files', SLOW, () => {
 });
 
 /**
- * Stands in for the collector's alert ingest (docs/safeguarding.md) until the gateway
- * and collector sides are merged; the end-to-end test with the real collector follows
- * the merge. It checks each batch against the contract, answers 200 or 503 as the test
- * says, and acknowledges events so that they do not hold the alerts up.
+ * A collector's alert ingest (docs/safeguarding.md) that the test can make answer 503
+ * and that records when each batch arrived, which the real collector cannot be made to
+ * do; test/safeguarding-e2e.test.ts runs the same path against the real collector. It
+ * checks each batch against the contract and acknowledges events so that they do not
+ * hold the alerts up.
  */
 class StandInCollector {
   readonly batches: { alerts: Record<string, unknown>[]; raw: string; at: number }[] = [];
