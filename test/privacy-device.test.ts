@@ -170,6 +170,21 @@ describe('lachan privacy erase', () => {
       ],
       Date.now(),
     );
+    // An alert about the child: the counsellor keeps the case, the collector loses the pseudonym.
+    const alert = (device: string, ref: string) => ({
+      ref,
+      time: Date.now() - DAY,
+      lastTime: Date.now() - DAY,
+      severity: 'high' as const,
+      category: 'self-harm' as const,
+      signal: 'search' as const,
+      trigger: 'cách tự tử',
+      host: 'www.google.com',
+      device,
+      profile: 'thpt',
+      count: 1,
+    });
+    await store.alerts.ingest(school.id, [alert(childPseudonym, 'AL-CHILD-0001'), alert(otherPseudonym, 'AL-OTHER-0001')], Date.now());
     await store.close();
     // The real collector serves the erasure endpoint over that database.
     collector = await startCollector(collectorDir);
@@ -219,6 +234,10 @@ describe('lachan privacy erase', () => {
     const central = new Database(path.join(collectorDir, CENTRAL_DB_FILE), { readonly: true });
     try {
       expect(central.prepare('SELECT client FROM events').all()).toEqual([{ client: otherPseudonym }]);
+      expect(central.prepare('SELECT ref, device FROM alerts ORDER BY ref').all()).toEqual([
+        { ref: 'AL-CHILD-0001', device: 'erased' },
+        { ref: 'AL-OTHER-0001', device: otherPseudonym },
+      ]);
     } finally {
       central.close();
     }

@@ -167,6 +167,11 @@ export class PgAlertStore implements AlertStore {
     return (await this.#pool.query('DELETE FROM alerts WHERE last_time < $1', [before])).rowCount ?? 0;
   }
 
+  async anonymiseDevices(school: string, devices: readonly string[], replacement: string): Promise<number> {
+    const { rowCount } = await this.#pool.query('UPDATE alerts SET device = $1 WHERE school = $2 AND device = ANY($3)', [replacement, school, [...devices]]);
+    return rowCount ?? 0;
+  }
+
   async contacts(school: string): Promise<AlertContacts> {
     const row = (await this.#pool.query<{ emails: string; webhook: string | null }>('SELECT emails, webhook FROM alert_contacts WHERE school = $1', [school]))
       .rows[0];

@@ -149,6 +149,7 @@ export class SqliteAlertStore implements AlertStore {
         'SELECT category, severity, count(*) AS count FROM alerts WHERE time >= ? AND time < ? GROUP BY category, severity ORDER BY category, severity',
       ),
       expire: db.prepare('DELETE FROM alerts WHERE last_time < ?'),
+      anonymise: db.prepare('UPDATE alerts SET device = ? WHERE school = ? AND device = ?'),
       contacts: db.prepare<[string], { emails: string; webhook: string | null }>('SELECT emails, webhook FROM alert_contacts WHERE school = ?'),
       queue: db.prepare('INSERT INTO alert_deliveries (school, ref, event, channel, target, attempts, next_at, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)'),
       due: db.prepare<[number, number], DeliveryRow>(
@@ -240,6 +241,12 @@ export class SqliteAlertStore implements AlertStore {
 
   async expire(before: number): Promise<number> {
     return this.#q.expire.run(before).changes;
+  }
+
+  async anonymiseDevices(school: string, devices: readonly string[], replacement: string): Promise<number> {
+    let changed = 0;
+    for (const device of devices) changed += this.#q.anonymise.run(replacement, school, device).changes;
+    return changed;
   }
 
   async contacts(school: string): Promise<AlertContacts> {

@@ -107,6 +107,12 @@ export interface AlertStore {
   counts(from: number, to: number): Promise<AlertCount[]>;
   /** Deletes alerts whose last signal is older than `before`; how many. */
   expire(before: number): Promise<number>;
+  /**
+   * A parent's erasure request (docs/du-lieu-ca-nhan.md): the devices' alerts stay in the
+   * counsellor's queue, an open case about a child at risk, but lose the pseudonym that
+   * tied them to the device (it becomes `replacement`); how many.
+   */
+  anonymiseDevices(school: string, devices: readonly string[], replacement: string): Promise<number>;
   contacts(school: string): Promise<AlertContacts>;
   setContacts(contacts: AlertContacts): Promise<void>;
 }

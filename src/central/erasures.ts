@@ -26,6 +26,8 @@ export interface ErasureResult {
   readonly acked: string[];
   readonly events: number;
   readonly reviews: number;
+  /** Safeguarding alerts kept for the counsellor without the device's pseudonym. */
+  readonly alerts: number;
 }
 
 export function validateErasureBatch(body: unknown): { school: string; requests: { id: string; client: string }[] } {
@@ -51,7 +53,7 @@ export function validateErasureBatch(body: unknown): { school: string; requests:
 }
 
 /** Erases what the collector holds of each device of `school`; one transaction. */
-export function eraseSchoolDevices(db: Database.Database, school: string, requests: readonly { id: string; client: string }[]): ErasureResult {
+export function eraseSchoolDevices(db: Database.Database, school: string, requests: readonly { id: string; client: string }[]): Omit<ErasureResult, 'alerts'> {
   const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
   const inbox = hasTable('events_inbox') ? db.prepare('DELETE FROM events_inbox WHERE school = ? AND client = ?') : null;
   const events = db.prepare('DELETE FROM events WHERE school = ? AND client = ?');
@@ -71,7 +73,7 @@ export function eraseSchoolDevices(db: Database.Database, school: string, reques
 
 /** The endpoint, once the school is authenticated (server.ts: `schoolOf`) and the body read. */
 export async function handleErasures(
-  store: Pick<CentralStore, 'eraseDevices'>,
+  store: Pick<CentralStore, 'eraseDevices' | 'alerts'>,
   schoolId: string,
   body: unknown,
   response: ServerResponse,
@@ -79,8 +81,10 @@ export async function handleErasures(
 ): Promise<void> {
   const batch = validateErasureBatch(body);
   if (batch.school !== schoolId) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${schoolId}, not ${batch.school}`);
-  const erased = await store.eraseDevices(schoolId, [...new Set(batch.requests.map((r) => r.client))]);
-  const result: ErasureResult = { acked: batch.requests.map((r) => r.id), ...erased };
+  const devices = [...new Set(batch.requests.map((r) => r.client))];
+  const erased = await store.eraseDevices(schoolId, devices);
+  const alerts = await store.alerts.anonymiseDevices(schoolId, devices, ERASED_CLIENT);
+  const result: ErasureResult = { acked: batch.requests.map((r) => r.id), ...erased, alerts };
   audit(schoolId, result);
   sendJson(response, 200, result);
 }

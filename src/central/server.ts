@@ -323,7 +323,10 @@ export function createCollectorServer(options: CollectorOptions): Server {
     if (url.pathname === '/api/v1/erasures' && method === 'POST') {
       const school = await schoolOf(request);
       return handleErasures(store, school.id, await jsonBody(request), response, (id, result) =>
-        logger.info({ school: id, erased: result.events, anonymised: result.reviews, requests: result.acked.length }, 'erasures'),
+        logger.info(
+          { school: id, erased: result.events, anonymised: result.reviews, alertsAnonymised: result.alerts, requests: result.acked.length },
+          'erasures',
+        ),
       );
     }
     if (options.lists !== undefined && method === 'GET' && (url.pathname.startsWith('/api/v1/lists') || url.pathname === '/lists'))
