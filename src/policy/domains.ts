@@ -249,40 +249,70 @@ function writtenAt(records: Uint32Array, at: number): number {
 }
 
 export class DomainSet {
+  /** Entries of `lower` come first in entry numbers; this set's own follow them. */
+  private readonly lowerSize: number;
+
   constructor(
     private readonly shift: number,
     private readonly offsets: Uint32Array,
     private readonly records: Uint32Array,
-  ) {}
-
-  get size(): number {
-    return this.records.length / WORDS;
-  }
-
-  get byteLength(): number {
-    return this.offsets.byteLength + this.records.byteLength;
-  }
-
-  categoryOf(entry: number): number {
-    return this.records[entry * WORDS + ORIGIN]! >>> 16;
-  }
-
-  fileOf(entry: number): number {
-    return this.records[entry * WORDS + ORIGIN]! & 0xffff;
-  }
-
-  lineOf(entry: number): number {
-    return this.records[entry * WORDS + LINE]!;
+    /**
+     * Rules written before every rule of this set, kept as their own frozen set: the
+     * category and bundled domain files, which a reload that did not change them takes
+     * over from the serving policy instead of compiling a second copy (see layered()).
+     */
+    private readonly lower: DomainSet | null = null,
+  ) {
+    this.lowerSize = lower === null ? 0 : lower.size;
   }
 
   /**
-   * The deciding rule for `host` (canonical) under `actions`: the most specific
-   * dot-suffix with an active entry wins, and at that level an allow beats a block.
+   * `upper` decided together with `lower`, as if both were one set whose rules were
+   * all written after `lower`'s: at each name an allow wins, and among equals a rule of
+   * `lower` decides. One level only: `lower` has no lower set of its own.
+   */
+  static layered(lower: DomainSet, upper: DomainSet): DomainSet {
+    if (lower.lower !== null || upper.lower !== null) throw new Error('DomainSet.layered: one level only');
+    return new DomainSet(upper.shift, upper.offsets, upper.records, lower);
+  }
+
+  /** The set under this one (see layered()), or null. */
+  get lowerSet(): DomainSet | null {
+    return this.lower;
+  }
+
+  get size(): number {
+    return this.lowerSize + this.records.length / WORDS;
+  }
+
+  /** Bytes of this set's own tables and of its lower set's. */
+  get byteLength(): number {
+    return this.offsets.byteLength + this.records.byteLength + (this.lower?.byteLength ?? 0);
+  }
+
+  categoryOf(entry: number): number {
+    if (entry < this.lowerSize) return this.lower!.categoryOf(entry);
+    return this.records[(entry - this.lowerSize) * WORDS + ORIGIN]! >>> 16;
+  }
+
+  fileOf(entry: number): number {
+    if (entry < this.lowerSize) return this.lower!.fileOf(entry);
+    return this.records[(entry - this.lowerSize) * WORDS + ORIGIN]! & 0xffff;
+  }
+
+  lineOf(entry: number): number {
+    if (entry < this.lowerSize) return this.lower!.lineOf(entry);
+    return this.records[(entry - this.lowerSize) * WORDS + LINE]!;
+  }
+
+  /**
+   * The deciding rule for `host` (canonical): the most specific dot-suffix with an
+   * active entry wins, and at that level an allow beats a block.
    * An IP literal matches only an entry for the whole address. One trailing dot on
    * the host is ignored.
    */
   lookup(host: string, actions: Uint8Array): DomainMatch | null {
-    if (this.records.length === 0) return null;
+    if (this.records.length === 0 && this.lowerSize === 0) return null;
     const wholeOnly = isIpLiteral(host);
     let a = SEED_A;
     let b = SEED_B;
@@ -294,7 +324,7 @@ export class DomainSet {
       const c = host.charCodeAt(i);
       if (c === 0x2e && !wholeOnly) {
         // Suffixes come least specific first: a later hit is more specific and replaces.
-        const entry = this.probe(a, b, actions);
+        const entry = this.lower === null ? this.probe(a, b, actions) : this.probeLayers(a, b, actions);
         if (entry >= 0) {
           bestEntry = entry;
           bestStart = i + 1;
@@ -303,12 +333,24 @@ export class DomainSet {
       a = Math.imul(a ^ c, PRIME_A);
       b = Math.imul(b ^ c, PRIME_B);
     }
-    const whole = this.probe(a, b, actions);
+    const whole = this.lower === null ? this.probe(a, b, actions) : this.probeLayers(a, b, actions);
     if (whole >= 0) return { entry: whole, suffixStart: 0 };
     return bestEntry >= 0 ? { entry: bestEntry, suffixStart: bestStart } : null;
   }
 
-  /** Entry index of the best active rule for exactly the name hashed to (a, b), or -1. */
+  /** probe() over the lower set and this one: an allow wins, then the lower set's rule (written first). */
+  private probeLayers(rawA: number, rawB: number, actions: Uint8Array): number {
+    const lower = this.lower!;
+    const below = lower.probe(rawA, rawB, actions);
+    if (below >= 0 && actions[lower.categoryOf(below)] === CATEGORY_ALLOWS) return below;
+    if (this.records.length === 0) return below;
+    const own = this.probe(rawA, rawB, actions);
+    if (own < 0) return below;
+    if (below < 0 || actions[this.records[own * WORDS + ORIGIN]! >>> 16] === CATEGORY_ALLOWS) return this.lowerSize + own;
+    return below;
+  }
+
+  /** Entry index (among this set's own records) of the best active rule for exactly the name hashed to (a, b), or -1. */
   private probe(rawA: number, rawB: number, actions: Uint8Array): number {
     const keyA = mix(rawA);
     const keyB = mix(rawB ^ rawA);

@@ -8,7 +8,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DomainSetBuilder } from '../policy/domains.js';
+import { DomainSet, DomainSetBuilder } from '../policy/domains.js';
 import { UrlSetBuilder } from '../policy/urls.js';
 import { KeywordSetBuilder } from '../policy/keywords.js';
 import { canonicalRuleHost } from '../policy/hostname.js';
@@ -49,6 +49,14 @@ export interface LoadOptions extends PolicyOptions {
    * before the last tables are made beside the serving policy, not after.
    */
   readonly beforeCompile?: () => void;
+  /**
+   * The policy serving now. When the domain files (every category's `domains` and the
+   * bundled domain lists) are the same files, unchanged, for the same categories, the
+   * new policy shares its compiled set of them instead of compiling a second copy
+   * beside it: the common reload (policy.yaml, a keyword list, the overlay, a
+   * subscription) then costs the serving memory plus the small tables only.
+   */
+  readonly reuse?: Policy | null;
 }
 
 /** One subscribed list's version in force: sorted entries, a host or `host/path` a line. */
@@ -113,13 +121,15 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
   const bundled = await readBundledManifest(rulesDir, new Set(available.keys()), displayPath, problems);
   const streamDomains = options.checkAll !== true;
+  // Category ids are given in this order, before any other: part of what a reused set's records mean.
+  const domainFiles = streamDomains ? await identifyDomainFiles(toLoad, available, bundled, fileNames) : null;
+  const reusable = options.reuse === undefined || options.reuse === null ? undefined : DOMAIN_FILES.get(options.reuse);
+  const reusedFiles = domainFiles !== null && reusable?.key === domainFiles.key ? reusable.set : null;
+  const fileDomains = domainFiles !== null && reusedFiles === null ? new DomainSetBuilder() : null;
+  if (fileDomains !== null) fileDomains.reserve(await countDomainLines(domainFiles!.files));
   if (streamDomains) {
-    const domainFiles = [
-      ...toLoad.map((name) => path.join(available.get(name)!, 'domains')),
-      ...bundled.filter((list) => list.kind === 'domains' && toLoad.includes(list.category)).map((list) => list.file),
-      path.join(rulesDir, 'no_inspect'),
-    ];
-    domains.reserve(await countDomainLines(domainFiles));
+    const listLines = (options.lists ?? []).reduce((sum, list) => sum + countLines(list.text), 0);
+    domains.reserve(listLines + (await countDomainLines([path.join(rulesDir, 'no_inspect')])));
   }
   for (const name of toLoad) {
     const id = categoryNames.length;
@@ -129,8 +139,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     const brandDeriver = await loadCategoryBrands(folder, id, brandContext);
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
-      if (kind === 'domains' && streamDomains) {
-        await addDomainFile(file, id, fileNames, domains, problems, true, brandDeriver);
+      if (kind === 'domains' && domainFiles !== null) {
+        const fileId = domainFiles.ids.get(`${name}\0${file}`);
+        if (fileId !== undefined) await addDomainFile(file, id, fileId, fileDomains, problems, brandDeriver);
         continue;
       }
       let text: string;
@@ -148,8 +159,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     }
     for (const list of bundled) {
       if (list.category !== name) continue;
-      if (list.kind === 'domains' && streamDomains) await addDomainFile(list.file, id, fileNames, domains, problems, false, brandDeriver);
-      else {
+      if (list.kind === 'domains' && domainFiles !== null) {
+        const fileId = domainFiles.ids.get(`${name}\0${list.file}`)!;
+        await addDomainFile(list.file, id, fileId, fileDomains, problems, brandDeriver);
+      } else {
         const fileId = await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
         if (list.kind === 'domains' && fileId !== null) brandDeriver?.addDomainsText(await readBundledText(list.file), fileId);
       }
@@ -239,8 +252,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   const noInspectId = categoryNames.push(NO_INSPECT_CATEGORY) - 1;
   const noInspectPath = path.join(rulesDir, 'no_inspect');
-  if (streamDomains) await addDomainFile(noInspectPath, noInspectId, fileNames, domains, problems, true);
-  else {
+  if (streamDomains) {
+    const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
+    if (!(await addDomainFile(noInspectPath, noInspectId, fileId, domains, problems, null, true))) fileNames.pop();
+  } else {
     try {
       const text = await readFile(noInspectPath, 'utf8');
       const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
@@ -299,7 +314,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     }
   }
 
-  const builtDomains = domains.build();
+  const builtFiles = reusedFiles ?? fileDomains?.build() ?? null;
+  const builtOthers = domains.build();
+  const builtDomains = builtFiles === null ? builtOthers : DomainSet.layered(builtFiles, builtOthers);
   const builtUrls = urls.build();
   const builtKeywords = keywords.build();
   const builtBrands = brands.build();
@@ -324,6 +341,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   };
   const policy = new Policy(compiled, options);
   ORGANISATIONS.set(policy, config.organisation);
+  if (domainFiles !== null && builtFiles !== null) DOMAIN_FILES.set(policy, { key: domainFiles.key, set: builtFiles, reused: reusedFiles !== null });
   const contentLimits = config.profiles.flatMap((p) => (p.contentLimit === null ? [] : [[p.id, p.contentLimit] as const]));
   attachContentRules(policy, { phrases: phrases.build(), limits: new Map(contentLimits) });
   return { policy, problems: problems.items, stats };
@@ -339,6 +357,83 @@ const ORGANISATIONS = new WeakMap<Policy, Organisation>();
 
 export function organisationOf(policy: Policy): Organisation {
   return ORGANISATIONS.get(policy) ?? DEFAULT_ORGANISATION;
+}
+
+/**
+ * The compiled domain files of a policy and what they were compiled from (see
+ * identifyDomainFiles), for the next reload to take over. Beside the policy, as
+ * ORGANISATIONS: dropped with it, so only a serving policy's set is ever reused.
+ */
+const DOMAIN_FILES = new WeakMap<Policy, { readonly key: string; readonly set: DomainSet; readonly reused: boolean }>();
+
+/**
+ * How a policy got its domain files' compiled set: `reused` from the policy serving
+ * before it, `compiled` by its own load, null when it has none apart (lint mode).
+ * The reload's log line says it: the one that costs a second copy in memory is `compiled`.
+ */
+export function domainFilesOrigin(policy: Policy): 'reused' | 'compiled' | null {
+  const files = DOMAIN_FILES.get(policy);
+  return files === undefined ? null : files.reused ? 'reused' : 'compiled';
+}
+
+interface DomainFiles {
+  /** Equal for two loads exactly when their domain files' records would be equal. */
+  readonly key: string;
+  /** File id of each domain file that exists, by `category\0path`. */
+  readonly ids: ReadonlyMap<string, number>;
+  /** Their paths, in reading order. */
+  readonly files: readonly string[];
+}
+
+/**
+ * Gives the domain files of the categories to load (each category's `domains`, then its
+ * bundled domain lists) the first file ids after the policy file's, and says what they
+ * are: category, path, id, and the file's identity and change times. A file edited,
+ * replaced, added or removed, or a category added or dropped, gives another key. The
+ * identity is read before the file is, so an edit made while it is read gives the next
+ * reload another key, never a stale set under the new key.
+ */
+async function identifyDomainFiles(
+  toLoad: readonly string[],
+  available: ReadonlyMap<string, string>,
+  bundled: readonly BundledList[],
+  fileNames: string[],
+): Promise<DomainFiles> {
+  const ids = new Map<string, number>();
+  const parts: string[] = [];
+  const existing: string[] = [];
+  for (const name of toLoad) {
+    const files = [
+      { file: path.join(available.get(name)!, 'domains'), optional: true },
+      ...bundled.filter((list) => list.kind === 'domains' && list.category === name).map((list) => ({ file: list.file, optional: false })),
+    ];
+    for (const { file, optional } of files) {
+      let identity: string;
+      try {
+        const info = await stat(file, { bigint: true });
+        identity = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        // An optional file that is not there has no id, as before; any other failure is reported when it is read.
+        if (code === 'ENOENT' && optional) {
+          parts.push(`${name}\0${file}\0absent`);
+          continue;
+        }
+        identity = `error ${code}`;
+      }
+      const fileId = fileNames.push(displayPath(file)) - 1;
+      ids.set(`${name}\0${file}`, fileId);
+      existing.push(file);
+      parts.push(`${name}\0${file}\0${fileId}\0${identity}`);
+    }
+  }
+  return { key: parts.join('\n'), ids, files: existing };
+}
+
+function countLines(text: string): number {
+  let lines = 1;
+  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++;
+  return lines;
 }
 
 async function listCategories(categoriesDir: string): Promise<Map<string, string>> {
@@ -483,24 +578,32 @@ async function countDomainLines(files: readonly string[]): Promise<number> {
 
 /**
  * The serving path for a `domains` file (gzip when named `.gz`): read in pieces, and
- * most lines, canonical already, hashed in place without becoming strings.
+ * most lines, canonical already, hashed in place without becoming strings. Without a
+ * builder (the compiled set of the domain files is reused) the file is read only for
+ * its category's brand deriver, if it has one. Returns false when the file is not
+ * there and `absentIsFine`, having reported nothing.
  */
 async function addDomainFile(
   file: string,
   categoryId: number,
-  fileNames: string[],
-  domains: DomainSetBuilder,
+  fileId: number,
+  domains: DomainSetBuilder | null,
   problems: ProblemList,
-  optional: boolean,
-  brandDeriver: BrandDeriver | null = null,
-): Promise<void> {
+  brandDeriver: BrandDeriver | null,
+  absentIsFine = false,
+): Promise<boolean> {
+  if (domains === null && brandDeriver === null) return true;
   const shown = displayPath(file);
-  const fileId = fileNames.push(shown) - 1;
   try {
     await forEachLinePiece(file, file.endsWith('.gz'), (text, bytes, firstLine) =>
       forEachRuleSpan(
         text,
         (start, end, line) => {
+          if (domains === null) {
+            const host = canonicalRuleHost(bytes.toString('utf8', start, end));
+            if (host !== null) brandDeriver!.addListed(host, fileId);
+            return;
+          }
           if (domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) {
             // Only categories with a brands file pay for the host as a string.
             brandDeriver?.addListed(text.slice(start, end), fileId);
@@ -518,9 +621,10 @@ async function addDomainFile(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // Opening fails before any line is read: the file simply is not there.
-    if (code === 'ENOENT' && optional) fileNames.pop();
-    else problems.error(shown, 0, `cannot read: ${code ?? (error as Error).message}`);
+    if (code === 'ENOENT' && absentIsFine) return false;
+    problems.error(shown, 0, `cannot read: ${code ?? (error as Error).message}`);
   }
+  return true;
 }
 
 /** A list of rules/bundled/ joins its category's rules, with its own file name for sources. */

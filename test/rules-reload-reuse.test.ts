@@ -1,0 +1,115 @@
+/*
+ * A reload that leaves the domain files alone takes over the serving policy's compiled
+ * set of them (src/rules/loader.ts, `reuse`): what changed must still apply, and every
+ * list must still block. A reload after a domain file changed compiles them again.
+ * The shipped rules folder, bundled lists included, behind a real `lachan serve`.
+ */
+import { appendFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { curl, makeRulesDir, type Origin, REPO_ROOT, removeDir, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
+
+/** In hostsVN's gambling list as bundled (rules/bundled/hostsvn-gambling.domains.gz), nowhere else. */
+const BUNDLED_LISTED = '000000tyc.com';
+/** In rules/categories/gambling/domains. */
+const CATEGORY_LISTED = '188bet.com';
+const SCHOOL_SITE = 'truong-thu.test';
+const NEWLY_LISTED = 'moi-them.test';
+const NEW_KEYWORD = 'tukhoathunghiem';
+
+let origin: Origin;
+let gateway: RunningGateway;
+let rulesDir: string;
+
+beforeAll(async () => {
+  origin = await startHttpOrigin((_req, res) => res.end('trang của trường'));
+  rulesDir = makeRulesDir({});
+  cpSync(path.join(REPO_ROOT, 'rules'), rulesDir, { recursive: true });
+  gateway = await startGateway({
+    rulesDir,
+    hosts: [BUNDLED_LISTED, CATEGORY_LISTED, SCHOOL_SITE, NEWLY_LISTED].map((name) => `127.0.0.1 ${name}\n`).join(''),
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await gateway?.stop();
+  await origin?.close();
+  if (rulesDir !== undefined) removeDir(rulesDir);
+});
+
+const reloaded = (): Record<string, unknown>[] => gateway.logs.filter((line) => line.msg === 'rules reloaded');
+
+/** SIGHUP, then the reload's log line. */
+async function reload(): Promise<Record<string, unknown>> {
+  const before = reloaded().length;
+  gateway.child.kill('SIGHUP');
+  await gateway.waitForLog(() => reloaded().length > before, 120_000);
+  return reloaded().at(-1)!;
+}
+
+async function statusOf(host: string, pathAndQuery = '/'): Promise<{ status: number; block: string | undefined }> {
+  const result = await curl(gateway.port, `http://${host}:${origin.port}${pathAndQuery}`);
+  return { status: result.status, block: result.headers['x-lachan-block'] };
+}
+
+function editPolicy(edit: (text: string) => string): void {
+  const file = path.join(rulesDir, 'policy.yaml');
+  const text = readFileSync(file, 'utf8');
+  const edited = edit(text);
+  expect(edited).not.toBe(text);
+  writeFileSync(file, edited);
+}
+
+describe('a reload with the domain files unchanged', { timeout: 300_000 }, () => {
+  it('applies a changed policy.yaml and keyword list, and the lists keep blocking', async () => {
+    expect(await statusOf(BUNDLED_LISTED)).toEqual({ status: 403, block: 'gambling' });
+    expect(await statusOf(CATEGORY_LISTED)).toEqual({ status: 403, block: 'gambling' });
+    expect((await statusOf(SCHOOL_SITE)).status).toBe(200);
+    expect((await statusOf(SCHOOL_SITE, `/tim?q=${NEW_KEYWORD}`)).status).toBe(200);
+
+    // The school blocks its test site and allows one host a bundled list blocks (tiểu học is the default profile).
+    editPolicy((text) =>
+      text.replace(
+        'block_domains: []\n    allow_domains: [olm.vn, violympic.vn',
+        `block_domains: [${SCHOOL_SITE}]\n    allow_domains: [${BUNDLED_LISTED}, olm.vn, violympic.vn`,
+      ),
+    );
+    appendFileSync(path.join(rulesDir, 'categories/gambling/keywords'), `\n${NEW_KEYWORD}\n`);
+    const line = await reload();
+    expect(line.domainFiles).toBe('reused');
+
+    expect(await statusOf(SCHOOL_SITE)).toEqual({ status: 403, block: 'custom' });
+    // The school's allow wins over the list, as it did before the reuse.
+    expect(await statusOf(BUNDLED_LISTED)).toEqual({ status: 200, block: undefined });
+    expect(await statusOf(CATEGORY_LISTED)).toEqual({ status: 403, block: 'gambling' });
+    expect(await statusOf('www.188bet.com')).toEqual({ status: 403, block: 'gambling' });
+    // Another entry of the same bundled list, still in force.
+    expect((await curl(gateway.port, 'http://000000.com/')).headers['x-lachan-block']).toBe('gambling');
+    expect(await statusOf(NEWLY_LISTED, `/tim?q=${NEW_KEYWORD}`)).toEqual({ status: 403, block: 'gambling' });
+  });
+
+  it('compiles a changed domain file, applies it, and reuses that set on the next reload', async () => {
+    expect((await statusOf(NEWLY_LISTED)).status).toBe(200);
+    appendFileSync(path.join(rulesDir, 'categories/gambling/domains'), `${NEWLY_LISTED}\n`);
+    expect((await reload()).domainFiles).toBe('compiled');
+    expect(await statusOf(NEWLY_LISTED)).toEqual({ status: 403, block: 'gambling' });
+    expect(await statusOf(CATEGORY_LISTED)).toEqual({ status: 403, block: 'gambling' });
+
+    // The school's exception, from the policy reused with the new set, still applies.
+    expect(await statusOf(BUNDLED_LISTED)).toEqual({ status: 200, block: undefined });
+    editPolicy((text) => text.replace(`allow_domains: [${BUNDLED_LISTED}, `, 'allow_domains: ['));
+    expect((await reload()).domainFiles).toBe('reused');
+    expect(await statusOf(BUNDLED_LISTED)).toEqual({ status: 403, block: 'gambling' });
+    expect(await statusOf(NEWLY_LISTED)).toEqual({ status: 403, block: 'gambling' });
+  });
+
+  it('compiles again when a profile starts blocking another category', async () => {
+    // A category sorted before `vpn` and `violence`: their ids move, so the serving set's records would mean other categories.
+    mkdirSync(path.join(rulesDir, 'categories/thu-nghiem'));
+    writeFileSync(path.join(rulesDir, 'categories/thu-nghiem/domains'), `${SCHOOL_SITE}\n`);
+    editPolicy((text) => text.replace('block_categories: [adult, gambling]', 'block_categories: [adult, gambling, thu-nghiem]'));
+    expect((await reload()).domainFiles).toBe('compiled');
+    expect(await statusOf(NEWLY_LISTED)).toEqual({ status: 403, block: 'gambling' });
+    expect((await curl(gateway.port, 'http://nordvpn.com/')).headers['x-lachan-block']).toBe('vpn');
+  });
+});
