@@ -24,6 +24,9 @@ import { BrandSetBuilder } from '../policy/brands.js';
 import { type BrandDeriver, loadCategoryBrands } from './brands.js';
 import { PhraseSetBuilder, attachContentRules } from '../policy/phrases.js';
 import { addPhrasesFile } from './phrases-file.js';
+import { DomainFiles } from './domain-files.js';
+
+export { domainFilesOrigin } from './domain-files.js';
 
 /** The rule files a category folder may hold (docs/contract.md §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -50,11 +53,11 @@ export interface LoadOptions extends PolicyOptions {
    */
   readonly beforeCompile?: () => void;
   /**
-   * The policy serving now. When the domain files (every category's `domains` and the
+   * The policy serving now. Where the domain files (every category's `domains` and the
    * bundled domain lists) are the same files, unchanged, for the same categories, the
-   * new policy shares its compiled set of them instead of compiling a second copy
-   * beside it: the common reload (policy.yaml, a keyword list, the overlay, a
-   * subscription) then costs the serving memory plus the small tables only.
+   * new policy shares its compiled sets of them instead of compiling a second copy
+   * beside it (src/rules/domain-files.ts): the common reload (policy.yaml, a keyword
+   * list, the overlay, a subscription) then costs the small tables only.
    */
   readonly reuse?: Policy | null;
 }
@@ -122,11 +125,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const bundled = await readBundledManifest(rulesDir, new Set(available.keys()), displayPath, problems);
   const streamDomains = options.checkAll !== true;
   // Category ids are given in this order, before any other: part of what a reused set's records mean.
-  const domainFiles = streamDomains ? await identifyDomainFiles(toLoad, available, bundled, fileNames) : null;
-  const reusable = options.reuse === undefined || options.reuse === null ? undefined : DOMAIN_FILES.get(options.reuse);
-  const reusedFiles = domainFiles !== null && reusable?.key === domainFiles.key ? reusable.set : null;
-  const fileDomains = domainFiles !== null && reusedFiles === null ? new DomainSetBuilder() : null;
-  if (fileDomains !== null) fileDomains.reserve(await countDomainLines(domainFiles!.files));
+  const domainFiles = streamDomains ? await DomainFiles.identify(toLoad, available, bundled, fileNames, displayPath, options.reuse ?? null) : null;
+  await domainFiles?.prepare();
   if (streamDomains) {
     const listLines = (options.lists ?? []).reduce((sum, list) => sum + countLines(list.text), 0);
     domains.reserve(listLines + (await countDomainLines([path.join(rulesDir, 'no_inspect')])));
@@ -140,8 +140,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
       if (kind === 'domains' && domainFiles !== null) {
-        const fileId = domainFiles.ids.get(`${name}\0${file}`);
-        if (fileId !== undefined) await addDomainFile(file, id, fileId, fileDomains, problems, brandDeriver);
+        const fileId = domainFiles.idOf(name, file);
+        if (fileId !== undefined) await addDomainFile(file, id, fileId, domainFiles.builderOf(name, file), problems, brandDeriver);
         continue;
       }
       let text: string;
@@ -160,8 +160,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     for (const list of bundled) {
       if (list.category !== name) continue;
       if (list.kind === 'domains' && domainFiles !== null) {
-        const fileId = domainFiles.ids.get(`${name}\0${list.file}`)!;
-        await addDomainFile(list.file, id, fileId, fileDomains, problems, brandDeriver);
+        const fileId = domainFiles.idOf(name, list.file)!;
+        await addDomainFile(list.file, id, fileId, domainFiles.builderOf(name, list.file), problems, brandDeriver);
       } else {
         const fileId = await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
         if (list.kind === 'domains' && fileId !== null) brandDeriver?.addDomainsText(await readBundledText(list.file), fileId);
@@ -314,9 +314,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     }
   }
 
-  const builtFiles = reusedFiles ?? fileDomains?.build() ?? null;
-  const builtOthers = domains.build();
-  const builtDomains = builtFiles === null ? builtOthers : DomainSet.layered(builtFiles, builtOthers);
+  const builtFiles = domainFiles?.build() ?? [];
+  const builtDomains = DomainSet.combine([...builtFiles, domains.build()]);
   const builtUrls = urls.build();
   const builtKeywords = keywords.build();
   const builtBrands = brands.build();
@@ -341,7 +340,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   };
   const policy = new Policy(compiled, options);
   ORGANISATIONS.set(policy, config.organisation);
-  if (domainFiles !== null && builtFiles !== null) DOMAIN_FILES.set(policy, { key: domainFiles.key, set: builtFiles, reused: reusedFiles !== null });
+  domainFiles?.remember(policy, builtFiles);
   const contentLimits = config.profiles.flatMap((p) => (p.contentLimit === null ? [] : [[p.id, p.contentLimit] as const]));
   attachContentRules(policy, { phrases: phrases.build(), limits: new Map(contentLimits) });
   return { policy, problems: problems.items, stats };
@@ -357,77 +356,6 @@ const ORGANISATIONS = new WeakMap<Policy, Organisation>();
 
 export function organisationOf(policy: Policy): Organisation {
   return ORGANISATIONS.get(policy) ?? DEFAULT_ORGANISATION;
-}
-
-/**
- * The compiled domain files of a policy and what they were compiled from (see
- * identifyDomainFiles), for the next reload to take over. Beside the policy, as
- * ORGANISATIONS: dropped with it, so only a serving policy's set is ever reused.
- */
-const DOMAIN_FILES = new WeakMap<Policy, { readonly key: string; readonly set: DomainSet; readonly reused: boolean }>();
-
-/**
- * How a policy got its domain files' compiled set: `reused` from the policy serving
- * before it, `compiled` by its own load, null when it has none apart (lint mode).
- * The reload's log line says it: the one that costs a second copy in memory is `compiled`.
- */
-export function domainFilesOrigin(policy: Policy): 'reused' | 'compiled' | null {
-  const files = DOMAIN_FILES.get(policy);
-  return files === undefined ? null : files.reused ? 'reused' : 'compiled';
-}
-
-interface DomainFiles {
-  /** Equal for two loads exactly when their domain files' records would be equal. */
-  readonly key: string;
-  /** File id of each domain file that exists, by `category\0path`. */
-  readonly ids: ReadonlyMap<string, number>;
-  /** Their paths, in reading order. */
-  readonly files: readonly string[];
-}
-
-/**
- * Gives the domain files of the categories to load (each category's `domains`, then its
- * bundled domain lists) the first file ids after the policy file's, and says what they
- * are: category, path, id, and the file's identity and change times. A file edited,
- * replaced, added or removed, or a category added or dropped, gives another key. The
- * identity is read before the file is, so an edit made while it is read gives the next
- * reload another key, never a stale set under the new key.
- */
-async function identifyDomainFiles(
-  toLoad: readonly string[],
-  available: ReadonlyMap<string, string>,
-  bundled: readonly BundledList[],
-  fileNames: string[],
-): Promise<DomainFiles> {
-  const ids = new Map<string, number>();
-  const parts: string[] = [];
-  const existing: string[] = [];
-  for (const name of toLoad) {
-    const files = [
-      { file: path.join(available.get(name)!, 'domains'), optional: true },
-      ...bundled.filter((list) => list.kind === 'domains' && list.category === name).map((list) => ({ file: list.file, optional: false })),
-    ];
-    for (const { file, optional } of files) {
-      let identity: string;
-      try {
-        const info = await stat(file, { bigint: true });
-        identity = `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // An optional file that is not there has no id, as before; any other failure is reported when it is read.
-        if (code === 'ENOENT' && optional) {
-          parts.push(`${name}\0${file}\0absent`);
-          continue;
-        }
-        identity = `error ${code}`;
-      }
-      const fileId = fileNames.push(displayPath(file)) - 1;
-      ids.set(`${name}\0${file}`, fileId);
-      existing.push(file);
-      parts.push(`${name}\0${file}\0${fileId}\0${identity}`);
-    }
-  }
-  return { key: parts.join('\n'), ids, files: existing };
 }
 
 function countLines(text: string): number {
