@@ -101,6 +101,8 @@ describe('a reload with the domain files unchanged', { timeout: 300_000 }, () =>
     expect(await statusOf('www.188bet.com')).toEqual({ status: 403, block: 'gambling' });
     expect(await statusOf(LARGE_LISTED)).toEqual({ status: 403, block: 'z-lon' });
     expect((await curl(gateway.port, 'http://may-4321.danh-sach-lon.test/')).headers['x-lachan-block']).toBe('z-lon');
+    // A brand derived from the bundled list (the files are read for it, not compiled).
+    expect((await curl(gateway.port, 'http://000000tyc.net/')).headers['x-lachan-block']).toBe('gambling');
     // Another entry of the same bundled list, still in force.
     expect((await curl(gateway.port, 'http://000000.com/')).headers['x-lachan-block']).toBe('gambling');
     expect(await statusOf(NEWLY_LISTED, `/tim?q=${NEW_KEYWORD}`)).toEqual({ status: 403, block: 'gambling' });
