@@ -29,7 +29,7 @@ beforeAll(async () => {
   rulesDir = makeRulesDir({});
   cpSync(path.join(REPO_ROOT, 'rules'), rulesDir, { recursive: true });
   // Over LARGE_DOMAIN_FILE_BYTES. It also lists CATEGORY_LISTED, which gambling's own file, read first, names too.
-  const generated = Array.from({ length: 220_000 }, (_, i) => `may-${i}.danh-sach-lon.test`);
+  const generated = Array.from({ length: 50_000 }, (_, i) => `may-${i}.danh-sach-lon.test`);
   mkdirSync(path.join(rulesDir, 'categories/z-lon'));
   writeFileSync(path.join(rulesDir, 'categories/z-lon/domains'), `${CATEGORY_LISTED}\n${generated.join('\n')}\n${LARGE_LISTED}\n`);
   const policyFile = path.join(rulesDir, 'policy.yaml');
