@@ -4,18 +4,28 @@
  * and generated names to make up the rest, as bench:match loads them), started with
  * the proxy's V8 flags as `npm start` starts it.
  *
- * For `--workers 1` and `--workers 2` it reads each proxy worker's RSS once the rules
- * are loaded and some traffic went through (steady), then sends SIGHUP and reads
- * the peak RSS while the new policy compiles beside the serving one (the kernel's
- * high-water mark, VmHWM, reset before each reload), then the RSS after the reload.
+ * For `--workers 1` and `--workers 2`, before each reload it reads each proxy worker's
+ * RSS the same way (steady): after REQUESTS requests a worker and 3 s without traffic.
+ * Then it edits the rules folder as a school would and reads the peak RSS while the
+ * new policy loads beside the serving one (the kernel's high-water mark, VmHWM, reset
+ * before each reload). Two kinds of reload, in the order MEMORY_RELOADS gives:
+ *
+ *   policy      policy.yaml edited (an allowed domain added): the domain files are
+ *               unchanged, and the new policy shares the serving one's compiled sets
+ *   list        a line added to the school's gambling `domains` file: the small files'
+ *               tier compiles again, the large lists' set is shared
+ *   large-list  a line added to the largest bench list: the large tier compiles again,
+ *               beside the serving one (src/rules/domain-files.ts)
+ *
+ * Each reload's peak is divided by the steady reading just before it.
  *
  *   npm run bench:memory
- *   MEMORY_DOMAINS=1000000 MEMORY_RELOADS=2 MEMORY_REQUESTS=300 MEMORY_WORKERS=2 npm run bench:memory
+ *   MEMORY_DOMAINS=1000000 MEMORY_RELOADS=policy,large-list MEMORY_REQUESTS=300 MEMORY_WORKERS=2 npm run bench:memory
  *
  * Prints a markdown table and one JSON line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -26,7 +36,12 @@ import { markdownTable, median } from './lib/stats.js';
 import { childrenOf } from './lib/proc.js';
 
 const TARGET_DOMAINS = Number(process.env.MEMORY_DOMAINS ?? 5_000_000);
-const RELOADS = Number(process.env.MEMORY_RELOADS ?? 3);
+const RELOAD_KINDS = ['policy', 'list', 'large-list'] as const;
+type ReloadKind = (typeof RELOAD_KINDS)[number];
+const RELOADS = (process.env.MEMORY_RELOADS ?? 'policy,list,large-list,policy,list,large-list').split(',').map((kind) => {
+  if (!(RELOAD_KINDS as readonly string[]).includes(kind)) throw new Error(`MEMORY_RELOADS: one of ${RELOAD_KINDS.join(', ')}, not "${kind}"`);
+  return kind as ReloadKind;
+});
 /**
  * Requests a worker before each reading (the primary spreads them). A worker's RSS
  * grows with the traffic it has served until its young generation (2 × 16 MiB under
@@ -35,12 +50,14 @@ const RELOADS = Number(process.env.MEMORY_RELOADS ?? 3);
  * worker barely in service, and with `--workers 2` one that had served half as much.
  */
 const REQUESTS = Number(process.env.MEMORY_REQUESTS ?? 3000);
+/** V8 flags after the proxy's own (a later flag wins), to try another heap sizing: `MEMORY_V8_FLAGS=--max-semi-space-size=8`. */
+const EXTRA_V8_FLAGS = (process.env.MEMORY_V8_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
 const REPO = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(REPO, 'dist/src/cli/main.js');
 const MiB = 1024 * 1024;
 
 /** The shipped rules folder with the bench lists as extra categories every profile blocks. */
-async function writeRulesDir(): Promise<{ dir: string; domains: number }> {
+async function writeRulesDir(): Promise<{ dir: string; domains: number; largest: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'lachan-bench-memory-'));
   cpSync(path.join(REPO, 'rules'), dir, { recursive: true });
   const lists = await realDomainLists();
@@ -55,7 +72,8 @@ async function writeRulesDir(): Promise<{ dir: string; domains: number }> {
   }
   const policyFile = path.join(dir, 'policy.yaml');
   writeFileSync(policyFile, readFileSync(policyFile, 'utf8').replace(/block_categories: \[/g, `block_categories: [${names.join(', ')}, `));
-  return { dir, domains: lists.reduce((sum, list) => sum + list.lines, 0) };
+  const largest = lists.reduce((a, b) => (b.lines > a.lines ? b : a));
+  return { dir, domains: lists.reduce((sum, list) => sum + list.lines, 0), largest: path.join(dir, 'categories', `bench-${largest.category}`, 'domains') };
 }
 
 function procStatus(pid: number): { rss: number; hwm: number } {
@@ -147,25 +165,63 @@ async function someTraffic(port: number, workers: number): Promise<void> {
   }
 }
 
+interface Reload {
+  kind: ReloadKind;
+  /** What the reload's log line says of the domain files, per worker: reused or compiled. */
+  domainFiles: unknown[];
+  /** Per worker: the steady reading just before the reload, and the reload's peak. */
+  beforeMiB: number[];
+  peakMiB: number[];
+  before: Split[];
+  sampledPeak: Split[];
+  logged: Record<string, unknown>[];
+  seconds: number;
+}
+
 interface Run {
   workers: number;
   loadSeconds: number;
+  /** Every steady reading of every worker: before each reload, and after the last. */
   steadyMiB: number[];
   primaryMiB: number | null;
-  reloadPeakMiB: number[];
-  /** Per reload, per worker: RSS just before the SIGHUP, and the peak of that reload. */
-  perReload: { beforeMiB: number[]; peakMiB: number[]; before: Split[]; sampledPeak: Split[]; logged: Record<string, unknown>[] }[];
-  afterReloadMiB: number[];
-  reloadSeconds: number[];
+  reloads: Reload[];
 }
 
-async function measure(rulesDir: string, workers: number): Promise<Run> {
+/** Edits the rules folder as a school would; the gateway's watcher reloads. */
+function editRules(rulesDir: string, largest: string, kind: ReloadKind, round: number): void {
+  if (kind === 'policy') {
+    const file = path.join(rulesDir, 'policy.yaml');
+    const text = readFileSync(file, 'utf8');
+    const edited = text.replace('allow_domains: [olm.vn,', `allow_domains: [reload-${round}.example, olm.vn,`);
+    if (edited === text) throw new Error('policy.yaml: no allow_domains line to edit');
+    writeFileSync(file, edited);
+  } else {
+    appendFileSync(kind === 'list' ? path.join(rulesDir, 'categories', 'gambling', 'domains') : largest, `reload-${round}.example\n`);
+  }
+}
+
+/** The files editRules changes, as they were written: each run starts from them. */
+function snapshotEdited(rulesDir: string, largest: string): Map<string, number | string> {
+  const files = [path.join(rulesDir, 'policy.yaml'), path.join(rulesDir, 'categories', 'gambling', 'domains')];
+  // The largest list is only appended to: its length is enough to undo that.
+  return new Map<string, number | string>([...files.map((file) => [file, readFileSync(file, 'utf8')] as const), [largest, statSync(largest).size]]);
+}
+
+function restoreEdited(snapshot: ReadonlyMap<string, number | string>): void {
+  for (const [file, content] of snapshot) {
+    if (typeof content === 'string') writeFileSync(file, content);
+    else truncateSync(file, content);
+  }
+}
+
+async function measure(rulesDir: string, largest: string, workers: number): Promise<Run> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-memory-var-'));
   const started = Date.now();
   const child: ChildProcess = spawn(
     process.execPath,
     [
       ...PROXY_V8_FLAGS,
+      ...EXTRA_V8_FLAGS,
       CLI,
       'serve',
       '--port',
@@ -206,48 +262,47 @@ async function measure(rulesDir: string, workers: number): Promise<Run> {
     const port = logs.find((l) => l.msg === 'listening')!.port as number;
     const pids = workers === 1 ? [child.pid!] : childrenOf(child.pid!);
     if (pids.length !== workers) throw new Error(`found ${pids.length} workers, expected ${workers}`);
-    await someTraffic(port, workers);
-    await sleep(3000);
-    const steady = pids.map((pid) => procStatus(pid).rss);
-    const peaks: number[][] = [];
-    const after: number[][] = [];
-    const reloadSeconds: number[] = [];
-    const perReload: Run['perReload'] = [];
-    for (let round = 0; round < RELOADS; round++) {
-      const beforeReload = pids.map((pid) => procStatus(pid).rss);
+    const steadyReading = async (): Promise<number[]> => {
+      await someTraffic(port, workers);
+      await sleep(3000);
+      return pids.map((pid) => procStatus(pid).rss);
+    };
+    const reloadLines = (): Record<string, unknown>[] => logs.filter((l) => l.msg === 'rules reloaded');
+    const steady: number[] = [];
+    const reloads: Reload[] = [];
+    for (const [round, kind] of RELOADS.entries()) {
+      const beforeReload = await steadyReading();
+      steady.push(...beforeReload);
       const before = pids.map(residentSplit);
       pids.forEach(resetPeak);
       const stopSampling = sampleSplits(pids);
-      const reloaded = logs.filter((l) => l.msg === 'rules reloaded').length;
+      const reloaded = reloadLines().length;
       const reloadStarted = Date.now();
-      child.kill('SIGHUP');
-      await waitFor(() => logs.filter((l) => l.msg === 'rules reloaded').length >= reloaded + workers, 'rules reloaded');
+      editRules(rulesDir, largest, kind, round);
+      await waitFor(() => reloadLines().length >= reloaded + workers, 'rules reloaded');
       const sampledPeak = stopSampling();
-      reloadSeconds.push((Date.now() - reloadStarted) / 1000);
-      peaks.push(pids.map((pid) => procStatus(pid).hwm));
-      perReload.push({
+      const logged = reloadLines().slice(-workers);
+      reloads.push({
+        kind,
+        domainFiles: logged.map((l) => l.domainFiles),
         beforeMiB: beforeReload.map((b) => b / MiB),
-        peakMiB: peaks.at(-1)!.map((b) => b / MiB),
+        peakMiB: pids.map((pid) => procStatus(pid).hwm / MiB),
         before: before.map(inMiB),
         sampledPeak: sampledPeak.map(inMiB),
-        logged: logs
-          .filter((l) => l.msg === 'rules reloaded')
-          .slice(-workers)
-          .map(({ pid, rssMiB, heapMiB, arrayBuffersMiB }) => ({ pid, rssMiB, heapMiB, arrayBuffersMiB })),
+        logged: logged.map(({ pid, rssMiB, heapMiB, arrayBuffersMiB }) => ({ pid, rssMiB, heapMiB, arrayBuffersMiB })),
+        seconds: (Date.now() - reloadStarted) / 1000,
       });
-      await someTraffic(port, workers);
-      await sleep(3000);
-      after.push(pids.map((pid) => procStatus(pid).rss));
+      // One edit, one reload: a second one (the watcher firing twice) would be measured as the next.
+      await sleep(1000);
+      if (reloadLines().length !== reloaded + workers) throw new Error(`one edit gave ${reloadLines().length - reloaded} reload lines`);
     }
+    steady.push(...(await steadyReading()));
     return {
       workers,
       loadSeconds,
       steadyMiB: steady.map((b) => b / MiB),
       primaryMiB: workers === 1 ? null : procStatus(child.pid!).rss / MiB,
-      reloadPeakMiB: pids.map((_, i) => Math.max(...peaks.map((p) => p[i]!)) / MiB),
-      afterReloadMiB: pids.map((_, i) => median(after.map((a) => a[i]!)) / MiB),
-      reloadSeconds,
-      perReload,
+      reloads,
     };
   } finally {
     child.kill('SIGTERM');
@@ -258,31 +313,57 @@ async function measure(rulesDir: string, workers: number): Promise<Run> {
 
 async function main(): Promise<void> {
   process.stderr.write(`writing the shipped rules plus ${TARGET_DOMAINS.toLocaleString('en')} bench domains…\n`);
-  const { dir, domains } = await writeRulesDir();
+  const { dir, domains, largest } = await writeRulesDir();
   try {
     const runs: Run[] = [];
+    const pristine = snapshotEdited(dir, largest);
     for (const workers of (process.env.MEMORY_WORKERS ?? '1,2').split(',').map(Number)) {
       process.stderr.write(`lachan serve --workers ${workers}…\n`);
-      runs.push(await measure(dir, workers));
+      // Each run starts from the same rules: the edits of the run before are undone.
+      restoreEdited(pristine);
+      runs.push(await measure(dir, largest, workers));
     }
     const f = (values: readonly number[]): string => values.map((v) => v.toFixed(0)).join(' / ');
-    const rows = runs.map((run) => {
-      const worst = Math.max(...run.reloadPeakMiB.map((peak, i) => peak / run.steadyMiB[i]!));
-      return [
-        `--workers ${run.workers}`,
-        `${run.loadSeconds.toFixed(1)} s`,
-        f(run.steadyMiB),
-        f(run.reloadPeakMiB),
-        `${worst.toFixed(2)}×`,
-        f(run.afterReloadMiB),
-        run.primaryMiB === null ? '–' : run.primaryMiB.toFixed(0),
-        `${median(run.reloadSeconds).toFixed(1)} s`,
-      ];
+    const spread = (values: readonly number[]): string =>
+      `${Math.min(...values).toFixed(0)} / ${median(values).toFixed(0)} / ${Math.max(...values).toFixed(0)}`;
+    const ratios = (run: Run, kind: ReloadKind): number[] =>
+      run.reloads.filter((r) => r.kind === kind).flatMap((r) => r.peakMiB.map((peak, i) => peak / r.beforeMiB[i]!));
+    const summary = runs.map((run) => {
+      const cells = [`--workers ${run.workers}`, `${run.loadSeconds.toFixed(1)} s`, spread(run.steadyMiB)];
+      for (const kind of RELOAD_KINDS) {
+        const of = run.reloads.filter((r) => r.kind === kind);
+        cells.push(of.length === 0 ? '–' : spread(of.flatMap((r) => r.peakMiB)), of.length === 0 ? '–' : `${Math.max(...ratios(run, kind)).toFixed(2)}×`);
+      }
+      cells.push(run.primaryMiB === null ? '–' : run.primaryMiB.toFixed(0));
+      return cells;
     });
-    process.stdout.write(`bench domain lines: ${domains.toLocaleString('en')} (plus the shipped rules); ${REQUESTS} requests a worker before each reading\n`);
-    process.stdout.write(
-      `${markdownTable(['run', 'start to listening', 'steady RSS per worker (MiB)', 'reload peak (MiB)', 'peak / steady', 'RSS after reloads (MiB)', 'primary RSS (MiB)', 'reload'], rows)}\n`,
+    const perReload = runs.flatMap((run) =>
+      run.reloads.map((reload, n) => [
+        `--workers ${run.workers}`,
+        `${n + 1}: ${reload.kind}`,
+        [...new Set(reload.domainFiles.map(String))].join(', '),
+        f(reload.beforeMiB),
+        f(reload.peakMiB),
+        reload.peakMiB.map((peak, i) => `${(peak / reload.beforeMiB[i]!).toFixed(2)}×`).join(' / '),
+        `${reload.seconds.toFixed(1)} s`,
+      ]),
     );
+    process.stdout.write(
+      `bench domain lines: ${domains.toLocaleString('en')} (plus the shipped rules); ${REQUESTS} requests a worker and 3 s idle before each steady reading; V8 flags ${[...PROXY_V8_FLAGS, ...EXTRA_V8_FLAGS].join(' ')}\n`,
+    );
+    process.stdout.write(
+      `${markdownTable(
+        [
+          'run',
+          'start to listening',
+          'steady RSS min / median / max (MiB)',
+          ...RELOAD_KINDS.flatMap((kind) => [`${kind} reload peak min / median / max`, 'worst peak ÷ steady before it']),
+          'primary RSS (MiB)',
+        ],
+        summary,
+      )}\n\n`,
+    );
+    process.stdout.write(`${markdownTable(['run', 'reload', 'domain files', 'steady before (MiB)', 'peak (MiB)', 'peak ÷ steady', 'reload'], perReload)}\n`);
     process.stdout.write(`${JSON.stringify({ domains, reloads: RELOADS, requests: REQUESTS, runs })}\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,7 @@ import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSy
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
-import { loadPolicy, type LoadOptions } from '../rules/loader.js';
+import { domainFilesOrigin, loadPolicy, type LoadOptions } from '../rules/loader.js';
 import { readAppliedLists, listsFileOf } from '../lists/applied.js';
 import { readListsConfig } from '../lists/config.js';
 import { listMetricLines, startListRefresher } from '../lists/refresher.js';
@@ -482,7 +482,8 @@ async function startProxy(
     try {
       // The garbage of serving goes first, so the new policy compiles beside the live one only.
       collectGarbage();
-      const next = await loadPolicy(options.rules, await loadInputs(options));
+      // Unchanged domain files are shared with the serving policy, not compiled again (src/rules/loader.ts).
+      const next = await loadPolicy(options.rules, { ...(await loadInputs(options)), reuse: proxy.policy });
       proxy.setPolicy(next);
       await safeguarding.reload();
       classroom.classroom.reloadExamAllow();
@@ -494,6 +495,7 @@ async function startProxy(
         {
           ms: Date.now() - started,
           rules: path.resolve(options.rules),
+          domainFiles: domainFilesOrigin(next),
           rssMiB: mib(memory.rss),
           heapMiB: mib(memory.heapTotal),
           arrayBuffersMiB: mib(memory.arrayBuffers),

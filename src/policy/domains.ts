@@ -249,40 +249,85 @@ function writtenAt(records: Uint32Array, at: number): number {
 }
 
 export class DomainSet {
+  /**
+   * Sets decided as one with this one (see combine()), each with its entries numbered
+   * from its start; empty for a set of its own records only.
+   */
+  private readonly parts: readonly DomainSet[];
+  private readonly partStarts: readonly number[];
+  private readonly entries: number;
+
   constructor(
     private readonly shift: number,
     private readonly offsets: Uint32Array,
     private readonly records: Uint32Array,
-  ) {}
+    parts: readonly DomainSet[] = [],
+  ) {
+    this.parts = parts;
+    let entries = records.length / WORDS;
+    const starts: number[] = [];
+    for (const part of parts) {
+      starts.push(entries);
+      entries += part.size;
+    }
+    this.partStarts = starts;
+    this.entries = entries;
+  }
+
+  /**
+   * Several frozen sets decided as one set of all their rules: at each name an allow
+   * wins, and among equals the rule written first (by file id and line, ids being given
+   * across all of them by one loader). Lets a reload keep the serving policy's set of
+   * files it did not change and compile only the rest (src/rules/loader.ts).
+   */
+  static combine(sets: readonly DomainSet[]): DomainSet {
+    const leaves = sets.flatMap((set) => (set.parts.length === 0 ? [set] : set.parts)).filter((set) => set.size > 0);
+    if (leaves.length === 0) return sets[0] ?? new DomainSetBuilder().build();
+    if (leaves.length === 1) return leaves[0]!;
+    return new DomainSet(0, new Uint32Array(0), new Uint32Array(0), leaves);
+  }
 
   get size(): number {
-    return this.records.length / WORDS;
+    return this.entries;
   }
 
   get byteLength(): number {
-    return this.offsets.byteLength + this.records.byteLength;
+    return this.parts.reduce((sum, part) => sum + part.byteLength, this.offsets.byteLength + this.records.byteLength);
   }
 
   categoryOf(entry: number): number {
+    if (this.parts.length > 0) return this.partOf(entry).categoryOf(entry - this.partStarts[this.partIndexOf(entry)]!);
     return this.records[entry * WORDS + ORIGIN]! >>> 16;
   }
 
   fileOf(entry: number): number {
+    if (this.parts.length > 0) return this.partOf(entry).fileOf(entry - this.partStarts[this.partIndexOf(entry)]!);
     return this.records[entry * WORDS + ORIGIN]! & 0xffff;
   }
 
   lineOf(entry: number): number {
+    if (this.parts.length > 0) return this.partOf(entry).lineOf(entry - this.partStarts[this.partIndexOf(entry)]!);
     return this.records[entry * WORDS + LINE]!;
   }
 
+  private partIndexOf(entry: number): number {
+    let index = this.parts.length - 1;
+    while (index > 0 && this.partStarts[index]! > entry) index--;
+    return index;
+  }
+
+  private partOf(entry: number): DomainSet {
+    return this.parts[this.partIndexOf(entry)]!;
+  }
+
   /**
-   * The deciding rule for `host` (canonical) under `actions`: the most specific
-   * dot-suffix with an active entry wins, and at that level an allow beats a block.
+   * The deciding rule for `host` (canonical): the most specific dot-suffix with an
+   * active entry wins, and at that level an allow beats a block.
    * An IP literal matches only an entry for the whole address. One trailing dot on
    * the host is ignored.
    */
   lookup(host: string, actions: Uint8Array): DomainMatch | null {
-    if (this.records.length === 0) return null;
+    if (this.entries === 0) return null;
     const wholeOnly = isIpLiteral(host);
     let a = SEED_A;
     let b = SEED_B;
@@ -294,7 +339,7 @@ export class DomainSet {
       const c = host.charCodeAt(i);
       if (c === 0x2e && !wholeOnly) {
         // Suffixes come least specific first: a later hit is more specific and replaces.
-        const entry = this.probe(a, b, actions);
+        const entry = this.parts.length === 0 ? this.probe(a, b, actions) : this.probeParts(a, b, actions);
         if (entry >= 0) {
           bestEntry = entry;
           bestStart = i + 1;
@@ -303,12 +348,34 @@ export class DomainSet {
       a = Math.imul(a ^ c, PRIME_A);
       b = Math.imul(b ^ c, PRIME_B);
     }
-    const whole = this.probe(a, b, actions);
+    const whole = this.parts.length === 0 ? this.probe(a, b, actions) : this.probeParts(a, b, actions);
     if (whole >= 0) return { entry: whole, suffixStart: 0 };
     return bestEntry >= 0 ? { entry: bestEntry, suffixStart: bestStart } : null;
   }
 
-  /** Entry index of the best active rule for exactly the name hashed to (a, b), or -1. */
+  /** probe() over every part, as one set: an allow wins, then the rule written first. */
+  private probeParts(rawA: number, rawB: number, actions: Uint8Array): number {
+    let best = -1;
+    let bestAllows = false;
+    let bestWritten = 0;
+    for (let p = 0; p < this.parts.length; p++) {
+      const part = this.parts[p]!;
+      const local = part.probe(rawA, rawB, actions);
+      if (local < 0) continue;
+      const at = local * WORDS;
+      const allows = actions[part.records[at + ORIGIN]! >>> 16] === CATEGORY_ALLOWS;
+      if (best >= 0 && bestAllows && !allows) continue;
+      const written = writtenAt(part.records, at);
+      if (best < 0 || (allows && !bestAllows) || written < bestWritten) {
+        best = this.partStarts[p]! + local;
+        bestAllows = allows;
+        bestWritten = written;
+      }
+    }
+    return best;
+  }
+
+  /** Entry index (among this set's own records) of the best active rule for exactly the name hashed to (a, b), or -1. */
   private probe(rawA: number, rawB: number, actions: Uint8Array): number {
     const keyA = mix(rawA);
     const keyB = mix(rawB ^ rawA);

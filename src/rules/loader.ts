@@ -8,7 +8,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DomainSetBuilder } from '../policy/domains.js';
+import { DomainSet, DomainSetBuilder } from '../policy/domains.js';
 import { UrlSetBuilder } from '../policy/urls.js';
 import { KeywordSetBuilder } from '../policy/keywords.js';
 import { canonicalRuleHost } from '../policy/hostname.js';
@@ -24,6 +24,9 @@ import { BrandSetBuilder } from '../policy/brands.js';
 import { type BrandDeriver, loadCategoryBrands } from './brands.js';
 import { PhraseSetBuilder, attachContentRules } from '../policy/phrases.js';
 import { addPhrasesFile } from './phrases-file.js';
+import { DomainFiles } from './domain-files.js';
+
+export { domainFilesOrigin } from './domain-files.js';
 
 /** The rule files a category folder may hold (docs/contract.md §3). UT1 folders carry more, which we skip. */
 export const CATEGORY_FILES = ['domains', 'urls', 'keywords'] as const;
@@ -49,6 +52,14 @@ export interface LoadOptions extends PolicyOptions {
    * before the last tables are made beside the serving policy, not after.
    */
   readonly beforeCompile?: () => void;
+  /**
+   * The policy serving now. Where the domain files (every category's `domains` and the
+   * bundled domain lists) are the same files, unchanged, for the same categories, the
+   * new policy shares its compiled sets of them instead of compiling a second copy
+   * beside it (src/rules/domain-files.ts): the common reload (policy.yaml, a keyword
+   * list, the overlay, a subscription) then costs the small tables only.
+   */
+  readonly reuse?: Policy | null;
 }
 
 /** One subscribed list's version in force: sorted entries, a host or `host/path` a line. */
@@ -113,13 +124,12 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   const toLoad = options.checkAll ? [...available.keys()].sort() : [...referenced].sort();
   const bundled = await readBundledManifest(rulesDir, new Set(available.keys()), displayPath, problems);
   const streamDomains = options.checkAll !== true;
+  // Category ids are given in this order, before any other: part of what a reused set's records mean.
+  const domainFiles = streamDomains ? await DomainFiles.identify(toLoad, available, bundled, fileNames, displayPath, options.reuse ?? null) : null;
+  await domainFiles?.prepare();
   if (streamDomains) {
-    const domainFiles = [
-      ...toLoad.map((name) => path.join(available.get(name)!, 'domains')),
-      ...bundled.filter((list) => list.kind === 'domains' && toLoad.includes(list.category)).map((list) => list.file),
-      path.join(rulesDir, 'no_inspect'),
-    ];
-    domains.reserve(await countDomainLines(domainFiles));
+    const listLines = (options.lists ?? []).reduce((sum, list) => sum + countLines(list.text), 0);
+    domains.reserve(listLines + (await countDomainLines([path.join(rulesDir, 'no_inspect')])));
   }
   for (const name of toLoad) {
     const id = categoryNames.length;
@@ -129,8 +139,9 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     const brandDeriver = await loadCategoryBrands(folder, id, brandContext);
     for (const kind of CATEGORY_FILES) {
       const file = path.join(folder, kind);
-      if (kind === 'domains' && streamDomains) {
-        await addDomainFile(file, id, fileNames, domains, problems, true, brandDeriver);
+      if (kind === 'domains' && domainFiles !== null) {
+        const fileId = domainFiles.idOf(name, file);
+        if (fileId !== undefined) await addDomainFile(file, id, fileId, domainFiles.builderOf(name, file), problems, brandDeriver);
         continue;
       }
       let text: string;
@@ -148,8 +159,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     }
     for (const list of bundled) {
       if (list.category !== name) continue;
-      if (list.kind === 'domains' && streamDomains) await addDomainFile(list.file, id, fileNames, domains, problems, false, brandDeriver);
-      else {
+      if (list.kind === 'domains' && domainFiles !== null) {
+        const fileId = domainFiles.idOf(name, list.file)!;
+        await addDomainFile(list.file, id, fileId, domainFiles.builderOf(name, list.file), problems, brandDeriver);
+      } else {
         const fileId = await addBundledList(list, id, fileNames, { domains, urls, keywords }, problems, options.checkAll === true);
         if (list.kind === 'domains' && fileId !== null) brandDeriver?.addDomainsText(await readBundledText(list.file), fileId);
       }
@@ -239,8 +252,10 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
 
   const noInspectId = categoryNames.push(NO_INSPECT_CATEGORY) - 1;
   const noInspectPath = path.join(rulesDir, 'no_inspect');
-  if (streamDomains) await addDomainFile(noInspectPath, noInspectId, fileNames, domains, problems, true);
-  else {
+  if (streamDomains) {
+    const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
+    if (!(await addDomainFile(noInspectPath, noInspectId, fileId, domains, problems, null, true))) fileNames.pop();
+  } else {
     try {
       const text = await readFile(noInspectPath, 'utf8');
       const fileId = fileNames.push(displayPath(noInspectPath)) - 1;
@@ -299,7 +314,8 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
     }
   }
 
-  const builtDomains = domains.build();
+  const builtFiles = domainFiles?.build() ?? [];
+  const builtDomains = DomainSet.combine([...builtFiles, domains.build()]);
   const builtUrls = urls.build();
   const builtKeywords = keywords.build();
   const builtBrands = brands.build();
@@ -324,6 +340,7 @@ export async function loadRules(rulesDir: string, options: LoadOptions = {}): Pr
   };
   const policy = new Policy(compiled, options);
   ORGANISATIONS.set(policy, config.organisation);
+  domainFiles?.remember(policy, builtFiles);
   const contentLimits = config.profiles.flatMap((p) => (p.contentLimit === null ? [] : [[p.id, p.contentLimit] as const]));
   attachContentRules(policy, { phrases: phrases.build(), limits: new Map(contentLimits) });
   return { policy, problems: problems.items, stats };
@@ -339,6 +356,12 @@ const ORGANISATIONS = new WeakMap<Policy, Organisation>();
 
 export function organisationOf(policy: Policy): Organisation {
   return ORGANISATIONS.get(policy) ?? DEFAULT_ORGANISATION;
+}
+
+function countLines(text: string): number {
+  let lines = 1;
+  for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) lines++;
+  return lines;
 }
 
 async function listCategories(categoriesDir: string): Promise<Map<string, string>> {
@@ -483,24 +506,32 @@ async function countDomainLines(files: readonly string[]): Promise<number> {
 
 /**
  * The serving path for a `domains` file (gzip when named `.gz`): read in pieces, and
- * most lines, canonical already, hashed in place without becoming strings.
+ * most lines, canonical already, hashed in place without becoming strings. Without a
+ * builder (the compiled set of the domain files is reused) the file is read only for
+ * its category's brand deriver, if it has one. Returns false when the file is not
+ * there and `absentIsFine`, having reported nothing.
  */
 async function addDomainFile(
   file: string,
   categoryId: number,
-  fileNames: string[],
-  domains: DomainSetBuilder,
+  fileId: number,
+  domains: DomainSetBuilder | null,
   problems: ProblemList,
-  optional: boolean,
-  brandDeriver: BrandDeriver | null = null,
-): Promise<void> {
+  brandDeriver: BrandDeriver | null,
+  absentIsFine = false,
+): Promise<boolean> {
+  if (domains === null && brandDeriver === null) return true;
   const shown = displayPath(file);
-  const fileId = fileNames.push(shown) - 1;
   try {
     await forEachLinePiece(file, file.endsWith('.gz'), (text, bytes, firstLine) =>
       forEachRuleSpan(
         text,
         (start, end, line) => {
+          if (domains === null) {
+            const host = canonicalRuleHost(bytes.toString('utf8', start, end));
+            if (host !== null) brandDeriver!.addListed(host, fileId);
+            return;
+          }
           if (domains.addCanonicalSpan(text, start, end, categoryId, fileId, line)) {
             // Only categories with a brands file pay for the host as a string.
             brandDeriver?.addListed(text.slice(start, end), fileId);
@@ -518,9 +549,10 @@ async function addDomainFile(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     // Opening fails before any line is read: the file simply is not there.
-    if (code === 'ENOENT' && optional) fileNames.pop();
-    else problems.error(shown, 0, `cannot read: ${code ?? (error as Error).message}`);
+    if (code === 'ENOENT' && absentIsFine) return false;
+    problems.error(shown, 0, `cannot read: ${code ?? (error as Error).message}`);
   }
+  return true;
 }
 
 /** A list of rules/bundled/ joins its category's rules, with its own file name for sources. */
