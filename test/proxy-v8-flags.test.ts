@@ -15,6 +15,11 @@ const HOSTS = '127.0.0.1 origin.test\n';
 const WARNING = (line: Record<string, unknown>): boolean => Array.isArray(line.missing) && line.level === 40;
 
 /** The command line a running process was started with. */
+/** A process's environment, as the kernel holds it. */
+function environment(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+}
+
 function commandLine(pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
     .split('\0')
@@ -48,13 +53,19 @@ async function servesAndStops(proxy: RunningGateway): Promise<void> {
 
 describe('V8 flags of the proxy', () => {
   it('are the same in the executable, the systemd unit and npm start', () => {
-    expect(readFileSync(path.join(REPO_ROOT, 'src/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S node ${FLAGS}`);
-    expect(readFileSync(CLI, 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S node ${FLAGS}`);
+    expect(readFileSync(path.join(REPO_ROOT, 'src/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(
+      `#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node ${FLAGS}`,
+    );
+    expect(readFileSync(CLI, 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node ${FLAGS}`);
     expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain(
       `ExecStart=/usr/bin/node ${FLAGS} \\\n  /opt/lachan/dist/src/cli/main.js serve`,
     );
     const start = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
     expect(start).toContain(`node ${FLAGS} dist/src/cli/main.js serve`);
+    // glibc's mmap threshold, fixed where each process starts (src/cli/v8-flags.ts).
+    expect(start).toContain('MALLOC_MMAP_THRESHOLD_=131072 node');
+    expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain('\nEnvironment=MALLOC_MMAP_THRESHOLD_=131072\n');
+    expect(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).toContain('\nENV MALLOC_MMAP_THRESHOLD_=131072\n');
   });
 
   it('are given when the built executable is run by its first line, and no warning is logged', async () => {
@@ -62,6 +73,7 @@ describe('V8 flags of the proxy', () => {
     chmodSync(CLI, statSync(CLI).mode | 0o111);
     const proxy = await startGateway({ rules: RULES, hosts: HOSTS, viaShebang: true });
     expect(commandLine(proxy.child.pid!)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
+    expect(environment(proxy.child.pid!)).toContain('MALLOC_MMAP_THRESHOLD_=131072');
     await servesAndStops(proxy);
     // Read after a request and the shutdown: a warning would have been logged right after "listening".
     expect(proxy.logs.some(WARNING)).toBe(false);
@@ -80,6 +92,8 @@ describe('V8 flags of the proxy', () => {
     const workers = childPids(proxy.child.pid!).filter((pid) => commandLine(pid).includes(CLI));
     expect(workers).toHaveLength(2);
     for (const pid of workers) expect(commandLine(pid)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
+    // glibc's threshold too, though the test started the primary without it.
+    for (const pid of workers) expect(environment(pid)).toContain('MALLOC_MMAP_THRESHOLD_=131072');
     await servesAndStops(proxy);
   });
 

@@ -35,7 +35,7 @@ import { DeviceTrustWriter, readDeviceTrust } from '../proxy/device-trust-file.j
 import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
-import { missingProxyFlags, withProxyFlags } from './v8-flags.js';
+import { missingProxyFlags, withProxyFlags, withProxyMallocEnv } from './v8-flags.js';
 import { collectGarbage } from './collect-garbage.js';
 import { startSafeguarding, type Safeguarding } from '../safeguarding/safeguarding.js';
 import { AlertOutbox } from '../safeguarding/outbox.js';
@@ -699,7 +699,7 @@ async function runPrimary(options: ServeOptions, port: number, adminPort: number
   // Workers start with the proxy's V8 flags however the primary was started.
   cluster.setupPrimary({ execArgv: withProxyFlags(process.execArgv) });
   const fork = (): void => {
-    const worker = cluster.fork();
+    const worker = cluster.fork(withProxyMallocEnv(process.env));
     live.add(worker);
     worker.on('message', (message: ToPrimary) => {
       if (message.type === 'fatal') return failStartup(message);

@@ -28,6 +28,23 @@
  */
 export const PROXY_V8_FLAGS: readonly string[] = ['--no-memory-reducer', '--min-semi-space-size=16', '--heap-growing-percent=300', '--no-flush-bytecode'];
 
+/**
+ * glibc's mmap threshold, fixed at its default. Left dynamic, freeing a replaced rules
+ * table (a reload) raises the threshold, later tables land in the brk heap, which is
+ * never given back, and a worker's RSS crept 240 → 255 MiB over reloads; fixed, it held
+ * at 244 MiB (bench/RESULTS.md, "A reload shares what did not change"). glibc reads it
+ * when a process starts, so it sits beside the V8 flags: the systemd unit, the
+ * Dockerfile, `npm start`, and the environment the cluster primary gives its workers.
+ */
+export const PROXY_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
+
+/** The environment a proxy process should start with: the operator's own setting wins. */
+export function withProxyMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const added: Record<string, string> = {};
+  for (const [name, value] of Object.entries(PROXY_MALLOC_ENV)) if (env[name] === undefined) added[name] = value;
+  return added;
+}
+
 /** The flag's name as V8 reads it: `--no-flush-bytecode` and `--flush-bytecode=…` both name `flush-bytecode`, `_` and `-` alike. */
 function flagName(flag: string): string {
   const name = flag.replace(/^--/, '').split('=', 1)[0]!.replace(/_/g, '-');
