@@ -16,9 +16,16 @@ import { monthOfDay, dayNumber } from './days.js';
 import { ROLLUPS } from './event-writer.js';
 import { monthOfPartition, partitionBounds, partitionName, PG_KEY_SQL, PG_MIGRATIONS } from './pg-schema.js';
 import { planStats, statsFromRows, type PlannedQuery, type StatsRows } from './stats-plan.js';
+import { SyncPostgres } from '../storage/pg-sync.js';
+import type { AccountStore } from './accounts.js';
+import type { DashboardQueries } from './dashboard/queries.js';
+import type { AuditSink } from './district-policy.js';
+import type { District } from './district.js';
+import { ERASED_CLIENT } from './erasures.js';
+import { PgDistrictTables } from './pg-district.js';
 import {
   StoreError,
-  type CentralStore,
+  type CollectorDatabase,
   type EventFilter,
   type EventPage,
   type IngestResult,
@@ -94,13 +101,18 @@ export function openPostgresStore(options: PostgresStoreOptions): Promise<Postgr
   return PostgresCentralStore.open(options);
 }
 
-export class PostgresCentralStore implements CentralStore {
+export class PostgresCentralStore implements CollectorDatabase {
   readonly #pool: PgPool;
+  readonly #url: string;
   /** Months whose partition is known to exist (created here or found). */
   readonly #partitions = new Set<number>();
+  /** The district's tables, on a connection of their own, opened when first used. */
+  #sync: SyncPostgres | null = null;
+  #district: PgDistrictTables | null = null;
 
-  private constructor(pool: PgPool) {
+  private constructor(pool: PgPool, url: string) {
     this.#pool = pool;
+    this.#url = url;
   }
 
   static async open(options: PostgresStoreOptions): Promise<PostgresCentralStore> {
@@ -111,7 +123,7 @@ export class PostgresCentralStore implements CentralStore {
       await pool.end();
       throw error;
     }
-    return new PostgresCentralStore(pool);
+    return new PostgresCentralStore(pool, options.url);
   }
 
   /** For `central migrate` and the tests: the pool itself. */
@@ -203,7 +215,8 @@ export class PostgresCentralStore implements CentralStore {
       await this.#ensurePartitions(months);
       try {
         return await transaction(this.#pool, async (client) => {
-          const result = await client.query<{ stored: number }>(INSERT_SQL, [...columns, count]);
+          // Named: each connection plans the statement (a dozen CTEs) once, not for every batch.
+          const result = await client.query<{ stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values: [...columns, count] });
           await also?.(client);
           return result.rows[0]!.stored;
         });
@@ -258,10 +271,37 @@ export class PostgresCentralStore implements CentralStore {
    * Drops the partitions wholly before `before` and deletes the older rows of the one
    * it falls in; the roll-ups stay. Returns how many events went.
    */
-  /** Review requests live in the district's SQLite tables for now (docs/contract.md §10): only events here. */
   async eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }> {
-    const { rowCount } = await this.#pool.query('DELETE FROM events WHERE school = $1 AND client = ANY($2)', [school, [...clients]]);
-    return { events: rowCount ?? 0, reviews: 0 };
+    return transaction(this.#pool, async (client) => {
+      const events = await client.query('DELETE FROM events WHERE school = $1 AND client = ANY($2)', [school, [...clients]]);
+      const reviews = await client.query("UPDATE review_requests SET client = $1, note = '' WHERE school = $2 AND client = ANY($3)", [
+        ERASED_CLIENT,
+        school,
+        [...clients],
+      ]);
+      return { events: events.rowCount ?? 0, reviews: reviews.rowCount ?? 0 };
+    });
+  }
+
+  #districtTables(): PgDistrictTables {
+    if (this.#district === null) {
+      this.#sync = new SyncPostgres(this.#url);
+      this.#district = new PgDistrictTables(this.#sync);
+    }
+    return this.#district;
+  }
+
+  get accounts(): AccountStore {
+    return this.#districtTables().accounts;
+  }
+
+  get dashboardQueries(): DashboardQueries {
+    return this.#districtTables().dashboardQueries;
+  }
+
+  /** The policy and review queue in the database; the signing key too (taken from `dataDir` once, when the district had one). */
+  openDistrict(dataDir: string | null, audit: AuditSink): District {
+    return this.#districtTables().openDistrict(dataDir, audit);
   }
 
   async expire(before: number): Promise<number> {
@@ -288,6 +328,7 @@ export class PostgresCentralStore implements CentralStore {
   }
 
   async close(): Promise<void> {
+    await this.#sync?.close();
     await this.#pool.end();
   }
 }

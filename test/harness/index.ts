@@ -15,3 +15,4 @@ export * from './netns.js';
 export * from './events.js';
 export * from './response-reader-run.js';
 export * from './postgres.js';
+export * from './collector-store.js';
