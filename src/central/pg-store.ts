@@ -57,17 +57,23 @@ function toSchool(row: SchoolRow): School {
 
 /** PostgreSQL found no partition for a row (check_violation): one was dropped or never made. */
 const NO_PARTITION = '23514';
+const DEADLOCK = '40P01';
 
 /**
- * Stores rows (the event's fields, then school and time received: one array a column,
- * which `unnest` turns back into rows; each (school, id, time) once, with its highest
- * count, in key order) and, unless told not to, counts the rows it inserted in every
- * roll-up: `$N::boolean` (the last parameter) says whether to count.
+ * One statement, one round trip a batch: stores rows (the event's fields, then school
+ * and time received: one array a column, which `unnest` turns back into rows; each
+ * (school, id, time) once, with its highest count, in key order), unless told not to
+ * counts the rows it inserted in every roll-up (`$N::boolean`), and records the school's
+ * contact (`$N+1`, `$N+2`: school and time; null for `central migrate`'s copies). A
+ * single statement commits on its own: no BEGIN and COMMIT round trips, and the roll-up
+ * rows, the hot rows every batch of the day updates, are locked for that statement only.
  */
 const ROW_TYPES = [...EVENT_FIELDS.map((f) => `${f.postgres}[]`), 'text[]', 'bigint[]'];
 const ROW_COLUMNS = `${EVENT_COLUMNS}, school, received_at`;
 const INSERT_SQL = (() => {
   const countThem = `$${ROW_TYPES.length + 1}::boolean`;
+  const contact = `$${ROW_TYPES.length + 2}::text`;
+  const contactAt = `$${ROW_TYPES.length + 3}::bigint`;
   const input = `SELECT DISTINCT ON (school, id, time) * FROM unnest(${ROW_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS input(${ROW_COLUMNS}) ORDER BY school, id, time, count DESC`;
   const keys = (r: (typeof ROLLUPS)[number]) => r.keys.map((k) => `${PG_KEY_SQL[k]}`).join(', ');
   const positions = (r: (typeof ROLLUPS)[number]) => r.keys.map((_, j) => j + 1).join(', ');
@@ -81,7 +87,11 @@ const INSERT_SQL = (() => {
       ON CONFLICT (school, id, time) DO NOTHING
       RETURNING time, school, profile, category, host
     ),
-    ${rollups.join(',\n    ')}
+    ${rollups.join(',\n    ')},
+    touched AS (
+      INSERT INTO school_contact AS c (school, last_at) SELECT ${contact}, ${contactAt} WHERE ${contact} IS NOT NULL
+      ON CONFLICT (school) DO UPDATE SET last_at = greatest(c.last_at, excluded.last_at)
+    )
     SELECT count(*) AS stored FROM fresh`;
 })();
 
@@ -90,12 +100,24 @@ export type ImportedEvent = WireEvent & { readonly school: string; readonly rece
 
 /**
  * A visit's event sent again with more requests: its count grows, nothing else changes.
- * A statement of its own, after the insert: its snapshot sees what another process
- * committed meanwhile.
+ * A statement of its own, after the insert has committed: its snapshot sees what another
+ * process committed meanwhile (one that stored the same event first). Should the process
+ * stop between the two, the batch was not acknowledged and comes again.
  */
 const RAISE_COUNTS_SQL = `UPDATE events AS e SET count = raised.count
   FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS raised(id, time, count)
   WHERE e.school = $4 AND e.id = raised.id AND e.time = raised.time AND e.count < raised.count`;
+
+/** A statement run again when PostgreSQL aborted it for a deadlock (rows go in key order, so rarely). */
+async function retried<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= attempts || pgErrorCode(error) !== DEADLOCK) throw error;
+    }
+  }
+}
 
 export function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresCentralStore> {
   return PostgresCentralStore.open(options);
@@ -170,12 +192,18 @@ export class PostgresCentralStore implements CollectorDatabase {
       () => school,
       () => receivedAt,
       true,
-      async (client) => {
-        const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
-        if (raised.length > 0) await client.query(RAISE_COUNTS_SQL, [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school]);
-        await this.#touch(school, receivedAt, client);
-      },
+      { school, at: receivedAt },
     );
+    const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    if (raised.length > 0) {
+      await retried(() =>
+        this.#pool.query({
+          name: 'lachan_raise_counts',
+          text: RAISE_COUNTS_SQL,
+          values: [raised.map((e) => e.id), raised.map((e) => e.time), raised.map((e) => e.count), school],
+        }),
+      );
+    }
     return { acked, stored, duplicates: events.length - stored };
   }
 
@@ -189,16 +217,17 @@ export class PostgresCentralStore implements CollectorDatabase {
       (e) => e.school,
       (e) => e.received_at,
       !counted,
+      null,
     );
   }
 
-  /** Inserts `events` in one transaction (with `also` after, in it); how many were new. */
+  /** Inserts `events` in one statement (recording `contact`, when given); how many were new. */
   async #insert<E extends WireEvent>(
     events: readonly E[],
     schoolOf: (event: E) => string,
     receivedAtOf: (event: E) => number,
     count: boolean,
-    also?: (client: PgClient) => Promise<void>,
+    contact: { school: string; at: number } | null,
   ): Promise<number> {
     const columns: unknown[][] = [...EVENT_FIELDS, 'school', 'received_at'].map(() => new Array<unknown>(events.length));
     const months = new Set<number>();
@@ -214,12 +243,10 @@ export class PostgresCentralStore implements CollectorDatabase {
     for (let attempt = 0; ; attempt++) {
       await this.#ensurePartitions(months);
       try {
-        return await transaction(this.#pool, async (client) => {
-          // Named: each connection plans the statement (a dozen CTEs) once, not for every batch.
-          const result = await client.query<{ stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values: [...columns, count] });
-          await also?.(client);
-          return result.rows[0]!.stored;
-        });
+        // Named: each connection plans the statement (a dozen CTEs) once, not for every batch.
+        const values = [...columns, count, contact?.school ?? null, contact?.at ?? null];
+        const result = await retried(() => this.#pool.query<{ stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values }));
+        return result.rows[0]!.stored;
       } catch (error) {
         // A partition dropped by another process's retention since this one saw it: made again.
         if (pgErrorCode(error) !== NO_PARTITION || attempt > 0) throw error;
