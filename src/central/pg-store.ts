@@ -194,7 +194,9 @@ export class PostgresCentralStore implements CollectorDatabase {
       true,
       { school, at: receivedAt },
     );
-    const raised = events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    // Only an event stored before may need its count raised: when every event was new (a
+    // gateway's first send, the usual case), each went in with its count already.
+    const raised = stored === events.length ? [] : events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
     if (raised.length > 0) {
       await retried(() =>
         this.#pool.query({
