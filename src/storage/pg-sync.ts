@@ -13,7 +13,13 @@ import { numberPlaceholders } from './postgres.js';
 import type { SqlConnection, SqlRunResult, SqlStatement } from './sql.js';
 import type { SyncReply, SyncRequest, SyncWorkerData } from './pg-sync-worker.js';
 
-const WORKER_URL = new URL('./pg-sync-worker.js', import.meta.url);
+/**
+ * The compiled worker beside this module; run from TypeScript sources (the tests, after
+ * `npm run build`), the compiled twin under dist/.
+ */
+const WORKER_URL = [new URL('./pg-sync-worker.js', import.meta.url), new URL('../../dist/src/storage/pg-sync-worker.js', import.meta.url)].find((url) =>
+  existsSync(fileURLToPath(url)),
+);
 /** A statement that takes longer than this is taken for a hung server or a dead thread. */
 const STATEMENT_TIMEOUT_MS = 60_000;
 
@@ -34,15 +40,16 @@ export class SyncPostgres implements SqlConnection {
   #depth = 0;
   #savepoints = 0;
 
-  /** Only where the compiled worker exists (dist/); run from TypeScript sources there is none. */
+  /** Whether a compiled worker exists (not before the first build). */
   static available(): boolean {
-    return existsSync(fileURLToPath(WORKER_URL));
+    return WORKER_URL !== undefined;
   }
 
   constructor(url: string) {
     const { port1, port2 } = new MessageChannel();
     const flag = new SharedArrayBuffer(4);
     const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag };
+    if (WORKER_URL === undefined) throw new SyncPostgresError('pg-sync-worker.js not built (npm run build)', undefined);
     this.#worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2] });
     // The thread must not keep a finished command alive.
     this.#worker.unref();
