@@ -316,8 +316,18 @@ try {
     })}\n`,
   );
 } finally {
-  for (const c of collectors) c.child.kill('SIGTERM');
-  await Promise.all(collectors.map((c) => new Promise((resolve) => (c.child.exitCode !== null ? resolve(null) : c.child.once('exit', resolve)))));
+  // SIGKILL after 10 s: once, after a full run, both collectors outlived SIGTERM (not understood yet).
+  await Promise.all(
+    collectors.map(
+      (c) =>
+        new Promise((resolve) => {
+          if (c.child.exitCode !== null) return resolve(null);
+          const kill = setTimeout(() => c.child.kill('SIGKILL'), 10_000);
+          c.child.once('exit', () => resolve(clearTimeout(kill)));
+          c.child.kill('SIGTERM');
+        }),
+    ),
+  );
   await server.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }
