@@ -14,14 +14,7 @@ import { newEventId } from '../src/events/ids.js';
 import type { WireEvent } from '../src/events/wire.js';
 import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
 import { startPostgres } from '../test/harness/postgres.js';
-
-function argument(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index === -1) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} takes a positive integer`);
-  return value;
-}
+import { argument } from './lib/args.js';
 
 const BATCHES = argument('batches', 200);
 const CONCURRENCY = argument('concurrency', 8);

@@ -59,6 +59,19 @@ describe('lachan central migrate', () => {
     await sqlite.ingest(a.id, spread(400, 1), NOW);
     await sqlite.ingest(b.id, spread(300, 2), NOW);
     await sqlite.stats({ fromDay: '2026-11-01', toDay: '2026-11-20' });
+    // The district's own tables: an account, a policy rule (a version), the signing key.
+    await sqlite.accounts.addUser('cli:test', 'quantri', 'admin', null, 'mật-khẩu-đủ-dài');
+    const district = sqlite.openDistrict(dataDir, (...entry) => sqlite.accounts.audit(...entry));
+    district.policy.addRule('cli:test', {
+      action: 'block',
+      kind: 'domain',
+      value: 'lode.example',
+      profile: null,
+      category: 'gambling',
+      school: null,
+      note: '',
+    });
+    const fingerprint = district.signer.fingerprint;
     // Raw events older than 60 days go; their counts stay in the roll-ups.
     expect(await sqlite.expire(NOW - 60 * DAY)).toBeGreaterThan(0);
     await sqlite.close();
@@ -75,6 +88,8 @@ describe('lachan central migrate', () => {
     expect(moved.stderr).toBe('');
     expect(moved.code).toBe(0);
     expect(moved.stdout).toMatch(/^events: \d+ → \d+$/m);
+    expect(moved.stdout).toMatch(/^users: 1 → 1$/m);
+    expect(moved.stdout).toMatch(/^signing_key: 1 → 1$/m);
     expect(moved.stdout).toContain('khớp');
 
     const before = openSqliteStore({ dataDir, writerThread: false });
@@ -82,6 +97,24 @@ describe('lachan central migrate', () => {
     try {
       expect(await answers(after)).toEqual(await answers(before));
       expect((await after.authenticate(a.token))?.id).toBe(a.id);
+      expect(after.accounts.user('quantri')?.role).toBe('admin');
+      const moved = after.openDistrict(null, () => {});
+      expect(moved.signer.fingerprint).toBe(fingerprint);
+      expect(moved.policy.version()).toBe(1);
+      expect(moved.policy.rules().map((r) => r.value)).toEqual(['lode.example']);
+      // New ids continue after the copied ones.
+      expect(
+        moved.policy.addRule('cli:test', {
+          action: 'block',
+          kind: 'domain',
+          value: 'khac.example',
+          profile: null,
+          category: 'gambling',
+          school: null,
+          note: '',
+        }).rule.id,
+      ).toBe(2);
+      expect(moved.policy.version()).toBe(2);
     } finally {
       await before.close();
       await after.close();

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openEventLog } from '../src/events/log.js';
 import { startShipper } from '../src/events/shipper.js';
 import type { BlockEventInput } from '../src/events/types.js';
-import { CLI, lachan, REPO_ROOT } from './harness/index.js';
+import { CLI, lachan, REPO_ROOT, withCollectorDatabase } from './harness/index.js';
 
 const SHIPPER_MODULE = path.join(REPO_ROOT, 'dist/src/events/shipper.js');
 
@@ -30,10 +30,14 @@ afterAll(() => {
 });
 
 async function startCollector(dataDir: string, port = 0): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, 'central', 'serve', '--port', String(port), '--data', dataDir, '--rate-limit', '1000'], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, ...withCollectorDatabase(['central', 'serve', '--port', String(port), '--data', dataDir, '--rate-limit', '1000'])],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.push(child);
   const lines = createInterface({ input: child.stdout! });
   const bound = await new Promise<number>((resolve, reject) => {

@@ -2,13 +2,25 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { CentralStore } from '../src/central/store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEventLog } from '../src/events/log.js';
-import { CENTRAL_DB_FILE, openSqliteStore } from '../src/central/sqlite-store.js';
 import { readAudit } from '../src/privacy/audit.js';
 import { ErasureQueue } from '../src/privacy/erasure-queue.js';
 import { execFile } from 'node:child_process';
-import { CLI, type Collector, lachan, makeRulesDir, removeDir, REPO_ROOT, startCollector, startGateway, stopCollector } from './harness/index.js';
+import {
+  CLI,
+  type Collector,
+  collectorRows,
+  lachan,
+  openCollectorStore,
+  makeRulesDir,
+  removeDir,
+  REPO_ROOT,
+  startCollector,
+  startGateway,
+  stopCollector,
+} from './harness/index.js';
 
 /** The CLI run without blocking this process: the collector below answers from it. */
 function lachanAsync(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -139,13 +151,13 @@ describe('lachan privacy erase', () => {
   let collector: Collector;
   let collectorUrl: string;
   let collectorDir: string;
-  let store: ReturnType<typeof openSqliteStore>;
+  let store: CentralStore;
   let tokenFile: string;
 
   beforeAll(async () => {
     // The collector's real store with the events the gateway shipped, behind the erasure endpoint.
     collectorDir = mkdtempSync(path.join(tmpdir(), 'lachan-privacy-central-'));
-    store = openSqliteStore({ dataDir: collectorDir, writerThread: false });
+    store = await openCollectorStore(collectorDir);
     const school = await store.addSchool('THPT Kim Đồng');
     tokenFile = path.join(collectorDir, 'token');
     writeFileSync(tokenFile, school.token);
@@ -231,16 +243,11 @@ describe('lachan privacy erase', () => {
     expect(Object.keys(trust.devices)).toEqual([OTHER]);
 
     // The collector's database.
-    const central = new Database(path.join(collectorDir, CENTRAL_DB_FILE), { readonly: true });
-    try {
-      expect(central.prepare('SELECT client FROM events').all()).toEqual([{ client: otherPseudonym }]);
-      expect(central.prepare('SELECT ref, device FROM alerts ORDER BY ref').all()).toEqual([
-        { ref: 'AL-CHILD-0001', device: 'erased' },
-        { ref: 'AL-OTHER-0001', device: otherPseudonym },
-      ]);
-    } finally {
-      central.close();
-    }
+    expect(collectorRows(collectorDir, 'SELECT client FROM events')).toEqual([{ client: otherPseudonym }]);
+    expect(collectorRows(collectorDir, 'SELECT ref, device FROM alerts ORDER BY ref')).toEqual([
+      { ref: 'AL-CHILD-0001', device: 'erased' },
+      { ref: 'AL-OTHER-0001', device: otherPseudonym },
+    ]);
 
     // The queue says the collector acknowledged; the audit log names the pseudonym only.
     const queue = new ErasureQueue(dataDir);
@@ -299,12 +306,7 @@ describe('lachan privacy erase', () => {
       const deadline = Date.now() + 20_000;
       while (pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       expect(pending()).toBe(0);
-      const central = new Database(path.join(collectorDir, CENTRAL_DB_FILE), { readonly: true });
-      try {
-        expect(central.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
-      } finally {
-        central.close();
-      }
+      expect(collectorRows(collectorDir, 'SELECT count(*) AS n FROM events')).toEqual([{ n: 0 }]);
     } finally {
       await gateway.stop();
     }

@@ -1,9 +1,9 @@
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  collectorRows,
   type Collector,
   curl,
   lachan,
@@ -57,12 +57,7 @@ interface LocalRequest {
 }
 
 function queued(): QueuedRow[] {
-  const db = new Database(path.join(centralData, 'central.db'), { readonly: true });
-  try {
-    return db.prepare('SELECT * FROM review_requests WHERE school = ? ORDER BY seq').all(schoolId) as QueuedRow[];
-  } finally {
-    db.close();
-  }
+  return collectorRows<QueuedRow>(centralData, 'SELECT * FROM review_requests WHERE school = ? ORDER BY seq', [schoolId]);
 }
 
 function localRequests(): LocalRequest[] {

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlConnection } from '../storage/sql.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { LoginThrottle } from './login-throttle.js';
 import { hashPassword } from './passwords.js';
@@ -67,12 +67,12 @@ function hashSessionId(id: string): Buffer {
  * ids are stored hashed, so a copy of the database opens no session.
  */
 export class AccountStore {
-  readonly #db: Database.Database;
+  readonly #db: SqlConnection;
   readonly #q;
   /** Failed logins per source address and per (address, name). */
   readonly throttle: LoginThrottle;
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlConnection) {
     this.#db = db;
     this.throttle = new LoginThrottle(db, (action, target, after) => this.#record('system', action, target, null, after));
     this.#q = {
@@ -80,11 +80,11 @@ export class AccountStore {
       user: db.prepare<[string], UserRow>('SELECT * FROM users WHERE name = ?'),
       users: db.prepare<[], UserRow>('SELECT * FROM users ORDER BY name'),
       school: db.prepare<[string], { id: string }>('SELECT id FROM schools WHERE id = ?'),
-      insertSession: db.prepare('INSERT INTO sessions (id_hash, user, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'),
+      insertSession: db.prepare('INSERT INTO sessions (id_hash, "user", csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'),
       session: db.prepare<[Buffer, number], UserRow & { csrf: string; expires_at: number; school_name: string | null }>(
-        'SELECT u.*, s.csrf, s.expires_at, (SELECT name FROM schools WHERE id = u.school) AS school_name FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL',
+        'SELECT u.*, s.csrf, s.expires_at, (SELECT name FROM schools WHERE id = u.school) AS school_name FROM sessions s JOIN users u ON u.name = s."user" WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL',
       ),
-      endUserSessions: db.prepare('DELETE FROM sessions WHERE user = ?'),
+      endUserSessions: db.prepare('DELETE FROM sessions WHERE "user" = ?'),
       setDisabled: db.prepare('UPDATE users SET disabled_at = ? WHERE name = ?'),
       setPassword: db.prepare('UPDATE users SET password_hash = ? WHERE name = ?'),
       deleteUser: db.prepare('DELETE FROM users WHERE name = ?'),

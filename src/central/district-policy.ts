@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlConnection } from '../storage/sql.js';
 import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { parseUrlRule } from '../policy/urls.js';
@@ -190,30 +190,34 @@ export function scopeOf(rule: Pick<PolicyRuleInput, 'kind' | 'match'>): AllowSco
 export const SCOPE_WORDS: Readonly<Record<AllowScope, string>> = { page: 'trang', path: 'thư mục', site: 'cả trang web' };
 
 export class DistrictPolicy {
-  readonly #db: Database.Database;
+  readonly #db: SqlConnection;
   readonly #audit: AuditSink;
   readonly #q;
   readonly #signed = new Map<string, SignedOverlay>();
 
-  constructor(db: Database.Database, audit: AuditSink) {
+  constructor(db: SqlConnection, audit: AuditSink) {
     this.#db = db;
     this.#audit = audit;
     this.#q = {
-      insert: db.prepare(
-        'INSERT INTO policy_rules (action, kind, value, match, keywords, profile, category, school, note, review_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      insert: db.prepare<unknown[], { id: number }>(
+        'INSERT INTO policy_rules (action, kind, value, match, keywords, profile, category, school, note, review_seq, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id',
       ),
       same: db.prepare<[string, string, string, string | null, number, string | null, string | null, string | null], RuleRow>(
-        'SELECT * FROM policy_rules WHERE removed_at IS NULL AND action = ? AND kind = ? AND value = ? AND match IS ? AND keywords = ? AND profile IS ? AND category IS ? AND school IS ?',
+        'SELECT * FROM policy_rules WHERE removed_at IS NULL AND action = ? AND kind = ? AND value = ? AND match IS NOT DISTINCT FROM ? AND keywords = ? AND profile IS NOT DISTINCT FROM ? AND category IS NOT DISTINCT FROM ? AND school IS NOT DISTINCT FROM ?',
       ),
       rule: db.prepare<[number], RuleRow & { removed_at: number | null }>('SELECT * FROM policy_rules WHERE id = ?'),
       remove: db.prepare('UPDATE policy_rules SET removed_at = ?, removed_by = ? WHERE id = ? AND removed_at IS NULL'),
       live: db.prepare<[], RuleRow>('SELECT * FROM policy_rules WHERE removed_at IS NULL ORDER BY id'),
       liveFor: db.prepare<[string], RuleRow>('SELECT * FROM policy_rules WHERE removed_at IS NULL AND (school IS NULL OR school = ?) ORDER BY id'),
       version: db.prepare<[], { version: number | null }>('SELECT max(version) AS version FROM policy_versions'),
-      addVersion: db.prepare('INSERT INTO policy_versions (at, actor, summary) VALUES (?, ?, ?)'),
+      addVersion: db.prepare<[number, string, string], { version: number }>(
+        'INSERT INTO policy_versions (at, actor, summary) VALUES (?, ?, ?) RETURNING version',
+      ),
       versions: db.prepare<[number], PolicyVersion>('SELECT version, at, actor, summary FROM policy_versions ORDER BY version DESC LIMIT ?'),
       school: db.prepare<[string], { id: string }>('SELECT id FROM schools WHERE id = ? AND revoked_at IS NULL'),
-      contact: db.prepare('INSERT INTO school_contact (school, last_at) VALUES (?, ?) ON CONFLICT DO UPDATE SET last_at = max(last_at, excluded.last_at)'),
+      contact: db.prepare(
+        'INSERT INTO school_contact (school, last_at) VALUES (?, ?) ON CONFLICT (school) DO UPDATE SET last_at = CASE WHEN excluded.last_at > school_contact.last_at THEN excluded.last_at ELSE school_contact.last_at END',
+      ),
     };
   }
 
@@ -259,7 +263,7 @@ export class DistrictPolicy {
         throw new StoreError('LACHAN_BAD_RULE', `no active school with id ${checked.school}`);
       }
       const now = Date.now();
-      const info = this.#q.insert.run(
+      const inserted = this.#q.insert.get(
         checked.action,
         checked.kind,
         checked.value,
@@ -273,8 +277,8 @@ export class DistrictPolicy {
         actor,
         now,
       );
-      const rule = this.rule(Number(info.lastInsertRowid))!;
-      const version = Number(this.#q.addVersion.run(now, actor, describeRule(rule)).lastInsertRowid);
+      const rule = this.rule(Number(inserted!.id))!;
+      const version = this.#q.addVersion.get(now, actor, describeRule(rule))!.version;
       this.#audit(actor, 'policy.rule.add', `policy-rule:${rule.id}`, null, { ...rule, version });
       return { rule, created: true };
     })();
@@ -287,7 +291,7 @@ export class DistrictPolicy {
       if (rule === null) return false;
       const now = Date.now();
       this.#q.remove.run(now, actor, id);
-      const version = Number(this.#q.addVersion.run(now, actor, `Bỏ: ${describeRule(rule)}`).lastInsertRowid);
+      const version = this.#q.addVersion.get(now, actor, `Bỏ: ${describeRule(rule)}`)!.version;
       this.#audit(actor, 'policy.rule.remove', `policy-rule:${id}`, rule, { removed: true, version });
       return true;
     })();

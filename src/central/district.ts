@@ -1,7 +1,7 @@
-import type Database from 'better-sqlite3';
+import type { SqlConnection } from '../storage/sql.js';
 import { DistrictPolicy, type AuditSink } from './district-policy.js';
 import { ReviewQueue } from './reviews.js';
-import { loadOrCreateSigner, type PolicySigner } from './signing-key.js';
+import type { PolicySigner } from './signing-key.js';
 
 /** The district's own work at the collector: its policy overlay, the key that signs it, the review queue. */
 export interface District {
@@ -10,8 +10,8 @@ export interface District {
   readonly signer: PolicySigner;
 }
 
-/** On the collector's database (tables from district-schema.ts); the signing key lives in `dataDir`. */
-export function openDistrict(db: Database.Database, dataDir: string, audit: AuditSink): District {
+/** On the collector's database (tables from district-schema.ts, or pg-district-schema.ts on PostgreSQL). */
+export function openDistrict(db: SqlConnection, signer: PolicySigner, audit: AuditSink): District {
   const policy = new DistrictPolicy(db, audit);
-  return { policy, reviews: new ReviewQueue(db, policy, audit), signer: loadOrCreateSigner(dataDir) };
+  return { policy, reviews: new ReviewQueue(db, policy, audit), signer };
 }

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlConnection } from '../storage/sql.js';
 
 /**
  * Failed dashboard logins, counted where the guessing comes from rather than against the
@@ -37,17 +37,17 @@ export function waitAfter(failures: number, rule: ThrottleRule): number {
 }
 
 export class LoginThrottle {
-  readonly #db: Database.Database;
+  readonly #db: SqlConnection;
   readonly #audit: ThrottleAudit;
   readonly #q;
 
-  constructor(db: Database.Database, audit: ThrottleAudit) {
+  constructor(db: SqlConnection, audit: ThrottleAudit) {
     this.#db = db;
     this.#audit = audit;
     this.#q = {
       get: db.prepare<[string], Row>('SELECT failures, last_at, blocked_until FROM login_throttle WHERE key = ?'),
       set: db.prepare(
-        'INSERT INTO login_throttle (key, failures, last_at, blocked_until) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, blocked_until = excluded.blocked_until',
+        'INSERT INTO login_throttle (key, failures, last_at, blocked_until) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, blocked_until = excluded.blocked_until',
       ),
       clear: db.prepare('DELETE FROM login_throttle WHERE key = ?'),
       purge: db.prepare('DELETE FROM login_throttle WHERE last_at < ? AND blocked_until < ?'),

@@ -3,13 +3,18 @@
  * data moved from its SQLite file into an empty PostgreSQL database, then verified by
  * counts. Copied: schools (with their token hashes, so gateways keep their tokens), the
  * last contact of each, every raw event (the inbox too) and the roll-up tables (which
- * hold the counts of events retention has removed). Events the SQLite store had not yet
- * counted (its inbox, or past its roll-up watermark) are counted on the way in.
+ * hold the counts of events retention has removed), the district's accounts, audit log,
+ * policy with its versions, review queue, and the policy signing key (from DIR's key
+ * file). Events the SQLite store had not yet counted (its inbox, or past its roll-up
+ * watermark) are counted on the way in. Sessions are not moved: users log in again.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { EVENT_COLUMNS } from '../events/event-schema.js';
 import { openReadOnly, type SqliteDatabase } from '../storage/sqlite.js';
 import { ROLLUPS } from './event-writer.js';
 import type { ImportedEvent, PostgresCentralStore } from './pg-store.js';
+import { SIGNING_KEY_FILE } from './signing-key.js';
 
 const CHUNK = 5_000;
 
@@ -85,6 +90,18 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
       }
     }
 
+    const district = await copyDistrictTables(db, pool);
+    // The key the gateways pinned signs on: the same policy keeps verifying after the move.
+    const keyFile = path.join(path.dirname(sqliteFile), SIGNING_KEY_FILE);
+    const hasKey = existsSync(keyFile);
+    if (hasKey)
+      await pool.query('INSERT INTO signing_key (id, private_pem, created_at) VALUES (1, $1, $2)', [readFileSync(keyFile, 'utf8').trim(), Date.now()]);
+    district.push({
+      what: 'signing_key',
+      source: hasKey ? 1 : 0,
+      target: (await pool.query<{ n: number }>('SELECT count(*) AS n FROM signing_key')).rows[0]!.n,
+    });
+
     const watermark = scalar(db, 'SELECT last_seq FROM rollup_state WHERE id = 1');
     const copy = async (sql: string, counted: boolean) => {
       for (const rows of chunks(db.prepare(sql).iterate() as Iterable<ImportedEvent>)) await target.importEvents(rows, counted);
@@ -104,6 +121,7 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
         target: await targetCount('SELECT count(*) AS n FROM events'),
       },
     ];
+    counts.push(...district);
     for (const r of ROLLUPS) {
       counts.push({
         what: `${r.table} (sum of counts)`,
@@ -120,4 +138,83 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
   } finally {
     db.close();
   }
+}
+
+/**
+ * The district's own tables, as they are (ids included, so review requests still name
+ * their rules): accounts, the audit log, the policy and its versions, the review queue.
+ * Sessions and login throttling stay behind: everyone logs in again. Each identity then
+ * continues after the largest id copied.
+ */
+const DISTRICT_TABLES: readonly { table: string; columns: readonly string[]; identity?: string }[] = [
+  { table: 'users', columns: ['name', 'role', 'school', 'password_hash', 'created_at', 'disabled_at'] },
+  { table: 'audit_log', columns: ['seq', 'at', 'actor', 'action', 'target', 'before', 'after'], identity: 'seq' },
+  {
+    table: 'policy_rules',
+    columns: [
+      'id',
+      'action',
+      'kind',
+      'value',
+      'match',
+      'keywords',
+      'profile',
+      'category',
+      'school',
+      'note',
+      'review_seq',
+      'created_by',
+      'created_at',
+      'removed_by',
+      'removed_at',
+    ],
+    identity: 'id',
+  },
+  { table: 'policy_versions', columns: ['version', 'at', 'actor', 'summary'], identity: 'version' },
+  {
+    table: 'review_requests',
+    columns: [
+      'seq',
+      'school',
+      'id',
+      'kind',
+      'time',
+      'received_at',
+      'host',
+      'path',
+      'category',
+      'profile',
+      'event_id',
+      'reference',
+      'note',
+      'client',
+      'status',
+      'decided_by',
+      'decided_at',
+      'decision_note',
+      'rule_id',
+    ],
+    identity: 'seq',
+  },
+];
+
+async function copyDistrictTables(db: SqliteDatabase, pool: PostgresCentralStore['pool']): Promise<MigrationCount[]> {
+  const counts: MigrationCount[] = [];
+  for (const { table, columns, identity } of DISTRICT_TABLES) {
+    const insert = `INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
+    let source = 0;
+    for (const row of db
+      .prepare(`SELECT ${columns.map((c) => `"${c}"`).join(', ')} FROM ${table}`)
+      .raw()
+      .iterate() as Iterable<unknown[]>) {
+      await pool.query(insert, row);
+      source++;
+    }
+    if (identity !== undefined) {
+      await pool.query(`SELECT setval(pg_get_serial_sequence('${table}', '${identity}'), coalesce(max("${identity}"), 0) + 1, false) FROM ${table}`);
+    }
+    const target = (await pool.query<{ n: number }>(`SELECT count(*) AS n FROM ${table}`)).rows[0]!.n;
+    counts.push({ what: table, source, target });
+  }
+  return counts;
 }

@@ -9,6 +9,7 @@ import { eventColumnDefinitions } from '../events/event-schema.js';
 import { ALERT_PG_MIGRATIONS } from './alerts-pg.js';
 import { dayStart, firstDayOfMonth } from './days.js';
 import { ROLLUPS, type RollupKey } from './event-writer.js';
+import { PG_DISTRICT_STEP } from './pg-district-schema.js';
 
 const KEY_TYPES: Readonly<Record<RollupKey, string>> = {
   day: 'integer NOT NULL',
@@ -56,6 +57,9 @@ export const PG_MIGRATIONS: readonly string[] = [
    ${ROLLUPS.map((r) => `CREATE TABLE ${r.table} (${r.keys.map((k) => `${k} ${KEY_TYPES[k]}`).join(', ')}, n bigint NOT NULL, PRIMARY KEY (${r.keys.join(', ')}));`).join('\n   ')}
    CREATE INDEX r_school_category_day_by_category ON r_school_category_day (category, day);
    CREATE INDEX r_school_category_day_by_profile ON r_school_category_day (profile, day);`,
+  // Accounts, sessions, audit, reviews, policy and its key: every process serves the dashboard.
+  PG_DISTRICT_STEP,
+  // A module with tables of its own appends its step here (and exports it from its own file).
   ...ALERT_PG_MIGRATIONS,
 ];
 

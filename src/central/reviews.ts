@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlConnection } from '../storage/sql.js';
 import type { ReviewKind, WireReviewRequest } from '../events/review-wire.js';
 import type { Principal } from './accounts.js';
 import type { AllowScope } from '../rules/overlay.js';
@@ -152,12 +152,12 @@ function mergeIdentical(requests: readonly ReviewRequestRow[]): ReviewRequestRow
 const SELECT = 'SELECT r.*, s.name AS school_name FROM review_requests r LEFT JOIN schools s ON s.id = r.school';
 
 export class ReviewQueue {
-  readonly #db: Database.Database;
+  readonly #db: SqlConnection;
   readonly #policy: DistrictPolicy;
   readonly #audit: AuditSink;
   readonly #q;
 
-  constructor(db: Database.Database, policy: DistrictPolicy, audit: AuditSink) {
+  constructor(db: SqlConnection, policy: DistrictPolicy, audit: AuditSink) {
     this.#db = db;
     this.#policy = policy;
     this.#audit = audit;
@@ -174,10 +174,10 @@ export class ReviewQueue {
       all: db.prepare<[number], Row>(`${SELECT} ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
       allSchool: db.prepare<[string, number], Row>(`${SELECT} WHERE r.school = ? ORDER BY r.time DESC, r.seq DESC LIMIT ?`),
       openCount: db.prepare<[], { n: number }>(
-        "SELECT count(*) AS n FROM (SELECT DISTINCT school, kind, host, path, profile FROM review_requests WHERE status = 'open')",
+        "SELECT count(*) AS n FROM (SELECT DISTINCT school, kind, host, path, profile FROM review_requests WHERE status = 'open') AS requests",
       ),
       openCountSchool: db.prepare<[string], { n: number }>(
-        "SELECT count(*) AS n FROM (SELECT DISTINCT kind, host, path, profile FROM review_requests WHERE status = 'open' AND school = ?)",
+        "SELECT count(*) AS n FROM (SELECT DISTINCT kind, host, path, profile FROM review_requests WHERE status = 'open' AND school = ?) AS requests",
       ),
       decideIdentical: db.prepare(
         "UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE status = 'open' AND school = ? AND kind = ? AND host = ? AND path = ? AND profile = ?",
@@ -187,10 +187,10 @@ export class ReviewQueue {
         "UPDATE review_requests SET status = ?, decided_by = ?, decided_at = ?, decision_note = ?, rule_id = ? WHERE seq = ? AND status = 'open'",
       ),
       profiles: db.prepare<[], { profile: string }>(
-        'SELECT DISTINCT profile FROM review_requests UNION SELECT DISTINCT profile FROM policy_rules WHERE profile IS NOT NULL',
+        'SELECT DISTINCT profile FROM review_requests UNION SELECT DISTINCT profile FROM policy_rules WHERE profile IS NOT NULL ORDER BY 1',
       ),
       categories: db.prepare<[], { category: string }>(
-        'SELECT DISTINCT category FROM review_requests WHERE category IS NOT NULL UNION SELECT DISTINCT category FROM policy_rules WHERE category IS NOT NULL',
+        'SELECT DISTINCT category FROM review_requests WHERE category IS NOT NULL UNION SELECT DISTINCT category FROM policy_rules WHERE category IS NOT NULL ORDER BY 1',
       ),
     };
   }

@@ -23,24 +23,35 @@ export class SigningKeyError extends Error {
   readonly code = 'LACHAN_SIGNING_KEY';
 }
 
+/** A new Ed25519 private key, PKCS#8 PEM. */
+export function newSigningKeyPem(): string {
+  return generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().trim();
+}
+
 export function loadOrCreateSigner(dataDir: string): PolicySigner {
   const file = path.join(dataDir, SIGNING_KEY_FILE);
-  const pem = loadOrCreateSecretFile(file, () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().trim());
+  const pem = loadOrCreateSecretFile(file, newSigningKeyPem);
   const mode = statSync(file).mode & 0o777;
   if ((mode & 0o077) !== 0) {
     throw new SigningKeyError(`${file} can be read by other users (mode ${mode.toString(8)}): run chmod 600 ${file}`);
   }
+  const signer = signerFromPem(pem, file);
+  // The public half next to it, for copying to gateways; rewritten so it always matches.
+  writeFileSync(path.join(dataDir, SIGNING_PUBLIC_KEY_FILE), signer.publicKeyPem, { mode: 0o644 });
+  return signer;
+}
+
+/** A PolicySigner from a PKCS#8 PEM Ed25519 key; `where` names it in errors. */
+export function signerFromPem(pem: string, where: string): PolicySigner {
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(pem);
   } catch {
-    throw new SigningKeyError(`${file} is not a PEM private key`);
+    throw new SigningKeyError(`${where} is not a PEM private key`);
   }
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new SigningKeyError(`${file} is not an Ed25519 key`);
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new SigningKeyError(`${where} is not an Ed25519 key`);
   const publicKey = createPublicKey(privateKey);
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  // The public half next to it, for copying to gateways; rewritten so it always matches.
-  writeFileSync(path.join(dataDir, SIGNING_PUBLIC_KEY_FILE), publicKeyPem, { mode: 0o644 });
   const digest = createHash('sha256')
     .update(publicKey.export({ type: 'spki', format: 'der' }))
     .digest('hex');

@@ -6,6 +6,8 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { isBusy, migrate, openPrivateDatabase, type SqliteDatabase } from '../storage/sqlite.js';
+import { sqliteConnection } from '../storage/sql.js';
+import { loadOrCreateSigner } from './signing-key.js';
 import type { WireEvent } from '../events/event-schema.js';
 import { AccountStore } from './accounts.js';
 import { SqliteAlertStore } from './alerts-sqlite.js';
@@ -327,7 +329,7 @@ export class SqliteCentralStore implements CollectorDatabase {
   }
 
   get accounts(): AccountStore {
-    this.#accounts ??= new AccountStore(this.#db);
+    this.#accounts ??= new AccountStore(sqliteConnection(this.#db));
     return this.#accounts;
   }
 
@@ -337,12 +339,12 @@ export class SqliteCentralStore implements CollectorDatabase {
   }
 
   get dashboardQueries(): DashboardQueries {
-    this.#queries ??= new DashboardQueries(this.#db);
+    this.#queries ??= new DashboardQueries(sqliteConnection(this.#db));
     return this.#queries;
   }
 
   openDistrict(dataDir: string, audit: AuditSink): District {
-    return openDistrict(this.#db, dataDir, audit);
+    return openDistrict(sqliteConnection(this.#db), loadOrCreateSigner(dataDir), audit);
   }
 
   /** The connection: for the bench, which loads synthetic data in bulk. */

@@ -15,6 +15,7 @@ interface ContactOptions {
   webhook?: string;
   clear?: boolean;
   data: string;
+  database?: string;
   json?: boolean;
 }
 
@@ -22,7 +23,8 @@ export function registerAlertContacts(
   school: Command,
   deps: {
     defaultData: string;
-    withStore: <T>(dataDir: string, run: (store: CollectorDatabase) => Promise<T>) => Promise<T>;
+    withStore: <T>(where: { readonly data: string; readonly database?: string }, run: (store: CollectorDatabase) => Promise<T>) => Promise<T>;
+    databaseHelp: string;
     actor: () => string;
   },
 ): void {
@@ -34,6 +36,7 @@ export function registerAlertContacts(
     .option('--webhook <url>', 'địa chỉ http(s) nhận cảnh báo dạng JSON (POST); "none" để bỏ')
     .option('--clear', 'bỏ mọi địa chỉ thư và webhook')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', deps.defaultData)
+    .option('--database <url>', deps.databaseHelp)
     .option('--json', 'in {"school":…,"emails":[…],"webhook":…}')
     .action(async (options: ContactOptions) => {
       for (const address of options.email ?? []) {
@@ -42,7 +45,7 @@ export function registerAlertContacts(
       if (options.webhook !== undefined && options.webhook !== 'none' && !/^https?:\/\/[^\s]+$/.test(options.webhook)) {
         throw new CliError(`--webhook: "${options.webhook}" phải là địa chỉ http:// hoặc https://`);
       }
-      await deps.withStore(options.data, async (store) => {
+      await deps.withStore(options, async (store) => {
         if (!(await store.listSchools()).some((s) => s.id === options.school)) throw new CliError(`không có trường nào mã ${options.school}`);
         const before = await store.alerts.contacts(options.school);
         let after = before;

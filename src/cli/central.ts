@@ -37,12 +37,20 @@ function positiveInt(name: string, min = 1) {
   };
 }
 
+/** Where the collector's database is: SQLite in `data`, or the PostgreSQL database `database` (docs/contract.md §10). */
+export interface StoreLocation {
+  readonly data: string;
+  readonly database?: string;
+}
+
+const DATABASE_HELP = 'cơ sở dữ liệu PostgreSQL của máy chủ huyện (postgres://…); không có: SQLite trong --data';
+
 /**
  * Runs one command against the collector database and closes it; a store error (a
  * name taken, an unknown school) becomes one line on stderr.
  */
-export async function withStore<T>(dataDir: string, run: (store: CollectorDatabase) => Promise<T>, create = false): Promise<T> {
-  const store = openStore(dataDir, create);
+export async function withStore<T>(where: StoreLocation, run: (store: CollectorDatabase) => Promise<T>, create = false): Promise<T> {
+  const store = await openStore(where, create);
   try {
     return await run(store);
   } catch (error) {
@@ -73,8 +81,10 @@ export function explainOrganisation(dataDir: string): Organisation {
   }
 }
 
-/** Opens the collector database; only `serve` and `school add` may create it. */
-function openStore(dataDir: string, create = false): CollectorDatabase {
+/** Opens the collector database; only `serve` and `school add` may create it (a PostgreSQL database gets its tables whenever opened). */
+async function openStore(where: StoreLocation, create = false): Promise<CollectorDatabase> {
+  if (where.database !== undefined) return openDatabase(where.database);
+  const dataDir = where.data;
   if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
     throw new CliError(
       `không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`,
@@ -87,10 +97,22 @@ function openStore(dataDir: string, create = false): CollectorDatabase {
   }
 }
 
+async function openDatabase(url: string): Promise<CollectorDatabase> {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new CliError(`--database: "${url}" phải có dạng postgres://…`);
+  // Loaded here only: a collector on SQLite starts without node-postgres.
+  const { openPostgresStore } = await import('../central/pg-store.js');
+  try {
+    return await openPostgresStore({ url });
+  } catch (error) {
+    throw new CliError(`không kết nối được PostgreSQL (--database): ${(error as Error).message}`);
+  }
+}
+
 interface ServeOptions {
   port: number;
   host: string;
   data: string;
+  database?: string;
   retentionDays: number;
   rateLimit: number;
   lists?: string;
@@ -109,6 +131,7 @@ export function registerCentral(program: Command): void {
     .option('--port <port>', 'cổng lắng nghe (0: cổng trống bất kỳ)', positiveInt('--port', 0), 8080)
     .option('--host <address>', 'địa chỉ lắng nghe (ra Internet thì đặt một reverse proxy TLS phía trước)', '127.0.0.1')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--database <url>', DATABASE_HELP)
     .option(
       '--retention-days <days>',
       'số ngày giữ sự kiện gốc và đề nghị đã xử lý (thống kê theo ngày và quy tắc được giữ)',
@@ -127,7 +150,7 @@ export function registerCentral(program: Command): void {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
-      const store = openStore(options.data, true);
+      const store = await openStore(options, true);
       const adminToken = loadOrCreateAdminToken(options.data);
       const accounts = store.accounts;
       const district = explainKeyErrors(() => store.openDistrict(options.data, (...entry) => accounts.audit(...entry)));
@@ -176,6 +199,7 @@ export function registerCentral(program: Command): void {
           host: address.address,
           port: address.port,
           data: options.data,
+          database: options.database === undefined ? 'sqlite' : 'postgres',
           adminTokenFile: `${options.data}/admin-token`,
           policyKey: district.signer.fingerprint,
         },
@@ -202,14 +226,15 @@ export function registerCentral(program: Command): void {
     .description('đăng ký một trường; in mã trường và token một lần duy nhất')
     .requiredOption('--name <name>', 'tên trường, ví dụ "TH Trạm Tấu"')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--database <url>', DATABASE_HELP)
     .option('--json', 'in {"id":…,"token":…}')
-    .action(async (options: { name: string; data: string; json?: boolean }) => {
+    .action(async (options: { name: string; data: string; database?: string; json?: boolean }) => {
       await withStore(
-        options.data,
+        options,
         async (store) => {
           const created = await store.addSchool(options.name);
           store.accounts.audit(cliActor(), 'school.add', `school:${created.id}`, null, { id: created.id, name: options.name.trim() });
-          const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
+          const signer = explainKeyErrors(() => store.openDistrict(options.data, () => {}).signer);
           if (options.json) {
             process.stdout.write(
               `${JSON.stringify({ id: created.id, token: created.token, policyKey: signer.publicKeyPem, policyKeyFingerprint: signer.fingerprint })}\n`,
@@ -226,15 +251,16 @@ export function registerCentral(program: Command): void {
       );
     });
 
-  registerAlertContacts(school, { defaultData: DEFAULT_DATA, withStore, actor: cliActor });
+  registerAlertContacts(school, { defaultData: DEFAULT_DATA, withStore, actor: cliActor, databaseHelp: DATABASE_HELP });
 
   school
     .command('list')
     .description('các trường đã đăng ký')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--database <url>', DATABASE_HELP)
     .option('--json', 'mỗi dòng một đối tượng JSON')
-    .action(async (options: { data: string; json?: boolean }) => {
-      await withStore(options.data, async (store) => {
+    .action(async (options: StoreLocation & { json?: boolean }) => {
+      await withStore(options, async (store) => {
         const schools = await store.listSchools();
         for (const s of schools) {
           if (options.json) {
@@ -255,8 +281,9 @@ export function registerCentral(program: Command): void {
     .description('thu hồi token của một trường')
     .argument('<id>', 'mã trường')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
-    .action(async (id: string, options: { data: string }) => {
-      await withStore(options.data, async (store) => {
+    .option('--database <url>', DATABASE_HELP)
+    .action(async (id: string, options: StoreLocation) => {
+      await withStore(options, async (store) => {
         if (!(await store.revokeSchool(id))) throw new CliError(`không có trường nào mã ${id}`);
         store.accounts.audit(cliActor(), 'school.revoke', `school:${id}`, { revoked: false }, { revoked: true });
         process.stderr.write(`trường ${id}: đã thu hồi token\n`);
@@ -267,7 +294,15 @@ export function registerCentral(program: Command): void {
     .command('key')
     .description('khoá công khai ký chính sách của máy chủ huyện (PEM), cho --central-key của máy chủ trường')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
-    .action((options: { data: string }) => {
+    .option('--database <url>', DATABASE_HELP)
+    .action(async (options: StoreLocation) => {
+      if (options.database !== undefined) {
+        // The key is in the database, shared by every collector process.
+        const signer = await withStore(options, async (store) => explainKeyErrors(() => store.openDistrict(options.data, () => {}).signer));
+        process.stdout.write(signer.publicKeyPem);
+        process.stderr.write(`fingerprint ${signer.fingerprint} (dấu vân tay; khoá lưu trong cơ sở dữ liệu PostgreSQL)\n`);
+        return;
+      }
       if (!existsSync(options.data)) throw new CliError(`không có thư mục dữ liệu của máy chủ huyện ${options.data}`);
       const signer = explainKeyErrors(() => loadOrCreateSigner(options.data));
       process.stdout.write(signer.publicKeyPem);
@@ -283,11 +318,12 @@ export function registerCentral(program: Command): void {
     .requiredOption('--role <role>', ROLES.join('|'))
     .option('--school <id>', 'trường mà tài khoản school-it hoặc tu-van được xem (bắt buộc với hai vai trò đó)')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
-    .action(async (name: string, options: { role: string; school?: string; data: string }) => {
+    .option('--database <url>', DATABASE_HELP)
+    .action(async (name: string, options: StoreLocation & { role: string; school?: string }) => {
       if (!isRole(options.role)) throw new CliError(`--role: "${options.role}" không phải một trong ${ROLES.join(', ')}`);
       const role: Role = options.role;
       const password = await readPassword();
-      await withStore(options.data, async (store) => {
+      await withStore(options, async (store) => {
         await store.accounts.addUser(cliActor(), name, role, options.school ?? null, password);
         process.stderr.write(`đã thêm tài khoản ${name} (${role}${options.school ? `, trường ${options.school}` : ''})\n`);
       });
@@ -301,8 +337,9 @@ export function registerCentral(program: Command): void {
       .description(description)
       .argument('<name>', 'login name')
       .option('--data <dir>', 'collector data folder', DEFAULT_DATA)
-      .action(async (name: string, options: { data: string }) => {
-        await withStore(options.data, async (store) => {
+      .option('--database <url>', DATABASE_HELP)
+      .action(async (name: string, options: StoreLocation) => {
+        await withStore(options, async (store) => {
           await change(store.accounts, name);
           process.stderr.write(`${done.replace('{name}', name)}\n`);
         });
@@ -328,9 +365,10 @@ export function registerCentral(program: Command): void {
     .command('list')
     .description('các tài khoản bảng điều khiển')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--database <url>', DATABASE_HELP)
     .option('--json', 'mỗi dòng một đối tượng JSON')
-    .action(async (options: { data: string; json?: boolean }) => {
-      await withStore(options.data, async (store) => {
+    .action(async (options: StoreLocation & { json?: boolean }) => {
+      await withStore(options, async (store) => {
         for (const u of store.accounts.users()) {
           const disabledAt = u.disabledAt === null ? null : new Date(u.disabledAt).toISOString();
           if (options.json)
@@ -358,6 +396,7 @@ export function registerCentral(program: Command): void {
     .command('events')
     .description('sự kiện lưu ở máy chủ huyện, cũ nhất trước')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
+    .option('--database <url>', DATABASE_HELP)
     .option('--school <id>', 'chỉ trường này')
     .option('--since <when>', SINCE_HINT)
     .option('--category <name>', 'chỉ nhóm nội dung này')
@@ -366,7 +405,9 @@ export function registerCentral(program: Command): void {
     .option('--limit <n>', 'tối đa N sự kiện mới nhất', positiveInt('--limit'), 100_000)
     .option('--json', 'mỗi dòng một đối tượng JSON')
     .action(
-      async (options: { data: string; school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean }) => {
+      async (
+        options: StoreLocation & { school?: string; since?: string; category?: string; profile?: string; host?: string; limit: number; json?: boolean },
+      ) => {
         let from: number | undefined;
         if (options.since !== undefined) {
           const parsed = parseSince(options.since);
@@ -375,7 +416,7 @@ export function registerCentral(program: Command): void {
         }
         quietOnClosedPipe();
         const events: CentralEvent[] = [];
-        await withStore(options.data, async (store) => {
+        await withStore(options, async (store) => {
           let cursor: string | undefined;
           do {
             const page = await store.queryEvents(
@@ -413,7 +454,9 @@ function registerBackup(central: Command): void {
     .description('sao lưu cơ sở dữ liệu của máy chủ huyện (SQLite) trong khi vẫn chạy; PostgreSQL: dùng pg_dump')
     .requiredOption('--to <file>', 'tệp sao lưu (ghi đè bản cũ chỉ khi bản mới đã xong)')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện', DEFAULT_DATA)
-    .action(async (options: { to: string; data: string }) => {
+    .option('--database <url>', DATABASE_HELP)
+    .action(async (options: { to: string; data: string; database?: string }) => {
+      if (options.database !== undefined) throw new CliError('cơ sở dữ liệu PostgreSQL: sao lưu bằng pg_dump (hoặc sao lưu liên tục của máy chủ PostgreSQL)');
       const databaseFile = path.join(options.data, CENTRAL_DB_FILE);
       if (!existsSync(databaseFile)) throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${options.data} (không thấy ${CENTRAL_DB_FILE})`);
       try {

@@ -15,14 +15,15 @@ export function registerReport(program: Command): void {
     .option('--format <format>', `${Object.keys(REPORT_FORMATS).join(', ')} (mặc định: theo --out, Markdown ra stdout)`)
     .option('--number <n>', 'số văn bản do cơ quan cấp (mặc định: để trống để điền tay)')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ huyện (organisation.yaml trong đó ghi cơ quan, địa danh, người ký)', './var/central')
-    .action(async (options: { year: string; out?: string; format?: string; number?: string; data: string }) => {
+    .option('--database <url>', 'cơ sở dữ liệu PostgreSQL của máy chủ huyện (postgres://…); không có: SQLite trong --data')
+    .action(async (options: { year: string; out?: string; format?: string; number?: string; data: string; database?: string }) => {
       const year = Number(options.year);
       if (!/^\d{4}$/.test(options.year) || year < 2020 || year > 2100) throw new CliError(`--year phải là một năm, ví dụ 2026, không phải "${options.year}"`);
       if (options.format !== undefined && !isReportFormat(options.format))
         throw new CliError(`--format phải là một trong ${Object.keys(REPORT_FORMATS).join(', ')}, không phải "${options.format}"`);
       const format: ReportFormat = (options.format as ReportFormat | undefined) ?? (options.out === undefined ? 'md' : formatOfFile(options.out));
       const organisation = explainOrganisation(options.data);
-      const body = await withStore(options.data, async (store) =>
+      const body = await withStore(options, async (store) =>
         renderReport(buildReportDocument(await buildYearlyReport(store, year, organisation), organisation, { number: options.number }), format),
       );
       if (options.out === undefined) process.stdout.write(body);

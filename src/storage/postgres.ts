@@ -11,15 +11,14 @@ export type PgClient = pg.PoolClient;
 
 const INT8_OID = 20;
 
+/** 64-bit integers as numbers, every other type as node-postgres reads it. */
+export const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
 export function openPool(url: string, max = 10): PgPool {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max,
-    types: {
-      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-    },
-  });
+  const pool = new pg.Pool({ connectionString: url, max, types: pgTypes });
   // An idle connection the server dropped must not crash the process; the next query reconnects.
   pool.on('error', () => {});
   return pool;

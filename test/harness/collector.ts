@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { withCollectorDatabase } from './collector-store.js';
 import { CLI, REPO_ROOT } from './rules.js';
 
 export interface Collector {
@@ -8,9 +9,12 @@ export interface Collector {
   readonly url: string;
 }
 
-/** Starts `lachan central serve --port 0` and reads the bound port from its "listening" log line. */
+/**
+ * Starts `lachan central serve --port 0` and reads the bound port from its "listening" log
+ * line; on PostgreSQL (collector-store.ts) with the data folder's database.
+ */
 export async function startCollector(dataDir: string, extra: string[] = [], port = 0): Promise<Collector> {
-  const child = spawn(process.execPath, [CLI, 'central', 'serve', '--port', String(port), '--data', dataDir, ...extra], {
+  const child = spawn(process.execPath, [CLI, ...withCollectorDatabase(['central', 'serve', '--port', String(port), '--data', dataDir, ...extra])], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -16,3 +16,4 @@ export * from './events.js';
 export * from './response-reader-run.js';
 export * from './postgres.js';
 export * from './classroom.js';
+export * from './collector-store.js';

@@ -18,7 +18,7 @@ export interface PostgresServer {
 }
 
 /** The newest PostgreSQL 15 or later installed by Debian's packages (postgresql-15…). */
-function binDir(): string {
+export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root)
     ? readdirSync(root)
@@ -47,7 +47,7 @@ function asServerUser(command: string, args: string[]): [string, string[]] {
 }
 
 export async function startPostgres(): Promise<PostgresServer> {
-  const bin = binDir();
+  const bin = postgresBinDir();
   const dir = mkdtempSync(path.join(tmpdir(), 'lachan-pg-'));
   if (process.getuid?.() === 0) chownSync(dir, Number(spawnSync('id', ['-u', 'nobody']).stdout.toString().trim()), 0);
   const data = path.join(dir, 'data');

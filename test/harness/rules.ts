@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { withCollectorDatabase } from './collector-store.js';
 
 /** Files of a rules folder: `policy.yaml`, `categories/<name>/domains`, … */
 export type RulesFiles = Readonly<Record<string, string>>;
@@ -29,8 +30,8 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(REPO_ROOT, 'dist/src/cli/main.js');
 export const SHARED_DATA = path.resolve(REPO_ROOT, '../shared/data');
 
-/** Runs the built CLI to completion, as a user would from the repository root. */
+/** Runs the built CLI to completion, as a user would from the repository root (a collector's commands on its database: collector-store.ts). */
 export function lachan(args: readonly string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  const result = spawnSync(process.execPath, [CLI, ...withCollectorDatabase(args)], { cwd: REPO_ROOT, input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }

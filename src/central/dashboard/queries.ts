@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlConnection } from '../../storage/sql.js';
 
 export interface SchoolHealth {
   readonly id: string;
@@ -22,7 +22,7 @@ export class DashboardQueries {
   readonly #hostRule;
   readonly #hostRuleSchool;
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlConnection) {
     this.#health = db.prepare<[], { id: string; name: string; last_at: number | null }>(
       'SELECT s.id, s.name, c.last_at FROM schools s LEFT JOIN school_contact c ON c.school = s.id WHERE s.revoked_at IS NULL ORDER BY s.name',
     );

@@ -1,0 +1,54 @@
+/**
+ * The thread behind SyncPostgres (pg-sync.ts): one PostgreSQL connection that runs each
+ * statement the main thread posts, posts the answer back and wakes the main thread,
+ * which waits on the shared flag meanwhile.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import pg from 'pg';
+import { pgTypes } from './postgres.js';
+
+export interface SyncWorkerData {
+  readonly kind: 'lachan-pg-sync';
+  readonly url: string;
+  readonly port: MessagePort;
+  /** Int32 flag: the main thread waits while it is 0; set to 1 with each answer. */
+  readonly flag: SharedArrayBuffer;
+}
+
+export interface SyncRequest {
+  readonly sql: string;
+  readonly params: readonly unknown[];
+}
+
+export type SyncReply =
+  | { readonly ok: true; readonly rows: Record<string, unknown>[]; readonly changes: number }
+  | { readonly ok: false; readonly message: string; readonly code: string | undefined };
+
+const data = workerData as SyncWorkerData;
+if (data?.kind === 'lachan-pg-sync') {
+  const flag = new Int32Array(data.flag);
+  const client = new pg.Client({ connectionString: data.url, types: pgTypes });
+  const connected = client.connect();
+  // The main thread is blocked while a statement runs: answers are all it waits for.
+  const answer = (reply: SyncReply) => {
+    data.port.postMessage(reply);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  };
+  // A dropped connection fails the statement that needed it, not the process.
+  client.on('error', () => {});
+  // Statements arrive one at a time (the main thread waits for each), so they run in order.
+  data.port.on('message', (request: SyncRequest) => {
+    // Buffers arrive as plain Uint8Arrays; node-postgres sends only Buffers as bytea.
+    const params = request.params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
+    connected
+      .then(() => client.query(request.sql, params))
+      .then(
+        (result) => answer({ ok: true, rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }),
+        (error: unknown) => answer({ ok: false, message: error instanceof Error ? error.message : String(error), code: (error as { code?: string }).code }),
+      );
+  });
+  parentPort?.on('message', (message: unknown) => {
+    if (message === 'close') void client.end().finally(() => process.exit(0));
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * A PostgreSQL connection with better-sqlite3's synchronous API (sql.ts), for the
+ * collector's district modules, which are synchronous as SQLite made them. A worker
+ * thread (pg-sync-worker.ts) holds the connection; each statement is posted to it and
+ * the main thread waits on a shared flag for the answer, as better-sqlite3 waits on the
+ * disk. On loopback or a LAN that is a fraction of a millisecond, and these tables see
+ * dashboard traffic only: the event path (pg-store.ts) stays asynchronous on its pool.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { numberPlaceholders } from './postgres.js';
+import type { SqlConnection, SqlRunResult, SqlStatement } from './sql.js';
+import type { SyncReply, SyncRequest, SyncWorkerData } from './pg-sync-worker.js';
+
+/**
+ * The compiled worker beside this module; run from TypeScript sources (the tests, after
+ * `npm run build`), the compiled twin under dist/.
+ */
+const WORKER_URL = [new URL('./pg-sync-worker.js', import.meta.url), new URL('../../dist/src/storage/pg-sync-worker.js', import.meta.url)].find((url) =>
+  existsSync(fileURLToPath(url)),
+);
+/** A statement that takes longer than this is taken for a hung server or a dead thread. */
+const STATEMENT_TIMEOUT_MS = 60_000;
+
+export class SyncPostgresError extends Error {
+  /** PostgreSQL's SQLSTATE, or LACHAN_PG_SYNC when the thread did not answer. */
+  readonly code: string;
+  constructor(message: string, code: string | undefined) {
+    super(message);
+    this.code = code ?? 'LACHAN_PG_SYNC';
+  }
+}
+
+export class SyncPostgres implements SqlConnection {
+  readonly #worker: Worker;
+  readonly #port: MessagePort;
+  readonly #flag: Int32Array;
+  /** Open transactions and savepoints. */
+  #depth = 0;
+  #savepoints = 0;
+
+  /** Whether a compiled worker exists (not before the first build). */
+  static available(): boolean {
+    return WORKER_URL !== undefined;
+  }
+
+  constructor(url: string) {
+    const { port1, port2 } = new MessageChannel();
+    const flag = new SharedArrayBuffer(4);
+    const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag };
+    if (WORKER_URL === undefined) throw new SyncPostgresError('pg-sync-worker.js not built (npm run build)', undefined);
+    this.#worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2] });
+    // The thread must not keep a finished command alive.
+    this.#worker.unref();
+    this.#port = port1;
+    this.#flag = new Int32Array(flag);
+  }
+
+  /** Runs one statement (placeholders already numbered) and waits for its answer. */
+  query(sql: string, params: readonly unknown[]): { rows: Record<string, unknown>[]; changes: number } {
+    Atomics.store(this.#flag, 0, 0);
+    this.#port.postMessage({ sql, params } satisfies SyncRequest);
+    if (Atomics.wait(this.#flag, 0, 0, STATEMENT_TIMEOUT_MS) === 'timed-out') {
+      throw new SyncPostgresError(`PostgreSQL did not answer within ${STATEMENT_TIMEOUT_MS / 1000} s`, undefined);
+    }
+    const reply = receiveMessageOnPort(this.#port)?.message as SyncReply | undefined;
+    if (reply === undefined) throw new SyncPostgresError('the PostgreSQL thread gave no answer', undefined);
+    if (!reply.ok) throw new SyncPostgresError(reply.message, reply.code);
+    for (const row of reply.rows) {
+      for (const [key, value] of Object.entries(row)) if (value instanceof Uint8Array && !Buffer.isBuffer(value)) row[key] = Buffer.from(value);
+    }
+    return reply;
+  }
+
+  prepare<Params extends unknown[] = unknown[], Row = unknown>(sql: string): SqlStatement<Params, Row> {
+    const text = numberPlaceholders(sql);
+    return {
+      get: (...params) => this.query(text, params).rows[0] as Row | undefined,
+      all: (...params) => this.query(text, params).rows as Row[],
+      run: (...params): SqlRunResult => ({ changes: this.query(text, params).changes }),
+    };
+  }
+
+  transaction<T>(fn: () => T): () => T {
+    return () => {
+      const savepoint = this.#depth > 0 ? `s${++this.#savepoints}` : null;
+      this.query(savepoint === null ? 'BEGIN' : `SAVEPOINT ${savepoint}`, []);
+      this.#depth++;
+      try {
+        const result = fn();
+        this.query(savepoint === null ? 'COMMIT' : `RELEASE SAVEPOINT ${savepoint}`, []);
+        return result;
+      } catch (error) {
+        try {
+          this.query(savepoint === null ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${savepoint}`, []);
+        } catch {
+          // the connection is gone; the server rolled back already
+        }
+        throw error;
+      } finally {
+        this.#depth--;
+      }
+    };
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.#worker.once('exit', resolve));
+    this.#worker.postMessage('close');
+    await exited;
+    this.#port.close();
+  }
+}
