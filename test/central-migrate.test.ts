@@ -72,6 +72,27 @@ describe('lachan central migrate', () => {
       note: '',
     });
     const fingerprint = district.signer.fingerprint;
+    // A safeguarding alert and who hears of it: a counsellor's open case moves with the district.
+    await sqlite.alerts.ingest(
+      a.id,
+      [
+        {
+          ref: 'AL-MIGRATE-0001',
+          time: NOW - DAY,
+          lastTime: NOW - DAY,
+          severity: 'high',
+          category: 'self-harm',
+          signal: 'search',
+          trigger: 'cách tự tử',
+          host: 'www.google.com',
+          device: '3f9a0c1d2e3f4a5b',
+          profile: 'thcs',
+          count: 2,
+        },
+      ],
+      NOW,
+    );
+    await sqlite.alerts.setContacts({ school: a.id, emails: ['tuvan@truong.edu.vn'], webhook: null });
     // Raw events older than 60 days go; their counts stay in the roll-ups.
     expect(await sqlite.expire(NOW - 60 * DAY)).toBeGreaterThan(0);
     await sqlite.close();
@@ -90,6 +111,8 @@ describe('lachan central migrate', () => {
     expect(moved.stdout).toMatch(/^events: \d+ → \d+$/m);
     expect(moved.stdout).toMatch(/^users: 1 → 1$/m);
     expect(moved.stdout).toMatch(/^signing_key: 1 → 1$/m);
+    expect(moved.stdout).toMatch(/^alerts: 1 → 1$/m);
+    expect(moved.stdout).toMatch(/^alert_contacts: 1 → 1$/m);
     expect(moved.stdout).toContain('khớp');
 
     const before = openSqliteStore({ dataDir, writerThread: false });
@@ -98,6 +121,9 @@ describe('lachan central migrate', () => {
       expect(await answers(after)).toEqual(await answers(before));
       expect((await after.authenticate(a.token))?.id).toBe(a.id);
       expect(after.accounts.user('quantri')?.role).toBe('admin');
+      expect(await after.alerts.list({ school: a.id, limit: 10 })).toEqual(await before.alerts.list({ school: a.id, limit: 10 }));
+      expect((await after.alerts.list({ school: a.id, limit: 10 })).map((x) => x.ref)).toEqual(['AL-MIGRATE-0001']);
+      expect(await after.alerts.contacts(a.id)).toEqual({ school: a.id, emails: ['tuvan@truong.edu.vn'], webhook: null });
       const moved = after.openDistrict(null, () => {});
       expect(moved.signer.fingerprint).toBe(fingerprint);
       expect(moved.policy.version()).toBe(1);

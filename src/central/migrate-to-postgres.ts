@@ -142,7 +142,8 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
 
 /**
  * The district's own tables, as they are (ids included, so review requests still name
- * their rules): accounts, the audit log, the policy and its versions, the review queue.
+ * their rules): accounts, the audit log, the policy and its versions, the review queue,
+ * the safeguarding alerts with their contacts and undelivered messages.
  * Sessions and login throttling stay behind: everyone logs in again. Each identity then
  * continues after the largest id copied.
  */
@@ -196,6 +197,30 @@ const DISTRICT_TABLES: readonly { table: string; columns: readonly string[]; ide
     ],
     identity: 'seq',
   },
+  // Safeguarding alerts (docs/safeguarding.md), who hears of them, and the messages still owed.
+  {
+    table: 'alerts',
+    columns: [
+      'school',
+      'ref',
+      'time',
+      'last_time',
+      'severity',
+      'category',
+      'signal',
+      'trigger_text',
+      'host',
+      'device',
+      'profile',
+      'count',
+      'status',
+      'note',
+      'received_at',
+      'updated_at',
+    ],
+  },
+  { table: 'alert_contacts', columns: ['school', 'emails', 'webhook'] },
+  { table: 'alert_deliveries', columns: ['id', 'school', 'ref', 'event', 'channel', 'target', 'attempts', 'next_at', 'created_at'], identity: 'id' },
 ];
 
 async function copyDistrictTables(db: SqliteDatabase, pool: PostgresCentralStore['pool']): Promise<MigrationCount[]> {
