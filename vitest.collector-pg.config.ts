@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 /**
  * `npm run test:collector-pg`: the collector's tests again, with every collector on
  * PostgreSQL (test/harness/collector-store.ts; one server for the run). `npm test`
- * runs them on SQLite. Left out: deploy-backup (the SQLite file's own backup; pg_dump
+ * runs them on SQLite and then, through this file, on PostgreSQL. Left out: deploy-backup (the SQLite file's own backup; pg_dump
  * is PostgreSQL's), central-migrate (SQLite to PostgreSQL by definition), deploy-docker.
  */
 process.env.LACHAN_TEST_STORE = 'postgres';
@@ -11,6 +11,8 @@ process.env.LACHAN_TEST_STORE = 'postgres';
 export default defineConfig({
   test: {
     include: [
+      'test/central-alerts.test.ts',
+      'test/central-alerts-browser.test.ts',
       'test/central-api.test.ts',
       'test/central-shipper.test.ts',
       'test/dashboard-accounts.test.ts',
@@ -25,6 +27,7 @@ export default defineConfig({
       'test/privacy-device.test.ts',
       'test/review-requests.test.ts',
       'test/review-scope.test.ts',
+      'test/safeguarding-e2e.test.ts',
       'test/yearly-report.test.ts',
     ],
     testTimeout: 60_000,

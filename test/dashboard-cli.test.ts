@@ -1,9 +1,8 @@
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { addSchool, lachan, PASSWORD } from './harness/index.js';
+import { addSchool, collectorRows, lachan, PASSWORD } from './harness/index.js';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-dash-cli-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -26,9 +25,9 @@ describe('lachan central user', () => {
       { name: 'cntt', role: 'school-it', school: school.id },
       { name: 'xem', role: 'viewer', school: null },
     ]);
-    const db = new Database(path.join(dataDir, 'central.db'), { readonly: true });
-    const hash = db.prepare('SELECT password_hash FROM users WHERE name = ?').pluck().get('cntt') as string;
-    db.close();
+    const [{ password_hash: hash }] = collectorRows<{ password_hash: string }>(dataDir, 'SELECT password_hash FROM users WHERE name = ?', ['cntt']) as [
+      { password_hash: string },
+    ];
     expect(hash).toMatch(/^scrypt\$16384\$8\$1\$/);
     expect(hash).not.toContain(PASSWORD);
   });

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { expect } from 'vitest';
 import { newEventId } from '../../src/events/ids.js';
@@ -7,6 +8,9 @@ import { lachan } from './rules.js';
 export const PASSWORD = 'mật-khẩu-đủ-dài-2026';
 
 export function addSchool(dataDir: string, name: string): { id: string; token: string } {
+  // On SQLite the command makes the folder; on PostgreSQL (npm run test:collector-pg) the
+  // folder still holds the collector's files (organisation.yaml, the admin token) a test writes.
+  mkdirSync(dataDir, { recursive: true });
   const result = lachan(['central', 'school', 'add', '--name', name, '--data', dataDir, '--json']);
   expect(result.code).toBe(0);
   return JSON.parse(result.stdout) as { id: string; token: string };
