@@ -299,3 +299,74 @@ profiles:
     expect((await curl(proxy.port, url)).status).toBe(403);
   });
 });
+
+describe('the proxy crosses a schedule boundary on its own clock', () => {
+  let origin: Origin;
+  let proxy: RunningGateway;
+  /** Vietnam time (UTC+7) as HH:MM, `minutesAhead` whole minutes after the current one. */
+  const vietnamMinute = (minutesAhead: number): { text: string; at: number } => {
+    const at = (Math.floor(Date.now() / 60_000) + minutesAhead) * 60_000;
+    const local = new Date(at + 7 * 3_600_000);
+    return { text: `${String(local.getUTCHours()).padStart(2, '0')}:${String(local.getUTCMinutes()).padStart(2, '0')}`, at };
+  };
+  // The window opens at the next whole minute (or the one after, when this one is nearly
+  // over) and lasts one minute; it must not wrap past midnight.
+  const lead = new Date().getUTCSeconds() < 45 ? 1 : 2;
+  const opens = vietnamMinute(lead);
+  const closes = vietnamMinute(lead + 1);
+  const wraps = closes.text === '00:00';
+
+  beforeAll(async () => {
+    origin = await startHttpOrigin((_req, res) => res.end('trang mạng xã hội'));
+    proxy = await startGateway({
+      rules: {
+        ...FILES,
+        'policy.yaml': `version: 1
+default_profile: p
+profiles:
+  p:
+    name: "P"
+    block_categories: [social-networks]
+    block_ip_literals: false
+    schedules:
+      - name: "Một phút"
+        days: [mon, tue, wed, thu, fri, sat, sun]
+        from: "${opens.text}"
+        to: "${closes.text}"
+        block_categories: []
+`,
+        'categories/social-networks/domains': 'social.test\n',
+      },
+      hosts: '127.0.0.1 social.test\n',
+    });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await origin?.close();
+  });
+
+  /** Asks every 200 ms until the answer is `status`; when it came. */
+  async function statusTurns(url: string, status: number, deadline: number): Promise<number> {
+    for (;;) {
+      const answer = await curl(proxy.port, url);
+      if (answer.status === status) return Date.now();
+      if (Date.now() > deadline) throw new Error(`still ${answer.status}, not ${status}, at ${new Date().toISOString()}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+
+  it.skipIf(wraps)(
+    'opens the site at the minute the window starts and blocks it again at the minute it ends, with no reload and the cache warm',
+    async () => {
+      const url = `http://social.test:${origin.port}/`;
+      // Asked before the window, again and again: the decision cache holds the block.
+      expect((await curl(proxy.port, url)).status).toBe(403);
+      const opened = await statusTurns(url, 200, opens.at + 15_000);
+      expect(opened).toBeGreaterThanOrEqual(opens.at);
+      const closed = await statusTurns(url, 403, closes.at + 15_000);
+      expect(closed).toBeGreaterThanOrEqual(closes.at);
+      expect(proxy.logs.filter((l) => l.msg === 'rules reloaded')).toEqual([]);
+    },
+    200_000,
+  );
+});
