@@ -1,10 +1,20 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { WireAlert } from '../src/central/alerts.js';
-import { addSchool, addUser, CHROMIUM, type Collector, describeWithBrowser, PASSWORD, REPO_ROOT, startCollector, stopCollector } from './harness/index.js';
+import {
+  addSchool,
+  addUser,
+  type Collector,
+  describeWithBrowser,
+  launchDirect,
+  REPO_ROOT,
+  signedInPage,
+  startCollector,
+  stopCollector,
+} from './harness/index.js';
 
 /** The counsellor's alert queue in headless Chromium (docs/safeguarding.md §3). */
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-alerts-browser-'));
@@ -40,16 +50,7 @@ async function send(token: string, alerts: WireAlert[]): Promise<void> {
   expect(response.status).toBe(200);
 }
 
-async function loggedIn(name: string): Promise<Page> {
-  const context = await browser.newContext({ locale: 'vi-VN', viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  await page.goto(`${collector.url}/login`);
-  await page.fill('input[name=name]', name);
-  await page.fill('input[name=password]', PASSWORD);
-  await page.click('button[type=submit]');
-  await page.waitForLoadState();
-  return page;
-}
+const loggedIn = (name: string): Promise<Page> => signedInPage(browser, collector.url, name);
 
 describeWithBrowser('the counsellor’s alert queue in Chromium', () => {
   beforeAll(async () => {
@@ -64,10 +65,7 @@ describeWithBrowser('the counsellor’s alert queue in Chromium', () => {
       alert({ ref: 'AL-BROWSER-0002', severity: 'low', category: 'bullying', trigger: 'đồ ngốc', lastTime: LAST + 60_000, count: 1 }),
     ]);
     await send(muCang.token, [alert({ ref: 'AL-MUCANG-0001', category: 'grooming', trigger: 'gửi ảnh cho anh' })]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchDirect();
   }, 180_000);
 
   afterAll(async () => {

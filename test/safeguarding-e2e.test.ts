@@ -9,21 +9,21 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readAudit } from '../src/privacy/audit.js';
 import {
   addUser,
-  CHROMIUM,
   type Collector,
   curl,
   describeWithBrowser,
+  launchDirect,
   echoHandler,
   lachan,
   login,
   type Origin,
-  PASSWORD,
   REPO_ROOT,
+  signedInPage,
   type RunningGateway,
   startCollector,
   startGateway,
@@ -79,15 +79,7 @@ async function until<T>(what: string, read: () => Promise<T>, ok: (value: T) => 
   }
 }
 
-async function loggedIn(name: string): Promise<Page> {
-  const page = await (await browser.newContext({ locale: 'vi-VN', viewport: { width: 1280, height: 900 } })).newPage();
-  await page.goto(`${collector.url}/login`);
-  await page.fill('input[name=name]', name);
-  await page.fill('input[name=password]', PASSWORD);
-  await page.click('button[type=submit]');
-  await page.waitForLoadState();
-  return page;
-}
+const loggedIn = (name: string): Promise<Page> => signedInPage(browser, collector.url, name);
 
 describeWithBrowser('a child in danger reaches the school counsellor, and only them', () => {
   beforeAll(async () => {
@@ -115,10 +107,7 @@ describeWithBrowser('a child in danger reaches the school counsellor, and only t
       hosts: '127.0.0.1 www.google.com\n',
       args: ['--central', collector.url, '--school', school.id, '--token-file', path.join(work, 'token')],
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchDirect();
   }, 120_000);
 
   afterAll(async () => {

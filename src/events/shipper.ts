@@ -170,57 +170,18 @@ export function startShipper(options: ShipperOptions): Shipper {
       wakeUp = null;
     });
 
-  /** POSTs one gzip JSON batch; resolves to the acknowledged ids, or throws ShipError. */
-  async function post(path: string, batch: WireBatch | WireReviewBatch): Promise<WireAck> {
-    const body = await gzip(JSON.stringify(batch));
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await pool.request({
-        path,
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-encoding': 'gzip',
-        },
-        body,
-        signal: abort.signal,
-      });
-    } catch (error) {
-      throw new ShipError('LACHAN_CENTRAL_UNREACHABLE', `collector unreachable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-    const text = await response.body.text();
-    const status = response.statusCode;
-    if (status === 200) {
-      let ack: unknown;
-      try {
-        ack = JSON.parse(text);
-      } catch {
-        throw new ShipError('LACHAN_BAD_ACK', 'collector reply is not JSON', status);
-      }
-      const acked = (ack as { acked?: unknown }).acked;
-      if (!Array.isArray(acked)) throw new ShipError('LACHAN_BAD_ACK', 'collector reply has no acked list', status);
-      return ack as WireAck;
-    }
-    const detail = text.slice(0, 300);
-    throw new ShipError(`HTTP_${status}`, `collector answered ${status}: ${detail}`, status, parseRetryAfter(response.headers['retry-after']));
-  }
-
   /**
-   * POSTs alerts as the contract has them (plain JSON, docs/safeguarding.md); resolves
-   * when the collector answered 200 with `accepted`, else throws ShipError.
+   * POSTs one JSON batch (gzipped, or plain where the contract has it so) and resolves
+   * to the collector's 200 reply, parsed; throws ShipError for anything else. `what`
+   * names the batch in messages ("" for events and reviews).
    */
-  async function postAlerts(batch: readonly StoredAlert[]): Promise<void> {
-    const wire = batch.map(toWireAlert);
+  async function exchange(path: string, payload: unknown, compress: boolean, what: string): Promise<unknown> {
+    const json = JSON.stringify(payload);
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    if (compress) headers['content-encoding'] = 'gzip';
     let response: Dispatcher.ResponseData;
     try {
-      response = await pool.request({
-        path: alertsEndpoint,
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ alerts: wire }),
-        signal: abort.signal,
-      });
+      response = await pool.request({ path, method: 'POST', headers, body: compress ? await gzip(json) : json, signal: abort.signal });
     } catch (error) {
       throw new ShipError('LACHAN_CENTRAL_UNREACHABLE', `collector unreachable: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
@@ -229,18 +190,34 @@ export function startShipper(options: ShipperOptions): Shipper {
     if (status !== 200) {
       throw new ShipError(
         `HTTP_${status}`,
-        `collector answered ${status} to alerts: ${text.slice(0, 300)}`,
+        `collector answered ${status}${what}: ${text.slice(0, 300)}`,
         status,
         parseRetryAfter(response.headers['retry-after']),
       );
     }
-    let accepted: unknown;
     try {
-      accepted = (JSON.parse(text) as { accepted?: unknown }).accepted;
+      return JSON.parse(text);
     } catch {
-      throw new ShipError('LACHAN_BAD_ACK', 'collector reply to alerts is not JSON', status);
+      throw new ShipError('LACHAN_BAD_ACK', `collector reply${what} is not JSON`, status);
     }
-    if (typeof accepted !== 'number') throw new ShipError('LACHAN_BAD_ACK', 'collector reply to alerts has no accepted count', status);
+  }
+
+  /** POSTs one gzip JSON batch; resolves to the acknowledged ids, or throws ShipError. */
+  async function post(path: string, batch: WireBatch | WireReviewBatch): Promise<WireAck> {
+    const ack = await exchange(path, batch, true, '');
+    if (!Array.isArray((ack as { acked?: unknown }).acked)) throw new ShipError('LACHAN_BAD_ACK', 'collector reply has no acked list', 200);
+    return ack as WireAck;
+  }
+
+  /**
+   * POSTs alerts as the contract has them (plain JSON, docs/safeguarding.md); resolves
+   * when the collector answered 200 with `accepted`, else throws ShipError.
+   */
+  async function postAlerts(batch: readonly StoredAlert[]): Promise<void> {
+    const reply = await exchange(alertsEndpoint, { alerts: batch.map(toWireAlert) }, false, ' to alerts');
+    if (typeof (reply as { accepted?: unknown }).accepted !== 'number') {
+      throw new ShipError('LACHAN_BAD_ACK', 'collector reply to alerts has no accepted count', 200);
+    }
   }
 
   /**
