@@ -77,6 +77,12 @@ export interface SqliteStoreOptions {
    * true; only where the compiled ingest-worker.js exists, else on this connection).
    */
   readonly writerThread?: boolean;
+  /**
+   * Every query first moves the whole inbox into `events`, however large (default false).
+   * For one-shot readers such as the CLI: a serving collector leaves a burst to its
+   * background, but a command that answers once and exits has no later to leave it to.
+   */
+  readonly exactQueries?: boolean;
 }
 
 export function openSqliteStore(options: SqliteStoreOptions): SqliteCentralStore {
@@ -98,6 +104,7 @@ export class SqliteCentralStore implements CollectorDatabase {
   readonly #inboxCount: (max: number) => number;
   readonly #rollupTimer: NodeJS.Timeout;
   readonly #thread: WriterThread | null;
+  readonly #exactQueries: boolean;
   #rollingUp = false;
   #closed = false;
   #pending: PendingIngest[] = [];
@@ -115,6 +122,7 @@ export class SqliteCentralStore implements CollectorDatabase {
 
     this.#writer = prepareEventWriter(db);
     this.#inboxCount = prepareInboxCount(db);
+    this.#exactQueries = options.exactQueries ?? false;
     // Built, the collector writes events on a thread of their own (see ingest-worker.ts).
     this.#thread = (options.writerThread ?? true) && WriterThread.available() ? new WriterThread(this.file, cacheMiB) : null;
     this.#rollupTimer = setInterval(() => this.#background(), ROLLUP_INTERVAL_MS);
@@ -228,17 +236,18 @@ export class SqliteCentralStore implements CollectorDatabase {
    * Before a query: a small inbox moved into `events` (on the writer thread when it
    * runs, else here) and a small roll-up backlog folded in, so the answer is exact; a
    * large one (a burst of ingest) is left to the background rather than charged to
-   * this query.
+   * this query, unless the store was opened with `exactQueries`.
    */
   async #settle(): Promise<void> {
-    const waiting = this.#inboxSize(QUERY_DRAIN_MAX + 1);
+    const exact = this.#exactQueries;
+    const waiting = this.#inboxSize(exact ? Number.MAX_SAFE_INTEGER : QUERY_DRAIN_MAX + 1);
     try {
-      if (waiting > 0 && waiting <= QUERY_DRAIN_MAX) {
+      if (waiting > 0 && (exact || waiting <= QUERY_DRAIN_MAX)) {
         const thread = this.#thread;
         if (thread?.started) await thread.drain();
         else this.#writer.drain();
       }
-      if (this.#writer.backlog() <= ROLLUP_CHUNK) this.rollUp();
+      if (exact || this.#writer.backlog() <= ROLLUP_CHUNK) this.rollUp();
     } catch (error) {
       // Busy (another process holds the write lock): answer from what is moved and
       // counted now; pendingRollup says how much is not. Anything else (a full disk, a

@@ -91,7 +91,8 @@ async function openStore(where: StoreLocation, create = false): Promise<Collecto
     );
   }
   try {
-    return openSqliteStore({ dataDir });
+    // A command answers once: it moves whatever the collector has acknowledged and not yet filed.
+    return openSqliteStore({ dataDir, exactQueries: true });
   } catch (error) {
     throw new CliError(`không mở được cơ sở dữ liệu của máy chủ huyện trong ${dataDir}: ${(error as Error).message}`);
   }
