@@ -30,7 +30,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { PROXY_V8_FLAGS, withProxyMallocEnv } from '../src/cli/v8-flags.js';
 import { generatedDomainText, realDomainLists } from './lib/data.js';
 import { markdownTable, median } from './lib/stats.js';
 import { childrenOf } from './lib/proc.js';
@@ -239,7 +239,8 @@ async function measure(rulesDir: string, largest: string, workers: number): Prom
       '--certs',
       path.join(work, 'no-certs'),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    // The C library's setting `npm start` and the systemd unit give the proxy (src/cli/v8-flags.ts).
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...withProxyMallocEnv(process.env) } },
   );
   const logs: Record<string, unknown>[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {

@@ -140,6 +140,38 @@ describe('domain set semantics (docs/contract.md §3)', () => {
     expect([big.categoryOf(match.entry), big.fileOf(match.entry), big.lineOf(match.entry)]).toEqual([65535, 65534, 4_000_000]);
   });
 
+  it("keeps every rule's provenance past 510 (category, file) pairs and past line 8,388,607, and still orders rules as written", () => {
+    // Most rules keep where they were written in one word beside their fingerprint; these do not fit there.
+    const builder = new DomainSetBuilder();
+    const acts = new Uint8Array(700).fill(CATEGORY_BLOCKS);
+    acts[699] = CATEGORY_ALLOWS;
+    for (let file = 1; file <= 600; file++) builder.add(`f${file}.test`, file, file, file * 3);
+    builder.add('far.test', 5, 5, 9_000_000);
+    builder.add('far.test', 600, 600, 20_000_000);
+    builder.add('far.test', 600, 600, 8_388_608);
+    builder.add('both.test', 699, 650, 12);
+    builder.add('both.test', 698, 1, 9_500_000);
+    const set = builder.build();
+    for (const file of [1, 300, 511, 512, 600]) {
+      const match = set.lookup(`www.f${file}.test`, acts)!;
+      expect([set.categoryOf(match.entry), set.fileOf(match.entry), set.lineOf(match.entry)]).toEqual([file, file, file * 3]);
+    }
+    // Two blocks for one name: the file read first decides; an allow beats a block wherever written.
+    const far = set.lookup('far.test', acts)!;
+    expect([set.fileOf(far.entry), set.lineOf(far.entry)]).toEqual([5, 9_000_000]);
+    const both = set.lookup('both.test', acts)!;
+    expect([set.categoryOf(both.entry), set.fileOf(both.entry), set.lineOf(both.entry)]).toEqual([699, 650, 12]);
+  });
+
+  it('holds a million rules in under 14 bytes a rule', () => {
+    const builder = new DomainSetBuilder();
+    for (let i = 0; i < 1_000_000; i++) builder.add(`d${i}.example`, i % 40, i % 90, i);
+    const set = builder.build();
+    expect(set.byteLength / set.size).toBeLessThan(14);
+    const match = set.lookup('x.d777777.example', new Uint8Array(40).fill(CATEGORY_BLOCKS))!;
+    expect([set.categoryOf(match.entry), set.fileOf(match.entry), set.lineOf(match.entry)]).toEqual([777777 % 40, 777777 % 90, 777777]);
+  });
+
   it('is empty and answers null when built from nothing', () => {
     const empty = new DomainSetBuilder().build();
     expect(empty.size).toBe(0);

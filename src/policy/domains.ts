@@ -3,7 +3,7 @@ import { CATEGORY_ALLOWS, CATEGORY_BLOCKS } from './types.js';
 
 /**
  * A frozen set of domain rules, compact enough for millions of entries on a small
- * gateway (about 17 bytes an entry, provenance included).
+ * gateway (about 13 bytes an entry, provenance included).
  *
  * Each domain is stored as a 64-bit fingerprint: two 32-bit FNV-1a lanes computed
  * over the name *from its last character to its first*. Walking a request host the
@@ -42,21 +42,41 @@ const MAX_HOST = 253;
 const MAX_LABEL = 63;
 
 /**
- * One entry is four 32-bit words in one typed array, so that the records a probe
- * scans sit in one or two cache lines: fingerprint lane A, lane B, the rule's line,
- * and category << 16 | file.
+ * One entry is three 32-bit words in one typed array, so that the records a probe
+ * scans sit in one cache line: fingerprint lane A, lane B, and where the rule was
+ * written. A gateway holds millions of entries and few (category, file) pairs, so the
+ * third word is the pair's index in a small table (ORIGIN_BITS) beside the line
+ * (LINE_BITS); an entry that does not fit (a line past 8 M, or past 510 pairs) marks
+ * itself OVERFLOW and keeps its pair and line in side arrays instead.
  */
-const WORDS = 4;
+const WORDS = 3;
 const LANE_A = 0;
 const LANE_B = 1;
-const LINE = 2;
-const ORIGIN = 3;
+const WRITTEN = 2;
+const LINE_BITS = 23;
+const LINE_MASK = 2 ** LINE_BITS - 1;
+const OVERFLOW = 2 ** (32 - LINE_BITS) - 1;
+
+/** Where a set's rules were written: the (category, file) pairs and the entries that overflowed. */
+interface Origins {
+  /** Per pair index: category << 16 | file. */
+  readonly pairs: Uint32Array;
+  /** Per overflow index: category << 16 | file, and the line. */
+  readonly overflowPairs: Uint32Array;
+  readonly overflowLines: Uint32Array;
+}
+
+const NO_ORIGINS: Origins = { pairs: new Uint32Array(0), overflowPairs: new Uint32Array(0), overflowLines: new Uint32Array(0) };
 
 export class DomainSetBuilder {
   private records = new Uint32Array(INITIAL_CAPACITY * WORDS);
   /** Words of `records` for records; the rest, when reserve() made it, is room for the offsets. */
   private reserved = INITIAL_CAPACITY * WORDS;
   private count = 0;
+  private pairIndex = new Map<number, number>();
+  private pairs: number[] = [];
+  private overflowPairs: number[] = [];
+  private overflowLines: number[] = [];
 
   /**
    * Makes room for `entries` more at once. A loader that counts its lines first
@@ -92,8 +112,21 @@ export class DomainSetBuilder {
     const records = this.records;
     records[at + LANE_A] = mix(a);
     records[at + LANE_B] = mix(b ^ a);
-    records[at + LINE] = line;
-    records[at + ORIGIN] = ((categoryId & 0xffff) << 16) | (fileId & 0xffff);
+    const pair = (((categoryId & 0xffff) << 16) | (fileId & 0xffff)) >>> 0;
+    let index = this.pairIndex.get(pair);
+    if (index === undefined && this.pairs.length < OVERFLOW) {
+      index = this.pairs.length;
+      this.pairs.push(pair);
+      this.pairIndex.set(pair, index);
+    }
+    if (index !== undefined && line >= 0 && line <= LINE_MASK) {
+      records[at + WRITTEN] = index * 2 ** LINE_BITS + line;
+      return;
+    }
+    if (this.overflowLines.length > LINE_MASK) throw new RangeError(`more than ${LINE_MASK} domain rules past line ${LINE_MASK} of their files`);
+    records[at + WRITTEN] = OVERFLOW * 2 ** LINE_BITS + this.overflowLines.length;
+    this.overflowPairs.push(pair);
+    this.overflowLines.push(line);
   }
 
   /**
@@ -154,9 +187,18 @@ export class DomainSetBuilder {
     const records = slack ? this.records.slice(0, used) : this.records.subarray(0, used);
     const offsets =
       !slack && room >= bucketCount + 1 ? this.records.subarray(this.reserved, this.reserved + bucketCount + 1).fill(0) : new Uint32Array(bucketCount + 1);
+    const origins: Origins = {
+      pairs: Uint32Array.from(this.pairs),
+      overflowPairs: Uint32Array.from(this.overflowPairs),
+      overflowLines: Uint32Array.from(this.overflowLines),
+    };
     this.records = new Uint32Array(0);
     this.reserved = 0;
     this.count = 0;
+    this.pairIndex = new Map();
+    this.pairs = [];
+    this.overflowPairs = [];
+    this.overflowLines = [];
     for (let i = 0; i < n; i++) offsets[(records[i * WORDS + LANE_A]! >>> shift) + 1]!++;
     for (let bucket = 0; bucket < bucketCount; bucket++) offsets[bucket + 1]! += offsets[bucket]!;
     // Two levels, each in place: by the top bits into at most 1,024 groups, then each
@@ -175,7 +217,7 @@ export class DomainSetBuilder {
         permuteInPlace(records, cursors, offsets, base, 1, shift, stride - 1);
       }
     }
-    return new DomainSet(shift, offsets, records);
+    return new DomainSet(shift, offsets, records, origins);
   }
 
   private grow(): void {
@@ -213,39 +255,46 @@ function permuteInPlace(records: Uint32Array, next: Uint32Array, ends: Uint32Arr
       let target = (a >>> shift) & mask;
       if (target !== group) {
         let b = records[at + 1]!;
-        let line = records[at + 2]!;
-        let origin = records[at + 3]!;
+        let written = records[at + 2]!;
         do {
           const to = next[target]!++ * WORDS;
           const displacedA = records[to]!;
           const displacedB = records[to + 1]!;
-          const displacedLine = records[to + 2]!;
-          const displacedOrigin = records[to + 3]!;
+          const displacedWritten = records[to + 2]!;
           records[to] = a;
           records[to + 1] = b;
-          records[to + 2] = line;
-          records[to + 3] = origin;
+          records[to + 2] = written;
           a = displacedA;
           b = displacedB;
-          line = displacedLine;
-          origin = displacedOrigin;
+          written = displacedWritten;
           target = (a >>> shift) & mask;
         } while (target !== group);
         records[at] = a;
         records[at + 1] = b;
-        records[at + 2] = line;
-        records[at + 3] = origin;
+        records[at + 2] = written;
       }
       next[group]!++;
     }
   }
 }
 
-/** Where a rule was written, as one number that orders rules the way the loader reads them. */
-function writtenAt(records: Uint32Array, at: number): number {
+/** category << 16 | file of the record at word `at`. */
+function pairAt(records: Uint32Array, origins: Origins, at: number): number {
+  const written = records[at + WRITTEN]!;
+  const index = written >>> LINE_BITS;
+  return index === OVERFLOW ? origins.overflowPairs[written & LINE_MASK]! : origins.pairs[index]!;
+}
+
+function lineAt(records: Uint32Array, origins: Origins, at: number): number {
+  const written = records[at + WRITTEN]!;
+  return written >>> LINE_BITS === OVERFLOW ? origins.overflowLines[written & LINE_MASK]! : written & LINE_MASK;
+}
+
+/** Where the record at word `at` was written, as one number that orders rules the way the loader reads them. */
+function writtenAt(records: Uint32Array, origins: Origins, at: number): number {
   // File 0 holds the profiles' own lists (policy.yaml), which the loader reads after the category files.
-  const file = records[at + ORIGIN]! & 0xffff;
-  return (file === 0 ? 0x10000 : file) * 2 ** 32 + records[at + LINE]!;
+  const file = pairAt(records, origins, at) & 0xffff;
+  return (file === 0 ? 0x10000 : file) * 2 ** 32 + lineAt(records, origins, at);
 }
 
 export class DomainSet {
@@ -261,6 +310,7 @@ export class DomainSet {
     private readonly shift: number,
     private readonly offsets: Uint32Array,
     private readonly records: Uint32Array,
+    private readonly origins: Origins,
     parts: readonly DomainSet[] = [],
   ) {
     this.parts = parts;
@@ -284,7 +334,7 @@ export class DomainSet {
     const leaves = sets.flatMap((set) => (set.parts.length === 0 ? [set] : set.parts)).filter((set) => set.size > 0);
     if (leaves.length === 0) return sets[0] ?? new DomainSetBuilder().build();
     if (leaves.length === 1) return leaves[0]!;
-    return new DomainSet(0, new Uint32Array(0), new Uint32Array(0), leaves);
+    return new DomainSet(0, new Uint32Array(0), new Uint32Array(0), NO_ORIGINS, leaves);
   }
 
   get size(): number {
@@ -292,22 +342,32 @@ export class DomainSet {
   }
 
   get byteLength(): number {
-    return this.parts.reduce((sum, part) => sum + part.byteLength, this.offsets.byteLength + this.records.byteLength);
+    const { pairs, overflowPairs, overflowLines } = this.origins;
+    const own = this.offsets.byteLength + this.records.byteLength + pairs.byteLength + overflowPairs.byteLength + overflowLines.byteLength;
+    return this.parts.reduce((sum, part) => sum + part.byteLength, own);
   }
 
   categoryOf(entry: number): number {
     if (this.parts.length > 0) return this.partOf(entry).categoryOf(entry - this.partStarts[this.partIndexOf(entry)]!);
-    return this.records[entry * WORDS + ORIGIN]! >>> 16;
+    return this.pairAt(entry * WORDS) >>> 16;
   }
 
   fileOf(entry: number): number {
     if (this.parts.length > 0) return this.partOf(entry).fileOf(entry - this.partStarts[this.partIndexOf(entry)]!);
-    return this.records[entry * WORDS + ORIGIN]! & 0xffff;
+    return this.pairAt(entry * WORDS) & 0xffff;
   }
 
   lineOf(entry: number): number {
     if (this.parts.length > 0) return this.partOf(entry).lineOf(entry - this.partStarts[this.partIndexOf(entry)]!);
-    return this.records[entry * WORDS + LINE]!;
+    return this.lineAt(entry * WORDS);
+  }
+
+  private pairAt(at: number): number {
+    return pairAt(this.records, this.origins, at);
+  }
+
+  private lineAt(at: number): number {
+    return lineAt(this.records, this.origins, at);
   }
 
   private partIndexOf(entry: number): number {
@@ -363,9 +423,9 @@ export class DomainSet {
       const local = part.probe(rawA, rawB, actions);
       if (local < 0) continue;
       const at = local * WORDS;
-      const allows = actions[part.records[at + ORIGIN]! >>> 16] === CATEGORY_ALLOWS;
+      const allows = actions[pairAt(part.records, part.origins, at) >>> 16] === CATEGORY_ALLOWS;
       if (best >= 0 && bestAllows && !allows) continue;
-      const written = writtenAt(part.records, at);
+      const written = writtenAt(part.records, part.origins, at);
       if (best < 0 || (allows && !bestAllows) || written < bestWritten) {
         best = this.partStarts[p]! + local;
         bestAllows = allows;
@@ -381,6 +441,7 @@ export class DomainSet {
     const keyB = mix(rawB ^ rawA);
     const bucket = keyA >>> this.shift;
     const records = this.records;
+    const origins = this.origins;
     // Several rules for one name (a list and the school's own file, an allow and a
     // block): an allow wins, and among equals the one written first decides.
     let allowing = -1;
@@ -388,11 +449,11 @@ export class DomainSet {
     for (let e = this.offsets[bucket]!, end = this.offsets[bucket + 1]!; e < end; e++) {
       const at = e * WORDS;
       if (records[at + LANE_A] !== keyA || records[at + LANE_B] !== keyB) continue;
-      const action = actions[records[at + ORIGIN]! >>> 16];
+      const action = actions[pairAt(records, origins, at) >>> 16];
       if (action === CATEGORY_ALLOWS) {
-        if (allowing < 0 || writtenAt(records, at) < writtenAt(records, allowing * WORDS)) allowing = e;
+        if (allowing < 0 || writtenAt(records, origins, at) < writtenAt(records, origins, allowing * WORDS)) allowing = e;
       } else if (action === CATEGORY_BLOCKS) {
-        if (blocking < 0 || writtenAt(records, at) < writtenAt(records, blocking * WORDS)) blocking = e;
+        if (blocking < 0 || writtenAt(records, origins, at) < writtenAt(records, origins, blocking * WORDS)) blocking = e;
       }
     }
     return allowing >= 0 ? allowing : blocking;
