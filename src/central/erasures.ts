@@ -82,6 +82,8 @@ export async function handleErasures(
   const batch = validateErasureBatch(body);
   if (batch.school !== schoolId) throw new HttpError(403, 'wrong_school', `school: the token belongs to ${schoolId}, not ${batch.school}`);
   const devices = [...new Set(batch.requests.map((r) => r.client))];
+  // Two steps, not one transaction: both are idempotent and the gateway sends the request
+  // again until it is acknowledged, so a crash between them is finished by the next one.
   const erased = await store.eraseDevices(schoolId, devices);
   const alerts = await store.alerts.anonymiseDevices(schoolId, devices, ERASED_CLIENT);
   const result: ErasureResult = { acked: batch.requests.map((r) => r.id), ...erased, alerts };
