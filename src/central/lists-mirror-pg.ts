@@ -142,6 +142,7 @@ export class PgListsBacking implements ListsBacking {
     }
     if (subscriptions.length === 0 || this.#stopped) return subscriptions;
     const client = await this.#pool.connect();
+    let broken: Error | undefined;
     try {
       const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [FETCH_LOCK]);
       // Another process is fetching; what it publishes is served from the database.
@@ -151,8 +152,12 @@ export class PgListsBacking implements ListsBacking {
       } finally {
         await client.query('SELECT pg_advisory_unlock($1)', [FETCH_LOCK]);
       }
+    } catch (error) {
+      broken = error as Error;
+      throw error;
     } finally {
-      client.release();
+      // A connection that failed may still hold the lock: closed, not pooled, so the lock goes with it.
+      client.release(broken);
     }
     return subscriptions;
   }

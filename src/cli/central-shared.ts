@@ -40,7 +40,7 @@ export async function openProcessState(options: Where & { readonly listsFile: st
   const { openPool } = await import('../storage/postgres.js');
   const { openSharedAdminToken } = await import('../central/admin-token-pg.js');
   const { PgListsBacking } = await import('../central/lists-mirror-pg.js');
-  const pool = openPool(options.database, 3);
+  const pool = openPool(options.database, 4);
   pool.on('error', (error: Error) => logger.warn({ err: error.message }, 'PostgreSQL connection lost'));
   const adminToken = await openSharedAdminToken({ url: options.database, pool, dataDir: options.data, logger });
   const listsBacking = new PgListsBacking({ pool, dataDir: options.data, listsFile: options.listsFile, logger });
