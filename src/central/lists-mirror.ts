@@ -18,6 +18,10 @@
  * Each request's `since` is what the school holds: the mirror remembers it per school
  * and list, for the dashboard page `/lists` (and `GET /api/v1/lists`), which flags
  * schools whose lists are stale.
+ *
+ * Where versions and the schools' reports are kept is a ListsBacking: files under the
+ * data folder here, the database for collector processes sharing PostgreSQL
+ * (lists-mirror-pg.ts), so every process answers from the same versions.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -31,6 +35,18 @@ import { startListRefresher, type RefresherLogger } from '../lists/refresher.js'
 import { readState, readVersionText, type ListState } from '../lists/store.js';
 import { HttpError, sendJson } from './http.js';
 
+/** Where the mirror's versions and the schools' reports live, and who fetches upstream. */
+export interface ListsBacking {
+  state(name: string): Promise<ListState>;
+  versionText(name: string, version: string): Promise<string | null>;
+  /** Records what a school holds of a list (`since`, null for nothing). */
+  report(schoolId: string, name: string, version: string | null): Promise<void>;
+  reports(schoolIds: readonly string[]): Promise<ReadonlyMap<string, ReadonlyMap<string, SchoolListReport>>>;
+  /** Fetches what is due now. */
+  refreshNow(): Promise<void>;
+  stop(): void;
+}
+
 export interface ListsMirrorOptions {
   /** The collector's data folder: versions go to `<data>/lists/`. */
   readonly dataDir: string;
@@ -39,7 +55,11 @@ export interface ListsMirrorOptions {
   readonly logger: RefresherLogger;
   /** Versions kept per list for deltas (default 30: a month of daily updates). */
   readonly keep?: number;
+  /** Another home for versions and reports than the data folder (lists-mirror-pg.ts). */
+  readonly backing?: ListsBacking;
 }
+
+export const DEFAULT_KEPT_VERSIONS = 30;
 
 /** What a school last said it holds of one list. */
 export interface SchoolListReport {
@@ -80,22 +100,13 @@ interface Answer {
 
 export class ListsMirror {
   readonly #options: ListsMirrorOptions;
-  readonly #refresher: { stop(): void; tick(): Promise<void> };
-  readonly #reports: Map<string, Map<string, SchoolListReport>>;
+  readonly #backing: ListsBacking;
   readonly #answers = new Map<string, Answer>();
   #cachedBytes = 0;
-  #saving: NodeJS.Timeout | null = null;
 
   constructor(options: ListsMirrorOptions) {
     this.#options = options;
-    this.#reports = loadReports(path.join(options.dataDir, REPORTS_FILE));
-    this.#refresher = startListRefresher({
-      listsFile: options.listsFile,
-      dataDir: options.dataDir,
-      keep: options.keep ?? 30,
-      logger: options.logger,
-      onChange: () => this.#forgetAnswers(),
-    });
+    this.#backing = options.backing ?? new FileBacking(options, () => this.#forgetAnswers());
   }
 
   #forgetAnswers(): void {
@@ -104,16 +115,12 @@ export class ListsMirror {
   }
 
   stop(): void {
-    this.#refresher.stop();
-    if (this.#saving !== null) {
-      clearTimeout(this.#saving);
-      void this.#save();
-    }
+    this.#backing.stop();
   }
 
   /** Fetches what is due now (tests, and an administrator who just edited lists.yaml). */
   refreshNow(): Promise<void> {
-    return this.#refresher.tick();
+    return this.#backing.refreshNow();
   }
 
   /** The district's subscriptions; null while its lists.yaml has errors (the refresher logs them). */
@@ -129,8 +136,8 @@ export class ListsMirror {
     const subscription = subscriptions.find((s) => s.name === name);
     if (subscription === undefined) throw new HttpError(404, 'not_found', `the district does not mirror a list named "${name}"`);
     if (since !== null && !/^[0-9a-f]{12}$/.test(since)) throw new HttpError(400, 'bad_request', 'since: a list version (12 hex digits)');
-    this.#report(schoolId, name, since);
-    const state = await readState(this.#options.dataDir, name);
+    await this.#backing.report(schoolId, name, since);
+    const state = await this.#backing.state(name);
     if (state.version === null) throw new HttpError(503, 'not_ready', `list "${name}" has not been fetched yet`, { 'retry-after': '300' });
     const headers: Record<string, string> = { 'x-lachan-list-version': state.version, 'cache-control': 'no-store' };
     if (since === state.version) {
@@ -159,10 +166,10 @@ export class ListsMirror {
     const fullKey = `${name}\u0000\u0000${version}`;
     const cached = this.#answers.get(deltaKey ?? fullKey);
     if (cached !== undefined) return cached;
-    const current = await readVersionText(this.#options.dataDir, name, version);
+    const current = await this.#backing.versionText(name, version);
     if (current === null) return null;
     if (deltaKey !== null) {
-      const base = await readVersionText(this.#options.dataDir, name, since!);
+      const base = await this.#backing.versionText(name, since!);
       const delta = base === null ? null : diffVersions(base, current);
       if (delta !== null && Buffer.byteLength(delta) < Buffer.byteLength(current)) return this.#remember(deltaKey, pack('delta', delta));
     }
@@ -182,36 +189,12 @@ export class ListsMirror {
     return answer;
   }
 
-  #report(schoolId: string, name: string, version: string | null): void {
-    let lists = this.#reports.get(schoolId);
-    if (lists === undefined) this.#reports.set(schoolId, (lists = new Map()));
-    lists.set(name, { version, seenAt: Date.now() });
-    this.#saving ??= setTimeout(() => {
-      this.#saving = null;
-      void this.#save();
-    }, 1_000);
-  }
-
-  async #save(): Promise<void> {
-    const object: Record<string, Record<string, SchoolListReport>> = {};
-    for (const [school, lists] of this.#reports) object[school] = Object.fromEntries(lists);
-    const file = path.join(this.#options.dataDir, REPORTS_FILE);
-    const temporary = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-    try {
-      await mkdir(this.#options.dataDir, { recursive: true });
-      await writeFile(temporary, JSON.stringify(object));
-      await rename(temporary, file);
-    } catch (error) {
-      this.#options.logger.warn({ err: (error as Error).message }, "cannot save the schools' list versions");
-    }
-  }
-
   /** The mirrored lists and, per school, what it holds of each and whether that is stale. */
   async overview(schoolIds: readonly string[], now = Date.now()): Promise<{ lists: MirroredList[]; schools: Map<string, SchoolListStatus[]> }> {
     const lists: MirroredList[] = [];
     const states = new Map<string, ListState>();
     for (const s of (await this.#subscriptions()) ?? []) {
-      const state = await readState(this.#options.dataDir, s.name);
+      const state = await this.#backing.state(s.name);
       states.set(s.name, state);
       lists.push({
         name: s.name,
@@ -226,8 +209,9 @@ export class ListsMirror {
       });
     }
     const schools = new Map<string, SchoolListStatus[]>();
+    const reported = await this.#backing.reports(schoolIds);
     for (const school of schoolIds) {
-      const reports = this.#reports.get(school);
+      const reports = reported.get(school);
       schools.set(
         school,
         lists.map((list) => {
@@ -263,6 +247,80 @@ function isStale(list: MirroredList, state: ListState, report: SchoolListReport 
 function pack(kind: Answer['kind'], text: string): Answer {
   const body = Buffer.from(text, 'utf8');
   return { kind, body, gzip: body.length >= GZIP_FROM_BYTES ? gzipSync(body) : null };
+}
+
+/**
+ * One collector process on its data folder: versions under `<data>/lists/` (the
+ * refresher a gateway runs, keeping more versions), reports in `<data>/lists-schools.json`
+ * (written a second after a poll, and at stop).
+ */
+class FileBacking implements ListsBacking {
+  readonly #dataDir: string;
+  readonly #logger: RefresherLogger;
+  readonly #refresher: { stop(): void; tick(): Promise<void> };
+  readonly #reports: Map<string, Map<string, SchoolListReport>>;
+  #saving: NodeJS.Timeout | null = null;
+
+  constructor(options: ListsMirrorOptions, onChange: () => void) {
+    this.#dataDir = options.dataDir;
+    this.#logger = options.logger;
+    this.#reports = loadReports(path.join(options.dataDir, REPORTS_FILE));
+    this.#refresher = startListRefresher({
+      listsFile: options.listsFile,
+      dataDir: options.dataDir,
+      keep: options.keep ?? DEFAULT_KEPT_VERSIONS,
+      logger: options.logger,
+      onChange,
+    });
+  }
+
+  state(name: string): Promise<ListState> {
+    return readState(this.#dataDir, name);
+  }
+
+  versionText(name: string, version: string): Promise<string | null> {
+    return readVersionText(this.#dataDir, name, version);
+  }
+
+  async report(schoolId: string, name: string, version: string | null): Promise<void> {
+    let lists = this.#reports.get(schoolId);
+    if (lists === undefined) this.#reports.set(schoolId, (lists = new Map()));
+    lists.set(name, { version, seenAt: Date.now() });
+    this.#saving ??= setTimeout(() => {
+      this.#saving = null;
+      void this.#save();
+    }, 1_000);
+  }
+
+  async reports(): Promise<ReadonlyMap<string, ReadonlyMap<string, SchoolListReport>>> {
+    return this.#reports;
+  }
+
+  refreshNow(): Promise<void> {
+    return this.#refresher.tick();
+  }
+
+  stop(): void {
+    this.#refresher.stop();
+    if (this.#saving !== null) {
+      clearTimeout(this.#saving);
+      void this.#save();
+    }
+  }
+
+  async #save(): Promise<void> {
+    const object: Record<string, Record<string, SchoolListReport>> = {};
+    for (const [school, lists] of this.#reports) object[school] = Object.fromEntries(lists);
+    const file = path.join(this.#dataDir, REPORTS_FILE);
+    const temporary = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await mkdir(this.#dataDir, { recursive: true });
+      await writeFile(temporary, JSON.stringify(object));
+      await rename(temporary, file);
+    } catch (error) {
+      this.#logger.warn({ err: (error as Error).message }, "cannot save the schools' list versions");
+    }
+  }
 }
 
 function loadReports(file: string): Map<string, Map<string, SchoolListReport>> {

@@ -6,7 +6,9 @@
  * Text is COLLATE "C" throughout: ordered as SQLite orders it, whatever the locale.
  */
 import { eventColumnDefinitions } from '../events/event-schema.js';
+import { ADMIN_TOKEN_PG_MIGRATIONS } from './admin-token-pg.js';
 import { ALERT_PG_MIGRATIONS } from './alerts-pg.js';
+import { LISTS_PG_MIGRATIONS } from './lists-mirror-pg.js';
 import { dayStart, firstDayOfMonth } from './days.js';
 import { ROLLUPS, type RollupKey } from './event-writer.js';
 import { PG_DISTRICT_STEP } from './pg-district-schema.js';
@@ -61,6 +63,9 @@ export const PG_MIGRATIONS: readonly string[] = [
   PG_DISTRICT_STEP,
   // A module with tables of its own appends its step here (and exports it from its own file).
   ...ALERT_PG_MIGRATIONS,
+  // What each process kept in its --data, now shared (docs/scaling.md).
+  ...ADMIN_TOKEN_PG_MIGRATIONS,
+  ...LISTS_PG_MIGRATIONS,
 ];
 
 /** The partition of `events` holding month `month` (year × 12 + month − 1, Vietnam time). */

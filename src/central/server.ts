@@ -44,8 +44,9 @@ import { dayNumber, dayToIso, isoToDay } from './days.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { handleErasures } from './erasures.js';
 import { StoreError, type CentralStore, type EventFilter, type School } from './store.js';
-import { bearerToken, hashToken, sameHash } from './tokens.js';
+import { bearerToken } from './tokens.js';
 import { sendListsOverview, type ListsMirror } from './lists-mirror.js';
+import { type AdminTokenCheck, fixedAdminToken } from './admin-token.js';
 import { listsPage } from './lists-page.js';
 import { vnDateTimeSeconds } from './dashboard/vn-time.js';
 import { AlertBatchError, type AlertChange, isAlertsPath, validateAlertBatch, type WireAlert } from './alerts.js';
@@ -60,8 +61,8 @@ export interface CollectorLogger {
 
 export interface CollectorOptions {
   readonly store: CentralStore;
-  /** Bearer token for the dashboard API (GET /api/v1/events, /api/v1/stats). */
-  readonly adminToken: string;
+  /** Bearer token for the dashboard API (GET /api/v1/events, /api/v1/stats); on PostgreSQL the one the database holds (admin-token-pg.ts). */
+  readonly adminToken: string | AdminTokenCheck;
   readonly logger: CollectorLogger;
   /** Ingest requests a second per school (default 20, bursts of twice that). */
   readonly rateLimit?: number;
@@ -88,7 +89,7 @@ export const DEFAULT_MAX_INFLATED_BYTES = 16 * 1024 * 1024;
 
 export function createCollectorServer(options: CollectorOptions): Server {
   const { store, logger } = options;
-  const adminHash = hashToken(options.adminToken);
+  const admin = typeof options.adminToken === 'string' ? fixedAdminToken(options.adminToken) : options.adminToken;
   const perSchool = new RateLimiter(options.rateLimit ?? 20);
   const authFailures = new RateLimiter((options.authFailuresPerMinute ?? 30) / 60, options.authFailuresPerMinute ?? 30);
   const limits = {
@@ -107,7 +108,7 @@ export function createCollectorServer(options: CollectorOptions): Server {
   function reader(request: IncomingMessage): Principal {
     const token = bearerToken(request.headers.authorization);
     if (token !== null) {
-      if (sameHash(hashToken(token), adminHash)) return ADMIN_TOKEN_PRINCIPAL;
+      if (admin.accepts(token)) return ADMIN_TOKEN_PRINCIPAL;
       refuseAuth(request);
     }
     const principal = options.dashboard?.principal(request) ?? null;

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { parseSince } from '../events/since.js';
-import { ADMIN_TOKEN_FILE, loadOrCreateAdminToken } from '../central/admin-token.js';
+import { ADMIN_TOKEN_FILE } from '../central/admin-token.js';
 import { BackupError, backupSqliteFile } from '../central/backup.js';
 import { type AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
 import { createDashboard } from '../central/dashboard/routes.js';
@@ -24,6 +24,7 @@ import { CliError, EXIT_CHECK_FAILED, EXIT_USAGE, SINCE_HINT } from './errors.js
 import { COLLECTOR_ALERT_RETENTION_DAYS, COLLECTOR_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
 import { AlertDelivery } from '../central/alert-delivery.js';
 import { registerAlertContacts } from './central-alerts.js';
+import { openProcessState, registerAdminToken } from './central-shared.js';
 import { quietOnClosedPipe } from './logs.js';
 
 const DEFAULT_DATA = './var/central';
@@ -152,7 +153,8 @@ export function registerCentral(program: Command): void {
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = await openStore(options, true);
-      const adminToken = loadOrCreateAdminToken(options.data);
+      const listsFile = options.lists ?? path.join(options.data, 'lists.yaml');
+      const shared = await openProcessState({ ...options, listsFile }, logger);
       const accounts = store.accounts;
       const district = explainKeyErrors(() => store.openDistrict(options.data, (...entry) => accounts.audit(...entry)));
       const organisation = explainOrganisation(options.data);
@@ -161,9 +163,18 @@ export function registerCentral(program: Command): void {
         .map((a) => a.trim())
         .filter((a) => a !== '');
       const dashboard = createDashboard({ store, accounts, queries: store.dashboardQueries, district, organisation, trustedProxies });
-      const lists = new ListsMirror({ dataDir: options.data, listsFile: options.lists ?? path.join(options.data, 'lists.yaml'), logger });
+      const lists = new ListsMirror({ dataDir: options.data, listsFile, logger, backing: shared.listsBacking });
       const alertDelivery = new AlertDelivery({ alerts: store.alerts, logger, smtpUrl: options.smtp, mailFrom: options.mailFrom });
-      const server = createCollectorServer({ store, adminToken, logger, rateLimit: options.rateLimit, dashboard, district, lists, alertDelivery });
+      const server = createCollectorServer({
+        store,
+        adminToken: shared.adminToken,
+        logger,
+        rateLimit: options.rateLimit,
+        dashboard,
+        district,
+        lists,
+        alertDelivery,
+      });
 
       const retentionMs = options.retentionDays * DAY_MS;
       const expire = () => {
@@ -212,7 +223,7 @@ export function registerCentral(program: Command): void {
         clearInterval(retentionTimer);
         lists.stop();
         alertDelivery.stop();
-        server.close(() => void store.close().then(() => process.exit(0)));
+        server.close(() => void Promise.all([store.close(), shared.stop()]).then(() => process.exit(0)));
         server.closeIdleConnections();
         setTimeout(() => process.exit(0), 5_000).unref();
       };
@@ -253,6 +264,7 @@ export function registerCentral(program: Command): void {
     });
 
   registerAlertContacts(school, { defaultData: DEFAULT_DATA, withStore, actor: cliActor, databaseHelp: DATABASE_HELP });
+  registerAdminToken(central, { defaultData: DEFAULT_DATA, withStore, actor: cliActor, databaseHelp: DATABASE_HELP });
 
   school
     .command('list')
