@@ -14,6 +14,9 @@ import { Exchange, type OriginClientOptions, type OriginRequest, type OriginResp
  * per request, the llhttp WebAssembly parser calling back into JavaScript for every
  * header field and value) is most of the difference. This client does one thing: it
  * writes a request head the proxy has already vetted and reads the response strictly.
+ * Intercepted HTTPS went through undici until the same difference showed there: about a
+ * fifth of the CPU of an intercepted 1 KB request (bench/RESULTS.md, "Intercepted HTTPS
+ * through the origin client").
  *
  * In parts, after undici's shape: http1/response-head.ts and http1/response-reader.ts
  * read responses without I/O; origin-connection.ts is one socket and its deadlines;
