@@ -15,7 +15,8 @@
  * 7. Inspection over HTTPS (bench/lib/https-inspection.ts): 1 KB and 100 KB HTML pages
  *    through lachan intercepting with a content_limit, squid 5.7 `ssl_bump` (where
  *    squid-openssl is installed) and a bare tunnel, pinned, with CPU per request
- *    (`--inspection-seconds 5 --inspection-reps 3`; 0 skips).
+ *    (`--inspection-seconds 5 --inspection-reps 3`; 0 skips). `--base-dist DIR` (another
+ *    build's dist/, e.g. main's in a second worktree) measures its lachan beside this one.
  *
  * Prints a table, then one JSON line (`{"bench":"tls",…}`) for CI to keep.
  */
@@ -47,6 +48,7 @@ const THROUGHPUT_REPS = argument('throughput-reps', 3);
 const FORGE_SIGNATURES = Math.min(20, HOSTS);
 const INSPECTION_SECONDS = process.argv.includes('--inspection-seconds') ? Number(process.argv[process.argv.indexOf('--inspection-seconds') + 1]) : 5;
 const INSPECTION_REPS = argument('inspection-reps', 3);
+const BASE_DIST = process.argv.includes('--base-dist') ? path.resolve(process.argv[process.argv.indexOf('--base-dist') + 1]!) : undefined;
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 interface Summary {
@@ -245,6 +247,7 @@ async function httpsInspection(): Promise<unknown> {
       cli: path.join(DIST, 'src/cli/main.js'),
       repo: path.resolve(DIST, '..'),
       bareTunnel: path.join(DIST, 'bench/bare/tunnel.js'),
+      baseCli: BASE_DIST === undefined ? undefined : path.join(BASE_DIST, 'src/cli/main.js'),
       sizes: [1024, 102_400],
       seconds: INSPECTION_SECONDS,
       reps: INSPECTION_REPS,
@@ -256,15 +259,12 @@ async function httpsInspection(): Promise<unknown> {
     );
     for (const note of notes) process.stdout.write(`  ${note}\n`);
     for (const row of rows) {
-      const squid = rows.find((r) => r.size === row.size && r.target.startsWith('squid'));
-      const versus =
-        squid === undefined || squid.rps <= 0 || row.target.startsWith('squid')
-          ? ''
-          : `${round(row.rps / squid.rps, 2)}× squid req/s, ${round(row.cpuUsPerRequest / squid.cpuUsPerRequest, 2)}× its CPU`;
+      const versus = row.rpsVsSquid === null || row.cpuVsSquid === null ? '' : `${round(row.rpsVsSquid, 2)}× squid req/s, ${round(row.cpuVsSquid, 2)}× its CPU`;
       process.stdout.write(
-        `  ${`${row.size / 1024} KB ${row.target}`.padEnd(44)} ${`${round(row.rps, 0)} req/s`.padEnd(12)} ${`${round(row.cpuUsPerRequest, 0)} µs/req`.padEnd(12)} ${versus}\n`,
+        `  ${`${row.size / 1024} KB ${row.target}`.padEnd(52)} ${`${round(row.rps, 0)} req/s`.padEnd(12)} ${`${round(row.cpuUsPerRequest, 0)} µs/req`.padEnd(12)} ${`${round(row.originTlsPerClient, 1)} TLS/conn`.padEnd(13)} ${versus}\n`,
       );
     }
+    process.stdout.write('  ratios: medians of the ratios within each repetition; TLS/conn: origin TLS connections per client connection\n');
     process.stdout.write('  targets: lachan ≥ 1.5× squid req/s and ≤ 0.67× its CPU per request\n');
     return rows;
   } finally {

@@ -91,9 +91,10 @@ function client(overrides: Partial<OriginClientOptions> = {}): OriginClient {
   });
 }
 
-const get = (path: string): { hostname: string; port: number; head: string; isHead: boolean } => ({
+const get = (path: string): { hostname: string; port: number; secure: boolean; head: string; isHead: boolean } => ({
   hostname: '127.0.0.1',
   port,
+  secure: false,
   head: requestHead('GET', path, ['host', `127.0.0.1:${port}`]),
   isHead: false,
 });

@@ -1,9 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, curl, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
+import { curl, interceptionFiles, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
 
 let origin: Origin & { caPem: string };
 let proxy: RunningGateway;
@@ -12,12 +8,9 @@ let originCa: string;
 
 beforeAll(async () => {
   origin = await startHttpsOrigin('hoc.test', (req, res) => res.end(`origin ${req.url}`));
-  const work = mkdtempSync(path.join(tmpdir(), 'lachan-intercept-'));
-  const certs = path.join(work, 'certs');
-  execFileSync(process.execPath, [CLI, 'ca', 'init', '--certs', certs, '--name', 'THCS Kiểm thử'], { stdio: 'ignore' });
-  schoolCa = path.join(certs, 'ca.crt');
-  originCa = path.join(work, 'origin-ca.pem');
-  writeFileSync(originCa, origin.caPem);
+  const files = interceptionFiles('THCS Kiểm thử', origin.caPem);
+  schoolCa = files.schoolCa;
+  originCa = files.originCa;
   proxy = await startGateway({
     rules: {
       'policy.yaml': policyYaml({
@@ -32,9 +25,7 @@ beforeAll(async () => {
       'categories/gambling/urls': 'hoc.test/ca-do\n',
     },
     hosts: '127.0.0.1 hoc.test bet.test\n',
-    args: ['--certs', certs],
-    // The gateway must trust the test origins' CA, as it trusts public CAs.
-    env: { NODE_EXTRA_CA_CERTS: originCa },
+    ...files.gateway,
   });
 }, 60_000);
 

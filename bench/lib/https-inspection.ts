@@ -5,8 +5,14 @@
  * worker, its certificate helper; Debian's squid-openssl) and through a bare CONNECT
  * tunnel, each pinned to CPU 0 in turn; the origin and the load generator (this
  * process) on CPU 1. Requests per second and the CPU each target's processes spent
- * per request, medians of interleaved repetitions. Targets: lachan ≥ 1.5× squid's
- * rate and ≤ 0.67× its CPU per request.
+ * per request, medians of interleaved repetitions; the ratios to squid are taken
+ * within each repetition (the same minute, whatever the box's load did meanwhile),
+ * then their median. The origin counts the TLS connections each target opened to it,
+ * per client connection the load opened: about one when the target keeps its origin
+ * connections (each sample's clients open theirs anew, and the last one's were cut
+ * mid-response), the requests per connection when it pays a handshake per request.
+ * With `baseCli` (another build's CLI) its lachan runs beside this one, for A/B in the
+ * same minutes. Targets: lachan ≥ 1.5× squid's rate and ≤ 0.67× its CPU per request.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,12 +29,18 @@ const SITE = 'site.bench';
 const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
 const SQUID = '/usr/sbin/squid';
 const CERTGEN = '/usr/lib/squid/security_file_certgen';
+const SQUID_TARGET = 'squid 5.7 ssl_bump';
 
 export interface HttpsInspectionRow {
   readonly size: number;
   readonly target: string;
   readonly rps: number;
   readonly cpuUsPerRequest: number;
+  /** Medians of the per-repetition ratios to squid; null for squid itself or without squid. */
+  readonly rpsVsSquid: number | null;
+  readonly cpuVsSquid: number | null;
+  /** TLS connections the origin accepted from this target per client connection opened (median). */
+  readonly originTlsPerClient: number;
 }
 
 /** Whether the installed squid can bump TLS (Debian's squid-openssl, not plain squid). */
@@ -69,6 +81,8 @@ export async function measureHttpsInspection(options: {
   readonly cli: string;
   readonly repo: string;
   readonly bareTunnel: string;
+  /** Another build's CLI (e.g. main's): its lachan is measured too, as "before: …". */
+  readonly baseCli?: string;
   readonly sizes: readonly number[];
   readonly seconds: number;
   readonly reps: number;
@@ -87,6 +101,8 @@ export async function measureHttpsInspection(options: {
     const body = pages.get(req.url ?? '') ?? Buffer.alloc(0);
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }).end(body);
   });
+  let originHandshakes = 0;
+  origin.on('secureConnection', () => originHandshakes++);
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   const originPort = (origin.address() as { port: number }).port;
   const originCaFile = path.join(work, 'origin-ca.pem');
@@ -122,14 +138,14 @@ export async function measureHttpsInspection(options: {
     children.push(tunnel.child);
     targets.push({ name: 'bare CONNECT tunnel', port: tunnel.line.port as number, pid: tunnel.child.pid! });
     process.env.NODE_EXTRA_CA_CERTS = originCaFile; // inherited by lachan: it verifies the origin
-    for (const [name, inspect] of [
-      ['lachan, intercepting + inspecting', true],
-      ['lachan, intercepting only', false],
-    ] as const) {
+    const builds: [label: string, cli: string][] = [['', options.cli]];
+    if (options.baseCli !== undefined) builds.push(['before: ', options.baseCli]);
+    for (const [label, cli, inspect] of builds.flatMap(([label, cli]) => [[label, cli, true] as const, [label, cli, false] as const])) {
+      const name = `${label}lachan, intercepting${inspect ? ' + inspecting' : ' only'}`;
       const lachan = await startPinned(
         0,
         process.execPath,
-        lachanServeArgs(options.cli, { rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts') }, 1, [
+        lachanServeArgs(cli, { rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts') }, 1, [
           '--certs',
           certs,
         ]),
@@ -154,13 +170,14 @@ export async function measureHttpsInspection(options: {
       const squid = spawn('taskset', ['-c', '0', SQUID, '-N', '-f', path.join(dir, 'squid.conf')], { stdio: 'ignore' });
       children.push(squid);
       await waitForPort(port, 20_000);
-      targets.push({ name: 'squid 5.7 ssl_bump', port, pid: squid.pid! });
+      targets.push({ name: SQUID_TARGET, port, pid: squid.pid! });
       notes.push('squid: `ssl_bump bump all`, one worker, security_file_certgen for the leaf certificates, the same school CA.');
     } else {
       notes.push(`squid: ${SQUID} lacks --with-openssl (install squid-openssl); no ssl_bump column.`);
     }
 
-    const measure = async (target: (typeof targets)[number], size: number, seconds: number): Promise<{ rps: number; cpuUs: number }> => {
+    const measure = async (target: (typeof targets)[number], size: number, seconds: number): Promise<{ rps: number; cpuUs: number; tlsPerClient: number }> => {
+      const handshakesBefore = originHandshakes;
       const before = treeCpuTicks(target.pid);
       const result = await httpsThroughProxy({
         proxyPort: target.port,
@@ -173,18 +190,24 @@ export async function measureHttpsInspection(options: {
       });
       const cpuSeconds = (treeCpuTicks(target.pid) - before) / CLOCK_TICKS_PER_SECOND;
       if (result.requestsPerSecond === 0) options.log(`${target.name}: no request completed (${result.errors} errors)${squidLog()}`);
-      return { rps: result.requestsPerSecond, cpuUs: (cpuSeconds * 1e6) / Math.max(1, result.requestsPerSecond * seconds) };
+      const handshakes = originHandshakes - handshakesBefore;
+      return {
+        rps: result.requestsPerSecond,
+        cpuUs: (cpuSeconds * 1e6) / Math.max(1, result.requestsPerSecond * seconds),
+        tlsPerClient: handshakes / (options.connections + result.errors),
+      };
     };
     for (const target of targets) for (const size of options.sizes) await measure(target, size, 1); // warm-up
-    const samples = new Map<string, { rps: number[]; cpuUs: number[] }>();
+    const samples = new Map<string, { rps: number[]; cpuUs: number[]; tlsPerClient: number[] }>();
     for (let rep = 0; rep < options.reps; rep++) {
       const order = targets.map((_, i) => targets[(i + rep) % targets.length]!);
       for (const size of options.sizes) {
         for (const target of order) {
           const sample = await measure(target, size, options.seconds);
-          const entry = samples.get(`${size}\u0000${target.name}`) ?? { rps: [], cpuUs: [] };
+          const entry = samples.get(`${size}\u0000${target.name}`) ?? { rps: [], cpuUs: [], tlsPerClient: [] };
           entry.rps.push(sample.rps);
           entry.cpuUs.push(sample.cpuUs);
+          entry.tlsPerClient.push(sample.tlsPerClient);
           samples.set(`${size}\u0000${target.name}`, entry);
           options.log(`https rep ${rep + 1}/${options.reps} ${size} B ${target.name}: ${sample.rps.toFixed(0)} req/s cpu ${sample.cpuUs.toFixed(0)} µs/req`);
         }
@@ -192,9 +215,20 @@ export async function measureHttpsInspection(options: {
     }
     const rows: HttpsInspectionRow[] = [];
     for (const size of options.sizes) {
+      const squid = samples.get(`${size}\u0000${SQUID_TARGET}`);
       for (const target of targets) {
         const entry = samples.get(`${size}\u0000${target.name}`)!;
-        rows.push({ size, target: target.name, rps: median(entry.rps), cpuUsPerRequest: median(entry.cpuUs) });
+        const perRep = (mine: readonly number[], theirs: readonly number[] | undefined): number | null =>
+          theirs === undefined || target.name === SQUID_TARGET ? null : median(mine.map((value, rep) => value / theirs[rep]!));
+        rows.push({
+          size,
+          target: target.name,
+          rps: median(entry.rps),
+          cpuUsPerRequest: median(entry.cpuUs),
+          rpsVsSquid: perRep(entry.rps, squid?.rps),
+          cpuVsSquid: perRep(entry.cpuUs, squid?.cpuUs),
+          originTlsPerClient: median(entry.tlsPerClient),
+        });
       }
     }
     return { rows, notes };

@@ -1,20 +1,37 @@
 import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { ResponseReader, type ResponseReaderEvents } from './http1/response-reader.js';
 import type { ResponseHead } from './http1/response-head.js';
 import { OriginError } from './origin-error.js';
 import type { Exchange, ExchangeCarrier, OriginClientOptions, UnparsedHeaders } from './origin-exchange.js';
 
 /**
- * One TCP connection to an origin, serving one exchange at a time: writes the request
- * head, feeds what it reads to a ResponseReader and relays the reader's events to the
+ * One connection to an origin (TCP, or TLS for an `https:` origin), serving one exchange
+ * at a time: writes the request head, feeds what it reads to a ResponseReader and relays the reader's events to the
  * exchange's handler. It keeps the deadlines (connect, response head, body silence),
  * the handler's back-pressure (the controller's pause and resume pause the socket), and
  * the rule for clients that stop reading (see onSocketTimeout).
  */
 
+/**
+ * How an `https:` origin is dialled: the name its certificate must carry (sent as SNI;
+ * undefined for an address literal, checked against the address) and the TLS session of
+ * an earlier connection to it, so that a new connection resumes instead of a full
+ * handshake (what undici's connector does too).
+ */
+export interface TlsDial {
+  readonly servername: string | undefined;
+  session: Buffer | undefined;
+}
+
+/** Only HTTP/1.1 is spoken to origins: an origin that would pick h2 by ALPN must not. */
+const HTTP1_ONLY = ['http/1.1'];
+
 /** What a connection asks of the pool that opened it (origin-pool.ts). */
 export interface ConnectionOwner {
   readonly options: OriginClientOptions;
+  /** Null: plain TCP. */
+  readonly tls: TlsDial | null;
   /** How often connections check their deadlines. */
   readonly tickMs: number;
   /** The connection finished its exchange and may serve another. */
@@ -64,16 +81,31 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
   ) {
     this.connectStartedAt = performance.now();
     this.reader = new ResponseReader(this, owner.options.maxHeadBytes);
-    const socket = netConnect({ host: address, port, noDelay: true });
+    const tls = owner.tls;
+    // Certificates are verified as Node does by default (the system store and NODE_EXTRA_CA_CERTS, the name by checkServerIdentity).
+    const socket =
+      tls === null
+        ? netConnect({ host: address, port, noDelay: true })
+        : tlsConnect({ host: address, port, servername: tls.servername, session: tls.session, ALPNProtocols: HTTP1_ONLY });
+    // tls.connect takes no noDelay option: set on the handle now, it applies once the TCP socket exists.
+    if (tls !== null) socket.setNoDelay(true);
     this.socket = socket;
     socket.setTimeout(owner.tickMs);
-    socket.on('connect', () => {
+    // Over TLS the connect deadline covers the handshake: a request is sent once it is done.
+    socket.on(tls === null ? 'connect' : 'secureConnect', () => {
       this.connected = true;
     });
+    if (tls !== null) {
+      socket.on('session', (session: Buffer) => {
+        tls.session = session;
+      });
+    }
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (error: Error) => {
       this.failure ??= error;
+      // A session of a connection that failed (a certificate refused, a reset handshake) is not offered again.
+      if (tls !== null) tls.session = undefined;
     });
     socket.on('close', () => this.onSocketClose());
     socket.on('timeout', () => this.onSocketTimeout());

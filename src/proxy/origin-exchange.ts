@@ -5,6 +5,8 @@ export interface OriginRequest {
   /** The URL hostname, as `URL.hostname` gives it. */
   readonly hostname: string;
   readonly port: number;
+  /** An `https:` origin: the connection is TLS, the origin's certificate verified for `hostname`. */
+  readonly secure: boolean;
   readonly head: string;
   /** A HEAD request: the response has no body whatever its fields say. */
   readonly isHead: boolean;

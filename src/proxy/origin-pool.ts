@@ -1,8 +1,12 @@
-import { OriginConnection, type ConnectionOwner } from './origin-connection.js';
+import { isIpLiteral } from '../policy/hostname.js';
+import { OriginConnection, type ConnectionOwner, type TlsDial } from './origin-connection.js';
 import { OriginError } from './origin-error.js';
 import type { Exchange, OriginClientOptions } from './origin-exchange.js';
 
-/** The connections to one origin (host and port), at most `connectionsPerOrigin` of them, idle ones reused. */
+/**
+ * The connections to one origin (scheme, host and port), at most `connectionsPerOrigin`
+ * of them, idle ones reused.
+ */
 export class OriginPool implements ConnectionOwner {
   private readonly idle: OriginConnection[] = [];
   private readonly waiting: Exchange[] = [];
@@ -14,13 +18,19 @@ export class OriginPool implements ConnectionOwner {
    */
   private stalled = 0;
   closed = false;
+  /** How the connections of an `https:` origin dial TLS; null for `http:`. */
+  readonly tls: TlsDial | null;
 
   constructor(
     readonly options: OriginClientOptions,
     readonly tickMs: number,
     private readonly hostname: string,
     private readonly port: number,
-  ) {}
+    secure: boolean,
+  ) {
+    // SNI carries names only: an address literal goes without, and its certificate is checked against the address dialled, the literal itself.
+    this.tls = secure ? { servername: isIpLiteral(hostname) ? undefined : hostname, session: undefined } : null;
+  }
 
   dispatch(exchange: Exchange): void {
     if (this.closed) {

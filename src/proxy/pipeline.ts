@@ -118,9 +118,9 @@ export class RequestPipeline {
     const hasBody = rawRequestHasBody(req.rawHeaders);
     const handler = this.forwardHandler(flow, policy, res, startedMs);
     const method = flow.method;
-    if (!hasBody && (method === 'GET' || method === 'HEAD') && target.scheme === 'http') {
+    if (!hasBody && (method === 'GET' || method === 'HEAD')) {
       this.deps.upstream.origins.request(
-        { hostname: target.host, port: target.port, head: requestHead(method, path, headers), isHead: method === 'HEAD' },
+        { hostname: target.host, port: target.port, secure: target.scheme === 'https', head: requestHead(method, path, headers), isHead: method === 'HEAD' },
         handler,
       );
       return;

@@ -11,9 +11,9 @@ import { bareHost } from './target.js';
  * replaced in a bench) without touching the request path.
  */
 export interface Upstream {
-  /** Everything but the fast path below: request bodies, `https:` origins inside intercepted tunnels. */
+  /** Everything but the fast path below: requests with a body and methods other than GET and HEAD. */
   readonly agent: Agent;
-  /** Bodiless GET and HEAD to `http:` origins: nearly all plain-HTTP traffic (see origin-client.ts). */
+  /** Bodiless GET and HEAD, to `http:` origins and (inside intercepted tunnels) `https:` ones: nearly all traffic (see origin-client.ts). */
   readonly origins: OriginClient;
   close(): Promise<void>;
 }

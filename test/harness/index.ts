@@ -17,3 +17,4 @@ export * from './response-reader-run.js';
 export * from './postgres.js';
 export * from './classroom.js';
 export * from './collector-store.js';
+export * from './school-ca.js';

@@ -1,0 +1,117 @@
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertificateAuthority, createCaMaterial } from '../src/tls/index.js';
+import { curl, interceptionFiles, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
+
+/**
+ * The origin side of intercepted HTTPS: requests inside a tunnel go to the origin over
+ * kept-alive TLS connections (a handshake per request would cost more than the request),
+ * and the origin's certificate is verified on every new connection, as a browser would.
+ */
+
+let origin: Origin & { caPem: string };
+/** TLS connections the origin accepted, and how many of them resumed an earlier session. */
+let originHandshakes = 0;
+let resumedHandshakes = 0;
+let untrusted: Server;
+let proxy: RunningGateway;
+let schoolCa: string;
+
+beforeAll(async () => {
+  origin = await startHttpsOrigin('hoc.test', (req, res) => {
+    const body = req.url === '/lon' ? 'bài học '.repeat(20_000) : `origin ${req.url}`;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  origin.server.on('secureConnection', (socket: { isSessionReused(): boolean }) => {
+    originHandshakes++;
+    if (socket.isSessionReused()) resumedHandshakes++;
+  });
+  // An origin whose certificate chains to a CA the gateway does not trust.
+  const strangerCa = await createCaMaterial({ schoolName: 'Không ai tin' });
+  const strangerLeaf = await (await CertificateAuthority.fromPem(strangerCa.certPem, strangerCa.keyPem)).issue('la.test');
+  untrusted = createHttpsServer({ cert: strangerLeaf.certPem, key: strangerLeaf.keyPem }, (_req, res) => res.end('must not be seen'));
+  await new Promise<void>((resolve) => untrusted.listen(0, '127.0.0.1', resolve));
+  const untrustedPort = (untrusted.address() as AddressInfo).port;
+
+  const files = interceptionFiles('THCS Kiểm thử', origin.caPem);
+  schoolCa = files.schoolCa;
+  proxy = await startGateway({
+    rules: {
+      'policy.yaml': policyYaml({
+        defaultProfile: 'thcs',
+        profiles: { thcs: { name: 'THCS', blockCategories: ['gambling'], inspect: true } },
+        connectPorts: [443, origin.port, untrustedPort],
+        extra: 'intercept: always',
+      }),
+      'categories/gambling/domains': 'bet.test\n',
+    },
+    // ten-khac.test reaches hoc.test's origin, whose certificate does not name it.
+    hosts: '127.0.0.1 hoc.test ten-khac.test la.test\n',
+    ...files.gateway,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await proxy?.stop();
+  await origin?.close();
+  untrusted?.closeAllConnections();
+  await new Promise((resolve) => untrusted?.close(resolve));
+});
+
+describe('intercepted HTTPS to the origin', () => {
+  it('serves many requests of one client connection over one TLS connection to the origin', async () => {
+    const before = originHandshakes;
+    const urls = Array.from({ length: 8 }, (_, i) => `https://hoc.test:${origin.port}/bai-${i}`);
+    // One curl, eight URLs of one host: one CONNECT tunnel, reused for each request.
+    const result = await curl(proxy.port, urls[urls.length - 1]!, { caPem: schoolCa, args: [...urls.slice(0, -1), '-v'] });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('Re-using existing connection');
+    for (let i = 0; i < 8; i++) expect(result.body).toContain(`origin /bai-${i}`);
+    expect(originHandshakes - before).toBeLessThanOrEqual(1);
+  });
+
+  it('reuses the origin connection across clients, and a large page arrives whole', async () => {
+    await curl(proxy.port, `https://hoc.test:${origin.port}/am-nong`, { caPem: schoolCa });
+    const before = originHandshakes;
+    for (let i = 0; i < 3; i++) {
+      const result = await curl(proxy.port, `https://hoc.test:${origin.port}/lon`, { caPem: schoolCa });
+      expect(result.status).toBe(200);
+      expect(result.body).toBe('bài học '.repeat(20_000));
+    }
+    expect(originHandshakes - before).toBe(0);
+  });
+
+  it('answers HEAD with the head only, on the same connections', async () => {
+    const result = await curl(proxy.port, `https://hoc.test:${origin.port}/lon`, { caPem: schoolCa, args: ['-I'] });
+    expect(result.status).toBe(200);
+    expect(result.headers['content-length']).toBe(String(Buffer.byteLength('bài học '.repeat(20_000))));
+    expect(result.body).toBe('');
+  });
+
+  it('refuses an origin whose certificate the gateway does not trust, with the page saying so', async () => {
+    const result = await curl(proxy.port, `https://la.test:${(untrusted.address() as AddressInfo).port}/`, { caPem: schoolCa });
+    expect(result.status).toBe(502);
+    expect(result.body).toContain('Trang web không an toàn');
+    expect(result.body).not.toContain('must not be seen');
+  });
+
+  it('refuses an origin whose certificate names another host', async () => {
+    const result = await curl(proxy.port, `https://ten-khac.test:${origin.port}/bai-hoc`, { caPem: schoolCa });
+    expect(result.status).toBe(502);
+    expect(result.body).toContain('Trang web không an toàn');
+  });
+
+  it('resumes the TLS session when it has to connect to the origin again', async () => {
+    // The origin drops its idle connections: the gateway's next request needs a new one.
+    origin.server.closeIdleConnections();
+    // Let the gateway see the close first, so that its next request dials (a request racing the close is retried, dialling too).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const before = originHandshakes;
+    const beforeResumed = resumedHandshakes;
+    const result = await curl(proxy.port, `https://hoc.test:${origin.port}/lai`, { caPem: schoolCa });
+    expect(result.body).toBe('origin /lai');
+    expect(originHandshakes - before).toBe(1);
+    expect(resumedHandshakes - beforeResumed).toBe(1);
+  });
+});
