@@ -309,14 +309,16 @@ describe('the proxy crosses a schedule boundary on its own clock', () => {
     const local = new Date(at + 7 * 3_600_000);
     return { text: `${String(local.getUTCHours()).padStart(2, '0')}:${String(local.getUTCMinutes()).padStart(2, '0')}`, at };
   };
-  // The window opens at the next whole minute (or the one after, when this one is nearly
-  // over) and lasts one minute; it must not wrap past midnight.
-  const lead = new Date().getUTCSeconds() < 45 ? 1 : 2;
-  const opens = vietnamMinute(lead);
-  const closes = vietnamMinute(lead + 1);
-  const wraps = closes.text === '00:00';
+  let opens: { text: string; at: number };
+  let closes: { text: string; at: number };
 
   beforeAll(async () => {
+    // Chosen as the gateway starts, not when the file loads (the tests above may take
+    // a minute on a busy box): the window opens at least 40 s from now, at a whole
+    // minute, and lasts one minute.
+    const lead = new Date().getUTCSeconds() < 20 ? 1 : 2;
+    opens = vietnamMinute(lead);
+    closes = vietnamMinute(lead + 1);
     origin = await startHttpOrigin((_req, res) => res.end('trang mạng xã hội'));
     proxy = await startGateway({
       rules: {
@@ -355,18 +357,17 @@ profiles:
     }
   }
 
-  it.skipIf(wraps)(
-    'opens the site at the minute the window starts and blocks it again at the minute it ends, with no reload and the cache warm',
-    async () => {
-      const url = `http://social.test:${origin.port}/`;
-      // Asked before the window, again and again: the decision cache holds the block.
-      expect((await curl(proxy.port, url)).status).toBe(403);
-      const opened = await statusTurns(url, 200, opens.at + 15_000);
-      expect(opened).toBeGreaterThanOrEqual(opens.at);
-      const closed = await statusTurns(url, 403, closes.at + 15_000);
-      expect(closed).toBeGreaterThanOrEqual(closes.at);
-      expect(proxy.logs.filter((l) => l.msg === 'rules reloaded')).toEqual([]);
-    },
-    200_000,
-  );
+  it('opens the site at the minute the window starts and blocks it again at the minute it ends, with no reload and the cache warm', async (context) => {
+    // A window cannot run past midnight: at 23:58 Vietnam time there is no minute to test.
+    if (closes.text === '00:00') context.skip();
+    expect(Date.now()).toBeLessThan(opens.at);
+    const url = `http://social.test:${origin.port}/`;
+    // Asked before the window, again and again: the decision cache holds the block.
+    expect((await curl(proxy.port, url)).status).toBe(403);
+    const opened = await statusTurns(url, 200, opens.at + 15_000);
+    expect(opened).toBeGreaterThanOrEqual(opens.at);
+    const closed = await statusTurns(url, 403, closes.at + 15_000);
+    expect(closed).toBeGreaterThanOrEqual(closes.at);
+    expect(proxy.logs.filter((l) => l.msg === 'rules reloaded')).toEqual([]);
+  }, 200_000);
 });
