@@ -13,6 +13,7 @@ import { EVENT_COLUMNS, EVENT_FIELDS, type WireEvent } from '../events/event-sch
 import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, transaction, type PgClient, type PgPool } from '../storage/postgres.js';
 import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { PgAlertStore } from './alerts-pg.js';
+import { GroupCommit, type SchoolBatch } from './group-commit.js';
 import { monthOfDay, dayNumber } from './days.js';
 import { ROLLUPS } from './event-writer.js';
 import { monthOfPartition, partitionBounds, partitionName, PG_KEY_SQL, PG_MIGRATIONS } from './pg-schema.js';
@@ -60,7 +61,7 @@ function toSchool(row: SchoolRow): School {
 const NO_PARTITION = '23514';
 const DEADLOCK = '40P01';
 /**
- * Ingest statements one process runs at once (see #flush): every batch of the day
+ * Ingest statements one process runs at once (group-commit.ts): every batch of the day
  * updates the same hot roll-up rows, so more at once only wait on each other's row
  * locks (bench:ingest-postgres, two stores on a quiet box: 27,786 events/s with 2 in
  * flight each, 15,480/s with 8).
@@ -68,7 +69,7 @@ const DEADLOCK = '40P01';
 const INSERTS_IN_FLIGHT = 2;
 
 /**
- * One statement, one round trip for a group of batches (see #flush): stores rows (the
+ * One statement, one round trip for a group of batches (group-commit.ts): stores rows (the
  * event's fields, then school and time received: one array a column, which `unnest`
  * turns back into rows; each (school, id, time) once, with its highest count, in key
  * order), unless told not to counts the rows it inserted in every roll-up
@@ -104,15 +105,6 @@ const INSERT_SQL = (() => {
     )
     SELECT school, count(*) AS stored FROM fresh GROUP BY school`;
 })();
-
-/** A school's batch waiting for its turn in a group statement. */
-interface PendingBatch {
-  readonly school: string;
-  readonly events: readonly WireEvent[];
-  readonly receivedAt: number;
-  readonly done: (stored: number) => void;
-  readonly failed: (error: unknown) => void;
-}
 
 /** Events one group statement carries at most: a few full batches. */
 const GROUP_EVENTS = 4_000;
@@ -155,9 +147,7 @@ export class PostgresCentralStore implements CollectorDatabase {
   readonly alerts: PgAlertStore;
   /** The district's tables, on a connection of their own, opened when first used. */
   #sync: SyncPostgres | null = null;
-  #insertsRunning = 0;
-  /** Batches waiting for a statement, oldest first. */
-  #pending: PendingBatch[] = [];
+  readonly #groups = new GroupCommit((group) => this.#insertGroup(group), INSERTS_IN_FLIGHT, GROUP_EVENTS);
   #district: PgDistrictTables | null = null;
 
   private constructor(pool: PgPool, url: string) {
@@ -216,10 +206,7 @@ export class PostgresCentralStore implements CollectorDatabase {
       await this.#touch(school, receivedAt);
       return { acked, stored: 0, duplicates: 0 };
     }
-    const stored = await new Promise<number>((done, failed) => {
-      this.#pending.push({ school, events, receivedAt, done, failed });
-      this.#flush();
-    });
+    const stored = await this.#groups.add({ school, events, receivedAt });
     // Only an event stored before may need its count raised: when every event was new (a
     // gateway's first send, the usual case), each went in with its count already.
     const raised = stored === events.length ? [] : events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
@@ -250,37 +237,8 @@ export class PostgresCentralStore implements CollectorDatabase {
     return [...stored.values()].reduce((sum, n) => sum + n, 0);
   }
 
-  /**
-   * Group commit: while INSERTS_IN_FLIGHT statements run, batches that arrive wait, and
-   * the next statement takes all of them (up to GROUP_EVENTS events, one batch a school,
-   * so each school's count of new rows is its batch's). Under load many small batches
-   * become one statement: one round trip, and each hot roll-up row updated once for all
-   * of them instead of once a batch; with no load a batch goes at once, alone.
-   */
-  #flush(): void {
-    while (this.#insertsRunning < INSERTS_IN_FLIGHT && this.#pending.length > 0) {
-      const group: PendingBatch[] = [];
-      const later: PendingBatch[] = [];
-      const schools = new Set<string>();
-      let size = 0;
-      for (const batch of this.#pending) {
-        if (schools.has(batch.school) || (group.length > 0 && size + batch.events.length > GROUP_EVENTS)) later.push(batch);
-        else {
-          group.push(batch);
-          schools.add(batch.school);
-          size += batch.events.length;
-        }
-      }
-      this.#pending = later;
-      this.#insertsRunning++;
-      void this.#insertGroup(group).finally(() => {
-        this.#insertsRunning--;
-        this.#flush();
-      });
-    }
-  }
-
-  async #insertGroup(group: readonly PendingBatch[]): Promise<void> {
+  /** One statement for a group of schools' batches (group-commit.ts); the rows stored new, by school. */
+  #insertGroup(group: readonly SchoolBatch[]): Promise<Map<string, number>> {
     const events: WireEvent[] = [];
     const schoolOfRow: string[] = [];
     const receivedAtOfRow: number[] = [];
@@ -293,18 +251,13 @@ export class PostgresCentralStore implements CollectorDatabase {
     }
     // Contacts in school order, as every statement locks rows in key order.
     const contacts = group.map((b) => ({ school: b.school, at: b.receivedAt })).sort((a, b) => (a.school < b.school ? -1 : a.school > b.school ? 1 : 0));
-    try {
-      const stored = await this.#insert(
-        events,
-        (_, row) => schoolOfRow[row]!,
-        (_, row) => receivedAtOfRow[row]!,
-        true,
-        contacts,
-      );
-      for (const batch of group) batch.done(stored.get(batch.school) ?? 0);
-    } catch (error) {
-      for (const batch of group) batch.failed(error);
-    }
+    return this.#insert(
+      events,
+      (_, row) => schoolOfRow[row]!,
+      (_, row) => receivedAtOfRow[row]!,
+      true,
+      contacts,
+    );
   }
 
   /** Inserts `events` in one statement (recording `contacts`, in school order); how many were new, by school. */
