@@ -2,15 +2,32 @@
  * bench:province: a province's school days replayed into two `lachan central serve`
  * processes on one PostgreSQL database (docs/scaling.md), through the real ingest API.
  *
- *   npm run bench:province [-- --events 10000000 --schools 1000 --days 3 --processes 2 --in-flight 32]
+ *   npm run bench:province [-- --events 1000000 --schools 1000 --days 3 --processes 2 --backlog 100000 --preload 0]
  *
- * 1,000 gateways, each with a few hundred pseudonymous clients and a category mix like a
- * school's; most blocks come in the bursts at 7:30 and 13:30 (Vietnam time), the rest
- * over the school day. On the second day 10 % of the schools are offline and send that
- * day's events when they come back the next morning, with the morning's. 1 % of the
- * batches are sent again to the other process (an acknowledgement lost on the way), as
- * a reverse proxy would retry. The replay runs as fast as the collectors acknowledge, a
- * quarter hour of school time after another; the batches of one quarter hour go at once.
+ * The province: 1,000 gateways, each with a few hundred pseudonymous clients and a
+ * category mix like a school's; most blocks come in the bursts at 7:30 and 13:30
+ * (Vietnam time), the rest over the school day. On the second day 10 % of the schools
+ * are offline and send that day's events when they come back the next morning.
+ *
+ * The gateways behave like the real shipper (src/events/shipper.ts): each keeps ONE
+ * POST in flight (gzip JSON) and, when it is acknowledged, sends everything it has
+ * queued, up to 500 events; a catch-up is paced at 2,000 events/s a gateway, as the
+ * shipper's. 1 % of the acknowledged batches are sent again to the other process (the
+ * acknowledgement lost on the way, a reverse proxy retrying elsewhere).
+ *
+ * The replay compresses time: a clock runs through the school days a minute of school
+ * time at a step and hands each gateway that minute's events, in time order, as soon as
+ * the collectors have taken what came before, i.e. while fewer than `--backlog` events
+ * wait in the gateways' queues (the offline day held back does not count). The
+ * collectors are never idle and never more than that backlog behind the schools, so
+ * under load a gateway's queue grows while its POST is in flight and its next batch is
+ * bigger, exactly as a real shipper's against a slow collector: batch sizes come out of
+ * the collectors' speed, and are reported (distribution) with the sustained rate (the
+ * whole replay) and the peak (the best 10 s of acknowledgements).
+ *
+ * `--preload N` first stores N generated events (the school days before the replay)
+ * through the store's ingest directly, in large batches: the way to time the
+ * dashboard's aggregates over 10 M events without replaying them over HTTP.
  *
  * Then: every event is in the database once and counted once in the roll-ups (nothing
  * lost or doubled), and the dashboard's aggregates (`GET /api/v1/stats`: the whole
@@ -18,22 +35,38 @@
  * Not part of `npm test`: `--events 200000` runs in about a minute.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { openPostgresStore } from '../src/central/pg-store.js';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { Pool } from 'undici';
+import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
+import { planStats } from '../src/central/stats-plan.js';
+import { numberPlaceholders } from '../src/storage/postgres.js';
 import { newEventId } from '../src/events/ids.js';
-import type { WireEvent } from '../src/events/wire.js';
+import type { WireAck, WireEvent } from '../src/events/wire.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { argument } from './lib/args.js';
+import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 
-const EVENTS = argument('events', 10_000_000);
+const EVENTS = argument('events', 1_000_000);
 const SCHOOLS = argument('schools', 1_000);
 const DAYS = argument('days', 3);
 const PROCESSES = argument('processes', 2);
-const IN_FLIGHT = argument('in-flight', 32);
+/** Events the gateways may hold unsent before the replay's clock waits for the collectors. */
+const BACKLOG = argument('backlog', 100_000);
+const PRELOAD = process.argv.includes('--preload') ? argument('preload', 0) : 0;
+/** The preloaded events' school days, before the replayed ones. */
+const PRELOAD_DAYS = 20;
+const PRELOAD_BATCH = 2_000;
+/** The shipper's batch and catch-up pace (src/events/shipper.ts defaults). */
 const BATCH = 500;
+const SHIPPER_MAX_RATE = 2_000;
+/** Node flags for the collectors, e.g. LACHAN_BENCH_COLLECTOR_FLAGS=--cpu-prof to profile them. */
+const COLLECTOR_NODE_FLAGS = (process.env.LACHAN_BENCH_COLLECTOR_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+const gzip = promisify(gzipCallback);
 const SLICE_MINUTES = 15;
 const OFFLINE_SHARE = 0.1;
 const RESEND_SHARE = 0.01;
@@ -98,9 +131,6 @@ interface SchoolSim {
   readonly weight: number;
   readonly clients: string[];
   readonly profile: string;
-  /** Events not sent yet: an offline day's, and the fractional carry of each slice. */
-  held: WireEvent[];
-  carry: number;
 }
 
 function hosts(category: string): string {
@@ -128,9 +158,11 @@ function eventAt(school: SchoolSim, time: number): WireEvent {
 }
 
 async function startCollector(dataDir: string, database: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'central', 'serve', '--port', '0', '--data', dataDir, '--database', database, '--rate-limit', '100000'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...COLLECTOR_NODE_FLAGS, CLI, 'central', 'serve', '--port', '0', '--data', dataDir, '--database', database, '--rate-limit', '100000'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`collector exited with ${code}`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -141,36 +173,106 @@ async function startCollector(dataDir: string, database: string): Promise<{ chil
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
-async function send(url: string, school: SchoolSim, events: WireEvent[]): Promise<number> {
+/** One POST of a gateway (gzip JSON, as the shipper sends); the number of events stored new. */
+async function send(pool: Pool, school: SchoolSim, events: readonly string[]): Promise<number> {
+  const body = await gzip(`{"school":${JSON.stringify(school.id)},"events":[${events.join(',')}]}`);
   for (let attempt = 0; ; attempt++) {
-    const response = await fetch(`${url}/api/v1/events`, {
+    const response = await pool.request({
+      path: '/api/v1/events',
       method: 'POST',
-      headers: { authorization: `Bearer ${school.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ school: school.id, events }),
+      headers: { authorization: `Bearer ${school.token}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body,
     });
-    if (response.status === 200) return ((await response.json()) as { stored: number }).stored;
-    if (attempt >= 5 || response.status < 500) throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
+    const text = await response.body.text();
+    if (response.statusCode === 200) {
+      const ack = JSON.parse(text) as WireAck;
+      if (ack.acked.length !== events.length) throw new Error(`${events.length} sent, ${ack.acked.length} acknowledged`);
+      return ack.stored;
+    }
+    if (attempt >= 5 || response.statusCode < 500) throw new Error(`ingest answered ${response.statusCode}: ${text}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-}
-
-/** Runs `jobs` with at most `limit` at once. */
-async function inParallel(jobs: (() => Promise<void>)[], limit: number): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, jobs.length) }, async () => {
-      while (next < jobs.length) await jobs[next++]!();
-    }),
-  );
 }
 
 function percentile(sorted: number[], p: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!);
 }
 
+/** The events of `count` generated over `days` whole school days from `firstDay`, stored through the store in batches of 2,000 (one school each). */
+async function preload(store: PostgresCentralStore, schools: SchoolSim[], count: number, firstDay: number, days: number): Promise<void> {
+  const totalWeight = schools.reduce((n, s) => n + s.weight, 0);
+  const perWeightDay = count / days / totalWeight;
+  let left = count;
+  const jobs: WireEvent[][] = [];
+  const owners: SchoolSim[] = [];
+  const flush = async () => {
+    await Promise.all(jobs.map((events, i) => store.ingest(owners[i]!.id, events, Date.now())));
+    jobs.length = 0;
+    owners.length = 0;
+  };
+  for (let d = 0; d < days; d++) {
+    const dayStart = (firstDay + d) * DAY - VN_OFFSET;
+    for (const [index, school] of schools.entries()) {
+      const due = d === days - 1 && index === schools.length - 1 ? left : Math.min(left, Math.round(school.weight * perWeightDay));
+      left -= due;
+      const events: WireEvent[] = [];
+      for (const slice of SLICES) {
+        const n = Math.round(due * slice.share);
+        for (let i = 0; i < n && events.length < due; i++)
+          events.push(eventAt(school, dayStart + slice.minute * 60_000 + Math.floor(random() * SLICE_MINUTES * 60_000)));
+      }
+      while (events.length < due) events.push(eventAt(school, dayStart + 10 * HOUR));
+      for (let at = 0; at < events.length; at += PRELOAD_BATCH) {
+        jobs.push(events.slice(at, at + PRELOAD_BATCH));
+        owners.push(school);
+      }
+      if (jobs.length >= 8) await flush();
+    }
+    process.stderr.write(`preload: day ${d + 1} of ${days}, ${count - left} events\n`);
+  }
+  await flush();
+}
+
+/** The PostgreSQL server's main process (Linux /proc), found by the port it listens on. */
+function postmasterOf(url: string): number {
+  const port = new URL(url).port;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (args[0]!.endsWith('/postgres') && args.includes('-D') && args.join(' ').includes(`-p ${port} `)) return Number(entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  throw new Error(`no PostgreSQL process listening on ${port}`);
+}
+
+/** CPU seconds used so far by this process, the collectors and PostgreSQL's live processes: where the replay's time goes. */
+function cpuSeconds(collectors: readonly ChildProcess[], postmaster: number): { bench: number; collectors: number; postgres: number } {
+  const usage = process.cpuUsage();
+  const ticks = (pids: readonly number[]) => pids.reduce((sum, pid) => sum + treeCpuTicks(pid), 0) / CLOCK_TICKS_PER_SECOND;
+  return { bench: (usage.user + usage.system) / 1e6, collectors: ticks(collectors.map((c) => c.pid!)), postgres: ticks([postmaster]) };
+}
+
+/** A gateway: its queue (the shipper's event log), one POST in flight at most. */
+interface Gateway {
+  readonly school: SchoolSim;
+  readonly pool: Pool;
+  readonly other: Pool;
+  /** Events as JSON. */
+  queue: string[];
+  head: number;
+  /** Events at the head of the queue held while offline: not part of the replay's backlog. */
+  heldBack: number;
+  offline: boolean;
+  busy: boolean;
+}
+
 const server = await startPostgres();
 const dirs: string[] = [];
 const collectors: { child: ChildProcess; url: string }[] = [];
+const pools: Pool[] = [];
 try {
   const database = await server.createDatabase();
   const setup = await openPostgresStore({ url: database, connections: 4 });
@@ -187,90 +289,207 @@ try {
           .toString(16)
           .padStart(8, '0'),
     );
-    schools.push({ ...created, weight: 0.3 + 1.4 * random(), clients, profile: PROFILES[i % 3]!, held: [], carry: 0 });
+    schools.push({ ...created, weight: 0.3 + 1.4 * random(), clients, profile: PROFILES[i % 3]! });
+  }
+  // School days ending yesterday (Vietnam time), inside the retention; the preloaded ones before them.
+  const today = Math.floor((Date.now() + VN_OFFSET) / DAY);
+  const firstDay = today - DAYS - (PRELOAD > 0 ? PRELOAD_DAYS : 0);
+  let preloadSeconds = 0;
+  if (PRELOAD > 0) {
+    const started = performance.now();
+    await preload(setup, schools, PRELOAD, firstDay, PRELOAD_DAYS);
+    preloadSeconds = (performance.now() - started) / 1000;
   }
   for (let i = 0; i < PROCESSES; i++) {
     dirs.push(mkdtempSync(path.join(tmpdir(), `lachan-province-${i}-`)));
     collectors.push(await startCollector(dirs[i]!, database));
   }
+  // A connection a gateway, as each shipper keeps its own (the other process's for a resend, made when needed).
+  const connection = (i: number) => {
+    const pool = new Pool(collectors[i % PROCESSES]!.url, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000 });
+    pools.push(pool);
+    return pool;
+  };
   const totalWeight = schools.reduce((n, s) => n + s.weight, 0);
   const perWeightDay = EVENTS / DAYS / totalWeight;
   const offline = new Set(schools.filter(() => random() < OFFLINE_SHARE).map((s) => s.id));
-  // School days ending yesterday (Vietnam time), inside the retention.
-  const today = Math.floor((Date.now() + VN_OFFSET) / DAY);
-  let generated = 0;
+  /** The fraction of an event each school is owed from the slices before. */
+  const carry = new Map<string, number>();
+  const gateways: Gateway[] = schools.map((school, i) => ({
+    school,
+    pool: connection(i),
+    other: connection(i + 1),
+    queue: [],
+    head: 0,
+    heldBack: 0,
+    offline: false,
+    busy: false,
+  }));
+
+  // Gateways are up before the school day: connected, as a running shipper is (not 1,000 connections in the first second).
+  for (let at = 0; at < gateways.length; at += 100) {
+    await Promise.all(
+      gateways.slice(at, at + 100).map(async (gateway) => {
+        for (const pool of [gateway.pool, gateway.other]) await (await pool.request({ path: '/healthz', method: 'GET' })).body.text();
+      }),
+    );
+  }
+
+  const postmaster = postmasterOf(database);
+  const cpuBefore = cpuSeconds(
+    collectors.map((c) => c.child),
+    postmaster,
+  );
+  let generated = PRELOAD;
   let stored = 0;
   let batches = 0;
   let resent = 0;
-  let peak = 0;
+  let backlog = 0;
+  let failure: Error | null = null;
+  const batchSizes = new Array<number>(BATCH + 1).fill(0);
+  /** Events acknowledged new, by wall-clock second of the replay. */
+  const perSecond: number[] = [];
+  let wakeFeeder: (() => void) | null = null;
+  let wakeDrained: (() => void) | null = null;
+  let inFlight = 0;
   const started = performance.now();
+  const progress = setInterval(() => {
+    if (process.env.LACHAN_BENCH_VERBOSE)
+      process.stderr.write(
+        `${Math.round((performance.now() - started) / 1000)} s: ${stored} stored, ${batches} batches, ${inFlight} gateways sending, backlog ${backlog}\n`,
+      );
+  }, 2_000);
+
+  const acknowledged = (n: number) => {
+    stored += n;
+    const second = Math.floor((performance.now() - started) / 1000);
+    while (perSecond.length <= second) perSecond.push(0);
+    perSecond[second]! += n;
+  };
+
+  /** The shipper's loop, one round: everything queued (up to 500) in one POST, then again. */
+  const ship = async (gateway: Gateway): Promise<void> => {
+    gateway.busy = true;
+    inFlight++;
+    try {
+      while (!gateway.offline && gateway.head < gateway.queue.length && failure === null) {
+        const events = gateway.queue.slice(gateway.head, gateway.head + BATCH);
+        gateway.head += events.length;
+        const fromHeld = Math.min(events.length, gateway.heldBack);
+        gateway.heldBack -= fromHeld;
+        backlog -= events.length - fromHeld;
+        if (gateway.head === gateway.queue.length) {
+          gateway.queue = [];
+          gateway.head = 0;
+        }
+        if (backlog < BACKLOG) wakeFeeder?.();
+        const sentAt = performance.now();
+        acknowledged(await send(gateway.pool, gateway.school, events));
+        batches++;
+        batchSizes[events.length]!++;
+        if (random() < RESEND_SHARE) {
+          resent++;
+          acknowledged(await send(gateway.other, gateway.school, events));
+        }
+        // The shipper paces itself at 2,000 events/s (a catch-up after days offline).
+        const pause = (events.length / SHIPPER_MAX_RATE) * 1000 - (performance.now() - sentAt);
+        if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    } catch (error) {
+      failure ??= error as Error;
+      wakeFeeder?.();
+    } finally {
+      gateway.busy = false;
+      inFlight--;
+      if (inFlight === 0) wakeDrained?.();
+    }
+  };
+  const deliver = (gateway: Gateway, events: string[]) => {
+    for (const e of events) gateway.queue.push(e);
+    if (gateway.offline) gateway.heldBack += events.length;
+    else backlog += events.length;
+    if (!gateway.busy && !gateway.offline) void ship(gateway);
+  };
+  const waitForRoom = async () => {
+    // A turn of the event loop each minute of school time, so the gateways' I/O runs beside the clock.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (backlog >= BACKLOG && failure === null) await new Promise<void>((resolve) => (wakeFeeder = resolve));
+    wakeFeeder = null;
+    if (failure !== null) throw failure;
+  };
+
   for (let d = 0; d < DAYS; d++) {
     const dayStart = (today - DAYS + d) * DAY - VN_OFFSET;
-    for (const [k, slice] of SLICES.entries()) {
-      const jobs: (() => Promise<void>)[] = [];
-      for (const [index, school] of schools.entries()) {
-        const due = school.weight * perWeightDay * slice.share + school.carry;
-        const count = Math.floor(due);
-        school.carry = due - count;
-        const from = dayStart + slice.minute * 60_000;
-        for (let i = 0; i < count; i++) school.held.push(eventAt(school, from + Math.floor(random() * SLICE_MINUTES * 60_000)));
+    // The second day's offline schools are back this morning, with the day they held.
+    for (const gateway of gateways) {
+      gateway.offline = d === 1 && DAYS > 1 && offline.has(gateway.school.id);
+      if (gateway.offline) {
+        // What it had not sent yet waits with the offline day.
+        const live = gateway.queue.length - gateway.head - gateway.heldBack;
+        backlog -= live;
+        gateway.heldBack += live;
+      }
+      if (!gateway.offline && !gateway.busy && gateway.queue.length > gateway.head) void ship(gateway);
+    }
+    for (const slice of SLICES) {
+      const from = dayStart + slice.minute * 60_000;
+      // Each school's quarter hour in time order, handed over a minute at a time.
+      const due = gateways.map((gateway) => {
+        const exact = gateway.school.weight * perWeightDay * slice.share + (carry.get(gateway.school.id) ?? 0);
+        const count = Math.floor(exact);
+        carry.set(gateway.school.id, exact - count);
         generated += count;
-        // Offline all of the second day; back the next morning with everything held.
-        if (d === 1 && offline.has(school.id) && DAYS > 1) continue;
-        if (school.held.length === 0) continue;
-        const events = school.held;
-        school.held = [];
-        for (let at = 0; at < events.length; at += BATCH) {
-          const batch = events.slice(at, at + BATCH);
-          const target = (index + at / BATCH) % PROCESSES;
-          jobs.push(async () => {
-            const added = await send(collectors[target]!.url, school, batch);
-            stored += added;
-            batches++;
-            if (random() < RESEND_SHARE) {
-              resent++;
-              const again = await send(collectors[(target + 1) % PROCESSES]!.url, school, batch);
-              stored += again;
-            }
-          });
+        const times = Array.from({ length: count }, () => from + Math.floor(random() * SLICE_MINUTES * 60_000)).sort((a, b) => a - b);
+        // Serialised once, when the gateway records it, as its event log holds it.
+        return { times, events: times.map((time) => JSON.stringify(eventAt(gateway.school, time))) };
+      });
+      const next = new Array<number>(gateways.length).fill(0);
+      for (let minute = 1; minute <= SLICE_MINUTES; minute++) {
+        await waitForRoom();
+        const until = from + minute * 60_000;
+        for (const [i, gateway] of gateways.entries()) {
+          const { times, events } = due[i]!;
+          let end = next[i]!;
+          while (end < times.length && times[end]! < until) end++;
+          if (end > next[i]!) deliver(gateway, events.slice(next[i], end));
+          next[i] = end;
         }
       }
-      const sliceStarted = performance.now();
-      const before = stored;
-      await inParallel(jobs, IN_FLIGHT);
-      const seconds = (performance.now() - sliceStarted) / 1000;
-      if (seconds > 0.5) peak = Math.max(peak, (stored - before) / seconds);
-      if (process.env.LACHAN_BENCH_VERBOSE)
-        process.stderr.write(`day ${d + 1} ${slice.minute / 60}h: ${jobs.length} batches, ${stored - before} new in ${seconds.toFixed(2)} s\n`);
-      if (k === 0 && d > 0) process.stderr.write(`day ${d + 1}: ${stored} stored, ${Math.round(stored / ((performance.now() - started) / 1000))}/s so far\n`);
     }
+    process.stderr.write(`day ${d + 1}: ${stored} stored, ${Math.round(stored / ((performance.now() - started) / 1000))}/s so far\n`);
   }
-  // The last day's offline schools (if the run ends on their day) send what they hold.
-  await inParallel(
-    schools
-      .filter((s) => s.held.length > 0)
-      .flatMap((school) => {
-        const jobs: (() => Promise<void>)[] = [];
-        for (let at = 0; at < school.held.length; at += BATCH) {
-          const batch = school.held.slice(at, at + BATCH);
-          jobs.push(async () => {
-            const added = await send(collectors[0]!.url, school, batch);
-            stored += added;
-          });
-        }
-        return jobs;
-      }),
-    IN_FLIGHT,
+  // A run ending on the offline day: the schools come back after it and send what they hold.
+  for (const gateway of gateways) {
+    gateway.offline = false;
+    if (!gateway.busy && gateway.queue.length > gateway.head) void ship(gateway);
+  }
+  while (inFlight > 0) await new Promise<void>((resolve) => (wakeDrained = resolve));
+  clearInterval(progress);
+  const cpuAfter = cpuSeconds(
+    collectors.map((c) => c.child),
+    postmaster,
   );
+  if (failure !== null) throw failure;
   const seconds = (performance.now() - started) / 1000;
+  const windowSeconds = 10;
+  let peak = 0;
+  for (let s = 0; s + windowSeconds <= perSecond.length; s++) {
+    peak = Math.max(peak, perSecond.slice(s, s + windowSeconds).reduce((a, b) => a + b, 0) / windowSeconds);
+  }
+  const sizes: number[] = [];
+  batchSizes.forEach((n, size) => {
+    for (let i = 0; i < n; i++) sizes.push(size);
+  });
+  const bucket = (low: number, high: number) => batchSizes.slice(low, high + 1).reduce((a, b) => a + b, 0);
 
   const { rows: counts } = await setup.pool.query<{ events: number; distinct: number; rolled: number }>(
     'SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM (SELECT DISTINCT school, id FROM events) AS d) AS distinct, (SELECT coalesce(sum(n), 0)::bigint FROM r_category_day) AS rolled',
   );
   const check = counts[0]!;
+  const replayed = generated - PRELOAD;
 
   // The dashboard's aggregates over everything stored, as an administrator asks them.
-  const fromDay = new Date((today - DAYS) * DAY).toISOString().slice(0, 10);
+  const fromDay = new Date(firstDay * DAY).toISOString().slice(0, 10);
   const toDay = new Date((today - 1) * DAY).toISOString().slice(0, 10);
   const adminTokens = dirs.map((dir) => readFileSync(path.join(dir, 'admin-token'), 'utf8').trim());
   const timed = async (query: string): Promise<{ median: number; worst: number }> => {
@@ -281,12 +500,23 @@ try {
         headers: { authorization: `Bearer ${adminTokens[i % PROCESSES]}` },
       });
       if (response.status !== 200) throw new Error(`stats answered ${response.status}`);
-      await response.arrayBuffer();
+      const total = ((await response.json()) as { total: number }).total;
+      if (query === '' && total !== generated) throw new Error(`stats total ${total}, ${generated} generated`);
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);
     return { median: percentile(times, 0.5), worst: Math.round(times[times.length - 1]!) };
   };
+  // LACHAN_BENCH_EXPLAIN=1: how PostgreSQL answers each query of the three requests, to stderr.
+  if (process.env.LACHAN_BENCH_EXPLAIN) {
+    for (const filter of [{}, { school: schools[0]!.id }, { category: 'gambling' }]) {
+      const plan = planStats({ fromDay, toDay, topHosts: 20, ...filter });
+      for (const query of [plan.byCategoryDay, plan.bySchool, plan.topHosts]) {
+        const { rows } = await setup.pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${numberPlaceholders(query.sql)}`, query.params);
+        process.stderr.write(`${JSON.stringify(filter)} ${query.sql}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n\n`);
+      }
+    }
+  }
   const whole = await timed('');
   const oneSchool = await timed(`&school=${schools[0]!.id}`);
   const oneCategory = await timed('&category=gambling');
@@ -297,7 +527,9 @@ try {
       schools: SCHOOLS,
       days: DAYS,
       processes: PROCESSES,
-      inFlight: IN_FLIGHT,
+      backlog: BACKLOG,
+      preloaded: PRELOAD,
+      preloadEventsPerSecond: PRELOAD > 0 ? Math.round(PRELOAD / preloadSeconds) : null,
       generated,
       batches,
       resentBatches: resent,
@@ -306,16 +538,33 @@ try {
       eventsInDatabase: check.events,
       distinctEvents: check.distinct,
       countedInRollups: check.rolled,
-      nothingLostOrDoubled: check.events === generated && check.distinct === generated && check.rolled === generated && stored === generated,
+      nothingLostOrDoubled: check.events === generated && check.distinct === generated && check.rolled === generated && stored === replayed,
       seconds: Math.round(seconds),
-      eventsPerSecond: Math.round(generated / seconds),
-      peakQuarterHourEventsPerSecond: Math.round(peak),
+      eventsPerSecond: Math.round(replayed / seconds),
+      peak10sEventsPerSecond: Math.round(peak),
+      replayCpuSeconds: {
+        bench: Math.round(cpuAfter.bench - cpuBefore.bench),
+        collectors: Math.round(cpuAfter.collectors - cpuBefore.collectors),
+        postgres: Math.round(cpuAfter.postgres - cpuBefore.postgres),
+      },
+      batchSize: {
+        mean: Math.round((replayed / batches) * 10) / 10,
+        median: percentile(sizes, 0.5),
+        p90: percentile(sizes, 0.9),
+        '1': bucket(1, 1),
+        '2-9': bucket(2, 9),
+        '10-49': bucket(10, 49),
+        '50-199': bucket(50, 199),
+        '200-499': bucket(200, 499),
+        '500': bucket(500, 500),
+      },
       statsWholeRangeMs: whole,
       statsOneSchoolMs: oneSchool,
       statsOneCategoryMs: oneCategory,
     })}\n`,
   );
 } finally {
+  await Promise.all(pools.map((pool) => pool.destroy()));
   // SIGKILL after 10 s: once, after a full run, both collectors outlived SIGTERM (not understood yet).
   await Promise.all(
     collectors.map(

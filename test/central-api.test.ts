@@ -135,6 +135,21 @@ describe('lachan central', () => {
     expect(storedEvents(dataDir, school.id)).toEqual([]);
   });
 
+  it('stores a gzip batch that inflates past a megabyte (within the limit)', async () => {
+    const school = addSchool(dataDir, 'TH Nậm Cang');
+    const events = Array.from({ length: 1_000 }, (_, i) => wireEvent({ path: `/${'trang-'.repeat(300)}${i}` }));
+    const body = gzipSync(JSON.stringify({ school: school.id, events }));
+    expect(JSON.stringify({ school: school.id, events }).length).toBeGreaterThan(1024 * 1024);
+    const reply = await fetch(`${collector.url}/api/v1/events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${school.token}`, 'content-encoding': 'gzip', 'content-type': 'application/json' },
+      body,
+    });
+    expect(reply.status).toBe(200);
+    expect(((await reply.json()) as { stored: number }).stored).toBe(1_000);
+    expect(storedEvents(dataDir, school.id)).toHaveLength(1_000);
+  });
+
   it('answers a flood from one school with 429 and Retry-After', async () => {
     const school = addSchool(dataDir, 'TH Bản Mù');
     const replies = await Promise.all(Array.from({ length: 40 }, () => post(collector.url, school.token, { school: school.id, events: [wireEvent()] })));

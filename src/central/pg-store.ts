@@ -13,6 +13,7 @@ import { EVENT_COLUMNS, EVENT_FIELDS, type WireEvent } from '../events/event-sch
 import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, transaction, type PgClient, type PgPool } from '../storage/postgres.js';
 import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { PgAlertStore } from './alerts-pg.js';
+import { GroupCommit, type SchoolBatch } from './group-commit.js';
 import { monthOfDay, dayNumber } from './days.js';
 import { ROLLUPS } from './event-writer.js';
 import { monthOfPartition, partitionBounds, partitionName, PG_KEY_SQL, PG_MIGRATIONS } from './pg-schema.js';
@@ -59,24 +60,31 @@ function toSchool(row: SchoolRow): School {
 /** PostgreSQL found no partition for a row (check_violation): one was dropped or never made. */
 const NO_PARTITION = '23514';
 const DEADLOCK = '40P01';
-/** Ingest statements one process runs at once (see #inserting). */
+/**
+ * Ingest statements one process runs at once (group-commit.ts): every batch of the day
+ * updates the same hot roll-up rows, so more at once only wait on each other's row
+ * locks (bench:ingest-postgres, two stores on a quiet box: 27,786 events/s with 2 in
+ * flight each, 15,480/s with 8).
+ */
 const INSERTS_IN_FLIGHT = 2;
 
 /**
- * One statement, one round trip a batch: stores rows (the event's fields, then school
- * and time received: one array a column, which `unnest` turns back into rows; each
- * (school, id, time) once, with its highest count, in key order), unless told not to
- * counts the rows it inserted in every roll-up (`$N::boolean`), and records the school's
- * contact (`$N+1`, `$N+2`: school and time; null for `central migrate`'s copies). A
- * single statement commits on its own: no BEGIN and COMMIT round trips, and the roll-up
- * rows, the hot rows every batch of the day updates, are locked for that statement only.
+ * One statement, one round trip for a group of batches (group-commit.ts): stores rows (the
+ * event's fields, then school and time received: one array a column, which `unnest`
+ * turns back into rows; each (school, id, time) once, with its highest count, in key
+ * order), unless told not to counts the rows it inserted in every roll-up
+ * (`$N::boolean`), records the schools' contact (`$N+1`, `$N+2`: schools in order and
+ * times; empty for `central migrate`'s copies) and answers how many rows each school
+ * stored. A single statement commits on its own: no BEGIN and COMMIT round trips, and
+ * the roll-up rows, the hot rows every batch of the day updates, are locked for that
+ * statement only.
  */
 const ROW_TYPES = [...EVENT_FIELDS.map((f) => `${f.postgres}[]`), 'text[]', 'bigint[]'];
 const ROW_COLUMNS = `${EVENT_COLUMNS}, school, received_at`;
 const INSERT_SQL = (() => {
   const countThem = `$${ROW_TYPES.length + 1}::boolean`;
-  const contact = `$${ROW_TYPES.length + 2}::text`;
-  const contactAt = `$${ROW_TYPES.length + 3}::bigint`;
+  const contacts = `$${ROW_TYPES.length + 2}::text[]`;
+  const contactTimes = `$${ROW_TYPES.length + 3}::bigint[]`;
   const input = `SELECT DISTINCT ON (school, id, time) * FROM unnest(${ROW_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS input(${ROW_COLUMNS}) ORDER BY school, id, time, count DESC`;
   const keys = (r: (typeof ROLLUPS)[number]) => r.keys.map((k) => `${PG_KEY_SQL[k]}`).join(', ');
   const positions = (r: (typeof ROLLUPS)[number]) => r.keys.map((_, j) => j + 1).join(', ');
@@ -92,11 +100,14 @@ const INSERT_SQL = (() => {
     ),
     ${rollups.join(',\n    ')},
     touched AS (
-      INSERT INTO school_contact AS c (school, last_at) SELECT ${contact}, ${contactAt} WHERE ${contact} IS NOT NULL
+      INSERT INTO school_contact AS c (school, last_at) SELECT * FROM unnest(${contacts}, ${contactTimes})
       ON CONFLICT (school) DO UPDATE SET last_at = greatest(c.last_at, excluded.last_at)
     )
-    SELECT count(*) AS stored FROM fresh`;
+    SELECT school, count(*) AS stored FROM fresh GROUP BY school`;
 })();
+
+/** Events one group statement carries at most: a few full batches. */
+const GROUP_EVENTS = 4_000;
 
 /** A stored event as `central migrate` copies it. */
 export type ImportedEvent = WireEvent & { readonly school: string; readonly received_at: number };
@@ -131,11 +142,12 @@ export class PostgresCentralStore implements CollectorDatabase {
   readonly #url: string;
   /** Months whose partition is known to exist (created here or found). */
   readonly #partitions = new Set<number>();
+  /** The partitions being made now: concurrent batches of a new month wait for one transaction, not queue a transaction each behind its lock. */
+  #making: Promise<void> | null = null;
   readonly alerts: PgAlertStore;
   /** The district's tables, on a connection of their own, opened when first used. */
   #sync: SyncPostgres | null = null;
-  #insertsRunning = 0;
-  readonly #insertQueue: (() => void)[] = [];
+  readonly #groups = new GroupCommit((group) => this.#insertGroup(group), INSERTS_IN_FLIGHT, GROUP_EVENTS);
   #district: PgDistrictTables | null = null;
 
   private constructor(pool: PgPool, url: string) {
@@ -194,13 +206,7 @@ export class PostgresCentralStore implements CollectorDatabase {
       await this.#touch(school, receivedAt);
       return { acked, stored: 0, duplicates: 0 };
     }
-    const stored = await this.#insert(
-      events,
-      () => school,
-      () => receivedAt,
-      true,
-      { school, at: receivedAt },
-    );
+    const stored = await this.#groups.add({ school, events, receivedAt });
     // Only an event stored before may need its count raised: when every event was new (a
     // gateway's first send, the usual case), each went in with its count already.
     const raised = stored === events.length ? [] : events.filter((e) => (e.count ?? 1) > 1).sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
@@ -221,23 +227,47 @@ export class PostgresCentralStore implements CollectorDatabase {
    * already hold them (copied with the roll-up tables) or must count them now.
    */
   async importEvents(events: readonly ImportedEvent[], counted: boolean): Promise<number> {
-    return this.#insert(
+    const stored = await this.#insert(
       events,
       (e) => e.school,
       (e) => e.received_at,
       !counted,
-      null,
+      [],
+    );
+    return [...stored.values()].reduce((sum, n) => sum + n, 0);
+  }
+
+  /** One statement for a group of schools' batches (group-commit.ts); the rows stored new, by school. */
+  #insertGroup(group: readonly SchoolBatch[]): Promise<Map<string, number>> {
+    const events: WireEvent[] = [];
+    const schoolOfRow: string[] = [];
+    const receivedAtOfRow: number[] = [];
+    for (const batch of group) {
+      for (const e of batch.events) {
+        events.push(e);
+        schoolOfRow.push(batch.school);
+        receivedAtOfRow.push(batch.receivedAt);
+      }
+    }
+    // Contacts in school order, as every statement locks rows in key order.
+    const contacts = group.map((b) => ({ school: b.school, at: b.receivedAt })).sort((a, b) => (a.school < b.school ? -1 : a.school > b.school ? 1 : 0));
+    return this.#insert(
+      events,
+      (_, row) => schoolOfRow[row]!,
+      (_, row) => receivedAtOfRow[row]!,
+      true,
+      contacts,
     );
   }
 
-  /** Inserts `events` in one statement (recording `contact`, when given); how many were new. */
+  /** Inserts `events` in one statement (recording `contacts`, in school order); how many were new, by school. */
   async #insert<E extends WireEvent>(
     events: readonly E[],
-    schoolOf: (event: E) => string,
-    receivedAtOf: (event: E) => number,
+    schoolOf: (event: E, row: number) => string,
+    receivedAtOf: (event: E, row: number) => number,
     count: boolean,
-    contact: { school: string; at: number } | null,
-  ): Promise<number> {
+    contacts: readonly { school: string; at: number }[],
+  ): Promise<Map<string, number>> {
     const columns: unknown[][] = [...EVENT_FIELDS, 'school', 'received_at'].map(() => new Array<unknown>(events.length));
     const months = new Set<number>();
     const last = EVENT_FIELDS.length;
@@ -245,40 +275,22 @@ export class PostgresCentralStore implements CollectorDatabase {
       EVENT_FIELDS.forEach((f, column) => {
         columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null);
       });
-      columns[last]![row] = schoolOf(e);
-      columns[last + 1]![row] = receivedAtOf(e);
+      columns[last]![row] = schoolOf(e, row);
+      columns[last + 1]![row] = receivedAtOf(e, row);
       months.add(monthOfDay(dayNumber(e.time)));
     });
     for (let attempt = 0; ; attempt++) {
       await this.#ensurePartitions(months);
       try {
         // Named: each connection plans the statement (a dozen CTEs) once, not for every batch.
-        const values = [...columns, count, contact?.school ?? null, contact?.at ?? null];
-        const result = await this.#inserting(() => retried(() => this.#pool.query<{ stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values })));
-        return result.rows[0]!.stored;
+        const values = [...columns, count, contacts.map((c) => c.school), contacts.map((c) => c.at)];
+        const result = await retried(() => this.#pool.query<{ school: string; stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values }));
+        return new Map(result.rows.map((row) => [row.school, row.stored]));
       } catch (error) {
         // A partition dropped by another process's retention since this one saw it: made again.
         if (pgErrorCode(error) !== NO_PARTITION || attempt > 0) throw error;
         this.#partitions.clear();
       }
-    }
-  }
-
-  /**
-   * At most INSERTS_IN_FLIGHT ingest statements of this process at once, the others wait
-   * their turn: every batch of the day updates the same hot roll-up rows, so more at once
-   * only wait on each other's row locks (bench:ingest-postgres, two stores on a quiet box:
-   * 27,786 events/s with 2 in flight each, 15,480/s with 8).
-   */
-  async #inserting<T>(run: () => Promise<T>): Promise<T> {
-    if (this.#insertsRunning >= INSERTS_IN_FLIGHT) await new Promise<void>((resolve) => this.#insertQueue.push(resolve));
-    else this.#insertsRunning++;
-    try {
-      return await run();
-    } finally {
-      const next = this.#insertQueue.shift();
-      if (next === undefined) this.#insertsRunning--;
-      else next();
     }
   }
 
@@ -291,8 +303,19 @@ export class PostgresCentralStore implements CollectorDatabase {
   }
 
   async #ensurePartitions(months: ReadonlySet<number>): Promise<void> {
+    while (this.#making !== null) {
+      if ([...months].every((m) => this.#partitions.has(m))) return;
+      await this.#making.catch(() => {});
+    }
     const missing = [...months].filter((m) => !this.#partitions.has(m));
     if (missing.length === 0) return;
+    this.#making = this.#makePartitions(missing).finally(() => {
+      this.#making = null;
+    });
+    await this.#making;
+  }
+
+  async #makePartitions(missing: readonly number[]): Promise<void> {
     await transaction(this.#pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);
       for (const month of missing) {
