@@ -5,6 +5,11 @@
  * (every text/html body goes through the inspector) and one without (the fast path);
  * a harmless Vietnamese HTML page of 1 KB and 100 KB from an origin on CPU 1, loaded
  * with autocannon from CPU 1. Runs alternate (rep → size → target); medians shown.
+ * Beside requests per second, each lachan's CPU time per response (/proc, user +
+ * system): on a shared box other processes take turns on CPU 0 and move req/s from
+ * run to run, but hardly what a response costs, so "CPU vs not read" (not read's CPU
+ * per response ÷ this one's, what req/s would read on a core of its own) is the
+ * steadier ratio.
  *
  *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
  */
@@ -17,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lessonPage as page } from './lib/origin.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
+import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 import { markdownTable, median } from './lib/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -29,7 +35,7 @@ const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
 
 type Autocannon = (
   options: Record<string, unknown>,
-) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
+) => Promise<{ requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -70,7 +76,7 @@ async function main(): Promise<void> {
     children.push(origin.child);
     const hostsFile = path.join(work, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);
-    const targets: { name: string; port: number }[] = [];
+    const targets: { name: string; port: number; pid: number }[] = [];
     for (const [name, inspect] of [
       ['lachan, pages read (content_limit)', true],
       ['lachan, not read', false],
@@ -83,28 +89,35 @@ async function main(): Promise<void> {
         (l) => l.msg === 'listening',
       );
       children.push(lachan.child);
-      targets.push({ name, port: lachan.line.port as number });
+      targets.push({ name, port: lachan.line.port as number, pid: lachan.child.pid! });
     }
     const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-    const samples = new Map<string, { rps: number[]; p99: number[]; errors: number }>();
+    const samples = new Map<string, { rps: number[]; p99: number[]; cpuUs: number[]; errors: number }>();
     for (let rep = 0; rep < reps; rep++) {
       for (const size of SIZES) {
         for (const target of targets) {
           const url = `http://${HOST}:${origin.line.port as number}/${size}`;
+          const ticks = treeCpuTicks(target.pid);
           const result = await autocannon({ url: `http://127.0.0.1:${target.port}`, connections, duration, requests: [{ method: 'GET', path: url }] });
           const key = `${target.name}\u0000${size}`;
-          const entry = samples.get(key) ?? { rps: [], p99: [], errors: 0 };
+          const entry = samples.get(key) ?? { rps: [], p99: [], cpuUs: [], errors: 0 };
+          const cpuUs = (((treeCpuTicks(target.pid) - ticks) / CLOCK_TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests.total);
           entry.rps.push(result.requests.average);
+          entry.cpuUs.push(cpuUs);
           entry.p99.push(result.latency.p99);
           entry.errors += result.errors + result.timeouts + result.non2xx;
           samples.set(key, entry);
-          process.stderr.write(`rep ${rep + 1} ${size} B ${target.name}: ${Math.round(result.requests.average)} req/s\n`);
+          process.stderr.write(
+            `rep ${rep + 1} ${size} B ${target.name}: ${Math.round(result.requests.average)} req/s, ${cpuUs.toFixed(1)} µs CPU a response\n`,
+          );
         }
       }
     }
     const rows: string[][] = [];
     for (const size of SIZES) {
-      const plain = median(samples.get(`${targets[1]!.name}\u0000${size}`)!.rps);
+      const notRead = samples.get(`${targets[1]!.name}\u0000${size}`)!;
+      const plain = median(notRead.rps);
+      const plainCpu = median(notRead.cpuUs);
       for (const target of targets) {
         const s = samples.get(`${target.name}\u0000${size}`)!;
         rows.push([
@@ -113,11 +126,13 @@ async function main(): Promise<void> {
           String(Math.round(median(s.rps))),
           String(median(s.p99)),
           (median(s.rps) / plain).toFixed(2),
+          median(s.cpuUs).toFixed(1),
+          (plainCpu / median(s.cpuUs)).toFixed(2),
           String(s.errors),
         ]);
       }
     }
-    console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'errors'], rows));
+    console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'CPU µs a response', 'CPU vs not read', 'errors'], rows));
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
