@@ -146,8 +146,14 @@ export class MarkupText {
           if (amp < next) next = amp;
           if (next > i) this.text(s, i, next);
           if (next === end) return;
-          if (s.charCodeAt(next) === 0x3c) this.state = State.TagOpen;
-          else {
+          if (s.charCodeAt(next) === 0x3c) {
+            const after = this.bareTag(s, next + 1, end);
+            if (after >= 0) {
+              i = after;
+              break;
+            }
+            this.state = State.TagOpen;
+          } else {
             this.state = State.Entity;
             this.entity = '';
           }
@@ -249,6 +255,30 @@ export class MarkupText {
         }
       }
     }
+  }
+
+  /**
+   * A tag without attributes (`<p>`, `</td>`), most of a page's tags, read at once when
+   * its `>` is in this chunk: the index after it, or -1 to leave it to the states.
+   */
+  private bareTag(s: string, at: number, end: number): number {
+    const closing = s.charCodeAt(at) === 0x2f;
+    const start = closing ? at + 1 : at;
+    if (start >= end || !isLetter(s.charCodeAt(start))) return -1;
+    let name = 0;
+    let i = start;
+    for (; i < end; i++) {
+      const c = s.charCodeAt(i);
+      if (isLetter(c)) name = name >= 0 && name < FULL_NAME ? name * 27 + ((c | 0x20) - 0x60) : NO_NAME;
+      else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) name = NO_NAME;
+      else break;
+    }
+    if (i >= end || s.charCodeAt(i) !== 0x3e) return -1;
+    this.closing = closing;
+    this.tagName = name;
+    this.tagText = null;
+    this.endOfTag();
+    return i + 1;
   }
 
   /** The end of the page: an entity or title still open ends here. */
