@@ -9,7 +9,8 @@
  * system): on a shared box other processes take turns on CPU 0 and move req/s from
  * run to run, but hardly what a response costs, so "CPU vs not read" (not read's CPU
  * per response ÷ this one's, what req/s would read on a core of its own) is the
- * steadier ratio.
+ * steadier ratio. Last, the inspector alone in this process on the same pages (CPU µs
+ * a page, least of five rounds): what inspection itself costs, load or not.
  *
  *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
  */
@@ -20,6 +21,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ContentInspection } from '../src/content/inspector.js';
+import { loadPolicy } from '../src/rules/loader.js';
 import { lessonPage as page } from './lib/origin.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
@@ -63,6 +66,41 @@ function rulesDir(work: string, name: string, contentLimit: boolean): string {
     `version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n${contentLimit ? '    content_limit: 60\n' : ''}`,
   );
   return dir;
+}
+
+/**
+ * CPU µs a page from `begin` to `release`, driven as the proxy drives a body sent
+ * without Content-Encoding (100 KB in 64 KiB reads); the least of five rounds, since
+ * other processes can only add to it.
+ */
+async function inspectorAlone(rules: string): Promise<string[][]> {
+  const inspection = ContentInspection.for(await loadPolicy(rules), 'bench');
+  if (inspection === null) throw new Error('the bench profile has no content_limit');
+  const rows: string[][] = [];
+  for (const size of SIZES) {
+    const body = page(size);
+    const reads: Buffer[] = [];
+    for (let at = 0; at < body.length; at += 65_536) reads.push(body.subarray(at, at + 65_536));
+    const pages = Math.round(20_000_000 / size);
+    const round = (): void => {
+      for (let n = 0; n < pages; n++) {
+        const inspector = inspection.begin('text/html; charset=utf-8', undefined)!;
+        for (const bytes of reads) if (inspector.writeNow(bytes).verdict !== undefined) throw new Error('the bench page was blocked');
+        if (inspector.endNow().verdict !== undefined) throw new Error('the bench page was blocked');
+        inspector.release();
+      }
+    };
+    round(); // warm-up
+    let best = Number.POSITIVE_INFINITY;
+    for (let r = 0; r < 5; r++) {
+      const cpu = process.cpuUsage();
+      round();
+      const used = process.cpuUsage(cpu);
+      best = Math.min(best, (used.user + used.system) / pages);
+    }
+    rows.push([`${size / 1024} KB`, best.toFixed(1)]);
+  }
+  return rows;
 }
 
 async function main(): Promise<void> {
@@ -133,6 +171,8 @@ async function main(): Promise<void> {
       }
     }
     console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'CPU µs a response', 'CPU vs not read', 'errors'], rows));
+    console.log('');
+    console.log(markdownTable(['page', 'inspector alone, CPU µs a page'], await inspectorAlone(path.join(work, 'rules-read'))));
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });
