@@ -5,6 +5,12 @@
  * (every text/html body goes through the inspector) and one without (the fast path);
  * a harmless Vietnamese HTML page of 1 KB and 100 KB from an origin on CPU 1, loaded
  * with autocannon from CPU 1. Runs alternate (rep → size → target); medians shown.
+ * Beside requests per second, each lachan's CPU time per response (/proc, user +
+ * system): on a shared box other processes take turns on CPU 0 and move req/s from
+ * run to run, but hardly what a response costs, so "CPU vs not read" (not read's CPU
+ * per response ÷ this one's, what req/s would read on a core of its own) is the
+ * steadier ratio. Last, the inspector alone in this process on the same pages (CPU µs
+ * a page, least of five rounds): what inspection itself costs, load or not.
  *
  *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
  */
@@ -15,8 +21,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ContentInspection } from '../src/content/inspector.js';
+import { loadPolicy } from '../src/rules/loader.js';
 import { lessonPage as page } from './lib/origin.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
+import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 import { markdownTable, median } from './lib/stats.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -29,7 +38,7 @@ const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
 
 type Autocannon = (
   options: Record<string, unknown>,
-) => Promise<{ requests: { average: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
+) => Promise<{ requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -59,6 +68,41 @@ function rulesDir(work: string, name: string, contentLimit: boolean): string {
   return dir;
 }
 
+/**
+ * CPU µs a page from `begin` to `release`, driven as the proxy drives a body sent
+ * without Content-Encoding (100 KB in 64 KiB reads); the least of five rounds, since
+ * other processes can only add to it.
+ */
+async function inspectorAlone(rules: string): Promise<string[][]> {
+  const inspection = ContentInspection.for(await loadPolicy(rules), 'bench');
+  if (inspection === null) throw new Error('the bench profile has no content_limit');
+  const rows: string[][] = [];
+  for (const size of SIZES) {
+    const body = page(size);
+    const reads: Buffer[] = [];
+    for (let at = 0; at < body.length; at += 65_536) reads.push(body.subarray(at, at + 65_536));
+    const pages = Math.round(20_000_000 / size);
+    const round = (): void => {
+      for (let n = 0; n < pages; n++) {
+        const inspector = inspection.begin('text/html; charset=utf-8', undefined)!;
+        for (const bytes of reads) if (inspector.writeNow(bytes).verdict !== undefined) throw new Error('the bench page was blocked');
+        if (inspector.endNow().verdict !== undefined) throw new Error('the bench page was blocked');
+        inspector.release();
+      }
+    };
+    round(); // warm-up
+    let best = Number.POSITIVE_INFINITY;
+    for (let r = 0; r < 5; r++) {
+      const cpu = process.cpuUsage();
+      round();
+      const used = process.cpuUsage(cpu);
+      best = Math.min(best, (used.user + used.system) / pages);
+    }
+    rows.push([`${size / 1024} KB`, best.toFixed(1)]);
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   const duration = option('duration', 5);
   const reps = option('reps', 3);
@@ -70,7 +114,7 @@ async function main(): Promise<void> {
     children.push(origin.child);
     const hostsFile = path.join(work, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);
-    const targets: { name: string; port: number }[] = [];
+    const targets: { name: string; port: number; pid: number }[] = [];
     for (const [name, inspect] of [
       ['lachan, pages read (content_limit)', true],
       ['lachan, not read', false],
@@ -83,28 +127,35 @@ async function main(): Promise<void> {
         (l) => l.msg === 'listening',
       );
       children.push(lachan.child);
-      targets.push({ name, port: lachan.line.port as number });
+      targets.push({ name, port: lachan.line.port as number, pid: lachan.child.pid! });
     }
     const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-    const samples = new Map<string, { rps: number[]; p99: number[]; errors: number }>();
+    const samples = new Map<string, { rps: number[]; p99: number[]; cpuUs: number[]; errors: number }>();
     for (let rep = 0; rep < reps; rep++) {
       for (const size of SIZES) {
         for (const target of targets) {
           const url = `http://${HOST}:${origin.line.port as number}/${size}`;
+          const ticks = treeCpuTicks(target.pid);
           const result = await autocannon({ url: `http://127.0.0.1:${target.port}`, connections, duration, requests: [{ method: 'GET', path: url }] });
           const key = `${target.name}\u0000${size}`;
-          const entry = samples.get(key) ?? { rps: [], p99: [], errors: 0 };
+          const entry = samples.get(key) ?? { rps: [], p99: [], cpuUs: [], errors: 0 };
+          const cpuUs = (((treeCpuTicks(target.pid) - ticks) / CLOCK_TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests.total);
           entry.rps.push(result.requests.average);
+          entry.cpuUs.push(cpuUs);
           entry.p99.push(result.latency.p99);
           entry.errors += result.errors + result.timeouts + result.non2xx;
           samples.set(key, entry);
-          process.stderr.write(`rep ${rep + 1} ${size} B ${target.name}: ${Math.round(result.requests.average)} req/s\n`);
+          process.stderr.write(
+            `rep ${rep + 1} ${size} B ${target.name}: ${Math.round(result.requests.average)} req/s, ${cpuUs.toFixed(1)} µs CPU a response\n`,
+          );
         }
       }
     }
     const rows: string[][] = [];
     for (const size of SIZES) {
-      const plain = median(samples.get(`${targets[1]!.name}\u0000${size}`)!.rps);
+      const notRead = samples.get(`${targets[1]!.name}\u0000${size}`)!;
+      const plain = median(notRead.rps);
+      const plainCpu = median(notRead.cpuUs);
       for (const target of targets) {
         const s = samples.get(`${target.name}\u0000${size}`)!;
         rows.push([
@@ -113,11 +164,15 @@ async function main(): Promise<void> {
           String(Math.round(median(s.rps))),
           String(median(s.p99)),
           (median(s.rps) / plain).toFixed(2),
+          median(s.cpuUs).toFixed(1),
+          (plainCpu / median(s.cpuUs)).toFixed(2),
           String(s.errors),
         ]);
       }
     }
-    console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'errors'], rows));
+    console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'CPU µs a response', 'CPU vs not read', 'errors'], rows));
+    console.log('');
+    console.log(markdownTable(['page', 'inspector alone, CPU µs a page'], await inspectorAlone(path.join(work, 'rules-read'))));
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     rmSync(work, { recursive: true, force: true });

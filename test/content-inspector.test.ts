@@ -265,4 +265,23 @@ describe('markup', () => {
     expect(markup.adultRating).toBe(true);
     expect(text.join('').replace(/\|+/g, '|')).toBe('|Tin  & bài|a|b|');
   });
+
+  it('reads tag names of any case and length, and only script and style as hidden text', () => {
+    const text: string[] = [];
+    const markup = new MarkupText({ append: (s, a, b) => void text.push(s.slice(a, b)), separate: () => void text.push('|') });
+    const html = '<TITLE>Bài</TITLE><H1>a</H1><scripts>b</scripts><SCRIPT>c<d</SCRIPT>e<1>f</>g<x-y>h<stylesheet>i';
+    markup.write(html);
+    markup.end();
+    expect(markup.title).toBe('Bài');
+    expect(text.join('').replace(/\|+/g, '|')).toBe('|Bài|a|b|e|1>f|g|h|i|');
+    // The same text whatever the cut.
+    for (let cut = 1; cut < html.length; cut++) {
+      const pieces: string[] = [];
+      const cutMarkup = new MarkupText({ append: (s, a, b) => void pieces.push(s.slice(a, b)), separate: () => void pieces.push('|') });
+      cutMarkup.write(html.slice(0, cut));
+      cutMarkup.write(html.slice(cut));
+      cutMarkup.end();
+      expect(pieces.join('').replace(/\|+/g, '|'), `cut at ${cut}`).toBe('|Bài|a|b|e|1>f|g|h|i|');
+    }
+  });
 });

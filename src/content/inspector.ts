@@ -49,6 +49,36 @@ export const DEFAULT_MAX_INSPECTED = 4 * 1024 * 1024;
 
 const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 const NOTHING: readonly Buffer[] = [];
+/** The step of a write whose bytes are held back: one object for all. */
+const HOLD: InspectStep = { pass: NOTHING };
+
+/** What a Content-Type value says to the inspector: markup or plain text, and the charset it declares. */
+interface TextType {
+  readonly html: boolean;
+  readonly charset: string | null;
+}
+
+const NOT_TEXT = null;
+/**
+ * Content-Type values seen, parsed: a gateway sees a few dozen spellings, so parsing
+ * one costs a lookup, not a split, a trim and a search per response. Emptied when
+ * full, so that odd values cannot grow it.
+ */
+const TEXT_TYPES = new Map<string, TextType | null>();
+const MAX_TEXT_TYPES = 256;
+
+function textTypeOf(contentType: string | undefined): TextType | null {
+  if (contentType === undefined) return NOT_TEXT;
+  let known = TEXT_TYPES.get(contentType);
+  if (known === undefined) {
+    const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+    const html = HTML_TYPES.has(type);
+    known = html || type === 'text/plain' ? { html, charset: charsetParameter(contentType) } : NOT_TEXT;
+    if (TEXT_TYPES.size >= MAX_TEXT_TYPES) TEXT_TYPES.clear();
+    TEXT_TYPES.set(contentType, known);
+  }
+  return known;
+}
 
 export type InspectedHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
 
@@ -76,29 +106,14 @@ export class ContentInspection {
    * other than gzip, deflate and br.
    */
   begin(contentType: string | undefined, contentEncoding: string | undefined, headers: InspectedHeaders = {}): ContentInspector | null {
-    const type = (contentType ?? '').split(';', 1)[0]!.trim().toLowerCase();
-    const html = HTML_TYPES.has(type);
-    if (!html && type !== 'text/plain') return null;
+    const type = textTypeOf(contentType);
+    if (type === NOT_TEXT) return null;
     const disposition = headers['content-disposition'];
     if (typeof disposition === 'string' && disposition.trim().toLowerCase().startsWith('attachment')) return null;
     const coding = contentCoding(contentEncoding);
     if (coding === undefined) return null;
-    return new ContentInspector(this.profile, {
-      html,
-      charset: contentType === undefined ? null : charsetParameter(contentType),
-      decoder: coding === null ? null : new StreamDecoder(coding),
-      holdBack: this.holdBack,
-      maxInspected: this.maxInspected,
-    });
+    return new ContentInspector(this.profile, type, coding === null ? null : new StreamDecoder(coding), this.holdBack, this.maxInspected);
   }
-}
-
-interface InspectorSetup {
-  readonly html: boolean;
-  readonly charset: string | null;
-  readonly decoder: StreamDecoder | null;
-  readonly holdBack: number;
-  readonly maxInspected: number;
 }
 
 export class ContentInspector {
@@ -107,12 +122,13 @@ export class ContentInspector {
   private readonly decoder: StreamDecoder | null;
   private text: TextReader | null = null;
   /** Decoded bytes kept until the charset is known (BOM, header or `<meta>`). */
-  private undecided: Buffer[] = [];
+  private undecided: Buffer[] | null = null;
   private undecidedBytes = 0;
   private inspecting = true;
   private inspectedBytes = 0;
 
-  private held: Buffer[] = [];
+  /** The held-back prefix; null once it went out (or the response was dropped). */
+  private held: Buffer[] | null = null;
   private heldBytes = 0;
   private released = false;
   private verdict: ContentVerdict | null = null;
@@ -122,11 +138,14 @@ export class ContentInspector {
 
   constructor(
     private readonly profile: ContentProfile,
-    private readonly setup: InspectorSetup,
+    private readonly type: TextType,
+    decoder: StreamDecoder | null,
+    private readonly holdBack: number,
+    private readonly maxInspected: number,
   ) {
     this.scanner = profile.scanner();
-    this.markup = setup.html ? new MarkupText(this.scanner) : null;
-    this.decoder = setup.decoder;
+    this.markup = type.html ? new MarkupText(this.scanner) : null;
+    this.decoder = decoder;
   }
 
   /** The phrase scores so far, per category id (for measurements and `lachan check`-style tools). */
@@ -181,7 +200,7 @@ export class ContentInspector {
 
   private hold(chunk: Buffer): void {
     if (!this.released) {
-      this.held.push(chunk);
+      (this.held ??= []).push(chunk);
       this.heldBytes += chunk.length;
     }
   }
@@ -196,7 +215,7 @@ export class ContentInspector {
   /** Abandons the response (client gone): frees the decoder. */
   close(): void {
     this.stopInspecting();
-    this.held = [];
+    this.held = null;
   }
 
   /**
@@ -211,7 +230,7 @@ export class ContentInspector {
   }
 
   private step(final: boolean): InspectStep {
-    const due = this.released || final || this.heldBytes >= this.setup.holdBack;
+    const due = this.released || final || this.heldBytes >= this.holdBack;
     if (due) this.scanner.flush();
     const rating = this.markup?.adultRating ?? false;
     if (due && (this.scanner.changes !== this.checkedChanges || rating !== this.checkedRating)) {
@@ -223,10 +242,10 @@ export class ContentInspector {
       this.close();
       return { pass: NOTHING, verdict: this.verdict };
     }
-    if (this.released || !due) return { pass: NOTHING };
+    if (this.released || !due) return HOLD;
     this.released = true;
-    const held = this.held;
-    this.held = [];
+    const held = this.held ?? NOTHING;
+    this.held = null;
     return { pass: held };
   }
 
@@ -237,18 +256,18 @@ export class ContentInspector {
       this.stopInspecting();
       return;
     }
-    const room = this.setup.maxInspected - this.inspectedBytes;
+    const room = this.maxInspected - this.inspectedBytes;
     if (bytes.length > room) bytes = bytes.subarray(0, room);
     this.inspectedBytes += bytes.length;
     if (this.text === null) {
-      this.undecided.push(bytes);
+      (this.undecided ??= []).push(bytes);
       this.undecidedBytes += bytes.length;
       if (this.undecidedBytes < PRESCAN_BYTES && !this.bomDecides()) return;
       this.decide();
     } else {
       this.feed(this.text.decode(bytes));
     }
-    if (this.inspectedBytes >= this.setup.maxInspected) {
+    if (this.inspectedBytes >= this.maxInspected) {
       this.feed(this.text!.end());
       this.markup?.end();
       this.scanner.finish();
@@ -258,15 +277,17 @@ export class ContentInspector {
 
   /** A BOM settles the charset with its first bytes, without waiting for the prescan. */
   private bomDecides(): boolean {
-    return this.undecidedBytes >= 3 && byteOrderMark(this.undecided[0]!.length >= 3 ? this.undecided[0]! : Buffer.concat(this.undecided)) !== null;
+    const undecided = this.undecided!;
+    return this.undecidedBytes >= 3 && byteOrderMark(undecided[0]!.length >= 3 ? undecided[0]! : Buffer.concat(undecided)) !== null;
   }
 
   private decide(): void {
-    const head = this.undecided.length === 1 ? this.undecided[0]! : Buffer.concat(this.undecided);
-    this.undecided = [];
+    const undecided = this.undecided ?? [];
+    const head = undecided.length === 1 ? undecided[0]! : Buffer.concat(undecided);
+    this.undecided = null;
     const bom = byteOrderMark(head);
     if (bom !== null) this.text = textReaderFor(bom.encoding, false);
-    else if (this.setup.charset !== null) this.text = textReaderFor(this.setup.charset, false);
+    else if (this.type.charset !== null) this.text = textReaderFor(this.type.charset, false);
     else this.text = textReaderFor(this.markup === null ? null : metaCharset(head), true);
     this.feed(this.text.decode(head));
   }

@@ -80,6 +80,26 @@ const NAMED_ENTITIES: Readonly<Record<string, string>> = {
   Yacute: 'Ý',
 };
 
+/**
+ * A tag name as a number, base 27 over its letters (a = 1), so that a tag costs no
+ * string: only four names are acted on, none longer than NAME_LETTERS letters; any
+ * longer name, or one with a digit or a dash, is NO_NAME.
+ */
+function nameCode(name: string): number {
+  let code = 0;
+  for (let i = 0; i < name.length; i++) code = code * 27 + (name.charCodeAt(i) - 0x60);
+  return code;
+}
+
+const NAME_LETTERS = 6;
+const NO_NAME = -1;
+/** Codes of this value or more already hold NAME_LETTERS letters. */
+const FULL_NAME = 27 ** (NAME_LETTERS - 1);
+const META = nameCode('meta');
+const SCRIPT = nameCode('script');
+const STYLE = nameCode('style');
+const TITLE = nameCode('title');
+
 function isLetter(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
 }
@@ -91,7 +111,8 @@ export class MarkupText {
   adultRating = false;
 
   private state = State.Text;
-  private tagName = '';
+  /** The tag's name (nameCode), read so far. */
+  private tagName = 0;
   private closing = false;
   /** Lower-cased text of a `<meta>` tag being read, for its attributes. */
   private tagText: string | null = null;
@@ -125,8 +146,14 @@ export class MarkupText {
           if (amp < next) next = amp;
           if (next > i) this.text(s, i, next);
           if (next === end) return;
-          if (s.charCodeAt(next) === 0x3c) this.state = State.TagOpen;
-          else {
+          if (s.charCodeAt(next) === 0x3c) {
+            const after = this.bareTag(s, next + 1, end);
+            if (after >= 0) {
+              i = after;
+              break;
+            }
+            this.state = State.TagOpen;
+          } else {
             this.state = State.Entity;
             this.entity = '';
           }
@@ -136,7 +163,7 @@ export class MarkupText {
         case State.TagOpen: {
           const c = s.charCodeAt(i);
           this.closing = c === 0x2f;
-          this.tagName = '';
+          this.tagName = 0;
           if (c === 0x21 /* ! */) {
             this.state = State.Declaration;
             this.dashes = 0;
@@ -151,13 +178,17 @@ export class MarkupText {
           break;
         }
         case State.TagName: {
-          const c = s.charCodeAt(i);
-          if (isLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d) {
-            if (this.tagName.length < 16) this.tagName += String.fromCharCode(c | 0x20);
-            i++;
-          } else {
+          let name = this.tagName;
+          for (; i < end; i++) {
+            const c = s.charCodeAt(i);
+            if (isLetter(c)) name = name >= 0 && name < FULL_NAME ? name * 27 + ((c | 0x20) - 0x60) : NO_NAME;
+            else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) name = NO_NAME;
+            else break;
+          }
+          this.tagName = name;
+          if (i < end) {
             this.state = State.InTag;
-            this.tagText = !this.closing && this.tagName === 'meta' ? '' : null;
+            this.tagText = !this.closing && name === META ? '' : null;
           }
           break;
         }
@@ -226,6 +257,30 @@ export class MarkupText {
     }
   }
 
+  /**
+   * A tag without attributes (`<p>`, `</td>`), most of a page's tags, read at once when
+   * its `>` is in this chunk: the index after it, or -1 to leave it to the states.
+   */
+  private bareTag(s: string, at: number, end: number): number {
+    const closing = s.charCodeAt(at) === 0x2f;
+    const start = closing ? at + 1 : at;
+    if (start >= end || !isLetter(s.charCodeAt(start))) return -1;
+    let name = 0;
+    let i = start;
+    for (; i < end; i++) {
+      const c = s.charCodeAt(i);
+      if (isLetter(c)) name = name >= 0 && name < FULL_NAME ? name * 27 + ((c | 0x20) - 0x60) : NO_NAME;
+      else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) name = NO_NAME;
+      else break;
+    }
+    if (i >= end || s.charCodeAt(i) !== 0x3e) return -1;
+    this.closing = closing;
+    this.tagName = name;
+    this.tagText = null;
+    this.endOfTag();
+    return i + 1;
+  }
+
   /** The end of the page: an entity or title still open ends here. */
   end(): void {
     if (this.state === State.Entity) this.endOfEntity();
@@ -242,17 +297,17 @@ export class MarkupText {
     this.sink.separate();
     const name = this.tagName;
     if (this.closing) {
-      if (name === 'title' && this.inTitle) {
+      if (name === TITLE && this.inTitle) {
         this.inTitle = false;
         this.title = this.titleText.replace(/\s+/gu, ' ').trim();
       }
       return;
     }
-    if (name === 'script' || name === 'style') {
+    if (name === SCRIPT || name === STYLE) {
       this.state = State.Raw;
-      this.rawEnd = `</${name}`;
+      this.rawEnd = name === SCRIPT ? '</script' : '</style';
       this.rawMatched = 0;
-    } else if (name === 'title' && this.title === null) {
+    } else if (name === TITLE && this.title === null) {
       this.inTitle = true;
       this.titleText = '';
     } else if (this.tagText !== null) {
@@ -283,7 +338,7 @@ export class MarkupText {
         if (++this.rawMatched === target.length) {
           this.rawMatched = 0;
           this.closing = true;
-          this.tagName = target.slice(2);
+          this.tagName = target === '</script' ? SCRIPT : STYLE;
           this.tagText = null;
           this.state = State.InTag;
           return i;
