@@ -4,7 +4,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayNumber, dayToIso } from '../src/central/days.js';
 import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
+import { ALERT_PG_MIGRATIONS } from '../src/central/alerts-pg.js';
 import { PG_MIGRATIONS } from '../src/central/pg-schema.js';
+import { migratePostgres, openPool } from '../src/storage/postgres.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
 import type { CentralEvent, CentralStore, Stats } from '../src/central/store.js';
 import type { WireEvent } from '../src/events/wire.js';
@@ -234,6 +236,32 @@ describe('collector store on PostgreSQL, several processes', () => {
       await expectStatsEqualRecount(two, '2026-09-25', '2026-10-20');
     } finally {
       await Promise.all([one!.close(), two!.close()]);
+    }
+  }, 60_000);
+});
+
+describe('collector database on PostgreSQL, upgraded in place', () => {
+  it('opens a database made by the release with alerts (schema 2) and adds the later steps', async () => {
+    const url = await postgres.createDatabase();
+    // What that release applied: the events step, then the alerts step.
+    const released = [PG_MIGRATIONS[0]!, ...ALERT_PG_MIGRATIONS];
+    const pool = openPool(url, 1);
+    try {
+      await migratePostgres(pool, released, 'the collector database');
+    } finally {
+      await pool.end();
+    }
+    const store = await openPostgresStore({ url });
+    try {
+      expect((await store.pool.query('SELECT max(version) AS version FROM lachan_schema')).rows[0]).toEqual({ version: PG_MIGRATIONS.length });
+      const school = await store.addSchool('TH Bản Mù');
+      await store.ingest(school.id, varied(3, 1), Date.now());
+      expect(await allEvents(store)).toHaveLength(3);
+      // The later steps' tables are there: accounts (district step) and the shared admin token.
+      expect(store.accounts.users()).toEqual([]);
+      expect((await store.pool.query('SELECT count(*)::int AS n FROM admin_token')).rows[0]).toEqual({ n: 0 });
+    } finally {
+      await store.close();
     }
   }, 60_000);
 });

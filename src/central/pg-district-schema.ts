@@ -1,6 +1,6 @@
 /**
- * The district's own tables on PostgreSQL (the collector's second schema step, after the
- * events of pg-schema.ts): dashboard accounts and sessions, login throttling, the audit
+ * The district's own tables on PostgreSQL (a step of the collector's schema, after the
+ * events and the alerts of pg-schema.ts): dashboard accounts and sessions, login throttling, the audit
  * log, the review queue, the policy overlay with its versions, and the key that signs
  * it. The same tables and columns as on SQLite (sqlite-schema.ts, district-schema.ts),
  * so accounts.ts, district-policy.ts and reviews.ts run one SQL on both. Ids are

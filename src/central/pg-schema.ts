@@ -59,10 +59,11 @@ export const PG_MIGRATIONS: readonly string[] = [
    ${ROLLUPS.map((r) => `CREATE TABLE ${r.table} (${r.keys.map((k) => `${k} ${KEY_TYPES[k]}`).join(', ')}, n bigint NOT NULL, PRIMARY KEY (${r.keys.join(', ')}));`).join('\n   ')}
    CREATE INDEX r_school_category_day_by_category ON r_school_category_day (category, day);
    CREATE INDEX r_school_category_day_by_profile ON r_school_category_day (profile, day);`,
+  // A step keeps its number once released: a database at that version has run it. Steps
+  // are only appended; a module with tables of its own exports its step from its file.
+  ...ALERT_PG_MIGRATIONS,
   // Accounts, sessions, audit, reviews, policy and its key: every process serves the dashboard.
   PG_DISTRICT_STEP,
-  // A module with tables of its own appends its step here (and exports it from its own file).
-  ...ALERT_PG_MIGRATIONS,
   // What each process kept in its --data, now shared (docs/scaling.md).
   ...ADMIN_TOKEN_PG_MIGRATIONS,
   ...LISTS_PG_MIGRATIONS,
