@@ -245,11 +245,12 @@ describe('lachan check --at', () => {
   });
 });
 
-describe('the proxy decides with the schedule in force now', () => {
-  let origin: Origin;
-  let proxy: RunningGateway;
-  // A window over the whole week, so that "now" is always inside it whatever the test box's clock says.
-  const allWeek = (blocked: string) => ({
+/**
+ * A rules folder whose one profile blocks social networks except inside one window of
+ * every day, where it blocks `blocked` instead.
+ */
+function socialRules(window: { name: string; from: string; to: string; blocked: string }) {
+  return {
     ...FILES,
     'policy.yaml': `version: 1
 default_profile: p
@@ -259,14 +260,21 @@ profiles:
     block_categories: [social-networks]
     block_ip_literals: false
     schedules:
-      - name: "Cả tuần"
+      - name: "${window.name}"
         days: [mon, tue, wed, thu, fri, sat, sun]
-        from: "00:00"
-        to: "24:00"
-        block_categories: [${blocked}]
+        from: "${window.from}"
+        to: "${window.to}"
+        block_categories: [${window.blocked}]
 `,
     'categories/social-networks/domains': 'social.test\n',
-  });
+  };
+}
+
+describe('the proxy decides with the schedule in force now', () => {
+  let origin: Origin;
+  let proxy: RunningGateway;
+  // A window over the whole week, so that "now" is always inside it whatever the test box's clock says.
+  const allWeek = (blocked: string) => socialRules({ name: 'Cả tuần', from: '00:00', to: '24:00', blocked });
 
   beforeAll(async () => {
     origin = await startHttpOrigin((_req, res) => res.end('trang mạng xã hội'));
@@ -321,24 +329,7 @@ describe('the proxy crosses a schedule boundary on its own clock', () => {
     closes = vietnamMinute(lead + 1);
     origin = await startHttpOrigin((_req, res) => res.end('trang mạng xã hội'));
     proxy = await startGateway({
-      rules: {
-        ...FILES,
-        'policy.yaml': `version: 1
-default_profile: p
-profiles:
-  p:
-    name: "P"
-    block_categories: [social-networks]
-    block_ip_literals: false
-    schedules:
-      - name: "Một phút"
-        days: [mon, tue, wed, thu, fri, sat, sun]
-        from: "${opens.text}"
-        to: "${closes.text}"
-        block_categories: []
-`,
-        'categories/social-networks/domains': 'social.test\n',
-      },
+      rules: socialRules({ name: 'Một phút', from: opens.text, to: closes.text, blocked: '' }),
       hosts: '127.0.0.1 social.test\n',
     });
   });

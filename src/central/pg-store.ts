@@ -344,10 +344,6 @@ export class PostgresCentralStore implements CollectorDatabase {
     return statsFromRows(plan, 0, new Map(schools.map((s) => [s.id, s.name])), { byCategoryDay, bySchool, topHosts });
   }
 
-  /**
-   * Drops the partitions wholly before `before` and deletes the older rows of the one
-   * it falls in; the roll-ups stay. Returns how many events went.
-   */
   async eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }> {
     return transaction(this.#pool, async (client) => {
       const events = await client.query('DELETE FROM events WHERE school = $1 AND client = ANY($2)', [school, [...clients]]);
@@ -381,6 +377,10 @@ export class PostgresCentralStore implements CollectorDatabase {
     return this.#districtTables().openDistrict(dataDir, audit);
   }
 
+  /**
+   * Drops the partitions wholly before `before` and deletes the older rows of the one
+   * it falls in; the roll-ups stay. Returns how many events went.
+   */
   async expire(before: number): Promise<number> {
     return transaction(this.#pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);

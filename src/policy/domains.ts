@@ -45,7 +45,7 @@ const MAX_LABEL = 63;
  * One entry is three 32-bit words in one typed array, so that the records a probe
  * scans sit in one cache line: fingerprint lane A, lane B, and where the rule was
  * written. A gateway holds millions of entries and few (category, file) pairs, so the
- * third word is the pair's index in a small table (ORIGIN_BITS) beside the line
+ * third word is the pair's index in a small table (its top 9 bits) beside the line
  * (LINE_BITS); an entry that does not fit (a line past 8 M, or past 510 pairs) marks
  * itself OVERFLOW and keeps its pair and line in side arrays instead.
  */
