@@ -72,15 +72,14 @@ describe('lachan rules lint on phrases', () => {
 
 describe('phrase scanner', () => {
   const builder = new PhraseSetBuilder();
-  for (const [line, category] of [
+  const LINES = [
     ['50 cá độ bóng đá', 0],
     ['30 nhà cái', 0],
     ['-20 công an', 0],
     ['70 phim sex', 1],
     ['25 *nhacai*', 0],
-  ] as const) {
-    expect(builder.addLine(line, category, 1, 1)).toBeNull();
-  }
+  ] as const;
+  for (const [line, category] of LINES) expect(builder.addLine(line, category, 1, 1)).toBeNull();
   const phrases = builder.build();
 
   function scoreInPieces(text: string, cuts: readonly number[]): number[] {
@@ -112,6 +111,33 @@ describe('phrase scanner', () => {
     scanner.finish();
     expect([...scanner.scores]).toEqual([30, 0]);
     expect(scanner.evidence(0)).toEqual(['nhà cái (30)']);
+  });
+
+  it('scores the same with the 16-bit table as with the dense one a large phrase list gets', () => {
+    // Thousands of made-up words in a third category push the automaton past what
+    // 16-bit rows hold, so this set scans with the dense table; the small set above
+    // with the compact one. Categories 0 and 1 must score alike, phrase by phrase.
+    const large = new PhraseSetBuilder();
+    for (const [line, category] of LINES) expect(large.addLine(line, category, 1, 1)).toBeNull();
+    const letters = 'bcdfghklmnpqrstvx';
+    for (let i = 0; i < 4000; i++) {
+      let word = '';
+      for (let n = i + 17 * 17; n > 0; n = Math.floor(n / letters.length)) word += letters[n % letters.length];
+      expect(large.addLine(`5 zq${word}`, 2, 2, i + 1)).toBeNull();
+    }
+    const denseSet = large.build();
+    const text = 'Công an: trang CÁ ĐỘ bóng đá của nhà cái, xem phim sex ở nhacaivip; Ca do bong da. nhà  cái! công-an'.normalize('NFD');
+    const compactScanner = phrases.scanner(2);
+    const denseScanner = denseSet.scanner(3);
+    for (let at = 0; at < text.length; at += 7) {
+      compactScanner.append(text, at, Math.min(text.length, at + 7));
+      denseScanner.append(text, at, Math.min(text.length, at + 7));
+    }
+    compactScanner.finish();
+    denseScanner.finish();
+    expect([...compactScanner.scores]).toEqual([50 + 30 - 20 + 25, 70]);
+    expect([...denseScanner.scores]).toEqual([50 + 30 - 20 + 25, 70, 0]);
+    expect(denseScanner.evidence()).toEqual(compactScanner.evidence());
   });
 
   it('scores a recycled scanner like a fresh one', () => {
