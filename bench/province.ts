@@ -41,6 +41,8 @@
  * Then: every event is in the database once and counted once in the roll-ups (nothing
  * lost or doubled), and the dashboard's aggregates (`GET /api/v1/stats`: the whole
  * range, one school, one category) are timed, median and worst of 7. One JSON line.
+ * LACHAN_BENCH_SCHEMA_SQL runs SQL on the migrated database before the replay (to measure
+ * a schema change first), LACHAN_BENCH_COLLECTOR_FLAGS passes node flags to the collectors.
  * Not part of `npm test`: `--events 200000` runs in about a minute.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -334,6 +336,8 @@ try {
     await preload(setup, schools, PRELOAD, firstDay, PRELOAD_DAYS);
     preloadSeconds = (performance.now() - started) / 1000;
   }
+  // LACHAN_BENCH_SCHEMA_SQL: statements run on the migrated database first, to measure a schema change (an index dropped, a fillfactor) before making it.
+  if (process.env.LACHAN_BENCH_SCHEMA_SQL) await setup.pool.query(process.env.LACHAN_BENCH_SCHEMA_SQL);
   for (let i = 0; i < PROCESSES; i++) {
     dirs.push(mkdtempSync(path.join(tmpdir(), `lachan-province-${i}-`)));
     collectors.push(await startCollector(dirs[i]!, database));
