@@ -61,11 +61,14 @@ const NO_PARTITION = '23514';
 const DEADLOCK = '40P01';
 /**
  * Ingest statements one process runs at once (group-commit.ts): every batch of the day
- * updates the same hot roll-up rows, so more at once only wait on each other's row
- * locks (bench:ingest-postgres, two stores on a quiet box: 27,786 events/s with 2 in
- * flight each, 15,480/s with 8).
+ * updates the same hot roll-up rows, so statements at once only wait on each other's row
+ * locks, and PostgreSQL spends more CPU an event the more of them run together
+ * (bench:ingest-postgres: 27,786 events/s with 2 in flight in each of two stores,
+ * 15,480/s with 8; bench:province, two processes at load 11–13: 36 and 48 µs of
+ * PostgreSQL CPU an event with 1 in flight each, 54 and 61 with 2). One, so a process's
+ * batches that arrive meanwhile all go in the next statement, together.
  */
-const INSERTS_IN_FLIGHT = 2;
+const INSERTS_IN_FLIGHT = 1;
 
 const bySchool = (a: { school: string }, b: { school: string }) => (a.school < b.school ? -1 : a.school > b.school ? 1 : 0);
 
