@@ -29,9 +29,20 @@
  * through the store's ingest directly, in large batches: the way to time the
  * dashboard's aggregates over 10 M events without replaying them over HTTP.
  *
+ * What stands for the gateways is made cheap, as those 1,000 machines are not on this one:
+ * before the clock (and the CPU count) starts, every school day is generated and each
+ * gateway's events serialised once into one JSON text, in time order, so a batch is a
+ * slice of it between the school's prefix and `]}`; inside the timed replay a gateway
+ * only gzips that (as the shipper does, zlib's default level) and writes it with its
+ * request head on a plain keep-alive connection (bench/lib/gateway-connection.ts), reads
+ * the acknowledgement's counts (not its ids: the collector acknowledges every id or
+ * answers an error) and sends the same bytes again for a resend.
+ *
  * Then: every event is in the database once and counted once in the roll-ups (nothing
  * lost or doubled), and the dashboard's aggregates (`GET /api/v1/stats`: the whole
  * range, one school, one category) are timed, median and worst of 7. One JSON line.
+ * LACHAN_BENCH_SCHEMA_SQL runs SQL on the migrated database before the replay (to measure
+ * a schema change first), LACHAN_BENCH_COLLECTOR_FLAGS passes node flags to the collectors.
  * Not part of `npm test`: `--events 200000` runs in about a minute.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -39,16 +50,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
-import { gzip as gzipCallback } from 'node:zlib';
-import { Pool } from 'undici';
+import { gzipSync } from 'node:zlib';
 import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
 import { planStats } from '../src/central/stats-plan.js';
 import { numberPlaceholders } from '../src/storage/postgres.js';
 import { newEventId } from '../src/events/ids.js';
-import type { WireAck, WireEvent } from '../src/events/wire.js';
+import type { WireEvent } from '../src/events/wire.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { argument } from './lib/args.js';
+import { GatewayConnection } from './lib/gateway-connection.js';
 import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 
 const EVENTS = argument('events', 1_000_000);
@@ -66,7 +76,6 @@ const BATCH = 500;
 const SHIPPER_MAX_RATE = 2_000;
 /** Node flags for the collectors, e.g. LACHAN_BENCH_COLLECTOR_FLAGS=--cpu-prof to profile them. */
 const COLLECTOR_NODE_FLAGS = (process.env.LACHAN_BENCH_COLLECTOR_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
-const gzip = promisify(gzipCallback);
 const SLICE_MINUTES = 15;
 const OFFLINE_SHARE = 0.1;
 const RESEND_SHARE = 0.01;
@@ -90,14 +99,19 @@ const CATEGORY_MIX: readonly [string, number][] = [
 ];
 const PROFILES = ['tieu-hoc', 'thcs', 'thpt', 'giao-vien'];
 
-/** Deterministic, so two runs replay the same province. */
-let seed = 0x9e3779b9;
-function random(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 2 ** 32;
+/** A xorshift sequence in [0, 1): deterministic, so two runs replay the same province. */
+function sequence(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
 }
+const random = sequence(0x9e3779b9);
+/** The resends' own sequence, so the province generated is the same whatever the collectors acknowledge when. */
+const resendRandom = sequence(0x2545f491);
 
 function pick<T>(weighted: readonly [T, number][]): T {
   let r = random();
@@ -173,23 +187,20 @@ async function startCollector(dataDir: string, database: string): Promise<{ chil
   return { child, url: `http://127.0.0.1:${port}` };
 }
 
-/** One POST of a gateway (gzip JSON, as the shipper sends); the number of events stored new. */
-async function send(pool: Pool, school: SchoolSim, events: readonly string[]): Promise<number> {
-  const body = await gzip(`{"school":${JSON.stringify(school.id)},"events":[${events.join(',')}]}`);
+/** One POST of a gateway (`body`: its gzip JSON, `count` events); the number of events stored new. */
+async function send(connection: GatewayConnection, head: string, body: Buffer, count: number): Promise<number> {
+  const request = Buffer.from(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
   for (let attempt = 0; ; attempt++) {
-    const response = await pool.request({
-      path: '/api/v1/events',
-      method: 'POST',
-      headers: { authorization: `Bearer ${school.token}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
-      body,
-    });
-    const text = await response.body.text();
-    if (response.statusCode === 200) {
-      const ack = JSON.parse(text) as WireAck;
-      if (ack.acked.length !== events.length) throw new Error(`${events.length} sent, ${ack.acked.length} acknowledged`);
-      return ack.stored;
+    const answer = await connection.request(request, body);
+    if (answer.status === 200) {
+      // The ack ends with the counts; stored + duplicates is how many ids it acknowledged.
+      const counts = /"stored":(\d+),"duplicates":(\d+)\}$/.exec(answer.body.toString('latin1', Math.max(0, answer.body.length - 64)));
+      if (counts === null) throw new Error(`ingest answered 200 without counts: ${answer.body.toString('utf8', 0, 200)}`);
+      const stored = Number(counts[1]);
+      if (stored + Number(counts[2]) !== count) throw new Error(`${count} sent, ${stored + Number(counts[2])} acknowledged`);
+      return stored;
     }
-    if (attempt >= 5 || response.statusCode < 500) throw new Error(`ingest answered ${response.statusCode}: ${text}`);
+    if (attempt >= 5 || answer.status < 500) throw new Error(`ingest answered ${answer.status}: ${answer.body.toString('utf8')}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
@@ -255,24 +266,49 @@ function cpuSeconds(collectors: readonly ChildProcess[], postmaster: number): { 
   return { bench: (usage.user + usage.system) / 1e6, collectors: ticks(collectors.map((c) => c.pid!)), postgres: ticks([postmaster]) };
 }
 
-/** A gateway: its queue (the shipper's event log), one POST in flight at most. */
+/** A gateway's school days, generated before the replay: its events in time order. */
+interface Recorded {
+  /** The events as JSON, comma-separated: a batch is a slice of it. */
+  readonly json: Buffer;
+  /** Where each event's JSON ends in `json`. */
+  readonly ends: Uint32Array;
+  readonly times: Float64Array;
+}
+
+/** A gateway: its queue (the shipper's event log, the events in [sent, delivered)), one POST in flight at most. */
 interface Gateway {
   readonly school: SchoolSim;
-  readonly pool: Pool;
-  readonly other: Pool;
-  /** Events as JSON. */
-  queue: string[];
-  head: number;
+  readonly connection: GatewayConnection;
+  /** The other process's, for a resend. */
+  readonly other: GatewayConnection;
+  /** Request heads up to content-length, for `connection` and `other`. */
+  readonly head: string;
+  readonly otherHead: string;
+  /** `{"school":"…","events":[` */
+  readonly prefix: Buffer;
+  readonly recorded: Recorded;
+  /** Events handed over by the clock so far, and sent so far. */
+  delivered: number;
+  sent: number;
   /** Events at the head of the queue held while offline: not part of the replay's backlog. */
   heldBack: number;
   offline: boolean;
   busy: boolean;
 }
 
+const BATCH_END = Buffer.from(']}');
+
+/** The gzip JSON body of events [from, from + count) of a gateway, as its shipper would send them. */
+function batchBody(gateway: Gateway, from: number, count: number): Buffer {
+  const { json, ends } = gateway.recorded;
+  const start = from === 0 ? 0 : ends[from - 1]! + 1;
+  return gzipSync(Buffer.concat([gateway.prefix, json.subarray(start, ends[from + count - 1]!), BATCH_END]));
+}
+
 const server = await startPostgres();
 const dirs: string[] = [];
 const collectors: { child: ChildProcess; url: string }[] = [];
-const pools: Pool[] = [];
+const connections: GatewayConnection[] = [];
 try {
   const database = await server.createDatabase();
   const setup = await openPostgresStore({ url: database, connections: 4 });
@@ -300,37 +336,83 @@ try {
     await preload(setup, schools, PRELOAD, firstDay, PRELOAD_DAYS);
     preloadSeconds = (performance.now() - started) / 1000;
   }
+  // LACHAN_BENCH_SCHEMA_SQL: statements run on the migrated database first, to measure a schema change (an index dropped, a fillfactor) before making it.
+  if (process.env.LACHAN_BENCH_SCHEMA_SQL) await setup.pool.query(process.env.LACHAN_BENCH_SCHEMA_SQL);
   for (let i = 0; i < PROCESSES; i++) {
     dirs.push(mkdtempSync(path.join(tmpdir(), `lachan-province-${i}-`)));
     collectors.push(await startCollector(dirs[i]!, database));
   }
-  // A connection a gateway, as each shipper keeps its own (the other process's for a resend, made when needed).
+  // A connection a gateway, as each shipper keeps its own (the other process's for a resend).
   const connection = (i: number) => {
-    const pool = new Pool(collectors[i % PROCESSES]!.url, { connections: 1, pipelining: 1, keepAliveTimeout: 60_000 });
-    pools.push(pool);
-    return pool;
+    const made = new GatewayConnection(collectors[i % PROCESSES]!.url);
+    connections.push(made);
+    return made;
   };
+  const headOf = (school: SchoolSim, to: GatewayConnection) =>
+    `POST /api/v1/events HTTP/1.1\r\nhost: ${to.authority}\r\nauthorization: Bearer ${school.token}\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n`;
   const totalWeight = schools.reduce((n, s) => n + s.weight, 0);
   const perWeightDay = EVENTS / DAYS / totalWeight;
   const offline = new Set(schools.filter(() => random() < OFFLINE_SHARE).map((s) => s.id));
+
+  // The school days, before the clock: each school's quarter hours, the events' times in order.
+  const recordedJson: string[][] = schools.map(() => []);
+  const recordedTimes: number[][] = schools.map(() => []);
   /** The fraction of an event each school is owed from the slices before. */
-  const carry = new Map<string, number>();
-  const gateways: Gateway[] = schools.map((school, i) => ({
-    school,
-    pool: connection(i),
-    other: connection(i + 1),
-    queue: [],
-    head: 0,
-    heldBack: 0,
-    offline: false,
-    busy: false,
-  }));
+  const carry = new Float64Array(schools.length);
+  let generated = PRELOAD;
+  for (let d = 0; d < DAYS; d++) {
+    const dayStart = (today - DAYS + d) * DAY - VN_OFFSET;
+    for (const slice of SLICES) {
+      const from = dayStart + slice.minute * 60_000;
+      for (const [i, school] of schools.entries()) {
+        const exact = school.weight * perWeightDay * slice.share + carry[i]!;
+        const count = Math.floor(exact);
+        carry[i] = exact - count;
+        generated += count;
+        const times = Array.from({ length: count }, () => from + Math.floor(random() * SLICE_MINUTES * 60_000)).sort((a, b) => a - b);
+        for (const time of times) {
+          recordedTimes[i]!.push(time);
+          recordedJson[i]!.push(JSON.stringify(eventAt(school, time)));
+        }
+      }
+    }
+  }
+  const gateways: Gateway[] = schools.map((school, i) => {
+    const texts = recordedJson[i]!;
+    const ends = new Uint32Array(texts.length);
+    let at = -1;
+    texts.forEach((text, e) => {
+      at += 1 + Buffer.byteLength(text);
+      ends[e] = at;
+    });
+    const json = Buffer.from(texts.join(','));
+    recordedJson[i] = [];
+    const own = connection(i);
+    const other = connection(i + 1);
+    return {
+      school,
+      connection: own,
+      other,
+      head: headOf(school, own),
+      otherHead: headOf(school, other),
+      prefix: Buffer.from(`{"school":${JSON.stringify(school.id)},"events":[`),
+      recorded: { json, ends, times: Float64Array.from(recordedTimes[i]!) },
+      delivered: 0,
+      sent: 0,
+      heldBack: 0,
+      offline: false,
+      busy: false,
+    };
+  });
 
   // Gateways are up before the school day: connected, as a running shipper is (not 1,000 connections in the first second).
   for (let at = 0; at < gateways.length; at += 100) {
     await Promise.all(
       gateways.slice(at, at + 100).map(async (gateway) => {
-        for (const pool of [gateway.pool, gateway.other]) await (await pool.request({ path: '/healthz', method: 'GET' })).body.text();
+        for (const to of [gateway.connection, gateway.other]) {
+          const answer = await to.request(Buffer.from(`GET /healthz HTTP/1.1\r\nhost: ${to.authority}\r\n\r\n`));
+          if (answer.status !== 200) throw new Error(`healthz answered ${answer.status}`);
+        }
       }),
     );
   }
@@ -340,7 +422,6 @@ try {
     collectors.map((c) => c.child),
     postmaster,
   );
-  let generated = PRELOAD;
   let stored = 0;
   let batches = 0;
   let resent = 0;
@@ -372,27 +453,25 @@ try {
     gateway.busy = true;
     inFlight++;
     try {
-      while (!gateway.offline && gateway.head < gateway.queue.length && failure === null) {
-        const events = gateway.queue.slice(gateway.head, gateway.head + BATCH);
-        gateway.head += events.length;
-        const fromHeld = Math.min(events.length, gateway.heldBack);
+      while (!gateway.offline && gateway.sent < gateway.delivered && failure === null) {
+        const from = gateway.sent;
+        const count = Math.min(BATCH, gateway.delivered - from);
+        gateway.sent += count;
+        const fromHeld = Math.min(count, gateway.heldBack);
         gateway.heldBack -= fromHeld;
-        backlog -= events.length - fromHeld;
-        if (gateway.head === gateway.queue.length) {
-          gateway.queue = [];
-          gateway.head = 0;
-        }
+        backlog -= count - fromHeld;
         if (backlog < BACKLOG) wakeFeeder?.();
         const sentAt = performance.now();
-        acknowledged(await send(gateway.pool, gateway.school, events));
+        const body = batchBody(gateway, from, count);
+        acknowledged(await send(gateway.connection, gateway.head, body, count));
         batches++;
-        batchSizes[events.length]!++;
-        if (random() < RESEND_SHARE) {
+        batchSizes[count]!++;
+        if (resendRandom() < RESEND_SHARE) {
           resent++;
-          acknowledged(await send(gateway.other, gateway.school, events));
+          acknowledged(await send(gateway.other, gateway.otherHead, body, count));
         }
         // The shipper paces itself at 2,000 events/s (a catch-up after days offline).
-        const pause = (events.length / SHIPPER_MAX_RATE) * 1000 - (performance.now() - sentAt);
+        const pause = (count / SHIPPER_MAX_RATE) * 1000 - (performance.now() - sentAt);
         if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
       }
     } catch (error) {
@@ -404,10 +483,10 @@ try {
       if (inFlight === 0) wakeDrained?.();
     }
   };
-  const deliver = (gateway: Gateway, events: string[]) => {
-    for (const e of events) gateway.queue.push(e);
-    if (gateway.offline) gateway.heldBack += events.length;
-    else backlog += events.length;
+  const deliver = (gateway: Gateway, count: number) => {
+    gateway.delivered += count;
+    if (gateway.offline) gateway.heldBack += count;
+    else backlog += count;
     if (!gateway.busy && !gateway.offline) void ship(gateway);
   };
   const waitForRoom = async () => {
@@ -425,34 +504,22 @@ try {
       gateway.offline = d === 1 && DAYS > 1 && offline.has(gateway.school.id);
       if (gateway.offline) {
         // What it had not sent yet waits with the offline day.
-        const live = gateway.queue.length - gateway.head - gateway.heldBack;
+        const live = gateway.delivered - gateway.sent - gateway.heldBack;
         backlog -= live;
         gateway.heldBack += live;
       }
-      if (!gateway.offline && !gateway.busy && gateway.queue.length > gateway.head) void ship(gateway);
+      if (!gateway.offline && !gateway.busy && gateway.delivered > gateway.sent) void ship(gateway);
     }
     for (const slice of SLICES) {
-      const from = dayStart + slice.minute * 60_000;
       // Each school's quarter hour in time order, handed over a minute at a time.
-      const due = gateways.map((gateway) => {
-        const exact = gateway.school.weight * perWeightDay * slice.share + (carry.get(gateway.school.id) ?? 0);
-        const count = Math.floor(exact);
-        carry.set(gateway.school.id, exact - count);
-        generated += count;
-        const times = Array.from({ length: count }, () => from + Math.floor(random() * SLICE_MINUTES * 60_000)).sort((a, b) => a - b);
-        // Serialised once, when the gateway records it, as its event log holds it.
-        return { times, events: times.map((time) => JSON.stringify(eventAt(gateway.school, time))) };
-      });
-      const next = new Array<number>(gateways.length).fill(0);
       for (let minute = 1; minute <= SLICE_MINUTES; minute++) {
         await waitForRoom();
-        const until = from + minute * 60_000;
-        for (const [i, gateway] of gateways.entries()) {
-          const { times, events } = due[i]!;
-          let end = next[i]!;
+        const until = dayStart + (slice.minute + minute) * 60_000;
+        for (const gateway of gateways) {
+          const { times } = gateway.recorded;
+          let end = gateway.delivered;
           while (end < times.length && times[end]! < until) end++;
-          if (end > next[i]!) deliver(gateway, events.slice(next[i], end));
-          next[i] = end;
+          if (end > gateway.delivered) deliver(gateway, end - gateway.delivered);
         }
       }
     }
@@ -461,7 +528,7 @@ try {
   // A run ending on the offline day: the schools come back after it and send what they hold.
   for (const gateway of gateways) {
     gateway.offline = false;
-    if (!gateway.busy && gateway.queue.length > gateway.head) void ship(gateway);
+    if (!gateway.busy && gateway.delivered > gateway.sent) void ship(gateway);
   }
   while (inFlight > 0) await new Promise<void>((resolve) => (wakeDrained = resolve));
   clearInterval(progress);
@@ -470,6 +537,13 @@ try {
     postmaster,
   );
   if (failure !== null) throw failure;
+  const tenths = (x: number) => Math.round(x * 10) / 10;
+  const cpu = {
+    bench: tenths(cpuAfter.bench - cpuBefore.bench),
+    collectors: tenths(cpuAfter.collectors - cpuBefore.collectors),
+    postgres: tenths(cpuAfter.postgres - cpuBefore.postgres),
+  };
+  const perEvent = (seconds: number) => Math.round((seconds * 1e6) / (generated - PRELOAD));
   const seconds = (performance.now() - started) / 1000;
   const windowSeconds = 10;
   let peak = 0;
@@ -545,10 +619,12 @@ try {
       seconds: Math.round(seconds),
       eventsPerSecond: Math.round(replayed / seconds),
       peak10sEventsPerSecond: Math.round(peak),
-      replayCpuSeconds: {
-        bench: Math.round(cpuAfter.bench - cpuBefore.bench),
-        collectors: Math.round(cpuAfter.collectors - cpuBefore.collectors),
-        postgres: Math.round(cpuAfter.postgres - cpuBefore.postgres),
+      replayCpuSeconds: cpu,
+      replayCpuMicrosecondsPerEvent: {
+        bench: perEvent(cpu.bench),
+        collectors: perEvent(cpu.collectors),
+        postgres: perEvent(cpu.postgres),
+        total: perEvent(cpu.bench + cpu.collectors + cpu.postgres),
       },
       batchSize: {
         mean: Math.round((replayed / batches) * 10) / 10,
@@ -567,7 +643,7 @@ try {
     })}\n`,
   );
 } finally {
-  await Promise.all(pools.map((pool) => pool.destroy()));
+  for (const made of connections) made.destroy();
   // SIGKILL after 10 s: once, after a full run, both collectors outlived SIGTERM (not understood yet).
   await Promise.all(
     collectors.map(

@@ -9,14 +9,13 @@
  * - Rows are written in key order, so two processes never wait on each other crosswise;
  *   should PostgreSQL still abort one for a deadlock, the transaction runs again.
  */
-import { EVENT_COLUMNS, EVENT_FIELDS, type WireEvent } from '../events/event-schema.js';
+import type { WireEvent } from '../events/event-schema.js';
 import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, transaction, type PgClient, type PgPool } from '../storage/postgres.js';
 import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { PgAlertStore } from './alerts-pg.js';
 import { GroupCommit, type SchoolBatch } from './group-commit.js';
-import { monthOfDay, dayNumber } from './days.js';
-import { ROLLUPS } from './event-writer.js';
-import { monthOfPartition, partitionBounds, partitionName, PG_KEY_SQL, PG_MIGRATIONS } from './pg-schema.js';
+import { monthOfPartition, partitionBounds, partitionName, PG_MIGRATIONS } from './pg-schema.js';
+import { idsRise, ingestColumns, INSERT_ORDERED_SQL, INSERT_SQL, RAISE_COUNTS_SQL } from './pg-ingest-sql.js';
 import { planStats, statsFromRows, type PlannedQuery, type StatsRows } from './stats-plan.js';
 import { SyncPostgres } from '../storage/pg-sync.js';
 import type { AccountStore } from './accounts.js';
@@ -62,65 +61,22 @@ const NO_PARTITION = '23514';
 const DEADLOCK = '40P01';
 /**
  * Ingest statements one process runs at once (group-commit.ts): every batch of the day
- * updates the same hot roll-up rows, so more at once only wait on each other's row
- * locks (bench:ingest-postgres, two stores on a quiet box: 27,786 events/s with 2 in
- * flight each, 15,480/s with 8).
+ * updates the same hot roll-up rows, so statements at once only wait on each other's row
+ * locks, and PostgreSQL spends more CPU an event the more of them run together
+ * (bench:ingest-postgres: 27,786 events/s with 2 in flight in each of two stores,
+ * 15,480/s with 8; bench:province, two processes at load 11–13: 36 and 48 µs of
+ * PostgreSQL CPU an event with 1 in flight each, 54 and 61 with 2). One, so a process's
+ * batches that arrive meanwhile all go in the next statement, together.
  */
-const INSERTS_IN_FLIGHT = 2;
+const INSERTS_IN_FLIGHT = 1;
 
-/**
- * One statement, one round trip for a group of batches (group-commit.ts): stores rows (the
- * event's fields, then school and time received: one array a column, which `unnest`
- * turns back into rows; each (school, id, time) once, with its highest count, in key
- * order), unless told not to counts the rows it inserted in every roll-up
- * (`$N::boolean`), records the schools' contact (`$N+1`, `$N+2`: schools in order and
- * times; empty for `central migrate`'s copies) and answers how many rows each school
- * stored. A single statement commits on its own: no BEGIN and COMMIT round trips, and
- * the roll-up rows, the hot rows every batch of the day updates, are locked for that
- * statement only.
- */
-const ROW_TYPES = [...EVENT_FIELDS.map((f) => `${f.postgres}[]`), 'text[]', 'bigint[]'];
-const ROW_COLUMNS = `${EVENT_COLUMNS}, school, received_at`;
-const INSERT_SQL = (() => {
-  const countThem = `$${ROW_TYPES.length + 1}::boolean`;
-  const contacts = `$${ROW_TYPES.length + 2}::text[]`;
-  const contactTimes = `$${ROW_TYPES.length + 3}::bigint[]`;
-  const input = `SELECT DISTINCT ON (school, id, time) * FROM unnest(${ROW_TYPES.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS input(${ROW_COLUMNS}) ORDER BY school, id, time, count DESC`;
-  const keys = (r: (typeof ROLLUPS)[number]) => r.keys.map((k) => `${PG_KEY_SQL[k]}`).join(', ');
-  const positions = (r: (typeof ROLLUPS)[number]) => r.keys.map((_, j) => j + 1).join(', ');
-  const rollups = ROLLUPS.map(
-    (r, i) =>
-      `r${i} AS (INSERT INTO ${r.table} AS t (${r.keys.join(', ')}, n) SELECT ${keys(r)}, count(*) FROM fresh WHERE ${countThem} GROUP BY ${positions(r)} ORDER BY ${positions(r)} ON CONFLICT (${r.keys.join(', ')}) DO UPDATE SET n = t.n + excluded.n)`,
-  );
-  return `WITH input AS (${input}),
-    fresh AS (
-      INSERT INTO events (${ROW_COLUMNS}) SELECT * FROM input
-      ON CONFLICT (school, id, time) DO NOTHING
-      RETURNING time, school, profile, category, host
-    ),
-    ${rollups.join(',\n    ')},
-    touched AS (
-      INSERT INTO school_contact AS c (school, last_at) SELECT * FROM unnest(${contacts}, ${contactTimes})
-      ON CONFLICT (school) DO UPDATE SET last_at = greatest(c.last_at, excluded.last_at)
-    )
-    SELECT school, count(*) AS stored FROM fresh GROUP BY school`;
-})();
+const bySchool = (a: { school: string }, b: { school: string }) => (a.school < b.school ? -1 : a.school > b.school ? 1 : 0);
 
 /** Events one group statement carries at most: a few full batches. */
 const GROUP_EVENTS = 4_000;
 
 /** A stored event as `central migrate` copies it. */
 export type ImportedEvent = WireEvent & { readonly school: string; readonly received_at: number };
-
-/**
- * A visit's event sent again with more requests: its count grows, nothing else changes.
- * A statement of its own, after the insert has committed: its snapshot sees what another
- * process committed meanwhile (one that stored the same event first). Should the process
- * stop between the two, the batch was not acknowledged and comes again.
- */
-const RAISE_COUNTS_SQL = `UPDATE events AS e SET count = raised.count
-  FROM unnest($1::text[], $2::bigint[], $3::integer[]) AS raised(id, time, count)
-  WHERE e.school = $4 AND e.id = raised.id AND e.time = raised.time AND e.count < raised.count`;
 
 /** A statement run again when PostgreSQL aborted it for a deadlock (rows go in key order, so rarely). */
 async function retried<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
@@ -195,7 +151,8 @@ export class PostgresCentralStore implements CollectorDatabase {
   async authenticate(token: string): Promise<School | null> {
     const id = schoolIdOfToken(token);
     if (id === null) return null;
-    const row = (await this.#pool.query<SchoolRow>('SELECT * FROM schools WHERE id = $1', [id])).rows[0];
+    // Named: every ingest request asks, and PostgreSQL parses and plans it once a connection.
+    const row = (await this.#pool.query<SchoolRow>({ name: 'lachan_school_by_id', text: 'SELECT * FROM schools WHERE id = $1', values: [id] })).rows[0];
     if (row === undefined || row.revoked_at !== null) return null;
     return sameHash(hashToken(token), row.token_hash) ? toSchool(row) : null;
   }
@@ -239,52 +196,50 @@ export class PostgresCentralStore implements CollectorDatabase {
 
   /** One statement for a group of schools' batches (group-commit.ts); the rows stored new, by school. */
   #insertGroup(group: readonly SchoolBatch[]): Promise<Map<string, number>> {
+    // In school order (one batch a school: group-commit.ts), so rows and contacts go in key order as every statement locks them.
+    const batches = [...group].sort(bySchool);
     const events: WireEvent[] = [];
     const schoolOfRow: string[] = [];
     const receivedAtOfRow: number[] = [];
-    for (const batch of group) {
+    let ordered = true;
+    for (const batch of batches) {
+      ordered &&= idsRise(batch.events);
       for (const e of batch.events) {
         events.push(e);
         schoolOfRow.push(batch.school);
         receivedAtOfRow.push(batch.receivedAt);
       }
     }
-    // Contacts in school order, as every statement locks rows in key order.
-    const contacts = group.map((b) => ({ school: b.school, at: b.receivedAt })).sort((a, b) => (a.school < b.school ? -1 : a.school > b.school ? 1 : 0));
     return this.#insert(
       events,
       (_, row) => schoolOfRow[row]!,
       (_, row) => receivedAtOfRow[row]!,
       true,
-      contacts,
+      batches.map((b) => ({ school: b.school, at: b.receivedAt })),
+      ordered,
     );
   }
 
-  /** Inserts `events` in one statement (recording `contacts`, in school order); how many were new, by school. */
+  /**
+   * Inserts `events` in one statement (recording `contacts`, in school order); how many were
+   * new, by school. `ordered`: the events are unique by (school, id) and in that order.
+   */
   async #insert<E extends WireEvent>(
     events: readonly E[],
     schoolOf: (event: E, row: number) => string,
     receivedAtOf: (event: E, row: number) => number,
     count: boolean,
     contacts: readonly { school: string; at: number }[],
+    ordered = false,
   ): Promise<Map<string, number>> {
-    const columns: unknown[][] = [...EVENT_FIELDS, 'school', 'received_at'].map(() => new Array<unknown>(events.length));
-    const months = new Set<number>();
-    const last = EVENT_FIELDS.length;
-    events.forEach((e, row) => {
-      EVENT_FIELDS.forEach((f, column) => {
-        columns[column]![row] = (e as Record<string, unknown>)[f.name] ?? ('default' in f ? f.default : null);
-      });
-      columns[last]![row] = schoolOf(e, row);
-      columns[last + 1]![row] = receivedAtOf(e, row);
-      months.add(monthOfDay(dayNumber(e.time)));
-    });
+    const { columns, months } = ingestColumns(events, schoolOf, receivedAtOf);
     for (let attempt = 0; ; attempt++) {
       await this.#ensurePartitions(months);
       try {
         // Named: each connection plans the statement (a dozen CTEs) once, not for every batch.
         const values = [...columns, count, contacts.map((c) => c.school), contacts.map((c) => c.at)];
-        const result = await retried(() => this.#pool.query<{ school: string; stored: number }>({ name: 'lachan_ingest', text: INSERT_SQL, values }));
+        const statement = ordered ? { name: 'lachan_ingest_ordered', text: INSERT_ORDERED_SQL } : { name: 'lachan_ingest', text: INSERT_SQL };
+        const result = await retried(() => this.#pool.query<{ school: string; stored: number }>({ ...statement, values }));
         return new Map(result.rows.map((row) => [row.school, row.stored]));
       } catch (error) {
         // A partition dropped by another process's retention since this one saw it: made again.
