@@ -56,7 +56,8 @@ import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
 import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './lib/proc.js';
-import { lachanServeArgs, startPinned } from './lib/pinned.js';
+import { startPinned } from './lib/pinned.js';
+import { startServe } from './lib/serve.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { inspectionPhase } from './lib/inspection-phase.js';
 
@@ -245,12 +246,7 @@ async function main(): Promise<void> {
     writeFileSync(hostsFile, `127.0.0.1 ${BENCH_HOST}\n`);
 
     const started = Date.now();
-    const lachan = await startPinned(
-      0,
-      process.execPath,
-      lachanServeArgs(CLI, { rules: rulesDir, data: path.join(work, 'var'), hosts: hostsFile }),
-      (l) => l.msg === 'listening',
-    );
+    const lachan = await startServe({ cli: CLI, rules: rulesDir, data: path.join(work, 'var'), hosts: hostsFile }, { cpu: 0 });
     children.push(lachan.child);
     const lachanStartMs = Date.now() - started;
     const lachanRss = rssKiB(lachan.child.pid!);
@@ -262,14 +258,9 @@ async function main(): Promise<void> {
       path.join(emptyRules, 'policy.yaml'),
       'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: []\n',
     );
-    const empty = await startPinned(
-      0,
-      process.execPath,
-      lachanServeArgs(CLI, { rules: emptyRules, data: path.join(work, 'var-empty'), hosts: hostsFile }),
-      (l) => l.msg === 'listening',
-    );
+    const empty = await startServe({ cli: CLI, rules: emptyRules, data: path.join(work, 'var-empty'), hosts: hostsFile }, { cpu: 0 });
     const emptyRss = rssKiB(empty.child.pid!);
-    empty.child.kill('SIGTERM');
+    await empty.stop();
 
     const bareUndici = await startPinned(0, process.execPath, [path.join(DIST, 'bench/bare/undici-proxy.js')]);
     children.push(bareUndici.child);
@@ -503,12 +494,7 @@ async function main(): Promise<void> {
     // origin and the load generator, as a 2-core gateway would share it with its other
     // work), against --workers 1 on CPU 0, interleaved.
     if (!process.argv.includes('--no-scaling')) {
-      const two = await startPinned(
-        '0,1',
-        process.execPath,
-        lachanServeArgs(CLI, { rules: rulesDir, data: path.join(work, 'var-2'), hosts: hostsFile }, 2),
-        (l) => l.msg === 'listening',
-      );
+      const two = await startServe({ cli: CLI, rules: rulesDir, data: path.join(work, 'var-2'), hosts: hostsFile, workers: 2 }, { cpu: '0,1' });
       children.push(two.child);
       const twoPort = two.line.port as number;
       const tool = useWrk ? 'wrk' : 'autocannon';

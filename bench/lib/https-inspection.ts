@@ -21,7 +21,8 @@ import path from 'node:path';
 import { CertificateAuthority, createCaMaterial, initCa } from '../../src/tls/index.js';
 import { httpsThroughProxy } from './https-load.js';
 import { lessonPage } from './origin.js';
-import { lachanServeArgs, startPinned } from './pinned.js';
+import { startPinned } from './pinned.js';
+import { startServe } from './serve.js';
 import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './proc.js';
 import { median } from './stats.js';
 
@@ -142,14 +143,9 @@ export async function measureHttpsInspection(options: {
     if (options.baseCli !== undefined) builds.push(['before: ', options.baseCli]);
     for (const [label, cli, inspect] of builds.flatMap(([label, cli]) => [[label, cli, true] as const, [label, cli, false] as const])) {
       const name = `${label}lachan, intercepting${inspect ? ' + inspecting' : ' only'}`;
-      const lachan = await startPinned(
-        0,
-        process.execPath,
-        lachanServeArgs(cli, { rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts') }, 1, [
-          '--certs',
-          certs,
-        ]),
-        (l) => l.msg === 'listening',
+      const lachan = await startServe(
+        { cli, rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts'), certs },
+        { cpu: 0 },
       );
       children.push(lachan.child);
       targets.push({ name, port: lachan.line.port as number, pid: lachan.child.pid! });
