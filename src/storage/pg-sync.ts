@@ -7,8 +7,9 @@
  * dashboard traffic only: the event path (pg-store.ts) stays asynchronous on its pool.
  *
  * Each statement carries an id, and the flag holds the id of the last statement answered:
- * a reply that comes after its statement was given up on (timed out) wakes no one and is
- * dropped, instead of being read as the answer to the statement after it.
+ * a reply that comes after its statement was given up on (timed out) is not taken for the
+ * answer to the statement after it; the main thread waits on for its own and drops the
+ * late one.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
