@@ -10,14 +10,13 @@
  * state: requests/s, the gateway's CPU time per request (what a busy machine does not
  * skew), p99 latency, and the gateway's event counters afterwards.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { startServe } from './lib/serve.js';
 import { markdownTable } from './lib/stats.js';
 
 function option(name: string, fallback: string): string {
@@ -36,45 +35,6 @@ interface AutocannonResult {
   errors: number;
 }
 type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
-
-async function startGateway(rules: string, data: string): Promise<{ child: ChildProcess; port: number; adminPort: number }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...PROXY_V8_FLAGS,
-      cli,
-      'serve',
-      '--port',
-      '0',
-      '--admin-port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--workers',
-      '1',
-      '--rules',
-      rules,
-      '--data',
-      data,
-      '--certs',
-      path.join(data, '..', 'no-ca'),
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`lachan serve exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      try {
-        const line = JSON.parse(text) as { msg?: string; port?: number; adminPort?: number };
-        if (line.msg === 'listening') resolve({ child, port: line.port!, adminPort: line.adminPort! });
-      } catch {
-        // not a log line
-      }
-    });
-  });
-}
 
 function fill(dir: string): void {
   const fd = openSync(path.join(dir, 'filler'), 'w');
@@ -141,7 +101,7 @@ async function main(): Promise<void> {
     mkdirSync(data);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', data]);
     try {
-      const gateway = await startGateway(rules, data);
+      const gateway = await startServe({ cli, rules, data, certs: path.join(work, 'no-ca') });
       // A first event creates the store; then the disk fills (or not).
       await load(gateway.port, 'warm', 2);
       if (state === 'full') fill(data);
@@ -157,8 +117,7 @@ async function main(): Promise<void> {
         String(result.errors),
         await metrics(gateway.adminPort),
       ]);
-      gateway.child.kill('SIGTERM');
-      await new Promise((resolve) => gateway.child.once('exit', resolve));
+      await gateway.stop();
     } finally {
       execFileSync('umount', [data]);
     }

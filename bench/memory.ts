@@ -24,16 +24,15 @@
  *
  * Prints a markdown table and one JSON line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { PROXY_V8_FLAGS, withProxyMallocEnv } from '../src/cli/v8-flags.js';
 import { generatedDomainText, realDomainLists } from './lib/data.js';
 import { markdownTable, median } from './lib/stats.js';
 import { childrenOf } from './lib/proc.js';
+import { type RunningServe, startServe } from './lib/serve.js';
 
 const TARGET_DOMAINS = Number(process.env.MEMORY_DOMAINS ?? 5_000_000);
 const RELOAD_KINDS = ['policy', 'list', 'large-list'] as const;
@@ -216,51 +215,33 @@ function restoreEdited(snapshot: ReadonlyMap<string, number | string>): void {
 
 async function measure(rulesDir: string, largest: string, workers: number): Promise<Run> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-memory-var-'));
-  const started = Date.now();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      ...PROXY_V8_FLAGS,
-      ...EXTRA_V8_FLAGS,
-      CLI,
-      'serve',
-      '--port',
-      '0',
-      '--admin-port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--workers',
-      String(workers),
-      '--rules',
-      rulesDir,
-      '--data',
-      path.join(work, 'var'),
-      '--certs',
-      path.join(work, 'no-certs'),
-    ],
-    // The C library's setting `npm start` and the systemd unit give the proxy (src/cli/v8-flags.ts).
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...withProxyMallocEnv(process.env) } },
-  );
   const logs: Record<string, unknown>[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // not a log line
-    }
-  });
-  const waitFor = async (predicate: () => boolean, what: string): Promise<void> => {
-    for (let waited = 0; !predicate(); waited += 50) {
-      if (child.exitCode !== null) throw new Error(`lachan serve exited (${child.exitCode}) waiting for ${what}`);
-      if (waited > 600_000) throw new Error(`timed out waiting for ${what}`);
-      await sleep(50);
-    }
-  };
+  const started = Date.now();
+  let gateway: RunningServe | undefined;
   try {
-    await waitFor(() => logs.some((l) => l.msg === 'listening'), 'listening');
+    gateway = await startServe(
+      { cli: CLI, rules: rulesDir, data: path.join(work, 'var'), certs: path.join(work, 'no-certs'), workers, nodeArgs: EXTRA_V8_FLAGS },
+      {
+        // The C library's setting `npm start` and the systemd unit give the proxy (src/cli/v8-flags.ts).
+        env: withProxyMallocEnv(process.env),
+        onLine: (line) => {
+          try {
+            logs.push(JSON.parse(line) as Record<string, unknown>);
+          } catch {
+            // not a log line
+          }
+        },
+      },
+    );
     const loadSeconds = (Date.now() - started) / 1000;
-    const port = logs.find((l) => l.msg === 'listening')!.port as number;
+    const { child, port } = gateway;
+    const waitFor = async (predicate: () => boolean, what: string): Promise<void> => {
+      for (let waited = 0; !predicate(); waited += 50) {
+        if (child.exitCode !== null) throw new Error(`lachan serve exited (${child.exitCode}) waiting for ${what}`);
+        if (waited > 600_000) throw new Error(`timed out waiting for ${what}`);
+        await sleep(50);
+      }
+    };
     const pids = workers === 1 ? [child.pid!] : childrenOf(child.pid!);
     if (pids.length !== workers) throw new Error(`found ${pids.length} workers, expected ${workers}`);
     const steadyReading = async (): Promise<number[]> => {
@@ -306,8 +287,7 @@ async function measure(rulesDir: string, largest: string, workers: number): Prom
       reloads,
     };
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
+    await gateway?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -46,7 +46,7 @@
  * The same file is also the origin (`--role origin`) and the load generator
  * (`--role load JSON`), so both can be pinned as separate processes.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -56,7 +56,9 @@ import { fileURLToPath } from 'node:url';
 import { markdownTable, median } from './lib/stats.js';
 import { startOrigin } from './lib/origin.js';
 import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './lib/proc.js';
-import { lachanServeArgs, startPinned } from './lib/pinned.js';
+import { startPinned } from './lib/pinned.js';
+import { startServe } from './lib/serve.js';
+import { SQUID, squidCommonConfig, startSquid } from './lib/squid.js';
 import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { inspectionPhase } from './lib/inspection-phase.js';
 
@@ -143,20 +145,7 @@ async function writeDomains(file: string, count: number): Promise<void> {
 const TLDS = ['com', 'net', 'org', 'vn', 'com.vn', 'info', 'xyz', 'top'];
 
 function squidConfig(dir: string, port: number): string {
-  return `http_port 127.0.0.1:${port}
-workers 1
-cache deny all
-cache_mem 8 MB
-http_access allow localhost
-http_access deny all
-access_log none
-cache_store_log none
-cache_log ${path.join(dir, 'cache.log')}
-pid_filename ${path.join(dir, 'squid.pid')}
-coredump_dir ${dir}
-shutdown_lifetime 0 seconds
-forwarded_for delete
-`;
+  return `http_port 127.0.0.1:${port}\n${squidCommonConfig(dir)}`;
 }
 
 function sizeLabel(size: number): string {
@@ -212,7 +201,7 @@ async function main(): Promise<void> {
   const domains = positive('domains', 5_000_000);
   const sizes = option('sizes', '1024,102400').split(',').map(Number);
   const useWrk = !process.argv.includes('--no-wrk') && existsSync('/usr/bin/wrk');
-  const haveSquid = existsSync('/usr/sbin/squid') && !process.argv.includes('--no-squid');
+  const haveSquid = existsSync(SQUID) && !process.argv.includes('--no-squid');
   const out = option('out', '');
 
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-proxy-'));
@@ -245,12 +234,7 @@ async function main(): Promise<void> {
     writeFileSync(hostsFile, `127.0.0.1 ${BENCH_HOST}\n`);
 
     const started = Date.now();
-    const lachan = await startPinned(
-      0,
-      process.execPath,
-      lachanServeArgs(CLI, { rules: rulesDir, data: path.join(work, 'var'), hosts: hostsFile }),
-      (l) => l.msg === 'listening',
-    );
+    const lachan = await startServe({ cli: CLI, rules: rulesDir, data: path.join(work, 'var'), hosts: hostsFile }, { cpu: 0 });
     children.push(lachan.child);
     const lachanStartMs = Date.now() - started;
     const lachanRss = rssKiB(lachan.child.pid!);
@@ -262,14 +246,9 @@ async function main(): Promise<void> {
       path.join(emptyRules, 'policy.yaml'),
       'version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: []\n',
     );
-    const empty = await startPinned(
-      0,
-      process.execPath,
-      lachanServeArgs(CLI, { rules: emptyRules, data: path.join(work, 'var-empty'), hosts: hostsFile }),
-      (l) => l.msg === 'listening',
-    );
+    const empty = await startServe({ cli: CLI, rules: emptyRules, data: path.join(work, 'var-empty'), hosts: hostsFile }, { cpu: 0 });
     const emptyRss = rssKiB(empty.child.pid!);
-    empty.child.kill('SIGTERM');
+    await empty.stop();
 
     const bareUndici = await startPinned(0, process.execPath, [path.join(DIST, 'bench/bare/undici-proxy.js')]);
     children.push(bareUndici.child);
@@ -286,10 +265,8 @@ async function main(): Promise<void> {
       mkdirSync(squidDir);
       chmodSync(squidDir, 0o777); // squid drops root for its own user and must write its log here
       const squidPort = await freePort();
-      writeFileSync(path.join(squidDir, 'squid.conf'), squidConfig(squidDir, squidPort));
-      const squid = spawn('taskset', ['-c', '0', '/usr/sbin/squid', '-N', '-f', path.join(squidDir, 'squid.conf')], { stdio: 'ignore' });
+      const squid = await startSquid(squidDir, squidConfig(squidDir, squidPort), squidPort);
       children.push(squid);
-      await waitForPort(squidPort, 20_000);
       targets.push({ name: 'squid', port: squidPort, path: direct, pid: squid.pid! });
     }
     targets.push({ name: 'lachan', port: lachan.line.port as number, path: (size) => `http://${BENCH_HOST}:${originPort}/${size}`, pid: lachan.child.pid! });
@@ -503,12 +480,7 @@ async function main(): Promise<void> {
     // origin and the load generator, as a 2-core gateway would share it with its other
     // work), against --workers 1 on CPU 0, interleaved.
     if (!process.argv.includes('--no-scaling')) {
-      const two = await startPinned(
-        '0,1',
-        process.execPath,
-        lachanServeArgs(CLI, { rules: rulesDir, data: path.join(work, 'var-2'), hosts: hostsFile }, 2),
-        (l) => l.msg === 'listening',
-      );
+      const two = await startServe({ cli: CLI, rules: rulesDir, data: path.join(work, 'var-2'), hosts: hostsFile, workers: 2 }, { cpu: '0,1' });
       children.push(two.child);
       const twoPort = two.line.port as number;
       const tool = useWrk ? 'wrk' : 'autocannon';

@@ -22,14 +22,13 @@
  * counts samples).
  */
 import Database from 'better-sqlite3';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, appendFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { startServe, startServer } from './lib/serve.js';
 import { markdownTable, median } from './lib/stats.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
@@ -49,11 +48,6 @@ const gatewayNodeArgs = flag('gateway-node-args', '')
   .split(' ')
   .filter((a) => a !== '');
 
-interface Started {
-  readonly child: ChildProcess;
-  readonly line: Record<string, unknown>;
-}
-
 /**
  * The V8 heap after each full (mark-compact) collection of the gateway, from its
  * `--trace-gc` lines ("Mark-Compact 95.1 (120.3) -> 31.2 (118.0) MB"): what is live,
@@ -62,34 +56,22 @@ interface Started {
 let gatewayLiveHeapMiB = NaN;
 const MARK_COMPACT = /Mark-Compact[^>]*-> ([\d.]+) \(/;
 
-/** Spawns the CLI and resolves with its "listening" log line. */
-function startCli(args: string[], nodeArgs: string[] = []): Promise<Started> {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited with ${code} before listening`)));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      const gc = MARK_COMPACT.exec(text);
-      if (gc !== null) {
-        gatewayLiveHeapMiB = Number(gc[1]);
-        return;
-      }
-      try {
-        const line = JSON.parse(text) as Record<string, unknown>;
-        if (line.msg === 'listening') resolve({ child, line });
-        else if (line.level !== undefined && (line.level as number) >= 50) process.stderr.write(`${args[0]}: ${text}\n`);
-      } catch {
-        // not a log line
-      }
-    });
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
+/** What a process prints on stdout: the gateway's --trace-gc lines, and errors worth seeing. */
+function watchOutput(name: string): (text: string) => void {
+  return (text) => {
+    const gc = MARK_COMPACT.exec(text);
+    if (gc !== null) {
+      gatewayLiveHeapMiB = Number(gc[1]);
+      return;
+    }
+    if (!text.startsWith('{')) return;
+    try {
+      const level = (JSON.parse(text) as { level?: number }).level;
+      if (level !== undefined && level >= 50) process.stderr.write(`${name}: ${text}\n`);
+    } catch {
+      // not a log line
+    }
+  };
 }
 
 function rssMiB(pid: number): number {
@@ -121,7 +103,9 @@ async function main(): Promise<void> {
   const originPort = (origin.address() as { port: number }).port;
 
   const centralData = path.join(work, 'central');
-  const collector = await startCli(['central', 'serve', '--port', '0', '--data', centralData, '--rate-limit', '1000']);
+  const collector = await startServer(process.execPath, [CLI, 'central', 'serve', '--port', '0', '--data', centralData, '--rate-limit', '1000'], {
+    onLine: watchOutput('central'),
+  });
   const collectorUrl = `http://127.0.0.1:${collector.line.port as number}`;
   const school = JSON.parse(
     execFileSync(process.execPath, [CLI, 'central', 'school', 'add', '--name', 'TH Soak', '--data', centralData, '--json'], { encoding: 'utf8' }),
@@ -129,33 +113,17 @@ async function main(): Promise<void> {
   const tokenFile = path.join(work, 'token');
   writeFileSync(tokenFile, `${school.token}\n`, { mode: 0o600 });
   const gatewayData = path.join(work, 'gateway');
-  const gateway = await startCli(
-    [
-      'serve',
-      '--port',
-      '0',
-      '--admin-port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--workers',
-      '1',
-      '--rules',
+  const gateway = await startServe(
+    {
+      cli: CLI,
       rules,
-      '--data',
-      gatewayData,
-      '--hosts-file',
-      path.join(work, 'hosts'),
-      '--certs',
-      path.join(work, 'no-ca'),
-      '--central',
-      collectorUrl,
-      '--school',
-      school.id,
-      '--token-file',
-      tokenFile,
-    ],
-    [...PROXY_V8_FLAGS, '--trace-gc', ...gatewayNodeArgs],
+      data: gatewayData,
+      hosts: path.join(work, 'hosts'),
+      certs: path.join(work, 'no-ca'),
+      nodeArgs: ['--trace-gc', ...gatewayNodeArgs],
+      args: ['--central', collectorUrl, '--school', school.id, '--token-file', tokenFile],
+    },
+    { onLine: watchOutput('serve') },
   );
   const proxyPort = gateway.line.port as number;
   const adminPort = gateway.line.adminPort as number;
@@ -252,8 +220,8 @@ async function main(): Promise<void> {
   agent.destroy();
   // What is left ships; then both stop the way an operator stops them.
   for (let i = 0; i < 600 && (await metric('lachan_events_pending')) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 500));
-  await stop(gateway.child);
-  await stop(collector.child);
+  await gateway.stop();
+  await collector.stop();
   origin.close();
 
   const gatewayDb = new Database(path.join(gatewayData, 'events.db'), { readonly: true });

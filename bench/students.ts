@@ -15,7 +15,6 @@
  * generator shares the machine: when it cannot keep up, the requests a second fall short
  * of N × --rate, and the CPU time per request is the figure to scale from.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, createServer, request } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -23,12 +22,11 @@ import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
 import { CertificateAuthority } from '../src/tls/authority.js';
 import { createCaMaterial } from '../src/tls/ca-material.js';
 import { childrenOf } from './lib/proc.js';
+import { startServe } from './lib/serve.js';
 import { markdownTable } from './lib/stats.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -66,42 +64,6 @@ function rssMiB(pids: number[]): number {
   let kib = 0;
   for (const pid of pids) kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   return kib / 1024;
-}
-
-async function startGateway(work: string, hostsFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...PROXY_V8_FLAGS,
-      CLI,
-      'serve',
-      '--port',
-      '0',
-      '--admin-port',
-      '0',
-      '--host',
-      '127.0.0.1',
-      '--workers',
-      WORKERS,
-      '--rules',
-      RULES,
-      '--data',
-      path.join(work, 'var'),
-      '--certs',
-      path.join(work, 'certs'),
-      '--hosts-file',
-      hostsFile,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: child.stdout! });
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code}`)));
-    lines.on('line', (line) => {
-      if (!line.includes('"msg":"listening"')) return;
-      resolve({ child, port: (JSON.parse(line) as { port: number }).port });
-    });
-  });
 }
 
 interface Counters {
@@ -175,7 +137,14 @@ async function main(): Promise<void> {
   const hostsFile = path.join(work, 'hosts');
   writeFileSync(hostsFile, `127.0.0.1 hoc.example.vn w88.com\n${TLS_ORIGIN_ADDRESS} secure.example.vn\n`);
 
-  const gateway = await startGateway(work, hostsFile);
+  const gateway = await startServe({
+    cli: CLI,
+    rules: RULES,
+    data: path.join(work, 'var'),
+    certs: path.join(work, 'certs'),
+    hosts: hostsFile,
+    workers: Number(WORKERS),
+  });
   const pids = processTree(gateway.child.pid!);
   const idle = rssMiB(pids);
   const rows: string[][] = [['0 (loaded, idle)', '–', '–', idle.toFixed(0), '–', '–', '–']];
@@ -213,7 +182,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\n(--rate ${RATE} requests a second per student, --workers ${WORKERS}, ${SECONDS} s measured after 10 s warm-up; node ${process.version})\n`,
   );
-  gateway.child.kill('SIGTERM');
+  await gateway.stop();
   origin.close();
   tlsOrigin.close();
   rmSync(work, { recursive: true, force: true });

@@ -2,11 +2,19 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM, describeWithBrowser, lachan, launchBehindProxy, REPO_ROOT, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
+import type { Browser } from 'playwright-core';
+import {
+  describeWithBrowser,
+  lachan,
+  launchBehindProxy,
+  launchTrustingSchoolCa,
+  REPO_ROOT,
+  type RunningGateway,
+  startGateway,
+  startHttpOrigin,
+} from './harness/index.js';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
 
@@ -77,24 +85,7 @@ describeWithBrowser('a student browser (headless Chromium) behind the proxy', ()
       args: ['--certs', certs],
     });
     // Trust the school CA in this fresh browser profile only, by its public key hash.
-    const spki = new X509Certificate(readFileSync(path.join(certs, 'ca.crt'))).publicKey.export({ type: 'spki', format: 'der' });
-    const spkiHash = createHash('sha256').update(spki).digest('base64');
-    // Chromium honours the SPKI list only with a profile folder of its own.
-    const trusting = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'lachan-chromium-')), {
-      executablePath: CHROMIUM,
-      viewport: { width: 390, height: 844 },
-      args: [
-        `--proxy-server=127.0.0.1:${intercepting.port}`,
-        `--ignore-certificate-errors-spki-list=${spkiHash}`,
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const trusting = await launchTrustingSchoolCa(intercepting.port, certs);
     try {
       const page = await trusting.newPage();
       const response = await page.goto('https://nhacai.test/ca-do-bong-da');

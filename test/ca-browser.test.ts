@@ -1,25 +1,11 @@
-import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
-import { lachan, REPO_ROOT, type RunningGateway, startGateway } from './harness/index.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { describeWithBrowser, lachan, launchBehindProxy, launchTrustingSchoolCa, REPO_ROOT, type RunningGateway, startGateway } from './harness/index.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
-const BROWSER_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-// .ci/run installs Debian's chromium; a developer machine without it skips, loudly.
-const describeWithBrowser = existsSync(CHROMIUM) ? describe : describe.skip;
 
 let proxy: RunningGateway;
 let certs: string;
@@ -37,15 +23,8 @@ describeWithBrowser('the CA install guide in a browser (headless Chromium)', () 
       rules: { 'policy.yaml': 'version: 1\ndefault_profile: thcs\nprofiles:\n  thcs:\n    name: "THCS"\n    inspect: true\n' },
       args: ['--certs', certs],
     });
-    const spki = new X509Certificate(readFileSync(path.join(certs, 'ca.crt'))).publicKey.export({ type: 'spki', format: 'der' });
-    const spkiHash = createHash('sha256').update(spki).digest('base64');
-    stranger = await chromium.launch({ executablePath: CHROMIUM, args: [`--proxy-server=127.0.0.1:${proxy.port}`, ...BROWSER_ARGS] });
-    // Chromium honours the SPKI list only with a profile folder of its own.
-    trusting = await chromium.launchPersistentContext(mkdtempSync(path.join(tmpdir(), 'lachan-chromium-')), {
-      executablePath: CHROMIUM,
-      viewport: { width: 390, height: 844 },
-      args: [`--proxy-server=127.0.0.1:${proxy.port}`, `--ignore-certificate-errors-spki-list=${spkiHash}`, ...BROWSER_ARGS],
-    });
+    stranger = await launchBehindProxy(proxy.port, { loopbackViaProxy: false });
+    trusting = await launchTrustingSchoolCa(proxy.port, certs);
   }, 90_000);
 
   afterAll(async () => {

@@ -2,22 +2,20 @@ import { mkdirSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  addGatewayUser,
   auditLineUntil,
   STUDENT_DEVICE,
   ROOM_DEVICE,
   TEACHER_DEVICE,
   STAFF_PASSWORD,
   curl,
-  makeRulesDir,
+  makeClassroomRules,
   type Origin,
-  policyYaml,
   readAuditLines,
   readClassroomState,
   type RunningGateway,
   StaffBrowser,
-  startGateway,
-  startHttpOrigin,
+  startClassroomGateway,
+  startHostEchoOrigin,
   waitUntil,
 } from './harness/index.js';
 
@@ -32,24 +30,13 @@ let gateway: RunningGateway;
 let teacher: StaffBrowser;
 
 beforeAll(async () => {
-  origin = await startHttpOrigin((req, res) => res.end(`origin ${req.headers.host}`));
-  const rulesDir = makeRulesDir({
-    'policy.yaml': policyYaml({
-      defaultProfile: 'hs',
-      profiles: { hs: { name: 'Học sinh', blockCategories: ['games'] }, 'giao-vien': { name: 'Giáo viên' } },
-      clients: [{ cidr: '127.0.9.0/24', profile: 'giao-vien' }],
-      extra: 'proxy_auth:\n  users_file: users\n  profiles:\n    thaygiao: giao-vien\n    hocsinh: hs\n',
-    }),
-    'categories/games/domains': 'game.test\n',
-    'exam-allow': '# learning sites\nolm.test\n',
+  origin = await startHostEchoOrigin();
+  const rulesDir = makeClassroomRules({
+    profiles: { hs: { name: 'Học sinh', blockCategories: ['games'] } },
+    accounts: { thaygiao: 'giao-vien', hocsinh: 'hs' },
+    files: { 'categories/games/domains': 'game.test\n', 'exam-allow': '# learning sites\nolm.test\n' },
   });
-  addGatewayUser(rulesDir, 'thaygiao', STAFF_PASSWORD);
-  addGatewayUser(rulesDir, 'hocsinh', STAFF_PASSWORD);
-  gateway = await startGateway({
-    rulesDir,
-    hosts: '127.0.0.1 game.test olm.test www.olm.test news.test\n',
-    args: ['--classroom-minute-ms', '1000'],
-  });
+  gateway = await startClassroomGateway(rulesDir, '127.0.0.1 game.test olm.test www.olm.test news.test\n');
   teacher = new StaffBrowser(gateway.port, TEACHER_DEVICE);
 });
 

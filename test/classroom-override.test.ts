@@ -2,23 +2,21 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  addGatewayUser,
   auditLineUntil,
   STUDENT_DEVICE,
   ROOM_DEVICE,
   TEACHER_DEVICE,
   STAFF_PASSWORD,
   curl,
+  makeClassroomRules,
   lachan,
-  makeRulesDir,
   type Origin,
-  policyYaml,
   readAuditLines,
   readClassroomState,
   type RunningGateway,
   StaffBrowser,
-  startGateway,
-  startHttpOrigin,
+  startClassroomGateway,
+  startHostEchoOrigin,
   storedEventsUntil,
   waitUntil,
 } from './harness/index.js';
@@ -39,31 +37,18 @@ let teacher: StaffBrowser;
 /** The first gateway's data folder, which the restarted one is given (`--data`). */
 let dataDir: string;
 
-function serve(data?: string): Promise<RunningGateway> {
-  return startGateway({ rulesDir, hosts: HOSTS, args: ['--classroom-minute-ms', '1000', ...(data === undefined ? [] : ['--data', data])] });
-}
-
 beforeAll(async () => {
-  origin = await startHttpOrigin((req, res) => res.end(`origin ${req.headers.host}`));
-  rulesDir = makeRulesDir({
-    'policy.yaml': policyYaml({
-      defaultProfile: 'hs',
-      profiles: {
-        hs: { name: 'Học sinh', blockCategories: ['games', 'video'] },
-        nho: { name: 'Tiểu học', blockCategories: ['games', 'video'] },
-        'giao-vien': { name: 'Giáo viên' },
-      },
-      clients: [
-        { cidr: '127.0.9.0/24', profile: 'giao-vien' },
-        { cidr: '127.0.6.0/24', profile: 'nho' },
-      ],
-      extra: 'proxy_auth:\n  users_file: users\n  profiles:\n    thaygiao: giao-vien\n',
-    }),
-    'categories/games/domains': 'game.test\n',
-    'categories/video/domains': 'video.test\n',
+  origin = await startHostEchoOrigin();
+  rulesDir = makeClassroomRules({
+    profiles: {
+      hs: { name: 'Học sinh', blockCategories: ['games', 'video'] },
+      nho: { name: 'Tiểu học', blockCategories: ['games', 'video'] },
+    },
+    clients: [{ cidr: '127.0.6.0/24', profile: 'nho' }],
+    accounts: { thaygiao: 'giao-vien' },
+    files: { 'categories/games/domains': 'game.test\n', 'categories/video/domains': 'video.test\n' },
   });
-  addGatewayUser(rulesDir, 'thaygiao', STAFF_PASSWORD);
-  gateway = await serve();
+  gateway = await startClassroomGateway(rulesDir, HOSTS);
   dataDir = gateway.dataDir;
   teacher = new StaffBrowser(gateway.port, TEACHER_DEVICE);
   expect((await teacher.login('thaygiao', STAFF_PASSWORD)).status).toBe(200);
@@ -143,7 +128,7 @@ describe('teacher overrides', () => {
     expect((await curl(gateway.port, url('news.test'), { from: OTHER_ROOM })).headers['x-lachan-block']).toBe('exam');
 
     expect(await gateway.stop()).toBe(0);
-    gateway = await serve(dataDir);
+    gateway = await startClassroomGateway(rulesDir, HOSTS, dataDir);
     teacher.port = gateway.port;
     expect((await curl(gateway.port, url('game.test'), { from: STUDENT_DEVICE })).status).toBe(200);
     expect((await curl(gateway.port, url('news.test'), { from: OTHER_ROOM })).headers['x-lachan-block']).toBe('exam');

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,13 +7,14 @@ import {
   addUser,
   type Collector,
   fetchFrom,
+  getAs,
   lachan,
   type LoggedIn,
   login,
   PASSWORD,
   postLogin,
+  removeCollector,
   startCollector,
-  stopCollector,
 } from './harness/index.js';
 
 // Dashboard accounts as a district administrator manages them (CLI and the users page),
@@ -24,8 +25,8 @@ const NEW_PASSWORD = 'mật-khẩu-mới-rất-dài-2027';
 let collector: Collector;
 let admin: LoggedIn;
 
-async function get(pathname: string, who: LoggedIn): Promise<Response> {
-  return fetch(`${collector.url}${pathname}`, { redirect: 'manual', headers: { cookie: who.cookie } });
+function get(pathname: string, who?: LoggedIn): Promise<Response> {
+  return getAs(collector.url, pathname, who);
 }
 
 /** A form on the users page, posted as the browser does. */
@@ -50,10 +51,7 @@ beforeAll(async () => {
   admin = await login(collector.url, 'quantri');
 }, 60_000);
 
-afterAll(async () => {
-  if (collector) await stopCollector(collector);
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => removeCollector(collector, dataDir));
 
 describe('login throttling by address', () => {
   it('stops one address spraying many names, and does not let it in even with a right password', async () => {
@@ -115,8 +113,7 @@ describe('login throttling behind a reverse proxy', () => {
       // Not through the trusted proxy, X-Forwarded-For means nothing: 127.0.0.10 is not the throttled client.
       expect((await attempt('203.0.113.7', PASSWORD, fetchFrom('127.0.0.10'))).status).toBe(303);
     } finally {
-      await stopCollector(proxied);
-      rmSync(behind, { recursive: true, force: true });
+      await removeCollector(proxied, behind);
     }
   });
 });

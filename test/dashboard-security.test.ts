@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,13 +6,14 @@ import {
   addSchool,
   addUser,
   type Collector,
+  getAs,
   ingest,
   type LoggedIn,
   login,
   PASSWORD,
   postLogin,
+  removeCollector,
   startCollector,
-  stopCollector,
   wireEvent,
 } from './harness/index.js';
 
@@ -37,8 +38,8 @@ const APIS = [
   '/api/v1/district-policy',
 ];
 
-async function get(pathname: string, who?: LoggedIn) {
-  return fetch(`${collector.url}${pathname}`, { redirect: 'manual', headers: who ? { cookie: who.cookie } : {} });
+function get(pathname: string, who?: LoggedIn): Promise<Response> {
+  return getAs(collector.url, pathname, who);
 }
 
 async function postUser(who: LoggedIn, body: unknown, csrf: string | null) {
@@ -67,10 +68,7 @@ beforeAll(async () => {
   viewer = await login(collector.url, 'xem');
 }, 60_000);
 
-afterAll(async () => {
-  if (collector) await stopCollector(collector);
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => removeCollector(collector, dataDir));
 
 describe('without a session', () => {
   it('redirects every page to /login', async () => {

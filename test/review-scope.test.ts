@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,9 @@ import {
   addUser,
   type Collector,
   curl,
+  districtGatewayArgs,
+  enrolSchool,
+  type EnrolledSchool,
   lachan,
   type LoggedIn,
   login,
@@ -34,7 +37,7 @@ const centralData = path.join(work, 'central');
 let collector: Collector;
 let gateway: RunningGateway;
 let origin: { server: import('node:http').Server; port: number };
-let school: { id: string; token: string; policyKey: string };
+let school: EnrolledSchool;
 let admin: LoggedIn;
 
 const url = (host: string, pathAndQuery: string) => `http://${host}:${origin.port}${pathAndQuery}`;
@@ -87,11 +90,7 @@ async function approve(seq: number, fields: Record<string, string>): Promise<voi
 }
 
 beforeAll(async () => {
-  const enrolment = lachan(['central', 'school', 'add', '--name', 'TH Trạm Tấu', '--data', centralData, '--json']);
-  expect(enrolment.code, enrolment.stderr).toBe(0);
-  school = JSON.parse(enrolment.stdout) as { id: string; token: string; policyKey: string };
-  writeFileSync(path.join(work, 'token'), `${school.token}\n`, { mode: 0o600 });
-  writeFileSync(path.join(work, 'collector.pub'), school.policyKey);
+  school = enrolSchool(centralData, work, 'TH Trạm Tấu');
   addUser(centralData, 'quantri', 'admin');
   collector = await startCollector(centralData);
   admin = await login(collector.url, 'quantri');
@@ -105,18 +104,7 @@ beforeAll(async () => {
       'categories/games/domains': 'hoc-toan.test\n',
     },
     hosts: '127.0.0.1 vnexpress.test hoc-toan.test tin-tuc.test\n',
-    args: [
-      '--central',
-      collector.url,
-      '--school',
-      school.id,
-      '--token-file',
-      path.join(work, 'token'),
-      '--central-key',
-      path.join(work, 'collector.pub'),
-      '--policy-interval',
-      '1',
-    ],
+    args: districtGatewayArgs(collector.url, school, 1),
   });
 }, 60_000);
 

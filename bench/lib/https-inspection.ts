@@ -14,20 +14,21 @@
  * With `baseCli` (another build's CLI) its lachan runs beside this one, for A/B in the
  * same minutes. Targets: lachan ≥ 1.5× squid's rate and ≤ 0.67× its CPU per request.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import path from 'node:path';
 import { CertificateAuthority, createCaMaterial, initCa } from '../../src/tls/index.js';
 import { httpsThroughProxy } from './https-load.js';
 import { lessonPage } from './origin.js';
-import { lachanServeArgs, startPinned } from './pinned.js';
-import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks, waitForPort } from './proc.js';
+import { startPinned } from './pinned.js';
+import { startServe } from './serve.js';
+import { SQUID, squidCommonConfig, startSquid } from './squid.js';
+import { CLOCK_TICKS_PER_SECOND, freePort, treeCpuTicks } from './proc.js';
 import { median } from './stats.js';
 
 const SITE = 'site.bench';
 const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
-const SQUID = '/usr/sbin/squid';
 const CERTGEN = '/usr/lib/squid/security_file_certgen';
 const SQUID_TARGET = 'squid 5.7 ssl_bump';
 
@@ -61,19 +62,7 @@ ssl_bump peek step1
 ssl_bump bump all
 tls_outgoing_options cafile=${path.join(dir, 'origin-ca.pem')}
 hosts_file ${path.join(dir, 'hosts')}
-workers 1
-cache deny all
-cache_mem 8 MB
-http_access allow localhost
-http_access deny all
-access_log none
-cache_store_log none
-cache_log ${path.join(dir, 'cache.log')}
-pid_filename ${path.join(dir, 'squid.pid')}
-coredump_dir ${dir}
-shutdown_lifetime 0 seconds
-forwarded_for delete
-`;
+${squidCommonConfig(dir)}`;
 }
 
 export async function measureHttpsInspection(options: {
@@ -142,14 +131,9 @@ export async function measureHttpsInspection(options: {
     if (options.baseCli !== undefined) builds.push(['before: ', options.baseCli]);
     for (const [label, cli, inspect] of builds.flatMap(([label, cli]) => [[label, cli, true] as const, [label, cli, false] as const])) {
       const name = `${label}lachan, intercepting${inspect ? ' + inspecting' : ' only'}`;
-      const lachan = await startPinned(
-        0,
-        process.execPath,
-        lachanServeArgs(cli, { rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts') }, 1, [
-          '--certs',
-          certs,
-        ]),
-        (l) => l.msg === 'listening',
+      const lachan = await startServe(
+        { cli, rules: rulesFor(inspect), data: path.join(work, `var-${targets.length}`), hosts: path.join(work, 'hosts'), certs },
+        { cpu: 0 },
       );
       children.push(lachan.child);
       targets.push({ name, port: lachan.line.port as number, pid: lachan.child.pid! });
@@ -166,10 +150,8 @@ export async function measureHttpsInspection(options: {
       execFileSync('chown', ['-R', 'proxy:proxy', dir]);
       chmodSync(dir, 0o777);
       const port = await freePort();
-      writeFileSync(path.join(dir, 'squid.conf'), squidBumpConfig(dir, port));
-      const squid = spawn('taskset', ['-c', '0', SQUID, '-N', '-f', path.join(dir, 'squid.conf')], { stdio: 'ignore' });
+      const squid = await startSquid(dir, squidBumpConfig(dir, port), port);
       children.push(squid);
-      await waitForPort(port, 20_000);
       targets.push({ name: SQUID_TARGET, port, pid: squid.pid! });
       notes.push('squid: `ssl_bump bump all`, one worker, security_file_certgen for the leaf certificates, the same school CA.');
     } else {

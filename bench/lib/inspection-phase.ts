@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { E2GUARDIAN, e2guardianPhrases, haveE2guardian, startE2guardian } from './e2guardian.js';
-import { lachanServeArgs, startPinned } from './pinned.js';
+import { startServe } from './serve.js';
 import { markdownTable, median } from './stats.js';
 
 const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
@@ -64,12 +64,7 @@ export async function inspectionPhase(setup: InspectionPhaseSetup): Promise<stri
     path.join(rules, 'policy.yaml'),
     `version: 1\ndefault_profile: bench\nprofiles:\n  bench:\n    name: "Bench"\n    block_categories: [${CATEGORIES.join(', ')}]\n    content_limit: ${CONTENT_LIMIT}\n`,
   );
-  const lachan = await startPinned(
-    0,
-    process.execPath,
-    lachanServeArgs(setup.cli, { rules, data: path.join(setup.work, 'var-inspect'), hosts: setup.hostsFile }),
-    (l) => l.msg === 'listening',
-  );
+  const lachan = await startServe({ cli: setup.cli, rules, data: path.join(setup.work, 'var-inspect'), hosts: setup.hostsFile }, { cpu: 0 });
   setup.children.push(lachan.child);
   const direct = (size: number): string => `http://127.0.0.1:${setup.originPort}/html/${size}`;
   const targets: PhaseTarget[] = [

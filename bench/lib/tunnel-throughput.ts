@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CertificateAuthority, createCaMaterial, initCa } from '../../src/tls/index.js';
 import { httpsThroughProxy } from './https-load.js';
+import { type ServeOptions, startServe, startServer } from './serve.js';
 import { median } from './stats.js';
 
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -17,23 +16,6 @@ export interface TunnelThroughput {
   readonly bareTunnel: number;
   readonly lachanTunnelled: number;
   readonly lachanInspected: number;
-}
-
-/** Starts a process that prints a JSON line with its port (bare tunnel) or lachan's "listening" line. */
-async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { port?: number; msg?: string };
-        if (typeof entry.port === 'number' && (entry.msg === undefined || entry.msg === 'listening')) resolve(entry.port);
-      } catch {
-        // not JSON
-      }
-    });
-  });
-  return { child, port };
 }
 
 /**
@@ -65,41 +47,26 @@ export async function measureTunnelThroughput(seconds: number, reps: number, con
     return dir;
   };
   writeFileSync(path.join(work, 'hosts'), `127.0.0.1 ${SITE}\n`);
-  const lachanArgs = (rulesDir: string, certsDir: string): string[] => [
-    CLI,
-    'serve',
-    '--workers',
-    '1',
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--log-level',
-    'warn',
-    '--rules',
-    rulesDir,
-    '--data',
-    path.join(work, `var-${path.basename(rulesDir)}`),
-    '--hosts-file',
-    path.join(work, 'hosts'),
-    '--certs',
-    certsDir,
-  ];
-  // pino at warn prints no "listening" line: ask for info on stdout instead.
-  const info = (args: string[]): string[] => args.map((a) => (a === 'warn' ? 'info' : a));
+  // Measured as first written: plain node, without the proxy's V8 flags.
+  const lachan = (rulesDir: string, certsDir: string): ServeOptions => ({
+    cli: CLI,
+    rules: rulesDir,
+    data: path.join(work, `var-${path.basename(rulesDir)}`),
+    hosts: path.join(work, 'hosts'),
+    certs: certsDir,
+    plainNode: true,
+  });
   const processes = [
-    await startProcess([path.join(DIST, 'bench/bare/tunnel.js')]),
-    await startProcess(info(lachanArgs(rules(false), path.join(work, 'no-ca')))),
-    await startProcess(info(lachanArgs(rules(true), certs)), { NODE_EXTRA_CA_CERTS: originCaFile }),
+    await startServer(process.execPath, [path.join(DIST, 'bench/bare/tunnel.js')], { ready: (line) => typeof line.port === 'number' }),
+    await startServe(lachan(rules(false), path.join(work, 'no-ca'))),
+    await startServe(lachan(rules(true), certs), { env: { NODE_EXTRA_CA_CERTS: originCaFile } }),
   ];
   const samples: number[][] = [[], [], []];
   try {
     for (let rep = 0; rep < reps; rep++) {
       for (let i = 0; i < processes.length; i++) {
         const result = await httpsThroughProxy({
-          proxyPort: processes[i]!.port,
+          proxyPort: processes[i]!.line.port as number,
           host: SITE,
           port: originPort,
           path: '/',
@@ -111,7 +78,7 @@ export async function measureTunnelThroughput(seconds: number, reps: number, con
       }
     }
   } finally {
-    for (const { child } of processes) child.kill('SIGTERM');
+    await Promise.all(processes.map((started) => started.stop()));
     origin.close();
     rmSync(work, { recursive: true, force: true });
   }

@@ -16,7 +16,7 @@ import {
   writeAdminTokenFile,
 } from '../central/admin-token.js';
 import type { ListsBacking } from '../central/lists-mirror.js';
-import type { CollectorDatabase } from '../central/store.js';
+import { type CollectorDatabase, StoreError } from '../central/store.js';
 import type { RefresherLogger } from '../lists/refresher.js';
 import type { PgPool } from '../storage/postgres.js';
 import { CliError, EXIT_CHECK_FAILED } from './errors.js';
@@ -55,9 +55,14 @@ export async function openProcessState(options: Where & { readonly listsFile: st
   };
 }
 
-function poolOf(store: CollectorDatabase): PgPool {
-  if (!('pool' in store)) throw new Error('not a PostgreSQL store');
-  return (store as { readonly pool: PgPool }).pool;
+/**
+ * The pool of a store opened with --database. Imported on demand: a collector on SQLite
+ * starts without node-postgres. A SQLite store here is a bug in the caller, not the user's doing.
+ */
+async function poolOf(store: CollectorDatabase): Promise<PgPool> {
+  const { PostgresCentralStore } = await import('../central/pg-store.js');
+  if (!(store instanceof PostgresCentralStore)) throw new StoreError('LACHAN_NOT_POSTGRES', 'the shared admin token needs the store opened with --database');
+  return store.pool;
 }
 
 /** `lachan central admin-token [--rotate]`: prints the admin token in force, or makes a new one. */
@@ -89,7 +94,7 @@ export function registerAdminToken(
       }
       const { ensureAdminToken, isAdminTokenInForce, rotateAdminToken } = await import('../central/admin-token-pg.js');
       await deps.withStore(options, async (store) => {
-        const pool = poolOf(store);
+        const pool = await poolOf(store);
         if (options.rotate) {
           const token = await rotateAdminToken(pool);
           store.accounts.audit(deps.actor(), 'admin-token.rotate', 'admin-token', null, null);

@@ -11,41 +11,46 @@ export interface SyncWorkerData {
   readonly kind: 'lachan-pg-sync';
   readonly url: string;
   readonly port: MessagePort;
-  /** Int32 flag: the main thread waits while it is 0; set to 1 with each answer. */
+  /** Int32 flag: the id of the last statement answered; the main thread waits until it holds its own. */
   readonly flag: SharedArrayBuffer;
+  /** The server's statement_timeout, so a statement the main thread gave up on is cancelled there too. */
+  readonly statementTimeoutMs: number;
 }
 
 export interface SyncRequest {
+  readonly id: number;
   readonly sql: string;
   readonly params: readonly unknown[];
 }
 
 export type SyncReply =
-  | { readonly ok: true; readonly rows: Record<string, unknown>[]; readonly changes: number }
-  | { readonly ok: false; readonly message: string; readonly code: string | undefined };
+  | { readonly id: number; readonly ok: true; readonly rows: Record<string, unknown>[]; readonly changes: number }
+  | { readonly id: number; readonly ok: false; readonly message: string; readonly code: string | undefined };
 
 const data = workerData as SyncWorkerData;
 if (data?.kind === 'lachan-pg-sync') {
   const flag = new Int32Array(data.flag);
-  const client = new pg.Client({ connectionString: data.url, types: pgTypes });
+  const client = new pg.Client({ connectionString: data.url, types: pgTypes, statement_timeout: data.statementTimeoutMs });
   const connected = client.connect();
-  // The main thread is blocked while a statement runs: answers are all it waits for.
+  // The main thread is blocked while a statement runs: answers are all it waits for. The
+  // reply is queued before the flag names it, so the main thread finds it once woken.
   const answer = (reply: SyncReply) => {
     data.port.postMessage(reply);
-    Atomics.store(flag, 0, 1);
+    Atomics.store(flag, 0, reply.id);
     Atomics.notify(flag, 0);
   };
   // A dropped connection fails the statement that needed it, not the process.
   client.on('error', () => {});
-  // Statements arrive one at a time (the main thread waits for each), so they run in order.
+  // Statements arrive one at a time (the main thread waits for each, or gives up on it), so they run in order.
   data.port.on('message', (request: SyncRequest) => {
     // Buffers arrive as plain Uint8Arrays; node-postgres sends only Buffers as bytea.
     const params = request.params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
     connected
       .then(() => client.query(request.sql, params))
       .then(
-        (result) => answer({ ok: true, rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }),
-        (error: unknown) => answer({ ok: false, message: error instanceof Error ? error.message : String(error), code: (error as { code?: string }).code }),
+        (result) => answer({ id: request.id, ok: true, rows: result.rows as Record<string, unknown>[], changes: result.rowCount ?? 0 }),
+        (error: unknown) =>
+          answer({ id: request.id, ok: false, message: error instanceof Error ? error.message : String(error), code: (error as { code?: string }).code }),
       );
   });
   parentPort?.on('message', (message: unknown) => {

@@ -5,6 +5,11 @@
  * the main thread waits on a shared flag for the answer, as better-sqlite3 waits on the
  * disk. On loopback or a LAN that is a fraction of a millisecond, and these tables see
  * dashboard traffic only: the event path (pg-store.ts) stays asynchronous on its pool.
+ *
+ * Each statement carries an id, and the flag holds the id of the last statement answered:
+ * a reply that comes after its statement was given up on (timed out) is not taken for the
+ * answer to the statement after it; the main thread waits on for its own and drops the
+ * late one.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +27,17 @@ const WORKER_URL = [new URL('./pg-sync-worker.js', import.meta.url), new URL('..
 );
 /** A statement that takes longer than this is taken for a hung server or a dead thread. */
 const STATEMENT_TIMEOUT_MS = 60_000;
+/** Ids cycle within the flag's positive Int32 range; 0 means "nothing answered yet". */
+const MAX_REQUEST_ID = 0x7fff_ffff;
+
+export interface SyncPostgresOptions {
+  /**
+   * How long a statement may take before the main thread gives up on it (default 60 s). The
+   * server is given the same statement_timeout, so it cancels the statement too and the
+   * connection is free for the next one.
+   */
+  readonly statementTimeoutMs?: number;
+}
 
 export class SyncPostgresError extends Error {
   /** PostgreSQL's SQLSTATE, or LACHAN_PG_SYNC when the thread did not answer. */
@@ -36,6 +52,8 @@ export class SyncPostgres implements SqlConnection {
   readonly #worker: Worker;
   readonly #port: MessagePort;
   readonly #flag: Int32Array;
+  readonly #timeoutMs: number;
+  #lastId = 0;
   /** Open transactions and savepoints. */
   #depth = 0;
   #savepoints = 0;
@@ -45,10 +63,11 @@ export class SyncPostgres implements SqlConnection {
     return WORKER_URL !== undefined;
   }
 
-  constructor(url: string) {
+  constructor(url: string, options: SyncPostgresOptions = {}) {
     const { port1, port2 } = new MessageChannel();
     const flag = new SharedArrayBuffer(4);
-    const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag };
+    this.#timeoutMs = options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS;
+    const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag, statementTimeoutMs: this.#timeoutMs };
     if (WORKER_URL === undefined) throw new SyncPostgresError('pg-sync-worker.js not built (npm run build)', undefined);
     this.#worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2] });
     // The thread must not keep a finished command alive.
@@ -59,18 +78,39 @@ export class SyncPostgres implements SqlConnection {
 
   /** Runs one statement (placeholders already numbered) and waits for its answer. */
   query(sql: string, params: readonly unknown[]): { rows: Record<string, unknown>[]; changes: number } {
-    Atomics.store(this.#flag, 0, 0);
-    this.#port.postMessage({ sql, params } satisfies SyncRequest);
-    if (Atomics.wait(this.#flag, 0, 0, STATEMENT_TIMEOUT_MS) === 'timed-out') {
-      throw new SyncPostgresError(`PostgreSQL did not answer within ${STATEMENT_TIMEOUT_MS / 1000} s`, undefined);
-    }
-    const reply = receiveMessageOnPort(this.#port)?.message as SyncReply | undefined;
+    const id = (this.#lastId = (this.#lastId % MAX_REQUEST_ID) + 1);
+    this.#port.postMessage({ id, sql, params } satisfies SyncRequest);
+    this.#awaitAnswer(id);
+    const reply = this.#takeReply(id);
     if (reply === undefined) throw new SyncPostgresError('the PostgreSQL thread gave no answer', undefined);
     if (!reply.ok) throw new SyncPostgresError(reply.message, reply.code);
     for (const row of reply.rows) {
       for (const [key, value] of Object.entries(row)) if (value instanceof Uint8Array && !Buffer.isBuffer(value)) row[key] = Buffer.from(value);
     }
     return reply;
+  }
+
+  /**
+   * Blocks until the flag holds `id`. A late answer to an abandoned statement also wakes
+   * this wait (it changes the flag), so it waits again, on what is left of the time.
+   */
+  #awaitAnswer(id: number): void {
+    const deadline = performance.now() + this.#timeoutMs;
+    for (let seen = Atomics.load(this.#flag, 0); seen !== id; seen = Atomics.load(this.#flag, 0)) {
+      const left = deadline - performance.now();
+      if (left <= 0 || Atomics.wait(this.#flag, 0, seen, left) === 'timed-out') {
+        throw new SyncPostgresError(`PostgreSQL did not answer within ${this.#timeoutMs / 1000} s`, undefined);
+      }
+    }
+  }
+
+  /** The reply to `id`; replies to abandoned statements queued before it are dropped. */
+  #takeReply(id: number): SyncReply | undefined {
+    for (let next = receiveMessageOnPort(this.#port); next !== undefined; next = receiveMessageOnPort(this.#port)) {
+      const reply = next.message as SyncReply;
+      if (reply.id === id) return reply;
+    }
+    return undefined;
   }
 
   prepare<Params extends unknown[] = unknown[], Row = unknown>(sql: string): SqlStatement<Params, Row> {

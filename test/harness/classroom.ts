@@ -3,7 +3,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { curl, type CurlResult } from './curl.js';
-import { CLI } from './rules.js';
+import { policyYaml, type RunningGateway, startGateway } from './gateway.js';
+import { type Origin, startHttpOrigin } from './origins.js';
+import { CLI, makeRulesDir, type RulesFiles } from './rules.js';
 
 /**
  * Device addresses the classroom tests use: a student outside every room (the default
@@ -99,4 +101,41 @@ export async function waitUntil(ms: number, marginMs = 150): Promise<void> {
 /** `lachan users add NAME` in a rules folder, the password on stdin. */
 export function addGatewayUser(rulesDir: string, name: string, password: string): void {
   execFileSync(process.execPath, [CLI, 'users', 'add', name, '--rules', rulesDir], { input: `${password}\n`, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/**
+ * A rules folder for the classroom tests: the default profile `hs` and the `profiles`
+ * given, then the staff profile `giao-vien` for teachers' devices (127.0.9.0/24) before
+ * the `clients` given, and the proxy accounts (name → profile), each with STAFF_PASSWORD.
+ */
+export function makeClassroomRules(options: {
+  readonly profiles: Parameters<typeof policyYaml>[0]['profiles'];
+  readonly clients?: readonly { cidr: string; profile: string }[];
+  readonly accounts: Readonly<Record<string, string>>;
+  readonly files: RulesFiles;
+}): string {
+  const accounts = Object.entries(options.accounts)
+    .map(([name, profile]) => `    ${name}: ${profile}\n`)
+    .join('');
+  const rulesDir = makeRulesDir({
+    'policy.yaml': policyYaml({
+      defaultProfile: 'hs',
+      profiles: { ...options.profiles, 'giao-vien': { name: 'Giáo viên' } },
+      clients: [{ cidr: '127.0.9.0/24', profile: 'giao-vien' }, ...(options.clients ?? [])],
+      extra: `proxy_auth:\n  users_file: users\n  profiles:\n${accounts}`,
+    }),
+    ...options.files,
+  });
+  for (const name of Object.keys(options.accounts)) addGatewayUser(rulesDir, name, STAFF_PASSWORD);
+  return rulesDir;
+}
+
+/** A gateway whose classroom "minute" lasts one second (the test-only --classroom-minute-ms); `dataDir` to restart on one. */
+export function startClassroomGateway(rulesDir: string, hosts: string, dataDir?: string): Promise<RunningGateway> {
+  return startGateway({ rulesDir, hosts, args: ['--classroom-minute-ms', '1000', ...(dataDir === undefined ? [] : ['--data', dataDir])] });
+}
+
+/** An origin answering `origin HOST` (the Host header it was sent), so a test sees which site was reached. */
+export function startHostEchoOrigin(): Promise<Origin> {
+  return startHttpOrigin((req, res) => res.end(`origin ${req.headers.host}`));
 }

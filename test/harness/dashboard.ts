@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { expect } from 'vitest';
 import { newEventId } from '../../src/events/ids.js';
 import type { WireEvent } from '../../src/events/wire.js';
+import { type Collector, stopCollector } from './collector.js';
 import { lachan } from './rules.js';
 
 export const PASSWORD = 'mật-khẩu-đủ-dài-2026';
@@ -104,4 +105,15 @@ export async function login(url: string, name: string, password = PASSWORD, from
   expect(page.status).toBe(200);
   const csrf = /<meta name="csrf" content="([^"]+)"/.exec(await page.text())![1]!;
   return { cookie, csrf };
+}
+
+/** A GET of the dashboard as the browser of `who` sends it (its session cookie; none when absent), redirects not followed. */
+export function getAs(collectorUrl: string, pathname: string, who?: LoggedIn): Promise<Response> {
+  return fetch(`${collectorUrl}${pathname}`, { redirect: 'manual', headers: who ? { cookie: who.cookie } : {} });
+}
+
+/** After a file's tests: its collector stopped (if it started) and its data folder removed. */
+export async function removeCollector(collector: Collector | undefined, dataDir: string): Promise<void> {
+  if (collector) await stopCollector(collector);
+  rmSync(dataDir, { recursive: true, force: true });
 }

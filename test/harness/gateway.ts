@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { serveCommand } from '../../bench/lib/serve.js';
 import { CLI, REPO_ROOT, makeRulesDir, type RulesFiles } from './rules.js';
 
 export type LogLine = Record<string, unknown>;
@@ -51,28 +52,15 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
   const dataDir = path.join(work, 'var');
   const hostsFile = path.join(work, 'hosts');
   writeFileSync(hostsFile, options.hosts ?? '');
-  const serveArgs = [
-    'serve',
-    '--port',
-    '0',
-    '--admin-port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--workers',
-    String(options.workers ?? 1),
-    '--rules',
-    rulesDir,
-    '--data',
-    dataDir,
-    '--hosts-file',
-    hostsFile,
-    '--log-level',
-    options.logLevel ?? 'debug',
+  const serveArgs = serveCommand({
+    rules: rulesDir,
+    data: dataDir,
+    hosts: hostsFile,
+    workers: options.workers ?? 1,
     // No interception unless the test brings a CA: never pick up the repository's ./certs.
-    ...(options.args?.includes('--certs') ? [] : ['--certs', path.join(work, 'no-certs')]),
-    ...(options.args ?? []),
-  ];
+    certs: options.args?.includes('--certs') ? undefined : path.join(work, 'no-certs'),
+    args: ['--log-level', options.logLevel ?? 'debug', ...(options.args ?? [])],
+  });
   const child =
     options.viaShebang === true
       ? spawn(CLI, serveArgs, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })

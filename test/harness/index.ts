@@ -18,3 +18,4 @@ export * from './postgres.js';
 export * from './classroom.js';
 export * from './collector-store.js';
 export * from './school-ca.js';
+export * from './district.js';
