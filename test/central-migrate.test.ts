@@ -1,18 +1,24 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListsMirror } from '../src/central/lists-mirror.js';
+import { PgListsBacking } from '../src/central/lists-mirror-pg.js';
 import { openPostgresStore } from '../src/central/pg-store.js';
 import { openSqliteStore } from '../src/central/sqlite-store.js';
 import type { CentralStore, StatsFilter } from '../src/central/store.js';
 import type { WireEvent } from '../src/events/wire.js';
+import { listVersionOf } from '../src/lists/entries.js';
+import { applyVersion, emptyState, readVersionText } from '../src/lists/store.js';
 import { lachanAsync, type PostgresServer, startPostgres, wireEvent } from './harness/index.js';
 
 /**
  * `lachan central migrate` moves a district from its SQLite file to PostgreSQL: the same
  * schools (their tokens still valid), the same events, the same statistics, including
- * the counts of events retention had already removed and of events still in the inbox.
+ * the counts of events retention had already removed and of events still in the inbox,
+ * and the lists mirror (versions kept, what each school holds) the SQLite collector kept
+ * in its data folder.
  */
 let postgres: PostgresServer;
 const dataDir = mkdtempSync(path.join(tmpdir(), 'lachan-migrate-'));
@@ -26,6 +32,9 @@ afterAll(async () => {
 
 const NOW = Date.UTC(2026, 10, 20, 3, 0, 0);
 const DAY = 86_400_000;
+/** Never fetched: the mirror checked it just now, and refreshes daily. */
+const LIST_URL = 'http://unused.invalid/hosts';
+const LIST_CHECKED = Date.now();
 
 function spread(count: number, seed: number): WireEvent[] {
   return Array.from({ length: count }, (_, i) =>
@@ -52,7 +61,7 @@ async function answers(store: CentralStore): Promise<unknown> {
 }
 
 describe('lachan central migrate', () => {
-  it('moves schools, events and statistics into PostgreSQL and verifies the counts', async () => {
+  it('moves schools, events, statistics and the lists mirror into PostgreSQL and verifies the counts', async () => {
     const sqlite = openSqliteStore({ dataDir, writerThread: false });
     const a = await sqlite.addSchool('TH Trạm Tấu');
     const b = await sqlite.addSchool('THCS Bản Mù');
@@ -103,6 +112,16 @@ describe('lachan central migrate', () => {
     );
     for (const e of spread(20, 3)) insert.run(e.id, b.id, e.time, e.profile, e.category, e.reason, e.rule, e.source, e.host, e.path, e.method, e.client, NOW);
     raw.close();
+    // The lists mirror kept under the data folder: two versions of a list (the school
+    // holds the older one, so it is owed a delta) and what the school last reported.
+    const older = listVersionOf(['lode.example', 'xoso.example']);
+    const newer = listVersionOf(['lode.example', 'xoso.example', 'cado.example']);
+    const first = await applyVersion(dataDir, emptyState('hostsvn-gambling'), older, { url: LIST_URL }, 30, LIST_CHECKED - 3_600_000);
+    await applyVersion(dataDir, first, newer, {}, 30, LIST_CHECKED);
+    writeFileSync(
+      path.join(dataDir, 'lists-schools.json'),
+      JSON.stringify({ [a.id]: { 'hostsvn-gambling': { version: older.version, seenAt: LIST_CHECKED } } }),
+    );
 
     const url = await postgres.createDatabase();
     const moved = await lachanAsync(['central', 'migrate', '--from', `sqlite:${dataDir}`, '--to', url]);
@@ -113,11 +132,28 @@ describe('lachan central migrate', () => {
     expect(moved.stdout).toMatch(/^signing_key: 1 → 1$/m);
     expect(moved.stdout).toMatch(/^alerts: 1 → 1$/m);
     expect(moved.stdout).toMatch(/^alert_contacts: 1 → 1$/m);
+    expect(moved.stdout).toMatch(/^list_states: 1 → 1$/m);
+    expect(moved.stdout).toMatch(/^list_versions: 2 → 2$/m);
+    expect(moved.stdout).toMatch(/^list_reports: 1 → 1$/m);
     expect(moved.stdout).toContain('khớp');
 
     const before = openSqliteStore({ dataDir, writerThread: false });
     const after = await openPostgresStore({ url });
+    const listsFile = path.join(dataDir, 'lists.yaml');
+    writeFileSync(listsFile, `lists:\n  - name: hostsvn-gambling\n    category: gambling\n    url: ${LIST_URL}\n    format: hosts\n    refresh: 1d\n`);
+    const quiet = { debug: () => {}, info: () => {}, warn: () => {} };
+    const filesMirror = new ListsMirror({ dataDir, listsFile, logger: quiet });
+    const pgBacking = new PgListsBacking({ pool: after.pool, dataDir, listsFile, logger: quiet });
+    const pgMirror = new ListsMirror({ dataDir, listsFile, logger: quiet, backing: pgBacking });
     try {
+      // Every process on PostgreSQL serves the versions the SQLite collector kept, and knows what each school holds.
+      expect(await pgMirror.overview([a.id, b.id], LIST_CHECKED)).toEqual(await filesMirror.overview([a.id, b.id], LIST_CHECKED));
+      expect((await pgMirror.overview([a.id], LIST_CHECKED)).schools.get(a.id)).toEqual([
+        { list: 'hostsvn-gambling', version: older.version, seenAt: LIST_CHECKED, stale: false },
+      ]);
+      expect(await pgBacking.versionText('hostsvn-gambling', older.version)).toBe(await readVersionText(dataDir, 'hostsvn-gambling', older.version));
+      expect(await pgBacking.versionText('hostsvn-gambling', newer.version)).toBe(newer.text);
+
       expect(await answers(after)).toEqual(await answers(before));
       expect((await after.authenticate(a.token))?.id).toBe(a.id);
       expect(after.accounts.user('quantri')?.role).toBe('admin');
@@ -142,6 +178,9 @@ describe('lachan central migrate', () => {
       ).toBe(2);
       expect(moved.policy.version()).toBe(2);
     } finally {
+      filesMirror.stop();
+      pgMirror.stop();
+      await pgBacking.refreshNow();
       await before.close();
       await after.close();
     }

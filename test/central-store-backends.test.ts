@@ -132,6 +132,9 @@ describe.each(backends)('collector store on %s', (_name, backend) => {
       expect(new Set(events.map((e) => `${e.school} ${e.id}`)).size).toBe(411);
       await expectStatsEqualRecount(store, '2026-10-15', '2026-11-01');
       await expectStatsEqualRecount(store, '2026-11-01', '2026-11-01');
+      // A whole month inside a range of a month or less: read from the monthly roll-up, still exact.
+      await expectStatsEqualRecount(store, '2026-10-01', '2026-10-31');
+      await expectStatsEqualRecount(store, '2026-10-31', '2026-11-30');
       expect((await store.stats({ fromDay: '2026-10-15', toDay: '2026-11-01' })).bySchool.map((s) => s.name).sort()).toEqual(['TH Trạm Tấu', 'THCS Bản Mù']);
     } finally {
       await store.close();

@@ -57,7 +57,7 @@ export const ROLLUPS: readonly Rollup[] = [
   { table: 'r_school_category_month', keys: ['month', 'school', 'profile', 'category'] },
   // bySchool without filters, exact.
   { table: 'r_day_school', keys: ['day', 'school'] },
-  // topHosts, all schools: by day for short ranges, by month for long ones.
+  // topHosts, all schools: by day for short ranges (whole months inside them by month), by month for long ones.
   { table: 'r_host_day', keys: ['day', 'host', 'category'] },
   { table: 'r_host_month', keys: ['month', 'host', 'category'] },
   // topHosts for one school over long ranges (short ones read the school's raw events).

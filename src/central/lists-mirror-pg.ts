@@ -12,15 +12,15 @@
  * thread) on a scratch folder seeded with the shared state; its outcome is published
  * back, and the scratch removed.
  */
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readListsConfig, type ListSubscription } from '../lists/config.js';
 import { logUpdate, type RefresherLogger } from '../lists/refresher.js';
-import { emptyState, listDir, readState, readVersionText, writeState, type ListState } from '../lists/store.js';
+import { emptyState, LISTS_DIR, listDir, readState, readVersionText, writeState, type ListState } from '../lists/store.js';
 import { dueLists } from '../lists/update.js';
 import { updateListInThread } from '../lists/update-thread.js';
 import type { PgClient, PgPool } from '../storage/postgres.js';
-import { DEFAULT_KEPT_VERSIONS, type ListsBacking, type SchoolListReport } from './lists-mirror.js';
+import { DEFAULT_KEPT_VERSIONS, type ListsBacking, loadReports, REPORTS_FILE, type SchoolListReport } from './lists-mirror.js';
 
 /** The mirror's schema step (appended to PG_MIGRATIONS). */
 export const LISTS_PG_MIGRATIONS: readonly string[] = [
@@ -203,4 +203,52 @@ export class PgListsBacking implements ListsBacking {
       throw error;
     }
   }
+}
+
+/** What a file-backed mirror held, as found on disk and written to the tables. */
+export interface ImportedLists {
+  readonly states: number;
+  readonly versions: number;
+  readonly reports: number;
+}
+
+/**
+ * `central migrate`: the mirror one SQLite collector kept under its data folder (each
+ * list's state and kept versions under `lists/`, the schools' reports in
+ * `lists-schools.json`) copied into the tables, so the processes on PostgreSQL answer
+ * deltas from the versions the schools already hold instead of sending whole lists.
+ * A kept version whose file is gone is left out of the state's history as well.
+ */
+export async function importFileMirror(dataDir: string, pool: PgPool): Promise<ImportedLists> {
+  const root = path.join(dataDir, LISTS_DIR);
+  const names = await readdir(root, { withFileTypes: true }).then(
+    (entries) => entries.filter((e) => e.isDirectory()).map((e) => e.name),
+    () => [],
+  );
+  let states = 0;
+  let versions = 0;
+  for (const name of names.sort()) {
+    const state = await readState(dataDir, name);
+    // A folder without a state (a fetch that never finished) holds nothing served.
+    if (state.version === null && state.history.length === 0 && state.checkedAt === null && state.attemptedAt === null) continue;
+    const kept: string[] = [];
+    for (const version of state.history) {
+      const text = await readVersionText(dataDir, name, version);
+      if (text === null) continue;
+      await pool.query('INSERT INTO list_versions (name, version, body) VALUES ($1, $2, $3)', [name, version, text]);
+      kept.push(version);
+      versions++;
+    }
+    const history = { history: kept, appliedAt: Object.fromEntries(Object.entries(state.appliedAt).filter(([v]) => kept.includes(v))) };
+    await pool.query('INSERT INTO list_states (name, state) VALUES ($1, $2)', [name, JSON.stringify({ ...state, ...history })]);
+    states++;
+  }
+  let reports = 0;
+  for (const [school, lists] of loadReports(path.join(dataDir, REPORTS_FILE))) {
+    for (const [list, report] of lists) {
+      await pool.query('INSERT INTO list_reports (school, list, version, seen_at) VALUES ($1, $2, $3, $4)', [school, list, report.version, report.seenAt]);
+      reports++;
+    }
+  }
+  return { states, versions, reports };
 }

@@ -86,7 +86,8 @@ export interface SchoolListStatus {
   readonly stale: boolean;
 }
 
-const REPORTS_FILE = 'lists-schools.json';
+/** A file-backed mirror's reports, under the data folder (read again by `central migrate`). */
+export const REPORTS_FILE = 'lists-schools.json';
 const CACHED_ANSWERS = 64;
 /** Bound on the cached answers' bytes: a few versions of the largest public lists. */
 const CACHED_BYTES = 128 * 1024 * 1024;
@@ -323,7 +324,7 @@ class FileBacking implements ListsBacking {
   }
 }
 
-function loadReports(file: string): Map<string, Map<string, SchoolListReport>> {
+export function loadReports(file: string): Map<string, Map<string, SchoolListReport>> {
   const reports = new Map<string, Map<string, SchoolListReport>>();
   try {
     const object = JSON.parse(readFileSync(file, 'utf8')) as Record<string, Record<string, SchoolListReport>>;

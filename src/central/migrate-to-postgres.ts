@@ -4,8 +4,9 @@
  * counts. Copied: schools (with their token hashes, so gateways keep their tokens), the
  * last contact of each, every raw event (the inbox too) and the roll-up tables (which
  * hold the counts of events retention has removed), the district's accounts, audit log,
- * policy with its versions, review queue, and the policy signing key (from DIR's key
- * file). Events the SQLite store had not yet counted (its inbox, or past its roll-up
+ * policy with its versions, review queue, the policy signing key (from DIR's key
+ * file) and the lists mirror DIR kept (each list's state and kept versions, what every
+ * school last reported), so schools keep getting deltas. Events the SQLite store had not yet counted (its inbox, or past its roll-up
  * watermark) are counted on the way in. Sessions are not moved: users log in again.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import path from 'node:path';
 import { EVENT_COLUMNS } from '../events/event-schema.js';
 import { openReadOnly, type SqliteDatabase } from '../storage/sqlite.js';
 import { ROLLUPS } from './event-writer.js';
+import { importFileMirror } from './lists-mirror-pg.js';
 import type { ImportedEvent, PostgresCentralStore } from './pg-store.js';
 import { SIGNING_KEY_FILE } from './signing-key.js';
 
@@ -101,6 +103,15 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
       source: hasKey ? 1 : 0,
       target: (await pool.query<{ n: number }>('SELECT count(*) AS n FROM signing_key')).rows[0]!.n,
     });
+
+    const lists = await importFileMirror(path.dirname(sqliteFile), pool);
+    for (const [what, source] of [
+      ['list_states', lists.states],
+      ['list_versions', lists.versions],
+      ['list_reports', lists.reports],
+    ] as const) {
+      district.push({ what, source, target: (await pool.query<{ n: number }>(`SELECT count(*) AS n FROM ${what}`)).rows[0]!.n });
+    }
 
     const watermark = scalar(db, 'SELECT last_seq FROM rollup_state WHERE id = 1');
     const copy = async (sql: string, counted: boolean) => {

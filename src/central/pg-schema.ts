@@ -34,6 +34,32 @@ export const PG_KEY_SQL: Readonly<Record<RollupKey, string>> = {
   host: 'host',
 };
 
+/**
+ * The roll-ups' hot rows are updated by every batch (a school's day, a host's day), so
+ * each table is a small set of rows rewritten all day. At the defaults (pages filled to
+ * 100 %, autovacuum at 20 % dead rows, throttled) dead versions pile up between vacuums
+ * and the first statistics query after a busy hour reads the bloated pages and sets
+ * their hint bits itself (docs/scaling.md, "The dashboard's aggregates"). Room on each
+ * page keeps updates HOT (same page, no index entry, pruned in place); an unthrottled
+ * vacuum after 2 % of rows changed (or 1 % added: a new day's rows, then marked
+ * all-visible for index-only scans) keeps the tables their live size; statistics are
+ * refreshed as new days arrive, so a range ending today is estimated from its rows.
+ *
+ * One category's schools (bySchool with a category filter, up to MONTHLY_AFTER_DAYS)
+ * read a row per school and day, spread over every page of r_school_category_day: the
+ * covering index answers from its own pages, one category's days side by side. It makes
+ * this table's updates non-HOT (n is in an index); it is the least updated roll-up (a
+ * school's few categories a batch).
+ */
+const ROLLUP_STORAGE_STEP = [
+  ...ROLLUPS.map(
+    (r) =>
+      `ALTER TABLE ${r.table} SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 500, autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);`,
+  ),
+  'CREATE INDEX r_school_category_day_for_category ON r_school_category_day (category, day) INCLUDE (school, profile, n);',
+  'DROP INDEX r_school_category_day_by_category;',
+].join('\n');
+
 export const PG_MIGRATIONS: readonly string[] = [
   `CREATE TABLE schools (
      id text COLLATE "C" PRIMARY KEY,
@@ -67,6 +93,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   // What each process kept in its --data, now shared (docs/scaling.md).
   ...ADMIN_TOKEN_PG_MIGRATIONS,
   ...LISTS_PG_MIGRATIONS,
+  ROLLUP_STORAGE_STEP,
 ];
 
 /** The partition of `events` holding month `month` (year × 12 + month − 1, Vietnam time). */

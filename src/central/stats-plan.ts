@@ -64,6 +64,39 @@ function where(conditions: Conditions): PlannedQuery {
   return { sql: clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '', params };
 }
 
+/**
+ * The whole calendar months inside [from, to] and the days left around them: a range up
+ * to MONTHLY_AFTER_DAYS that holds a whole month ("last month") reads that month's row
+ * per host instead of ~30, and is still exact.
+ */
+function wholeMonthsIn(from: number, to: number): { months: [number, number]; days: [number, number][] } | null {
+  const first = firstDayOfMonth(monthOfDay(from)) === from ? monthOfDay(from) : monthOfDay(from) + 1;
+  const last = firstDayOfMonth(monthOfDay(to) + 1) - 1 === to ? monthOfDay(to) : monthOfDay(to) - 1;
+  if (first > last) return null;
+  const before: [number, number] = [from, firstDayOfMonth(first) - 1];
+  const after: [number, number] = [firstDayOfMonth(last + 1), to];
+  return { months: [first, last], days: [before, after].filter(([a, b]) => a <= b) };
+}
+
+/** Top hosts of all schools from whole months of r_host_month and the days around them from r_host_day. */
+function hostsOfMonthsAndDays(split: { months: [number, number]; days: [number, number][] }, category: string | undefined): { table: string } & PlannedQuery {
+  const params: (string | number)[] = [];
+  const only = (clause: string): string => {
+    if (category === undefined) return clause;
+    params.push(category);
+    return `${clause} AND category = ?`;
+  };
+  const parts: string[] = [];
+  if (split.days.length > 0) {
+    const days = split.days.map(() => 'day BETWEEN ? AND ?').join(' OR ');
+    params.push(...split.days.flat());
+    parts.push(`SELECT host, category, n FROM r_host_day WHERE ${only(`(${days})`)}`);
+  }
+  params.push(...split.months);
+  parts.push(`SELECT host, category, n FROM r_host_month WHERE ${only('month BETWEEN ? AND ?')}`);
+  return { table: `(${parts.join(' UNION ALL ')}) AS hosts`, sql: '', params };
+}
+
 /** A few weeks of one school's raw events, through the (school, time) index. */
 function eventsWhere(school: string, fromMs: number, toMs: number, category: string | undefined): PlannedQuery {
   const params: (string | number)[] = [school, fromMs, toMs];
@@ -101,13 +134,16 @@ export function planStats(filter: StatsFilter): StatsPlan {
   };
 
   const limit = Math.min(Math.max(1, filter.topHosts ?? 20), 1000);
+  const split = monthly === null && filter.school === undefined ? wholeMonthsIn(from, to) : null;
   const th =
     filter.school !== undefined
       ? monthly === null
         ? { table: 'events', ...eventsWhere(filter.school, dayStart(from), dayStart(to + 1), filter.category) }
         : { table: 'r_school_host_month', ...where({ school: filter.school, month: [monthly.first, monthly.last], category: filter.category }) }
       : monthly === null
-        ? { table: 'r_host_day', ...where({ day: [from, to], category: filter.category }) }
+        ? split === null
+          ? { table: 'r_host_day', ...where({ day: [from, to], category: filter.category }) }
+          : hostsOfMonthsAndDays(split, filter.category)
         : { table: 'r_host_month', ...where({ month: [monthly.first, monthly.last], category: filter.category }) };
   const counted = th.table === 'events' ? "coalesce(category, '') AS category, count(*)" : 'category, CAST(sum(n) AS BIGINT)';
   const groupCategory = th.table === 'events' ? "coalesce(category, '')" : 'category';
