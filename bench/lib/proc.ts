@@ -21,7 +21,11 @@ export function childrenOf(pid: number): number[] {
 
 export const CLOCK_TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** User + system CPU time, in clock ticks, of `pid` and every live process below it. */
+/**
+ * User + system CPU time, in clock ticks, of `pid` and every process below it: the live
+ * ones' own time plus what their exited children used (cutime, cstime), so a worker that
+ * exits between two readings (a PostgreSQL backend, an autovacuum worker) still counts.
+ */
 export function treeCpuTicks(pid: number): number {
   const stats = new Map<number, { parent: number; ticks: number }>();
   for (const entry of readdirSync('/proc')) {
@@ -32,9 +36,10 @@ export function treeCpuTicks(pid: number): number {
     } catch {
       continue; // exited meanwhile
     }
-    // Fields after the command name (which may hold spaces): state ppid … utime(14) stime(15).
+    // Fields after the command name (which may hold spaces): state ppid … utime(14) stime(15) cutime(16) cstime(17).
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    stats.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    stats.set(Number(entry), { parent: Number(fields[1]), ticks });
   }
   let total = 0;
   for (const [candidate, stat] of stats) {
