@@ -27,14 +27,17 @@ const WORKER_URL = [new URL('./pg-sync-worker.js', import.meta.url), new URL('..
 );
 /** A statement that takes longer than this is taken for a hung server or a dead thread. */
 const STATEMENT_TIMEOUT_MS = 60_000;
+/** How much longer the server lets a statement run than the main thread waits for it. */
+const SERVER_CANCEL_MARGIN_MS = 1_000;
 /** Ids cycle within the flag's positive Int32 range; 0 means "nothing answered yet". */
 const MAX_REQUEST_ID = 0x7fff_ffff;
 
 export interface SyncPostgresOptions {
   /**
    * How long a statement may take before the main thread gives up on it (default 60 s). The
-   * server is given the same statement_timeout, so it cancels the statement too and the
-   * connection is free for the next one.
+   * server cancels it a moment later (statement_timeout, SERVER_CANCEL_MARGIN_MS more), so the
+   * connection is free for the next one; later, not the same moment, so that the caller
+   * always sees the same error (LACHAN_PG_SYNC), never the server's cancellation racing it.
    */
   readonly statementTimeoutMs?: number;
 }
@@ -67,7 +70,7 @@ export class SyncPostgres implements SqlConnection {
     const { port1, port2 } = new MessageChannel();
     const flag = new SharedArrayBuffer(4);
     this.#timeoutMs = options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS;
-    const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag, statementTimeoutMs: this.#timeoutMs };
+    const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag, statementTimeoutMs: this.#timeoutMs + SERVER_CANCEL_MARGIN_MS };
     if (WORKER_URL === undefined) throw new SyncPostgresError('pg-sync-worker.js not built (npm run build)', undefined);
     this.#worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2] });
     // The thread must not keep a finished command alive.
