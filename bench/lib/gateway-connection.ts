@@ -1,33 +1,58 @@
 /**
  * One keep-alive HTTP/1.1 connection of a simulated gateway (bench/province.ts), one
- * request at a time. A request is written as bytes the caller prepared and of the answer
- * only the status line, the length and the body are read: a province's 1,000 gateways are
- * not on the collectors' machine, so what stands for them here should cost this machine
- * as little as possible (undici's request per POST was a tenth of the replay's CPU). The
+ * request at a time. A request is written as bytes the caller prepared; the answer is read
+ * by the proxy's own sans-IO response reader (src/proxy/http1/response-reader.ts), of which
+ * only the status and the body are kept: a province's 1,000 gateways are not on the
+ * collectors' machine, so what stands for them here should cost this machine as little as
+ * possible (undici's request per POST was a tenth of the replay's CPU). The
  * collector sees ordinary HTTP/1.1 requests on long-lived connections, as from undici.
  */
 import { connect, type Socket } from 'node:net';
+import { ResponseReader } from '../../src/proxy/http1/response-reader.js';
 
 export interface Answer {
   readonly status: number;
   readonly body: Buffer;
 }
 
-const HEAD_END = Buffer.from('\r\n\r\n');
-const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** The collector's answers are small JSON acknowledgements; a head larger than this is an error. */
+const MAX_HEAD_BYTES = 16 * 1024;
 
 export class GatewayConnection {
   readonly #host: string;
   readonly #port: number;
   #socket: Socket | null = null;
-  #received: Buffer[] = [];
-  #receivedBytes = 0;
+  /** The proxy's own HTTP/1 response reader (src/proxy/http1/response-reader.ts), fed what the socket reads. */
+  readonly #reader: ResponseReader;
+  #status = 0;
+  #body: Buffer[] = [];
   #pending: { resolve: (answer: Answer) => void; reject: (error: Error) => void } | null = null;
 
   constructor(url: string) {
     const parsed = new URL(url);
     this.#host = parsed.hostname;
     this.#port = Number(parsed.port);
+    this.#reader = new ResponseReader(
+      {
+        onHead: (head) => {
+          this.#status = head.status;
+        },
+        onData: (chunk) => {
+          this.#body.push(chunk);
+        },
+        onEnd: (last) => {
+          if (last !== undefined) this.#body.push(last);
+          const body = this.#body.length === 1 ? this.#body[0]! : Buffer.concat(this.#body);
+          this.#body = [];
+          this.#settle(null, { status: this.#status, body });
+        },
+        onError: (error) => {
+          this.destroy();
+          this.#settle(error, null);
+        },
+      },
+      MAX_HEAD_BYTES,
+    );
   }
 
   /** The `host` header value for requests on this connection. */
@@ -54,6 +79,8 @@ export class GatewayConnection {
     const socket = this.#socket ?? this.#open();
     return new Promise((resolve, reject) => {
       this.#pending = { resolve, reject };
+      this.#body = [];
+      this.#reader.start(false);
       socket.cork();
       socket.write(head);
       if (body !== undefined) socket.write(body);
@@ -61,54 +88,30 @@ export class GatewayConnection {
     });
   }
 
+  #settle(error: Error | null, answer: Answer | null): void {
+    const pending = this.#pending;
+    this.#pending = null;
+    if (error !== null) pending?.reject(error);
+    else pending?.resolve(answer!);
+  }
+
   #open(): Socket {
     const socket = connect({ host: this.#host, port: this.#port, noDelay: true });
     this.#socket = socket;
-    this.#received = [];
-    this.#receivedBytes = 0;
     socket.on('data', (chunk: Buffer) => {
-      this.#received.push(chunk);
-      this.#receivedBytes += chunk.length;
-      this.#answerIfComplete();
+      if (!this.#reader.idle) this.#reader.feed(chunk);
     });
     const lost = (error?: Error) => {
-      if (this.#socket === socket) this.#socket = null;
-      const pending = this.#pending;
-      this.#pending = null;
-      pending?.reject(error ?? new Error('connection closed before the answer'));
+      if (this.#socket !== socket) return;
+      this.#socket = null;
+      // A body framed by the close ends here; anything else was cut short.
+      if (!this.#reader.idle && this.#reader.endOfInput()) return;
+      this.#reader.stop();
+      this.#settle(error ?? new Error('connection closed before the answer'), null);
     };
     socket.on('error', lost);
     socket.on('close', () => lost());
     return socket;
-  }
-
-  #answerIfComplete(): void {
-    const data = this.#received.length === 1 ? this.#received[0]! : Buffer.concat(this.#received, this.#receivedBytes);
-    this.#received = [data];
-    const headEnd = data.indexOf(HEAD_END);
-    if (headEnd < 0) return;
-    const head = data.toString('latin1', 0, headEnd);
-    const bodyStart = headEnd + HEAD_END.length;
-    const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-    let end: number;
-    let body: Buffer;
-    if (length !== null) {
-      end = bodyStart + Number(length[1]);
-      if (data.length < end) return;
-      body = data.subarray(bodyStart, end);
-    } else {
-      // Chunked (not what the collector sends today): the chunks as they are, enough to read a status.
-      const last = data.indexOf(LAST_CHUNK, bodyStart);
-      if (last < 0) return;
-      end = last + LAST_CHUNK.length;
-      body = data.subarray(bodyStart, last);
-    }
-    const rest = data.subarray(end);
-    this.#received = rest.length > 0 ? [rest] : [];
-    this.#receivedBytes = rest.length;
-    const pending = this.#pending;
-    this.#pending = null;
-    pending?.resolve({ status: Number(head.slice(9, 12)), body });
   }
 
   destroy(): void {
