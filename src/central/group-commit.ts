@@ -67,12 +67,18 @@ export class GroupCommit {
     }
   }
 
+  /**
+   * A group's statement that fails is run again a batch at a time, so that only a batch
+   * that fails on its own is refused: one school's bad batch must not refuse the schools
+   * that happened to share its statement (their gateways would resend in vain).
+   */
   async #run(group: readonly Pending[]): Promise<void> {
     try {
       const stored = await this.#write(group);
       for (const batch of group) batch.done(stored.get(batch.school) ?? 0);
     } catch (error) {
-      for (const batch of group) batch.failed(error);
+      if (group.length === 1) group[0]!.failed(error);
+      else for (const batch of group) await this.#run([batch]);
     }
   }
 }
