@@ -1,7 +1,7 @@
-import { isIpLiteral } from '../policy/hostname.js';
 import { OriginConnection, type ConnectionOwner, type TlsDial } from './origin-connection.js';
 import { OriginError } from './origin-error.js';
 import type { Exchange, OriginClientOptions } from './origin-exchange.js';
+import { sniName } from './target.js';
 
 /**
  * The connections to one origin (scheme, host and port), at most `connectionsPerOrigin`
@@ -28,8 +28,7 @@ export class OriginPool implements ConnectionOwner {
     private readonly port: number,
     secure: boolean,
   ) {
-    // SNI carries names only: an address literal goes without, and its certificate is checked against the address dialled, the literal itself.
-    this.tls = secure ? { servername: isIpLiteral(hostname) ? undefined : hostname, session: undefined } : null;
+    this.tls = secure ? { servername: sniName(hostname), session: undefined } : null;
   }
 
   dispatch(exchange: Exchange): void {

@@ -6,7 +6,6 @@ import type { ContentVerdict } from '../content/profile.js';
 import { queryVerdict, searchQueryOf, searchVerdict } from '../content/search-terms.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
-import { isIpLiteral } from '../policy/hostname.js';
 import { rewriteForSafeSearch, safeSearchEndpoint } from '../policy/safesearch.js';
 import type { CertificateAuthority } from '../tls/index.js';
 import type { DeviceTrust } from './device-trust.js';
@@ -21,7 +20,7 @@ import { requestHead } from './origin-client.js';
 import type { BlockRecord, BlockRecorder } from './ports.js';
 import { blockAnswer, contentBlockAnswer, errorAnswer, sendAnswer, tippingPhrase, writeRawAnswer } from './responder.js';
 import { TRUST_PROBE_HOST } from './trust-probe.js';
-import { bareHost, type Target } from './target.js';
+import { bareHost, sniName, type Target } from './target.js';
 import { openTunnel, type TunnelDeps } from './tunnel.js';
 import { classifyUpstreamError, type Upstream } from './upstream.js';
 
@@ -132,8 +131,8 @@ export class RequestPipeline {
       headers,
       body: hasBody ? req : null,
       // Given here so that undici does not work it out per request (a regular expression
-      // for IPv6); SNI carries names only, so an address leaves it to undici.
-      servername: isIpLiteral(target.host) ? undefined : target.host,
+      // for IPv6); an address (no SNI) leaves it to undici.
+      servername: sniName(target.host),
     };
     this.deps.upstream.agent.dispatch(dispatch, handler as unknown as Dispatcher.DispatchHandler);
   }

@@ -8,6 +8,7 @@
  * Parsing is WHATWG URL's, as a browser does it: userinfo dropped, IPv4 in any notation
  * normalised, IDN to punycode, IPv6 compressed and in brackets.
  */
+import { isIpLiteral } from '../policy/hostname.js';
 
 export type Scheme = 'http' | 'https';
 
@@ -41,6 +42,15 @@ export function defaultPort(scheme: Scheme): number {
 /** The host without IPv6 brackets: for DNS, SNI and certificates. */
 export function bareHost(host: string): string {
   return host.charCodeAt(0) === 0x5b /* [ */ ? host.slice(1, -1) : host;
+}
+
+/**
+ * The TLS server name for `host` (a target's host, IPv6 in brackets): SNI carries names
+ * only, so an address literal goes without, and its certificate is checked against the
+ * address dialled.
+ */
+export function sniName(host: string): string | undefined {
+  return isIpLiteral(host) ? undefined : host;
 }
 
 function withoutTrailingDot(hostname: string): string {
