@@ -80,21 +80,15 @@ function wholeMonthsIn(from: number, to: number): { months: [number, number]; da
 
 /** Top hosts of all schools from whole months of r_host_month and the days around them from r_host_day. */
 function hostsOfMonthsAndDays(split: { months: [number, number]; days: [number, number][] }, category: string | undefined): { table: string } & PlannedQuery {
-  const params: (string | number)[] = [];
-  const only = (clause: string): string => {
-    if (category === undefined) return clause;
-    params.push(category);
-    return `${clause} AND category = ?`;
+  const parts = [
+    ...split.days.map((day) => ({ table: 'r_host_day', ...where({ day, category }) })),
+    { table: 'r_host_month', ...where({ month: split.months, category }) },
+  ];
+  return {
+    table: `(${parts.map((p) => `SELECT host, category, n FROM ${p.table}${p.sql}`).join(' UNION ALL ')}) AS hosts`,
+    sql: '',
+    params: parts.flatMap((p) => p.params),
   };
-  const parts: string[] = [];
-  if (split.days.length > 0) {
-    const days = split.days.map(() => 'day BETWEEN ? AND ?').join(' OR ');
-    params.push(...split.days.flat());
-    parts.push(`SELECT host, category, n FROM r_host_day WHERE ${only(`(${days})`)}`);
-  }
-  params.push(...split.months);
-  parts.push(`SELECT host, category, n FROM r_host_month WHERE ${only('month BETWEEN ? AND ?')}`);
-  return { table: `(${parts.join(' UNION ALL ')}) AS hosts`, sql: '', params };
 }
 
 /** A few weeks of one school's raw events, through the (school, time) index. */
