@@ -126,6 +126,9 @@ describe('phrase scanner', () => {
       expect(large.addLine(`5 zq${word}`, 2, 2, i + 1)).toBeNull();
     }
     const denseSet = large.build();
+    // The comparison is between the two tables only while each set has the one said above.
+    expect(phrases.automaton.scansCompactRows).toBe(true);
+    expect(denseSet.automaton.scansCompactRows).toBe(false);
     const text = 'Công an: trang CÁ ĐỘ bóng đá của nhà cái, xem phim sex ở nhacaivip; Ca do bong da. nhà  cái! công-an'.normalize('NFD');
     const compactScanner = phrases.scanner(2);
     const denseScanner = denseSet.scanner(3);

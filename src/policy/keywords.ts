@@ -184,6 +184,11 @@ export class KeywordSet {
   private readonly compact: CompactRows | null;
   /** Per state: first entry whose pattern ends exactly here, or -1. */
   private readonly entryAt: Int32Array;
+
+  /** Whether page text scans the 16-bit table (CompactRows) rather than the dense one. */
+  get scansCompactRows(): boolean {
+    return this.compact !== null;
+  }
   /** Per state: nearest state on its failure chain (itself included) with entries, or -1. */
   private readonly firstOutput: Int32Array;
   /** Per state: next state with entries on its failure chain after this one, or -1. */
