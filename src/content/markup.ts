@@ -178,17 +178,10 @@ export class MarkupText {
           break;
         }
         case State.TagName: {
-          let name = this.tagName;
-          for (; i < end; i++) {
-            const c = s.charCodeAt(i);
-            if (isLetter(c)) name = name >= 0 && name < FULL_NAME ? name * 27 + ((c | 0x20) - 0x60) : NO_NAME;
-            else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) name = NO_NAME;
-            else break;
-          }
-          this.tagName = name;
+          i = this.readName(s, i, end);
           if (i < end) {
             this.state = State.InTag;
-            this.tagText = !this.closing && name === META ? '' : null;
+            this.tagText = !this.closing && this.tagName === META ? '' : null;
           }
           break;
         }
@@ -258,27 +251,42 @@ export class MarkupText {
   }
 
   /**
-   * A tag without attributes (`<p>`, `</td>`), most of a page's tags, read at once when
-   * its `>` is in this chunk: the index after it, or -1 to leave it to the states.
+   * A tag whose name ends in this chunk, read at once: one without attributes (`<p>`,
+   * `</td>`, most of a page's tags) to its `>`, one with attributes into State.InTag. The
+   * index after what was read, or -1 to leave the tag to the states from its `<`.
    */
   private bareTag(s: string, at: number, end: number): number {
     const closing = s.charCodeAt(at) === 0x2f;
     const start = closing ? at + 1 : at;
     if (start >= end || !isLetter(s.charCodeAt(start))) return -1;
-    let name = 0;
-    let i = start;
+    this.tagName = 0;
+    const i = this.readName(s, start, end);
+    if (i >= end) return -1;
+    this.closing = closing;
+    if (s.charCodeAt(i) === 0x3e) {
+      this.tagText = null;
+      this.endOfTag();
+      return i + 1;
+    }
+    this.state = State.InTag;
+    this.tagText = !closing && this.tagName === META ? '' : null;
+    return i;
+  }
+
+  /**
+   * Reads a tag name on from `i`, adding to `tagName` (base 27 over the letters; NO_NAME
+   * for a name with digits or dashes, or too long to be one acted on); where it stopped.
+   */
+  private readName(s: string, i: number, end: number): number {
+    let name = this.tagName;
     for (; i < end; i++) {
       const c = s.charCodeAt(i);
       if (isLetter(c)) name = name >= 0 && name < FULL_NAME ? name * 27 + ((c | 0x20) - 0x60) : NO_NAME;
       else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) name = NO_NAME;
       else break;
     }
-    if (i >= end || s.charCodeAt(i) !== 0x3e) return -1;
-    this.closing = closing;
     this.tagName = name;
-    this.tagText = null;
-    this.endOfTag();
-    return i + 1;
+    return i;
   }
 
   /** The end of the page: an entity or title still open ends here. */
