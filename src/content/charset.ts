@@ -143,7 +143,7 @@ class Utf8Reader implements TextReader {
 }
 
 /** The length of `bytes` without a multi-byte character its end cuts short. */
-function wholeCharacters(bytes: Uint8Array): number {
+export function wholeCharacters(bytes: Uint8Array): number {
   const n = bytes.length;
   for (let back = 1; back <= 3 && back <= n; back++) {
     const b = bytes[n - back]!;
@@ -164,6 +164,11 @@ class StreamingReader implements TextReader {
   end(): string {
     return this.decoder.decode();
   }
+}
+
+/** Whether a declared label (see decoderFor) reads as UTF-8. */
+export function readsAsUtf8(label: string | null, fromMeta: boolean): boolean {
+  return label === null || UTF8_LABELS.has(label) || decoderFor(label, fromMeta).encoding === 'utf-8';
 }
 
 /** A reader for a declared label (see decoderFor); UTF-8 needs no decoder of its own. */

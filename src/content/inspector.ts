@@ -23,9 +23,10 @@
  */
 import type { Policy } from '../policy/engine.js';
 import type { PhraseScanner } from '../policy/phrases.js';
-import { PRESCAN_BYTES, type TextReader, byteOrderMark, charsetParameter, metaCharset, textReaderFor } from './charset.js';
+import { PRESCAN_BYTES, type TextReader, byteOrderMark, charsetParameter, metaCharset, readsAsUtf8, textReaderFor } from './charset.js';
 import { StreamDecoder, contentCoding } from './decoding.js';
 import { MarkupText } from './markup.js';
+import { PageScan, PageScanKernel } from './page-scan.js';
 import { contentProfileOf, type ContentProfile, type ContentVerdict } from './profile.js';
 
 export type { ContentVerdict } from './profile.js';
@@ -35,6 +36,11 @@ export interface InspectionOptions {
   readonly holdBackBytes?: number;
   /** Decoded bytes read per response; the rest passes unread (default 4 MiB). */
   readonly maxInspectedBytes?: number;
+  /**
+   * Read UTF-8 pages with the compiled page scan (page-scan.ts) when it was built
+   * (default true); false reads every page through the string path, as tests compare.
+   */
+  readonly compiledScan?: boolean;
 }
 
 export interface InspectStep {
@@ -86,6 +92,7 @@ export type InspectedHeaders = Readonly<Record<string, string | readonly string[
 export class ContentInspection {
   private readonly holdBack: number;
   private readonly maxInspected: number;
+  private readonly compiledScan: boolean;
 
   constructor(
     readonly profile: ContentProfile,
@@ -93,6 +100,7 @@ export class ContentInspection {
   ) {
     this.holdBack = options.holdBackBytes ?? DEFAULT_HOLD_BACK;
     this.maxInspected = options.maxInspectedBytes ?? DEFAULT_MAX_INSPECTED;
+    this.compiledScan = options.compiledScan ?? true;
   }
 
   static for(policy: Policy, profileId: string, options?: InspectionOptions): ContentInspection | null {
@@ -112,15 +120,27 @@ export class ContentInspection {
     if (typeof disposition === 'string' && disposition.trim().toLowerCase().startsWith('attachment')) return null;
     const coding = contentCoding(contentEncoding);
     if (coding === undefined) return null;
-    return new ContentInspector(this.profile, type, coding === null ? null : new StreamDecoder(coding), this.holdBack, this.maxInspected);
+    return new ContentInspector(
+      this.profile,
+      type,
+      coding === null ? null : new StreamDecoder(coding),
+      this.holdBack,
+      this.maxInspected,
+      this.compiledScan ? PageScanKernel.of(this.profile.phrases) : null,
+    );
   }
 }
 
 export class ContentInspector {
   private readonly scanner: PhraseScanner;
-  private readonly markup: MarkupText | null;
+  /** Made when the charset is known: over text for the string path, over bytes for the compiled scan. */
+  private markup: MarkupText | null = null;
   private readonly decoder: StreamDecoder | null;
+  /** The string path's decoder, or null: before the charset is known, and for the compiled scan. */
   private text: TextReader | null = null;
+  /** The compiled scan of a UTF-8 page (page-scan.ts), or null. */
+  private page: PageScan | null = null;
+  private decided = false;
   /** Decoded bytes kept until the charset is known (BOM, header or `<meta>`). */
   private undecided: Buffer[] | null = null;
   private undecidedBytes = 0;
@@ -142,9 +162,9 @@ export class ContentInspector {
     decoder: StreamDecoder | null,
     private readonly holdBack: number,
     private readonly maxInspected: number,
+    private readonly kernel: PageScanKernel | null,
   ) {
     this.scanner = profile.scanner();
-    this.markup = type.html ? new MarkupText(this.scanner) : null;
     this.decoder = decoder;
   }
 
@@ -189,11 +209,8 @@ export class ContentInspector {
   endNow(): InspectStep {
     if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
     if (this.inspecting) {
-      if (this.text === null) this.decide();
-      this.feed(this.text!.end());
-      this.markup?.end();
-      this.scanner.finish();
-      this.stopInspecting();
+      if (!this.decided) this.decide();
+      this.endOfText();
     }
     return this.step(true);
   }
@@ -216,6 +233,18 @@ export class ContentInspector {
   close(): void {
     this.stopInspecting();
     this.held = null;
+  }
+
+  /** The text is over (the body ended, or maxInspected was read): the last word, then the scores are final. */
+  private endOfText(): void {
+    if (this.page !== null) {
+      this.page.end();
+    } else {
+      this.feed(this.text!.end());
+      this.markup?.end();
+    }
+    this.scanner.finish();
+    this.stopInspecting();
   }
 
   /**
@@ -259,20 +288,17 @@ export class ContentInspector {
     const room = this.maxInspected - this.inspectedBytes;
     if (bytes.length > room) bytes = bytes.subarray(0, room);
     this.inspectedBytes += bytes.length;
-    if (this.text === null) {
+    if (!this.decided) {
       (this.undecided ??= []).push(bytes);
       this.undecidedBytes += bytes.length;
       if (this.undecidedBytes < PRESCAN_BYTES && !this.bomDecides()) return;
       this.decide();
+    } else if (this.page !== null) {
+      this.page.write(bytes);
     } else {
-      this.feed(this.text.decode(bytes));
+      this.feed(this.text!.decode(bytes));
     }
-    if (this.inspectedBytes >= this.maxInspected) {
-      this.feed(this.text!.end());
-      this.markup?.end();
-      this.scanner.finish();
-      this.stopInspecting();
-    }
+    if (this.inspectedBytes >= this.maxInspected) this.endOfText();
   }
 
   /** A BOM settles the charset with its first bytes, without waiting for the prescan. */
@@ -285,10 +311,19 @@ export class ContentInspector {
     const undecided = this.undecided ?? [];
     const head = undecided.length === 1 ? undecided[0]! : Buffer.concat(undecided);
     this.undecided = null;
+    this.decided = true;
     const bom = byteOrderMark(head);
-    if (bom !== null) this.text = textReaderFor(bom.encoding, false);
-    else if (this.type.charset !== null) this.text = textReaderFor(this.type.charset, false);
-    else this.text = textReaderFor(this.markup === null ? null : metaCharset(head), true);
+    const fromMeta = bom === null && this.type.charset === null;
+    const label = bom !== null ? bom.encoding : !fromMeta ? this.type.charset : this.type.html ? metaCharset(head) : null;
+    if (this.kernel !== null && readsAsUtf8(label, fromMeta)) {
+      // A BOM needs no stripping here: U+FEFF folds to nothing (docs/contract.md §3).
+      this.page = new PageScan(this.kernel, this.scanner, this.type.html);
+      this.markup = this.page.markup;
+      this.page.write(head);
+      return;
+    }
+    this.text = textReaderFor(label, fromMeta);
+    if (this.type.html) this.markup = new MarkupText(this.scanner);
     this.feed(this.text.decode(head));
   }
 
@@ -301,5 +336,6 @@ export class ContentInspector {
   private stopInspecting(): void {
     this.inspecting = false;
     this.decoder?.dispose();
+    this.page?.release();
   }
 }

@@ -8,6 +8,11 @@
  * and the content of tags are not text. Character references (`&#7897;`, `&agrave;`,
  * which older Vietnamese pages use for every accented letter) are decoded. Besides
  * the text, it reads `<title>` and the `<meta name="rating">` adult labels.
+ *
+ * It also reads UTF-8 bytes given as a latin1 string (one character per byte), for
+ * the compiled page scan (page-scan.ts): HTML syntax is ASCII, which no byte of a
+ * multi-byte sequence is, so it finds the same tags at the same offsets. In that mode
+ * an entity's value is handed over as UTF-8 in the same form, and the title is decoded.
  */
 import { attributeValue } from './charset.js';
 
@@ -31,6 +36,8 @@ const enum State {
 /** Labels that mark a page for adults only: the RTA label and the common `adult`/`mature`. */
 const ADULT_RATINGS = ['rta-5042-1996-1400-1577-rta', 'adult', 'mature', 'restricted'];
 const TITLE_LIMIT = 200;
+/** Bytes of title kept in UTF-8 mode: enough for TITLE_LIMIT characters of any kind. */
+const TITLE_BYTES_LIMIT = 4 * TITLE_LIMIT;
 const TAG_TEXT_LIMIT = 1024;
 const ENTITY_LIMIT = 12;
 
@@ -104,6 +111,20 @@ function isLetter(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
 }
 
+/** A string's UTF-8 bytes as a latin1 string (one character per byte). */
+function utf8AsLatin1(value: string): string {
+  let out = '';
+  for (let i = 0; i < value.length; i++) {
+    const cp = value.codePointAt(i)!;
+    if (cp > 0xffff) i++;
+    if (cp < 0x80) out += String.fromCharCode(cp);
+    else if (cp < 0x800) out += String.fromCharCode(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
+    else if (cp < 0x10000) out += String.fromCharCode(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+    else out += String.fromCharCode(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
+  }
+  return out;
+}
+
 export class MarkupText {
   /** The page's title (first 200 characters), once its closing tag was read. */
   title: string | null = null;
@@ -125,7 +146,15 @@ export class MarkupText {
   private inTitle = false;
   private titleText = '';
 
-  constructor(private readonly sink: TextSink) {}
+  private readonly titleLimit: number;
+
+  /** `utf8Bytes`: the strings written are UTF-8 bytes as latin1 (see above). */
+  constructor(
+    private readonly sink: TextSink,
+    private readonly utf8Bytes = false,
+  ) {
+    this.titleLimit = utf8Bytes ? TITLE_BYTES_LIMIT : TITLE_LIMIT;
+  }
 
   write(s: string): void {
     const end = s.length;
@@ -297,7 +326,8 @@ export class MarkupText {
 
   private text(s: string, start: number, end: number): void {
     this.sink.append(s, start, end);
-    if (this.inTitle && this.titleText.length < TITLE_LIMIT) this.titleText += s.slice(start, Math.min(end, start + TITLE_LIMIT - this.titleText.length));
+    if (this.inTitle && this.titleText.length < this.titleLimit)
+      this.titleText += s.slice(start, Math.min(end, start + this.titleLimit - this.titleText.length));
   }
 
   private endOfTag(): void {
@@ -307,7 +337,8 @@ export class MarkupText {
     if (this.closing) {
       if (name === TITLE && this.inTitle) {
         this.inTitle = false;
-        this.title = this.titleText.replace(/\s+/gu, ' ').trim();
+        const title = this.utf8Bytes ? Buffer.from(this.titleText, 'latin1').toString('utf8').slice(0, TITLE_LIMIT) : this.titleText;
+        this.title = title.replace(/\s+/gu, ' ').trim();
       }
       return;
     }
@@ -370,6 +401,9 @@ export class MarkupText {
       value = NAMED_ENTITIES[name];
     }
     if (value === undefined) this.sink.separate();
-    else if (value.length > 0) this.text(value, 0, value.length);
+    else if (value.length > 0) {
+      if (this.utf8Bytes) value = utf8AsLatin1(value);
+      this.text(value, 0, value.length);
+    }
   }
 }

@@ -94,6 +94,27 @@ function compactRows(delta: Int32Array, states: number, alphabetSize: number, fi
   return { table, outputsFrom, original };
 }
 
+/**
+ * The page-text automaton in the layout the compiled page scan copies into its memory
+ * (content/page-scan.ts): the CompactRows and the entry records, read-only.
+ */
+export interface PackedPhraseAutomaton {
+  readonly symbolOf: Uint16Array;
+  readonly alphabetSize: number;
+  readonly table: Uint16Array;
+  readonly outputsFrom: number;
+  readonly originalState: Int32Array;
+  readonly firstOutput: Int32Array;
+  readonly nextOutput: Int32Array;
+  readonly entryAt: Int32Array;
+  readonly entryNext: Int32Array;
+  readonly entryHostOnly: Uint8Array;
+  readonly entryOffset: Int32Array;
+  readonly entryLength: Int32Array;
+  readonly patternBase: Uint16Array;
+  readonly patternMarks: Int32Array;
+}
+
 function categoryBit(categoryId: number): number {
   return categoryId < 31 ? 1 << categoryId : 1 << 31;
 }
@@ -188,6 +209,28 @@ export class KeywordSet {
   /** Whether page text scans the 16-bit table (CompactRows) rather than the dense one. */
   get scansCompactRows(): boolean {
     return this.compact !== null;
+  }
+
+  /** The page-text automaton for the compiled page scan; null when it scans the dense table (large lists). */
+  packedForPages(): PackedPhraseAutomaton | null {
+    const compact = this.compact;
+    if (compact === null) return null;
+    return {
+      symbolOf: this.symbolOf,
+      alphabetSize: this.alphabetSize,
+      table: compact.table,
+      outputsFrom: compact.outputsFrom,
+      originalState: compact.original,
+      firstOutput: this.firstOutput,
+      nextOutput: this.nextOutput,
+      entryAt: this.entryAt,
+      entryNext: this.entryNext,
+      entryHostOnly: this.entryHostOnly,
+      entryOffset: this.entryOffset,
+      entryLength: this.entryLength,
+      patternBase: this.patternBase,
+      patternMarks: this.patternMarks,
+    };
   }
   /** Per state: nearest state on its failure chain (itself included) with entries, or -1. */
   private readonly firstOutput: Int32Array;

@@ -116,14 +116,7 @@ export class PhraseScanner {
   private state = 0;
   private scanned = 0;
   private readonly keep: number;
-  private readonly onEntry = (entry: number): void => {
-    if (this.seen[entry] !== 0) return;
-    this.seen[entry] = 1;
-    this.found.push(entry);
-    const category = this.phrases.automaton.categoryOf(entry);
-    this.scores[category] = this.scores[category]! + this.phrases.weights[entry]!;
-    this.changes++;
-  };
+  private readonly onEntry = (entry: number): void => this.count(entry);
 
   constructor(
     private readonly phrases: PhraseSet,
@@ -140,6 +133,19 @@ export class PhraseScanner {
   /** Folded positions its buffer holds without growing. */
   get capacity(): number {
     return this.folded.base.length;
+  }
+
+  /**
+   * Counts entry `entry` as found in the text (once, however often it is reported):
+   * for a scan of the page done elsewhere, the compiled one of content/page-scan.ts.
+   */
+  count(entry: number): void {
+    if (this.seen[entry] !== 0) return;
+    this.seen[entry] = 1;
+    this.found.push(entry);
+    const category = this.phrases.automaton.categoryOf(entry);
+    this.scores[category] = this.scores[category]! + this.phrases.weights[entry]!;
+    this.changes++;
   }
 
   /** Back to the state of a fresh scanner. */

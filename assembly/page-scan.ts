@@ -1,0 +1,278 @@
+// The page-text scan of content inspection (docs/contract.md §8), compiled to WebAssembly
+// with AssemblyScript (`npm run build`). The host, src/content/page-scan.ts, owns the memory
+// layout: it writes the tables once per phrase set, one 544+ byte slot per page being read,
+// and per chunk the page's UTF-8 bytes and the ranges of them that are text.
+//
+// This does in one pass over UTF-8 bytes what src/policy/text.ts (fold) and
+// src/policy/keywords.ts (scanAll, reportAt, verify) do over a decoded string; the two
+// must give the same phrases for the same text, and test/content-page-scan.test.ts checks
+// that they do. Why a second implementation: decoding to a string, folding it into typed
+// arrays and running the automaton over those took three passes and most of a page's
+// inspection time; here a byte is read once and no string is made.
+//
+// Memory is the host's: every pointer below is an offset it passed in. Nothing allocates.
+
+// Per BMP code unit, one u32 in `codeUnits`: the automaton symbol of its folded base in
+// bits 0-15, its kind in bits 16-17, HAS_MARKS when `codeUnitMarks` holds its diacritics.
+const KIND_SHIFT = 16;
+const KIND_SEPARATOR: u32 = 1;
+const KIND_MARK: u32 = 2;
+const HAS_MARKS: u32 = 1 << 18;
+const SEPARATOR_SYMBOL: i32 = 1;
+/** Base value of a separator in the pattern pool (text.ts SEPARATOR). */
+const SEPARATOR_BASE: u16 = 0x20;
+/** Tone marks, compared per word (text.ts TONE_MARKS). */
+const TONE_MARKS: i32 = (1 << 0x00) | (1 << 0x01) | (1 << 0x03) | (1 << 0x09) | (1 << 28);
+/** A replacement character: what a malformed or astral sequence folds to (a separator). */
+const REPLACEMENT: u32 = 0xfffd;
+
+// A slot: the state of one page's scan, carried across chunks.
+const SLOT_ROW = 0; // automaton row (state × alphabet), in the compact numbering
+const SLOT_POSITIONS = 4; // folded positions so far (position 0 is the opening separator)
+const SLOT_AFTER_SEPARATOR = 8; // 1 when the last position is a separator
+const SLOT_PENDING = 12; // an output row reached at the last position, verified once the next arrives; -1 if none
+const SLOT_RING = 32; // marks of the last RING positions, i32 each
+const RING = 128; // > the longest pattern (100 + 2 separators)
+const SLOT_SEEN: usize = SLOT_RING + RING * 4; // one bit per entry: reported already
+
+let codeUnits: usize = 0;
+let codeUnitMarks: usize = 0;
+let table: usize = 0; // u16 rows, premultiplied by the alphabet size
+let alphabet: i32 = 0;
+let outputsFrom: i32 = 0;
+let originalState: usize = 0; // i32 per compact state: the dense state number
+let firstOutput: usize = 0;
+let nextOutput: usize = 0;
+let entryAt: usize = 0;
+let entryNext: usize = 0;
+let entryHostOnly: usize = 0; // u8
+let entryOffset: usize = 0;
+let entryLength: usize = 0;
+let patternBase: usize = 0; // u16
+let patternMarks: usize = 0; // i32
+
+export function setTables(
+  units: usize,
+  unitMarks: usize,
+  rows: usize,
+  alphabetSize: i32,
+  firstOutputRow: i32,
+  original: usize,
+  first: usize,
+  next: usize,
+  at: usize,
+  entryNextAt: usize,
+  hostOnly: usize,
+  offsets: usize,
+  lengths: usize,
+  bases: usize,
+  marks: usize,
+): void {
+  codeUnits = units;
+  codeUnitMarks = unitMarks;
+  table = rows;
+  alphabet = alphabetSize;
+  outputsFrom = firstOutputRow;
+  originalState = original;
+  firstOutput = first;
+  nextOutput = next;
+  entryAt = at;
+  entryNext = entryNextAt;
+  entryHostOnly = hostOnly;
+  entryOffset = offsets;
+  entryLength = lengths;
+  patternBase = bases;
+  patternMarks = marks;
+}
+
+/** A fresh slot: the text opens with a separator (FoldedText.reset), already through the automaton. */
+export function resetSlot(slot: usize, seenBytes: i32): void {
+  memory.fill(slot, 0, SLOT_SEEN + <usize>seenBytes);
+  store<i32>(slot + SLOT_ROW, <i32>load<u16>(table + (<usize>SEPARATOR_SYMBOL << 1)));
+  store<i32>(slot + SLOT_POSITIONS, 1);
+  store<i32>(slot + SLOT_AFTER_SEPARATOR, 1);
+  store<i32>(slot + SLOT_PENDING, -1);
+}
+
+/**
+ * keywords.ts verify: every word of the text in the match has no diacritics, or the
+ * keyword word's (modifiers letter by letter, tones per word).
+ */
+function verify(e: i32, end: i32, ring: usize): bool {
+  const offset = load<i32>(entryOffset + (<usize>e << 2));
+  const length = load<i32>(entryLength + (<usize>e << 2));
+  const start = end - length + 1;
+  let k = 0;
+  while (k < length) {
+    if (load<u16>(patternBase + (<usize>(offset + k) << 1)) == SEPARATOR_BASE) {
+      k++;
+      continue;
+    }
+    let plain = true;
+    let sameModifiers = true;
+    let textTones = 0;
+    let keywordTones = 0;
+    for (; k < length && load<u16>(patternBase + (<usize>(offset + k) << 1)) != SEPARATOR_BASE; k++) {
+      const tm = load<i32>(ring + (<usize>((start + k) & (RING - 1)) << 2));
+      const km = load<i32>(patternMarks + (<usize>(offset + k) << 2));
+      if (tm != 0) plain = false;
+      if ((tm & ~TONE_MARKS) != (km & ~TONE_MARKS)) sameModifiers = false;
+      textTones |= tm & TONE_MARKS;
+      keywordTones |= km & TONE_MARKS;
+    }
+    if (!plain && !(sameModifiers && textTones == keywordTones)) return false;
+  }
+  return true;
+}
+
+/** keywords.ts reportAt: writes each page-text entry ending at `row` that verifies and was not reported before. */
+function report(slot: usize, row: i32, end: i32, found: usize, count: i32): i32 {
+  const state = load<i32>(originalState + (<usize>(row / alphabet) << 2));
+  const ring = slot + SLOT_RING;
+  for (let out = load<i32>(firstOutput + (<usize>state << 2)); out >= 0; out = load<i32>(nextOutput + (<usize>out << 2))) {
+    for (let e = load<i32>(entryAt + (<usize>out << 2)); e >= 0; e = load<i32>(entryNext + (<usize>e << 2))) {
+      const seen = slot + SLOT_SEEN + (<usize>e >> 3);
+      const bit: u8 = <u8>(1 << <u8>(e & 7));
+      if ((load<u8>(seen) & bit) != 0 || load<u8>(entryHostOnly + <usize>e) != 0 || !verify(e, end, ring)) continue;
+      store<u8>(seen, load<u8>(seen) | bit);
+      store<i32>(found + (<usize>count << 2), e);
+      count++;
+    }
+  }
+  return count;
+}
+
+/**
+ * Scans `count` ranges of text, pairs of (start, end) byte offsets at `ranges`; a pair
+ * whose start is -1 is a break between words (a tag). Writes the entries found (each
+ * once per slot) at `found` and returns how many. A range must not end inside a UTF-8
+ * sequence unless the text is malformed there: the host carries a sequence cut by the
+ * end of a chunk over to the next.
+ */
+export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 {
+  let row = load<i32>(slot + SLOT_ROW);
+  let n = load<i32>(slot + SLOT_POSITIONS);
+  let afterSeparator: u32 = <u32>load<i32>(slot + SLOT_AFTER_SEPARATOR);
+  let pending = load<i32>(slot + SLOT_PENDING);
+  const ring = slot + SLOT_RING;
+  let reported = 0;
+  for (let r = 0; r < count; r++) {
+    const start = load<i32>(ranges + (<usize>r << 3));
+    if (start < 0) {
+      if (afterSeparator != 0) continue;
+      if (pending >= 0) {
+        reported = report(slot, pending, n - 1, found, reported);
+        pending = -1;
+      }
+      store<i32>(ring + (<usize>(n & (RING - 1)) << 2), 0);
+      row = <i32>load<u16>(table + (<usize>(row + SEPARATOR_SYMBOL) << 1));
+      if (row >= outputsFrom) pending = row;
+      n++;
+      afterSeparator = 1;
+      continue;
+    }
+    const end = <usize>load<i32>(ranges + (<usize>r << 3) + 4);
+    let i = <usize>start;
+    while (i < end) {
+      const b0 = <u32>load<u8>(i);
+      let cu: u32;
+      if (b0 < 0x80) {
+        cu = b0;
+        i += 1;
+      } else if (b0 >= 0xc2 && b0 < 0xe0) {
+        const b1 = i + 1 < end ? <u32>load<u8>(i + 1) : 0;
+        if ((b1 & 0xc0) == 0x80) {
+          cu = ((b0 & 0x1f) << 6) | (b1 & 0x3f);
+          i += 2;
+        } else {
+          cu = REPLACEMENT;
+          i += 1;
+        }
+      } else if (b0 >= 0xe0 && b0 < 0xf0) {
+        const b1 = i + 1 < end ? <u32>load<u8>(i + 1) : 0;
+        // WHATWG UTF-8: E0 needs A0–BF next (no overlong forms), ED 80–9F (no surrogates).
+        const low: u32 = b0 == 0xe0 ? 0xa0 : 0x80;
+        const high: u32 = b0 == 0xed ? 0x9f : 0xbf;
+        if (b1 < low || b1 > high) {
+          cu = REPLACEMENT;
+          i += 1;
+        } else {
+          const b2 = i + 2 < end ? <u32>load<u8>(i + 2) : 0;
+          if ((b2 & 0xc0) == 0x80) {
+            cu = ((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
+            i += 3;
+          } else {
+            cu = REPLACEMENT;
+            i += 2;
+          }
+        }
+      } else if (b0 >= 0xf0 && b0 < 0xf5) {
+        // Astral code points (emoji mostly) fold to separators, as their surrogates do in text.ts.
+        const b1 = i + 1 < end ? <u32>load<u8>(i + 1) : 0;
+        const low: u32 = b0 == 0xf0 ? 0x90 : 0x80;
+        const high: u32 = b0 == 0xf4 ? 0x8f : 0xbf;
+        cu = REPLACEMENT;
+        if (b1 < low || b1 > high) i += 1;
+        else {
+          const b2 = i + 2 < end ? <u32>load<u8>(i + 2) : 0;
+          if ((b2 & 0xc0) != 0x80) i += 2;
+          else {
+            const b3 = i + 3 < end ? <u32>load<u8>(i + 3) : 0;
+            i += (b3 & 0xc0) == 0x80 ? 4 : 3;
+          }
+        }
+      } else {
+        cu = REPLACEMENT;
+        i += 1;
+      }
+      const unit = load<u32>(codeUnits + (<usize>cu << 2));
+      const kind = (unit >>> KIND_SHIFT) & 3;
+      if (kind >= KIND_MARK) {
+        // A combining mark belongs to the letter before it (NFD text); ignored characters vanish.
+        if (kind == KIND_MARK && afterSeparator == 0) {
+          const at = ring + (<usize>((n - 1) & (RING - 1)) << 2);
+          store<i32>(at, load<i32>(at) | load<i32>(codeUnitMarks + (<usize>cu << 2)));
+        }
+        continue;
+      }
+      const separator = kind & KIND_SEPARATOR;
+      if ((separator & afterSeparator) != 0) continue;
+      if (pending >= 0) {
+        reported = report(slot, pending, n - 1, found, reported);
+        pending = -1;
+      }
+      store<i32>(ring + (<usize>(n & (RING - 1)) << 2), (unit & HAS_MARKS) != 0 ? load<i32>(codeUnitMarks + (<usize>cu << 2)) : 0);
+      row = <i32>load<u16>(table + (<usize>(row + <i32>(unit & 0xffff)) << 1));
+      if (row >= outputsFrom) pending = row;
+      n++;
+      afterSeparator = separator;
+    }
+  }
+  store<i32>(slot + SLOT_ROW, row);
+  store<i32>(slot + SLOT_POSITIONS, n);
+  store<i32>(slot + SLOT_AFTER_SEPARATOR, <i32>afterSeparator);
+  store<i32>(slot + SLOT_PENDING, pending);
+  return reported;
+}
+
+/** The end of the text (PhraseScanner.finish): a closing separator, and the match that was waiting for it. */
+export function finish(slot: usize, found: usize): i32 {
+  let row = load<i32>(slot + SLOT_ROW);
+  let n = load<i32>(slot + SLOT_POSITIONS);
+  let pending = load<i32>(slot + SLOT_PENDING);
+  const ring = slot + SLOT_RING;
+  let reported = 0;
+  if (load<i32>(slot + SLOT_AFTER_SEPARATOR) == 0) {
+    if (pending >= 0) reported = report(slot, pending, n - 1, found, reported);
+    store<i32>(ring + (<usize>(n & (RING - 1)) << 2), 0);
+    row = <i32>load<u16>(table + (<usize>(row + SEPARATOR_SYMBOL) << 1));
+    pending = row >= outputsFrom ? row : -1;
+    n++;
+  }
+  if (pending >= 0) reported = report(slot, pending, n - 1, found, reported);
+  store<i32>(slot + SLOT_ROW, row);
+  store<i32>(slot + SLOT_POSITIONS, n);
+  store<i32>(slot + SLOT_AFTER_SEPARATOR, 1);
+  store<i32>(slot + SLOT_PENDING, -1);
+  return reported;
+}

@@ -1,0 +1,332 @@
+/**
+ * The compiled page scan: UTF-8 page text folded and matched against a phrase set in
+ * one pass over its bytes, by assembly/page-scan.ts built to WebAssembly
+ * (`npm run build` writes dist/page-scan.wasm). It gives the phrases the string path
+ * gives (TextDecoder, text.ts folding, KeywordSet.scanAll), at about three times the
+ * speed on news pages: no string is decoded and the page is read once.
+ *
+ * The markup state machine (markup.ts) still runs in JavaScript, over the chunk as a
+ * latin1 string: every character HTML syntax uses is ASCII, and a byte of a UTF-8
+ * sequence is never ASCII, so tags, entities and scripts are found at the same byte
+ * offsets. The text between them is not copied: MarkupText hands over offsets, which
+ * go to the scan as ranges of the chunk already in the WebAssembly memory.
+ *
+ * One kernel (a WebAssembly instance with its own memory) per phrase set, made when a
+ * page is first read with it and collected with it after a reload. Its memory holds,
+ * in order: the tables (once), the slots (one per page being read: its automaton
+ * state, the marks of its last positions, the entries it has reported) and a work
+ * area for one chunk at a time. Scans are synchronous, so pages read at once share the
+ * work area; only slots are per page.
+ *
+ * Used only for UTF-8 pages and phrase sets whose automaton fits the 16-bit table;
+ * other charsets and very large lists keep the string path.
+ */
+import { readFileSync } from 'node:fs';
+import type { PhraseScanner, PhraseSet } from '../policy/phrases.js';
+import { CODE_UNIT_MARK, CODE_UNIT_SEPARATOR, codeUnitTables } from '../policy/text.js';
+import { wholeCharacters } from './charset.js';
+import { MarkupText, type TextSink } from './markup.js';
+
+/** The part of the WebAssembly API used here (TypeScript's ES libraries do not declare it; Node has it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+type WasmModule = object;
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => WasmModule;
+  readonly Instance: new (module: WasmModule, imports: object) => { readonly exports: unknown };
+}
+const wasm = (globalThis as unknown as { readonly WebAssembly: WasmApi }).WebAssembly;
+
+interface KernelExports {
+  readonly memory: WasmMemory;
+  setTables(...pointersAndSizes: number[]): void;
+  resetSlot(slot: number, seenBytes: number): void;
+  scan(slot: number, ranges: number, count: number, found: number): number;
+  finish(slot: number, found: number): number;
+}
+
+/** assembly/page-scan.ts: kind bits and the slot's fixed part. */
+const KIND_SHIFT = 16;
+const HAS_MARKS = 1 << 18;
+const SLOT_FIXED = 32 + 128 * 4;
+const PAGE = 65536;
+const INITIAL_SLOTS = 64;
+/** A break between words in the range list (a start of -1). */
+const BREAK = -1;
+
+let compiled: WasmModule | null | undefined;
+
+/** The compiled module, from dist/ (beside dist/src/content when built, or from src/content in tests); null if it was not built. */
+function kernelModule(): WasmModule | null {
+  if (compiled !== undefined) return compiled;
+  compiled = null;
+  for (const candidate of ['../../page-scan.wasm', '../../dist/page-scan.wasm']) {
+    try {
+      compiled = new wasm.Module(readFileSync(new URL(candidate, import.meta.url)));
+      break;
+    } catch {
+      // Not at this place: try the next.
+    }
+  }
+  return compiled;
+}
+
+/** Whether the compiled scan is there (it is after `npm run build`); without it pages take the string path. */
+export function pageScanAvailable(): boolean {
+  return kernelModule() !== null;
+}
+
+const KERNELS = new WeakMap<PhraseSet, PageScanKernel | null>();
+
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+export class PageScanKernel {
+  private readonly exports: KernelExports;
+  private readonly seenBytes: number;
+  private readonly slotSize: number;
+  private readonly tablesEnd: number;
+  private slotCapacity = 0;
+  private slotsUsed = 0;
+  private readonly freeSlots: number[] = [];
+  /** Start of the work area: input bytes, then ranges, then entity text, then found entries. */
+  private workBase = 0;
+  private workBytes = 0;
+  bytes: Buffer;
+  words: Int32Array;
+
+  /** The kernel for `phrases`, made on first use; null when its pages take the string path. */
+  static of(phrases: PhraseSet): PageScanKernel | null {
+    let kernel = KERNELS.get(phrases);
+    if (kernel === undefined) {
+      const module = phrases.size === 0 ? null : kernelModule();
+      const packed = module === null ? null : phrases.automaton.packedForPages();
+      kernel = module === null || packed === null ? null : new PageScanKernel(module, phrases);
+      KERNELS.set(phrases, kernel);
+    }
+    return kernel;
+  }
+
+  private constructor(
+    module: WasmModule,
+    readonly phrases: PhraseSet,
+  ) {
+    this.exports = new wasm.Instance(module, {}).exports as KernelExports;
+    const packed = phrases.automaton.packedForPages()!;
+    const entries = phrases.size;
+    this.seenBytes = roundUp(entries, 8) / 8;
+    this.slotSize = roundUp(SLOT_FIXED + this.seenBytes, 16);
+
+    const units = new Uint32Array(0x10000);
+    const folding = codeUnitTables();
+    for (let cu = 0; cu < 0x10000; cu++) {
+      const kind = folding.kinds[cu]!;
+      const symbol = kind === CODE_UNIT_SEPARATOR ? 1 : kind < CODE_UNIT_MARK ? packed.symbolOf[folding.bases[cu]!]! : 0;
+      units[cu] = symbol | (kind << KIND_SHIFT) | (folding.marks[cu] !== 0 ? HAS_MARKS : 0);
+    }
+    const parts: ArrayBufferView[] = [
+      units,
+      folding.marks,
+      packed.table,
+      packed.originalState,
+      packed.firstOutput,
+      packed.nextOutput,
+      packed.entryAt,
+      packed.entryNext,
+      packed.entryHostOnly,
+      packed.entryOffset,
+      packed.entryLength,
+      packed.patternBase,
+      packed.patternMarks,
+    ];
+    const offsets: number[] = [];
+    let end = 16; // 0 stays unused, so that no table sits at the null address
+    for (const part of parts) {
+      offsets.push(end);
+      end = roundUp(end + part.byteLength, 16);
+    }
+    this.tablesEnd = end;
+    this.exports.memory.grow(Math.ceil(end / PAGE));
+    const memory = new Uint8Array(this.exports.memory.buffer);
+    parts.forEach((part, i) => {
+      memory.set(new Uint8Array(part.buffer, part.byteOffset, part.byteLength), offsets[i]!);
+    });
+    // In setTables' order: the code-unit tables and the rows, the table's shape, then the rest as laid out.
+    this.exports.setTables(offsets[0]!, offsets[1]!, offsets[2]!, packed.alphabetSize, packed.outputsFrom, ...offsets.slice(3));
+    this.bytes = Buffer.from(this.exports.memory.buffer);
+    this.words = new Int32Array(this.exports.memory.buffer);
+    this.layOut(INITIAL_SLOTS, 64 * 1024);
+  }
+
+  /** A slot for a new page, reset. */
+  takeSlot(): number {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      if (this.slotsUsed === this.slotCapacity) this.layOut(this.slotCapacity * 2, this.workBytes);
+      slot = this.tablesEnd + this.slotsUsed++ * this.slotSize;
+    }
+    this.exports.resetSlot(slot, this.seenBytes);
+    return slot;
+  }
+
+  returnSlot(slot: number): void {
+    this.freeSlots.push(slot);
+  }
+
+  /** Makes room for a chunk of `length` bytes in the work area; returns where its bytes go. */
+  workFor(length: number): number {
+    if (this.workNeeded(length) > this.workBytes) this.layOut(this.slotCapacity, this.workNeeded(length));
+    return this.workBase;
+  }
+
+  /** Where the ranges of a chunk of `length` bytes start (i32 pairs), and where its entity text goes. */
+  rangesAt(length: number): number {
+    return roundUp(this.workBase + length + 4, 16);
+  }
+
+  entityTextAt(length: number): number {
+    return this.rangesAt(length) + 8 * (length + 16);
+  }
+
+  private foundAt(length: number): number {
+    return roundUp(this.entityTextAt(length) + 2 * length + 64, 16);
+  }
+
+  private workNeeded(length: number): number {
+    return this.foundAt(length) - this.workBase + 4 * this.phrases.size;
+  }
+
+  /** Scans `count` ranges of a chunk of `length` bytes for `slot`, and counts what it finds in `tally`. */
+  scan(slot: number, length: number, count: number, tally: PhraseScanner): void {
+    const found = this.foundAt(length);
+    const reported = this.exports.scan(slot, this.rangesAt(length), count, found);
+    for (let i = 0; i < reported; i++) tally.count(this.words[(found >> 2) + i]!);
+  }
+
+  finish(slot: number, tally: PhraseScanner): void {
+    const found = this.foundAt(0);
+    const reported = this.exports.finish(slot, found);
+    for (let i = 0; i < reported; i++) tally.count(this.words[(found >> 2) + i]!);
+  }
+
+  /** Places slots and the work area; the work area holds nothing between scans, so it can move. */
+  private layOut(slots: number, workBytes: number): void {
+    this.slotCapacity = slots;
+    this.workBase = roundUp(this.tablesEnd + slots * this.slotSize, 16);
+    this.workBytes = workBytes;
+    const needed = this.workBase + workBytes;
+    const memory = this.exports.memory;
+    if (needed > memory.buffer.byteLength) {
+      memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE));
+      this.bytes = Buffer.from(memory.buffer);
+      this.words = new Int32Array(memory.buffer);
+    }
+  }
+}
+
+/** The compiled scan of one UTF-8 page, fed its (decoded) body bytes chunk by chunk. */
+export class PageScan implements TextSink {
+  readonly markup: MarkupText | null;
+  private readonly slot: number;
+  /** The end of the previous chunk when it cut a UTF-8 sequence. */
+  private readonly carried = new Uint8Array(4);
+  private carriedBytes = 0;
+  /** The chunk being read, as MarkupText sees it, and where its bytes are. */
+  private chunkText = '';
+  private chunkAt = 0;
+  private ranges = 0;
+  private rangesAt = 0;
+  private entityAt = 0;
+  private lastWasBreak = false;
+  private released = false;
+
+  constructor(
+    private readonly kernel: PageScanKernel,
+    private readonly tally: PhraseScanner,
+    html: boolean,
+  ) {
+    this.slot = kernel.takeSlot();
+    this.markup = html ? new MarkupText(this, true) : null;
+  }
+
+  /** Reads the next bytes of the page. */
+  write(bytes: Uint8Array): void {
+    const kernel = this.kernel;
+    const length = this.carriedBytes + bytes.length;
+    const at = kernel.workFor(length);
+    const memory = kernel.bytes;
+    if (this.carriedBytes > 0) memory.set(this.carried.subarray(0, this.carriedBytes), at);
+    memory.set(bytes, at + this.carriedBytes);
+    const whole = wholeCharacters(memory.subarray(at, at + length));
+    this.carriedBytes = length - whole;
+    if (this.carriedBytes > 0) this.carried.set(memory.subarray(at + whole, at + length));
+    this.read(at, whole);
+  }
+
+  /**
+   * The end of the page: the markup's end, then the last word. A sequence the last chunk
+   * cut is dropped: malformed, it would fold to a separator, which the end adds anyway.
+   */
+  end(): void {
+    this.carriedBytes = 0;
+    const at = this.kernel.workFor(0);
+    this.begin(at, 0);
+    this.markup?.end();
+    this.kernel.scan(this.slot, 0, this.ranges, this.tally);
+    this.kernel.finish(this.slot, this.tally);
+  }
+
+  /** The slot goes back to the kernel: nothing more will be read. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.kernel.returnSlot(this.slot);
+  }
+
+  private begin(at: number, length: number): void {
+    this.chunkAt = at;
+    this.ranges = 0;
+    this.rangesAt = this.kernel.rangesAt(length) >> 2;
+    this.entityAt = this.kernel.entityTextAt(length);
+  }
+
+  private read(at: number, length: number): void {
+    this.begin(at, length);
+    if (this.markup === null) {
+      this.append('', 0, length);
+    } else {
+      this.chunkText = this.kernel.bytes.toString('latin1', at, at + length);
+      this.markup.write(this.chunkText);
+      this.chunkText = '';
+    }
+    this.kernel.scan(this.slot, length, this.ranges, this.tally);
+  }
+
+  /** TextSink: text of the chunk (offsets into it), or an entity's value (UTF-8 as latin1, see MarkupText). */
+  append(text: string, start: number, end: number): void {
+    if (end <= start) return;
+    const words = this.kernel.words;
+    const pair = this.rangesAt + 2 * this.ranges++;
+    this.lastWasBreak = false;
+    if (text === this.chunkText) {
+      words[pair] = this.chunkAt + start;
+      words[pair + 1] = this.chunkAt + end;
+      return;
+    }
+    const bytes = this.kernel.bytes;
+    const from = this.entityAt;
+    for (let i = start; i < end; i++) bytes[this.entityAt++] = text.charCodeAt(i);
+    words[pair] = from;
+    words[pair + 1] = this.entityAt;
+  }
+
+  separate(): void {
+    if (this.lastWasBreak) return;
+    this.lastWasBreak = true;
+    const pair = this.rangesAt + 2 * this.ranges++;
+    this.kernel.words[pair] = BREAK;
+  }
+}
