@@ -13,11 +13,10 @@
 // Memory is the host's: every pointer below is an offset it passed in. Nothing allocates.
 
 // Per BMP code unit, one u32 in `codeUnits`: the automaton symbol of its folded base in
-// bits 0-15, its kind in bits 16-17, HAS_MARKS when `codeUnitMarks` holds its diacritics.
+// bits 0-15, its kind in bits 16-17; `codeUnitMarks` holds its diacritics (0 for most).
 const KIND_SHIFT = 16;
 const KIND_SEPARATOR: u32 = 1;
 const KIND_MARK: u32 = 2;
-const HAS_MARKS: u32 = 1 << 18;
 const SEPARATOR_SYMBOL: i32 = 1;
 /** Base value of a separator in the pattern pool (text.ts SEPARATOR). */
 const SEPARATOR_BASE: u16 = 0x20;
@@ -51,6 +50,11 @@ let entryLength: usize = 0;
 let patternBase: usize = 0; // u16
 let patternMarks: usize = 0; // i32
 
+/**
+ * The tables, written by the host. `rows` is KeywordSet's CompactRows table with one
+ * change: a state reached by a separator loops on a separator, so a run of them steps
+ * the automaton once, as the folded text (one separator per run) would.
+ */
 export function setTables(
   units: usize,
   unitMarks: usize,
@@ -146,8 +150,10 @@ function report(slot: usize, row: i32, end: i32, found: usize, count: i32): i32 
  * Scans `count` ranges of text, pairs of (start, end) byte offsets at `ranges`; a pair
  * whose start is -1 is a break between words (a tag). Writes the entries found (each
  * once per slot) at `found` and returns how many. A range must not end inside a UTF-8
- * sequence unless the text is malformed there: the host carries a sequence cut by the
- * end of a chunk over to the next.
+ * sequence unless the text is malformed there (the host carries a sequence cut by the
+ * end of a chunk over to the next), and the byte after a range must not be a
+ * continuation byte (the host writes a 0 after its last range): the decoder then needs
+ * no bounds check, since a sequence stops at the first byte that does not continue it.
  */
 export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 {
   let row = load<i32>(slot + SLOT_ROW);
@@ -155,6 +161,11 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
   let afterSeparator: u32 = <u32>load<i32>(slot + SLOT_AFTER_SEPARATOR);
   let pending = load<i32>(slot + SLOT_PENDING);
   const ring = slot + SLOT_RING;
+  // Globals copied to locals: V8 reads a global from the instance at every use.
+  const units = codeUnits;
+  const unitMarks = codeUnitMarks;
+  const rows = table;
+  const firstOutputRow = outputsFrom;
   let reported = 0;
   for (let r = 0; r < count; r++) {
     const start = load<i32>(ranges + (<usize>r << 3));
@@ -165,8 +176,8 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
         pending = -1;
       }
       store<i32>(ring + (<usize>(n & (RING - 1)) << 2), 0);
-      row = <i32>load<u16>(table + (<usize>(row + SEPARATOR_SYMBOL) << 1));
-      if (row >= outputsFrom) pending = row;
+      row = <i32>load<u16>(rows + (<usize>(row + SEPARATOR_SYMBOL) << 1));
+      if (row >= firstOutputRow) pending = row;
       n++;
       afterSeparator = 1;
       continue;
@@ -180,7 +191,7 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
         cu = b0;
         i += 1;
       } else if (b0 >= 0xc2 && b0 < 0xe0) {
-        const b1 = i + 1 < end ? <u32>load<u8>(i + 1) : 0;
+        const b1 = <u32>load<u8>(i + 1);
         if ((b1 & 0xc0) == 0x80) {
           cu = ((b0 & 0x1f) << 6) | (b1 & 0x3f);
           i += 2;
@@ -189,7 +200,7 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
           i += 1;
         }
       } else if (b0 >= 0xe0 && b0 < 0xf0) {
-        const b1 = i + 1 < end ? <u32>load<u8>(i + 1) : 0;
+        const b1 = <u32>load<u8>(i + 1);
         // WHATWG UTF-8: E0 needs A0–BF next (no overlong forms), ED 80–9F (no surrogates).
         const low: u32 = b0 == 0xe0 ? 0xa0 : 0x80;
         const high: u32 = b0 == 0xed ? 0x9f : 0xbf;
@@ -197,7 +208,7 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
           cu = REPLACEMENT;
           i += 1;
         } else {
-          const b2 = i + 2 < end ? <u32>load<u8>(i + 2) : 0;
+          const b2 = <u32>load<u8>(i + 2);
           if ((b2 & 0xc0) == 0x80) {
             cu = ((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
             i += 3;
@@ -208,16 +219,16 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
         }
       } else if (b0 >= 0xf0 && b0 < 0xf5) {
         // Astral code points (emoji mostly) fold to separators, as their surrogates do in text.ts.
-        const b1 = i + 1 < end ? <u32>load<u8>(i + 1) : 0;
+        const b1 = <u32>load<u8>(i + 1);
         const low: u32 = b0 == 0xf0 ? 0x90 : 0x80;
         const high: u32 = b0 == 0xf4 ? 0x8f : 0xbf;
         cu = REPLACEMENT;
         if (b1 < low || b1 > high) i += 1;
         else {
-          const b2 = i + 2 < end ? <u32>load<u8>(i + 2) : 0;
+          const b2 = <u32>load<u8>(i + 2);
           if ((b2 & 0xc0) != 0x80) i += 2;
           else {
-            const b3 = i + 3 < end ? <u32>load<u8>(i + 3) : 0;
+            const b3 = <u32>load<u8>(i + 3);
             i += (b3 & 0xc0) == 0x80 ? 4 : 3;
           }
         }
@@ -225,27 +236,28 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
         cu = REPLACEMENT;
         i += 1;
       }
-      const unit = load<u32>(codeUnits + (<usize>cu << 2));
+      const unit = load<u32>(units + (<usize>cu << 2));
       const kind = (unit >>> KIND_SHIFT) & 3;
       if (kind >= KIND_MARK) {
         // A combining mark belongs to the letter before it (NFD text); ignored characters vanish.
         if (kind == KIND_MARK && afterSeparator == 0) {
           const at = ring + (<usize>((n - 1) & (RING - 1)) << 2);
-          store<i32>(at, load<i32>(at) | load<i32>(codeUnitMarks + (<usize>cu << 2)));
+          store<i32>(at, load<i32>(at) | load<i32>(unitMarks + (<usize>cu << 2)));
         }
         continue;
       }
+      // A separator after a separator is no new position (text.ts collapses runs): the
+      // table loops on it (see setTables), and the position count does not move.
       const separator = kind & KIND_SEPARATOR;
-      if ((separator & afterSeparator) != 0) continue;
-      if (pending >= 0) {
+      if (pending >= 0 && (separator & afterSeparator) == 0) {
         reported = report(slot, pending, n - 1, found, reported);
         pending = -1;
       }
-      store<i32>(ring + (<usize>(n & (RING - 1)) << 2), (unit & HAS_MARKS) != 0 ? load<i32>(codeUnitMarks + (<usize>cu << 2)) : 0);
-      row = <i32>load<u16>(table + (<usize>(row + <i32>(unit & 0xffff)) << 1));
-      if (row >= outputsFrom) pending = row;
-      n++;
+      store<i32>(ring + (<usize>(n & (RING - 1)) << 2), load<i32>(unitMarks + (<usize>cu << 2)));
+      row = <i32>load<u16>(rows + (<usize>(row + <i32>(unit & 0xffff)) << 1));
+      n += 1 - <i32>(separator & afterSeparator);
       afterSeparator = separator;
+      if (row >= firstOutputRow) pending = row;
     }
   }
   store<i32>(slot + SLOT_ROW, row);

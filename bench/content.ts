@@ -8,11 +8,15 @@
  * of the e2guardian comparison in docs). Every page goes through a real inspector of
  * the shipped `thpt` profile (which blocks none of them, so every byte is read) in
  * 16 KiB writes, as the proxy will feed it:
- *   - plain:  UTF-8 body;
+ *   - plain:  UTF-8 body, read by the compiled page scan (src/content/page-scan.ts);
+ *   - plain, strings: the same through the string path (TextDecoder, folding, automaton
+ *     in JavaScript), which other charsets take;
  *   - gzip:   the same pages gzip-compressed (zlib inflates on libuv's thread pool);
  * and, to see where the time goes, the stages alone on the plain pages:
- *   - decode: TextDecoder only;  strip: decode + markup state machine, text dropped;
- *   - fold+match: the extracted text through the phrase scanner only.
+ *   - compiled path: markup: the markup state machine over the bytes as latin1, text
+ *     dropped; scan: the extracted text (as text/plain) through the compiled scan;
+ *   - string path: decode: TextDecoder only; strip: decode + markup, text dropped;
+ *     fold+match: the extracted text through the phrase scanner only.
  * MB per CPU-second counts page bytes (decoded size for gzip) per second of CPU time of
  * the whole process (all threads, zlib's included): the "one core" figure.
  * Run from the repository root.
@@ -93,8 +97,9 @@ function report(name: string, bytes: number, timings: readonly Timing[]): void {
 async function main(): Promise<void> {
   const policy = await loadPolicy('rules');
   const inspection = ContentInspection.for(policy, 'thpt');
+  const stringPath = ContentInspection.for(policy, 'thpt', { compiledScan: false });
   const profile = contentProfileOf(policy, 'thpt');
-  if (inspection === null || profile === null) throw new Error('the shipped thpt profile has no content_limit');
+  if (inspection === null || stringPath === null || profile === null) throw new Error('the shipped thpt profile has no content_limit');
   const plain = pages();
   const gzipped = plain.map((p) => gzipSync(p));
   const bytes = plain.reduce((n, p) => n + p.length, 0);
@@ -104,14 +109,15 @@ async function main(): Promise<void> {
   );
 
   let verdicts = 0;
-  const inspectAll = async (bodies: readonly Buffer[], encoding: string | undefined): Promise<void> => {
+  const inspectAll = async (bodies: readonly Buffer[], encoding: string | undefined, by = inspection, type = 'text/html; charset=utf-8'): Promise<void> => {
     for (const body of bodies) {
-      const inspector = inspection.begin('text/html; charset=utf-8', encoding)!;
+      const inspector = by.begin(type, encoding)!;
       for (let at = 0; at < body.length; at += CHUNK) {
         const step = await inspector.write(body.subarray(at, at + CHUNK));
         if (step.verdict) verdicts++;
       }
       if ((await inspector.end()).verdict) verdicts++;
+      inspector.release();
     }
   };
 
@@ -123,14 +129,26 @@ async function main(): Promise<void> {
     markup.end();
   }
   const text = extracted.join('');
+  const textBody = [Buffer.from(text)];
   const none: TextSink = { append: () => undefined, separate: () => undefined };
 
-  const stages: Record<string, Timing[]> = { plain: [], gzip: [], decode: [], strip: [], 'fold+match': [] };
+  const stages: Record<string, Timing[]> = { plain: [], strings: [], gzip: [], markup: [], scan: [], decode: [], strip: [], 'fold+match': [] };
   await inspectAll(plain, undefined); // warm-up
   await inspectAll(gzipped, 'gzip');
   for (let r = 0; r < rounds; r++) {
     stages['plain']!.push(await timed(() => inspectAll(plain, undefined)));
+    stages['strings']!.push(await timed(() => inspectAll(plain, undefined, stringPath)));
     stages['gzip']!.push(await timed(() => inspectAll(gzipped, 'gzip')));
+    stages['markup']!.push(
+      await timed(() => {
+        for (const body of plain) {
+          const markup = new MarkupText(none, true);
+          for (let at = 0; at < body.length; at += CHUNK) markup.write(body.toString('latin1', at, Math.min(body.length, at + CHUNK)));
+          markup.end();
+        }
+      }),
+    );
+    stages['scan']!.push(await timed(() => inspectAll(textBody, undefined, inspection, 'text/plain; charset=utf-8')));
     stages['decode']!.push(
       await timed(() => {
         for (const body of plain) {
@@ -159,11 +177,16 @@ async function main(): Promise<void> {
   }
   if (verdicts !== 0) console.log(`note: ${verdicts} verdicts fell; those pages were not read to the end`);
   report('plain', bytes, stages['plain']!);
+  report('  strings', bytes, stages['strings']!);
   report('gzip', bytes, stages['gzip']!);
-  report('decode', bytes, stages['decode']!);
-  report('strip', bytes, stages['strip']!);
-  report('fold+match', Buffer.byteLength(text), stages['fold+match']!);
-  console.log(`(fold+match counts the ${(Buffer.byteLength(text) / 1e6).toFixed(2)} MB of extracted text; the other lines count page bytes)`);
+  console.log('compiled path, stages:');
+  report('  markup', bytes, stages['markup']!);
+  report('  scan', Buffer.byteLength(text), stages['scan']!);
+  console.log('string path, stages:');
+  report('  decode', bytes, stages['decode']!);
+  report('  strip', bytes, stages['strip']!);
+  report('  fold+match', Buffer.byteLength(text), stages['fold+match']!);
+  console.log(`(scan and fold+match count the ${(Buffer.byteLength(text) / 1e6).toFixed(2)} MB of extracted text; the other lines count page bytes)`);
 }
 
 await main();

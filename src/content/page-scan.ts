@@ -49,7 +49,7 @@ interface KernelExports {
 
 /** assembly/page-scan.ts: kind bits and the slot's fixed part. */
 const KIND_SHIFT = 16;
-const HAS_MARKS = 1 << 18;
+const SEPARATOR_SYMBOL = 1;
 const SLOT_FIXED = 32 + 128 * 4;
 const PAGE = 65536;
 const INITIAL_SLOTS = 64;
@@ -124,13 +124,20 @@ export class PageScanKernel {
     const folding = codeUnitTables();
     for (let cu = 0; cu < 0x10000; cu++) {
       const kind = folding.kinds[cu]!;
-      const symbol = kind === CODE_UNIT_SEPARATOR ? 1 : kind < CODE_UNIT_MARK ? packed.symbolOf[folding.bases[cu]!]! : 0;
-      units[cu] = symbol | (kind << KIND_SHIFT) | (folding.marks[cu] !== 0 ? HAS_MARKS : 0);
+      const symbol = kind === CODE_UNIT_SEPARATOR ? SEPARATOR_SYMBOL : kind < CODE_UNIT_MARK ? packed.symbolOf[folding.bases[cu]!]! : 0;
+      units[cu] = symbol | (kind << KIND_SHIFT);
+    }
+    // A state reached by a separator loops on another (assembly/page-scan.ts setTables).
+    const rows = packed.table.slice();
+    const alphabet = packed.alphabetSize;
+    for (let row = 0; row < rows.length; row += alphabet) {
+      const afterSeparator = rows[row + SEPARATOR_SYMBOL]!;
+      rows[afterSeparator + SEPARATOR_SYMBOL] = afterSeparator;
     }
     const parts: ArrayBufferView[] = [
       units,
       folding.marks,
-      packed.table,
+      rows,
       packed.originalState,
       packed.firstOutput,
       packed.nextOutput,
@@ -263,6 +270,7 @@ export class PageScan implements TextSink {
     const whole = wholeCharacters(memory.subarray(at, at + length));
     this.carriedBytes = length - whole;
     if (this.carriedBytes > 0) this.carried.set(memory.subarray(at + whole, at + length));
+    memory[at + whole] = 0; // no continuation byte after the last range (assembly/page-scan.ts scan)
     this.read(at, whole);
   }
 
@@ -321,6 +329,7 @@ export class PageScan implements TextSink {
     for (let i = start; i < end; i++) bytes[this.entityAt++] = text.charCodeAt(i);
     words[pair] = from;
     words[pair + 1] = this.entityAt;
+    bytes[this.entityAt] = 0; // as after the chunk's bytes
   }
 
   separate(): void {
