@@ -109,6 +109,27 @@ describe('compiled page scan', () => {
     }
   });
 
+  it('keeps the state of each page when pages are read at once, chunk by chunk in turn', () => {
+    const harmful = page(`<p>${articles[1]}</p><p>trang cá độ bóng đá, nhà cái uy tín, tài xỉu</p><p>${articles[2]}</p>`);
+    const news = page(`<p>${articles[9]}</p><p>${articles[10]}</p>`);
+    const alone = [read(compiled, harmful, []), read(compiled, news, [])];
+    const inspectors = [compiled.begin('text/html', undefined)!, compiled.begin('text/html', undefined)!];
+    const bodies = [harmful, news];
+    // Cut where a phrase spans two chunks: the other page scans in between.
+    const cut = harmful.indexOf(Buffer.from('bóng')) + 2;
+    for (const [from, to] of [
+      [0, 100],
+      [100, cut],
+      [cut, Math.max(harmful.length, news.length)],
+    ] as const) {
+      for (let k = 0; k < 2; k++) if (from < bodies[k]!.length) inspectors[k]!.writeNow(bodies[k]!.subarray(from, Math.min(to, bodies[k]!.length)));
+    }
+    for (const inspector of inspectors) inspector.endNow();
+    expect(inspectors.map((inspector) => [...inspector.scores])).toEqual(alone.map((reading) => reading.scores));
+    expect(alone[0]!.verdict).not.toBeNull();
+    for (const inspector of inspectors) inspector.release();
+  });
+
   it('reads text/plain pages the same way', () => {
     const body = Buffer.from(`${articles[3]}\ncá độ bóng đá, nhà cái uy tín, casino trực tuyến, tài xỉu\n${articles[4]}`);
     const both = bothRead(body, [100, 101, 102, 5000]);

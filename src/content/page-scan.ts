@@ -13,10 +13,12 @@
  *
  * One kernel (a WebAssembly instance with its own memory) per phrase set, made when a
  * page is first read with it and collected with it after a reload. Its memory holds,
- * in order: the tables (once), the slots (one per page being read: its automaton
- * state, the marks of its last positions, the entries it has reported) and a work
- * area for one chunk at a time. Scans are synchronous, so pages read at once share the
- * work area; only slots are per page.
+ * in order: the tables (once), one slot (a page's scan state: automaton state, marks
+ * of its last positions, entries reported) and a work area for one chunk at a time.
+ * Scans are synchronous, so the pages a gateway reads at once take turns: the slot
+ * holds the state of the page that scanned last, and another page's turn first saves
+ * it into that page's own buffer (a few hundred bytes). A page that is dropped
+ * without a word leaves nothing behind in the kernel.
  *
  * Used only for UTF-8 pages and phrase sets whose automaton fits the 16-bit table;
  * other charsets and very large lists keep the string path.
@@ -52,7 +54,6 @@ const KIND_SHIFT = 16;
 const SEPARATOR_SYMBOL = 1;
 const SLOT_FIXED = 32 + 128 * 4;
 const PAGE = 65536;
-const INITIAL_SLOTS = 64;
 /** A break between words in the range list (a start of -1). */
 const BREAK = -1;
 
@@ -87,11 +88,11 @@ function roundUp(n: number, to: number): number {
 export class PageScanKernel {
   private readonly exports: KernelExports;
   private readonly seenBytes: number;
-  private readonly slotSize: number;
-  private readonly tablesEnd: number;
-  private slotCapacity = 0;
-  private slotsUsed = 0;
-  private readonly freeSlots: number[] = [];
+  /** Bytes of a page's scan state (assembly/page-scan.ts, the slot). */
+  readonly slotSize: number;
+  private readonly slot: number;
+  /** The page whose state the slot holds, or null. */
+  private owner: PageScan | null = null;
   /** Start of the work area: input bytes, then ranges, then entity text, then found entries. */
   private workBase = 0;
   private workBytes = 0;
@@ -155,7 +156,9 @@ export class PageScanKernel {
       offsets.push(end);
       end = roundUp(end + part.byteLength, 16);
     }
-    this.tablesEnd = end;
+    this.slot = end;
+    end = roundUp(end + this.slotSize, 16);
+    this.workBase = end;
     this.exports.memory.grow(Math.ceil(end / PAGE));
     const memory = new Uint8Array(this.exports.memory.buffer);
     parts.forEach((part, i) => {
@@ -165,27 +168,31 @@ export class PageScanKernel {
     this.exports.setTables(offsets[0]!, offsets[1]!, offsets[2]!, packed.alphabetSize, packed.outputsFrom, ...offsets.slice(3));
     this.bytes = Buffer.from(this.exports.memory.buffer);
     this.words = new Int32Array(this.exports.memory.buffer);
-    this.layOut(INITIAL_SLOTS, 64 * 1024);
+    this.reserveWork(64 * 1024);
   }
 
-  /** A slot for a new page, reset. */
-  takeSlot(): number {
-    let slot = this.freeSlots.pop();
-    if (slot === undefined) {
-      if (this.slotsUsed === this.slotCapacity) this.layOut(this.slotCapacity * 2, this.workBytes);
-      slot = this.tablesEnd + this.slotsUsed++ * this.slotSize;
-    }
-    this.exports.resetSlot(slot, this.seenBytes);
-    return slot;
+  /**
+   * Puts `page`'s state in the slot, saving the state of the page that had it: a page
+   * that never left the slot starts from a reset one, one that left from what it saved.
+   */
+  enter(page: PageScan): void {
+    const owner = this.owner;
+    if (owner === page) return;
+    const slot = this.slot;
+    if (owner !== null) (owner.saved ??= new Uint8Array(this.slotSize)).set(this.bytes.subarray(slot, slot + this.slotSize));
+    if (page.saved !== null) this.bytes.set(page.saved, slot);
+    else this.exports.resetSlot(slot, this.seenBytes);
+    this.owner = page;
   }
 
-  returnSlot(slot: number): void {
-    this.freeSlots.push(slot);
+  /** `page` reads no more: its state need not be saved. */
+  leave(page: PageScan): void {
+    if (this.owner === page) this.owner = null;
   }
 
   /** Makes room for a chunk of `length` bytes in the work area; returns where its bytes go. */
   workFor(length: number): number {
-    if (this.workNeeded(length) > this.workBytes) this.layOut(this.slotCapacity, this.workNeeded(length));
+    if (this.workNeeded(length) > this.workBytes) this.reserveWork(this.workNeeded(length));
     return this.workBase;
   }
 
@@ -206,23 +213,22 @@ export class PageScanKernel {
     return this.foundAt(length) - this.workBase + 4 * this.phrases.size;
   }
 
-  /** Scans `count` ranges of a chunk of `length` bytes for `slot`, and counts what it finds in `tally`. */
-  scan(slot: number, length: number, count: number, tally: PhraseScanner): void {
+  /** Scans `count` ranges of a chunk of `length` bytes with the slot's state, and counts what it finds in `tally`. */
+  scan(length: number, count: number, tally: PhraseScanner): void {
     const found = this.foundAt(length);
-    const reported = this.exports.scan(slot, this.rangesAt(length), count, found);
-    for (let i = 0; i < reported; i++) tally.count(this.words[(found >> 2) + i]!);
+    this.counted(found, this.exports.scan(this.slot, this.rangesAt(length), count, found), tally);
   }
 
-  finish(slot: number, tally: PhraseScanner): void {
+  finish(tally: PhraseScanner): void {
     const found = this.foundAt(0);
-    const reported = this.exports.finish(slot, found);
+    this.counted(found, this.exports.finish(this.slot, found), tally);
+  }
+
+  private counted(found: number, reported: number, tally: PhraseScanner): void {
     for (let i = 0; i < reported; i++) tally.count(this.words[(found >> 2) + i]!);
   }
 
-  /** Places slots and the work area; the work area holds nothing between scans, so it can move. */
-  private layOut(slots: number, workBytes: number): void {
-    this.slotCapacity = slots;
-    this.workBase = roundUp(this.tablesEnd + slots * this.slotSize, 16);
+  private reserveWork(workBytes: number): void {
     this.workBytes = workBytes;
     const needed = this.workBase + workBytes;
     const memory = this.exports.memory;
@@ -237,7 +243,8 @@ export class PageScanKernel {
 /** The compiled scan of one UTF-8 page, fed its (decoded) body bytes chunk by chunk. */
 export class PageScan implements TextSink {
   readonly markup: MarkupText | null;
-  private readonly slot: number;
+  /** The scan state while another page has the kernel's slot (PageScanKernel.enter); null while it never had to leave. */
+  saved: Uint8Array | null = null;
   /** The end of the previous chunk when it cut a UTF-8 sequence. */
   private readonly carried = new Uint8Array(4);
   private carriedBytes = 0;
@@ -248,14 +255,12 @@ export class PageScan implements TextSink {
   private rangesAt = 0;
   private entityAt = 0;
   private lastWasBreak = false;
-  private released = false;
 
   constructor(
     private readonly kernel: PageScanKernel,
     private readonly tally: PhraseScanner,
     html: boolean,
   ) {
-    this.slot = kernel.takeSlot();
     this.markup = html ? new MarkupText(this, true) : null;
   }
 
@@ -283,15 +288,14 @@ export class PageScan implements TextSink {
     const at = this.kernel.workFor(0);
     this.begin(at, 0);
     this.markup?.end();
-    this.kernel.scan(this.slot, 0, this.ranges, this.tally);
-    this.kernel.finish(this.slot, this.tally);
+    this.kernel.enter(this);
+    this.kernel.scan(0, this.ranges, this.tally);
+    this.kernel.finish(this.tally);
   }
 
-  /** The slot goes back to the kernel: nothing more will be read. */
+  /** Nothing more will be read (the kernel need not keep this page's state). */
   release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.kernel.returnSlot(this.slot);
+    this.kernel.leave(this);
   }
 
   private begin(at: number, length: number): void {
@@ -310,7 +314,8 @@ export class PageScan implements TextSink {
       this.markup.write(this.chunkText);
       this.chunkText = '';
     }
-    this.kernel.scan(this.slot, length, this.ranges, this.tally);
+    this.kernel.enter(this);
+    this.kernel.scan(length, this.ranges, this.tally);
   }
 
   /** TextSink: text of the chunk (offsets into it), or an entity's value (UTF-8 as latin1, see MarkupText). */
