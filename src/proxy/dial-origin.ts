@@ -83,9 +83,11 @@ export function dialOrigin(dial: OriginDial, events: DialEvents): Socket {
   }
   // Kept for the socket's life, so that an error no caller listens for does not throw.
   socket.on('error', (error: DialError) => {
-    // A session of a connection that failed (a certificate refused, a reset handshake) is not offered again.
+    if (connected) return;
+    // A session whose handshake failed (a certificate refused, a reset or stalled handshake) is not offered again;
+    // after a completed handshake it is still good: a reset mid-response must not cost the next connection a full one.
     if (tls !== null) tls.session = undefined;
-    if (!connected) events.onDialFailed(error);
+    events.onDialFailed(error);
   });
   return socket;
 }
