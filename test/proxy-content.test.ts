@@ -3,19 +3,17 @@
  * loopback with the shipped phrases, real HTTP and HTTPS origins serving the corpus
  * pages of test/fixtures/content, curl and Node's HTTP client as browsers.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  CLI,
   REPO_ROOT,
   curl,
   encodeWindows1258,
   fixture,
+  interceptionFiles,
   type Origin,
   type RunningGateway,
   startGateway,
@@ -116,12 +114,8 @@ let base: string;
 beforeAll(async () => {
   origin = await startHttpOrigin(serve);
   tlsOrigin = await startHttpsOrigin('hoc.test', serve);
-  const work = mkdtempSync(path.join(tmpdir(), 'lachan-content-'));
-  const certs = path.join(work, 'certs');
-  execFileSync(process.execPath, [CLI, 'ca', 'init', '--certs', certs, '--name', 'Tiểu học Kiểm thử'], { stdio: 'ignore' });
-  schoolCa = path.join(certs, 'ca.crt');
-  const originCa = path.join(work, 'origin-ca.pem');
-  writeFileSync(originCa, tlsOrigin.caPem);
+  const files = interceptionFiles('Tiểu học Kiểm thử', tlsOrigin.caPem);
+  schoolCa = files.schoolCa;
   proxy = await startGateway({
     rules: {
       'policy.yaml': POLICY(tlsOrigin.port),
@@ -129,8 +123,7 @@ beforeAll(async () => {
       'categories/adult/phrases': readFileSync(path.join(REPO_ROOT, 'rules/categories/adult/phrases'), 'utf8'),
     },
     hosts: '127.0.0.1 trang.test muon.test hoc.test www.google.com\n',
-    args: ['--certs', certs],
-    env: { NODE_EXTRA_CA_CERTS: originCa },
+    ...files.gateway,
   });
   base = `http://trang.test:${origin.port}`;
 }, 60_000);

@@ -1,5 +1,5 @@
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, createCaMaterial } from '../src/tls/index.js';
 import { curl, interceptionFiles, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
@@ -14,14 +14,29 @@ let origin: Origin & { caPem: string };
 /** TLS connections the origin accepted, and how many of them resumed an earlier session. */
 let originHandshakes = 0;
 let resumedHandshakes = 0;
+/** The TCP connections under the origin's TLS, by the gateway's port: a TLS socket cannot be reset, its TCP socket can. */
+const originTcp = new Map<number, Socket>();
+/** What /dut starts to send before its connection is reset. */
+const HALF_PAGE = 'nửa bài học '.repeat(1_000);
 let untrusted: Server;
 let proxy: RunningGateway;
 let schoolCa: string;
 
 beforeAll(async () => {
   origin = await startHttpsOrigin('hoc.test', (req, res) => {
+    if (req.url === '/dut') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 4 * Buffer.byteLength(HALF_PAGE) });
+      // Reset once the gateway has read what came: a reset overtaking unread bytes reaches it as a plain end, not ECONNRESET.
+      res.write(HALF_PAGE, () => setTimeout(() => originTcp.get(req.socket.remotePort ?? 0)?.resetAndDestroy(), 300));
+      return;
+    }
     const body = req.url === '/lon' ? 'bài học '.repeat(20_000) : `origin ${req.url}`;
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  origin.server.on('connection', (socket: Socket) => {
+    const port = socket.remotePort ?? 0;
+    originTcp.set(port, socket);
+    socket.once('close', () => originTcp.delete(port));
   });
   origin.server.on('secureConnection', (socket: { isSessionReused(): boolean }) => {
     originHandshakes++;
@@ -113,6 +128,21 @@ describe('intercepted HTTPS to the origin', () => {
     const beforeResumed = resumedHandshakes;
     const result = await curl(proxy.port, `https://hoc.test:${origin.port}/lai`, { caPem: schoolCa });
     expect(result.body).toBe('origin /lai');
+    expect(originHandshakes - before).toBe(1);
+    expect(resumedHandshakes - beforeResumed).toBe(1);
+  });
+
+  it('still resumes the TLS session after an origin connection was reset mid-response', async () => {
+    origin.server.closeIdleConnections();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const cut = await curl(proxy.port, `https://hoc.test:${origin.port}/dut`, { caPem: schoolCa });
+    // The page is cut short: the student does not get a whole page that is not whole.
+    expect(cut.code).not.toBe(0);
+    // The reset came after a completed handshake: the session is still good, and the next connection resumes it.
+    const before = originHandshakes;
+    const beforeResumed = resumedHandshakes;
+    const result = await curl(proxy.port, `https://hoc.test:${origin.port}/sau-khi-dut`, { caPem: schoolCa });
+    expect(result.body).toBe('origin /sau-khi-dut');
     expect(originHandshakes - before).toBe(1);
     expect(resumedHandshakes - beforeResumed).toBe(1);
   });

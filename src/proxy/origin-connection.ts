@@ -1,5 +1,5 @@
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type { Socket } from 'node:net';
+import { dialOrigin, type TlsDial } from './dial-origin.js';
 import { ResponseReader, type ResponseReaderEvents } from './http1/response-reader.js';
 import type { ResponseHead } from './http1/response-head.js';
 import { OriginError } from './origin-error.js';
@@ -13,19 +13,7 @@ import type { Exchange, ExchangeCarrier, OriginClientOptions, UnparsedHeaders } 
  * the rule for clients that stop reading (see onSocketTimeout).
  */
 
-/**
- * How an `https:` origin is dialled: the name its certificate must carry (sent as SNI;
- * undefined for an address literal, checked against the address) and the TLS session of
- * an earlier connection to it, so that a new connection resumes instead of a full
- * handshake (what undici's connector does too).
- */
-export interface TlsDial {
-  readonly servername: string | undefined;
-  session: Buffer | undefined;
-}
-
-/** Only HTTP/1.1 is spoken to origins: an origin that would pick h2 by ALPN must not. */
-const HTTP1_ONLY = ['http/1.1'];
+export type { TlsDial } from './dial-origin.js';
 
 /** What a connection asks of the pool that opened it (origin-pool.ts). */
 export interface ConnectionOwner {
@@ -61,7 +49,6 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
   private exchange: Exchange | null = null;
   /** Exchanges completed on this connection: a reused connection may have been closed by the origin meanwhile. */
   private served = 0;
-  private connected = false;
   private keepAlive = false;
   private receivedAny = false;
   /** When the request went out: the origin has headersTimeoutMs from then to finish its head, 1xx answers or not. */
@@ -71,7 +58,6 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
   private pausedMs = 0;
   /** Paused so long that its client is taken not to be reading: no longer counted against the origin's connection limit. */
   private stalled = false;
-  private readonly connectStartedAt: number;
   private failure: Error | null = null;
 
   constructor(
@@ -79,34 +65,26 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
     address: string,
     port: number,
   ) {
-    this.connectStartedAt = performance.now();
     this.reader = new ResponseReader(this, owner.options.maxHeadBytes);
-    const tls = owner.tls;
-    // Certificates are verified as Node does by default (the system store and NODE_EXTRA_CA_CERTS, the name by checkServerIdentity).
-    const socket =
-      tls === null
-        ? netConnect({ host: address, port, noDelay: true })
-        : tlsConnect({ host: address, port, servername: tls.servername, session: tls.session, ALPNProtocols: HTTP1_ONLY });
-    // tls.connect takes no noDelay option: set on the handle now, it applies once the TCP socket exists.
-    if (tls !== null) socket.setNoDelay(true);
+    // The request head written before the connection is up waits in the socket; the dial keeps the connect deadline.
+    const socket = dialOrigin(
+      { address, port, tls: owner.tls, connectTimeoutMs: owner.options.connectTimeoutMs },
+      {
+        onConnected: () => {
+          socket.on('error', (error: Error) => {
+            this.failure ??= error;
+          });
+          // The other deadlines are counted in ticks of the socket's idle timer, from here on.
+          socket.setTimeout(owner.tickMs);
+        },
+        onDialFailed: (error) => {
+          this.failure = error;
+        },
+      },
+    );
     this.socket = socket;
-    socket.setTimeout(owner.tickMs);
-    // Over TLS the connect deadline covers the handshake: a request is sent once it is done.
-    socket.on(tls === null ? 'connect' : 'secureConnect', () => {
-      this.connected = true;
-    });
-    if (tls !== null) {
-      socket.on('session', (session: Buffer) => {
-        tls.session = session;
-      });
-    }
     socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('end', () => this.onSocketEnd());
-    socket.on('error', (error: Error) => {
-      this.failure ??= error;
-      // A session of a connection that failed (a certificate refused, a reset handshake) is not offered again.
-      if (tls !== null) tls.session = undefined;
-    });
     socket.on('close', () => this.onSocketClose());
     socket.on('timeout', () => this.onSocketTimeout());
   }
@@ -250,10 +228,7 @@ export class OriginConnection implements ResponseReaderEvents, ExchangeCarrier {
     const tickMs = this.owner.tickMs;
     const exchange = this.exchange;
     let error: OriginError | null = null;
-    if (!this.connected) {
-      if (performance.now() - this.connectStartedAt >= options.connectTimeoutMs)
-        error = new OriginError('LACHAN_UPSTREAM_CONNECT_TIMEOUT', 'connecting to the origin timed out');
-    } else if (exchange === null) {
+    if (exchange === null) {
       this.silentMs += tickMs;
       if (this.silentMs >= options.idleMs) {
         this.socket.destroy();

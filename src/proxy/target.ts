@@ -45,12 +45,13 @@ export function bareHost(host: string): string {
 }
 
 /**
- * The TLS server name for `host` (a target's host, IPv6 in brackets): SNI carries names
+ * The TLS server name for `host` (a target's host, or its bareHost): SNI carries names
  * only, so an address literal goes without, and its certificate is checked against the
  * address dialled.
  */
 export function sniName(host: string): string | undefined {
-  return isIpLiteral(host) ? undefined : host;
+  // No name has a colon: one means an IPv6 address without its brackets.
+  return isIpLiteral(host) || host.includes(':') ? undefined : host;
 }
 
 function withoutTrailingDot(hostname: string): string {

@@ -1,7 +1,8 @@
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { dialOrigin } from './dial-origin.js';
 import type { Resolver } from './resolver.js';
+import { sniName } from './target.js';
 
 /**
  * Dials a destination and splices a client to it: CONNECT tunnels, transparent HTTPS
@@ -21,7 +22,10 @@ export interface TunnelDestination {
   /** A URL hostname (IPv6 in brackets). */
   readonly host: string;
   readonly port: number;
-  /** Set for TLS to the origin, verified against the system store (a secure WebSocket): the name to verify. */
+  /**
+   * Set for TLS to the origin, verified against the system store (a secure WebSocket): the
+   * name to verify, sent as SNI (an address literal is sent none, and verified against the address).
+   */
   readonly servername?: string;
 }
 
@@ -39,26 +43,25 @@ export async function openTunnel(deps: TunnelDeps, client: Duplex, destination: 
   } catch (error) {
     return callbacks.onFailure(error);
   }
-  const secure = destination.servername !== undefined;
-  const upstream = secure
-    ? tlsConnect({ host: address, port: destination.port, servername: destination.servername, ALPNProtocols: ['http/1.1'] })
-    : netConnect({ host: address, port: destination.port, noDelay: true });
-  deps.sockets.add(upstream);
-  upstream.setTimeout(deps.connectTimeoutMs, () => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
   // Until the tunnel is up, a failure is answered; after, both sides just close.
   let established = false;
+  const tls = destination.servername === undefined ? null : { servername: sniName(destination.servername), session: undefined };
+  const upstream = dialOrigin(
+    { address, port: destination.port, tls, connectTimeoutMs: deps.connectTimeoutMs },
+    {
+      onConnected: () => {
+        established = true;
+        upstream.setTimeout(deps.idleMs, () => upstream.destroy());
+        callbacks.onOpen(upstream);
+        if (head.length > 0) upstream.write(head);
+        splice(client, upstream);
+      },
+      onDialFailed: (error) => callbacks.onFailure(error),
+    },
+  );
+  deps.sockets.add(upstream);
   client.once('close', () => {
     if (!established) upstream.destroy();
-  });
-  upstream.once(secure ? 'secureConnect' : 'connect', () => {
-    established = true;
-    upstream.setTimeout(deps.idleMs, () => upstream.destroy());
-    callbacks.onOpen(upstream);
-    if (head.length > 0) upstream.write(head);
-    splice(client, upstream);
-  });
-  upstream.once('error', (error) => {
-    if (!established) callbacks.onFailure(error);
   });
   upstream.once('close', () => {
     deps.sockets.delete(upstream);
