@@ -470,8 +470,14 @@ export const CODE_UNIT_SEPARATOR = 1;
 export const CODE_UNIT_MARK = 2;
 export const CODE_UNIT_IGNORED = 3;
 
-/** The folding of every BMP code unit, computed now (about 20 ms for the code units not met yet). */
+let allCodeUnits: CodeUnitTables | null = null;
+
+/**
+ * The folding of every BMP code unit: computed on first use (about 20 ms, most of the
+ * BMP never met before) and kept, 448 KB, since every reload's page scan needs it again.
+ */
 export function codeUnitTables(): CodeUnitTables {
+  if (allCodeUnits !== null) return allCodeUnits;
   const kinds = new Uint8Array(0x10000);
   const bases = new Uint16Array(0x10000);
   const marks = new Int32Array(0x10000);
@@ -489,7 +495,8 @@ export function codeUnitTables(): CodeUnitTables {
     bases[cu] = (info & CLASS_SEPARATOR) !== 0 ? SEPARATOR : info & 0xffff;
     marks[cu] = charMarks[cu]!;
   }
-  return { kinds, bases, marks };
+  allCodeUnits = { kinds, bases, marks };
+  return allCodeUnits;
 }
 
 /** Whether a code unit starts with a separator when folded (used by lint checks). */
