@@ -9,7 +9,8 @@
  * system): on a shared box other processes take turns on CPU 0 and move req/s from
  * run to run, but hardly what a response costs, so "CPU vs not read" (not read's CPU
  * per response ÷ this one's, what req/s would read on a core of its own) is the
- * steadier ratio. Last, the inspector alone in this process on the same pages (CPU µs
+ * steadier ratio; "of it user" is the part spent outside the kernel (reading pages adds
+ * user time only: the system calls of a response are the same). Last, the inspector alone in this process on the same pages (CPU µs
  * a page, least of five rounds): what inspection itself costs, load or not.
  *
  *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
@@ -39,6 +40,12 @@ const CATEGORIES = ['adult', 'gambling', 'drugs', 'violence', 'self-harm'];
 type Autocannon = (
   options: Record<string, unknown>,
 ) => Promise<{ requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; timeouts: number; non2xx: number }>;
+
+/** User CPU time of one process (lachan with one worker serves in-process), in clock ticks. */
+function userTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[11]);
+}
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -130,18 +137,21 @@ async function main(): Promise<void> {
       targets.push({ name, port: lachan.line.port as number, pid: lachan.child.pid! });
     }
     const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-    const samples = new Map<string, { rps: number[]; p99: number[]; cpuUs: number[]; errors: number }>();
+    const samples = new Map<string, { rps: number[]; p99: number[]; cpuUs: number[]; userUs: number[]; errors: number }>();
     for (let rep = 0; rep < reps; rep++) {
       for (const size of SIZES) {
         for (const target of targets) {
           const url = `http://${HOST}:${origin.line.port as number}/${size}`;
           const ticks = treeCpuTicks(target.pid);
+          const user = userTicks(target.pid);
           const result = await autocannon({ url: `http://127.0.0.1:${target.port}`, connections, duration, requests: [{ method: 'GET', path: url }] });
           const key = `${target.name}\u0000${size}`;
-          const entry = samples.get(key) ?? { rps: [], p99: [], cpuUs: [], errors: 0 };
-          const cpuUs = (((treeCpuTicks(target.pid) - ticks) / CLOCK_TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests.total);
+          const entry = samples.get(key) ?? { rps: [], p99: [], cpuUs: [], userUs: [], errors: 0 };
+          const perResponse = (ticksUsed: number): number => ((ticksUsed / CLOCK_TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests.total);
+          const cpuUs = perResponse(treeCpuTicks(target.pid) - ticks);
           entry.rps.push(result.requests.average);
           entry.cpuUs.push(cpuUs);
+          entry.userUs.push(perResponse(userTicks(target.pid) - user));
           entry.p99.push(result.latency.p99);
           entry.errors += result.errors + result.timeouts + result.non2xx;
           samples.set(key, entry);
@@ -165,12 +175,15 @@ async function main(): Promise<void> {
           String(median(s.p99)),
           (median(s.rps) / plain).toFixed(2),
           median(s.cpuUs).toFixed(1),
+          median(s.userUs).toFixed(1),
           (plainCpu / median(s.cpuUs)).toFixed(2),
           String(s.errors),
         ]);
       }
     }
-    console.log(markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'CPU µs a response', 'CPU vs not read', 'errors'], rows));
+    console.log(
+      markdownTable(['page', 'target', 'req/s (median)', 'p99 ms', 'vs not read', 'CPU µs a response', 'of it user', 'CPU vs not read', 'errors'], rows),
+    );
     console.log('');
     console.log(markdownTable(['page', 'inspector alone, CPU µs a page'], await inspectorAlone(path.join(work, 'rules-read'))));
   } finally {

@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { Policy } from '../policy/engine.js';
+import type { Flow } from './flow.js';
 import { clientResponseRawHeaders } from './headers.js';
 import type { OriginResponseHandler } from './origin-exchange.js';
-import type { ContentInspection, ContentInspector, ContentVerdict, InspectStep } from '../content/inspector.js';
+import type { ContentInspection, ContentInspector, ContentVerdict, InspectedHeaders, InspectStep } from '../content/inspector.js';
 
 /** What the proxy does around one forwarded request; one object serves every request. */
 export interface ForwardEvents {
@@ -11,13 +13,12 @@ export interface ForwardEvents {
   /** The origin failed before or while answering; `res.headersSent` says whether a page can still be sent. */
   onUpstreamError(error: Error, res: ServerResponse, host: string): void;
   onFinished(res: ServerResponse, host: string, profile: string): void;
-}
-
-/** Content inspection of one allowed request's response (pipeline.ts builds it, docs/contract.md §8). */
-export interface BodyInspection {
-  readonly inspection: ContentInspection;
-  /** A verdict fell: record it, then the block page if nothing was sent yet, else cut the response. */
-  blocked(verdict: ContentVerdict, res: ServerResponse): void;
+  /**
+   * Content inspection blocked the response of `flow`, read with `policy`'s rules
+   * (docs/contract.md §8): record it, then the block page if nothing was sent yet,
+   * else cut the response.
+   */
+  onContentBlocked(verdict: ContentVerdict, res: ServerResponse, flow: Flow, policy: Policy): void;
 }
 
 /** The end of the body, queued behind the chunks still being inspected. */
@@ -77,13 +78,19 @@ export class ForwardHandler implements OriginResponseHandler {
   private inspecting = false;
   private clientFull = false;
 
+  /**
+   * `inspection`: the response is read with it (text of a profile with content_limit),
+   * and a verdict is answered with `policy`'s pages, the rules the request was decided
+   * with. Both are shared by every response of the profile: an inspected request costs
+   * no object of its own until its head shows a body to read.
+   */
   constructor(
     private readonly res: ServerResponse,
     private readonly events: ForwardEvents,
-    private readonly host: string,
-    private readonly profile: string,
+    private readonly flow: Flow,
     private readonly startedMs: number,
-    private readonly inspection: BodyInspection | null = null,
+    private readonly inspection: ContentInspection | null = null,
+    private readonly policy: Policy | null = null,
   ) {
     (res as HandledResponse)[HANDLER] = this;
     // 'close' comes once: `on` spares the wrapper `once` allocates. 'drain' is listened
@@ -136,19 +143,15 @@ export class ForwardHandler implements OriginResponseHandler {
     if (this.done) return;
     this.done = true;
     this.dropInspector();
-    this.events.onUpstreamError(error, this.res, this.host);
+    this.events.onUpstreamError(error, this.res, this.flow.target.host);
   }
 
   /** Every response head, on its way to the client. */
   private respondHead(status: number, fields: readonly (Buffer | string)[]): void {
     this.headStatus = status;
     this.head = clientResponseRawHeaders(fields);
-    if (this.inspection !== null && status !== 204 && status !== 304 && this.res.req.method !== 'HEAD') {
-      const head = this.head;
-      this.inspector = this.inspection.inspection.begin(fieldOf(head, 'content-type'), fieldOf(head, 'content-encoding'), {
-        'content-disposition': fieldOf(head, 'content-disposition'),
-      });
-    }
+    if (this.inspection !== null && status !== 204 && status !== 304 && this.flow.method !== 'HEAD')
+      this.inspector = beginInspector(this.inspection, this.head);
   }
 
   /** Every body chunk, on its way to the client; `last`: the response ends with it (`chunk` may then be absent). */
@@ -175,7 +178,7 @@ export class ForwardHandler implements OriginResponseHandler {
     this.done = true;
     this.inspector?.release();
     this.res.end(chunk);
-    this.events.onFinished(this.res, this.host, this.profile);
+    this.events.onFinished(this.res, this.flow.target.host, this.flow.client.profile);
   }
 
   private writeHeadOnce(): void {
@@ -205,20 +208,14 @@ export class ForwardHandler implements OriginResponseHandler {
     if (!last) return;
     const final = inspector.endNow();
     if (final.verdict !== undefined) return this.contentBlocked(final.verdict);
-    this.passAndFinish(step?.pass ?? [], final.pass);
+    this.passAndFinish(step === null ? NO_BYTES : step.pass, final.pass);
   }
 
-  /** Sends `first` then `then`, the last piece with the end of the response. */
+  /** Sends `first` then `then`, the last piece with the end of the response (a page read in one piece: one end(body)). */
   private passAndFinish(first: readonly Buffer[], then: readonly Buffer[]): void {
-    let left = first.length + then.length;
-    let lastPiece: Buffer | undefined;
-    for (const pieces of [first, then]) {
-      for (const bytes of pieces) {
-        if (--left === 0) lastPiece = bytes;
-        else this.send(bytes);
-      }
-    }
-    this.finish(lastPiece);
+    const count = first.length + then.length;
+    for (let i = 0; i < count - 1; i++) this.send(i < first.length ? first[i]! : then[i - first.length]!);
+    this.finish(count === 0 ? undefined : then.length > 0 ? then[then.length - 1] : first[first.length - 1]);
   }
 
   /**
@@ -271,12 +268,30 @@ export class ForwardHandler implements OriginResponseHandler {
     this.head = null;
     this.inspector!.release();
     this.controller?.abort(new Error('blocked by content'));
-    this.inspection!.blocked(verdict, this.res);
+    this.events.onContentBlocked(verdict, this.res, this.flow, this.policy!);
   }
 }
 
-/** A field's value from clean name, value pairs (the first of its name). */
-function fieldOf(fields: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < fields.length; i += 2) if (fields[i]!.length === name.length && fields[i]!.toLowerCase() === name) return fields[i + 1];
-  return undefined;
+const NO_BYTES: readonly Buffer[] = [];
+const NO_FIELDS: InspectedHeaders = {};
+
+/**
+ * The inspector for a response head (clean name, value pairs), or null when its body is
+ * not read: Content-Type, Content-Encoding and Content-Disposition (the first of each)
+ * found in one pass, a field's name lower-cased only when it may be one of them.
+ */
+function beginInspector(inspection: ContentInspection, fields: readonly string[]): ContentInspector | null {
+  let type: string | undefined;
+  let encoding: string | undefined;
+  let disposition: string | undefined;
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    const length = name.length;
+    if ((length !== 12 && length !== 16 && length !== 19) || (name.charCodeAt(0) | 0x20) !== 0x63) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'content-type') type ??= fields[i + 1];
+    else if (lower === 'content-encoding') encoding ??= fields[i + 1];
+    else if (lower === 'content-disposition') disposition ??= fields[i + 1];
+  }
+  return inspection.begin(type, encoding, disposition === undefined ? NO_FIELDS : { 'content-disposition': disposition });
 }

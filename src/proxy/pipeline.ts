@@ -10,7 +10,7 @@ import { rewriteForSafeSearch, safeSearchEndpoint } from '../policy/safesearch.j
 import type { CertificateAuthority } from '../tls/index.js';
 import type { DeviceTrust } from './device-trust.js';
 import type { Flow } from './flow.js';
-import { ForwardHandler, type BodyInspection, type ForwardEvents } from './forward.js';
+import { ForwardHandler, type ForwardEvents } from './forward.js';
 import type { GatewayPages } from './gateway-pages.js';
 import { rawRequestHasBody, setRawHeader, upstreamRequestHeaders, upstreamRequestRawHeaders } from './headers.js';
 import type { ProxyHooks, ResponseInspectorFactory, SearchSignalHook } from './hooks.js';
@@ -82,6 +82,13 @@ export class RequestPipeline {
       },
       onFinished: (res, host, profile) => {
         if (deps.accessLog) logger.info({ method: res.req.method, host, status: res.statusCode, profile }, 'request');
+      },
+      onContentBlocked: (verdict, res, flow, policy) => {
+        const reference = this.recordContentBlock(flow, verdict);
+        deps.hooks.onContentBlock(flow, verdict);
+        // Past the held-back prefix the page is under way: it can only be cut.
+        if (res.headersSent) res.destroy();
+        else sendAnswer(res, contentBlockAnswer(policy, verdict, flow.target.host, reference, false));
       },
     };
   }
@@ -253,20 +260,7 @@ export class RequestPipeline {
   /** The handler, with content inspection when the profile has a content_limit (hooks.ts); else the body streams untouched. */
   private forwardHandler(flow: Flow, policy: Policy, res: ServerResponse, startedMs: number): ForwardHandler {
     const inspection = this.inspectResponse?.({ flow, policy }) ?? null;
-    const body: BodyInspection | null =
-      inspection === null
-        ? null
-        : {
-            inspection,
-            blocked: (verdict, response) => {
-              const reference = this.recordContentBlock(flow, verdict);
-              this.deps.hooks.onContentBlock(flow, verdict);
-              // Past the held-back prefix the page is under way: it can only be cut.
-              if (response.headersSent) response.destroy();
-              else sendAnswer(response, contentBlockAnswer(policy, verdict, flow.target.host, reference, false));
-            },
-          };
-    return new ForwardHandler(res, this.forwardEvents, flow.target.host, flow.client.profile, startedMs, body);
+    return new ForwardHandler(res, this.forwardEvents, flow, startedMs, inspection, inspection === null ? null : policy);
   }
 
   private tunnelFailed(client: Duplex, target: Target, error: unknown, answer: boolean): void {
