@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { preparePageScan } from '../content/page-scan.js';
 import type { Policy } from '../policy/engine.js';
 import { organisationOf } from '../rules/loader.js';
 import type { CertificateAuthority } from '../tls/index.js';
@@ -89,6 +90,7 @@ export class ProxyServer {
     this.limits = withDefaultLimits(options.limits);
     this.policyNow = policy;
     this.authenticator = makeAuthenticator(policy);
+    preparePageScan(policy);
     this.upstream = options.upstream;
     this.ca = options.ca ?? null;
     this.deviceTrust = options.deviceTrust ?? new DeviceTrust();
@@ -180,6 +182,7 @@ export class ProxyServer {
   /** Swaps in a freshly loaded policy; requests in flight finish under the old one. */
   setPolicy(policy: Policy): void {
     this.authenticator = makeAuthenticator(policy);
+    preparePageScan(policy);
     this.policyNow = policy;
   }
 
