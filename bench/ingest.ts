@@ -22,26 +22,18 @@
  * (its main thread and the writer thread each write a profile).
  */
 import Database from 'better-sqlite3';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import { loadOrCreateAdminToken } from '../src/central/admin-token.js';
 import { CENTRAL_DB_FILE, EVENT_INDEXES, openSqliteStore } from '../src/central/sqlite-store.js';
 import { newEventId } from '../src/events/ids.js';
 import type { WireEvent } from '../src/events/wire.js';
-
-function argument(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  if (index === -1) return fallback;
-  const value = Number(process.argv[index + 1]);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} takes a positive integer`);
-  return value;
-}
+import { argument } from './lib/args.js';
+import { startCollector } from './lib/collector.js';
 
 function stringArgument(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`);
@@ -129,30 +121,6 @@ function generate(): { seconds: number; bytes: number } {
   const bytes = (after.prepare('PRAGMA page_count').pluck().get() as number) * (after.prepare('PRAGMA page_size').pluck().get() as number);
   after.close();
   return { seconds: (performance.now() - started) / 1000, bytes };
-}
-
-async function startCollector(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const nodeArgs = (process.env.BENCH_COLLECTOR_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'central', 'serve', '--port', '0', '--data', dataDir, '--rate-limit', '1000000'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`collector exited with ${code}`)));
-    lines.on('line', (line) => {
-      if (!line.startsWith('{')) return;
-      const entry = JSON.parse(line) as { msg?: string; port?: number };
-      if (entry.msg === 'listening' && typeof entry.port === 'number') resolve(entry.port);
-    });
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 function syntheticBatch(school: string, n: number): Buffer {
@@ -253,7 +221,8 @@ async function main(): Promise<void> {
   const schools = await Promise.all(Array.from({ length: 20 }, (_, i) => store.addSchool(`Trường đo tải ${i}`)));
   await store.close();
   const adminToken = loadOrCreateAdminToken(dataDir);
-  const collector = await startCollector();
+  const nodeArgs = (process.env.BENCH_COLLECTOR_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const collector = await startCollector({ cli: CLI, data: dataDir, rateLimit: 1_000_000, nodeArgs });
   try {
     log(`ingesting ${BATCHES} batches of ${BATCH_SIZE} over ${CONNECTIONS} connections`);
     const ingest = await measureIngest(collector.url, schools);

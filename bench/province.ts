@@ -45,11 +45,10 @@
  * a schema change first), LACHAN_BENCH_COLLECTOR_FLAGS passes node flags to the collectors.
  * Not part of `npm test`: `--events 200000` runs in about a minute.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { gzipSync } from 'node:zlib';
 import { openPostgresStore, type PostgresCentralStore } from '../src/central/pg-store.js';
 import { planStats } from '../src/central/stats-plan.js';
@@ -58,6 +57,7 @@ import { newEventId } from '../src/events/ids.js';
 import type { WireEvent } from '../src/events/wire.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { argument } from './lib/args.js';
+import { type RunningCollector, startCollector } from './lib/collector.js';
 import { GatewayConnection } from './lib/gateway-connection.js';
 import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 
@@ -169,22 +169,6 @@ function eventAt(school: SchoolSim, time: number): WireEvent {
     client: school.clients[Math.floor(random() * school.clients.length)]!,
     count: 1 + Math.floor(random() ** 4 * 4),
   };
-}
-
-async function startCollector(dataDir: string, database: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [...COLLECTOR_NODE_FLAGS, CLI, 'central', 'serve', '--port', '0', '--data', dataDir, '--database', database, '--rate-limit', '100000'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`collector exited with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; port?: number };
-      if (entry.msg === 'listening' && typeof entry.port === 'number') resolve(entry.port);
-    });
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 /** One POST of a gateway (`body`: its gzip JSON, `count` events); the number of events stored new. */
@@ -307,7 +291,7 @@ function batchBody(gateway: Gateway, from: number, count: number): Buffer {
 
 const server = await startPostgres();
 const dirs: string[] = [];
-const collectors: { child: ChildProcess; url: string }[] = [];
+const collectors: RunningCollector[] = [];
 const connections: GatewayConnection[] = [];
 try {
   const database = await server.createDatabase();
@@ -340,7 +324,7 @@ try {
   if (process.env.LACHAN_BENCH_SCHEMA_SQL) await setup.pool.query(process.env.LACHAN_BENCH_SCHEMA_SQL);
   for (let i = 0; i < PROCESSES; i++) {
     dirs.push(mkdtempSync(path.join(tmpdir(), `lachan-province-${i}-`)));
-    collectors.push(await startCollector(dirs[i]!, database));
+    collectors.push(await startCollector({ cli: CLI, data: dirs[i]!, database, rateLimit: 100_000, nodeArgs: COLLECTOR_NODE_FLAGS }));
   }
   // A connection a gateway, as each shipper keeps its own (the other process's for a resend).
   const connection = (i: number) => {
@@ -647,18 +631,7 @@ try {
   );
 } finally {
   for (const made of connections) made.destroy();
-  // SIGKILL after 10 s: once, after a full run, both collectors outlived SIGTERM (not understood yet).
-  await Promise.all(
-    collectors.map(
-      (c) =>
-        new Promise((resolve) => {
-          if (c.child.exitCode !== null) return resolve(null);
-          const kill = setTimeout(() => c.child.kill('SIGKILL'), 10_000);
-          c.child.once('exit', () => resolve(clearTimeout(kill)));
-          c.child.kill('SIGTERM');
-        }),
-    ),
-  );
+  await Promise.all(collectors.map((c) => c.stop()));
   await server.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 }

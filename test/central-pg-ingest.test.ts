@@ -82,11 +82,12 @@ describe('PostgreSQL ingest, batches as gateways send them', () => {
     const store = await openPostgresStore({ url: await postgres.createDatabase() });
     try {
       const schools = await Promise.all(Array.from({ length: 4 }, (_, i) => store.addSchool(`Trường ${i + 1}`)));
-      // A NUL byte: PostgreSQL's text refuses it (22021). Sent at once, the batches after the
-      // first wait for the statement in flight and go together in the next.
+      // A count past PostgreSQL's integer (22003): the wire check never lets one through, as
+      // it no longer lets a NUL reach a store (wire.ts withoutNul). Sent at once, the batches
+      // after the first wait for the statement in flight and go together in the next.
       const batches = schools.map((school, i) => ({
         school: school.id,
-        events: gatewayBatch(5, i * 100_000).map((e, j) => (i === 2 && j === 3 ? { ...e, rule: 'bad\u0000rule' } : e)),
+        events: gatewayBatch(5, i * 100_000).map((e, j) => (i === 2 && j === 3 ? { ...e, count: 2 ** 31 } : e)),
       }));
       const outcomes = await Promise.allSettled(batches.map((b) => store.ingest(b.school, b.events, Date.now())));
       expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);

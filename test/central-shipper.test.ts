@@ -205,6 +205,48 @@ setInterval(() => {}, 1000);
     expect(new Set(arrived)).toEqual(new Set(localRows(gateway).map((r) => r.id)));
   });
 
+  it('stores a NUL as U+FFFD on either store, once, and the gateway stops sending it', async () => {
+    const central = tempDir('lachan-central-');
+    const gateway = tempDir('lachan-gateway-');
+    const school = addSchool(central);
+    const collector = await startCollector(central);
+    const log = openEventLog({ dataDir: gateway, school: school.id });
+    // Made now: the gateway replaces the NUL where it records the event.
+    log.record({ ...block(0), rule: 'cá\u0000độ', source: 'rules/x\u0000y', path: '/a\u0000b' });
+    // As a gateway from before kept it: the NUL in its log (PostgreSQL refused such a batch, 22021, and it came again forever).
+    log.record(block(1));
+    log.flush();
+    const db = new Database(path.join(gateway, 'events.db'));
+    db.prepare("UPDATE events SET rule = 'cũ' || char(0) || 'luật', path = '/c' || char(0) WHERE host = ?").run('h1.nhacai.example');
+    db.close();
+    const shipper = startShipper({
+      eventLog: log,
+      centralUrl: `http://127.0.0.1:${collector.port}`,
+      schoolId: school.id,
+      tokenFile: school.tokenFile,
+      minBackoffMs: 50,
+      maxBackoffMs: 300,
+      idleIntervalMs: 50,
+    });
+    await waitFor(() => log.stats().pending === 0, 'both events to be acknowledged');
+    // Given time to send again, it does not: nothing was refused, and nothing is left.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(shipper.stats()).toMatchObject({ shipped: 2, failures: 0 });
+    await shipper.stop();
+    await log.close();
+    await stop(collector.child);
+
+    expect(localRows(gateway).find((r) => r.path.startsWith('/a'))?.path).toBe('/a\uFFFDb');
+    const stored = lachan(['central', 'events', '--data', central, '--school', school.id, '--json'])
+      .stdout.split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as { host: string; rule: string; source: string; path: string });
+    expect(stored.map((e) => [e.host, e.rule, e.source, e.path]).sort()).toEqual([
+      ['h0.nhacai.example', 'cá\uFFFDđộ', 'rules/x\uFFFDy', '/a\uFFFDb'],
+      ['h1.nhacai.example', 'cũ\uFFFDluật', 'rules/categories/gambling/domains:3', '/c\uFFFD'],
+    ]);
+  });
+
   it('marks shipped only the ids the collector acknowledged', async () => {
     const gateway = tempDir('lachan-gateway-');
     const tokenFile = path.join(gateway, 'token');

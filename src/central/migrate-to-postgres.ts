@@ -11,7 +11,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EVENT_COLUMNS } from '../events/event-schema.js';
+import { EVENT_COLUMNS, EVENT_FIELDS } from '../events/event-schema.js';
+import { withoutNul } from '../events/wire.js';
 import { openReadOnly, type SqliteDatabase } from '../storage/sqlite.js';
 import { ROLLUPS } from './event-writer.js';
 import { importFileMirror } from './lists-mirror-pg.js';
@@ -19,6 +20,21 @@ import type { ImportedEvent, PostgresCentralStore } from './pg-store.js';
 import { SIGNING_KEY_FILE } from './signing-key.js';
 
 const CHUNK = 5_000;
+
+/**
+ * A value read from the SQLite file, with each NUL in a text replaced by U+FFFD: a SQLite
+ * store took NUL before the collector replaced it on the way in (wire.ts withoutNul), and
+ * PostgreSQL's text refuses it. (SQLite's replace() stops at a NUL, so done here.)
+ */
+const nulFree = (value: unknown): unknown => (typeof value === 'string' ? withoutNul(value) : value);
+const TEXT_FIELDS = EVENT_FIELDS.filter((f) => f.type === 'text').map((f) => f.name);
+
+function nulFreeEvent(row: ImportedEvent): ImportedEvent {
+  if (!TEXT_FIELDS.some((name) => (row[name] ?? '').includes('\0'))) return row;
+  const copy: Record<string, unknown> = { ...row };
+  for (const name of TEXT_FIELDS) copy[name] = nulFree(copy[name]);
+  return copy as ImportedEvent;
+}
 
 export interface MigrationCount {
   readonly what: string;
@@ -86,9 +102,14 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
           .raw()
           .iterate() as Iterable<unknown[]>,
       )) {
-        const params = columns.map((_, i) => rows.map((row) => row[i]));
+        const params = columns.map((_, i) => rows.map((row) => nulFree(row[i])));
         const types = columns.map((c) => (c === 'day' || c === 'month' ? 'integer[]' : c === 'n' ? 'bigint[]' : 'text[]'));
-        await pool.query(`INSERT INTO ${r.table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')})`, params);
+        // Two keys that differed by a NUL and its replacement alone become one row: their counts add.
+        await pool.query(
+          `INSERT INTO ${r.table} AS t (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')})
+           ON CONFLICT (${r.keys.join(', ')}) DO UPDATE SET n = t.n + excluded.n`,
+          params,
+        );
       }
     }
 
@@ -115,7 +136,7 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
 
     const watermark = scalar(db, 'SELECT last_seq FROM rollup_state WHERE id = 1');
     const copy = async (sql: string, counted: boolean) => {
-      for (const rows of chunks(db.prepare(sql).iterate() as Iterable<ImportedEvent>)) await target.importEvents(rows, counted);
+      for (const rows of chunks(db.prepare(sql).iterate() as Iterable<ImportedEvent>)) await target.importEvents(rows.map(nulFreeEvent), counted);
     };
     await copy(`SELECT ${EVENT_COLUMNS}, school, received_at FROM events WHERE seq <= ${watermark} ORDER BY seq`, true);
     await copy(`SELECT ${EVENT_COLUMNS}, school, received_at FROM events WHERE seq > ${watermark} ORDER BY seq`, false);

@@ -73,28 +73,32 @@ export const RAISE_COUNTS_SQL = `UPDATE events AS e SET count = raised.count
 
 /**
  * The statements' column arrays for `events` (each event's fields in EVENT_FIELDS order,
- * then its school and time received), and the months they fall in (their partitions).
+ * then its school and time received), filled an event at a time straight from the
+ * batches, and the months they fall in (their partitions).
  */
-export function ingestColumns<E extends WireEvent>(
-  events: readonly E[],
-  schoolOf: (event: E, row: number) => string,
-  receivedAtOf: (event: E, row: number) => number,
-): { columns: unknown[][]; months: Set<number> } {
-  const columns = ROW_TYPES.map(() => new Array<unknown>(events.length));
-  const months = new Set<number>();
+export class IngestColumns {
+  readonly columns: unknown[][];
+  readonly months = new Set<number>();
+  #row = 0;
   // A batch's events mostly share a day: its month is worked out again only when the day changes.
-  let lastDay = Number.NaN;
-  for (let row = 0; row < events.length; row++) {
-    const event = events[row]!;
+  #lastDay = Number.NaN;
+
+  /** For `rows` events, added with `add`. */
+  constructor(rows: number) {
+    this.columns = ROW_TYPES.map(() => new Array<unknown>(rows));
+  }
+
+  add(event: WireEvent, school: string, receivedAt: number): void {
+    const { columns } = this;
+    const row = this.#row++;
     const fields = event as unknown as Record<string, unknown>;
     for (let column = 0; column < FIELD_COUNT; column++) columns[column]![row] = fields[FIELD_NAMES[column]!] ?? FIELD_DEFAULTS[column];
-    columns[FIELD_COUNT]![row] = schoolOf(event, row);
-    columns[FIELD_COUNT + 1]![row] = receivedAtOf(event, row);
+    columns[FIELD_COUNT]![row] = school;
+    columns[FIELD_COUNT + 1]![row] = receivedAt;
     const day = dayNumber(event.time);
-    if (day !== lastDay) {
-      months.add(monthOfDay(day));
-      lastDay = day;
+    if (day !== this.#lastDay) {
+      this.months.add(monthOfDay(day));
+      this.#lastDay = day;
     }
   }
-  return { columns, months };
 }

@@ -15,7 +15,7 @@ import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { PgAlertStore } from './alerts-pg.js';
 import { GroupCommit, type SchoolBatch } from './group-commit.js';
 import { monthOfPartition, partitionBounds, partitionName, PG_MIGRATIONS } from './pg-schema.js';
-import { idsRise, ingestColumns, INSERT_ORDERED_SQL, INSERT_SQL, RAISE_COUNTS_SQL } from './pg-ingest-sql.js';
+import { idsRise, IngestColumns, INSERT_ORDERED_SQL, INSERT_SQL, RAISE_COUNTS_SQL } from './pg-ingest-sql.js';
 import { planStats, statsFromRows, type PlannedQuery, type StatsRows } from './stats-plan.js';
 import { SyncPostgres } from '../storage/pg-sync.js';
 import type { AccountStore } from './accounts.js';
@@ -184,13 +184,9 @@ export class PostgresCentralStore implements CollectorDatabase {
    * already hold them (copied with the roll-up tables) or must count them now.
    */
   async importEvents(events: readonly ImportedEvent[], counted: boolean): Promise<number> {
-    const stored = await this.#insert(
-      events,
-      (e) => e.school,
-      (e) => e.received_at,
-      !counted,
-      [],
-    );
+    const rows = new IngestColumns(events.length);
+    for (const e of events) rows.add(e, e.school, e.received_at);
+    const stored = await this.#insert(rows, !counted, []);
     return [...stored.values()].reduce((sum, n) => sum + n, 0);
   }
 
@@ -198,22 +194,14 @@ export class PostgresCentralStore implements CollectorDatabase {
   #insertGroup(group: readonly SchoolBatch[]): Promise<Map<string, number>> {
     // In school order (one batch a school: group-commit.ts), so rows and contacts go in key order as every statement locks them.
     const batches = [...group].sort(bySchool);
-    const events: WireEvent[] = [];
-    const schoolOfRow: string[] = [];
-    const receivedAtOfRow: number[] = [];
+    const rows = new IngestColumns(batches.reduce((n, b) => n + b.events.length, 0));
     let ordered = true;
     for (const batch of batches) {
       ordered &&= idsRise(batch.events);
-      for (const e of batch.events) {
-        events.push(e);
-        schoolOfRow.push(batch.school);
-        receivedAtOfRow.push(batch.receivedAt);
-      }
+      for (const e of batch.events) rows.add(e, batch.school, batch.receivedAt);
     }
     return this.#insert(
-      events,
-      (_, row) => schoolOfRow[row]!,
-      (_, row) => receivedAtOfRow[row]!,
+      rows,
       true,
       batches.map((b) => ({ school: b.school, at: b.receivedAt })),
       ordered,
@@ -221,18 +209,15 @@ export class PostgresCentralStore implements CollectorDatabase {
   }
 
   /**
-   * Inserts `events` in one statement (recording `contacts`, in school order); how many were
-   * new, by school. `ordered`: the events are unique by (school, id) and in that order.
+   * Inserts `rows` in one statement (recording `contacts`, in school order); how many were
+   * new, by school. `ordered`: the rows are unique by (school, id) and in that order.
    */
-  async #insert<E extends WireEvent>(
-    events: readonly E[],
-    schoolOf: (event: E, row: number) => string,
-    receivedAtOf: (event: E, row: number) => number,
+  async #insert(
+    { columns, months }: IngestColumns,
     count: boolean,
     contacts: readonly { school: string; at: number }[],
     ordered = false,
   ): Promise<Map<string, number>> {
-    const { columns, months } = ingestColumns(events, schoolOf, receivedAtOf);
     for (let attempt = 0; ; attempt++) {
       await this.#ensurePartitions(months);
       try {

@@ -10,6 +10,7 @@ import type { Decision } from '../policy/types.js';
 import { CliError, EXIT_USAGE, rulesRefused } from './errors.js';
 import { parseVietnamTime } from '../policy/schedules.js';
 import { parseTypedTarget } from '../proxy/target.js';
+import { phraseTableNote } from './phrase-table.js';
 
 interface CheckOptions {
   profile?: string;
@@ -33,6 +34,8 @@ export function registerCheck(program: Command): void {
     .argument('<url...>', 'các URL cần quyết định, hoặc - để đọc từ stdin')
     .action(async (urls: string[], options: CheckOptions) => {
       const policy = await loadForCli(options.rules, readStoredOverlay(options.data), options.data);
+      const note = phraseTableNote(policy);
+      if (note !== null) process.stderr.write(`${note}\n`);
       const profile = resolveProfile(policy, options);
       const at = decisionTime(options.at);
       // The profile's schedule in force then (docs/contract.md §9): named beside each decision.

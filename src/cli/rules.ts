@@ -5,6 +5,7 @@ import { EXIT_CHECK_FAILED } from './errors.js';
 import { registerImport } from './rules-import.js';
 import { lintListsFile } from '../lists/config.js';
 import { lintSafeguardingPhrases } from '../safeguarding/phrases.js';
+import { phraseTableNote } from './phrase-table.js';
 
 export function registerRules(program: Command): void {
   const rules = program.command('rules').description('kiểm tra và nhập quy tắc lọc');
@@ -19,6 +20,8 @@ export function registerRules(program: Command): void {
       for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);
       const errors = problems.filter((p) => p.severity === 'error').length;
       const warnings = problems.length - errors;
+      const note = result.policy === null ? null : phraseTableNote(result.policy);
+      if (note !== null) process.stderr.write(`${note}\n`);
       const { domains, urls, keywords, categories, brands = 0 } = result.stats;
       process.stderr.write(
         `${errors} lỗi, ${warnings} cảnh báo; ` +

@@ -14,7 +14,7 @@ import { ClientPseudonymizer, loadOrCreateClientKey } from './pseudonym.js';
 import { migrate, needsReopen, openPrivateDatabase, sqliteErrorCode, type SqliteDatabase } from '../storage/sqlite.js';
 import { COUNT_INDEX, EVENT_COLUMNS, EVENT_PLACEHOLDERS, type EventValues } from './event-schema.js';
 import type { BlockEventInput, EventLog } from './types.js';
-import { LIMITS, clip, stripQuery, wireFieldsOf, type WireEvent } from './wire.js';
+import { LIMITS, clip, stripQuery, wireFieldsOf, withoutNul, type WireEvent } from './wire.js';
 import { queryEvents } from './log-readers.js';
 import { REVIEW_LIMITS, type ReviewKind, type WireReviewRequest } from './review-wire.js';
 import { GATEWAY_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
@@ -230,8 +230,13 @@ function fileSize(file: string): number {
   }
 }
 
+/** An event's text as stored and shipped: bounded, no NUL (withoutNul). */
+function text(value: string, limit: number): string {
+  return clip(withoutNul(value), limit);
+}
+
 function cleanHost(host: string): string {
-  const lower = clip(host.trim().toLowerCase(), LIMITS.host);
+  const lower = text(host.trim().toLowerCase(), LIMITS.host);
   return lower.length === 0 ? '-' : lower.replace(/[\s/?#@]/g, '_');
 }
 
@@ -280,7 +285,7 @@ function toWireReview(row: ReviewRow): WireReviewRequest {
 }
 
 function nullableClip(value: string | null, limit: number): string | null {
-  return value === null || value.length === 0 ? null : clip(value, limit);
+  return value === null || value.length === 0 ? null : text(value, limit);
 }
 
 export function toStored(row: DbRow): StoredEvent {
@@ -430,13 +435,13 @@ class SqliteEventLog implements GatewayEventLog {
     this.#batch.push([
       id,
       time,
-      clip(event.profile, LIMITS.label) || 'unknown',
+      text(event.profile, LIMITS.label) || 'unknown',
       category,
-      clip(event.reason, LIMITS.reason) || 'unknown',
+      text(event.reason, LIMITS.reason) || 'unknown',
       nullableClip(event.rule, LIMITS.rule),
       nullableClip(event.source, LIMITS.source),
       host,
-      stripQuery(event.path),
+      stripQuery(withoutNul(event.path)),
       cleanMethod(event.method),
       client,
       1,

@@ -54,6 +54,16 @@ export function stripQuery(path: string): string {
   return cut.length > LIMITS.path ? cut.slice(0, LIMITS.path) : cut;
 }
 
+/**
+ * The text with each NUL (U+0000) replaced by U+FFFD. PostgreSQL's text refuses NUL (and
+ * would refuse the whole batch, which the gateway would send again forever); SQLite stores
+ * it. Replaced wherever an event is made or received, so both stores hold the same text.
+ * U+FFFD is one UTF-16 unit, as NUL is: lengths and limits are unchanged.
+ */
+export function withoutNul(value: string): string {
+  return value.includes('\0') ? value.replaceAll('\0', '\uFFFD') : value;
+}
+
 export function clip(value: string, limit: number): string {
   return value.length > limit ? value.slice(0, limit) : value;
 }
@@ -71,7 +81,7 @@ function requiredString(record: Record<string, unknown>, key: string, limit: num
   if (typeof value !== 'string') fail(`${where}.${key}`, 'must be a string');
   if (value.length === 0) fail(`${where}.${key}`, 'must not be empty');
   if (value.length > limit) fail(`${where}.${key}`, `longer than ${limit} characters`);
-  return value;
+  return withoutNul(value);
 }
 
 function optionalString(record: Record<string, unknown>, key: string, limit: number, where: string): string | null {
@@ -79,7 +89,7 @@ function optionalString(record: Record<string, unknown>, key: string, limit: num
   if (value === null || value === undefined) return null;
   if (typeof value !== 'string') fail(`${where}.${key}`, 'must be a string or null');
   if (value.length > limit) fail(`${where}.${key}`, `longer than ${limit} characters`);
-  return value.length === 0 ? null : value;
+  return value.length === 0 ? null : withoutNul(value);
 }
 
 /**
@@ -112,7 +122,7 @@ export function validateEvent(value: unknown, where: string, now: number): WireE
   const count = record.count ?? 1;
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.count)
     fail(`${where}.count`, `must be an integer from 1 to ${LIMITS.count}`);
-  return { id, time, profile, category, reason, rule, source, host, path: stripQuery(rawPath), method, client, count };
+  return { id, time, profile, category, reason, rule, source, host, path: stripQuery(withoutNul(rawPath)), method, client, count };
 }
 
 export function validateBatch(value: unknown, now: number = Date.now()): WireBatch {

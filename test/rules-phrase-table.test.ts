@@ -1,0 +1,62 @@
+/**
+ * The content phrases scan pages with the 16-bit phrase table while they fit it
+ * (src/policy/keywords.ts, CompactRows), else with the dense one: the same speed in twice
+ * the memory. `lachan rules lint` and `lachan check` say so in one line when a list has
+ * outgrown it, so the change is never silent; while the list fits they say nothing.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { lachan, makeRulesDir, REPO_ROOT, removeDir } from './harness/index.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach(removeDir));
+
+const POLICY = `version: 1
+default_profile: young
+profiles:
+  young:
+    name: "Tiểu học"
+    block_categories: [gambling]
+    content_limit: 60
+`;
+
+const NOTE = /^thông tin: .*cụm từ nội dung không vừa bảng 16 bit/m;
+
+/** `count` phrases of two made-up five-letter words each: few shared prefixes, so many states. */
+function phrases(count: number): string {
+  const word = (n: number) => Array.from({ length: 5 }, (_, i) => String.fromCharCode(97 + (Math.floor(n / 26 ** i) % 26))).join('');
+  return Array.from({ length: count }, (_, i) => `10 ${word(i * 7919 + 13)} ${word(i * 104_729 + 101)}`).join('\n');
+}
+
+function rulesWith(phraseCount: number): string {
+  const dir = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/phrases': `${phrases(phraseCount)}\n` });
+  dirs.push(dir);
+  return dir;
+}
+
+describe('the phrase table outgrown', () => {
+  it('is said in one line by rules lint and check, which otherwise go on as usual', () => {
+    const dir = rulesWith(3_000);
+    const lint = lachan(['rules', 'lint', '--rules', dir]);
+    expect(lint.code).toBe(0);
+    expect(lint.stderr.match(new RegExp(NOTE.source, 'gm'))).toHaveLength(1);
+    expect(lint.stderr).toMatch(/^thông tin: 3\.000 cụm từ/m);
+    expect(lint.stdout).toBe('');
+
+    const check = lachan(['check', '--rules', dir, '--data', dir, '--profile', 'young', '--json', 'http://example.vn/']);
+    expect(check.code).toBe(0);
+    expect(check.stderr.match(new RegExp(NOTE.source, 'gm'))).toHaveLength(1);
+    // The decisions stay on stdout, one JSON object a line.
+    expect(JSON.parse(check.stdout)).toMatchObject({ action: 'allow' });
+  });
+
+  it('is not said while the phrases fit, the shipped ones included', () => {
+    for (const dir of [rulesWith(50), `${REPO_ROOT}/rules`]) {
+      const lint = lachan(['rules', 'lint', '--rules', dir]);
+      expect(lint.code).toBe(0);
+      expect(lint.stderr).not.toMatch(NOTE);
+      const check = lachan(['check', '--rules', dir, '--data', dir, '--client', '10.0.0.9', 'http://example.vn/']);
+      expect(check.code).toBe(0);
+      expect(check.stderr).not.toMatch(NOTE);
+    }
+  });
+});
