@@ -11,6 +11,29 @@
 // inspection time; here a byte is read once and no string is made.
 //
 // Memory is the host's: every pointer below is an offset it passed in. Nothing allocates.
+//
+// Why the decoder in scan branches on the byte, measured (the "scan" stage of
+// bench/content.ts, 2.5 MB of Vietnamese news text; least CPU time of 6 rounds, variants
+// run in turn on the shared 2-core box, node 20; ns per byte, lower is better):
+//   this kernel                                                          3.6-3.9
+//   the same text stripped to ASCII (1.9 MB)                             2.5-2.7 a character
+//   no decoding at all (every byte a character; not a fix, a bound)      2.3-2.4
+//   branch-free decode (length from the lead byte, three forms, select)  4.3-4.7
+//   one step per byte, non-final bytes leave the row as it is            6.9-8.2
+//   8-byte blocks, character starts as a bit mask (ctz), same decode     6.3-6.5
+//   2- and 3-byte forms without a branch between them                    no difference
+//   marks in the code-unit entry (one u64 load a character)              no difference
+//   marks ring written only for marked letters (tagged entries)          3-5 % slower
+//   ASCII path with no mark check or ring store                          no difference
+//   (bounds) no automaton table load: no difference; no marks ring store: 4-9 % faster
+//   -O3 with --converge or --shrinkLevel 0                               the same binary
+// A Vietnamese character beyond ASCII costs ~10 ns more than an ASCII one: the branch
+// predictor misses where the text switches between 1-, 2- and 3-byte forms (every few
+// letters). Every branch-free form tried is slower: where the next character starts
+// then waits for this one's bytes (a load and a few operations a character, in a
+// chain), or the per-byte and per-block work costs more than the misses save, the way
+// V8 compiles it. What is left to try: a byte-level automaton (the UTF-8 decode folded
+// into the table, one load a byte and no branch), a larger change of the host's tables.
 
 // Per BMP code unit, one u32 in `codeUnits`: the automaton symbol of its folded base in
 // bits 0-15, its kind in bits 16-17; `codeUnitMarks` holds its diacritics (0 for most).
