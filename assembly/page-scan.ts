@@ -1,7 +1,8 @@
 // The page-text scan of content inspection (docs/contract.md §8), compiled to WebAssembly
 // with AssemblyScript (`npm run build`). The host, src/content/page-scan.ts, owns the memory
-// layout: it writes the tables once per phrase set, one 544+ byte slot per page being read,
-// and per chunk the page's UTF-8 bytes and the ranges of them that are text.
+// layout: it writes the tables once per phrase set, keeps in one slot (544+ bytes) the scan
+// state of the page whose turn it is, and writes per chunk the page's UTF-8 bytes and the
+// ranges of them that are text.
 //
 // This does in one pass over UTF-8 bytes what src/policy/text.ts (fold) and
 // src/policy/keywords.ts (scanAll, reportAt, verify) do over a decoded string; the two
