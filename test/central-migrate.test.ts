@@ -195,4 +195,42 @@ describe('lachan central migrate', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('đã có');
   }, 120_000);
+
+  it('merges roll-up keys that differ by a NUL and its U+FFFD alone, and copies a review note with a NUL', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lachan-migrate-nul-'));
+    try {
+      const store = openSqliteStore({ dataDir: dir, writerThread: false });
+      const school = await store.addSchool('Trường có NUL');
+      await store.close();
+      // A collector from before kept a profile with NUL, and from today the same as U+FFFD:
+      // side by side in key order, so in one chunk of the copy.
+      const raw = new Database(path.join(dir, 'central.db'));
+      const day = Math.floor(NOW / DAY);
+      const insert = raw.prepare('INSERT INTO r_school_category_day (school, day, profile, category, n) VALUES (?, ?, ?, ?, ?)');
+      insert.run(school.id, day, 'tieu-hoc\u0000', 'gambling', 3);
+      insert.run(school.id, day, 'tieu-hoc\uFFFD', 'gambling', 4);
+      raw
+        .prepare(
+          "INSERT INTO review_requests (school, id, kind, time, received_at, host, path, category, profile, note, client) VALUES (?, ?, 'review', ?, ?, ?, '/', NULL, ?, ?, ?)",
+        )
+        .run(school.id, 'R00000000000000000001', NOW, NOW, 'a.example', 'tieu-hoc', 'xin m\u0000ở', 'c0ffee00');
+      raw.close();
+
+      const url = await postgres.createDatabase();
+      const moved = await lachanAsync(['central', 'migrate', '--from', `sqlite:${dir}`, '--to', url]);
+      expect(moved.stderr).toBe('');
+      expect(moved.code).toBe(0);
+      const after = await openPostgresStore({ url });
+      try {
+        const rows = await after.pool.query('SELECT profile, n FROM r_school_category_day');
+        expect(rows.rows.map((r) => [r.profile, Number(r.n)])).toEqual([['tieu-hoc\uFFFD', 7]]);
+        const notes = await after.pool.query('SELECT note FROM review_requests');
+        expect(notes.rows.map((r) => r.note)).toEqual(['xin m\uFFFDở']);
+      } finally {
+        await after.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

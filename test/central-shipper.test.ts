@@ -205,7 +205,7 @@ setInterval(() => {}, 1000);
     expect(new Set(arrived)).toEqual(new Set(localRows(gateway).map((r) => r.id)));
   });
 
-  it('stores a NUL as U+FFFD on either store, once, and the gateway stops sending it', async () => {
+  it('stores a NUL in an event or a review request as U+FFFD on either store, once, and the gateway stops sending it', async () => {
     const central = tempDir('lachan-central-');
     const gateway = tempDir('lachan-gateway-');
     const school = addSchool(central);
@@ -219,6 +219,14 @@ setInterval(() => {}, 1000);
     const db = new Database(path.join(gateway, 'events.db'));
     db.prepare("UPDATE events SET rule = 'cũ' || char(0) || 'luật', path = '/c' || char(0) WHERE host = ?").run('h1.nhacai.example');
     db.close();
+    // A student's review request: its note typed with %00 now, and one kept with NUL from before. Reviews ship
+    // before events, so one PostgreSQL refused would hold up every event behind it.
+    const review = { eventRef: 'ABCD1234', host: 'h0.nhacai.example', category: 'gambling', profile: 'tieu-hoc', clientAddress: '10.0.0.7' };
+    log.recordReviewRequest({ ...review, note: 'xin m\u0000ở' });
+    const old = log.recordReviewRequest({ ...review, note: 'trang học' })!;
+    const reviews = new Database(path.join(gateway, 'events.db'));
+    reviews.prepare("UPDATE reviews SET note = 'bài' || char(0) || 'tập' WHERE id = ?").run(old);
+    reviews.close();
     const shipper = startShipper({
       eventLog: log,
       centralUrl: `http://127.0.0.1:${collector.port}`,
@@ -231,7 +239,7 @@ setInterval(() => {}, 1000);
     await waitFor(() => log.stats().pending === 0, 'both events to be acknowledged');
     // Given time to send again, it does not: nothing was refused, and nothing is left.
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(shipper.stats()).toMatchObject({ shipped: 2, failures: 0 });
+    expect(shipper.stats()).toMatchObject({ shipped: 2, reviewsShipped: 2, failures: 0 });
     await shipper.stop();
     await log.close();
     await stop(collector.child);

@@ -4,6 +4,7 @@
  * backend implements (alerts-sqlite.ts, alerts-pg.ts). The collector never receives an
  * address, a login or a name: `device` is the gateway's keyed pseudonym.
  */
+import { withoutNul } from '../events/wire.js';
 
 export const ALERT_CATEGORIES = ['self-harm', 'grooming', 'bullying', 'violence'] as const;
 export type AlertCategory = (typeof ALERT_CATEGORIES)[number];
@@ -146,7 +147,8 @@ function text(value: unknown, field: string, min: number, max: number): string {
   if (typeof value !== 'string' || value.length < min || [...value].length > max) {
     throw new AlertBatchError('bad_alert', `${field}: a string of ${min} to ${max} characters`);
   }
-  return value;
+  // A query or a page title may carry NUL, which PostgreSQL's text refuses (wire.ts withoutNul).
+  return withoutNul(value);
 }
 
 function millis(value: unknown, field: string): number {

@@ -104,10 +104,14 @@ export async function migrateToPostgres(sqliteFile: string, target: PostgresCent
       )) {
         const params = columns.map((_, i) => rows.map((row) => nulFree(row[i])));
         const types = columns.map((c) => (c === 'day' || c === 'month' ? 'integer[]' : c === 'n' ? 'bigint[]' : 'text[]'));
-        // Two keys that differed by a NUL and its replacement alone become one row: their counts add.
+        // Two keys that differed by a NUL and its replacement alone become one row: their
+        // counts add, within a chunk by the GROUP BY (ON CONFLICT cannot touch a row twice
+        // in one statement), across chunks by the ON CONFLICT.
+        const keys = r.keys.join(', ');
         await pool.query(
-          `INSERT INTO ${r.table} AS t (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')})
-           ON CONFLICT (${r.keys.join(', ')}) DO UPDATE SET n = t.n + excluded.n`,
+          `INSERT INTO ${r.table} AS t (${columns.join(', ')})
+           SELECT ${keys}, sum(n) FROM unnest(${types.map((t, i) => `$${i + 1}::${t}`).join(', ')}) AS u(${columns.join(', ')}) GROUP BY ${keys}
+           ON CONFLICT (${keys}) DO UPDATE SET n = t.n + excluded.n`,
           params,
         );
       }
@@ -264,7 +268,7 @@ async function copyDistrictTables(db: SqliteDatabase, pool: PostgresCentralStore
       .prepare(`SELECT ${columns.map((c) => `"${c}"`).join(', ')} FROM ${table}`)
       .raw()
       .iterate() as Iterable<unknown[]>) {
-      await pool.query(insert, row);
+      await pool.query(insert, row.map(nulFree));
       source++;
     }
     if (identity !== undefined) {

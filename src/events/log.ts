@@ -247,7 +247,7 @@ function cleanMethod(method: string): string {
 
 /** A page path as stored for a review request: no query, no fragment, bounded. */
 function cleanPath(value: string | undefined): string {
-  const path = stripQuery(value ?? '/').split('#', 1)[0]!;
+  const path = stripQuery(withoutNul(value ?? '/')).split('#', 1)[0]!;
   return clip(path.startsWith('/') ? path : `/${path}`, LIMITS.path);
 }
 
@@ -476,8 +476,8 @@ class SqliteEventLog implements GatewayEventLog {
         cleanHost(event?.host ?? input.host),
         event?.path ?? cleanPath(input.path),
         event !== undefined ? event.category : nullableClip(input.category, LIMITS.label),
-        clip(event?.profile ?? input.profile, LIMITS.label) || 'unknown',
-        clip(input.note.trim(), REVIEW_LIMITS.note),
+        text(event?.profile ?? input.profile, LIMITS.label) || 'unknown',
+        text(input.note.trim(), REVIEW_LIMITS.note),
         this.#pseudonyms.pseudonym(input.clientAddress),
       );
       return Number(info.lastInsertRowid);

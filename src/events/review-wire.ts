@@ -8,7 +8,7 @@
  *                          body `{"school":ID,"requests":[WireReviewRequest…]}` (JSON, gzip allowed)
  *                          200 `{"acked":[ids]}`: every id stored now or held already.
  */
-import { BatchError, clip, LIMITS, stripQuery } from './wire.js';
+import { BatchError, clip, LIMITS, stripQuery, withoutNul } from './wire.js';
 
 export const REVIEW_KINDS = ['review', 'report'] as const;
 export type ReviewKind = (typeof REVIEW_KINDS)[number];
@@ -70,7 +70,8 @@ function text(record: Record<string, unknown>, key: string, limit: number, where
   if (typeof value !== 'string') fail(`${where}.${key}`, 'must be a string');
   if (value.length > limit) fail(`${where}.${key}`, `longer than ${limit} characters`);
   if (required && value.length === 0) fail(`${where}.${key}`, 'must not be empty');
-  return value;
+  // As for events (wire.ts withoutNul): PostgreSQL's text refuses NUL, and a refused batch would hold up the shipping of everything behind it.
+  return withoutNul(value);
 }
 
 export function validateReviewRequest(value: unknown, where: string, now: number): WireReviewRequest {
