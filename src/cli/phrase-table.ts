@@ -9,8 +9,10 @@ import type { Policy } from '../policy/engine.js';
 import { contentRulesOf } from '../policy/phrases.js';
 
 export function phraseTableNote(policy: Policy): string | null {
-  const phrases = contentRulesOf(policy).phrases;
-  if (phrases.automaton.scansCompactRows) return null;
+  const rules = contentRulesOf(policy);
+  const phrases = rules.phrases;
+  // No profile reads pages (no content_limit): the table is never used, there is nothing to say.
+  if (rules.limits.size === 0 || phrases.automaton.scansCompactRows) return null;
   return (
     `thông tin: ${phrases.size.toLocaleString('vi-VN')} cụm từ nội dung không vừa bảng 16 bit (65.536 ô); ` +
     'trang được đọc bằng bảng đầy đủ thay cho bộ quét biên dịch: chậm khoảng gấp đôi, tốn gấp đôi bộ nhớ bảng'

@@ -13,8 +13,6 @@ import type { Exchange, ExchangeCarrier, OriginClientOptions, UnparsedHeaders } 
  * the rule for clients that stop reading (see onSocketTimeout).
  */
 
-export type { TlsDial } from './dial-origin.js';
-
 /** What a connection asks of the pool that opened it (origin-pool.ts). */
 export interface ConnectionOwner {
   readonly options: OriginClientOptions;

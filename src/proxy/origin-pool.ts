@@ -1,4 +1,5 @@
-import { OriginConnection, type ConnectionOwner, type TlsDial } from './origin-connection.js';
+import type { TlsDial } from './dial-origin.js';
+import { OriginConnection, type ConnectionOwner } from './origin-connection.js';
 import { OriginError } from './origin-error.js';
 import type { Exchange, OriginClientOptions } from './origin-exchange.js';
 import { sniName } from './target.js';

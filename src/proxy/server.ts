@@ -181,8 +181,9 @@ export class ProxyServer {
 
   /** Swaps in a freshly loaded policy; requests in flight finish under the old one. */
   setPolicy(policy: Policy): void {
-    this.authenticator = makeAuthenticator(policy);
+    // First: should it throw, the authenticator and the policy still belong together.
     preparePageScan(policy);
+    this.authenticator = makeAuthenticator(policy);
     this.policyNow = policy;
   }
 
