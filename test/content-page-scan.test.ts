@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ContentInspection } from '../src/content/inspector.js';
-import { pageScanAvailable } from '../src/content/page-scan.js';
+import { PageScanKernel, pageScanAvailable } from '../src/content/page-scan.js';
+import { contentRulesOf } from '../src/policy/phrases.js';
 import type { Policy } from '../src/policy/engine.js';
 import { loadPolicy } from '../src/rules/loader.js';
 
@@ -128,6 +129,17 @@ describe('compiled page scan', () => {
     expect(inspectors.map((inspector) => [...inspector.scores])).toEqual(alone.map((reading) => reading.scores));
     expect(alone[0]!.verdict).not.toBeNull();
     for (const inspector of inspectors) inspector.release();
+  });
+
+  it('reads a 4 MB page handed over in one write like the string path, in a kernel memory that stays small', () => {
+    // Entities and no tag: each `&` once made the markup search the rest of the chunk for a `<`.
+    const body = Buffer.from(`${'&lt;cá độ bóng đá &amp; nhà cái uy tín '.repeat(110_000)}`.slice(0, 4_000_000));
+    const both = bothRead(body, []);
+    expect(both.compiled).toEqual(both.strings);
+    expect(both.strings.verdict).not.toBeNull();
+    const kernel = PageScanKernel.of(contentRulesOf(policy).phrases)!;
+    // Scanned 64 KiB at a time: the work area is sized for that, not for the write.
+    expect(kernel.bytes.length).toBeLessThan(4 * 1024 * 1024);
   });
 
   it('reads text/plain pages the same way', () => {

@@ -159,15 +159,21 @@ export class MarkupText {
   write(s: string): void {
     const end = s.length;
     let i = 0;
-    // Where the next `&` is, remembered: most chunks have none, and searching the rest
-    // of the chunk again after every tag would cost the chunk's length per tag.
+    // Where the next `&` and the next `<` are, remembered: searching the rest of the
+    // chunk again after every tag (for `&`) or every entity (for `<`) would cost the
+    // chunk's length each time, and a page of entities without a tag would take time
+    // growing with the square of its size.
     let amp = -1;
+    let lt = -1;
     while (i < end) {
       switch (this.state) {
         case State.Text: {
           // The common case: jump to the next `<` or `&`, hand over the text before it.
-          let next = s.indexOf('<', i);
-          if (next < 0) next = end;
+          if (lt < i) {
+            lt = s.indexOf('<', i);
+            if (lt < 0) lt = end;
+          }
+          let next = lt;
           if (amp < i) {
             amp = s.indexOf('&', i);
             if (amp < 0) amp = end;

@@ -55,6 +55,8 @@ const KIND_SHIFT = 16;
 const SEPARATOR_SYMBOL = 1;
 const SLOT_FIXED = 32 + 128 * 4;
 const PAGE = 65536;
+/** The most bytes scanned in one call; the work area is sized for it. */
+const MAX_PIECE = 64 * 1024;
 /** A break between words in the range list (a start of -1). */
 const BREAK = -1;
 
@@ -178,7 +180,7 @@ export class PageScanKernel {
     this.exports.setTables(offsets[0]!, offsets[1]!, offsets[2]!, packed.alphabetSize, packed.outputsFrom, ...offsets.slice(3));
     this.bytes = Buffer.from(this.exports.memory.buffer);
     this.words = new Int32Array(this.exports.memory.buffer);
-    this.reserveWork(64 * 1024);
+    this.reserveWork(this.workNeeded(MAX_PIECE));
   }
 
   /**
@@ -274,8 +276,16 @@ export class PageScan implements TextSink {
     this.markup = html ? new MarkupText(this, true) : null;
   }
 
-  /** Reads the next bytes of the page. */
+  /**
+   * Reads the next bytes of the page, in pieces of at most MAX_PIECE: the work area
+   * takes about eleven bytes a byte of chunk and a WebAssembly memory never shrinks,
+   * so one large write would keep its size for the kernel's life.
+   */
   write(bytes: Uint8Array): void {
+    for (let at = 0; at < bytes.length; at += MAX_PIECE) this.writePiece(bytes.subarray(at, Math.min(bytes.length, at + MAX_PIECE)));
+  }
+
+  private writePiece(bytes: Uint8Array): void {
     const kernel = this.kernel;
     const length = this.carriedBytes + bytes.length;
     const at = kernel.workFor(length);
