@@ -359,4 +359,11 @@ describe('delivery outlives the collector process', () => {
     const delivered = await until('the webhook delivered by the restarted collector', () => hooks.find((h) => h.body.ref === ref && h.answered === 204));
     expect(delivered.body).toMatchObject({ event: 'alert.new', severity: 'critical', category: 'violence' });
   }, 60_000);
+  it('stores a trigger with a NUL as U+FFFD, on either store, instead of refusing the batch', async () => {
+    // A query or a page title a student typed or a page carries: PostgreSQL's text refuses NUL.
+    const ref = 'AL-NUL-0000000001';
+    expect((await postAlerts(tramTau.token, { alerts: [alert({ ref, trigger: 'cách tự\u0000tử', host: 'nul\u0000.example' })] })).status).toBe(200);
+    const stored = (await adminAlerts()).find((a) => a.ref === ref);
+    expect(stored).toMatchObject({ trigger: 'cách tự\uFFFDtử' });
+  });
 });

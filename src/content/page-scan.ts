@@ -18,7 +18,8 @@
  * Scans are synchronous, so the pages a gateway reads at once take turns: the slot
  * holds the state of the page that scanned last, and another page's turn first saves
  * it into that page's own buffer (a few hundred bytes). A page that is dropped
- * without a word leaves nothing behind in the kernel.
+ * without a word holds no part of the kernel: at most the kernel still names it as the
+ * slot's last owner until the next page takes its turn.
  *
  * Used only for UTF-8 pages and phrase sets whose automaton fits the 16-bit table;
  * other charsets and very large lists keep the string path.
