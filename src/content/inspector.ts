@@ -88,6 +88,8 @@ function textTypeOf(contentType: string | undefined): TextType | null {
 
 export type InspectedHeaders = Readonly<Record<string, string | readonly string[] | undefined>>;
 
+const DEFAULT_INSPECTIONS = new WeakMap<ContentProfile, ContentInspection>();
+
 /** Content inspection for one profile of one policy; null from `for` when the profile has no content_limit. */
 export class ContentInspection {
   private readonly holdBack: number;
@@ -103,9 +105,21 @@ export class ContentInspection {
     this.compiledScan = options.compiledScan ?? true;
   }
 
+  /**
+   * With the default options, one per profile of a policy, kept beside the (cached)
+   * ContentProfile: it holds no state of a response, so every response of the profile
+   * shares it, and the proxy looks it up per request instead of building one.
+   */
   static for(policy: Policy, profileId: string, options?: InspectionOptions): ContentInspection | null {
     const profile = contentProfileOf(policy, profileId);
-    return profile === null ? null : new ContentInspection(profile, options);
+    if (profile === null) return null;
+    if (options !== undefined) return new ContentInspection(profile, options);
+    let shared = DEFAULT_INSPECTIONS.get(profile);
+    if (shared === undefined) {
+      shared = new ContentInspection(profile);
+      DEFAULT_INSPECTIONS.set(profile, shared);
+    }
+    return shared;
   }
 
   /**

@@ -65,28 +65,8 @@ export const decideByPolicy: DecideHook = ({ flow, policy, time }) => {
     : policy.decide(client.profile, target.host, target.pathAndQuery, time);
 };
 
-/**
- * Each policy's inspections by profile id: a ContentInspection holds no state of a
- * response, so one serves every response of its profile, and a request looks it up
- * instead of building one. Kept beside the policy, collected with it after a reload.
- */
-const INSPECTIONS = new WeakMap<Policy, Map<string, ContentInspection | null>>();
-
-/** The profile's content_limit, if it has one. */
-export const inspectByContentLimit: ResponseInspectorFactory = ({ flow, policy }) => {
-  let byProfile = INSPECTIONS.get(policy);
-  if (byProfile === undefined) {
-    byProfile = new Map();
-    INSPECTIONS.set(policy, byProfile);
-  }
-  const profile = flow.client.profile;
-  let inspection = byProfile.get(profile);
-  if (inspection === undefined) {
-    inspection = ContentInspection.for(policy, profile);
-    byProfile.set(profile, inspection);
-  }
-  return inspection;
-};
+/** The profile's content_limit, if it has one (one ContentInspection per profile, shared: ContentInspection.for). */
+export const inspectByContentLimit: ResponseInspectorFactory = ({ flow, policy }) => ContentInspection.for(policy, flow.client.profile);
 
 const noSignal = (): void => undefined;
 
