@@ -461,7 +461,7 @@ export interface CodeUnitTables {
   readonly kinds: Uint8Array;
   /** The folded base of a letter (SEPARATOR for separators). */
   readonly bases: Uint16Array;
-  /** The diacritics a letter carries, or a combining mark adds, as `marks` bits. */
+  /** The diacritics a letter carries, or a combining mark adds, as `marks` bits (the module's own table: read only). */
   readonly marks: Int32Array;
 }
 
@@ -470,17 +470,13 @@ export const CODE_UNIT_SEPARATOR = 1;
 export const CODE_UNIT_MARK = 2;
 export const CODE_UNIT_IGNORED = 3;
 
-let allCodeUnits: CodeUnitTables | null = null;
-
 /**
- * The folding of every BMP code unit: computed on first use (about 20 ms, most of the
- * BMP never met before) and kept, 448 KB, since every reload's page scan needs it again.
+ * The folding of every BMP code unit. The first call computes what was never met (about
+ * 20 ms) into the module's own tables, which keep it; later calls only lay it out (~1 ms).
  */
 export function codeUnitTables(): CodeUnitTables {
-  if (allCodeUnits !== null) return allCodeUnits;
   const kinds = new Uint8Array(0x10000);
   const bases = new Uint16Array(0x10000);
-  const marks = new Int32Array(0x10000);
   for (let cu = 0; cu < 0x10000; cu++) {
     if (charInfo[cu] === 0) computeClass(cu);
     const info = charInfo[cu]!;
@@ -493,10 +489,8 @@ export function codeUnitTables(): CodeUnitTables {
             ? CODE_UNIT_MARK
             : CODE_UNIT_IGNORED;
     bases[cu] = (info & CLASS_SEPARATOR) !== 0 ? SEPARATOR : info & 0xffff;
-    marks[cu] = charMarks[cu]!;
   }
-  allCodeUnits = { kinds, bases, marks };
-  return allCodeUnits;
+  return { kinds, bases, marks: charMarks };
 }
 
 /** Whether a code unit starts with a separator when folded (used by lint checks). */
