@@ -111,20 +111,6 @@ function isLetter(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
 }
 
-/** A string's UTF-8 bytes as a latin1 string (one character per byte). */
-function utf8AsLatin1(value: string): string {
-  let out = '';
-  for (let i = 0; i < value.length; i++) {
-    const cp = value.codePointAt(i)!;
-    if (cp > 0xffff) i++;
-    if (cp < 0x80) out += String.fromCharCode(cp);
-    else if (cp < 0x800) out += String.fromCharCode(0xc0 | (cp >> 6), 0x80 | (cp & 0x3f));
-    else if (cp < 0x10000) out += String.fromCharCode(0xe0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
-    else out += String.fromCharCode(0xf0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3f), 0x80 | ((cp >> 6) & 0x3f), 0x80 | (cp & 0x3f));
-  }
-  return out;
-}
-
 export class MarkupText {
   /** The page's title (first 200 characters), once its closing tag was read. */
   title: string | null = null;
@@ -408,7 +394,7 @@ export class MarkupText {
     }
     if (value === undefined) this.sink.separate();
     else if (value.length > 0) {
-      if (this.utf8Bytes) value = utf8AsLatin1(value);
+      if (this.utf8Bytes) value = Buffer.from(value, 'utf8').toString('latin1');
       this.text(value, 0, value.length);
     }
   }

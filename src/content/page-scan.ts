@@ -329,7 +329,7 @@ export class PageScan implements TextSink {
   private read(at: number, length: number): void {
     this.begin(at, length);
     if (this.markup === null) {
-      this.append('', 0, length);
+      if (length > 0) this.chunkRange(0, length);
     } else {
       this.chunkText = this.kernel.bytes.toString('latin1', at, at + length);
       this.markup.write(this.chunkText);
@@ -342,20 +342,25 @@ export class PageScan implements TextSink {
   /** TextSink: text of the chunk (offsets into it), or an entity's value (UTF-8 as latin1, see MarkupText). */
   append(text: string, start: number, end: number): void {
     if (end <= start) return;
+    // Equal strings are equal bytes, so an entity's value that happens to equal the chunk may take either way.
+    if (text === this.chunkText) return this.chunkRange(start, end);
     const words = this.kernel.words;
     const pair = this.rangesAt + 2 * this.ranges++;
     this.lastWasBreak = false;
-    if (text === this.chunkText) {
-      words[pair] = this.chunkAt + start;
-      words[pair + 1] = this.chunkAt + end;
-      return;
-    }
     const bytes = this.kernel.bytes;
     const from = this.entityAt;
     for (let i = start; i < end; i++) bytes[this.entityAt++] = text.charCodeAt(i);
     words[pair] = from;
     words[pair + 1] = this.entityAt;
     bytes[this.entityAt] = 0; // as after the chunk's bytes
+  }
+
+  /** Bytes [start, end) of the chunk being read, as a range of text. */
+  private chunkRange(start: number, end: number): void {
+    const pair = this.rangesAt + 2 * this.ranges++;
+    this.lastWasBreak = false;
+    this.kernel.words[pair] = this.chunkAt + start;
+    this.kernel.words[pair + 1] = this.chunkAt + end;
   }
 
   separate(): void {
