@@ -11,7 +11,7 @@
  *   - plain:  UTF-8 body, read by the compiled page scan (src/content/page-scan.ts);
  *   - plain, strings: the same through the string path (TextDecoder, folding, automaton
  *     in JavaScript), which other charsets take;
- *   - gzip:   the same pages gzip-compressed (zlib inflates on libuv's thread pool);
+ *   - gzip:   the same pages gzip-compressed (inflated in step, decoding.ts);
  * and, to see where the time goes, the stages alone on the plain pages:
  *   - compiled path: markup: the markup state machine over the bytes as latin1, text
  *     dropped; scan: the extracted text (as text/plain) through the compiled scan;
@@ -109,14 +109,14 @@ async function main(): Promise<void> {
   );
 
   let verdicts = 0;
-  const inspectAll = async (bodies: readonly Buffer[], encoding: string | undefined, by = inspection, type = 'text/html; charset=utf-8'): Promise<void> => {
+  const inspectAll = (bodies: readonly Buffer[], encoding: string | undefined, by = inspection, type = 'text/html; charset=utf-8'): void => {
     for (const body of bodies) {
       const inspector = by.begin(type, encoding)!;
       for (let at = 0; at < body.length; at += CHUNK) {
-        const step = await inspector.write(body.subarray(at, at + CHUNK));
+        const step = inspector.write(body.subarray(at, at + CHUNK));
         if (step.verdict) verdicts++;
       }
-      if ((await inspector.end()).verdict) verdicts++;
+      if (inspector.end().verdict) verdicts++;
       inspector.release();
     }
   };
@@ -133,8 +133,8 @@ async function main(): Promise<void> {
   const none: TextSink = { append: () => undefined, separate: () => undefined };
 
   const stages: Record<string, Timing[]> = { plain: [], strings: [], gzip: [], markup: [], scan: [], decode: [], strip: [], 'fold+match': [] };
-  await inspectAll(plain, undefined); // warm-up
-  await inspectAll(gzipped, 'gzip');
+  inspectAll(plain, undefined); // warm-up
+  inspectAll(gzipped, 'gzip');
   for (let r = 0; r < rounds; r++) {
     stages['plain']!.push(await timed(() => inspectAll(plain, undefined)));
     stages['strings']!.push(await timed(() => inspectAll(plain, undefined, stringPath)));

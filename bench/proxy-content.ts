@@ -92,8 +92,8 @@ async function inspectorAlone(rules: string): Promise<string[][]> {
     const round = (): void => {
       for (let n = 0; n < pages; n++) {
         const inspector = inspection.begin('text/html; charset=utf-8', undefined)!;
-        for (const bytes of reads) if (inspector.writeNow(bytes).verdict !== undefined) throw new Error('the bench page was blocked');
-        if (inspector.endNow().verdict !== undefined) throw new Error('the bench page was blocked');
+        for (const bytes of reads) if (inspector.write(bytes).verdict !== undefined) throw new Error('the bench page was blocked');
+        if (inspector.end().verdict !== undefined) throw new Error('the bench page was blocked');
         inspector.release();
       }
     };

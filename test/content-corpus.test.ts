@@ -77,7 +77,7 @@ describe('false positives on Vietnamese news', () => {
       const maxScores: number[] = [];
       const blocked: string[] = [];
       for (const page of pages) {
-        const run = await runInspection(
+        const run = runInspection(
           tierInspection,
           { variant: 'utf-8', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(page.html) },
           16_384,
@@ -103,7 +103,7 @@ describe('false positives on Vietnamese news without diacritics', () => {
     for (const tier of ['tieu-hoc', 'thcs']) {
       blocked[tier] = [];
       for (const page of pages) {
-        const run = await runInspection(
+        const run = runInspection(
           inspection(tier)!,
           { variant: 'no-diacritics', contentType: 'text/html; charset=utf-8', contentEncoding: undefined, body: Buffer.from(stripDiacritics(page.html)) },
           16_384,
@@ -142,7 +142,7 @@ describe('detection on the fixture pages', () => {
         const outcomes = new Set<string>();
         for (const page of servedVariants(fixture(name))) {
           if (name.startsWith('en-') && page.variant === 'windows-1258') continue;
-          const run = tierInspection === null ? null : await runInspection(tierInspection, page, 97);
+          const run = tierInspection === null ? null : runInspection(tierInspection, page, 97);
           const outcome = run?.verdict ? run.verdict.category : '-';
           outcomes.add(outcome);
           expect({ name, tier, variant: page.variant, outcome }).toEqual({

@@ -59,13 +59,13 @@ function page(body: Buffer | string, contentType = 'text/html; charset=utf-8', c
 }
 
 /** Runs `body` split in two at every byte offset, and returns the verdict categories seen. */
-async function verdictsAtEverySplit(inspection: ContentInspection, served: ServedPage): Promise<Set<string>> {
+function verdictsAtEverySplit(inspection: ContentInspection, served: ServedPage): Set<string> {
   const seen = new Set<string>();
   for (let cut = 0; cut <= served.body.length; cut++) {
     const inspector = inspection.begin(served.contentType, served.contentEncoding)!;
-    const first = await inspector.write(served.body.subarray(0, cut));
-    const second = first.verdict ? first : await inspector.write(served.body.subarray(cut));
-    const last = second.verdict ? second : await inspector.end();
+    const first = inspector.write(served.body.subarray(0, cut));
+    const second = first.verdict ? first : inspector.write(served.body.subarray(cut));
+    const last = second.verdict ? second : inspector.end();
     seen.add(last.verdict?.category ?? '-');
   }
   return seen;
@@ -89,49 +89,49 @@ describe('profiles', () => {
 
 describe('scoring', () => {
   it('sums distinct phrases only, counts negative context, and blocks at the limit', async () => {
-    const once = await runInspection(young, page(html('<p>Soi kèo nhà cái hôm nay</p>')));
+    const once = runInspection(young, page(html('<p>Soi kèo nhà cái hôm nay</p>')));
     expect(once.verdict).toMatchObject({ category: 'gambling', score: 60, limit: 60, reason: 'score', title: 'Trang thử' });
-    const repeated = await runInspection(young, page(html('<p>nhà cái nhà cái nhà cái nhà cái</p>')));
+    const repeated = runInspection(young, page(html('<p>nhà cái nhà cái nhà cái nhà cái</p>')));
     expect(repeated.verdict).toBeNull();
-    const news = await runInspection(young, page(html('<p>Công an triệt phá đường dây cá độ bóng đá.</p>')));
+    const news = runInspection(young, page(html('<p>Công an triệt phá đường dây cá độ bóng đá.</p>')));
     expect(news.verdict).toBeNull();
     expect(news.scores![policy.rules.categoryNames.indexOf('gambling')]).toBe(20);
-    const site = await runInspection(young, page(html('<p>Công an không bắt được: cá độ bóng đá, soi kèo, nhà cái.</p>')));
+    const site = runInspection(young, page(html('<p>Công an không bắt được: cá độ bóng đá, soi kèo, nhà cái.</p>')));
     expect(site.verdict).toMatchObject({ category: 'gambling', score: 80 });
   });
 
   it('matches without diacritics, in NFD and in upper case, but not with other diacritics', async () => {
     for (const text of ['ca do bong da', 'CÁ ĐỘ BÓNG ĐÁ', 'cá độ bóng đá'.normalize('NFD')]) {
-      expect((await runInspection(young, page(html(`<p>${text}</p>`)))).verdict?.category).toBe('gambling');
+      expect(runInspection(young, page(html(`<p>${text}</p>`))).verdict?.category).toBe('gambling');
     }
-    expect((await runInspection(young, page(html('<p>cà đồ bông đà</p>')))).verdict).toBeNull();
+    expect(runInspection(young, page(html('<p>cà đồ bông đà</p>'))).verdict).toBeNull();
   });
 
   it('blocks on an adult rating label when the profile blocks adult', async () => {
     const labelled = html('<p>Xin chào</p>', '<meta charset="utf-8"><meta content="RTA-5042-1996-1400-1577-RTA" name="rating">');
-    expect((await runInspection(young, page(labelled))).verdict).toMatchObject({ category: 'adult', reason: 'rating' });
-    expect((await runInspection(young, page(html('<p>Xin chào</p>', '<meta name="rating" content="general">')))).verdict).toBeNull();
+    expect(runInspection(young, page(labelled)).verdict).toMatchObject({ category: 'adult', reason: 'rating' });
+    expect(runInspection(young, page(html('<p>Xin chào</p>', '<meta name="rating" content="general">'))).verdict).toBeNull();
   });
 });
 
 describe('chunk boundaries', () => {
   it('finds a phrase cut at any byte, in UTF-8 and in NFD', async () => {
-    expect(await verdictsAtEverySplit(young, page(html('<p>Đây là trang cá độ bóng đá</p>')))).toEqual(new Set(['gambling']));
-    expect(await verdictsAtEverySplit(young, page(html('<p>Đây là trang cá độ bóng đá</p>').normalize('NFD')))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(html('<p>Đây là trang cá độ bóng đá</p>')))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(html('<p>Đây là trang cá độ bóng đá</p>').normalize('NFD')))).toEqual(new Set(['gambling']));
   });
 
   it('reads entities and ignores script, style, comments and attributes at any cut', async () => {
     const entities = html('<p>c&aacute; &#273;&#7897; b&#xF3;ng &#273;&aacute;</p>');
-    expect(await verdictsAtEverySplit(young, page(entities))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(entities))).toEqual(new Set(['gambling']));
     const hidden = html(
       '<script>var a = "cá độ bóng đá </p>"; if (a < b) {}</script><style>p{} /* cá độ bóng đá */</style><!-- cá độ bóng đá --><img alt="cá độ bóng đá"><p>Trang nấu ăn</p>',
     );
-    expect(await verdictsAtEverySplit(young, page(hidden))).toEqual(new Set(['-']));
+    expect(verdictsAtEverySplit(young, page(hidden))).toEqual(new Set(['-']));
   });
 
   it('reads text after a script that ends at any cut', async () => {
     const after = html('<SCRIPT type="text/javascript">x = 1 < 2;</SCRIPT ><p>cá độ bóng đá</p>');
-    expect(await verdictsAtEverySplit(young, page(after))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(after))).toEqual(new Set(['gambling']));
   });
 
   it('decodes gzip, deflate (wrapped and raw) and br cut at any byte', async () => {
@@ -142,14 +142,36 @@ describe('chunk boundaries', () => {
       ['deflate', zlib.deflateRawSync(body)],
       ['br', zlib.brotliCompressSync(body)],
     ] as const) {
-      expect(await verdictsAtEverySplit(young, page(bytes, 'text/html', coding))).toEqual(new Set(['gambling']));
+      expect(verdictsAtEverySplit(young, page(bytes, 'text/html', coding))).toEqual(new Set(['gambling']));
     }
   });
 
   it('passes a body whose coding is broken, unread', async () => {
-    const run = await runInspection(young, page(Buffer.from('not gzip at all, cá độ bóng đá'), 'text/html', 'gzip'));
+    const run = runInspection(young, page(Buffer.from('not gzip at all, cá độ bóng đá'), 'text/html', 'gzip'));
     expect(run.verdict).toBeNull();
     expect(run.passed.toString()).toBe('not gzip at all, cá độ bóng đá');
+  });
+
+  // A compression bomb: 64 MiB of spaces (which a browser collapses) after the page's text.
+  const bomb = (text: string): Buffer => Buffer.concat([Buffer.from(html(`<p>${text}</p>`)), Buffer.alloc(64 * 1024 * 1024, 0x20)]);
+
+  it('reads a gzip or deflate bomb handed over in one chunk up to the read limit', () => {
+    const body = bomb('Trang cá độ bóng đá');
+    for (const [coding, bytes] of [
+      ['gzip', zlib.gzipSync(body)],
+      ['deflate', zlib.deflateSync(body)],
+    ] as const) {
+      const inspector = young.begin('text/html', coding)!;
+      const verdict = inspector.write(bytes).verdict ?? inspector.end().verdict;
+      expect(verdict?.category, coding).toBe('gambling');
+    }
+  });
+
+  it('passes a brotli bomb as sent, unread past what its first bytes inflate to within the bound', () => {
+    const clean = zlib.brotliCompressSync(bomb('Hôm nay lớp em đi tham quan'), { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
+    const run = runInspection(young, page(clean, 'text/html', 'br'), clean.length);
+    expect(run.verdict).toBeNull();
+    expect(run.passed.equals(clean)).toBe(true);
   });
 });
 
@@ -164,11 +186,11 @@ describe('responses read side by side', () => {
       let betVerdict = undefined as string | undefined;
       let cleanVerdict = undefined as string | undefined;
       for (let at = 0; at < Math.max(betting.length, lesson.length); at++) {
-        if (at < betting.length && betVerdict === undefined) betVerdict = bet.writeNow(betting.subarray(at, at + 1)).verdict?.category;
-        if (at < lesson.length) cleanVerdict ??= clean.writeNow(lesson.subarray(at, at + 1)).verdict?.category;
+        if (at < betting.length && betVerdict === undefined) betVerdict = bet.write(betting.subarray(at, at + 1)).verdict?.category;
+        if (at < lesson.length) cleanVerdict ??= clean.write(lesson.subarray(at, at + 1)).verdict?.category;
       }
-      betVerdict ??= bet.endNow().verdict?.category;
-      const cleanEnd = clean.endNow();
+      betVerdict ??= bet.end().verdict?.category;
+      const cleanEnd = clean.end();
       cleanVerdict ??= cleanEnd.verdict?.category;
       expect(betVerdict).toBe('gambling');
       expect(cleanVerdict).toBeUndefined();
@@ -180,13 +202,13 @@ describe('responses read side by side', () => {
 
   it('does not let a character cut by the end of one body reach the next', () => {
     const cut = young.begin('text/plain; charset=utf-8', undefined)!;
-    cut.writeNow(Buffer.concat([Buffer.from('xin chào '), Buffer.from('ộ').subarray(0, 2)]));
-    cut.endNow();
+    cut.write(Buffer.concat([Buffer.from('xin chào '), Buffer.from('ộ').subarray(0, 2)]));
+    cut.end();
     cut.release();
     // Had the two bytes stayed in the shared decoder, `\x99` would complete `ộ` and glue it to `soi`.
     const next = young.begin('text/plain; charset=utf-8', undefined)!;
-    next.writeNow(Buffer.concat([Buffer.from([0x99]), Buffer.from('soi kèo, nhà cái')]));
-    expect(next.endNow().verdict?.category).toBe('gambling');
+    next.write(Buffer.concat([Buffer.from([0x99]), Buffer.from('soi kèo, nhà cái')]));
+    expect(next.end().verdict?.category).toBe('gambling');
     expect(next.scores[policy.rules.categoryNames.indexOf('gambling')]).toBe(60);
   });
 });
@@ -195,25 +217,25 @@ describe('charsets', () => {
   const text = '<p>Trang cá độ bóng đá</p>';
 
   it('reads windows-1258 declared in the header or a meta tag, at any cut', async () => {
-    expect(await verdictsAtEverySplit(young, page(encodeWindows1258(html(text, '')), 'text/html; charset=windows-1258'))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(encodeWindows1258(html(text, '')), 'text/html; charset=windows-1258'))).toEqual(new Set(['gambling']));
     const meta = html(text, '<meta http-equiv="Content-Type" content="text/html; charset=windows-1258">');
-    expect(await verdictsAtEverySplit(young, page(encodeWindows1258(meta), 'text/html'))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(encodeWindows1258(meta), 'text/html'))).toEqual(new Set(['gambling']));
     // Read as UTF-8, windows-1258 bytes are not the phrase: the declaration matters.
-    expect((await runInspection(young, page(encodeWindows1258(html(text, '')), 'text/html'))).verdict).toBeNull();
+    expect(runInspection(young, page(encodeWindows1258(html(text, '')), 'text/html')).verdict).toBeNull();
   });
 
   it('reads UTF-16 by its byte order mark, and windows-1252 English', async () => {
     const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(html(text, ''), 'utf16le')]);
-    expect(await verdictsAtEverySplit(young, page(utf16, 'text/html'))).toEqual(new Set(['gambling']));
+    expect(verdictsAtEverySplit(young, page(utf16, 'text/html'))).toEqual(new Set(['gambling']));
     const adult = Buffer.from(html('<p>Phim ngu\u00f4\u0300i l\u01a1\u0301n</p>', '<meta charset="windows-1252">'), 'latin1');
     // windows-1252 has no ơ: this page cannot say the phrase, and must not crash either.
-    expect((await runInspection(young, page(adult, 'text/html'))).verdict).toBeNull();
+    expect(runInspection(young, page(adult, 'text/html')).verdict).toBeNull();
     const english = Buffer.from(html('<p>Caf\u00e9 phim người lớn</p>'));
-    expect((await runInspection(young, page(english, 'text/html; charset=utf-8'))).verdict?.category).toBe('adult');
+    expect(runInspection(young, page(english, 'text/html; charset=utf-8')).verdict?.category).toBe('adult');
   });
 
   it('reads text/plain without markup', async () => {
-    expect((await runInspection(young, page('soi kèo <b>nhà cái</b>', 'text/plain'))).verdict?.category).toBe('gambling');
+    expect(runInspection(young, page('soi kèo <b>nhà cái</b>', 'text/plain')).verdict?.category).toBe('gambling');
   });
 });
 
@@ -222,7 +244,7 @@ describe('holding back', () => {
 
   it('holds back the prefix and sends nothing of a page blocked within it', async () => {
     const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 64 * 1024 })!;
-    const run = await runInspection(inspection, page(html(`<p>cá độ bóng đá</p>${filler}`)), 4096);
+    const run = runInspection(inspection, page(html(`<p>cá độ bóng đá</p>${filler}`)), 4096);
     expect(run.verdict?.category).toBe('gambling');
     expect(run.passedBeforeVerdict).toBe(0);
   });
@@ -231,19 +253,19 @@ describe('holding back', () => {
     const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 16 * 1024 })!;
     const body = html(filler);
     const inspector = inspection.begin('text/html', undefined)!;
-    const first = await inspector.write(Buffer.from(body).subarray(0, 8192));
+    const first = inspector.write(Buffer.from(body).subarray(0, 8192));
     expect(first.pass.length).toBe(0);
-    const second = await inspector.write(Buffer.from(body).subarray(8192, 20_000));
+    const second = inspector.write(Buffer.from(body).subarray(8192, 20_000));
     expect(Buffer.concat(second.pass).length).toBe(20_000);
-    const rest = await inspector.write(Buffer.from(body).subarray(20_000));
-    const end = await inspector.end();
+    const rest = inspector.write(Buffer.from(body).subarray(20_000));
+    const end = inspector.end();
     expect(Buffer.concat([...second.pass, ...rest.pass, ...end.pass]).toString()).toBe(body);
   });
 
   it('ends a page that crosses the limit past the prefix', async () => {
     const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 16 * 1024 })!;
     const body = html(`${filler}<p>cá độ bóng đá</p>${filler}`);
-    const run = await runInspection(inspection, page(body), 4096);
+    const run = runInspection(inspection, page(body), 4096);
     expect(run.verdict?.category).toBe('gambling');
     expect(run.passedBeforeVerdict).toBeGreaterThan(16 * 1024);
     expect(run.passedBeforeVerdict).toBeLessThan(Buffer.byteLength(body));
@@ -251,7 +273,7 @@ describe('holding back', () => {
 
   it('counts context anywhere in the prefix before judging', async () => {
     const body = html(`<p>cá độ bóng đá</p>${'<p>x</p>'.repeat(500)}<p>Công an khởi tố</p>`);
-    expect((await runInspection(young, page(body), 512)).verdict).toBeNull();
+    expect(runInspection(young, page(body), 512).verdict).toBeNull();
   });
 });
 

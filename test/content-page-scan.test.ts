@@ -48,11 +48,11 @@ function read(inspection: ContentInspection, body: Buffer, cuts: readonly number
   let from = 0;
   for (const cut of [...cuts, body.length]) {
     if (cut <= from) continue;
-    const step = inspector.writeNow(body.subarray(from, cut));
+    const step = inspector.write(body.subarray(from, cut));
     from = cut;
     if (step.verdict !== undefined) verdict ??= `${step.verdict.category}:${step.verdict.score}`;
   }
-  const last = inspector.endNow();
+  const last = inspector.end();
   if (last.verdict !== undefined) verdict ??= `${last.verdict.category}:${last.verdict.score}`;
   const scanner = (inspector as unknown as { scanner: { evidence(): string[] } }).scanner;
   const reading = { scores: [...inspector.scores], phrases: scanner.evidence(), title: inspector.title, verdict };
@@ -123,9 +123,9 @@ describe('compiled page scan', () => {
       [100, cut],
       [cut, Math.max(harmful.length, news.length)],
     ] as const) {
-      for (let k = 0; k < 2; k++) if (from < bodies[k]!.length) inspectors[k]!.writeNow(bodies[k]!.subarray(from, Math.min(to, bodies[k]!.length)));
+      for (let k = 0; k < 2; k++) if (from < bodies[k]!.length) inspectors[k]!.write(bodies[k]!.subarray(from, Math.min(to, bodies[k]!.length)));
     }
-    for (const inspector of inspectors) inspector.endNow();
+    for (const inspector of inspectors) inspector.end();
     expect(inspectors.map((inspector) => [...inspector.scores])).toEqual(alone.map((reading) => reading.scores));
     expect(alone[0]!.verdict).not.toBeNull();
     for (const inspector of inspectors) inspector.release();

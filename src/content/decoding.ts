@@ -1,15 +1,25 @@
 /**
- * Content-Encoding (gzip, deflate, br) undone as a stream with node:zlib, for
- * inspection only: the client still gets the bytes the origin sent.
+ * Content-Encoding (gzip, deflate, br) undone as a stream, for inspection only: the
+ * client still gets the bytes the origin sent.
  *
- * Each chunk is written with a sync flush, so the text it holds comes out before the
- * next chunk arrives and a verdict does not wait for the end of the response. Node's
- * zlib has no synchronous streaming call (zlib.gunzipSync is one-shot), hence the
- * promise per chunk; the work runs on libuv's thread pool.
+ * Each chunk is inflated in the call that hands it over, with a sync flush, so the text
+ * it holds is read before the next chunk arrives and a verdict does not wait for the
+ * end of the response. node:zlib's own streams inflate on libuv's thread pool, with a
+ * promise and two thread hops a chunk; inflating in step costs a quarter to a third
+ * less a page (bench/RESULTS.md, "Compressed pages inflated in step"). minizlib (the
+ * zlib streams of npm's own tar) drives the same native zlib synchronously.
  */
-import zlib from 'node:zlib';
+import { BrotliDecompress, Gunzip, Inflate, InflateRaw, constants } from 'minizlib';
 
 const OUTPUT_PIECE = 64 * 1024;
+/**
+ * A chunk is inflated this much at a time. Deflate expands a byte to at most 1,032, so
+ * a slice inflates to 4 MiB at most: a gzip or deflate body is always read up to the
+ * inspector's limit, bomb or not. Brotli has no such bound (a few bytes can say
+ * "repeat this 16 MiB"); a brotli slice past the bound is a bomb, and breaks the decoder.
+ */
+const INPUT_SLICE = 4 * 1024;
+const DEFLATE_MAX_RATIO = 1032;
 
 export type ContentCoding = 'gzip' | 'deflate' | 'br';
 
@@ -23,87 +33,97 @@ export function contentCoding(value: string | undefined): ContentCoding | null |
   return undefined;
 }
 
+type Inflater = Gunzip | Inflate | InflateRaw | BrotliDecompress;
+
+const NOTHING: readonly Buffer[] = [];
+
 export class StreamDecoder {
-  private stream: zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress | null = null;
+  private stream: Inflater | null = null;
   private output: Buffer[] = [];
   private failed = false;
+  private ended = false;
   /** Deflate is zlib-wrapped by the standard and raw by some servers; the first two bytes tell. */
   private firstBytes: Buffer | null = null;
 
-  constructor(private readonly coding: ContentCoding) {}
+  /** What one slice may inflate to: past it the decoder is broken, like one whose data is not what the header said. */
+  private readonly maxOutputPerSlice: number;
 
-  /** Whether the data turned out not to be what the header said; nothing more comes out then. */
+  /** `readLimit`: the decoded bytes the caller reads at most (a slice may inflate to that much, and more for deflate's own bound). */
+  constructor(
+    private readonly coding: ContentCoding,
+    readLimit: number,
+  ) {
+    this.maxOutputPerSlice = Math.max(readLimit, INPUT_SLICE * DEFLATE_MAX_RATIO) + OUTPUT_PIECE;
+  }
+
+  /** Whether the data turned out not to be what the header said (or a bomb); nothing more comes out after the call that found it. */
   get broken(): boolean {
     return this.failed;
   }
 
-  async decode(chunk: Buffer): Promise<Buffer[]> {
-    if (this.failed) return [];
+  /** The decoded bytes of `chunk`, in order, up to where it broke, if it did. */
+  decode(chunk: Buffer): readonly Buffer[] {
+    if (this.failed || this.ended) return NOTHING;
     if (this.stream === null) {
       if (this.coding === 'deflate') {
         chunk = this.firstBytes === null ? chunk : Buffer.concat([this.firstBytes, chunk]);
         if (chunk.length < 2) {
           this.firstBytes = chunk;
-          return [];
+          return NOTHING;
         }
         this.firstBytes = null;
       }
       this.stream = this.open(chunk);
     }
-    const stream = this.stream;
-    // A stream that fails calls back no write: the error ends the wait too.
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        stream.off('error', done);
-        resolve();
-      };
-      stream.once('error', done);
-      stream.write(chunk, done);
-    });
+    // The output of one write is held at once: slices bound it (see INPUT_SLICE).
+    for (let at = 0; at < chunk.length && !this.failed; at += INPUT_SLICE)
+      this.stream.write(at === 0 && chunk.length <= INPUT_SLICE ? chunk : chunk.subarray(at, at + INPUT_SLICE));
     return this.take();
   }
 
-  async end(): Promise<Buffer[]> {
+  /** The last decoded bytes; the zlib state is freed after. */
+  end(): readonly Buffer[] {
     const stream = this.stream;
-    if (this.failed || stream === null) return [];
-    await new Promise<void>((resolve) => {
-      stream.once('end', resolve);
-      stream.once('error', () => resolve());
-      stream.end();
-      stream.resume();
-    });
-    return this.take();
+    if (this.failed || stream === null) return NOTHING;
+    stream.end();
+    const last = this.take();
+    stream.close();
+    this.stream = null;
+    this.ended = true;
+    return last;
   }
 
   /** Frees the zlib state of a response no longer inspected. */
   dispose(): void {
-    this.stream?.destroy();
+    this.stream?.close();
+    this.stream = null;
     this.failed = true;
     this.output = [];
   }
 
-  private open(first: Buffer): zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress {
-    // Larger output pieces than the 16 KiB default: fewer trips through the stream machinery.
-    const flush = { flush: zlib.constants.Z_SYNC_FLUSH, chunkSize: OUTPUT_PIECE };
-    let stream: zlib.Gunzip | zlib.Inflate | zlib.InflateRaw | zlib.BrotliDecompress;
-    if (this.coding === 'gzip') stream = zlib.createGunzip(flush);
-    else if (this.coding === 'br') stream = zlib.createBrotliDecompress({ flush: zlib.constants.BROTLI_OPERATION_FLUSH, chunkSize: OUTPUT_PIECE });
+  private open(first: Buffer): Inflater {
+    // Larger output pieces than the 16 KiB default: fewer pieces for the scan to take.
+    const options = { flush: constants.Z_SYNC_FLUSH, chunkSize: OUTPUT_PIECE, maxOutputLength: this.maxOutputPerSlice };
+    let stream: Inflater;
+    if (this.coding === 'gzip') stream = new Gunzip(options);
+    else if (this.coding === 'br') stream = new BrotliDecompress({ ...options, flush: constants.BROTLI_OPERATION_FLUSH });
     else {
       const wrapped = (first[0]! & 0x0f) === 8 && ((first[0]! << 8) | first[1]!) % 31 === 0;
-      stream = wrapped ? zlib.createInflate(flush) : zlib.createInflateRaw(flush);
+      stream = wrapped ? new Inflate(options) : new InflateRaw(options);
     }
     stream.on('data', (piece: Buffer) => {
       if (!this.failed) this.output.push(piece);
     });
+    // What came out before the error is the body's own text, and is still handed over.
     stream.on('error', () => {
       this.failed = true;
-      this.output = [];
     });
     return stream;
   }
 
-  private take(): Buffer[] {
+  private take(): readonly Buffer[] {
     const out = this.output;
+    if (out.length === 0) return NOTHING;
     this.output = [];
     return out;
   }

@@ -4,22 +4,21 @@
  *
  *   const inspection = ContentInspection.for(policy, profileId);   // null: not inspected
  *   const inspector = inspection?.begin(contentType, contentEncoding, headers); // null: not text
- *   for each chunk: const { pass, verdict } = await inspector.write(chunk);
- *   at the end:     const { pass, verdict } = await inspector.end();
+ *   for each chunk: const { pass, verdict } = inspector.write(chunk);
+ *   at the end:     const { pass, verdict } = inspector.end();
  *
- * A body sent without Content-Encoding (`encoded` false) can also be read with
- * `writeNow`/`endNow`, which answer at once: a small page is scanned in one go, with
- * no promise or turn of the event loop per chunk. Compressed bodies are inflated by
- * node:zlib off the main thread, hence the promise.
+ * Both answer at once, compressed bodies too (decoding.ts inflates in the same call):
+ * a page is scanned as it arrives, with no promise or turn of the event loop a chunk.
  *
  * The first `holdBackBytes` of the body (as sent, before decoding) are held back: a
  * page that crosses its limit within them gets the block page instead of half a
  * page. The verdict over the held prefix falls when it is full (or the body ends), so
  * harmless context anywhere in it counts. Past the prefix, bytes pass as they arrive
- * and a verdict ends the response. Writes must be awaited one at a time.
+ * and a verdict ends the response.
  *
- * Inspection fails open: a body whose encoding is broken, or past `maxInspectedBytes`
- * of text, passes unread (the URL rules have already decided the request).
+ * Inspection fails open: a body whose encoding breaks (or a brotli bomb, decoding.ts)
+ * passes unread from there, and so does text past `maxInspectedBytes` (the URL rules
+ * have already decided the request).
  */
 import type { Policy } from '../policy/engine.js';
 import type { PhraseScanner } from '../policy/phrases.js';
@@ -137,7 +136,7 @@ export class ContentInspection {
     return new ContentInspector(
       this.profile,
       type,
-      coding === null ? null : new StreamDecoder(coding),
+      coding === null ? null : new StreamDecoder(coding, this.maxInspected),
       this.holdBack,
       this.maxInspected,
       this.compiledScan ? PageScanKernel.of(this.profile.phrases) : null,
@@ -191,41 +190,21 @@ export class ContentInspector {
     return this.markup?.title ?? null;
   }
 
-  /** Whether the body is compressed: then only `write`/`end` read it. */
-  get encoded(): boolean {
-    return this.decoder !== null;
-  }
-
-  async write(chunk: Buffer): Promise<InspectStep> {
-    if (this.decoder === null) return this.writeNow(chunk);
+  /** Reads a chunk of the body as sent (compressed or not) and says what to send on. */
+  write(chunk: Buffer): InspectStep {
     if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
     this.hold(chunk);
-    if (this.inspecting) for (const piece of await this.decoder.decode(chunk)) this.read(piece);
+    if (this.decoder === null) this.read(chunk);
+    else if (this.inspecting) this.readDecoded(this.decoder.decode(chunk));
     return this.afterWrite(chunk);
   }
 
-  async end(): Promise<InspectStep> {
-    if (this.decoder === null) return this.endNow();
+  /** The body is over: the last verdict, and what is still held back. */
+  end(): InspectStep {
     if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
-    if (this.inspecting) for (const piece of await this.decoder.end()) this.read(piece);
-    return this.endNow();
-  }
-
-  /** `write` for a body that is not `encoded`. */
-  writeNow(chunk: Buffer): InspectStep {
-    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
-    this.hold(chunk);
-    this.read(chunk);
-    return this.afterWrite(chunk);
-  }
-
-  /** `end` for a body that is not `encoded` (and the last step of `end`). */
-  endNow(): InspectStep {
-    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
-    if (this.inspecting) {
-      if (!this.decided) this.decide();
-      this.endOfText();
-    }
+    if (this.inspecting && this.decoder !== null) this.readDecoded(this.decoder.end());
+    // The last pieces may have reached maxInspected or broken the decoder, which end the text themselves.
+    if (this.inspecting) this.endOfText();
     return this.step(true);
   }
 
@@ -251,6 +230,7 @@ export class ContentInspector {
 
   /** The text is over (the body ended, or maxInspected was read): the last word, then the scores are final. */
   private endOfText(): void {
+    if (!this.decided) this.decide();
     if (this.page !== null) {
       this.page.end();
     } else {
@@ -292,13 +272,15 @@ export class ContentInspector {
     return { pass: held };
   }
 
+  /** Reads what the decoder gave; a decoder that broke ends the text there (the rest passes unread). */
+  private readDecoded(pieces: readonly Buffer[]): void {
+    for (const piece of pieces) this.read(piece);
+    if (this.inspecting && this.decoder!.broken) this.endOfText();
+  }
+
   /** Reads decoded body bytes, up to maxInspected in all. */
   private read(bytes: Buffer): void {
     if (!this.inspecting) return;
-    if (this.decoder?.broken === true) {
-      this.stopInspecting();
-      return;
-    }
     const room = this.maxInspected - this.inspectedBytes;
     if (bytes.length > room) bytes = bytes.subarray(0, room);
     this.inspectedBytes += bytes.length;

@@ -21,9 +21,6 @@ export interface ForwardEvents {
   onContentBlocked(verdict: ContentVerdict, res: ServerResponse, flow: Flow, policy: Policy): void;
 }
 
-/** The end of the body, queued behind the chunks still being inspected. */
-const END = Symbol('lachan.bodyEnd');
-
 const HANDLER = Symbol('lachan.forwardHandler');
 type HandledResponse = ServerResponse & { [HANDLER]?: ForwardHandler };
 
@@ -71,12 +68,8 @@ export class ForwardHandler implements OriginResponseHandler {
    */
   private headStatus = 0;
   private head: string[] | null = null;
-  /** Set when this response's body is read (text of an inspected profile): chunks then queue through it. */
+  /** Set when this response's body is read (text of an inspected profile): chunks then go through it. */
   private inspector: ContentInspector | null = null;
-  /** Made for inspected responses only: a response streamed untouched allocates none. */
-  private pending: (Buffer | typeof END)[] | null = null;
-  private inspecting = false;
-  private clientFull = false;
 
   /**
    * `inspection`: the response is read with it (text of a profile with content_limit),
@@ -100,16 +93,15 @@ export class ForwardHandler implements OriginResponseHandler {
 
   /** The client's socket has room again. */
   resume(): void {
-    this.clientFull = false;
-    // Once done, the controller has nothing left to resume; an inspection under way resumes it when it is through.
-    if (!this.done && !this.inspecting) this.controller?.resume();
+    // Once done, the controller has nothing left to resume.
+    if (!this.done) this.controller?.resume();
   }
 
   /** The client went away: the upstream request is not wanted any more. */
   clientGone(): void {
     if (!this.done) {
       this.done = true;
-      this.dropInspector();
+      this.inspector?.release();
       this.controller?.abort(new Error('client went away'));
     }
   }
@@ -142,7 +134,7 @@ export class ForwardHandler implements OriginResponseHandler {
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     if (this.done) return;
     this.done = true;
-    this.dropInspector();
+    this.inspector?.release();
     this.events.onUpstreamError(error, this.res, this.flow.target.host);
   }
 
@@ -165,7 +157,6 @@ export class ForwardHandler implements OriginResponseHandler {
   private send(chunk: Buffer): void {
     this.writeHeadOnce();
     if (this.res.write(chunk)) return;
-    this.clientFull = true;
     this.controller?.pause();
     if (!this.listensForDrain) {
       this.listensForDrain = true;
@@ -189,24 +180,23 @@ export class ForwardHandler implements OriginResponseHandler {
   }
 
   /**
-   * A body sent as is (no Content-Encoding) is read at once, chunk by chunk, and what
-   * the inspector passes goes out in the same call: a small page arriving in one piece
-   * costs one scan and one write, with nothing queued. The head goes out with the
-   * first bytes the inspector passes, so a verdict on the held-back prefix can still
-   * answer with the block page. The inspector passes the origin's bytes unchanged, so
-   * the origin's Content-Length stays true.
+   * The body is read chunk by chunk as it arrives (a compressed one is inflated in the
+   * same call), and what the inspector passes goes out in the same call: a small page
+   * arriving in one piece costs one scan and one write, with nothing queued. The head
+   * goes out with the first bytes the inspector passes, so a verdict on the held-back
+   * prefix can still answer with the block page. The inspector passes the origin's
+   * bytes unchanged, so the origin's Content-Length stays true.
    */
   private inspectBody(chunk: Buffer | undefined, last: boolean): void {
     const inspector = this.inspector!;
-    if (inspector.encoded) return this.queueForInspector(chunk, last);
     let step: InspectStep | null = null;
     if (chunk !== undefined && chunk.length > 0) {
-      step = inspector.writeNow(chunk);
+      step = inspector.write(chunk);
       if (step.verdict !== undefined) return this.contentBlocked(step.verdict);
       if (!last) for (const bytes of step.pass) this.send(bytes);
     }
     if (!last) return;
-    const final = inspector.endNow();
+    const final = inspector.end();
     if (final.verdict !== undefined) return this.contentBlocked(final.verdict);
     this.passAndFinish(step === null ? NO_BYTES : step.pass, final.pass);
   }
@@ -218,53 +208,8 @@ export class ForwardHandler implements OriginResponseHandler {
     this.finish(count === 0 ? undefined : then.length > 0 ? then[then.length - 1] : first[first.length - 1]);
   }
 
-  /**
-   * A compressed body: chunks queue for the inspector, whose writes inflate on zlib's
-   * thread pool and are awaited one at a time; the origin stays paused while one is
-   * pending, since chunks already read still arrive.
-   */
-  private queueForInspector(chunk: Buffer | undefined, last: boolean): void {
-    const pending = (this.pending ??= []);
-    if (chunk !== undefined && chunk.length > 0) pending.push(chunk);
-    if (last) pending.push(END);
-    if (!this.inspecting) void this.runInspector(this.inspector!);
-  }
-
-  /** The inspector is not wanted any more; its scanner is reused unless a compressed chunk is still being read. */
-  private dropInspector(): void {
-    if (this.inspecting) this.inspector?.close();
-    else this.inspector?.release();
-  }
-
-  private async runInspector(inspector: ContentInspector): Promise<void> {
-    this.inspecting = true;
-    this.controller?.pause();
-    try {
-      while (this.pending !== null && this.pending.length > 0 && !this.done) {
-        const next = this.pending.shift()!;
-        const step = next === END ? await inspector.end() : await inspector.write(next);
-        if (this.done) return;
-        if (step.verdict !== undefined) return this.contentBlocked(step.verdict);
-        for (const bytes of step.pass) this.send(bytes);
-        if (next === END) return this.finish(undefined);
-      }
-    } catch (error) {
-      // The inspector fails open on bad input by itself; anything else is a fault: cut, never pass unread.
-      if (!this.done) {
-        this.done = true;
-        inspector.close();
-        this.controller?.abort(error as Error);
-        this.res.destroy();
-      }
-    } finally {
-      this.inspecting = false;
-      if (!this.done && !this.clientFull) this.controller?.resume();
-    }
-  }
-
   private contentBlocked(verdict: ContentVerdict): void {
     this.done = true;
-    this.pending = null;
     this.head = null;
     this.inspector!.release();
     this.controller?.abort(new Error('blocked by content'));

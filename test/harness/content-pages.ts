@@ -122,16 +122,16 @@ export interface InspectionRun {
 }
 
 /** Feeds `body` in chunks of `chunkSize` bytes, as the proxy would; null verdict when the response is not inspected. */
-export async function runInspection(inspection: ContentInspection, page: ServedPage, chunkSize = 1460): Promise<InspectionRun> {
+export function runInspection(inspection: ContentInspection, page: ServedPage, chunkSize = 1460): InspectionRun {
   const inspector = inspection.begin(page.contentType, page.contentEncoding);
   if (inspector === null) return { verdict: null, passed: page.body, passedBeforeVerdict: page.body.length, scores: null };
   const passed: Buffer[] = [];
   for (let at = 0; at < page.body.length; at += chunkSize) {
-    const step = await inspector.write(page.body.subarray(at, at + chunkSize));
+    const step = inspector.write(page.body.subarray(at, at + chunkSize));
     passed.push(...step.pass);
     if (step.verdict) return done(step.verdict);
   }
-  const last = await inspector.end();
+  const last = inspector.end();
   passed.push(...last.pass);
   return done(last.verdict ?? null);
 
