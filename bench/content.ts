@@ -1,7 +1,7 @@
 /**
  * Content inspection throughput (docs/contract.md §8).
  *
- *   npm run bench:content [rounds=9]
+ *   npm run bench:content [rounds=9] [--base-dist OTHER/dist]
  *
  * Pages: the 600 dantri.com.vn articles of ../shared/data/vi-text, 20 to a page with
  * the markup, style and script a news site carries, about 110 KB each (the page size
@@ -11,7 +11,7 @@
  *   - plain:  UTF-8 body, read by the compiled page scan (src/content/page-scan.ts);
  *   - plain, strings: the same through the string path (TextDecoder, folding, automaton
  *     in JavaScript), which other charsets take;
- *   - gzip:   the same pages gzip-compressed (inflated in step, decoding.ts);
+ *   - gzip, br: the same pages gzip- and brotli-compressed (inflated in step, decoding.ts);
  * and, to see where the time goes, the stages alone on the plain pages:
  *   - compiled path: markup: the markup state machine over the bytes as latin1, text
  *     dropped; scan: the extracted text (as text/plain) through the compiled scan;
@@ -19,12 +19,15 @@
  *     fold+match: the extracted text through the phrase scanner only.
  * MB per CPU-second counts page bytes (decoded size for gzip) per second of CPU time of
  * the whole process (all threads, zlib's included): the "one core" figure.
+ * `--base-dist` (another checkout's `dist`, built) runs that build's inspector on the
+ * plain, gzip and br pages in the same rounds, for an A/B in one process and minutes.
  * Run from the repository root.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TextDecoder } from 'node:util';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
+import { resolve } from 'node:path';
 import { loadPolicy } from '../src/rules/loader.js';
 import { ContentInspection } from '../src/content/inspector.js';
 import { MarkupText, type TextSink } from '../src/content/markup.js';
@@ -33,7 +36,33 @@ import { contentProfileOf } from '../src/content/profile.js';
 const DATA = '../shared/data';
 const CHUNK = 16 * 1024;
 const ARTICLES_PER_PAGE = 20;
-const rounds = Number(process.argv[2] ?? 9);
+const args = process.argv.slice(2);
+const baseAt = args.indexOf('--base-dist');
+const baseDist = baseAt >= 0 ? args[baseAt + 1] : undefined;
+const rounds = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--base-dist') ?? 9);
+
+/** Another build's inspector: its write and end may answer with a promise (builds before decoding in step). */
+interface InspectStepLike {
+  readonly verdict?: unknown;
+}
+interface InspectorLike {
+  write(chunk: Buffer): InspectStepLike | Promise<InspectStepLike>;
+  end(): InspectStepLike | Promise<InspectStepLike>;
+  release(): void;
+}
+interface InspectionLike {
+  begin(type: string, encoding: string | undefined): InspectorLike | null;
+}
+
+async function baseInspection(dist: string): Promise<InspectionLike> {
+  const { loadPolicy: loadBase } = (await import(resolve(dist, 'src/rules/loader.js'))) as { loadPolicy(dir: string): Promise<unknown> };
+  const { ContentInspection: Base } = (await import(resolve(dist, 'src/content/inspector.js'))) as {
+    ContentInspection: { for(policy: unknown, profile: string): InspectionLike | null };
+  };
+  const inspection = Base.for(await loadBase('rules'), 'thpt');
+  if (inspection === null) throw new Error(`${dist}: the shipped thpt profile has no content_limit`);
+  return inspection;
+}
 
 function articles(): string[] {
   const text = readFileSync(join(DATA, 'vi-text/uts-unc-dantri/unc-news-600docs.txt'), 'utf8');
@@ -102,10 +131,13 @@ async function main(): Promise<void> {
   if (inspection === null || stringPath === null || profile === null) throw new Error('the shipped thpt profile has no content_limit');
   const plain = pages();
   const gzipped = plain.map((p) => gzipSync(p));
+  // Quality 5: what servers use for pages made per request (11, for static files, inflates alike).
+  const brotli = plain.map((p) => brotliCompressSync(p, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } }));
+  const base = baseDist === undefined ? null : await baseInspection(baseDist);
   const bytes = plain.reduce((n, p) => n + p.length, 0);
   const gzBytes = gzipped.reduce((n, p) => n + p.length, 0);
   console.log(
-    `${plain.length} pages, ${(bytes / 1e6).toFixed(2)} MB (${(bytes / plain.length / 1024).toFixed(0)} KB a page; gzip ${(gzBytes / 1e6).toFixed(2)} MB), ${profile.phrases.size} phrases, ${rounds} rounds, node ${process.version}`,
+    `${plain.length} pages, ${(bytes / 1e6).toFixed(2)} MB (${(bytes / plain.length / 1024).toFixed(0)} KB a page; gzip ${(gzBytes / 1e6).toFixed(2)} MB, br ${(brotli.reduce((n, p) => n + p.length, 0) / 1e6).toFixed(2)} MB), ${profile.phrases.size} phrases, ${rounds} rounds, node ${process.version}`,
   );
 
   let verdicts = 0;
@@ -117,6 +149,18 @@ async function main(): Promise<void> {
         if (step.verdict) verdicts++;
       }
       if (inspector.end().verdict) verdicts++;
+      inspector.release();
+    }
+  };
+  const inspectAllBase = async (bodies: readonly Buffer[], encoding: string | undefined): Promise<void> => {
+    for (const body of bodies) {
+      const inspector = base!.begin('text/html; charset=utf-8', encoding)!;
+      for (let at = 0; at < body.length; at += CHUNK) {
+        const step = inspector.write(body.subarray(at, at + CHUNK));
+        if ((step instanceof Promise ? await step : step).verdict) verdicts++;
+      }
+      const last = inspector.end();
+      if ((last instanceof Promise ? await last : last).verdict) verdicts++;
       inspector.release();
     }
   };
@@ -132,13 +176,25 @@ async function main(): Promise<void> {
   const textBody = [Buffer.from(text)];
   const none: TextSink = { append: () => undefined, separate: () => undefined };
 
-  const stages: Record<string, Timing[]> = { plain: [], strings: [], gzip: [], markup: [], scan: [], decode: [], strip: [], 'fold+match': [] };
+  const stages: Record<string, Timing[]> = { plain: [], strings: [], gzip: [], br: [], markup: [], scan: [], decode: [], strip: [], 'fold+match': [] };
+  const compressed = [
+    ['gzip', gzipped],
+    ['br', brotli],
+  ] as const;
   inspectAll(plain, undefined); // warm-up
-  inspectAll(gzipped, 'gzip');
+  for (const [coding, bodies] of compressed) inspectAll(bodies, coding);
+  if (base !== null) for (const [coding, bodies] of [[undefined, plain], ...compressed] as const) await inspectAllBase(bodies, coding);
   for (let r = 0; r < rounds; r++) {
     stages['plain']!.push(await timed(() => inspectAll(plain, undefined)));
     stages['strings']!.push(await timed(() => inspectAll(plain, undefined, stringPath)));
-    stages['gzip']!.push(await timed(() => inspectAll(gzipped, 'gzip')));
+    for (const [coding, bodies] of compressed) stages[coding]!.push(await timed(() => inspectAll(bodies, coding)));
+    if (base !== null)
+      for (const [name, coding, bodies] of [
+        ['base plain', undefined, plain],
+        ['base gzip', 'gzip', gzipped],
+        ['base br', 'br', brotli],
+      ] as const)
+        (stages[name] ??= []).push(await timed(() => inspectAllBase(bodies, coding)));
     stages['markup']!.push(
       await timed(() => {
         for (const body of plain) {
@@ -179,6 +235,11 @@ async function main(): Promise<void> {
   report('plain', bytes, stages['plain']!);
   report('  strings', bytes, stages['strings']!);
   report('gzip', bytes, stages['gzip']!);
+  report('br', bytes, stages['br']!);
+  if (base !== null) {
+    console.log(`the build in ${baseDist}, same rounds:`);
+    for (const name of ['base plain', 'base gzip', 'base br']) report(`  ${name.slice(5)}`, bytes, stages[name]!);
+  }
   console.log('compiled path, stages:');
   report('  markup', bytes, stages['markup']!);
   report('  scan', Buffer.byteLength(text), stages['scan']!);
