@@ -54,8 +54,7 @@ function read(inspection: ContentInspection, body: Buffer, cuts: readonly number
   }
   const last = inspector.end();
   if (last.verdict !== undefined) verdict ??= `${last.verdict.category}:${last.verdict.score}`;
-  const scanner = (inspector as unknown as { scanner: { evidence(): string[] } }).scanner;
-  const reading = { scores: [...inspector.scores], phrases: scanner.evidence(), title: inspector.title, verdict };
+  const reading = { scores: [...inspector.scores], phrases: inspector.evidence(), title: inspector.title, verdict };
   inspector.release();
   return reading;
 }

@@ -186,6 +186,11 @@ export class ContentInspector {
     return this.scanner.scores;
   }
 
+  /** The phrases found so far with their weights, in order of discovery (of one category id, or all). */
+  evidence(category?: number): string[] {
+    return this.scanner.evidence(category);
+  }
+
   get title(): string | null {
     return this.markup?.title ?? null;
   }
