@@ -13,10 +13,15 @@
  * user time only: the system calls of a response are the same). Last, the inspector alone in this process on the same pages (CPU µs
  * a page, least of five rounds): what inspection itself costs, load or not.
  *
- *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20]
+ * `--encoding gzip` or `br` serves the pages compressed (the inspector inflates them);
+ * `--base-dist OTHER/dist` adds a third lachan, another build reading pages, in the same
+ * repetitions, for an A/B of two builds.
+ *
+ *   npm run bench:proxy-content [-- --duration 5 --reps 3 --connections 20 --encoding gzip --base-dist ../old/dist]
  */
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -52,11 +57,28 @@ function option(name: string, fallback: number): number {
   return at >= 0 ? Number(process.argv[at + 1]) : fallback;
 }
 
+function textOption(name: string): string | undefined {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : undefined;
+}
+
+const ENCODING = textOption('encoding');
+if (ENCODING !== undefined && ENCODING !== 'gzip' && ENCODING !== 'br') throw new Error('--encoding: gzip or br');
+
+/** The page as the origin sends it. */
+function served(size: number): Buffer {
+  const body = page(size);
+  if (ENCODING === 'gzip') return gzipSync(body);
+  if (ENCODING === 'br') return brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
+  return body;
+}
+
 function runOrigin(): void {
-  const pages = new Map(SIZES.map((size) => [`/${size}`, page(size)]));
+  const pages = new Map(SIZES.map((size) => [`/${size}`, served(size)]));
+  const encoding = ENCODING === undefined ? {} : { 'content-encoding': ENCODING };
   const server = createServer((req, res) => {
     const body = pages.get(req.url ?? '') ?? Buffer.alloc(0);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }).end(body);
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length, ...encoding }).end(body);
   });
   server.keepAliveTimeout = 60_000;
   server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: (server.address() as { port: number }).port })));
@@ -85,13 +107,13 @@ async function inspectorAlone(rules: string): Promise<string[][]> {
   if (inspection === null) throw new Error('the bench profile has no content_limit');
   const rows: string[][] = [];
   for (const size of SIZES) {
-    const body = page(size);
+    const body = served(size);
     const reads: Buffer[] = [];
     for (let at = 0; at < body.length; at += 65_536) reads.push(body.subarray(at, at + 65_536));
     const pages = Math.round(20_000_000 / size);
     const round = (): void => {
       for (let n = 0; n < pages; n++) {
-        const inspector = inspection.begin('text/html; charset=utf-8', undefined)!;
+        const inspector = inspection.begin('text/html; charset=utf-8', ENCODING)!;
         for (const bytes of reads) if (inspector.write(bytes).verdict !== undefined) throw new Error('the bench page was blocked');
         if (inspector.end().verdict !== undefined) throw new Error('the bench page was blocked');
         inspector.release();
@@ -117,20 +139,23 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-content-'));
   const children: ChildProcess[] = [];
   try {
-    const origin = await startPinned(1, process.execPath, [SELF, '--role', 'origin']);
+    const origin = await startPinned(1, process.execPath, [SELF, '--role', 'origin', ...(ENCODING === undefined ? [] : ['--encoding', ENCODING])]);
     children.push(origin.child);
     const hostsFile = path.join(work, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);
     const targets: { name: string; port: number; pid: number }[] = [];
-    for (const [name, inspect] of [
-      ['lachan, pages read (content_limit)', true],
-      ['lachan, not read', false],
-    ] as const) {
+    const baseDist = textOption('base-dist');
+    const lachans: [string, boolean, string][] = [
+      ['lachan, pages read (content_limit)', true, CLI],
+      ['lachan, not read', false, CLI],
+    ];
+    if (baseDist !== undefined) lachans.push([`${baseDist}, pages read`, true, path.resolve(baseDist, 'src/cli/main.js')]);
+    for (const [name, inspect, cli] of lachans) {
       const dir = rulesDir(work, inspect ? 'rules-read' : 'rules-plain', inspect);
       const lachan = await startPinned(
         0,
         process.execPath,
-        lachanServeArgs(CLI, { rules: dir, data: path.join(work, `var-${targets.length}`), hosts: hostsFile }, 1, ['--certs', path.join(work, 'no-certs')]),
+        lachanServeArgs(cli, { rules: dir, data: path.join(work, `var-${targets.length}`), hosts: hostsFile }, 1, ['--certs', path.join(work, 'no-certs')]),
         (l) => l.msg === 'listening',
       );
       children.push(lachan.child);

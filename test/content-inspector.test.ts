@@ -58,15 +58,22 @@ function page(body: Buffer | string, contentType = 'text/html; charset=utf-8', c
   return { variant: 'test', contentType, contentEncoding, body: typeof body === 'string' ? Buffer.from(body) : body };
 }
 
-/** Runs `body` split in two at every byte offset, and returns the verdict categories seen. */
+/**
+ * Runs `body` split in two at every byte offset, the second part written and then the
+ * end, or handed over with the end (as the proxy does with a response's last bytes),
+ * and returns the verdict categories seen.
+ */
 function verdictsAtEverySplit(inspection: ContentInspection, served: ServedPage): Set<string> {
   const seen = new Set<string>();
   for (let cut = 0; cut <= served.body.length; cut++) {
-    const inspector = inspection.begin(served.contentType, served.contentEncoding)!;
-    const first = inspector.write(served.body.subarray(0, cut));
-    const second = first.verdict ? first : inspector.write(served.body.subarray(cut));
-    const last = second.verdict ? second : inspector.end();
-    seen.add(last.verdict?.category ?? '-');
+    for (const withTheEnd of [false, true]) {
+      const inspector = inspection.begin(served.contentType, served.contentEncoding)!;
+      const first = inspector.write(served.body.subarray(0, cut));
+      const rest = served.body.subarray(cut);
+      const second = first.verdict || withTheEnd ? first : inspector.write(rest);
+      const last = second.verdict ? second : inspector.end(withTheEnd ? rest : undefined);
+      seen.add(last.verdict?.category ?? '-');
+    }
   }
   return seen;
 }
@@ -150,6 +157,30 @@ describe('chunk boundaries', () => {
     const run = runInspection(young, page(Buffer.from('not gzip at all, cá độ bóng đá'), 'text/html', 'gzip'));
     expect(run.verdict).toBeNull();
     expect(run.passed.toString()).toBe('not gzip at all, cá độ bóng đá');
+    const whole = young.begin('text/html', 'gzip')!.end(Buffer.from('not gzip at all, cá độ bóng đá'));
+    expect(whole.verdict).toBeUndefined();
+    expect(Buffer.concat(whole.pass).toString()).toBe('not gzip at all, cá độ bóng đá');
+  });
+
+  it('reads a compressed body cut short as far as it goes, whole or in pieces', () => {
+    // Varied text: a few KB compressed, so the truncated end leaves most of the page decodable.
+    const words = ['lớp', 'em', 'học', 'bài', 'sông', 'núi', 'trường', 'vườn', 'hoa', 'bạn', 'cô', 'giáo', 'sách', 'vở', 'mưa', 'nắng'];
+    const lines = Array.from(
+      { length: 300 },
+      (_, i) => `<p>${Array.from({ length: 8 }, (_, k) => words[(i * 7 + k * k * 13 + ((i * k) % 11)) % words.length]).join(' ')} ${i}</p>`,
+    );
+    const body = html(`<p>Trang cá độ bóng đá</p>${lines.join('')}`);
+    for (const [coding, bytes] of [
+      ['gzip', zlib.gzipSync(body)],
+      ['deflate', zlib.deflateRawSync(body)],
+      ['br', zlib.brotliCompressSync(body)],
+    ] as const) {
+      expect(bytes.length, coding).toBeLessThan(4096);
+      const cut = bytes.subarray(0, bytes.length - 40);
+      expect(young.begin('text/html', coding)!.end(cut).verdict?.category, `${coding} whole`).toBe('gambling');
+      const inPieces = young.begin('text/html', coding)!;
+      expect((inPieces.write(cut).verdict ?? inPieces.end().verdict)?.category, `${coding} in pieces`).toBe('gambling');
+    }
   });
 
   // A compression bomb: 64 MiB of spaces (which a browser collapses) after the page's text.

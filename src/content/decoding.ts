@@ -9,6 +9,7 @@
  * less a page (bench/RESULTS.md, "Compressed pages inflated in step"). minizlib (the
  * zlib streams of npm's own tar) drives the same native zlib synchronously.
  */
+import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { BrotliDecompress, Gunzip, Inflate, InflateRaw, constants } from 'minizlib';
 
 const OUTPUT_PIECE = 64 * 1024;
@@ -61,9 +62,13 @@ export class StreamDecoder {
     return this.failed;
   }
 
-  /** The decoded bytes of `chunk`, in order, up to where it broke, if it did. */
-  decode(chunk: Buffer): readonly Buffer[] {
+  /**
+   * The decoded bytes of `chunk`, in order, up to where it broke, if it did. `last`: the
+   * body ends with it (`end` is still called).
+   */
+  decode(chunk: Buffer, last = false): readonly Buffer[] {
     if (this.failed || this.ended) return NOTHING;
+    if (last && this.stream === null && this.firstBytes === null && chunk.length <= INPUT_SLICE) return this.decodeWhole(chunk);
     if (this.stream === null) {
       if (this.coding === 'deflate') {
         chunk = this.firstBytes === null ? chunk : Buffer.concat([this.firstBytes, chunk]);
@@ -93,6 +98,25 @@ export class StreamDecoder {
     return last;
   }
 
+  /**
+   * A small body that came whole, in one call: node's one-shot inflate costs a fifth of
+   * opening a stream (a 1 KB page: ~7 µs against ~30). A body cut short is read as far
+   * as it goes, as the stream reads it.
+   */
+  private decodeWhole(body: Buffer): readonly Buffer[] {
+    this.ended = true;
+    const zlibOptions = { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: this.maxOutputPerSlice };
+    try {
+      if (this.coding === 'gzip') return [gunzipSync(body, zlibOptions)];
+      if (this.coding === 'br') return [brotliDecompressSync(body, { finishFlush: constants.BROTLI_OPERATION_FLUSH, maxOutputLength: this.maxOutputPerSlice })];
+      if (body.length < 2) return NOTHING;
+      return [zlibWrapped(body) ? inflateSync(body, zlibOptions) : inflateRawSync(body, zlibOptions)];
+    } catch {
+      this.failed = true;
+      return NOTHING;
+    }
+  }
+
   /** Frees the zlib state of a response no longer inspected. */
   dispose(): void {
     this.stream?.close();
@@ -108,8 +132,7 @@ export class StreamDecoder {
     if (this.coding === 'gzip') stream = new Gunzip(options);
     else if (this.coding === 'br') stream = new BrotliDecompress({ ...options, flush: constants.BROTLI_OPERATION_FLUSH });
     else {
-      const wrapped = (first[0]! & 0x0f) === 8 && ((first[0]! << 8) | first[1]!) % 31 === 0;
-      stream = wrapped ? new Inflate(options) : new InflateRaw(options);
+      stream = zlibWrapped(first) ? new Inflate(options) : new InflateRaw(options);
     }
     stream.on('data', (piece: Buffer) => {
       if (!this.failed) this.output.push(piece);
@@ -127,4 +150,9 @@ export class StreamDecoder {
     this.output = [];
     return out;
   }
+}
+
+/** Whether deflate data starts with a zlib header (RFC 1950: method 8, check bits), as the standard says, or is raw. */
+function zlibWrapped(first: Buffer): boolean {
+  return (first[0]! & 0x0f) === 8 && ((first[0]! << 8) | first[1]!) % 31 === 0;
 }

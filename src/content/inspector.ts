@@ -197,20 +197,31 @@ export class ContentInspector {
 
   /** Reads a chunk of the body as sent (compressed or not) and says what to send on. */
   write(chunk: Buffer): InspectStep {
-    if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
-    this.hold(chunk);
-    if (this.decoder === null) this.read(chunk);
-    else if (this.inspecting) this.readDecoded(this.decoder.decode(chunk));
-    return this.afterWrite(chunk);
+    return this.take(chunk, false);
   }
 
-  /** The body is over: the last verdict, and what is still held back. */
-  end(): InspectStep {
+  /** The body is over, with `last` its last bytes if they came with the end: the last verdict, and what is still to send. */
+  end(last?: Buffer): InspectStep {
+    return this.take(last, true);
+  }
+
+  private take(chunk: Buffer | undefined, final: boolean): InspectStep {
     if (this.verdict !== null) return { pass: NOTHING, verdict: this.verdict };
-    if (this.inspecting && this.decoder !== null) this.readDecoded(this.decoder.end());
-    // The last pieces may have reached maxInspected or broken the decoder, which end the text themselves.
-    if (this.inspecting) this.endOfText();
-    return this.step(true);
+    const bytes = chunk !== undefined && chunk.length > 0;
+    if (bytes) {
+      this.hold(chunk);
+      if (this.decoder === null) this.read(chunk);
+      else if (this.inspecting) this.readDecoded(this.decoder.decode(chunk, final));
+    }
+    if (final) {
+      if (this.inspecting && this.decoder !== null) this.readDecoded(this.decoder.end());
+      // The last pieces may have reached maxInspected or broken the decoder, which end the text themselves.
+      if (this.inspecting) this.endOfText();
+    }
+    const alreadyReleased = this.released;
+    const step = this.step(final);
+    if (step.verdict !== undefined || !alreadyReleased || !bytes) return step;
+    return { pass: [chunk] };
   }
 
   private hold(chunk: Buffer): void {
@@ -218,13 +229,6 @@ export class ContentInspector {
       (this.held ??= []).push(chunk);
       this.heldBytes += chunk.length;
     }
-  }
-
-  private afterWrite(chunk: Buffer): InspectStep {
-    const alreadyReleased = this.released;
-    const step = this.step(false);
-    if (step.verdict !== undefined || !alreadyReleased) return step;
-    return { pass: [chunk] };
   }
 
   /** Abandons the response (client gone): frees the decoder. */

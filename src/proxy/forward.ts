@@ -4,7 +4,7 @@ import type { Policy } from '../policy/engine.js';
 import type { Flow } from './flow.js';
 import { clientResponseRawHeaders } from './headers.js';
 import type { OriginResponseHandler } from './origin-exchange.js';
-import type { ContentInspection, ContentInspector, ContentVerdict, InspectedHeaders, InspectStep } from '../content/inspector.js';
+import type { ContentInspection, ContentInspector, ContentVerdict, InspectedHeaders } from '../content/inspector.js';
 
 /** What the proxy does around one forwarded request; one object serves every request. */
 export interface ForwardEvents {
@@ -189,23 +189,19 @@ export class ForwardHandler implements OriginResponseHandler {
    */
   private inspectBody(chunk: Buffer | undefined, last: boolean): void {
     const inspector = this.inspector!;
-    let step: InspectStep | null = null;
-    if (chunk !== undefined && chunk.length > 0) {
-      step = inspector.write(chunk);
+    if (!last) {
+      if (chunk === undefined || chunk.length === 0) return;
+      const step = inspector.write(chunk);
       if (step.verdict !== undefined) return this.contentBlocked(step.verdict);
-      if (!last) for (const bytes of step.pass) this.send(bytes);
+      for (const bytes of step.pass) this.send(bytes);
+      return;
     }
-    if (!last) return;
-    const final = inspector.end();
+    const final = inspector.end(chunk);
     if (final.verdict !== undefined) return this.contentBlocked(final.verdict);
-    this.passAndFinish(step === null ? NO_BYTES : step.pass, final.pass);
-  }
-
-  /** Sends `first` then `then`, the last piece with the end of the response (a page read in one piece: one end(body)). */
-  private passAndFinish(first: readonly Buffer[], then: readonly Buffer[]): void {
-    const count = first.length + then.length;
-    for (let i = 0; i < count - 1; i++) this.send(i < first.length ? first[i]! : then[i - first.length]!);
-    this.finish(count === 0 ? undefined : then.length > 0 ? then[then.length - 1] : first[first.length - 1]);
+    // The last piece goes with the end of the response: a page read in one piece is one end(body).
+    const pass = final.pass;
+    for (let i = 0; i < pass.length - 1; i++) this.send(pass[i]!);
+    this.finish(pass.length === 0 ? undefined : pass[pass.length - 1]);
   }
 
   private contentBlocked(verdict: ContentVerdict): void {
@@ -217,7 +213,6 @@ export class ForwardHandler implements OriginResponseHandler {
   }
 }
 
-const NO_BYTES: readonly Buffer[] = [];
 const NO_FIELDS: InspectedHeaders = {};
 
 /**
