@@ -14,6 +14,9 @@
  * a page, least of five rounds): what inspection itself costs, load or not.
  *
  * `--encoding gzip` or `br` serves the pages compressed (the inspector inflates them);
+ * `--pages news` serves news text (the dantri.com.vn articles of `--data`, default
+ * ../shared/data/vi-text) instead of one lesson line repeated, which compresses 170 to 1
+ * where real pages compress 4 or 5 to 1;
  * `--base-dist OTHER/dist` adds a third lachan, another build reading pages, in the same
  * repetitions, for an A/B of two builds.
  *
@@ -63,11 +66,31 @@ function textOption(name: string): string | undefined {
 }
 
 const ENCODING = textOption('encoding');
+const PAGES = textOption('pages') ?? 'lesson';
+if (PAGES !== 'lesson' && PAGES !== 'news') throw new Error('--pages: lesson or news');
+const DATA = textOption('data') ?? path.join(REPO, '../shared/data');
+
+/** A harmless news page of `size` bytes: the corpus's sentences in order, as paragraphs. */
+function newsPage(size: number): Buffer {
+  const lines = readFileSync(path.join(DATA, 'vi-text/uts-unc-dantri/unc-news-600docs.txt'), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'));
+  const head = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Tin tức</title></head><body>';
+  const tail = '</body></html>';
+  let html = head;
+  for (let i = 0; Buffer.byteLength(html) < size; i++) html += `<p>${lines[i % lines.length]}</p>\n`;
+  return Buffer.from(
+    `${Buffer.from(html)
+      .subarray(0, size - tail.length)
+      .toString('utf8')
+      .replace(/\uFFFD$/u, '')}${tail}`,
+  );
+}
 if (ENCODING !== undefined && ENCODING !== 'gzip' && ENCODING !== 'br') throw new Error('--encoding: gzip or br');
 
 /** The page as the origin sends it. */
 function served(size: number): Buffer {
-  const body = page(size);
+  const body = PAGES === 'news' ? newsPage(size) : page(size);
   if (ENCODING === 'gzip') return gzipSync(body);
   if (ENCODING === 'br') return brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
   return body;
@@ -98,9 +121,9 @@ function rulesDir(work: string, name: string, contentLimit: boolean): string {
 }
 
 /**
- * CPU µs a page from `begin` to `release`, driven as the proxy drives a body sent
- * without Content-Encoding (100 KB in 64 KiB reads); the least of five rounds, since
- * other processes can only add to it.
+ * CPU µs a page from `begin` to `release`, driven as the proxy drives a body (100 KB
+ * in 64 KiB reads, the last with the end); the least of five rounds, since other
+ * processes can only add to it.
  */
 async function inspectorAlone(rules: string): Promise<string[][]> {
   const inspection = ContentInspection.for(await loadPolicy(rules), 'bench');
@@ -114,8 +137,8 @@ async function inspectorAlone(rules: string): Promise<string[][]> {
     const round = (): void => {
       for (let n = 0; n < pages; n++) {
         const inspector = inspection.begin('text/html; charset=utf-8', ENCODING)!;
-        for (const bytes of reads) if (inspector.write(bytes).verdict !== undefined) throw new Error('the bench page was blocked');
-        if (inspector.end().verdict !== undefined) throw new Error('the bench page was blocked');
+        for (let k = 0; k < reads.length - 1; k++) if (inspector.write(reads[k]!).verdict !== undefined) throw new Error('the bench page was blocked');
+        if (inspector.end(reads[reads.length - 1]).verdict !== undefined) throw new Error('the bench page was blocked');
         inspector.release();
       }
     };
