@@ -1,13 +1,14 @@
 /**
- * Content-Encoding (gzip, deflate, br) undone as a stream, for inspection only: the
- * client still gets the bytes the origin sent.
+ * Content-Encoding (gzip, deflate, br) undone for inspection only: the client still gets
+ * the bytes the origin sent.
  *
- * Each chunk is inflated in the call that hands it over, with a sync flush, so the text
- * it holds is read before the next chunk arrives and a verdict does not wait for the
- * end of the response. node:zlib's own streams inflate on libuv's thread pool, with a
- * promise and two thread hops a chunk; inflating in step costs a quarter to a third
- * less a page (bench/RESULTS.md, "Compressed pages inflated in step"). minizlib (the
- * zlib streams of npm's own tar) drives the same native zlib synchronously.
+ * Everything runs in the call that hands the bytes over: a body that came whole is
+ * inflated by node's one-shot call; one that streams is inflated chunk by chunk with a
+ * sync flush, so the text a chunk holds is read before the next one arrives and a
+ * verdict does not wait for the end of the response. node:zlib's own streams inflate on
+ * libuv's thread pool, with a promise and two thread hops a chunk, and cost far more a
+ * page (bench/RESULTS.md, "Compressed pages inflated in step"). minizlib (the zlib
+ * streams of npm's own tar) drives the same native zlib synchronously.
  */
 import { brotliDecompressSync, gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { BrotliDecompress, Gunzip, Inflate, InflateRaw, constants } from 'minizlib';
