@@ -14,6 +14,35 @@ export function makeRulesDir(files: RulesFiles): string {
   return dir;
 }
 
+/** A profile of a one-category phrases folder; no contentLimit: not inspected. A string limit stands for a value the loader must refuse. */
+export interface PhrasesProfile {
+  readonly name: string;
+  readonly contentLimit?: number | string;
+}
+
+const PRIMARY_ONLY: Readonly<Record<string, PhrasesProfile>> = { young: { name: 'Tiểu học', contentLimit: 60 } };
+
+/**
+ * Writes a throw-away rules folder whose one category, `gambling`, has only phrases (`phrases`:
+ * the file's text) and is blocked by every profile; the first profile is the default. Without
+ * `profiles`: one, `young` ("Tiểu học", content_limit 60 on line 7 of policy.yaml).
+ */
+export function makePhrasesRulesDir(phrases: string, profiles: Readonly<Record<string, PhrasesProfile>> = PRIMARY_ONLY): string {
+  const ids = Object.keys(profiles);
+  const policy = [
+    'version: 1',
+    `default_profile: ${ids[0]}`,
+    'profiles:',
+    ...ids.flatMap((id) => {
+      const { name, contentLimit } = profiles[id]!;
+      const limit = contentLimit === undefined ? [] : [`    content_limit: ${contentLimit}`];
+      return [`  ${id}:`, `    name: "${name}"`, '    block_categories: [gambling]', ...limit];
+    }),
+    '',
+  ].join('\n');
+  return makeRulesDir({ 'policy.yaml': policy, 'categories/gambling/phrases': phrases });
+}
+
 export function writeRulesFiles(dir: string, files: RulesFiles): void {
   for (const [name, content] of Object.entries(files)) {
     const file = path.join(dir, name);
