@@ -59,8 +59,21 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const CLI = path.join(REPO_ROOT, 'dist/src/cli/main.js');
 export const SHARED_DATA = path.resolve(REPO_ROOT, '../shared/data');
 
-/** Runs the built CLI to completion, as a user would from the repository root (a collector's commands on its database: collector-store.ts). */
-export function lachan(args: readonly string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...withCollectorDatabase(args)], { cwd: REPO_ROOT, input, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+/**
+ * Runs the built CLI to completion, as a user would from the repository root (a collector's commands on its database: collector-store.ts).
+ * With `timeoutMs`, a run still going then is killed (code null, signal SIGTERM): the run blocks the test process, whose own timeout cannot stop it.
+ */
+export function lachan(
+  args: readonly string[],
+  input?: string,
+  { timeoutMs }: { timeoutMs?: number } = {},
+): { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...withCollectorDatabase(args)], {
+    cwd: REPO_ROOT,
+    input,
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    timeout: timeoutMs,
+  });
+  return { code: result.status, signal: result.signal, stdout: result.stdout, stderr: result.stderr };
 }
