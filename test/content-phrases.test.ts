@@ -6,37 +6,24 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PhraseSetBuilder } from '../src/policy/phrases.js';
 import { FoldedText } from '../src/policy/text.js';
-import { lachan, makeRulesDir, removeDir } from './harness/index.js';
+import { lachan, makePhrasesRulesDir, removeDir } from './harness/index.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
 
-const POLICY = `version: 1
-default_profile: young
-profiles:
-  young:
-    name: "Tiểu học"
-    block_categories: [gambling]
-    content_limit: 60
-`;
-
 describe('lachan rules lint on phrases', () => {
   it('reports every broken phrases line as FILE:LINE and exits 1', () => {
-    const dir = makeRulesDir({
-      'policy.yaml': POLICY,
-      'categories/gambling/phrases': [
-        '# comment',
-        '40 nhà cái',
-        'nhà cái uy tín',
-        '0 soi kèo',
-        '5000 lô đề',
-        '30 ab',
-        '30 *ab*',
-        '30 lo*de',
-        '-20 công an',
-        '',
-      ].join('\n'),
-    });
+    // One phrase a line, so the line numbers below can be read off.
+    const dir = makePhrasesRulesDir(`# comment
+40 nhà cái
+nhà cái uy tín
+0 soi kèo
+5000 lô đề
+30 ab
+30 *ab*
+30 lo*de
+-20 công an
+`);
     dirs.push(dir);
     const result = lachan(['rules', 'lint', '--rules', dir]);
     expect(result.code).toBe(1);
@@ -56,7 +43,7 @@ describe('lachan rules lint on phrases', () => {
   });
 
   it('refuses a content_limit that is not a whole number above 0, at its line', () => {
-    const dir = makeRulesDir({ 'policy.yaml': POLICY.replace('content_limit: 60', 'content_limit: nhiều'), 'categories/gambling/phrases': '40 nhà cái\n' });
+    const dir = makePhrasesRulesDir('40 nhà cái\n', { young: { name: 'Tiểu học', contentLimit: 'nhiều' } });
     dirs.push(dir);
     const result = lachan(['rules', 'lint', '--rules', dir]);
     expect(result.code).toBe(1);
@@ -64,7 +51,7 @@ describe('lachan rules lint on phrases', () => {
   });
 
   it('accepts a clean folder', () => {
-    const dir = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/phrases': '40 nhà cái\n-20 công an\n30 *nhacai*\n' });
+    const dir = makePhrasesRulesDir('40 nhà cái\n-20 công an\n30 *nhacai*\n');
     dirs.push(dir);
     expect(lachan(['rules', 'lint', '--rules', dir]).code).toBe(0);
   });

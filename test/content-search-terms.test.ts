@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy } from '../src/rules/loader.js';
 import { searchQueryOf, searchVerdict } from '../src/content/search-terms.js';
 import type { Policy } from '../src/policy/engine.js';
-import { makeRulesDir, removeDir } from './harness/index.js';
+import { makePhrasesRulesDir, removeDir } from './harness/index.js';
 
 describe('searchQueryOf', () => {
   it.each([
@@ -44,23 +44,10 @@ describe('searchVerdict', () => {
   let dir: string;
   let policy: Policy;
   beforeAll(async () => {
-    dir = makeRulesDir({
-      'policy.yaml': `version: 1
-default_profile: young
-profiles:
-  young:
-    name: "Tiểu học"
-    block_categories: [gambling]
-    content_limit: 60
-  older:
-    name: "THPT"
-    block_categories: [gambling]
-    content_limit: 150
-  staff:
-    name: "Giáo viên"
-    block_categories: [gambling]
-`,
-      'categories/gambling/phrases': '100 cá độ bóng đá\n30 nhà cái\n-50 công an\n',
+    dir = makePhrasesRulesDir('100 cá độ bóng đá\n30 nhà cái\n-50 công an\n', {
+      young: { name: 'Tiểu học', contentLimit: 60 },
+      older: { name: 'THPT', contentLimit: 150 },
+      staff: { name: 'Giáo viên' },
     });
     policy = await loadPolicy(dir);
   });

@@ -5,19 +5,10 @@
  * outgrown it, so the change is never silent; while the list fits they say nothing.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { lachan, makeRulesDir, REPO_ROOT, removeDir } from './harness/index.js';
+import { lachan, makePhrasesRulesDir, REPO_ROOT, removeDir } from './harness/index.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach(removeDir));
-
-const POLICY = `version: 1
-default_profile: young
-profiles:
-  young:
-    name: "Tiểu học"
-    block_categories: [gambling]
-    content_limit: 60
-`;
 
 const NOTE = /^thông tin: .*cụm từ nội dung không vừa bảng 16 bit/m;
 
@@ -28,7 +19,7 @@ function phrases(count: number): string {
 }
 
 function rulesWith(phraseCount: number): string {
-  const dir = makeRulesDir({ 'policy.yaml': POLICY, 'categories/gambling/phrases': `${phrases(phraseCount)}\n` });
+  const dir = makePhrasesRulesDir(`${phrases(phraseCount)}\n`);
   dirs.push(dir);
   return dir;
 }

@@ -14,7 +14,7 @@ import { ClientPseudonymizer, loadOrCreateClientKey } from './pseudonym.js';
 import { migrate, needsReopen, openPrivateDatabase, sqliteErrorCode, type SqliteDatabase } from '../storage/sqlite.js';
 import { COUNT_INDEX, EVENT_COLUMNS, EVENT_PLACEHOLDERS, type EventValues } from './event-schema.js';
 import type { BlockEventInput, EventLog } from './types.js';
-import { LIMITS, clip, stripQuery, wireFieldsOf, withoutNul, type WireEvent } from './wire.js';
+import { LIMITS, clip, eventPath, wireFieldsOf, withoutNul, type WireEvent } from './wire.js';
 import { queryEvents } from './log-readers.js';
 import { REVIEW_LIMITS, type ReviewKind, type WireReviewRequest } from './review-wire.js';
 import { GATEWAY_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
@@ -247,7 +247,7 @@ function cleanMethod(method: string): string {
 
 /** A page path as stored for a review request: no query, no fragment, bounded. */
 function cleanPath(value: string | undefined): string {
-  const path = stripQuery(withoutNul(value ?? '/')).split('#', 1)[0]!;
+  const path = eventPath(value ?? '/');
   return clip(path.startsWith('/') ? path : `/${path}`, LIMITS.path);
 }
 
@@ -441,7 +441,7 @@ class SqliteEventLog implements GatewayEventLog {
       nullableClip(event.rule, LIMITS.rule),
       nullableClip(event.source, LIMITS.source),
       host,
-      stripQuery(withoutNul(event.path)),
+      eventPath(event.path),
       cleanMethod(event.method),
       client,
       1,

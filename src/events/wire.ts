@@ -64,6 +64,14 @@ export function withoutNul(value: string): string {
   return value.includes('\0') ? value.replaceAll('\0', '\uFFFD') : value;
 }
 
+/**
+ * An event's path as stored and shipped: no NUL (withoutNul), no query or fragment,
+ * bounded (stripQuery). The gateway's log and the collector's check make it the same way.
+ */
+export function eventPath(path: string): string {
+  return stripQuery(withoutNul(path));
+}
+
 export function clip(value: string, limit: number): string {
   return value.length > limit ? value.slice(0, limit) : value;
 }
@@ -122,7 +130,7 @@ export function validateEvent(value: unknown, where: string, now: number): WireE
   const count = record.count ?? 1;
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > LIMITS.count)
     fail(`${where}.count`, `must be an integer from 1 to ${LIMITS.count}`);
-  return { id, time, profile, category, reason, rule, source, host, path: stripQuery(withoutNul(rawPath)), method, client, count };
+  return { id, time, profile, category, reason, rule, source, host, path: eventPath(rawPath), method, client, count };
 }
 
 export function validateBatch(value: unknown, now: number = Date.now()): WireBatch {
