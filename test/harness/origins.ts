@@ -75,14 +75,14 @@ export function originAuthority(): Promise<{ ca: CertificateAuthority; certPem: 
   return authority;
 }
 
-/** An HTTPS origin with a certificate for `name`, issued by originAuthority(). */
-export async function startHttpsOrigin(name: string, handler: Handler = echoHandler): Promise<Origin & { caPem: string }> {
+/** An HTTPS origin on 127.0.0.1 (or `host`) with a certificate for `name` (a DNS name or an IP address), issued by originAuthority(). */
+export async function startHttpsOrigin(name: string, handler: Handler = echoHandler, host = '127.0.0.1'): Promise<Origin & { caPem: string }> {
   const { ca, certPem } = await originAuthority();
   const leaf = await ca.issue(name);
   const seen: Origin['seen'] = [];
   const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, recording(handler, seen));
   const close = track(server);
-  const port = await listen(server);
+  const port = await listen(server, host);
   return { port, server, seen, close, caPem: certPem };
 }
 
