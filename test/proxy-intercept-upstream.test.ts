@@ -1,11 +1,23 @@
 import type { IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, createCaMaterial } from '../src/tls/index.js';
-import { curl, type Handler, interceptionFiles, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
+import {
+  type Blackhole,
+  curl,
+  type Handler,
+  interceptionFiles,
+  type Origin,
+  policyYaml,
+  type RunningGateway,
+  startBlackholePort,
+  startGateway,
+  startHangingOrigin,
+  startHttpsOrigin,
+} from './harness/index.js';
 
 /**
  * The origin side of intercepted HTTPS: requests inside a tunnel go to the origin over
@@ -25,6 +37,12 @@ let untrusted: Server;
 /** Origins a client names by address (`https://127.0.0.1:…`, `https://[::1]:…`), with certificates for those addresses. */
 let byIpv4: Origin & { caPem: string };
 let byIpv6: Origin & { caPem: string };
+/** Never answers the TCP handshake. */
+let blackhole: Blackhole;
+/** Takes the TCP connection and never says a word: a TLS handshake that never completes. */
+let silent: Origin<NetServer>;
+/** The gateway's connect deadline here (`--connect-timeout`, TCP and TLS handshake); the default is 10 s. */
+const CONNECT_TIMEOUT_S = 2;
 let proxy: RunningGateway;
 let schoolCa: string;
 let originCa: string;
@@ -78,6 +96,8 @@ beforeAll(async () => {
   byIpv4 = await startHttpsOrigin('127.0.0.1', tellServerName, '127.0.0.1');
   byIpv6 = await startHttpsOrigin('::1', tellServerName, '::1');
   for (const server of [byIpv4.server, byIpv6.server]) server.on('upgrade', tellServerNameOnUpgrade);
+  blackhole = await startBlackholePort();
+  silent = await startHangingOrigin();
 
   const files = interceptionFiles('THCS Kiểm thử', origin.caPem);
   schoolCa = files.schoolCa;
@@ -91,15 +111,16 @@ beforeAll(async () => {
           // Not inspected: its HTTPS goes through plain tunnels.
           'khong-xem': { name: 'Không xem', blockIpLiterals: false },
         },
-        connectPorts: [443, origin.port, untrustedPort, byIpv4.port, byIpv6.port],
+        connectPorts: [443, origin.port, untrustedPort, byIpv4.port, byIpv6.port, blackhole.port, silent.port],
         clients: [{ cidr: '127.0.0.2/32', profile: 'khong-xem' }],
         extra: 'intercept: always',
       }),
     },
     // ten-khac.test reaches hoc.test's origin, whose certificate does not name it. The
     // loopback addresses name themselves: the school means them, so the gateway dials them.
-    hosts: '127.0.0.1 hoc.test ten-khac.test la.test 127.0.0.1\n::1 ::1\n',
+    hosts: '127.0.0.1 hoc.test ten-khac.test la.test khong-tra-loi.test im-lang.test 127.0.0.1\n::1 ::1\n',
     ...files.gateway,
+    args: [...files.gateway.args, '--connect-timeout', String(CONNECT_TIMEOUT_S)],
   });
 }, 60_000);
 
@@ -108,6 +129,8 @@ afterAll(async () => {
   await origin?.close();
   await byIpv4?.close();
   await byIpv6?.close();
+  await blackhole?.close();
+  await silent?.close();
   untrusted?.closeAllConnections();
   await new Promise((resolve) => untrusted?.close(resolve));
 });
@@ -156,6 +179,24 @@ describe('intercepted HTTPS to the origin', () => {
     const result = await curl(proxy.port, `https://ten-khac.test:${origin.port}/bai-hoc`, { caPem: schoolCa });
     expect(result.status).toBe(502);
     expect(result.body).toContain('Trang web không an toàn');
+  });
+
+  it('answers 504 at the connect deadline when the origin never completes the TCP or the TLS handshake, whichever client dials', async () => {
+    const dials = [
+      ['GET, TCP', `https://khong-tra-loi.test:${blackhole.port}/a`, []],
+      ['POST, TCP', `https://khong-tra-loi.test:${blackhole.port}/b`, ['--data-binary', 'x']],
+      ['GET, TLS', `https://im-lang.test:${silent.port}/c`, []],
+      ['POST, TLS', `https://im-lang.test:${silent.port}/d`, ['--data-binary', 'x']],
+    ] as const;
+    // The clients wait well past the deadline, and give up well before the 10 s default: without the deadline they see no page.
+    const results = await Promise.all(dials.map(([, url, args]) => curl(proxy.port, url, { caPem: schoolCa, maxTimeS: CONNECT_TIMEOUT_S + 3, args })));
+    for (const [i, result] of results.entries()) {
+      expect(result.status, dials[i]![0]).toBe(504);
+      expect(result.body, dials[i]![0]).toContain('Trang web trả lời quá chậm');
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+    expect(metrics).toContain(`lachan_upstream_errors_total{kind="timeout"} ${dials.length}`);
+    expect((await curl(proxy.port, `https://hoc.test:${origin.port}/van-chay`, { caPem: schoolCa })).body).toBe('origin /van-chay');
   });
 
   it('resumes the TLS session when it has to connect to the origin again', async () => {

@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { CertificateAuthority, createCaMaterial } from '../../src/tls/index.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -112,4 +114,55 @@ export async function startHangingOrigin(): Promise<Origin<NetServer>> {
   });
   const close = track(server);
   return { port: await listen(server), server, seen: [], close };
+}
+
+/** A port that never answers the TCP handshake (see startBlackholePort). */
+export interface Blackhole {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Listens with the smallest accept queue Node allows, then blocks its event loop, so that nothing is ever accepted. */
+const NEVER_ACCEPTING_LISTENER = `
+const server = require('node:net').createServer();
+server.listen({ port: 0, host: process.argv[1], backlog: 1 }, () => {
+  process.stdout.write(server.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+});`;
+
+/**
+ * A port on `host` whose TCP handshake never completes, as behind a firewall that drops:
+ * a listener that never accepts, its accept queue filled, so that Linux drops every
+ * further SYN (the client retransmits until its own deadline). The listener lives in a
+ * child process whose event loop is blocked, since Node accepts on any listener it runs.
+ * Checked before it is handed out: one more connection must hang.
+ */
+export async function startBlackholePort(host = '127.0.0.1'): Promise<Blackhole> {
+  const child = spawn(process.execPath, ['-e', NEVER_ACCEPTING_LISTENER, host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve(Number(line)));
+    child.once('exit', (code) => reject(new Error(`the never-accepting listener exited (${code})`)));
+  });
+  const fillers: Socket[] = [];
+  const close = async (): Promise<void> => {
+    for (const socket of fillers) socket.destroy();
+    child.kill('SIGKILL');
+    await exited;
+  };
+  // The queue holds backlog + 1 on Linux; a few more tries allow for another kernel's count.
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const socket = connect({ port, host });
+    socket.on('error', () => undefined);
+    fillers.push(socket);
+    const connected = await new Promise<boolean>((resolve) => {
+      const giveUp = setTimeout(() => resolve(false), 500);
+      socket.once('connect', () => {
+        clearTimeout(giveUp);
+        resolve(true);
+      });
+    });
+    if (!connected) return { port, close };
+  }
+  await close();
+  throw new Error(`port ${port} kept accepting connections: no blackhole`);
 }
