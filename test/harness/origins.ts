@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { CertificateAuthority, createCaMaterial } from '../../src/tls/index.js';
+import { until } from './sockets.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -134,7 +135,6 @@ server.listen({ port: 0, host: process.argv[1], backlog: 1 }, () => {
  * a listener that never accepts, its accept queue filled, so that Linux drops every
  * further SYN (the client retransmits until its own deadline). The listener lives in a
  * child process whose event loop is blocked, since Node accepts on any listener it runs.
- * Checked before it is handed out: one more connection must hang.
  */
 export async function startBlackholePort(host = '127.0.0.1'): Promise<Blackhole> {
   const child = spawn(process.execPath, ['-e', NEVER_ACCEPTING_LISTENER, host], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -143,26 +143,22 @@ export async function startBlackholePort(host = '127.0.0.1'): Promise<Blackhole>
     createInterface({ input: child.stdout! }).once('line', (line) => resolve(Number(line)));
     child.once('exit', (code) => reject(new Error(`the never-accepting listener exited (${code})`)));
   });
-  const fillers: Socket[] = [];
+  // The kernel completes handshakes into the queue (backlog + 1 on Linux) as the SYNs arrive,
+  // whatever this process's event loop is doing: more fillers than it holds fill it for sure.
+  const fillers = Array.from({ length: 8 }, () => connect({ port, host }).on('error', () => undefined));
+  let connected = 0;
+  for (const socket of fillers) socket.once('connect', () => connected++);
   const close = async (): Promise<void> => {
     for (const socket of fillers) socket.destroy();
     child.kill('SIGKILL');
     await exited;
   };
-  // The queue holds backlog + 1 on Linux; a few more tries allow for another kernel's count.
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const socket = connect({ port, host });
-    socket.on('error', () => undefined);
-    fillers.push(socket);
-    const connected = await new Promise<boolean>((resolve) => {
-      const giveUp = setTimeout(() => resolve(false), 500);
-      socket.once('connect', () => {
-        clearTimeout(giveUp);
-        resolve(true);
-      });
-    });
-    if (!connected) return { port, close };
+  // Checked before it is handed out: some came up (a listener is there), and not all (the queue is full).
+  await until('a connection to the never-accepting listener', () => connected > 0, 5_000).catch(() => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  if (connected === 0 || connected === fillers.length) {
+    await close();
+    throw new Error(`port ${port}: ${connected} of ${fillers.length} connections came up, not a full accept queue`);
   }
-  await close();
-  throw new Error(`port ${port} kept accepting connections: no blackhole`);
+  return { port, close };
 }
