@@ -1,8 +1,23 @@
+import type { IncomingMessage } from 'node:http';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateAuthority, createCaMaterial } from '../src/tls/index.js';
-import { curl, interceptionFiles, type Origin, policyYaml, type RunningGateway, startGateway, startHttpsOrigin } from './harness/index.js';
+import {
+  type Blackhole,
+  curl,
+  type Handler,
+  interceptionFiles,
+  type Origin,
+  policyYaml,
+  type RunningGateway,
+  startBlackholePort,
+  startGateway,
+  startHangingOrigin,
+  startHttpsOrigin,
+} from './harness/index.js';
 
 /**
  * The origin side of intercepted HTTPS: requests inside a tunnel go to the origin over
@@ -19,8 +34,38 @@ const originTcp = new Map<number, Socket>();
 /** What /dut starts to send before its connection is reset. */
 const HALF_PAGE = 'nửa bài học '.repeat(1_000);
 let untrusted: Server;
+/** Origins a client names by address (`https://127.0.0.1:…`, `https://[::1]:…`), with certificates for those addresses. */
+let byIpv4: Origin & { caPem: string };
+let byIpv6: Origin & { caPem: string };
+/** Never answers the TCP handshake. */
+let blackhole: Blackhole;
+/** Takes the TCP connection and never says a word: a TLS handshake that never completes. */
+let silent: Origin<NetServer>;
+/** The gateway's connect deadline here (`--connect-timeout`, TCP and TLS handshake); the default is 10 s. */
+const CONNECT_TIMEOUT_S = 2;
 let proxy: RunningGateway;
 let schoolCa: string;
+let originCa: string;
+
+/** The server name a TLS connection to an origin carried; Node gives false (or nothing) when the hello had none. */
+function serverNameOf(socket: unknown): string | null {
+  return (socket as TLSSocket & { servername?: string | false }).servername || null;
+}
+
+/** Answers what arrived and the server name its connection carried. */
+const tellServerName: Handler = (req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk: string) => (body += chunk));
+  req.on('end', () => res.end(JSON.stringify({ sni: serverNameOf(req.socket), method: req.method, url: req.url, body })));
+};
+
+/** A secure WebSocket endpoint that answers the upgrade, says which server name its connection carried, and closes. */
+function tellServerNameOnUpgrade(req: IncomingMessage, socket: Duplex): void {
+  socket.end(
+    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n${JSON.stringify({ sni: serverNameOf(req.socket), url: req.url })}`,
+  );
+}
 
 beforeAll(async () => {
   origin = await startHttpsOrigin('hoc.test', (req, res) => {
@@ -48,27 +93,44 @@ beforeAll(async () => {
   untrusted = createHttpsServer({ cert: strangerLeaf.certPem, key: strangerLeaf.keyPem }, (_req, res) => res.end('must not be seen'));
   await new Promise<void>((resolve) => untrusted.listen(0, '127.0.0.1', resolve));
   const untrustedPort = (untrusted.address() as AddressInfo).port;
+  byIpv4 = await startHttpsOrigin('127.0.0.1', tellServerName, '127.0.0.1');
+  byIpv6 = await startHttpsOrigin('::1', tellServerName, '::1');
+  for (const server of [byIpv4.server, byIpv6.server]) server.on('upgrade', tellServerNameOnUpgrade);
+  blackhole = await startBlackholePort();
+  silent = await startHangingOrigin();
 
   const files = interceptionFiles('THCS Kiểm thử', origin.caPem);
   schoolCa = files.schoolCa;
+  originCa = files.originCa;
   proxy = await startGateway({
     rules: {
       'policy.yaml': policyYaml({
         defaultProfile: 'thcs',
-        profiles: { thcs: { name: 'THCS', inspect: true } },
-        connectPorts: [443, origin.port, untrustedPort],
+        profiles: {
+          thcs: { name: 'THCS', inspect: true, blockIpLiterals: false },
+          // Not inspected: its HTTPS goes through plain tunnels.
+          'khong-xem': { name: 'Không xem', blockIpLiterals: false },
+        },
+        connectPorts: [443, origin.port, untrustedPort, byIpv4.port, byIpv6.port, blackhole.port, silent.port],
+        clients: [{ cidr: '127.0.0.2/32', profile: 'khong-xem' }],
         extra: 'intercept: always',
       }),
     },
-    // ten-khac.test reaches hoc.test's origin, whose certificate does not name it.
-    hosts: '127.0.0.1 hoc.test ten-khac.test la.test\n',
+    // ten-khac.test reaches hoc.test's origin, whose certificate does not name it. The
+    // loopback addresses name themselves: the school means them, so the gateway dials them.
+    hosts: '127.0.0.1 hoc.test ten-khac.test la.test khong-tra-loi.test im-lang.test 127.0.0.1\n::1 ::1\n',
     ...files.gateway,
+    args: [...files.gateway.args, '--connect-timeout', String(CONNECT_TIMEOUT_S)],
   });
 }, 60_000);
 
 afterAll(async () => {
   await proxy?.stop();
   await origin?.close();
+  await byIpv4?.close();
+  await byIpv6?.close();
+  await blackhole?.close();
+  await silent?.close();
   untrusted?.closeAllConnections();
   await new Promise((resolve) => untrusted?.close(resolve));
 });
@@ -119,6 +181,24 @@ describe('intercepted HTTPS to the origin', () => {
     expect(result.body).toContain('Trang web không an toàn');
   });
 
+  it('answers 504 at the connect deadline when the origin never completes the TCP or the TLS handshake, whichever client dials', async () => {
+    const dials = [
+      ['GET, TCP', `https://khong-tra-loi.test:${blackhole.port}/a`, []],
+      ['POST, TCP', `https://khong-tra-loi.test:${blackhole.port}/b`, ['--data-binary', 'x']],
+      ['GET, TLS', `https://im-lang.test:${silent.port}/c`, []],
+      ['POST, TLS', `https://im-lang.test:${silent.port}/d`, ['--data-binary', 'x']],
+    ] as const;
+    // The clients wait well past the deadline, and give up well before the 10 s default: without the deadline they see no page.
+    const results = await Promise.all(dials.map(([, url, args]) => curl(proxy.port, url, { caPem: schoolCa, maxTimeS: CONNECT_TIMEOUT_S + 3, args })));
+    for (const [i, result] of results.entries()) {
+      expect(result.status, dials[i]![0]).toBe(504);
+      expect(result.body, dials[i]![0]).toContain('Trang web trả lời quá chậm');
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${proxy.adminPort}/metrics`)).text();
+    expect(metrics).toContain(`lachan_upstream_errors_total{kind="timeout"} ${dials.length}`);
+    expect((await curl(proxy.port, `https://hoc.test:${origin.port}/van-chay`, { caPem: schoolCa })).body).toBe('origin /van-chay');
+  });
+
   it('resumes the TLS session when it has to connect to the origin again', async () => {
     // The origin drops its idle connections: the gateway's next request needs a new one.
     origin.server.closeIdleConnections();
@@ -145,5 +225,54 @@ describe('intercepted HTTPS to the origin', () => {
     expect(result.body).toBe('origin /sau-khi-dut');
     expect(originHandshakes - before).toBe(1);
     expect(resumedHandshakes - beforeResumed).toBe(1);
+  });
+});
+
+/**
+ * RFC 6066 allows only host names in server_name: an origin asked for by address gets a
+ * client hello without SNI on every way the gateway dials it, and its certificate is
+ * checked against the address (the origins' certificates name only their address).
+ */
+describe('HTTPS origins asked for by IPv4 or IPv6 address', () => {
+  const addresses = (): [string, number][] => [
+    ['127.0.0.1', byIpv4.port],
+    ['[::1]', byIpv6.port],
+  ];
+
+  it('an intercepted GET reaches the origin with no server name, and the client gets the page', async () => {
+    for (const [host, port] of addresses()) {
+      const result = await curl(proxy.port, `https://${host}:${port}/bai-hoc`, { caPem: schoolCa, args: ['-g'] });
+      expect(result.status, host).toBe(200);
+      expect(JSON.parse(result.body), host).toEqual({ sni: null, method: 'GET', url: '/bai-hoc', body: '' });
+    }
+  });
+
+  it('an intercepted POST, forwarded by the other client (requests with a body), sends no server name either', async () => {
+    for (const [host, port] of addresses()) {
+      const result = await curl(proxy.port, `https://${host}:${port}/nop-bai`, { caPem: schoolCa, args: ['-g', '--data-binary', 'bài làm'] });
+      expect(result.status, host).toBe(200);
+      expect(JSON.parse(result.body), host).toEqual({ sni: null, method: 'POST', url: '/nop-bai', body: 'bài làm' });
+    }
+  });
+
+  it('a secure WebSocket inside an intercepted tunnel is relayed over TLS with no server name', async () => {
+    for (const [host, port] of addresses()) {
+      const result = await curl(proxy.port, `https://${host}:${port}/chat`, {
+        caPem: schoolCa,
+        args: ['-g', '--http1.1', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket'],
+      });
+      expect(result.status, host).toBe(101);
+      expect(JSON.parse(result.body), host).toEqual({ sni: null, url: '/chat' });
+    }
+  });
+
+  it('a plain CONNECT tunnel (a profile not inspected) reaches the origin by address; the client sees its own certificate', async () => {
+    for (const [host, port] of addresses()) {
+      // The origins' CA, not the school's: the TLS is the client's own, end to end.
+      const result = await curl(proxy.port, `https://${host}:${port}/truc-tiep`, { from: '127.0.0.2', caPem: originCa, args: ['-g'] });
+      expect(result.code, host).toBe(0);
+      expect(result.headers.via, host).toBeUndefined();
+      expect(JSON.parse(result.body), host).toEqual({ sni: null, method: 'GET', url: '/truc-tiep', body: '' });
+    }
   });
 });

@@ -63,6 +63,7 @@ interface ServeOptions {
   eventsInMemory: string;
   logLevel: string;
   upstreamTimeout: string;
+  connectTimeout: string;
   headerTimeout: string;
   maxConnections: string;
   maxClientConnections: string;
@@ -133,6 +134,11 @@ export function registerServe(program: Command): void {
     .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
     .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
     .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
+    .option(
+      '--connect-timeout <seconds>',
+      'thời gian (giây) chờ kết nối tới trang web (cả bắt tay TLS) trước khi hiện trang lỗi 504',
+      String(DEFAULT_LIMITS.upstreamConnectTimeoutMs / 1000),
+    )
     .option('--max-connections <n>', 'số kết nối của thiết bị mà mỗi tiến trình proxy giữ', String(DEFAULT_LIMITS.maxConnections))
     .option(
       '--max-client-connections <n>',
@@ -158,6 +164,10 @@ export function registerServe(program: Command): void {
         throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
       const upstreamTimeout = Number(options.upstreamTimeout);
       if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
+      const connectTimeout = Number(options.connectTimeout);
+      // Past Node's largest timer (~24 days) a deadline would fire at once: a bound well inside it.
+      if (!(connectTimeout > 0 && connectTimeout <= 300))
+        throw new CliError(`--connect-timeout phải là số giây (đến 300), không phải "${options.connectTimeout}"`);
       const headerTimeout = Number(options.headerTimeout);
       if (!Number.isInteger(headerTimeout) || headerTimeout < 100)
         throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
@@ -437,6 +447,7 @@ async function startProxy(
   });
   const limits = withDefaultLimits({
     upstreamHeadersTimeoutMs: Number(options.upstreamTimeout) * 1000,
+    upstreamConnectTimeoutMs: Number(options.connectTimeout) * 1000,
     headersTimeoutMs: Number(options.headerTimeout),
     maxConnections: Number(options.maxConnections),
     maxClientConnections: Number(options.maxClientConnections),

@@ -3,7 +3,7 @@ import { OriginClient, OriginError } from './origin-client.js';
 import type { ErrorKind } from './pages.js';
 import { ResolveError, type Resolver } from './resolver.js';
 import type { ProxyLimits } from './limits.js';
-import { bareHost } from './target.js';
+import { sniName } from './target.js';
 
 /**
  * The clients the proxy forwards through, built by the caller (src/cli/serve.ts) and
@@ -29,8 +29,10 @@ export function createUpstream(resolver: Resolver, limits: ProxyLimits): Upstrea
   const agent = new Agent({
     connect: (connectOptions, callback) => {
       resolver.resolve(connectOptions.hostname).then(
+        // The address dialled replaces the hostname, so the server name is given from the host asked
+        // for: none for an address literal (RFC 6066), whose certificate is checked against the address.
         (destination) =>
-          connector({ ...connectOptions, hostname: destination.address, servername: connectOptions.servername ?? bareHost(connectOptions.hostname) }, callback),
+          connector({ ...connectOptions, hostname: destination.address, servername: connectOptions.servername ?? sniName(connectOptions.hostname) }, callback),
         (error: Error) => callback(error, null),
       );
     },

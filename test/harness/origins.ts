@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { CertificateAuthority, createCaMaterial } from '../../src/tls/index.js';
+import { until } from './sockets.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -75,14 +78,14 @@ export function originAuthority(): Promise<{ ca: CertificateAuthority; certPem: 
   return authority;
 }
 
-/** An HTTPS origin with a certificate for `name`, issued by originAuthority(). */
-export async function startHttpsOrigin(name: string, handler: Handler = echoHandler): Promise<Origin & { caPem: string }> {
+/** An HTTPS origin on 127.0.0.1 (or `host`) with a certificate for `name` (a DNS name or an IP address), issued by originAuthority(). */
+export async function startHttpsOrigin(name: string, handler: Handler = echoHandler, host = '127.0.0.1'): Promise<Origin & { caPem: string }> {
   const { ca, certPem } = await originAuthority();
   const leaf = await ca.issue(name);
   const seen: Origin['seen'] = [];
   const server = createHttpsServer({ cert: leaf.certPem, key: leaf.keyPem }, recording(handler, seen));
   const close = track(server);
-  const port = await listen(server);
+  const port = await listen(server, host);
   return { port, server, seen, close, caPem: certPem };
 }
 
@@ -112,4 +115,50 @@ export async function startHangingOrigin(): Promise<Origin<NetServer>> {
   });
   const close = track(server);
   return { port: await listen(server), server, seen: [], close };
+}
+
+/** A port that never answers the TCP handshake (see startBlackholePort). */
+export interface Blackhole {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Listens with the smallest accept queue Node allows, then blocks its event loop, so that nothing is ever accepted. */
+const NEVER_ACCEPTING_LISTENER = `
+const server = require('node:net').createServer();
+server.listen({ port: 0, host: process.argv[1], backlog: 1 }, () => {
+  process.stdout.write(server.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+});`;
+
+/**
+ * A port on `host` whose TCP handshake never completes, as behind a firewall that drops:
+ * a listener that never accepts, its accept queue filled, so that Linux drops every
+ * further SYN (the client retransmits until its own deadline). The listener lives in a
+ * child process whose event loop is blocked, since Node accepts on any listener it runs.
+ */
+export async function startBlackholePort(host = '127.0.0.1'): Promise<Blackhole> {
+  const child = spawn(process.execPath, ['-e', NEVER_ACCEPTING_LISTENER, host], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve(Number(line)));
+    child.once('exit', (code) => reject(new Error(`the never-accepting listener exited (${code})`)));
+  });
+  // The kernel completes handshakes into the queue (backlog + 1 on Linux) as the SYNs arrive,
+  // whatever this process's event loop is doing: more fillers than it holds fill it for sure.
+  const fillers = Array.from({ length: 8 }, () => connect({ port, host }).on('error', () => undefined));
+  let connected = 0;
+  for (const socket of fillers) socket.once('connect', () => connected++);
+  const close = async (): Promise<void> => {
+    for (const socket of fillers) socket.destroy();
+    child.kill('SIGKILL');
+    await exited;
+  };
+  // Checked before it is handed out: some came up (a listener is there), and not all (the queue is full).
+  await until('a connection to the never-accepting listener', () => connected > 0, 5_000).catch(() => undefined);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  if (connected === 0 || connected === fillers.length) {
+    await close();
+    throw new Error(`port ${port}: ${connected} of ${fillers.length} connections came up, not a full accept queue`);
+  }
+  return { port, close };
 }
