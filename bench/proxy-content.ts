@@ -24,7 +24,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
-import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -32,7 +31,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContentInspection } from '../src/content/inspector.js';
 import { loadPolicy } from '../src/rules/loader.js';
-import { lessonPage as page } from './lib/origin.js';
+import { pageChoice, servedPage } from './lib/origin.js';
 import { lachanServeArgs, startPinned } from './lib/pinned.js';
 import { CLOCK_TICKS_PER_SECOND, treeCpuTicks } from './lib/proc.js';
 import { markdownTable, median } from './lib/stats.js';
@@ -65,36 +64,9 @@ function textOption(name: string): string | undefined {
   return at >= 0 ? process.argv[at + 1] : undefined;
 }
 
-const ENCODING = textOption('encoding');
-const PAGES = textOption('pages') ?? 'lesson';
-if (PAGES !== 'lesson' && PAGES !== 'news') throw new Error('--pages: lesson or news');
-const DATA = textOption('data') ?? path.join(REPO, '../shared/data');
-
-/** A harmless news page of `size` bytes: the corpus's sentences in order, as paragraphs. */
-function newsPage(size: number): Buffer {
-  const lines = readFileSync(path.join(DATA, 'vi-text/uts-unc-dantri/unc-news-600docs.txt'), 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '' && !line.startsWith('#'));
-  const head = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Tin tức</title></head><body>';
-  const tail = '</body></html>';
-  let html = head;
-  for (let i = 0; Buffer.byteLength(html) < size; i++) html += `<p>${lines[i % lines.length]}</p>\n`;
-  return Buffer.from(
-    `${Buffer.from(html)
-      .subarray(0, size - tail.length)
-      .toString('utf8')
-      .replace(/\uFFFD$/u, '')}${tail}`,
-  );
-}
-if (ENCODING !== undefined && ENCODING !== 'gzip' && ENCODING !== 'br') throw new Error('--encoding: gzip or br');
-
-/** The page as the origin sends it. */
-function served(size: number): Buffer {
-  const body = PAGES === 'news' ? newsPage(size) : page(size);
-  if (ENCODING === 'gzip') return gzipSync(body);
-  if (ENCODING === 'br') return brotliCompressSync(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
-  return body;
-}
+const PAGES = pageChoice(process.argv, path.join(REPO, '../shared/data'));
+const ENCODING = PAGES.encoding;
+const served = (size: number): Buffer => servedPage(size, PAGES).body;
 
 function runOrigin(): void {
   const pages = new Map(SIZES.map((size) => [`/${size}`, served(size)]));
@@ -162,7 +134,16 @@ async function main(): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'lachan-bench-content-'));
   const children: ChildProcess[] = [];
   try {
-    const origin = await startPinned(1, process.execPath, [SELF, '--role', 'origin', ...(ENCODING === undefined ? [] : ['--encoding', ENCODING])]);
+    const origin = await startPinned(1, process.execPath, [
+      SELF,
+      '--role',
+      'origin',
+      '--pages',
+      PAGES.pages!,
+      '--data',
+      PAGES.data!,
+      ...(ENCODING === undefined ? [] : ['--encoding', ENCODING]),
+    ]);
     children.push(origin.child);
     const hostsFile = path.join(work, 'hosts');
     writeFileSync(hostsFile, `127.0.0.1 ${HOST}\n`);

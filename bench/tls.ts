@@ -17,6 +17,8 @@
  *    squid-openssl is installed) and a bare tunnel, pinned, with CPU per request
  *    (`--inspection-seconds 5 --inspection-reps 3`; 0 skips). `--base-dist DIR` (another
  *    build's dist/, e.g. main's in a second worktree) measures its lachan beside this one.
+ *    `--encoding gzip|br` serves the pages compressed, `--pages news` serves news text
+ *    (`--data`, default ../shared/data) instead of the lesson line, which compresses 170 to 1.
  *
  * Prints a table, then one JSON line (`{"bench":"tls",…}`) for CI to keep.
  */
@@ -31,6 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureTunnelThroughput } from './lib/tunnel-throughput.js';
 import { type HttpsInspectionRow, measureHttpsInspection } from './lib/https-inspection.js';
+import { pageChoice } from './lib/origin.js';
 
 function argument(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
@@ -257,6 +260,7 @@ async function httpsInspection(): Promise<readonly HttpsInspectionRow[]> {
       bareTunnel: path.join(DIST, 'bench/bare/tunnel.js'),
       baseCli: BASE_DIST === undefined ? undefined : path.join(BASE_DIST, 'src/cli/main.js'),
       sizes: [1024, 102_400],
+      pages: pageChoice(process.argv, path.resolve(DIST, '../../shared/data')),
       seconds: INSPECTION_SECONDS,
       reps: INSPECTION_REPS,
       connections: 10,

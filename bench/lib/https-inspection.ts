@@ -20,7 +20,7 @@ import { createServer } from 'node:https';
 import path from 'node:path';
 import { CertificateAuthority, createCaMaterial, initCa } from '../../src/tls/index.js';
 import { httpsThroughProxy } from './https-load.js';
-import { lessonPage } from './origin.js';
+import { type PageChoice, servedPage } from './origin.js';
 import { startPinned } from './pinned.js';
 import { startServe } from './serve.js';
 import { SQUID, squidCommonConfig, startSquid } from './squid.js';
@@ -76,6 +76,8 @@ export async function measureHttpsInspection(options: {
   readonly seconds: number;
   readonly reps: number;
   readonly connections: number;
+  /** The pages served (default: the lesson page, uncompressed). */
+  readonly pages?: PageChoice;
   readonly log: (line: string) => void;
 }): Promise<{ rows: HttpsInspectionRow[]; notes: string[] }> {
   const { work } = options;
@@ -85,10 +87,12 @@ export async function measureHttpsInspection(options: {
   execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const originCa = await createCaMaterial({ schoolName: 'Bench origin CA' });
   const leaf = await (await CertificateAuthority.fromPem(originCa.certPem, originCa.keyPem)).issue(SITE);
-  const pages = new Map(options.sizes.map((size) => [`/html/${size}`, lessonPage(size)]));
+  const pages = new Map(options.sizes.map((size) => [`/html/${size}`, servedPage(size, options.pages)]));
   const origin = createServer({ cert: leaf.certPem, key: leaf.keyPem }, (req, res) => {
-    const body = pages.get(req.url ?? '') ?? Buffer.alloc(0);
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }).end(body);
+    const page = pages.get(req.url ?? '');
+    const body = page?.body ?? Buffer.alloc(0);
+    const encoding = page?.encoding === undefined ? {} : { 'content-encoding': page.encoding };
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length, ...encoding }).end(body);
   });
   let originHandshakes = 0;
   origin.on('secureConnection', () => originHandshakes++);

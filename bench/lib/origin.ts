@@ -8,7 +8,10 @@
  * bench sends only GETs). `/html/<size>` is a harmless Vietnamese lesson page of that
  * size (text/html), for the content inspection phases.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
+import path from 'node:path';
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const MAX_BODY = 10_000_000;
@@ -22,6 +25,58 @@ export function lessonPage(size: number): Buffer {
   let html = head;
   while (Buffer.byteLength(html + line + tail) <= size) html += line;
   return Buffer.from(html + ' '.repeat(Math.max(0, size - Buffer.byteLength(html + tail))) + tail);
+}
+
+/**
+ * A harmless news page of `size` bytes: the dantri.com.vn articles of `data`/vi-text in
+ * order, as paragraphs. Real pages compress 4 or 5 to 1; the lesson page's one line
+ * repeated compresses 170 to 1, so compressed-page figures take this one.
+ */
+export function newsPage(size: number, data: string): Buffer {
+  const lines = readFileSync(path.join(data, 'vi-text/uts-unc-dantri/unc-news-600docs.txt'), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'));
+  const head = '<!DOCTYPE html><html><head><meta charset="utf-8"><title>Tin tức</title></head><body>';
+  const tail = '</body></html>';
+  let html = head;
+  for (let i = 0; Buffer.byteLength(html) < size; i++) html += `<p>${lines[i % lines.length]}</p>\n`;
+  // Cut to size on a character boundary (a cut sequence decodes to U+FFFD, dropped).
+  return Buffer.from(
+    `${Buffer.from(html)
+      .subarray(0, size - tail.length)
+      .toString('utf8')
+      .replace(/\uFFFD$/u, '')}${tail}`,
+  );
+}
+
+export interface PageChoice {
+  /** `lesson` (default) or `news` (needs `data`). */
+  readonly pages?: string;
+  /** Content-Encoding: none (default), `gzip` or `br`. */
+  readonly encoding?: string;
+  /** The folder of vi-text (../shared/data). */
+  readonly data?: string;
+}
+
+/** The pages options of the content benches (`--pages`, `--encoding`, `--data`), checked. */
+export function pageChoice(argv: readonly string[], defaultData: string): PageChoice {
+  const value = (name: string): string | undefined => {
+    const at = argv.indexOf(`--${name}`);
+    return at >= 0 ? argv[at + 1] : undefined;
+  };
+  const choice = { pages: value('pages') ?? 'lesson', encoding: value('encoding'), data: value('data') ?? defaultData };
+  if (choice.pages !== 'lesson' && choice.pages !== 'news') throw new Error('--pages: lesson or news');
+  if (choice.encoding !== undefined && choice.encoding !== 'gzip' && choice.encoding !== 'br') throw new Error('--encoding: gzip or br');
+  return choice;
+}
+
+/** A harmless HTML page of `size` bytes (before compression) as the origin sends it, with its Content-Encoding. */
+export function servedPage(size: number, choice: PageChoice = {}): { body: Buffer; encoding: string | undefined } {
+  const page = choice.pages === 'news' ? newsPage(size, choice.data!) : lessonPage(size);
+  // Brotli at quality 5: what servers use for pages made per request.
+  if (choice.encoding === 'gzip') return { body: gzipSync(page), encoding: 'gzip' };
+  if (choice.encoding === 'br') return { body: brotliCompressSync(page, { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } }), encoding: 'br' };
+  return { body: page, encoding: undefined };
 }
 
 function responseFor(path: string): Buffer {
