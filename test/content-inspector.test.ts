@@ -311,6 +311,29 @@ describe('holding back', () => {
     expect(run.passedBeforeVerdict).toBeLessThan(Buffer.byteLength(body));
   });
 
+  it('streams a compressed page past the prefix: the held chunks are inflated in order, then each one as it comes', () => {
+    // Numbered paragraphs: the compressed body is three times the prefix, the phrase in its middle.
+    const paragraphs = (from: number): string =>
+      Array.from({ length: 3000 }, (_, i) => `<p>Đoạn ${from + i}: lớp ${(i * 7) % 12} học bài ${(i * 13) % 97}.</p>`).join('');
+    const inspection = ContentInspection.for(policy, 'young', { holdBackBytes: 2 * 1024 })!;
+    for (const [coding, compress] of [
+      ['gzip', zlib.gzipSync],
+      ['br', zlib.brotliCompressSync],
+    ] as const) {
+      const body = compress(html(`${paragraphs(0)}<p>cá độ bóng đá</p>${paragraphs(3000)}`));
+      expect(body.length, coding).toBeGreaterThan(6 * 1024);
+      const run = runInspection(inspection, page(body, 'text/html', coding), 4096);
+      expect(run.verdict?.category, coding).toBe('gambling');
+      // The verdict fell after the prefix went out, before the end.
+      expect(run.passedBeforeVerdict, coding).toBeGreaterThan(2 * 1024);
+      expect(run.passedBeforeVerdict, coding).toBeLessThan(body.length);
+      const clean = compress(html(`${paragraphs(0)}${paragraphs(3000)}`));
+      const passed = runInspection(inspection, page(clean, 'text/html', coding), 4096);
+      expect(passed.verdict, coding).toBeNull();
+      expect(passed.passed.equals(clean), coding).toBe(true);
+    }
+  });
+
   it('counts context anywhere in the prefix before judging', async () => {
     const body = html(`<p>cá độ bóng đá</p>${'<p>x</p>'.repeat(500)}<p>Công an khởi tố</p>`);
     expect(runInspection(young, page(body), 512).verdict).toBeNull();
