@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, lachan, makeRulesDir, REPO_ROOT } from './harness/index.js';
+import { CLI, lachan, lachanLoading, makeRulesDir, REPO_ROOT } from './harness/index.js';
 
 /** What IT staff see at the command line: one language, one line per error, clean stops. */
 
@@ -181,4 +181,51 @@ describe('lachan at the command line', () => {
     await until(() => processes.every((pid) => !alive(pid)), `processes ${processes.join(', ')} gone`);
     expect(await portIsFree(port)).toBe(true);
   }, 120_000);
+});
+
+/**
+ * IT staff run `lachan rules lint` after each edit: a command loads what it runs when it
+ * runs, not the proxy, its TLS, HTTP client, mail, PostgreSQL and report code with it.
+ */
+describe('what a command loads', () => {
+  /** Packages no light command needs. */
+  const HEAVY = ['undici', 'node-forge', 'nodemailer', 'pg', 'pdfkit', 'docx', 'pino', 'better-sqlite3'];
+  /** The code of other commands, each behind its own action. */
+  const OTHER_COMMANDS = ['src/cli/serve.js', 'src/proxy/server.js', 'src/tls/authority.js', 'src/central/server.js', 'src/events/log.js'];
+
+  it("`lachan --version` and `lachan --help` load commander and the commands' options only", () => {
+    for (const args of [['--version'], ['--help']]) {
+      const run = lachanLoading(args);
+      expect(run.code).toBe(0);
+      expect(run.packages).toEqual(['commander']);
+      expect(run.modules).toContain('src/cli/main.js');
+      expect(run.modules).not.toContain('src/rules/loader.js');
+      for (const module of OTHER_COMMANDS) expect(run.modules).not.toContain(module);
+    }
+  });
+
+  it('`lachan rules lint` loads what reading rules needs (YAML, the public suffix list, CIDRs), none of the proxy', () => {
+    const run = lachanLoading(['rules', 'lint', '--rules', rules]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/^0 lỗi/m);
+    // A package the rules truly come to need belongs in this list; a heavy one does not.
+    expect(run.packages).toEqual(['commander', 'ipaddr.js', 'tldts', 'yaml']);
+    for (const name of HEAVY) expect(run.packages).not.toContain(name);
+    for (const module of OTHER_COMMANDS) expect(run.modules).not.toContain(module);
+  });
+
+  it('`lachan check` decides without the HTTP client that fetches the district overlay', () => {
+    const run = lachanLoading(['check', '--rules', rules, '--data', path.join(work, 'no-data'), '--profile', 't', 'https://olm.vn/']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^allow {2}https:\/\/olm\.vn\//);
+    for (const name of HEAVY) expect(run.packages).not.toContain(name);
+  });
+
+  it('a command loads its heavy parts when it runs: `ca export` loads the TLS code', () => {
+    const run = lachanLoading(['ca', 'export', '--certs', path.join(work, 'no-ca')]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^lỗi: chưa có CA/);
+    expect(run.packages).toContain('node-forge');
+    expect(run.modules).toContain('src/tls/authority.js');
+  });
 });

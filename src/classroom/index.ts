@@ -7,8 +7,7 @@ import { StaffPage } from './staff-page.js';
 
 export { startClassroomSweeper } from './sweeper.js';
 
-/** The staff profile when the school names none (docs/contract.md §3: `giao-vien`, staff). */
-export const DEFAULT_STAFF_PROFILES = 'giao-vien';
+export { DEFAULT_STAFF_PROFILES } from './staff-profiles.js';
 export const MINUTE_MS = 60_000;
 
 export interface ClassroomParts {

@@ -7,7 +7,6 @@ import { isIP } from 'node:net';
 import type { Command } from 'commander';
 import { appendAudit } from '../privacy/audit.js';
 import { formatVietnamTime } from '../privacy/vietnam-time.js';
-import { addressOf, findAlert, listAlerts, openAlertsReadOnly } from '../safeguarding/database.js';
 import { CATEGORY_LABELS, SEVERITY_LABELS, type StoredAlert } from '../safeguarding/types.js';
 import type { SqliteDatabase } from '../storage/sqlite.js';
 import { CliError, EXIT_USAGE } from './errors.js';
@@ -25,8 +24,8 @@ export function registerAlerts(program: Command): void {
     .description('liệt kê các cảnh báo lưu tại máy chủ của trường, mới nhất trước (chỉ mã ẩn danh, không có địa chỉ)')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường', './var')
     .option('--json', 'in dạng JSON')
-    .action((options: AlertsOptions) => {
-      const list = withAlerts(options.data, (db) => listAlerts(db)) ?? [];
+    .action(async (options: AlertsOptions) => {
+      const list = (await withAlerts(options.data, (db, { listAlerts }) => listAlerts(db))) ?? [];
       if (options.json === true) return void process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
       if (list.length === 0) return void process.stdout.write('Chưa có cảnh báo nào.\n');
       for (const alert of list) process.stdout.write(`${alertLine(alert)}\n`);
@@ -37,9 +36,9 @@ export function registerAlerts(program: Command): void {
     .description('cho biết địa chỉ IP (hoặc tài khoản phòng máy) của thiết bị đã gây ra cảnh báo; lần tra cứu được ghi vào nhật ký kiểm tra')
     .argument('<ref>', 'mã cảnh báo (AL-…), như trên trang của cán bộ tư vấn')
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường', './var')
-    .action((ref: string, options: AlertsOptions) => {
+    .action(async (ref: string, options: AlertsOptions) => {
       const wanted = ref.trim();
-      const found = withAlerts(options.data, (db) => {
+      const found = await withAlerts(options.data, (db, { addressOf, findAlert }) => {
         const alert = findAlert(db, wanted);
         return alert === null ? null : { alert, address: addressOf(db, alert.device) };
       });
@@ -55,8 +54,12 @@ export function registerAlerts(program: Command): void {
     });
 }
 
+type AlertsDatabase = typeof import('../safeguarding/database.js');
+
 /** Runs `read` on the alert file, or undefined when no alert was ever raised in `dataDir`. */
-function withAlerts<T>(dataDir: string, read: (db: SqliteDatabase) => T): T | undefined {
+async function withAlerts<T>(dataDir: string, read: (db: SqliteDatabase, alerts: AlertsDatabase) => T): Promise<T | undefined> {
+  const alerts = await import('../safeguarding/database.js');
+  const { openAlertsReadOnly } = alerts;
   let db: SqliteDatabase | null;
   try {
     db = openAlertsReadOnly(dataDir);
@@ -65,7 +68,7 @@ function withAlerts<T>(dataDir: string, read: (db: SqliteDatabase) => T): T | un
   }
   if (db === null) return undefined;
   try {
-    return read(db);
+    return read(db, alerts);
   } finally {
     db.close();
   }

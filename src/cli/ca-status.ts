@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { loadPolicy } from '../rules/loader.js';
 import { RulesLoadError } from '../rules/problems.js';
 import type { Policy } from '../policy/engine.js';
 import type { InterceptMode } from '../policy/clients.js';
-import { DEFAULT_CERTS_DIR, TlsError, readCaCertificate } from '../tls/index.js';
+import { DEFAULT_CERTS_DIR } from '../tls/defaults.js';
+import { TlsError } from '../tls/errors.js';
 import { DeviceTrust, trustsCa } from '../proxy/device-trust.js';
 import { deviceTrustPath, readDeviceTrust } from '../proxy/device-trust-file.js';
 import { CliError, rulesRefused } from './errors.js';
@@ -59,6 +59,7 @@ export function registerCaStatus(ca: Command): void {
 }
 
 async function loadPolicyForStatus(rulesDir: string): Promise<Policy> {
+  const { loadPolicy } = await import('../rules/loader.js');
   try {
     return await loadPolicy(rulesDir);
   } catch (error) {
@@ -68,6 +69,7 @@ async function loadPolicyForStatus(rulesDir: string): Promise<Policy> {
 }
 
 async function caFingerprint(certsDir: string): Promise<string | null> {
+  const { readCaCertificate } = await import('../tls/index.js');
   try {
     return (await readCaCertificate(certsDir)).fingerprint256;
   } catch (error) {

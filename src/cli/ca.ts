@@ -1,15 +1,8 @@
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
-import {
-  type CertificateAuthority,
-  DEFAULT_CERTS_DIR,
-  DEFAULT_SCHOOL_NAME,
-  TlsError,
-  initCa,
-  loadCa,
-  readCaCertificate,
-  type CertificateAuthorityOptions,
-} from '../tls/index.js';
+import type { CertificateAuthority, CertificateAuthorityOptions } from '../tls/index.js';
+import { DEFAULT_CERTS_DIR, DEFAULT_SCHOOL_NAME } from '../tls/defaults.js';
+import { TlsError } from '../tls/errors.js';
 import { CliError, EXIT_USAGE } from './errors.js';
 import { registerCaStatus } from './ca-status.js';
 
@@ -34,6 +27,7 @@ export function registerCa(program: Command): void {
     .option('--name <school>', 'tên trường hiện trên thiết bị, ví dụ "THCS Trạm Tấu"', DEFAULT_SCHOOL_NAME)
     .option('--force', 'thay CA đã có (mọi thiết bị phải cài lại CA mới)')
     .action(async (options: InitOptions) => {
+      const { initCa } = await import('../tls/index.js');
       const { paths, certificate } = await cliErrors(() => initCa(options.certs, { schoolName: options.name, force: options.force === true }));
       process.stdout.write(
         [
@@ -55,6 +49,7 @@ export function registerCa(program: Command): void {
     .option('--der', 'dạng nhị phân DER (.cer cho Windows, Android, ChromeOS) thay cho PEM')
     .option('--out <file>', 'ghi vào tệp này thay vì stdout')
     .action(async (options: ExportOptions) => {
+      const { readCaCertificate } = await import('../tls/index.js');
       const certificate = await cliErrors(() => readCaCertificate(options.certs));
       const bytes = options.der ? certificate.raw : Buffer.from(certificate.toString(), 'utf8');
       if (options.out === undefined) {
@@ -77,6 +72,7 @@ export function registerCa(program: Command): void {
  * one line) when it holds an unusable one, so the proxy never starts half-configured.
  */
 export async function loadCaForCli(dir: string, options: CertificateAuthorityOptions = {}): Promise<CertificateAuthority | null> {
+  const { loadCa } = await import('../tls/index.js');
   return cliErrors(() => loadCa(dir, options));
 }
 

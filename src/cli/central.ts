@@ -8,21 +8,14 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { userInfo } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { pino } from 'pino';
 import { parseSince } from '../events/since.js';
 import { ADMIN_TOKEN_FILE } from '../central/admin-token.js';
-import { BackupError, backupSqliteFile } from '../central/backup.js';
 import { type AccountStore, isRole, ROLES, type Role } from '../central/accounts.js';
-import { createDashboard } from '../central/dashboard/routes.js';
-import { createCollectorServer } from '../central/server.js';
-import { ListsMirror } from '../central/lists-mirror.js';
 import { loadOrCreateSigner, SigningKeyError, SIGNING_KEY_FILE, SIGNING_PUBLIC_KEY_FILE, type PolicySigner } from '../central/signing-key.js';
-import { CENTRAL_DB_FILE, openSqliteStore } from '../central/sqlite-store.js';
 import { StoreError, type CentralEvent, type CollectorDatabase } from '../central/store.js';
-import { loadOrganisationFile, OrganisationFileError, type Organisation } from '../rules/organisation.js';
+import type { Organisation } from '../rules/organisation.js';
 import { CliError, EXIT_CHECK_FAILED, EXIT_USAGE, SINCE_HINT } from './errors.js';
 import { COLLECTOR_ALERT_RETENTION_DAYS, COLLECTOR_EVENT_RETENTION_DAYS } from '../privacy/retention.js';
-import { AlertDelivery } from '../central/alert-delivery.js';
 import { registerAlertContacts } from './central-alerts.js';
 import { openProcessState, registerAdminToken } from './central-shared.js';
 import { quietOnClosedPipe } from './logs.js';
@@ -73,7 +66,8 @@ function explainKeyErrors<T extends PolicySigner | { signer: PolicySigner }>(ope
 }
 
 /** The collector's organisation.yaml (defaults when absent); a broken one stops the command with FILE:LINE. */
-export function explainOrganisation(dataDir: string): Organisation {
+export async function explainOrganisation(dataDir: string): Promise<Organisation> {
+  const { loadOrganisationFile, OrganisationFileError } = await import('../rules/organisation.js');
   try {
     return loadOrganisationFile(dataDir);
   } catch (error) {
@@ -86,6 +80,7 @@ export function explainOrganisation(dataDir: string): Organisation {
 async function openStore(where: StoreLocation, create = false): Promise<CollectorDatabase> {
   if (where.database !== undefined) return openDatabase(where.database);
   const dataDir = where.data;
+  const { CENTRAL_DB_FILE, openSqliteStore } = await import('../central/sqlite-store.js');
   if (!create && !existsSync(path.join(dataDir, CENTRAL_DB_FILE))) {
     throw new CliError(
       `không có cơ sở dữ liệu của máy chủ huyện trong ${dataDir} (không thấy ${CENTRAL_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ huyện?)`,
@@ -150,6 +145,13 @@ export function registerCentral(program: Command): void {
     .option('--mail-from <address>', 'địa chỉ người gửi thư cảnh báo', 'lachan@localhost')
     .action(async (options: ServeOptions) => {
       if (options.port > 65535) throw new CliError(`--port: ${options.port} không phải số cổng`);
+      const [{ pino }, { createDashboard }, { createCollectorServer }, { ListsMirror }, { AlertDelivery }] = await Promise.all([
+        import('pino'),
+        import('../central/dashboard/routes.js'),
+        import('../central/server.js'),
+        import('../central/lists-mirror.js'),
+        import('../central/alert-delivery.js'),
+      ]);
       const logger = pino({ name: 'lachan-central', level: process.env.LACHAN_LOG_LEVEL ?? 'info' });
       mkdirSync(options.data, { recursive: true, mode: 0o750 });
       const store = await openStore(options, true);
@@ -157,7 +159,7 @@ export function registerCentral(program: Command): void {
       const shared = await openProcessState({ ...options, listsFile }, logger);
       const accounts = store.accounts;
       const district = explainKeyErrors(() => store.openDistrict(options.data, (...entry) => accounts.audit(...entry)));
-      const organisation = explainOrganisation(options.data);
+      const organisation = await explainOrganisation(options.data);
       const trustedProxies = (options.trustedProxy ?? '')
         .split(',')
         .map((a) => a.trim())
@@ -470,8 +472,10 @@ function registerBackup(central: Command): void {
     .option('--database <url>', DATABASE_HELP)
     .action(async (options: { to: string; data: string; database?: string }) => {
       if (options.database !== undefined) throw new CliError('cơ sở dữ liệu PostgreSQL: sao lưu bằng pg_dump (hoặc sao lưu liên tục của máy chủ PostgreSQL)');
+      const { CENTRAL_DB_FILE } = await import('../central/sqlite-store.js');
       const databaseFile = path.join(options.data, CENTRAL_DB_FILE);
       if (!existsSync(databaseFile)) throw new CliError(`không có cơ sở dữ liệu của máy chủ huyện trong ${options.data} (không thấy ${CENTRAL_DB_FILE})`);
+      const { BackupError, backupSqliteFile } = await import('../central/backup.js');
       try {
         const { pages } = await backupSqliteFile(databaseFile, options.to);
         process.stdout.write(
@@ -537,6 +541,7 @@ async function readPassword(): Promise<string> {
 async function runMigration(from: string, to: string): Promise<void> {
   if (!from.startsWith('sqlite:')) throw new CliError(`--from: "${from}" phải có dạng sqlite:THƯ_MỤC`);
   if (!/^postgres(ql)?:\/\//.test(to)) throw new CliError(`--to: "${to}" phải có dạng postgres://…`);
+  const { CENTRAL_DB_FILE, openSqliteStore } = await import('../central/sqlite-store.js');
   const file = path.join(from.slice('sqlite:'.length), CENTRAL_DB_FILE);
   if (!existsSync(file)) throw new CliError(`không thấy ${file}`);
   // Loaded here only: every other command starts without node-postgres.

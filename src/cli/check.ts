@@ -1,10 +1,8 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { loadPolicy } from '../rules/loader.js';
 import { RulesLoadError } from '../rules/problems.js';
 import type { PolicyOverlay } from '../rules/overlay.js';
-import { readStoredOverlay } from '../rules/overlay-poller.js';
-import { readAppliedLists } from '../lists/applied.js';
+import { readStoredOverlay } from '../rules/overlay-stored.js';
 import type { Policy } from '../policy/engine.js';
 import type { Decision } from '../policy/types.js';
 import { CliError, EXIT_USAGE, rulesRefused } from './errors.js';
@@ -68,6 +66,7 @@ export function registerCheck(program: Command): void {
 
 /** Loads rules for a command; a broken rules folder is a usage error with every FILE:LINE. */
 export async function loadForCli(rulesDir: string, overlay: PolicyOverlay | null = null, dataDir: string | null = null): Promise<Policy> {
+  const [{ loadPolicy }, { readAppliedLists }] = await Promise.all([import('../rules/loader.js'), import('../lists/applied.js')]);
   try {
     // With a data folder, the downloaded lists in force there decide too, as in `serve`.
     return await loadPolicy(rulesDir, { overlay, lists: dataDir === null ? [] : await readAppliedLists(rulesDir, dataDir) });

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { listsFileOf } from '../lists/applied.js';
-import { readListsConfig, type ListSubscription } from '../lists/config.js';
+import type { ListSubscription } from '../lists/config.js';
 import { readState, type ListState } from '../lists/store.js';
-import { updateList, type ListUpdateResult } from '../lists/update.js';
+import type { ListUpdateResult } from '../lists/update.js';
 import { RulesLoadError } from '../rules/problems.js';
 import { CliError, EXIT_CHECK_FAILED, EXIT_USAGE } from './errors.js';
 
@@ -22,6 +21,7 @@ export function registerLists(program: Command): void {
     .option('--token-file <file>', 'tệp chứa token của trường (cùng --central)')
     .action(async (options: ListsOptions) => {
       if ((options.central === undefined) !== (options.tokenFile === undefined)) throw new CliError('--central và --token-file phải đi cùng nhau');
+      const [{ listsFileOf }, { updateList }] = await Promise.all([import('../lists/applied.js'), import('../lists/update.js')]);
       const subscriptions = await subscriptionsOf(options.rules);
       if (subscriptions.length === 0) {
         if (!options.json) process.stdout.write(`Không có danh sách nào được đăng ký (${listsFileOf(options.rules)}).\n`);
@@ -39,6 +39,7 @@ export function registerLists(program: Command): void {
   withFolders(lists.command('status'))
     .description('phiên bản, số mục, tuổi và lỗi gần nhất của từng danh sách')
     .action(async (options: ListsOptions) => {
+      const { listsFileOf } = await import('../lists/applied.js');
       const subscriptions = await subscriptionsOf(options.rules);
       if (subscriptions.length === 0 && !options.json) {
         process.stdout.write(`Không có danh sách nào được đăng ký (${listsFileOf(options.rules)}).\n`);
@@ -60,6 +61,7 @@ function withFolders(command: Command): Command {
 }
 
 async function subscriptionsOf(rulesDir: string): Promise<ListSubscription[]> {
+  const [{ listsFileOf }, { readListsConfig }] = await Promise.all([import('../lists/applied.js'), import('../lists/config.js')]);
   try {
     return await readListsConfig(listsFileOf(rulesDir));
   } catch (error) {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { EVENTS_DB_FILE, readEventLog, readReviewRequests, type ReviewRequest, type StoredEvent } from '../events/log.js';
+import type { ReviewRequest, StoredEvent } from '../events/log.js';
 import { parseSince } from '../events/since.js';
 import { CliError, SINCE_HINT } from './errors.js';
 
@@ -24,7 +24,8 @@ export function registerLogs(program: Command): void {
     .option('--profile <id>', 'chỉ hồ sơ này')
     .option('--json', 'mỗi dòng một đối tượng JSON')
     .option('--reviews', 'thay vào đó: các đề nghị xem lại (từ trang chặn) và báo cáo trang chưa bị chặn')
-    .action((options: LogsOptions) => {
+    .action(async (options: LogsOptions) => {
+      const { EVENTS_DB_FILE, readEventLog, readReviewRequests } = await import('../events/log.js');
       let since: number | undefined;
       if (options.since !== undefined) {
         const parsed = parseSince(options.since);
@@ -35,7 +36,7 @@ export function registerLogs(program: Command): void {
         throw new CliError(`không có nhật ký chặn trong ${options.data} (không thấy ${EVENTS_DB_FILE}; --data có đúng là thư mục dữ liệu của máy chủ trường?)`);
       }
       quietOnClosedPipe();
-      if (options.reviews) return printReviews(options.data, since, options.json === true);
+      if (options.reviews) return printReviews(() => readReviewRequests(options.data, since), options.data, options.json === true);
       let events: StoredEvent[];
       try {
         events = readEventLog(options.data, { since, category: options.category, profile: options.profile });
@@ -51,10 +52,10 @@ export function registerLogs(program: Command): void {
     });
 }
 
-function printReviews(dataDir: string, since: number | undefined, json: boolean): void {
+function printReviews(read: () => ReviewRequest[], dataDir: string, json: boolean): void {
   let reviews: ReviewRequest[];
   try {
-    reviews = readReviewRequests(dataDir, since);
+    reviews = read();
   } catch (error) {
     throw new CliError(`không đọc được các đề nghị xem lại trong ${dataDir}: ${(error as Error).message}`);
   }

@@ -5,7 +5,7 @@ import { Command, CommanderError, Help, type Argument, type Option } from 'comma
 import { CliError, EXIT_USAGE, reportFromWorker, usageErrorLine } from './errors.js';
 import { registerCheck } from './check.js';
 import { registerRules } from './rules.js';
-import { registerServe } from './serve.js';
+import { registerServe } from './serve-command.js';
 import { registerCa } from './ca.js';
 import { registerLogs } from './logs.js';
 import { registerCentral } from './central.js';
@@ -49,6 +49,8 @@ program
   // commander's own usage errors, as one Vietnamese line naming where help is.
   .configureOutput({ outputError: (text, write) => write(usageErrorLine(text)) });
 
+// The command modules define options and help only; each action imports what it runs, so
+// `lachan --version` or `lachan rules lint` does not load the proxy, TLS, HTTP or mail code.
 registerServe(program);
 registerCheck(program);
 registerRules(program);

@@ -1,12 +1,11 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parsePolicyFile, type PolicyConfig } from '../rules/policy-file.js';
+import type { PolicyConfig } from '../rules/policy-file.js';
 import { formatProblem, ProblemList } from '../rules/problems.js';
 import { appendAudit } from '../privacy/audit.js';
-import { eraseDeviceData, findDeviceData, PrivacyError, resolveDevice, type DeviceSelector } from '../privacy/device-data.js';
+import type { DeviceSelector } from '../privacy/device-data.js';
 import { dpiaHtml, renderDpia } from '../privacy/dpia.js';
-import { ErasureQueue, sendErasures } from '../privacy/erasure-queue.js';
 import { erasureReceipt, exportReceipt } from '../privacy/receipt.js';
 import { CliError } from './errors.js';
 
@@ -41,8 +40,9 @@ export function registerPrivacy(program: Command): void {
     .option('--data <dir>', 'thư mục dữ liệu của máy chủ trường', './var')
     .option('--rules <dir>', 'thư mục quy tắc (tên trường lấy từ policy.yaml)', './rules')
     .option('--json', 'in dữ liệu dạng JSON thay cho biên nhận')
-    .action((options: DeviceOptions) => {
-      const device = deviceOf(options);
+    .action(async (options: DeviceOptions) => {
+      const device = await deviceOf(options);
+      const { findDeviceData } = await import('../privacy/device-data.js');
       const data = findDeviceData(options.data, device);
       appendAudit(options.data, 'privacy.export', device.pseudonym, {
         byAddress: device.address !== null,
@@ -50,7 +50,7 @@ export function registerPrivacy(program: Command): void {
         reviews: data.reviews.length,
         alerts: data.alerts.length,
       });
-      process.stdout.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : exportReceipt(data, schoolName(options.rules), Date.now()));
+      process.stdout.write(options.json ? `${JSON.stringify(data, null, 2)}\n` : exportReceipt(data, await schoolName(options.rules), Date.now()));
     });
 
   privacy
@@ -64,7 +64,11 @@ export function registerPrivacy(program: Command): void {
     .option('--token-file <file>', 'tệp chứa token của trường')
     .action(async (options: DeviceOptions) => {
       const target = collectorOf(options);
-      const device = deviceOf(options);
+      const device = await deviceOf(options);
+      const [{ eraseDeviceData }, { ErasureQueue, sendErasures }] = await Promise.all([
+        import('../privacy/device-data.js'),
+        import('../privacy/erasure-queue.js'),
+      ]);
       const counts = eraseDeviceData(options.data, device);
       // Without a pseudonym (no key yet) nothing was ever shipped: there is nothing to ask the collector.
       const known = device.pseudonym !== NO_PSEUDONYM;
@@ -91,7 +95,7 @@ export function registerPrivacy(program: Command): void {
       } finally {
         queue.close();
       }
-      process.stdout.write(erasureReceipt({ device }, counts, known, sent, schoolName(options.rules), Date.now()));
+      process.stdout.write(erasureReceipt({ device }, counts, known, sent, await schoolName(options.rules), Date.now()));
     });
 
   privacy
@@ -101,8 +105,8 @@ export function registerPrivacy(program: Command): void {
     .option('--central <url>', 'máy chủ huyện mà serve gửi sự kiện tới (bỏ trống: dữ liệu không rời khỏi trường)')
     .option('--retention-days <days>', 'số ngày máy chủ huyện giữ sự kiện gốc (central serve --retention-days)')
     .option('--out <file>', 'ghi vào tệp này thay vì in ra')
-    .action((options: DpiaOptions) => {
-      const policy = readPolicy(options.rules);
+    .action(async (options: DpiaOptions) => {
+      const policy = await readPolicy(options.rules);
       const days = options.retentionDays === undefined ? undefined : Number(options.retentionDays);
       if (days !== undefined && !(Number.isInteger(days) && days > 0)) throw new CliError(`--retention-days: "${options.retentionDays}" không phải số ngày`);
       const markdown = renderDpia({
@@ -117,8 +121,9 @@ export function registerPrivacy(program: Command): void {
     });
 }
 
-function deviceOf(options: DeviceOptions): DeviceSelector {
+async function deviceOf(options: DeviceOptions): Promise<DeviceSelector> {
   if (!existsSync(options.data)) throw new CliError(`không có thư mục dữ liệu ${options.data} (--data: thư mục mà lachan serve dùng)`);
+  const { PrivacyError, resolveDevice } = await import('../privacy/device-data.js');
   try {
     // No key: this gateway never wrote an event, so no address has a pseudonym yet.
     return resolveDevice(options.data, options.device) ?? { address: options.device.trim(), pseudonym: NO_PSEUDONYM };
@@ -135,7 +140,7 @@ function collectorOf(options: DeviceOptions): { centralUrl: string; schoolId: st
   return { centralUrl: options.central!, schoolId: options.school!, tokenFile: options.tokenFile! };
 }
 
-function readPolicy(rulesDir: string): PolicyConfig {
+async function readPolicy(rulesDir: string): Promise<PolicyConfig> {
   const file = path.join(rulesDir, 'policy.yaml');
   let text: string;
   try {
@@ -143,6 +148,7 @@ function readPolicy(rulesDir: string): PolicyConfig {
   } catch {
     throw new CliError(`không đọc được ${file} (--rules)`);
   }
+  const { parsePolicyFile } = await import('../rules/policy-file.js');
   const problems = new ProblemList();
   const policy = parsePolicyFile(text, file, problems);
   const first = problems.items.find((p) => p.severity === 'error');
@@ -152,9 +158,9 @@ function readPolicy(rulesDir: string): PolicyConfig {
 }
 
 /** The school's name for a receipt; a receipt is still worth printing without one. */
-function schoolName(rulesDir: string): string | null {
+async function schoolName(rulesDir: string): Promise<string | null> {
   try {
-    return readPolicy(rulesDir).organisation.school;
+    return (await readPolicy(rulesDir)).organisation.school;
   } catch {
     return null;
   }

@@ -2,7 +2,6 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { buildReportDocument } from '../report/document.js';
 import { formatOfFile, isReportFormat, renderReport, REPORT_FORMATS, type ReportFormat } from '../report/render.js';
-import { buildYearlyReport } from '../report/yearly.js';
 import { CliError } from './errors.js';
 import { explainOrganisation, withStore } from './central.js';
 
@@ -22,7 +21,8 @@ export function registerReport(program: Command): void {
       if (options.format !== undefined && !isReportFormat(options.format))
         throw new CliError(`--format phải là một trong ${Object.keys(REPORT_FORMATS).join(', ')}, không phải "${options.format}"`);
       const format: ReportFormat = (options.format as ReportFormat | undefined) ?? (options.out === undefined ? 'md' : formatOfFile(options.out));
-      const organisation = explainOrganisation(options.data);
+      const organisation = await explainOrganisation(options.data);
+      const { buildYearlyReport } = await import('../report/yearly.js');
       const body = await withStore(options, async (store) =>
         renderReport(buildReportDocument(await buildYearlyReport(store, year, organisation), organisation, { number: options.number }), format),
       );

@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { loadRules } from '../rules/loader.js';
 import { formatProblem } from '../rules/problems.js';
 import { EXIT_CHECK_FAILED } from './errors.js';
 import { registerImport } from './rules-import.js';
-import { lintListsFile } from '../lists/config.js';
-import { lintSafeguardingPhrases } from '../safeguarding/phrases.js';
 import { phraseTableNote } from './phrase-table.js';
 
 export function registerRules(program: Command): void {
@@ -15,6 +12,11 @@ export function registerRules(program: Command): void {
     .description('báo mọi lỗi trong thư mục quy tắc dạng TỆP:DÒNG: lỗi; thoát mã 1 khi có lỗi')
     .option('--rules <dir>', 'thư mục quy tắc', './rules')
     .action(async (options: { rules: string }) => {
+      const [{ loadRules }, { lintListsFile }, { lintSafeguardingPhrases }] = await Promise.all([
+        import('../rules/loader.js'),
+        import('../lists/config.js'),
+        import('../safeguarding/phrases.js'),
+      ]);
       const result = await loadRules(options.rules, { checkAll: true, cacheSize: 0 });
       const problems = [...result.problems, ...(await lintListsFile(options.rules)), ...(await lintSafeguardingPhrases(options.rules))];
       for (const problem of problems) process.stdout.write(`${formatProblem(problem)}\n`);

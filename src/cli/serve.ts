@@ -8,9 +8,8 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { accessSync, constants as fsConstants, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Option, type Command } from 'commander';
 import { pino, type Logger } from 'pino';
 import { domainFilesOrigin, loadPolicy, type LoadOptions } from '../rules/loader.js';
 import { readAppliedLists, listsFileOf } from '../lists/applied.js';
@@ -24,7 +23,7 @@ import { openEventLog, type GatewayEventLog } from '../events/log.js';
 import { startErasureSender } from '../privacy/erasure-queue.js';
 import { startShipper, type Shipper } from '../events/shipper.js';
 import { ProxyServer } from '../proxy/server.js';
-import { DEFAULT_LIMITS, withDefaultLimits } from '../proxy/limits.js';
+import { withDefaultLimits } from '../proxy/limits.js';
 import { createUpstream } from '../proxy/upstream.js';
 import { startTransparentHttp, startTransparentHttps } from '../proxy/transparent.js';
 import { Resolver } from '../proxy/resolver.js';
@@ -32,16 +31,15 @@ import { startAdminServer } from '../proxy/admin.js';
 import { loadCa, type CertificateAuthority } from '../tls/index.js';
 import { DeviceTrust, type DeviceRecord, type DeviceTrustSnapshot } from '../proxy/device-trust.js';
 import { DeviceTrustWriter, readDeviceTrust } from '../proxy/device-trust-file.js';
-import { hashPassword, isValidUserName, upsertUser } from '../proxy/auth.js';
 import { mergeSnapshots, renderMetrics, type MetricsSnapshot } from '../proxy/metrics.js';
 import { CliError, EXIT_USAGE, rulesRefused, type WorkerFailure } from './errors.js';
 import { missingProxyFlags, withProxyFlags, withProxyMallocEnv } from './v8-flags.js';
 import { collectGarbage } from './collect-garbage.js';
 import { startSafeguarding, type Safeguarding } from '../safeguarding/safeguarding.js';
 import { AlertOutbox } from '../safeguarding/outbox.js';
-import { DEFAULT_STAFF_PROFILES, openClassroom, startClassroomSweeper } from '../classroom/index.js';
+import { openClassroom, startClassroomSweeper } from '../classroom/index.js';
 
-interface ServeOptions {
+export interface ServeOptions {
   port: string;
   host: string;
   rules: string;
@@ -96,152 +94,42 @@ const SHUTDOWN_GRACE_MS = 3_000;
 /** How often a proxy started by npm checks that npm is still there. */
 const LAUNCHER_CHECK_MS = 500;
 
-export function registerServe(program: Command): void {
-  registerUsers(program);
-  program
-    .command('serve')
-    .description('chạy proxy lọc nội dung')
-    .option('--port <port>', 'cổng proxy', '3128')
-    .option('--host <address>', 'địa chỉ lắng nghe', '0.0.0.0')
-    .option('--rules <dir>', 'thư mục quy tắc', './rules')
-    .option('--data <dir>', 'thư mục dữ liệu (nhật ký chặn, khoá, thiết bị tin CA)', './var')
-    .option('--central-key <file>', 'khoá công khai Ed25519 của máy chủ huyện (PEM): chỉ áp dụng chính sách huyện có chữ ký đúng')
-    .option('--policy-interval <seconds>', 'bao lâu (giây) hỏi máy chủ huyện chính sách một lần', '60')
-    .option('--dns-server <address>', 'máy chủ DNS (dùng nhiều lần được; mặc định: của hệ thống)', (value: string, previous: string[] = []) => [
-      ...previous,
-      value,
-    ])
-    .option('--transparent-http <port>', 'nhận thêm lưu lượng cổng 80 được chuyển hướng (chế độ trong suốt, theo Host)')
-    .option('--transparent-https <port>', 'nhận thêm lưu lượng cổng 443 được chuyển hướng (chế độ trong suốt, theo SNI của TLS)')
-    .option(
-      '--certs <dir>',
-      'CA của trường để giải mã HTTPS (lachan ca init; nhận CA mới không cần khởi động lại); không có CA thì trang HTTPS bị chặn chỉ nhận 403',
-      './certs',
-    )
-    .option('--hosts-file <file>', 'tên máy gán địa chỉ trước DNS, dạng /etc/hosts')
-    .option('--central <url>', 'máy chủ huyện nhận các sự kiện chặn')
-    .option('--school <id>', 'mã của trường ở máy chủ huyện')
-    .option('--token-file <file>', 'tệp chứa token của trường')
-    .option('--ship-interval <seconds>', 'bao lâu (giây) tìm sự kiện mới để gửi lên máy chủ huyện; cảnh báo an toàn và đề nghị của học sinh được gửi ngay', '5')
-    .option('--workers <n>', 'số tiến trình proxy (mặc định: một mỗi CPU)')
-    .option('--admin-port <port>', 'cổng nội bộ (127.0.0.1) cho /healthz và /metrics', '3129')
-    .option('--header-timeout <ms>', 'thời gian (ms) để thiết bị gửi xong phần đầu yêu cầu', '15000')
-    .option(
-      '--events-in-memory <n>',
-      'số sự kiện giữ trong bộ nhớ khi không ghi được kho sự kiện (đầy đĩa, chỉ đọc); quá số này sự kiện mới bị bỏ và được đếm',
-      '50000',
-    )
-    .option('--access-log', 'ghi nhật ký mọi yêu cầu (mặc định tắt)')
-    .option('--log-level <level>', 'mức nhật ký (pino)', 'info')
-    .option('--upstream-timeout <seconds>', 'thời gian (giây) chờ trang web trả lời trước khi hiện trang lỗi 504', '30')
-    .option(
-      '--connect-timeout <seconds>',
-      'thời gian (giây) chờ kết nối tới trang web (cả bắt tay TLS) trước khi hiện trang lỗi 504',
-      String(DEFAULT_LIMITS.upstreamConnectTimeoutMs / 1000),
-    )
-    .option('--max-connections <n>', 'số kết nối của thiết bị mà mỗi tiến trình proxy giữ', String(DEFAULT_LIMITS.maxConnections))
-    .option(
-      '--max-client-connections <n>',
-      'số kết nối một địa chỉ được giữ (cả phòng máy sau NAT là một địa chỉ: để rộng rãi)',
-      String(DEFAULT_LIMITS.maxClientConnections),
-    )
-    .option('--staff-profiles <ids>', 'hồ sơ của thầy cô (cách nhau bởi dấu phẩy): mở được trang lớp học /__lachan__/lop-hoc', DEFAULT_STAFF_PROFILES)
-    // Test-only: how long a "minute" of an exam or override lasts (docs/classroom.md).
-    .addOption(new Option('--classroom-minute-ms <ms>').hideHelp())
-    .action(async (options: ServeOptions) => {
-      const port = parsePort(options.port, '--port');
-      const adminPort = parsePort(options.adminPort, '--admin-port');
-      const workers = options.workers === undefined ? availableParallelism() : Number(options.workers);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 64)
-        throw new CliError(`--workers phải là số nguyên từ 1 đến 64, không phải "${options.workers}"`);
-      const shipping = options.central !== undefined || options.school !== undefined || options.tokenFile !== undefined;
-      if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
-        throw new CliError('--central, --school và --token-file phải đi cùng nhau');
-      }
-      if (!(Number(options.shipInterval) > 0)) throw new CliError(`--ship-interval phải là số giây, không phải "${options.shipInterval}"`);
-      const inMemory = Number(options.eventsInMemory);
-      if (!Number.isInteger(inMemory) || inMemory < 1)
-        throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
-      const upstreamTimeout = Number(options.upstreamTimeout);
-      if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
-      const connectTimeout = Number(options.connectTimeout);
-      // Past Node's largest timer (~24 days) a deadline would fire at once: a bound well inside it.
-      if (!(connectTimeout > 0 && connectTimeout <= 300))
-        throw new CliError(`--connect-timeout phải là số giây (đến 300), không phải "${options.connectTimeout}"`);
-      const headerTimeout = Number(options.headerTimeout);
-      if (!Number.isInteger(headerTimeout) || headerTimeout < 100)
-        throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
-      for (const [flag, value] of [
-        ['--max-connections', options.maxConnections],
-        ['--max-client-connections', options.maxClientConnections],
-      ] as const) {
-        if (!/^[1-9]\d{0,6}$/.test(value)) throw new CliError(`${flag} phải là một số nguyên kết nối, không phải "${value}"`);
-      }
-      const unwritable = ensureDataDir(options.data);
-      if (unwritable !== null) {
-        process.stderr.write(
-          `cảnh báo: chưa ghi được vào thư mục dữ liệu --data ${options.data} (${unwritable}); vẫn lọc bình thường, sự kiện chặn chờ trong bộ nhớ cho tới khi ghi được\n`,
-        );
-      }
-      const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
-      if (workers === 1) await runSingle(options, port, adminPort, logger);
-      else await runPrimary(options, port, adminPort, workers, logger);
-    });
-}
-
-/**
- * `lachan users add NAME`: lab accounts for proxy authentication. The password is read
- * from stdin (first line), so it never appears in the shell history or `ps`.
- */
-function registerUsers(program: Command): void {
-  const users = program.command('users').description('tài khoản đăng nhập proxy cho phòng máy dùng chung');
-  users
-    .command('add')
-    .description('thêm tài khoản hoặc đổi mật khẩu (mật khẩu đọc từ stdin)')
-    .argument('<name>', 'tên tài khoản (chữ cái, chữ số, . _ -)')
-    .option('--rules <dir>', 'thư mục quy tắc có policy.yaml chỉ tệp tài khoản', './rules')
-    .option('--users-file <file>', 'tệp tài khoản (mặc định: proxy_auth.users_file của policy.yaml, nếu không thì RULES/users)')
-    .action(async (name: string, options: { rules: string; usersFile?: string }) => {
-      if (!isValidUserName(name)) throw new CliError(`tên tài khoản "${name}" chỉ gồm chữ cái, chữ số, ".", "_" và "-" (tối đa 64)`);
-      const file = options.usersFile ?? (await usersFileOf(options.rules));
-      const password = (await readStdin()).split(/\r?\n/, 1)[0] ?? '';
-      if (password.length < 6) throw new CliError('đưa mật khẩu qua stdin (một dòng, ít nhất 6 ký tự), ví dụ `read -rs P; echo "$P" | lachan users add NAME`');
-      let text = '';
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new CliError(`không đọc được ${file}: ${(error as Error).message}`);
-      }
-      const next = upsertUser(text, name, hashPassword(password));
-      const temporary = `${file}.${process.pid}.tmp`;
-      try {
-        writeFileSync(temporary, next, { mode: 0o600 });
-        renameSync(temporary, file);
-      } catch (error) {
-        throw new CliError(`không ghi được ${file}: ${(error as Error).message}`);
-      }
-      process.stdout.write(`đã lưu ${name} vào ${file}\n`);
-    });
-}
-
-async function usersFileOf(rulesDir: string): Promise<string> {
-  try {
-    const policy = await loadPolicy(rulesDir);
-    if (policy.proxyAuth.usersFile !== null) return policy.proxyAuth.usersFile;
-  } catch {
-    // A rules folder that does not load yet still has a conventional place for users.
+/** `lachan serve` once its options are read (src/cli/serve-command.ts defines them): checks them, then runs one process or a cluster. */
+export async function serve(options: ServeOptions): Promise<void> {
+  const port = parsePort(options.port, '--port');
+  const adminPort = parsePort(options.adminPort, '--admin-port');
+  const workers = options.workers === undefined ? availableParallelism() : Number(options.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new CliError(`--workers phải là số nguyên từ 1 đến 64, không phải "${options.workers}"`);
+  const shipping = options.central !== undefined || options.school !== undefined || options.tokenFile !== undefined;
+  if (shipping && (options.central === undefined || options.school === undefined || options.tokenFile === undefined)) {
+    throw new CliError('--central, --school và --token-file phải đi cùng nhau');
   }
-  return path.join(rulesDir, 'users');
-}
-
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('Mật khẩu (một dòng, Enter để kết thúc): ');
-  let text = '';
-  for await (const chunk of process.stdin) {
-    text += String(chunk);
-    if (text.includes('\n')) break;
+  if (!(Number(options.shipInterval) > 0)) throw new CliError(`--ship-interval phải là số giây, không phải "${options.shipInterval}"`);
+  const inMemory = Number(options.eventsInMemory);
+  if (!Number.isInteger(inMemory) || inMemory < 1) throw new CliError(`--events-in-memory must be a whole number of events, not "${options.eventsInMemory}"`);
+  const upstreamTimeout = Number(options.upstreamTimeout);
+  if (!(upstreamTimeout > 0)) throw new CliError(`--upstream-timeout phải là số giây, không phải "${options.upstreamTimeout}"`);
+  const connectTimeout = Number(options.connectTimeout);
+  // Past Node's largest timer (~24 days) a deadline would fire at once: a bound well inside it.
+  if (!(connectTimeout > 0 && connectTimeout <= 300)) throw new CliError(`--connect-timeout phải là số giây (đến 300), không phải "${options.connectTimeout}"`);
+  const headerTimeout = Number(options.headerTimeout);
+  if (!Number.isInteger(headerTimeout) || headerTimeout < 100)
+    throw new CliError(`--header-timeout phải là số mili giây (từ 100), không phải "${options.headerTimeout}"`);
+  for (const [flag, value] of [
+    ['--max-connections', options.maxConnections],
+    ['--max-client-connections', options.maxClientConnections],
+  ] as const) {
+    if (!/^[1-9]\d{0,6}$/.test(value)) throw new CliError(`${flag} phải là một số nguyên kết nối, không phải "${value}"`);
   }
-  return text;
+  const unwritable = ensureDataDir(options.data);
+  if (unwritable !== null) {
+    process.stderr.write(
+      `cảnh báo: chưa ghi được vào thư mục dữ liệu --data ${options.data} (${unwritable}); vẫn lọc bình thường, sự kiện chặn chờ trong bộ nhớ cho tới khi ghi được\n`,
+    );
+  }
+  const logger = pino({ level: options.logLevel, base: { pid: process.pid } });
+  if (workers === 1) await runSingle(options, port, adminPort, logger);
+  else await runPrimary(options, port, adminPort, workers, logger);
 }
 
 /** The data folder must exist (it is created) and be writable, or serve says so in one line before anything starts. */

@@ -2,19 +2,10 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import { loadPinnedKey, parseOverlay, verifyOverlay, type PolicyOverlay } from './overlay.js';
+import { loadPinnedKey, verifyOverlay, type PolicyOverlay } from './overlay.js';
+import { OVERLAY_FILE, readStoredOverlay } from './overlay-stored.js';
 
-/** Where a gateway keeps the last overlay that verified: used offline and after restarts. */
-export const OVERLAY_FILE = 'policy-overlay.json';
-
-/** The stored overlay, or null when there is none or it cannot be read (it was verified before it was written). */
-export function readStoredOverlay(dataDir: string): PolicyOverlay | null {
-  try {
-    return parseOverlay(readFileSync(path.join(dataDir, OVERLAY_FILE), 'utf8'));
-  } catch {
-    return null;
-  }
-}
+export { OVERLAY_FILE, readStoredOverlay };
 
 export interface OverlayPollerLogger {
   info(object: object, message?: string): void;

@@ -1,4 +1,5 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { DEFAULT_SCHOOL_NAME } from './defaults.js';
 import {
   derToPem,
   encodeExtension,
@@ -31,7 +32,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** X.520 upper bound of commonName, in characters. */
 const COMMON_NAME_MAX = 64;
 
-export const DEFAULT_SCHOOL_NAME = 'Lá chắn';
+export { DEFAULT_SCHOOL_NAME };
 
 /**
  * Creates the school's interception CA: RSA 2048 (installable on every OS the school

@@ -19,3 +19,4 @@ export * from './classroom.js';
 export * from './collector-store.js';
 export * from './school-ca.js';
 export * from './district.js';
+export * from './module-record.js';
