@@ -144,6 +144,12 @@ describe('lachan at the command line', () => {
     }
   });
 
+  it.each(['0', '301', 'mười'])('refuses --connect-timeout %s in one line, naming its range', (value) => {
+    const result = lachan([...serveArgs(0, 1), '--connect-timeout', value]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`lỗi: --connect-timeout phải là số giây (đến 300), không phải "${value}"\n`);
+  });
+
   it('refuses a --data that cannot hold the database, in one line', () => {
     const file = path.join(work, 'not-a-folder');
     writeFileSync(file, 'x');
