@@ -10,7 +10,8 @@
  *   should PostgreSQL still abort one for a deadlock, the transaction runs again.
  */
 import type { WireEvent } from '../events/event-schema.js';
-import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, transaction, type PgClient, type PgPool } from '../storage/postgres.js';
+import type { QueryResult } from 'pg';
+import { LOCKS, migratePostgres, numberPlaceholders, openPool, pgErrorCode, type PgClient, type PgPool } from '../storage/postgres.js';
 import { eventsPage, planEventsPage, type EventRow } from './events-page.js';
 import { PgAlertStore } from './alerts-pg.js';
 import { GroupCommit, type SchoolBatch } from './group-commit.js';
@@ -71,6 +72,23 @@ const DEADLOCK = '40P01';
 const INSERTS_IN_FLIGHT = 1;
 
 const bySchool = (a: { school: string }, b: { school: string }) => (a.school < b.school ? -1 : a.school > b.school ? 1 : 0);
+
+/** PostgreSQL's undefined_table: a partition named here was dropped meanwhile. */
+const UNDEFINED_TABLE = '42P01';
+
+/**
+ * Statements sent as one simple query: PostgreSQL runs them as one transaction and ends it
+ * itself, without waiting for this process between them. A lock the pool holds while it
+ * waits for this process (a transaction open until its COMMIT is sent) would freeze it:
+ * the district's tables are read through a connection that blocks the main thread
+ * (pg-sync.ts) until its statement is answered, so a dashboard read of `events` queued
+ * behind a partition's ACCESS EXCLUSIVE lock would wait for a COMMIT only the blocked
+ * thread can send. Hence no pool transaction here spans two round trips. Interpolated
+ * values are numbers and names made here, never input.
+ */
+function oneRoundTrip(statements: readonly string[]): string {
+  return statements.join(';\n');
+}
 
 /** Events one group statement carries at most: a few full batches. */
 const GROUP_EVENTS = 4_000;
@@ -256,13 +274,11 @@ export class PostgresCentralStore implements CollectorDatabase {
   }
 
   async #makePartitions(missing: readonly number[]): Promise<void> {
-    await transaction(this.#pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);
-      for (const month of missing) {
-        const [from, to] = partitionBounds(month);
-        await client.query(`CREATE TABLE IF NOT EXISTS ${partitionName(month)} PARTITION OF events FOR VALUES FROM (${from}) TO (${to})`);
-      }
+    const creates = missing.map((month) => {
+      const [from, to] = partitionBounds(month);
+      return `CREATE TABLE IF NOT EXISTS ${partitionName(month)} PARTITION OF events FOR VALUES FROM (${from}) TO (${to})`;
     });
+    await retried(() => this.#pool.query(oneRoundTrip([`SELECT pg_advisory_xact_lock(${LOCKS.partitions})`, ...creates])));
     for (const month of missing) this.#partitions.add(month);
   }
 
@@ -285,15 +301,16 @@ export class PostgresCentralStore implements CollectorDatabase {
   }
 
   async eraseDevices(school: string, clients: readonly string[]): Promise<{ events: number; reviews: number }> {
-    return transaction(this.#pool, async (client) => {
-      const events = await client.query('DELETE FROM events WHERE school = $1 AND client = ANY($2)', [school, [...clients]]);
-      const reviews = await client.query("UPDATE review_requests SET client = $1, note = '' WHERE school = $2 AND client = ANY($3)", [
-        ERASED_CLIENT,
-        school,
-        [...clients],
-      ]);
-      return { events: events.rowCount ?? 0, reviews: reviews.rowCount ?? 0 };
-    });
+    // One statement, not a transaction of two: see oneRoundTrip.
+    const { rows } = await retried(() =>
+      this.#pool.query<{ events: number; reviews: number }>(
+        `WITH erased AS (DELETE FROM events WHERE school = $1 AND client = ANY($2) RETURNING 1),
+            reviewed AS (UPDATE review_requests SET client = $3, note = '' WHERE school = $1 AND client = ANY($2) RETURNING 1)
+       SELECT (SELECT count(*) FROM erased) AS events, (SELECT count(*) FROM reviewed) AS reviews`,
+        [school, [...clients], ERASED_CLIENT],
+      ),
+    );
+    return rows[0]!;
   }
 
   #districtTables(): PgDistrictTables {
@@ -322,26 +339,46 @@ export class PostgresCentralStore implements CollectorDatabase {
    * it falls in; the roll-ups stay. Returns how many events went.
    */
   async expire(before: number): Promise<number> {
-    return transaction(this.#pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCKS.partitions]);
-      const { rows } = await client.query<{ name: string }>(
-        "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass",
-      );
-      let removed = 0;
-      for (const { name } of rows) {
-        const month = monthOfPartition(name);
-        if (month === null) continue;
-        const [from, to] = partitionBounds(month);
-        if (to <= before) {
-          removed += (await client.query<{ n: number }>(`SELECT count(*) AS n FROM ${name}`)).rows[0]!.n;
-          await client.query(`DROP TABLE ${name}`);
-          this.#partitions.delete(month);
-        } else if (from < before) {
-          removed += (await client.query(`DELETE FROM ${name} WHERE time < $1`, [before])).rowCount ?? 0;
-        }
+    if (!Number.isSafeInteger(before)) throw new RangeError(`expire: ${before} is not a time in ms`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#expireOnce(before);
+      } catch (error) {
+        // A partition another process's retention dropped since it was listed: listed again.
+        if (pgErrorCode(error) !== UNDEFINED_TABLE || attempt > 0) throw error;
       }
-      return removed;
-    });
+    }
+  }
+
+  async #expireOnce(before: number): Promise<number> {
+    const { rows } = await this.#pool.query<{ name: string }>(
+      "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass",
+    );
+    const dropped: number[] = [];
+    const statements: string[] = [];
+    for (const { name } of rows) {
+      const month = monthOfPartition(name);
+      if (month === null) continue;
+      const [from, to] = partitionBounds(month);
+      if (to <= before) {
+        dropped.push(month);
+        statements.push(`SELECT count(*) AS n FROM ${name}`, `DROP TABLE ${name}`);
+      } else if (from < before) {
+        statements.push(`DELETE FROM ${name} WHERE time < ${before}`);
+      }
+    }
+    if (statements.length === 0) return 0;
+    // One result a statement (node-postgres answers a simple query of several with an array).
+    const results = (await retried(() => this.#pool.query(oneRoundTrip([`SELECT pg_advisory_xact_lock(${LOCKS.partitions})`, ...statements])))) as unknown as
+      | QueryResult<{ n?: number }>
+      | QueryResult<{ n?: number }>[];
+    for (const month of dropped) this.#partitions.delete(month);
+    let removed = 0;
+    for (const result of [results].flat()) {
+      if (result.command === 'SELECT' && result.rows[0]?.n !== undefined) removed += result.rows[0].n;
+      else if (result.command === 'DELETE') removed += result.rowCount ?? 0;
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,9 @@
  * the main thread waits on a shared flag for the answer, as better-sqlite3 waits on the
  * disk. On loopback or a LAN that is a fraction of a millisecond, and these tables see
  * dashboard traffic only: the event path (pg-store.ts) stays asynchronous on its pool.
+ * While a statement here waits, the pool cannot send anything: a statement here that
+ * waits for a lock the pool holds across a round trip (an open transaction) waits for
+ * good, so the pool never does (pg-store.ts, oneRoundTrip).
  *
  * Each statement carries an id, and the flag holds the id of the last statement answered:
  * a reply that comes after its statement was given up on (timed out) is not taken for the
