@@ -7,7 +7,6 @@ import { StaffPage } from './staff-page.js';
 
 export { startClassroomSweeper } from './sweeper.js';
 
-export { DEFAULT_STAFF_PROFILES } from './staff-profiles.js';
 export const MINUTE_MS = 60_000;
 
 export interface ClassroomParts {

@@ -5,8 +5,6 @@ import { request } from 'undici';
 import { loadPinnedKey, verifyOverlay, type PolicyOverlay } from './overlay.js';
 import { OVERLAY_FILE, readStoredOverlay } from './overlay-stored.js';
 
-export { OVERLAY_FILE, readStoredOverlay };
-
 export interface OverlayPollerLogger {
   info(object: object, message?: string): void;
   warn(object: object, message?: string): void;

@@ -8,7 +8,6 @@ import { TlsError } from './errors.js';
 /** File names under the certs folder (docs/contract.md §2: `lachan ca init [--certs DIR]`). */
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key';
-export { DEFAULT_CERTS_DIR } from './defaults.js';
 
 export interface CaPaths {
   readonly cert: string;

@@ -32,8 +32,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** X.520 upper bound of commonName, in characters. */
 const COMMON_NAME_MAX = 64;
 
-export { DEFAULT_SCHOOL_NAME };
-
 /**
  * Creates the school's interception CA: RSA 2048 (installable on every OS the school
  * has, old Android included), basicConstraints CA:true pathlen 0 (it signs leaves,

@@ -7,8 +7,9 @@
  *   createInterceptingTlsSocket(raw, host, ca, { head, alpn }) → server-side TLSSocket
  */
 export { CertificateAuthority, type CertificateAuthorityOptions, type IssuedLeaf, type LeafKeyType } from './authority.js';
-export { CA_CERT_FILE, CA_KEY_FILE, DEFAULT_CERTS_DIR, caPaths, initCa, loadCa, readCaCertificate, type CaPaths, type InitCaOptions } from './ca-files.js';
-export { createCaMaterial, caSubject, DEFAULT_SCHOOL_NAME, type CaMaterial, type CreateCaOptions } from './ca-material.js';
+export { CA_CERT_FILE, CA_KEY_FILE, caPaths, initCa, loadCa, readCaCertificate, type CaPaths, type InitCaOptions } from './ca-files.js';
+export { DEFAULT_CERTS_DIR, DEFAULT_SCHOOL_NAME } from './defaults.js';
+export { createCaMaterial, caSubject, type CaMaterial, type CreateCaOptions } from './ca-material.js';
 export { TlsError, type TlsErrorCode } from './errors.js';
 export { certificateSubjectFor, type CertificateSubject } from './host.js';
 export { createInterceptingTlsSocket, requestedServername, type InterceptOptions } from './intercept.js';
