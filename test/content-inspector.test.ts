@@ -207,11 +207,15 @@ describe('chunk boundaries', () => {
     }
   });
 
-  it('passes a brotli bomb as sent, unread past what its first bytes inflate to within the bound', () => {
-    const clean = zlib.brotliCompressSync(bomb('Hôm nay lớp em đi tham quan'), { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
-    const run = runInspection(young, page(clean, 'text/html', 'br'), clean.length);
+  it('passes a brotli bomb unread, as sent: its few bytes inflate past the read limit at once (docs/contract.md §8)', () => {
+    // The harmful text comes first: read, it would block. Unread is the contract for a brotli bomb.
+    const body = zlib.brotliCompressSync(bomb('Trang cá độ bóng đá'), { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5 } });
+    expect(body.length).toBeLessThan(4096);
+    const run = runInspection(young, page(body, 'text/html', 'br'), body.length);
     expect(run.verdict).toBeNull();
-    expect(run.passed.equals(clean)).toBe(true);
+    expect(run.passed.equals(body)).toBe(true);
+    // The same text without the bomb is blocked.
+    expect(runInspection(young, page(zlib.brotliCompressSync(html('<p>Trang cá độ bóng đá</p>')), 'text/html', 'br')).verdict?.category).toBe('gambling');
   });
 });
 
