@@ -5,6 +5,12 @@
  * shipped phrases and a naughtiness limit equal to the lachan profile's content_limit,
  * so both read the same page for the same words. Logging is off; the rest is Debian's
  * configuration, copied into a temporary folder.
+ *
+ * Two phrase set-ups (E2guardianLists): `lachan` holds only lachan's phrases, the fair
+ * like-for-like; `debian` keeps the weighted, banned and exception phrase lists Debian
+ * installs and enables (6,900 weighted phrases from 32 lists: pornography, nudism, bad words and
+ * good phrases in a dozen languages, proxies, malware, warez; 10 banned or exception) and adds lachan's,
+ * which is e2guardian as a school would find it after `apt-get install e2guardian`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -37,6 +43,9 @@ export function e2guardianPhrases(phraseFiles: readonly string[]): { text: strin
   return { text: `${lines.join('\n')}\n`, count: lines.length };
 }
 
+/** Which phrase lists e2guardian reads besides lachan's (see the header). */
+export type E2guardianLists = 'lachan' | 'debian';
+
 /** Writes the configuration under `dir` and starts e2guardian on `port`, pinned to `cpu`; resolves once it listens. */
 export async function startE2guardian(
   dir: string,
@@ -45,6 +54,7 @@ export async function startE2guardian(
   naughtinessLimit: number,
   cpu: number,
   waitForPort: (port: number, timeoutMs: number) => Promise<void>,
+  lists: E2guardianLists = 'lachan',
 ): Promise<ChildProcess> {
   const conf = path.join(dir, 'conf');
   cpSync(DEBIAN_CONFIG, conf, { recursive: true });
@@ -60,9 +70,12 @@ export async function startE2guardian(
     }
   };
   rewrite(conf);
-  writeFileSync(path.join(conf, 'lists/weightedphraselist'), phrases);
-  writeFileSync(path.join(conf, 'lists/bannedphraselist'), '');
-  writeFileSync(path.join(conf, 'lists/exceptionphraselist'), '');
+  // e2guardian lowercases a phrase list's `.Include<path>`, so Debian's lists are included
+  // from where Debian put them, not from the copy (the temporary folder's name has capitals).
+  const original = (list: string): string => (lists === 'debian' ? readFileSync(path.join(DEBIAN_CONFIG, 'lists', list), 'utf8') : '');
+  writeFileSync(path.join(conf, 'lists/weightedphraselist'), `${original('weightedphraselist')}\n${phrases}`);
+  writeFileSync(path.join(conf, 'lists/bannedphraselist'), original('bannedphraselist'));
+  writeFileSync(path.join(conf, 'lists/exceptionphraselist'), original('exceptionphraselist'));
   const main = path.join(conf, 'e2guardian.conf');
   writeFileSync(
     main,
@@ -89,4 +102,47 @@ export async function startE2guardian(
     throw new Error(`e2guardian did not start: ${errors.trim().slice(-500)}`, { cause: error });
   }
   return child;
+}
+
+/**
+ * The weighted phrases Debian's e2guardian enables, as a lachan `phrases` file, so that
+ * lachan can be measured reading a page against as many phrases as e2guardian as
+ * installed. The reading cost is the point, not the verdicts: a combination
+ * (`<a>,<b><w>`) becomes its parts, each with the whole weight (lachan has no
+ * combinations); `< word >` is a whole word, an open side becomes a `*` end; lists not
+ * in UTF-8 are read as windows-1252 (their Western European words come out right).
+ * Lines lachan would refuse (too short for a wildcard, no letters) are left out, and
+ * each phrase comes once.
+ */
+export function debianPhrasesForLachan(accepts: (line: string) => boolean): { text: string; count: number } {
+  const lines: string[] = [];
+  const seen = new Set<string>();
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const western = new TextDecoder('windows-1252');
+  const includes = readFileSync(path.join(DEBIAN_CONFIG, 'lists/weightedphraselist'), 'utf8').matchAll(/^\.Include<([^>]+)>/gmu);
+  for (const [, file] of includes) {
+    const bytes = readFileSync(file!);
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      text = western.decode(bytes);
+    }
+    for (const raw of text.split('\n')) {
+      const entry = /^((?:<[^<>]+>,?)+)<(-?\d+)>\s*$/u.exec(raw.trim());
+      if (entry === null) continue;
+      const weight = Math.max(-1000, Math.min(1000, Number(entry[2])));
+      if (weight === 0) continue;
+      for (const [, term] of entry[1]!.matchAll(/<([^<>]+)>/gu)) {
+        const word = term!.trim().toLowerCase();
+        if (word === '') continue;
+        const phrase = `${term!.startsWith(' ') ? '' : '*'}${word}${term!.endsWith(' ') ? '' : '*'}`;
+        const line = `${weight} ${phrase}`;
+        if (seen.has(phrase) || !accepts(line)) continue;
+        seen.add(phrase);
+        lines.push(line);
+      }
+    }
+  }
+  return { text: `${lines.join('\n')}\n`, count: lines.length };
 }
