@@ -39,7 +39,8 @@ type Inflater = Gunzip | Inflate | InflateRaw | BrotliDecompress;
 
 const NOTHING: readonly Buffer[] = [];
 
-export class StreamDecoder {
+/** One response body's Content-Encoding undone, in the calls that hand its bytes over (whole or in chunks). */
+export class BodyDecoder {
   private stream: Inflater | null = null;
   private output: Buffer[] = [];
   private failed = false;

@@ -23,7 +23,7 @@
 import type { Policy } from '../policy/engine.js';
 import type { PhraseScanner } from '../policy/phrases.js';
 import { PRESCAN_BYTES, type TextReader, byteOrderMark, charsetParameter, metaCharset, readsAsUtf8, textReaderFor } from './charset.js';
-import { StreamDecoder, contentCoding } from './decoding.js';
+import { BodyDecoder, contentCoding } from './decoding.js';
 import { MarkupText } from './markup.js';
 import { PageScan, PageScanKernel } from './page-scan.js';
 import { contentProfileOf, type ContentProfile, type ContentVerdict } from './profile.js';
@@ -136,7 +136,7 @@ export class ContentInspection {
     return new ContentInspector(
       this.profile,
       type,
-      coding === null ? null : new StreamDecoder(coding, this.maxInspected),
+      coding === null ? null : new BodyDecoder(coding, this.maxInspected),
       this.holdBack,
       this.maxInspected,
       this.compiledScan ? PageScanKernel.of(this.profile.phrases) : null,
@@ -148,7 +148,7 @@ export class ContentInspector {
   private readonly scanner: PhraseScanner;
   /** Made when the charset is known: over text for the string path, over bytes for the compiled scan. */
   private markup: MarkupText | null = null;
-  private readonly decoder: StreamDecoder | null;
+  private readonly decoder: BodyDecoder | null;
   /** The string path's decoder, or null: before the charset is known, and for the compiled scan. */
   private text: TextReader | null = null;
   /** The compiled scan of a UTF-8 page (page-scan.ts), or null. */
@@ -174,7 +174,7 @@ export class ContentInspector {
   constructor(
     private readonly profile: ContentProfile,
     private readonly type: TextType,
-    decoder: StreamDecoder | null,
+    decoder: BodyDecoder | null,
     private readonly holdBack: number,
     private readonly maxInspected: number,
     private readonly kernel: PageScanKernel | null,
