@@ -7,7 +7,8 @@
  * each made certain by another session that holds the contested lock until both of the
  * collector's statements queue behind it: a new month's partition (ACCESS EXCLUSIVE on
  * `events`) under the dashboard's top-hosts read of `events`, and a parent's erasure
- * (a review request's row) under a decision on that request.
+ * (a review request's row) under a decision on that request; and retention's DROP of a
+ * month past it (ACCESS EXCLUSIVE on `events`) under the same top-hosts read.
  *
  * And a lock the collector cannot get past (another session holds it and does not let
  * go: a second process, an operator's psql) costs the request that needs it a quick 503
@@ -227,6 +228,34 @@ describe('a collector on PostgreSQL', () => {
         await release();
         const page = await dashboardGet('/reviews', cookie, 'text/html,application/xhtml+xml');
         expect(page.status).toBe(200);
+      });
+    },
+    3 * HANG_MS,
+  );
+
+  it(
+    'answers the top-hosts page while retention drops a month past it, instead of freezing',
+    async () => {
+      expect((await ingest([wireEvent({ host: 'cu.example', time: Date.now() - 100 * DAY_MS })])).status).toBe(200);
+      expect((await ingest([wireEvent({ host: 'moi.example', rule: 'moi.example' })])).status).toBe(200);
+      await stopCollector(collector);
+
+      // Another session reading `events` holds the DROP back: retention (run as the collector
+      // starts, 30 days keeping nothing of the month 100 days ago) queues first, then the
+      // dashboard's synchronous read of `events` behind it.
+      await whileHeld('LOCK TABLE events IN ACCESS SHARE MODE', [], async (observer, release) => {
+        collector = await startCollector(dataDir, ['--database', database, '--retention-days', '30']);
+        await untilLockWaits(observer, 1);
+        const { cookie } = await login(collector.url, 'quantri');
+        const page = dashboardGet('/api/v1/dashboard/top-hosts', cookie);
+        await untilLockWaits(observer, 2);
+        await release();
+
+        const answer = await page;
+        expect(answer.status).toBe(200);
+        expect(JSON.stringify(await answer.json())).toContain('"rule":"moi.example"');
+        const { rows } = await observer.query<{ n: number }>("SELECT count(*)::integer AS n FROM events WHERE host = 'cu.example'");
+        expect(rows[0]!.n).toBe(0);
       });
     },
     3 * HANG_MS,
