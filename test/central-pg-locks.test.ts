@@ -7,18 +7,26 @@
  * each made certain by another session that holds the contested lock until both of the
  * collector's statements queue behind it: a new month's partition (ACCESS EXCLUSIVE on
  * `events`) under the dashboard's top-hosts read of `events`, and a parent's erasure
- * (a review request's row) under a decision on that request.
+ * (a review request's row) under a decision on that request; and retention's DROP of a
+ * month past it (ACCESS EXCLUSIVE on `events`) under the same top-hosts read.
+ *
+ * And a lock the collector cannot get past (another session holds it and does not let
+ * go: a second process, an operator's psql) costs the request that needs it a quick 503
+ * (lock_timeout on the synchronous connection), not the collector its whole main thread.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCK_TIMEOUT_MS } from '../src/storage/pg-sync.js';
 import { type Collector, lachan, login, PASSWORD, type PostgresServer, startCollector, startPostgres, stopCollector, wireEvent } from './harness/index.js';
 
 const DAY_MS = 86_400_000;
 /** How long the test waits for an answer the database can give at once: only a hang takes longer. */
 const HANG_MS = 20_000;
+/** How soon a request a held lock keeps back must be answered: the lock timeout and a margin for a loaded box. */
+const REFUSED_WITHIN_MS = LOCK_TIMEOUT_MS + 4_000;
 
 let server: PostgresServer;
 let database: string;
@@ -71,6 +79,17 @@ async function whileHeld(lock: string, params: unknown[], body: (observer: pg.Cl
 }
 
 const status = (response: Promise<Response>): Promise<number | string> => response.then((r) => r.status, String);
+
+/** A dashboard GET with a session's cookie; `accept: text/html` for a browser's page. */
+const dashboardGet = (url: string, cookie: string, accept = 'application/json'): Promise<Response> =>
+  fetch(`${collector.url}${url}`, { headers: { cookie, accept }, signal: AbortSignal.timeout(HANG_MS) });
+
+/** The response and how long it took. */
+async function timed(request: () => Promise<Response>): Promise<{ response: Response; ms: number }> {
+  const started = performance.now();
+  const response = await request();
+  return { response, ms: performance.now() - started };
+}
 
 beforeAll(async () => {
   server = await startPostgres();
@@ -152,6 +171,91 @@ describe('a collector on PostgreSQL', () => {
         expect(answer.status).toBe(200);
         expect(await answer.json()).toMatchObject({ request: { status: 'rejected' } });
         expect(await erased).toBe(200);
+      });
+    },
+    3 * HANG_MS,
+  );
+
+  it(
+    'answers a dashboard read that a lock held elsewhere keeps back with a quick 503, serves the rest meanwhile, and the read once the lock is gone',
+    async () => {
+      expect((await ingest([wireEvent({ host: 'khoa.example', rule: 'khoa.example' })])).status).toBe(200);
+      const { cookie } = await login(collector.url, 'quantri');
+
+      // top-hosts reads its counts on the pool (roll-ups), then each host's rule from `events` on the synchronous connection.
+      await whileHeld('LOCK TABLE events IN ACCESS EXCLUSIVE MODE', [], async (_observer, release) => {
+        const refused = await timed(() => dashboardGet('/api/v1/dashboard/top-hosts', cookie));
+        expect(refused.response.status).toBe(503);
+        expect(refused.response.headers.get('retry-after')).toBe('5');
+        expect(await refused.response.json()).toMatchObject({ error: 'database_busy' });
+        expect(refused.ms).toBeLessThan(REFUSED_WITHIN_MS);
+
+        // Still held: the process answers, and so does the synchronous connection on other tables.
+        expect((await fetch(`${collector.url}/healthz`, { signal: AbortSignal.timeout(HANG_MS) })).status).toBe(200);
+        const schools = await dashboardGet('/api/v1/dashboard/schools', cookie);
+        expect(schools.status).toBe(200);
+        expect(JSON.stringify(await schools.json())).toContain(school.id);
+
+        await release();
+        const answer = await dashboardGet('/api/v1/dashboard/top-hosts', cookie);
+        expect(answer.status).toBe(200);
+        expect(JSON.stringify(await answer.json())).toContain('"rule":"khoa.example"');
+      });
+    },
+    3 * HANG_MS,
+  );
+
+  it(
+    'answers a dashboard page that a lock held elsewhere keeps back with a quick 503 page, and takes events meanwhile',
+    async () => {
+      // The month's partition exists: an event of now needs no lock on `events` of its own.
+      expect((await ingest([wireEvent({ host: 'truoc.example' })])).status).toBe(200);
+      const { cookie } = await login(collector.url, 'quantri');
+
+      await whileHeld('LOCK TABLE review_requests IN ACCESS EXCLUSIVE MODE', [], async (_observer, release) => {
+        const refused = await timed(() => dashboardGet('/reviews', cookie, 'text/html,application/xhtml+xml'));
+        expect(refused.response.status).toBe(503);
+        expect(refused.response.headers.get('retry-after')).toBe('5');
+        expect(refused.response.headers.get('content-type')).toContain('text/html');
+        expect(await refused.response.text()).toContain('Cơ sở dữ liệu đang bận');
+        expect(refused.ms).toBeLessThan(REFUSED_WITHIN_MS);
+
+        const meanwhile = await ingest([wireEvent({ host: 'trong-luc-khoa.example' })]);
+        expect(meanwhile.status).toBe(200);
+        expect(await meanwhile.json()).toMatchObject({ stored: 1 });
+        expect((await fetch(`${collector.url}/healthz`, { signal: AbortSignal.timeout(HANG_MS) })).status).toBe(200);
+
+        await release();
+        const page = await dashboardGet('/reviews', cookie, 'text/html,application/xhtml+xml');
+        expect(page.status).toBe(200);
+      });
+    },
+    3 * HANG_MS,
+  );
+
+  it(
+    'answers the top-hosts page while retention drops a month past it, instead of freezing',
+    async () => {
+      expect((await ingest([wireEvent({ host: 'cu.example', time: Date.now() - 100 * DAY_MS })])).status).toBe(200);
+      expect((await ingest([wireEvent({ host: 'moi.example', rule: 'moi.example' })])).status).toBe(200);
+      await stopCollector(collector);
+
+      // Another session reading `events` holds the DROP back: retention (run as the collector
+      // starts, 30 days keeping nothing of the month 100 days ago) queues first, then the
+      // dashboard's synchronous read of `events` behind it.
+      await whileHeld('LOCK TABLE events IN ACCESS SHARE MODE', [], async (observer, release) => {
+        collector = await startCollector(dataDir, ['--database', database, '--retention-days', '30']);
+        await untilLockWaits(observer, 1);
+        const { cookie } = await login(collector.url, 'quantri');
+        const page = dashboardGet('/api/v1/dashboard/top-hosts', cookie);
+        await untilLockWaits(observer, 2);
+        await release();
+
+        const answer = await page;
+        expect(answer.status).toBe(200);
+        expect(JSON.stringify(await answer.json())).toContain('"rule":"moi.example"');
+        const { rows } = await observer.query<{ n: number }>("SELECT count(*)::integer AS n FROM events WHERE host = 'cu.example'");
+        expect(rows[0]!.n).toBe(0);
       });
     },
     3 * HANG_MS,

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { gaveUpOnLock } from '../storage/lock-wait.js';
 
 /** An HTTP failure with a machine-readable code; the server turns it into a JSON reply. */
 export class HttpError extends Error {
@@ -11,6 +12,25 @@ export class HttpError extends Error {
     this.code = code;
     this.headers = headers;
   }
+}
+
+/**
+ * Seconds a client is told to wait after a lock did not come free: the lock holders the
+ * collector meets pass in well under a second (pg-sync.ts, LOCK_TIMEOUT_MS); one that holds
+ * on (an operator's session) is met again, quickly, at the next try.
+ */
+const BUSY_RETRY_AFTER_S = 5;
+
+/**
+ * The answer to a statement that gave up waiting for a lock another session holds (a 503
+ * with Retry-After: nothing was changed, the same request may succeed shortly), or null
+ * for any other error.
+ */
+export function databaseBusy(error: unknown): HttpError | null {
+  if (!gaveUpOnLock(error)) return null;
+  return new HttpError(503, 'database_busy', 'the database is busy (a lock held by another session did not come free in time); try again shortly', {
+    'retry-after': String(BUSY_RETRY_AFTER_S),
+  });
 }
 
 export function sendJson(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

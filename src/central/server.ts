@@ -27,6 +27,10 @@
  *                            token; 200 {"accepted":n}, 400 {"error","code"} with nothing stored.
  *   GET  /healthz            200 {"ok":true}, no token.
  *
+ * Any request may be answered 503 `database_busy` with Retry-After: a lock another database
+ * session holds did not come free in time (PostgreSQL's lock_timeout, storage/pg-sync.ts);
+ * nothing was changed. A dashboard page gets the same as a page (dashboard/routes.ts).
+ *
  * Reads accept the admin bearer token or a dashboard session cookie (dashboard/routes.ts:
  * /login, /logout, the pages, /api/v1/dashboard/*, /api/v1/users, /api/v1/audit). A
  * school-it user's reads are limited to its school here, in the query; asking for
@@ -39,7 +43,7 @@ import type { District } from './district.js';
 import { BodyError, lingerOnClose, readBody } from './body.js';
 import type { Principal } from './accounts.js';
 import type { Dashboard } from './dashboard/routes.js';
-import { HttpError, sendJson } from './http.js';
+import { databaseBusy, HttpError, sendJson } from './http.js';
 import { dayNumber, dayToIso, isoToDay } from './days.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { handleErasures } from './erasures.js';
@@ -341,6 +345,8 @@ export function createCollectorServer(options: CollectorOptions): Server {
     route(request, response).catch((error: unknown) => {
       const failure = describeFailure(error);
       if (failure.status === 500) logger.error({ err: error, url: request.url }, 'request failed');
+      // Said in the log too: a lock that keeps failing requests is the operator's to find (pg_locks).
+      else if (failure.code === 'database_busy') logger.warn({ err: error, url: request.url }, 'a lock did not come free in time');
       if (response.headersSent) return void response.destroy();
       // A body refused before or while reading is not kept for keep-alive: the connection
       // closes, after reading what the client is still sending.
@@ -365,6 +371,8 @@ function describeFailure(error: unknown): { status: number; code: string; messag
   if (error instanceof BodyError) return { status: error.status, code: error.status === 413 ? 'too_large' : 'bad_body', message: error.message, headers: {} };
   if (error instanceof BatchError) return { status: 400, code: 'bad_batch', message: error.message, headers: {} };
   if (error instanceof StoreError) return { status: 400, code: 'bad_request', message: error.message, headers: {} };
+  const busy = databaseBusy(error);
+  if (busy !== null) return busy;
   return { status: 500, code: 'internal', message: 'internal error', headers: {} };
 }
 

@@ -15,6 +15,8 @@ export interface SyncWorkerData {
   readonly flag: SharedArrayBuffer;
   /** The server's statement_timeout, so a statement the main thread gave up on is cancelled there too. */
   readonly statementTimeoutMs: number;
+  /** The server's lock_timeout: how long a statement may wait for one lock (pg-sync.ts, LOCK_TIMEOUT_MS). */
+  readonly lockTimeoutMs: number;
 }
 
 export interface SyncRequest {
@@ -30,7 +32,13 @@ export type SyncReply =
 const data = workerData as SyncWorkerData;
 if (data?.kind === 'lachan-pg-sync') {
   const flag = new Int32Array(data.flag);
-  const client = new pg.Client({ connectionString: data.url, types: pgTypes, statement_timeout: data.statementTimeoutMs });
+  // Settings the URL names win over these (node-postgres reads the URL last): `?lock_timeout=10000`.
+  const client = new pg.Client({
+    connectionString: data.url,
+    types: pgTypes,
+    statement_timeout: data.statementTimeoutMs,
+    lock_timeout: data.lockTimeoutMs,
+  });
   const connected = client.connect();
   // The main thread is blocked while a statement runs: answers are all it waits for. The
   // reply is queued before the flag names it, so the main thread finds it once woken.

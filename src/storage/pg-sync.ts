@@ -6,8 +6,12 @@
  * disk. On loopback or a LAN that is a fraction of a millisecond, and these tables see
  * dashboard traffic only: the event path (pg-store.ts) stays asynchronous on its pool.
  * While a statement here waits, the pool cannot send anything: a statement here that
- * waits for a lock the pool holds across a round trip (an open transaction) waits for
- * good, so the pool never does (pg-store.ts, oneRoundTrip).
+ * waits for a lock the pool holds across a round trip (an open transaction) would wait
+ * for good, so the pool never does (pg-store.ts, oneRoundTrip). Should a statement here
+ * wait for a lock all the same (a mistake of that kind, or a lock another process holds:
+ * a second `central serve`, an operator's psql), PostgreSQL ends the wait after
+ * LOCK_TIMEOUT_MS with SQLSTATE 55P03, which the collector answers with a 503 (http.ts,
+ * databaseBusy), rather than the whole process standing still until the statement timeout.
  *
  * Each statement carries an id, and the flag holds the id of the last statement answered:
  * a reply that comes after its statement was given up on (timed out) is not taken for the
@@ -32,6 +36,20 @@ const WORKER_URL = [new URL('./pg-sync-worker.js', import.meta.url), new URL('..
 const STATEMENT_TIMEOUT_MS = 60_000;
 /** How much longer the server lets a statement run than the main thread waits for it. */
 const SERVER_CANCEL_MARGIN_MS = 1_000;
+/**
+ * How long a statement here waits for one lock before PostgreSQL gives up on it
+ * (lock_timeout, SQLSTATE 55P03, LOCK_NOT_AVAILABLE): the whole process (ingest, every
+ * page) stands still while it waits, so a lock that does not come free soon costs this
+ * one request a 503, not the collector a freeze. What legitimately makes a statement here
+ * wait: another session's statement on a row it writes (a session's or request's row; the
+ * other process's synchronous transactions are a few round trips of a millisecond, the
+ * pool's ingest statement of up to 4,000 events a tenth of a second at bench:ingest-postgres's
+ * rate, an erasure's DELETE a school's events); a month's partition made or dropped
+ * (ACCESS EXCLUSIVE on `events` for a few milliseconds, once the events reads it queues
+ * behind, pages of 2,000 rows, have finished). All well under a second; 3 s is several
+ * times that, and a tenth of the 30 s a gateway waits for its batch to be answered.
+ */
+export const LOCK_TIMEOUT_MS = 3_000;
 /** Ids cycle within the flag's positive Int32 range; 0 means "nothing answered yet". */
 const MAX_REQUEST_ID = 0x7fff_ffff;
 
@@ -43,10 +61,12 @@ export interface SyncPostgresOptions {
    * always sees the same error (LACHAN_PG_SYNC), never the server's cancellation racing it.
    */
   readonly statementTimeoutMs?: number;
+  /** How long a statement may wait for a lock (default LOCK_TIMEOUT_MS; 0: for ever, up to the statement's timeout). */
+  readonly lockTimeoutMs?: number;
 }
 
 export class SyncPostgresError extends Error {
-  /** PostgreSQL's SQLSTATE, or LACHAN_PG_SYNC when the thread did not answer. */
+  /** PostgreSQL's SQLSTATE (55P03 when a lock did not come free in time), or LACHAN_PG_SYNC when the thread did not answer. */
   readonly code: string;
   constructor(message: string, code: string | undefined) {
     super(message);
@@ -73,7 +93,14 @@ export class SyncPostgres implements SqlConnection {
     const { port1, port2 } = new MessageChannel();
     const flag = new SharedArrayBuffer(4);
     this.#timeoutMs = options.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS;
-    const data: SyncWorkerData = { kind: 'lachan-pg-sync', url, port: port2, flag, statementTimeoutMs: this.#timeoutMs + SERVER_CANCEL_MARGIN_MS };
+    const data: SyncWorkerData = {
+      kind: 'lachan-pg-sync',
+      url,
+      port: port2,
+      flag,
+      statementTimeoutMs: this.#timeoutMs + SERVER_CANCEL_MARGIN_MS,
+      lockTimeoutMs: options.lockTimeoutMs ?? LOCK_TIMEOUT_MS,
+    };
     if (WORKER_URL === undefined) throw new SyncPostgresError('pg-sync-worker.js not built (npm run build)', undefined);
     this.#worker = new Worker(WORKER_URL, { workerData: data, transferList: [port2] });
     // The thread must not keep a finished command alive.

@@ -306,7 +306,7 @@ export const APP_JS = `
       }).then(function (r) {
         return r.json().then(function (answer) {
           if (r.ok) { location.reload(); return; }
-          result.textContent = 'Không thêm được: ' + (answer.message || r.status);
+          result.textContent = 'Không thêm được: ' + (r.status === 503 ? 'cơ sở dữ liệu đang bận, hãy thử lại sau ít giây.' : answer.message || r.status);
           result.className = 'error';
         });
       });

@@ -44,6 +44,11 @@ export function sameSecret(a: string | undefined | null, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** Whether the request is a browser's navigation or form (a page answers it), not a script's JSON call. */
+export function wantsPage(request: IncomingMessage): boolean {
+  return /\btext\/html\b/.test(String(request.headers.accept ?? ''));
+}
+
 export function sendHtml(response: ServerResponse, status: number, html: string, headers: Record<string, string | string[]> = {}): void {
   response.writeHead(status, { ...PAGE_HEADERS, 'content-length': Buffer.byteLength(html), ...headers });
   response.end(html);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AccountStore, isRole, type Principal, type Session } from '../accounts.js';
 import { readBody } from '../body.js';
-import { HttpError, sendJson } from '../http.js';
+import { databaseBusy, HttpError, sendJson } from '../http.js';
 import { DUMMY_HASH, verifyPassword } from '../passwords.js';
 import type { CentralStore } from '../store.js';
 import { StoreError } from '../store.js';
@@ -14,7 +14,7 @@ import { createDistrictRoutes } from './district-routes.js';
 import { createAlertRoutes } from './alert-routes.js';
 import { DEFAULT_ORGANISATION, type Organisation } from '../../rules/organisation.js';
 import { REPORT_DOWNLOAD_PATH, sendYearlyReport } from '../../report/download.js';
-import { cookie, cookies, FORM_LIMITS, redirect, sameSecret, sendHtml } from './respond.js';
+import { cookie, cookies, FORM_LIMITS, redirect, sameSecret, sendHtml, wantsPage } from './respond.js';
 import { isAlertsPath } from '../alerts.js';
 
 /** A wait as a person reads it: "45 giây", "4 phút". */
@@ -40,6 +40,8 @@ const USER_ERRORS: Readonly<Record<string, string>> = {
   LACHAN_WEAK_PASSWORD: 'Mật khẩu mới phải có ít nhất 10 ký tự.',
 };
 const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
+/** A page whose data a lock held elsewhere kept back (the 503 of http.ts, databaseBusy). */
+const BUSY_MESSAGE = 'Cơ sở dữ liệu đang bận: một phiên làm việc khác đang giữ phần dữ liệu này. Chưa có gì bị thay đổi; hãy thử lại sau ít giây.';
 /**
  * Where a login comes from: the peer, or behind one of `trusted` reverse proxies the
  * address it appended last to X-Forwarded-For (what a client wrote before it is not
@@ -53,6 +55,23 @@ export function loginSource(request: IncomingMessage, trusted: ReadonlySet<strin
     .map((a) => a.trim())
     .filter((a) => a !== '');
   return forwarded.at(-1) ?? peer;
+}
+
+/**
+ * `handle`, with a page for a page or form whose statement gave up waiting for a lock
+ * another session holds; a script's call gets the server's JSON 503 (server.ts).
+ */
+function busyAsPage(handle: Dashboard['handle']): Dashboard['handle'] {
+  return async (request, response, url, reader) => {
+    try {
+      return await handle(request, response, url, reader);
+    } catch (error) {
+      const busy = databaseBusy(error);
+      if (busy === null || !wantsPage(request) || response.headersSent) throw error;
+      sendHtml(response, 503, errorPage(503, BUSY_MESSAGE, request.method === 'GET' ? `${url.pathname}${url.search}` : '/'), busy.headers);
+      return true;
+    }
+  };
 }
 
 export function createDashboard(options: {
@@ -233,7 +252,7 @@ export function createDashboard(options: {
     });
   }
 
-  return {
+  const dashboard: Dashboard = {
     principal(request) {
       return session(request)?.session.user ?? null;
     },
@@ -353,4 +372,5 @@ export function createDashboard(options: {
       return false;
     },
   };
+  return { ...dashboard, handle: busyAsPage(dashboard.handle) };
 }
