@@ -44,6 +44,27 @@
 // before the row goes dead. At ~2.5 ns an ASCII character and ~12.5 ns another (above),
 // that is at most 11 % of this kernel's time if skipping cost nothing; the skip still
 // reads every lead byte, and every letter step would test the row.
+//
+// Automaton rows are u16 while states × alphabet fits 16 bits, else u32 (setTables): a
+// larger list (Debian's e2guardian lists converted, 5,889 phrases, with the shipped
+// ones: 43,200 states × 73 symbols, 12.6 MB of rows) used to fall back to the string
+// path. The scan loop is compiled once per width and chosen per call. Measured
+// (bench/content.ts, least CPU of 7 rounds, 3 runs each, both builds in the same rounds,
+// load 2-3; MB of page per CPU-second, higher is better):
+//   shipped phrases, this build against the one before (both u16)     305-312 / 310-316
+//   the same with Debian's e2guardian lists (bench/e2guardian-rules.ts),
+//     u32 rows against the string path the build before took          252-269 / 115-142
+//     (gzip pages 181-184 / 64-73, br 181-183 / 64-71)
+//   shipped phrases, u16 against forced u32 rows, each first in turn  308-310 / 308-312
+//     (and run second in its rounds)                                  317-319 / 312-315
+// bench:proxy's inspection phase (--duration 2 --reps 1, three runs, load 2-10), CPU µs
+// a 100 KB page, shipped phrases / with e2guardian's: before 835/1381, 487/780, 602/855;
+// now 878/852, 568/441, 477/443. u32 rows for the shipped list cost 0-2 % in the
+// bench, where the table stays in cache; u16 is kept where it fits because the string
+// path builds that table anyway (a u32 copy would be another 234 KB) and, in a proxy
+// whose other work evicts the rows, half the bytes is half the misses. A large list
+// still costs more than the shipped one (252-269 against 305-312 above): more phrases
+// found and verified, and rows spread over 12.6 MB.
 
 // Per BMP code unit, one u32 in `codeUnits`: the automaton symbol of its folded base in
 // bits 0-15, its kind in bits 16-17; `codeUnitMarks` holds its diacritics (0 for most).
