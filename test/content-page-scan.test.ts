@@ -5,6 +5,7 @@
 // Twice: with the shipped phrases (16-bit automaton rows) and with thousands more made
 // from the news text itself (32-bit rows, a table far past 65,536 cells, whose deep
 // states the news pages do reach).
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,7 @@ import { PageScanKernel, pageScanAvailable } from '../src/content/page-scan.js';
 import { contentRulesOf, PhraseSetBuilder } from '../src/policy/phrases.js';
 import type { Policy } from '../src/policy/engine.js';
 import { loadPolicy } from '../src/rules/loader.js';
-import { makeRulesDir, removeDir } from './harness/index.js';
+import { makeRulesDir, REPO_ROOT, removeDir } from './harness/index.js';
 
 const PROFILE = 'thcs';
 const PHRASE_CATEGORIES = ['adult', 'drugs', 'gambling', 'self-harm', 'violence'];
@@ -69,8 +70,11 @@ function phrasesFromNews(count: number): string {
   return `${lines.join('\n')}\n`;
 }
 
+let largeDir: string | undefined;
+
 /** The shipped phrase categories with a `made` category of phrasesFromNews, which a second profile blocks (so it is loaded). */
 function largeRules(): string {
+  if (largeDir !== undefined) return largeDir;
   const files: Record<string, string> = {};
   for (const category of PHRASE_CATEGORIES) files[`categories/${category}/phrases`] = readFileSync(`rules/categories/${category}/phrases`, 'utf8');
   files['categories/made/phrases'] = phrasesFromNews(MADE_PHRASES);
@@ -88,9 +92,9 @@ function largeRules(): string {
     '    content_limit: 1000',
     '',
   ].join('\n');
-  const dir = makeRulesDir(files);
-  dirs.push(dir);
-  return dir;
+  largeDir = makeRulesDir(files);
+  dirs.push(largeDir);
+  return largeDir;
 }
 
 interface Reading {
@@ -265,5 +269,33 @@ describe.each([
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('a phrase table the page scan memory cannot take', () => {
+  it('leaves that list to the string path and reads its pages all the same', () => {
+    // A process whose WebAssembly memories may not pass 40 pages (2.6 MB): room for the
+    // shipped phrases' kernel (16-bit rows, 117 KB), not for the 4 MB of the large set's rows.
+    const script = `
+      const dist = ${JSON.stringify(`${REPO_ROOT}/dist/src`)};
+      const { loadPolicy } = await import(dist + '/rules/loader.js');
+      const { ContentInspection } = await import(dist + '/content/inspector.js');
+      const { contentRulesOf } = await import(dist + '/policy/phrases.js');
+      const { PageScanKernel } = await import(dist + '/content/page-scan.js');
+      const out = {};
+      for (const [name, dir] of [['shipped', 'rules'], ['large', process.argv[1]]]) {
+        const policy = await loadPolicy(dir);
+        const inspector = ContentInspection.for(policy, ${JSON.stringify(PROFILE)}, { holdBackBytes: 1 << 30 }).begin('text/html', undefined);
+        inspector.write(Buffer.from('<p>cá độ bóng đá, nhà cái uy tín, casino trực tuyến, tài xỉu, đánh bạc</p>'));
+        const verdict = inspector.end().verdict;
+        out[name] = { kernel: PageScanKernel.of(contentRulesOf(policy).phrases) !== null, verdict: verdict?.category ?? null };
+      }
+      console.log(JSON.stringify(out));`;
+    const child = spawnSync(process.execPath, ['--wasm-max-mem-pages=40', '--input-type=module', '-e', script, largeRules()], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(child.stderr).toBe('');
+    expect(JSON.parse(child.stdout)).toEqual({ shipped: { kernel: true, verdict: 'gambling' }, large: { kernel: false, verdict: 'gambling' } });
   });
 });
