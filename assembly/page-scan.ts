@@ -44,6 +44,27 @@
 // before the row goes dead. At ~2.5 ns an ASCII character and ~12.5 ns another (above),
 // that is at most 11 % of this kernel's time if skipping cost nothing; the skip still
 // reads every lead byte, and every letter step would test the row.
+//
+// Automaton rows are u16 while states × alphabet fits 16 bits, else u32 (setTables): a
+// larger list (Debian's e2guardian lists converted, 5,889 phrases, with the shipped
+// ones: 43,200 states × 73 symbols, 12.6 MB of rows) used to fall back to the string
+// path. The scan loop is compiled once per width and chosen per call. Measured
+// (bench/content.ts, least CPU of 7 rounds, 3 runs each, both builds in the same rounds,
+// load 2-3; MB of page per CPU-second, higher is better):
+//   shipped phrases, this build against the one before (both u16)     305-312 / 310-316
+//   the same with Debian's e2guardian lists (bench/e2guardian-rules.ts),
+//     u32 rows against the string path the build before took          252-269 / 115-142
+//     (gzip pages 181-184 / 64-73, br 181-183 / 64-71)
+//   shipped phrases, u16 against forced u32 rows, each first in turn  308-310 / 308-312
+//     (and run second in its rounds)                                  317-319 / 312-315
+// bench:proxy's inspection phase (--duration 2 --reps 1, three runs, load 2-10), CPU µs
+// a 100 KB page, shipped phrases / with e2guardian's: before 835/1381, 487/780, 602/855;
+// now 878/852, 568/441, 477/443. u32 rows for the shipped list cost 0-2 % in the
+// bench, where the table stays in cache; u16 is kept where it fits because the string
+// path builds that table anyway (a u32 copy would be another 234 KB) and, in a proxy
+// whose other work evicts the rows, half the bytes is half the misses. A large list
+// still costs more than the shipped one (252-269 against 305-312 above): more phrases
+// found and verified, and rows spread over 12.6 MB.
 
 // Per BMP code unit, one u32 in `codeUnits`: the automaton symbol of its folded base in
 // bits 0-15, its kind in bits 16-17; `codeUnitMarks` holds its diacritics (0 for most).
@@ -69,7 +90,8 @@ const SLOT_SEEN: usize = SLOT_RING + RING * 4; // one bit per entry: reported al
 
 let codeUnits: usize = 0;
 let codeUnitMarks: usize = 0;
-let table: usize = 0; // u16 rows, premultiplied by the alphabet size
+let table: usize = 0; // rows premultiplied by the alphabet size: u16 while they fit, else u32
+let wideRows = false;
 let alphabet: i32 = 0;
 let outputsFrom: i32 = 0;
 let originalState: usize = 0; // i32 per compact state: the dense state number
@@ -86,7 +108,8 @@ let patternMarks: usize = 0; // i32
 /**
  * The tables, written by the host. `rows` is KeywordSet's CompactRows table with one
  * change: a state reached by a separator loops on a separator, so a run of them steps
- * the automaton once, as the folded text (one separator per run) would.
+ * the automaton once, as the folded text (one separator per run) would. Its cells are
+ * u16 while states × alphabet fits 16 bits, else u32 (`rowBytes` 2 or 4).
  */
 export function setTables(
   units: usize,
@@ -94,6 +117,7 @@ export function setTables(
   rows: usize,
   alphabetSize: i32,
   firstOutputRow: i32,
+  rowBytes: i32,
   original: usize,
   first: usize,
   next: usize,
@@ -110,6 +134,7 @@ export function setTables(
   table = rows;
   alphabet = alphabetSize;
   outputsFrom = firstOutputRow;
+  wideRows = rowBytes == 4;
   originalState = original;
   firstOutput = first;
   nextOutput = next;
@@ -122,10 +147,20 @@ export function setTables(
   patternMarks = marks;
 }
 
+/** The row after `row` on `symbol`, in the table's width; for the steps outside the scan loop. */
+function step(row: i32, symbol: i32): i32 {
+  return wideRows ? nextRow<u32>(table, row + symbol) : nextRow<u16>(table, row + symbol);
+}
+
+@inline
+function nextRow<T>(rows: usize, cell: i32): i32 {
+  return <i32>load<T>(rows + (<usize>cell << alignof<T>()));
+}
+
 /** A fresh slot: the text opens with a separator (FoldedText.reset), already through the automaton. */
 export function resetSlot(slot: usize, seenBytes: i32): void {
   memory.fill(slot, 0, SLOT_SEEN + <usize>seenBytes);
-  store<i32>(slot + SLOT_ROW, <i32>load<u16>(table + (<usize>SEPARATOR_SYMBOL << 1)));
+  store<i32>(slot + SLOT_ROW, step(0, SEPARATOR_SYMBOL));
   store<i32>(slot + SLOT_POSITIONS, 1);
   store<i32>(slot + SLOT_AFTER_SEPARATOR, 1);
   store<i32>(slot + SLOT_PENDING, -1);
@@ -189,6 +224,11 @@ function report(slot: usize, row: i32, end: i32, found: usize, count: i32): i32 
  * no bounds check, since a sequence stops at the first byte that does not continue it.
  */
 export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 {
+  // The width is chosen once a call, not per character: each loop is compiled for one.
+  return wideRows ? scanRows<u32>(slot, ranges, count, found) : scanRows<u16>(slot, ranges, count, found);
+}
+
+function scanRows<T>(slot: usize, ranges: usize, count: i32, found: usize): i32 {
   let row = load<i32>(slot + SLOT_ROW);
   let n = load<i32>(slot + SLOT_POSITIONS);
   let afterSeparator: u32 = <u32>load<i32>(slot + SLOT_AFTER_SEPARATOR);
@@ -209,7 +249,7 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
         pending = -1;
       }
       store<i32>(ring + (<usize>(n & (RING - 1)) << 2), 0);
-      row = <i32>load<u16>(rows + (<usize>(row + SEPARATOR_SYMBOL) << 1));
+      row = nextRow<T>(rows, row + SEPARATOR_SYMBOL);
       if (row >= firstOutputRow) pending = row;
       n++;
       afterSeparator = 1;
@@ -287,7 +327,7 @@ export function scan(slot: usize, ranges: usize, count: i32, found: usize): i32 
         pending = -1;
       }
       store<i32>(ring + (<usize>(n & (RING - 1)) << 2), load<i32>(unitMarks + (<usize>cu << 2)));
-      row = <i32>load<u16>(rows + (<usize>(row + <i32>(unit & 0xffff)) << 1));
+      row = nextRow<T>(rows, row + <i32>(unit & 0xffff));
       n += 1 - <i32>(separator & afterSeparator);
       afterSeparator = separator;
       if (row >= firstOutputRow) pending = row;
@@ -310,7 +350,7 @@ export function finish(slot: usize, found: usize): i32 {
   if (load<i32>(slot + SLOT_AFTER_SEPARATOR) == 0) {
     if (pending >= 0) reported = report(slot, pending, n - 1, found, reported);
     store<i32>(ring + (<usize>(n & (RING - 1)) << 2), 0);
-    row = <i32>load<u16>(table + (<usize>(row + SEPARATOR_SYMBOL) << 1));
+    row = step(row, SEPARATOR_SYMBOL);
     pending = row >= outputsFrom ? row : -1;
     n++;
   }

@@ -1,7 +1,7 @@
 /**
  * Content inspection throughput (docs/contract.md §8).
  *
- *   npm run bench:content [rounds=9] [--base-dist OTHER/dist]
+ *   npm run bench:content [rounds=9] [--base-dist OTHER/dist] [--rules DIR --profile NAME]
  *
  * Pages: the 600 dantri.com.vn articles of ../shared/data/vi-text, 20 to a page with
  * the markup, style and script a news site carries, about 110 KB each (the page size
@@ -21,6 +21,11 @@
  * the whole process (all threads, zlib's included): the "one core" figure.
  * `--base-dist` (another checkout's `dist`, built) runs that build's inspector on the
  * plain, gzip and br pages in the same rounds, for an A/B in one process and minutes.
+ * `--rules` and `--profile` read the pages with another rules folder and profile (by
+ * default ./rules and `thpt`), both builds alike: e.g. the shipped phrase categories with
+ * Debian's e2guardian lists added as one more (bench/lib/inspection-phase.ts makes such
+ * a folder), a list too large for 16-bit automaton rows. The profile must have a
+ * content_limit; pages it blocks are not read to the end (a note says how many).
  * Run from the repository root.
  */
 import { readFileSync } from 'node:fs';
@@ -37,9 +42,16 @@ const DATA = '../shared/data';
 const CHUNK = 16 * 1024;
 const ARTICLES_PER_PAGE = 20;
 const args = process.argv.slice(2);
-const baseAt = args.indexOf('--base-dist');
-const baseDist = baseAt >= 0 ? args[baseAt + 1] : undefined;
-const rounds = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--base-dist') ?? 9);
+const OPTIONS = ['--base-dist', '--rules', '--profile'];
+/** The value after option `name`, if given. */
+function option(name: string): string | undefined {
+  const at = args.indexOf(name);
+  return at >= 0 ? args[at + 1] : undefined;
+}
+const baseDist = option('--base-dist');
+const rulesDir = option('--rules') ?? 'rules';
+const profileId = option('--profile') ?? 'thpt';
+const rounds = Number(args.find((a, i) => /^\d+$/.test(a) && !OPTIONS.includes(args[i - 1]!)) ?? 9);
 
 /** Another build's inspector: its write and end may answer with a promise (builds before decoding in step). */
 interface InspectStepLike {
@@ -59,8 +71,8 @@ async function baseInspection(dist: string): Promise<InspectionLike> {
   const { ContentInspection: Base } = (await import(resolve(dist, 'src/content/inspector.js'))) as {
     ContentInspection: { for(policy: unknown, profile: string): InspectionLike | null };
   };
-  const inspection = Base.for(await loadBase('rules'), 'thpt');
-  if (inspection === null) throw new Error(`${dist}: the shipped thpt profile has no content_limit`);
+  const inspection = Base.for(await loadBase(rulesDir), profileId);
+  if (inspection === null) throw new Error(`${dist}: profile ${profileId} of ${rulesDir} has no content_limit`);
   return inspection;
 }
 
@@ -124,11 +136,12 @@ function report(name: string, bytes: number, timings: readonly Timing[]): void {
 }
 
 async function main(): Promise<void> {
-  const policy = await loadPolicy('rules');
-  const inspection = ContentInspection.for(policy, 'thpt');
-  const stringPath = ContentInspection.for(policy, 'thpt', { compiledScan: false });
-  const profile = contentProfileOf(policy, 'thpt');
-  if (inspection === null || stringPath === null || profile === null) throw new Error('the shipped thpt profile has no content_limit');
+  const policy = await loadPolicy(rulesDir);
+  const inspection = ContentInspection.for(policy, profileId);
+  const stringPath = ContentInspection.for(policy, profileId, { compiledScan: false });
+  const profile = contentProfileOf(policy, profileId);
+  if (inspection === null || stringPath === null || profile === null) throw new Error(`profile ${profileId} of ${rulesDir} has no content_limit`);
+  const table = profile.phrases.automaton.pageTable;
   const plain = pages();
   const gzipped = plain.map((p) => gzipSync(p));
   // Quality 5: what servers use for pages made per request (11, for static files, inflates alike).
@@ -137,7 +150,7 @@ async function main(): Promise<void> {
   const bytes = plain.reduce((n, p) => n + p.length, 0);
   const gzBytes = gzipped.reduce((n, p) => n + p.length, 0);
   console.log(
-    `${plain.length} pages, ${(bytes / 1e6).toFixed(2)} MB (${(bytes / plain.length / 1024).toFixed(0)} KB a page; gzip ${(gzBytes / 1e6).toFixed(2)} MB, br ${(brotli.reduce((n, p) => n + p.length, 0) / 1e6).toFixed(2)} MB), ${profile.phrases.size} phrases, ${rounds} rounds, node ${process.version}`,
+    `${plain.length} pages, ${(bytes / 1e6).toFixed(2)} MB (${(bytes / plain.length / 1024).toFixed(0)} KB a page; gzip ${(gzBytes / 1e6).toFixed(2)} MB, br ${(brotli.reduce((n, p) => n + p.length, 0) / 1e6).toFixed(2)} MB), ${profile.phrases.size} phrases (${rulesDir}, ${profileId}; automaton ${table.states} states × ${table.alphabetSize} symbols, ${8 * table.cellBytes}-bit rows), ${rounds} rounds, node ${process.version}`,
   );
 
   let verdicts = 0;

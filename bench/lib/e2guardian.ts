@@ -13,8 +13,9 @@
  * which is e2guardian as a school would find it after `apt-get install e2guardian`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { PhraseSetBuilder } from '../../src/policy/phrases.js';
 
 export const E2GUARDIAN = '/usr/sbin/e2guardian';
 const DEBIAN_CONFIG = '/etc/e2guardian';
@@ -145,4 +146,16 @@ export function debianPhrasesForLachan(accepts: (line: string) => boolean): { te
     }
   }
   return { text: `${lines.join('\n')}\n`, count: lines.length };
+}
+
+/**
+ * Writes the phrases of debianPhrasesForLachan, less the lines lachan refuses, into rules
+ * folder `rulesDir` as category `category`; returns how many.
+ */
+export function writeDebianCategory(rulesDir: string, category: string): number {
+  const check = new PhraseSetBuilder();
+  const debian = debianPhrasesForLachan((line) => check.addLine(line, 0, 0, 1) === null);
+  mkdirSync(path.join(rulesDir, 'categories', category), { recursive: true });
+  writeFileSync(path.join(rulesDir, 'categories', category, 'phrases'), debian.text);
+  return debian.count;
 }

@@ -13,8 +13,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PhraseSetBuilder } from '../../src/policy/phrases.js';
-import { debianPhrasesForLachan, E2GUARDIAN, type E2guardianLists, e2guardianPhrases, haveE2guardian, startE2guardian } from './e2guardian.js';
+import { E2GUARDIAN, type E2guardianLists, e2guardianPhrases, haveE2guardian, startE2guardian, writeDebianCategory } from './e2guardian.js';
 import { startServe } from './serve.js';
 import { markdownTable, median } from './stats.js';
 
@@ -88,12 +87,9 @@ export async function inspectionPhase(setup: InspectionPhaseSetup): Promise<stri
   if (e2guardian) {
     // lachan again, reading as many phrases as e2guardian as installed: the like-for-like
     // for that e2guardian (the reading cost, not the verdicts; see debianPhrasesForLachan).
-    const check = new PhraseSetBuilder();
-    const debian = debianPhrasesForLachan((line) => check.addLine(line, 0, 0, 1) === null);
     const rulesDebian = path.join(setup.work, 'rules-inspect-debian');
     cpSync(rules, rulesDebian, { recursive: true });
-    mkdirSync(path.join(rulesDebian, 'categories', DEBIAN_CATEGORY));
-    writeFileSync(path.join(rulesDebian, 'categories', DEBIAN_CATEGORY, 'phrases'), debian.text);
+    const debianCount = writeDebianCategory(rulesDebian, DEBIAN_CATEGORY);
     writeFileSync(path.join(rulesDebian, 'policy.yaml'), policyYaml([...CATEGORIES, DEBIAN_CATEGORY]));
     const withDebian = await startServe(
       { cli: setup.cli, rules: rulesDebian, data: path.join(setup.work, 'var-inspect-debian'), hosts: setup.hostsFile },
@@ -102,7 +98,7 @@ export async function inspectionPhase(setup: InspectionPhaseSetup): Promise<stri
     setup.children.push(withDebian.child);
     targets.push({ name: LACHAN_DEBIAN, port: withDebian.line.port as number, path: throughLachan, pid: withDebian.child.pid! });
     notes.push(
-      `${LACHAN_DEBIAN}: the same lachan with one more category in its profile, ${debian.count} phrases made from the lists Debian's e2guardian enables (combinations split into their parts).`,
+      `${LACHAN_DEBIAN}: the same lachan with one more category in its profile, ${debianCount} phrases made from the lists Debian's e2guardian enables (combinations split into their parts).`,
     );
   }
   if (setup.squid !== null) targets.push({ ...setup.squid, name: SQUID, path: direct });

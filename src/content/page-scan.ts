@@ -21,8 +21,12 @@
  * without a word holds no part of the kernel: at most the kernel still names it as the
  * slot's last owner until the next page takes its turn.
  *
- * Used only for UTF-8 pages and phrase sets whose automaton fits the 16-bit table;
- * other charsets and very large lists keep the string path.
+ * Used for UTF-8 pages; other charsets keep the string path. The automaton's rows are
+ * 16-bit while they fit and 32-bit for larger lists (keywords.ts, CompactRows), so a
+ * list of any size reads pages here, in a memory that grows with it (states × alphabet
+ * × 4 bytes: 12.6 MB for the shipped phrases with Debian's e2guardian lists added). A
+ * table the WebAssembly memory cannot take (32-bit addresses: 4 GiB, or what the
+ * process is refused) leaves that list's pages to the string path.
  */
 import { readFileSync } from 'node:fs';
 import type { Policy } from '../policy/engine.js';
@@ -30,6 +34,7 @@ import { contentRulesOf, type PhraseScanner, type PhraseSet } from '../policy/ph
 import { CODE_UNIT_MARK, CODE_UNIT_SEPARATOR, codeUnitTables } from '../policy/text.js';
 import { wholeCharacters } from './charset.js';
 import { MarkupText, type TextSink } from './markup.js';
+import type { PackedPhraseAutomaton } from '../policy/keywords.js';
 
 /** The part of the WebAssembly API used here (TypeScript's ES libraries do not declare it; Node has it). */
 interface WasmMemory {
@@ -86,7 +91,8 @@ export function pageScanAvailable(): boolean {
 const KERNELS = new WeakMap<PhraseSet, PageScanKernel | null>();
 
 /**
- * Makes the page scan of a policy that reads pages now (10–45 ms), when it is loaded,
+ * Makes the page scan of a policy that reads pages now (10–45 ms; ~150 ms for 32-bit rows
+ * of 3.2 M cells, the shipped phrases with Debian's e2guardian lists), when it is loaded,
  * rather than in the first inspected response after it.
  */
 export function preparePageScan(policy: Policy): void {
@@ -96,6 +102,22 @@ export function preparePageScan(policy: Policy): void {
 
 function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
+}
+
+/** The kernel's memory could not grow to what its tables need (PageScanKernel.of then answers null). */
+class KernelMemoryError extends Error {
+  readonly code = 'PAGE_SCAN_MEMORY';
+}
+
+/** Grows `memory` to at least `bytes`; WebAssembly answers a refused growth with a RangeError. */
+function grow(memory: WasmMemory, bytes: number): void {
+  const pages = Math.ceil((bytes - memory.buffer.byteLength) / PAGE);
+  if (pages <= 0) return;
+  try {
+    memory.grow(pages);
+  } catch (error) {
+    throw new KernelMemoryError(`the page scan's memory cannot grow to ${bytes} bytes`, { cause: error });
+  }
 }
 
 export class PageScanKernel {
@@ -117,8 +139,13 @@ export class PageScanKernel {
     let kernel = KERNELS.get(phrases);
     if (kernel === undefined) {
       const module = phrases.size === 0 ? null : kernelModule();
-      const packed = module === null ? null : phrases.automaton.packedForPages();
-      kernel = module === null || packed === null ? null : new PageScanKernel(module, phrases);
+      kernel = null;
+      try {
+        if (module !== null) kernel = new PageScanKernel(module, phrases, phrases.automaton.packedForPages());
+      } catch (error) {
+        // A table the memory cannot take: the string path reads these pages, with the dense table it already has.
+        if (!(error instanceof KernelMemoryError)) throw error;
+      }
       KERNELS.set(phrases, kernel);
     }
     return kernel;
@@ -127,9 +154,9 @@ export class PageScanKernel {
   private constructor(
     module: WasmModule,
     readonly phrases: PhraseSet,
+    packed: PackedPhraseAutomaton,
   ) {
     this.exports = new wasm.Instance(module, {}).exports as KernelExports;
-    const packed = phrases.automaton.packedForPages()!;
     const entries = phrases.size;
     this.seenBytes = roundUp(entries, 8) / 8;
     this.slotSize = roundUp(SLOT_FIXED + this.seenBytes, 16);
@@ -141,17 +168,10 @@ export class PageScanKernel {
       const symbol = kind === CODE_UNIT_SEPARATOR ? SEPARATOR_SYMBOL : kind < CODE_UNIT_MARK ? packed.symbolOf[folding.bases[cu]!]! : 0;
       units[cu] = symbol | (kind << KIND_SHIFT);
     }
-    // A state reached by a separator loops on another (assembly/page-scan.ts setTables).
-    const rows = packed.table.slice();
-    const alphabet = packed.alphabetSize;
-    for (let row = 0; row < rows.length; row += alphabet) {
-      const afterSeparator = rows[row + SEPARATOR_SYMBOL]!;
-      rows[afterSeparator + SEPARATOR_SYMBOL] = afterSeparator;
-    }
     const parts: ArrayBufferView[] = [
       units,
       folding.marks,
-      rows,
+      packed.table,
       packed.originalState,
       packed.firstOutput,
       packed.nextOutput,
@@ -172,13 +192,23 @@ export class PageScanKernel {
     this.slot = end;
     end = roundUp(end + this.slotSize, 16);
     this.workBase = end;
-    this.exports.memory.grow(Math.ceil(end / PAGE));
+    grow(this.exports.memory, end);
     const memory = new Uint8Array(this.exports.memory.buffer);
     parts.forEach((part, i) => {
       memory.set(new Uint8Array(part.buffer, part.byteOffset, part.byteLength), offsets[i]!);
     });
+    // A state reached by a separator loops on another (assembly/page-scan.ts setTables),
+    // changed in the kernel's copy: the table may be the set's own (16-bit rows).
+    const table = packed.table;
+    const rows =
+      table instanceof Uint16Array ? new Uint16Array(memory.buffer, offsets[2]!, table.length) : new Uint32Array(memory.buffer, offsets[2]!, table.length);
+    const alphabet = packed.alphabetSize;
+    for (let row = 0; row < rows.length; row += alphabet) {
+      const afterSeparator = rows[row + SEPARATOR_SYMBOL]!;
+      rows[afterSeparator + SEPARATOR_SYMBOL] = afterSeparator;
+    }
     // In setTables' order: the code-unit tables and the rows, the table's shape, then the rest as laid out.
-    this.exports.setTables(offsets[0]!, offsets[1]!, offsets[2]!, packed.alphabetSize, packed.outputsFrom, ...offsets.slice(3));
+    this.exports.setTables(offsets[0]!, offsets[1]!, offsets[2]!, alphabet, packed.outputsFrom, table.BYTES_PER_ELEMENT, ...offsets.slice(3));
     this.bytes = Buffer.from(this.exports.memory.buffer);
     this.words = new Int32Array(this.exports.memory.buffer);
     this.reserveWork(this.workNeeded(MAX_PIECE));
@@ -246,7 +276,7 @@ export class PageScanKernel {
     const needed = this.workBase + workBytes;
     const memory = this.exports.memory;
     if (needed > memory.buffer.byteLength) {
-      memory.grow(Math.ceil((needed - memory.buffer.byteLength) / PAGE));
+      grow(memory, needed);
       this.bytes = Buffer.from(memory.buffer);
       this.words = new Int32Array(memory.buffer);
     }

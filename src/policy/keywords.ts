@@ -61,24 +61,38 @@ const SEPARATOR_SYMBOL = 1;
 const NEEDS_FULL_FOLD = -2;
 
 /**
- * The transition table in 16 bits, for the page-text scan (scanAll): states are
- * renumbered so that those ending some keyword come last, so a cell holds the next
- * row (state × alphabet size) and "ends a keyword" is `row >= outputsFrom`, the
- * same one load and one comparison a step as the dense table, in half its bytes
- * (117 KB for the shipped phrases against 234 KB). A 1 KB page visits a few hundred
- * states; in a proxy whose other work has evicted them, every row is a cache miss.
+ * The transition table for page text: states are renumbered so that those ending some
+ * keyword come last, so a cell holds the next row (state × alphabet size) and "ends a
+ * keyword" is `row >= outputsFrom`, the same one load and one comparison a step as the
+ * dense table. In 16 bits while states × alphabet fits them, for the string path
+ * (scanAll) and the compiled page scan: half the dense table's bytes (117 KB for the
+ * shipped phrases against 234 KB); a 1 KB page visits a few hundred states, and in a
+ * proxy whose other work has evicted them, every row is a cache miss. Larger lists get
+ * 32-bit rows, made only for the compiled page scan, which copies them into its memory
+ * (content/page-scan.ts): the string path keeps the dense table, as large.
  */
-interface CompactRows {
-  readonly table: Uint16Array;
+interface CompactRows<Cells extends Uint16Array | Uint32Array = Uint16Array | Uint32Array> {
+  readonly table: Cells;
   /** Rows from here on end some keyword. */
   readonly outputsFrom: number;
   /** Renumbered state → the builder's state number (firstOutput and the like). */
   readonly original: Int32Array;
 }
 
-/** CompactRows from the dense table of state numbers, or null when its rows do not fit 16 bits (large keyword lists). */
-function compactRows(delta: Int32Array, states: number, alphabetSize: number, firstOutput: Int32Array): CompactRows | null {
-  if (states * alphabetSize > 0x10000) return null;
+/** The most cells a table of 16-bit rows holds: a row (state × alphabet) must fit in a u16. */
+const MAX_16_BIT_CELLS = 0x10000;
+
+/**
+ * CompactRows from the dense table (KeywordSet.delta: rows, inverted for states that end
+ * a keyword), in `Cells` (Uint16Array only when states × alphabet ≤ MAX_16_BIT_CELLS).
+ */
+function compactRows<Cells extends Uint16Array | Uint32Array>(
+  delta: Int32Array,
+  alphabetSize: number,
+  firstOutput: Int32Array,
+  Cells: new (length: number) => Cells,
+): CompactRows<Cells> {
+  const states = delta.length / alphabetSize;
   const renumbered = new Int32Array(states);
   const original = new Int32Array(states);
   let next = 0;
@@ -86,10 +100,13 @@ function compactRows(delta: Int32Array, states: number, alphabetSize: number, fi
   for (let state = 0; state < states; state++) if (firstOutput[state]! < 0) (renumbered[state] = next), (original[next++] = state);
   const outputsFrom = next * alphabetSize;
   for (let state = 0; state < states; state++) if (firstOutput[state]! >= 0) (renumbered[state] = next), (original[next++] = state);
-  const table = new Uint16Array(states * alphabetSize);
+  const table = new Cells(delta.length);
   for (let state = 0; state < states; state++) {
     const row = renumbered[state]! * alphabetSize;
-    for (let symbol = 0; symbol < alphabetSize; symbol++) table[row + symbol] = renumbered[delta[state * alphabetSize + symbol]!]! * alphabetSize;
+    for (let symbol = 0; symbol < alphabetSize; symbol++) {
+      const target = delta[state * alphabetSize + symbol]!;
+      table[row + symbol] = renumbered[(target < 0 ? ~target : target) / alphabetSize]! * alphabetSize;
+    }
   }
   return { table, outputsFrom, original };
 }
@@ -101,7 +118,8 @@ function compactRows(delta: Int32Array, states: number, alphabetSize: number, fi
 export interface PackedPhraseAutomaton {
   readonly symbolOf: Uint16Array;
   readonly alphabetSize: number;
-  readonly table: Uint16Array;
+  /** 16-bit rows while they fit, else 32-bit (CompactRows). */
+  readonly table: Uint16Array | Uint32Array;
   readonly outputsFrom: number;
   readonly originalState: Int32Array;
   readonly firstOutput: Int32Array;
@@ -202,7 +220,7 @@ export class KeywordSet {
    */
   private readonly delta: Int32Array;
   /** The same transitions in 16 bits for page text (scanAll), when they fit; see CompactRows. */
-  private readonly compact: CompactRows | null;
+  private readonly compact: CompactRows<Uint16Array> | null;
   /** Per state: first entry whose pattern ends exactly here, or -1. */
   private readonly entryAt: Int32Array;
 
@@ -211,10 +229,18 @@ export class KeywordSet {
     return this.compact !== null;
   }
 
-  /** The page-text automaton for the compiled page scan; null when it scans the dense table (large lists). */
-  packedForPages(): PackedPhraseAutomaton | null {
-    const compact = this.compact;
-    if (compact === null) return null;
+  /** The shape of the page-text table (CompactRows): 2-byte cells while they fit 16 bits, else 4. */
+  get pageTable(): { readonly states: number; readonly alphabetSize: number; readonly cellBytes: 2 | 4 } {
+    const states = this.delta.length / this.alphabetSize;
+    return { states, alphabetSize: this.alphabetSize, cellBytes: this.delta.length <= MAX_16_BIT_CELLS ? 2 : 4 };
+  }
+
+  /**
+   * The page-text automaton for the compiled page scan. Its 32-bit rows (a large list)
+   * are made at each call and not kept: the page scan copies them into its memory once.
+   */
+  packedForPages(): PackedPhraseAutomaton {
+    const compact = this.compact ?? compactRows(this.delta, this.alphabetSize, this.firstOutput, Uint32Array);
     return {
       symbolOf: this.symbolOf,
       alphabetSize: this.alphabetSize,
@@ -392,12 +418,12 @@ export class KeywordSet {
       outputCategories[st] = mask;
     }
     this.outputCategories = outputCategories;
-    this.compact = compactRows(delta, states, A, firstOutput);
     for (let i = 0; i < delta.length; i++) {
       const target = delta[i]!;
       delta[i] = firstOutput[target]! >= 0 ? ~(target * A) : target * A;
     }
     this.delta = delta;
+    this.compact = delta.length <= MAX_16_BIT_CELLS ? compactRows(delta, A, firstOutput, Uint16Array) : null;
     this.firstOutput = firstOutput;
     this.categoriesUsed = Int32Array.from(new Set(entries.map((e) => e.categoryId)));
     this.nextOutput = nextOutput;
