@@ -16,15 +16,17 @@ export class HttpError extends Error {
 
 /**
  * Seconds a client is told to wait after a lock did not come free: the lock holders the
- * collector meets pass in well under a second (pg-sync.ts, LOCK_TIMEOUT_MS); one that holds
- * on (an operator's session) is met again, quickly, at the next try.
+ * collector meets pass in well under a second (pg-sync.ts, LOCK_TIMEOUT_MS; on SQLite, the
+ * collector's own commits of a few milliseconds); one that holds on (an operator's session,
+ * a second process) is met again, quickly, at the next try.
  */
 const BUSY_RETRY_AFTER_S = 5;
 
 /**
- * The answer to a statement that gave up waiting for a lock another session holds (a 503
- * with Retry-After: nothing was changed, the same request may succeed shortly), or null
- * for any other error.
+ * The answer to a statement that gave up waiting for a lock another session holds
+ * (PostgreSQL's lock_timeout, SQLite's busy timeout; storage/lock-wait.ts): a 503 with
+ * Retry-After, as the statement changed nothing and the same request may succeed shortly.
+ * Null for any other error.
  */
 export function databaseBusy(error: unknown): HttpError | null {
   if (!gaveUpOnLock(error)) return null;

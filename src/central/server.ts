@@ -28,8 +28,9 @@
  *   GET  /healthz            200 {"ok":true}, no token.
  *
  * Any request may be answered 503 `database_busy` with Retry-After: a lock another database
- * session holds did not come free in time (PostgreSQL's lock_timeout, storage/pg-sync.ts);
- * nothing was changed. A dashboard page gets the same as a page (dashboard/routes.ts).
+ * session holds did not come free in time (PostgreSQL's lock_timeout, storage/pg-sync.ts;
+ * SQLite's busy timeout, storage/sqlite.ts: a second process writing the file); nothing was
+ * changed. A dashboard page gets the same as a page (dashboard/routes.ts).
  *
  * Reads accept the admin bearer token or a dashboard session cookie (dashboard/routes.ts:
  * /login, /logout, the pages, /api/v1/dashboard/*, /api/v1/users, /api/v1/audit). A
@@ -345,7 +346,7 @@ export function createCollectorServer(options: CollectorOptions): Server {
     route(request, response).catch((error: unknown) => {
       const failure = describeFailure(error);
       if (failure.status === 500) logger.error({ err: error, url: request.url }, 'request failed');
-      // Said in the log too: a lock that keeps failing requests is the operator's to find (pg_locks).
+      // Said in the log too: a lock that keeps failing requests is the operator's to find (pg_locks; on SQLite, `fuser central.db`).
       else if (failure.code === 'database_busy') logger.warn({ err: error, url: request.url }, 'a lock did not come free in time');
       if (response.headersSent) return void response.destroy();
       // A body refused before or while reading is not kept for keep-alive: the connection
