@@ -159,6 +159,35 @@ describe.skipIf(collectorOnPostgres())('a collector on SQLite while another proc
   );
 
   it(
+    'answers each batch of a lock that holds on within the busy timeout, with events of before in its inbox, and stores them all once released',
+    async () => {
+      // Acknowledged, not yet moved out of the writer's inbox: its timer tries to drain it every 5 s.
+      const before = [wireEvent({ host: 'hop-thu.example' })];
+      expect((await ingest(before)).status).toBe(200);
+      const batches = [[wireEvent({ host: 'lan-1.example' })], [wireEvent({ host: 'lan-2.example' })], [wireEvent({ host: 'lan-3.example' })]];
+
+      await whileHeld('IMMEDIATE', async (release) => {
+        // The first may meet a drain of the timer's already waiting (up to two busy timeouts);
+        // after it, no drain of the timer may hold up a batch.
+        const first = await timed(() => ingest(batches[0]!));
+        expect(first.response.status).toBe(503);
+        expect(first.ms).toBeLessThan(BUSY_TIMEOUT_MS + REFUSED_WITHIN_MS);
+        for (const batch of batches.slice(1)) {
+          const refused = await timed(() => ingest(batch));
+          expect(refused.response.status).toBe(503);
+          expect(refused.ms).toBeLessThan(REFUSED_WITHIN_MS);
+        }
+        release();
+      });
+
+      for (const batch of batches) expect(await (await ingest(batch)).json()).toMatchObject({ stored: 1 });
+      const ids = storedIds();
+      for (const event of [...before, ...batches.flat()]) expect(ids.filter((id) => id === event.id)).toHaveLength(1);
+    },
+    3 * HANG_MS,
+  );
+
+  it(
     'answers a dashboard form that must write with a 503 page, and a script’s call with 503 JSON, then serves both once released',
     async () => {
       await whileHeld('EXCLUSIVE', async (release) => {

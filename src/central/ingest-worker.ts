@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { sqliteErrorCode, tuneConnection } from '../storage/sqlite.js';
+import { isBusy, sqliteErrorCode, tuneConnection } from '../storage/sqlite.js';
 import { INBOX_DRAIN_EVENTS, INBOX_DRAIN_MS, prepareEventWriter, tuneWriter, WAL_AUTOCHECKPOINT_PAGES, type WriteBatch } from './event-writer.js';
 
 export interface WriterConfig {
@@ -73,10 +73,27 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
   const inboxSize = new Int32Array(config.inboxSize);
   let pending: { id: number; batch: WriteBatch }[] = [];
   let scheduled = false;
+  /**
+   * Whether the last write or drain gave up on a lock another process holds (an operator's
+   * sqlite3 with a transaction open). Until one gets through, the timer's drains are not
+   * tried: each would hold this thread for the busy timeout, and a gateway's batch arriving
+   * meanwhile would wait that out before its own, 10 s instead of 5 before its 503.
+   */
+  let locked = false;
+  /** Until a drain succeeds, the inbox may hold what a previous run left there. */
+  let leftOver = true;
 
   /** Moves the inbox on; a failure leaves it for the next drain (nothing is lost). */
   const drain = (): number => {
-    const moved = writer.drain();
+    let moved: number;
+    try {
+      moved = writer.drain();
+    } catch (error) {
+      locked = isBusy(error);
+      throw error;
+    }
+    locked = false;
+    leftOver = false;
     Atomics.store(inboxSize, 0, writer.inboxed());
     return moved;
   };
@@ -94,8 +111,10 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
     try {
       const stored = writer.write(taken.map((p) => p.batch));
       replies = taken.map((p, i) => ({ id: p.id, stored: stored[i]! }));
+      locked = false;
     } catch (error) {
       replies = taken.map((p) => failure(p.id, error));
+      locked = isBusy(error);
     }
     Atomics.store(inboxSize, 0, writer.inboxed());
     for (const reply of replies) port.postMessage(reply);
@@ -109,8 +128,11 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
       // Busy or failing now: the inbox keeps the events, the next drain moves them.
     }
   };
-  // Also what a previous run left in the inbox (should the first drain fail).
-  setInterval(drainQuietly, INBOX_DRAIN_MS);
+  // Not with an empty inbox either: a drain takes the write lock, so it too would wait out
+  // a lock another process holds, and an idle collector need not write.
+  setInterval(() => {
+    if (!locked && (leftOver || writer.inboxed() > 0)) drainQuietly();
+  }, INBOX_DRAIN_MS);
   drainQuietly();
 
   port.on('message', (request: WriterRequest) => {
