@@ -1,6 +1,7 @@
 /**
- * Telling a statement that gave up waiting for a lock from any other failure, without
- * loading a database driver: the collector's HTTP layer asks whichever store it runs on.
+ * Telling a statement that gave up waiting for a lock, or that the database did not answer
+ * in time, from any other failure, without loading a database driver: the collector's HTTP
+ * layer asks whichever store it runs on.
  */
 
 /** PostgreSQL's lock_not_available: lock_timeout ran out (pg-sync.ts, LOCK_TIMEOUT_MS). */
@@ -26,4 +27,16 @@ export function isSqliteLockCode(code: string): boolean {
 export function gaveUpOnLock(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code === LOCK_NOT_AVAILABLE || isSqliteLockCode(code));
+}
+
+/**
+ * SyncPostgresError's code for a statement the collector's main thread stopped waiting for
+ * (pg-sync.ts, statementTimeoutMs: 60 s); the server cancels it a moment later, unless it
+ * finished in between.
+ */
+export const STATEMENT_TIMED_OUT = 'LACHAN_PG_SYNC_TIMEOUT';
+
+/** Whether `error` is a statement on the synchronous PostgreSQL connection that did not answer in time. */
+export function timedOut(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === STATEMENT_TIMED_OUT;
 }
