@@ -188,6 +188,33 @@ describe.skipIf(collectorOnPostgres())('a collector on SQLite while another proc
   );
 
   it(
+    'answers the overview’s reads together within one busy timeout while the lock holds, with events in the inbox it cannot move',
+    async () => {
+      // Acknowledged, still in the writer's inbox: each statistics query first asks for it to be moved.
+      const waiting = wireEvent({ host: 'cho-chuyen.example' });
+      expect((await ingest([waiting])).status).toBe(200);
+      const read = (url: string) => timed(() => fetch(`${collector.url}${url}`, { headers: { cookie: admin.cookie }, signal: AbortSignal.timeout(HANG_MS) }));
+
+      await whileHeld('IMMEDIATE', async (release) => {
+        // What the overview page asks for at once.
+        const answers = await Promise.all(['/api/v1/stats?top=5', '/api/v1/stats', '/api/v1/dashboard/top-hosts', '/api/v1/dashboard/schools'].map(read));
+        for (const { response, ms } of answers) {
+          expect(response.status).toBe(200);
+          expect(ms).toBeLessThan(REFUSED_WITHIN_MS);
+        }
+        // Answered from what is in `events`, saying how much is not counted yet (this event and any before it).
+        expect(((await answers[1]!.response.json()) as { pendingRollup: number }).pendingRollup).toBeGreaterThanOrEqual(1);
+        release();
+      });
+
+      const stats = (await (await read('/api/v1/stats')).response.json()) as { pendingRollup: number; topHosts: { host: string }[] };
+      expect(stats.pendingRollup).toBe(0);
+      expect(stats.topHosts.map((h) => h.host)).toContain('cho-chuyen.example');
+    },
+    3 * HANG_MS,
+  );
+
+  it(
     'answers a dashboard form that must write with a 503 page, and a script’s call with 503 JSON, then serves both once released',
     async () => {
       await whileHeld('EXCLUSIVE', async (release) => {
