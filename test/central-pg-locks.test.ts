@@ -12,7 +12,8 @@
  *
  * And a lock the collector cannot get past (another session holds it and does not let
  * go: a second process, an operator's psql) costs the request that needs it a quick 503
- * (lock_timeout on the synchronous connection), not the collector its whole main thread.
+ * (lock_timeout on the synchronous connection), not the collector its whole main thread;
+ * the overview page's panels say so in Chromium (and say a failed request failed).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +21,20 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_TIMEOUT_MS } from '../src/storage/pg-sync.js';
-import { type Collector, lachan, login, PASSWORD, type PostgresServer, startCollector, startPostgres, stopCollector, wireEvent } from './harness/index.js';
+import {
+  type Collector,
+  describeWithBrowser,
+  lachan,
+  launchDirect,
+  login,
+  PASSWORD,
+  type PostgresServer,
+  signedInPage,
+  startCollector,
+  startPostgres,
+  stopCollector,
+  wireEvent,
+} from './harness/index.js';
 
 const DAY_MS = 86_400_000;
 /** How long the test waits for an answer the database can give at once: only a hang takes longer. */
@@ -257,6 +271,40 @@ describe('a collector on PostgreSQL', () => {
         const { rows } = await observer.query<{ n: number }>("SELECT count(*)::integer AS n FROM events WHERE host = 'cu.example'");
         expect(rows[0]!.n).toBe(0);
       });
+    },
+    3 * HANG_MS,
+  );
+});
+
+describeWithBrowser('the dashboard’s overview in Chromium, on PostgreSQL', () => {
+  it(
+    'says in the panel that the database is busy when its request is answered 503, and that it could not load when the request failed',
+    async () => {
+      const browser = await launchDirect();
+      try {
+        const page = await signedInPage(browser, collector.url, 'quantri');
+        // The school list (the synchronous connection) meets the lock on school_contact and
+        // is answered 503; the statistics (the pool, which waits for a lock without limit)
+        // wait on r_category_day until the collector stops answering: a failed request.
+        await whileHeld('LOCK TABLE school_contact, r_category_day IN ACCESS EXCLUSIVE MODE', [], async (observer, release) => {
+          await page.goto(`${collector.url}/`);
+          await page.waitForSelector('#silent li.error', { timeout: HANG_MS });
+          expect(await page.textContent('#silent')).toBe('Không tải được: cơ sở dữ liệu đang bận, hãy thử lại sau ít giây.');
+
+          await untilLockWaits(observer, 1);
+          const exited = new Promise((resolve) => collector.child.once('exit', resolve));
+          collector.child.kill('SIGKILL');
+          await exited;
+          await page.waitForSelector('#top-hosts p.error', { timeout: HANG_MS });
+          await page.waitForSelector('#chart p.error', { timeout: HANG_MS });
+          await page.waitForSelector('#by-school td.error', { timeout: HANG_MS });
+          for (const panel of ['#top-hosts', '#chart', '#by-school tbody']) expect(await page.textContent(panel)).toBe('Không tải được.');
+          await release();
+        });
+      } finally {
+        await browser.close();
+        collector = await startCollector(dataDir, ['--database', database]);
+      }
     },
     3 * HANG_MS,
   );

@@ -5,8 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openEventLog, readEventLog, VISIT_WINDOW_MS, type GatewayEventLog } from '../src/events/log.js';
 import { parseSince } from '../src/events/since.js';
-import type { BlockEventInput } from '../src/events/types.js';
-import { lachan } from './harness/index.js';
+import { blockEvent as block, lachan } from './harness/index.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -19,25 +18,6 @@ afterAll(() =>
     rmSync(dir, { recursive: true, force: true });
   }),
 );
-
-let visits = 0;
-/** A block on a host of its own, so that the log does not fold it into an earlier visit. */
-function block(overrides: Partial<BlockEventInput> = {}): BlockEventInput {
-  visits++;
-  return {
-    time: Date.now(),
-    profile: 'tieu-hoc',
-    category: 'gambling',
-    reason: 'domain',
-    rule: 'nhacai.example',
-    source: 'rules/categories/gambling/domains:3',
-    host: `www${visits}.nhacai.example`,
-    path: '/dang-ky',
-    method: 'GET',
-    clientAddress: '10.10.0.25',
-    ...overrides,
-  };
-}
 
 interface Row {
   id: string;

@@ -7,7 +7,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_TIMEOUT_MS, SyncPostgres, SyncPostgresError, type SyncPostgresOptions } from '../src/storage/pg-sync.js';
-import { gaveUpOnLock } from '../src/storage/lock-wait.js';
+import { databaseTimedOut } from '../src/central/http.js';
+import { gaveUpOnLock, STATEMENT_TIMED_OUT } from '../src/storage/lock-wait.js';
 import { type PostgresServer, startPostgres } from './harness/index.js';
 
 // Long enough for a statement on a loaded machine, short enough for a test.
@@ -46,7 +47,7 @@ function connected(target = url, options: SyncPostgresOptions = { statementTimeo
       db.prepare('SELECT 1').get();
       return db;
     } catch (error) {
-      if (tries === 10 || !(error instanceof SyncPostgresError) || error.code !== 'LACHAN_PG_SYNC') throw error;
+      if (tries === 10 || !(error instanceof SyncPostgresError) || error.code !== STATEMENT_TIMED_OUT) throw error;
     }
   }
 }
@@ -56,7 +57,10 @@ describe.skipIf(!SyncPostgres.available())('SyncPostgres after a statement timeo
     const db = connected();
     try {
       const slow = timeoutOf(() => db.prepare('SELECT pg_sleep(30) AS slept').get());
-      expect(slow.code).toBe('LACHAN_PG_SYNC');
+      expect(slow.code).toBe(STATEMENT_TIMED_OUT);
+      // What the collector answers it with: a 503, not a 500 (http.ts).
+      expect(databaseTimedOut(slow)).toMatchObject({ status: 503, code: 'database_timeout', headers: { 'retry-after': '60' } });
+      expect(gaveUpOnLock(slow)).toBe(false);
       expect(db.prepare<[number], { n: number }>('SELECT ?::int AS n').get(41)).toEqual({ n: 41 });
       expect(db.prepare<[], { n: number }>('SELECT 42 AS n').all()).toEqual([{ n: 42 }]);
     } finally {

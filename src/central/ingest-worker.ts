@@ -7,7 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { parentPort, workerData } from 'node:worker_threads';
-import { sqliteErrorCode, tuneConnection } from '../storage/sqlite.js';
+import { BUSY_TIMEOUT_MS, isBusy, sqliteErrorCode, tuneConnection } from '../storage/sqlite.js';
 import { INBOX_DRAIN_EVENTS, INBOX_DRAIN_MS, prepareEventWriter, tuneWriter, WAL_AUTOCHECKPOINT_PAGES, type WriteBatch } from './event-writer.js';
 
 export interface WriterConfig {
@@ -73,10 +73,38 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
   const inboxSize = new Int32Array(config.inboxSize);
   let pending: { id: number; batch: WriteBatch }[] = [];
   let scheduled = false;
+  /**
+   * Until when a drain does not wait for the write lock: a write or drain gave up on a lock
+   * another process holds (an operator's sqlite3 with a transaction open) less than a busy
+   * timeout ago, so the lock is most likely still held. A drain that waited would hold this
+   * thread for the busy timeout, and what came meanwhile would wait that out before its
+   * own: a gateway's batch (its 503 after 10 s, not 5), the dashboard's queries, each asking
+   * for a drain first (the overview's three statistics one after another: 5, 10 and 15 s).
+   * Tried without waiting, it fails at once while the lock is held and moves the inbox as
+   * soon as it is gone. Batches always wait: they are what the lock is waited out for.
+   */
+  let busyUntil = 0;
+  const noteOutcome = (error?: unknown) => {
+    busyUntil = error !== undefined && isBusy(error) ? Date.now() + BUSY_TIMEOUT_MS : 0;
+  };
+  /** Until a drain succeeds, the inbox may hold what a previous run left there. */
+  let leftOver = true;
 
   /** Moves the inbox on; a failure leaves it for the next drain (nothing is lost). */
   const drain = (): number => {
-    const moved = writer.drain();
+    const quick = Date.now() < busyUntil;
+    if (quick) db.pragma('busy_timeout = 0');
+    let moved: number;
+    try {
+      moved = writer.drain();
+    } catch (error) {
+      noteOutcome(error);
+      throw error;
+    } finally {
+      if (quick) db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    }
+    noteOutcome();
+    leftOver = false;
     Atomics.store(inboxSize, 0, writer.inboxed());
     return moved;
   };
@@ -94,8 +122,10 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
     try {
       const stored = writer.write(taken.map((p) => p.batch));
       replies = taken.map((p, i) => ({ id: p.id, stored: stored[i]! }));
+      noteOutcome();
     } catch (error) {
       replies = taken.map((p) => failure(p.id, error));
+      noteOutcome(error);
     }
     Atomics.store(inboxSize, 0, writer.inboxed());
     for (const reply of replies) port.postMessage(reply);
@@ -109,8 +139,11 @@ function run(port: NonNullable<typeof parentPort>, config: WriterConfig): void {
       // Busy or failing now: the inbox keeps the events, the next drain moves them.
     }
   };
-  // Also what a previous run left in the inbox (should the first drain fail).
-  setInterval(drainQuietly, INBOX_DRAIN_MS);
+  // Not with an empty inbox: a drain takes the write lock, so it too would wait out a lock
+  // another process holds, and an idle collector need not write.
+  setInterval(() => {
+    if (leftOver || writer.inboxed() > 0) drainQuietly();
+  }, INBOX_DRAIN_MS);
   drainQuietly();
 
   port.on('message', (request: WriterRequest) => {

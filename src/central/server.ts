@@ -28,8 +28,11 @@
  *   GET  /healthz            200 {"ok":true}, no token.
  *
  * Any request may be answered 503 `database_busy` with Retry-After: a lock another database
- * session holds did not come free in time (PostgreSQL's lock_timeout, storage/pg-sync.ts);
- * nothing was changed. A dashboard page gets the same as a page (dashboard/routes.ts).
+ * session holds did not come free in time (PostgreSQL's lock_timeout, storage/pg-sync.ts;
+ * SQLite's busy timeout, storage/sqlite.ts: a second process writing the file); nothing was
+ * changed. A dashboard page gets the same as a page (dashboard/routes.ts). On PostgreSQL, 503
+ * `database_timeout` with Retry-After: a statement on the synchronous connection did not
+ * answer within its timeout (storage/pg-sync.ts; it may have taken effect).
  *
  * Reads accept the admin bearer token or a dashboard session cookie (dashboard/routes.ts:
  * /login, /logout, the pages, /api/v1/dashboard/*, /api/v1/users, /api/v1/audit). A
@@ -43,7 +46,7 @@ import type { District } from './district.js';
 import { BodyError, lingerOnClose, readBody } from './body.js';
 import type { Principal } from './accounts.js';
 import type { Dashboard } from './dashboard/routes.js';
-import { databaseBusy, HttpError, sendJson } from './http.js';
+import { databaseBusy, databaseTimedOut, HttpError, sendJson } from './http.js';
 import { dayNumber, dayToIso, isoToDay } from './days.js';
 import { RateLimiter } from '../util/rate-limit.js';
 import { handleErasures } from './erasures.js';
@@ -345,8 +348,9 @@ export function createCollectorServer(options: CollectorOptions): Server {
     route(request, response).catch((error: unknown) => {
       const failure = describeFailure(error);
       if (failure.status === 500) logger.error({ err: error, url: request.url }, 'request failed');
-      // Said in the log too: a lock that keeps failing requests is the operator's to find (pg_locks).
+      // Said in the log too: a lock that keeps failing requests is the operator's to find (pg_locks; on SQLite, `fuser central.db`).
       else if (failure.code === 'database_busy') logger.warn({ err: error, url: request.url }, 'a lock did not come free in time');
+      else if (failure.code === 'database_timeout') logger.warn({ err: error, url: request.url }, 'the database did not answer in time');
       if (response.headersSent) return void response.destroy();
       // A body refused before or while reading is not kept for keep-alive: the connection
       // closes, after reading what the client is still sending.
@@ -371,8 +375,8 @@ function describeFailure(error: unknown): { status: number; code: string; messag
   if (error instanceof BodyError) return { status: error.status, code: error.status === 413 ? 'too_large' : 'bad_body', message: error.message, headers: {} };
   if (error instanceof BatchError) return { status: 400, code: 'bad_batch', message: error.message, headers: {} };
   if (error instanceof StoreError) return { status: 400, code: 'bad_request', message: error.message, headers: {} };
-  const busy = databaseBusy(error);
-  if (busy !== null) return busy;
+  const unavailable = databaseBusy(error) ?? databaseTimedOut(error);
+  if (unavailable !== null) return unavailable;
   return { status: 500, code: 'internal', message: 'internal error', headers: {} };
 }
 

@@ -21,6 +21,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { STATEMENT_TIMED_OUT } from './lock-wait.js';
 import { numberPlaceholders } from './postgres.js';
 import type { SqlConnection, SqlRunResult, SqlStatement } from './sql.js';
 import type { SyncReply, SyncRequest, SyncWorkerData } from './pg-sync-worker.js';
@@ -58,7 +59,7 @@ export interface SyncPostgresOptions {
    * How long a statement may take before the main thread gives up on it (default 60 s). The
    * server cancels it a moment later (statement_timeout, SERVER_CANCEL_MARGIN_MS more), so the
    * connection is free for the next one; later, not the same moment, so that the caller
-   * always sees the same error (LACHAN_PG_SYNC), never the server's cancellation racing it.
+   * always sees the same error (STATEMENT_TIMED_OUT), never the server's cancellation racing it.
    */
   readonly statementTimeoutMs?: number;
   /** How long a statement may wait for a lock (default LOCK_TIMEOUT_MS; 0: for ever, up to the statement's timeout). */
@@ -66,7 +67,11 @@ export interface SyncPostgresOptions {
 }
 
 export class SyncPostgresError extends Error {
-  /** PostgreSQL's SQLSTATE (55P03 when a lock did not come free in time), or LACHAN_PG_SYNC when the thread did not answer. */
+  /**
+   * PostgreSQL's SQLSTATE (55P03 when a lock did not come free in time), STATEMENT_TIMED_OUT
+   * when the statement did not answer in time, or LACHAN_PG_SYNC for any other failure
+   * without a code of its own (the thread gave no answer, the connection was closed).
+   */
   readonly code: string;
   constructor(message: string, code: string | undefined) {
     super(message);
@@ -132,7 +137,7 @@ export class SyncPostgres implements SqlConnection {
     for (let seen = Atomics.load(this.#flag, 0); seen !== id; seen = Atomics.load(this.#flag, 0)) {
       const left = deadline - performance.now();
       if (left <= 0 || Atomics.wait(this.#flag, 0, seen, left) === 'timed-out') {
-        throw new SyncPostgresError(`PostgreSQL did not answer within ${this.#timeoutMs / 1000} s`, undefined);
+        throw new SyncPostgresError(`PostgreSQL did not answer within ${this.#timeoutMs / 1000} s`, STATEMENT_TIMED_OUT);
       }
     }
   }

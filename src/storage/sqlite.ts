@@ -5,14 +5,21 @@
  */
 import Database from 'better-sqlite3';
 import { closeSync, openSync } from 'node:fs';
+import { isSqliteLockCode } from './lock-wait.js';
 
 export type SqliteDatabase = Database.Database;
+
+/**
+ * How long a statement waits for a lock another connection holds before it fails with
+ * SQLITE_BUSY (lock-wait.ts; the collector answers 503 database_busy).
+ */
+export const BUSY_TIMEOUT_MS = 5_000;
 
 /** Configures a connection the way every lachan SQLite file is used. */
 export function tuneConnection(db: SqliteDatabase): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
 }
 
 /**
@@ -43,7 +50,7 @@ export function closeQuietly(db: SqliteDatabase | null): void {
 /** Opens an existing file read-only, beside a process that may be writing it. */
 export function openReadOnly(file: string): SqliteDatabase {
   const db = new Database(file, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   return db;
 }
 
@@ -56,7 +63,7 @@ export function sqliteErrorCode(error: unknown): string | undefined {
 /** Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
 export function isBusy(error: unknown): boolean {
   const code = sqliteErrorCode(error);
-  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+  return code !== undefined && isSqliteLockCode(code);
 }
 
 /**

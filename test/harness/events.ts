@@ -1,5 +1,25 @@
 import { execFileSync } from 'node:child_process';
+import type { BlockEventInput } from '../../src/events/types.js';
 import { CLI } from './rules.js';
+
+let visits = 0;
+/** A block on a host of its own, so that the gateway's log does not fold it into an earlier visit. */
+export function blockEvent(overrides: Partial<BlockEventInput> = {}): BlockEventInput {
+  visits++;
+  return {
+    time: Date.now(),
+    profile: 'tieu-hoc',
+    category: 'gambling',
+    reason: 'domain',
+    rule: 'nhacai.example',
+    source: 'rules/categories/gambling/domains:3',
+    host: `www${visits}.nhacai.example`,
+    path: '/dang-ky',
+    method: 'GET',
+    clientAddress: '10.10.0.25',
+    ...overrides,
+  };
+}
 
 /**
  * The gateway's stored events, as `lachan logs --json` prints them, polled until one

@@ -115,10 +115,22 @@ export const APP_JS = `
   function getJson(url) {
     return fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } }).then(function (r) {
       if (r.status === 401) { location.href = '/login'; throw new Error('401'); }
-      if (!r.ok) throw new Error('HTTP ' + r.status);
+      if (!r.ok) { var failed = new Error('HTTP ' + r.status); failed.status = r.status; throw failed; }
       return r.json();
     });
   }
+  // A 503 is the database busy (docs/contract.md §10): asking again shortly will do.
+  var BUSY = 'cơ sở dữ liệu đang bận, hãy thử lại sau ít giây.';
+  /** What a panel says in place of data that did not come: a 503, or any other failure (the network's too). */
+  function failureText(error) { return error && error.status === 503 ? 'Không tải được: ' + BUSY : 'Không tải được.'; }
+  /** A panel's handler of a failed request: the holder emptied, then the line row(text) makes put in it. */
+  function failedInto(holder, row) {
+    return function (error) {
+      holder.textContent = '';
+      holder.appendChild(row(failureText(error)));
+    };
+  }
+  function failureLine(tag) { return function (text) { return el(tag, { class: 'error' }, text); }; }
   function vnDay(ms) { return new Date(ms + 7 * 3600000).toISOString().slice(0, 10); }
   function vnTime(ms) { return VN_FORMAT.format(ms).replace(',', ''); }
 
@@ -183,11 +195,12 @@ export const APP_JS = `
   function overview() {
     var today = vnDay(Date.now());
     var from14 = vnDay(Date.now() - 13 * 86400000);
+    var chart = document.getElementById('chart');
     getJson('/api/v1/stats?from=' + from14 + '&to=' + today).then(function (stats) {
-      drawChart(document.getElementById('chart'), document.getElementById('legend'), stats);
-    });
+      drawChart(chart, document.getElementById('legend'), stats);
+    }, failedInto(chart, failureLine('p')));
+    var body = document.querySelector('#by-school tbody');
     getJson('/api/v1/stats').then(function (stats) {
-      var body = document.querySelector('#by-school tbody');
       stats.bySchool.forEach(function (row) {
         var tr = el('tr');
         tr.appendChild(el('td', null, row.name || row.school));
@@ -195,16 +208,20 @@ export const APP_JS = `
         body.appendChild(tr);
       });
       if (stats.bySchool.length === 0) body.appendChild(el('tr')).appendChild(el('td', { colspan: 2 }, 'Chưa có dữ liệu.'));
-    });
+    }, failedInto(body, function (text) {
+      var tr = el('tr');
+      tr.appendChild(el('td', { colspan: 2, class: 'error' }, text));
+      return tr;
+    }));
+    var list = document.getElementById('silent');
     getJson('/api/v1/dashboard/schools').then(function (data) {
-      var list = document.getElementById('silent');
       data.schools.filter(function (s) { return s.silent; }).forEach(function (s) {
         list.appendChild(el('li', { class: 'silent', 'data-school': s.id }, s.name + ' — ' + (s.lastContact === null ? 'chưa từng liên lạc' : 'lần cuối ' + vnTime(s.lastContact))));
       });
       if (!list.firstChild) list.appendChild(el('li', null, 'Tất cả các trường đều đang liên lạc.'));
-    });
+    }, failedInto(list, failureLine('li')));
+    var holder = document.getElementById('top-hosts');
     getJson('/api/v1/dashboard/top-hosts').then(function (data) {
-      var holder = document.getElementById('top-hosts');
       data.categories.forEach(function (group) {
         holder.appendChild(el('h3', null, categoryName(group.category)));
         var table = el('table', { 'data-category': group.category || '' });
@@ -222,7 +239,7 @@ export const APP_JS = `
         holder.appendChild(el('div', { class: 'scroll' })).appendChild(table);
       });
       if (data.categories.length === 0) holder.appendChild(el('p', null, 'Chưa có dữ liệu.'));
-    });
+    }, failedInto(holder, failureLine('p')));
   }
 
   function logs() {
@@ -306,7 +323,7 @@ export const APP_JS = `
       }).then(function (r) {
         return r.json().then(function (answer) {
           if (r.ok) { location.reload(); return; }
-          result.textContent = 'Không thêm được: ' + (r.status === 503 ? 'cơ sở dữ liệu đang bận, hãy thử lại sau ít giây.' : answer.message || r.status);
+          result.textContent = 'Không thêm được: ' + (r.status === 503 ? BUSY : answer.message || r.status);
           result.className = 'error';
         });
       });

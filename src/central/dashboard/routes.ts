@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type AccountStore, isRole, type Principal, type Session } from '../accounts.js';
 import { readBody } from '../body.js';
-import { databaseBusy, HttpError, sendJson } from '../http.js';
+import { databaseBusy, databaseTimedOut, HttpError, sendJson } from '../http.js';
 import { DUMMY_HASH, verifyPassword } from '../passwords.js';
 import type { CentralStore } from '../store.js';
 import { StoreError } from '../store.js';
@@ -42,6 +42,8 @@ const USER_ERRORS: Readonly<Record<string, string>> = {
 const LOGIN_CSRF_COOKIE = 'lachan_login_csrf';
 /** A page whose data a lock held elsewhere kept back (the 503 of http.ts, databaseBusy). */
 const BUSY_MESSAGE = 'Cơ sở dữ liệu đang bận: một phiên làm việc khác đang giữ phần dữ liệu này. Chưa có gì bị thay đổi; hãy thử lại sau ít giây.';
+/** A page whose statement the database did not answer in time (databaseTimedOut): it may have been done. */
+const TIMEOUT_MESSAGE = 'Cơ sở dữ liệu không trả lời kịp. Thao tác có thể đã được thực hiện hoặc chưa: hãy kiểm tra lại sau một phút rồi mới thử lại.';
 /**
  * Where a login comes from: the peer, or behind one of `trusted` reverse proxies the
  * address it appended last to X-Forwarded-For (what a client wrote before it is not
@@ -59,7 +61,8 @@ export function loginSource(request: IncomingMessage, trusted: ReadonlySet<strin
 
 /**
  * `handle`, with a page for a page or form whose statement gave up waiting for a lock
- * another session holds; a script's call gets the server's JSON 503 (server.ts).
+ * another session holds or did not answer in time; a script's call gets the server's JSON
+ * 503 (server.ts).
  */
 function busyAsPage(handle: Dashboard['handle']): Dashboard['handle'] {
   return async (request, response, url, reader) => {
@@ -67,8 +70,10 @@ function busyAsPage(handle: Dashboard['handle']): Dashboard['handle'] {
       return await handle(request, response, url, reader);
     } catch (error) {
       const busy = databaseBusy(error);
-      if (busy === null || !wantsPage(request) || response.headersSent) throw error;
-      sendHtml(response, 503, errorPage(503, BUSY_MESSAGE, request.method === 'GET' ? `${url.pathname}${url.search}` : '/'), busy.headers);
+      const unavailable = busy ?? databaseTimedOut(error);
+      if (unavailable === null || !wantsPage(request) || response.headersSent) throw error;
+      const message = busy !== null ? BUSY_MESSAGE : TIMEOUT_MESSAGE;
+      sendHtml(response, 503, errorPage(503, message, request.method === 'GET' ? `${url.pathname}${url.search}` : '/'), unavailable.headers);
       return true;
     }
   };
