@@ -21,6 +21,7 @@ FROM node:20.20.2-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # glibc's mmap threshold fixed at its default: RSS stays level over rules reloads (src/cli/v8-flags.ts).
 ENV MALLOC_MMAP_THRESHOLD_=131072
+ENV MALLOC_TRIM_THRESHOLD_=33554432
 # A system user of its own, no login, no home: the proxy needs no privilege (ports above 1024).
 RUN groupadd --system --gid 10001 lachan \
  && useradd --system --uid 10001 --gid lachan --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin lachan \

@@ -3,7 +3,12 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+import { PROXY_MALLOC_ENV, PROXY_V8_FLAGS } from '../src/cli/v8-flags.js';
+
+/** PROXY_MALLOC_ENV as `NAME=value` words, as the executable's first line and `npm start` write them. */
+const PROXY_MALLOC_ASSIGNMENTS = Object.entries(PROXY_MALLOC_ENV)
+  .map(([name, value]) => `${name}=${value}`)
+  .join(' ');
 import { CLI, curl, REPO_ROOT, type RunningGateway, startGateway, startHttpOrigin } from './harness/index.js';
 
 // The proxy's V8 flags (src/cli/v8-flags.ts) only work when given as the process
@@ -53,19 +58,19 @@ async function servesAndStops(proxy: RunningGateway): Promise<void> {
 
 describe('V8 flags of the proxy', () => {
   it('are the same in the executable, the systemd unit and npm start', () => {
-    expect(readFileSync(path.join(REPO_ROOT, 'src/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(
-      `#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node ${FLAGS}`,
-    );
-    expect(readFileSync(CLI, 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node ${FLAGS}`);
+    expect(readFileSync(path.join(REPO_ROOT, 'src/cli/main.ts'), 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S ${PROXY_MALLOC_ASSIGNMENTS} node ${FLAGS}`);
+    expect(readFileSync(CLI, 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S ${PROXY_MALLOC_ASSIGNMENTS} node ${FLAGS}`);
     expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain(
       `ExecStart=/usr/bin/node ${FLAGS} \\\n  /opt/lachan/dist/src/cli/main.js serve`,
     );
     const start = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start;
     expect(start).toContain(`node ${FLAGS} dist/src/cli/main.js serve`);
-    // glibc's mmap threshold, fixed where each process starts (src/cli/v8-flags.ts).
-    expect(start).toContain('MALLOC_MMAP_THRESHOLD_=131072 node');
-    expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain('\nEnvironment=MALLOC_MMAP_THRESHOLD_=131072\n');
-    expect(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).toContain('\nENV MALLOC_MMAP_THRESHOLD_=131072\n');
+    // glibc's malloc settings, where each process starts (src/cli/v8-flags.ts).
+    expect(start).toContain(`${PROXY_MALLOC_ASSIGNMENTS} node`);
+    for (const [name, value] of Object.entries(PROXY_MALLOC_ENV)) {
+      expect(readFileSync(path.join(REPO_ROOT, 'deploy/lachan.service'), 'utf8')).toContain(`\nEnvironment=${name}=${value}\n`);
+      expect(readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8')).toContain(`\nENV ${name}=${value}\n`);
+    }
   });
 
   it('are given when the built executable is run by its first line, and no warning is logged', async () => {
@@ -73,7 +78,7 @@ describe('V8 flags of the proxy', () => {
     chmodSync(CLI, statSync(CLI).mode | 0o111);
     const proxy = await startGateway({ rules: RULES, hosts: HOSTS, viaShebang: true });
     expect(commandLine(proxy.child.pid!)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
-    expect(environment(proxy.child.pid!)).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+    for (const assignment of PROXY_MALLOC_ASSIGNMENTS.split(' ')) expect(environment(proxy.child.pid!)).toContain(assignment);
     await servesAndStops(proxy);
     // Read after a request and the shutdown: a warning would have been logged right after "listening".
     expect(proxy.logs.some(WARNING)).toBe(false);
@@ -93,7 +98,7 @@ describe('V8 flags of the proxy', () => {
     expect(workers).toHaveLength(2);
     for (const pid of workers) expect(commandLine(pid)).toEqual(expect.arrayContaining([...PROXY_V8_FLAGS]));
     // glibc's threshold too, though the test started the primary without it.
-    for (const pid of workers) expect(environment(pid)).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+    for (const pid of workers) for (const assignment of PROXY_MALLOC_ASSIGNMENTS.split(' ')) expect(environment(pid)).toContain(assignment);
     await servesAndStops(proxy);
   });
 

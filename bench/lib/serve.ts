@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { PROXY_V8_FLAGS } from '../../src/cli/v8-flags.js';
+import { PROXY_V8_FLAGS, withProxyMallocEnv } from '../../src/cli/v8-flags.js';
 
 export type LogLine = Record<string, unknown>;
 
@@ -120,6 +120,8 @@ export interface RunningServe extends StartedServer {
 
 /** Starts `lachan serve` and resolves once it listens. */
 export async function startServe(serve: ServeOptions, options: StartOptions = {}): Promise<RunningServe> {
-  const started = await startServer(process.execPath, serveArgs(serve), options);
+  // glibc's settings too, as the executable's first line and the systemd unit give them (src/cli/v8-flags.ts).
+  const env = serve.plainNode === true ? options.env : { ...withProxyMallocEnv(process.env), ...options.env };
+  const started = await startServer(process.execPath, serveArgs(serve), { ...options, env });
   return { ...started, port: started.line.port as number, adminPort: started.line.adminPort as number };
 }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node --no-memory-reducer --min-semi-space-size=16 --heap-growing-percent=300 --no-flush-bytecode
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=33554432 node --no-memory-reducer --min-semi-space-size=16 --heap-growing-percent=300 --no-flush-bytecode
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Help, type Argument, type Option } from 'commander';

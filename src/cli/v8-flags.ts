@@ -29,14 +29,29 @@
 export const PROXY_V8_FLAGS: readonly string[] = ['--no-memory-reducer', '--min-semi-space-size=16', '--heap-growing-percent=300', '--no-flush-bytecode'];
 
 /**
- * glibc's mmap threshold, fixed at its default. Left dynamic, freeing a replaced rules
- * table (a reload) raises the threshold, later tables land in the brk heap, which is
- * never given back, and a worker's RSS crept 240 → 255 MiB over reloads; fixed, it held
- * at 244 MiB (bench/RESULTS.md, "A reload shares what did not change"). glibc reads it
- * when a process starts, so it sits beside the V8 flags: the systemd unit, the
- * Dockerfile, `npm start`, and the environment the cluster primary gives its workers.
+ * glibc's malloc settings. glibc reads them when a process starts, so they sit beside the
+ * V8 flags: the executable's first line, the systemd unit, the Dockerfile, `npm start`,
+ * and the environment the cluster primary gives its workers.
+ *
+ * - `MALLOC_MMAP_THRESHOLD_`, fixed at its default. Left dynamic, freeing a replaced
+ *   rules table (a reload) raises the threshold, later tables land in the brk heap,
+ *   which is never given back, and a worker's RSS crept 240 → 255 MiB over reloads;
+ *   fixed, it held at 244 MiB (bench/RESULTS.md, "A reload shares what did not change").
+ * - `MALLOC_TRIM_THRESHOLD_`, 32 MiB instead of 128 KiB. Every socket read lands in a
+ *   new 64 KiB buffer from the brk heap, and those buffers are freed together when a
+ *   scavenge collects their Buffer objects: tens of MB at once while large pages flow.
+ *   With the default, glibc gave that top of the heap back to the kernel at each free
+ *   and the next reads faulted it in again, page by page, zeroed. Whether a process fell
+ *   into that varied from one process to the next (with the heap's layout, most likely),
+ *   so identical processes differed for minutes on end: 100 KB pages read through the proxy cost
+ *   600–840 µs of CPU in one and 360–400 in another, with 4–8× the page faults and twice
+ *   the system time (bench/RESULTS.md, "Page faults that made one process in three
+ *   slow"). With 16 or 32 MiB none of twelve processes fell into it; with 4 MiB four of
+ *   six did. The cost: what is freed at the top of the heap stays resident, up to the
+ *   threshold; bench:memory's steady worker (5 M domains) rose from 203–214 to 228–236
+ *   MiB, alike at 16 and 32 MiB, within the 250 MB it must stay under.
  */
-export const PROXY_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
+export const PROXY_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '33554432' };
 
 /** The environment a proxy process should start with: the operator's own setting wins. */
 export function withProxyMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
