@@ -44,7 +44,7 @@ export const PROXY_V8_FLAGS: readonly string[] = ['--no-memory-reducer', '--min-
  *   and the next reads faulted it in again, page by page, zeroed. Whether a process fell
  *   into that varied from one process to the next (with the heap's layout, most likely),
  *   so identical processes differed for minutes on end: 100 KB pages read through the proxy cost
- *   600–840 µs of CPU in one and 360–400 in another, with 4–8× the page faults and twice
+ *   600–850 µs of CPU in one and 360–400 in another, with 2–7× the page faults and twice
  *   the system time (bench/RESULTS.md, "Page faults that made one process in three
  *   slow"). With 16 or 32 MiB none of twelve processes fell into it; with 4 MiB four of
  *   six did. The cost: what is freed at the top of the heap stays resident, up to the
