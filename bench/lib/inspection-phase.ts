@@ -13,7 +13,15 @@
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { E2GUARDIAN, type E2guardianLists, e2guardianPhrases, haveE2guardian, startE2guardian, writeDebianCategory } from './e2guardian.js';
+import {
+  debianWeightedLists,
+  E2GUARDIAN,
+  type E2guardianLists,
+  e2guardianPhrases,
+  haveE2guardian,
+  startE2guardian,
+  writeDebianCategory,
+} from './e2guardian.js';
 import { startServe } from './serve.js';
 import { markdownTable, median } from './stats.js';
 
@@ -104,6 +112,7 @@ export async function inspectionPhase(setup: InspectionPhaseSetup): Promise<stri
   if (setup.squid !== null) targets.push({ ...setup.squid, name: SQUID, path: direct });
   if (e2guardian) {
     const phrases = e2guardianPhrases(phraseFiles);
+    const debian = debianWeightedLists();
     for (const [lists, name] of E2GUARDIAN_TARGETS) {
       const dir = path.join(setup.work, `e2guardian-${lists}`);
       mkdirSync(dir);
@@ -114,7 +123,7 @@ export async function inspectionPhase(setup: InspectionPhaseSetup): Promise<stri
     }
     notes.push(
       `${E2GUARDIAN_TARGETS[0][1]}: ${phrases.count} weighted phrases (lachan's, converted), naughtynesslimit ${CONTENT_LIMIT}, one process pinned to CPU 0, no upstream proxy.`,
-      `${E2GUARDIAN_TARGETS[1][1]}: the same, with the phrase lists Debian's package enables kept (e2guardian as installed: 6,900 weighted phrases from 32 lists, 10 banned or exception).`,
+      `${E2GUARDIAN_TARGETS[1][1]}: the same, with the phrase lists Debian's package enables kept (e2guardian as installed: ${debian.phrases} weighted phrases from ${debian.lists} lists, and its banned and exception phrases).`,
     );
   } else {
     notes.push(`e2guardian: not installed (${E2GUARDIAN}), its column is missing.`);
