@@ -8,9 +8,10 @@
  *
  * Two phrase set-ups (E2guardianLists): `lachan` holds only lachan's phrases, the fair
  * like-for-like; `debian` keeps the weighted, banned and exception phrase lists Debian
- * installs and enables (in Debian 12's 5.3.5, 6,900 weighted phrases from 32 lists: pornography, nudism, bad words and
- * good phrases in a dozen languages, proxies, malware, warez; 10 banned or exception) and adds lachan's,
- * which is e2guardian as a school would find it after `apt-get install e2guardian`.
+ * installs and enables (in Debian 12's 5.3.5, 6,900 weighted phrases from 32 lists:
+ * pornography, nudism, bad words and good phrases in a dozen languages, proxies,
+ * malware, warez; 10 banned or exception) and adds lachan's, which is e2guardian as a
+ * school would find it after `apt-get install e2guardian`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
