@@ -234,8 +234,8 @@ export class ContentInspector {
     }
   }
 
-  /** Abandons the response (client gone): frees the decoder. */
-  close(): void {
+  /** Stops reading (a verdict, or the response is over): frees the decoder and the held bytes. */
+  private close(): void {
     this.stopInspecting();
     this.held = null;
   }

@@ -232,7 +232,7 @@ export class KeywordSet {
   /** The shape of the page-text table (CompactRows): 2-byte cells while they fit 16 bits, else 4. */
   get pageTable(): { readonly states: number; readonly alphabetSize: number; readonly cellBytes: 2 | 4 } {
     const states = this.delta.length / this.alphabetSize;
-    return { states, alphabetSize: this.alphabetSize, cellBytes: this.delta.length <= MAX_16_BIT_CELLS ? 2 : 4 };
+    return { states, alphabetSize: this.alphabetSize, cellBytes: this.compact !== null ? 2 : 4 };
   }
 
   /**
