@@ -3,6 +3,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { EVENTS_DB_FILE } from '../events/log.js';
+import { BUSY_TIMEOUT_MS } from '../storage/sqlite.js';
 import { ClientPseudonymizer, CLIENT_KEY_FILE } from '../events/pseudonym.js';
 import { shortReference } from '../events/ids.js';
 import { deviceTrustPath, readDeviceTrust } from '../proxy/device-trust-file.js';
@@ -118,7 +119,7 @@ function openEvents(dataDir: string, readonly: boolean): Database.Database | nul
   const file = path.join(dataDir, EVENTS_DB_FILE);
   if (!existsSync(file)) return null;
   const db = new Database(file, { readonly, fileMustExist: true });
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   return db;
 }
 

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { migrate } from '../storage/sqlite.js';
+import { BUSY_TIMEOUT_MS, migrate } from '../storage/sqlite.js';
 import { DAY_MS, ERASURE_QUEUE_RETENTION_DAYS } from './retention.js';
 
 /**
@@ -41,7 +41,7 @@ export class ErasureQueue {
 
   constructor(dataDir: string) {
     this.#db = new Database(path.join(dataDir, PRIVACY_DB_FILE));
-    this.#db.pragma('busy_timeout = 5000');
+    this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     migrate(this.#db, MIGRATIONS, PRIVACY_DB_FILE);
   }
 
